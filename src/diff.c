@@ -1,0 +1,192 @@
+/*
+ * diff.c: merge-join of two sorted id chunks.
+ *
+ * Why a merge works: both sides are in the byte order of the canonical id
+ * text (MongoDB sorts strings by bytes and ObjectIds by their 12 bytes, which
+ * lowercase hex preserves; Lucene sorts keywords by UTF-8 bytes). One pass
+ * over both arrays finds what only one side has, and where both have an id,
+ * whether its version differs. O(n + m), no hashing, no allocation but the
+ * three result arrays.
+ */
+#include "diff.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static rcode
+arena_put(struct idlist *l, const char *s, size_t len, size_t *off)
+{
+	if (l->arena_len + len + 1 > l->arena_cap) {
+		size_t cap = l->arena_cap ? l->arena_cap : 4096;
+		while (cap < l->arena_len + len + 1)
+			cap *= 2;
+		char *p = realloc(l->arena, cap);
+		if (p == NULL)
+			return RC_ERR_NOMEM;
+		l->arena = p;
+		l->arena_cap = cap;
+	}
+	*off = l->arena_len;
+	memcpy(l->arena + l->arena_len, s, len);
+	l->arena[l->arena_len + len] = '\0';
+	l->arena_len += len + 1;
+	return RC_OK;
+}
+
+rcode
+idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
+            int64_t time_ms)
+{
+	struct idrec *r;
+
+	if (id_len > UINT32_MAX)
+		return RC_ERR_TOOLARGE;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct idrec *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL)
+			return RC_ERR_NOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	r = &l->v[l->n];
+	if (arena_put(l, id, id_len, &r->id_off))
+		return RC_ERR_NOMEM;
+	r->version_off = SIZE_MAX;
+	if (version && arena_put(l, version, strlen(version), &r->version_off))
+		return RC_ERR_NOMEM;
+	r->id_len = (uint32_t)id_len;
+	r->type = (uint8_t)type;
+	r->time_ms = time_ms;
+	l->n++;
+	return RC_OK;
+}
+
+void
+idlist_clear(struct idlist *l)
+{
+	l->n = 0;
+	l->arena_len = 0;
+}
+
+void
+idlist_free(struct idlist *l)
+{
+	if (l == NULL)
+		return;
+	free(l->v);
+	free(l->arena);
+	memset(l, 0, sizeof(*l));
+}
+
+const char *
+idlist_id(const struct idlist *l, size_t i)
+{
+	return l->arena + l->v[i].id_off;
+}
+
+const char *
+idlist_version(const struct idlist *l, size_t i)
+{
+	return l->v[i].version_off == SIZE_MAX ? NULL : l->arena + l->v[i].version_off;
+}
+
+rcode
+idlist_shift(struct idlist *l, size_t k)
+{
+	struct idlist rest = {0};
+	rcode rc = RC_OK;
+
+	if (k == 0)
+		return RC_OK;
+	for (size_t i = k; i < l->n && rc == RC_OK; i++)
+		rc = idlist_push(&rest, idlist_id(l, i), l->v[i].id_len, l->v[i].type,
+		                 idlist_version(l, i), l->v[i].time_ms);
+	if (rc) {
+		idlist_free(&rest);
+		return rc;
+	}
+	idlist_free(l);
+	*l = rest;
+	return RC_OK;
+}
+
+int
+diff_compare(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+bool
+diff_is_sorted(const struct idlist *l)
+{
+	for (size_t i = 1; i < l->n; i++)
+		if (diff_compare(idlist_id(l, i - 1), l->v[i - 1].id_len, idlist_id(l, i),
+		                 l->v[i].id_len) >= 0)
+			return false;
+	return true;
+}
+
+static rcode
+push_index(size_t **arr, size_t *n, size_t *cap, size_t v)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		size_t *p = realloc(*arr, c * sizeof(*p));
+		if (p == NULL)
+			return RC_ERR_NOMEM;
+		*arr = p;
+		*cap = c;
+	}
+	(*arr)[(*n)++] = v;
+	return RC_OK;
+}
+
+rcode
+diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
+           bool compare_versions)
+{
+	size_t i = 0, j = 0, cm = 0, cs = 0, co = 0;
+	rcode rc = RC_OK;
+
+	memset(out, 0, sizeof(*out));
+	while (rc == RC_OK && (i < mongo->n || j < os->n)) {
+		int c;
+		if (i == mongo->n)
+			c = 1;
+		else if (j == os->n)
+			c = -1;
+		else
+			c = diff_compare(idlist_id(mongo, i), mongo->v[i].id_len, idlist_id(os, j),
+			                 os->v[j].id_len);
+		if (c < 0) {
+			rc = push_index(&out->missing, &out->n_missing, &cm, i++);
+		} else if (c > 0) {
+			rc = push_index(&out->orphan, &out->n_orphan, &co, j++);
+		} else {
+			const char *a = idlist_version(mongo, i), *b = idlist_version(os, j);
+			if (compare_versions && a && (b == NULL || strcmp(a, b) != 0))
+				rc = push_index(&out->stale, &out->n_stale, &cs, i);
+			i++;
+			j++;
+		}
+	}
+	if (rc)
+		drift_free(out);
+	return rc;
+}
+
+void
+drift_free(struct drift *d)
+{
+	if (d == NULL)
+		return;
+	free(d->missing);
+	free(d->stale);
+	free(d->orphan);
+	memset(d, 0, sizeof(*d));
+}

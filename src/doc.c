@@ -1,0 +1,587 @@
+/*
+ * doc.c: BSON -> OpenSearch JSON, and the canonical form of ids and
+ * versions.
+ *
+ * JSON is written straight into a byte buffer (no intermediate tree): the
+ * full re-index converts every document of a collection, and this keeps it
+ * one pass with no allocation per value. The type mapping is the contract
+ * with the index mapping; docs/MAPPING.md lists it and tests/unit/test_doc.c
+ * checks it type by type.
+ */
+#include "doc.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const id_type_names[] = {"int",  "double", "string", "oid",
+                                            "bool", "date",   "json"};
+
+const char *
+doc_id_type_name(enum id_type t)
+{
+	return id_type_names[t];
+}
+
+int
+doc_id_type_parse(const char *name, enum id_type *out)
+{
+	for (int i = 0; i <= ID_JSON; i++) {
+		if (name && strcmp(name, id_type_names[i]) == 0) {
+			*out = (enum id_type)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+enum id_class
+doc_id_class(enum id_type t, const bson_value_t *v)
+{
+	switch (t) {
+	case ID_INT:
+	case ID_DOUBLE:
+		return CLASS_NUMBER;
+	case ID_STRING:
+		return CLASS_STRING;
+	case ID_OID:
+		return CLASS_OID;
+	case ID_BOOL:
+	case ID_DATE:
+		return CLASS_OTHER;
+	case ID_JSON:
+		/* objects, arrays and binary sort between strings and ObjectIds */
+		if (v && (v->value_type == BSON_TYPE_DOCUMENT || v->value_type == BSON_TYPE_ARRAY ||
+		          v->value_type == BSON_TYPE_BINARY))
+			return CLASS_OTHER_LOW;
+		return CLASS_OTHER;
+	}
+	return CLASS_OTHER;
+}
+
+bool
+doc_class_merges(enum id_class c)
+{
+	return c == CLASS_STRING || c == CLASS_OID;
+}
+
+static rcode
+put_double(struct buf *out, double d)
+{
+	char tmp[40];
+
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		snprintf(tmp, sizeof(tmp), "%" PRId64, (int64_t)d);
+	else
+		snprintf(tmp, sizeof(tmp), "%.17g", d);
+	/* shortest text that round-trips */
+	for (int p = 1; p <= 17 && strchr(tmp, '.'); p++) {
+		char shorter[40];
+		snprintf(shorter, sizeof(shorter), "%.*g", p, d);
+		if (strtod(shorter, NULL) == d) {
+			memcpy(tmp, shorter, strlen(shorter) + 1);
+			break;
+		}
+	}
+	return buf_puts(out, tmp);
+}
+
+rcode
+doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type)
+{
+	char tmp[64];
+
+	switch (v->value_type) {
+	case BSON_TYPE_OID:
+		bson_oid_to_string(&v->value.v_oid, tmp);
+		*type = ID_OID;
+		return buf_puts(out, tmp);
+	case BSON_TYPE_UTF8:
+		*type = ID_STRING;
+		return buf_append(out, v->value.v_utf8.str, v->value.v_utf8.len);
+	case BSON_TYPE_INT32:
+		*type = ID_INT;
+		return buf_printf(out, "%" PRId32, v->value.v_int32);
+	case BSON_TYPE_INT64:
+		*type = ID_INT;
+		return buf_printf(out, "%" PRId64, v->value.v_int64);
+	case BSON_TYPE_DOUBLE:
+		if (isfinite(v->value.v_double) && v->value.v_double == floor(v->value.v_double) &&
+		    fabs(v->value.v_double) < 9007199254740992.0) {
+			*type = ID_INT;
+			return buf_printf(out, "%" PRId64, (int64_t)v->value.v_double);
+		}
+		*type = ID_DOUBLE;
+		return put_double(out, v->value.v_double);
+	case BSON_TYPE_BOOL:
+		*type = ID_BOOL;
+		return buf_puts(out, v->value.v_bool ? "true" : "false");
+	case BSON_TYPE_DATE_TIME:
+		*type = ID_DATE;
+		util_ms_to_iso(v->value.v_datetime, tmp, sizeof(tmp));
+		return buf_puts(out, tmp);
+	default: {
+		bson_t wrap = BSON_INITIALIZER;
+		char *json;
+		size_t len;
+		rcode rc;
+		*type = ID_JSON;
+		if (!bson_append_value(&wrap, "v", 1, v)) {
+			bson_destroy(&wrap);
+			return RC_ERR_INVALID;
+		}
+		json = bson_as_canonical_extended_json(&wrap, &len);
+		bson_destroy(&wrap);
+		if (json == NULL)
+			return RC_ERR_INVALID;
+		/* strip the wrapper: { "v" : X } -> X */
+		char *start = strchr(json, ':');
+		char *end = strrchr(json, '}');
+		if (start == NULL || end == NULL || end <= start) {
+			bson_free(json);
+			return RC_ERR_INVALID;
+		}
+		start++;
+		while (*start == ' ')
+			start++;
+		while (end > start && end[-1] == ' ')
+			end--;
+		rc = buf_append(out, start, (size_t)(end - start));
+		bson_free(json);
+		return rc;
+	}
+	}
+}
+
+rcode
+doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id_type type)
+{
+	int64_t i;
+	bson_oid_t oid;
+	bool ok = false;
+
+	switch (type) {
+	case ID_OID:
+		if (!bson_oid_is_valid(canonical, strlen(canonical)) || strlen(canonical) != 24)
+			return RC_ERR_INVALID;
+		bson_oid_init_from_string(&oid, canonical);
+		ok = BSON_APPEND_OID(dst, key, &oid);
+		break;
+	case ID_STRING:
+		ok = BSON_APPEND_UTF8(dst, key, canonical);
+		break;
+	case ID_INT:
+		if (util_parse_i64(canonical, &i))
+			return RC_ERR_INVALID;
+		ok = (i >= INT32_MIN && i <= INT32_MAX) ? BSON_APPEND_INT32(dst, key, (int32_t)i)
+		                                        : BSON_APPEND_INT64(dst, key, i);
+		break;
+	case ID_DOUBLE: {
+		char *end;
+		double d = strtod(canonical, &end);
+		if (*end)
+			return RC_ERR_INVALID;
+		ok = BSON_APPEND_DOUBLE(dst, key, d);
+		break;
+	}
+	case ID_BOOL:
+		ok = BSON_APPEND_BOOL(dst, key, strcmp(canonical, "true") == 0);
+		break;
+	case ID_DATE:
+		if (util_iso_to_ms(canonical, &i))
+			return RC_ERR_INVALID;
+		ok = BSON_APPEND_DATE_TIME(dst, key, i);
+		break;
+	case ID_JSON: {
+		struct buf b = {0};
+		bson_t *w;
+		bson_iter_t it;
+		if (buf_printf(&b, "{\"v\": %s}", canonical)) {
+			buf_free(&b);
+			return RC_ERR_NOMEM;
+		}
+		w = bson_new_from_json((const uint8_t *)b.data, (ssize_t)b.len, NULL);
+		buf_free(&b);
+		if (w == NULL)
+			return RC_ERR_INVALID;
+		if (bson_iter_init_find(&it, w, "v"))
+			ok = bson_append_iter(dst, key, -1, &it);
+		bson_destroy(w);
+		break;
+	}
+	}
+	return ok ? RC_OK : RC_ERR_TOOLARGE;
+}
+
+rcode
+doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical)
+{
+	static const enum id_type order[] = {ID_STRING, ID_OID,  ID_INT,
+	                                     ID_DOUBLE, ID_DATE, ID_BOOL};
+	char key[16];
+	const char *k;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		bson_t probe = BSON_INITIALIZER;
+		bool fits = false;
+		if (order[i] == ID_BOOL && strcmp(canonical, "true") &&
+		    strcmp(canonical, "false")) {
+			bson_destroy(&probe);
+			continue;
+		}
+		fits = doc_id_append(&probe, "x", canonical, order[i]) == RC_OK;
+		bson_destroy(&probe);
+		if (!fits)
+			continue;
+		bson_uint32_to_string(*index, &k, key, sizeof(key));
+		if (doc_id_append(array, k, canonical, order[i]))
+			return RC_ERR_NOMEM;
+		(*index)++;
+	}
+	return RC_OK;
+}
+
+bool
+doc_version_from_number(double d, char *out, size_t len)
+{
+	struct buf b = {0};
+
+	if (!isfinite(d) || put_double(&b, d)) {
+		buf_free(&b);
+		return false;
+	}
+	snprintf(out, len, "%s", b.data);
+	buf_free(&b);
+	return true;
+}
+
+bool
+doc_version_from_text(const char *s, char *out, size_t len, int64_t *ms)
+{
+	char *end;
+	double d;
+	int64_t t;
+
+	*ms = -1;
+	if (*s == '\0')
+		return false;
+	d = strtod(s, &end);
+	if (*end == '\0' && end != s)
+		return doc_version_from_number(d, out, len);
+	if (util_iso_to_ms(s, &t) == 0) {
+		*ms = t;
+		snprintf(out, len, "%" PRId64, t);
+		return true;
+	}
+	snprintf(out, len, "%s", s);
+	return true;
+}
+
+bool
+doc_version_from_bson(const bson_value_t *v, char *out, size_t len, int64_t *ms)
+{
+	*ms = -1;
+	switch (v->value_type) {
+	case BSON_TYPE_DATE_TIME:
+		*ms = v->value.v_datetime;
+		snprintf(out, len, "%" PRId64, v->value.v_datetime);
+		return true;
+	case BSON_TYPE_INT32:
+		snprintf(out, len, "%" PRId32, v->value.v_int32);
+		return true;
+	case BSON_TYPE_INT64:
+		snprintf(out, len, "%" PRId64, v->value.v_int64);
+		return true;
+	case BSON_TYPE_DOUBLE:
+		return doc_version_from_number(v->value.v_double, out, len);
+	case BSON_TYPE_UTF8:
+		return doc_version_from_text(v->value.v_utf8.str, out, len, ms);
+	case BSON_TYPE_TIMESTAMP:
+		*ms = (int64_t)v->value.v_timestamp.timestamp * 1000;
+		snprintf(out, len, "%" PRId64, *ms);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t
+utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+rcode
+doc_json_string(struct buf *out, const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, run = 0;
+
+	if (buf_reserve(out, len + 2))
+		return RC_ERR_NOMEM;
+	out->data[out->len++] = '"';
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			run++;
+			continue;
+		}
+		if (run && buf_append(out, s + i - run, run))
+			return RC_ERR_NOMEM;
+		run = 0;
+		if (c < 0x80) {
+			char esc[8];
+			switch (c) {
+			case '"':
+				strcpy(esc, "\\\"");
+				break;
+			case '\\':
+				strcpy(esc, "\\\\");
+				break;
+			case '\n':
+				strcpy(esc, "\\n");
+				break;
+			case '\r':
+				strcpy(esc, "\\r");
+				break;
+			case '\t':
+				strcpy(esc, "\\t");
+				break;
+			default:
+				snprintf(esc, sizeof(esc), "\\u%04x", c);
+			}
+			if (buf_puts(out, esc))
+				return RC_ERR_NOMEM;
+			i++;
+			continue;
+		}
+		n = utf8_seq(s + i, len - i);
+		if (n == 0) {
+			if (buf_puts(out, "\xEF\xBF\xBD"))
+				return RC_ERR_NOMEM;
+			i++;
+		} else {
+			if (buf_append(out, s + i, n))
+				return RC_ERR_NOMEM;
+			i += n;
+		}
+	}
+	if (run && buf_append(out, s + i - run, run))
+		return RC_ERR_NOMEM;
+	return buf_append(out, "\"", 1);
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static rcode
+put_base64(struct buf *out, const uint8_t *d, uint32_t n)
+{
+	if (buf_reserve(out, (size_t)n / 3 * 4 + 8))
+		return RC_ERR_NOMEM;
+	char *p = out->data + out->len;
+	*p++ = '"';
+	for (uint32_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)d[i + 1] << 8;
+		if (i + 2 < n)
+			v |= d[i + 2];
+		*p++ = b64[(v >> 18) & 63];
+		*p++ = b64[(v >> 12) & 63];
+		*p++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		*p++ = i + 2 < n ? b64[v & 63] : '=';
+	}
+	*p++ = '"';
+	*p = '\0';
+	out->len = (size_t)(p - out->data);
+	return RC_OK;
+}
+
+static rcode put_value(struct buf *out, const bson_iter_t *it, int depth);
+
+/* Writes the fields that child (freshly initialized) iterates over. */
+static rcode
+put_fields(struct buf *out, bson_iter_t *child_it, bool array, int depth, const char *skip_key,
+           const char *id_field, const char *id_canonical)
+{
+	bson_iter_t child = *child_it;
+	bool first = true;
+	rcode rc;
+
+	if (depth > 100)
+		return RC_ERR_TOOLARGE; /* BSON nests at most 100 deep in MongoDB */
+	if (buf_append(out, array ? "[" : "{", 1))
+		return RC_ERR_NOMEM;
+	if (id_field && *id_field) {
+		if (doc_json_string(out, id_field, strlen(id_field)) || buf_append(out, ":", 1) ||
+		    doc_json_string(out, id_canonical, strlen(id_canonical)))
+			return RC_ERR_NOMEM;
+		first = false;
+	}
+	while (bson_iter_next(&child)) {
+		const char *key = bson_iter_key(&child);
+		if (skip_key && strcmp(key, skip_key) == 0)
+			continue;
+		if (id_field && *id_field && strcmp(key, id_field) == 0)
+			continue; /* the id field is ours: always the MongoDB id */
+		if (!first && buf_append(out, ",", 1))
+			return RC_ERR_NOMEM;
+		first = false;
+		if (!array) {
+			if (doc_json_string(out, key, bson_iter_key_len(&child)) ||
+			    buf_append(out, ":", 1))
+				return RC_ERR_NOMEM;
+		}
+		rc = put_value(out, &child, depth + 1);
+		if (rc)
+			return rc;
+	}
+	return buf_append(out, array ? "]" : "}", 1);
+}
+
+static rcode
+put_container(struct buf *out, const bson_iter_t *it, bool array, int depth)
+{
+	bson_iter_t child;
+
+	if (!bson_iter_recurse(it, &child))
+		return RC_ERR_INVALID;
+	return put_fields(out, &child, array, depth, NULL, NULL, NULL);
+}
+
+static rcode
+put_value(struct buf *out, const bson_iter_t *it, int depth)
+{
+	char tmp[64];
+
+	switch (bson_iter_type(it)) {
+	case BSON_TYPE_DOUBLE: {
+		double d = bson_iter_double(it);
+		if (!isfinite(d))
+			return buf_puts(out, "null"); /* JSON has no NaN or Infinity */
+		return put_double(out, d);
+	}
+	case BSON_TYPE_UTF8: {
+		uint32_t len;
+		const char *s = bson_iter_utf8(it, &len);
+		return doc_json_string(out, s, len);
+	}
+	case BSON_TYPE_DOCUMENT:
+		return put_container(out, it, false, depth);
+	case BSON_TYPE_ARRAY:
+		return put_container(out, it, true, depth);
+	case BSON_TYPE_BINARY: {
+		bson_subtype_t sub;
+		uint32_t len;
+		const uint8_t *data;
+		bson_iter_binary(it, &sub, &len, &data);
+		return put_base64(out, data, len);
+	}
+	case BSON_TYPE_OID:
+		bson_oid_to_string(bson_iter_oid(it), tmp);
+		return buf_printf(out, "\"%s\"", tmp);
+	case BSON_TYPE_BOOL:
+		return buf_puts(out, bson_iter_bool(it) ? "true" : "false");
+	case BSON_TYPE_DATE_TIME:
+		util_ms_to_iso(bson_iter_date_time(it), tmp, sizeof(tmp));
+		return buf_printf(out, "\"%s\"", tmp);
+	case BSON_TYPE_NULL:
+	case BSON_TYPE_UNDEFINED:
+		return buf_puts(out, "null");
+	case BSON_TYPE_REGEX: {
+		const char *opts, *re = bson_iter_regex(it, &opts);
+		struct buf b = {0};
+		rcode rc = buf_printf(&b, "/%s/%s", re, opts ? opts : "");
+		if (rc == RC_OK)
+			rc = doc_json_string(out, b.data, b.len);
+		buf_free(&b);
+		return rc;
+	}
+	case BSON_TYPE_DBPOINTER: {
+		uint32_t len;
+		const char *coll;
+		const bson_oid_t *oid;
+		bson_iter_dbpointer(it, &len, &coll, &oid);
+		bson_oid_to_string(oid, tmp);
+		return buf_printf(out, "\"%s\"", tmp);
+	}
+	case BSON_TYPE_CODE: {
+		uint32_t len;
+		const char *s = bson_iter_code(it, &len);
+		return doc_json_string(out, s, len);
+	}
+	case BSON_TYPE_SYMBOL: {
+		uint32_t len;
+		const char *s = bson_iter_symbol(it, &len);
+		return doc_json_string(out, s, len);
+	}
+	case BSON_TYPE_CODEWSCOPE: {
+		uint32_t len, slen;
+		const uint8_t *scope;
+		const char *s = bson_iter_codewscope(it, &len, &slen, &scope);
+		return doc_json_string(out, s, len);
+	}
+	case BSON_TYPE_INT32:
+		return buf_printf(out, "%" PRId32, bson_iter_int32(it));
+	case BSON_TYPE_INT64:
+		return buf_printf(out, "%" PRId64, bson_iter_int64(it));
+	case BSON_TYPE_TIMESTAMP: {
+		uint32_t t, inc;
+		bson_iter_timestamp(it, &t, &inc);
+		return buf_printf(out, "{\"t\":%" PRIu32 ",\"i\":%" PRIu32 "}", t, inc);
+	}
+	case BSON_TYPE_DECIMAL128: {
+		bson_decimal128_t dec;
+		char s[BSON_DECIMAL128_STRING];
+		bson_iter_decimal128(it, &dec);
+		bson_decimal128_to_string(&dec, s);
+		return buf_printf(out, "\"%s\"", s);
+	}
+	case BSON_TYPE_MAXKEY:
+		return buf_puts(out, "\"MaxKey\"");
+	case BSON_TYPE_MINKEY:
+		return buf_puts(out, "\"MinKey\"");
+	case BSON_TYPE_EOD:
+		break;
+	}
+	return buf_puts(out, "null");
+}
+
+rcode
+doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical, struct buf *out)
+{
+	bson_iter_t it;
+
+	if (!bson_iter_init(&it, doc))
+		return RC_ERR_INVALID;
+	return put_fields(out, &it, false, 0, "_id", id_field, id_canonical);
+}

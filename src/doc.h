@@ -1,0 +1,65 @@
+/*
+ * doc.h: MongoDB documents and ids as OpenSearch sees them. Pure: no I/O.
+ *
+ * An id has a type and a canonical text: the OpenSearch _id (and the value
+ * of the id field) of the document. ObjectId -> 24 lowercase hex; string ->
+ * itself; integers -> decimal; doubles -> shortest round-trip text (integral
+ * doubles as integers, as MongoDB compares 42 and 42.0 equal); bool ->
+ * true/false; Date -> ISO-8601 UTC with milliseconds; anything else ->
+ * canonical extended JSON. The type travels with the text (journal column
+ * id_type) so the typed value can be rebuilt for a MongoDB query.
+ */
+#ifndef RECONCILER_DOC_H
+#define RECONCILER_DOC_H
+
+#include "error.h"
+#include "util.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum id_type { ID_INT, ID_DOUBLE, ID_STRING, ID_OID, ID_BOOL, ID_DATE, ID_JSON };
+
+/* Where a type falls in MongoDB's _id sort order. STRING and OID sort like
+ * their canonical text (bytes), so they merge with OpenSearch's keyword
+ * order; NUMBER and OTHER are reconciled by lookups. */
+enum id_class {
+	CLASS_NUMBER = 0,
+	CLASS_STRING = 1,
+	CLASS_OTHER_LOW = 2,
+	CLASS_OID = 3,
+	CLASS_OTHER = 4
+};
+
+const char *doc_id_type_name(enum id_type t);
+int doc_id_type_parse(const char *name, enum id_type *out);
+enum id_class doc_id_class(enum id_type t, const bson_value_t *v);
+bool doc_class_merges(enum id_class c);
+
+/* The canonical text and type of an _id value, appended to out. */
+rcode doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type);
+/* Appends the typed value of (canonical, type) to dst under key. */
+rcode doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id_type type);
+/* Appends every typed value a canonical text could stand for (string, and
+ * ObjectId / number / date / bool where it parses as one) to an array. */
+rcode doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical);
+
+/* A version value normalized for comparison: dates (BSON Date or ISO-8601
+ * text) and epoch-millisecond numbers compare as integers, so a MongoDB Date
+ * equals an OpenSearch date read as epoch_millis. Returns false when the
+ * value has no version meaning (null, document, ...). *ms gets the time in
+ * epoch ms when the value is a date, else -1. */
+bool doc_version_from_bson(const bson_value_t *v, char *out, size_t len, int64_t *ms);
+bool doc_version_from_text(const char *s, char *out, size_t len, int64_t *ms);
+bool doc_version_from_number(double d, char *out, size_t len);
+
+/* The OpenSearch JSON of a document: _id removed; id_field (if non-empty)
+ * set to id_canonical; values mapped as docs/MAPPING.md says. */
+rcode doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical,
+                  struct buf *out);
+
+/* Appends s (len bytes) as a JSON string; invalid UTF-8 becomes U+FFFD. */
+rcode doc_json_string(struct buf *out, const char *s, size_t len);
+
+#endif

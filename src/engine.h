@@ -1,0 +1,57 @@
+/*
+ * engine.h: one reconciliation run, end to end, with resume.
+ *
+ * An engine owns its own MongoDB and OpenSearch connections and journal
+ * handle; one engine runs one run at a time (the journal lock makes that
+ * true across processes too). Any thread may read progress or cancel.
+ */
+#ifndef RECONCILER_ENGINE_H
+#define RECONCILER_ENGINE_H
+
+#include "config.h"
+#include "error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct engine;
+
+/* A copy of the live counters, for progress lines and the API. */
+struct engine_progress {
+	bool active;
+	int64_t run_id;
+	char kind[16];
+	char phase[16];
+	int64_t mongo_count, opensearch_count;
+	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
+	int64_t started_ms; /* wall clock */
+	int64_t elapsed_ms;
+};
+
+/* What a finished run found, for the CLI's exit code and the API. */
+struct engine_result {
+	int64_t run_id;
+	char status[16];
+	char kind[16];
+	int64_t mongo_count, opensearch_count;
+	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
+};
+
+rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);
+void engine_free(struct engine *e);
+
+/* Runs one run. kind: "check", "dry_run" or "full". resume_id: 0 = resume
+ * the unfinished run if there is one, else start a new one; > 0 = resume
+ * exactly that run; -1 = always start a new run. */
+rcode engine_run(struct engine *e, struct engine_result *res, const char *kind, const char *trigger,
+                 int64_t resume_id, struct rerror *err);
+
+/* Asks the current run to stop after its in-flight batch; it ends
+ * interrupted (signal) or cancelled (API). Safe from any thread and from a
+ * signal handler (it only stores to a flag). */
+void engine_stop(struct engine *e, bool cancel);
+void engine_progress(struct engine *e, struct engine_progress *out);
+/* Prints a progress line to stderr about once a second during a run. */
+void engine_set_progress_output(struct engine *e, bool on);
+
+#endif

@@ -1,0 +1,345 @@
+/*
+ * mongo.c: MongoDB through libmongoc.
+ *
+ * A pass reads the collection through ONE cursor sorted by _id (getMore
+ * batches), never a fresh sorted query per chunk: some MongoDB-compatible
+ * servers (FerretDB 1.x) sort in memory, which would make a pass quadratic.
+ * After an interruption the cursor reopens strictly after the last committed
+ * id. Because MongoDB's $gt only matches values of the same type bracket,
+ * the resume filter is {$or: [{_id: {$gt: v}}, {_id: {$type: [later types]}}]},
+ * the later types being those MongoDB sorts after v's.
+ */
+#include "mongo.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+struct mongo {
+	mongoc_client_t *client;
+	mongoc_collection_t *coll;
+	char *database;
+};
+
+struct mongo_scan {
+	mongoc_cursor_t *cursor;
+};
+
+/* libmongoc logs through our log so its lines get timestamps, levels and
+ * masking; its warnings (e.g. a server without endSessions) are debug. */
+static void
+on_mongoc_log(mongoc_log_level_t level, const char *domain, const char *message, void *ctx)
+{
+	(void)ctx;
+	if (level <= MONGOC_LOG_LEVEL_ERROR)
+		log_msg(LOG_ERROR, 0, "libmongoc %s: %s", domain, message);
+	else if (level <= MONGOC_LOG_LEVEL_INFO)
+		log_msg(LOG_DEBUG, 0, "libmongoc %s: %s", domain, message);
+}
+
+void
+mongo_global_init(void)
+{
+	mongoc_init();
+	mongoc_log_set_handler(on_mongoc_log, NULL);
+}
+
+void
+mongo_global_cleanup(void)
+{
+	mongoc_cleanup();
+}
+
+static rcode
+mongo_err(struct rerror *err, const bson_error_t *e, const char *what)
+{
+	return rerror_set(err, RC_ERR_MONGO, "mongodb: %s: %s", what, e->message);
+}
+
+rcode
+mongo_open(struct mongo **out, const char *uri_text, const char *database, const char *collection,
+           struct rerror *err)
+{
+	bson_error_t e;
+	mongoc_uri_t *uri;
+	struct mongo *m;
+
+	*out = NULL;
+	uri = mongoc_uri_new_with_error(uri_text, &e);
+	if (uri == NULL) {
+		char *masked = util_mask_uri(uri_text);
+		rcode rc = rerror_set(err, RC_ERR_CONFIG, "MONGODB_URI \"%s\" is invalid: %s",
+		                      masked ? masked : "***", e.message);
+		free(masked);
+		return rc;
+	}
+	/* fail fast when the server is away, rather than libmongoc's 30 s */
+	if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+	if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		mongoc_uri_destroy(uri);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	m->client = mongoc_client_new_from_uri_with_error(uri, &e);
+	mongoc_uri_destroy(uri);
+	if (m->client == NULL) {
+		free(m);
+		return mongo_err(err, &e, "cannot create client");
+	}
+	mongoc_client_set_appname(m->client, "reconciler");
+	m->database = strdup(database);
+	m->coll = mongoc_client_get_collection(m->client, database, collection);
+	if (m->database == NULL || m->coll == NULL) {
+		mongo_free(m);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	*out = m;
+	return RC_OK;
+}
+
+void
+mongo_free(struct mongo *m)
+{
+	if (m == NULL)
+		return;
+	if (m->coll)
+		mongoc_collection_destroy(m->coll);
+	if (m->client)
+		mongoc_client_destroy(m->client);
+	free(m->database);
+	free(m);
+}
+
+rcode
+mongo_ping(struct mongo *m, char **version, struct rerror *err)
+{
+	bson_t cmd = BSON_INITIALIZER, reply;
+	bson_error_t e;
+	bson_iter_t it;
+	rcode rc = RC_OK;
+
+	*version = NULL;
+	BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+	if (!mongoc_client_command_simple(m->client, "admin", &cmd, NULL, &reply, &e)) {
+		rc = mongo_err(err, &e, "unreachable");
+	} else if (bson_iter_init_find(&it, &reply, "version") && BSON_ITER_HOLDS_UTF8(&it)) {
+		*version = strdup(bson_iter_utf8(&it, NULL));
+		if (bson_iter_init_find(&it, &reply, "ferretdbVersion") &&
+		    BSON_ITER_HOLDS_UTF8(&it)) {
+			char *both = NULL;
+			size_t n = strlen(*version) + strlen(bson_iter_utf8(&it, NULL)) + 16;
+			if ((both = malloc(n)) != NULL) {
+				snprintf(both, n, "%s (FerretDB %s)", *version,
+				         bson_iter_utf8(&it, NULL));
+				free(*version);
+				*version = both;
+			}
+		}
+	} else {
+		*version = strdup("unknown");
+	}
+	bson_destroy(&cmd);
+	bson_destroy(&reply);
+	return rc;
+}
+
+rcode
+mongo_count(struct mongo *m, int64_t *count, struct rerror *err)
+{
+	bson_t filter = BSON_INITIALIZER;
+	bson_error_t e;
+	int64_t n;
+
+	*count = -1;
+	n = mongoc_collection_count_documents(m->coll, &filter, NULL, NULL, NULL, &e);
+	bson_destroy(&filter);
+	if (n < 0)
+		return mongo_err(err, &e, "countDocuments failed");
+	*count = n;
+	return RC_OK;
+}
+
+/* BSON type numbers MongoDB sorts after values of type t, in order. */
+static void
+later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)
+{
+	static const int32_t order[] = {2, 14, 3, 4, 5, 7, 8, 9, 17, 11};
+	size_t start = 0;
+	uint32_t k = 0;
+
+	switch (t) {
+	case ID_INT:
+	case ID_DOUBLE:
+		start = 0;
+		break;
+	case ID_STRING:
+		start = 2;
+		break;
+	case ID_OID:
+		start = 6;
+		break;
+	case ID_BOOL:
+		start = 7;
+		break;
+	case ID_DATE:
+		start = 8;
+		break;
+	case ID_JSON: {
+		bson_iter_t it;
+		bson_type_t bt = BSON_TYPE_EOD;
+		if (bson_iter_init_find(&it, after_doc, "v"))
+			bt = bson_iter_type(&it);
+		start = sizeof(order) / sizeof(order[0]);
+		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+			if (order[i] == (int32_t)bt)
+				start = i + 1;
+		break;
+	}
+	}
+	for (size_t i = start; i < sizeof(order) / sizeof(order[0]); i++) {
+		char key[16];
+		const char *kp;
+		bson_uint32_to_string(k++, &kp, key, sizeof(key));
+		bson_append_int32(arr, kp, -1, order[i]);
+	}
+}
+
+rcode
+mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
+                enum id_type after_type, const char *version_field, bool full_docs, int batch_size,
+                struct rerror *err)
+{
+	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child, or, c1, c2, gt, tp, types;
+	bson_t after_doc = BSON_INITIALIZER;
+	struct mongo_scan *s;
+	rcode rc = RC_OK;
+
+	*out = NULL;
+	if (after) {
+		if (doc_id_append(&after_doc, "v", after, after_type)) {
+			rc = rerror_set(err, RC_ERR_INVALID, "cannot resume after id %s (type %s)",
+			                after, doc_id_type_name(after_type));
+			goto out;
+		}
+		bson_iter_t it;
+		bson_iter_init_find(&it, &after_doc, "v");
+		BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+		BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
+		BSON_APPEND_DOCUMENT_BEGIN(&c1, "_id", &gt);
+		bson_append_iter(&gt, "$gt", 3, &it);
+		bson_append_document_end(&c1, &gt);
+		bson_append_document_end(& or, &c1);
+		BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &c2);
+		BSON_APPEND_DOCUMENT_BEGIN(&c2, "_id", &tp);
+		BSON_APPEND_ARRAY_BEGIN(&tp, "$type", &types);
+		later_types(&types, after_type, &after_doc);
+		bson_append_array_end(&tp, &types);
+		bson_append_document_end(&c2, &tp);
+		bson_append_document_end(& or, &c2);
+		bson_append_array_end(&filter, & or);
+	}
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
+	BSON_APPEND_INT32(&child, "_id", 1);
+	bson_append_document_end(&opts, &child);
+	if (!full_docs) {
+		BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &child);
+		BSON_APPEND_INT32(&child, "_id", 1);
+		if (version_field && *version_field)
+			BSON_APPEND_INT32(&child, version_field, 1);
+		bson_append_document_end(&opts, &child);
+	}
+	BSON_APPEND_INT32(&opts, "batchSize", batch_size);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	s->cursor = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
+	*out = s;
+out:
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	bson_destroy(&after_doc);
+	return rc;
+}
+
+rcode
+mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
+{
+	bson_error_t e;
+
+	*doc = NULL;
+	if (mongoc_cursor_next(s->cursor, doc))
+		return RC_OK;
+	*doc = NULL;
+	if (mongoc_cursor_error(s->cursor, &e))
+		return mongo_err(err, &e, "reading the _id stream failed");
+	return RC_OK;
+}
+
+void
+mongo_scan_free(struct mongo_scan *s)
+{
+	if (s == NULL)
+		return;
+	if (s->cursor)
+		mongoc_cursor_destroy(s->cursor);
+	free(s);
+}
+
+static rcode
+fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int limit,
+           int (*fn)(void *ctx, const bson_t *doc), void *ctx, int *stop, struct rerror *err)
+{
+	bson_t opts = BSON_INITIALIZER;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_error_t e;
+	rcode rc = RC_OK;
+
+	if (projection)
+		BSON_APPEND_DOCUMENT(&opts, "projection", projection);
+	if (limit)
+		BSON_APPEND_INT32(&opts, "limit", limit);
+	cur = mongoc_collection_find_with_opts(m->coll, filter, &opts, NULL);
+	while (!*stop && mongoc_cursor_next(cur, &doc))
+		*stop = fn(ctx, doc);
+	if (mongoc_cursor_error(cur, &e))
+		rc = mongo_err(err, &e, "fetch by id failed");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&opts);
+	return rc;
+}
+
+rcode
+mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
+            int (*fn)(void *ctx, const bson_t *doc), void *ctx, struct rerror *err)
+{
+	bson_iter_t it;
+	rcode rc = RC_OK;
+	int stop = 0;
+
+	if (!point) {
+		bson_t filter = BSON_INITIALIZER, child;
+		BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
+		BSON_APPEND_ARRAY(&child, "$in", ids);
+		bson_append_document_end(&filter, &child);
+		rc = fetch_with(m, &filter, projection, 0, fn, ctx, &stop, err);
+		bson_destroy(&filter);
+		return rc;
+	}
+	if (!bson_iter_init(&it, ids))
+		return rerror_set(err, RC_ERR_INVALID, "bad id array");
+	while (rc == RC_OK && !stop && bson_iter_next(&it)) {
+		bson_t filter = BSON_INITIALIZER;
+		bson_append_iter(&filter, "_id", 3, &it);
+		rc = fetch_with(m, &filter, projection, 1, fn, ctx, &stop, err);
+		bson_destroy(&filter);
+	}
+	return rc;
+}

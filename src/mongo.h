@@ -1,0 +1,47 @@
+/*
+ * mongo.h: the MongoDB side: ping, count, one _id-sorted stream per pass,
+ * and fetches by id. Uses only what MongoDB 4.4+ and FerretDB both accept.
+ */
+#ifndef RECONCILER_MONGO_H
+#define RECONCILER_MONGO_H
+
+#include "doc.h"
+#include "error.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mongo;
+struct mongo_scan;
+
+/* Process-wide libmongoc setup; call once from main. */
+void mongo_global_init(void);
+void mongo_global_cleanup(void);
+
+rcode mongo_open(struct mongo **out, const char *uri, const char *database, const char *collection,
+                 struct rerror *err);
+void mongo_free(struct mongo *m);
+
+/* Server version (caller frees) after a ping. */
+rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
+rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
+
+/* A stream of the collection in _id order. after/after_type: resume strictly
+ * after that id (NULL: from the start). With full_docs false only _id and
+ * version_field (may be NULL or "") are read. */
+rcode mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
+                      enum id_type after_type, const char *version_field, bool full_docs,
+                      int batch_size, struct rerror *err);
+/* *doc is NULL at the end of the stream; it stays valid until the next call. */
+rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err);
+void mongo_scan_free(struct mongo_scan *s);
+
+/* Calls fn for every document whose _id is in ids (a BSON array of typed
+ * values). projection may be NULL for whole documents. With point true,
+ * one {_id: v} query per id instead of one $in (FerretDB only pushes _id
+ * equality down to its storage). fn returns nonzero to stop. */
+rcode mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
+                  int (*fn)(void *ctx, const bson_t *doc), void *ctx, struct rerror *err);
+
+#endif

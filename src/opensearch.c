@@ -1,0 +1,582 @@
+/*
+ * opensearch.c: OpenSearch over libcurl, JSON through cJSON.
+ *
+ * - One curl easy handle per struct, reused so requests share a keep-alive
+ *   connection. TLS verification is on unless OPENSEARCH_TLS_VERIFY=false
+ *   (the system this replaces turned it off unconditionally).
+ * - The id stream sorts on the keyword id field (or _id) and pages with
+ *   search_after; _source is off and values come from doc values, so a page
+ *   costs the index no stored-field reads.
+ * - _bulk answers are read item by item: one rejected document fails alone,
+ *   with OpenSearch's reason. A whole-request 429/503 or a lost connection
+ *   is retried with exponential backoff and full jitter.
+ */
+#include "opensearch.h"
+#include "doc.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+struct opensearch {
+	CURL *curl;
+	char *base;
+	char *index_path; /* "/<escaped index>" */
+	char *userpwd;
+	int64_t max_retries;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+void
+opensearch_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void
+opensearch_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+const char *
+opensearch_index(const struct opensearch *os)
+{
+	return os->index_path;
+}
+
+rcode
+opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror *err)
+{
+	struct opensearch *os;
+	char *esc;
+
+	*out = NULL;
+	os = calloc(1, sizeof(*os));
+	if (os == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	os->curl = curl_easy_init();
+	os->base = strdup(cfg->opensearch_url);
+	esc = os->curl ? curl_easy_escape(os->curl, cfg->opensearch_index, 0) : NULL;
+	if (esc)
+		os->index_path = malloc(strlen(esc) + 2);
+	if (os->curl == NULL || os->base == NULL || os->index_path == NULL) {
+		curl_free(esc);
+		opensearch_free(os);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	sprintf(os->index_path, "/%s", esc);
+	curl_free(esc);
+	os->max_retries = cfg->sync_max_retries;
+	if (*cfg->opensearch_username) {
+		size_t n = strlen(cfg->opensearch_username) + strlen(cfg->opensearch_password) + 2;
+		os->userpwd = malloc(n);
+		if (os->userpwd == NULL) {
+			opensearch_free(os);
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		}
+		snprintf(os->userpwd, n, "%s:%s", cfg->opensearch_username,
+		         cfg->opensearch_password);
+		curl_easy_setopt(os->curl, CURLOPT_USERPWD, os->userpwd);
+		curl_easy_setopt(os->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	}
+	curl_easy_setopt(os->curl, CURLOPT_ERRORBUFFER, os->errbuf);
+	curl_easy_setopt(os->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(os->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(os->curl, CURLOPT_TIMEOUT_MS, (long)cfg->opensearch_timeout_ms);
+	curl_easy_setopt(os->curl, CURLOPT_SSL_VERIFYPEER, cfg->opensearch_tls_verify ? 1L : 0L);
+	curl_easy_setopt(os->curl, CURLOPT_SSL_VERIFYHOST, cfg->opensearch_tls_verify ? 2L : 0L);
+	if (*cfg->opensearch_ca_file)
+		curl_easy_setopt(os->curl, CURLOPT_CAINFO, cfg->opensearch_ca_file);
+	curl_easy_setopt(os->curl, CURLOPT_ACCEPT_ENCODING, "");
+	*out = os;
+	return RC_OK;
+}
+
+void
+opensearch_free(struct opensearch *os)
+{
+	if (os == NULL)
+		return;
+	if (os->curl)
+		curl_easy_cleanup(os->curl);
+	free(os->base);
+	free(os->index_path);
+	if (os->userpwd) {
+		memset(os->userpwd, 0, strlen(os->userpwd));
+		free(os->userpwd);
+	}
+	free(os);
+}
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+
+	return buf_append(b, data, size * n) ? 0 : size * n;
+}
+
+rcode
+opensearch_request(struct opensearch *os, long *status, struct buf *resp, const char *method,
+                   const char *path, const char *body, size_t body_len, struct rerror *err)
+{
+	struct curl_slist *headers = NULL;
+	struct buf url = {0};
+	CURLcode cc;
+	rcode rc = RC_OK;
+
+	*status = 0;
+	buf_reset(resp);
+	if (buf_printf(&url, "%s%s", os->base, path))
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	headers =
+	    curl_slist_append(headers, strstr(path, "_bulk") ? "Content-Type: application/x-ndjson"
+	                                                     : "Content-Type: application/json");
+	headers = curl_slist_append(headers, "Expect:");
+	curl_easy_setopt(os->curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(os->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(os->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(os->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(os->curl, CURLOPT_WRITEDATA, resp);
+	if (body) {
+		curl_easy_setopt(os->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(os->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else {
+		curl_easy_setopt(os->curl, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(os->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+		curl_easy_setopt(os->curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(os->curl, CURLOPT_CUSTOMREQUEST, method);
+		if (strcmp(method, "HEAD") == 0)
+			curl_easy_setopt(os->curl, CURLOPT_NOBODY, 1L);
+	}
+	os->errbuf[0] = '\0';
+	cc = curl_easy_perform(os->curl);
+	curl_easy_setopt(os->curl, CURLOPT_NOBODY, 0L);
+	if (cc != CURLE_OK) {
+		char *masked = util_mask_uri(os->base);
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch %s unreachable: %s",
+		                masked ? masked : "",
+		                *os->errbuf ? os->errbuf : curl_easy_strerror(cc));
+		free(masked);
+	} else {
+		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
+	}
+	curl_slist_free_all(headers);
+	buf_free(&url);
+	return rc;
+}
+
+/* A short reason from an OpenSearch error body. */
+static void
+error_reason(const struct buf *resp, long status, char *out, size_t len)
+{
+	cJSON *j = resp->data ? cJSON_Parse(resp->data) : NULL;
+	cJSON *e = j ? cJSON_GetObjectItem(j, "error") : NULL;
+	cJSON *r = cJSON_IsObject(e) ? cJSON_GetObjectItem(e, "reason") : NULL;
+
+	if (cJSON_IsString(r))
+		snprintf(out, len, "HTTP %ld: %s", status, r->valuestring);
+	else if (cJSON_IsString(e))
+		snprintf(out, len, "HTTP %ld: %s", status, e->valuestring);
+	else
+		snprintf(out, len, "HTTP %ld: %.200s", status, resp->data ? resp->data : "");
+	cJSON_Delete(j);
+}
+
+/* GET/POST that must answer 200 with JSON; *json is the parsed body. */
+static rcode
+request_json(struct opensearch *os, cJSON **json, const char *method, const char *path,
+             const char *body, struct rerror *err)
+{
+	struct buf resp = {0};
+	long status;
+	rcode rc;
+
+	*json = NULL;
+	rc = opensearch_request(os, &status, &resp, method, path, body, body ? strlen(body) : 0,
+	                        err);
+	if (rc == RC_OK && status != 200) {
+		char reason[400];
+		error_reason(&resp, status, reason, sizeof(reason));
+		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
+		                "opensearch %s %s: %s", method, path, reason);
+	}
+	if (rc == RC_OK && (*json = cJSON_ParseWithLength(resp.data, resp.len)) == NULL)
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch %s %s: answer is not JSON",
+		                method, path);
+	buf_free(&resp);
+	return rc;
+}
+
+rcode
+opensearch_info(struct opensearch *os, char **version, struct rerror *err)
+{
+	cJSON *j, *v;
+	rcode rc;
+
+	*version = NULL;
+	rc = request_json(os, &j, "GET", "/", NULL, err);
+	if (rc)
+		return rc;
+	v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "version"), "number");
+	*version = strdup(cJSON_IsString(v) ? v->valuestring : "unknown");
+	cJSON_Delete(j);
+	return *version ? RC_OK : RC_ERR_NOMEM;
+}
+
+rcode
+opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
+{
+	char path[600];
+	cJSON *j, *c;
+	rcode rc;
+
+	*count = -1;
+	snprintf(path, sizeof(path), "%s/_count", os->index_path);
+	rc = request_json(os, &j, "GET", path, NULL, err);
+	if (rc)
+		return rc;
+	c = cJSON_GetObjectItem(j, "count");
+	if (cJSON_IsNumber(c))
+		*count = (int64_t)c->valuedouble;
+	else
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _count: no count in answer");
+	cJSON_Delete(j);
+	return rc;
+}
+
+rcode
+opensearch_field_type(struct opensearch *os, char **type, const char *field, struct rerror *err)
+{
+	struct buf path = {0};
+	cJSON *j = NULL, *idx, *m, *t;
+	char *esc;
+	rcode rc;
+
+	*type = NULL;
+	esc = curl_easy_escape(os->curl, field, 0);
+	if (esc == NULL || buf_printf(&path, "%s/_mapping/field/%s", os->index_path, esc)) {
+		curl_free(esc);
+		buf_free(&path);
+		return RC_ERR_NOMEM;
+	}
+	curl_free(esc);
+	rc = request_json(os, &j, "GET", path.data, NULL, err);
+	buf_free(&path);
+	if (rc)
+		return rc;
+	/* {"<index>": {"mappings": {"<field>": {"mapping": {"<leaf>": {"type": ...}}}}}} */
+	idx = j->child;
+	m = idx ? cJSON_GetObjectItem(cJSON_GetObjectItem(idx, "mappings"), field) : NULL;
+	m = m ? cJSON_GetObjectItem(m, "mapping") : NULL;
+	t = m && m->child ? cJSON_GetObjectItem(m->child, "type") : NULL;
+	if (cJSON_IsString(t))
+		*type = strdup(t->valuestring);
+	cJSON_Delete(j);
+	return RC_OK;
+}
+
+rcode
+opensearch_refresh(struct opensearch *os, struct rerror *err)
+{
+	char path[600];
+	cJSON *j;
+	rcode rc;
+
+	snprintf(path, sizeof(path), "%s/_refresh", os->index_path);
+	rc = request_json(os, &j, "POST", path, NULL, err);
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* Version text of a hit's doc value (number or string), normalized. */
+static bool
+hit_version(cJSON *fields, const char *field, char *out, size_t len, int64_t *ms)
+{
+	cJSON *arr = field ? cJSON_GetObjectItem(fields, field) : NULL;
+	cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
+
+	*ms = -1;
+	if (cJSON_IsNumber(v))
+		return doc_version_from_number(v->valuedouble, out, len);
+	if (cJSON_IsString(v))
+		return doc_version_from_text(v->valuestring, out, len, ms);
+	return false;
+}
+
+/* Appends the hits of a search answer to out; returns how many. */
+static rcode
+read_hits(cJSON *j, struct idlist *out, const struct os_keys *k, size_t *count, struct rerror *err)
+{
+	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits"), *h;
+	bool by_id = strcmp(k->sort_field, "_id") == 0;
+
+	*count = 0;
+	if (!cJSON_IsArray(hits))
+		return rerror_set(err, RC_ERR_OPENSEARCH, "opensearch search: no hits in answer");
+	cJSON_ArrayForEach(h, hits)
+	{
+		cJSON *fields = cJSON_GetObjectItem(h, "fields");
+		const char *key = NULL;
+		char version[64];
+		int64_t ms;
+		bool has_version;
+
+		if (by_id) {
+			cJSON *id = cJSON_GetObjectItem(h, "_id");
+			key = cJSON_IsString(id) ? id->valuestring : NULL;
+		} else {
+			cJSON *arr = cJSON_GetObjectItem(fields, k->sort_field);
+			cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
+			key = cJSON_IsString(v) ? v->valuestring : NULL;
+		}
+		if (key == NULL)
+			continue; /* no id value: cannot be placed in key order */
+		has_version = hit_version(fields, k->version_field, version, sizeof(version), &ms);
+		if (idlist_push(out, key, strlen(key), -1, has_version ? version : NULL, ms))
+			return RC_ERR_NOMEM;
+		(*count)++;
+	}
+	return RC_OK;
+}
+
+static rcode
+docvalue_fields(cJSON *body, const struct os_keys *k)
+{
+	cJSON *dv = cJSON_AddArrayToObject(body, "docvalue_fields");
+
+	if (dv == NULL)
+		return RC_ERR_NOMEM;
+	if (strcmp(k->sort_field, "_id"))
+		cJSON_AddItemToArray(dv, cJSON_CreateString(k->sort_field));
+	if (k->version_field && *k->version_field) {
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddItemToArray(dv, f);
+		cJSON_AddStringToObject(f, "field", k->version_field);
+		if (k->version_format)
+			cJSON_AddStringToObject(f, "format", k->version_format);
+	}
+	return RC_OK;
+}
+
+static rcode
+search(struct opensearch *os, cJSON *body, cJSON **answer, struct rerror *err)
+{
+	char path[600];
+	char *text = cJSON_PrintUnformatted(body);
+	rcode rc;
+
+	if (text == NULL)
+		return RC_ERR_NOMEM;
+	/* search_after pages need no hit count; preference keeps pages on one copy */
+	snprintf(path, sizeof(path),
+	         "%s/_search?filter_path=hits.hits._id,hits.hits.fields"
+	         "&preference=_local",
+	         os->index_path);
+	rc = request_json(os, answer, "POST", path, text, err);
+	free(text);
+	return rc;
+}
+
+rcode
+opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
+                const char *after, int size, struct rerror *err)
+{
+	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
+	size_t got = 0;
+	rcode rc = RC_ERR_NOMEM;
+
+	*more = false;
+	if (body == NULL)
+		return RC_ERR_NOMEM;
+	cJSON_AddNumberToObject(body, "size", size);
+	cJSON_AddFalseToObject(body, "_source");
+	cJSON_AddFalseToObject(body, "track_total_hits");
+	sort = cJSON_AddArrayToObject(body, "sort");
+	s = cJSON_CreateObject();
+	cJSON_AddItemToArray(sort, s);
+	cJSON_AddStringToObject(s, k->sort_field, "asc");
+	if (after) {
+		cJSON *sa = cJSON_AddArrayToObject(body, "search_after");
+		cJSON_AddItemToArray(sa, cJSON_CreateString(after));
+	}
+	if (docvalue_fields(body, k))
+		goto out;
+	rc = search(os, body, &answer, err);
+	if (rc == RC_OK)
+		rc = read_hits(answer, out, k, &got, err);
+	if (rc == RC_OK)
+		*more = got == (size_t)size;
+	/* filter_path drops an empty hits array entirely */
+	if (rc == RC_ERR_OPENSEARCH && answer && cJSON_GetObjectItem(answer, "hits") == NULL)
+		rc = RC_OK;
+out:
+	cJSON_Delete(answer);
+	cJSON_Delete(body);
+	return rc;
+}
+
+rcode
+opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
+                  const char *const *ids, size_t n, struct rerror *err)
+{
+	cJSON *body = cJSON_CreateObject(), *q, *terms, *vals, *answer = NULL;
+	size_t got;
+	rcode rc = RC_ERR_NOMEM;
+	bool by_id = strcmp(k->sort_field, "_id") == 0;
+
+	if (body == NULL)
+		return RC_ERR_NOMEM;
+	if (n == 0) {
+		cJSON_Delete(body);
+		return RC_OK;
+	}
+	cJSON_AddNumberToObject(body, "size", (double)n);
+	cJSON_AddFalseToObject(body, "_source");
+	q = cJSON_AddObjectToObject(body, "query");
+	terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
+	vals = cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
+	if (vals == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+	if (docvalue_fields(body, k))
+		goto out;
+	rc = search(os, body, &answer, err);
+	if (rc == RC_OK)
+		rc = read_hits(answer, out, k, &got, err);
+	if (rc == RC_ERR_OPENSEARCH && answer && cJSON_GetObjectItem(answer, "hits") == NULL)
+		rc = RC_OK;
+out:
+	cJSON_Delete(answer);
+	cJSON_Delete(body);
+	return rc;
+}
+
+void
+bulk_result_free(struct bulk_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->items[i].reason);
+	free(r->items);
+	memset(r, 0, sizeof(*r));
+}
+
+static rcode
+parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, struct rerror *err)
+{
+	cJSON *j, *items, *it;
+	const char *head;
+	size_t i = 0;
+
+	res->items = calloc(n_items ? n_items : 1, sizeof(*res->items));
+	if (res->items == NULL)
+		return RC_ERR_NOMEM;
+	res->n = n_items;
+	/* the common case, "errors":false near the top, needs no parse */
+	head = resp->data ? strstr(resp->data, "\"errors\":") : NULL;
+	if (head && head - resp->data < 64 && strncmp(head + 9, "false", 5) == 0) {
+		for (i = 0; i < n_items; i++)
+			res->items[i].status = 200;
+		return RC_OK;
+	}
+	j = cJSON_ParseWithLength(resp->data, resp->len);
+	items = j ? cJSON_GetObjectItem(j, "items") : NULL;
+	if (!cJSON_IsArray(items)) {
+		cJSON_Delete(j);
+		return rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _bulk: answer has no items");
+	}
+	cJSON_ArrayForEach(it, items)
+	{
+		cJSON *op = it->child, *st, *e, *reason;
+		if (i >= n_items)
+			break;
+		st = op ? cJSON_GetObjectItem(op, "status") : NULL;
+		res->items[i].status = cJSON_IsNumber(st) ? st->valueint : 0;
+		e = op ? cJSON_GetObjectItem(op, "error") : NULL;
+		if (e) {
+			char text[600];
+			reason = cJSON_GetObjectItem(e, "reason");
+			cJSON *type = cJSON_GetObjectItem(e, "type");
+			snprintf(text, sizeof(text), "%s: %s",
+			         cJSON_IsString(type) ? type->valuestring : "error",
+			         cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+			res->items[i].reason = strdup(text);
+		}
+		i++;
+	}
+	cJSON_Delete(j);
+	if (i != n_items)
+		return rerror_set(err, RC_ERR_OPENSEARCH,
+		                  "opensearch _bulk: %zu items answered for %zu sent", i, n_items);
+	return RC_OK;
+}
+
+rcode
+opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, const char *body,
+                size_t len, size_t n_items, volatile int *stop, struct rerror *err)
+{
+	struct buf resp = {0};
+	char path[600];
+	int64_t backoff = 200;
+	rcode rc = RC_OK;
+
+	memset(res, 0, sizeof(*res));
+	*attempts = 0;
+	snprintf(path, sizeof(path), "%s/_bulk", os->index_path);
+	for (;;) {
+		long status = 0;
+		(*attempts)++;
+		rc = opensearch_request(os, &status, &resp, "POST", path, body, len, err);
+		res->http_status = status;
+		if (rc == RC_OK && status == 200) {
+			rc = parse_bulk(res, &resp, n_items, err);
+			break;
+		}
+		if (rc == RC_OK && status == 413) {
+			rc = rerror_set(err, RC_ERR_TOOLARGE,
+			                "opensearch _bulk: 413 request too large"
+			                " (%zu bytes)",
+			                len);
+			break;
+		}
+		bool transient =
+		    rc != RC_OK || status == 429 || status == 502 || status == 503 || status == 504;
+		if (rc == RC_OK && !transient) {
+			char reason[400];
+			error_reason(&resp, status, reason, sizeof(reason));
+			rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _bulk: %s", reason);
+			break;
+		}
+		if (*attempts > os->max_retries) {
+			if (rc == RC_OK)
+				rc = rerror_set(err, RC_ERR_RETRY,
+				                "opensearch _bulk: HTTP %ld after %d attempts",
+				                status, *attempts);
+			break;
+		}
+		/* full jitter: sleep uniformly in [backoff/2, backoff] */
+		int64_t sleep_ms = backoff / 2 + (int64_t)(random() % (backoff / 2 + 1));
+		log_warn("opensearch _bulk: %s; retry %d in %lld ms",
+		         rc ? err->message
+		            : (status == 429 ? "429 too many requests" : "server busy"),
+		         *attempts, (long long)sleep_ms);
+		if (util_sleep_ms(sleep_ms, stop)) {
+			rc = rerror_set(err, RC_ERR_CANCELLED, "cancelled while backing off");
+			break;
+		}
+		if (backoff < 30000)
+			backoff *= 2;
+		rc = RC_OK;
+	}
+	buf_free(&resp);
+	if (rc && res->items == NULL)
+		res->n = 0;
+	return rc;
+}

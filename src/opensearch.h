@@ -1,0 +1,81 @@
+/*
+ * opensearch.h: the OpenSearch side over its REST API: info, _count, the
+ * id stream of an index in key order, lookups by id, and _bulk with
+ * per-item results. One struct opensearch per thread (it owns a curl
+ * handle and its keep-alive connection).
+ */
+#ifndef RECONCILER_OPENSEARCH_H
+#define RECONCILER_OPENSEARCH_H
+
+#include "config.h"
+#include "diff.h"
+#include "error.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct opensearch;
+
+void opensearch_global_init(void);
+void opensearch_global_cleanup(void);
+
+rcode opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror *err);
+void opensearch_free(struct opensearch *os);
+
+/* One request; *status is the HTTP status (0 if none came back). A body may
+ * be NULL. resp receives the response body. Fails only on transport errors. */
+rcode opensearch_request(struct opensearch *os, long *status, struct buf *resp, const char *method,
+                         const char *path, const char *body, size_t body_len, struct rerror *err);
+
+rcode opensearch_info(struct opensearch *os, char **version, struct rerror *err);
+/* _count of the index (primaries only, unlike _stats totals). */
+rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err);
+/* The mapping type of a field of the index (caller frees), or NULL when the
+ * field is not mapped. RC_ERR_NOTFOUND when the index does not exist. */
+rcode opensearch_field_type(struct opensearch *os, char **type, const char *field,
+                            struct rerror *err);
+rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
+
+/* Where ids and versions come from. sort_field is the keyword id field, or
+ * "_id". version_field may be NULL; version_format "epoch_millis" for date
+ * fields, NULL otherwise. */
+struct os_keys {
+	const char *sort_field;
+	const char *version_field;
+	const char *version_format;
+};
+
+/* The next page (size ids) of the index in key order strictly after
+ * `after` (NULL: from the start), appended to out. *more is false at the end. */
+rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
+                      const struct os_keys *k, const char *after, int size, struct rerror *err);
+/* Which of ids (n canonical texts) the index has, with their versions,
+ * appended to out (in no particular order). */
+rcode opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
+                        const char *const *ids, size_t n, struct rerror *err);
+
+/* Per-item outcome of a _bulk. */
+struct bulk_item {
+	int status;   /* HTTP status of the item: 200/201 ok, 404 for a delete of nothing */
+	char *reason; /* OpenSearch's reason when the item failed (owned) */
+};
+struct bulk_result {
+	long http_status;
+	struct bulk_item *items;
+	size_t n;
+};
+void bulk_result_free(struct bulk_result *r);
+
+/* Sends one _bulk body (NDJSON) with n_items actions. Retries 429/503 and
+ * transport errors with exponential backoff and jitter (SYNC_MAX_RETRIES);
+ * *attempts says how many sends it took. RC_ERR_TOOLARGE on 413, so the
+ * caller can split. stop (may be NULL) cuts backoff sleeps short. */
+rcode opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts,
+                      const char *body, size_t len, size_t n_items, volatile int *stop,
+                      struct rerror *err);
+
+/* The index path prefix ("/<escaped index>") for building bulk bodies. */
+const char *opensearch_index(const struct opensearch *os);
+
+#endif

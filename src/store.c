@@ -1,0 +1,992 @@
+/*
+ * store.c: the SQLite run journal.
+ *
+ * Design:
+ * - WAL mode and a busy timeout, so a person's sqlite3 shell reading v_runs
+ *   never blocks a run and a run never makes the shell say "locked".
+ * - Migrations are compiled in (migrations/NNNN_name.sql), applied in order,
+ *   each in its own transaction, and recorded in schema_migrations.
+ * - Every statement binds its values (sql_run's type string: i = int64,
+ *   n = int64 or NULL when negative, t = text or NULL); no SQL is built from
+ *   data.
+ * - Counters in runs are recomputed from run_ids and batches
+ *   (store_run_recount) rather than incremented, so a resumed run that sees
+ *   the same drift twice still counts it once.
+ * - One run per journal across processes: flock() on "<db>.lock". The
+ *   kernel drops the lock when its holder dies, so a crash never wedges it.
+ */
+#include "store.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	int lock_fd;
+};
+
+static rcode
+db_error(struct store *s, struct rerror *err, const char *what)
+{
+	return rerror_set(err, RC_ERR_STORE, "journal %s: %s: %s", s->path, what,
+	                  sqlite3_errmsg(s->db));
+}
+
+static rcode
+bind_args(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	for (int i = 0; types[i]; i++) {
+		int rc = SQLITE_OK, col = i + 1;
+		switch (types[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, col, va_arg(ap, int64_t));
+			break;
+		case 'n': {
+			int64_t v = va_arg(ap, int64_t);
+			rc = v < 0 ? sqlite3_bind_null(st, col) : sqlite3_bind_int64(st, col, v);
+			break;
+		}
+		case 't': {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, col, v, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, col);
+			break;
+		}
+		default:
+			return RC_ERR_INTERNAL;
+		}
+		if (rc != SQLITE_OK)
+			return RC_ERR_STORE;
+	}
+	return RC_OK;
+}
+
+/* Prepares sql and binds the arguments; the caller steps and finalizes. */
+static rcode
+sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	rcode rc;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) != SQLITE_OK) {
+		log_error("journal: prepare failed: %s", sqlite3_errmsg(s->db));
+		return RC_ERR_STORE;
+	}
+	va_start(ap, types);
+	rc = bind_args(*out, types, ap);
+	va_end(ap);
+	if (rc) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* Runs one statement that returns no rows. */
+static rcode
+sql_run(struct store *s, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	rcode rc = RC_OK;
+	int step;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("journal: prepare failed: %s", sqlite3_errmsg(s->db));
+		return RC_ERR_STORE;
+	}
+	va_start(ap, types);
+	rc = bind_args(st, types, ap);
+	va_end(ap);
+	if (rc == RC_OK) {
+		step = sqlite3_step(st);
+		if (step != SQLITE_DONE && step != SQLITE_ROW) {
+			log_error("journal: %s", sqlite3_errmsg(s->db));
+			rc = RC_ERR_STORE;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Runs a query whose first row's first column is an integer. */
+static rcode
+sql_int(struct store *s, int64_t *out, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	rcode rc;
+
+	*out = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return RC_ERR_STORE;
+	va_start(ap, types);
+	rc = bind_args(st, types, ap);
+	va_end(ap);
+	if (rc == RC_OK) {
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			*out = sqlite3_column_int64(st, 0);
+		else if (step != SQLITE_DONE)
+			rc = RC_ERR_STORE;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void
+now(char *ts)
+{
+	util_now_iso(ts, 32);
+}
+
+static rcode
+mkdir_parent(const char *path)
+{
+	char *copy = strdup(path), *dir;
+	rcode rc = RC_OK;
+
+	if (copy == NULL)
+		return RC_ERR_NOMEM;
+	dir = dirname(copy);
+	if (strcmp(dir, ".") && strcmp(dir, "/") && mkdir(dir, 0755) && errno != EEXIST)
+		rc = RC_ERR_IO;
+	free(copy);
+	return rc;
+}
+
+rcode
+store_open(struct store **out, const char *path, struct rerror *err)
+{
+	struct store *s;
+	rcode rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
+		free(s);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	s->lock_fd = -1;
+	if (mkdir_parent(path)) {
+		rc = rerror_set(err, RC_ERR_STORE, "journal %s: cannot create its directory: %s",
+		                path, strerror(errno));
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                    NULL) != SQLITE_OK) {
+		rc = db_error(s, err, "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+	if (sqlite3_exec(s->db,
+	                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+	                 "PRAGMA foreign_keys=ON;",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_error(s, err, "cannot set WAL mode (is the disk read-only?)");
+		goto fail;
+	}
+	rc = store_migrate(s, NULL, err);
+	if (rc)
+		goto fail;
+	*out = s;
+	return RC_OK;
+fail:
+	store_free(s);
+	return rc;
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	store_unlock(s);
+	if (s->db)
+		sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+}
+
+rcode
+store_migrate(struct store *s, int *applied, struct rerror *err)
+{
+	int count = 0;
+
+	if (applied)
+		*applied = 0;
+	if (sqlite3_exec(s->db,
+	                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	                 " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+	                 NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(s, err, "cannot create schema_migrations (is the disk read-only?)");
+	for (const struct store_migration *m = store_migrations; m->name; m++) {
+		int64_t done;
+		char ts[32];
+		if (sql_int(s, &done, "SELECT count(*) FROM schema_migrations WHERE name = ?", "t",
+		            m->name))
+			return db_error(s, err, "cannot read schema_migrations");
+		if (done)
+			continue;
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			return db_error(s, err, "cannot begin migration");
+		now(ts);
+		if (sqlite3_exec(s->db, m->sql, NULL, NULL, NULL) != SQLITE_OK ||
+		    sql_run(s, "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+		            "tt", m->name, ts)) {
+			rcode rc =
+			    rerror_set(err, RC_ERR_STORE, "journal %s: migration %s failed: %s",
+			               s->path, m->name, sqlite3_errmsg(s->db));
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			rcode rc = db_error(s, err, "cannot commit migration");
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		log_info("journal: applied migration %s", m->name);
+		count++;
+	}
+	if (applied)
+		*applied = count;
+	return RC_OK;
+}
+
+rcode
+store_lock(struct store *s, int64_t *holder_run, struct rerror *err)
+{
+	char path[4200];
+
+	*holder_run = 0;
+	if (s->lock_fd >= 0)
+		return RC_OK;
+	snprintf(path, sizeof(path), "%s.lock", s->path);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lock_fd < 0)
+		return rerror_set(err, RC_ERR_IO, "cannot open lock file %s: %s", path,
+		                  strerror(errno));
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return RC_OK;
+	close(s->lock_fd);
+	s->lock_fd = -1;
+	sql_int(s, holder_run, "SELECT id FROM runs WHERE status = 'running' ORDER BY id DESC", "");
+	if (*holder_run)
+		return rerror_set(err, RC_ERR_BUSY, "run %lld holds the journal %s",
+		                  (long long)*holder_run, s->path);
+	return rerror_set(err, RC_ERR_BUSY, "another process holds the journal %s", s->path);
+}
+
+void
+store_unlock(struct store *s)
+{
+	if (s->lock_fd >= 0) {
+		flock(s->lock_fd, LOCK_UN);
+		close(s->lock_fd);
+		s->lock_fd = -1;
+	}
+}
+
+rcode
+store_tx_begin(struct store *s)
+{
+	return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? RC_OK
+	                                                                             : RC_ERR_STORE;
+}
+
+rcode
+store_tx_commit(struct store *s)
+{
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return RC_OK;
+	log_error("journal: commit failed: %s", sqlite3_errmsg(s->db));
+	store_tx_rollback(s);
+	return RC_ERR_STORE;
+}
+
+void
+store_tx_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void
+store_run_free(struct store_run *r)
+{
+	if (r == NULL)
+		return;
+	free(r->kind);
+	free(r->trigger);
+	free(r->status);
+	free(r->phase);
+	free(r->started_at);
+	free(r->finished_at);
+	free(r->heartbeat_at);
+	free(r->cursor_type);
+	free(r->cursor);
+	free(r->config);
+	free(r->error);
+	free(r);
+}
+
+rcode
+store_run_begin(struct store *s, int64_t *run_id, const char *kind, const char *trigger,
+                const char *config_json)
+{
+	char ts[32];
+	rcode rc;
+
+	*run_id = 0;
+	now(ts);
+	rc = sql_run(s,
+	             "INSERT INTO runs (kind, trigger, started_at, heartbeat_at, config, pid) "
+	             "VALUES (?, ?, ?, ?, ?, ?)",
+	             "ttttti", kind, trigger, ts, ts, config_json, (int64_t)getpid());
+	if (rc)
+		return rc;
+	*run_id = sqlite3_last_insert_rowid(s->db);
+	return store_event(s, *run_id, "started", trigger);
+}
+
+static char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int64_t
+col_int_or(sqlite3_stmt *st, int i, int64_t dflt)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(st, i);
+}
+
+rcode
+store_run_get(struct store *s, struct store_run **out, int64_t run_id)
+{
+	sqlite3_stmt *st;
+	struct store_run *r;
+	rcode rc;
+	int step;
+
+	*out = NULL;
+	rc = sql_prepare(
+	    s, &st,
+	    "SELECT id, kind, trigger, status, phase, started_at, finished_at, "
+	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
+	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
+	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error "
+	    "FROM runs WHERE id = ?",
+	    "i", run_id);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		sqlite3_finalize(st);
+		return RC_ERR_NOMEM;
+	}
+	r->id = sqlite3_column_int64(st, 0);
+	r->kind = col_text(st, 1);
+	r->trigger = col_text(st, 2);
+	r->status = col_text(st, 3);
+	r->phase = col_text(st, 4);
+	r->started_at = col_text(st, 5);
+	r->finished_at = col_text(st, 6);
+	r->heartbeat_at = col_text(st, 7);
+	r->mongo_count = col_int_or(st, 8, -1);
+	r->opensearch_count = col_int_or(st, 9, -1);
+	r->compared = sqlite3_column_int64(st, 10);
+	r->missing = sqlite3_column_int64(st, 11);
+	r->orphans = sqlite3_column_int64(st, 12);
+	r->stale = sqlite3_column_int64(st, 13);
+	r->skipped = sqlite3_column_int64(st, 14);
+	r->repaired = sqlite3_column_int64(st, 15);
+	r->deleted = sqlite3_column_int64(st, 16);
+	r->failed = sqlite3_column_int64(st, 17);
+	r->cursor_type = col_text(st, 18);
+	r->cursor = col_text(st, 19);
+	r->seen_types = sqlite3_column_int64(st, 20);
+	r->resume_count = sqlite3_column_int64(st, 21);
+	r->config = col_text(st, 22);
+	r->error = col_text(st, 23);
+	sqlite3_finalize(st);
+	if (!r->kind || !r->status || !r->phase || !r->trigger || !r->started_at) {
+		store_run_free(r);
+		return RC_ERR_NOMEM;
+	}
+	*out = r;
+	return RC_OK;
+}
+
+rcode
+store_run_unfinished(struct store *s, int64_t *run_id)
+{
+	return sql_int(s, run_id,
+	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
+	               "ORDER BY id DESC LIMIT 1",
+	               "");
+}
+
+rcode
+store_run_resumed(struct store *s, int64_t run_id)
+{
+	char ts[32];
+	rcode rc;
+
+	now(ts);
+	rc = sql_run(s,
+	             "UPDATE runs SET status = 'running', resume_count = resume_count + 1, "
+	             "heartbeat_at = ?, pid = ?, finished_at = NULL, error = NULL WHERE id = ?",
+	             "tii", ts, (int64_t)getpid(), run_id);
+	return rc ? rc : store_event(s, run_id, "resumed", NULL);
+}
+
+rcode
+store_run_phase(struct store *s, int64_t run_id, const char *phase)
+{
+	char ts[32];
+	rcode rc;
+
+	now(ts);
+	rc = sql_run(s, "UPDATE runs SET phase = ?, heartbeat_at = ? WHERE id = ?", "tti", phase,
+	             ts, run_id);
+	return rc ? rc : store_event(s, run_id, "phase", phase);
+}
+
+rcode
+store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count, int64_t opensearch_count)
+{
+	return sql_run(s, "UPDATE runs SET mongo_count = ?, opensearch_count = ? WHERE id = ?",
+	               "nni", mongo_count, opensearch_count, run_id);
+}
+
+rcode
+store_run_progress(struct store *s, int64_t run_id, int64_t compared)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s, "UPDATE runs SET heartbeat_at = ?, compared = ? WHERE id = ?", "tii", ts,
+	               compared, run_id);
+}
+
+rcode
+store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
+                 int64_t seen_types, int64_t compared)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s,
+	               "UPDATE runs SET cursor_type = ?, cursor = ?, seen_types = ?, compared = ?, "
+	               "heartbeat_at = ? WHERE id = ?",
+	               "ttiiti", cursor_type, cursor, seen_types, compared, ts, run_id);
+}
+
+rcode
+store_run_recount(struct store *s, int64_t run_id)
+{
+	return sql_run(
+	    s,
+	    "UPDATE runs SET "
+	    " missing_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = "
+	    "'missing'),"
+	    " orphan_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'orphan'),"
+	    " stale_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'stale'),"
+	    " skipped_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
+	    "   AND status = 'skipped'),"
+	    " repaired_count = CASE WHEN kind = 'full' THEN"
+	    "   (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id = ?1 AND action = 'index'"
+	    "    AND status = 'committed')"
+	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'missing'"
+	    "    AND status = 'done') + (SELECT count(*) FROM run_ids WHERE run_id = ?1"
+	    "    AND kind = 'stale' AND status = 'done') END,"
+	    " deleted_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'orphan'"
+	    "   AND status = 'done'),"
+	    " failed_count = CASE WHEN kind = 'full' THEN"
+	    "   (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE run_id = ?1)"
+	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND status = 'failed') END"
+	    " WHERE id = ?1",
+	    "i", run_id);
+}
+
+rcode
+store_run_finish(struct store *s, int64_t run_id, const char *status, const char *error)
+{
+	char ts[32];
+	rcode rc;
+	bool done = strcmp(status, "running") && strcmp(status, "interrupted");
+
+	now(ts);
+	rc = store_run_recount(s, run_id);
+	if (rc == RC_OK)
+		rc = sql_run(s,
+		             "UPDATE runs SET status = ?, phase = CASE WHEN ? THEN 'done' ELSE "
+		             "phase END, finished_at = ?, heartbeat_at = ?, error = ? WHERE id = ?",
+		             "tittti", status, (int64_t)done, done ? ts : NULL, ts, error, run_id);
+	if (rc == RC_OK)
+		rc = store_event(s, run_id, done ? "finished" : status, error ? error : status);
+	return rc;
+}
+
+rcode
+store_event(struct store *s, int64_t run_id, const char *event, const char *detail)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s, "INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+	               "ntt"
+	               "t",
+	               run_id > 0 ? run_id : -1, ts, event, detail);
+}
+
+rcode
+store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_id,
+            const char *phase, const char *source, const char *code, const char *message)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s,
+	               "INSERT INTO errors (run_id, batch_no, doc_id, phase, source, code, message,"
+	               " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	               "nntttttt", run_id > 0 ? run_id : -1, batch_no, doc_id, phase, source, code,
+	               message ? message : "(no message)", ts);
+}
+
+rcode
+store_drift_add(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                const char *kind, int64_t batch_no, const char *status, bool *added)
+{
+	rcode rc = sql_run(s,
+	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, batch_no,"
+	                   " status) VALUES (?, ?, ?, ?, ?, ?)",
+	                   "ittt"
+	                   "nt",
+	                   run_id, doc_id, id_type, kind, batch_no, status);
+	if (added)
+		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
+	return rc;
+}
+
+rcode
+store_drift_set(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                const char *kind, const char *status, const char *error)
+{
+	return sql_run(s,
+	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
+	               " doc_id = ? AND id_type = ?",
+	               "ttitt"
+	               "t",
+	               status, error, run_id, kind, doc_id, id_type);
+}
+
+rcode
+store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                   const char *kind, int64_t batch_no)
+{
+	return sql_run(s,
+	               "UPDATE run_ids SET batch_no = ?, status = 'pending', error = NULL WHERE"
+	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ?",
+	               "iittt", batch_no, run_id, kind, doc_id, id_type);
+}
+
+rcode
+store_drift_batch_done(struct store *s, int64_t run_id, int64_t batch_no)
+{
+	return sql_run(s,
+	               "UPDATE run_ids SET status = 'done' WHERE run_id = ? AND batch_no = ? AND"
+	               " status = 'pending'",
+	               "ii", run_id, batch_no);
+}
+
+rcode
+store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no)
+{
+	rcode rc =
+	    sql_int(s, batch_no, "SELECT COALESCE(MAX(batch_no), 0) FROM batches WHERE run_id = ?",
+	            "i", run_id);
+	*batch_no += 1;
+	return rc;
+}
+
+rcode
+store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action, int64_t docs,
+                int64_t bytes, const char *first_id, const char *last_id)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s,
+	               "INSERT INTO batches (run_id, batch_no, action, docs, bytes, first_id,"
+	               " last_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+	               " ON CONFLICT (run_id, batch_no) DO UPDATE SET docs = excluded.docs,"
+	               " bytes = excluded.bytes, first_id = excluded.first_id,"
+	               " last_id = excluded.last_id, status = 'pending'",
+	               "iitiittt", run_id, batch_no, action, docs, bytes, first_id, last_id, ts);
+}
+
+rcode
+store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, const char *status,
+                   int64_t ok, int64_t failed, int64_t attempts, int64_t took_ms)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s,
+	               "UPDATE batches SET status = ?, ok = ?, failed = ?, attempts = attempts + ?,"
+	               " took_ms = ?, committed_at = ? WHERE run_id = ? AND batch_no = ?",
+	               "tiiiitii", status, ok, failed, attempts, took_ms, ts, run_id, batch_no);
+}
+
+rcode
+store_batches_pending(struct store *s, int64_t run_id, struct store_pending **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	struct store_pending *v = NULL;
+	size_t count = 0, cap = 0;
+	rcode rc;
+	int step;
+
+	*out = NULL;
+	*n = 0;
+	rc = sql_prepare(s, &st,
+	                 "SELECT batch_no, action FROM batches WHERE run_id = ? AND status ="
+	                 " 'pending' ORDER BY batch_no",
+	                 "i", run_id);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct store_pending *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = RC_ERR_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[count].batch_no = sqlite3_column_int64(st, 0);
+		snprintf(v[count].action, sizeof(v[count].action), "%s",
+		         (const char *)sqlite3_column_text(st, 1));
+		count++;
+	}
+	if (rc == RC_OK && step != SQLITE_DONE)
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return RC_OK;
+}
+
+rcode
+store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
+                int (*fn)(void *ctx, const char *doc_id, const char *id_type, const char *kind),
+                void *ctx)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	int step;
+
+	rc = sql_prepare(s, &st,
+	                 "SELECT doc_id, id_type, kind FROM run_ids WHERE run_id = ? AND"
+	                 " batch_no = ? ORDER BY doc_id",
+	                 "ii", run_id, batch_no);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(ctx, (const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2)))
+			break;
+	}
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Turns every row of a prepared statement into a JSON object (column name
+ * -> value) appended to arr. */
+static rcode
+rows_to_json(sqlite3_stmt *st, cJSON *arr)
+{
+	int step;
+
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+		if (o == NULL)
+			return RC_ERR_NOMEM;
+		cJSON_AddItemToArray(arr, o);
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *name = sqlite3_column_name(st, i);
+			cJSON *v;
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_INTEGER:
+				v = cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
+				break;
+			case SQLITE_FLOAT:
+				v = cJSON_CreateNumber(sqlite3_column_double(st, i));
+				break;
+			case SQLITE_NULL:
+				v = cJSON_CreateNull();
+				break;
+			default:
+				v = cJSON_CreateString((const char *)sqlite3_column_text(st, i));
+			}
+			if (v == NULL)
+				return RC_ERR_NOMEM;
+			cJSON_AddItemToObject(o, name, v);
+		}
+	}
+	return step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
+
+static rcode
+query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
+{
+	cJSON *arr = cJSON_CreateArray();
+	rcode rc = arr ? rows_to_json(st, arr) : RC_ERR_NOMEM;
+
+	sqlite3_finalize(st);
+	if (rc) {
+		cJSON_Delete(arr);
+		return rc;
+	}
+	*out = arr;
+	return RC_OK;
+}
+
+#define RUN_COLUMNS                                                                                \
+	"id, kind, trigger, status, phase, started_at AS startedAt, finished_at AS finishedAt, "   \
+	"heartbeat_at AS heartbeatAt, mongo_count AS mongoCount, opensearch_count AS "             \
+	"opensearchCount, compared, missing_count AS missingCount, orphan_count AS orphanCount, "  \
+	"stale_count AS staleCount, skipped_count AS skippedCount, repaired_count AS "             \
+	"repairedCount, deleted_count AS deletedCount, failed_count AS failedCount, resume_count " \
+	"AS resumeCount, error"
+
+rcode
+store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before, const char *status)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = sql_prepare(s, &st,
+	                 "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 <= 0 OR id < ?1) AND"
+	                 " (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
+	                 "iti", before, status, limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_run(struct store *s, cJSON **out, int64_t run_id)
+{
+	sqlite3_stmt *st;
+	cJSON *arr = NULL, *run, *part;
+	rcode rc;
+
+	*out = NULL;
+	rc = sql_prepare(s, &st, "SELECT " RUN_COLUMNS ", cursor, config FROM runs WHERE id = ?",
+	                 "i", run_id);
+	if (rc || (rc = query_json(s, &arr, st)))
+		return rc;
+	if (cJSON_GetArraySize(arr) == 0) {
+		cJSON_Delete(arr);
+		return RC_ERR_NOTFOUND;
+	}
+	run = cJSON_DetachItemFromArray(arr, 0);
+	cJSON_Delete(arr);
+	/* the snapshot is JSON text: show it as an object */
+	cJSON *cfg = cJSON_GetObjectItem(run, "config");
+	if (cJSON_IsString(cfg)) {
+		cJSON *parsed = cJSON_Parse(cfg->valuestring);
+		if (parsed)
+			cJSON_ReplaceItemInObject(run, "config", parsed);
+	}
+	rc = sql_prepare(s, &st,
+	                 "SELECT action, status, count(*) AS batches, SUM(docs) AS docs,"
+	                 " SUM(bytes) AS bytes, SUM(ok) AS ok, SUM(failed) AS failed,"
+	                 " SUM(attempts) AS attempts, SUM(took_ms) AS tookMs FROM batches"
+	                 " WHERE run_id = ? GROUP BY action, status ORDER BY action, status",
+	                 "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "batches", part);
+	if (rc == RC_OK && (rc = store_report_errors(s, &part, run_id, 20)) == RC_OK)
+		cJSON_AddItemToObject(run, "errors", part);
+	if (rc == RC_OK)
+		rc = sql_prepare(s, &st,
+		                 "SELECT at, event, detail FROM run_events WHERE run_id = ?"
+		                 " ORDER BY id LIMIT 200",
+		                 "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "events", part);
+	if (rc == RC_OK)
+		rc = sql_prepare(s, &st,
+		                 "SELECT kind, doc_id AS id, status FROM run_ids WHERE run_id = ?"
+		                 " ORDER BY kind, doc_id LIMIT 20",
+		                 "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "driftSample", part);
+	if (rc) {
+		cJSON_Delete(run);
+		return rc;
+	}
+	*out = run;
+	return RC_OK;
+}
+
+rcode
+store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind, const char *after,
+                 int64_t limit)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = sql_prepare(s, &st,
+	                 "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
+	                 " error FROM run_ids WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
+	                 " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
+	                 "itti", run_id, kind, after, limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = sql_prepare(s, &st,
+	                 "SELECT at, phase, source, batch_no AS batch, doc_id AS id, code, message"
+	                 " FROM errors WHERE run_id = ? ORDER BY id LIMIT ?",
+	                 "ii", run_id, limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_totals(struct store *s, cJSON **out)
+{
+	sqlite3_stmt *st;
+	cJSON *arr = NULL;
+	rcode rc;
+
+	*out = NULL;
+	rc = sql_prepare(
+	    s, &st,
+	    "SELECT (SELECT max(started_at) FROM runs) AS lastCheck,"
+	    " (SELECT max(finished_at) FROM runs WHERE repaired_count + deleted_count > 0)"
+	    "  AS lastSync,"
+	    " (SELECT count(*) FROM runs) AS totalChecks,"
+	    " (SELECT count(*) FROM runs WHERE repaired_count + deleted_count > 0) AS totalSyncs,"
+	    " (SELECT COALESCE(SUM(repaired_count + deleted_count), 0) FROM runs)"
+	    "  AS documentsSynced,"
+	    " (SELECT count(*) FROM errors) AS errors",
+	    "");
+	if (rc || (rc = query_json(s, &arr, st)))
+		return rc;
+	*out = cJSON_DetachItemFromArray(arr, 0);
+	cJSON_Delete(arr);
+	return *out ? RC_OK : RC_ERR_STORE;
+}
+
+rcode
+store_report_metrics(struct store *s,
+                     void (*fn)(void *ctx, const char *name, const char *labels, double value),
+                     void *ctx)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	char labels[128];
+
+	rc = sql_prepare(s, &st, "SELECT status, count(*) FROM runs GROUP BY status", "");
+	if (rc)
+		return rc;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(labels, sizeof(labels), "status=\"%s\"",
+		         (const char *)sqlite3_column_text(st, 0));
+		fn(ctx, "reconciler_runs_total", labels, (double)sqlite3_column_int64(st, 1));
+	}
+	sqlite3_finalize(st);
+	rc = sql_prepare(s, &st,
+	                 "SELECT COALESCE(SUM(missing_count),0), COALESCE(SUM(orphan_count),0),"
+	                 " COALESCE(SUM(stale_count),0), COALESCE(SUM(repaired_count),0),"
+	                 " COALESCE(SUM(deleted_count),0), COALESCE(SUM(failed_count),0),"
+	                 " (SELECT count(*) FROM errors) FROM runs",
+	                 "");
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		fn(ctx, "reconciler_drift_found_total", "kind=\"missing\"",
+		   (double)sqlite3_column_int64(st, 0));
+		fn(ctx, "reconciler_drift_found_total", "kind=\"orphan\"",
+		   (double)sqlite3_column_int64(st, 1));
+		fn(ctx, "reconciler_drift_found_total", "kind=\"stale\"",
+		   (double)sqlite3_column_int64(st, 2));
+		fn(ctx, "reconciler_documents_repaired_total", "action=\"index\"",
+		   (double)sqlite3_column_int64(st, 3));
+		fn(ctx, "reconciler_documents_repaired_total", "action=\"delete\"",
+		   (double)sqlite3_column_int64(st, 4));
+		fn(ctx, "reconciler_documents_failed_total", "",
+		   (double)sqlite3_column_int64(st, 5));
+		fn(ctx, "reconciler_errors_total", "", (double)sqlite3_column_int64(st, 6));
+	}
+	sqlite3_finalize(st);
+	rc = sql_prepare(s, &st,
+	                 "SELECT CAST(strftime('%s', started_at) AS INTEGER),"
+	                 " (julianday(finished_at) - julianday(started_at)) * 86400.0,"
+	                 " mongo_count, opensearch_count FROM runs WHERE finished_at IS NOT NULL"
+	                 " ORDER BY id DESC LIMIT 1",
+	                 "");
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		fn(ctx, "reconciler_last_run_timestamp_seconds", "", sqlite3_column_double(st, 0));
+		fn(ctx, "reconciler_last_run_duration_seconds", "", sqlite3_column_double(st, 1));
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			fn(ctx, "reconciler_documents", "side=\"mongodb\"",
+			   sqlite3_column_double(st, 2));
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+			fn(ctx, "reconciler_documents", "side=\"opensearch\"",
+			   sqlite3_column_double(st, 3));
+	}
+	sqlite3_finalize(st);
+	return RC_OK;
+}
+
+rcode
+store_ping(struct store *s)
+{
+	int64_t v;
+
+	return sql_int(s, &v, "SELECT count(*) FROM schema_migrations", "");
+}

@@ -1,0 +1,123 @@
+/*
+ * store.h: the SQLite run journal.
+ *
+ * Everything the reconciler does is written here, so a person can audit it
+ * with the sqlite3 shell and a killed run can resume. See docs/JOURNAL.md.
+ */
+#ifndef RECONCILER_STORE_H
+#define RECONCILER_STORE_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct store;
+
+struct store_migration {
+	const char *name;
+	const char *sql;
+};
+extern const struct store_migration store_migrations[]; /* generated, {0,0}-terminated */
+
+/* Opens (creating the directory and file if needed), sets WAL and a busy
+ * timeout, and applies pending migrations. */
+rcode store_open(struct store **out, const char *path, struct rerror *err);
+void store_free(struct store *s);
+/* Number of migrations applied by this call through *applied (may be NULL). */
+rcode store_migrate(struct store *s, int *applied, struct rerror *err);
+
+/* Cross-process run lock (flock on PATH.lock, released if the holder dies).
+ * RC_ERR_BUSY if another process holds it; *holder_run is then the running
+ * run's id from the journal (0 if unknown). */
+rcode store_lock(struct store *s, int64_t *holder_run, struct rerror *err);
+void store_unlock(struct store *s);
+
+rcode store_tx_begin(struct store *s);
+rcode store_tx_commit(struct store *s);
+void store_tx_rollback(struct store *s);
+
+/* A run as stored. Strings are owned by the struct; free with store_run_free. */
+struct store_run {
+	int64_t id;
+	char *kind, *trigger, *status, *phase, *started_at, *finished_at, *heartbeat_at;
+	int64_t mongo_count, opensearch_count; /* -1: not counted */
+	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
+	char *cursor_type, *cursor; /* NULL before the first commit */
+	int64_t seen_types;
+	int64_t resume_count;
+	char *config, *error;
+};
+void store_run_free(struct store_run *r);
+
+rcode store_run_begin(struct store *s, int64_t *run_id, const char *kind, const char *trigger,
+                      const char *config_json);
+rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
+/* Newest run left running or interrupted; *run_id = 0 when none. */
+rcode store_run_unfinished(struct store *s, int64_t *run_id);
+rcode store_run_resumed(struct store *s, int64_t run_id);
+rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
+rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
+                       int64_t opensearch_count);
+rcode store_run_progress(struct store *s, int64_t run_id, int64_t compared);
+/* Advances the cursor: only call inside the transaction that commits the
+ * work before it. */
+rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
+                       int64_t seen_types, int64_t compared);
+/* Recomputes the run's counters from run_ids and batches. */
+rcode store_run_recount(struct store *s, int64_t run_id);
+rcode store_run_finish(struct store *s, int64_t run_id, const char *status, const char *error);
+
+rcode store_event(struct store *s, int64_t run_id, const char *event, const char *detail);
+rcode store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_id,
+                  const char *phase, const char *source, const char *code, const char *message);
+
+/* Drift: returns RC_OK; *added (may be NULL) says whether the row was new. */
+rcode store_drift_add(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                      const char *kind, int64_t batch_no, const char *status, bool *added);
+rcode store_drift_set(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                      const char *kind, const char *status, const char *error);
+/* Attaches a drift row to a batch (status pending). */
+rcode store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
+                         const char *kind, int64_t batch_no);
+/* Marks every still-pending id of a batch done. */
+rcode store_drift_batch_done(struct store *s, int64_t run_id, int64_t batch_no);
+
+rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
+rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action,
+                      int64_t docs, int64_t bytes, const char *first_id, const char *last_id);
+rcode store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, const char *status,
+                         int64_t ok, int64_t failed, int64_t attempts, int64_t took_ms);
+
+/* Pending work of a run, for resume. */
+struct store_pending {
+	int64_t batch_no;
+	char action[8];
+};
+rcode store_batches_pending(struct store *s, int64_t run_id, struct store_pending **out, size_t *n);
+/* Ids of a batch: calls fn for each (doc_id, id_type, kind); fn returns nonzero to stop. */
+rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
+                      int (*fn)(void *ctx, const char *doc_id, const char *id_type,
+                                const char *kind),
+                      void *ctx);
+
+/* Reports (JSON for the CLI and the API; the caller owns *out). */
+rcode store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before,
+                        const char *status);
+rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
+rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
+                       const char *after, int64_t limit);
+rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit);
+/* Totals for the status route: checks, syncs, documents synced, errors, last times. */
+rcode store_report_totals(struct store *s, cJSON **out);
+/* Small numbers for /metrics: calls fn(name, labels, value). */
+rcode store_report_metrics(struct store *s,
+                           void (*fn)(void *ctx, const char *name, const char *labels,
+                                      double value),
+                           void *ctx);
+/* A cheap check that the journal answers (health). */
+rcode store_ping(struct store *s);
+
+#endif

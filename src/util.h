@@ -1,0 +1,47 @@
+/*
+ * util.h: small helpers shared by every module: time, a growable byte
+ * buffer, and secret masking.
+ */
+#ifndef RECONCILER_UTIL_H
+#define RECONCILER_UTIL_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock in epoch milliseconds, and as ISO-8601 UTC with milliseconds. */
+int64_t util_now_ms(void);
+void util_now_iso(char *out, size_t len);
+void util_ms_to_iso(int64_t ms, char *out, size_t len);
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm]"; returns 0 on success. */
+int util_iso_to_ms(const char *s, int64_t *out);
+/* Monotonic milliseconds, for durations and deadlines. */
+int64_t util_mono_ms(void);
+/* Sleeps up to ms, returning early (true) when *stop becomes nonzero. */
+bool util_sleep_ms(int64_t ms, volatile int *stop);
+
+/* Masks the password of every "scheme://user:password@" in s, in place. */
+void util_mask_secrets(char *s, size_t cap);
+/* Returns a malloc'd copy of uri with its password masked; NULL on OOM. */
+char *util_mask_uri(const char *uri);
+
+/* A growable byte buffer; always NUL-terminated after any append. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+rcode buf_reserve(struct buf *b, size_t extra);
+rcode buf_append(struct buf *b, const void *data, size_t len);
+rcode buf_puts(struct buf *b, const char *s);
+rcode buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* Parses a whole base-10 int64; 0 on success, -1 on junk or overflow. */
+int util_parse_i64(const char *s, int64_t *out);
+
+#endif

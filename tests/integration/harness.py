@@ -1,0 +1,198 @@
+"""Integration test harness: the real FerretDB and OpenSearch started by
+tools/test-servers, the reconciler binary, and the C fixture tool.
+
+Every test gets its own database, collection, index and journal, so tests
+never see each other's data. Nothing here fakes a server.
+"""
+import json
+import os
+import random
+import shutil
+import sqlite3
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SRC = os.environ.get("RECONCILER_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("RECONCILER_BIN") or os.path.join(SRC, "build", "reconciler")
+FIXTURE = os.path.join(os.path.dirname(BIN), "reconciler-fixture")
+SERVERS = os.path.join(SRC, "tools", "test-servers")
+
+FAILED = []
+PASSED = []
+
+
+def servers():
+    """Starts the test servers if needed (a no-op when they run) and returns
+    their addresses. Fails loudly when they cannot be started."""
+    r = subprocess.run([SERVERS, "start"], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        raise SystemExit("FAIL: the test servers could not be started")
+    env = {}
+    out = subprocess.run([SERVERS, "env"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = v
+    return env
+
+
+def check(cond, what):
+    if cond:
+        PASSED.append(what)
+    else:
+        FAILED.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def done():
+    print("%d passed, %d failed" % (len(PASSED), len(FAILED)))
+    sys.exit(1 if FAILED else 0)
+
+
+class Env:
+    """One test's world: a database + collection, an index, a journal."""
+
+    def __init__(self, name, **settings):
+        self.addr = servers()
+        tag = name + "_" + "".join(random.choice(string.ascii_lowercase) for _ in range(6))
+        self.tmp = tempfile.mkdtemp(prefix="reconciler-it-")
+        self.db = "it_" + tag
+        self.index = "it_" + tag
+        self.url = self.addr["OPENSEARCH_URL"]
+        self.env = dict(os.environ)
+        self.env.update({
+            "MONGODB_URI": self.addr["MONGODB_URI"],
+            "MONGODB_DATABASE": self.db,
+            "MONGODB_COLLECTION": "ads",
+            "OPENSEARCH_URL": self.url,
+            "OPENSEARCH_INDEX": self.index,
+            "STATE_DB": os.path.join(self.tmp, "journal.db"),
+            "LOG_DIR": os.path.join(self.tmp, "logs"),
+            "RECONCILE_VERSION_FIELD": "updatedAt",
+            "ASAN_OPTIONS": "detect_leaks=1",
+        })
+        self.env.update({k: str(v) for k, v in settings.items()})
+
+    # -- processes ---------------------------------------------------
+    def run(self, *args, timeout=600, **settings):
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in settings.items()})
+        return subprocess.run([BIN] + list(args), env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.tmp)
+
+    def spawn(self, *args, **settings):
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in settings.items()})
+        return subprocess.Popen([BIN] + list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+
+    def fixture(self, *args):
+        r = subprocess.run([FIXTURE] + [str(a) for a in args], env=self.env,
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError("fixture %s failed: %s" % (args, r.stderr))
+        return r.stdout
+
+    def mongo(self, command):
+        return json.loads(self.fixture("command", json.dumps(command)))
+
+    # -- OpenSearch over REST ------------------------------------------
+    def os(self, method, path, body=None, ndjson=False):
+        data = None
+        headers = {}
+        if body is not None:
+            if ndjson:
+                data = "".join(json.dumps(x) + "\n" for x in body).encode()
+                headers["Content-Type"] = "application/x-ndjson"
+            else:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def create_index(self, extra_properties=None):
+        props = {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}
+        props.update(extra_properties or {})
+        st, body = self.os("PUT", "/" + self.index, {"mappings": {"properties": props}})
+        assert st == 200, body
+
+    def refresh(self):
+        self.os("POST", "/%s/_refresh" % self.index)
+
+    def os_docs(self):
+        """{_id: updatedAt-in-ms or None} of the whole index, independently
+        of the reconciler's own code."""
+        self.refresh()
+        out, after = {}, None
+        while True:
+            body = {"size": 1000, "sort": [{"_id": "asc"}], "_source": ["updatedAt"]}
+            if after:
+                body["search_after"] = after
+            st, res = self.os("POST", "/%s/_search" % self.index, body)
+            if st == 404:
+                return out
+            hits = res["hits"]["hits"]
+            for h in hits:
+                v = (h.get("_source") or {}).get("updatedAt")
+                out[h["_id"]] = iso_ms(v) if v else None
+            if len(hits) < 1000:
+                return out
+            after = hits[-1]["sort"]
+
+    def mongo_docs(self):
+        out = {}
+        for line in self.fixture("ids").splitlines():
+            idv, _type, version = line.split("\t")
+            out[idv] = int(version) if version else None
+        return out
+
+    def bulk(self, actions):
+        st, res = self.os("POST", "/%s/_bulk?refresh=true" % self.index, actions, ndjson=True)
+        assert st == 200 and not res.get("errors"), res
+        return res
+
+    def journal(self):
+        db = sqlite3.connect(self.env["STATE_DB"], timeout=10)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def last_run(self):
+        with self.journal() as db:
+            return dict(db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone())
+
+    def in_sync(self):
+        return self.mongo_docs() == self.os_docs()
+
+    def cleanup(self):
+        try:
+            self.mongo({"dropDatabase": 1})
+            self.os("DELETE", "/" + self.index)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def iso_ms(s):
+    """ISO-8601 UTC with optional millis -> epoch ms."""
+    import datetime
+    s = s.replace("Z", "+00:00")
+    return int(datetime.datetime.fromisoformat(s).timestamp() * 1000 + 0.5)
+
+
+def ext_id(canonical, id_type):
+    """Extended JSON of an id, for fixture commands."""
+    if id_type == "oid":
+        return {"$oid": canonical}
+    if id_type == "int":
+        return {"$numberLong": canonical}
+    return canonical

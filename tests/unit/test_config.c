@@ -1,0 +1,160 @@
+/* test_config.c: the settings table: defaults, validation, masking, docs. */
+#include "check.h"
+#include "config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static void
+test_defaults(void)
+{
+	struct config *c = NULL;
+	struct rerror e = {0};
+
+	CHECK(config_load(&c, NULL, &e) == RC_OK);
+	CHECK(c->sync_batch_size == 100);
+	CHECK(c->sync_batch_size_bytes == 5242880);
+	CHECK(c->orphans == ORPHANS_REPORT);
+	CHECK(c->opensearch_tls_verify);
+	CHECK(c->reconciliation_enabled);
+	CHECK_STR(c->http_bind, "127.0.0.1");
+	CHECK_STR(c->opensearch_id_field, "mongo_id");
+	CHECK_STR(c->state_db, "data/reconciler.db");
+	config_free(c);
+}
+
+static void
+bad(const char *name, const char *value, const char *expect_in_message)
+{
+	struct config *c = NULL;
+	struct rerror e = {0};
+
+	setenv(name, value, 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
+	CHECK(c == NULL);
+	CHECK(strstr(e.message, name) != NULL);
+	CHECK(strstr(e.message, expect_in_message) != NULL);
+	if (!strstr(e.message, expect_in_message))
+		fprintf(stderr, "  message: %s\n", e.message);
+	unsetenv(name);
+}
+
+static void
+test_validation(void)
+{
+	bad("SYNC_BATCH_SIZE", "abc", "integer from 1 to 10000");
+	bad("SYNC_BATCH_SIZE", "0", "integer from 1 to 10000");
+	bad("SYNC_BATCH_SIZE", "99999999999999999999", "integer");
+	bad("RECONCILE_ORPHANS", "purge", "one of report, delete");
+	bad("OPENSEARCH_TLS_VERIFY", "maybe", "true or false");
+	bad("MONGODB_URI", "postgres://x", "mongodb://");
+	bad("OPENSEARCH_URL", "localhost:9200", "http://");
+	bad("PORT", "70000", "0 to 65535");
+	bad("RECONCILIATION_INTERVAL_MS", "-5", "integer");
+
+	/* RECONCILIATION_ENABLED=false really disables (the old service could not) */
+	struct config *c = NULL;
+	struct rerror e = {0};
+	setenv("RECONCILIATION_ENABLED", "false", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_OK && !c->reconciliation_enabled);
+	config_free(c);
+	unsetenv("RECONCILIATION_ENABLED");
+}
+
+static void
+test_masking(void)
+{
+	struct config *c = NULL;
+	struct rerror e = {0};
+	struct buf b = {0};
+
+	setenv("MONGODB_URI", "mongodb://app:s3cret-pw@db.example:27017/?authSource=admin", 1);
+	setenv("OPENSEARCH_PASSWORD", "os-pass-123", 1);
+	setenv("API_TOKEN", "tok-abcdef", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_OK);
+	CHECK(config_dump_env(c, &b) == RC_OK);
+	CHECK(strstr(b.data, "s3cret-pw") == NULL);
+	CHECK(strstr(b.data, "os-pass-123") == NULL);
+	CHECK(strstr(b.data, "tok-abcdef") == NULL);
+	CHECK(strstr(b.data, "MONGODB_URI=mongodb://app:***@db.example:27017/") != NULL);
+	buf_reset(&b);
+	CHECK(config_dump_json(c, &b) == RC_OK);
+	CHECK(strstr(b.data, "s3cret-pw") == NULL && strstr(b.data, "os-pass-123") == NULL);
+	buf_free(&b);
+	config_free(c);
+	/* a bad URI's message does not show the password either */
+	setenv("MONGODB_URI", "mongo://u:hunter22@h", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
+	CHECK(strstr(e.message, "hunter22") == NULL);
+	unsetenv("MONGODB_URI");
+	unsetenv("OPENSEARCH_PASSWORD");
+	unsetenv("API_TOKEN");
+
+	char s[128] = "connect mongodb://u:pw@h and http://a:bcdef@x/ and mongodb://h/";
+	util_mask_secrets(s, sizeof(s));
+	CHECK_STR(s, "connect mongodb://u:**@h and http://a:***@x/ and mongodb://h/");
+}
+
+static void
+test_dotenv(void)
+{
+	char path[] = "/tmp/reconciler-test-env-XXXXXX";
+	int fd = mkstemp(path);
+	struct config *c = NULL;
+	struct rerror e = {0};
+	FILE *f = fdopen(fd, "w");
+
+	fputs("# comment\nexport SYNC_BATCH_SIZE=250\nOPENSEARCH_INDEX=\"ads\"\n"
+	      "RECONCILE_CHUNK_SIZE = 777\nnot a line\n",
+	      f);
+	fclose(f);
+	setenv("RECONCILE_CHUNK_SIZE", "1000", 1); /* the environment wins */
+	CHECK(config_load(&c, path, &e) == RC_OK);
+	CHECK(c && c->sync_batch_size == 250);
+	CHECK(c && strcmp(c->opensearch_index, "ads") == 0);
+	CHECK(c && c->chunk_size == 1000);
+	config_free(c);
+	unsetenv("RECONCILE_CHUNK_SIZE");
+	unlink(path);
+}
+
+static void
+test_docs_match(void)
+{
+	/* docs/CONFIG.md is generated from the table; keep them equal */
+	const char *src = getenv("RECONCILER_SOURCE_DIR");
+	char path[4096];
+	struct buf want = {0}, have = {0};
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	if (src == NULL)
+		src = ".";
+	snprintf(path, sizeof(path), "%s/docs/CONFIG.md", src);
+	f = fopen(path, "r");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&have, chunk, n);
+	fclose(f);
+	config_dump_markdown(&want);
+	CHECK(have.data && strncmp(have.data, want.data, want.len) == 0);
+	if (!(have.data && strncmp(have.data, want.data, want.len) == 0))
+		fprintf(stderr, "  docs/CONFIG.md is out of date: run "
+		                "`reconciler config --markdown > docs/CONFIG.md`\n");
+	buf_free(&want);
+	buf_free(&have);
+}
+
+int
+main(void)
+{
+	test_defaults();
+	test_validation();
+	test_masking();
+	test_dotenv();
+	test_docs_match();
+	return check_done("test_config");
+}

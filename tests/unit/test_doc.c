@@ -1,0 +1,321 @@
+/* test_doc.c: BSON -> JSON mapping type by type, ids, versions. */
+#include "check.h"
+#include "doc.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static char *
+to_json(const bson_t *d, const char *idf)
+{
+	struct buf b = {0};
+	bson_iter_t it;
+	struct buf id = {0};
+	enum id_type t;
+
+	if (bson_iter_init_find(&it, d, "_id"))
+		doc_id_canonical(bson_iter_value(&it), &id, &t);
+	if (doc_to_json(d, idf, id.data ? id.data : "", &b)) {
+		buf_free(&b);
+		buf_free(&id);
+		return NULL;
+	}
+	buf_free(&id);
+	return b.data;
+}
+
+static void
+one(const char *want, void (*fill)(bson_t *))
+{
+	bson_t d = BSON_INITIALIZER;
+	char *got;
+
+	fill(&d);
+	got = to_json(&d, "");
+	CHECK_STR(got, want);
+	free(got);
+	bson_destroy(&d);
+}
+
+static void
+f_double(bson_t *d)
+{
+	BSON_APPEND_DOUBLE(d, "v", 1.5);
+	BSON_APPEND_DOUBLE(d, "w", 3.0);
+}
+static void
+f_nan(bson_t *d)
+{
+	BSON_APPEND_DOUBLE(d, "n", NAN);
+	BSON_APPEND_DOUBLE(d, "i", INFINITY);
+	BSON_APPEND_DOUBLE(d, "m", -INFINITY);
+}
+static void
+f_str(bson_t *d)
+{
+	BSON_APPEND_UTF8(d, "s", "a\"b\\c\n\x01 é");
+}
+static void
+f_bad_utf8(bson_t *d)
+{
+	bson_append_utf8(d, "s", 1, "ok\xff", 3);
+}
+static void
+f_nul(bson_t *d)
+{
+	bson_append_utf8(d, "s", 1, "a\0b", 3);
+}
+static void
+f_ints(bson_t *d)
+{
+	BSON_APPEND_INT32(d, "a", -7);
+	BSON_APPEND_INT64(d, "b", 9007199254740993LL);
+}
+static void
+f_bool_null(bson_t *d)
+{
+	BSON_APPEND_BOOL(d, "t", true);
+	BSON_APPEND_NULL(d, "n");
+	BSON_APPEND_UNDEFINED(d, "u");
+}
+static void
+f_date(bson_t *d)
+{
+	BSON_APPEND_DATE_TIME(d, "d", 1700000000123LL);
+	BSON_APPEND_DATE_TIME(d, "old", -1);
+}
+static void
+f_oid(bson_t *d)
+{
+	bson_oid_t o;
+	bson_oid_init_from_string(&o, "65920080000000000000002a");
+	BSON_APPEND_OID(d, "o", &o);
+}
+static void
+f_bin(bson_t *d)
+{
+	BSON_APPEND_BINARY(d, "b", BSON_SUBTYPE_BINARY, (const uint8_t *)"hello", 5);
+}
+static void
+f_regex(bson_t *d)
+{
+	BSON_APPEND_REGEX(d, "r", "^a.*", "i");
+}
+static void
+f_ts(bson_t *d)
+{
+	BSON_APPEND_TIMESTAMP(d, "t", 1700000000, 3);
+}
+static void
+f_dec(bson_t *d)
+{
+	bson_decimal128_t v;
+	bson_decimal128_from_string("12.345", &v);
+	BSON_APPEND_DECIMAL128(d, "x", &v);
+}
+static void
+f_minmax(bson_t *d)
+{
+	BSON_APPEND_MINKEY(d, "lo");
+	BSON_APPEND_MAXKEY(d, "hi");
+}
+static void
+f_code(bson_t *d)
+{
+	BSON_APPEND_CODE(d, "c", "f()");
+	BSON_APPEND_SYMBOL(d, "s", "sym");
+}
+static void
+f_nested(bson_t *d)
+{
+	bson_t sub, arr;
+	BSON_APPEND_DOCUMENT_BEGIN(d, "a", &sub);
+	BSON_APPEND_ARRAY_BEGIN(&sub, "l", &arr);
+	BSON_APPEND_INT32(&arr, "0", 1);
+	BSON_APPEND_UTF8(&arr, "1", "x");
+	bson_append_array_end(&sub, &arr);
+	bson_append_document_end(d, &sub);
+	BSON_APPEND_ARRAY_BEGIN(d, "e", &arr);
+	bson_append_array_end(d, &arr);
+}
+
+static void
+test_mapping(void)
+{
+	one("{\"v\":1.5,\"w\":3}", f_double);
+	one("{\"n\":null,\"i\":null,\"m\":null}", f_nan);
+	one("{\"s\":\"a\\\"b\\\\c\\n\\u0001 é\"}", f_str);
+	one("{\"s\":\"ok\xEF\xBF\xBD\"}", f_bad_utf8);
+	one("{\"s\":\"a\\u0000b\"}", f_nul);
+	one("{\"a\":-7,\"b\":9007199254740993}", f_ints);
+	one("{\"t\":true,\"n\":null,\"u\":null}", f_bool_null);
+	one("{\"d\":\"2023-11-14T22:13:20.123Z\",\"old\":\"1969-12-31T23:59:59.999Z\"}", f_date);
+	one("{\"o\":\"65920080000000000000002a\"}", f_oid);
+	one("{\"b\":\"aGVsbG8=\"}", f_bin);
+	one("{\"r\":\"/^a.*/i\"}", f_regex);
+	one("{\"t\":{\"t\":1700000000,\"i\":3}}", f_ts);
+	one("{\"x\":\"12.345\"}", f_dec);
+	one("{\"lo\":\"MinKey\",\"hi\":\"MaxKey\"}", f_minmax);
+	one("{\"c\":\"f()\",\"s\":\"sym\"}", f_code);
+	one("{\"a\":{\"l\":[1,\"x\"]},\"e\":[]}", f_nested);
+}
+
+static void
+test_id_field(void)
+{
+	bson_t d = BSON_INITIALIZER;
+	bson_oid_t o;
+	char *got;
+
+	bson_oid_init_from_string(&o, "65920080000000000000002a");
+	BSON_APPEND_OID(&d, "_id", &o);
+	BSON_APPEND_UTF8(&d, "mongo_id", "stale copy");
+	BSON_APPEND_INT32(&d, "n", 1);
+	got = to_json(&d, "mongo_id");
+	/* _id removed, the id field set to the canonical id, a stored copy dropped */
+	CHECK_STR(got, "{\"mongo_id\":\"65920080000000000000002a\",\"n\":1}");
+	free(got);
+	bson_destroy(&d);
+}
+
+static void
+canon(const char *want, enum id_type want_type, void (*fill)(bson_t *))
+{
+	bson_t d = BSON_INITIALIZER, back = BSON_INITIALIZER;
+	bson_iter_t it, it2;
+	struct buf b = {0};
+	enum id_type t;
+
+	fill(&d);
+	bson_iter_init_find(&it, &d, "_id");
+	CHECK(doc_id_canonical(bson_iter_value(&it), &b, &t) == RC_OK);
+	CHECK_STR(b.data, want);
+	CHECK(t == want_type);
+	/* and back to the same typed value (numbers compare by value) */
+	CHECK(doc_id_append(&back, "_id", b.data, t) == RC_OK);
+	CHECK(bson_iter_init_find(&it2, &back, "_id"));
+	struct buf b2 = {0};
+	enum id_type t2;
+	doc_id_canonical(bson_iter_value(&it2), &b2, &t2);
+	CHECK_STR(b2.data, want);
+	buf_free(&b);
+	buf_free(&b2);
+	bson_destroy(&d);
+	bson_destroy(&back);
+}
+
+static void
+i_oid(bson_t *d)
+{
+	bson_oid_t o;
+	bson_oid_init_from_string(&o, "65920080000000000000002A");
+	BSON_APPEND_OID(d, "_id", &o);
+}
+static void
+i_str(bson_t *d)
+{
+	BSON_APPEND_UTF8(d, "_id", "doc-1");
+}
+static void
+i_int(bson_t *d)
+{
+	BSON_APPEND_INT32(d, "_id", 42);
+}
+static void
+i_long(bson_t *d)
+{
+	BSON_APPEND_INT64(d, "_id", -5000000000LL);
+}
+static void
+i_dbl_int(bson_t *d)
+{
+	BSON_APPEND_DOUBLE(d, "_id", 42.0);
+}
+static void
+i_dbl(bson_t *d)
+{
+	BSON_APPEND_DOUBLE(d, "_id", 0.1);
+}
+static void
+i_bool(bson_t *d)
+{
+	BSON_APPEND_BOOL(d, "_id", true);
+}
+static void
+i_date(bson_t *d)
+{
+	BSON_APPEND_DATE_TIME(d, "_id", 1700000000123LL);
+}
+static void
+i_obj(bson_t *d)
+{
+	bson_t sub;
+	BSON_APPEND_DOCUMENT_BEGIN(d, "_id", &sub);
+	BSON_APPEND_INT32(&sub, "a", 1);
+	bson_append_document_end(d, &sub);
+}
+
+static void
+test_ids(void)
+{
+	canon("65920080000000000000002a", ID_OID, i_oid);
+	canon("doc-1", ID_STRING, i_str);
+	canon("42", ID_INT, i_int);
+	canon("-5000000000", ID_INT, i_long);
+	canon("42", ID_INT, i_dbl_int);
+	canon("0.1", ID_DOUBLE, i_dbl);
+	canon("true", ID_BOOL, i_bool);
+	canon("2023-11-14T22:13:20.123Z", ID_DATE, i_date);
+	canon("{ \"a\" : { \"$numberInt\" : \"1\" } }", ID_JSON, i_obj);
+	CHECK(doc_class_merges(CLASS_STRING) && doc_class_merges(CLASS_OID));
+	CHECK(!doc_class_merges(CLASS_NUMBER) && !doc_class_merges(CLASS_OTHER));
+	CHECK(doc_id_append(&(bson_t)BSON_INITIALIZER, "x", "zz", ID_OID) == RC_ERR_INVALID);
+
+	/* a text that could be several types asks for each */
+	bson_t arr = BSON_INITIALIZER;
+	uint32_t n = 0;
+	doc_id_append_candidates(&arr, &n, "42");
+	CHECK(n == 3); /* string, int, double */
+	n = 0;
+	bson_reinit(&arr);
+	doc_id_append_candidates(&arr, &n, "65920080000000000000002a");
+	CHECK(n == 2); /* string, ObjectId */
+	bson_destroy(&arr);
+}
+
+static void
+test_versions(void)
+{
+	char a[64], b[64];
+	int64_t ms;
+	bson_value_t v;
+
+	v.value_type = BSON_TYPE_DATE_TIME;
+	v.value.v_datetime = 1700000000123LL;
+	CHECK(doc_version_from_bson(&v, a, sizeof(a), &ms) && ms == 1700000000123LL);
+	/* OpenSearch returns a date field as epoch_millis text */
+	CHECK(doc_version_from_text("1700000000123", b, sizeof(b), &ms));
+	CHECK_STR(a, b);
+	/* and ISO text compares equal too */
+	CHECK(doc_version_from_text("2023-11-14T22:13:20.123Z", b, sizeof(b), &ms));
+	CHECK_STR(a, b);
+	CHECK(doc_version_from_number(1700000000123.0, b, sizeof(b)));
+	CHECK_STR(a, b);
+	v.value_type = BSON_TYPE_INT32;
+	v.value.v_int32 = 7;
+	CHECK(doc_version_from_bson(&v, a, sizeof(a), &ms));
+	CHECK(doc_version_from_number(7.0, b, sizeof(b)));
+	CHECK_STR(a, b);
+	v.value_type = BSON_TYPE_NULL;
+	CHECK(!doc_version_from_bson(&v, a, sizeof(a), &ms));
+}
+
+int
+main(void)
+{
+	test_mapping();
+	test_id_field();
+	test_ids();
+	test_versions();
+	return check_done("test_doc");
+}

@@ -1,0 +1,177 @@
+/* test_store.c: the journal: migrations add up to schema/schema.sql, run
+ * lifecycle, counters recomputed from drift rows, lock. */
+#include "check.h"
+#include "store.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* "type name sql" of every schema object, whitespace folded, sorted. */
+static char *
+schema_of(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	struct buf b = {0};
+
+	sqlite3_prepare_v2(
+	    db,
+	    "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master"
+	    " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+	    -1, &st, NULL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		bool space = false;
+		for (; *s; s++) {
+			if (*s == ' ' || *s == '\n' || *s == '\t') {
+				space = true;
+				continue;
+			}
+			if (space)
+				buf_append(&b, " ", 1);
+			space = false;
+			buf_append(&b, s, 1);
+		}
+		buf_append(&b, "\n", 1);
+	}
+	sqlite3_finalize(st);
+	return b.data;
+}
+
+static char *
+read_file(const char *path)
+{
+	struct buf b = {0};
+	char chunk[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	return b.data;
+}
+
+static void
+test_schema(const char *dbpath)
+{
+	const char *src = getenv("RECONCILER_SOURCE_DIR");
+	char path[4096];
+	sqlite3 *a, *b;
+	char *sa, *sb, *sql;
+
+	snprintf(path, sizeof(path), "%s/schema/schema.sql", src ? src : ".");
+	sql = read_file(path);
+	CHECK(sql != NULL);
+	if (sql == NULL)
+		return;
+	sqlite3_open(dbpath, &a);
+	sqlite3_open(":memory:", &b);
+	CHECK(sqlite3_exec(b, sql, NULL, NULL, NULL) == SQLITE_OK);
+	sa = schema_of(a);
+	sb = schema_of(b);
+	CHECK(sa && sb && strcmp(sa, sb) == 0);
+	if (!(sa && sb && strcmp(sa, sb) == 0))
+		fprintf(stderr, "migrated:\n%s\nschema.sql:\n%s\n", sa, sb);
+	free(sa);
+	free(sb);
+	free(sql);
+	sqlite3_close(a);
+	sqlite3_close(b);
+}
+
+static void
+test_lifecycle(struct store *s)
+{
+	struct store_run *r = NULL;
+	int64_t id, other, no;
+	bool added;
+	cJSON *j = NULL;
+
+	CHECK(store_run_begin(s, &id, "check", "test", "{\"X\":\"1\"}") == RC_OK && id > 0);
+	CHECK(store_run_unfinished(s, &other) == RC_OK && other == id);
+	CHECK(store_drift_add(s, id, "a", "oid", "missing", -1, "pending", &added) == RC_OK &&
+	      added);
+	CHECK(store_drift_add(s, id, "a", "oid", "missing", -1, "pending", &added) == RC_OK &&
+	      !added); /* seen twice (a resumed pass), counted once */
+	CHECK(store_drift_add(s, id, "b", "oid", "orphan", -1, "reported", NULL) == RC_OK);
+	CHECK(store_batch_next_no(s, id, &no) == RC_OK && no == 1);
+	CHECK(store_batch_add(s, id, no, "index", 1, 100, NULL, NULL) == RC_OK);
+	CHECK(store_drift_assign(s, id, "a", "oid", "missing", no) == RC_OK);
+	struct store_pending *p = NULL;
+	size_t n = 0;
+	CHECK(store_batches_pending(s, id, &p, &n) == RC_OK && n == 1 && p[0].batch_no == 1);
+	free(p);
+	CHECK(store_drift_set(s, id, "a", "oid", "missing", "done", NULL) == RC_OK);
+	CHECK(store_batch_commit(s, id, no, "committed", 1, 0, 1, 5) == RC_OK);
+	CHECK(store_run_cursor(s, id, "oid", "a", 8, 10) == RC_OK);
+	CHECK(store_error(s, id, no, "a", "repair", "opensearch", "x", "boom") == RC_OK);
+	CHECK(store_run_finish(s, id, "completed", NULL) == RC_OK);
+	CHECK(store_run_get(s, &r, id) == RC_OK);
+	CHECK(r && r->missing == 1 && r->orphans == 1 && r->repaired == 1 && r->stale == 0);
+	CHECK(r && strcmp(r->status, "completed") == 0 && r->finished_at != NULL);
+	CHECK(r && r->cursor && strcmp(r->cursor, "a") == 0);
+	store_run_free(r);
+	CHECK(store_run_unfinished(s, &other) == RC_OK && other == 0);
+	CHECK(store_report_run(s, &j, id) == RC_OK && j != NULL);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")) == 1);
+	CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "config")));
+	cJSON_Delete(j);
+	CHECK(store_report_run(s, &j, 999) == RC_ERR_NOTFOUND);
+	CHECK(store_report_runs(s, &j, 10, 0, "completed") == RC_OK && cJSON_GetArraySize(j) == 1);
+	cJSON_Delete(j);
+	CHECK(store_report_totals(s, &j) == RC_OK);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "documentsSynced")) == 1);
+	cJSON_Delete(j);
+	CHECK(store_report_ids(s, &j, id, "orphan", NULL, 10) == RC_OK &&
+	      cJSON_GetArraySize(j) == 1);
+	cJSON_Delete(j);
+}
+
+static void
+test_lock(const char *path, struct store *s)
+{
+	struct store *s2 = NULL;
+	struct rerror e = {0};
+	int64_t holder;
+
+	CHECK(store_lock(s, &holder, &e) == RC_OK);
+	CHECK(store_open(&s2, path, &e) == RC_OK);
+	/* flock is per open file: a second handle is refused like a second process */
+	CHECK(store_lock(s2, &holder, &e) == RC_ERR_BUSY);
+	store_unlock(s);
+	CHECK(store_lock(s2, &holder, &e) == RC_OK);
+	store_free(s2);
+}
+
+int
+main(void)
+{
+	char dir[] = "/tmp/reconciler-store-XXXXXX", path[256];
+	struct store *s = NULL;
+	struct rerror e = {0};
+	int applied = -1;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/sub/j.db", dir);
+	CHECK(store_open(&s, path, &e) == RC_OK);
+	test_schema(path);
+	test_lifecycle(s);
+	test_lock(path, s);
+	store_free(s);
+	/* reopening applies nothing */
+	CHECK(store_open(&s, path, &e) == RC_OK);
+	CHECK(store_migrate(s, &applied, &e) == RC_OK && applied == 0);
+	store_free(s);
+	/* a journal that cannot be created says why */
+	CHECK(store_open(&s, "/proc/nope/j.db", &e) == RC_ERR_STORE && s == NULL);
+	CHECK(strstr(e.message, "/proc/nope/j.db") != NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+	return check_done("test_store");
+}

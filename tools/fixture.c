@@ -1,0 +1,374 @@
+/*
+ * reconciler-fixture: test and benchmark data, through the same libraries
+ * the reconciler uses (libmongoc for MongoDB, the project's doc and
+ * opensearch modules for the index).
+ *
+ *   load --count N [--start K] [--ids oid|string|int|mixed] [--size BYTES]
+ *        insert N realistic ad documents (nested, ~1 KB) with ids K..K+N-1
+ *   sync [--skip-every K]   index every MongoDB document (leaving out every
+ *        K-th one, to inject missing documents), then refresh
+ *   command JSON            run a database command (extended JSON), print the reply
+ *   ids                     print "canonical-id<TAB>type<TAB>version" in _id order
+ *   idof N [oid|string|int] print the canonical id the loader gives number N
+ *
+ * Settings are the reconciler's own (MONGODB_URI, OPENSEARCH_URL, ...).
+ */
+#include "config.h"
+#include "doc.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+static const char *words[] = {"summer", "sale",  "running", "shoes",  "discount", "travel",
+                              "hotel",  "city",  "coffee",  "bundle", "premium",  "fresh",
+                              "garden", "tools", "kids",    "books",  "music",    "festival"};
+
+static void
+make_id(bson_t *doc, int64_t n, const char *kind)
+{
+	char text[32];
+	bson_oid_t oid;
+	const char *k = kind;
+
+	if (strcmp(kind, "mixed") == 0)
+		k = n % 3 == 0 ? "oid" : n % 3 == 1 ? "string" : "int";
+	if (strcmp(k, "oid") == 0) {
+		/* time 2024-01-01 plus n seconds, then a counter: sorted by n */
+		snprintf(text, sizeof(text), "%08" PRIx64 "%016" PRIx64,
+		         (uint64_t)1704067200 + (uint64_t)n / 1000, (uint64_t)n);
+		bson_oid_init_from_string(&oid, text);
+		BSON_APPEND_OID(doc, "_id", &oid);
+	} else if (strcmp(k, "string") == 0) {
+		snprintf(text, sizeof(text), "doc-%09" PRId64, n);
+		BSON_APPEND_UTF8(doc, "_id", text);
+	} else {
+		BSON_APPEND_INT64(doc, "_id", n);
+	}
+}
+
+static void
+make_doc(bson_t *doc, int64_t n, const char *idkind, int size)
+{
+	bson_t sub, arr, item;
+	char text[2048], key[16];
+	const char *kp;
+	int64_t base = 1704067200000LL + n * 1000;
+
+	make_id(doc, n, idkind);
+	snprintf(text, sizeof(text), "%s %s %s #%" PRId64, words[n % 18], words[(n / 18) % 18],
+	         words[(n / 324) % 18], n);
+	BSON_APPEND_UTF8(doc, "title", text);
+	size_t len = 0;
+	for (int i = 0; len + 12 < (size_t)size / 2 && len + 12 < sizeof(text); i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s ",
+		                        words[(n + i * 7) % 18]);
+	BSON_APPEND_UTF8(doc, "description", text);
+	BSON_APPEND_DOCUMENT_BEGIN(doc, "advertiser", &sub);
+	BSON_APPEND_INT32(&sub, "id", (int32_t)(n % 1000));
+	BSON_APPEND_UTF8(&sub, "name", words[n % 7]);
+	BSON_APPEND_UTF8(&sub, "country", n % 2 ? "DE" : "FR");
+	bson_append_document_end(doc, &sub);
+	BSON_APPEND_DOCUMENT_BEGIN(doc, "campaign", &sub);
+	BSON_APPEND_DOUBLE(&sub, "budget", (double)(n % 10000) / 7.0);
+	BSON_APPEND_UTF8(&sub, "currency", "EUR");
+	BSON_APPEND_DATE_TIME(&sub, "start", base);
+	BSON_APPEND_DATE_TIME(&sub, "end", base + 86400000LL * 30);
+	bson_append_document_end(doc, &sub);
+	BSON_APPEND_DOCUMENT_BEGIN(doc, "targeting", &sub);
+	BSON_APPEND_ARRAY_BEGIN(&sub, "interests", &arr);
+	for (uint32_t i = 0; i < 4; i++) {
+		bson_uint32_to_string(i, &kp, key, sizeof(key));
+		BSON_APPEND_UTF8(&arr, kp, words[(n + i) % 18]);
+	}
+	bson_append_array_end(&sub, &arr);
+	BSON_APPEND_ARRAY_BEGIN(&sub, "ages", &arr);
+	BSON_APPEND_INT32(&arr, "0", 18 + (int32_t)(n % 10));
+	BSON_APPEND_INT32(&arr, "1", 35 + (int32_t)(n % 20));
+	bson_append_array_end(&sub, &arr);
+	bson_append_document_end(doc, &sub);
+	BSON_APPEND_ARRAY_BEGIN(doc, "creatives", &arr);
+	for (uint32_t i = 0; i < 2; i++) {
+		bson_uint32_to_string(i, &kp, key, sizeof(key));
+		BSON_APPEND_DOCUMENT_BEGIN(&arr, kp, &item);
+		BSON_APPEND_UTF8(&item, "type", i ? "video" : "banner");
+		snprintf(text, sizeof(text), "https://cdn.example.com/c/%" PRId64 "/%u.png", n, i);
+		BSON_APPEND_UTF8(&item, "url", text);
+		BSON_APPEND_INT32(&item, "width", 300 + (int32_t)i * 428);
+		BSON_APPEND_INT32(&item, "height", 250 + (int32_t)i * 340);
+		bson_append_document_end(&arr, &item);
+	}
+	bson_append_array_end(doc, &arr);
+	BSON_APPEND_DOCUMENT_BEGIN(doc, "stats", &sub);
+	BSON_APPEND_INT64(&sub, "impressions", n * 37);
+	BSON_APPEND_INT32(&sub, "clicks", (int32_t)(n % 5000));
+	BSON_APPEND_DOUBLE(&sub, "ctr", (double)(n % 97) / 1000.0);
+	bson_append_document_end(doc, &sub);
+	BSON_APPEND_UTF8(doc, "status", n % 5 ? "active" : "paused");
+	BSON_APPEND_DATE_TIME(doc, "createdAt", base);
+	BSON_APPEND_DATE_TIME(doc, "updatedAt", base);
+}
+
+static int
+die(const char *what, const char *msg)
+{
+	fprintf(stderr, "fixture: %s: %s\n", what, msg);
+	return 1;
+}
+
+static mongoc_client_t *
+client_for(const struct config *cfg)
+{
+	mongoc_client_t *c = mongoc_client_new(cfg->mongodb_uri);
+	if (c)
+		mongoc_client_set_appname(c, "reconciler-fixture");
+	return c;
+}
+
+static int
+cmd_load(const struct config *cfg, int argc, char **argv)
+{
+	int64_t count = 0, start = 0, size = 1000;
+	const char *ids = "oid";
+	mongoc_client_t *client;
+	mongoc_collection_t *coll;
+	bson_error_t e;
+	int rc = 0;
+
+	for (int i = 0; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--count"))
+			count = atoll(argv[i + 1]);
+		else if (!strcmp(argv[i], "--start"))
+			start = atoll(argv[i + 1]);
+		else if (!strcmp(argv[i], "--ids"))
+			ids = argv[i + 1];
+		else if (!strcmp(argv[i], "--size"))
+			size = atoll(argv[i + 1]);
+	}
+	client = client_for(cfg);
+	if (client == NULL)
+		return die("load", "bad MONGODB_URI");
+	coll = mongoc_client_get_collection(client, cfg->mongodb_database, cfg->mongodb_collection);
+	for (int64_t at = start; at < start + count && rc == 0; at += 1000) {
+		int64_t n = start + count - at < 1000 ? start + count - at : 1000;
+		bson_t **docs = calloc((size_t)n, sizeof(*docs));
+		for (int64_t i = 0; i < n; i++) {
+			docs[i] = bson_new();
+			make_doc(docs[i], at + i, ids, (int)size);
+		}
+		if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, (size_t)n, NULL,
+		                                   NULL, &e))
+			rc = die("insert", e.message);
+		for (int64_t i = 0; i < n; i++)
+			bson_destroy(docs[i]);
+		free(docs);
+	}
+	mongoc_collection_destroy(coll);
+	mongoc_client_destroy(client);
+	return rc;
+}
+
+static int
+cmd_sync(const struct config *cfg, int argc, char **argv)
+{
+	int64_t skip_every = 0, n = 0;
+	struct mongo *m = NULL;
+	struct mongo_scan *scan = NULL;
+	struct opensearch *os = NULL;
+	struct rerror err = {0};
+	struct buf body = {0}, idtext = {0};
+	size_t items = 0;
+	int rc = 0;
+
+	for (int i = 0; i + 1 < argc; i += 2)
+		if (!strcmp(argv[i], "--skip-every"))
+			skip_every = atoll(argv[i + 1]);
+	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
+	               &err) ||
+	    opensearch_open(&os, cfg, &err) ||
+	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, &err)) {
+		rc = die("sync", err.message);
+		goto out;
+	}
+	for (;;) {
+		const bson_t *doc;
+		bson_iter_t it;
+		enum id_type type;
+		if (mongo_scan_next(scan, &doc, &err)) {
+			rc = die("sync", err.message);
+			goto out;
+		}
+		if (doc && bson_iter_init_find(&it, doc, "_id")) {
+			n++;
+			if (skip_every && n % skip_every == 0)
+				continue;
+			buf_reset(&idtext);
+			doc_id_canonical(bson_iter_value(&it), &idtext, &type);
+			buf_puts(&body, "{\"index\":{\"_id\":");
+			doc_json_string(&body, idtext.data, idtext.len);
+			buf_puts(&body, "}}\n");
+			doc_to_json(doc, cfg->opensearch_id_field, idtext.data, &body);
+			buf_puts(&body, "\n");
+			items++;
+		}
+		if ((doc == NULL && items) || items == 1000) {
+			struct bulk_result res;
+			int attempts;
+			if (opensearch_bulk(os, &res, &attempts, body.data, body.len, items, NULL,
+			                    &err)) {
+				rc = die("bulk", err.message);
+				goto out;
+			}
+			for (size_t i = 0; i < res.n; i++)
+				if (res.items[i].status >= 300)
+					fprintf(stderr, "fixture: item rejected: %s\n",
+					        res.items[i].reason ? res.items[i].reason : "?");
+			bulk_result_free(&res);
+			buf_reset(&body);
+			items = 0;
+		}
+		if (doc == NULL)
+			break;
+	}
+	if (opensearch_refresh(os, &err))
+		rc = die("refresh", err.message);
+out:
+	buf_free(&body);
+	buf_free(&idtext);
+	mongo_scan_free(scan);
+	mongo_free(m);
+	opensearch_free(os);
+	return rc;
+}
+
+static int
+cmd_command(const struct config *cfg, int argc, char **argv)
+{
+	mongoc_client_t *client;
+	bson_error_t e;
+	bson_t *cmd, reply;
+	int rc = 0;
+
+	if (argc != 1)
+		return die("command", "usage: command JSON");
+	cmd = bson_new_from_json((const uint8_t *)argv[0], -1, &e);
+	if (cmd == NULL)
+		return die("command", e.message);
+	client = client_for(cfg);
+	if (!mongoc_client_command_simple(client, cfg->mongodb_database, cmd, NULL, &reply, &e))
+		rc = die("command", e.message);
+	else {
+		char *s = bson_as_relaxed_extended_json(&reply, NULL);
+		puts(s);
+		bson_free(s);
+	}
+	bson_destroy(&reply);
+	bson_destroy(cmd);
+	mongoc_client_destroy(client);
+	return rc;
+}
+
+static int
+cmd_ids(const struct config *cfg, int argc, char **argv)
+{
+	struct mongo *m = NULL;
+	struct mongo_scan *scan = NULL;
+	struct rerror err = {0};
+	struct buf idtext = {0};
+	int rc = 0;
+
+	(void)argc;
+	(void)argv;
+	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
+	               &err) ||
+	    mongo_scan_open(&scan, m, NULL, ID_OID, cfg->version_field, false, 1000, &err)) {
+		rc = die("ids", err.message);
+		goto out;
+	}
+	for (;;) {
+		const bson_t *doc;
+		bson_iter_t it;
+		enum id_type type;
+		char version[64] = "";
+		int64_t ms;
+		if (mongo_scan_next(scan, &doc, &err)) {
+			rc = die("ids", err.message);
+			break;
+		}
+		if (doc == NULL)
+			break;
+		if (!bson_iter_init_find(&it, doc, "_id"))
+			continue;
+		buf_reset(&idtext);
+		doc_id_canonical(bson_iter_value(&it), &idtext, &type);
+		if (*cfg->version_field && bson_iter_init(&it, doc) &&
+		    bson_iter_find_descendant(&it, cfg->version_field, &it))
+			doc_version_from_bson(bson_iter_value(&it), version, sizeof(version), &ms);
+		printf("%s\t%s\t%s\n", idtext.data, doc_id_type_name(type), version);
+	}
+out:
+	buf_free(&idtext);
+	mongo_scan_free(scan);
+	mongo_free(m);
+	return rc;
+}
+
+static int
+cmd_idof(int argc, char **argv)
+{
+	bson_t doc = BSON_INITIALIZER;
+	bson_iter_t it;
+	struct buf b = {0};
+	enum id_type t;
+
+	if (argc < 1)
+		return die("idof", "usage: idof N [oid|string|int|mixed]");
+	make_id(&doc, atoll(argv[0]), argc > 1 ? argv[1] : "oid");
+	bson_iter_init_find(&it, &doc, "_id");
+	doc_id_canonical(bson_iter_value(&it), &b, &t);
+	printf("%s\t%s\n", b.data, doc_id_type_name(t));
+	buf_free(&b);
+	bson_destroy(&doc);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct rerror err = {0};
+	int rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: reconciler-fixture load|sync|command|ids|idof ...\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "idof") == 0)
+		return cmd_idof(argc - 2, argv + 2);
+	if (config_load(&cfg, NULL, &err)) {
+		fprintf(stderr, "fixture: %s\n", err.message);
+		return 78;
+	}
+	mongo_global_init();
+	opensearch_global_init();
+	if (!strcmp(argv[1], "load"))
+		rc = cmd_load(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "sync"))
+		rc = cmd_sync(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "command"))
+		rc = cmd_command(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "ids"))
+		rc = cmd_ids(cfg, argc - 2, argv + 2);
+	else
+		rc = die(argv[1], "unknown command");
+	opensearch_global_cleanup();
+	mongoc_cleanup();
+	config_free(cfg);
+	return rc;
+}
