@@ -1514,6 +1514,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 		rc = setup_keys(&r);
 	if (rc == RC_OK && !r.dry_run && (rc = set_phase(&r, "repairing")) == RC_OK)
 		rc = resend_pending(&r);
+	if (rc == RC_OK && !r.dry_run)
+		refresh(&r); /* the pass must see what was re-sent, or it sends it again */
 	if (rc == RC_OK && (rc = set_phase(&r, r.full ? "indexing" : "diffing")) == RC_OK)
 		rc = r.full ? pass_full(&r) : pass_diff(&r);
 
