@@ -44,6 +44,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Most ids fetched with one $in, and most drift ids queued before they are
+ * repaired (10,000 ids: about 400 KB, whatever the collection's size). */
+#define FETCH_MAX 10000
+
 struct engine {
 	const struct config *cfg;
 	volatile int stop;    /* 1: interrupt, 2: cancel */
@@ -51,6 +55,13 @@ struct engine {
 	struct engine_progress progress;
 	bool progress_output;
 	int64_t last_print_ms;
+};
+
+struct idvec {
+	char **ids;
+	enum id_type *types;
+	const char **kinds;
+	size_t n, cap;
 };
 
 /* State of one run in progress. */
@@ -85,6 +96,10 @@ struct run {
 	bool mongo_done;
 	bool index_missing; /* the index does not exist: the index side is empty */
 	int64_t reuse_no;   /* full runs: the pending batch number to reuse */
+	/* drift waiting to be repaired, and the cursor that commits with it */
+	struct idvec queue_fix, queue_del;
+	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
+	int64_t queued_compared;
 };
 
 rcode
@@ -469,26 +484,50 @@ struct fetch_ctx {
 	struct buf json;
 	struct buf idtext;
 	rcode rc;
-	/* which requested ids came back */
+	/* the requested ids, and an index of them sorted by text for lookups */
 	char **ids;
 	enum id_type *types;
 	const char **kinds;
 	bool *found;
+	size_t *order;
 	size_t n;
 	bool flush_when_full;
 };
 
+static char **sort_ids; /* qsort has no context argument; guarded by sort_lock */
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+cmp_order(const void *a, const void *b)
+{
+	return strcmp(sort_ids[*(const size_t *)a], sort_ids[*(const size_t *)b]);
+}
+
+/* The requested id with this text (and, where texts repeat, this type). */
 static int
 find_requested(struct fetch_ctx *c, const char *id, enum id_type type)
 {
-	for (size_t i = 0; i < c->n; i++)
-		if (!c->found[i] && c->types[i] == type && strcmp(c->ids[i], id) == 0)
-			return (int)i;
-	/* integral doubles come back as ints and vice versa */
-	for (size_t i = 0; i < c->n; i++)
-		if (!c->found[i] && strcmp(c->ids[i], id) == 0)
-			return (int)i;
-	return -1;
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(c->ids[c->order[mid]], id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* integral doubles come back as ints and vice versa: prefer the same type */
+	int any = -1;
+	for (size_t i = lo; i < c->n && strcmp(c->ids[c->order[i]], id) == 0; i++) {
+		size_t k = c->order[i];
+		if (c->found[k])
+			continue;
+		if (c->types[k] == type)
+			return (int)k;
+		if (any < 0)
+			any = (int)k;
+	}
+	return any;
 }
 
 /* Converts doc and adds it to b, flushing b first when the document would
@@ -558,12 +597,18 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 {
 	struct batch b = {.action = "index"};
 	struct fetch_ctx c = {.r = r, .b = &b, .flush_when_full = resend_no <= 0};
-	size_t step = (size_t)r->cfg->sync_batch_size;
+	size_t step = FETCH_MAX;
 	rcode rc = RC_OK;
 
 	bool *found = calloc(n ? n : 1, sizeof(bool));
-	if (found == NULL)
+	size_t *order = malloc((n ? n : 1) * sizeof(size_t));
+	if (found == NULL || order == NULL) {
+		free(found);
+		free(order);
 		return RC_ERR_NOMEM;
+	}
+	/* one $in for up to FETCH_MAX ids: a server that cannot serve $in from
+	 * an index pays one scan per query, however few ids it names */
 	for (size_t at = 0; rc == RC_OK && at < n && !r->e->stop; at += step) {
 		size_t m = n - at < step ? n - at : step;
 		bson_t arr = BSON_INITIALIZER;
@@ -572,11 +617,19 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 		for (size_t i = 0; i < m && rc == RC_OK; i++) {
 			bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
 			rc = doc_id_append(&arr, kp, ids[at + i], types[at + i]);
+			order[i] = at + i;
 		}
+		pthread_mutex_lock(&sort_lock);
+		sort_ids = ids;
+		qsort(order, m, sizeof(*order), cmp_order);
+		pthread_mutex_unlock(&sort_lock);
+		for (size_t i = 0; i < m; i++)
+			order[i] -= at;
 		c.ids = ids + at;
 		c.types = types + at;
 		c.kinds = kinds + at;
 		c.found = found + at;
+		c.order = order;
 		c.n = m;
 		if (rc == RC_OK)
 			rc = mongo_fetch(r->mongo, &arr, NULL, false, on_fetched, &c, r->err);
@@ -584,6 +637,7 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 		if (rc == RC_OK)
 			rc = c.rc;
 	}
+	free(order);
 	if (rc == RC_OK)
 		rc = flush_batch(r, &b, resend_no);
 	if (rc == RC_OK && resend_no > 0 && b.n == 0)
@@ -620,13 +674,6 @@ repair_delete(struct run *r, char **ids, enum id_type *types, size_t n, int64_t 
 }
 
 /* ---- resume: re-send pending batches --------------------------------- */
-
-struct idvec {
-	char **ids;
-	enum id_type *types;
-	const char **kinds;
-	size_t n, cap;
-};
 
 static rcode
 idvec_push(struct idvec *v, const char *id, enum id_type type, const char *kind)
@@ -1023,7 +1070,9 @@ too_young(struct run *r, int64_t t)
 	return r->cfg->min_age_ms > 0 && t >= 0 && util_now_ms() - t < r->cfg->min_age_ms;
 }
 
-/* Journals a chunk's drift and repairs it. */
+static rcode flush_queue(struct run *r);
+
+/* Journals a chunk's drift and queues it for repair. */
 static rcode
 record_and_repair(struct run *r, const struct idlist *m, const struct idlist *osl,
                   const struct drift *d, const size_t *orphans, size_t n_orphans)
@@ -1074,18 +1123,14 @@ record_and_repair(struct run *r, const struct idlist *m, const struct idlist *os
 		store_tx_rollback(r->store);
 		rerror_set(r->err, rc, "journal: cannot record drift");
 	}
-	if (rc == RC_OK && fix.n) {
-		set_phase(r, "repairing");
-		rc = repair_index(r, fix.ids, fix.types, fix.kinds, fix.n, 0);
-	}
-	if (rc == RC_OK && del.n) {
-		set_phase(r, "repairing");
-		rc = repair_delete(r, del.ids, del.types, del.n, 0);
-	}
-	if ((fix.n || del.n) && rc == RC_OK)
-		set_phase(r, "diffing");
+	for (size_t i = 0; rc == RC_OK && i < fix.n; i++)
+		rc = idvec_push(&r->queue_fix, fix.ids[i], fix.types[i], fix.kinds[i]);
+	for (size_t i = 0; rc == RC_OK && i < del.n; i++)
+		rc = idvec_push(&r->queue_del, del.ids[i], del.types[i], "orphan");
 	idvec_free(&fix);
 	idvec_free(&del);
+	if (rc == RC_OK && r->queue_fix.n + r->queue_del.n >= FETCH_MAX)
+		rc = flush_queue(r);
 	return rc;
 }
 
@@ -1153,23 +1198,72 @@ lookup_and_repair(struct run *r, const struct idlist *chunk)
 	return rc;
 }
 
-/* Commits the cursor past a chunk. */
+static rcode
+commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared)
+{
+	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, r->seen, compared);
+
+	if (rc)
+		return rerror_set(r->err, rc, "journal: cannot advance the cursor");
+	free(r->cursor);
+	r->cursor = strdup(id);
+	r->cursor_type = type;
+	return r->cursor ? RC_OK : RC_ERR_NOMEM;
+}
+
+/* Repairs the queued drift, then commits the cursor that waited for it. */
+static rcode
+flush_queue(struct run *r)
+{
+	rcode rc = RC_OK;
+
+	if (r->queue_fix.n + r->queue_del.n > 0) {
+		set_phase(r, "repairing");
+		if (r->queue_fix.n)
+			rc = repair_index(r, r->queue_fix.ids, r->queue_fix.types,
+			                  r->queue_fix.kinds, r->queue_fix.n, 0);
+		if (rc == RC_OK && r->queue_del.n)
+			rc = repair_delete(r, r->queue_del.ids, r->queue_del.types, r->queue_del.n,
+			                   0);
+		if (rc == RC_OK)
+			set_phase(r, r->mongo_done ? "finishing" : "diffing");
+	}
+	if (rc == RC_OK && r->e->stop)
+		rc = rerror_set(r->err, RC_ERR_CANCELLED, "stopped");
+	idvec_clear(&r->queue_fix);
+	idvec_clear(&r->queue_del);
+	if (rc == RC_OK && r->queued_cursor.n) {
+		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0), r->queued_cursor.v[0].type,
+		                   r->queued_compared);
+		idlist_clear(&r->queued_cursor);
+	}
+	progress_sync(r);
+	return rc;
+}
+
+/* Moves the cursor past a chunk: now if nothing waits to be repaired, else
+ * when the queue is flushed (the cursor never passes uncommitted work). */
 static rcode
 advance(struct run *r, const struct idlist *chunk)
 {
 	size_t last = chunk->n - 1;
-	rcode rc;
+	rcode rc = RC_OK;
 
 	r->compared += (int64_t)chunk->n;
-	rc = store_run_cursor(r->store, r->id, doc_id_type_name(chunk->v[last].type),
-	                      idlist_id(chunk, last), r->seen, r->compared);
-	if (rc)
-		return rerror_set(r->err, rc, "journal: cannot advance the cursor");
-	free(r->cursor);
-	r->cursor = strdup(idlist_id(chunk, last));
-	r->cursor_type = chunk->v[last].type;
-	progress_sync(r);
-	return r->cursor ? RC_OK : RC_ERR_NOMEM;
+	if (r->queue_fix.n + r->queue_del.n == 0) {
+		rc = commit_cursor(r, idlist_id(chunk, last), chunk->v[last].type, r->compared);
+		progress_sync(r);
+		return rc;
+	}
+	idlist_clear(&r->queued_cursor);
+	r->queued_compared = r->compared;
+	rc = idlist_push(&r->queued_cursor, idlist_id(chunk, last), chunk->v[last].id_len,
+	                 chunk->v[last].type, NULL, -1);
+	pthread_mutex_lock(&r->e->lock);
+	r->e->progress.compared = r->compared;
+	pthread_mutex_unlock(&r->e->lock);
+	progress_print(r->e, false);
+	return rc;
 }
 
 /* The end of a merge segment: everything left in the index is past the
@@ -1239,6 +1333,7 @@ pass_diff(struct run *r)
 			rc = advance(r, &chunk);
 	}
 	if (rc == RC_OK && !r->e->stop) {
+		r->mongo_done = true;
 		if (r->cur_class >= 0 && doc_class_merges(r->cur_class)) {
 			rc = drain_segment(r);
 		} else if (!(r->seen & ((1 << CLASS_STRING) | (1 << CLASS_OID)))) {
@@ -1248,6 +1343,8 @@ pass_diff(struct run *r)
 			if (rc == RC_OK)
 				rc = drain_segment(r);
 		}
+		if (rc == RC_OK)
+			rc = flush_queue(r);
 	}
 	idlist_free(&chunk);
 	idlist_free(&part);
@@ -1576,6 +1673,9 @@ out_unlocked:
 	opensearch_free(r.os);
 	idlist_free(&r.os_buf);
 	idlist_free(&r.held);
+	idlist_free(&r.queued_cursor);
+	idvec_free(&r.queue_fix);
+	idvec_free(&r.queue_del);
 	free(r.os_after);
 	free(r.cursor);
 	free(r.id_field);

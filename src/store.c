@@ -2,8 +2,9 @@
  * store.c: the SQLite run journal.
  *
  * Design:
- * - WAL mode and a busy timeout, so a person's sqlite3 shell reading v_runs
- *   never blocks a run and a run never makes the shell say "locked".
+ * - WAL mode, a busy timeout, and no checkpoint on close, so a person's
+ *   sqlite3 shell reading v_runs never blocks a run and a run never makes
+ *   the shell say "database is locked" (not even as the run exits).
  * - Migrations are compiled in (migrations/NNNN_name.sql), applied in order,
  *   each in its own transaction, and recorded in schema_migrations.
  * - Every statement binds its values (sql_run's type string: i = int64,
@@ -194,6 +195,11 @@ store_open(struct store **out, const char *path, struct rerror *err)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 10000);
+	/* The last connection to close would take an exclusive lock to
+	 * checkpoint and delete the WAL; a person's sqlite3 shell opening at
+	 * that moment would say "database is locked". Checkpoints still run
+	 * automatically while we write. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	sqlite3_extended_result_codes(s->db, 1);
 	if (sqlite3_exec(s->db,
 	                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "

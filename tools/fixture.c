@@ -10,10 +10,15 @@
  *   command JSON            run a database command (extended JSON), print the reply
  *   ids                     print "canonical-id<TAB>type<TAB>version" in _id order
  *   idof N [oid|string|int] print the canonical id the loader gives number N
+ *   os-ids                  stream the index's ids in key order (raw cost of the index side)
+ *   dump                    the collection as _bulk NDJSON on stdout (for bulk-file)
+ *   bulk-file FILE [--batch N]  send FILE's actions with _bulk, N per request
+ *                           (the raw cost of indexing, without MongoDB)
  *
  * Settings are the reconciler's own (MONGODB_URI, OPENSEARCH_URL, ...).
  */
 #include "config.h"
+#include "diff.h"
 #include "doc.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -338,6 +343,139 @@ cmd_idof(int argc, char **argv)
 	return 0;
 }
 
+static int
+cmd_os_ids(const struct config *cfg)
+{
+	struct opensearch *os = NULL;
+	struct rerror err = {0};
+	struct idlist page = {0};
+	struct os_keys k = {.sort_field =
+	                        *cfg->opensearch_id_field ? cfg->opensearch_id_field : "_id",
+	                    .version_field = cfg->version_field,
+	                    .version_format = *cfg->version_field ? "epoch_millis" : NULL};
+	char *after = NULL;
+	bool more = true;
+	int64_t n = 0;
+	int rc = 0;
+
+	if (opensearch_open(&os, cfg, &err))
+		return die("os-ids", err.message);
+	while (more) {
+		idlist_clear(&page);
+		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->chunk_size, &err)) {
+			rc = die("os-ids", err.message);
+			break;
+		}
+		n += (int64_t)page.n;
+		if (page.n) {
+			free(after);
+			after = strdup(idlist_id(&page, page.n - 1));
+		}
+	}
+	printf("%" PRId64 "\n", n);
+	free(after);
+	idlist_free(&page);
+	opensearch_free(os);
+	return rc;
+}
+
+static int
+cmd_dump(const struct config *cfg)
+{
+	struct mongo *m = NULL;
+	struct mongo_scan *scan = NULL;
+	struct rerror err = {0};
+	struct buf out = {0}, idtext = {0};
+	int rc = 0;
+
+	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
+	               &err) ||
+	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, &err)) {
+		rc = die("dump", err.message);
+		goto out;
+	}
+	for (;;) {
+		const bson_t *doc;
+		bson_iter_t it;
+		enum id_type type;
+		if (mongo_scan_next(scan, &doc, &err)) {
+			rc = die("dump", err.message);
+			break;
+		}
+		if (doc == NULL)
+			break;
+		if (!bson_iter_init_find(&it, doc, "_id"))
+			continue;
+		buf_reset(&out);
+		buf_reset(&idtext);
+		doc_id_canonical(bson_iter_value(&it), &idtext, &type);
+		buf_puts(&out, "{\"index\":{\"_id\":");
+		doc_json_string(&out, idtext.data, idtext.len);
+		buf_puts(&out, "}}\n");
+		doc_to_json(doc, cfg->opensearch_id_field, idtext.data, &out);
+		buf_puts(&out, "\n");
+		fwrite(out.data, 1, out.len, stdout);
+	}
+out:
+	buf_free(&out);
+	buf_free(&idtext);
+	mongo_scan_free(scan);
+	mongo_free(m);
+	return rc;
+}
+
+static int
+cmd_bulk_file(const struct config *cfg, int argc, char **argv)
+{
+	struct opensearch *os = NULL;
+	struct rerror err = {0};
+	struct buf body = {0};
+	char *line = NULL;
+	size_t cap = 0, items = 0;
+	ssize_t len;
+	int64_t batch = cfg->sync_batch_size, total = 0;
+	int rc = 0;
+	FILE *f;
+
+	if (argc < 1)
+		return die("bulk-file", "usage: bulk-file FILE [--batch N]");
+	if (argc == 3 && !strcmp(argv[1], "--batch"))
+		batch = atoll(argv[2]);
+	f = fopen(argv[0], "r");
+	if (f == NULL || opensearch_open(&os, cfg, &err))
+		return die("bulk-file", f ? err.message : "cannot open the file");
+	bool action = true;
+	while ((len = getline(&line, &cap, f)) >= 0 || items) {
+		if (len >= 0) {
+			buf_append(&body, line, (size_t)len);
+			if (!action)
+				items++;
+			action = !action;
+		}
+		if (items == (size_t)batch || (len < 0 && items)) {
+			struct bulk_result res;
+			int attempts;
+			if (opensearch_bulk(os, &res, &attempts, body.data, body.len, items, NULL,
+			                    &err)) {
+				rc = die("bulk-file", err.message);
+				break;
+			}
+			bulk_result_free(&res);
+			total += (int64_t)items;
+			items = 0;
+			buf_reset(&body);
+		}
+		if (len < 0)
+			break;
+	}
+	printf("%" PRId64 "\n", total);
+	free(line);
+	fclose(f);
+	buf_free(&body);
+	opensearch_free(os);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -365,6 +503,12 @@ main(int argc, char **argv)
 		rc = cmd_command(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "ids"))
 		rc = cmd_ids(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "os-ids"))
+		rc = cmd_os_ids(cfg);
+	else if (!strcmp(argv[1], "dump"))
+		rc = cmd_dump(cfg);
+	else if (!strcmp(argv[1], "bulk-file"))
+		rc = cmd_bulk_file(cfg, argc - 2, argv + 2);
 	else
 		rc = die(argv[1], "unknown command");
 	opensearch_global_cleanup();

@@ -47,6 +47,7 @@ try:
         reads += 1
         if s.returncode != 0 or "locked" in s.stderr:
             errors += 1
+            print("sqlite3 said:", s.returncode, s.stderr.strip())
         time.sleep(0.05)
     out, err = p.communicate()
     check(reads >= 5 and errors == 0, "sqlite3 read v_runs %d times during the run, %d errors"
