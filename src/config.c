@@ -34,6 +34,7 @@ struct cfg_entry {
 };
 
 static const char *const orphan_words[] = {"report", "delete", NULL};
+static const char *const count_words[] = {"before", "pass", NULL};
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
 
 #define OFF(f) offsetof(struct config, f)
@@ -76,6 +77,9 @@ static const struct cfg_entry cfg_table[] = {
      "field compared to find stale copies (e.g. updatedAt); empty = no stale detection"},
     {"RECONCILE_ORPHANS", CFG_ENUM, "report", 0, 0, orphan_words, false, OFF(orphans),
      "what to do with documents only in the index: report or delete"},
+    {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
+     "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
+     "exact, and no extra scan on servers where counting scans the collection)"},
     {"RECONCILE_CHUNK_SIZE", CFG_INT, "5000", 10, 100000, NULL, false, OFF(chunk_size),
      "ids compared per chunk (memory is proportional to this)"},
     {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),

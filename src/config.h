@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 enum orphan_policy { ORPHANS_REPORT = 0, ORPHANS_DELETE = 1 };
+enum mongo_count_mode { MONGO_COUNT_BEFORE = 0, MONGO_COUNT_PASS = 1 };
 
 struct config {
 	char *mongodb_uri;
@@ -35,7 +36,8 @@ struct config {
 	int64_t sync_max_retries;
 	char *state_db;
 	char *version_field;
-	int orphans; /* enum orphan_policy */
+	int orphans;     /* enum orphan_policy */
+	int mongo_count; /* enum mongo_count_mode */
 	int64_t chunk_size;
 	int64_t min_age_ms;
 	char *http_bind;

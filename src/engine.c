@@ -55,6 +55,8 @@ struct engine {
 	struct engine_progress progress;
 	bool progress_output;
 	int64_t last_print_ms;
+	void (*start_hook)(void *ctx, int64_t run_id);
+	void *start_ctx;
 };
 
 struct idvec {
@@ -99,6 +101,7 @@ struct run {
 	/* drift waiting to be repaired, and the cursor that commits with it */
 	struct idvec queue_fix, queue_del;
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
+	int64_t os_count;
 	int64_t queued_compared;
 };
 
@@ -130,6 +133,19 @@ void
 engine_stop(struct engine *e, bool cancel)
 {
 	e->stop = cancel ? 2 : 1;
+}
+
+void
+engine_clear_stop(struct engine *e)
+{
+	e->stop = 0;
+}
+
+void
+engine_set_start_hook(struct engine *e, void (*fn)(void *ctx, int64_t run_id), void *ctx)
+{
+	e->start_hook = fn;
+	e->start_ctx = ctx;
 }
 
 void
@@ -1480,7 +1496,10 @@ count_both(struct run *r)
 
 	refresh(r);
 
-	rc = mongo_count(r->mongo, &mc, r->err);
+	if (r->cfg->mongo_count == MONGO_COUNT_BEFORE)
+		rc = mongo_count(r->mongo, &mc, r->err);
+	else
+		rc = RC_OK; /* counted by the pass itself */
 	if (rc == RC_OK) {
 		rc = opensearch_count(r->os, &oc, r->err);
 		if (rc == RC_ERR_NOTFOUND) {
@@ -1490,6 +1509,7 @@ count_both(struct run *r)
 	}
 	if (rc)
 		return rc;
+	r->os_count = oc;
 	pthread_mutex_lock(&r->e->lock);
 	r->e->progress.mongo_count = mc;
 	r->e->progress.opensearch_count = oc;
@@ -1568,7 +1588,6 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	const char *status;
 
 	memset(res, 0, sizeof(*res));
-	e->stop = 0;
 	rc = store_open(&r.store, e->cfg->state_db, err);
 	if (rc)
 		return rc;
@@ -1600,6 +1619,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	snprintf(e->progress.kind, sizeof(e->progress.kind), "%s", r.kind);
 	snprintf(e->progress.phase, sizeof(e->progress.phase), "starting");
 	pthread_mutex_unlock(&e->lock);
+	if (e->start_hook)
+		e->start_hook(e->start_ctx, r.id);
 
 	rc = mongo_open(&r.mongo, e->cfg->mongodb_uri, e->cfg->mongodb_database,
 	                e->cfg->mongodb_collection, err);
@@ -1616,6 +1637,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	if (rc == RC_OK && (rc = set_phase(&r, r.full ? "indexing" : "diffing")) == RC_OK)
 		rc = r.full ? pass_full(&r) : pass_diff(&r);
 
+	if (rc == RC_OK && !e->stop && e->cfg->mongo_count == MONGO_COUNT_PASS)
+		store_run_counts(r.store, r.id, r.compared, r.os_count);
 	if (r.os && !r.dry_run)
 		refresh(&r);
 	/* how it ended */

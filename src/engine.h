@@ -50,7 +50,12 @@ rcode engine_run(struct engine *e, struct engine_result *res, const char *kind, 
  * interrupted (signal) or cancelled (API). Safe from any thread and from a
  * signal handler (it only stores to a flag). */
 void engine_stop(struct engine *e, bool cancel);
+/* Forgets a stop request before the next run (the caller serializes runs). */
+void engine_clear_stop(struct engine *e);
 void engine_progress(struct engine *e, struct engine_progress *out);
+/* Called (from the run's thread) once the run has its id: a new run's or
+ * the resumed one's. */
+void engine_set_start_hook(struct engine *e, void (*fn)(void *ctx, int64_t run_id), void *ctx);
 /* Prints a progress line to stderr about once a second during a run. */
 void engine_set_progress_output(struct engine *e, bool on);
 

@@ -27,6 +27,8 @@
 #define EXIT_ERROR  2
 #define EXIT_CONFIG 78
 
+int serve_main(struct config *cfg); /* api.c */
+
 struct command {
 	const char *name;
 	int (*fn)(struct config *cfg, int argc, char **argv);
@@ -342,9 +344,18 @@ cmd_config(struct config *cfg, int argc, char **argv)
 	return rc ? EXIT_ERROR : 0;
 }
 
+static int
+cmd_serve(struct config *cfg, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return serve_main(cfg);
+}
+
 static int cmd_help(struct config *cfg, int argc, char **argv);
 
 static const struct command commands[] = {
+    {"serve", cmd_serve, "serve", "run the service: HTTP API, schedule, resume on start"},
     {"check", cmd_check, "check [--dry-run] [--full]",
      "one run in the foreground: detect and repair (--dry-run: detect only; --full: re-index "
      "everything)"},

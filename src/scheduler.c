@@ -1,0 +1,373 @@
+/*
+ * scheduler.c: one worker thread runs every run of the service.
+ *
+ * The worker sleeps on a condition variable until the next scheduled run,
+ * the next count check, a run request or shutdown. A request is accepted
+ * only when no run is active or queued (the API answers 409 otherwise), so
+ * "one run at a time" holds by construction; the journal lock keeps it true
+ * against other processes too. Waiters (a check route with wait) sleep on
+ * a second condition variable keyed by a sequence number of runs.
+ *
+ * The schedule starts from configuration at every start
+ * (RECONCILIATION_ENABLED, _STARTUP_DELAY_MS, _INTERVAL_MS); the API's
+ * start/stop change it until the next restart.
+ */
+#include "scheduler.h"
+#include "log.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct scheduler {
+	const struct config *cfg;
+	struct engine *engine;
+	pthread_t thread;
+	bool started, exited, stopping;
+	pthread_mutex_t mu;
+	pthread_cond_t wake; /* the worker */
+	pthread_cond_t done; /* waiters */
+	bool enabled;
+	int64_t interval_ms, next_at_ms, next_count_ms;
+	/* the queued request */
+	bool req;
+	char req_kind[16], req_trigger[24];
+	int64_t req_resume;
+	/* the run in progress and the last one */
+	bool running;
+	int64_t run_id;
+	uint64_t seq_started, seq_with_id, seq_done;
+	struct engine_result result;
+	rcode result_rc;
+	struct rerror result_err;
+	int64_t last_count_ms, last_mc, last_oc;
+};
+
+rcode
+scheduler_new(struct scheduler **out, const struct config *cfg, struct rerror *err)
+{
+	struct scheduler *s;
+	rcode rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	s->cfg = cfg;
+	rc = engine_new(&s->engine, cfg, err);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->done, NULL);
+	s->enabled = cfg->reconciliation_enabled;
+	s->interval_ms = cfg->interval_ms;
+	s->next_at_ms = s->enabled ? util_now_ms() + cfg->startup_delay_ms : 0;
+	s->next_count_ms = util_now_ms() + cfg->count_monitor_interval_ms;
+	s->last_mc = s->last_oc = -1;
+	*out = s;
+	return RC_OK;
+}
+
+void
+scheduler_free(struct scheduler *s)
+{
+	if (s == NULL)
+		return;
+	engine_free(s->engine);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->done);
+	free(s);
+}
+
+static void
+on_run_started(void *ctx, int64_t run_id)
+{
+	struct scheduler *s = ctx;
+
+	pthread_mutex_lock(&s->mu);
+	s->run_id = run_id;
+	s->seq_with_id = s->seq_started;
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The count monitor: a cheap comparison, journaled; past the threshold it
+ * asks for a run. Called without the lock. */
+static bool
+count_check(struct scheduler *s)
+{
+	struct mongo *m = NULL;
+	struct opensearch *os = NULL;
+	struct store *st = NULL;
+	struct rerror err = {0};
+	int64_t mc = -1, oc = -1;
+	bool trigger = false;
+	char detail[256];
+
+	if (mongo_open(&m, s->cfg->mongodb_uri, s->cfg->mongodb_database,
+	               s->cfg->mongodb_collection, &err) == RC_OK &&
+	    mongo_count(m, &mc, &err) == RC_OK && opensearch_open(&os, s->cfg, &err) == RC_OK) {
+		rcode rc = opensearch_count(os, &oc, &err);
+		if (rc == RC_ERR_NOTFOUND)
+			oc = 0;
+	}
+	if (mc >= 0 && oc >= 0) {
+		int64_t diff = mc > oc ? mc - oc : oc - mc;
+		trigger = diff > s->cfg->count_monitor_threshold;
+		snprintf(detail, sizeof(detail),
+		         "{\"mongoCount\":%" PRId64 ",\"opensearchCount\":%" PRId64
+		         ",\"difference\":%" PRId64 ",\"threshold\":%" PRId64 ",\"triggered\":%s}",
+		         mc, oc, mc - oc, s->cfg->count_monitor_threshold,
+		         trigger ? "true" : "false");
+		log_info("count monitor: MongoDB %" PRId64 ", OpenSearch %" PRId64 "%s", mc, oc,
+		         trigger ? ": past the threshold, starting a run" : "");
+	} else {
+		snprintf(detail, sizeof(detail), "{\"error\":\"%.200s\"}", err.message);
+		log_warn("count monitor: %s", err.message);
+	}
+	if (store_open(&st, s->cfg->state_db, &err) == RC_OK)
+		store_event(st, 0, "count_check", detail);
+	store_free(st);
+	mongo_free(m);
+	opensearch_free(os);
+	pthread_mutex_lock(&s->mu);
+	s->last_count_ms = util_now_ms();
+	s->last_mc = mc;
+	s->last_oc = oc;
+	pthread_mutex_unlock(&s->mu);
+	return trigger;
+}
+
+static void
+timed_wait(struct scheduler *s, int64_t until_ms)
+{
+	struct timespec ts;
+	int64_t now = util_now_ms();
+
+	if (until_ms <= now)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t ns = ts.tv_nsec + (until_ms - now) % 1000 * 1000000;
+	ts.tv_sec += (until_ms - now) / 1000 + ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+}
+
+static void *
+worker(void *arg)
+{
+	struct scheduler *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		int64_t now = util_now_ms();
+		char kind[16], trigger[24];
+		int64_t resume = 0;
+
+		if (s->req) {
+			snprintf(kind, sizeof(kind), "%s", s->req_kind);
+			snprintf(trigger, sizeof(trigger), "%s", s->req_trigger);
+			resume = s->req_resume;
+			s->req = false;
+		} else if (s->enabled && s->next_at_ms && now >= s->next_at_ms) {
+			snprintf(kind, sizeof(kind), "check");
+			snprintf(trigger, sizeof(trigger), "schedule");
+			s->next_at_ms = now + s->interval_ms;
+		} else if (s->cfg->count_monitor_enabled && now >= s->next_count_ms) {
+			s->next_count_ms = now + s->cfg->count_monitor_interval_ms;
+			pthread_mutex_unlock(&s->mu);
+			bool trigger_run = count_check(s);
+			pthread_mutex_lock(&s->mu);
+			if (trigger_run && !s->req && !s->stopping) {
+				s->req = true;
+				snprintf(s->req_kind, sizeof(s->req_kind), "check");
+				snprintf(s->req_trigger, sizeof(s->req_trigger), "count_monitor");
+				s->req_resume = 0;
+			}
+			continue;
+		} else {
+			int64_t until = now + 60000;
+			if (s->enabled && s->next_at_ms && s->next_at_ms < until)
+				until = s->next_at_ms;
+			if (s->cfg->count_monitor_enabled && s->next_count_ms < until)
+				until = s->next_count_ms;
+			timed_wait(s, until);
+			continue;
+		}
+
+		struct engine_result res;
+		struct rerror err = {0};
+		s->running = true;
+		s->run_id = 0;
+		s->seq_started++;
+		engine_clear_stop(
+		    s->engine); /* under the lock: a shutdown after this still stops it */
+		pthread_mutex_unlock(&s->mu);
+		rcode rc = engine_run(s->engine, &res, kind, trigger, resume, &err);
+		if (rc && rc != RC_ERR_CANCELLED)
+			log_warn("%s run (%s) ended: %s", kind, trigger, err.message);
+		pthread_mutex_lock(&s->mu);
+		s->running = false;
+		s->result = res;
+		s->result_rc = rc;
+		s->result_err = err;
+		s->seq_done = s->seq_started;
+		pthread_cond_broadcast(&s->done);
+	}
+	s->exited = true;
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+rcode
+scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err)
+{
+	engine_set_start_hook(s->engine, on_run_started, s);
+	if (resume_first) {
+		s->req = true;
+		snprintf(s->req_kind, sizeof(s->req_kind), "check");
+		snprintf(s->req_trigger, sizeof(s->req_trigger), "resume");
+		s->req_resume = 0; /* the unfinished run */
+	}
+	if (pthread_create(&s->thread, NULL, worker, s))
+		return rerror_set(err, RC_ERR_INTERNAL, "cannot start the scheduler thread");
+	s->started = true;
+	return RC_OK;
+}
+
+bool
+scheduler_shutdown(struct scheduler *s, int64_t wait_ms)
+{
+	int64_t deadline = util_now_ms() + wait_ms;
+	bool exited;
+
+	if (!s->started)
+		return true;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	s->req = false;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+	engine_stop(s->engine, false);
+	pthread_mutex_lock(&s->mu);
+	while (!s->exited && util_now_ms() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->done, &s->mu, &ts);
+	}
+	exited = s->exited;
+	pthread_mutex_unlock(&s->mu);
+	if (exited) {
+		pthread_join(s->thread, NULL);
+		s->started = false;
+	}
+	return exited;
+}
+
+void
+scheduler_enable(struct scheduler *s, int64_t interval_ms)
+{
+	pthread_mutex_lock(&s->mu);
+	s->enabled = true;
+	s->interval_ms = interval_ms;
+	s->next_at_ms = util_now_ms() + interval_ms;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+scheduler_disable(struct scheduler *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->enabled = false;
+	s->next_at_ms = 0;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+scheduler_status(struct scheduler *s, struct scheduler_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	out->enabled = s->enabled;
+	out->interval_ms = s->interval_ms;
+	out->next_at_ms = s->enabled ? s->next_at_ms : 0;
+	out->active = s->running || s->req;
+	out->last_count_check_ms = s->last_count_ms;
+	out->last_mongo_count = s->last_mc;
+	out->last_opensearch_count = s->last_oc;
+	pthread_mutex_unlock(&s->mu);
+	engine_progress(s->engine, &out->progress);
+}
+
+rcode
+scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res, const char *kind,
+                  const char *trigger, bool wait, struct rerror *err)
+{
+	uint64_t mine;
+	rcode rc = RC_OK;
+
+	*run_id = 0;
+	pthread_mutex_lock(&s->mu);
+	if (s->running || s->req || s->stopping) {
+		*run_id = s->run_id;
+		pthread_mutex_unlock(&s->mu);
+		return rerror_set(err, RC_ERR_BUSY,
+		                  s->stopping ? "the service is shutting down"
+		                              : "a run is already in progress");
+	}
+	s->req = true;
+	snprintf(s->req_kind, sizeof(s->req_kind), "%s", kind);
+	snprintf(s->req_trigger, sizeof(s->req_trigger), "%s", trigger);
+	s->req_resume = -1; /* always a new run */
+	mine = s->seq_started + 1;
+	pthread_cond_broadcast(&s->wake);
+	while (!s->exited && s->seq_done < mine && (wait || s->seq_with_id < mine))
+		pthread_cond_wait(&s->done, &s->mu);
+	if (s->seq_done >= mine) {
+		*run_id = s->result.run_id;
+		if (res)
+			*res = s->result;
+		rc = s->result_rc;
+		if (rc && err)
+			*err = s->result_err;
+	} else if (s->seq_with_id >= mine) {
+		*run_id = s->run_id;
+	} else {
+		rc = rerror_set(err, RC_ERR_CANCELLED, "the service is shutting down");
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+bool
+scheduler_cancel(struct scheduler *s, int64_t run_id)
+{
+	bool hit;
+
+	pthread_mutex_lock(&s->mu);
+	hit = s->running && s->run_id == run_id;
+	if (hit)
+		engine_stop(s->engine, true);
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}

@@ -1,0 +1,325 @@
+"""`reconciler serve` against the real servers: the seed's routes and keys,
+history, bad input, auth, concurrency, schedule, count monitor, metrics,
+shutdown and resume."""
+import json
+import re
+import signal
+import threading
+import time
+
+from harness import Env, check, done
+from service import Service
+
+SEED_STATS = {"lastCheck", "lastSync", "totalChecks", "totalSyncs", "documentsSynced", "errors",
+              "isRunning", "nextCheckAt"}
+
+
+def seed_routes(env):
+    env.create_index()
+    env.fixture("load", "--count", 300)
+    env.fixture("sync", "--skip-every", 10)
+    svc = Service(env)
+    try:
+        st, body, _ = svc.http("GET", "/")
+        check(st == 200 and body["service"] == "reconciler" and len(body["endpoints"]) >= 15, "GET /")
+        st, body, _ = svc.http("GET", "/api/health")
+        check(st == 200 and body["mongodb"]["ok"] and body["opensearch"]["ok"] and body["journal"]["ok"]
+              and "latencyMs" in body["mongodb"], "GET /api/health: %s" % body)
+        st, body, _ = svc.http("GET", "/api/health/ready")
+        check(st == 200, "ready")
+        st, body, _ = svc.http("POST", "/api/reconciliation/start", {"intervalMs": 3600000})
+        check(st == 200 and body == {"success": True, "message": "Reconciliation service started",
+                                     "intervalMs": 3600000, "intervalMinutes": 60},
+              "start answers the seed's keys: %s" % body)
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        check(st == 200 and body["success"] and SEED_STATS <= set(body["stats"]) and
+              body["stats"]["isRunning"] is True and body["stats"]["nextCheckAt"] and
+              body["currentRun"] is None, "status has the seed's keys: %s" % body)
+        st, body, _ = svc.http("POST", "/api/reconciliation/stop")
+        check(st == 200 and body == {"success": True, "message": "Reconciliation service stopped"},
+              "stop: %s" % body)
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        check(body["stats"]["isRunning"] is False and body["stats"]["nextCheckAt"] is None,
+              "stopped schedule shows in status")
+        st, body, _ = svc.http("POST", "/api/reconciliation/check")
+        want = {"success": True, "inSync": False, "mongoCount": 300, "opensearchCount": 270,
+                "difference": 30, "synced": 30, "missingCount": 30, "orphanCount": 0, "staleCount": 0}
+        check(st == 200 and all(body.get(k) == v for k, v in want.items()) and body["runId"] == 1,
+              "check repairs and answers the seed's keys: %s" % body)
+        check(env.in_sync(), "check repaired the index")
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        s = body["stats"]
+        check(s["totalChecks"] == 1 and s["totalSyncs"] == 1 and s["documentsSynced"] == 30
+              and s["lastCheck"] and s["lastSync"], "status totals reflect the check: %s" % s)
+        totals = s
+        st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": False})
+        check(st == 202 and body["runId"] == 2, "check with wait:false answers 202 at once: %s" % body)
+        time.sleep(3)
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs?limit=1")
+        check(st == 200 and body["runs"][0]["id"] == 2 and body["nextBefore"] == 2, "runs newest first")
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs?before=2")
+        check([r["id"] for r in body["runs"]] == [1] and body["nextBefore"] is None, "runs paginate")
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs?status=completed")
+        check(st == 200 and len(body["runs"]) == 2, "runs filter by status")
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs/1")
+        run = body["run"]
+        check(st == 200 and run["missingCount"] == 30 and run["batches"] and run["events"]
+              and "config" in run, "run report")
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs/1/ids?kind=missing&limit=20")
+        check(st == 200 and len(body["ids"]) == 20 and body["nextAfter"] == body["ids"][-1]["id"],
+              "drift ids, first page")
+        st, body2, _ = svc.http("GET", "/api/reconciliation/runs/1/ids?kind=missing&limit=20&after="
+                                + body["nextAfter"])
+        check(len(body2["ids"]) == 10 and body2["nextAfter"] is None, "drift ids, last page")
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs/1/errors")
+        check(st == 200 and body["errors"] == [], "errors of a clean run")
+        st, body, _ = svc.http("POST", "/api/reconciliation/runs/1/cancel")
+        check(st == 409 and "completed" in body["error"], "cancel of a finished run: 409")
+
+        st, text, hdr = svc.http("GET", "/metrics")
+        check(st == 200 and hdr["Content-Type"].startswith("text/plain"), "metrics content type")
+        check(prometheus_ok(text), "metrics parse as Prometheus text")
+        check('reconciler_runs_total{status="completed"} 2' in text and
+              'reconciler_drift_found_total{kind="missing"} 30' in text and
+              "reconciler_run_active 0" in text, "metrics carry the journal's numbers")
+    finally:
+        check(svc.stop() == 0, "serve exits 0 on SIGTERM")
+    # the totals survive a restart: they come from the journal
+    svc = Service(env)
+    try:
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        s = body["stats"]
+        check(s["totalChecks"] == totals["totalChecks"] + 1 and s["documentsSynced"] == 30,
+              "totals survive a restart: %s" % s)
+    finally:
+        svc.stop()
+
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
+                         r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*)?\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$')
+
+
+def prometheus_ok(text):
+    """A strict reading of the text exposition format 0.0.4."""
+    typed, seen_samples, ok = {}, set(), text.endswith("\n")
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            ok &= len(parts) == 4 and parts[3] in ("counter", "gauge") and parts[2] not in typed
+            typed[parts[2]] = parts[3]
+            ok &= parts[2] not in seen_samples
+            continue
+        m = METRIC_LINE.match(line)
+        if not m:
+            print("bad metrics line:", repr(line))
+            return False
+        ok &= m.group(1) in typed
+        seen_samples.add(m.group(1))
+    return ok and len(typed) >= 8
+
+
+def bad_input(env):
+    svc = Service(env)
+    try:
+        cases = [
+            ("POST", "/api/reconciliation/start", b"{not json", 400),
+            ("POST", "/api/reconciliation/start", b"[1,2]", 400),
+            ("POST", "/api/reconciliation/start", b'{"intervalMs": -5}', 400),
+            ("POST", "/api/reconciliation/start", b'{"intervalMs": 0}', 400),
+            ("POST", "/api/reconciliation/start", b'{"intervalMs": 1.5}', 400),
+            ("POST", "/api/reconciliation/start", b'{"intervalMs": "60000"}', 400),
+            ("POST", "/api/reconciliation/start", b'{"intervalMs": 1e300}', 400),
+            ("POST", "/api/reconciliation/check", b'{"wait": "yes"}', 400),
+            ("GET", "/api/reconciliation/runs/999", None, 404),
+            ("GET", "/api/reconciliation/runs/abc", None, 400),
+            ("GET", "/api/reconciliation/runs/-1", None, 400),
+            ("GET", "/api/reconciliation/runs/999/ids", None, 404),
+            ("GET", "/api/reconciliation/runs/999/errors", None, 404),
+            ("POST", "/api/reconciliation/runs/999/cancel", None, 404),
+            ("GET", "/api/reconciliation/runs?limit=0", None, 400),
+            ("GET", "/api/reconciliation/runs?limit=abc", None, 400),
+            ("GET", "/api/reconciliation/runs?limit=99999999999999999999", None, 400),
+            ("GET", "/api/reconciliation/runs?status=bogus", None, 400),
+            ("GET", "/api/reconciliation/runs?before=x", None, 400),
+            ("GET", "/api/reconciliation/runs/1/ids?kind=lost", None, 400),
+            ("GET", "/no/such/path", None, 404),
+            ("GET", "/api/reconciliation/check", None, 405),
+            ("DELETE", "/api/reconciliation/status", None, 405),
+            ("POST", "/api/reconciliation/start", b"x" * (65 * 1024), 413),
+        ]
+        for method, path, raw, want in cases:
+            st, body, hdr = svc.http(method, path, raw=raw)
+            good = st == want and isinstance(body, dict) and body.get("success") is False \
+                and isinstance(body.get("error"), str)
+            check(good, "%s %s -> %d (got %d: %s)" % (method, path[:60], want, st, str(body)[:120]))
+            if want == 405:
+                check("Allow" in hdr, "405 says what is allowed")
+        st, body, _ = svc.http("GET", "/api/health/live")
+        check(st == 200, "still alive after the bad input")
+    finally:
+        check(svc.stop() == 0, "serve exits 0")
+
+
+def auth(env):
+    svc = Service(env, API_TOKEN="s3cr3t-token")
+    try:
+        st, _, _ = svc.http("POST", "/api/reconciliation/stop")
+        check(st == 401, "POST without a token: 401")
+        st, _, _ = svc.http("POST", "/api/reconciliation/stop", headers={"Authorization": "Bearer nope"})
+        check(st == 401, "POST with a wrong token: 401")
+        st, _, _ = svc.http("POST", "/api/reconciliation/stop",
+                            headers={"Authorization": "Bearer s3cr3t-token"})
+        check(st == 200, "POST with the token: 200")
+        st, _, _ = svc.http("GET", "/api/reconciliation/status")
+        check(st == 200, "GET needs no token by default")
+    finally:
+        svc.stop()
+    svc = Service(env, API_TOKEN="s3cr3t-token", API_TOKEN_READ="true")
+    try:
+        st, _, _ = svc.http("GET", "/api/reconciliation/status")
+        check(st == 401, "API_TOKEN_READ: GET without a token: 401")
+        st, _, _ = svc.http("GET", "/api/reconciliation/status",
+                            headers={"Authorization": "Bearer s3cr3t-token"})
+        check(st == 200, "API_TOKEN_READ: GET with the token: 200")
+        check(svc.http("GET", "/api/health/live")[0] == 200, "probes stay open")
+    finally:
+        svc.stop()
+
+
+def concurrency_and_shutdown(env):
+    env.create_index()
+    env.fixture("load", "--count", 2000)
+    svc = Service(env, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=150)
+    try:
+        results = []
+
+        def call():
+            results.append(svc.http("POST", "/api/reconciliation/check", timeout=300))
+
+        threads = [threading.Thread(target=call) for _ in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        check(body["currentRun"] and body["currentRun"]["runId"] == 1, "status shows the active run")
+        busy = [r for r in results if r[0] == 409]
+        check(len(busy) == 4 and all(r[1]["runId"] == 1 for r in busy),
+              "concurrent checks: the others get 409 with the active run id (%s)"
+              % [r[0] for r in results])
+        # SIGTERM in the middle of the multi-batch run
+        t0 = time.monotonic()
+        code = svc.stop(signal.SIGTERM)
+        took = time.monotonic() - t0
+        for t in threads:
+            t.join(timeout=30)
+        check(code == 0 and took < 10, "SIGTERM: exit 0 within 10 s (%s, %.1fs)" % (code, took))
+        run = env.last_run()
+        check(run["id"] == 1 and run["status"] == "interrupted", "the run is interrupted (%s)" % run["status"])
+        with env.journal() as db:
+            pending = db.execute("SELECT count(*) FROM batches WHERE status='pending'").fetchone()[0]
+        check(pending <= 1, "at most the in-flight batch is pending")
+    finally:
+        svc.stop()
+    svc = Service(env)  # resumes it at start
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and env.last_run()["status"] != "completed":
+            time.sleep(0.5)
+        run = env.last_run()
+        check(run["id"] == 1 and run["status"] == "completed" and run["resume_count"] == 1,
+              "the next serve resumes and completes it (%s)" % run["status"])
+        check(env.in_sync(), "in sync after the resumed run")
+        st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": False})
+        rid = body["runId"]
+        st, body, _ = svc.http("POST", "/api/reconciliation/runs/%d/cancel" % rid)
+        check(st in (202, 409), "cancel of the active run: %d" % st)
+    finally:
+        svc.stop()
+
+
+def schedule(env):
+    svc = Service(env, RECONCILIATION_ENABLED="false", RECONCILIATION_STARTUP_DELAY_MS=300,
+                  RECONCILIATION_INTERVAL_MS=1000)
+    time.sleep(3)
+    svc.stop()
+    with env.journal() as db:
+        n = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    check(n == 0, "RECONCILIATION_ENABLED=false: no run by itself (%d)" % n)
+    t0 = time.time()
+    svc = Service(env, RECONCILIATION_ENABLED="true", RECONCILIATION_STARTUP_DELAY_MS=1500,
+                  RECONCILIATION_INTERVAL_MS=2000)
+    time.sleep(6.5)
+    svc.stop()
+    with env.journal() as db:
+        rows = db.execute("SELECT trigger, started_at FROM runs ORDER BY id").fetchall()
+    from harness import iso_ms
+    starts = [iso_ms(r[1]) / 1000.0 - t0 for r in rows]
+    check(len(rows) >= 2 and all(r[0] == "schedule" for r in rows),
+          "scheduled runs happen (%d)" % len(rows))
+    check(starts and 1.4 <= starts[0] <= 5.0, "the first after the startup delay (%.2fs)" % starts[0])
+    if len(starts) >= 2:
+        check(1.5 <= starts[1] - starts[0] <= 5.0, "the next after the interval (%.2fs)"
+              % (starts[1] - starts[0]))
+
+
+def count_monitor(env):
+    env.create_index()
+    env.fixture("load", "--count", 100)
+    env.fixture("sync", "--skip-every", 10)
+    svc = Service(env, COUNT_MONITOR_ENABLED="true", COUNT_MONITOR_INTERVAL_MS=1000,
+                  COUNT_MONITOR_THRESHOLD=5)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with env.journal() as db:
+            runs = db.execute("SELECT trigger, status FROM runs").fetchall()
+        if runs and runs[0][1] == "completed":
+            break
+        time.sleep(0.3)
+    svc.stop()
+    with env.journal() as db:
+        events = [json.loads(r[0]) for r in db.execute(
+            "SELECT detail FROM run_events WHERE event = 'count_check' ORDER BY id")]
+    check(events and events[0]["difference"] == 10 and events[0]["triggered"],
+          "count checks are journaled: %s" % events[:1])
+    check(runs and runs[0][0] == "count_monitor", "past the threshold it starts a run: %s" % runs)
+    check(env.in_sync(), "which repairs the index")
+
+
+def secrets(env):
+    uri = env.env["MONGODB_URI"].replace("mongodb://", "mongodb://nobody:pa55w0rd-xyz@")
+    svc = Service(env, MONGODB_URI=uri, OPENSEARCH_PASSWORD="os-pa55-xyz", API_TOKEN="tok-xyz-123")
+    try:
+        st, body, _ = svc.http("GET", "/api/health")
+        check(st == 503 and "pa55w0rd" not in json.dumps(body), "health masks the password: %s" % body)
+        st, body, _ = svc.http("POST", "/api/reconciliation/check",
+                               headers={"Authorization": "Bearer tok-xyz-123"})
+        check("pa55w0rd" not in json.dumps(body), "check errors mask the password")
+    finally:
+        svc.stop()
+    logs = ""
+    import glob
+    for f in glob.glob(env.env["LOG_DIR"] + "/*.log"):
+        logs += open(f).read()
+    with env.journal() as db:
+        journal = json.dumps([list(r) for r in db.execute("SELECT config, error FROM runs")])
+        journal += json.dumps([list(r) for r in db.execute("SELECT message FROM errors")])
+    for secret in ("pa55w0rd-xyz", "os-pa55-xyz", "tok-xyz-123"):
+        check(secret not in logs + svc.stderr, "%s not in the logs" % secret)
+        check(secret not in journal, "%s not in the journal" % secret)
+
+
+for name, fn in [("api", seed_routes), ("badinput", bad_input), ("auth", auth),
+                 ("shutdown", concurrency_and_shutdown), ("schedule", schedule),
+                 ("countmon", count_monitor), ("secrets", secrets)]:
+    env = Env(name)
+    try:
+        fn(env)
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(False, "%s raised %r" % (name, e))
+    finally:
+        env.cleanup()
+done()
