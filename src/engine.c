@@ -1309,7 +1309,7 @@ pass_diff(struct run *r)
 	rcode rc;
 
 	rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type, r->cfg->version_field,
-	                     false, (int)r->cfg->chunk_size, r->err);
+	                     false, (int)r->cfg->chunk_size, true, r->err);
 	if (rc)
 		return rc;
 	if (r->cursor) {
@@ -1375,7 +1375,8 @@ pass_full(struct run *r)
 	rcode rc;
 	int bs = (int)(r->cfg->sync_batch_size > 100 ? r->cfg->sync_batch_size : 100);
 
-	rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type, NULL, true, bs, r->err);
+	rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type, NULL, true, bs, true,
+	                     r->err);
 	while (rc == RC_OK && !r->e->stop) {
 		const bson_t *doc;
 		bson_iter_t it;

@@ -12,6 +12,7 @@
 #include "mongo.h"
 #include "log.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +22,36 @@ struct mongo {
 	mongoc_client_t *client;
 	mongoc_collection_t *coll;
 	char *database;
+	char *collection;
+	char *uri;
+};
+
+/* Read-ahead: the stream's documents, copied into pages of raw BSON. */
+#define PAGE_DOCS  1000
+#define PAGE_BYTES (4 << 20)
+#define PAGES      3
+
+struct page {
+	uint8_t *data;
+	size_t len, cap;
 };
 
 struct mongo_scan {
 	mongoc_cursor_t *cursor;
+	/* with read-ahead: a client of its own (a client is one thread's) */
+	struct mongo *own;
+	bool ahead;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct page ring[PAGES];
+	int head, count;
+	bool done, stop;
+	rcode rc;
+	struct rerror err;
+	struct page cur;
+	size_t cur_off;
+	bson_t cur_doc;
 };
 
 /* libmongoc logs through our log so its lines get timestamps, levels and
@@ -93,8 +120,10 @@ mongo_open(struct mongo **out, const char *uri_text, const char *database, const
 	}
 	mongoc_client_set_appname(m->client, "reconciler");
 	m->database = strdup(database);
+	m->collection = strdup(collection);
+	m->uri = strdup(uri_text);
 	m->coll = mongoc_client_get_collection(m->client, database, collection);
-	if (m->database == NULL || m->coll == NULL) {
+	if (m->database == NULL || m->collection == NULL || m->uri == NULL || m->coll == NULL) {
 		mongo_free(m);
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	}
@@ -112,6 +141,8 @@ mongo_free(struct mongo *m)
 	if (m->client)
 		mongoc_client_destroy(m->client);
 	free(m->database);
+	free(m->collection);
+	free(m->uri);
 	free(m);
 }
 
@@ -209,10 +240,12 @@ later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)
 	}
 }
 
+static void *read_ahead(void *arg);
+
 rcode
 mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
                 enum id_type after_type, const char *version_field, bool full_docs, int batch_size,
-                struct rerror *err)
+                bool ahead, struct rerror *err)
 {
 	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child, or, c1, c2, gt, tp, types;
 	bson_t after_doc = BSON_INITIALIZER;
@@ -259,7 +292,27 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	if (ahead) {
+		rc = mongo_open(&s->own, m->uri, m->database, m->collection, err);
+		if (rc) {
+			free(s);
+			goto out;
+		}
+		m = s->own;
+	}
 	s->cursor = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
+	if (ahead) {
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
+		if (pthread_create(&s->thread, NULL, read_ahead, s)) {
+			mongoc_cursor_destroy(s->cursor);
+			mongo_free(s->own);
+			free(s);
+			rc = rerror_set(err, RC_ERR_INTERNAL, "cannot start the read-ahead thread");
+			goto out;
+		}
+		s->ahead = true;
+	}
 	*out = s;
 out:
 	bson_destroy(&filter);
@@ -268,12 +321,113 @@ out:
 	return rc;
 }
 
+/* The read-ahead thread: fills pages from the cursor while the caller
+ * works on the previous ones. At most PAGES pages wait, so memory is
+ * bounded whatever the collection's size. */
+static void *
+read_ahead(void *arg)
+{
+	struct mongo_scan *s = arg;
+	const bson_t *doc;
+	bson_error_t e;
+	bool end = false;
+
+	while (!end) {
+		struct page p = {0};
+		size_t n = 0;
+		while (n < PAGE_DOCS && p.len < PAGE_BYTES) {
+			if (!mongoc_cursor_next(s->cursor, &doc)) {
+				end = true;
+				break;
+			}
+			if (p.len + doc->len > p.cap) {
+				size_t cap = p.cap ? p.cap * 2 : 256 * 1024;
+				while (cap < p.len + doc->len)
+					cap *= 2;
+				uint8_t *d = realloc(p.data, cap);
+				if (d == NULL) {
+					free(p.data);
+					pthread_mutex_lock(&s->mu);
+					s->rc = rerror_set(&s->err, RC_ERR_NOMEM, "out of memory");
+					s->done = true;
+					pthread_cond_broadcast(&s->cv);
+					pthread_mutex_unlock(&s->mu);
+					return NULL;
+				}
+				p.data = d;
+				p.cap = cap;
+			}
+			memcpy(p.data + p.len, bson_get_data(doc), doc->len);
+			p.len += doc->len;
+			n++;
+		}
+		pthread_mutex_lock(&s->mu);
+		if (end && mongoc_cursor_error(s->cursor, &e))
+			s->rc = mongo_err(&s->err, &e, "reading the _id stream failed");
+		while (s->count == PAGES && !s->stop)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			free(p.data);
+			return NULL;
+		}
+		if (p.len) {
+			s->ring[(s->head + s->count) % PAGES] = p;
+			s->count++;
+		} else {
+			free(p.data);
+		}
+		s->done = end;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
+static rcode
+next_ahead(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
+{
+	rcode rc = RC_OK;
+
+	if (s->cur_off >= s->cur.len) {
+		free(s->cur.data);
+		memset(&s->cur, 0, sizeof(s->cur));
+		s->cur_off = 0;
+		pthread_mutex_lock(&s->mu);
+		while (s->count == 0 && !s->done)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->count) {
+			s->cur = s->ring[s->head];
+			s->head = (s->head + 1) % PAGES;
+			s->count--;
+			pthread_cond_broadcast(&s->cv);
+		} else if (s->rc) {
+			rc = s->rc;
+			if (err)
+				*err = s->err;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (rc || s->cur.len == 0)
+			return rc; /* *doc stays NULL at the end */
+	}
+	uint32_t len;
+	memcpy(&len, s->cur.data + s->cur_off, 4);
+	len = BSON_UINT32_FROM_LE(len);
+	if (!bson_init_static(&s->cur_doc, s->cur.data + s->cur_off, len))
+		return rerror_set(err, RC_ERR_MONGO, "mongodb: a malformed document in the stream");
+	s->cur_off += len;
+	*doc = &s->cur_doc;
+	return RC_OK;
+}
+
 rcode
 mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 {
 	bson_error_t e;
 
 	*doc = NULL;
+	if (s->ahead)
+		return next_ahead(s, doc, err);
 	if (mongoc_cursor_next(s->cursor, doc))
 		return RC_OK;
 	*doc = NULL;
@@ -287,8 +441,21 @@ mongo_scan_free(struct mongo_scan *s)
 {
 	if (s == NULL)
 		return;
+	if (s->ahead) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		for (int i = 0; i < s->count; i++)
+			free(s->ring[(s->head + i) % PAGES].data);
+		free(s->cur.data);
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+	}
 	if (s->cursor)
 		mongoc_cursor_destroy(s->cursor);
+	mongo_free(s->own);
 	free(s);
 }
 

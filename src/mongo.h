@@ -29,10 +29,12 @@ rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
 
 /* A stream of the collection in _id order. after/after_type: resume strictly
  * after that id (NULL: from the start). With full_docs false only _id and
- * version_field (may be NULL or "") are read. */
+ * version_field (may be NULL or "") are read. With ahead, a thread with a
+ * client of its own reads ahead (at most 3 pages of 1000 documents or
+ * 4 MiB), so reading overlaps the caller's work; m stays usable meanwhile. */
 rcode mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
                       enum id_type after_type, const char *version_field, bool full_docs,
-                      int batch_size, struct rerror *err);
+                      int batch_size, bool ahead, struct rerror *err);
 /* *doc is NULL at the end of the stream; it stays valid until the next call. */
 rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);

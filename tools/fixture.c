@@ -197,7 +197,7 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) ||
 	    opensearch_open(&os, cfg, &err) ||
-	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, &err)) {
+	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, false, &err)) {
 		rc = die("sync", err.message);
 		goto out;
 	}
@@ -292,7 +292,7 @@ cmd_ids(const struct config *cfg, int argc, char **argv)
 	(void)argv;
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) ||
-	    mongo_scan_open(&scan, m, NULL, ID_OID, cfg->version_field, false, 1000, &err)) {
+	    mongo_scan_open(&scan, m, NULL, ID_OID, cfg->version_field, false, 1000, false, &err)) {
 		rc = die("ids", err.message);
 		goto out;
 	}
@@ -390,7 +390,7 @@ cmd_dump(const struct config *cfg)
 
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) ||
-	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, &err)) {
+	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, false, &err)) {
 		rc = die("dump", err.message);
 		goto out;
 	}
