@@ -590,6 +590,11 @@ on_fetched(void *ctx, const bson_t *doc)
 	enum id_type type;
 	int k;
 
+	if (c->r->e->stop) {
+		/* stop between batches; what is not sent stays pending drift */
+		c->rc = rerror_set(c->r->err, RC_ERR_CANCELLED, "stopped");
+		return 1;
+	}
 	if (!bson_iter_init_find(&it, doc, "_id"))
 		return 0;
 	buf_reset(&c->idtext);
@@ -654,9 +659,9 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 			rc = c.rc;
 	}
 	free(order);
-	if (rc == RC_OK)
+	if (rc == RC_OK && !r->e->stop)
 		rc = flush_batch(r, &b, resend_no);
-	if (rc == RC_OK && resend_no > 0 && b.n == 0)
+	if (rc == RC_OK && !r->e->stop && resend_no > 0 && b.n == 0)
 		rc = store_batch_commit(r->store, r->id, resend_no, "committed", 0, 0, 0, 0);
 	/* what MongoDB no longer has cannot be indexed: left alone */
 	for (size_t i = 0; rc == RC_OK && !r->e->stop && i < n; i++)
@@ -676,14 +681,14 @@ repair_delete(struct run *r, char **ids, enum id_type *types, size_t n, int64_t 
 	struct batch b = {.action = "delete"};
 	rcode rc = RC_OK;
 
-	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+	for (size_t i = 0; rc == RC_OK && i < n && !r->e->stop; i++) {
 		rc = batch_add(&b, ids[i], types[i], "orphan", NULL);
 		if (rc == RC_OK && resend_no <= 0 && b.n >= (size_t)r->cfg->sync_batch_size) {
 			rc = flush_batch(r, &b, 0);
 			batch_clear(&b);
 		}
 	}
-	if (rc == RC_OK)
+	if (rc == RC_OK && !r->e->stop)
 		rc = flush_batch(r, &b, resend_no);
 	batch_free(&b);
 	return rc;

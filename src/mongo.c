@@ -46,6 +46,10 @@ struct mongo_scan {
 	pthread_cond_t cv;
 	struct page ring[PAGES];
 	int head, count;
+	/* consumed pages' buffers, reused by the reader: no malloc/free churn
+	 * between two threads, so memory stays flat over any number of pages */
+	struct page spare[PAGES + 1];
+	int n_spare;
 	bool done, stop;
 	rcode rc;
 	struct rerror err;
@@ -335,6 +339,12 @@ read_ahead(void *arg)
 	while (!end) {
 		struct page p = {0};
 		size_t n = 0;
+
+		pthread_mutex_lock(&s->mu);
+		if (s->n_spare)
+			p = s->spare[--s->n_spare];
+		pthread_mutex_unlock(&s->mu);
+		p.len = 0;
 		while (n < PAGE_DOCS && p.len < PAGE_BYTES) {
 			if (!mongoc_cursor_next(s->cursor, &doc)) {
 				end = true;
@@ -374,6 +384,8 @@ read_ahead(void *arg)
 		if (p.len) {
 			s->ring[(s->head + s->count) % PAGES] = p;
 			s->count++;
+		} else if (s->n_spare < PAGES + 1) {
+			s->spare[s->n_spare++] = p;
 		} else {
 			free(p.data);
 		}
@@ -390,10 +402,13 @@ next_ahead(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 	rcode rc = RC_OK;
 
 	if (s->cur_off >= s->cur.len) {
-		free(s->cur.data);
+		pthread_mutex_lock(&s->mu);
+		if (s->cur.data && s->n_spare < PAGES + 1)
+			s->spare[s->n_spare++] = s->cur;
+		else
+			free(s->cur.data);
 		memset(&s->cur, 0, sizeof(s->cur));
 		s->cur_off = 0;
-		pthread_mutex_lock(&s->mu);
 		while (s->count == 0 && !s->done)
 			pthread_cond_wait(&s->cv, &s->mu);
 		if (s->count) {
@@ -449,6 +464,8 @@ mongo_scan_free(struct mongo_scan *s)
 		pthread_join(s->thread, NULL);
 		for (int i = 0; i < s->count; i++)
 			free(s->ring[(s->head + i) % PAGES].data);
+		for (int i = 0; i < s->n_spare; i++)
+			free(s->spare[i].data);
 		free(s->cur.data);
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);

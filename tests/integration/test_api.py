@@ -219,7 +219,9 @@ def concurrency_and_shutdown(env):
         check(run["id"] == 1 and run["status"] == "interrupted", "the run is interrupted (%s)" % run["status"])
         with env.journal() as db:
             pending = db.execute("SELECT count(*) FROM batches WHERE status='pending'").fetchone()[0]
+            committed = db.execute("SELECT count(*) FROM batches WHERE status='committed'").fetchone()[0]
         check(pending <= 1, "at most the in-flight batch is pending")
+        check(committed < 40, "the run stopped early (%d of 40 batches)" % committed)
     finally:
         svc.stop()
     svc = Service(env)  # resumes it at start

@@ -72,7 +72,9 @@ try:
     check(run["status"] == "interrupted", "SIGINT leaves the run interrupted (%s)" % run["status"])
     with env.journal() as db:
         pending = db.execute("SELECT count(*) FROM batches WHERE status = 'pending'").fetchone()[0]
+        committed = db.execute("SELECT count(*) FROM batches WHERE status = 'committed'").fetchone()[0]
     check(pending == 0, "SIGINT lets the in-flight batch commit (pending %d)" % pending)
+    check(0 < committed < 40, "SIGINT stops the run early (%d of 40 batches)" % committed)
     r = env.run("check")  # a plain check picks the interrupted run up
     check(r.returncode == 0 and env.last_run()["id"] == run["id"], "check resumes it: %s" % r.stdout)
     check(env.last_run()["status"] == "completed" and env.in_sync(), "and completes it")

@@ -1,0 +1,106 @@
+"""Servers going away mid-run: the run ends interrupted with the error
+journaled, nothing is lost, and the next run resumes and completes it.
+Also: an index that rejects writes with 429 (a real node with a tiny write
+queue) is retried with backoff until every document is in."""
+import os
+import subprocess
+import tempfile
+import time
+
+from harness import SERVERS, Env, check, done, servers
+
+# OpenSearch stops in the middle of the repair
+env = Env("faults", SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100, SYNC_MAX_RETRIES=2)
+try:
+    env.create_index()
+    env.fixture("load", "--count", 2000)
+    p = env.spawn("check")
+    deadline = time.monotonic() + 60
+    committed = 0
+    while committed < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with env.journal() as db:
+                committed = db.execute(
+                    "SELECT count(*) FROM batches WHERE status='committed'").fetchone()[0]
+        except Exception:
+            pass
+    subprocess.run([SERVERS, "stop", "opensearch"], check=True, capture_output=True)
+    out, err = p.communicate(timeout=120)
+    run = env.last_run()
+    check(p.returncode == 2, "the run exits 2 when OpenSearch goes away (%d)" % p.returncode)
+    check(run["status"] == "interrupted" and "unreachable" in (run["error"] or ""),
+          "the run is interrupted with the reason: %s / %s" % (run["status"], run["error"]))
+    with env.journal() as db:
+        errs = db.execute("SELECT source FROM errors").fetchall()
+    check(any(e[0] == "opensearch" for e in errs), "the error is journaled (source opensearch)")
+    r = env.run("doctor")
+    check(r.returncode != 0 and "opensearch unreachable" in r.stderr, "doctor agrees")
+finally:
+    servers()  # OpenSearch back (a fresh node: the index is gone, a harder resume)
+try:
+    r = env.run("resume")
+    run = env.last_run()
+    check(r.returncode == 0 and run["status"] == "completed" and run["resume_count"] == 1,
+          "resume completes the same run: %s %s" % (run["status"], r.stderr[-300:]))
+    check(env.in_sync(), "in sync after the outage")
+finally:
+    env.cleanup()
+
+# MongoDB goes away before a run: a clear error, exit 2, journaled
+env = Env("mongogone")
+try:
+    r = env.run("check", MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
+    run = env.last_run()
+    check(r.returncode == 2 and run["status"] == "interrupted" and "mongodb" in (run["error"] or ""),
+          "MongoDB unreachable: exit 2, run interrupted with the reason (%s)" % run["error"])
+finally:
+    env.cleanup()
+
+# real 429s: a second node whose write queue holds one request
+tmp = tempfile.mkdtemp(prefix="reconciler-429-")
+senv = dict(os.environ, TEST_SERVERS_DIR=tmp, OPENSEARCH_PORT="9262", FERRETDB_PORT="27162",
+            OPENSEARCH_HEAP="512m",
+            OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=1")
+try:
+    subprocess.run([SERVERS, "start", "opensearch"], env=senv, check=True, capture_output=True,
+                   timeout=300)
+    env = Env("rejects", OPENSEARCH_URL="http://127.0.0.1:9262", SYNC_BATCH_SIZE=20,
+              SYNC_MAX_RETRIES=12)
+    env.url = "http://127.0.0.1:9262"
+    try:
+        env.create_index()
+        env.fixture("load", "--count", 1500)
+        # hammer the write pool from a second writer so the reconciler meets 429s
+        stop = False
+        import threading
+
+        def hammer():
+            i = 0
+            while not stop:
+                env.os("POST", "/%s/_bulk" % env.index,
+                       [x for k in range(200) for x in ({"index": {"_id": "noise-%d-%d" % (i, k)}},
+                                                          {"mongo_id": "zzz-noise", "n": k})],
+                       ndjson=True)
+                i += 1
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        r = env.run("check")
+        stop = True
+        for t in threads:
+            t.join()
+        with env.journal() as db:
+            retried = db.execute("SELECT count(*) FROM batches WHERE attempts > 1").fetchone()[0]
+        run = env.last_run()
+        check(r.returncode == 0 and run["repaired_count"] == 1500 and run["failed_count"] == 0,
+              "every document indexed despite 429s (%s repaired, %s failed)"
+              % (run["repaired_count"], run["failed_count"]))
+        check(retried > 0, "some batches were retried after 429 (%d)" % retried)
+        logs = open(os.path.join(env.env["LOG_DIR"], "combined.log")).read()
+        check("429" in logs, "the retries are logged")
+    finally:
+        env.cleanup()
+finally:
+    subprocess.run([SERVERS, "stop"], env=senv, capture_output=True)
+done()
