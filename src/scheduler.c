@@ -329,7 +329,21 @@ scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *re
 	*run_id = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->running || s->req || s->stopping) {
-		*run_id = s->run_id;
+		/* a run that is starting has no id yet: the answer should name it */
+		int64_t deadline = util_now_ms() + 2000;
+		while (!s->stopping &&
+		       (s->req || (s->running && s->seq_with_id < s->seq_started)) &&
+		       util_now_ms() < deadline) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->done, &s->mu, &ts);
+		}
+		*run_id = s->running ? s->run_id : 0;
 		pthread_mutex_unlock(&s->mu);
 		return rerror_set(err, RC_ERR_BUSY,
 		                  s->stopping ? "the service is shutting down"
