@@ -85,7 +85,7 @@ static const struct cfg_entry cfg_table[] = {
     {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),
      "leave documents changed more recently than this alone (0 = off)"},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
-     "address the HTTP API listens on"},
+     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)"},
     {"PORT", CFG_INT, "3000", 0, 65535, NULL, false, OFF(port),
      "port the HTTP API listens on (0 = any free port)"},
     {"RECONCILIATION_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(reconciliation_enabled),

@@ -541,11 +541,17 @@ store_run_recount(struct store *s, int64_t run_id)
 rcode
 store_run_finish(struct store *s, int64_t run_id, const char *status, const char *error)
 {
-	char ts[32];
+	char ts[32], masked[2048];
 	rcode rc;
 	bool done = strcmp(status, "running") && strcmp(status, "interrupted");
 
 	now(ts);
+	if (error) {
+		/* whatever a server said, no password reaches the journal */
+		snprintf(masked, sizeof(masked), "%s", error);
+		util_mask_secrets(masked, sizeof(masked));
+		error = masked;
+	}
 	rc = store_run_recount(s, run_id);
 	if (rc == RC_OK)
 		rc = sql_run(s,
@@ -573,14 +579,17 @@ rcode
 store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_id,
             const char *phase, const char *source, const char *code, const char *message)
 {
-	char ts[32];
+	char ts[32], masked[2048];
 
 	now(ts);
+	/* whatever a server said, no password reaches the journal */
+	snprintf(masked, sizeof(masked), "%s", message ? message : "(no message)");
+	util_mask_secrets(masked, sizeof(masked));
 	return sql_run(s,
 	               "INSERT INTO errors (run_id, batch_no, doc_id, phase, source, code, message,"
 	               " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	               "nntttttt", run_id > 0 ? run_id : -1, batch_no, doc_id, phase, source, code,
-	               message ? message : "(no message)", ts);
+	               masked, ts);
 }
 
 rcode
