@@ -91,6 +91,13 @@ def seed_routes(env):
         s = body["stats"]
         check(s["totalChecks"] == totals["totalChecks"] + 1 and s["documentsSynced"] == 30,
               "totals survive a restart: %s" % s)
+        st, body, _ = svc.http("POST", "/api/sync/full", {"wait": True})
+        check(st == 200 and body["status"] == "completed" and body["synced"] == 300,
+              "POST /api/sync/full re-indexes everything: %s" % body)
+        st, body, _ = svc.http("POST", "/api/sync/full")
+        check(st == 202 and body["runId"] == 4, "POST /api/sync/full answers 202 at once: %s" % body)
+        time.sleep(2)
+        check(env.last_run()["kind"] == "full", "and journals a full run")
     finally:
         svc.stop()
 
@@ -241,6 +248,46 @@ def concurrency_and_shutdown(env):
         svc.stop()
 
 
+def hung_batch_signals(env):
+    """With the in-flight batch hung (the OpenSearch node frozen with
+    SIGSTOP): one signal exits 0 within 10 s with the run marked
+    interrupted; a second signal exits at once. Either way the journal is
+    consistent: the run resumes and completes."""
+    import os
+    cache = os.environ.get("TEST_SERVERS_DIR") or os.path.expanduser("~/.cache/reconciler-test-servers")
+    os_pid = int(open(os.path.join(cache, "opensearch.pid")).read())
+    env.create_index()
+    env.fixture("load", "--count", 2000)
+    for signals, want_code, limit in ((1, 0, 10.5), (2, 130, 1.5)):
+        svc = Service(env, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100, OPENSEARCH_TIMEOUT_MS=60000)
+        st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": False})
+        time.sleep(2.0)
+        os.kill(os_pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.5)  # the next _bulk hangs
+            t0 = time.monotonic()
+            svc.proc.send_signal(signal.SIGTERM)
+            if signals == 2:
+                time.sleep(0.3)
+                svc.proc.send_signal(signal.SIGTERM)
+            code = svc.stop(timeout=15)
+            took = time.monotonic() - t0
+        finally:
+            os.kill(os_pid, signal.SIGCONT)
+        check(code == want_code and took < limit, "%d signal(s) with a hung batch: exit %s in %.1fs"
+              % (signals, code, took))
+        run = env.last_run()
+        if signals == 1:
+            check(run["status"] == "interrupted", "the run is marked interrupted (%s)" % run["status"])
+        r = env.run("resume")
+        run = env.last_run()
+        check(r.returncode == 0 and run["id"] == body["runId"] and run["status"] == "completed",
+              "the journal was consistent: the run resumes and completes (%s)" % run["status"])
+        check(env.in_sync(), "in sync after the resume")
+        env.os("DELETE", "/%s" % env.index)
+        env.create_index()
+
+
 def schedule(env):
     svc = Service(env, RECONCILIATION_ENABLED="false", RECONCILIATION_STARTUP_DELAY_MS=300,
                   RECONCILIATION_INTERVAL_MS=1000)
@@ -313,7 +360,8 @@ def secrets(env):
 
 
 for name, fn in [("api", seed_routes), ("badinput", bad_input), ("auth", auth),
-                 ("shutdown", concurrency_and_shutdown), ("schedule", schedule),
+                 ("shutdown", concurrency_and_shutdown), ("hungbatch", hung_batch_signals),
+                 ("schedule", schedule),
                  ("countmon", count_monitor), ("secrets", secrets)]:
     env = Env(name)
     try:
