@@ -1458,7 +1458,22 @@ setup_keys(struct run *r)
 		if (rc)
 			return rc;
 		if (type && strcmp(type, "keyword") == 0) {
+			int64_t lacking = 0;
 			r->keys.sort_field = r->id_field;
+			/* such documents cannot be placed in key order: say so */
+			if (opensearch_count_missing(r->os, &lacking, idf, r->err) == RC_OK &&
+			    lacking > 0) {
+				char msg[300];
+				snprintf(msg, sizeof(msg),
+				         "%" PRId64
+				         " documents of the index lack %s: the pass cannot see "
+				         "them, so orphans among them are not found "
+				         "(OPENSEARCH_ID_FIELD= "
+				         "reads ids from _id instead)",
+				         lacking, idf);
+				log_msg(LOG_WARN, r->id, "%s", msg);
+				store_event(r->store, r->id, "warning", msg);
+			}
 		} else if (!r->index_missing) {
 			log_msg(LOG_WARN, r->id,
 			        "OPENSEARCH_ID_FIELD %s is %s in the index mapping, not keyword: "

@@ -250,6 +250,40 @@ opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
 }
 
 rcode
+opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
+                         struct rerror *err)
+{
+	char path[600];
+	cJSON *body = cJSON_CreateObject(), *j = NULL, *c;
+	char *text;
+	rcode rc;
+
+	*count = 0;
+	cJSON *exists = cJSON_AddObjectToObject(
+	    cJSON_AddObjectToObject(
+	        cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool"),
+	        "must_not"),
+	    "exists");
+	cJSON_AddStringToObject(exists, "field", field);
+	text = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	if (text == NULL)
+		return RC_ERR_NOMEM;
+	snprintf(path, sizeof(path), "%s/_count", os->index_path);
+	rc = request_json(os, &j, "POST", path, text, err);
+	free(text);
+	if (rc == RC_ERR_NOTFOUND)
+		return RC_OK;
+	if (rc)
+		return rc;
+	c = cJSON_GetObjectItem(j, "count");
+	if (cJSON_IsNumber(c))
+		*count = (int64_t)c->valuedouble;
+	cJSON_Delete(j);
+	return RC_OK;
+}
+
+rcode
 opensearch_field_type(struct opensearch *os, char **type, const char *field, struct rerror *err)
 {
 	struct buf path = {0};

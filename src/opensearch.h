@@ -31,6 +31,9 @@ rcode opensearch_request(struct opensearch *os, long *status, struct buf *resp, 
 rcode opensearch_info(struct opensearch *os, char **version, struct rerror *err);
 /* _count of the index (primaries only, unlike _stats totals). */
 rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err);
+/* How many documents of the index lack field (0 when the index is missing). */
+rcode opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
+                               struct rerror *err);
 /* The mapping type of a field of the index (caller frees), or NULL when the
  * field is not mapped. RC_ERR_NOTFOUND when the index does not exist. */
 rcode opensearch_field_type(struct opensearch *os, char **type, const char *field,

@@ -190,7 +190,27 @@ def min_age(env):
     check(env.in_sync(), "min age: repaired once old enough (here: with the setting off)")
 
 
+def lacking_id_field(env):
+    """Index documents without the keyword id field cannot be placed in key
+    order: the run says so; with OPENSEARCH_ID_FIELD= (ids from _id) the
+    orphan among them is found."""
+    env.create_index()
+    env.fixture("load", "--count", 50)
+    env.fixture("sync")
+    env.bulk([{"index": {"_id": "no-id-field"}}, {"title": "written without mongo_id"}])
+    r = env.run("check")
+    expect(env, "lacking id field", r, orphan_count=0)
+    with env.journal() as db:
+        warn = [x[0] for x in db.execute("SELECT detail FROM run_events WHERE event = 'warning'")]
+    check(any("1 documents of the index lack mongo_id" in w for w in warn),
+          "lacking id field: the run says so (%s)" % warn)
+    r = env.run("check", OPENSEARCH_ID_FIELD="", RECONCILE_ORPHANS="delete")
+    expect(env, "ids from _id", r, orphan_count=1, deleted_count=1, missing_count=0)
+    check(env.in_sync(), "ids from _id: index equals MongoDB")
+
+
 scenario("missing", only_missing)
+scenario("noidfield", lacking_id_field)
 scenario("minage", min_age)
 scenario("orphans", only_orphans)
 scenario("stale", only_stale)
