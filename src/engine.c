@@ -510,13 +510,18 @@ struct fetch_ctx {
 	bool flush_when_full;
 };
 
-static char **sort_ids; /* qsort has no context argument; guarded by sort_lock */
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+struct sorted_ref {
+	const char *id;
+	size_t len;
+	size_t idx;
+};
 
 static int
-cmp_order(const void *a, const void *b)
+cmp_rec(const void *a, const void *b)
 {
-	return strcmp(sort_ids[*(const size_t *)a], sort_ids[*(const size_t *)b]);
+	const struct sorted_ref *x = a, *y = b;
+
+	return diff_compare(x->id, x->len, y->id, y->len);
 }
 
 /* The requested id with this text (and, where texts repeat, this type). */
@@ -623,9 +628,11 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 
 	bool *found = calloc(n ? n : 1, sizeof(bool));
 	size_t *order = malloc((n ? n : 1) * sizeof(size_t));
-	if (found == NULL || order == NULL) {
+	struct sorted_ref *refs = malloc((n < step ? (n ? n : 1) : step) * sizeof(*refs));
+	if (found == NULL || order == NULL || refs == NULL) {
 		free(found);
 		free(order);
+		free(refs);
 		return RC_ERR_NOMEM;
 	}
 	/* one $in for up to FETCH_MAX ids: a server that cannot serve $in from
@@ -638,14 +645,11 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 		for (size_t i = 0; i < m && rc == RC_OK; i++) {
 			bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
 			rc = doc_id_append(&arr, kp, ids[at + i], types[at + i]);
-			order[i] = at + i;
+			refs[i] = (struct sorted_ref){ids[at + i], strlen(ids[at + i]), i};
 		}
-		pthread_mutex_lock(&sort_lock);
-		sort_ids = ids;
-		qsort(order, m, sizeof(*order), cmp_order);
-		pthread_mutex_unlock(&sort_lock);
+		qsort(refs, m, sizeof(*refs), cmp_rec);
 		for (size_t i = 0; i < m; i++)
-			order[i] -= at;
+			order[i] = refs[i].idx;
 		c.ids = ids + at;
 		c.types = types + at;
 		c.kinds = kinds + at;
@@ -659,6 +663,7 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 			rc = c.rc;
 	}
 	free(order);
+	free(refs);
 	if (rc == RC_OK && !r->e->stop)
 		rc = flush_batch(r, &b, resend_no);
 	if (rc == RC_OK && !r->e->stop && resend_no > 0 && b.n == 0)
@@ -953,20 +958,6 @@ os_take_page(struct run *r, struct idlist *part)
 	if (r->os_buf.n == 0 && r->os_more && (rc = os_fetch_page(r)))
 		return rc;
 	return os_move(r, part, r->os_buf.n);
-}
-
-struct sorted_ref {
-	const char *id;
-	size_t len;
-	size_t idx;
-};
-
-static int
-cmp_rec(const void *a, const void *b)
-{
-	const struct sorted_ref *x = a, *y = b;
-
-	return diff_compare(x->id, x->len, y->id, y->len);
 }
 
 /* A copy of src in byte order of the ids. */
@@ -1577,14 +1568,6 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 		rc = store_run_resumed(r->store, id);
 		log_msg(LOG_INFO, id, "resuming %s run from %s", r->kind,
 		        r->cursor ? r->cursor : "the start");
-		if (r->full) {
-			/* reuse the number of the batch that was in flight */
-			struct store_pending *p = NULL;
-			size_t n = 0;
-			if (store_batches_pending(r->store, id, &p, &n) == RC_OK && n)
-				r->reuse_no = p[0].batch_no;
-			free(p);
-		}
 		return rc;
 	}
 	struct buf cfg = {0};
@@ -1617,13 +1600,12 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 		store_free(r.store);
 		return rc;
 	}
-	r.full = strcmp(kind, "full") == 0; /* refined below for a resumed run */
 	rc = start_or_resume(&r, kind, trigger, resume_id);
 	if (rc)
 		goto out_unlocked;
 	r.full = strcmp(r.kind, "full") == 0;
 	r.dry_run = strcmp(r.kind, "dry_run") == 0;
-	if (r.full && resume_id != -1 && r.reuse_no == 0) {
+	if (r.full) { /* resumed: reuse the number of the batch that was in flight */
 		struct store_pending *p = NULL;
 		size_t n = 0;
 		if (store_batches_pending(r.store, r.id, &p, &n) == RC_OK && n)

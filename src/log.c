@@ -25,18 +25,6 @@ static FILE *log_errors;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-int
-log_level_parse(const char *s, enum log_level *out)
-{
-	for (int i = 0; i < 4; i++) {
-		if (strcasecmp(s, level_names[i]) == 0) {
-			*out = (enum log_level)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 void
 log_close(void)
 {

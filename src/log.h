@@ -13,7 +13,6 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 /* dir may be NULL or "" for stderr only. Safe to call again (reopens). */
 void log_open(const char *dir, enum log_level level);
 void log_close(void);
-int log_level_parse(const char *s, enum log_level *out);
 
 /* run_id 0 means "no run". */
 void log_msg(enum log_level level, int64_t run_id, const char *fmt, ...)

@@ -350,6 +350,8 @@ read_hits(cJSON *j, struct idlist *out, const struct os_keys *k, size_t *count, 
 	bool by_id = strcmp(k->sort_field, "_id") == 0;
 
 	*count = 0;
+	if (hits == NULL)
+		return RC_OK; /* filter_path drops an empty hits array entirely */
 	if (!cJSON_IsArray(hits))
 		return rerror_set(err, RC_ERR_OPENSEARCH, "opensearch search: no hits in answer");
 	cJSON_ArrayForEach(h, hits)
@@ -445,9 +447,6 @@ opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const str
 		rc = read_hits(answer, out, k, &got, err);
 	if (rc == RC_OK)
 		*more = got == (size_t)size;
-	/* filter_path drops an empty hits array entirely */
-	if (rc == RC_ERR_OPENSEARCH && answer && cJSON_GetObjectItem(answer, "hits") == NULL)
-		rc = RC_OK;
 out:
 	cJSON_Delete(answer);
 	cJSON_Delete(body);
@@ -483,8 +482,6 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 	rc = search(os, body, &answer, err);
 	if (rc == RC_OK)
 		rc = read_hits(answer, out, k, &got, err);
-	if (rc == RC_ERR_OPENSEARCH && answer && cJSON_GetObjectItem(answer, "hits") == NULL)
-		rc = RC_OK;
 out:
 	cJSON_Delete(answer);
 	cJSON_Delete(body);

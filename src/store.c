@@ -489,16 +489,6 @@ store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count, int64_t o
 }
 
 rcode
-store_run_progress(struct store *s, int64_t run_id, int64_t compared)
-{
-	char ts[32];
-
-	now(ts);
-	return sql_run(s, "UPDATE runs SET heartbeat_at = ?, compared = ? WHERE id = ?", "tii", ts,
-	               compared, run_id);
-}
-
-rcode
 store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
                  int64_t seen_types, int64_t compared)
 {
@@ -627,15 +617,6 @@ store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const ch
 	               "UPDATE run_ids SET batch_no = ?, status = 'pending', error = NULL WHERE"
 	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ?",
 	               "iittt", batch_no, run_id, kind, doc_id, id_type);
-}
-
-rcode
-store_drift_batch_done(struct store *s, int64_t run_id, int64_t batch_no)
-{
-	return sql_run(s,
-	               "UPDATE run_ids SET status = 'done' WHERE run_id = ? AND batch_no = ? AND"
-	               " status = 'pending'",
-	               "ii", run_id, batch_no);
 }
 
 rcode

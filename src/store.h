@@ -61,7 +61,6 @@ rcode store_run_resumed(struct store *s, int64_t run_id);
 rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
                        int64_t opensearch_count);
-rcode store_run_progress(struct store *s, int64_t run_id, int64_t compared);
 /* Advances the cursor: only call inside the transaction that commits the
  * work before it. */
 rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
@@ -82,8 +81,6 @@ rcode store_drift_set(struct store *s, int64_t run_id, const char *doc_id, const
 /* Attaches a drift row to a batch (status pending). */
 rcode store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
                          const char *kind, int64_t batch_no);
-/* Marks every still-pending id of a batch done. */
-rcode store_drift_batch_done(struct store *s, int64_t run_id, int64_t batch_no);
 
 rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
 rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action,
