@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,19 +27,62 @@ util_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Civil dates from day numbers and back (H. Hinnant's algorithms, proleptic
+ * Gregorian, year 0 = 1 BC as ISO 8601 counts). Exact over the whole range
+ * of a BSON Date (int64 milliseconds, about +-292 million years), unlike
+ * gmtime/timegm, whose range depends on the platform's time_t and tm.
+ */
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
+}
+
 void
 util_ms_to_iso(int64_t ms, char *out, size_t len)
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int millis = (int)(ms - (int64_t)secs * 1000);
-	struct tm tm;
+	/* floor division: -1 ms is 1969-12-31T23:59:59.999Z */
+	int64_t days = ms / 86400000, rem = ms % 86400000, y;
+	int m, d;
 
-	if (gmtime_r(&secs, &tm) == NULL) {
-		snprintf(out, len, "invalid-date");
-		return;
+	if (rem < 0) {
+		rem += 86400000;
+		days--;
 	}
-	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+	civil_from_days(days, &y, &m, &d);
+	int h = (int)(rem / 3600000), mi = (int)(rem / 60000 % 60), s = (int)(rem / 1000 % 60);
+	int millis = (int)(rem % 1000);
+	/* ISO 8601 expanded years outside 0000-9999 (sign and at least four
+	 * digits): OpenSearch's strict_date_optional_time refuses "10000-..."
+	 * but parses "+10000-..." and "-0001-..." */
+	if (y >= 0 && y <= 9999)
+		snprintf(out, len, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, h, mi,
+		         s, millis);
+	else
+		snprintf(out, len, "%c%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		         y < 0 ? '-' : '+', y < 0 ? -y : y, m, d, h, mi, s, millis);
 }
 
 void
@@ -47,23 +91,50 @@ util_now_iso(char *out, size_t len)
 	util_ms_to_iso(util_now_ms(), out, len);
 }
 
+/* Reads exactly n digits (n > 0) at *p; -1 when they are not there. */
+static int
+digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
 int
 util_iso_to_ms(const char *s, int64_t *out)
 {
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-	int64_t frac = 0, scale = 1000, offset_min = 0;
-	struct tm tm;
-	const char *p;
+	const char *p = s;
+	int64_t y = 0, frac = 0, scale = 1000, offset_min = 0;
+	int sign = 1, ndig = 0, mo, d, h = 0, mi = 0, sec = 0;
 
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
+	if (*p == '+' || *p == '-')
+		sign = *p++ == '-' ? -1 : 1;
+	while (*p >= '0' && *p <= '9' && ndig < 9) {
+		y = y * 10 + (*p++ - '0');
+		ndig++;
+	}
+	/* four digits, or a sign and four to nine (ISO 8601 expanded years) */
+	if (ndig < 4 || (ndig > 4 && p - s == ndig) || *p++ != '-')
 		return -1;
-	p = s + n;
+	y *= sign;
+	if (digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
+		return -1;
 	if (*p == 'T' || *p == ' ') {
-		if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3)
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+		    digits(&p, 2, &sec))
 			return -1;
-		p += 1 + n;
 		if (*p == '.') {
 			p++;
+			if (*p < '0' || *p > '9')
+				return -1;
 			while (*p >= '0' && *p <= '9') {
 				if (scale > 1) {
 					scale /= 10;
@@ -76,22 +147,24 @@ util_iso_to_ms(const char *s, int64_t *out)
 	if (*p == 'Z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+		int oh, om, neg = *p++ == '-';
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
 			return -1;
-		offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-		p += 6;
+		offset_min = (oh * 60 + om) * (neg ? -1 : 1);
 	}
-	if (*p != '\0')
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	*out = ((int64_t)timegm(&tm) - offset_min * 60) * 1000 + frac;
+	int64_t secs =
+	    days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+	int64_t v;
+	/* within a BSON Date (int64 ms); near INT64_MIN, secs * 1000 alone
+	 * overflows though secs * 1000 + frac does not */
+	if (secs < 0
+	        ? __builtin_mul_overflow(secs + 1, 1000, &v) ||
+	              __builtin_add_overflow(v, frac - 1000, &v)
+	        : __builtin_mul_overflow(secs, 1000, &v) || __builtin_add_overflow(v, frac, &v))
+		return -1;
+	*out = v;
 	return 0;
 }
 

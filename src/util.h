@@ -15,7 +15,13 @@
 int64_t util_now_ms(void);
 void util_now_iso(char *out, size_t len);
 void util_ms_to_iso(int64_t ms, char *out, size_t len);
-/* Parses "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm]"; returns 0 on success. */
+/* util_ms_to_iso writes ISO 8601 UTC with milliseconds for every int64 ms
+ * (a BSON Date's range): years 0000-9999 as YYYY, others in the expanded
+ * form with a sign ("+10000-01-02T00:00:00.000Z", "-0001-..."), which
+ * OpenSearch's default date format parses. out needs 40 bytes.
+ * util_iso_to_ms parses "[+-]YYYY[YYYYY]-MM-DD[THH:MM:SS[.fff]][Z|+hh:mm]"
+ * (a year of more than four digits needs its sign, as ISO 8601 says);
+ * returns 0 on success, -1 on anything else or outside int64 ms. */
 int util_iso_to_ms(const char *s, int64_t *out);
 /* Monotonic milliseconds, for durations and deadlines. */
 int64_t util_mono_ms(void);
