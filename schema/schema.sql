@@ -28,7 +28,7 @@ CREATE TABLE runs (
     pid              INTEGER,                       -- process that last ran it
     config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
     error            TEXT
-);
+, duplicate_count INTEGER NOT NULL DEFAULT 0, conflict_count INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX runs_status ON runs (status);
 CREATE TABLE batches (
     run_id       INTEGER NOT NULL REFERENCES runs (id),
@@ -47,18 +47,6 @@ CREATE TABLE batches (
     committed_at TEXT,
     PRIMARY KEY (run_id, batch_no)
 );
-CREATE TABLE run_ids (
-    run_id   INTEGER NOT NULL REFERENCES runs (id),
-    doc_id   TEXT NOT NULL,                         -- canonical id (ObjectId as 24 hex)
-    id_type  TEXT NOT NULL,                         -- int, double, string, oid, bool, date, json
-    kind     TEXT NOT NULL CHECK (kind IN ('missing', 'orphan', 'stale')),
-    batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
-    status   TEXT NOT NULL DEFAULT 'pending'
-             CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
-    error    TEXT,
-    PRIMARY KEY (run_id, kind, doc_id, id_type)
-) WITHOUT ROWID;
-CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
 CREATE TABLE errors (
     id       INTEGER PRIMARY KEY,
     run_id   INTEGER REFERENCES runs (id),
@@ -79,17 +67,33 @@ CREATE TABLE run_events (
     detail TEXT
 );
 CREATE INDEX run_events_run ON run_events (run_id);
+CREATE VIEW v_run_errors AS
+SELECT e.run_id, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
+FROM errors e ORDER BY e.id DESC;
+CREATE TABLE "run_ids" (
+    run_id   INTEGER NOT NULL REFERENCES runs (id),
+    doc_id   TEXT NOT NULL,                         -- canonical id (ObjectId as 24 hex)
+    id_type  TEXT NOT NULL,                         -- int, double, string, oid, bool, date, json
+    kind     TEXT NOT NULL
+             CHECK (kind IN ('missing', 'orphan', 'stale', 'duplicate', 'conflict')),
+    os_index TEXT NOT NULL DEFAULT '',              -- concrete index of the copy; '' = OPENSEARCH_INDEX
+    routing  TEXT,                                  -- the copy's _routing; NULL = none
+    batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
+    status   TEXT NOT NULL DEFAULT 'pending'
+             CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
+    error    TEXT,                                  -- why it failed, was skipped, or conflicts
+    PRIMARY KEY (run_id, kind, doc_id, id_type, os_index)
+) WITHOUT ROWID;
+CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
+CREATE VIEW v_drift AS
+SELECT i.run_id, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error, i.os_index, i.routing
+FROM run_ids i;
 CREATE VIEW v_runs AS
 SELECT id, kind, trigger, status, phase, started_at, finished_at,
        CAST(ROUND((julianday(COALESCE(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, 1) AS REAL) AS seconds,
        mongo_count, opensearch_count, compared,
        missing_count AS missing, orphan_count AS orphans, stale_count AS stale,
        skipped_count AS skipped, repaired_count AS repaired, deleted_count AS deleted,
-       failed_count AS failed, resume_count AS resumes, error
+       failed_count AS failed, resume_count AS resumes, error,
+       duplicate_count AS duplicates, conflict_count AS conflicts
 FROM runs ORDER BY id DESC;
-CREATE VIEW v_run_errors AS
-SELECT e.run_id, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
-FROM errors e ORDER BY e.id DESC;
-CREATE VIEW v_drift AS
-SELECT i.run_id, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error
-FROM run_ids i;

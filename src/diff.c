@@ -34,8 +34,8 @@ arena_put(struct idlist *l, const char *s, size_t len, size_t *off)
 }
 
 rcode
-idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
-            int64_t time_ms)
+idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
+                int64_t time_ms, const char *index, const char *routing)
 {
 	struct idrec *r;
 
@@ -50,16 +50,32 @@ idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const cha
 		l->cap = cap;
 	}
 	r = &l->v[l->n];
-	if (arena_put(l, id, id_len, &r->id_off))
-		return RC_ERR_NOMEM;
-	r->version_off = SIZE_MAX;
-	if (version && arena_put(l, version, strlen(version), &r->version_off))
+	r->version_off = r->index_off = r->routing_off = SIZE_MAX;
+	if (arena_put(l, id, id_len, &r->id_off) ||
+	    (version && arena_put(l, version, strlen(version), &r->version_off)) ||
+	    (index && arena_put(l, index, strlen(index), &r->index_off)) ||
+	    (routing && arena_put(l, routing, strlen(routing), &r->routing_off)))
 		return RC_ERR_NOMEM;
 	r->id_len = (uint32_t)id_len;
 	r->type = (uint8_t)type;
 	r->time_ms = time_ms;
 	l->n++;
 	return RC_OK;
+}
+
+rcode
+idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
+            int64_t time_ms)
+{
+	return idlist_push_hit(l, id, id_len, type, version, time_ms, NULL, NULL);
+}
+
+rcode
+idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i)
+{
+	return idlist_push_hit(dst, idlist_id(src, i), src->v[i].id_len, src->v[i].type,
+	                       idlist_version(src, i), src->v[i].time_ms, idlist_index(src, i),
+	                       idlist_routing(src, i));
 }
 
 void
@@ -91,6 +107,18 @@ idlist_version(const struct idlist *l, size_t i)
 	return l->v[i].version_off == SIZE_MAX ? NULL : l->arena + l->v[i].version_off;
 }
 
+const char *
+idlist_index(const struct idlist *l, size_t i)
+{
+	return l->v[i].index_off == SIZE_MAX ? NULL : l->arena + l->v[i].index_off;
+}
+
+const char *
+idlist_routing(const struct idlist *l, size_t i)
+{
+	return l->v[i].routing_off == SIZE_MAX ? NULL : l->arena + l->v[i].routing_off;
+}
+
 rcode
 idlist_shift(struct idlist *l, size_t k)
 {
@@ -100,8 +128,7 @@ idlist_shift(struct idlist *l, size_t k)
 	if (k == 0)
 		return RC_OK;
 	for (size_t i = k; i < l->n && rc == RC_OK; i++)
-		rc = idlist_push(&rest, idlist_id(l, i), l->v[i].id_len, l->v[i].type,
-		                 idlist_version(l, i), l->v[i].time_ms);
+		rc = idlist_push_from(&rest, l, i);
 	if (rc) {
 		idlist_free(&rest);
 		return rc;
@@ -150,7 +177,7 @@ rcode
 diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
            bool compare_versions)
 {
-	size_t i = 0, j = 0, cm = 0, cs = 0, co = 0;
+	size_t i = 0, j = 0, cm = 0, cs = 0, cso = 0, nso = 0, co = 0, cd = 0;
 	rcode rc = RC_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -169,8 +196,17 @@ diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *o
 			rc = push_index(&out->orphan, &out->n_orphan, &co, j++);
 		} else {
 			const char *a = idlist_version(mongo, i), *b = idlist_version(os, j);
-			if (compare_versions && a && (b == NULL || strcmp(a, b) != 0))
+			if (compare_versions && a && (b == NULL || strcmp(a, b) != 0)) {
 				rc = push_index(&out->stale, &out->n_stale, &cs, i);
+				if (rc == RC_OK)
+					rc = push_index(&out->stale_os, &nso, &cso, j);
+			}
+			/* further copies of the same id (other backing indices) */
+			for (size_t k = j + 1; rc == RC_OK && k < os->n &&
+			                       diff_compare(idlist_id(os, j), os->v[j].id_len,
+			                                    idlist_id(os, k), os->v[k].id_len) == 0;
+			     k++, j++)
+				rc = push_index(&out->duplicate, &out->n_duplicate, &cd, k);
 			i++;
 			j++;
 		}
@@ -187,6 +223,8 @@ drift_free(struct drift *d)
 		return;
 	free(d->missing);
 	free(d->stale);
+	free(d->stale_os);
 	free(d->orphan);
+	free(d->duplicate);
 	memset(d, 0, sizeof(*d));
 }

@@ -17,6 +17,8 @@
 struct idrec {
 	size_t id_off;      /* offset of the NUL-terminated id in the arena */
 	size_t version_off; /* offset of the version, or SIZE_MAX for none */
+	size_t index_off;   /* index side: the concrete index of the copy, or SIZE_MAX */
+	size_t routing_off; /* index side: the copy's _routing, or SIZE_MAX (by _id) */
 	uint32_t id_len;
 	uint8_t type;    /* enum id_type */
 	int64_t time_ms; /* change time for RECONCILE_MIN_AGE_MS, -1 unknown */
@@ -31,10 +33,19 @@ struct idlist {
 
 rcode idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
                   int64_t time_ms);
+/* idlist_push for a search hit, which says where the copy lives: its
+ * concrete index (an alias may span several) and its _routing; either may
+ * be NULL. Writes to that copy must name both, or they land elsewhere. */
+rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
+                      const char *version, int64_t time_ms, const char *index, const char *routing);
+/* Appends entry i of src (with everything it carries) to dst. */
+rcode idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i);
 void idlist_clear(struct idlist *l);
 void idlist_free(struct idlist *l);
 const char *idlist_id(const struct idlist *l, size_t i);
 const char *idlist_version(const struct idlist *l, size_t i); /* NULL if none */
+const char *idlist_index(const struct idlist *l, size_t i);   /* NULL if not known */
+const char *idlist_routing(const struct idlist *l, size_t i); /* NULL if none */
 /* Drops the first k entries (the arena is compacted). */
 rcode idlist_shift(struct idlist *l, size_t k);
 
@@ -43,15 +54,20 @@ int diff_compare(const char *a, size_t alen, const char *b, size_t blen);
 /* True when every id is strictly greater than the one before. */
 bool diff_is_sorted(const struct idlist *l);
 
-/* Indices of drift, into mongo (missing, stale) or opensearch (orphan). */
+/* Indices of drift, into mongo (missing, stale) or opensearch (orphan,
+ * stale_os, duplicate). stale_os[k] is the index copy of stale[k]. */
 struct drift {
 	size_t *missing, n_missing;
-	size_t *stale, n_stale;
+	size_t *stale, *stale_os, n_stale;
 	size_t *orphan, n_orphan;
+	size_t *duplicate, n_duplicate;
 };
 
 /* Merges two sorted lists. Stale needs a version on both sides that
- * differs; with compare_versions false nothing is stale. */
+ * differs; with compare_versions false nothing is stale. os may hold one id
+ * several times in a row (copies in several backing indices of an alias):
+ * the first copy of a run is the one compared, the others are duplicates
+ * (an id only the index has is an orphan in each of its copies). */
 rcode diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
                  bool compare_versions);
 void drift_free(struct drift *d);

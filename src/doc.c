@@ -215,25 +215,34 @@ doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id_type 
 	return ok ? RC_OK : RC_ERR_TOOLARGE;
 }
 
+/* Whether (canonical, type) is a typed value at all: "abc" is no int. */
+static bool
+id_fits(const char *canonical, enum id_type type)
+{
+	bson_t probe = BSON_INITIALIZER;
+	bool fits;
+
+	if (type == ID_BOOL && strcmp(canonical, "true") && strcmp(canonical, "false"))
+		return false;
+	/* canonical extended JSON of the types that map to json: documents,
+	 * binary (UUIDs), decimals, timestamps, MinKey/MaxKey, null */
+	if (type == ID_JSON && canonical[0] != '{' && strcmp(canonical, "null"))
+		return false;
+	fits = doc_id_append(&probe, "x", canonical, type) == RC_OK;
+	bson_destroy(&probe);
+	return fits;
+}
+
 rcode
 doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical)
 {
-	static const enum id_type order[] = {ID_STRING, ID_OID,  ID_INT,
-	                                     ID_DOUBLE, ID_DATE, ID_BOOL};
+	static const enum id_type order[] = {ID_STRING, ID_OID,  ID_INT, ID_DOUBLE,
+	                                     ID_DATE,   ID_BOOL, ID_JSON};
 	char key[16];
 	const char *k;
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		bson_t probe = BSON_INITIALIZER;
-		bool fits = false;
-		if (order[i] == ID_BOOL && strcmp(canonical, "true") &&
-		    strcmp(canonical, "false")) {
-			bson_destroy(&probe);
-			continue;
-		}
-		fits = doc_id_append(&probe, "x", canonical, order[i]) == RC_OK;
-		bson_destroy(&probe);
-		if (!fits)
+		if (!id_fits(canonical, order[i]))
 			continue;
 		bson_uint32_to_string(*index, &k, key, sizeof(key));
 		if (doc_id_append(array, k, canonical, order[i]))
@@ -241,6 +250,50 @@ doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical)
 		(*index)++;
 	}
 	return RC_OK;
+}
+
+enum id_type
+doc_id_guess_type(const char *canonical)
+{
+	static const enum id_type order[] = {ID_OID, ID_INT, ID_DOUBLE, ID_DATE, ID_BOOL, ID_JSON};
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (id_fits(canonical, order[i]))
+			return order[i];
+	return ID_STRING;
+}
+
+/* Whether the typed value of (canonical, type) has exactly this canonical
+ * text: "042" stands for the int 42 only loosely (its text is "42"). */
+static bool
+id_roundtrips(const char *canonical, enum id_type type)
+{
+	bson_t probe = BSON_INITIALIZER;
+	struct buf text = {0};
+	bson_iter_t it;
+	enum id_type back;
+	bool same = false;
+
+	if (id_fits(canonical, type) && doc_id_append(&probe, "x", canonical, type) == RC_OK &&
+	    bson_iter_init_find(&it, &probe, "x") &&
+	    doc_id_canonical(bson_iter_value(&it), &text, &back) == RC_OK)
+		same = back == type && text.data && strcmp(text.data, canonical) == 0;
+	buf_free(&text);
+	bson_destroy(&probe);
+	return same;
+}
+
+int
+doc_id_types_sharing(const char *canonical, enum id_type type)
+{
+	static const enum id_type all[] = {ID_STRING, ID_OID,  ID_INT, ID_DOUBLE,
+	                                   ID_DATE,   ID_BOOL, ID_JSON};
+	int mask = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (all[i] != type && id_roundtrips(canonical, all[i]))
+			mask |= 1 << all[i];
+	return mask;
 }
 
 bool
@@ -267,6 +320,11 @@ doc_version_from_text(const char *s, char *out, size_t len, int64_t *ms)
 	*ms = -1;
 	if (*s == '\0')
 		return false;
+	/* integers exactly: epoch_millis of a far date passes 2^53 */
+	if (util_parse_i64(s, &t) == 0) {
+		snprintf(out, len, "%" PRId64, t);
+		return true;
+	}
 	d = strtod(s, &end);
 	if (*end == '\0' && end != s)
 		return doc_version_from_number(d, out, len);
@@ -437,8 +495,8 @@ put_fields(struct buf *out, bson_iter_t *child_it, bool array, int depth, const 
 	bool first = true;
 	rcode rc;
 
-	if (depth > 100)
-		return RC_ERR_TOOLARGE; /* BSON nests at most 100 deep in MongoDB */
+	if (depth > DOC_MAX_DEPTH)
+		return RC_ERR_TOOLARGE; /* the caller names the limit */
 	if (buf_append(out, array ? "[" : "{", 1))
 		return RC_ERR_NOMEM;
 	if (id_field && *id_field) {
@@ -577,11 +635,22 @@ put_value(struct buf *out, const bson_iter_t *it, int depth)
 }
 
 rcode
-doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical, struct buf *out)
+doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical, struct buf *out,
+            struct rerror *err)
 {
 	bson_iter_t it;
+	size_t offset = 0;
+	rcode rc;
 
 	if (!bson_iter_init(&it, doc))
-		return RC_ERR_INVALID;
-	return put_fields(out, &it, false, 0, "_id", id_field, id_canonical);
+		return rerror_set(err, RC_ERR_INVALID, "corrupt BSON: the document cannot be read");
+	rc = put_fields(out, &it, false, 0, "_id", id_field, id_canonical);
+	if (rc == RC_ERR_TOOLARGE)
+		return rerror_set(err, rc, "nested deeper than %d levels (MongoDB's limit)",
+		                  DOC_MAX_DEPTH);
+	if (rc == RC_ERR_INVALID && !bson_validate(doc, BSON_VALIDATE_NONE, &offset))
+		return rerror_set(err, rc, "corrupt BSON at byte %zu", offset);
+	if (rc)
+		return rerror_set(err, rc, "cannot convert to JSON: %s", rcode_name(rc));
+	return RC_OK;
 }

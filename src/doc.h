@@ -41,9 +41,21 @@ bool doc_class_merges(enum id_class c);
 rcode doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type);
 /* Appends the typed value of (canonical, type) to dst under key. */
 rcode doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id_type type);
-/* Appends every typed value a canonical text could stand for (string, and
- * ObjectId / number / date / bool where it parses as one) to an array. */
+/* Appends every typed value a canonical text could stand for to an array:
+ * the string, and the ObjectId, number, date, bool or extended-JSON value
+ * (documents, binary/UUID, null, ...) it parses as. Deliberately loose
+ * ("042" also asks for 42): it is used to prove an index id absent from
+ * MongoDB before its copy may be called an orphan, where asking too much
+ * costs nothing and asking too little deletes live documents. */
 rcode doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical);
+/* The likeliest type of an index id known only by its text (for the
+ * journal of orphans, which MongoDB has under no type): oid, int, double,
+ * date, bool, json in that order, else string. */
+enum id_type doc_id_guess_type(const char *canonical);
+/* The other types whose values have exactly this canonical text (bit
+ * 1 << enum id_type each): a string "42" and the int 42 share the index id
+ * "42", so two MongoDB documents can collide in the index. 0: none. */
+int doc_id_types_sharing(const char *canonical, enum id_type type);
 
 /* A version value normalized for comparison: dates (BSON Date or ISO-8601
  * text) and epoch-millisecond numbers compare as integers, so a MongoDB Date
@@ -54,10 +66,16 @@ bool doc_version_from_bson(const bson_value_t *v, char *out, size_t len, int64_t
 bool doc_version_from_text(const char *s, char *out, size_t len, int64_t *ms);
 bool doc_version_from_number(double d, char *out, size_t len);
 
-/* The OpenSearch JSON of a document: _id removed; id_field (if non-empty)
- * set to id_canonical; values mapped as docs/MAPPING.md says. */
+/* Most levels of nesting doc_to_json follows (MongoDB's own limit is 100). */
+#define DOC_MAX_DEPTH 100
+
+/* The OpenSearch JSON of a document, appended to out: _id removed;
+ * id_field (if non-empty) set to id_canonical; values mapped as
+ * docs/MAPPING.md says. Errors, with the reason in err: RC_ERR_TOOLARGE for
+ * nesting deeper than DOC_MAX_DEPTH, RC_ERR_INVALID for corrupt BSON,
+ * RC_ERR_NOMEM. out may hold a partial document after an error. */
 rcode doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical,
-                  struct buf *out);
+                  struct buf *out, struct rerror *err);
 
 /* Appends s (len bytes) as a JSON string; invalid UTF-8 becomes U+FFFD. */
 rcode doc_json_string(struct buf *out, const char *s, size_t len);

@@ -59,10 +59,19 @@ struct engine {
 	void *start_ctx;
 };
 
+/* One document to repair: its id, what drift it is (-1 in full runs, which
+ * journal batches, not drift rows), and where its index copy lives (NULL:
+ * OPENSEARCH_INDEX, no routing). */
+struct qitem {
+	char *id;
+	enum id_type type;
+	int kind; /* enum drift_kind, or -1 */
+	char *index;
+	char *routing;
+};
+
 struct idvec {
-	char **ids;
-	enum id_type *types;
-	const char **kinds;
+	struct qitem *v;
 	size_t n, cap;
 };
 
@@ -93,6 +102,8 @@ struct run {
 	bool os_more;
 	bool os_started;
 	/* held over: first id of the next chunk when a class changes */
+	char *os_after_index; /* with keys.by_index: the copy os_after came from */
+	char *write_index;    /* the alias's write index (NULL: OPENSEARCH_INDEX) */
 	struct idlist held;
 	int cur_held_class;
 	bool mongo_done;
@@ -238,13 +249,90 @@ journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, con
 	return rc;
 }
 
+/* ---- the repair queue ------------------------------------------------ */
+
+static rcode
+idvec_push(struct idvec *v, const char *id, enum id_type type, int kind, const char *index,
+           const char *routing)
+{
+	struct qitem *it;
+
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		struct qitem *a = realloc(v->v, cap * sizeof(*a));
+		if (a == NULL)
+			return RC_ERR_NOMEM;
+		v->v = a;
+		v->cap = cap;
+	}
+	it = &v->v[v->n];
+	*it = (struct qitem){.type = type, .kind = kind};
+	it->id = strdup(id);
+	it->index = index ? strdup(index) : NULL;
+	it->routing = routing ? strdup(routing) : NULL;
+	if (it->id == NULL || (index && it->index == NULL) || (routing && it->routing == NULL)) {
+		free(it->id);
+		free(it->index);
+		free(it->routing);
+		return RC_ERR_NOMEM;
+	}
+	v->n++;
+	return RC_OK;
+}
+
+static void
+idvec_clear(struct idvec *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		free(v->v[i].id);
+		free(v->v[i].index);
+		free(v->v[i].routing);
+	}
+	v->n = 0;
+}
+
+static void
+idvec_free(struct idvec *v)
+{
+	idvec_clear(v);
+	free(v->v);
+	v->v = NULL;
+	v->cap = 0;
+}
+
+/* The journal's key of a queued item. */
+static struct store_drift
+qitem_drift(const struct qitem *q)
+{
+	return (struct store_drift){.doc_id = q->id,
+	                            .id_type = doc_id_type_name(q->type),
+	                            .kind = (enum drift_kind)q->kind,
+	                            .os_index = q->index,
+	                            .routing = q->routing};
+}
+
+/* Journals one drift document as failed, with the reason, and goes on: one
+ * bad document never stops the others. */
+static rcode
+fail_item(struct run *r, const struct qitem *q, const char *code, const char *reason)
+{
+	struct store_drift d = qitem_drift(q);
+	rcode rc;
+
+	log_msg(LOG_WARN, r->id, "document %s failed: %s", q->id, reason);
+	rc = store_error(r->store, r->id, -1, q->id, "repair", "engine", code, reason);
+	if (rc == RC_OK && q->kind >= 0)
+		rc = store_drift_set(r->store, r->id, &d, "failed", reason);
+	if (rc)
+		rerror_set(r->err, rc, "journal: cannot record the failure of %s", q->id);
+	return rc;
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 struct batch_item {
-	char *id;
-	enum id_type type;
-	const char *kind; /* "missing", "stale", "orphan"; NULL in full runs */
-	size_t off, len;  /* this item's NDJSON lines within body */
+	struct qitem q;  /* owned */
+	size_t off, len; /* this item's NDJSON lines within body */
 	int status;
 	char *reason;
 };
@@ -260,7 +348,9 @@ static void
 batch_clear(struct batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
-		free(b->items[i].id);
+		free(b->items[i].q.id);
+		free(b->items[i].q.index);
+		free(b->items[i].q.routing);
 		free(b->items[i].reason);
 	}
 	b->n = 0;
@@ -275,25 +365,14 @@ batch_free(struct batch *b)
 	buf_free(&b->body);
 }
 
-static const char *
-kind_const(const char *kind)
-{
-	if (kind == NULL)
-		return NULL;
-	if (strcmp(kind, "missing") == 0)
-		return "missing";
-	if (strcmp(kind, "stale") == 0)
-		return "stale";
-	return "orphan";
-}
-
-/* Appends an action (and for index, the document JSON already in json). */
+/* Appends an action naming the copy's concrete index and routing (and for
+ * index, the document JSON already in json). */
 static rcode
-batch_add(struct batch *b, const char *id, enum id_type type, const char *kind,
-          const struct buf *json)
+batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 {
 	struct batch_item *it;
 	size_t start = b->body.len;
+	rcode rc;
 
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 128;
@@ -303,26 +382,42 @@ batch_add(struct batch *b, const char *id, enum id_type type, const char *kind,
 		b->items = v;
 		b->cap = cap;
 	}
-	if (buf_puts(&b->body, strcmp(b->action, "index") == 0 ? "{\"index\":{\"_id\":"
-	                                                       : "{\"delete\":{\"_id\":") ||
-	    doc_json_string(&b->body, id, strlen(id)) || buf_puts(&b->body, "}}\n"))
-		return RC_ERR_NOMEM;
-	if (json && (buf_append(&b->body, json->data, json->len) || buf_puts(&b->body, "\n")))
-		return RC_ERR_NOMEM;
+	rc = buf_printf(&b->body, "{\"%s\":{\"_id\":", b->action);
+	if (rc == RC_OK)
+		rc = doc_json_string(&b->body, q->id, strlen(q->id));
+	if (rc == RC_OK && q->index && (rc = buf_puts(&b->body, ",\"_index\":")) == RC_OK)
+		rc = doc_json_string(&b->body, q->index, strlen(q->index));
+	if (rc == RC_OK && q->routing && (rc = buf_puts(&b->body, ",\"routing\":")) == RC_OK)
+		rc = doc_json_string(&b->body, q->routing, strlen(q->routing));
+	if (rc == RC_OK)
+		rc = buf_puts(&b->body, "}}\n");
+	if (rc == RC_OK && json && (rc = buf_append(&b->body, json->data, json->len)) == RC_OK)
+		rc = buf_puts(&b->body, "\n");
+	if (rc)
+		return rc;
 	it = &b->items[b->n];
 	memset(it, 0, sizeof(*it));
-	it->id = strdup(id);
-	if (it->id == NULL)
+	it->q = (struct qitem){.type = q->type, .kind = q->kind};
+	it->q.id = strdup(q->id);
+	it->q.index = q->index ? strdup(q->index) : NULL;
+	it->q.routing = q->routing ? strdup(q->routing) : NULL;
+	if (it->q.id == NULL || (q->index && it->q.index == NULL) ||
+	    (q->routing && it->q.routing == NULL)) {
+		free(it->q.id);
+		free(it->q.index);
+		free(it->q.routing);
 		return RC_ERR_NOMEM;
-	it->type = type;
-	it->kind = kind_const(kind);
+	}
 	it->off = start;
 	it->len = b->body.len - start;
 	b->n++;
 	return RC_OK;
 }
 
-/* Sends the listed items of b as one _bulk and records each item's outcome. */
+/* Sends the listed items of b as one _bulk and records each item's outcome.
+ * A request refused as a whole for what it holds (413 too large, 400
+ * validation failed) is split in halves until the document at fault stands
+ * alone; it then fails alone, with OpenSearch's reason. */
 static rcode
 send_list(struct run *r, struct batch *b, const size_t *idx, size_t n, int *attempts)
 {
@@ -339,15 +434,20 @@ send_list(struct run *r, struct batch *b, const size_t *idx, size_t n, int *atte
 	rc = opensearch_bulk(r->os, &res, &tries, body.data, body.len, n, &r->e->stop, r->err);
 	*attempts += tries;
 	buf_free(&body);
-	if (rc == RC_ERR_TOOLARGE) {
+	if (rc == RC_ERR_TOOLARGE || rc == RC_ERR_INVALID) {
 		bulk_result_free(&res);
 		if (n == 1) {
 			struct batch_item *it = &b->items[idx[0]];
-			it->status = 413;
+			it->status = rc == RC_ERR_TOOLARGE ? 413 : 400;
 			free(it->reason);
-			it->reason = strdup("document too large for the index (HTTP 413)");
-			return RC_OK;
+			it->reason = strdup(rc == RC_ERR_TOOLARGE
+			                        ? "document too large for the index (HTTP 413)"
+			                        : r->err->message);
+			/* handled: this document's failure, not the run's */
+			*r->err = (struct rerror){0};
+			return it->reason ? RC_OK : RC_ERR_NOMEM;
 		}
+		*r->err = (struct rerror){0};
 		rc = send_list(r, b, idx, n / 2, attempts);
 		return rc ? rc : send_list(r, b, idx + n / 2, n - n / 2, attempts);
 	}
@@ -396,6 +496,8 @@ send_batch(struct run *r, struct batch *b, int *attempts)
 static bool
 item_ok(const struct batch_item *it, bool delete)
 {
+	/* a delete answered 404 found nothing at the copy's own index and
+	 * routing: it is gone, which is what the delete was for */
 	return (it->status >= 200 && it->status < 300) || (delete &&it->status == 404);
 }
 
@@ -417,12 +519,12 @@ flush_batch(struct run *r, struct batch *b, int64_t batch_no)
 		rc = store_batch_next_no(r->store, r->id, &batch_no);
 	if (rc == RC_OK && (!resend || r->full))
 		rc = store_batch_add(r->store, r->id, batch_no, b->action, (int64_t)b->n,
-		                     (int64_t)b->body.len, r->full ? b->items[0].id : NULL,
-		                     r->full ? b->items[b->n - 1].id : NULL);
-	for (size_t i = 0; rc == RC_OK && !r->full && !resend && i < b->n; i++)
-		rc = store_drift_assign(r->store, r->id, b->items[i].id,
-		                        doc_id_type_name(b->items[i].type), b->items[i].kind,
-		                        batch_no);
+		                     (int64_t)b->body.len, r->full ? b->items[0].q.id : NULL,
+		                     r->full ? b->items[b->n - 1].q.id : NULL);
+	for (size_t i = 0; rc == RC_OK && !r->full && !resend && i < b->n; i++) {
+		struct store_drift d = qitem_drift(&b->items[i].q);
+		rc = store_drift_assign(r->store, r->id, &d, batch_no);
+	}
 	if (rc == RC_OK)
 		rc = store_tx_commit(r->store);
 	if (rc) {
@@ -445,22 +547,22 @@ flush_batch(struct run *r, struct batch *b, int64_t batch_no)
 	rc = store_tx_begin(r->store);
 	for (size_t i = 0; rc == RC_OK && i < b->n; i++) {
 		struct batch_item *it = &b->items[i];
+		struct store_drift d = qitem_drift(&it->q);
 		bool good = item_ok(it, del);
 		if (good)
 			ok++;
 		else
 			failed++;
 		if (!r->full)
-			rc = store_drift_set(r->store, r->id, it->id, doc_id_type_name(it->type),
-			                     it->kind, good ? "done" : "failed",
+			rc = store_drift_set(r->store, r->id, &d, good ? "done" : "failed",
 			                     good ? NULL : it->reason);
 		if (rc == RC_OK && !good) {
-			char msg[700];
+			char msg[1100];
 			snprintf(msg, sizeof(msg), "HTTP %d: %s", it->status,
 			         it->reason ? it->reason : "rejected");
-			log_msg(LOG_WARN, r->id, "document %s rejected: %s", it->id, msg);
-			rc = store_error(r->store, r->id, batch_no, it->id, "repair", "opensearch",
-			                 "rejected", msg);
+			log_msg(LOG_WARN, r->id, "document %s rejected: %s", it->q.id, msg);
+			rc = store_error(r->store, r->id, batch_no, it->q.id, "repair",
+			                 "opensearch", "rejected", msg);
 		}
 	}
 	if (rc == RC_OK)
@@ -469,7 +571,7 @@ flush_batch(struct run *r, struct batch *b, int64_t batch_no)
 	if (rc == RC_OK && r->full) {
 		const struct batch_item *last = &b->items[b->n - 1];
 		r->compared += (int64_t)b->n;
-		rc = store_run_cursor(r->store, r->id, doc_id_type_name(last->type), last->id,
+		rc = store_run_cursor(r->store, r->id, doc_id_type_name(last->q.type), last->q.id,
 		                      r->seen, r->compared);
 	}
 	if (rc == RC_OK)
@@ -483,8 +585,10 @@ flush_batch(struct run *r, struct batch *b, int64_t batch_no)
 	}
 	if (r->full) {
 		free(r->cursor);
-		r->cursor = strdup(b->items[b->n - 1].id);
-		r->cursor_type = b->items[b->n - 1].type;
+		r->cursor = strdup(b->items[b->n - 1].q.id);
+		r->cursor_type = b->items[b->n - 1].q.type;
+		if (r->cursor == NULL)
+			return RC_ERR_NOMEM;
 	}
 	progress_sync(r);
 	if (r->cfg->sync_batch_delay_ms > 0)
@@ -500,10 +604,8 @@ struct fetch_ctx {
 	struct buf json;
 	struct buf idtext;
 	rcode rc;
-	/* the requested ids, and an index of them sorted by text for lookups */
-	char **ids;
-	enum id_type *types;
-	const char **kinds;
+	/* the requested items, and an index of them sorted by id for lookups */
+	const struct qitem *items;
 	bool *found;
 	size_t *order;
 	size_t n;
@@ -514,17 +616,21 @@ struct sorted_ref {
 	const char *id;
 	size_t len;
 	size_t idx;
+	int rank; /* ties: lower first */
 };
 
 static int
 cmp_rec(const void *a, const void *b)
 {
 	const struct sorted_ref *x = a, *y = b;
+	int c = diff_compare(x->id, x->len, y->id, y->len);
 
-	return diff_compare(x->id, x->len, y->id, y->len);
+	if (c == 0)
+		c = (x->rank > y->rank) - (x->rank < y->rank);
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* The requested id with this text (and, where texts repeat, this type). */
+/* The requested item with this id (and, where ids repeat, this type). */
 static int
 find_requested(struct fetch_ctx *c, const char *id, enum id_type type)
 {
@@ -532,18 +638,18 @@ find_requested(struct fetch_ctx *c, const char *id, enum id_type type)
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (strcmp(c->ids[c->order[mid]], id) < 0)
+		if (strcmp(c->items[c->order[mid]].id, id) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	/* integral doubles come back as ints and vice versa: prefer the same type */
 	int any = -1;
-	for (size_t i = lo; i < c->n && strcmp(c->ids[c->order[i]], id) == 0; i++) {
+	for (size_t i = lo; i < c->n && strcmp(c->items[c->order[i]].id, id) == 0; i++) {
 		size_t k = c->order[i];
 		if (c->found[k])
 			continue;
-		if (c->types[k] == type)
+		if (c->items[k].type == type)
 			return (int)k;
 		if (any < 0)
 			any = (int)k;
@@ -552,23 +658,33 @@ find_requested(struct fetch_ctx *c, const char *id, enum id_type type)
 }
 
 /* Converts doc and adds it to b, flushing b first when the document would
- * pass the byte cap and after when it reaches the count cap. */
+ * pass the byte cap and after when it reaches the count cap. A document
+ * that cannot be sent (its id is over the _id limit, it cannot be
+ * converted) fails alone, with the reason, before anything is sent. */
 static rcode
-batch_add_doc(struct run *r, struct batch *b, struct buf *json, const bson_t *doc, const char *id,
-              enum id_type type, const char *kind, bool flush_when_full)
+batch_add_doc(struct run *r, struct batch *b, struct buf *json, const bson_t *doc,
+              const struct qitem *q, bool flush_when_full)
 {
+	struct rerror cerr = {0};
+	size_t idlen = strlen(q->id);
 	rcode rc;
 
-	buf_reset(json);
-	rc = doc_to_json(doc, r->id_field, id, json);
-	if (rc) {
+	if (idlen > OPENSEARCH_ID_MAX_BYTES) {
 		char msg[200];
-		snprintf(msg, sizeof(msg), "cannot convert document to JSON: %s", rcode_name(rc));
-		journal_error(r, rc, -1, id, "repair", "engine", msg);
-		if (kind)
-			store_drift_set(r->store, r->id, id, doc_id_type_name(type), kind, "failed",
-			                msg);
-		return RC_OK;
+		snprintf(msg, sizeof(msg),
+		         "the id is %zu bytes; OpenSearch's _id limit is %d bytes, so this "
+		         "document cannot be indexed under its MongoDB id",
+		         idlen, OPENSEARCH_ID_MAX_BYTES);
+		return fail_item(r, q, "id_too_long", msg);
+	}
+	buf_reset(json);
+	rc = doc_to_json(doc, r->id_field, q->id, json, &cerr);
+	if (rc == RC_ERR_NOMEM)
+		return rerror_set(r->err, rc, "out of memory converting %s", q->id);
+	if (rc) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "cannot convert the document to JSON: %s", cerr.message);
+		return fail_item(r, q, rcode_name(rc), msg);
 	}
 	if (flush_when_full && b->n > 0 &&
 	    b->body.len + json->len + 64 > (size_t)r->cfg->sync_batch_size_bytes) {
@@ -577,7 +693,7 @@ batch_add_doc(struct run *r, struct batch *b, struct buf *json, const bson_t *do
 		r->reuse_no = 0;
 		batch_clear(b);
 	}
-	rc = batch_add(b, id, type, kind, json);
+	rc = batch_add(b, q, json);
 	if (rc == RC_OK && flush_when_full && b->n >= (size_t)r->cfg->sync_batch_size) {
 		if ((rc = flush_batch(r, b, r->reuse_no)))
 			return rc;
@@ -609,17 +725,15 @@ on_fetched(void *ctx, const bson_t *doc)
 	if (k < 0)
 		return 0;
 	c->found[k] = true;
-	c->rc = batch_add_doc(c->r, c->b, &c->json, doc, c->ids[k], c->types[k], c->kinds[k],
-	                      c->flush_when_full);
+	c->rc = batch_add_doc(c->r, c->b, &c->json, doc, &c->items[k], c->flush_when_full);
 	return c->rc != RC_OK;
 }
 
-/* Fetches the documents of ids from MongoDB and indexes them in batches.
+/* Fetches the documents of items from MongoDB and indexes them in batches.
  * With resend_no > 0 all of them form that one journaled batch. Ids no
  * longer in MongoDB are marked skipped. */
 static rcode
-repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds, size_t n,
-             int64_t resend_no)
+repair_index(struct run *r, const struct qitem *items, size_t n, int64_t resend_no)
 {
 	struct batch b = {.action = "index"};
 	struct fetch_ctx c = {.r = r, .b = &b, .flush_when_full = resend_no <= 0};
@@ -644,15 +758,14 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 		const char *kp;
 		for (size_t i = 0; i < m && rc == RC_OK; i++) {
 			bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
-			rc = doc_id_append(&arr, kp, ids[at + i], types[at + i]);
-			refs[i] = (struct sorted_ref){ids[at + i], strlen(ids[at + i]), i};
+			rc = doc_id_append(&arr, kp, items[at + i].id, items[at + i].type);
+			refs[i] =
+			    (struct sorted_ref){items[at + i].id, strlen(items[at + i].id), i, 0};
 		}
 		qsort(refs, m, sizeof(*refs), cmp_rec);
 		for (size_t i = 0; i < m; i++)
 			order[i] = refs[i].idx;
-		c.ids = ids + at;
-		c.types = types + at;
-		c.kinds = kinds + at;
+		c.items = items + at;
 		c.found = found + at;
 		c.order = order;
 		c.n = m;
@@ -669,10 +782,12 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 	if (rc == RC_OK && !r->e->stop && resend_no > 0 && b.n == 0)
 		rc = store_batch_commit(r->store, r->id, resend_no, "committed", 0, 0, 0, 0);
 	/* what MongoDB no longer has cannot be indexed: left alone */
-	for (size_t i = 0; rc == RC_OK && !r->e->stop && i < n; i++)
-		if (!found[i] && kinds[i])
-			rc = store_drift_set(r->store, r->id, ids[i], doc_id_type_name(types[i]),
-			                     kinds[i], "skipped", "no longer in MongoDB");
+	for (size_t i = 0; rc == RC_OK && !r->e->stop && i < n; i++) {
+		struct store_drift d = qitem_drift(&items[i]);
+		if (!found[i] && items[i].kind >= 0)
+			rc =
+			    store_drift_set(r->store, r->id, &d, "skipped", "no longer in MongoDB");
+	}
 	free(found);
 	buf_free(&c.json);
 	buf_free(&c.idtext);
@@ -681,13 +796,13 @@ repair_index(struct run *r, char **ids, enum id_type *types, const char **kinds,
 }
 
 static rcode
-repair_delete(struct run *r, char **ids, enum id_type *types, size_t n, int64_t resend_no)
+repair_delete(struct run *r, const struct qitem *items, size_t n, int64_t resend_no)
 {
 	struct batch b = {.action = "delete"};
 	rcode rc = RC_OK;
 
 	for (size_t i = 0; rc == RC_OK && i < n && !r->e->stop; i++) {
-		rc = batch_add(&b, ids[i], types[i], "orphan", NULL);
+		rc = batch_add(&b, &items[i], NULL);
 		if (rc == RC_OK && resend_no <= 0 && b.n >= (size_t)r->cfg->sync_batch_size) {
 			rc = flush_batch(r, &b, 0);
 			batch_clear(&b);
@@ -701,58 +816,14 @@ repair_delete(struct run *r, char **ids, enum id_type *types, size_t n, int64_t 
 
 /* ---- resume: re-send pending batches --------------------------------- */
 
-static rcode
-idvec_push(struct idvec *v, const char *id, enum id_type type, const char *kind)
-{
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 64;
-		char **a = realloc(v->ids, cap * sizeof(*a));
-		if (a)
-			v->ids = a;
-		enum id_type *t = realloc(v->types, cap * sizeof(*t));
-		if (t)
-			v->types = t;
-		const char **k = realloc(v->kinds, cap * sizeof(*k));
-		if (k)
-			v->kinds = k;
-		if (!a || !t || !k)
-			return RC_ERR_NOMEM;
-		v->cap = cap;
-	}
-	v->ids[v->n] = strdup(id);
-	if (v->ids[v->n] == NULL)
-		return RC_ERR_NOMEM;
-	v->types[v->n] = type;
-	v->kinds[v->n] = kind_const(kind);
-	v->n++;
-	return RC_OK;
-}
-
-static void
-idvec_clear(struct idvec *v)
-{
-	for (size_t i = 0; i < v->n; i++)
-		free(v->ids[i]);
-	v->n = 0;
-}
-
-static void
-idvec_free(struct idvec *v)
-{
-	idvec_clear(v);
-	free(v->ids);
-	free(v->types);
-	free(v->kinds);
-}
-
 static int
-on_batch_id(void *ctx, const char *doc_id, const char *id_type, const char *kind)
+on_batch_id(void *ctx, const struct store_drift *d)
 {
 	enum id_type t;
 
-	if (doc_id_type_parse(id_type, &t))
+	if (doc_id_type_parse(d->id_type, &t))
 		return 0;
-	return idvec_push(ctx, doc_id, t, kind) != RC_OK;
+	return idvec_push(ctx, d->doc_id, t, (int)d->kind, d->os_index, d->routing) != RC_OK;
 }
 
 static rcode
@@ -775,12 +846,14 @@ resend_pending(struct run *r)
 		if (rc)
 			break;
 		snprintf(detail, sizeof(detail), "batch %" PRId64 " (%zu ids)", p[i].batch_no, v.n);
-		store_event(r->store, r->id, "resend", detail);
+		rc = store_event(r->store, r->id, "resend", detail);
+		if (rc)
+			break;
 		log_msg(LOG_INFO, r->id, "re-sending pending %s", detail);
 		if (strcmp(p[i].action, "delete") == 0)
-			rc = repair_delete(r, v.ids, v.types, v.n, p[i].batch_no);
+			rc = repair_delete(r, v.v, v.n, p[i].batch_no);
 		else
-			rc = repair_index(r, v.ids, v.types, v.kinds, v.n, p[i].batch_no);
+			rc = repair_index(r, v.v, v.n, p[i].batch_no);
 	}
 	idvec_free(&v);
 	free(p);
@@ -876,12 +949,14 @@ os_restart(struct run *r, const char *after)
 {
 	idlist_clear(&r->os_buf);
 	free(r->os_after);
+	free(r->os_after_index);
+	r->os_after_index = NULL; /* past every copy of `after` */
 	r->os_after = after ? strdup(after) : NULL;
 	r->os_more = !r->index_missing;
 	return after && r->os_after == NULL ? RC_ERR_NOMEM : RC_OK;
 }
 
-/* Appends the next page of the index (after the last id received) to
+/* Appends the next page of the index (after the last copy received) to
  * os_buf. */
 static rcode
 os_fetch_page(struct run *r)
@@ -890,38 +965,67 @@ os_fetch_page(struct run *r)
 	rcode rc;
 
 	rc = opensearch_scan(r->os, &r->os_buf, &r->os_more, &r->keys, r->os_after,
-	                     (int)r->cfg->chunk_size, r->err);
+	                     r->os_after_index, (int)r->cfg->chunk_size, r->err);
 	if (rc == RC_ERR_NOTFOUND) {
 		/* the index went away mid-run: nothing more on its side */
+		*r->err = (struct rerror){0};
 		r->os_more = false;
 		return RC_OK;
 	}
 	if (rc)
 		return rc;
 	if (r->os_buf.n > before) {
-		char *last = strdup(idlist_id(&r->os_buf, r->os_buf.n - 1));
-		if (last == NULL)
+		size_t last = r->os_buf.n - 1;
+		const char *li = idlist_index(&r->os_buf, last);
+		char *id = strdup(idlist_id(&r->os_buf, last));
+		char *index = li ? strdup(li) : NULL;
+		if (id == NULL || (li && index == NULL)) {
+			free(id);
+			free(index);
 			return RC_ERR_NOMEM;
+		}
 		free(r->os_after);
-		r->os_after = last;
+		free(r->os_after_index);
+		r->os_after = id;
+		r->os_after_index = index;
 	}
 	return RC_OK;
 }
 
-/* Moves the first k ids of os_buf into part, keeping part strictly
- * increasing whatever the index returns. */
+/* Whether entry i of l is a copy in the index that takes writes. */
+static bool
+in_write_index(const struct run *r, const struct idlist *l, size_t i)
+{
+	const char *idx = idlist_index(l, i);
+
+	return r->write_index == NULL || idx == NULL || strcmp(idx, r->write_index) == 0;
+}
+
+/* Moves the first k ids of os_buf into part, keeping part in key order
+ * whatever the index returns. Copies of one id (several backing indices)
+ * stay together, the copy in the write index first: it is the one kept. */
 static rcode
 os_move(struct run *r, struct idlist *part, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
 		const char *id = idlist_id(&r->os_buf, i);
 		size_t len = r->os_buf.v[i].id_len;
-		if (part->n && diff_compare(idlist_id(part, part->n - 1),
-		                            part->v[part->n - 1].id_len, id, len) >= 0)
+		int c = part->n ? diff_compare(idlist_id(part, part->n - 1),
+		                               part->v[part->n - 1].id_len, id, len)
+		                : -1;
+		if (c > 0)
 			continue;
-		if (idlist_push(part, id, len, -1, idlist_version(&r->os_buf, i),
-		                r->os_buf.v[i].time_ms))
+		if (idlist_push_from(part, &r->os_buf, i))
 			return RC_ERR_NOMEM;
+		if (c == 0 && in_write_index(r, part, part->n - 1)) {
+			size_t first = part->n - 1;
+			while (first > 0 && diff_compare(idlist_id(part, first - 1),
+			                                 part->v[first - 1].id_len, id, len) == 0)
+				first--;
+			struct idrec tmp = part->v[first];
+			part->v[first] = part->v[part->n - 1];
+			part->v[part->n - 1] = tmp;
+		}
 	}
 	return idlist_shift(&r->os_buf, k);
 }
@@ -960,9 +1064,10 @@ os_take_page(struct run *r, struct idlist *part)
 	return os_move(r, part, r->os_buf.n);
 }
 
-/* A copy of src in byte order of the ids. */
+/* A copy of src in byte order of the ids; copies of one id together, the
+ * copy in the write index first. */
 static rcode
-idlist_sorted(struct idlist *dst, const struct idlist *src)
+idlist_sorted(struct run *r, struct idlist *dst, const struct idlist *src)
 {
 	struct sorted_ref *refs = malloc((src->n ? src->n : 1) * sizeof(*refs));
 	rcode rc = RC_OK;
@@ -973,14 +1078,12 @@ idlist_sorted(struct idlist *dst, const struct idlist *src)
 		refs[i].id = idlist_id(src, i);
 		refs[i].len = src->v[i].id_len;
 		refs[i].idx = i;
+		refs[i].rank = in_write_index(r, src, i) ? 0 : 1;
 	}
 	qsort(refs, src->n, sizeof(*refs), cmp_rec);
 	idlist_clear(dst);
-	for (size_t i = 0; i < src->n && rc == RC_OK; i++) {
-		size_t k = refs[i].idx;
-		rc = idlist_push(dst, refs[i].id, refs[i].len, src->v[k].type,
-		                 idlist_version(src, k), src->v[k].time_ms);
-	}
+	for (size_t i = 0; i < src->n && rc == RC_OK; i++)
+		rc = idlist_push_from(dst, src, refs[i].idx);
 	free(refs);
 	return rc;
 }
@@ -1064,18 +1167,6 @@ verify_orphans(struct run *r, const struct idlist *osl, const size_t *idx, size_
 	return rc;
 }
 
-static enum id_type
-guess_type(const char *id, size_t len)
-{
-	int64_t v;
-
-	if (is_hex24(id, len))
-		return ID_OID;
-	if (util_parse_i64(id, &v) == 0)
-		return ID_INT;
-	return ID_STRING;
-}
-
 static bool
 too_young(struct run *r, int64_t t)
 {
@@ -1084,7 +1175,103 @@ too_young(struct run *r, int64_t t)
 
 static rcode flush_queue(struct run *r);
 
-/* Journals a chunk's drift and queues it for repair. */
+struct conflict_ctx {
+	const struct idlist *m;
+	const size_t *idx;
+	size_t n;
+	char **other; /* per stale id: the type name of the document it collides with */
+	struct buf text;
+	rcode rc;
+};
+
+static int
+on_conflict(void *ctx, const bson_t *doc)
+{
+	struct conflict_ctx *c = ctx;
+	bson_iter_t it;
+	enum id_type type;
+
+	if (!bson_iter_init_find(&it, doc, "_id"))
+		return 0;
+	buf_reset(&c->text);
+	if ((c->rc = doc_id_canonical(bson_iter_value(&it), &c->text, &type)))
+		return 1;
+	for (size_t i = 0; i < c->n; i++) {
+		size_t k = c->idx[i];
+		if (c->other[i] == NULL && type != c->m->v[k].type &&
+		    strcmp(idlist_id(c->m, k), c->text.data) == 0 &&
+		    (c->other[i] = strdup(doc_id_type_name(type))) == NULL) {
+			c->rc = RC_ERR_NOMEM;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Which stale ids (indices into m) share their index _id with another
+ * MongoDB document ("42" and 42, "true" and true): other[i] is set to that
+ * document's type, else left NULL. Such a pair can never both be in the
+ * index, so rewriting the one copy on every run fixes nothing. Only ids
+ * whose text is also some other type's are asked about, in one $in. */
+static rcode
+find_conflicts(struct run *r, const struct idlist *m, const size_t *stale, size_t n, char **other)
+{
+	struct conflict_ctx c = {.m = m, .idx = stale, .n = n, .other = other};
+	bson_t arr = BSON_INITIALIZER, proj = BSON_INITIALIZER;
+	uint32_t count = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; i < n && rc == RC_OK; i++) {
+		const char *id = idlist_id(m, stale[i]);
+		int mask = doc_id_types_sharing(id, (enum id_type)m->v[stale[i]].type);
+		for (int t = 0; mask && t <= ID_JSON && rc == RC_OK; t++) {
+			char key[16];
+			const char *kp;
+			if (!(mask & (1 << t)))
+				continue;
+			bson_uint32_to_string(count++, &kp, key, sizeof(key));
+			rc = doc_id_append(&arr, kp, id, (enum id_type)t);
+		}
+	}
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	if (rc == RC_OK && count > 0) {
+		rc = mongo_fetch(r->mongo, &arr, &proj, false, on_conflict, &c, r->err);
+		if (rc == RC_OK)
+			rc = c.rc;
+	}
+	buf_free(&c.text);
+	bson_destroy(&arr);
+	bson_destroy(&proj);
+	return rc;
+}
+
+/* Journals a conflict once per run (a warning when first seen). */
+static rcode
+record_conflict(struct run *r, const char *id, enum id_type type, const char *other)
+{
+	char types[32], msg[700];
+	const char *a = doc_id_type_name(type);
+	bool added = false;
+	rcode rc;
+
+	/* one row per pair, whichever side of it found it */
+	snprintf(types, sizeof(types), "%s+%s", strcmp(a, other) < 0 ? a : other,
+	         strcmp(a, other) < 0 ? other : a);
+	snprintf(msg, sizeof(msg),
+	         "MongoDB has a %s and a %s _id that both have the text \"%.400s\": they map to "
+	         "one index _id, so the index can hold only one of them; left as it is, not "
+	         "rewritten",
+	         a, other, id);
+	struct store_drift d = {.doc_id = id, .id_type = types, .kind = DRIFT_CONFLICT};
+	rc = store_drift_add(r->store, r->id, &d, -1, "reported", msg, &added);
+	if (rc == RC_OK && added)
+		log_msg(LOG_WARN, r->id, "id conflict: %s", msg);
+	return rc;
+}
+
+/* Journals a chunk's drift and queues it for repair. m: the MongoDB ids
+ * (sorted), osl: the index copies (sorted, copies of an id together);
+ * orphans: the orphan copies proven absent from MongoDB. */
 static rcode
 record_and_repair(struct run *r, const struct idlist *m, const struct idlist *osl,
                   const struct drift *d, const size_t *orphans, size_t n_orphans)
@@ -1092,40 +1279,78 @@ record_and_repair(struct run *r, const struct idlist *m, const struct idlist *os
 	struct idvec fix = {0}, del = {0};
 	bool act = !r->dry_run;
 	bool delete_orphans = act && r->cfg->orphans == ORPHANS_DELETE;
-	rcode rc;
+	char **other = calloc(d->n_stale ? d->n_stale : 1, sizeof(*other));
+	rcode rc = other ? RC_OK : RC_ERR_NOMEM;
 
-	rc = store_tx_begin(r->store);
+	if (rc == RC_OK && d->n_stale)
+		rc = find_conflicts(r, m, d->stale, d->n_stale, other);
+	if (rc == RC_OK)
+		rc = store_tx_begin(r->store);
+	for (size_t i = 0; i < d->n_missing && rc == RC_OK; i++) {
+		size_t k = d->missing[i];
+		bool young = too_young(r, m->v[k].time_ms);
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_MISSING};
+		rc = store_drift_add(r->store, r->id, &sd, -1,
+		                     young ? "skipped"
+		                     : act ? "pending"
+		                           : "reported",
+		                     NULL, NULL);
+		if (rc == RC_OK && act && !young)
+			rc = idvec_push(&fix, sd.doc_id, m->v[k].type, DRIFT_MISSING, NULL, NULL);
+	}
+	for (size_t i = 0; i < d->n_stale && rc == RC_OK; i++) {
+		size_t k = d->stale[i], o = d->stale_os[i];
+		bool young = too_young(r, m->v[k].time_ms);
+		if (other[i]) {
+			rc = record_conflict(r, idlist_id(m, k), m->v[k].type, other[i]);
+			continue;
+		}
+		/* the overwrite goes to the copy: its index and its routing */
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_STALE,
+		                         .os_index = idlist_index(osl, o),
+		                         .routing = idlist_routing(osl, o)};
+		rc = store_drift_add(r->store, r->id, &sd, -1,
+		                     young ? "skipped"
+		                     : act ? "pending"
+		                           : "reported",
+		                     NULL, NULL);
+		if (rc == RC_OK && act && !young)
+			rc = idvec_push(&fix, sd.doc_id, m->v[k].type, DRIFT_STALE, sd.os_index,
+			                sd.routing);
+	}
 	for (int pass = 0; pass < 2 && rc == RC_OK; pass++) {
-		const size_t *list = pass ? d->stale : d->missing;
-		size_t n = pass ? d->n_stale : d->n_missing;
-		const char *kind = pass ? "stale" : "missing";
+		/* orphans, then extra copies: both are deleted where they are */
+		const size_t *list = pass ? d->duplicate : orphans;
+		size_t n = pass ? d->n_duplicate : n_orphans;
+		enum drift_kind kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN;
+		/* an extra copy of a document MongoDB has: removing it leaves the
+		 * document indexed, so it is repaired whatever RECONCILE_ORPHANS says */
+		bool remove = pass ? act : delete_orphans;
 		for (size_t i = 0; i < n && rc == RC_OK; i++) {
 			size_t k = list[i];
-			bool young = too_young(r, m->v[k].time_ms);
-			rc = store_drift_add(r->store, r->id, idlist_id(m, k),
-			                     doc_id_type_name(m->v[k].type), kind, -1,
-			                     young ? "skipped"
-			                     : act ? "pending"
-			                           : "reported",
-			                     NULL);
-			if (rc == RC_OK && act && !young)
-				rc = idvec_push(&fix, idlist_id(m, k), m->v[k].type, kind);
+			const char *id = idlist_id(osl, k);
+			size_t len = osl->v[k].id_len;
+			int64_t t =
+			    osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : oid_time_ms(id, len);
+			bool young = too_young(r, t);
+			enum id_type type = doc_id_guess_type(id);
+			struct store_drift sd = {.doc_id = id,
+			                         .id_type = doc_id_type_name(type),
+			                         .kind = kind,
+			                         .os_index = idlist_index(osl, k),
+			                         .routing = idlist_routing(osl, k)};
+			rc = store_drift_add(r->store, r->id, &sd, -1,
+			                     young    ? "skipped"
+			                     : remove ? "pending"
+			                              : "reported",
+			                     NULL, NULL);
+			if (rc == RC_OK && remove && !young)
+				rc = idvec_push(&del, id, type, kind, sd.os_index, sd.routing);
 		}
-	}
-	for (size_t i = 0; i < n_orphans && rc == RC_OK; i++) {
-		size_t k = orphans[i];
-		const char *id = idlist_id(osl, k);
-		size_t len = osl->v[k].id_len;
-		int64_t t = osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : oid_time_ms(id, len);
-		bool young = too_young(r, t);
-		enum id_type type = guess_type(id, len);
-		rc = store_drift_add(r->store, r->id, id, doc_id_type_name(type), "orphan", -1,
-		                     young            ? "skipped"
-		                     : delete_orphans ? "pending"
-		                                      : "reported",
-		                     NULL);
-		if (rc == RC_OK && delete_orphans && !young)
-			rc = idvec_push(&del, id, type, "orphan");
 	}
 	if (rc == RC_OK)
 		rc = store_run_recount(r->store, r->id);
@@ -1133,12 +1358,18 @@ record_and_repair(struct run *r, const struct idlist *m, const struct idlist *os
 		rc = store_tx_commit(r->store);
 	if (rc) {
 		store_tx_rollback(r->store);
-		rerror_set(r->err, rc, "journal: cannot record drift");
+		if (rc == RC_ERR_STORE)
+			rerror_set(r->err, rc, "journal: cannot record drift");
 	}
 	for (size_t i = 0; rc == RC_OK && i < fix.n; i++)
-		rc = idvec_push(&r->queue_fix, fix.ids[i], fix.types[i], fix.kinds[i]);
+		rc = idvec_push(&r->queue_fix, fix.v[i].id, fix.v[i].type, fix.v[i].kind,
+		                fix.v[i].index, fix.v[i].routing);
 	for (size_t i = 0; rc == RC_OK && i < del.n; i++)
-		rc = idvec_push(&r->queue_del, del.ids[i], del.types[i], "orphan");
+		rc = idvec_push(&r->queue_del, del.v[i].id, del.v[i].type, del.v[i].kind,
+		                del.v[i].index, del.v[i].routing);
+	for (size_t i = 0; i < d->n_stale; i++)
+		free(other ? other[i] : NULL);
+	free(other);
 	idvec_free(&fix);
 	idvec_free(&del);
 	if (rc == RC_OK && r->queue_fix.n + r->queue_del.n >= FETCH_MAX)
@@ -1194,9 +1425,9 @@ lookup_and_repair(struct run *r, const struct idlist *chunk)
 		                       chunk->n - at < 1000 ? chunk->n - at : 1000, r->err);
 	free(ids);
 	if (rc == RC_OK)
-		rc = idlist_sorted(&ms, chunk);
+		rc = idlist_sorted(r, &ms, chunk);
 	if (rc == RC_OK)
-		rc = idlist_sorted(&fs, &found);
+		rc = idlist_sorted(r, &fs, &found);
 	if (rc == RC_OK)
 		rc = diff_merge(&d, &ms, &fs, *r->cfg->version_field != '\0');
 	if (rc == RC_OK) {
@@ -1232,11 +1463,9 @@ flush_queue(struct run *r)
 	if (r->queue_fix.n + r->queue_del.n > 0) {
 		set_phase(r, "repairing");
 		if (r->queue_fix.n)
-			rc = repair_index(r, r->queue_fix.ids, r->queue_fix.types,
-			                  r->queue_fix.kinds, r->queue_fix.n, 0);
+			rc = repair_index(r, r->queue_fix.v, r->queue_fix.n, 0);
 		if (rc == RC_OK && r->queue_del.n)
-			rc = repair_delete(r, r->queue_del.ids, r->queue_del.types, r->queue_del.n,
-			                   0);
+			rc = repair_delete(r, r->queue_del.v, r->queue_del.n, 0);
 		if (rc == RC_OK)
 			set_phase(r, r->mongo_done ? "finishing" : "diffing");
 	}
@@ -1385,7 +1614,8 @@ pass_full(struct run *r)
 		buf_reset(&idtext);
 		if ((rc = doc_id_canonical(bson_iter_value(&it), &idtext, &type)))
 			break;
-		rc = batch_add_doc(r, &b, &json, doc, idtext.data, type, NULL, true);
+		struct qitem q = {.id = idtext.data, .type = type, .kind = -1};
+		rc = batch_add_doc(r, &b, &json, doc, &q, true);
 	}
 	if (rc == RC_OK && !r->e->stop)
 		rc = flush_batch(r, &b, r->reuse_no);
@@ -1418,6 +1648,25 @@ setup_keys(struct run *r)
 	r->keys.sort_field = "_id";
 	if (r->id_field == NULL)
 		return RC_ERR_NOMEM;
+	/* an alias may span several indices: hits say which one each copy is
+	 * in, and deletes and overwrites go there, not to the write index */
+	rc = opensearch_targets(r->os, &r->write_index, &r->keys.n_indices, r->err);
+	if (rc)
+		return rc;
+	r->keys.by_index = r->keys.n_indices > 1;
+	if (r->keys.by_index) {
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+		         "%s is an alias over %d indices (write index: %s): copies are compared, "
+		         "overwritten and deleted in the index they are in",
+		         r->cfg->opensearch_index, r->keys.n_indices,
+		         r->write_index ? r->write_index
+		                        : "none, so missing documents cannot be "
+		                          "indexed through it");
+		log_msg(LOG_INFO, r->id, "%s", msg);
+		if ((rc = store_event(r->store, r->id, "alias", msg)))
+			return rerror_set(r->err, rc, "journal: cannot record an event");
+	}
 	if (*idf) {
 		rc = opensearch_field_type(r->os, &type, idf, r->err);
 		if (rc == RC_ERR_NOTFOUND && !r->dry_run) {
@@ -1677,6 +1926,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 		res->repaired = sr->repaired;
 		res->deleted = sr->deleted;
 		res->failed = sr->failed;
+		res->duplicates = sr->duplicates;
+		res->conflicts = sr->conflicts;
 		store_run_free(sr);
 	}
 	progress_sync(&r);
@@ -1703,6 +1954,8 @@ out_unlocked:
 	idvec_free(&r.queue_fix);
 	idvec_free(&r.queue_del);
 	free(r.os_after);
+	free(r.os_after_index);
+	free(r.write_index);
 	free(r.cursor);
 	free(r.id_field);
 	store_free(r.store);

@@ -35,6 +35,7 @@ struct engine_result {
 	char kind[16];
 	int64_t mongo_count, opensearch_count;
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
+	int64_t duplicates, conflicts;
 };
 
 rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);

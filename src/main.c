@@ -4,7 +4,9 @@
  * A table of commands (name, handler, usage, help) drives dispatch and
  * --help. Exit codes: 0 in sync or repaired; 1 a dry run found drift, or a
  * doctor check failed; 2 an error (including "another run holds the
- * journal"); 78 bad configuration (EX_CONFIG).
+ * journal"); 3 the run completed but some documents could not be repaired
+ * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
+ * 78 bad configuration (EX_CONFIG).
  */
 #include "config.h"
 #include "engine.h"
@@ -23,9 +25,10 @@
 
 #include <cjson/cJSON.h>
 
-#define EXIT_DRIFT  1
-#define EXIT_ERROR  2
-#define EXIT_CONFIG 78
+#define EXIT_DRIFT   1
+#define EXIT_ERROR   2
+#define EXIT_PARTIAL 3
+#define EXIT_CONFIG  78
 
 int serve_main(struct config *cfg); /* api.c */
 
@@ -163,18 +166,29 @@ run_engine(struct config *cfg, const char *kind, const char *trigger, int64_t re
 	if (res.run_id) {
 		printf("run %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
-		       ", skipped %" PRId64 ", repaired %" PRId64 ", deleted %" PRId64
-		       ", failed %" PRId64 "\n",
+		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
+		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "\n",
 		       res.run_id, res.kind, res.status, res.mongo_count, res.opensearch_count,
-		       res.missing, res.orphans, res.stale, res.skipped, res.repaired, res.deleted,
-		       res.failed);
+		       res.missing, res.orphans, res.stale, res.duplicates, res.conflicts,
+		       res.skipped, res.repaired, res.deleted, res.failed);
 	}
 	if (rc) {
 		fprintf(stderr, "reconciler: %s\n", err.message[0] ? err.message : rcode_name(rc));
 		return EXIT_ERROR;
 	}
-	if (strcmp(res.kind, "dry_run") == 0 && res.missing + res.orphans + res.stale > 0)
+	if (strcmp(res.kind, "dry_run") == 0 &&
+	    res.missing + res.orphans + res.stale + res.duplicates + res.conflicts > 0)
 		return EXIT_DRIFT;
+	if (strcmp(res.kind, "dry_run") != 0 && res.failed + res.conflicts > 0) {
+		/* "&&" after check must not read as "the index equals MongoDB" */
+		fprintf(stderr,
+		        "reconciler: run %" PRId64 " completed, but %" PRId64
+		        " documents could not be repaired (%" PRId64 " failed, %" PRId64
+		        " id conflicts): reconciler show %" PRId64 "\n",
+		        res.run_id, res.failed + res.conflicts, res.failed, res.conflicts,
+		        res.run_id);
+		return EXIT_PARTIAL;
+	}
 	return 0;
 }
 
@@ -380,9 +394,12 @@ cmd_help(struct config *cfg, int argc, char **argv)
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		printf("  %-28s %s\n", commands[i].usage, commands[i].help);
-	printf("\nSettings come from the environment and ./.env: see `reconciler config` and "
-	       "docs/CONFIG.md.\nExit codes: 0 ok, 1 drift found by a dry run (or doctor failed), "
-	       "2 error, 78 bad configuration.\n");
+	printf(
+	    "\nSettings come from the environment and ./.env: see `reconciler config` and "
+	    "docs/CONFIG.md.\nExit codes: 0 ok (the index equals MongoDB, but for what the "
+	    "settings "
+	    "leave alone), 1 drift found by a dry run (or doctor failed), 2 error, 3 completed but "
+	    "some documents could not be repaired, 78 bad configuration.\n");
 	return 0;
 }
 

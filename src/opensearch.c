@@ -170,20 +170,46 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	return rc;
 }
 
+/* "type: reason" of an OpenSearch error object, followed by its innermost
+ * cause: the outer reason is often generic ("failed to parse") while the
+ * last caused_by says what was wrong (a depth limit, a bad date). */
+static void
+format_error(const cJSON *e, char *out, size_t len)
+{
+	const cJSON *inner = e, *c;
+	const cJSON *type = cJSON_GetObjectItem(e, "type");
+	const cJSON *reason = cJSON_GetObjectItem(e, "reason");
+
+	for (int depth = 0;
+	     depth < 32 && cJSON_IsObject(c = cJSON_GetObjectItem(inner, "caused_by")); depth++)
+		inner = c;
+	int n = snprintf(out, len, "%s: %s", cJSON_IsString(type) ? type->valuestring : "error",
+	                 cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+	if (inner != e && n >= 0 && (size_t)n < len) {
+		const cJSON *it = cJSON_GetObjectItem(inner, "type");
+		const cJSON *ir = cJSON_GetObjectItem(inner, "reason");
+		snprintf(out + n, len - (size_t)n, " (caused by %s: %s)",
+		         cJSON_IsString(it) ? it->valuestring : "error",
+		         cJSON_IsString(ir) ? ir->valuestring : "(no reason)");
+	}
+}
+
 /* A short reason from an OpenSearch error body. */
 static void
 error_reason(const struct buf *resp, long status, char *out, size_t len)
 {
 	cJSON *j = resp->data ? cJSON_Parse(resp->data) : NULL;
 	cJSON *e = j ? cJSON_GetObjectItem(j, "error") : NULL;
-	cJSON *r = cJSON_IsObject(e) ? cJSON_GetObjectItem(e, "reason") : NULL;
+	char text[1024];
 
-	if (cJSON_IsString(r))
-		snprintf(out, len, "HTTP %ld: %s", status, r->valuestring);
-	else if (cJSON_IsString(e))
+	if (cJSON_IsObject(e)) {
+		format_error(e, text, sizeof(text));
+		snprintf(out, len, "HTTP %ld: %s", status, text);
+	} else if (cJSON_IsString(e)) {
 		snprintf(out, len, "HTTP %ld: %s", status, e->valuestring);
-	else
+	} else {
 		snprintf(out, len, "HTTP %ld: %.200s", status, resp->data ? resp->data : "");
+	}
 	cJSON_Delete(j);
 }
 
@@ -200,7 +226,7 @@ request_json(struct opensearch *os, cJSON **json, const char *method, const char
 	rc = opensearch_request(os, &status, &resp, method, path, body, body ? strlen(body) : 0,
 	                        err);
 	if (rc == RC_OK && status != 200) {
-		char reason[400];
+		char reason[1100];
 		error_reason(&resp, status, reason, sizeof(reason));
 		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
 		                "opensearch %s %s: %s", method, path, reason);
@@ -315,6 +341,44 @@ opensearch_field_type(struct opensearch *os, char **type, const char *field, str
 }
 
 rcode
+opensearch_targets(struct opensearch *os, char **write_index, int *n_indices, struct rerror *err)
+{
+	struct buf path = {0};
+	cJSON *j = NULL, *idx;
+	rcode rc;
+
+	*write_index = NULL;
+	*n_indices = 1;
+	if (buf_printf(&path, "/_alias%s", os->index_path))
+		return RC_ERR_NOMEM;
+	rc = request_json(os, &j, "GET", path.data, NULL, err);
+	buf_free(&path);
+	if (rc == RC_ERR_NOTFOUND) {
+		/* not an alias: the name is the index (which may not exist yet) */
+		*err = (struct rerror){0};
+		return RC_OK;
+	}
+	if (rc)
+		return rc;
+	/* {"v1": {"aliases": {"name": {}}}, "v2": {"aliases": {"name":
+	 * {"is_write_index": true}}}} */
+	int n = cJSON_GetArraySize(j);
+	const char *write = n == 1 ? j->child->string : NULL;
+	cJSON_ArrayForEach(idx, j)
+	{
+		cJSON *a = cJSON_GetObjectItem(idx, "aliases");
+		cJSON *w = a && a->child ? cJSON_GetObjectItem(a->child, "is_write_index") : NULL;
+		if (cJSON_IsTrue(w))
+			write = idx->string;
+	}
+	*n_indices = n > 0 ? n : 1;
+	if (write && (*write_index = strdup(write)) == NULL)
+		rc = RC_ERR_NOMEM;
+	cJSON_Delete(j);
+	return rc;
+}
+
+rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
 	char path[600];
@@ -373,7 +437,11 @@ read_hits(cJSON *j, struct idlist *out, const struct os_keys *k, size_t *count, 
 		if (key == NULL)
 			continue; /* no id value: cannot be placed in key order */
 		has_version = hit_version(fields, k->version_field, version, sizeof(version), &ms);
-		if (idlist_push(out, key, strlen(key), -1, has_version ? version : NULL, ms))
+		cJSON *index = cJSON_GetObjectItem(h, "_index");
+		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
+		if (idlist_push_hit(out, key, strlen(key), -1, has_version ? version : NULL, ms,
+		                    cJSON_IsString(index) ? index->valuestring : NULL,
+		                    cJSON_IsString(routing) ? routing->valuestring : NULL))
 			return RC_ERR_NOMEM;
 		(*count)++;
 	}
@@ -410,8 +478,8 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, struct rerror *err)
 		return RC_ERR_NOMEM;
 	/* search_after pages need no hit count; preference keeps pages on one copy */
 	snprintf(path, sizeof(path),
-	         "%s/_search?filter_path=hits.hits._id,hits.hits.fields"
-	         "&preference=_local",
+	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
+	         "hits.hits.fields&preference=_local",
 	         os->index_path);
 	rc = request_json(os, answer, "POST", path, text, err);
 	free(text);
@@ -420,7 +488,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, struct rerror *err)
 
 rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
-                const char *after, int size, struct rerror *err)
+                const char *after, const char *after_index, int size, struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0;
@@ -436,9 +504,21 @@ opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const str
 	s = cJSON_CreateObject();
 	cJSON_AddItemToArray(sort, s);
 	cJSON_AddStringToObject(s, k->sort_field, "asc");
+	if (k->by_index) {
+		/* copies of one id in several backing indices tie on the key:
+		 * without a tiebreaker a page ending inside such a run would
+		 * skip the rest of it */
+		s = cJSON_CreateObject();
+		cJSON_AddItemToArray(sort, s);
+		cJSON_AddStringToObject(s, "_index", "asc");
+	}
 	if (after) {
 		cJSON *sa = cJSON_AddArrayToObject(body, "search_after");
 		cJSON_AddItemToArray(sa, cJSON_CreateString(after));
+		/* no index named: strictly after every copy of `after` */
+		if (k->by_index)
+			cJSON_AddItemToArray(
+			    sa, cJSON_CreateString(after_index ? after_index : "\xf4\x8f\xbf\xbf"));
 	}
 	if (docvalue_fields(body, k))
 		goto out;
@@ -468,7 +548,10 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 		cJSON_Delete(body);
 		return RC_OK;
 	}
-	cJSON_AddNumberToObject(body, "size", (double)n);
+	/* room for a copy per backing index, and for copies of one _id on two
+	 * shards (custom routing), within the default max_result_window */
+	size_t size = n * 2 * (size_t)(k->n_indices > 1 ? k->n_indices : 1);
+	cJSON_AddNumberToObject(body, "size", (double)(size < 10000 ? size : 10000));
 	cJSON_AddFalseToObject(body, "_source");
 	q = cJSON_AddObjectToObject(body, "query");
 	terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
@@ -525,20 +608,20 @@ parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, stru
 	}
 	cJSON_ArrayForEach(it, items)
 	{
-		cJSON *op = it->child, *st, *e, *reason;
+		cJSON *op = it->child, *st, *e;
 		if (i >= n_items)
 			break;
 		st = op ? cJSON_GetObjectItem(op, "status") : NULL;
 		res->items[i].status = cJSON_IsNumber(st) ? st->valueint : 0;
 		e = op ? cJSON_GetObjectItem(op, "error") : NULL;
-		if (e) {
-			char text[600];
-			reason = cJSON_GetObjectItem(e, "reason");
-			cJSON *type = cJSON_GetObjectItem(e, "type");
-			snprintf(text, sizeof(text), "%s: %s",
-			         cJSON_IsString(type) ? type->valuestring : "error",
-			         cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+		if (cJSON_IsObject(e)) {
+			char text[1024];
+			format_error(e, text, sizeof(text));
 			res->items[i].reason = strdup(text);
+			if (res->items[i].reason == NULL) {
+				cJSON_Delete(j);
+				return RC_ERR_NOMEM;
+			}
 		}
 		i++;
 	}
@@ -580,9 +663,13 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 		bool transient =
 		    rc != RC_OK || status == 429 || status == 502 || status == 503 || status == 504;
 		if (rc == RC_OK && !transient) {
-			char reason[400];
+			char reason[1100];
 			error_reason(&resp, status, reason, sizeof(reason));
-			rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _bulk: %s", reason);
+			/* 400: the request as a whole was refused for what it holds
+			 * (a validation failure, e.g. an _id over 512 bytes): the
+			 * caller splits it until the document at fault stands alone */
+			rc = rerror_set(err, status == 400 ? RC_ERR_INVALID : RC_ERR_OPENSEARCH,
+			                "opensearch _bulk: %s", reason);
 			break;
 		}
 		if (*attempts > os->max_retries) {

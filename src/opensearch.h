@@ -17,6 +17,10 @@
 
 struct opensearch;
 
+/* The longest _id OpenSearch accepts, in UTF-8 bytes (a longer one fails
+ * the whole _bulk request: "Validation Failed: id [...] is too long"). */
+#define OPENSEARCH_ID_MAX_BYTES 512
+
 void opensearch_global_init(void);
 void opensearch_global_cleanup(void);
 
@@ -38,6 +42,12 @@ rcode opensearch_count_missing(struct opensearch *os, int64_t *count, const char
  * field is not mapped. RC_ERR_NOTFOUND when the index does not exist. */
 rcode opensearch_field_type(struct opensearch *os, char **type, const char *field,
                             struct rerror *err);
+/* What OPENSEARCH_INDEX names: for an alias, how many indices it spans and
+ * which one takes writes (its is_write_index, or its only index; NULL when
+ * it has none); for an index (or a name that does not exist yet), 1 and
+ * NULL. The caller owns *write_index. */
+rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indices,
+                         struct rerror *err);
 rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or
@@ -47,12 +57,17 @@ struct os_keys {
 	const char *sort_field;
 	const char *version_field;
 	const char *version_format;
+	bool by_index; /* an alias over several indices: break key ties on _index */
+	int n_indices; /* backing indices of the alias (1 for an index) */
 };
 
 /* The next page (size ids) of the index in key order strictly after
- * `after` (NULL: from the start), appended to out. *more is false at the end. */
+ * (after, after_index) (after NULL: from the start; after_index NULL: past
+ * every copy of after), appended to out, each with its hit's _index and
+ * _routing. *more is false at the end. */
 rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
-                      const struct os_keys *k, const char *after, int size, struct rerror *err);
+                      const struct os_keys *k, const char *after, const char *after_index, int size,
+                      struct rerror *err);
 /* Which of ids (n canonical texts) the index has, with their versions,
  * appended to out (in no particular order). */
 rcode opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
@@ -72,8 +87,11 @@ void bulk_result_free(struct bulk_result *r);
 
 /* Sends one _bulk body (NDJSON) with n_items actions. Retries 429/503 and
  * transport errors with exponential backoff and jitter (SYNC_MAX_RETRIES);
- * *attempts says how many sends it took. RC_ERR_TOOLARGE on 413, so the
- * caller can split. stop (may be NULL) cuts backoff sleeps short. */
+ * *attempts says how many sends it took. RC_ERR_TOOLARGE on 413 and
+ * RC_ERR_INVALID on 400 (the request refused as a whole for what it holds),
+ * with the reason in err, so the caller can split until the document at
+ * fault stands alone and fails alone. stop (may be NULL) cuts backoff
+ * sleeps short. */
 rcode opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts,
                       const char *body, size_t len, size_t n_items, volatile int *stop,
                       struct rerror *err);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -398,7 +399,8 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	    "SELECT id, kind, trigger, status, phase, started_at, finished_at, "
 	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
 	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
-	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error "
+	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error, "
+	    "duplicate_count, conflict_count "
 	    "FROM runs WHERE id = ?",
 	    "i", run_id);
 	if (rc)
@@ -437,6 +439,8 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->resume_count = sqlite3_column_int64(st, 21);
 	r->config = col_text(st, 22);
 	r->error = col_text(st, 23);
+	r->duplicates = sqlite3_column_int64(st, 24);
+	r->conflicts = sqlite3_column_int64(st, 25);
 	sqlite3_finalize(st);
 	if (!r->kind || !r->status || !r->phase || !r->trigger || !r->started_at) {
 		store_run_free(r);
@@ -501,6 +505,27 @@ store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const
 	               "ttiiti", cursor_type, cursor, seen_types, compared, ts, run_id);
 }
 
+static const char *const drift_kind_names[] = {"missing", "stale", "orphan", "duplicate",
+                                               "conflict"};
+
+const char *
+store_drift_kind_name(enum drift_kind k)
+{
+	assert(k >= 0 && k <= DRIFT_CONFLICT);
+	return drift_kind_names[k];
+}
+
+int
+store_drift_kind_parse(const char *name, enum drift_kind *out)
+{
+	for (int i = 0; i <= DRIFT_CONFLICT; i++)
+		if (name && strcmp(name, drift_kind_names[i]) == 0) {
+			*out = (enum drift_kind)i;
+			return 0;
+		}
+	return -1;
+}
+
 rcode
 store_run_recount(struct store *s, int64_t run_id)
 {
@@ -510,6 +535,10 @@ store_run_recount(struct store *s, int64_t run_id)
 	    " missing_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = "
 	    "'missing'),"
 	    " orphan_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'orphan'),"
+	    " duplicate_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
+	    "   AND kind = 'duplicate'),"
+	    " conflict_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
+	    "   AND kind = 'conflict'),"
 	    " stale_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'stale'),"
 	    " skipped_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
 	    "   AND status = 'skipped'),"
@@ -519,10 +548,12 @@ store_run_recount(struct store *s, int64_t run_id)
 	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'missing'"
 	    "    AND status = 'done') + (SELECT count(*) FROM run_ids WHERE run_id = ?1"
 	    "    AND kind = 'stale' AND status = 'done') END,"
-	    " deleted_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'orphan'"
-	    "   AND status = 'done'),"
+	    " deleted_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
+	    "   AND kind IN ('orphan', 'duplicate') AND status = 'done'),"
 	    " failed_count = CASE WHEN kind = 'full' THEN"
 	    "   (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE run_id = ?1)"
+	    "   + (SELECT count(*) FROM errors WHERE run_id = ?1 AND batch_no IS NULL"
+	    "    AND doc_id IS NOT NULL AND phase = 'repair')"
 	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND status = 'failed') END"
 	    " WHERE id = ?1",
 	    "i", run_id);
@@ -583,40 +614,39 @@ store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_i
 }
 
 rcode
-store_drift_add(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                const char *kind, int64_t batch_no, const char *status, bool *added)
+store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
+                const char *status, const char *error, bool *added)
 {
-	rcode rc = sql_run(s,
-	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, batch_no,"
-	                   " status) VALUES (?, ?, ?, ?, ?, ?)",
-	                   "ittt"
-	                   "nt",
-	                   run_id, doc_id, id_type, kind, batch_no, status);
+	rcode rc =
+	    sql_run(s,
+	            "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+	            " routing, batch_no, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	            "itttttntt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
+	            d->os_index ? d->os_index : "", d->routing, batch_no, status, error);
 	if (added)
 		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	return rc;
 }
 
 rcode
-store_drift_set(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                const char *kind, const char *status, const char *error)
+store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d, const char *status,
+                const char *error)
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
-	               " doc_id = ? AND id_type = ?",
-	               "ttitt"
-	               "t",
-	               status, error, run_id, kind, doc_id, id_type);
+	               " doc_id = ? AND id_type = ? AND os_index = ?",
+	               "ttitttt", status, error, run_id, store_drift_kind_name(d->kind), d->doc_id,
+	               d->id_type, d->os_index ? d->os_index : "");
 }
 
 rcode
-store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                   const char *kind, int64_t batch_no)
+store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no)
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET batch_no = ?, status = 'pending', error = NULL WHERE"
-	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ?",
-	               "iittt", batch_no, run_id, kind, doc_id, id_type);
+	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ? AND os_index = ?",
+	               "iitttt", batch_no, run_id, store_drift_kind_name(d->kind), d->doc_id,
+	               d->id_type, d->os_index ? d->os_index : "");
 }
 
 rcode
@@ -704,26 +734,34 @@ store_batches_pending(struct store *s, int64_t run_id, struct store_pending **ou
 
 rcode
 store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
-                int (*fn)(void *ctx, const char *doc_id, const char *id_type, const char *kind),
-                void *ctx)
+                int (*fn)(void *ctx, const struct store_drift *d), void *ctx)
 {
 	sqlite3_stmt *st;
 	rcode rc;
 	int step;
 
 	rc = sql_prepare(s, &st,
-	                 "SELECT doc_id, id_type, kind FROM run_ids WHERE run_id = ? AND"
-	                 " batch_no = ? ORDER BY doc_id",
+	                 "SELECT doc_id, id_type, kind, os_index, routing FROM run_ids WHERE"
+	                 " run_id = ? AND batch_no = ? ORDER BY doc_id",
 	                 "ii", run_id, batch_no);
 	if (rc)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (fn(ctx, (const char *)sqlite3_column_text(st, 0),
-		       (const char *)sqlite3_column_text(st, 1),
-		       (const char *)sqlite3_column_text(st, 2)))
+		const char *os_index = (const char *)sqlite3_column_text(st, 3);
+		struct store_drift d = {
+		    .doc_id = (const char *)sqlite3_column_text(st, 0),
+		    .id_type = (const char *)sqlite3_column_text(st, 1),
+		    .os_index = os_index && *os_index ? os_index : NULL,
+		    .routing = (const char *)sqlite3_column_text(st, 4),
+		};
+		if (store_drift_kind_parse((const char *)sqlite3_column_text(st, 2), &d.kind)) {
+			rc = RC_ERR_STORE; /* a CHECK constraint makes this unreachable */
+			break;
+		}
+		if (fn(ctx, &d))
 			break;
 	}
-	if (step != SQLITE_DONE && step != SQLITE_ROW)
+	if (rc == RC_OK && step != SQLITE_DONE && step != SQLITE_ROW)
 		rc = RC_ERR_STORE;
 	sqlite3_finalize(st);
 	return rc;
@@ -786,7 +824,8 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 	"opensearchCount, compared, missing_count AS missingCount, orphan_count AS orphanCount, "  \
 	"stale_count AS staleCount, skipped_count AS skippedCount, repaired_count AS "             \
 	"repairedCount, deleted_count AS deletedCount, failed_count AS failedCount, resume_count " \
-	"AS resumeCount, error"
+	"AS resumeCount, error, duplicate_count AS duplicateCount, conflict_count AS "             \
+	"conflictCount"
 
 rcode
 store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before, const char *status)
@@ -869,7 +908,8 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	*out = NULL;
 	rc = sql_prepare(s, &st,
 	                 "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
-	                 " error FROM run_ids WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
+	                 " error, NULLIF(os_index, '') AS \"index\", routing FROM run_ids WHERE "
+	                 "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
 	                 " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
 	                 "itti", run_id, kind, after, limit);
 	return rc ? rc : query_json(s, out, st);
@@ -937,7 +977,8 @@ store_report_metrics(struct store *s,
 	                 "SELECT COALESCE(SUM(missing_count),0), COALESCE(SUM(orphan_count),0),"
 	                 " COALESCE(SUM(stale_count),0), COALESCE(SUM(repaired_count),0),"
 	                 " COALESCE(SUM(deleted_count),0), COALESCE(SUM(failed_count),0),"
-	                 " (SELECT count(*) FROM errors) FROM runs",
+	                 " (SELECT count(*) FROM errors), COALESCE(SUM(duplicate_count),0),"
+	                 " COALESCE(SUM(conflict_count),0) FROM runs",
 	                 "");
 	if (rc)
 		return rc;
@@ -948,6 +989,10 @@ store_report_metrics(struct store *s,
 		   (double)sqlite3_column_int64(st, 1));
 		fn(ctx, "reconciler_drift_found_total", "kind=\"stale\"",
 		   (double)sqlite3_column_int64(st, 2));
+		fn(ctx, "reconciler_drift_found_total", "kind=\"duplicate\"",
+		   (double)sqlite3_column_int64(st, 7));
+		fn(ctx, "reconciler_drift_found_total", "kind=\"conflict\"",
+		   (double)sqlite3_column_int64(st, 8));
 		fn(ctx, "reconciler_documents_repaired_total", "action=\"index\"",
 		   (double)sqlite3_column_int64(st, 3));
 		fn(ctx, "reconciler_documents_repaired_total", "action=\"delete\"",

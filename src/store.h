@@ -45,6 +45,7 @@ struct store_run {
 	char *kind, *trigger, *status, *phase, *started_at, *finished_at, *heartbeat_at;
 	int64_t mongo_count, opensearch_count; /* -1: not counted */
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
+	int64_t duplicates, conflicts;
 	char *cursor_type, *cursor; /* NULL before the first commit */
 	int64_t seen_types;
 	int64_t resume_count;
@@ -73,14 +74,35 @@ rcode store_event(struct store *s, int64_t run_id, const char *event, const char
 rcode store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_id,
                   const char *phase, const char *source, const char *code, const char *message);
 
-/* Drift: returns RC_OK; *added (may be NULL) says whether the row was new. */
-rcode store_drift_add(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                      const char *kind, int64_t batch_no, const char *status, bool *added);
-rcode store_drift_set(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                      const char *kind, const char *status, const char *error);
+/* Kinds of drift, as run_ids.kind spells them (one name table, store.c). */
+enum drift_kind {
+	DRIFT_MISSING,   /* in MongoDB, not in the index */
+	DRIFT_STALE,     /* in both, the index copy older */
+	DRIFT_ORPHAN,    /* in the index, in MongoDB under no type its id could stand for */
+	DRIFT_DUPLICATE, /* an extra copy of an id in another backing index */
+	DRIFT_CONFLICT,  /* two MongoDB documents whose ids share one index _id */
+};
+const char *store_drift_kind_name(enum drift_kind k);
+int store_drift_kind_parse(const char *name, enum drift_kind *out); /* 0 or -1 */
+
+/* One drift row's key and where its copy lives. Borrowed strings. */
+struct store_drift {
+	const char *doc_id;  /* canonical id text = the index _id */
+	const char *id_type; /* doc_id_type_name() */
+	enum drift_kind kind;
+	const char *os_index; /* concrete index of the copy; NULL: OPENSEARCH_INDEX */
+	const char *routing;  /* the copy's _routing; NULL: none */
+};
+
+/* Adds a drift row (error may be NULL); *added (may be NULL) says whether
+ * it was new (a row with the same key is left as it is). */
+rcode store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d,
+                      int64_t batch_no, const char *status, const char *error, bool *added);
+rcode store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
+                      const char *status, const char *error);
 /* Attaches a drift row to a batch (status pending). */
-rcode store_drift_assign(struct store *s, int64_t run_id, const char *doc_id, const char *id_type,
-                         const char *kind, int64_t batch_no);
+rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
+                         int64_t batch_no);
 
 rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
 rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action,
@@ -94,11 +116,10 @@ struct store_pending {
 	char action[8];
 };
 rcode store_batches_pending(struct store *s, int64_t run_id, struct store_pending **out, size_t *n);
-/* Ids of a batch: calls fn for each (doc_id, id_type, kind); fn returns nonzero to stop. */
+/* Drift rows of a batch: calls fn for each (borrowed for the call); fn
+ * returns nonzero to stop. */
 rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
-                      int (*fn)(void *ctx, const char *doc_id, const char *id_type,
-                                const char *kind),
-                      void *ctx);
+                      int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
 
 /* Reports (JSON for the CLI and the API; the caller owns *out). */
 rcode store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before,

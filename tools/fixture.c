@@ -8,6 +8,8 @@
  *   sync [--skip-every K]   index every MongoDB document (leaving out every
  *        K-th one, to inject missing documents), then refresh
  *   command JSON            run a database command (extended JSON), print the reply
+ *   nested ID DEPTH         insert a document nested DEPTH levels deep (deeper than
+ *                           extended JSON can say)
  *   ids                     print "canonical-id<TAB>type<TAB>version" in _id order
  *   idof N [oid|string|int] print the canonical id the loader gives number N
  *   os-ids                  stream the index's ids in key order (raw cost of the index side)
@@ -179,6 +181,38 @@ cmd_load(const struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* Appends an index action and the document to body, as the reconciler
+ * writes them; a document it cannot convert is left out, with a word on
+ * stderr (the body is rolled back). */
+static rcode
+index_action(struct buf *body, const bson_t *doc, const bson_value_t *idv, const char *id_field,
+             struct buf *idtext, enum id_type *type)
+{
+	struct rerror err = {0};
+	size_t mark = body->len;
+	rcode rc = doc_id_canonical(idv, idtext, type);
+
+	if (rc == RC_OK)
+		rc = buf_puts(body, "{\"index\":{\"_id\":");
+	if (rc == RC_OK)
+		rc = doc_json_string(body, idtext->data, idtext->len);
+	if (rc == RC_OK)
+		rc = buf_puts(body, "}}\n");
+	if (rc == RC_OK)
+		rc = doc_to_json(doc, id_field, idtext->data, body, &err);
+	if (rc == RC_OK)
+		rc = buf_puts(body, "\n");
+	if (rc) {
+		fprintf(stderr, "fixture: document %s left out: %s\n",
+		        idtext->data ? idtext->data : "?",
+		        *err.message ? err.message : rcode_name(rc));
+		body->len = mark;
+		if (body->data)
+			body->data[mark] = '\0';
+	}
+	return rc;
+}
+
 static int
 cmd_sync(const struct config *cfg, int argc, char **argv)
 {
@@ -214,13 +248,9 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 			if (skip_every && n % skip_every == 0)
 				continue;
 			buf_reset(&idtext);
-			doc_id_canonical(bson_iter_value(&it), &idtext, &type);
-			buf_puts(&body, "{\"index\":{\"_id\":");
-			doc_json_string(&body, idtext.data, idtext.len);
-			buf_puts(&body, "}}\n");
-			doc_to_json(doc, cfg->opensearch_id_field, idtext.data, &body);
-			buf_puts(&body, "\n");
-			items++;
+			if (index_action(&body, doc, bson_iter_value(&it), cfg->opensearch_id_field,
+			                 &idtext, &type) == RC_OK)
+				items++;
 		}
 		if ((doc == NULL && items) || items == 1000) {
 			struct bulk_result res;
@@ -249,6 +279,46 @@ out:
 	mongo_scan_free(scan);
 	mongo_free(m);
 	opensearch_free(os);
+	return rc;
+}
+
+/* {a: {a: ... {x: 1}}} depth levels deep, appended under key. */
+static void
+append_nested(bson_t *parent, const char *key, int depth)
+{
+	bson_t child;
+
+	BSON_APPEND_DOCUMENT_BEGIN(parent, key, &child);
+	if (depth > 1)
+		append_nested(&child, "a", depth - 1);
+	else
+		BSON_APPEND_INT32(&child, "x", 1);
+	bson_append_document_end(parent, &child);
+}
+
+/* Inserts {_id: ID, updatedAt: now, d: <DEPTH levels>}: deeper than
+ * extended JSON's parser (and so `command`) can build. */
+static int
+cmd_nested(const struct config *cfg, int argc, char **argv)
+{
+	mongoc_client_t *client;
+	mongoc_collection_t *coll;
+	bson_error_t e;
+	bson_t doc = BSON_INITIALIZER;
+	int rc = 0;
+
+	if (argc != 2 || atoi(argv[1]) < 1)
+		return die("nested", "usage: nested ID DEPTH");
+	BSON_APPEND_UTF8(&doc, "_id", argv[0]);
+	BSON_APPEND_DATE_TIME(&doc, "updatedAt", util_now_ms());
+	append_nested(&doc, "d", atoi(argv[1]));
+	client = client_for(cfg);
+	coll = mongoc_client_get_collection(client, cfg->mongodb_database, cfg->mongodb_collection);
+	if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e))
+		rc = die("nested", e.message);
+	mongoc_collection_destroy(coll);
+	mongoc_client_destroy(client);
+	bson_destroy(&doc);
 	return rc;
 }
 
@@ -362,7 +432,8 @@ cmd_os_ids(const struct config *cfg)
 		return die("os-ids", err.message);
 	while (more) {
 		idlist_clear(&page);
-		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->chunk_size, &err)) {
+		if (opensearch_scan(os, &page, &more, &k, after, NULL, (int)cfg->chunk_size,
+		                    &err)) {
 			rc = die("os-ids", err.message);
 			break;
 		}
@@ -408,13 +479,9 @@ cmd_dump(const struct config *cfg)
 			continue;
 		buf_reset(&out);
 		buf_reset(&idtext);
-		doc_id_canonical(bson_iter_value(&it), &idtext, &type);
-		buf_puts(&out, "{\"index\":{\"_id\":");
-		doc_json_string(&out, idtext.data, idtext.len);
-		buf_puts(&out, "}}\n");
-		doc_to_json(doc, cfg->opensearch_id_field, idtext.data, &out);
-		buf_puts(&out, "\n");
-		fwrite(out.data, 1, out.len, stdout);
+		if (index_action(&out, doc, bson_iter_value(&it), cfg->opensearch_id_field, &idtext,
+		                 &type) == RC_OK)
+			fwrite(out.data, 1, out.len, stdout);
 	}
 out:
 	buf_free(&out);
@@ -503,6 +570,8 @@ main(int argc, char **argv)
 		rc = cmd_command(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "ids"))
 		rc = cmd_ids(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "nested"))
+		rc = cmd_nested(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "os-ids"))
 		rc = cmd_os_ids(cfg);
 	else if (!strcmp(argv[1], "dump"))

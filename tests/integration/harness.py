@@ -183,10 +183,27 @@ class Env:
 
 
 def iso_ms(s):
-    """ISO-8601 UTC with optional millis -> epoch ms."""
-    import datetime
-    s = s.replace("Z", "+00:00")
-    return int(datetime.datetime.fromisoformat(s).timestamp() * 1000 + 0.5)
+    """ISO-8601 UTC (also ISO 8601 expanded years: "+10000-...", "-0001-...")
+    with optional millis -> epoch ms, for every year a BSON Date can hold."""
+    import re
+    m = re.fullmatch(r"([+-]?\d{4,9})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?"
+                     r"(Z|[+-]\d\d:\d\d)?", s)
+    if not m:
+        raise ValueError("not an ISO 8601 date: %r" % s)
+    y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    h, mi, sec = (int(m.group(i) or 0) for i in (4, 5, 6))
+    ms = int(((m.group(7) or "") + "000")[:3])
+    # days from civil (proleptic Gregorian), as in src/util.c
+    y -= mo <= 2
+    era = y // 400  # floor division (C needs (y - 399) / 400 for this)
+    yoe = y - era * 400
+    doy = (153 * (mo - 3 if mo > 2 else mo + 9) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    off = 0
+    if m.group(8) and m.group(8) != "Z":
+        sign = -1 if m.group(8)[0] == "-" else 1
+        off = sign * (int(m.group(8)[1:3]) * 60 + int(m.group(8)[4:6]))
+    return ((days * 86400 + h * 3600 + mi * 60 + sec) - off * 60) * 1000 + ms
 
 
 def ext_id(canonical, id_type):

@@ -31,9 +31,10 @@ def delete_from_index(env, numbers, kind="oid"):
     env.bulk([{"delete": {"_id": idof(env, n, kind)[0]}} for n in numbers])
 
 
-def expect(env, name, r, **counts):
+def expect(env, name, r, exit_code=0, **counts):
     run = env.last_run()
-    check(r.returncode == 0, "%s: check exits 0 (%s)" % (name, r.stderr[-300:]))
+    check(r.returncode == exit_code,
+          "%s: check exits %d (%s)" % (name, exit_code, r.stderr[-300:]))
     check(run["status"] == "completed", "%s: run completed (%s)" % (name, run["error"]))
     for k, v in counts.items():
         check(run[k] == v, "%s: %s = %s (got %s)" % (name, k, v, run[k]))
@@ -155,8 +156,11 @@ def rejected_document(env):
         {"_id": "bad-price", "price": "not a number", "updatedAt": {"$date": "2024-01-01T00:00:00Z"}},
         {"_id": "good-price", "price": 12, "updatedAt": {"$date": "2024-01-01T00:00:00Z"}}]})
     r = env.run("check")
-    run = expect(env, "rejected document", r, missing_count=42, repaired_count=41,
-                 failed_count=1)
+    # 3: completed, but a document could not be repaired (not "in sync")
+    run = expect(env, "rejected document", r, exit_code=3, missing_count=42,
+                 repaired_count=41, failed_count=1)
+    check("1 documents could not be repaired" in r.stderr,
+          "rejected: the exit says why (%s)" % r.stderr[-200:])
     with env.journal() as db:
         row = db.execute("SELECT status, error FROM run_ids WHERE doc_id = 'bad-price'").fetchone()
         err = db.execute("SELECT message FROM errors WHERE doc_id = 'bad-price'").fetchone()

@@ -15,7 +15,7 @@ to_json(const bson_t *d, const char *idf)
 
 	if (bson_iter_init_find(&it, d, "_id"))
 		doc_id_canonical(bson_iter_value(&it), &id, &t);
-	if (doc_to_json(d, idf, id.data ? id.data : "", &b)) {
+	if (doc_to_json(d, idf, id.data ? id.data : "", &b, NULL)) {
 		buf_free(&b);
 		buf_free(&id);
 		return NULL;
@@ -283,6 +283,139 @@ test_ids(void)
 	bson_destroy(&arr);
 }
 
+/* Every id type of docs/MAPPING.md: value -> (canonical text, type) ->
+ * typed value gives the same value back, and the candidates a text stands
+ * for (used before anything is called an orphan) include it. */
+static void
+test_id_roundtrip(void)
+{
+	static const char *const values[] = {
+	    "{\"$oid\": \"65920080000000000000002a\"}",
+	    "\"doc-1\"",
+	    "\"\"",
+	    "\"caf\u00e9 \\u0000-free\"",
+	    "{\"$numberInt\": \"-7\"}",
+	    "{\"$numberLong\": \"9223372036854775807\"}",
+	    "{\"$numberDouble\": \"42.0\"}",
+	    "{\"$numberDouble\": \"2.5\"}",
+	    "{\"$numberDouble\": \"1e+300\"}",
+	    "true",
+	    "false",
+	    "{\"$date\": {\"$numberLong\": \"1700000000123\"}}",
+	    "{\"$date\": {\"$numberLong\": \"253402387200000\"}}", /* 10000-01-02 */
+	    "{\"$date\": {\"$numberLong\": \"-62198755200000\"}}", /* -0001-01-01 */
+	    "{\"$date\": {\"$numberLong\": \"9223372036854775807\"}}",
+	    "{\"$date\": {\"$numberLong\": \"-9223372036854775808\"}}",
+	    "{\"cat\": \"books\", \"title\": \"t-17\"}",
+	    "{\"title\": \"t-17\", \"cat\": \"books\"}",
+	    "{\"$binary\": {\"base64\": \"AAEC\", \"subType\": \"00\"}}",
+	    "{\"$binary\": {\"base64\": \"AAECAwQFBgcICQoLDA0ODw==\", \"subType\": \"04\"}}",
+	    "null",
+	    "{\"$minKey\": 1}",
+	    "{\"$numberDecimal\": \"1.50\"}",
+	};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		char json[256];
+		bson_t *w, back = BSON_INITIALIZER, cands = BSON_INITIALIZER;
+		bson_iter_t it, bit, cit;
+		struct buf text = {0}, again = {0};
+		enum id_type type, type2;
+		uint32_t n = 0;
+		bool among = false;
+
+		snprintf(json, sizeof(json), "{\"v\": %s}", values[i]);
+		w = bson_new_from_json((const uint8_t *)json, -1, NULL);
+		CHECK(w != NULL);
+		if (w == NULL)
+			continue;
+		bson_iter_init_find(&it, w, "v");
+		CHECK(doc_id_canonical(bson_iter_value(&it), &text, &type) == RC_OK);
+		CHECK(doc_id_append(&back, "v", text.data, type) == RC_OK);
+		CHECK(bson_iter_init_find(&bit, &back, "v"));
+		CHECK(doc_id_canonical(bson_iter_value(&bit), &again, &type2) == RC_OK);
+		if (!(type == type2 && strcmp(text.data, again.data) == 0))
+			fprintf(stderr, "round trip of %s: %s (%s) -> %s (%s)\n", values[i],
+			        text.data, doc_id_type_name(type), again.data,
+			        doc_id_type_name(type2));
+		CHECK(type == type2 && strcmp(text.data, again.data) == 0);
+		/* MongoDB compares 42 and 42.0 equal: the int stands for both */
+		CHECK(bson_iter_type(&bit) == bson_iter_type(&it) ||
+		      (type == ID_INT && bson_iter_type(&it) == BSON_TYPE_DOUBLE));
+		CHECK(doc_id_append_candidates(&cands, &n, text.data) == RC_OK && n >= 1);
+		bson_iter_init(&cit, &cands);
+		while (bson_iter_next(&cit)) {
+			struct buf c = {0};
+			enum id_type ct;
+			if (doc_id_canonical(bson_iter_value(&cit), &c, &ct) == RC_OK &&
+			    ct == type && strcmp(c.data, text.data) == 0)
+				among = true;
+			buf_free(&c);
+		}
+		if (!among)
+			fprintf(stderr, "candidates of %s lack its own value\n", text.data);
+		CHECK(among);
+		/* a non-string id's text is at most also some string's */
+		CHECK(type == ID_STRING ||
+		      (doc_id_types_sharing(text.data, type) & ~(1 << ID_STRING)) == 0);
+		buf_free(&text);
+		buf_free(&again);
+		bson_destroy(&back);
+		bson_destroy(&cands);
+		bson_destroy(w);
+	}
+
+	/* texts several types share: the collisions the pass reports */
+	CHECK(doc_id_types_sharing("42", ID_INT) == 1 << ID_STRING);
+	CHECK(doc_id_types_sharing("42", ID_STRING) == 1 << ID_INT);
+	CHECK(doc_id_types_sharing("2.5", ID_STRING) == 1 << ID_DOUBLE);
+	CHECK(doc_id_types_sharing("true", ID_STRING) == 1 << ID_BOOL);
+	CHECK(doc_id_types_sharing("65920080000000000000002a", ID_OID) == 1 << ID_STRING);
+	CHECK(doc_id_types_sharing("042", ID_STRING) == 0); /* 42's text is "42" */
+	CHECK(doc_id_types_sharing("2024-01-01", ID_STRING) == 0);
+	CHECK(doc_id_types_sharing("doc-1", ID_STRING) == 0);
+	CHECK(doc_id_guess_type("65920080000000000000002a") == ID_OID);
+	CHECK(doc_id_guess_type("42") == ID_INT);
+	CHECK(doc_id_guess_type("{ \"a\" : 1 }") == ID_JSON);
+	CHECK(doc_id_guess_type("zz-not-an-oid") == ID_STRING);
+}
+
+/* Dates over the whole range of a BSON Date, in a form OpenSearch parses. */
+static void
+test_dates(void)
+{
+	static const struct {
+		int64_t ms;
+		const char *iso;
+	} cases[] = {
+	    {0, "1970-01-01T00:00:00.000Z"},
+	    {-1, "1969-12-31T23:59:59.999Z"},
+	    {1700000000123LL, "2023-11-14T22:13:20.123Z"},
+	    {253402300799999LL, "9999-12-31T23:59:59.999Z"},
+	    {253402387200000LL, "+10000-01-02T00:00:00.000Z"},
+	    {-62167219200000LL, "0000-01-01T00:00:00.000Z"},
+	    {-62198755200000LL, "-0001-01-01T00:00:00.000Z"},
+	    {-377736739200000LL, "-10000-01-01T00:00:00.000Z"},
+	    {INT64_MAX, "+292278994-08-17T07:12:55.807Z"},
+	    {INT64_MIN, "-292275055-05-16T16:47:04.192Z"},
+	};
+	char out[64];
+	int64_t ms;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		util_ms_to_iso(cases[i].ms, out, sizeof(out));
+		CHECK_STR(out, cases[i].iso);
+		CHECK(util_iso_to_ms(cases[i].iso, &ms) == 0 && ms == cases[i].ms);
+	}
+	CHECK(util_iso_to_ms("2024-01-01T01:00:00+01:00", &ms) == 0 && ms == 1704067200000LL);
+	CHECK(util_iso_to_ms("2024-01-01", &ms) == 0 && ms == 1704067200000LL);
+	CHECK(util_iso_to_ms("10000-01-02T00:00:00.000Z", &ms) == -1);      /* needs its sign */
+	CHECK(util_iso_to_ms("+292278994-08-17T07:12:55.808Z", &ms) == -1); /* past int64 */
+	CHECK(util_iso_to_ms("2024-13-01T00:00:00Z", &ms) == -1);
+	CHECK(util_iso_to_ms("2024-01-01T00:00:00Zjunk", &ms) == -1);
+	CHECK(util_iso_to_ms("42", &ms) == -1);
+	CHECK(util_iso_to_ms("", &ms) == -1);
+}
+
 static void
 test_versions(void)
 {
@@ -316,6 +449,8 @@ main(void)
 	test_mapping();
 	test_id_field();
 	test_ids();
+	test_id_roundtrip();
+	test_dates();
 	test_versions();
 	return check_done("test_doc");
 }

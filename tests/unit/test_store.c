@@ -93,25 +93,35 @@ test_lifecycle(struct store *s)
 
 	CHECK(store_run_begin(s, &id, "check", "test", "{\"X\":\"1\"}") == RC_OK && id > 0);
 	CHECK(store_run_unfinished(s, &other) == RC_OK && other == id);
-	CHECK(store_drift_add(s, id, "a", "oid", "missing", -1, "pending", &added) == RC_OK &&
-	      added);
-	CHECK(store_drift_add(s, id, "a", "oid", "missing", -1, "pending", &added) == RC_OK &&
+	struct store_drift a = {.doc_id = "a", .id_type = "oid", .kind = DRIFT_MISSING};
+	struct store_drift b = {.doc_id = "b", .id_type = "oid", .kind = DRIFT_ORPHAN};
+	struct store_drift b2 = {.doc_id = "b",
+	                         .id_type = "oid",
+	                         .kind = DRIFT_DUPLICATE,
+	                         .os_index = "v1",
+	                         .routing = "r7"};
+	CHECK(store_drift_add(s, id, &a, -1, "pending", NULL, &added) == RC_OK && added);
+	CHECK(store_drift_add(s, id, &a, -1, "pending", NULL, &added) == RC_OK &&
 	      !added); /* seen twice (a resumed pass), counted once */
-	CHECK(store_drift_add(s, id, "b", "oid", "orphan", -1, "reported", NULL) == RC_OK);
+	CHECK(store_drift_add(s, id, &b, -1, "reported", NULL, NULL) == RC_OK);
+	/* the same id, another copy: its own row */
+	CHECK(store_drift_add(s, id, &b2, -1, "pending", NULL, &added) == RC_OK && added);
 	CHECK(store_batch_next_no(s, id, &no) == RC_OK && no == 1);
 	CHECK(store_batch_add(s, id, no, "index", 1, 100, NULL, NULL) == RC_OK);
-	CHECK(store_drift_assign(s, id, "a", "oid", "missing", no) == RC_OK);
+	CHECK(store_drift_assign(s, id, &a, no) == RC_OK);
 	struct store_pending *p = NULL;
 	size_t n = 0;
 	CHECK(store_batches_pending(s, id, &p, &n) == RC_OK && n == 1 && p[0].batch_no == 1);
 	free(p);
-	CHECK(store_drift_set(s, id, "a", "oid", "missing", "done", NULL) == RC_OK);
+	CHECK(store_drift_set(s, id, &a, "done", NULL) == RC_OK);
+	CHECK(store_drift_set(s, id, &b2, "done", NULL) == RC_OK);
 	CHECK(store_batch_commit(s, id, no, "committed", 1, 0, 1, 5) == RC_OK);
 	CHECK(store_run_cursor(s, id, "oid", "a", 8, 10) == RC_OK);
 	CHECK(store_error(s, id, no, "a", "repair", "opensearch", "x", "boom") == RC_OK);
 	CHECK(store_run_finish(s, id, "completed", NULL) == RC_OK);
 	CHECK(store_run_get(s, &r, id) == RC_OK);
 	CHECK(r && r->missing == 1 && r->orphans == 1 && r->repaired == 1 && r->stale == 0);
+	CHECK(r && r->duplicates == 1 && r->deleted == 1 && r->conflicts == 0);
 	CHECK(r && strcmp(r->status, "completed") == 0 && r->finished_at != NULL);
 	CHECK(r && r->cursor && strcmp(r->cursor, "a") == 0);
 	store_run_free(r);
@@ -125,7 +135,7 @@ test_lifecycle(struct store *s)
 	cJSON_Delete(j);
 	CHECK(store_report_totals(s, &j) == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
-	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "documentsSynced")) == 1);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "documentsSynced")) == 2);
 	cJSON_Delete(j);
 	CHECK(store_report_ids(s, &j, id, "orphan", NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 1);

@@ -1,0 +1,436 @@
+"""Field faults: no document is deleted, blocked or rewritten forever because
+of its id or its values. Each scenario asserts the end state on the real
+servers: the index equals MongoDB (or exactly the named documents are
+journaled failed with the stated reason), the dry run after a repair is
+clean, and no document present in MongoDB is ever deleted."""
+import base64
+import json
+import random
+import uuid
+
+from harness import Env, check, done
+
+DATE0 = 1704067200000  # 2024-01-01
+
+
+def ext_date(ms):
+    return {"$date": {"$numberLong": str(ms)}}
+
+
+# -- id types ----------------------------------------------------------------
+# Each maker returns the extended JSON of the n-th id of its type. Values are
+# chosen so that no two types share a canonical text (that is a conflict,
+# tested on its own below).
+
+def oid(n):
+    return {"$oid": "%08x%016x" % (1704067200 + n, n)}
+
+
+def embedded(n):
+    # the same keys in another order is another _id in MongoDB
+    return {"cat": "books", "title": "t-%d" % n} if n % 2 else {"title": "t-%d" % n, "cat": "books"}
+
+
+ID_TYPES = {
+    "oid": oid,
+    "string": lambda n: "s-%d" % n,
+    "int32": lambda n: {"$numberInt": str(1000 + n)},
+    "int64": lambda n: {"$numberLong": str(5000000000 + n)},
+    "double": lambda n: {"$numberDouble": "%d.5" % n},
+    "bool": lambda n: n % 2 == 1,
+    "date": lambda n: ext_date(DATE0 + n * 86400000),
+    "embedded": embedded,
+    "binary": lambda n: {"$binary": {"base64": base64.b64encode(b"bin-%d" % n).decode(),
+                                     "subType": "00"}},
+    "uuid": lambda n: {"$binary": {"base64": base64.b64encode(
+        uuid.UUID(int=n + 1).bytes).decode(), "subType": "04"}},
+}
+
+
+def count_of(kind, n):
+    return min(n, 2) if kind == "bool" else n
+
+
+def insert(env, docs):
+    for i in range(0, len(docs), 200):
+        r = env.mongo({"insert": "ads", "documents": docs[i:i + 200]})
+        assert r.get("n") == len(docs[i:i + 200]), r
+
+
+def doc(idv, n, version_ms=None):
+    return {"_id": idv, "title": "doc %d" % n, "n": n,
+            "updatedAt": ext_date(version_ms if version_ms is not None else DATE0 + n)}
+
+
+def set_version(env, idv, ms):
+    r = env.mongo({"update": "ads", "updates": [{"q": {"_id": idv},
+                                                  "u": {"$set": {"updatedAt": ext_date(ms)}}}]})
+    assert r.get("nModified") == 1, r
+
+
+def delete_mongo(env, idv):
+    r = env.mongo({"delete": "ads", "deletes": [{"q": {"_id": idv}, "limit": 1}]})
+    assert r.get("n") == 1, r
+
+
+def copies(env):
+    """Every index copy as (index, _id), independently of the reconciler."""
+    env.refresh()
+    out, after = [], None
+    while True:
+        body = {"size": 1000, "sort": [{"_id": "asc"}, {"_index": "asc"}], "_source": False}
+        if after:
+            body["search_after"] = after
+        st, res = env.os("POST", "/%s/_search" % env.index, body)
+        if st == 404:
+            return out
+        hits = res["hits"]["hits"]
+        out += [(h["_index"], h["_id"]) for h in hits]
+        if len(hits) < 1000:
+            return out
+        after = hits[-1]["sort"]
+
+
+def live_ids(env):
+    return set(env.mongo_docs())
+
+
+def never_deleted_live(env, name, before_live):
+    """Every id MongoDB still has is still in the index."""
+    now_live = live_ids(env)
+    indexed = set(i for _, i in copies(env))
+    lost = (before_live & now_live) - indexed
+    check(not lost, "%s: no live document deleted from the index (lost %s)"
+          % (name, sorted(lost)[:5]))
+
+
+def dry_run_clean(env, name):
+    r = env.run("check", "--dry-run")
+    check(r.returncode == 0, "%s: the dry run afterwards is clean (exit %d: %s)"
+          % (name, r.returncode, r.stdout.strip()[-300:]))
+
+
+def scenario(name, fn, **settings):
+    env = Env(name, **settings)
+    try:
+        fn(env)
+    except Exception as e:  # a scenario that blows up is a failure, not a crash
+        import traceback
+        traceback.print_exc()
+        check(False, "%s raised %r" % (name, e))
+    finally:
+        env.cleanup()
+
+
+# -- 1. every id type round-trips --------------------------------------------
+
+def id_type_roundtrip(kind):
+    def fn(env):
+        name = "%s ids" % kind
+        make = ID_TYPES[kind]
+        n = count_of(kind, 40)
+        env.create_index()
+        insert(env, [doc(make(i), i) for i in range(n)])
+        r = env.run("check")
+        check(r.returncode == 0, "%s: first check indexes everything (%s)" % (name, r.stderr[-300:]))
+        check(env.in_sync(), "%s: index equals MongoDB after the first check" % name)
+        dry_run_clean(env, name + " (indexed once)")
+        run = env.last_run()
+        check(run["orphan_count"] == 0 and run["missing_count"] == 0,
+              "%s: found again as in sync, no orphans (%s orphans)" % (name, run["orphan_count"]))
+        # drift: one stale, one orphan (gone from MongoDB), one missing
+        before = live_ids(env)
+        set_version(env, make(0), DATE0 + 999999)
+        delete_mongo(env, make(n - 1))
+        versions = env.mongo_docs()
+        missing = [c for c, v in sorted(versions.items()) if v != DATE0 + 999999][:1]
+        if missing:
+            env.bulk([{"delete": {"_id": missing[0]}}])
+        r = env.run("check", RECONCILE_ORPHANS="delete")
+        run = env.last_run()
+        check(r.returncode == 0 and run["status"] == "completed",
+              "%s: repair completes (%d, %s)" % (name, r.returncode, run["error"]))
+        check((run["orphan_count"], run["deleted_count"], run["stale_count"],
+               run["missing_count"]) == (1, 1, 1, len(missing)),
+              "%s: exactly the orphan deleted, the stale and missing copies found "
+              "(orphans, deleted, stale, missing: %s)"
+              % (name, [run[k] for k in ("orphan_count", "deleted_count", "stale_count",
+                                         "missing_count")]))
+        check(env.in_sync(), "%s: index equals MongoDB after repair" % name)
+        never_deleted_live(env, name, before)
+        dry_run_clean(env, name + " (repaired)")
+    return fn
+
+
+def mixed_ids(env):
+    """Every type in one collection, with drift of every kind."""
+    env.create_index()
+    docs, idv = [], []
+    n = 0
+    for kind, make in sorted(ID_TYPES.items()):
+        for i in range(count_of(kind, 12)):
+            docs.append(doc(make(i), n))
+            idv.append(make(i))
+            n += 1
+    insert(env, docs)
+    r = env.run("check")
+    check(r.returncode == 0 and env.in_sync(), "mixed ids: indexed once (%s)" % r.stderr[-300:])
+    dry_run_clean(env, "mixed ids (indexed)")
+    before = live_ids(env)
+    rnd = random.Random(7)
+    picks = rnd.sample(range(len(idv)), 12)
+    for k in picks[:4]:
+        set_version(env, idv[k], DATE0 + 5555555)
+    for k in picks[4:8]:
+        delete_mongo(env, idv[k])
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 0 and run["stale_count"] == 4 and run["orphan_count"] == 4
+          and run["deleted_count"] == 4,
+          "mixed ids: 4 stale and 4 orphans found and repaired (stale %s, orphans %s, deleted %s)"
+          % (run["stale_count"], run["orphan_count"], run["deleted_count"]))
+    check(env.in_sync(), "mixed ids: index equals MongoDB")
+    never_deleted_live(env, "mixed ids", before)
+    dry_run_clean(env, "mixed ids (repaired)")
+
+
+# -- property: random mixes, random drift ------------------------------------
+
+def property_run(seed):
+    def fn(env):
+        name = "property seed %d" % seed
+        rnd = random.Random(seed)
+        env.create_index()
+        kinds = sorted(ID_TYPES)
+        used = {k: 0 for k in kinds}
+        docs, idv = [], []
+        for n in range(300):
+            kind = rnd.choice(kinds)
+            if kind == "bool" and used[kind] >= 2:
+                kind = "string"
+            docs.append(doc(ID_TYPES[kind](used[kind]), n))
+            idv.append(ID_TYPES[kind](used[kind]))
+            used[kind] += 1
+        insert(env, docs)
+        r = env.run("check", RECONCILE_CHUNK_SIZE=rnd.choice([10, 50, 1000]))
+        check(r.returncode == 0 and env.in_sync(), "%s: indexed" % name)
+        before = live_ids(env)
+        canon = sorted(env.mongo_docs())
+        order = list(range(len(idv)))
+        rnd.shuffle(order)
+        n_missing, n_stale, n_orphan = rnd.randint(1, 20), rnd.randint(1, 20), rnd.randint(1, 20)
+        # missing: remove index copies by canonical text
+        missing = rnd.sample(canon, n_missing)
+        env.bulk([{"delete": {"_id": c}} for c in missing])
+        for k in order[:n_stale]:
+            set_version(env, idv[k], DATE0 + 10 ** 9 + k)
+        for k in order[n_stale:n_stale + n_orphan]:
+            delete_mongo(env, idv[k])
+        r = env.run("check", RECONCILE_ORPHANS="delete",
+                    RECONCILE_CHUNK_SIZE=rnd.choice([10, 64, 1000]))
+        run = env.last_run()
+        check(r.returncode == 0 and run["status"] == "completed",
+              "%s: check completes (%d %s)" % (name, r.returncode, r.stderr[-200:]))
+        check(run["deleted_count"] <= n_orphan + len(set(missing)),
+              "%s: deleted no more than the orphans (%s)" % (name, run["deleted_count"]))
+        check(env.in_sync(), "%s: index equals MongoDB" % name)
+        never_deleted_live(env, name, before)
+        dry_run_clean(env, name)
+    return fn
+
+
+# -- 2. over-long ids ----------------------------------------------------------
+
+def long_ids(env):
+    env.create_index()
+    env.fixture("load", "--count", 30)
+    long_ = ["L" * 600, "\u00e9" * 300, "x" * 2000]          # 600, 600, 2000 bytes
+    edge = ["y" * 512, "\u00fc" * 256]                         # exactly 512 bytes
+    insert(env, [doc(i, n) for n, i in enumerate(long_ + edge)])
+    r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 3, "long ids: check exits 3, not 2 (%d: %s)" % (r.returncode, r.stderr[-300:]))
+    check(run["status"] == "completed", "long ids: the run completes (%s)" % run["status"])
+    check(run["failed_count"] == 3 and run["repaired_count"] == 32,
+          "long ids: 3 failed, the 30 ordinary and the two 512-byte ids indexed (failed %s, repaired %s)"
+          % (run["failed_count"], run["repaired_count"]))
+    with env.journal() as db:
+        rows = db.execute("SELECT doc_id, status, error FROM run_ids WHERE status = 'failed'").fetchall()
+    check(sorted(x["doc_id"] for x in rows) == sorted(long_)
+          and all("512" in (x["error"] or "") for x in rows),
+          "long ids: exactly the long ids journaled failed, saying the 512-byte limit (%s)"
+          % [(len(x["doc_id"]), x["error"]) for x in rows][:3])
+    indexed = set(i for _, i in copies(env))
+    check(all(e in indexed for e in edge), "long ids: ids of exactly 512 bytes are indexed")
+    r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 3 and run["status"] == "completed" and run["repaired_count"] == 0,
+          "long ids: a later run does not stop on them either (%d, %s)" % (r.returncode, run["status"]))
+
+
+# -- 3. dates of every year ------------------------------------------------------
+
+def dates(env):
+    env.create_index({"when": {"type": "date"}})
+    values = {
+        "y10000": 253402387200000,            # 10000-01-02
+        "y0": -62167219200000,                # 0000-01-01
+        "yminus1": -62198755200000,           # -0001-01-01
+        "y1": -62135596800000,                # 0001-01-01
+        "epoch-1": -1,
+        "max": 9223372036854775807,
+        "neg-big": -(2 ** 62),
+    }
+    insert(env, [{"_id": k, "when": ext_date(v), "updatedAt": ext_date(v)}
+                 for k, v in values.items()])
+    # a Date _id after 9999 too
+    insert(env, [{"_id": ext_date(253402387200000 + 5), "updatedAt": ext_date(DATE0)}])
+    r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 0 and run["failed_count"] == 0,
+          "dates: every date indexed (%d, failed %s: %s)" % (r.returncode, run["failed_count"],
+                                                            r.stderr[-300:]))
+    env.refresh()
+    st, res = env.os("POST", "/%s/_search" % env.index, {
+        "size": 100, "_source": False,
+        "docvalue_fields": [{"field": "when", "format": "epoch_millis"}]})
+    got = {h["_id"]: int(h["fields"]["when"][0]) for h in res["hits"]["hits"] if "fields" in h}
+    check(all(got.get(k) == v for k, v in values.items()),
+          "dates: each date reads back as the same instant (%s)"
+          % {k: (got.get(k), v) for k, v in values.items() if got.get(k) != v})
+    check(env.in_sync(), "dates: index equals MongoDB (a year-10000 _id included)")
+    dry_run_clean(env, "dates")
+
+
+# -- 4. an alias over several indices ------------------------------------------
+
+def alias(env):
+    v1, v2 = env.index + "_v1", env.index + "_v2"
+    props = {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}
+    for ix in (v1, v2):
+        st, body = env.os("PUT", "/" + ix, {"mappings": {"properties": props}})
+        assert st == 200, body
+    env.fixture("load", "--count", 40)
+    env.run("check", OPENSEARCH_INDEX=v1)              # everything in the old index
+    st, body = env.os("POST", "/_aliases", {"actions": [
+        {"add": {"index": v1, "alias": env.index}},
+        {"add": {"index": v2, "alias": env.index, "is_write_index": True}}]})
+    assert st == 200, body
+    ids = sorted(env.mongo_docs())
+    idv = [{"$oid": i} for i in ids]
+    orphans = ["%08x%016x" % (1800000000, 90000 + i) for i in range(5)]
+    env.os("POST", "/%s/_bulk?refresh=true" % v1, [x for o in orphans for x in (
+        {"index": {"_id": o}}, {"mongo_id": o, "updatedAt": "2024-02-02T00:00:00Z"})], ndjson=True)
+    for k in range(8):                                 # 8 stale copies, in v1
+        set_version(env, idv[k], DATE0 + 7777777 + k)
+    dups = ids[10:13]                                  # 3 ids with a second copy in v2
+    env.os("POST", "/%s/_bulk?refresh=true" % v2, [x for d in dups for x in (
+        {"index": {"_id": d}}, {"mongo_id": d, "updatedAt": "2020-01-01T00:00:00Z"})], ndjson=True)
+    env.os("POST", "/%s/_bulk?refresh=true" % v1, [{"delete": {"_id": ids[20]}},
+                                                    {"delete": {"_id": ids[21]}}], ndjson=True)
+    before = live_ids(env)
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 0, "alias: check exits 0 (%s)" % r.stderr[-300:])
+    # the 3 kept copies (in v2, the write index) carry an old version: stale too
+    check((run["orphan_count"], run["stale_count"], run["duplicate_count"], run["missing_count"])
+          == (5, 8 + 3, 3, 2),
+          "alias: 5 orphans, 11 stale, 3 duplicates, 2 missing found (%s)"
+          % [run[k] for k in ("orphan_count", "stale_count", "duplicate_count", "missing_count")])
+    check(run["deleted_count"] == 8 and run["repaired_count"] == 13,
+          "alias: 8 copies deleted, 13 written (deleted %s, repaired %s)"
+          % (run["deleted_count"], run["repaired_count"]))
+    cps = copies(env)
+    per_id = {}
+    for ix, i in cps:
+        per_id.setdefault(i, []).append(ix)
+    check(all(len(v) == 1 for v in per_id.values()),
+          "alias: every id has exactly one copy (%s)" % {k: v for k, v in per_id.items() if len(v) > 1})
+    check(not any(o in per_id for o in orphans), "alias: the orphans are gone from v1")
+    check(all(per_id.get(ids[k]) == [v1] for k in range(8)),
+          "alias: stale copies were overwritten where they are (v1), not copied into v2")
+    check(all(per_id.get(d) == [v2] for d in dups),
+          "alias: of two copies, the one in the write index is kept")
+    check(per_id.get(ids[20]) == [v2], "alias: missing documents go to the write index")
+    check(env.in_sync(), "alias: index equals MongoDB")
+    never_deleted_live(env, "alias", before)
+    r = env.run("check", "--dry-run")
+    check(r.returncode == 0, "alias: the next dry run is clean, no false repair (%s)" % r.stdout[-300:])
+    for ix in (v1, v2):
+        env.os("DELETE", "/" + ix)
+
+
+# -- 5. ids whose texts collide ----------------------------------------------------
+
+def collisions(env):
+    env.create_index()
+    pairs = [({"$numberLong": "42"}, "42"), (True, "true"), ({"$numberDouble": "2.5"}, "2.5")]
+    docs = []
+    for k, (a, b) in enumerate(pairs):
+        docs.append(doc(a, k, DATE0 + 1000 + k))
+        docs.append(doc(b, k, DATE0 + 2000 + k))
+    docs.append(doc("plain", 99))
+    insert(env, docs)
+    env.run("check")
+    r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 3, "collisions: a run with id conflicts exits 3 (%d)" % r.returncode)
+    check(run["conflict_count"] == 3 and run["stale_count"] == 0 and run["repaired_count"] == 0,
+          "collisions: 3 conflicts, not stale, nothing rewritten (conflicts %s, stale %s, repaired %s)"
+          % (run["conflict_count"], run["stale_count"], run["repaired_count"]))
+    with env.journal() as db:
+        rows = db.execute("SELECT doc_id, id_type, error FROM run_ids WHERE kind = 'conflict'"
+                          " AND run_id = ?", (run["id"],)).fetchall()
+    check(sorted((x["doc_id"], x["id_type"]) for x in rows)
+          == [("2.5", "double+string"), ("42", "int+string"), ("true", "bool+string")],
+          "collisions: one journal row per pair naming both types (%s)"
+          % [(x["doc_id"], x["id_type"]) for x in rows])
+    check(all("string" in x["error"] for x in rows), "collisions: the row says why")
+    logs = open(env.env["LOG_DIR"] + "/combined.log").read()
+    check("id conflict" in logs, "collisions: a warning says so")
+    env.refresh()
+    seq = lambda: {h["_id"]: h["_seq_no"] for h in env.os(
+        "POST", "/%s/_search" % env.index, {"size": 100, "seq_no_primary_term": True})[1]["hits"]["hits"]}
+    s1 = seq()
+    r = env.run("check")
+    check(r.returncode == 3 and seq() == s1, "collisions: the next run rewrites nothing")
+
+
+# -- 6. reasons carry their cause --------------------------------------------------
+
+def reasons(env):
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"index.mapping.total_fields.limit": 60},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    env.fixture("nested", "n25", 25)
+    env.fixture("nested", "n120", 120)
+    env.fixture("load", "--count", 10)
+    r = env.run("check")
+    check(r.returncode == 3, "reasons: two documents could not be repaired: exit 3 (%d)" % r.returncode)
+    with env.journal() as db:
+        err = {x["doc_id"]: x["error"] for x in db.execute(
+            "SELECT doc_id, error FROM run_ids WHERE status = 'failed'")}
+    check("depth of the field has exceeded the allowed limit of [20]" in (err.get("n25") or ""),
+          "reasons: OpenSearch's innermost cause is journaled (%s)" % err.get("n25"))
+    check("nested deeper than 100 levels" in (err.get("n120") or ""),
+          "reasons: our own refusal names the limit (%s)" % err.get("n120"))
+    check(len(env.os_docs()) == 10, "reasons: the other documents are indexed")
+
+
+def main():
+    for kind in sorted(ID_TYPES):
+        scenario("ids_" + kind, id_type_roundtrip(kind))
+    scenario("mixed", mixed_ids)
+    for seed in (1, 2, 3):
+        scenario("prop%d" % seed, property_run(seed))
+    scenario("longids", long_ids)
+    scenario("dates", dates)
+    scenario("alias", alias)
+    scenario("collide", collisions)
+    scenario("reasons", reasons)
+    done()
+
+
+if __name__ == "__main__":
+    main()
