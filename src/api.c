@@ -414,7 +414,9 @@ run_now(struct call *c, const char *kind, bool wait)
 	o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "success", rc == RC_OK);
 	cJSON_AddBoolToObject(o, "inSync",
-	                      rc == RC_OK && res.missing + res.orphans + res.stale == 0);
+	                      rc == RC_OK && res.missing + res.orphans + res.stale +
+	                                             res.duplicates + res.conflicts ==
+	                                         0);
 	add_count(o, "mongoCount", res.mongo_count);
 	add_count(o, "opensearchCount", res.opensearch_count);
 	if (res.mongo_count >= 0 && res.opensearch_count >= 0)
@@ -427,6 +429,8 @@ run_now(struct call *c, const char *kind, bool wait)
 	cJSON_AddNumberToObject(o, "orphanCount", (double)res.orphans);
 	cJSON_AddNumberToObject(o, "staleCount", (double)res.stale);
 	cJSON_AddNumberToObject(o, "failedCount", (double)res.failed);
+	cJSON_AddNumberToObject(o, "duplicateCount", (double)res.duplicates);
+	cJSON_AddNumberToObject(o, "conflictCount", (double)res.conflicts);
 	cJSON_AddNumberToObject(o, "runId", (double)res.run_id);
 	cJSON_AddStringToObject(o, "status", res.status);
 	if (rc) {
@@ -556,8 +560,10 @@ h_ids(struct call *c)
 
 	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 10000, 100, &limit))
 		return;
-	if (kind && strcmp(kind, "missing") && strcmp(kind, "orphan") && strcmp(kind, "stale")) {
-		reply_error(c, 400, "kind must be one of missing, orphan, stale");
+	enum drift_kind dk;
+	if (kind && store_drift_kind_parse(kind, &dk)) {
+		reply_error(c, 400,
+		            "kind must be one of missing, stale, orphan, duplicate, conflict");
 		return;
 	}
 	if (!run_exists(c, id))
@@ -729,7 +735,7 @@ static const struct route routes[] = {
     {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=)"},
     {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report"},
     {"GET", "/api/reconciliation/runs/{id}/ids", h_ids,
-     "drift ids of a run (?kind=missing|orphan|stale&limit=&after=)"},
+     "drift ids of a run (?kind=missing|stale|orphan|duplicate|conflict&limit=&after=)"},
     {"GET", "/api/reconciliation/runs/{id}/errors", h_errors, "errors of a run (?limit=)"},
     {"POST", "/api/reconciliation/runs/{id}/cancel", h_cancel, "cancel a run"},
     {"POST", "/api/sync/full", h_full, "start a full, resumable re-index"},
