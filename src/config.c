@@ -1,26 +1,39 @@
 /*
- * config.c: the settings table.
+ * config.c: the settings table, and the configuration file.
  *
  * One row per setting: environment name, type, default, bounds or allowed
- * words, whether it is a secret, help text, and where it lands in struct
- * config. Parsing, validation, `reconciler config`, the journal's config
+ * words, whether it is a secret, help text, where it lands in struct
+ * config, and whether it is global or per mirror. Parsing (environment,
+ * .env, YAML file), validation, `reconciler config`, the journal's config
  * snapshot and docs/CONFIG.md are all driven by this table, so a setting
  * exists in exactly one place. Secrets (passwords, tokens, the password in
  * MONGODB_URI) are masked on every way out.
+ *
+ * The YAML file is loaded whole with libyaml's document API and walked
+ * three levels deep (top mapping, mirrors sequence, mirror mappings), so
+ * anchors, aliases and odd nesting cannot make the walk recurse; every node
+ * keeps its line for the message when something is wrong.
  */
 #include "config.h"
 #include "log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <unistd.h>
+
 #include <cjson/cJSON.h>
+#include <yaml.h>
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_MONGO_URI, CFG_HTTP_URL };
+/* Global: one per process (the journal, the HTTP API, the logs); everything
+ * else belongs to a mirror and may differ between mirrors. */
+enum cfg_scope { CFG_MIRROR = 0, CFG_GLOBAL = 1 };
 
 struct cfg_entry {
 	const char *name;
@@ -31,6 +44,7 @@ struct cfg_entry {
 	bool secret;
 	size_t offset;
 	const char *help;
+	enum cfg_scope scope;
 };
 
 static const char *const orphan_words[] = {"report", "delete", NULL};
@@ -42,72 +56,76 @@ static const char *const level_words[] = {"error", "warn", "info", "debug", NULL
 
 static const struct cfg_entry cfg_table[] = {
     {"MONGODB_URI", CFG_MONGO_URI, "mongodb://127.0.0.1:27017", 0, 0, NULL, true, OFF(mongodb_uri),
-     "MongoDB connection string (its password is masked everywhere)"},
+     "MongoDB connection string (its password is masked everywhere)", CFG_MIRROR},
     {"MONGODB_DATABASE", CFG_STRING, "test", 1, 0, NULL, false, OFF(mongodb_database),
-     "database of the mirrored collection"},
+     "database of the mirrored collection", CFG_MIRROR},
     {"MONGODB_COLLECTION", CFG_STRING, "documents", 1, 0, NULL, false, OFF(mongodb_collection),
-     "the mirrored collection"},
+     "the mirrored collection", CFG_MIRROR},
     {"OPENSEARCH_URL", CFG_HTTP_URL, "http://127.0.0.1:9200", 0, 0, NULL, true, OFF(opensearch_url),
-     "OpenSearch base URL (http or https)"},
+     "OpenSearch base URL (http or https)", CFG_MIRROR},
     {"OPENSEARCH_USERNAME", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_username),
-     "basic-auth user for OpenSearch; empty = no auth"},
+     "basic-auth user for OpenSearch; empty = no auth", CFG_MIRROR},
     {"OPENSEARCH_PASSWORD", CFG_STRING, "", 0, 0, NULL, true, OFF(opensearch_password),
-     "basic-auth password for OpenSearch"},
+     "basic-auth password for OpenSearch", CFG_MIRROR},
     {"OPENSEARCH_INDEX", CFG_STRING, "documents", 1, 0, NULL, false, OFF(opensearch_index),
-     "the index that mirrors the collection"},
+     "the index that mirrors the collection", CFG_MIRROR},
     {"OPENSEARCH_ID_FIELD", CFG_STRING, "mongo_id", 0, 0, NULL, false, OFF(opensearch_id_field),
-     "keyword field holding the MongoDB id in each indexed document; empty = sort on _id"},
+     "keyword field holding the MongoDB id in each indexed document; empty = sort on _id",
+     CFG_MIRROR},
     {"OPENSEARCH_TLS_VERIFY", CFG_BOOL, "true", 0, 0, NULL, false, OFF(opensearch_tls_verify),
-     "verify OpenSearch's TLS certificate"},
+     "verify OpenSearch's TLS certificate", CFG_MIRROR},
     {"OPENSEARCH_CA_FILE", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_ca_file),
-     "CA bundle for OpenSearch's certificate; empty = system store"},
+     "CA bundle for OpenSearch's certificate; empty = system store", CFG_MIRROR},
     {"OPENSEARCH_TIMEOUT_MS", CFG_INT, "60000", 1000, DAY_MS, NULL, false,
-     OFF(opensearch_timeout_ms), "timeout of one OpenSearch request"},
+     OFF(opensearch_timeout_ms), "timeout of one OpenSearch request", CFG_MIRROR},
     {"SYNC_BATCH_SIZE", CFG_INT, "100", 1, 10000, NULL, false, OFF(sync_batch_size),
-     "most documents in one _bulk request"},
+     "most documents in one _bulk request", CFG_MIRROR},
     {"SYNC_BATCH_SIZE_BYTES", CFG_INT, "5242880", 1024, 1073741824, NULL, false,
-     OFF(sync_batch_size_bytes), "most bytes in one _bulk request"},
+     OFF(sync_batch_size_bytes), "most bytes in one _bulk request", CFG_MIRROR},
     {"SYNC_BATCH_DELAY_MS", CFG_INT, "0", 0, 600000, NULL, false, OFF(sync_batch_delay_ms),
-     "pause between _bulk requests (0 = as fast as the index allows)"},
+     "pause between _bulk requests (0 = as fast as the index allows)", CFG_MIRROR},
     {"SYNC_MAX_RETRIES", CFG_INT, "6", 0, 100, NULL, false, OFF(sync_max_retries),
-     "retries of a _bulk answered 429/503 or lost, with exponential backoff and jitter"},
+     "retries of a _bulk answered 429/503 or lost, with exponential backoff and jitter",
+     CFG_MIRROR},
     {"STATE_DB", CFG_STRING, "data/reconciler.db", 1, 0, NULL, false, OFF(state_db),
-     "path of the SQLite journal"},
+     "path of the SQLite journal", CFG_GLOBAL},
     {"RECONCILE_VERSION_FIELD", CFG_STRING, "", 0, 0, NULL, false, OFF(version_field),
-     "field compared to find stale copies (e.g. updatedAt); empty = no stale detection"},
+     "field compared to find stale copies (e.g. updatedAt); empty = no stale detection",
+     CFG_MIRROR},
     {"RECONCILE_ORPHANS", CFG_ENUM, "report", 0, 0, orphan_words, false, OFF(orphans),
-     "what to do with documents only in the index: report or delete"},
+     "what to do with documents only in the index: report or delete", CFG_MIRROR},
     {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
      "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
-     "exact, and no extra scan on servers where counting scans the collection)"},
+     "exact, and no extra scan on servers where counting scans the collection)",
+     CFG_MIRROR},
     {"RECONCILE_CHUNK_SIZE", CFG_INT, "5000", 10, 100000, NULL, false, OFF(chunk_size),
-     "ids compared per chunk (memory is proportional to this)"},
+     "ids compared per chunk (memory is proportional to this)", CFG_MIRROR},
     {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),
-     "leave documents changed more recently than this alone (0 = off)"},
+     "leave documents changed more recently than this alone (0 = off)", CFG_MIRROR},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
-     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)"},
+     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)", CFG_GLOBAL},
     {"PORT", CFG_INT, "3000", 0, 65535, NULL, false, OFF(port),
-     "port the HTTP API listens on (0 = any free port)"},
+     "port the HTTP API listens on (0 = any free port)", CFG_GLOBAL},
     {"RECONCILIATION_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(reconciliation_enabled),
-     "start the schedule when the service starts"},
+     "start the schedule when the service starts", CFG_MIRROR},
     {"RECONCILIATION_STARTUP_DELAY_MS", CFG_INT, "120000", 0, DAY_MS, NULL, false,
-     OFF(startup_delay_ms), "wait before the first scheduled run"},
+     OFF(startup_delay_ms), "wait before the first scheduled run", CFG_MIRROR},
     {"RECONCILIATION_INTERVAL_MS", CFG_INT, "1800000", 1000, 30 * DAY_MS, NULL, false,
-     OFF(interval_ms), "time between scheduled runs"},
+     OFF(interval_ms), "time between scheduled runs", CFG_MIRROR},
     {"COUNT_MONITOR_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(count_monitor_enabled),
-     "compare counts periodically and start a run past the threshold"},
+     "compare counts periodically and start a run past the threshold", CFG_MIRROR},
     {"COUNT_MONITOR_INTERVAL_MS", CFG_INT, "18000000", 1000, 30 * DAY_MS, NULL, false,
-     OFF(count_monitor_interval_ms), "time between count comparisons"},
+     OFF(count_monitor_interval_ms), "time between count comparisons", CFG_MIRROR},
     {"COUNT_MONITOR_THRESHOLD", CFG_INT, "100", 0, 1000000000, NULL, false,
-     OFF(count_monitor_threshold), "count difference that starts a run"},
+     OFF(count_monitor_threshold), "count difference that starts a run", CFG_MIRROR},
     {"API_TOKEN", CFG_STRING, "", 0, 0, NULL, true, OFF(api_token),
-     "when set, POST routes require Authorization: Bearer <token>"},
+     "when set, POST routes require Authorization: Bearer <token>", CFG_GLOBAL},
     {"API_TOKEN_READ", CFG_BOOL, "false", 0, 0, NULL, false, OFF(api_token_read),
-     "require the token on GET routes too (health probes stay open)"},
+     "require the token on GET routes too (health probes stay open)", CFG_GLOBAL},
     {"LOG_LEVEL", CFG_ENUM, "info", 0, 0, level_words, false, OFF(log_level),
-     "error, warn, info or debug"},
+     "error, warn, info or debug", CFG_GLOBAL},
     {"LOG_DIR", CFG_STRING, "logs", 0, 0, NULL, false, OFF(log_dir),
-     "directory of combined.log and error.log; empty = stderr only"},
+     "directory of combined.log and error.log; empty = stderr only", CFG_GLOBAL},
 };
 
 #define CFG_COUNT (sizeof(cfg_table) / sizeof(cfg_table[0]))
@@ -155,10 +173,25 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 	}
 }
 
-static rcode
-set_value(struct config *cfg, const struct cfg_entry *e, const char *v, struct rerror *err)
+/* The file's key of a setting: its environment name in lower case. */
+static void
+file_key(const struct cfg_entry *e, char *out, size_t len)
 {
-	char what[160];
+	size_t i;
+
+	for (i = 0; e->name[i] && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)e->name[i]);
+	out[i] = '\0';
+}
+
+/* Sets one setting from text. where is NULL for the environment and .env
+ * (the message names the variable) or "FILE:LINE: " for the file (the
+ * message names the key). */
+static rcode
+set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const char *where,
+          struct rerror *err)
+{
+	char what[160], key[64];
 	int64_t n;
 
 	switch (e->type) {
@@ -218,8 +251,15 @@ bad:
 	{
 		bool uri = e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
 		char *shown = uri ? util_mask_uri(v) : NULL;
-		rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: expected %s", e->name,
-		           shown ? shown : (e->secret ? "***" : v), what);
+		const char *value = shown ? shown : (e->secret ? "***" : v);
+		if (where) {
+			file_key(e, key, sizeof(key));
+			rerror_set(err, RC_ERR_CONFIG, "%s%s: \"%s\" is invalid: expected %s",
+			           where, key, value, what);
+		} else {
+			rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: expected %s", e->name,
+			           value, what);
+		}
 		free(shown);
 	}
 	return RC_ERR_CONFIG;
@@ -266,14 +306,21 @@ load_dotenv(struct config *cfg, const char *path, struct rerror *err)
 			continue;
 		for (size_t i = 0; i < CFG_COUNT; i++)
 			if (!strcmp(cfg_table[i].name, k))
-				rc = set_value(cfg, &cfg_table[i], v, err);
+				rc = set_value(cfg, &cfg_table[i], v, NULL, err);
 	}
 	fclose(f);
 	return rc;
 }
 
-rcode
-config_load(struct config **out, const char *dotenv_path, struct rerror *err)
+static bool
+is_text(const struct cfg_entry *e)
+{
+	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
+}
+
+/* A config holding every default, with no name. */
+static rcode
+config_defaults(struct config **out, struct rerror *err)
 {
 	struct config *cfg;
 	rcode rc = RC_OK;
@@ -283,14 +330,76 @@ config_load(struct config **out, const char *dotenv_path, struct rerror *err)
 	if (cfg == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < CFG_COUNT && rc == RC_OK; i++)
-		rc = set_value(cfg, &cfg_table[i], cfg_table[i].def, err);
-	if (rc == RC_OK && dotenv_path)
-		rc = load_dotenv(cfg, dotenv_path, err);
+		rc = set_value(cfg, &cfg_table[i], cfg_table[i].def, NULL, err);
+	if (rc) {
+		config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return RC_OK;
+}
+
+static rcode
+load_env(struct config *cfg, struct rerror *err)
+{
+	rcode rc = RC_OK;
+
 	for (size_t i = 0; i < CFG_COUNT && rc == RC_OK; i++) {
 		const char *v = getenv(cfg_table[i].name);
 		if (v != NULL)
-			rc = set_value(cfg, &cfg_table[i], v, err);
+			rc = set_value(cfg, &cfg_table[i], v, NULL, err);
 	}
+	return rc;
+}
+
+/* A deep copy of src called name. */
+static rcode
+config_copy(struct config **out, const struct config *src, const char *name, struct rerror *err)
+{
+	struct config *cfg;
+	bool ok;
+
+	*out = NULL;
+	cfg = malloc(sizeof(*cfg));
+	if (cfg == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	memcpy(cfg, src, sizeof(*cfg));
+	/* first let go of src's strings, so a failure half-way frees only ours */
+	for (size_t i = 0; i < CFG_COUNT; i++)
+		if (is_text(&cfg_table[i]))
+			*(char **)field(cfg, &cfg_table[i]) = NULL;
+	cfg->name = strdup(name);
+	ok = cfg->name != NULL;
+	for (size_t i = 0; i < CFG_COUNT && ok; i++) {
+		const struct cfg_entry *e = &cfg_table[i];
+		if (is_text(e)) {
+			char **slot = field(cfg, e);
+			*slot = strdup(*(char *const *)cfield(src, e));
+			ok = *slot != NULL;
+		}
+	}
+	if (!ok) {
+		config_free(cfg);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	*out = cfg;
+	return RC_OK;
+}
+
+rcode
+config_load(struct config **out, const char *dotenv_path, struct rerror *err)
+{
+	struct config *cfg = NULL;
+	rcode rc;
+
+	*out = NULL;
+	rc = config_defaults(&cfg, err);
+	if (rc == RC_OK && (cfg->name = strdup("default")) == NULL)
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (rc == RC_OK && dotenv_path)
+		rc = load_dotenv(cfg, dotenv_path, err);
+	if (rc == RC_OK)
+		rc = load_env(cfg, err);
 	if (rc) {
 		config_free(cfg);
 		return rc;
@@ -304,12 +413,525 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < CFG_COUNT; i++) {
-		const struct cfg_entry *e = &cfg_table[i];
-		if (e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL)
-			free(*(char **)field(cfg, e));
-	}
+	for (size_t i = 0; i < CFG_COUNT; i++)
+		if (is_text(&cfg_table[i]))
+			free(*(char **)field(cfg, &cfg_table[i]));
+	free(cfg->name);
 	free(cfg);
+}
+
+bool
+config_mirror_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		          (i > 0 && (c == '_' || c == '-'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+#define NAME_RULE "1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit"
+
+const char *
+config_file_default(void)
+{
+	const char *v = getenv("RECONCILER_CONFIG");
+
+	if (v != NULL)
+		return *v ? v
+		          : NULL; /* set but empty: no file, even when ./reconciler.yaml exists */
+	return access("reconciler.yaml", F_OK) == 0 ? "reconciler.yaml" : NULL;
+}
+
+/* ---- the YAML file ---------------------------------------------------- */
+
+/* Bigger than any sensible configuration; keeps a wrong path (a log, a
+ * disk image) from being read whole. */
+#define CONFIG_FILE_MAX (4u << 20)
+
+static size_t
+line_of(const yaml_node_t *n)
+{
+	return n->start_mark.line + 1;
+}
+
+/* A key as shown in a message: printable, not too long. */
+static void
+shown_key(const char *key, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; key[i] && i + 1 < len && i < 64; i++)
+		out[i] = isprint((unsigned char)key[i]) ? key[i] : '?';
+	out[i] = '\0';
+}
+
+static const struct cfg_entry *
+find_key(const char *key)
+{
+	char k[64];
+
+	for (size_t i = 0; i < CFG_COUNT; i++) {
+		file_key(&cfg_table[i], k, sizeof(k));
+		if (strcmp(k, key) == 0)
+			return &cfg_table[i];
+	}
+	return NULL;
+}
+
+/* Edit distance, ignoring case (so MONGODB_URI suggests mongodb_uri). */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
+			                             tolower((unsigned char)b[j - 1]));
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			cur[j] = best;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+	}
+	return prev[lb];
+}
+
+/* " (did you mean KEY?)" when a key allowed here is within two edits. */
+static void
+suggest(const char *key, bool in_mirror, char *out, size_t len)
+{
+	char k[64], best[64] = "";
+	size_t best_d = 3, d;
+
+	for (size_t i = 0; i <= CFG_COUNT; i++) {
+		if (i == CFG_COUNT)
+			snprintf(k, sizeof(k), "%s", in_mirror ? "name" : "mirrors");
+		else if (in_mirror && cfg_table[i].scope == CFG_GLOBAL)
+			continue;
+		else
+			file_key(&cfg_table[i], k, sizeof(k));
+		d = distance(key, k);
+		if (d < best_d) {
+			best_d = d;
+			memcpy(best, k, sizeof(best));
+		}
+	}
+	snprintf(out, len, *best ? " (did you mean %s?)" : "", best);
+}
+
+/* The global settings' keys, for the message that sends one to the top. */
+static void
+global_keys(char *out, size_t len)
+{
+	char k[64];
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < CFG_COUNT && n < len; i++) {
+		if (cfg_table[i].scope != CFG_GLOBAL)
+			continue;
+		file_key(&cfg_table[i], k, sizeof(k));
+		n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ", " : "", k);
+	}
+}
+
+static rcode
+syntax_error(const yaml_parser_t *p, const char *path, const struct buf *text, struct rerror *err)
+{
+	const char *problem = p->problem ? p->problem : "unreadable";
+	size_t line = 1;
+
+	if (p->error == YAML_MEMORY_ERROR)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (p->error == YAML_READER_ERROR) {
+		/* the reader reports a byte offset, not a line */
+		for (size_t i = 0; i < p->problem_offset && i < text->len; i++)
+			line += text->data[i] == '\n';
+		return rerror_set(err, RC_ERR_CONFIG, "%s:%zu: not YAML text: %s", path, line,
+		                  problem);
+	}
+	line = p->problem_mark.line + 1;
+	if (p->context)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s:%zu: YAML syntax error: %s (%s at line %zu)", path, line,
+		                  problem, p->context, (size_t)p->context_mark.line + 1);
+	return rerror_set(err, RC_ERR_CONFIG, "%s:%zu: YAML syntax error: %s", path, line, problem);
+}
+
+/* Reads and parses path into *doc (which the caller deletes, also on
+ * failure). One document only: a second would be silently ignored. */
+static rcode
+yaml_load_file(yaml_document_t *doc, const char *path, struct rerror *err)
+{
+	struct buf text = {0};
+	yaml_parser_t parser;
+	yaml_document_t extra;
+	bool parser_ready = false;
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+	rcode rc = RC_OK;
+
+	memset(doc, 0, sizeof(*doc));
+	memset(&extra, 0, sizeof(extra));
+	f = fopen(path, "r");
+	if (f == NULL)
+		return rerror_set(err, RC_ERR_CONFIG, "%s: cannot read the configuration file: %s",
+		                  path, strerror(errno));
+	while (rc == RC_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (text.len + n > CONFIG_FILE_MAX)
+			rc = rerror_set(err, RC_ERR_CONFIG,
+			                "%s: larger than %u bytes: not a configuration file", path,
+			                CONFIG_FILE_MAX);
+		else if (buf_append(&text, chunk, n))
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	if (rc == RC_OK && ferror(f))
+		rc = rerror_set(err, RC_ERR_CONFIG, "%s: cannot read the configuration file", path);
+	fclose(f);
+	if (rc)
+		goto out;
+	if (!yaml_parser_initialize(&parser)) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	parser_ready = true;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)(text.data ? text.data : ""),
+	                             text.len);
+	if (!yaml_parser_load(&parser, doc) || !yaml_parser_load(&parser, &extra)) {
+		rc = syntax_error(&parser, path, &text, err);
+		goto out;
+	}
+	if (yaml_document_get_root_node(&extra) != NULL)
+		rc = rerror_set(err, RC_ERR_CONFIG,
+		                "%s:%zu: a second YAML document: the file holds one (drop the ---)",
+		                path, line_of(yaml_document_get_root_node(&extra)));
+out:
+	yaml_document_delete(&extra);
+	if (parser_ready)
+		yaml_parser_delete(&parser);
+	buf_free(&text);
+	return rc;
+}
+
+/* The key of a mapping's pair i, checked: a scalar, not given twice. where
+ * is "FILE:LINE: " or "FILE:LINE: mirror NAME: " of the mapping. */
+static rcode
+pair_key(const char **out, yaml_document_t *doc, const yaml_node_t *map, const yaml_node_pair_t *p,
+         const char *path, const char *mirror, struct rerror *err)
+{
+	const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+	char shown[80], in[80] = "";
+
+	*out = NULL;
+	if (mirror)
+		snprintf(in, sizeof(in), "mirror %s: ", mirror);
+	if (k == NULL || k->type != YAML_SCALAR_NODE ||
+	    strlen((const char *)k->data.scalar.value) != k->data.scalar.length)
+		return rerror_set(err, RC_ERR_CONFIG, "%s:%zu: %sa key must be a plain word", path,
+		                  k ? line_of(k) : line_of(map), in);
+	for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+		const yaml_node_t *qk = yaml_document_get_node(doc, q->key);
+		if (qk && qk->type == YAML_SCALAR_NODE &&
+		    strcmp((const char *)qk->data.scalar.value,
+		           (const char *)k->data.scalar.value) == 0) {
+			shown_key((const char *)k->data.scalar.value, shown, sizeof(shown));
+			return rerror_set(err, RC_ERR_CONFIG,
+			                  "%s:%zu: %s%s: given twice (first at line %zu): a key "
+			                  "appears once",
+			                  path, line_of(k), in, shown, line_of(qk));
+		}
+	}
+	*out = (const char *)k->data.scalar.value;
+	return RC_OK;
+}
+
+/* A setting's value: one scalar. An unquoted empty value, ~ or null is the
+ * empty string (what "unset" means for every setting that allows it). */
+static rcode
+pair_value(const char **out, const yaml_node_t *v, const char *where, const char *key,
+           struct rerror *err)
+{
+	const char *s;
+
+	*out = NULL;
+	if (v->type != YAML_SCALAR_NODE)
+		return rerror_set(err, RC_ERR_CONFIG, "%s%s: expected one value, not a %s", where,
+		                  key, v->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+	s = (const char *)v->data.scalar.value;
+	if (strlen(s) != v->data.scalar.length)
+		return rerror_set(err, RC_ERR_CONFIG, "%s%s: the value holds a NUL byte", where,
+		                  key);
+	if (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	    (!strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")))
+		s = "";
+	*out = s;
+	return RC_OK;
+}
+
+/* One pair of a mapping onto cfg: the top level (mirror NULL) or a mirror. */
+static rcode
+apply_pair(struct config *cfg, yaml_document_t *doc, const yaml_node_pair_t *p, const char *key,
+           const char *path, const char *mirror, struct rerror *err)
+{
+	const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+	const yaml_node_t *v = yaml_document_get_node(doc, p->value);
+	const struct cfg_entry *e = find_key(key);
+	char where[600], shown[80], hint[100], globals[300];
+	const char *text;
+	rcode rc;
+
+	if (mirror)
+		snprintf(where, sizeof(where), "%s:%zu: mirror %s: ", path, line_of(k), mirror);
+	else
+		snprintf(where, sizeof(where), "%s:%zu: ", path, line_of(k));
+	shown_key(key, shown, sizeof(shown));
+	if (e == NULL) {
+		suggest(key, mirror != NULL, hint, sizeof(hint));
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sunknown key \"%s\"%s: expected %s name in lower case "
+		                  "(reconciler config --markdown lists them)",
+		                  where, shown, hint,
+		                  mirror ? "name or a per-mirror setting's"
+		                         : "mirrors or a setting's");
+	}
+	if (mirror && e->scope == CFG_GLOBAL) {
+		global_keys(globals, sizeof(globals));
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%s%s is a global setting, not a mirror's: set it at the top level "
+		    "(global: %s)",
+		    where, shown, globals);
+	}
+	rc = pair_value(&text, v, where, shown, err);
+	return rc ? rc : set_value(cfg, e, text, where, err);
+}
+
+/* The top level onto global; *mirrors is the `mirrors:` node, or NULL. */
+static rcode
+load_top(struct config *global, const yaml_node_t **mirrors, yaml_document_t *doc, const char *path,
+         struct rerror *err)
+{
+	const yaml_node_t *root = yaml_document_get_root_node(doc);
+	rcode rc = RC_OK;
+
+	*mirrors = NULL;
+	if (root == NULL)
+		return RC_OK; /* an empty file: the top level is the defaults */
+	if (root->type != YAML_MAPPING_NODE)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s:%zu: expected settings (key: value) and mirrors: at the top "
+		                  "level",
+		                  path, line_of(root));
+	for (const yaml_node_pair_t *p = root->data.mapping.pairs.start;
+	     rc == RC_OK && p < root->data.mapping.pairs.top; p++) {
+		const char *key;
+		rc = pair_key(&key, doc, root, p, path, NULL, err);
+		if (rc == RC_OK && strcmp(key, "mirrors") == 0)
+			*mirrors = yaml_document_get_node(doc, p->value);
+		else if (rc == RC_OK)
+			rc = apply_pair(global, doc, p, key, path, NULL, err);
+	}
+	return rc;
+}
+
+/* The name of a mirror entry, validated; *line is its line. */
+static rcode
+mirror_name(const char **out, size_t *line, yaml_document_t *doc, const yaml_node_t *entry,
+            const char *path, struct rerror *err)
+{
+	char shown[80];
+
+	*out = NULL;
+	*line = line_of(entry);
+	for (const yaml_node_pair_t *p = entry->data.mapping.pairs.start;
+	     p < entry->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(doc, p->value);
+		const char *name;
+		char where[600];
+		rcode rc;
+
+		if (k == NULL || k->type != YAML_SCALAR_NODE ||
+		    strcmp((const char *)k->data.scalar.value, "name") != 0)
+			continue;
+		snprintf(where, sizeof(where), "%s:%zu: ", path, line_of(k));
+		rc = pair_value(&name, v, where, "name", err);
+		if (rc)
+			return rc;
+		if (!config_mirror_name_valid(name)) {
+			shown_key(name, shown, sizeof(shown));
+			return rerror_set(err, RC_ERR_CONFIG,
+			                  "%sname: \"%s\" is invalid: expected " NAME_RULE, where,
+			                  shown);
+		}
+		*out = name;
+		*line = line_of(k);
+		return RC_OK;
+	}
+	return rerror_set(err, RC_ERR_CONFIG,
+	                  "%s:%zu: name: missing: every entry of mirrors needs a name (" NAME_RULE
+	                  ")",
+	                  path, line_of(entry));
+}
+
+/* Each entry of `mirrors:`: a copy of the global view with its own
+ * settings over it. */
+static rcode
+load_mirrors(struct config_set *set, yaml_document_t *doc, const yaml_node_t *list,
+             const char *path, struct rerror *err)
+{
+	size_t n, *lines = NULL;
+	rcode rc = RC_OK;
+
+	if (list->type != YAML_SEQUENCE_NODE)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s:%zu: mirrors: expected a list of mirrors (- name: ...)", path,
+		                  line_of(list));
+	n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+	if (n == 0)
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%s:%zu: mirrors: the list is empty: expected at least one mirror "
+		    "(- name: ...)",
+		    path, line_of(list));
+	set->mirrors = calloc(n, sizeof(set->mirrors[0]));
+	lines = calloc(n, sizeof(lines[0]));
+	if (set->mirrors == NULL || lines == NULL) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		const yaml_node_t *entry =
+		    yaml_document_get_node(doc, list->data.sequence.items.start[i]);
+		const char *name;
+		struct config *cfg;
+
+		if (entry == NULL || entry->type != YAML_MAPPING_NODE) {
+			rc = rerror_set(err, RC_ERR_CONFIG,
+			                "%s:%zu: mirrors: each entry is a mapping: name: and the "
+			                "mirror's settings",
+			                path, entry ? line_of(entry) : line_of(list));
+			goto out;
+		}
+		rc = mirror_name(&name, &lines[i], doc, entry, path, err);
+		if (rc)
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(set->mirrors[j]->name, name) == 0) {
+				rc = rerror_set(
+				    err, RC_ERR_CONFIG,
+				    "%s:%zu: name: mirror \"%s\" is already defined at line "
+				    "%zu: names are unique",
+				    path, lines[i], name, lines[j]);
+				goto out;
+			}
+		rc = config_copy(&cfg, set->global, name, err);
+		if (rc)
+			goto out;
+		set->mirrors[set->n_mirrors++] = cfg;
+		for (const yaml_node_pair_t *p = entry->data.mapping.pairs.start;
+		     rc == RC_OK && p < entry->data.mapping.pairs.top; p++) {
+			const char *key;
+			rc = pair_key(&key, doc, entry, p, path, name, err);
+			if (rc == RC_OK && strcmp(key, "name") != 0)
+				rc = apply_pair(cfg, doc, p, key, path, name, err);
+		}
+	}
+out:
+	free(lines);
+	return rc;
+}
+
+static rcode
+add_default_mirror(struct config_set *set, struct rerror *err)
+{
+	set->mirrors = calloc(1, sizeof(set->mirrors[0]));
+	if (set->mirrors == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (config_copy(&set->mirrors[0], set->global, "default", err))
+		return RC_ERR_NOMEM;
+	set->n_mirrors = 1;
+	return RC_OK;
+}
+
+rcode
+config_set_load(struct config_set **out, const char *file, const char *dotenv_path,
+                struct rerror *err)
+{
+	struct config_set *set;
+	yaml_document_t doc;
+	const yaml_node_t *mirrors = NULL;
+	rcode rc;
+
+	*out = NULL;
+	memset(&doc, 0, sizeof(doc));
+	set = calloc(1, sizeof(*set));
+	if (set == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	rc = config_defaults(&set->global, err);
+	if (rc == RC_OK && file) {
+		set->file = strdup(file);
+		if (set->file == NULL)
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		if (rc == RC_OK)
+			rc = yaml_load_file(&doc, file, err);
+		if (rc == RC_OK)
+			rc = load_top(set->global, &mirrors, &doc, file, err);
+	}
+	/* the environment overrides the file's top level; mirrors override both */
+	if (rc == RC_OK && dotenv_path)
+		rc = load_dotenv(set->global, dotenv_path, err);
+	if (rc == RC_OK)
+		rc = load_env(set->global, err);
+	if (rc == RC_OK)
+		rc = mirrors ? load_mirrors(set, &doc, mirrors, file, err)
+		             : add_default_mirror(set, err);
+	yaml_document_delete(&doc);
+	if (rc) {
+		config_set_free(set);
+		return rc;
+	}
+	*out = set;
+	return RC_OK;
+}
+
+void
+config_set_free(struct config_set *set)
+{
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n_mirrors; i++)
+		config_free(set->mirrors[i]);
+	free(set->mirrors);
+	config_free(set->global);
+	free(set->file);
+	free(set);
+}
+
+const struct config *
+config_set_find(const struct config_set *set, const char *name)
+{
+	for (size_t i = 0; set && name && i < set->n_mirrors; i++)
+		if (strcmp(set->mirrors[i]->name, name) == 0)
+			return set->mirrors[i];
+	return NULL;
 }
 
 /* The value as shown to people: secrets masked, URIs keep all but the
@@ -353,29 +975,123 @@ config_dump_env(const struct config *cfg, struct buf *out)
 	return RC_OK;
 }
 
-rcode
-config_dump_json(const struct config *cfg, struct buf *out)
+/* The journal's snapshot of one mirror's settings: {"NAME": "shown value"}. */
+static cJSON *
+snapshot(const struct config *cfg)
 {
 	cJSON *o = cJSON_CreateObject();
-	char *s = NULL;
-	rcode rc = RC_ERR_NOMEM;
 
-	if (o == NULL)
-		return RC_ERR_NOMEM;
-	for (size_t i = 0; i < CFG_COUNT; i++) {
+	for (size_t i = 0; o && i < CFG_COUNT; i++) {
 		char *v = shown_value(cfg, &cfg_table[i]);
 		if (v == NULL || cJSON_AddStringToObject(o, cfg_table[i].name, v) == NULL) {
-			free(v);
-			goto out;
+			cJSON_Delete(o);
+			o = NULL;
 		}
 		free(v);
 	}
-	s = cJSON_PrintUnformatted(o);
-	if (s)
-		rc = buf_puts(out, s);
-out:
+	return o;
+}
+
+static rcode
+print_json(cJSON *o, struct buf *out)
+{
+	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+	rcode rc = s ? buf_puts(out, s) : RC_ERR_NOMEM;
+
 	free(s);
 	cJSON_Delete(o);
+	return rc;
+}
+
+rcode
+config_dump_json(const struct config *cfg, struct buf *out)
+{
+	return print_json(snapshot(cfg), out);
+}
+
+rcode
+config_set_dump_json(const struct config_set *set, struct buf *out)
+{
+	cJSON *o = cJSON_CreateObject(), *list = NULL;
+	bool ok = o &&
+	          (set->file ? cJSON_AddStringToObject(o, "file", set->file)
+	                     : cJSON_AddNullToObject(o, "file")) &&
+	          (list = cJSON_AddArrayToObject(o, "mirrors"));
+
+	for (size_t i = 0; ok && i < set->n_mirrors; i++) {
+		cJSON *snap = snapshot(set->mirrors[i]), *m = cJSON_CreateObject();
+		ok = snap && m && cJSON_AddStringToObject(m, "name", set->mirrors[i]->name) &&
+		     cJSON_AddItemToObject(m, "config", snap);
+		if (!ok)
+			cJSON_Delete(snap); /* not m's yet */
+		if (!ok || !cJSON_AddItemToArray(list, m)) {
+			cJSON_Delete(m);
+			ok = false;
+		}
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return RC_ERR_NOMEM;
+	}
+	return print_json(o, out);
+}
+
+/* A YAML double-quoted scalar: safe for any text. */
+static rcode
+yaml_quoted(struct buf *out, const char *s)
+{
+	rcode rc = buf_puts(out, "\"");
+
+	for (; rc == RC_OK && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			rc = buf_printf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			rc = buf_printf(out, "\\x%02x", c);
+		else
+			rc = buf_append(out, s, 1);
+	}
+	return rc ? rc : buf_puts(out, "\"");
+}
+
+static rcode
+yaml_setting(struct buf *out, const struct config *cfg, const struct cfg_entry *e,
+             const char *indent)
+{
+	char key[64], *v = shown_value(cfg, e);
+	rcode rc;
+
+	if (v == NULL)
+		return RC_ERR_NOMEM;
+	file_key(e, key, sizeof(key));
+	rc = buf_printf(out, "%s%s: ", indent, key);
+	if (rc == RC_OK)
+		rc = is_text(e) ? yaml_quoted(out, v) : buf_puts(out, v);
+	if (rc == RC_OK)
+		rc = buf_puts(out, "\n");
+	free(v);
+	return rc;
+}
+
+rcode
+config_set_dump_yaml(const struct config_set *set, struct buf *out)
+{
+	rcode rc = buf_printf(out,
+	                      "# effective configuration: %s with the environment over its top "
+	                      "level; secrets masked\n",
+	                      set->file ? set->file : "no file");
+
+	for (size_t i = 0; rc == RC_OK && i < CFG_COUNT; i++)
+		if (cfg_table[i].scope == CFG_GLOBAL)
+			rc = yaml_setting(out, set->global, &cfg_table[i], "");
+	if (rc == RC_OK)
+		rc = buf_puts(out, "mirrors:\n");
+	for (size_t m = 0; rc == RC_OK && m < set->n_mirrors; m++) {
+		rc = buf_printf(out, "  - name: %s\n", set->mirrors[m]->name);
+		for (size_t i = 0; rc == RC_OK && i < CFG_COUNT; i++)
+			if (cfg_table[i].scope == CFG_MIRROR)
+				rc = yaml_setting(out, set->mirrors[m], &cfg_table[i], "    ");
+	}
 	return rc;
 }
 
@@ -385,19 +1101,64 @@ config_dump_markdown(struct buf *out)
 	static const char *const type_names[] = {"string", "integer", "boolean",
 	                                         "enum",   "URI",     "URL"};
 	char what[160];
-	rcode rc =
-	    buf_puts(out, "# Configuration\n\n"
-	                  "Generated by `reconciler config --markdown` from the table in "
-	                  "`src/config.c`; a test keeps this file equal to it.\n\n"
-	                  "Values come from the environment, then from `.env` in the working "
-	                  "directory for names the environment does not set. A bad value stops "
-	                  "the program with a message naming the variable (exit 78).\n\n"
-	                  "| name | type | default | allowed | help |\n"
-	                  "|---|---|---|---|---|\n");
+	rcode rc = buf_puts(
+	    out,
+	    "# Configuration\n\n"
+	    "Generated by `reconciler config --markdown` from the table in "
+	    "`src/config.c`; a test keeps this file equal to it.\n\n"
+	    "A **mirror** is one MongoDB collection, the OpenSearch index that mirrors it, and how "
+	    "documents go from one to the other. Each setting is either **global** (the journal, "
+	    "the HTTP API, the logs: one per process) or **per mirror**.\n\n"
+	    "## From the environment: one mirror\n\n"
+	    "Values come from the environment, then from `.env` in the working "
+	    "directory for names the environment does not set. They define one mirror named "
+	    "`default`. A bad value stops the program with a message naming the variable "
+	    "(exit 78).\n\n"
+	    "## From a file: several mirrors\n\n"
+	    "`RECONCILER_CONFIG` names a YAML file; without it, `reconciler.yaml` in the working "
+	    "directory is read when it exists (`RECONCILER_CONFIG` set but empty: no file). In the "
+	    "file a setting's key is its name in lower case. The top level holds the global "
+	    "settings and defaults for every mirror; `mirrors:` lists the mirrors, each with a "
+	    "`name:` (" NAME_RULE "; unique) and per-mirror settings of its own:\n\n"
+	    "```yaml\n"
+	    "mongodb_uri: mongodb://db.internal:27017\n"
+	    "mongodb_database: app\n"
+	    "opensearch_url: https://search.internal:9200\n"
+	    "reconcile_version_field: updatedAt\n"
+	    "state_db: /var/lib/reconciler/reconciler.db\n"
+	    "mirrors:\n"
+	    "  - name: ads\n"
+	    "    mongodb_collection: ads\n"
+	    "    opensearch_index: ads\n"
+	    "  - name: users\n"
+	    "    mongodb_collection: users\n"
+	    "    opensearch_index: users\n"
+	    "    reconciliation_interval_ms: 3600000\n"
+	    "  - name: ads-archive        # the same collection into a second index\n"
+	    "    mongodb_collection: ads\n"
+	    "    opensearch_index: ads-archive\n"
+	    "    reconcile_orphans: delete\n"
+	    "```\n\n"
+	    "A mirror's value comes from the first that has it: its entry in `mirrors:`, the "
+	    "environment, `.env`, the file's top level, the default. So secrets can stay out of "
+	    "the file (`MONGODB_URI`, `OPENSEARCH_PASSWORD` or `API_TOKEN` in the environment "
+	    "override the top level), and a file without `mirrors:` defines one mirror named "
+	    "`default`. An empty or `null` value is the empty string.\n\n"
+	    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
+	    "mirror, a missing, bad or duplicate mirror name, or a bad value stops the program "
+	    "(exit 78) with a message naming the file, the line, the key and what is allowed. "
+	    "`reconciler config --file FILE` checks a file without starting anything and prints "
+	    "every mirror's effective settings, secrets masked; `examples/reconciler.yaml` is a "
+	    "complete example.\n\n"
+	    "## Settings\n\n"
+	    "| name | scope | type | default | allowed | help |\n"
+	    "|---|---|---|---|---|---|\n");
+
 	for (size_t i = 0; i < CFG_COUNT && rc == RC_OK; i++) {
 		const struct cfg_entry *e = &cfg_table[i];
 		allowed(e, what, sizeof(what));
-		rc = buf_printf(out, "| `%s` | %s | `%s` | %s | %s%s |\n", e->name,
+		rc = buf_printf(out, "| `%s` | %s | %s | `%s` | %s | %s%s |\n", e->name,
+		                e->scope == CFG_GLOBAL ? "global" : "per mirror",
 		                type_names[e->type], e->def, what, e->help,
 		                e->secret ? " (secret: masked in all output)" : "");
 	}

@@ -1,10 +1,15 @@
 /*
  * config.h: every setting of the reconciler, from one table (config.c).
  *
- * Values come from the environment, then from an optional .env file in the
- * working directory for names the environment does not set. A bad value
- * stops the program with a message naming the variable, the value and what
- * is allowed (exit 78, EX_CONFIG).
+ * A mirror is one MongoDB collection and the OpenSearch index that mirrors
+ * it; each setting is either global (journal, HTTP API, logs) or per mirror.
+ * Without a file, values come from the environment, then from an optional
+ * .env file for names the environment does not set, and define one mirror
+ * named "default". A YAML file (RECONCILER_CONFIG, or ./reconciler.yaml)
+ * adds a top level (global settings and defaults for every mirror) under
+ * the environment, and a list of named mirrors over it. A bad value or file
+ * stops the program with a message naming the variable (or file, line and
+ * key), the value and what is allowed (exit 78, EX_CONFIG).
  */
 #ifndef RECONCILER_CONFIG_H
 #define RECONCILER_CONFIG_H
@@ -18,7 +23,10 @@
 enum orphan_policy { ORPHANS_REPORT = 0, ORPHANS_DELETE = 1 };
 enum mongo_count_mode { MONGO_COUNT_BEFORE = 0, MONGO_COUNT_PASS = 1 };
 
+/* One mirror's effective settings, the global ones included, so everything
+ * that runs a mirror takes one `const struct config *`. */
 struct config {
+	char *name; /* the mirror's name; "default" without a file; NULL in a set's global view */
 	char *mongodb_uri;
 	char *mongodb_database;
 	char *mongodb_collection;
@@ -54,15 +62,48 @@ struct config {
 	char *log_dir;
 };
 
+/* Every mirror of a configuration: those of a file, or the one "default"
+ * mirror the environment defines. */
+struct config_set {
+	char *file;              /* the YAML file read; NULL when none */
+	struct config *global;   /* defaults, the file's top level, .env, the environment */
+	struct config **mirrors; /* in the file's order, each a full copy; at least one */
+	size_t n_mirrors;
+};
+
 /* Loads defaults, then dotenv_path (may be NULL or missing), then the
- * environment. On RC_ERR_CONFIG, err->message names the variable. */
+ * environment: the "default" mirror. On RC_ERR_CONFIG, err->message names
+ * the variable. */
 rcode config_load(struct config **out, const char *dotenv_path, struct rerror *err);
 void config_free(struct config *cfg);
+
+/* The configuration file to read: RECONCILER_CONFIG when set (set but empty:
+ * none), else "reconciler.yaml" when the working directory has one, else
+ * NULL. */
+const char *config_file_default(void);
+
+/* Loads defaults, the top level of file (NULL: no file), dotenv_path, the
+ * environment, then each mirror of the file over that (no `mirrors:` or no
+ * file: one mirror "default"). On RC_ERR_CONFIG, err->message names the
+ * variable, or the file, line and key, and what is allowed. */
+rcode config_set_load(struct config_set **out, const char *file, const char *dotenv_path,
+                      struct rerror *err);
+void config_set_free(struct config_set *set);
+/* The mirror called name, or NULL. */
+const struct config *config_set_find(const struct config_set *set, const char *name);
+/* Whether name is a valid mirror name: 1 to 63 of a-z, 0-9, '_' and '-',
+ * starting with a letter or digit. */
+bool config_mirror_name_valid(const char *name);
 
 /* Effective configuration with secrets masked: "NAME=value\n" lines. */
 rcode config_dump_env(const struct config *cfg, struct buf *out);
 /* The same as one JSON object (for the journal's config snapshot). */
 rcode config_dump_json(const struct config *cfg, struct buf *out);
+/* Every mirror's effective settings, secrets masked, as YAML in the file's
+ * shape: global settings at the top, each mirror's own under mirrors:. */
+rcode config_set_dump_yaml(const struct config_set *set, struct buf *out);
+/* The same as JSON: {"file", "mirrors": [{"name", "config": snapshot}]}. */
+rcode config_set_dump_json(const struct config_set *set, struct buf *out);
 /* The table as a Markdown reference (docs/CONFIG.md is generated from it). */
 rcode config_dump_markdown(struct buf *out);
 
