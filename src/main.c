@@ -7,6 +7,10 @@
  * journal"); 3 the run completed but some documents could not be repaired
  * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
  * 78 bad configuration (EX_CONFIG).
+ *
+ * A command gets one mirror's settings: the only mirror there is, or the
+ * global view for commands that only read the journal. `config` shows every
+ * mirror of the file, so it reads the whole set (config_loaded).
  */
 #include "config.h"
 #include "engine.h"
@@ -39,6 +43,7 @@ struct command {
 	const char *help;
 };
 
+static const struct config_set *config_loaded;
 static struct engine *signal_engine;
 static volatile sig_atomic_t signal_count;
 
@@ -341,18 +346,42 @@ cmd_migrate(struct config *cfg, int argc, char **argv)
 static int
 cmd_config(struct config *cfg, int argc, char **argv)
 {
+	const struct config_set *set = config_loaded;
+	const struct config *one = cfg;
+	const char *mirror = NULL;
+	bool json = false, markdown = false;
 	struct buf b = {0};
 	rcode rc;
 
-	if (argc == 2 && strcmp(argv[1], "--markdown") == 0)
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--markdown") == 0)
+			markdown = true;
+		else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
+			i++; /* main read it */
+		else if (strcmp(argv[i], "--mirror") == 0 && i + 1 < argc)
+			mirror = argv[++i];
+		else {
+			fprintf(stderr, "usage: reconciler config [--file FILE] [--mirror NAME] "
+			                "[--json|--markdown]\n");
+			return EXIT_ERROR;
+		}
+	}
+	if (mirror && (one = config_set_find(set, mirror)) == NULL) {
+		fprintf(stderr, "config: no mirror named %s in %s\n", mirror,
+		        set->file ? set->file : "the environment (its one mirror is default)");
+		return EXIT_ERROR;
+	}
+	if (markdown)
 		rc = config_dump_markdown(&b);
-	else if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		rc = config_dump_json(cfg, &b);
+	else if (set->file && !mirror) /* every mirror, in the file's shape */
+		rc = json ? config_set_dump_json(set, &b) : config_set_dump_yaml(set, &b);
 	else
-		rc = config_dump_env(cfg, &b);
-	if (rc == RC_OK)
+		rc = json ? config_dump_json(one, &b) : config_dump_env(one, &b);
+	if (rc == RC_OK && b.data)
 		fputs(b.data, stdout);
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+	if (json && !markdown)
 		putchar('\n');
 	buf_free(&b);
 	return rc ? EXIT_ERROR : 0;
@@ -378,8 +407,8 @@ static const struct command commands[] = {
     {"show", cmd_show, "show RUN_ID", "a run's report: counts, batches, errors, drift sample"},
     {"doctor", cmd_doctor, "doctor", "can both servers be reached? versions and counts"},
     {"migrate", cmd_migrate, "migrate", "apply pending journal migrations"},
-    {"config", cmd_config, "config [--json|--markdown]",
-     "the effective configuration, secrets masked"},
+    {"config", cmd_config, "config [--file FILE] [--mirror NAME] [--json|--markdown]",
+     "the effective configuration, secrets masked (--file: check a configuration file)"},
     {"help", cmd_help, "help", "this text"},
 };
 
@@ -394,19 +423,29 @@ cmd_help(struct config *cfg, int argc, char **argv)
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		printf("  %-28s %s\n", commands[i].usage, commands[i].help);
-	printf(
-	    "\nSettings come from the environment and ./.env: see `reconciler config` and "
-	    "docs/CONFIG.md.\nExit codes: 0 ok (the index equals MongoDB, but for what the "
-	    "settings "
-	    "leave alone), 1 drift found by a dry run (or doctor failed), 2 error, 3 completed but "
-	    "some documents could not be repaired, 78 bad configuration.\n");
+	printf("\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
+	       "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
+	       "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
+	       "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
+	       "could not be repaired, 78 bad configuration.\n");
 	return 0;
+}
+
+/* Commands that run one mirror: with several, which one is not theirs to
+ * guess (and one journal without a mirror column must not mix them). */
+static bool
+runs_one_mirror(const struct command *cmd)
+{
+	return cmd->fn == cmd_check || cmd->fn == cmd_resume || cmd->fn == cmd_doctor ||
+	       cmd->fn == cmd_serve;
 }
 
 int
 main(int argc, char **argv)
 {
+	struct config_set *set = NULL;
 	struct config *cfg = NULL;
+	const char *file;
 	struct rerror err = {0};
 	const struct command *cmd = NULL;
 	enum log_level level = LOG_INFO;
@@ -425,15 +464,29 @@ main(int argc, char **argv)
 		fprintf(stderr, "reconciler: unknown command %s (try --help)\n", argv[1]);
 		return EXIT_ERROR;
 	}
-	if (config_load(&cfg, ".env", &err)) {
+	file = config_file_default();
+	for (int i = 2; cmd->fn == cmd_config && i + 1 < argc; i++)
+		if (strcmp(argv[i], "--file") == 0)
+			file = argv[i + 1];
+	if (config_set_load(&set, file, ".env", &err)) {
 		fprintf(stderr, "reconciler: %s\n", err.message);
 		return EXIT_CONFIG;
 	}
-	level = (enum log_level)cfg->log_level;
+	if (set->n_mirrors > 1 && runs_one_mirror(cmd)) {
+		fprintf(stderr,
+		        "reconciler: %s holds %zu mirrors; %s runs one mirror for now (use a "
+		        "file with one mirror)\n",
+		        set->file, set->n_mirrors, cmd->name);
+		config_set_free(set);
+		return EXIT_ERROR;
+	}
+	config_loaded = set;
+	cfg = set->n_mirrors == 1 ? set->mirrors[0] : set->global;
+	level = (enum log_level)set->global->log_level;
 	/* one-shot commands log to stderr; the service and runs also to files */
 	log_open(strcmp(cmd->name, "serve") == 0 || strcmp(cmd->name, "check") == 0 ||
 	                 strcmp(cmd->name, "resume") == 0
-	             ? cfg->log_dir
+	             ? set->global->log_dir
 	             : NULL,
 	         strcmp(cmd->name, "doctor") == 0 && level > LOG_WARN ? LOG_WARN : level);
 	mongo_global_init();
@@ -442,6 +495,7 @@ main(int argc, char **argv)
 	mongo_global_cleanup();
 	opensearch_global_cleanup();
 	log_close();
-	config_free(cfg);
+	config_loaded = NULL;
+	config_set_free(set);
 	return rc;
 }
