@@ -61,6 +61,43 @@ doc_id_class(enum id_type t, const bson_value_t *v)
 	return CLASS_OTHER;
 }
 
+enum id_class
+doc_id_class_of(const char *canonical, enum id_type type)
+{
+	bson_t probe = BSON_INITIALIZER;
+	bson_iter_t it;
+	enum id_class c = doc_id_class(type, NULL);
+
+	if (type == ID_JSON && doc_id_append(&probe, "v", canonical, type) == RC_OK &&
+	    bson_iter_init_find(&it, &probe, "v"))
+		c = doc_id_class(type, bson_iter_value(&it));
+	bson_destroy(&probe);
+	return c;
+}
+
+bool
+doc_is_oid_hex(const char *s)
+{
+	size_t i = 0;
+
+	for (; i < 24 && s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return i == 24 && s[i] == '\0';
+}
+
+int64_t
+doc_oid_time_ms(const char *s)
+{
+	int64_t t = 0;
+
+	if (!doc_is_oid_hex(s))
+		return -1;
+	for (int i = 0; i < 8; i++)
+		t = t * 16 + (s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
+	return t * 1000;
+}
+
 bool
 doc_class_merges(enum id_class c)
 {

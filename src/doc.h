@@ -36,6 +36,12 @@ const char *doc_id_type_name(enum id_type t);
 int doc_id_type_parse(const char *name, enum id_type *out);
 enum id_class doc_id_class(enum id_type t, const bson_value_t *v);
 bool doc_class_merges(enum id_class c);
+/* The class of an id known by (canonical, type), e.g. a resumed cursor. */
+enum id_class doc_id_class_of(const char *canonical, enum id_type type);
+/* Whether s is an ObjectId's text: exactly 24 lowercase hex digits. */
+bool doc_is_oid_hex(const char *s);
+/* The creation time (epoch ms) in an ObjectId's text, else -1. */
+int64_t doc_oid_time_ms(const char *s);
 
 /* The canonical text and type of an _id value, appended to out. */
 rcode doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type);

@@ -451,6 +451,47 @@ mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 	return RC_OK;
 }
 
+rcode
+mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end,
+                   const char *version_field, struct rerror *err)
+{
+	struct buf text = {0};
+	const bson_t *doc = NULL;
+	bson_iter_t it, vit;
+	enum id_type type;
+	char version[64];
+	int64_t ms = -1;
+	bool has_version = false;
+	rcode rc;
+
+	*end = false;
+	*cls = -1;
+	do {
+		rc = mongo_scan_next(s, &doc, err);
+		if (rc)
+			return rc;
+		if (doc == NULL) {
+			*end = true;
+			return RC_OK;
+		}
+	} while (!bson_iter_init_find(&it, doc, "_id")); /* every document has one */
+	rc = doc_id_canonical(bson_iter_value(&it), &text, &type);
+	if (rc) {
+		buf_free(&text);
+		return rerror_set(err, rc, "mongodb: an _id that cannot be read");
+	}
+	*cls = (int)doc_id_class(type, bson_iter_value(&it));
+	if (version_field && *version_field && bson_iter_init(&vit, doc) &&
+	    bson_iter_find_descendant(&vit, version_field, &vit))
+		has_version =
+		    doc_version_from_bson(bson_iter_value(&vit), version, sizeof(version), &ms);
+	if (ms < 0 && type == ID_OID)
+		ms = doc_oid_time_ms(text.data);
+	rc = idlist_push(out, text.data, text.len, (int)type, has_version ? version : NULL, ms);
+	buf_free(&text);
+	return rc ? rerror_set(err, rc, "out of memory") : RC_OK;
+}
+
 void
 mongo_scan_free(struct mongo_scan *s)
 {

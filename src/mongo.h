@@ -5,6 +5,7 @@
 #ifndef RECONCILER_MONGO_H
 #define RECONCILER_MONGO_H
 
+#include "diff.h"
 #include "doc.h"
 #include "error.h"
 
@@ -37,6 +38,12 @@ rcode mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *afte
                       int batch_size, bool ahead, struct rerror *err);
 /* *doc is NULL at the end of the stream; it stays valid until the next call. */
 rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err);
+/* The stream shaped like the index's: appends the next document's id to
+ * out as one entry (canonical text, type, version of version_field
+ * normalized, change time: the version's, else an ObjectId's), and says its
+ * class (enum id_class); *end at the end of the stream. */
+rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end,
+                         const char *version_field, struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);
 
 /* Calls fn for every document whose _id is in ids (a BSON array of typed

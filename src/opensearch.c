@@ -379,6 +379,34 @@ opensearch_targets(struct opensearch *os, char **write_index, int *n_indices, st
 }
 
 rcode
+opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err)
+{
+	struct buf body = {0}, resp = {0};
+	long status = 0;
+	rcode rc;
+
+	rc = buf_puts(&body, "{\"mappings\":{\"properties\":{");
+	if (rc == RC_OK)
+		rc = doc_json_string(&body, id_field, strlen(id_field));
+	if (rc == RC_OK)
+		rc = buf_puts(&body, ":{\"type\":\"keyword\"}}}}");
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	if (rc == RC_OK)
+		rc = opensearch_request(os, &status, &resp, "PUT", os->index_path, body.data,
+		                        body.len, err);
+	/* 400 resource_already_exists: created meanwhile, which is as good */
+	if (rc == RC_OK && status != 200 && status != 400) {
+		char reason[1100];
+		error_reason(&resp, status, reason, sizeof(reason));
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot create the index: %s", reason);
+	}
+	buf_free(&body);
+	buf_free(&resp);
+	return rc;
+}
+
+rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
 	char path[600];
@@ -632,19 +660,37 @@ parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, stru
 	return RC_OK;
 }
 
-rcode
-opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, const char *body,
-                size_t len, size_t n_items, volatile int *stop, struct rerror *err)
+/* One backoff policy for everything that is retried: exponential from
+ * 200 ms to 30 s, full jitter (sleep uniformly in [b/2, b]). true when
+ * stop cut the sleep short. */
+struct backoff {
+	int64_t next_ms;
+};
+
+static bool
+backoff_sleep(struct backoff *b, volatile int *stop)
+{
+	if (b->next_ms <= 0)
+		b->next_ms = 200;
+	int64_t ms = b->next_ms / 2 + (int64_t)(random() % (b->next_ms / 2 + 1));
+	if (b->next_ms < 30000)
+		b->next_ms *= 2;
+	return util_sleep_ms(ms, stop);
+}
+
+/* One _bulk request, retried whole while the index is busy or unreachable. */
+static rcode
+bulk_once(struct opensearch *os, struct bulk_result *res, int *attempts, const char *body,
+          size_t len, size_t n_items, volatile int *stop, struct rerror *err)
 {
 	struct buf resp = {0};
+	struct backoff bo = {0};
 	char path[600];
-	int64_t backoff = 200;
 	rcode rc = RC_OK;
 
 	memset(res, 0, sizeof(*res));
-	*attempts = 0;
 	snprintf(path, sizeof(path), "%s/_bulk", os->index_path);
-	for (;;) {
+	for (int tries = 1;; tries++) {
 		long status = 0;
 		(*attempts)++;
 		rc = opensearch_request(os, &status, &resp, "POST", path, body, len, err);
@@ -666,35 +712,155 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 			char reason[1100];
 			error_reason(&resp, status, reason, sizeof(reason));
 			/* 400: the request as a whole was refused for what it holds
-			 * (a validation failure, e.g. an _id over 512 bytes): the
-			 * caller splits it until the document at fault stands alone */
+			 * (a validation failure): the caller splits it */
 			rc = rerror_set(err, status == 400 ? RC_ERR_INVALID : RC_ERR_OPENSEARCH,
 			                "opensearch _bulk: %s", reason);
 			break;
 		}
-		if (*attempts > os->max_retries) {
+		if (tries > os->max_retries) {
 			if (rc == RC_OK)
 				rc = rerror_set(err, RC_ERR_RETRY,
 				                "opensearch _bulk: HTTP %ld after %d attempts",
-				                status, *attempts);
+				                status, tries);
 			break;
 		}
-		/* full jitter: sleep uniformly in [backoff/2, backoff] */
-		int64_t sleep_ms = backoff / 2 + (int64_t)(random() % (backoff / 2 + 1));
-		log_warn("opensearch _bulk: %s; retry %d in %lld ms",
+		log_warn("opensearch _bulk: %s; retry %d",
 		         rc ? err->message
 		            : (status == 429 ? "429 too many requests" : "server busy"),
-		         *attempts, (long long)sleep_ms);
-		if (util_sleep_ms(sleep_ms, stop)) {
+		         tries);
+		if (backoff_sleep(&bo, stop)) {
 			rc = rerror_set(err, RC_ERR_CANCELLED, "cancelled while backing off");
 			break;
 		}
-		if (backoff < 30000)
-			backoff *= 2;
 		rc = RC_OK;
 	}
 	buf_free(&resp);
 	if (rc && res->items == NULL)
 		res->n = 0;
 	return rc;
+}
+
+rcode
+opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, const char *body,
+                size_t len, size_t n_items, volatile int *stop, struct rerror *err)
+{
+	*attempts = 0;
+	return bulk_once(os, res, attempts, body, len, n_items, stop, err);
+}
+
+/* The action line (and source) of one document. */
+static rcode
+bulk_lines(struct buf *b, const struct bulk_doc *d)
+{
+	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
+
+	if (rc == RC_OK)
+		rc = doc_json_string(b, d->id, strlen(d->id));
+	if (rc == RC_OK && d->index && (rc = buf_puts(b, ",\"_index\":")) == RC_OK)
+		rc = doc_json_string(b, d->index, strlen(d->index));
+	if (rc == RC_OK && d->routing && (rc = buf_puts(b, ",\"routing\":")) == RC_OK)
+		rc = doc_json_string(b, d->routing, strlen(d->routing));
+	if (rc == RC_OK)
+		rc = buf_puts(b, "}}\n");
+	if (rc == RC_OK && d->source && (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
+		rc = buf_puts(b, "\n");
+	return rc;
+}
+
+static rcode
+set_reason(struct bulk_doc *d, int status, const char *reason)
+{
+	free(d->reason);
+	d->status = status;
+	d->reason = reason ? strdup(reason) : NULL;
+	return reason && d->reason == NULL ? RC_ERR_NOMEM : RC_OK;
+}
+
+/* Sends docs[idx[0..n-1]] as one request, splitting it while it is refused
+ * as a whole for what it holds. */
+static rcode
+bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size_t n, int *attempts,
+           volatile int *stop, struct rerror *err)
+{
+	struct buf body = {0};
+	struct bulk_result res;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		rc = bulk_lines(&body, &docs[idx[i]]);
+	if (rc == RC_OK)
+		rc = bulk_once(os, &res, attempts, body.data, body.len, n, stop, err);
+	else
+		memset(&res, 0, sizeof(res));
+	buf_free(&body);
+	if (rc == RC_ERR_TOOLARGE || rc == RC_ERR_INVALID) {
+		bulk_result_free(&res);
+		if (n == 1) {
+			/* handled: this document's failure, not the request's */
+			rc = set_reason(&docs[idx[0]], rc == RC_ERR_TOOLARGE ? 413 : 400,
+			                rc == RC_ERR_TOOLARGE
+			                    ? "document too large for the index (HTTP 413)"
+			                    : err->message);
+			*err = (struct rerror){0};
+			return rc;
+		}
+		*err = (struct rerror){0};
+		rc = bulk_split(os, docs, idx, n / 2, attempts, stop, err);
+		return rc ? rc : bulk_split(os, docs, idx + n / 2, n - n / 2, attempts, stop, err);
+	}
+	for (size_t i = 0; rc == RC_OK && i < res.n && i < n; i++) {
+		struct bulk_doc *d = &docs[idx[i]];
+		free(d->reason);
+		d->status = res.items[i].status;
+		d->reason = res.items[i].reason;
+		res.items[i].reason = NULL;
+	}
+	bulk_result_free(&res);
+	return rc;
+}
+
+rcode
+opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int *attempts,
+                     volatile int *stop, struct rerror *err)
+{
+	struct backoff bo = {0};
+	size_t *idx = malloc((n ? n : 1) * sizeof(*idx)), m = n;
+	rcode rc;
+
+	*attempts = 0;
+	if (idx == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		idx[i] = i;
+		docs[i].status = 0;
+		free(docs[i].reason);
+		docs[i].reason = NULL;
+	}
+	rc = bulk_split(os, docs, idx, m, attempts, stop, err);
+	/* documents the index turned away with 429 inside a 200 answer: sent
+	 * again, with the same backoff as whole requests */
+	for (int round = 0; rc == RC_OK && round < os->max_retries; round++) {
+		m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (docs[i].status == 429)
+				idx[m++] = i;
+		if (m == 0)
+			break;
+		log_warn("opensearch _bulk: %zu documents rejected with 429; retrying", m);
+		if (backoff_sleep(&bo, stop))
+			break;
+		rc = bulk_split(os, docs, idx, m, attempts, stop, err);
+	}
+	free(idx);
+	return rc;
+}
+
+void
+bulk_docs_reset(struct bulk_doc *docs, size_t n)
+{
+	for (size_t i = 0; docs && i < n; i++) {
+		free(docs[i].reason);
+		docs[i].reason = NULL;
+		docs[i].status = 0;
+	}
 }

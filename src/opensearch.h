@@ -48,6 +48,9 @@ rcode opensearch_field_type(struct opensearch *os, char **type, const char *fiel
  * NULL. The caller owns *write_index. */
 rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indices,
                          struct rerror *err);
+/* Creates the index with id_field mapped as keyword (the key order of the
+ * pass); an index created meanwhile by someone else is fine too. */
+rcode opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err);
 rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or
@@ -85,16 +88,41 @@ struct bulk_result {
 };
 void bulk_result_free(struct bulk_result *r);
 
-/* Sends one _bulk body (NDJSON) with n_items actions. Retries 429/503 and
- * transport errors with exponential backoff and jitter (SYNC_MAX_RETRIES);
- * *attempts says how many sends it took. RC_ERR_TOOLARGE on 413 and
- * RC_ERR_INVALID on 400 (the request refused as a whole for what it holds),
- * with the reason in err, so the caller can split until the document at
- * fault stands alone and fails alone. stop (may be NULL) cuts backoff
- * sleeps short. */
+/* Sends one ready _bulk body (NDJSON) with n_items actions, retried whole
+ * while the index is busy (429/502/503/504) or unreachable, with backoff
+ * (SYNC_MAX_RETRIES); *attempts says how many sends it took.
+ * RC_ERR_TOOLARGE on 413 and RC_ERR_INVALID on 400 (refused as a whole for
+ * what it holds), with the reason in err. stop (may be NULL) cuts backoff
+ * sleeps short. For tools; the reconciler sends with opensearch_bulk_send. */
 rcode opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts,
                       const char *body, size_t len, size_t n_items, volatile int *stop,
                       struct rerror *err);
+
+/* One document of a _bulk, and its outcome. Inputs are borrowed. */
+struct bulk_doc {
+	const char *action;  /* "index" or "delete" */
+	const char *id;      /* the _id (at most OPENSEARCH_ID_MAX_BYTES) */
+	const char *index;   /* the concrete index of the copy; NULL: OPENSEARCH_INDEX */
+	const char *routing; /* the copy's routing; NULL: none */
+	const char *source;  /* index: the document's JSON; NULL for delete */
+	size_t source_len;
+	int status;   /* out: the item's HTTP status (413/400 when refused alone) */
+	char *reason; /* out: why it failed (owned; bulk_docs_reset frees) */
+};
+
+/* The whole _bulk protocol for a batch: builds the requests (each action
+ * names the copy's index and routing), retries whole requests that meet a
+ * busy or unreachable index and documents rejected with 429, with one
+ * backoff policy (SYNC_MAX_RETRIES), and splits a request refused as a
+ * whole for what it holds (413, 400) until the document at fault stands
+ * alone and fails alone, with OpenSearch's reason. On RC_OK every document
+ * has its status (2xx ok; 404 on a delete: nothing there); an error means
+ * the outcome is not known (the index unreachable or busy past the
+ * retries, or stop): the caller keeps the batch pending. */
+rcode opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int *attempts,
+                           volatile int *stop, struct rerror *err);
+/* Frees the outcomes of docs (reason) and clears their status. */
+void bulk_docs_reset(struct bulk_doc *docs, size_t n);
 
 /* The index path prefix ("/<escaped index>") for building bulk bodies. */
 const char *opensearch_index(const struct opensearch *os);

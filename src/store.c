@@ -650,6 +650,81 @@ store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
 }
 
 rcode
+store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row *rows, size_t n)
+{
+	rcode rc = store_tx_begin(s);
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		rc =
+		    store_drift_add(s, run_id, &rows[i].d, -1, rows[i].status, rows[i].error, NULL);
+	if (rc == RC_OK)
+		rc = store_run_recount(s, run_id);
+	if (rc == RC_OK)
+		rc = store_tx_commit(s);
+	if (rc)
+		store_tx_rollback(s);
+	return rc;
+}
+
+rcode
+store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, const char *action,
+                 int64_t docs, int64_t bytes, const char *first_id, const char *last_id,
+                 const struct store_drift *rows, size_t n)
+{
+	rcode rc = store_tx_begin(s);
+
+	if (rc == RC_OK && *batch_no <= 0)
+		rc = store_batch_next_no(s, run_id, batch_no);
+	if (rc == RC_OK)
+		rc = store_batch_add(s, run_id, *batch_no, action, docs, bytes, first_id, last_id);
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		rc = store_drift_assign(s, run_id, &rows[i], *batch_no);
+	if (rc == RC_OK)
+		rc = store_tx_commit(s);
+	if (rc)
+		store_tx_rollback(s);
+	return rc;
+}
+
+rcode
+store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struct store_outcome *o,
+                  size_t n, int64_t attempts, int64_t took_ms, const struct store_cursor *cursor)
+{
+	int64_t ok = 0, failed = 0;
+	rcode rc = store_tx_begin(s);
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		if (o[i].ok)
+			ok++;
+		else
+			failed++;
+		if (o[i].d)
+			rc = store_drift_set(s, run_id, o[i].d, o[i].ok ? "done" : "failed",
+			                     o[i].ok ? NULL : o[i].reason);
+		if (rc == RC_OK && !o[i].ok) {
+			char msg[1100];
+			snprintf(msg, sizeof(msg), "HTTP %d: %s", o[i].status,
+			         o[i].reason ? o[i].reason : "rejected");
+			rc = store_error(s, run_id, batch_no, o[i].doc_id, "repair", "opensearch",
+			                 "rejected", msg);
+		}
+	}
+	if (rc == RC_OK)
+		rc = store_batch_commit(s, run_id, batch_no, "committed", ok, failed, attempts,
+		                        took_ms);
+	if (rc == RC_OK && cursor)
+		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
+		                      cursor->compared);
+	if (rc == RC_OK)
+		rc = store_run_recount(s, run_id);
+	if (rc == RC_OK)
+		rc = store_tx_commit(s);
+	if (rc)
+		store_tx_rollback(s);
+	return rc;
+}
+
+rcode
 store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no)
 {
 	rcode rc =

@@ -104,6 +104,45 @@ rcode store_drift_set(struct store *s, int64_t run_id, const struct store_drift 
 rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
                          int64_t batch_no);
 
+/* ---- commit transactions: each call is one transaction, all or nothing */
+
+/* A drift row and the status it is recorded with (error may be NULL). */
+struct store_drift_row {
+	struct store_drift d;
+	const char *status; /* pending, reported, skipped */
+	const char *error;
+};
+/* Records a chunk's drift (a row already there is left as it is, so a
+ * resumed pass counts it once) and recounts the run. */
+rcode store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row *rows,
+                         size_t n);
+
+/* Writes batch *batch_no (0: the next number, set on return) as pending,
+ * with its drift rows attached, before anything is sent. Full runs pass no
+ * rows: their batches are journaled by id range (first_id..last_id). */
+rcode store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, const char *action,
+                       int64_t docs, int64_t bytes, const char *first_id, const char *last_id,
+                       const struct store_drift *rows, size_t n);
+
+/* The outcome of one document of a batch. */
+struct store_outcome {
+	const struct store_drift *d; /* its drift row; NULL in full runs */
+	const char *doc_id;
+	bool ok;
+	int status;         /* the item's HTTP status */
+	const char *reason; /* why it failed */
+};
+/* Where a full run's cursor moves with a committed batch. */
+struct store_cursor {
+	const char *type, *id;
+	int64_t seen_types, compared;
+};
+/* Commits batch batch_no with every document's outcome (a failed one also
+ * gets an errors row), moves the cursor (may be NULL) and recounts. */
+rcode store_batch_close(struct store *s, int64_t run_id, int64_t batch_no,
+                        const struct store_outcome *o, size_t n, int64_t attempts, int64_t took_ms,
+                        const struct store_cursor *cursor);
+
 rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
 rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action,
                       int64_t docs, int64_t bytes, const char *first_id, const char *last_id);

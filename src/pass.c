@@ -1,0 +1,498 @@
+/*
+ * pass.c: the comparison pass.
+ *
+ * MongoDB ids come in _id order (one cursor for the whole pass, behind
+ * io->mongo_next) and are cut into chunks of chunk_size; a chunk never spans
+ * two id classes (MongoDB sorts numbers < strings < objects, arrays, binary
+ * < ObjectIds < booleans < dates < others).
+ *
+ * - A chunk of strings or ObjectIds, whose canonical text sorts like
+ *   MongoDB's order, is merged with the index streamed in the same key order
+ *   up to the chunk's last id: only-in-MongoDB = missing, only-in-index =
+ *   orphan candidate, version differs = stale, further copies of one id (an
+ *   alias's other indices) = duplicate. Each such "merge segment" sweeps the
+ *   whole key space of the index: its first chunk from the start, its end to
+ *   the last key.
+ * - Numbers and rarer types are looked up by id in the index instead.
+ * - A collection with neither strings nor ObjectIds gets one sweep of the
+ *   index at the end, for orphans.
+ *
+ * An orphan candidate is certain when the collection has only ObjectIds and
+ * its key is an ObjectId's text; anything else is asked of MongoDB under
+ * every typed value its text could stand for, so no document is deleted
+ * because of its id's type. A stale id whose text is also another type's
+ * ("42" and 42) is asked of MongoDB for that other type: a conflict, never
+ * rewritten.
+ *
+ * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
+ */
+#include "pass.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pass {
+	const struct pass_opts *o;
+	const struct pass_io *io;
+	struct rerror *err;
+	int64_t seen, compared;
+	int cur_class; /* of the current segment; -1 none */
+	/* the index stream of the current merge segment */
+	struct idlist os_buf;
+	char *os_after, *os_after_index;
+	bool os_more;
+	bool index_gone;
+	/* held over: the first id of the next chunk when a class changes */
+	struct idlist held;
+	int held_class;
+	bool mongo_done;
+};
+
+/* ---- the MongoDB side --------------------------------------------------- */
+
+/* Reads the next chunk of MongoDB ids, all of one class. */
+static rcode
+read_chunk(struct pass *p, struct idlist *chunk, int *cls)
+{
+	rcode rc = RC_OK;
+
+	idlist_clear(chunk);
+	*cls = -1;
+	if (p->held.n) {
+		rc = idlist_push_from(chunk, &p->held, 0);
+		*cls = p->held_class;
+		idlist_clear(&p->held);
+	}
+	while (rc == RC_OK && !p->mongo_done && chunk->n < (size_t)p->o->chunk_size) {
+		int c;
+		bool end;
+		rc = p->io->mongo_next(p->io->ctx, &p->held, &c, &end, p->err);
+		if (rc)
+			break;
+		if (end) {
+			p->mongo_done = true;
+			break;
+		}
+		if (*cls >= 0 && c != *cls) {
+			/* a new class starts a new chunk: keep the id held */
+			p->held_class = c;
+			break;
+		}
+		*cls = c;
+		rc = idlist_push_from(chunk, &p->held, 0);
+		idlist_clear(&p->held);
+	}
+	return rc;
+}
+
+/* ---- the index side ------------------------------------------------------ */
+
+static rcode
+os_restart(struct pass *p, const char *after)
+{
+	idlist_clear(&p->os_buf);
+	free(p->os_after);
+	free(p->os_after_index);
+	p->os_after_index = NULL; /* past every copy of `after` */
+	p->os_after = after ? strdup(after) : NULL;
+	p->os_more = !p->o->index_missing && !p->index_gone;
+	return after && p->os_after == NULL ? RC_ERR_NOMEM : RC_OK;
+}
+
+/* Appends the next page of the index (after the last copy received). */
+static rcode
+os_fetch_page(struct pass *p)
+{
+	size_t before = p->os_buf.n;
+	rcode rc;
+
+	rc = p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after, p->os_after_index,
+	                       (int)p->o->chunk_size, p->err);
+	if (rc == RC_ERR_NOTFOUND) {
+		/* the index went away mid-run: nothing more on its side */
+		*p->err = (struct rerror){0};
+		p->os_more = false;
+		p->index_gone = true;
+		return RC_OK;
+	}
+	if (rc)
+		return rc;
+	if (p->os_buf.n > before) {
+		size_t last = p->os_buf.n - 1;
+		const char *li = idlist_index(&p->os_buf, last);
+		char *id = strdup(idlist_id(&p->os_buf, last));
+		char *index = li ? strdup(li) : NULL;
+		if (id == NULL || (li && index == NULL)) {
+			free(id);
+			free(index);
+			return RC_ERR_NOMEM;
+		}
+		free(p->os_after);
+		free(p->os_after_index);
+		p->os_after = id;
+		p->os_after_index = index;
+	}
+	return RC_OK;
+}
+
+/* Whether entry i of l is a copy in the index that takes writes. */
+static bool
+in_write_index(const struct pass *p, const struct idlist *l, size_t i)
+{
+	const char *idx = idlist_index(l, i);
+
+	return p->o->write_index == NULL || idx == NULL || strcmp(idx, p->o->write_index) == 0;
+}
+
+/* Moves the first k ids of os_buf into part, keeping part in key order
+ * whatever the index returns. Copies of one id stay together, the copy in
+ * the write index first: it is the one kept. */
+static rcode
+os_move(struct pass *p, struct idlist *part, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		const char *id = idlist_id(&p->os_buf, i);
+		size_t len = p->os_buf.v[i].id_len;
+		int c = part->n ? diff_compare(idlist_id(part, part->n - 1),
+		                               part->v[part->n - 1].id_len, id, len)
+		                : -1;
+		if (c > 0)
+			continue;
+		if (idlist_push_from(part, &p->os_buf, i))
+			return RC_ERR_NOMEM;
+		if (c == 0 && in_write_index(p, part, part->n - 1)) {
+			size_t first = part->n - 1;
+			while (first > 0 && diff_compare(idlist_id(part, first - 1),
+			                                 part->v[first - 1].id_len, id, len) == 0)
+				first--;
+			struct idrec tmp = part->v[first];
+			part->v[first] = part->v[part->n - 1];
+			part->v[part->n - 1] = tmp;
+		}
+	}
+	return idlist_shift(&p->os_buf, k);
+}
+
+/* Moves the index's ids up to hi (inclusive) into part. */
+static rcode
+os_take(struct pass *p, struct idlist *part, const char *hi, size_t hilen)
+{
+	rcode rc;
+
+	idlist_clear(part);
+	for (;;) {
+		size_t k = 0;
+		while (k < p->os_buf.n && diff_compare(idlist_id(&p->os_buf, k),
+		                                       p->os_buf.v[k].id_len, hi, hilen) <= 0)
+			k++;
+		bool stopped_inside = k < p->os_buf.n;
+		if ((rc = os_move(p, part, k)))
+			return rc;
+		if (stopped_inside || !p->os_more)
+			return RC_OK;
+		if ((rc = os_fetch_page(p)))
+			return rc;
+	}
+}
+
+/* Moves at most one page of the index's remaining ids into part. */
+static rcode
+os_take_page(struct pass *p, struct idlist *part)
+{
+	rcode rc;
+
+	idlist_clear(part);
+	if (p->os_buf.n == 0 && p->os_more && (rc = os_fetch_page(p)))
+		return rc;
+	return os_move(p, part, p->os_buf.n);
+}
+
+struct sorted_ref {
+	const char *id;
+	size_t len, idx;
+	int rank; /* among equal ids: the write index's copy first */
+};
+
+static int
+cmp_ref(const void *a, const void *b)
+{
+	const struct sorted_ref *x = a, *y = b;
+	int c = diff_compare(x->id, x->len, y->id, y->len);
+
+	if (c == 0)
+		c = (x->rank > y->rank) - (x->rank < y->rank);
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* A copy of src in key order; copies of one id together, the write index's
+ * first. */
+static rcode
+idlist_sorted(const struct pass *p, struct idlist *dst, const struct idlist *src)
+{
+	struct sorted_ref *refs = malloc((src->n ? src->n : 1) * sizeof(*refs));
+	rcode rc = RC_OK;
+
+	if (refs == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < src->n; i++)
+		refs[i] = (struct sorted_ref){idlist_id(src, i), src->v[i].id_len, i,
+		                              in_write_index(p, src, i) ? 0 : 1};
+	qsort(refs, src->n, sizeof(*refs), cmp_ref);
+	idlist_clear(dst);
+	for (size_t i = 0; i < src->n && rc == RC_OK; i++)
+		rc = idlist_push_from(dst, src, refs[i].idx);
+	free(refs);
+	return rc;
+}
+
+/* ---- judging candidates -------------------------------------------------- */
+
+/* Which orphan candidates (indices into osl) are really orphans: certain
+ * ones directly, the rest by asking MongoDB. real[i] for idx[i]. */
+static rcode
+verify_orphans(struct pass *p, const struct idlist *osl, const size_t *idx, size_t n, bool *real)
+{
+	bool oid_only = p->seen == (1 << CLASS_OID) && p->cur_class == CLASS_OID;
+	const char **ask = malloc((n ? n : 1) * sizeof(*ask));
+	size_t *pos = malloc((n ? n : 1) * sizeof(*pos));
+	bool *exists = malloc((n ? n : 1) * sizeof(*exists));
+	size_t n_ask = 0;
+	rcode rc = RC_OK;
+
+	if (ask == NULL || pos == NULL || exists == NULL) {
+		rc = RC_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *id = idlist_id(osl, idx[i]);
+		real[i] = true;
+		/* MongoDB sorts strings, documents and binary before ObjectIds:
+		 * with only ObjectIds seen, an ObjectId's text has no other owner */
+		if (p->seen == 0 || (oid_only && doc_is_oid_hex(id)))
+			continue;
+		ask[n_ask] = id;
+		pos[n_ask++] = i;
+	}
+	for (size_t at = 0; rc == RC_OK && at < n_ask; at += 1000) {
+		size_t m = n_ask - at < 1000 ? n_ask - at : 1000;
+		rc = p->io->mongo_exists(p->io->ctx, ask + at, m, exists, p->err);
+		for (size_t i = 0; rc == RC_OK && i < m; i++)
+			real[pos[at + i]] = !exists[i];
+	}
+out:
+	free(ask);
+	free(pos);
+	free(exists);
+	return rc;
+}
+
+/* conflict[i] for stale[i]: another MongoDB document shares its id text. */
+static rcode
+find_conflicts(struct pass *p, const struct idlist *m, const struct drift *d, char **conflict)
+{
+	const char **texts = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*texts));
+	enum id_type *types = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*types));
+	size_t *pos = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*pos));
+	char **other = calloc(d->n_stale ? d->n_stale : 1, sizeof(*other));
+	size_t n = 0;
+	rcode rc = RC_OK;
+
+	if (texts == NULL || types == NULL || pos == NULL || other == NULL) {
+		rc = RC_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < d->n_stale; i++) {
+		size_t k = d->stale[i];
+		/* only texts some other type also has can collide */
+		if (doc_id_types_sharing(idlist_id(m, k), (enum id_type)m->v[k].type) == 0)
+			continue;
+		texts[n] = idlist_id(m, k);
+		types[n] = (enum id_type)m->v[k].type;
+		pos[n++] = i;
+	}
+	if (n)
+		rc = p->io->mongo_other(p->io->ctx, texts, types, n, other, p->err);
+	for (size_t i = 0; i < n; i++) {
+		conflict[pos[i]] = rc == RC_OK ? other[i] : NULL;
+		if (rc)
+			free(other[i]);
+	}
+out:
+	free(texts);
+	free(types);
+	free(pos);
+	free(other);
+	return rc;
+}
+
+/* Merges MongoDB ids m with index copies osl (both sorted), judges the
+ * candidates and hands the drift over. `lookup`: osl holds only what a
+ * lookup of m found, so copies of no id of m belong to other types. */
+static rcode
+judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool lookup)
+{
+	struct drift d;
+	bool *real = NULL;
+	size_t *orph = NULL, n_orph = 0;
+	char **conflict = NULL;
+	rcode rc;
+
+	rc = diff_merge(&d, m, osl, p->o->compare_versions);
+	if (rc)
+		return rc;
+	if (d.n_orphan && !lookup) {
+		real = malloc(d.n_orphan * sizeof(bool));
+		orph = malloc(d.n_orphan * sizeof(size_t));
+		rc = real && orph ? verify_orphans(p, osl, d.orphan, d.n_orphan, real)
+		                  : RC_ERR_NOMEM;
+		for (size_t i = 0; rc == RC_OK && i < d.n_orphan; i++)
+			if (real[i])
+				orph[n_orph++] = d.orphan[i];
+	}
+	if (rc == RC_OK && d.n_stale) {
+		conflict = calloc(d.n_stale, sizeof(*conflict));
+		rc = conflict ? find_conflicts(p, m, &d, conflict) : RC_ERR_NOMEM;
+	}
+	if (rc == RC_OK) {
+		struct pass_drift pd = {.m = m,
+		                        .osl = osl,
+		                        .d = &d,
+		                        .orphans = orph,
+		                        .n_orphans = n_orph,
+		                        .conflict = conflict};
+		rc = p->io->on_drift(p->io->ctx, &pd, p->err);
+	}
+	for (size_t i = 0; conflict && i < d.n_stale; i++)
+		free(conflict[i]);
+	free(conflict);
+	free(real);
+	free(orph);
+	drift_free(&d);
+	return rc;
+}
+
+/* A chunk of numbers or rarer types: look its ids up in the index. */
+static rcode
+lookup(struct pass *p, const struct idlist *chunk)
+{
+	struct idlist found = {0}, ms = {0}, fs = {0};
+	const char **ids = malloc((chunk->n ? chunk->n : 1) * sizeof(*ids));
+	rcode rc = RC_OK;
+
+	if (ids == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < chunk->n; i++)
+		ids[i] = idlist_id(chunk, i);
+	for (size_t at = 0; rc == RC_OK && at < chunk->n && !p->o->index_missing && !p->index_gone;
+	     at += 1000) {
+		rc = p->io->index_lookup(p->io->ctx, &found, ids + at,
+		                         chunk->n - at < 1000 ? chunk->n - at : 1000, p->err);
+		if (rc == RC_ERR_NOTFOUND) {
+			*p->err = (struct rerror){0};
+			p->index_gone = true;
+			rc = RC_OK;
+		}
+	}
+	free(ids);
+	if (rc == RC_OK)
+		rc = idlist_sorted(p, &ms, chunk);
+	if (rc == RC_OK)
+		rc = idlist_sorted(p, &fs, &found);
+	if (rc == RC_OK)
+		rc = judge(p, &ms, &fs, true);
+	idlist_free(&found);
+	idlist_free(&ms);
+	idlist_free(&fs);
+	return rc;
+}
+
+/* The end of a merge segment: everything left in the index is past the
+ * segment's last MongoDB id. In pages, so memory stays O(chunk). */
+static rcode
+drain_segment(struct pass *p)
+{
+	struct idlist part = {0}, empty = {0};
+	rcode rc;
+
+	do {
+		rc = os_take_page(p, &part);
+		if (rc == RC_OK && part.n)
+			rc = judge(p, &empty, &part, false);
+	} while (rc == RC_OK && part.n && !*p->o->stop);
+	idlist_free(&part);
+	idlist_free(&empty);
+	return rc;
+}
+
+rcode
+pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err)
+{
+	struct pass p = {.o = o,
+	                 .io = io,
+	                 .err = err,
+	                 .cur_class = -1,
+	                 .seen = o->seen,
+	                 .compared = o->compared};
+	struct idlist chunk = {0}, part = {0};
+	int cls;
+	rcode rc = RC_OK;
+
+	assert(o->chunk_size > 0 && o->stop);
+	if (o->cursor) {
+		/* resume inside the segment the cursor is in */
+		p.cur_class = (int)doc_id_class_of(o->cursor, o->cursor_type);
+		if (doc_class_merges(p.cur_class))
+			rc = os_restart(&p, o->cursor);
+	}
+	while (rc == RC_OK && !*o->stop) {
+		rc = read_chunk(&p, &chunk, &cls);
+		if (rc || chunk.n == 0)
+			break;
+		if (cls != p.cur_class) {
+			if (p.cur_class >= 0 && doc_class_merges(p.cur_class))
+				rc = drain_segment(&p);
+			p.cur_class = cls;
+			if (rc == RC_OK && doc_class_merges(cls))
+				rc = os_restart(&p, NULL);
+		}
+		p.seen |= 1 << cls;
+		if (rc)
+			break;
+		if (doc_class_merges(cls)) {
+			rc = os_take(&p, &part, idlist_id(&chunk, chunk.n - 1),
+			             chunk.v[chunk.n - 1].id_len);
+			if (rc == RC_OK)
+				rc = judge(&p, &chunk, &part, false);
+		} else {
+			rc = lookup(&p, &chunk);
+		}
+		if (rc == RC_OK && !*o->stop) {
+			size_t last = chunk.n - 1;
+			p.compared += (int64_t)chunk.n;
+			rc =
+			    io->on_chunk(io->ctx, idlist_id(&chunk, last),
+			                 (enum id_type)chunk.v[last].type, p.compared, p.seen, err);
+		}
+	}
+	if (rc == RC_OK && !*o->stop) {
+		if (p.cur_class >= 0 && doc_class_merges(p.cur_class)) {
+			rc = drain_segment(&p);
+		} else if (!(p.seen & ((1 << CLASS_STRING) | (1 << CLASS_OID)))) {
+			/* no merge segment swept the index: sweep it now for orphans */
+			p.cur_class = -1;
+			rc = os_restart(&p, NULL);
+			if (rc == RC_OK)
+				rc = drain_segment(&p);
+		}
+	}
+	if (rc == RC_ERR_NOMEM && err->code == RC_OK)
+		rerror_set(err, rc, "out of memory");
+	idlist_free(&chunk);
+	idlist_free(&part);
+	idlist_free(&p.os_buf);
+	idlist_free(&p.held);
+	free(p.os_after);
+	free(p.os_after_index);
+	return rc;
+}

@@ -1,0 +1,79 @@
+/*
+ * pass.h: the comparison pass of a check or dry run: both id streams in key
+ * order, cut into chunks, merged or looked up, into drift. No I/O of its
+ * own: it reads and reports through a struct pass_io, which run.c backs
+ * with MongoDB, OpenSearch and the journal, and tests with sorted lists.
+ */
+#ifndef RECONCILER_PASS_H
+#define RECONCILER_PASS_H
+
+#include "diff.h"
+#include "doc.h"
+#include "error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A chunk's drift, as the pass hands it over. Everything is borrowed for
+ * the call. */
+struct pass_drift {
+	const struct idlist *m;   /* the chunk's MongoDB ids, in key order */
+	const struct idlist *osl; /* index copies, in key order (copies of an id together) */
+	const struct drift *d;    /* missing, stale (+ stale_os), duplicate; d->orphan unused */
+	const size_t *orphans;    /* copies proven absent from MongoDB: indices into osl */
+	size_t n_orphans;
+	char *const *conflict; /* per stale entry: the type of the other MongoDB document
+	                          with the same id text (never rewrite), or NULL */
+};
+
+/* What the pass reads and where it reports. Each returns an rcode and, on
+ * error, fills err; the pass stops at the first error. */
+struct pass_io {
+	void *ctx;
+	/* The next MongoDB id in _id order, appended to out as one entry
+	 * (text, type, version, change time), and its enum id_class; *end at
+	 * the end of the collection. */
+	rcode (*mongo_next)(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err);
+	/* The next `size` index copies in key order strictly after (after,
+	 * after_index) (after NULL: from the start; after_index NULL: past
+	 * every copy of after), appended to out with their index and routing;
+	 * *more false at the end. RC_ERR_NOTFOUND: the index is gone. */
+	rcode (*index_page)(void *ctx, struct idlist *out, bool *more, const char *after,
+	                    const char *after_index, int size, struct rerror *err);
+	/* The index copies of ids (n texts), appended to out in any order. */
+	rcode (*index_lookup)(void *ctx, struct idlist *out, const char *const *ids, size_t n,
+	                      struct rerror *err);
+	/* exists[i]: MongoDB has a document under some typed value texts[i]
+	 * could stand for (doc_id_append_candidates). */
+	rcode (*mongo_exists)(void *ctx, const char *const *texts, size_t n, bool *exists,
+	                      struct rerror *err);
+	/* other[i]: a strdup'd type name of a MongoDB document whose id has
+	 * the text texts[i] but not the type types[i], else NULL. */
+	rcode (*mongo_other)(void *ctx, const char *const *texts, const enum id_type *types,
+	                     size_t n, char **other, struct rerror *err);
+	/* A chunk's drift: journal it, queue its repair. */
+	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
+	/* The pass is past a chunk ending at (id, type): compared MongoDB ids
+	 * so far, seen the bit set of id classes met. */
+	rcode (*on_chunk)(void *ctx, const char *id, enum id_type type, int64_t compared,
+	                  int64_t seen, struct rerror *err);
+};
+
+struct pass_opts {
+	int64_t chunk_size;      /* MongoDB ids per chunk, and index ids per page */
+	bool compare_versions;   /* RECONCILE_VERSION_FIELD is set */
+	bool index_missing;      /* the index does not exist: its side is empty */
+	const char *write_index; /* of several copies the one here is kept; NULL: the first */
+	/* resume: the last committed id (NULL: from the start) and what the
+	 * pass had seen and compared up to it */
+	const char *cursor;
+	enum id_type cursor_type;
+	int64_t seen, compared;
+	volatile int *stop; /* nonzero: stop between chunks */
+};
+
+/* Runs the pass to the end of both streams (or to *stop: RC_OK, the caller
+ * looks at stop). */
+rcode pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err);
+
+#endif

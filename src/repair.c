@@ -1,0 +1,637 @@
+/*
+ * repair.c: drifted documents from MongoDB into OpenSearch, in journaled
+ * batches; see repair.h for the protocol.
+ *
+ * Fetches: the queue (at most REPAIR_QUEUE_MAX ids) is fetched with one $in,
+ * because a server that cannot serve $in from an index (FerretDB 1.x) pays a
+ * full scan per query however few ids it names; MongoDB serves it from the
+ * _id index either way. Documents arrive in no particular order and are
+ * matched to the queue by id text (and type, where texts repeat).
+ *
+ * Batches are cut by SYNC_BATCH_SIZE documents and SYNC_BATCH_SIZE_BYTES
+ * bytes (a larger single document goes alone); opensearch_bulk_send owns
+ * the _bulk protocol (retries, splitting, item results).
+ */
+#include "repair.h"
+#include "diff.h"
+#include "log.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "util.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the queue -------------------------------------------------------- */
+
+static rcode
+qitem_copy(struct qitem *dst, const char *id, enum id_type type, int kind, const char *index,
+           const char *routing)
+{
+	*dst = (struct qitem){.type = type, .kind = kind};
+	dst->id = strdup(id);
+	dst->index = index ? strdup(index) : NULL;
+	dst->routing = routing ? strdup(routing) : NULL;
+	if (dst->id == NULL || (index && dst->index == NULL) || (routing && dst->routing == NULL)) {
+		free(dst->id);
+		free(dst->index);
+		free(dst->routing);
+		return RC_ERR_NOMEM;
+	}
+	return RC_OK;
+}
+
+static void
+qitem_free(struct qitem *q)
+{
+	free(q->id);
+	free(q->index);
+	free(q->routing);
+}
+
+static rcode
+idvec_push(struct idvec *v, const char *id, enum id_type type, int kind, const char *index,
+           const char *routing)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		struct qitem *a = realloc(v->v, cap * sizeof(*a));
+		if (a == NULL)
+			return RC_ERR_NOMEM;
+		v->v = a;
+		v->cap = cap;
+	}
+	rcode rc = qitem_copy(&v->v[v->n], id, type, kind, index, routing);
+	if (rc == RC_OK)
+		v->n++;
+	return rc;
+}
+
+static void
+idvec_clear(struct idvec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		qitem_free(&v->v[i]);
+	v->n = 0;
+}
+
+static void
+idvec_free(struct idvec *v)
+{
+	idvec_clear(v);
+	free(v->v);
+	*v = (struct idvec){0};
+}
+
+/* The journal's key of a queued item. */
+static struct store_drift
+qitem_drift(const struct qitem *q)
+{
+	return (struct store_drift){.doc_id = q->id,
+	                            .id_type = doc_id_type_name(q->type),
+	                            .kind = (enum drift_kind)q->kind,
+	                            .os_index = q->index,
+	                            .routing = q->routing};
+}
+
+rcode
+repair_queue(struct repair *rp, const char *id, enum id_type type, enum drift_kind kind,
+             const char *index, const char *routing)
+{
+	bool del = kind == DRIFT_ORPHAN || kind == DRIFT_DUPLICATE;
+
+	assert(kind != DRIFT_CONFLICT); /* conflicts are never written */
+	return idvec_push(del ? &rp->del : &rp->fix, id, type, (int)kind, index, routing);
+}
+
+size_t
+repair_queued(const struct repair *rp)
+{
+	return rp->fix.n + rp->del.n;
+}
+
+void
+repair_release(struct repair *rp)
+{
+	if (rp == NULL)
+		return;
+	idvec_free(&rp->fix);
+	idvec_free(&rp->del);
+	free(rp->cursor);
+	rp->cursor = NULL;
+}
+
+/* Journals one document as failed, with the reason, and goes on: one bad
+ * document never stops the others. */
+static rcode
+fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+{
+	struct store_drift d = qitem_drift(q);
+	rcode rc;
+
+	log_msg(LOG_WARN, rp->run_id, "document %s failed: %s", q->id, reason);
+	rc = store_error(rp->store, rp->run_id, -1, q->id, "repair", "engine", code, reason);
+	if (rc == RC_OK && q->kind >= 0)
+		rc = store_drift_set(rp->store, rp->run_id, &d, "failed", reason);
+	if (rc)
+		rerror_set(rp->err, rc, "journal: cannot record the failure of %s", q->id);
+	return rc;
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+struct batch {
+	const char *action; /* "index" or "delete" */
+	struct qitem *items;
+	size_t *off, *len; /* each document's JSON within src */
+	size_t n, cap;
+	struct buf src;
+	size_t bytes; /* about what the request will weigh */
+};
+
+static void
+batch_clear(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		qitem_free(&b->items[i]);
+	b->n = 0;
+	b->bytes = 0;
+	buf_reset(&b->src);
+}
+
+static void
+batch_free(struct batch *b)
+{
+	batch_clear(b);
+	free(b->items);
+	free(b->off);
+	free(b->len);
+	buf_free(&b->src);
+}
+
+/* Appends a document (json NULL for a delete). */
+static rcode
+batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 128;
+		struct qitem *v = realloc(b->items, cap * sizeof(*v));
+		if (v == NULL)
+			return RC_ERR_NOMEM;
+		b->items = v;
+		size_t *o = realloc(b->off, cap * sizeof(*o));
+		if (o == NULL)
+			return RC_ERR_NOMEM;
+		b->off = o;
+		size_t *l = realloc(b->len, cap * sizeof(*l));
+		if (l == NULL)
+			return RC_ERR_NOMEM;
+		b->len = l;
+		b->cap = cap;
+	}
+	b->off[b->n] = b->src.len;
+	b->len[b->n] = json ? json->len : 0;
+	if (json && buf_append(&b->src, json->data, json->len))
+		return RC_ERR_NOMEM;
+	rcode rc = qitem_copy(&b->items[b->n], q->id, q->type, q->kind, q->index, q->routing);
+	if (rc)
+		return rc;
+	/* the action line: _id, _index and routing, quoted */
+	b->bytes += b->len[b->n] + strlen(q->id) + (q->index ? strlen(q->index) : 0) +
+	            (q->routing ? strlen(q->routing) : 0) + 64;
+	b->n++;
+	return RC_OK;
+}
+
+/* Journals b as pending (with its ids), sends it, commits the outcome.
+ * batch_no > 0 re-sends that journaled batch (resume). */
+static rcode
+flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
+{
+	bool del = strcmp(b->action, "delete") == 0;
+	struct bulk_doc *docs = NULL;
+	struct store_drift *rows = NULL;
+	struct store_outcome *out = NULL;
+	int attempts = 0;
+	int64_t t0;
+	rcode rc;
+
+	if (b->n == 0)
+		return RC_OK;
+	docs = calloc(b->n, sizeof(*docs));
+	rows = calloc(b->n, sizeof(*rows));
+	out = calloc(b->n, sizeof(*out));
+	if (docs == NULL || rows == NULL || out == NULL) {
+		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		rows[i] = qitem_drift(&b->items[i]);
+		docs[i] = (struct bulk_doc){.action = b->action,
+		                            .id = b->items[i].id,
+		                            .index = b->items[i].index,
+		                            .routing = b->items[i].routing,
+		                            .source = del ? NULL : b->src.data + b->off[i],
+		                            .source_len = b->len[i]};
+	}
+	/* 1. written as pending, with its ids, before anything is sent */
+	rc = store_batch_open(rp->store, rp->run_id, &batch_no, b->action, (int64_t)b->n,
+	                      (int64_t)b->bytes, rp->full ? b->items[0].id : NULL,
+	                      rp->full ? b->items[b->n - 1].id : NULL, rp->full ? NULL : rows,
+	                      rp->full ? 0 : b->n);
+	if (rc) {
+		rerror_set(rp->err, RC_ERR_STORE, "journal: cannot write batch as pending");
+		goto out;
+	}
+
+	/* 2. sent */
+	t0 = util_mono_ms();
+	rc = opensearch_bulk_send(rp->os, docs, b->n, &attempts, rp->stop, rp->err);
+	if (rc) {
+		/* the batch stays pending: a resumed run sends it again */
+		log_msg(LOG_ERROR, rp->run_id, "repair: %s", rp->err->message);
+		if (store_error(rp->store, rp->run_id, batch_no, NULL, "repair", "opensearch",
+		                rcode_name(rc), rp->err->message) ||
+		    store_batch_commit(rp->store, rp->run_id, batch_no, "pending", 0, 0, attempts,
+		                       util_mono_ms() - t0))
+			log_msg(LOG_ERROR, rp->run_id, "journal: cannot record the failed send");
+		goto out;
+	}
+
+	/* 3. committed with every document's outcome */
+	for (size_t i = 0; i < b->n; i++) {
+		int st = docs[i].status;
+		out[i] = (struct store_outcome){.d = rp->full ? NULL : &rows[i],
+		                                .doc_id = b->items[i].id,
+		                                .ok = (st >= 200 && st < 300) || (del && st == 404),
+		                                .status = st,
+		                                .reason = docs[i].reason};
+		if (!out[i].ok)
+			log_msg(LOG_WARN, rp->run_id, "document %s rejected: HTTP %d: %s",
+			        b->items[i].id, st, docs[i].reason ? docs[i].reason : "rejected");
+	}
+	const struct qitem *last = &b->items[b->n - 1];
+	struct store_cursor cur = {.type = doc_id_type_name(last->type),
+	                           .id = last->id,
+	                           .seen_types = rp->seen,
+	                           .compared = rp->compared + (int64_t)b->n};
+	rc = store_batch_close(rp->store, rp->run_id, batch_no, out, b->n, attempts,
+	                       util_mono_ms() - t0, rp->full ? &cur : NULL);
+	if (rc) {
+		rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
+		           batch_no);
+		goto out;
+	}
+	if (rp->full) {
+		char *c = strdup(last->id);
+		if (c == NULL) {
+			rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		free(rp->cursor);
+		rp->cursor = c;
+		rp->cursor_type = last->type;
+		rp->compared += (int64_t)b->n;
+	}
+	if (rp->on_commit)
+		rp->on_commit(rp->on_commit_ctx);
+	if (rp->cfg->sync_batch_delay_ms > 0)
+		util_sleep_ms(rp->cfg->sync_batch_delay_ms, rp->stop);
+out:
+	bulk_docs_reset(docs, docs ? b->n : 0);
+	free(docs);
+	free(rows);
+	free(out);
+	return rc;
+}
+
+/* Sends b when one more document of `more` bytes would pass the byte cap. */
+static rcode
+flush_if_full(struct repair *rp, struct batch *b, size_t more)
+{
+	rcode rc;
+
+	if (b->n == 0 || b->bytes + more <= (size_t)rp->cfg->sync_batch_size_bytes)
+		return RC_OK;
+	if ((rc = flush_batch(rp, b, rp->reuse_no)))
+		return rc;
+	rp->reuse_no = 0;
+	batch_clear(b);
+	return RC_OK;
+}
+
+/* Converts doc and adds it to b, flushing b first when the document would
+ * pass the byte cap and after when it reaches the count cap (unless
+ * `whole`: a resent batch goes as one). A document that cannot be sent
+ * (its id over the _id limit, not convertible) fails alone, before
+ * anything is sent. */
+static rcode
+batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t *doc,
+              const struct qitem *q, bool whole)
+{
+	struct rerror cerr = {0};
+	size_t idlen = strlen(q->id);
+	rcode rc;
+
+	if (idlen > OPENSEARCH_ID_MAX_BYTES) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+		         "the id is %zu bytes; OpenSearch's _id limit is %d bytes, so this "
+		         "document cannot be indexed under its MongoDB id",
+		         idlen, OPENSEARCH_ID_MAX_BYTES);
+		return fail_item(rp, q, "id_too_long", msg);
+	}
+	buf_reset(json);
+	rc = doc_to_json(doc, rp->id_field, q->id, json, &cerr);
+	if (rc == RC_ERR_NOMEM)
+		return rerror_set(rp->err, rc, "out of memory converting %s", q->id);
+	if (rc) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "cannot convert the document to JSON: %s", cerr.message);
+		return fail_item(rp, q, rcode_name(rc), msg);
+	}
+	if (!whole && (rc = flush_if_full(rp, b, json->len + idlen + 64)))
+		return rc;
+	rc = batch_add(b, q, json);
+	if (rc)
+		return rerror_set(rp->err, rc, "out of memory");
+	if (!whole && b->n >= (size_t)rp->cfg->sync_batch_size) {
+		if ((rc = flush_batch(rp, b, rp->reuse_no)))
+			return rc;
+		rp->reuse_no = 0;
+		batch_clear(b);
+	}
+	return RC_OK;
+}
+
+/* ---- repair of a list of ids ---------------------------------------- */
+
+struct fetch_ctx {
+	struct repair *rp;
+	struct batch *b;
+	struct buf json;
+	struct buf idtext;
+	rcode rc;
+	/* the requested items, and an index of them sorted by id for lookups */
+	const struct qitem *items;
+	bool *found;
+	size_t *order;
+	size_t n;
+	bool whole;
+};
+
+static const struct qitem *sort_items;
+
+static int
+cmp_items(const void *a, const void *b)
+{
+	const char *x = sort_items[*(const size_t *)a].id, *y = sort_items[*(const size_t *)b].id;
+
+	return diff_compare(x, strlen(x), y, strlen(y));
+}
+
+/* The requested item with this id (and, where ids repeat, this type). */
+static int
+find_requested(struct fetch_ctx *c, const char *id, enum id_type type)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(c->items[c->order[mid]].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* integral doubles come back as ints and vice versa: prefer the same type */
+	int any = -1;
+	for (size_t i = lo; i < c->n && strcmp(c->items[c->order[i]].id, id) == 0; i++) {
+		size_t k = c->order[i];
+		if (c->found[k])
+			continue;
+		if (c->items[k].type == type)
+			return (int)k;
+		if (any < 0)
+			any = (int)k;
+	}
+	return any;
+}
+
+static int
+on_fetched(void *ctx, const bson_t *doc)
+{
+	struct fetch_ctx *c = ctx;
+	bson_iter_t it;
+	enum id_type type;
+	int k;
+
+	if (*c->rp->stop) {
+		/* stop between batches; what is not sent stays pending drift */
+		c->rc = rerror_set(c->rp->err, RC_ERR_CANCELLED, "stopped");
+		return 1;
+	}
+	if (!bson_iter_init_find(&it, doc, "_id"))
+		return 0;
+	buf_reset(&c->idtext);
+	if ((c->rc = doc_id_canonical(bson_iter_value(&it), &c->idtext, &type)))
+		return 1;
+	k = find_requested(c, c->idtext.data, type);
+	if (k < 0)
+		return 0;
+	c->found[k] = true;
+	c->rc = batch_add_doc(c->rp, c->b, &c->json, doc, &c->items[k], c->whole);
+	return c->rc != RC_OK;
+}
+
+/* Fetches the documents of items from MongoDB and indexes them in batches.
+ * With resend_no > 0 all of them form that one journaled batch. Ids no
+ * longer in MongoDB are marked skipped. */
+static rcode
+repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
+{
+	struct batch b = {.action = "index"};
+	struct fetch_ctx c = {.rp = rp, .b = &b, .whole = resend_no > 0};
+	size_t step = REPAIR_QUEUE_MAX;
+	bool *found = calloc(n ? n : 1, sizeof(bool));
+	size_t *order = malloc((n < step ? (n ? n : 1) : step) * sizeof(size_t));
+	rcode rc = RC_OK;
+
+	if (found == NULL || order == NULL) {
+		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t at = 0; rc == RC_OK && at < n && !*rp->stop; at += step) {
+		size_t m = n - at < step ? n - at : step;
+		bson_t arr = BSON_INITIALIZER;
+		char key[16];
+		const char *kp;
+		for (size_t i = 0; i < m && rc == RC_OK; i++) {
+			bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
+			rc = doc_id_append(&arr, kp, items[at + i].id, items[at + i].type);
+			order[i] = i;
+		}
+		if (rc)
+			rc = rerror_set(rp->err, rc, "id %s cannot be rebuilt", items[at].id);
+		sort_items = items + at; /* qsort has no context; single-threaded here */
+		qsort(order, m, sizeof(*order), cmp_items);
+		c.items = items + at;
+		c.found = found + at;
+		c.order = order;
+		c.n = m;
+		if (rc == RC_OK)
+			rc = mongo_fetch(rp->mongo, &arr, NULL, false, on_fetched, &c, rp->err);
+		bson_destroy(&arr);
+		if (rc == RC_OK)
+			rc = c.rc;
+	}
+	if (rc == RC_OK && !*rp->stop)
+		rc = flush_batch(rp, &b, resend_no);
+	if (rc == RC_OK && !*rp->stop && resend_no > 0 && b.n == 0 &&
+	    store_batch_commit(rp->store, rp->run_id, resend_no, "committed", 0, 0, 0, 0))
+		rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
+		                resend_no);
+	/* what MongoDB no longer has cannot be indexed: left alone */
+	for (size_t i = 0; rc == RC_OK && !*rp->stop && i < n; i++) {
+		struct store_drift d = qitem_drift(&items[i]);
+		if (!found[i] && items[i].kind >= 0 &&
+		    store_drift_set(rp->store, rp->run_id, &d, "skipped", "no longer in MongoDB"))
+			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
+	}
+out:
+	free(found);
+	free(order);
+	buf_free(&c.json);
+	buf_free(&c.idtext);
+	batch_free(&b);
+	return rc;
+}
+
+static rcode
+repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
+{
+	struct batch b = {.action = "delete"};
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < n && !*rp->stop; i++) {
+		if ((rc = batch_add(&b, &items[i], NULL))) {
+			rc = rerror_set(rp->err, rc, "out of memory");
+			break;
+		}
+		if (resend_no <= 0 && b.n >= (size_t)rp->cfg->sync_batch_size) {
+			rc = flush_batch(rp, &b, 0);
+			batch_clear(&b);
+		}
+	}
+	if (rc == RC_OK && !*rp->stop)
+		rc = flush_batch(rp, &b, resend_no);
+	batch_free(&b);
+	return rc;
+}
+
+rcode
+repair_flush(struct repair *rp)
+{
+	rcode rc = RC_OK;
+
+	if (rp->fix.n)
+		rc = repair_index(rp, rp->fix.v, rp->fix.n, 0);
+	if (rc == RC_OK && rp->del.n)
+		rc = repair_delete(rp, rp->del.v, rp->del.n, 0);
+	if (rc == RC_OK && *rp->stop)
+		rc = rerror_set(rp->err, RC_ERR_CANCELLED, "stopped");
+	idvec_clear(&rp->fix);
+	idvec_clear(&rp->del);
+	return rc;
+}
+
+/* ---- resume: re-send pending batches --------------------------------- */
+
+static int
+on_batch_id(void *ctx, const struct store_drift *d)
+{
+	enum id_type t;
+
+	if (doc_id_type_parse(d->id_type, &t))
+		return 0; /* a conflict row's "int+string": never in a batch */
+	return idvec_push(ctx, d->doc_id, t, (int)d->kind, d->os_index, d->routing) != RC_OK;
+}
+
+rcode
+repair_resend_pending(struct repair *rp)
+{
+	struct store_pending *p = NULL;
+	size_t n = 0;
+	struct idvec v = {0};
+	rcode rc;
+
+	if (rp->full)
+		return RC_OK; /* a full run re-reads its pending range from the cursor */
+	rc = store_batches_pending(rp->store, rp->run_id, &p, &n);
+	if (rc)
+		return rerror_set(rp->err, rc, "journal: cannot read pending batches");
+	for (size_t i = 0; rc == RC_OK && i < n && !*rp->stop; i++) {
+		char detail[64];
+		idvec_clear(&v);
+		rc = store_batch_ids(rp->store, rp->run_id, p[i].batch_no, on_batch_id, &v);
+		if (rc == RC_OK) {
+			snprintf(detail, sizeof(detail), "batch %" PRId64 " (%zu ids)",
+			         p[i].batch_no, v.n);
+			rc = store_event(rp->store, rp->run_id, "resend", detail);
+		}
+		if (rc) {
+			rc = rerror_set(rp->err, rc, "journal: cannot read pending batch %" PRId64,
+			                p[i].batch_no);
+			break;
+		}
+		log_msg(LOG_INFO, rp->run_id, "re-sending pending %s", detail);
+		if (strcmp(p[i].action, "delete") == 0)
+			rc = repair_delete(rp, v.v, v.n, p[i].batch_no);
+		else
+			rc = repair_index(rp, v.v, v.n, p[i].batch_no);
+	}
+	idvec_free(&v);
+	free(p);
+	return rc;
+}
+
+/* ---- the full re-index ------------------------------------------------ */
+
+rcode
+repair_full(struct repair *rp)
+{
+	struct batch b = {.action = "index"};
+	struct buf json = {0}, idtext = {0};
+	struct mongo_scan *scan = NULL;
+	int bs = (int)(rp->cfg->sync_batch_size > 100 ? rp->cfg->sync_batch_size : 100);
+	rcode rc;
+
+	rc = mongo_scan_open(&scan, rp->mongo, rp->cursor, rp->cursor_type, NULL, true, bs, true,
+	                     rp->err);
+	while (rc == RC_OK && !*rp->stop) {
+		const bson_t *doc;
+		bson_iter_t it;
+		enum id_type type;
+		rc = mongo_scan_next(scan, &doc, rp->err);
+		if (rc || doc == NULL)
+			break;
+		if (!bson_iter_init_find(&it, doc, "_id"))
+			continue;
+		buf_reset(&idtext);
+		if ((rc = doc_id_canonical(bson_iter_value(&it), &idtext, &type))) {
+			rc = rerror_set(rp->err, rc, "mongodb: an _id that cannot be read");
+			break;
+		}
+		struct qitem q = {.id = idtext.data, .type = type, .kind = -1};
+		rc = batch_add_doc(rp, &b, &json, doc, &q, false);
+	}
+	if (rc == RC_OK && !*rp->stop)
+		rc = flush_batch(rp, &b, rp->reuse_no);
+	mongo_scan_free(scan);
+	batch_free(&b);
+	buf_free(&json);
+	buf_free(&idtext);
+	return rc;
+}

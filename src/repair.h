@@ -1,0 +1,84 @@
+/*
+ * repair.h: the repair side of a run: a queue of drifted documents, fetched
+ * from MongoDB and written to OpenSearch in journaled batches; re-sending a
+ * resumed run's pending batches; the full re-index.
+ *
+ * Every batch follows the journal's commit protocol (store.h): written
+ * pending with its ids before it is sent (store_batch_open), committed with
+ * every document's outcome after OpenSearch answers (store_batch_close). A
+ * batch whose outcome is unknown (the index unreachable) stays pending and a
+ * resumed run sends it again. One document that cannot be written (refused,
+ * id too long, not convertible) fails alone, journaled with its reason.
+ */
+#ifndef RECONCILER_REPAIR_H
+#define RECONCILER_REPAIR_H
+
+#include "config.h"
+#include "doc.h"
+#include "error.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mongo;
+struct opensearch;
+
+/* Most drifted documents queued before they are repaired, and most ids in
+ * one $in (10,000 ids: about 400 KB, whatever the collection's size). */
+#define REPAIR_QUEUE_MAX 10000
+
+/* One document to repair: its id, what drift it is (-1 in full runs, which
+ * journal batches, not drift rows), and where its index copy lives (NULL:
+ * OPENSEARCH_INDEX, no routing). Strings owned by the queue. */
+struct qitem {
+	char *id;
+	enum id_type type;
+	int kind; /* enum drift_kind, or -1 */
+	char *index;
+	char *routing;
+};
+
+struct idvec {
+	struct qitem *v;
+	size_t n, cap;
+};
+
+struct repair {
+	/* set by the run before use; borrowed */
+	const struct config *cfg;
+	struct store *store;
+	struct mongo *mongo;
+	struct opensearch *os;
+	struct rerror *err;
+	volatile int *stop;
+	int64_t run_id;
+	const char *id_field; /* the keyword id field written into documents ("" none) */
+	bool full;
+	void (*on_commit)(void *ctx); /* after every committed batch (progress) */
+	void *on_commit_ctx;
+	/* full runs: the batch number in flight when interrupted (0 none), and
+	 * the cursor that moves with every committed batch */
+	int64_t reuse_no;
+	int64_t compared, seen;
+	char *cursor; /* owned */
+	enum id_type cursor_type;
+	/* the queue: to index (missing, stale), to delete (orphan, duplicate) */
+	struct idvec fix, del;
+};
+
+/* Queues one drifted document; index/routing may be NULL. */
+rcode repair_queue(struct repair *rp, const char *id, enum id_type type, enum drift_kind kind,
+                   const char *index, const char *routing);
+size_t repair_queued(const struct repair *rp);
+/* Repairs what is queued (stopping between batches on *stop) and empties
+ * the queue. RC_ERR_CANCELLED when stopped. */
+rcode repair_flush(struct repair *rp);
+/* Sends a resumed run's pending batches again, under their numbers. */
+rcode repair_resend_pending(struct repair *rp);
+/* The full re-index: every document, from the cursor on, in batches. */
+rcode repair_full(struct repair *rp);
+/* Frees the queue and cursor (the struct itself is the caller's). */
+void repair_release(struct repair *rp);
+
+#endif

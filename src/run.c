@@ -1,0 +1,928 @@
+/*
+ * run.c: one run, end to end: begin or resume (journal lock, runs row),
+ * count, the index's keys, re-send pending batches, the pass (pass.c) or the
+ * full re-index (repair.c), finish. Any thread may read progress or cancel.
+ *
+ * This file also backs the pass's pass_io with the real servers and the
+ * journal: MongoDB's id stream, the index's pages and lookups, existence
+ * checks, and the sink that journals a chunk's drift and queues its repair.
+ *
+ * Commit protocol of a check run (per chunk):
+ *   1. drift ids are written (store_drift_record, one transaction);
+ *   2. queued drift (at most REPAIR_QUEUE_MAX) is repaired in batches, each
+ *      journaled pending, sent, committed with its outcome (repair.c);
+ *   3. the cursor advances past a chunk only once all drift up to it is
+ *      committed.
+ * A resumed run first re-sends pending batches, then continues the pass
+ * from the cursor. Committed batches are never sent again.
+ */
+#include "engine.h"
+#include "diff.h"
+#include "doc.h"
+#include "log.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "pass.h"
+#include "repair.h"
+#include "store.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct engine {
+	const struct config *cfg;
+	volatile int stop;    /* 1: interrupt, 2: cancel */
+	pthread_mutex_t lock; /* guards progress */
+	struct engine_progress progress;
+	bool progress_output;
+	int64_t last_print_ms;
+	void (*start_hook)(void *ctx, int64_t run_id);
+	void *start_ctx;
+};
+
+/* State of one run in progress. */
+struct run {
+	struct engine *e;
+	const struct config *cfg;
+	struct store *store;
+	struct mongo *mongo;
+	struct opensearch *os;
+	struct rerror *err;
+	int64_t id;
+	char kind[16];
+	bool dry_run, full;
+	struct os_keys keys;
+	char *id_field;     /* effective id field for documents ("" or cfg's) */
+	char *write_index;  /* the alias's write index (NULL: OPENSEARCH_INDEX) */
+	bool index_missing; /* the index does not exist: the index side is empty */
+	/* where the pass resumes */
+	char *cursor;
+	enum id_type cursor_type;
+	int64_t seen, compared;
+	bool pass_done;
+	struct mongo_scan *scan;
+	struct repair rp;
+	/* the cursor that waits for queued drift to be committed */
+	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
+	int64_t queued_compared, queued_seen;
+	int64_t os_count;
+};
+
+rcode
+engine_new(struct engine **out, const struct config *cfg, struct rerror *err)
+{
+	struct engine *e;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	e->cfg = cfg;
+	pthread_mutex_init(&e->lock, NULL);
+	*out = e;
+	return RC_OK;
+}
+
+void
+engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+void
+engine_stop(struct engine *e, bool cancel)
+{
+	e->stop = cancel ? 2 : 1;
+}
+
+void
+engine_clear_stop(struct engine *e)
+{
+	e->stop = 0;
+}
+
+void
+engine_set_start_hook(struct engine *e, void (*fn)(void *ctx, int64_t run_id), void *ctx)
+{
+	e->start_hook = fn;
+	e->start_ctx = ctx;
+}
+
+void
+engine_set_progress_output(struct engine *e, bool on)
+{
+	e->progress_output = on;
+}
+
+void
+engine_progress(struct engine *e, struct engine_progress *out)
+{
+	pthread_mutex_lock(&e->lock);
+	*out = e->progress;
+	if (out->active)
+		out->elapsed_ms = util_now_ms() - out->started_ms;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void
+progress_print(struct engine *e, bool final)
+{
+	struct engine_progress p;
+	int64_t now = util_mono_ms();
+	double secs, rate;
+
+	if (!e->progress_output || (!final && now - e->last_print_ms < 1000))
+		return;
+	e->last_print_ms = now;
+	engine_progress(e, &p);
+	secs = p.elapsed_ms / 1000.0;
+	rate = secs > 0 ? (double)p.compared / secs : 0;
+	char eta[32] = "-";
+	if (rate > 0 && p.mongo_count > p.compared && strcmp(p.phase, "diffing") == 0)
+		snprintf(eta, sizeof(eta), "%.0fs", (double)(p.mongo_count - p.compared) / rate);
+	fprintf(stderr,
+	        "\r\033[Krun %" PRId64 " %-9s compared %" PRId64 "/%" PRId64 " missing %" PRId64
+	        " orphans %" PRId64 " stale %" PRId64 " repaired %" PRId64 " deleted %" PRId64
+	        " failed %" PRId64 " %.0f ids/s ETA %s%s",
+	        p.run_id, p.phase, p.compared, p.mongo_count < 0 ? 0 : p.mongo_count, p.missing,
+	        p.orphans, p.stale, p.repaired, p.deleted, p.failed, rate, eta, final ? "\n" : "");
+	fflush(stderr);
+}
+
+/* Copies the journal's counters into the live progress. */
+static void
+progress_sync(struct run *r)
+{
+	struct store_run *sr = NULL;
+
+	if (store_run_get(r->store, &sr, r->id))
+		return;
+	pthread_mutex_lock(&r->e->lock);
+	struct engine_progress *p = &r->e->progress;
+	p->mongo_count = sr->mongo_count;
+	p->opensearch_count = sr->opensearch_count;
+	p->missing = sr->missing;
+	p->orphans = sr->orphans;
+	p->stale = sr->stale;
+	p->skipped = sr->skipped;
+	p->repaired = sr->repaired;
+	p->deleted = sr->deleted;
+	p->failed = sr->failed;
+	p->compared = r->compared;
+	snprintf(p->phase, sizeof(p->phase), "%s", sr->phase);
+	pthread_mutex_unlock(&r->e->lock);
+	store_run_free(sr);
+	progress_print(r->e, false);
+}
+
+static rcode
+set_phase(struct run *r, const char *phase)
+{
+	rcode rc = store_run_phase(r->store, r->id, phase);
+
+	pthread_mutex_lock(&r->e->lock);
+	snprintf(r->e->progress.phase, sizeof(r->e->progress.phase), "%s", phase);
+	pthread_mutex_unlock(&r->e->lock);
+	if (rc)
+		rerror_set(r->err, rc, "journal: cannot record phase %s", phase);
+	return rc;
+}
+
+/* Journals an error row and logs it; returns rc unchanged. */
+static rcode
+journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, const char *phase,
+              const char *source, const char *message)
+{
+	log_msg(LOG_ERROR, r->id, "%s: %s", phase, message);
+	store_error(r->store, r->id, batch_no, doc_id, phase, source, rcode_name(rc), message);
+	return rc;
+}
+
+/* ---- the pass's reads: MongoDB and the index --------------------------- */
+
+static rcode
+io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err)
+{
+	struct run *r = ctx;
+
+	return mongo_scan_next_id(r->scan, out, cls, end, r->cfg->version_field, err);
+}
+
+static rcode
+io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, const char *after_index,
+              int size, struct rerror *err)
+{
+	struct run *r = ctx;
+
+	return opensearch_scan(r->os, out, more, &r->keys, after, after_index, size, err);
+}
+
+static rcode
+io_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, struct rerror *err)
+{
+	struct run *r = ctx;
+
+	return opensearch_lookup(r->os, out, &r->keys, ids, n, err);
+}
+
+struct exists_ctx {
+	const char *const *texts;
+	const enum id_type *types; /* NULL: any type counts */
+	size_t n;
+	bool *exists;
+	char **other;
+	struct buf text;
+	rcode rc;
+};
+
+static int
+on_exists(void *ctx, const bson_t *doc)
+{
+	struct exists_ctx *x = ctx;
+	bson_iter_t it;
+	enum id_type type;
+
+	if (!bson_iter_init_find(&it, doc, "_id"))
+		return 0;
+	buf_reset(&x->text);
+	if ((x->rc = doc_id_canonical(bson_iter_value(&it), &x->text, &type)))
+		return 1;
+	for (size_t i = 0; i < x->n; i++) {
+		if (strcmp(x->texts[i], x->text.data))
+			continue;
+		if (x->exists)
+			x->exists[i] = true;
+		else if (x->other[i] == NULL && type != x->types[i] &&
+		         (x->other[i] = strdup(doc_id_type_name(type))) == NULL) {
+			x->rc = RC_ERR_NOMEM;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* One $in of typed values (projection _id only) through on_exists. */
+static rcode
+ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, struct rerror *err)
+{
+	bson_t proj = BSON_INITIALIZER;
+	rcode rc;
+
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	rc = mongo_fetch(r->mongo, values, &proj, false, on_exists, x, err);
+	if (rc == RC_OK && x->rc)
+		rc = rerror_set(err, x->rc, "out of memory");
+	bson_destroy(&proj);
+	buf_free(&x->text);
+	return rc;
+}
+
+static rcode
+io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
+{
+	struct run *r = ctx;
+	struct exists_ctx x = {.texts = texts, .n = n, .exists = exists};
+	bson_t arr = BSON_INITIALIZER;
+	uint32_t k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; i < n; i++)
+		exists[i] = false;
+	/* every typed value each text could stand for, in one $in */
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		rc = doc_id_append_candidates(&arr, &k, texts[i]);
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else
+		rc = ask_mongo(r, &arr, &x, err);
+	bson_destroy(&arr);
+	return rc;
+}
+
+static rcode
+io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, size_t n,
+               char **other, struct rerror *err)
+{
+	struct run *r = ctx;
+	struct exists_ctx x = {.texts = texts, .types = types, .n = n, .other = other};
+	bson_t arr = BSON_INITIALIZER;
+	uint32_t count = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		int mask = doc_id_types_sharing(texts[i], types[i]);
+		for (int t = 0; t <= ID_JSON && rc == RC_OK; t++) {
+			char key[16];
+			const char *kp;
+			if (!(mask & (1 << t)))
+				continue;
+			bson_uint32_to_string(count++, &kp, key, sizeof(key));
+			rc = doc_id_append(&arr, kp, texts[i], (enum id_type)t);
+		}
+	}
+	if (rc)
+		rc = rerror_set(err, rc, "id %s cannot be rebuilt", texts[0]);
+	else if (count)
+		rc = ask_mongo(r, &arr, &x, err);
+	bson_destroy(&arr);
+	return rc;
+}
+
+/* ---- the pass's results: journal and repair ------------------------------ */
+
+static bool
+too_young(struct run *r, int64_t t)
+{
+	return r->cfg->min_age_ms > 0 && t >= 0 && util_now_ms() - t < r->cfg->min_age_ms;
+}
+
+static rcode
+commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen)
+{
+	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared);
+	char *c;
+
+	if (rc)
+		return rerror_set(r->err, rc, "journal: cannot advance the cursor");
+	if ((c = strdup(id)) == NULL)
+		return rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
+	free(r->cursor);
+	r->cursor = c;
+	r->cursor_type = type;
+	return RC_OK;
+}
+
+/* Repairs the queued drift, then commits the cursor that waited for it. */
+static rcode
+flush_queue(struct run *r)
+{
+	rcode rc = RC_OK;
+
+	if (repair_queued(&r->rp) > 0) {
+		rc = set_phase(r, "repairing");
+		if (rc == RC_OK)
+			rc = repair_flush(&r->rp);
+		if (rc == RC_OK)
+			rc = set_phase(r, r->pass_done ? "finishing" : "diffing");
+	}
+	if (rc == RC_OK && r->queued_cursor.n) {
+		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0),
+		                   (enum id_type)r->queued_cursor.v[0].type, r->queued_compared,
+		                   r->queued_seen);
+		idlist_clear(&r->queued_cursor);
+	}
+	progress_sync(r);
+	return rc;
+}
+
+/* A conflict, once per pair and run (a warning when first seen). */
+static rcode
+record_conflict(struct run *r, const char *id, enum id_type type, const char *other)
+{
+	char types[32], msg[700];
+	const char *a = doc_id_type_name(type);
+	bool added = false;
+	rcode rc;
+
+	snprintf(types, sizeof(types), "%s+%s", strcmp(a, other) < 0 ? a : other,
+	         strcmp(a, other) < 0 ? other : a);
+	snprintf(msg, sizeof(msg),
+	         "MongoDB has a %s and a %s _id that both have the text \"%.400s\": they map to "
+	         "one index _id, so the index can hold only one of them; left as it is, not "
+	         "rewritten",
+	         a, other, id);
+	struct store_drift d = {.doc_id = id, .id_type = types, .kind = DRIFT_CONFLICT};
+	rc = store_drift_add(r->store, r->id, &d, -1, "reported", msg, &added);
+	if (rc == RC_OK && added)
+		log_msg(LOG_WARN, r->id, "id conflict: %s", msg);
+	return rc ? rerror_set(r->err, rc, "journal: cannot record a conflict") : RC_OK;
+}
+
+/* Appends a drift row; queues the document when it is to be repaired. */
+static rcode
+add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct store_drift *d,
+        enum id_type type, bool repair, bool young)
+{
+	rows[*n] = (struct store_drift_row){.d = *d,
+	                                    .status = young    ? "skipped"
+	                                              : repair ? "pending"
+	                                                       : "reported"};
+	(*n)++;
+	if (!repair || young)
+		return RC_OK;
+	if (repair_queue(&r->rp, d->doc_id, type, d->kind, d->os_index, d->routing))
+		return rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
+	return RC_OK;
+}
+
+/* The sink: journals a chunk's drift in one transaction, queues what is
+ * to be repaired, and repairs when the queue is full. */
+static rcode
+io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
+{
+	struct run *r = ctx;
+	const struct drift *d = pd->d;
+	const struct idlist *m = pd->m, *osl = pd->osl;
+	bool act = !r->dry_run;
+	bool delete_orphans = act && r->cfg->orphans == ORPHANS_DELETE;
+	size_t cap = d->n_missing + d->n_stale + pd->n_orphans + d->n_duplicate, n = 0;
+	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
+	rcode rc = rows ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
+		size_t k = d->missing[i];
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_MISSING};
+		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
+		             too_young(r, m->v[k].time_ms));
+	}
+	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++) {
+		size_t k = d->stale[i], o = d->stale_os[i];
+		if (pd->conflict[i]) {
+			rc = record_conflict(r, idlist_id(m, k), (enum id_type)m->v[k].type,
+			                     pd->conflict[i]);
+			continue;
+		}
+		/* the overwrite goes to the copy: its index and its routing */
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_STALE,
+		                         .os_index = idlist_index(osl, o),
+		                         .routing = idlist_routing(osl, o)};
+		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
+		             too_young(r, m->v[k].time_ms));
+	}
+	for (int pass = 0; pass < 2 && rc == RC_OK; pass++) {
+		/* orphans, then extra copies: both are deleted where they are. An
+		 * extra copy of a document MongoDB has is removed whatever
+		 * RECONCILE_ORPHANS says: the document stays indexed */
+		const size_t *list = pass ? d->duplicate : pd->orphans;
+		size_t nl = pass ? d->n_duplicate : pd->n_orphans;
+		for (size_t i = 0; i < nl && rc == RC_OK; i++) {
+			size_t k = list[i];
+			const char *id = idlist_id(osl, k);
+			int64_t t =
+			    osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : doc_oid_time_ms(id);
+			enum id_type type = doc_id_guess_type(id);
+			struct store_drift sd = {.doc_id = id,
+			                         .id_type = doc_id_type_name(type),
+			                         .kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN,
+			                         .os_index = idlist_index(osl, k),
+			                         .routing = idlist_routing(osl, k)};
+			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
+			             too_young(r, t));
+		}
+	}
+	if (rc == RC_OK && n && (rc = store_drift_record(r->store, r->id, rows, n)))
+		rc = rerror_set(err, rc, "journal: cannot record drift");
+	free(rows);
+	if (rc == RC_OK && repair_queued(&r->rp) >= REPAIR_QUEUE_MAX)
+		rc = flush_queue(r);
+	return rc;
+}
+
+/* Moves the cursor past a chunk: now if nothing waits to be repaired, else
+ * when the queue is flushed (the cursor never passes uncommitted work). */
+static rcode
+io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64_t seen,
+            struct rerror *err)
+{
+	struct run *r = ctx;
+	rcode rc = RC_OK;
+
+	r->compared = compared;
+	r->seen = seen;
+	if (repair_queued(&r->rp) == 0) {
+		rc = commit_cursor(r, id, type, compared, seen);
+		progress_sync(r);
+		return rc;
+	}
+	idlist_clear(&r->queued_cursor);
+	r->queued_compared = compared;
+	r->queued_seen = seen;
+	if (idlist_push(&r->queued_cursor, id, strlen(id), (int)type, NULL, -1))
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	pthread_mutex_lock(&r->e->lock);
+	r->e->progress.compared = compared;
+	pthread_mutex_unlock(&r->e->lock);
+	progress_print(r->e, false);
+	return RC_OK;
+}
+
+static rcode
+pass_diff(struct run *r)
+{
+	struct pass_opts o = {.chunk_size = r->cfg->chunk_size,
+	                      .compare_versions = *r->cfg->version_field != '\0',
+	                      .index_missing = r->index_missing,
+	                      .write_index = r->write_index,
+	                      .cursor = r->cursor,
+	                      .cursor_type = r->cursor_type,
+	                      .seen = r->seen,
+	                      .compared = r->compared,
+	                      .stop = &r->e->stop};
+	struct pass_io io = {.ctx = r,
+	                     .mongo_next = io_mongo_next,
+	                     .index_page = io_index_page,
+	                     .index_lookup = io_index_lookup,
+	                     .mongo_exists = io_mongo_exists,
+	                     .mongo_other = io_mongo_other,
+	                     .on_drift = io_on_drift,
+	                     .on_chunk = io_on_chunk};
+	rcode rc;
+
+	rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type, r->cfg->version_field,
+	                     false, (int)r->cfg->chunk_size, true, r->err);
+	if (rc == RC_OK)
+		rc = pass_run(&o, &io, r->err);
+	if (rc == RC_OK && !r->e->stop) {
+		r->pass_done = true;
+		rc = flush_queue(r);
+	}
+	return rc;
+}
+
+static void
+on_repair_commit(void *ctx)
+{
+	struct run *r = ctx;
+
+	if (r->full)
+		r->compared = r->rp.compared;
+	progress_sync(r);
+}
+
+/* ---- a run ------------------------------------------------------------ */
+
+/* Errors of a server or the network leave the run resumable. */
+static bool
+resumable(rcode rc)
+{
+	return rc == RC_ERR_MONGO || rc == RC_ERR_OPENSEARCH || rc == RC_ERR_RETRY ||
+	       rc == RC_ERR_CANCELLED;
+}
+
+/* Picks the id field and version format from the index mapping; creates
+ * the index (id field as keyword) when it does not exist and we may write. */
+static rcode
+setup_keys(struct run *r)
+{
+	const char *idf = r->cfg->opensearch_id_field;
+	char *type = NULL;
+	rcode rc = RC_OK;
+
+	r->id_field = strdup(idf);
+	r->keys.sort_field = "_id";
+	if (r->id_field == NULL)
+		return RC_ERR_NOMEM;
+	/* an alias may span several indices: hits say which one each copy is
+	 * in, and deletes and overwrites go there, not to the write index */
+	rc = opensearch_targets(r->os, &r->write_index, &r->keys.n_indices, r->err);
+	if (rc)
+		return rc;
+	r->keys.by_index = r->keys.n_indices > 1;
+	if (r->keys.by_index) {
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+		         "%s is an alias over %d indices (write index: %s): copies are compared, "
+		         "overwritten and deleted in the index they are in",
+		         r->cfg->opensearch_index, r->keys.n_indices,
+		         r->write_index ? r->write_index
+		                        : "none, so missing documents cannot be "
+		                          "indexed through it");
+		log_msg(LOG_INFO, r->id, "%s", msg);
+		if ((rc = store_event(r->store, r->id, "alias", msg)))
+			return rerror_set(r->err, rc, "journal: cannot record an event");
+	}
+	if (*idf) {
+		rc = opensearch_field_type(r->os, &type, idf, r->err);
+		if (rc == RC_ERR_NOTFOUND && !r->dry_run) {
+			*r->err = (struct rerror){0};
+			rc = opensearch_create_index(r->os, idf, r->err);
+			if (rc == RC_OK) {
+				log_msg(LOG_INFO, r->id, "created the index with %s as keyword",
+				        idf);
+				rc = opensearch_field_type(r->os, &type, idf, r->err);
+			}
+		}
+		if (rc == RC_ERR_NOTFOUND) {
+			*r->err = (struct rerror){0};
+			r->index_missing = true;
+			log_msg(LOG_WARN, r->id,
+			        "the index does not exist: every document is missing");
+			rc = RC_OK;
+		}
+		if (rc)
+			return rc;
+		if (type && strcmp(type, "keyword") == 0) {
+			int64_t lacking = 0;
+			r->keys.sort_field = r->id_field;
+			/* such documents cannot be placed in key order: say so */
+			rc = opensearch_count_missing(r->os, &lacking, idf, r->err);
+			if (rc == RC_OK && lacking > 0) {
+				char msg[300];
+				snprintf(msg, sizeof(msg),
+				         "%" PRId64
+				         " documents of the index lack %s: the pass cannot see "
+				         "them, so orphans among them are not found "
+				         "(OPENSEARCH_ID_FIELD= "
+				         "reads ids from _id instead)",
+				         lacking, idf);
+				log_msg(LOG_WARN, r->id, "%s", msg);
+				rc = store_event(r->store, r->id, "warning", msg);
+			}
+		} else if (!r->index_missing) {
+			log_msg(LOG_WARN, r->id,
+			        "OPENSEARCH_ID_FIELD %s is %s in the index mapping, not keyword: "
+			        "ids are read from _id instead",
+			        idf, type ? type : "not mapped");
+			rc = store_event(r->store, r->id, "warning",
+			                 "id field not a keyword; using _id");
+		}
+		free(type);
+		type = NULL;
+		if (rc)
+			return rc;
+	}
+	if (*r->cfg->version_field && !r->index_missing) {
+		rc = opensearch_field_type(r->os, &type, r->cfg->version_field, r->err);
+		if (rc == RC_ERR_NOTFOUND) {
+			*r->err = (struct rerror){0};
+			rc = RC_OK;
+		}
+		if (type && strncmp(type, "date", 4) == 0)
+			r->keys.version_format = "epoch_millis";
+		free(type);
+		r->keys.version_field = r->cfg->version_field;
+	}
+	return rc;
+}
+
+/* Makes what was indexed so far visible to search, so the pass compares
+ * against everything written before it (and the next run sees our
+ * repairs). Not fatal: a cluster may forbid it, the pass still works. */
+static void
+refresh(struct run *r)
+{
+	struct rerror e = {0};
+
+	if (!r->index_missing && opensearch_refresh(r->os, &e) && e.code != RC_ERR_NOTFOUND)
+		log_msg(LOG_WARN, r->id, "cannot refresh the index: %s", e.message);
+}
+
+static rcode
+count_both(struct run *r)
+{
+	int64_t mc = -1, oc = -1;
+	rcode rc;
+
+	refresh(r);
+
+	if (r->cfg->mongo_count == MONGO_COUNT_BEFORE)
+		rc = mongo_count(r->mongo, &mc, r->err);
+	else
+		rc = RC_OK; /* counted by the pass itself */
+	if (rc == RC_OK) {
+		rc = opensearch_count(r->os, &oc, r->err);
+		if (rc == RC_ERR_NOTFOUND) {
+			*r->err = (struct rerror){0};
+			oc = 0;
+			rc = RC_OK;
+		}
+	}
+	if (rc)
+		return rc;
+	r->os_count = oc;
+	pthread_mutex_lock(&r->e->lock);
+	r->e->progress.mongo_count = mc;
+	r->e->progress.opensearch_count = oc;
+	pthread_mutex_unlock(&r->e->lock);
+	log_msg(LOG_INFO, r->id,
+	        "counts: MongoDB %" PRId64 ", OpenSearch %" PRId64
+	        " (counts are reported, never trusted)",
+	        mc, oc);
+	return store_run_counts(r->store, r->id, mc, oc);
+}
+
+static rcode
+start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t resume_id)
+{
+	struct store_run *sr = NULL;
+	int64_t id = 0;
+	rcode rc;
+
+	if (resume_id == 0 && (rc = store_run_unfinished(r->store, &id)))
+		return rerror_set(r->err, rc, "journal: cannot look for unfinished runs");
+	if (resume_id > 0)
+		id = resume_id;
+	if (id > 0) {
+		rc = store_run_get(r->store, &sr, id);
+		if (rc == RC_ERR_NOTFOUND)
+			return rerror_set(r->err, rc, "no run %" PRId64 " in the journal", id);
+		if (rc)
+			return rerror_set(r->err, rc, "journal: cannot read run %" PRId64, id);
+		if (strcmp(sr->status, "running") && strcmp(sr->status, "interrupted")) {
+			rc = rerror_set(r->err, RC_ERR_INVALID,
+			                "run %" PRId64 " is %s: nothing to resume", id, sr->status);
+			store_run_free(sr);
+			return rc;
+		}
+		r->id = id;
+		snprintf(r->kind, sizeof(r->kind), "%s", sr->kind);
+		if (sr->cursor && sr->cursor_type &&
+		    (doc_id_type_parse(sr->cursor_type, &r->cursor_type) ||
+		     (r->cursor = strdup(sr->cursor)) == NULL)) {
+			store_run_free(sr);
+			return rerror_set(r->err, RC_ERR_STORE, "run %" PRId64 " has a bad cursor",
+			                  id);
+		}
+		r->seen = sr->seen_types;
+		r->compared = sr->compared;
+		store_run_free(sr);
+		rc = store_run_resumed(r->store, id);
+		log_msg(LOG_INFO, id, "resuming %s run from %s", r->kind,
+		        r->cursor ? r->cursor : "the start");
+		return rc;
+	}
+	struct buf cfg = {0};
+	rc = config_dump_json(r->cfg, &cfg);
+	if (rc == RC_OK)
+		rc = store_run_begin(r->store, &r->id, kind, trigger, cfg.data);
+	buf_free(&cfg);
+	snprintf(r->kind, sizeof(r->kind), "%s", kind);
+	if (rc == RC_OK)
+		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)", kind, trigger);
+	return rc ? rerror_set(r->err, rc, "journal: cannot begin a run") : RC_OK;
+}
+
+/* The run's repair side, once the servers are open. */
+static void
+repair_setup(struct run *r)
+{
+	struct repair *rp = &r->rp;
+
+	rp->cfg = r->cfg;
+	rp->store = r->store;
+	rp->mongo = r->mongo;
+	rp->os = r->os;
+	rp->err = r->err;
+	rp->stop = &r->e->stop;
+	rp->run_id = r->id;
+	rp->id_field = r->id_field;
+	rp->full = r->full;
+	rp->on_commit = on_repair_commit;
+	rp->on_commit_ctx = r;
+	/* a full run's cursor moves with its batches, in the repair side */
+	rp->compared = r->compared;
+	rp->seen = r->seen;
+	rp->cursor = r->full ? r->cursor : NULL;
+	rp->cursor_type = r->cursor_type;
+	if (r->full)
+		r->cursor = NULL;
+}
+
+rcode
+engine_run(struct engine *e, struct engine_result *res, const char *kind, const char *trigger,
+           int64_t resume_id, struct rerror *err)
+{
+	struct run r = {.e = e, .cfg = e->cfg, .err = err};
+	struct store_run *sr = NULL;
+	int64_t holder = 0, reuse_no = 0;
+	rcode rc, frc;
+	const char *status;
+
+	memset(res, 0, sizeof(*res));
+	rc = store_open(&r.store, e->cfg->state_db, err);
+	if (rc)
+		return rc;
+	rc = store_lock(r.store, &holder, err);
+	if (rc) {
+		store_free(r.store);
+		return rc;
+	}
+	rc = start_or_resume(&r, kind, trigger, resume_id);
+	if (rc)
+		goto out;
+	r.full = strcmp(r.kind, "full") == 0;
+	r.dry_run = strcmp(r.kind, "dry_run") == 0;
+	if (r.full) { /* resumed: reuse the number of the batch that was in flight */
+		struct store_pending *p = NULL;
+		size_t n = 0;
+		rc = store_batches_pending(r.store, r.id, &p, &n);
+		if (rc == RC_OK && n)
+			reuse_no = p[0].batch_no;
+		free(p);
+		if (rc) {
+			rerror_set(err, rc, "journal: cannot read pending batches");
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&e->lock);
+	memset(&e->progress, 0, sizeof(e->progress));
+	e->progress.active = true;
+	e->progress.run_id = r.id;
+	e->progress.mongo_count = e->progress.opensearch_count = -1;
+	e->progress.compared = r.compared;
+	e->progress.started_ms = util_now_ms();
+	snprintf(e->progress.kind, sizeof(e->progress.kind), "%s", r.kind);
+	snprintf(e->progress.phase, sizeof(e->progress.phase), "starting");
+	pthread_mutex_unlock(&e->lock);
+	if (e->start_hook)
+		e->start_hook(e->start_ctx, r.id);
+
+	rc = mongo_open(&r.mongo, e->cfg->mongodb_uri, e->cfg->mongodb_database,
+	                e->cfg->mongodb_collection, err);
+	if (rc == RC_OK)
+		rc = opensearch_open(&r.os, e->cfg, err);
+	if (rc == RC_OK && (rc = set_phase(&r, "counting")) == RC_OK)
+		rc = count_both(&r);
+	if (rc == RC_OK)
+		rc = setup_keys(&r);
+	if (rc == RC_OK) {
+		repair_setup(&r);
+		r.rp.reuse_no = reuse_no;
+	}
+	if (rc == RC_OK && !r.dry_run && (rc = set_phase(&r, "repairing")) == RC_OK)
+		rc = repair_resend_pending(&r.rp);
+	if (rc == RC_OK && !r.dry_run)
+		refresh(&r); /* the pass must see what was re-sent, or it sends it again */
+	if (rc == RC_OK && (rc = set_phase(&r, r.full ? "indexing" : "diffing")) == RC_OK)
+		rc = r.full ? repair_full(&r.rp) : pass_diff(&r);
+
+	if (rc == RC_OK && !e->stop && e->cfg->mongo_count == MONGO_COUNT_PASS &&
+	    store_run_counts(r.store, r.id, r.compared, r.os_count))
+		log_msg(LOG_WARN, r.id, "journal: cannot record the pass's count");
+	if (r.os && !r.dry_run)
+		refresh(&r);
+	/* how it ended */
+	if (e->stop == 2)
+		status = "cancelled";
+	else if (e->stop == 1)
+		status = "interrupted";
+	else if (rc == RC_OK)
+		status = "completed";
+	else
+		status = resumable(rc) ? "interrupted" : "failed";
+	if (rc && rc != RC_ERR_CANCELLED)
+		journal_error(&r, rc, -1, NULL, e->progress.phase,
+		              rc == RC_ERR_MONGO        ? "mongo"
+		              : rc == RC_ERR_STORE      ? "store"
+		              : rc == RC_ERR_OPENSEARCH ? "opensearch"
+		              : rc == RC_ERR_RETRY      ? "opensearch"
+		                                        : "engine",
+		              err->message);
+	frc = store_run_finish(r.store, r.id, status, rc ? err->message : NULL);
+	if (frc)
+		log_msg(LOG_ERROR, r.id, "journal: cannot record the end of the run");
+	if (store_run_get(r.store, &sr, r.id) == RC_OK) {
+		res->run_id = sr->id;
+		snprintf(res->status, sizeof(res->status), "%s", sr->status);
+		snprintf(res->kind, sizeof(res->kind), "%s", sr->kind);
+		res->mongo_count = sr->mongo_count;
+		res->opensearch_count = sr->opensearch_count;
+		res->missing = sr->missing;
+		res->orphans = sr->orphans;
+		res->stale = sr->stale;
+		res->skipped = sr->skipped;
+		res->repaired = sr->repaired;
+		res->deleted = sr->deleted;
+		res->failed = sr->failed;
+		res->duplicates = sr->duplicates;
+		res->conflicts = sr->conflicts;
+		store_run_free(sr);
+	}
+	progress_sync(&r);
+	progress_print(e, true);
+	log_msg(rc ? LOG_WARN : LOG_INFO, r.id,
+	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
+	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
+	        ", deleted %" PRId64 ", failed %" PRId64,
+	        r.kind, status, res->missing, res->orphans, res->stale, res->duplicates,
+	        res->conflicts, res->repaired, res->deleted, res->failed);
+	if (rc == RC_OK && e->stop)
+		rc = RC_ERR_CANCELLED, rerror_set(err, rc, "run %" PRId64 " %s", r.id, status);
+	if (rc == RC_OK && frc)
+		rc = rerror_set(err, frc, "journal: cannot record the end of the run");
+out:
+	pthread_mutex_lock(&e->lock);
+	e->progress.active = false;
+	pthread_mutex_unlock(&e->lock);
+	mongo_scan_free(r.scan);
+	mongo_free(r.mongo);
+	opensearch_free(r.os);
+	idlist_free(&r.queued_cursor);
+	repair_release(&r.rp);
+	free(r.write_index);
+	free(r.cursor);
+	free(r.id_field);
+	store_free(r.store); /* releases the lock */
+	return rc;
+}
