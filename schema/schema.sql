@@ -77,16 +77,18 @@ CREATE TABLE "run_ids" (
     kind     TEXT NOT NULL
              CHECK (kind IN ('missing', 'orphan', 'stale', 'duplicate', 'conflict')),
     os_index TEXT NOT NULL DEFAULT '',              -- concrete index of the copy; '' = OPENSEARCH_INDEX
+    os_id    TEXT NOT NULL DEFAULT '',              -- the copy's _id where it is not doc_id; '' = doc_id
     routing  TEXT,                                  -- the copy's _routing; NULL = none
     batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
     status   TEXT NOT NULL DEFAULT 'pending'
              CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
     error    TEXT,                                  -- why it failed, was skipped, or conflicts
-    PRIMARY KEY (run_id, kind, doc_id, id_type, os_index)
+    PRIMARY KEY (run_id, kind, doc_id, id_type, os_index, os_id)
 ) WITHOUT ROWID;
 CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
 CREATE VIEW v_drift AS
-SELECT i.run_id, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error, i.os_index, i.routing
+SELECT i.run_id, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error, i.os_index, i.os_id,
+       i.routing
 FROM run_ids i;
 CREATE VIEW v_runs AS
 SELECT id, kind, trigger, status, phase, started_at, finished_at,

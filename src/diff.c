@@ -35,8 +35,10 @@ arena_put(struct idlist *l, const char *s, size_t len, size_t *off)
 
 rcode
 idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
-                int64_t time_ms, const char *index, const char *routing)
+                int64_t time_ms, const struct hit_where *w)
 {
+	const char *index = w ? w->index : NULL, *routing = w ? w->routing : NULL;
+	const char *docid = w ? w->docid : NULL;
 	struct idrec *r;
 
 	if (id_len > UINT32_MAX)
@@ -50,11 +52,12 @@ idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type, const
 		l->cap = cap;
 	}
 	r = &l->v[l->n];
-	r->version_off = r->index_off = r->routing_off = SIZE_MAX;
+	r->version_off = r->index_off = r->routing_off = r->docid_off = SIZE_MAX;
 	if (arena_put(l, id, id_len, &r->id_off) ||
 	    (version && arena_put(l, version, strlen(version), &r->version_off)) ||
 	    (index && arena_put(l, index, strlen(index), &r->index_off)) ||
-	    (routing && arena_put(l, routing, strlen(routing), &r->routing_off)))
+	    (routing && arena_put(l, routing, strlen(routing), &r->routing_off)) ||
+	    (docid && arena_put(l, docid, strlen(docid), &r->docid_off)))
 		return RC_ERR_NOMEM;
 	r->id_len = (uint32_t)id_len;
 	r->type = (uint8_t)type;
@@ -67,15 +70,16 @@ rcode
 idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
             int64_t time_ms)
 {
-	return idlist_push_hit(l, id, id_len, type, version, time_ms, NULL, NULL);
+	return idlist_push_hit(l, id, id_len, type, version, time_ms, NULL);
 }
 
 rcode
 idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i)
 {
+	struct hit_where w = {idlist_index(src, i), idlist_routing(src, i), idlist_docid(src, i)};
+
 	return idlist_push_hit(dst, idlist_id(src, i), src->v[i].id_len, src->v[i].type,
-	                       idlist_version(src, i), src->v[i].time_ms, idlist_index(src, i),
-	                       idlist_routing(src, i));
+	                       idlist_version(src, i), src->v[i].time_ms, &w);
 }
 
 void
@@ -117,6 +121,20 @@ const char *
 idlist_routing(const struct idlist *l, size_t i)
 {
 	return l->v[i].routing_off == SIZE_MAX ? NULL : l->arena + l->v[i].routing_off;
+}
+
+const char *
+idlist_docid(const struct idlist *l, size_t i)
+{
+	return l->v[i].docid_off == SIZE_MAX ? NULL : l->arena + l->v[i].docid_off;
+}
+
+const char *
+idlist_target(const struct idlist *l, size_t i)
+{
+	const char *d = idlist_docid(l, i);
+
+	return d ? d : idlist_id(l, i);
 }
 
 rcode
@@ -194,6 +212,15 @@ diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *o
 			rc = push_index(&out->missing, &out->n_missing, &cm, i++);
 		} else if (c > 0) {
 			rc = push_index(&out->orphan, &out->n_orphan, &co, j++);
+		} else if (idlist_docid(os, j)) {
+			/* no copy under the id's own _id (copies under their own _id
+			 * come first): the document is missing, the copies extra */
+			rc = push_index(&out->missing, &out->n_missing, &cm, i++);
+			for (; rc == RC_OK && j < os->n &&
+			       diff_compare(idlist_id(mongo, i - 1), mongo->v[i - 1].id_len,
+			                    idlist_id(os, j), os->v[j].id_len) == 0;
+			     j++)
+				rc = push_index(&out->duplicate, &out->n_duplicate, &cd, j);
 		} else {
 			const char *a = idlist_version(mongo, i), *b = idlist_version(os, j);
 			if (compare_versions && a && (b == NULL || strcmp(a, b) != 0)) {

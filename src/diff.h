@@ -19,6 +19,7 @@ struct idrec {
 	size_t version_off; /* offset of the version, or SIZE_MAX for none */
 	size_t index_off;   /* index side: the concrete index of the copy, or SIZE_MAX */
 	size_t routing_off; /* index side: the copy's _routing, or SIZE_MAX (by _id) */
+	size_t docid_off;   /* index side: the copy's _id where it is not its key, or SIZE_MAX */
 	uint32_t id_len;
 	uint8_t type;    /* enum id_type */
 	int64_t time_ms; /* change time for RECONCILE_MIN_AGE_MS, -1 unknown */
@@ -34,10 +35,15 @@ struct idlist {
 rcode idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
                   int64_t time_ms);
 /* idlist_push for a search hit, which says where the copy lives: its
- * concrete index (an alias may span several) and its _routing; either may
- * be NULL. Writes to that copy must name both, or they land elsewhere. */
+ * concrete index (an alias may span several), its _routing, and its _id
+ * when that is not its key (a foreign writer, a normalizer on the id
+ * field); each may be NULL. Writes to that copy must name all three, or
+ * they land on another document (or on nothing). */
+struct hit_where {
+	const char *index, *routing, *docid;
+};
 rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
-                      const char *version, int64_t time_ms, const char *index, const char *routing);
+                      const char *version, int64_t time_ms, const struct hit_where *w);
 /* Appends entry i of src (with everything it carries) to dst. */
 rcode idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i);
 void idlist_clear(struct idlist *l);
@@ -46,6 +52,9 @@ const char *idlist_id(const struct idlist *l, size_t i);
 const char *idlist_version(const struct idlist *l, size_t i); /* NULL if none */
 const char *idlist_index(const struct idlist *l, size_t i);   /* NULL if not known */
 const char *idlist_routing(const struct idlist *l, size_t i); /* NULL if none */
+const char *idlist_docid(const struct idlist *l, size_t i);   /* NULL: the key is the _id */
+/* The _id to act on: the copy's own where it is not its key. */
+const char *idlist_target(const struct idlist *l, size_t i);
 /* Drops the first k entries (the arena is compacted). */
 rcode idlist_shift(struct idlist *l, size_t k);
 
@@ -67,7 +76,10 @@ struct drift {
  * differs; with compare_versions false nothing is stale. os may hold one id
  * several times in a row (copies in several backing indices of an alias):
  * the first copy of a run is the one compared, the others are duplicates
- * (an id only the index has is an orphan in each of its copies). */
+ * (an id only the index has is an orphan in each of its copies). A copy
+ * whose _id is not its key (idlist_docid) is never the document's copy:
+ * callers order such copies last, and when the first copy is one, the
+ * document is missing and every copy a duplicate. */
 rcode diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
                  bool compare_versions);
 void drift_free(struct drift *d);

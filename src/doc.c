@@ -266,6 +266,30 @@ id_fits(const char *canonical, enum id_type type)
 	if (type == ID_JSON && canonical[0] != '{' && strcmp(canonical, "null"))
 		return false;
 	fits = doc_id_append(&probe, "x", canonical, type) == RC_OK;
+	if (fits && (type == ID_DOUBLE || type == ID_JSON)) {
+		bson_iter_t it;
+		fits = bson_iter_init_find(&it, &probe, "x");
+		/* never a value a server chokes on or cannot hold: NaN and
+		 * infinities (FerretDB drops the connection; asked for separately
+		 * is never needed: such a text is never called an orphan), and
+		 * documents with $-prefixed keys (operators to a query, refused in
+		 * an _id by MongoDB) */
+		if (fits && bson_iter_type(&it) == BSON_TYPE_DOUBLE)
+			fits = isfinite(bson_iter_double(&it));
+		/* FerretDB drops the connection when asked for these */
+		if (fits && (bson_iter_type(&it) == BSON_TYPE_MINKEY ||
+		             bson_iter_type(&it) == BSON_TYPE_MAXKEY ||
+		             bson_iter_type(&it) == BSON_TYPE_DECIMAL128))
+			fits = false;
+		if (fits && bson_iter_type(&it) == BSON_TYPE_DOCUMENT) {
+			uint32_t len;
+			const uint8_t *data;
+			bson_t sub;
+			bson_iter_document(&it, &len, &data);
+			fits = bson_init_static(&sub, data, len) &&
+			       bson_validate(&sub, BSON_VALIDATE_DOLLAR_KEYS, NULL);
+		}
+	}
 	bson_destroy(&probe);
 	return fits;
 }
@@ -287,6 +311,34 @@ doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical)
 		(*index)++;
 	}
 	return RC_OK;
+}
+
+bool
+doc_id_unaskable(const char *canonical)
+{
+	char *end;
+	double d = strtod(canonical, &end);
+	bson_t *w;
+	struct buf b = {0};
+	bool unaskable = false;
+
+	if (*canonical && *end == '\0' && !isfinite(d))
+		return true;
+	if (canonical[0] != '{' || buf_printf(&b, "{\"v\": %s}", canonical)) {
+		buf_free(&b);
+		return false;
+	}
+	w = bson_new_from_json((const uint8_t *)b.data, (ssize_t)b.len, NULL);
+	buf_free(&b);
+	if (w) {
+		bson_iter_t it;
+		if (bson_iter_init_find(&it, w, "v"))
+			unaskable = bson_iter_type(&it) == BSON_TYPE_MINKEY ||
+			            bson_iter_type(&it) == BSON_TYPE_MAXKEY ||
+			            bson_iter_type(&it) == BSON_TYPE_DECIMAL128;
+		bson_destroy(w);
+	}
+	return unaskable;
 }
 
 enum id_type

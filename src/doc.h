@@ -54,6 +54,11 @@ rcode doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id
  * MongoDB before its copy may be called an orphan, where asking too much
  * costs nothing and asking too little deletes live documents. */
 rcode doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical);
+/* Whether the text could stand for a value that not every server can be
+ * asked about (NaN, infinities, MinKey, MaxKey, Decimal128: FerretDB drops
+ * the connection): such a text is never proven absent, so its copy is never
+ * called an orphan. */
+bool doc_id_unaskable(const char *canonical);
 /* The likeliest type of an index id known only by its text (for the
  * journal of orphans, which MongoDB has under no type): oid, int, double,
  * date, bool, json in that order, else string. */

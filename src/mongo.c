@@ -203,7 +203,11 @@ mongo_count(struct mongo *m, int64_t *count, struct rerror *err)
 static void
 later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)
 {
-	static const int32_t order[] = {2, 14, 3, 4, 5, 7, 8, 9, 17, 11};
+	/* string, object, array, binary, ObjectId, bool, date, timestamp,
+	 * regex. Not Symbol (14): deprecated, sorted with strings, and a $type
+	 * FerretDB refuses ("Invalid numerical type code"), which would leave
+	 * a run interrupted in the number class unable ever to resume */
+	static const int32_t order[] = {2, 3, 4, 5, 7, 8, 9, 17, 11};
 	size_t start = 0;
 	uint32_t k = 0;
 
@@ -213,16 +217,16 @@ later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)
 		start = 0;
 		break;
 	case ID_STRING:
-		start = 2;
+		start = 1;
 		break;
 	case ID_OID:
-		start = 6;
+		start = 5;
 		break;
 	case ID_BOOL:
-		start = 7;
+		start = 6;
 		break;
 	case ID_DATE:
-		start = 8;
+		start = 7;
 		break;
 	case ID_JSON: {
 		bson_iter_t it;
@@ -517,16 +521,20 @@ mongo_scan_free(struct mongo_scan *s)
 	free(s);
 }
 
+/* Runs one find; *refused says whether an error was the query itself being
+ * refused (a value that cannot be matched, e.g. a document _id with an empty
+ * key) rather than the connection or the server being down. */
 static rcode
 fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int limit,
-           int (*fn)(void *ctx, const bson_t *doc), void *ctx, int *stop, struct rerror *err)
+           int (*fn)(void *ctx, const bson_t *doc), void *ctx, int *stop, bool *refused,
+           bson_error_t *e, struct rerror *err)
 {
 	bson_t opts = BSON_INITIALIZER;
 	mongoc_cursor_t *cur;
 	const bson_t *doc;
-	bson_error_t e;
 	rcode rc = RC_OK;
 
+	*refused = false;
 	if (projection)
 		BSON_APPEND_DOCUMENT(&opts, "projection", projection);
 	if (limit)
@@ -534,37 +542,106 @@ fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int 
 	cur = mongoc_collection_find_with_opts(m->coll, filter, &opts, NULL);
 	while (!*stop && mongoc_cursor_next(cur, &doc))
 		*stop = fn(ctx, doc);
-	if (mongoc_cursor_error(cur, &e))
-		rc = mongo_err(err, &e, "fetch by id failed");
+	if (mongoc_cursor_error(cur, e)) {
+		/* the query itself refused, by the server or by libmongoc before
+		 * sending ("Invalid filter: empty key"); not a lost connection
+		 * (stream, server selection), which must interrupt the run */
+		*refused = e->domain == MONGOC_ERROR_QUERY || e->domain == MONGOC_ERROR_SERVER ||
+		           e->domain == MONGOC_ERROR_COMMAND || e->domain == MONGOC_ERROR_CURSOR ||
+		           e->domain == MONGOC_ERROR_BSON;
+		rc = mongo_err(err, e, "fetch by id failed");
+	}
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&opts);
 	return rc;
 }
 
+struct fetch {
+	struct mongo *m;
+	const bson_t *projection;
+	int (*fn)(void *ctx, const bson_t *doc);
+	void (*refused)(void *ctx, size_t index, const char *reason);
+	void *ctx;
+	int stop;
+	struct rerror *err;
+	const bson_value_t *base; /* vals[0]: a refused value's index is its offset */
+};
+
+/* One $in of vals[0..n-1]; a query the server refuses is split until the
+ * value at fault stands alone, and that value is reported refused. */
+static rcode
+fetch_in(struct fetch *f, const bson_value_t *vals, size_t n)
+{
+	bson_t filter = BSON_INITIALIZER, child, arr;
+	bson_error_t e;
+	bool refused;
+	rcode rc;
+
+	BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
+	BSON_APPEND_ARRAY_BEGIN(&child, "$in", &arr);
+	for (size_t i = 0; i < n; i++) {
+		char key[16];
+		const char *kp;
+		bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
+		bson_append_value(&arr, kp, -1, &vals[i]);
+	}
+	bson_append_array_end(&child, &arr);
+	bson_append_document_end(&filter, &child);
+	rc = fetch_with(f->m, &filter, f->projection, 0, f->fn, f->ctx, &f->stop, &refused, &e,
+	                f->err);
+	bson_destroy(&filter);
+	if (rc == RC_OK || !refused || f->refused == NULL || f->stop)
+		return rc;
+	*f->err = (struct rerror){0}; /* handled: split, or this value's */
+	if (n == 1) {
+		f->refused(f->ctx, (size_t)(vals - f->base), e.message);
+		return RC_OK;
+	}
+	rc = fetch_in(f, vals, n / 2);
+	return rc ? rc : fetch_in(f, vals + n / 2, n - n / 2);
+}
+
 rcode
 mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
-            int (*fn)(void *ctx, const bson_t *doc), void *ctx, struct rerror *err)
+            int (*fn)(void *ctx, const bson_t *doc),
+            void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
+            struct rerror *err)
 {
+	struct fetch f = {m, projection, fn, refused, ctx, 0, err, NULL};
+	bson_value_t *vals = NULL;
+	size_t n = 0, cap = 0;
 	bson_iter_t it;
 	rcode rc = RC_OK;
-	int stop = 0;
 
-	if (!point) {
-		bson_t filter = BSON_INITIALIZER, child;
-		BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
-		BSON_APPEND_ARRAY(&child, "$in", ids);
-		bson_append_document_end(&filter, &child);
-		rc = fetch_with(m, &filter, projection, 0, fn, ctx, &stop, err);
-		bson_destroy(&filter);
-		return rc;
-	}
 	if (!bson_iter_init(&it, ids))
 		return rerror_set(err, RC_ERR_INVALID, "bad id array");
-	while (rc == RC_OK && !stop && bson_iter_next(&it)) {
-		bson_t filter = BSON_INITIALIZER;
-		bson_append_iter(&filter, "_id", 3, &it);
-		rc = fetch_with(m, &filter, projection, 1, fn, ctx, &stop, err);
-		bson_destroy(&filter);
+	if (point) {
+		while (rc == RC_OK && !f.stop && bson_iter_next(&it)) {
+			bson_t filter = BSON_INITIALIZER;
+			bson_error_t e;
+			bool no;
+			bson_append_iter(&filter, "_id", 3, &it);
+			rc = fetch_with(m, &filter, projection, 1, fn, ctx, &f.stop, &no, &e, err);
+			bson_destroy(&filter);
+		}
+		return rc;
 	}
+	/* borrowed values (they point into ids), for splitting */
+	while (bson_iter_next(&it)) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			bson_value_t *v = realloc(vals, cap * sizeof(*v));
+			if (v == NULL) {
+				free(vals);
+				return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+			}
+			vals = v;
+		}
+		vals[n++] = *bson_iter_value(&it);
+	}
+	f.base = vals;
+	if (n)
+		rc = fetch_in(&f, vals, n);
+	free(vals);
 	return rc;
 }

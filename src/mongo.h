@@ -49,8 +49,15 @@ void mongo_scan_free(struct mongo_scan *s);
 /* Calls fn for every document whose _id is in ids (a BSON array of typed
  * values). projection may be NULL for whole documents. With point true,
  * one {_id: v} query per id instead of one $in (FerretDB only pushes _id
- * equality down to its storage). fn returns nonzero to stop. */
+ * equality down to its storage). fn returns nonzero to stop.
+ * When the server refuses the $in itself (not a lost connection: a value it
+ * cannot match, such as FerretDB and a document _id with an empty key), it
+ * is split until the value at fault stands alone, and refused (may be NULL:
+ * then the refusal is an error) is told that value's index in ids and why;
+ * documents may then reach fn twice. */
 rcode mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
-                  int (*fn)(void *ctx, const bson_t *doc), void *ctx, struct rerror *err);
+                  int (*fn)(void *ctx, const bson_t *doc),
+                  void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
+                  struct rerror *err);
 
 #endif

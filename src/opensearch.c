@@ -185,6 +185,15 @@ format_error(const cJSON *e, char *out, size_t len)
 		inner = c;
 	int n = snprintf(out, len, "%s: %s", cJSON_IsString(type) ? type->valuestring : "error",
 	                 cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+	/* a search's outer reason ("all shards failed") hides the shard's: the
+	 * first root_cause says it */
+	const cJSON *roots = cJSON_GetObjectItem(e, "root_cause");
+	if (inner == e && cJSON_IsArray(roots) && cJSON_GetArraySize(roots) > 0) {
+		const cJSON *rr = cJSON_GetObjectItem(cJSON_GetArrayItem(roots, 0), "reason");
+		if (cJSON_IsString(rr) &&
+		    !(cJSON_IsString(reason) && strcmp(rr->valuestring, reason->valuestring) == 0))
+			inner = cJSON_GetArrayItem(roots, 0);
+	}
 	if (inner != e && n >= 0 && (size_t)n < len) {
 		const cJSON *it = cJSON_GetObjectItem(inner, "type");
 		const cJSON *ir = cJSON_GetObjectItem(inner, "reason");
@@ -213,14 +222,40 @@ error_reason(const struct buf *resp, long status, char *out, size_t len)
 	cJSON_Delete(j);
 }
 
-/* GET/POST that must answer 200 with JSON; *json is the parsed body. */
+/* cJSON ends a string at an escaped NUL: "s1\u0000old" would read as "s1",
+ * another document's id, and a delete of it would hit that document. Such
+ * escapes become "\u0001" (same length); true when there were any, and
+ * readers of ids then leave strings holding \x01 alone. */
+static bool
+mangle_nul(char *s, size_t len)
+{
+	bool any = false;
+
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		/* in JSON a backslash always starts an escape: skip what it escapes */
+		if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) {
+			s[i + 5] = '1';
+			any = true;
+			i += 5;
+		} else {
+			i++;
+		}
+	}
+	return any;
+}
+
+/* GET/POST that must answer 200 with JSON; *json is the parsed body, and
+ * *nul (may be NULL) says whether NUL escapes were mangled. */
 static rcode
-request_json(struct opensearch *os, cJSON **json, const char *method, const char *path,
-             const char *body, struct rerror *err)
+request_json_nul(struct opensearch *os, cJSON **json, bool *nul, const char *method,
+                 const char *path, const char *body, struct rerror *err)
 {
 	struct buf resp = {0};
 	long status;
 	rcode rc;
+	bool mangled = false;
 
 	*json = NULL;
 	rc = opensearch_request(os, &status, &resp, method, path, body, body ? strlen(body) : 0,
@@ -231,11 +266,22 @@ request_json(struct opensearch *os, cJSON **json, const char *method, const char
 		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
 		                "opensearch %s %s: %s", method, path, reason);
 	}
+	if (rc == RC_OK && resp.data)
+		mangled = mangle_nul(resp.data, resp.len);
 	if (rc == RC_OK && (*json = cJSON_ParseWithLength(resp.data, resp.len)) == NULL)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch %s %s: answer is not JSON",
 		                method, path);
+	if (nul)
+		*nul = mangled;
 	buf_free(&resp);
 	return rc;
+}
+
+static rcode
+request_json(struct opensearch *os, cJSON **json, const char *method, const char *path,
+             const char *body, struct rerror *err)
+{
+	return request_json_nul(os, json, NULL, method, path, body, err);
 }
 
 rcode
@@ -310,7 +356,8 @@ opensearch_count_missing(struct opensearch *os, int64_t *count, const char *fiel
 }
 
 rcode
-opensearch_field_type(struct opensearch *os, char **type, const char *field, struct rerror *err)
+opensearch_field_type(struct opensearch *os, char **type, char **inexact, const char *field,
+                      struct rerror *err)
 {
 	struct buf path = {0};
 	cJSON *j = NULL, *idx, *m, *t;
@@ -318,6 +365,8 @@ opensearch_field_type(struct opensearch *os, char **type, const char *field, str
 	rcode rc;
 
 	*type = NULL;
+	if (inexact)
+		*inexact = NULL;
 	esc = curl_easy_escape(os->curl, field, 0);
 	if (esc == NULL || buf_printf(&path, "%s/_mapping/field/%s", os->index_path, esc)) {
 		curl_free(esc);
@@ -336,6 +385,22 @@ opensearch_field_type(struct opensearch *os, char **type, const char *field, str
 	t = m && m->child ? cJSON_GetObjectItem(m->child, "type") : NULL;
 	if (cJSON_IsString(t))
 		*type = strdup(t->valuestring);
+	/* does every backing index keep every value exactly, as doc values? */
+	cJSON_ArrayForEach(idx, j)
+	{
+		cJSON *f = cJSON_GetObjectItem(cJSON_GetObjectItem(idx, "mappings"), field);
+		cJSON *leaf = f ? cJSON_GetObjectItem(f, "mapping") : NULL;
+		leaf = leaf ? leaf->child : NULL;
+		cJSON *norm = leaf ? cJSON_GetObjectItem(leaf, "normalizer") : NULL;
+		cJSON *above = leaf ? cJSON_GetObjectItem(leaf, "ignore_above") : NULL;
+		char why[200] = "";
+		if (cJSON_IsString(norm))
+			snprintf(why, sizeof(why), "has the normalizer %.100s", norm->valuestring);
+		else if (cJSON_IsNumber(above))
+			snprintf(why, sizeof(why), "has ignore_above %d", above->valueint);
+		if (*why && inexact && *inexact == NULL)
+			*inexact = strdup(why);
+	}
 	cJSON_Delete(j);
 	return RC_OK;
 }
@@ -407,6 +472,37 @@ opensearch_create_index(struct opensearch *os, const char *id_field, struct rerr
 }
 
 rcode
+opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerror *err)
+{
+	struct buf body = {0}, resp = {0}, path = {0};
+	long status = 0;
+	rcode rc;
+
+	rc = buf_puts(&body, "{\"properties\":{");
+	if (rc == RC_OK)
+		rc = doc_json_string(&body, id_field, strlen(id_field));
+	if (rc == RC_OK)
+		rc = buf_puts(&body, ":{\"type\":\"keyword\"}}}");
+	if (rc == RC_OK)
+		rc = buf_printf(&path, "%s/_mapping", os->index_path);
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	if (rc == RC_OK)
+		rc = opensearch_request(os, &status, &resp, "PUT", path.data, body.data, body.len,
+		                        err);
+	if (rc == RC_OK && status != 200) {
+		char reason[1100];
+		error_reason(&resp, status, reason, sizeof(reason));
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot map %s as keyword: %s", id_field,
+		                reason);
+	}
+	buf_free(&body);
+	buf_free(&resp);
+	buf_free(&path);
+	return rc;
+}
+
+rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
 	char path[600];
@@ -434,14 +530,17 @@ hit_version(cJSON *fields, const char *field, char *out, size_t len, int64_t *ms
 	return false;
 }
 
-/* Appends the hits of a search answer to out; returns how many. */
+/* Appends the hits of a search answer to out; *count says how many hits
+ * there were (a page is full by them), *skipped how many were left alone:
+ * with nul, ids that held a NUL (see mangle_nul). */
 static rcode
-read_hits(cJSON *j, struct idlist *out, const struct os_keys *k, size_t *count, struct rerror *err)
+read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_t *count,
+          size_t *skipped, struct rerror *err)
 {
 	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits"), *h;
 	bool by_id = strcmp(k->sort_field, "_id") == 0;
 
-	*count = 0;
+	*count = *skipped = 0;
 	if (hits == NULL)
 		return RC_OK; /* filter_path drops an empty hits array entirely */
 	if (!cJSON_IsArray(hits))
@@ -449,30 +548,41 @@ read_hits(cJSON *j, struct idlist *out, const struct os_keys *k, size_t *count, 
 	cJSON_ArrayForEach(h, hits)
 	{
 		cJSON *fields = cJSON_GetObjectItem(h, "fields");
-		const char *key = NULL;
+		cJSON *idv = cJSON_GetObjectItem(h, "_id");
+		cJSON *index = cJSON_GetObjectItem(h, "_index");
+		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
+		const char *key = NULL, *docid = cJSON_IsString(idv) ? idv->valuestring : NULL;
 		char version[64];
 		int64_t ms;
 		bool has_version;
 
+		(*count)++;
 		if (by_id) {
-			cJSON *id = cJSON_GetObjectItem(h, "_id");
-			key = cJSON_IsString(id) ? id->valuestring : NULL;
+			key = docid;
 		} else {
 			cJSON *arr = cJSON_GetObjectItem(fields, k->sort_field);
 			cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
 			key = cJSON_IsString(v) ? v->valuestring : NULL;
 		}
-		if (key == NULL)
+		if (key == NULL || docid == NULL)
 			continue; /* no id value: cannot be placed in key order */
+		if (nul && (strchr(key, '\x01') || strchr(docid, '\x01'))) {
+			(*skipped)++;
+			continue;
+		}
 		has_version = hit_version(fields, k->version_field, version, sizeof(version), &ms);
-		cJSON *index = cJSON_GetObjectItem(h, "_index");
-		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
+		struct hit_where w = {.index = cJSON_IsString(index) ? index->valuestring : NULL,
+		                      .routing =
+		                          cJSON_IsString(routing) ? routing->valuestring : NULL,
+		                      .docid = strcmp(key, docid) ? docid : NULL};
 		if (idlist_push_hit(out, key, strlen(key), -1, has_version ? version : NULL, ms,
-		                    cJSON_IsString(index) ? index->valuestring : NULL,
-		                    cJSON_IsString(routing) ? routing->valuestring : NULL))
-			return RC_ERR_NOMEM;
-		(*count)++;
+		                    &w))
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	}
+	if (*skipped)
+		log_warn("opensearch: %zu index documents have a NUL character in their id: left "
+		         "alone (they can be neither compared nor deleted safely)",
+		         *skipped);
 	return RC_OK;
 }
 
@@ -496,7 +606,7 @@ docvalue_fields(cJSON *body, const struct os_keys *k)
 }
 
 static rcode
-search(struct opensearch *os, cJSON *body, cJSON **answer, struct rerror *err)
+search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rerror *err)
 {
 	char path[600];
 	char *text = cJSON_PrintUnformatted(body);
@@ -509,93 +619,133 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, struct rerror *err)
 	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
 	         "hits.hits.fields&preference=_local",
 	         os->index_path);
-	rc = request_json(os, answer, "POST", path, text, err);
+	rc = request_json_nul(os, answer, nul, "POST", path, text, err);
 	free(text);
+	return rc;
+}
+
+/* One page of copies in key order: of all copies (ids NULL) or of the n
+ * ids given, strictly after `after` (NULL: from the start); *full when the
+ * page was full. */
+static rcode
+search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
+            const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+{
+	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
+	size_t got = 0, skipped = 0;
+	bool nul = false, by_id = strcmp(k->sort_field, "_id") == 0;
+	rcode rc = RC_ERR_NOMEM;
+
+	*full = false;
+	if (body == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	cJSON_AddNumberToObject(body, "size", size);
+	cJSON_AddFalseToObject(body, "_source");
+	cJSON_AddFalseToObject(body, "track_total_hits");
+	if (ids) {
+		cJSON *q = cJSON_AddObjectToObject(body, "query");
+		cJSON *terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
+		cJSON *vals = cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
+		for (size_t i = 0; vals && i < n; i++)
+			cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+	}
+	sort = cJSON_AddArrayToObject(body, "sort");
+	s = cJSON_AddObjectToObject(
+	    cJSON_AddItemToArray(sort, cJSON_CreateObject()) ? sort->child : NULL, k->sort_field);
+	cJSON_AddStringToObject(s, "order", "asc");
+	/* a shard (or index) without the field mapped sorts as empty instead
+	 * of failing the whole search (an index with no mapping at all refuses
+	 * even a sort on _id) */
+	cJSON_AddStringToObject(s, "unmapped_type", "keyword");
+	if (after) {
+		cJSON *sa = cJSON_AddArrayToObject(body, "search_after");
+		cJSON_AddItemToArray(sa, cJSON_CreateString(after));
+	}
+	if (s == NULL || docvalue_fields(body, k))
+		goto out;
+	rc = search(os, body, &answer, &nul, err);
+	if (rc == RC_OK)
+		rc = read_hits(answer, nul, out, k, &got, &skipped, err);
+	if (rc == RC_OK)
+		*full = got == (size_t)size;
+out:
+	if (rc == RC_ERR_NOMEM && err->code == RC_OK)
+		rerror_set(err, rc, "out of memory");
+	cJSON_Delete(answer);
+	cJSON_Delete(body);
+	return rc;
+}
+
+/* Copies of one id tie on the key (an alias's indices, custom routing
+ * within one index), and search_after past a key skips all of them: a page
+ * must not end inside such a run. A full page gives back its trailing run
+ * (the next page starts with it again, whole); a page that is one run only
+ * is completed with every copy of that key. *more: there may be more. */
+static rcode
+page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
+                  const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+{
+	size_t before = out->n, run;
+	bool full;
+	rcode rc;
+
+	*more = false;
+	rc = search_page(os, out, &full, k, ids, n, after, size, err);
+	if (rc || !full || out->n == before)
+		return rc;
+	*more = true;
+	for (run = 1;
+	     out->n - run > before &&
+	     diff_compare(idlist_id(out, out->n - run - 1), out->v[out->n - run - 1].id_len,
+	                  idlist_id(out, out->n - 1), out->v[out->n - 1].id_len) == 0;
+	     run++)
+		;
+	if (out->n - run > before) {
+		out->n -= run; /* the arena keeps their bytes until the next clear */
+		return RC_OK;
+	}
+	/* the whole page is one key: all its copies, then past it */
+	char *key = strdup(idlist_id(out, out->n - 1));
+	if (key == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	out->n = before;
+	const char *one[1] = {key};
+	rc = search_page(os, out, &full, k, one, 1, NULL, 10000, err);
+	if (rc == RC_OK && full)
+		rc = rerror_set(err, RC_ERR_OPENSEARCH,
+		                "opensearch: more than 10000 copies of the id %.200s", key);
+	free(key);
 	return rc;
 }
 
 rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
-                const char *after, const char *after_index, int size, struct rerror *err)
+                const char *after, int size, struct rerror *err)
 {
-	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
-	size_t got = 0;
-	rcode rc = RC_ERR_NOMEM;
-
-	*more = false;
-	if (body == NULL)
-		return RC_ERR_NOMEM;
-	cJSON_AddNumberToObject(body, "size", size);
-	cJSON_AddFalseToObject(body, "_source");
-	cJSON_AddFalseToObject(body, "track_total_hits");
-	sort = cJSON_AddArrayToObject(body, "sort");
-	s = cJSON_CreateObject();
-	cJSON_AddItemToArray(sort, s);
-	cJSON_AddStringToObject(s, k->sort_field, "asc");
-	if (k->by_index) {
-		/* copies of one id in several backing indices tie on the key:
-		 * without a tiebreaker a page ending inside such a run would
-		 * skip the rest of it */
-		s = cJSON_CreateObject();
-		cJSON_AddItemToArray(sort, s);
-		cJSON_AddStringToObject(s, "_index", "asc");
-	}
-	if (after) {
-		cJSON *sa = cJSON_AddArrayToObject(body, "search_after");
-		cJSON_AddItemToArray(sa, cJSON_CreateString(after));
-		/* no index named: strictly after every copy of `after` */
-		if (k->by_index)
-			cJSON_AddItemToArray(
-			    sa, cJSON_CreateString(after_index ? after_index : "\xf4\x8f\xbf\xbf"));
-	}
-	if (docvalue_fields(body, k))
-		goto out;
-	rc = search(os, body, &answer, err);
-	if (rc == RC_OK)
-		rc = read_hits(answer, out, k, &got, err);
-	if (rc == RC_OK)
-		*more = got == (size_t)size;
-out:
-	cJSON_Delete(answer);
-	cJSON_Delete(body);
-	return rc;
+	return page_in_key_order(os, out, more, k, NULL, 0, after, size, err);
 }
 
 rcode
 opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
                   const char *const *ids, size_t n, struct rerror *err)
 {
-	cJSON *body = cJSON_CreateObject(), *q, *terms, *vals, *answer = NULL;
-	size_t got;
-	rcode rc = RC_ERR_NOMEM;
-	bool by_id = strcmp(k->sort_field, "_id") == 0;
+	const char *after = NULL;
+	char *last = NULL;
+	bool more = n > 0;
+	rcode rc = RC_OK;
 
-	if (body == NULL)
-		return RC_ERR_NOMEM;
-	if (n == 0) {
-		cJSON_Delete(body);
-		return RC_OK;
+	/* every copy of every id, in pages: an id may have several */
+	while (rc == RC_OK && more) {
+		size_t before = out->n;
+		rc = page_in_key_order(os, out, &more, k, ids, n, after, 1000, err);
+		if (rc == RC_OK && more && out->n > before) {
+			free(last);
+			if ((last = strdup(idlist_id(out, out->n - 1))) == NULL)
+				rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+			after = last;
+		}
 	}
-	/* room for a copy per backing index, and for copies of one _id on two
-	 * shards (custom routing), within the default max_result_window */
-	size_t size = n * 2 * (size_t)(k->n_indices > 1 ? k->n_indices : 1);
-	cJSON_AddNumberToObject(body, "size", (double)(size < 10000 ? size : 10000));
-	cJSON_AddFalseToObject(body, "_source");
-	q = cJSON_AddObjectToObject(body, "query");
-	terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
-	vals = cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
-	if (vals == NULL)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
-	if (docvalue_fields(body, k))
-		goto out;
-	rc = search(os, body, &answer, err);
-	if (rc == RC_OK)
-		rc = read_hits(answer, out, k, &got, err);
-out:
-	cJSON_Delete(answer);
-	cJSON_Delete(body);
+	free(last);
 	return rc;
 }
 

@@ -39,8 +39,10 @@ rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err
 rcode opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
                                struct rerror *err);
 /* The mapping type of a field of the index (caller frees), or NULL when the
- * field is not mapped. RC_ERR_NOTFOUND when the index does not exist. */
-rcode opensearch_field_type(struct opensearch *os, char **type, const char *field,
+ * field is not mapped; *inexact (may be NULL; caller frees) says why the
+ * field's doc values do not hold every value exactly (a normalizer,
+ * ignore_above), else NULL. RC_ERR_NOTFOUND when the index does not exist. */
+rcode opensearch_field_type(struct opensearch *os, char **type, char **inexact, const char *field,
                             struct rerror *err);
 /* What OPENSEARCH_INDEX names: for an alias, how many indices it spans and
  * which one takes writes (its is_write_index, or its only index; NULL when
@@ -51,6 +53,9 @@ rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indic
 /* Creates the index with id_field mapped as keyword (the key order of the
  * pass); an index created meanwhile by someone else is fine too. */
 rcode opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err);
+/* Maps id_field as keyword in an index that has no mapping for it yet (an
+ * index created with settings only, or by the first document). */
+rcode opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerror *err);
 rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or
@@ -60,19 +65,19 @@ struct os_keys {
 	const char *sort_field;
 	const char *version_field;
 	const char *version_format;
-	bool by_index; /* an alias over several indices: break key ties on _index */
 	int n_indices; /* backing indices of the alias (1 for an index) */
 };
 
-/* The next page (size ids) of the index in key order strictly after
- * (after, after_index) (after NULL: from the start; after_index NULL: past
- * every copy of after), appended to out, each with its hit's _index and
- * _routing. *more is false at the end. */
+/* The next page (about size ids) of the index in key order strictly after
+ * `after` (NULL: from the start), appended to out, each copy with its
+ * _index, _routing and (where it is not its key) _id. Copies of one id
+ * never straddle two pages: a page ends before a run of equal keys that it
+ * cannot hold whole. *more is false at the end. Copies whose id holds a NUL
+ * are left out (with a warning). */
 rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
-                      const struct os_keys *k, const char *after, const char *after_index, int size,
-                      struct rerror *err);
-/* Which of ids (n canonical texts) the index has, with their versions,
- * appended to out (in no particular order). */
+                      const struct os_keys *k, const char *after, int size, struct rerror *err);
+/* Every copy of the n ids (canonical texts) the index has, with their
+ * versions, appended to out in key order. */
 rcode opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
                         const char *const *ids, size_t n, struct rerror *err);
 

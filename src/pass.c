@@ -16,6 +16,8 @@
  * - Numbers and rarer types are looked up by id in the index instead.
  * - A collection with neither strings nor ObjectIds gets one sweep of the
  *   index at the end, for orphans.
+ * Orphans are judged in the first sweep only: with strings and ObjectIds,
+ * the string segment has judged every index id before the ObjectIds come.
  *
  * An orphan candidate is certain when the collection has only ObjectIds and
  * its key is an ObjectId's text; anything else is asked of MongoDB under
@@ -40,7 +42,7 @@ struct pass {
 	int cur_class; /* of the current segment; -1 none */
 	/* the index stream of the current merge segment */
 	struct idlist os_buf;
-	char *os_after, *os_after_index;
+	char *os_after;
 	bool os_more;
 	bool index_gone;
 	/* held over: the first id of the next chunk when a class changes */
@@ -93,8 +95,6 @@ os_restart(struct pass *p, const char *after)
 {
 	idlist_clear(&p->os_buf);
 	free(p->os_after);
-	free(p->os_after_index);
-	p->os_after_index = NULL; /* past every copy of `after` */
 	p->os_after = after ? strdup(after) : NULL;
 	p->os_more = !p->o->index_missing && !p->index_gone;
 	return after && p->os_after == NULL ? RC_ERR_NOMEM : RC_OK;
@@ -107,7 +107,7 @@ os_fetch_page(struct pass *p)
 	size_t before = p->os_buf.n;
 	rcode rc;
 
-	rc = p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after, p->os_after_index,
+	rc = p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
 	                       (int)p->o->chunk_size, p->err);
 	if (rc == RC_ERR_NOTFOUND) {
 		/* the index went away mid-run: nothing more on its side */
@@ -119,30 +119,25 @@ os_fetch_page(struct pass *p)
 	if (rc)
 		return rc;
 	if (p->os_buf.n > before) {
-		size_t last = p->os_buf.n - 1;
-		const char *li = idlist_index(&p->os_buf, last);
-		char *id = strdup(idlist_id(&p->os_buf, last));
-		char *index = li ? strdup(li) : NULL;
-		if (id == NULL || (li && index == NULL)) {
-			free(id);
-			free(index);
+		char *id = strdup(idlist_id(&p->os_buf, p->os_buf.n - 1));
+		if (id == NULL)
 			return RC_ERR_NOMEM;
-		}
 		free(p->os_after);
-		free(p->os_after_index);
 		p->os_after = id;
-		p->os_after_index = index;
 	}
 	return RC_OK;
 }
 
-/* Whether entry i of l is a copy in the index that takes writes. */
-static bool
-in_write_index(const struct pass *p, const struct idlist *l, size_t i)
+/* Which of several copies of one id is kept (lower first): a copy under
+ * its own _id, then one routed by _id, then one in the write index. */
+static int
+keep_rank(const struct pass *p, const struct idlist *l, size_t i)
 {
 	const char *idx = idlist_index(l, i);
+	bool in_write =
+	    p->o->write_index == NULL || idx == NULL || strcmp(idx, p->o->write_index) == 0;
 
-	return p->o->write_index == NULL || idx == NULL || strcmp(idx, p->o->write_index) == 0;
+	return (idlist_docid(l, i) ? 4 : 0) + (idlist_routing(l, i) ? 2 : 0) + (in_write ? 0 : 1);
 }
 
 /* Moves the first k ids of os_buf into part, keeping part in key order
@@ -161,14 +156,16 @@ os_move(struct pass *p, struct idlist *part, size_t k)
 			continue;
 		if (idlist_push_from(part, &p->os_buf, i))
 			return RC_ERR_NOMEM;
-		if (c == 0 && in_write_index(p, part, part->n - 1)) {
-			size_t first = part->n - 1;
-			while (first > 0 && diff_compare(idlist_id(part, first - 1),
-			                                 part->v[first - 1].id_len, id, len) == 0)
-				first--;
-			struct idrec tmp = part->v[first];
-			part->v[first] = part->v[part->n - 1];
-			part->v[part->n - 1] = tmp;
+		/* copies of one id together, the one to keep first */
+		size_t at = part->n - 1;
+		while (c == 0 && at > 0 &&
+		       diff_compare(idlist_id(part, at - 1), part->v[at - 1].id_len, id, len) ==
+		           0 &&
+		       keep_rank(p, part, at) < keep_rank(p, part, at - 1)) {
+			struct idrec tmp = part->v[at];
+			part->v[at] = part->v[at - 1];
+			part->v[at - 1] = tmp;
+			at--;
 		}
 	}
 	return idlist_shift(&p->os_buf, k);
@@ -211,7 +208,7 @@ os_take_page(struct pass *p, struct idlist *part)
 struct sorted_ref {
 	const char *id;
 	size_t len, idx;
-	int rank; /* among equal ids: the write index's copy first */
+	int rank; /* among equal ids: keep_rank */
 };
 
 static int
@@ -237,7 +234,7 @@ idlist_sorted(const struct pass *p, struct idlist *dst, const struct idlist *src
 		return RC_ERR_NOMEM;
 	for (size_t i = 0; i < src->n; i++)
 		refs[i] = (struct sorted_ref){idlist_id(src, i), src->v[i].id_len, i,
-		                              in_write_index(p, src, i) ? 0 : 1};
+		                              keep_rank(p, src, i)};
 	qsort(refs, src->n, sizeof(*refs), cmp_ref);
 	idlist_clear(dst);
 	for (size_t i = 0; i < src->n && rc == RC_OK; i++)
@@ -326,6 +323,43 @@ out:
 	return rc;
 }
 
+/* Drops from the duplicates and orphans every copy under a foreign _id (its
+ * _id not its key) whose _id is itself a MongoDB document's: deleting it
+ * would delete that document's copy; its own place in the pass repairs it. */
+static rcode
+spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t *orph,
+              size_t *n_orph)
+{
+	size_t n = 0, cap = d->n_duplicate + *n_orph;
+	const char **ask = malloc((cap ? cap : 1) * sizeof(*ask));
+	bool *exists = malloc((cap ? cap : 1) * sizeof(*exists));
+	rcode rc = ask && exists ? RC_OK : RC_ERR_NOMEM;
+
+	for (size_t i = 0; rc == RC_OK && i < d->n_duplicate; i++)
+		if (idlist_docid(osl, d->duplicate[i]))
+			ask[n++] = idlist_docid(osl, d->duplicate[i]);
+	for (size_t i = 0; rc == RC_OK && i < *n_orph; i++)
+		if (idlist_docid(osl, orph[i]))
+			ask[n++] = idlist_docid(osl, orph[i]);
+	if (rc == RC_OK && n)
+		rc = p->io->mongo_exists(p->io->ctx, ask, n, exists, p->err);
+	if (rc == RC_OK && n) {
+		size_t k = 0, kept = 0;
+		for (size_t i = 0; i < d->n_duplicate; i++)
+			if (!idlist_docid(osl, d->duplicate[i]) || !exists[k++])
+				d->duplicate[kept++] = d->duplicate[i];
+		d->n_duplicate = kept;
+		kept = 0;
+		for (size_t i = 0; i < *n_orph; i++)
+			if (!idlist_docid(osl, orph[i]) || !exists[k++])
+				orph[kept++] = orph[i];
+		*n_orph = kept;
+	}
+	free(ask);
+	free(exists);
+	return rc;
+}
+
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
@@ -341,7 +375,10 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	rc = diff_merge(&d, m, osl, p->o->compare_versions);
 	if (rc)
 		return rc;
-	if (d.n_orphan && !lookup) {
+	/* the first merge segment (strings) swept and judged the whole index:
+	 * the ObjectId segment's candidates were all judged already */
+	bool judged = p->cur_class == CLASS_OID && (p->seen & (1 << CLASS_STRING));
+	if (d.n_orphan && !lookup && !judged) {
 		real = malloc(d.n_orphan * sizeof(bool));
 		orph = malloc(d.n_orphan * sizeof(size_t));
 		rc = real && orph ? verify_orphans(p, osl, d.orphan, d.n_orphan, real)
@@ -350,6 +387,8 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 			if (real[i])
 				orph[n_orph++] = d.orphan[i];
 	}
+	if (rc == RC_OK)
+		rc = spare_foreign(p, osl, &d, orph, &n_orph);
 	if (rc == RC_OK && d.n_stale) {
 		conflict = calloc(d.n_stale, sizeof(*conflict));
 		rc = conflict ? find_conflicts(p, m, &d, conflict) : RC_ERR_NOMEM;
@@ -493,6 +532,5 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 	idlist_free(&p.os_buf);
 	idlist_free(&p.held);
 	free(p.os_after);
-	free(p.os_after_index);
 	return rc;
 }

@@ -34,12 +34,12 @@ struct pass_io {
 	 * (text, type, version, change time), and its enum id_class; *end at
 	 * the end of the collection. */
 	rcode (*mongo_next)(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err);
-	/* The next `size` index copies in key order strictly after (after,
-	 * after_index) (after NULL: from the start; after_index NULL: past
-	 * every copy of after), appended to out with their index and routing;
+	/* The next page (about `size`) of index copies in key order strictly
+	 * after `after` (NULL: from the start), appended to out with their
+	 * index, routing and _id; copies of one key never straddle two pages;
 	 * *more false at the end. RC_ERR_NOTFOUND: the index is gone. */
-	rcode (*index_page)(void *ctx, struct idlist *out, bool *more, const char *after,
-	                    const char *after_index, int size, struct rerror *err);
+	rcode (*index_page)(void *ctx, struct idlist *out, bool *more, const char *after, int size,
+	                    struct rerror *err);
 	/* The index copies of ids (n texts), appended to out in any order. */
 	rcode (*index_lookup)(void *ctx, struct idlist *out, const char *const *ids, size_t n,
 	                      struct rerror *err);

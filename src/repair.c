@@ -28,17 +28,19 @@
 /* ---- the queue -------------------------------------------------------- */
 
 static rcode
-qitem_copy(struct qitem *dst, const char *id, enum id_type type, int kind, const char *index,
-           const char *routing)
+qitem_copy(struct qitem *dst, const struct qitem *src)
 {
-	*dst = (struct qitem){.type = type, .kind = kind};
-	dst->id = strdup(id);
-	dst->index = index ? strdup(index) : NULL;
-	dst->routing = routing ? strdup(routing) : NULL;
-	if (dst->id == NULL || (index && dst->index == NULL) || (routing && dst->routing == NULL)) {
+	*dst = (struct qitem){.type = src->type, .kind = src->kind};
+	dst->id = strdup(src->id);
+	dst->index = src->index ? strdup(src->index) : NULL;
+	dst->routing = src->routing ? strdup(src->routing) : NULL;
+	dst->docid = src->docid ? strdup(src->docid) : NULL;
+	if (dst->id == NULL || (src->index && dst->index == NULL) ||
+	    (src->routing && dst->routing == NULL) || (src->docid && dst->docid == NULL)) {
 		free(dst->id);
 		free(dst->index);
 		free(dst->routing);
+		free(dst->docid);
 		return RC_ERR_NOMEM;
 	}
 	return RC_OK;
@@ -50,11 +52,12 @@ qitem_free(struct qitem *q)
 	free(q->id);
 	free(q->index);
 	free(q->routing);
+	free(q->docid);
 }
 
+/* Appends a copy of q (its strings borrowed). */
 static rcode
-idvec_push(struct idvec *v, const char *id, enum id_type type, int kind, const char *index,
-           const char *routing)
+idvec_push(struct idvec *v, const struct qitem *q)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 64;
@@ -64,7 +67,7 @@ idvec_push(struct idvec *v, const char *id, enum id_type type, int kind, const c
 		v->v = a;
 		v->cap = cap;
 	}
-	rcode rc = qitem_copy(&v->v[v->n], id, type, kind, index, routing);
+	rcode rc = qitem_copy(&v->v[v->n], q);
 	if (rc == RC_OK)
 		v->n++;
 	return rc;
@@ -94,17 +97,23 @@ qitem_drift(const struct qitem *q)
 	                            .id_type = doc_id_type_name(q->type),
 	                            .kind = (enum drift_kind)q->kind,
 	                            .os_index = q->index,
-	                            .routing = q->routing};
+	                            .routing = q->routing,
+	                            .os_id = q->docid};
 }
 
 rcode
-repair_queue(struct repair *rp, const char *id, enum id_type type, enum drift_kind kind,
-             const char *index, const char *routing)
+repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 {
-	bool del = kind == DRIFT_ORPHAN || kind == DRIFT_DUPLICATE;
+	bool del = d->kind == DRIFT_ORPHAN || d->kind == DRIFT_DUPLICATE;
+	struct qitem q = {.id = (char *)d->doc_id,
+	                  .type = type,
+	                  .kind = (int)d->kind,
+	                  .index = (char *)d->os_index,
+	                  .routing = (char *)d->routing,
+	                  .docid = (char *)d->os_id};
 
-	assert(kind != DRIFT_CONFLICT); /* conflicts are never written */
-	return idvec_push(del ? &rp->del : &rp->fix, id, type, (int)kind, index, routing);
+	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
+	return idvec_push(del ? &rp->del : &rp->fix, &q);
 }
 
 size_t
@@ -196,7 +205,7 @@ batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 	b->len[b->n] = json ? json->len : 0;
 	if (json && buf_append(&b->src, json->data, json->len))
 		return RC_ERR_NOMEM;
-	rcode rc = qitem_copy(&b->items[b->n], q->id, q->type, q->kind, q->index, q->routing);
+	rcode rc = qitem_copy(&b->items[b->n], q);
 	if (rc)
 		return rc;
 	/* the action line: _id, _index and routing, quoted */
@@ -230,12 +239,14 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		rows[i] = qitem_drift(&b->items[i]);
-		docs[i] = (struct bulk_doc){.action = b->action,
-		                            .id = b->items[i].id,
-		                            .index = b->items[i].index,
-		                            .routing = b->items[i].routing,
-		                            .source = del ? NULL : b->src.data + b->off[i],
-		                            .source_len = b->len[i]};
+		/* a copy is acted on by its own _id where that is not its key */
+		docs[i] =
+		    (struct bulk_doc){.action = b->action,
+		                      .id = b->items[i].docid ? b->items[i].docid : b->items[i].id,
+		                      .index = b->items[i].index,
+		                      .routing = b->items[i].routing,
+		                      .source = del ? NULL : b->src.data + b->off[i],
+		                      .source_len = b->len[i]};
 	}
 	/* 1. written as pending, with its ids, before anything is sent */
 	rc = store_batch_open(rp->store, rp->run_id, &batch_no, b->action, (int64_t)b->n,
@@ -446,6 +457,21 @@ on_fetched(void *ctx, const bson_t *doc)
 	return c->rc != RC_OK;
 }
 
+/* A document MongoDB will not even be asked for (its _id refused in a
+ * query): it fails alone, the others are fetched. */
+static void
+on_refused(void *ctx, size_t index, const char *reason)
+{
+	struct fetch_ctx *c = ctx;
+	char msg[700];
+
+	if (c->rc || index >= c->n)
+		return;
+	c->found[index] = true; /* not "no longer in MongoDB": it could not be asked */
+	snprintf(msg, sizeof(msg), "MongoDB refused a query for this _id: %s", reason);
+	c->rc = fail_item(c->rp, &c->items[index], "query_refused", msg);
+}
+
 /* Fetches the documents of items from MongoDB and indexes them in batches.
  * With resend_no > 0 all of them form that one journaled batch. Ids no
  * longer in MongoDB are marked skipped. */
@@ -482,7 +508,8 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 		c.order = order;
 		c.n = m;
 		if (rc == RC_OK)
-			rc = mongo_fetch(rp->mongo, &arr, NULL, false, on_fetched, &c, rp->err);
+			rc = mongo_fetch(rp->mongo, &arr, NULL, false, on_fetched, on_refused, &c,
+			                 rp->err);
 		bson_destroy(&arr);
 		if (rc == RC_OK)
 			rc = c.rc;
@@ -556,7 +583,13 @@ on_batch_id(void *ctx, const struct store_drift *d)
 
 	if (doc_id_type_parse(d->id_type, &t))
 		return 0; /* a conflict row's "int+string": never in a batch */
-	return idvec_push(ctx, d->doc_id, t, (int)d->kind, d->os_index, d->routing) != RC_OK;
+	struct qitem q = {.id = (char *)d->doc_id,
+	                  .type = t,
+	                  .kind = (int)d->kind,
+	                  .index = (char *)d->os_index,
+	                  .routing = (char *)d->routing,
+	                  .docid = (char *)d->os_id};
+	return idvec_push(ctx, &q) != RC_OK;
 }
 
 rcode

@@ -37,6 +37,7 @@ struct qitem {
 	int kind; /* enum drift_kind, or -1 */
 	char *index;
 	char *routing;
+	char *docid; /* the copy's _id where it is not id (deletes act on it) */
 };
 
 struct idvec {
@@ -67,9 +68,9 @@ struct repair {
 	struct idvec fix, del;
 };
 
-/* Queues one drifted document; index/routing may be NULL. */
-rcode repair_queue(struct repair *rp, const char *id, enum id_type type, enum drift_kind kind,
-                   const char *index, const char *routing);
+/* Queues one drifted document, where its copy is (d's os_index, routing,
+ * os_id may be NULL). */
+rcode repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type);
 size_t repair_queued(const struct repair *rp);
 /* Repairs what is queued (stopping between batches on *stop) and empties
  * the queue. RC_ERR_CANCELLED when stopped. */

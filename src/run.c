@@ -216,12 +216,12 @@ io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror 
 }
 
 static rcode
-io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, const char *after_index,
-              int size, struct rerror *err)
+io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int size,
+              struct rerror *err)
 {
 	struct run *r = ctx;
 
-	return opensearch_scan(r->os, out, more, &r->keys, after, after_index, size, err);
+	return opensearch_scan(r->os, out, more, &r->keys, after, size, err);
 }
 
 static rcode
@@ -238,9 +238,25 @@ struct exists_ctx {
 	size_t n;
 	bool *exists;
 	char **other;
+	size_t *owner; /* per value asked: the text it stands for */
 	struct buf text;
 	rcode rc;
 };
+
+/* A value MongoDB refused to be asked about: its text cannot be proven
+ * absent, so it is not called an orphan (nor a conflict). */
+static void
+on_exists_refused(void *ctx, size_t index, const char *reason)
+{
+	struct exists_ctx *x = ctx;
+	size_t i = x->owner[index];
+
+	log_warn("mongodb refused to be asked for the id %.200s (%s): it is not called an "
+	         "orphan",
+	         x->texts[i], reason);
+	if (x->exists)
+		x->exists[i] = true;
+}
 
 static int
 on_exists(void *ctx, const bson_t *doc)
@@ -276,12 +292,31 @@ ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, struct rerror *er
 	rcode rc;
 
 	BSON_APPEND_INT32(&proj, "_id", 1);
-	rc = mongo_fetch(r->mongo, values, &proj, false, on_exists, x, err);
+	rc = mongo_fetch(r->mongo, values, &proj, false, on_exists, on_exists_refused, x, err);
 	if (rc == RC_OK && x->rc)
 		rc = rerror_set(err, x->rc, "out of memory");
 	bson_destroy(&proj);
 	buf_free(&x->text);
 	return rc;
+}
+
+/* The owner array: owner[value] = text, for values appended so far. */
+static rcode
+own(size_t **owner, size_t *cap, uint32_t from, uint32_t to, size_t text)
+{
+	if (to > *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		while (c < to)
+			c *= 2;
+		size_t *o = realloc(*owner, c * sizeof(*o));
+		if (o == NULL)
+			return RC_ERR_NOMEM;
+		*owner = o;
+		*cap = c;
+	}
+	for (uint32_t v = from; v < to; v++)
+		(*owner)[v] = text;
+	return RC_OK;
 }
 
 static rcode
@@ -290,18 +325,25 @@ io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, str
 	struct run *r = ctx;
 	struct exists_ctx x = {.texts = texts, .n = n, .exists = exists};
 	bson_t arr = BSON_INITIALIZER;
+	size_t cap = 0;
 	uint32_t k = 0;
 	rcode rc = RC_OK;
 
-	for (size_t i = 0; i < n; i++)
-		exists[i] = false;
 	/* every typed value each text could stand for, in one $in */
-	for (size_t i = 0; rc == RC_OK && i < n; i++)
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		uint32_t from = k;
+		exists[i] = false;
 		rc = doc_id_append_candidates(&arr, &k, texts[i]);
+		if (rc == RC_OK)
+			rc = own(&x.owner, &cap, from, k, i);
+		if (doc_id_unaskable(texts[i]))
+			exists[i] = true; /* not proven absent: never an orphan */
+	}
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
 	else
 		rc = ask_mongo(r, &arr, &x, err);
+	free(x.owner);
 	bson_destroy(&arr);
 	return rc;
 }
@@ -313,6 +355,7 @@ io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, s
 	struct run *r = ctx;
 	struct exists_ctx x = {.texts = texts, .types = types, .n = n, .other = other};
 	bson_t arr = BSON_INITIALIZER;
+	size_t cap = 0;
 	uint32_t count = 0;
 	rcode rc = RC_OK;
 
@@ -323,14 +366,18 @@ io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, s
 			const char *kp;
 			if (!(mask & (1 << t)))
 				continue;
-			bson_uint32_to_string(count++, &kp, key, sizeof(key));
+			bson_uint32_to_string(count, &kp, key, sizeof(key));
 			rc = doc_id_append(&arr, kp, texts[i], (enum id_type)t);
+			if (rc == RC_OK)
+				rc = own(&x.owner, &cap, count, count + 1, i);
+			count++;
 		}
 	}
 	if (rc)
 		rc = rerror_set(err, rc, "id %s cannot be rebuilt", texts[0]);
 	else if (count)
 		rc = ask_mongo(r, &arr, &x, err);
+	free(x.owner);
 	bson_destroy(&arr);
 	return rc;
 }
@@ -417,7 +464,7 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
 	(*n)++;
 	if (!repair || young)
 		return RC_OK;
-	if (repair_queue(&r->rp, d->doc_id, type, d->kind, d->os_index, d->routing))
+	if (repair_queue(&r->rp, d, type))
 		return rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 	return RC_OK;
 }
@@ -476,7 +523,8 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			                         .id_type = doc_id_type_name(type),
 			                         .kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN,
 			                         .os_index = idlist_index(osl, k),
-			                         .routing = idlist_routing(osl, k)};
+			                         .routing = idlist_routing(osl, k),
+			                         .os_id = idlist_docid(osl, k)};
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
 			             too_young(r, t));
 		}
@@ -576,7 +624,7 @@ static rcode
 setup_keys(struct run *r)
 {
 	const char *idf = r->cfg->opensearch_id_field;
-	char *type = NULL;
+	char *type = NULL, *inexact = NULL;
 	rcode rc = RC_OK;
 
 	r->id_field = strdup(idf);
@@ -588,8 +636,7 @@ setup_keys(struct run *r)
 	rc = opensearch_targets(r->os, &r->write_index, &r->keys.n_indices, r->err);
 	if (rc)
 		return rc;
-	r->keys.by_index = r->keys.n_indices > 1;
-	if (r->keys.by_index) {
+	if (r->keys.n_indices > 1) {
 		char msg[300];
 		snprintf(msg, sizeof(msg),
 		         "%s is an alias over %d indices (write index: %s): copies are compared, "
@@ -603,14 +650,22 @@ setup_keys(struct run *r)
 			return rerror_set(r->err, rc, "journal: cannot record an event");
 	}
 	if (*idf) {
-		rc = opensearch_field_type(r->os, &type, idf, r->err);
+		rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
 		if (rc == RC_ERR_NOTFOUND && !r->dry_run) {
 			*r->err = (struct rerror){0};
 			rc = opensearch_create_index(r->os, idf, r->err);
 			if (rc == RC_OK) {
 				log_msg(LOG_INFO, r->id, "created the index with %s as keyword",
 				        idf);
-				rc = opensearch_field_type(r->os, &type, idf, r->err);
+				rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
+			}
+		}
+		if (rc == RC_OK && type == NULL && !r->dry_run) {
+			/* an index made with settings only: give it the key order */
+			rc = opensearch_map_id_field(r->os, idf, r->err);
+			if (rc == RC_OK) {
+				log_msg(LOG_INFO, r->id, "mapped %s as keyword in the index", idf);
+				rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
 			}
 		}
 		if (rc == RC_ERR_NOTFOUND) {
@@ -622,7 +677,18 @@ setup_keys(struct run *r)
 		}
 		if (rc)
 			return rc;
-		if (type && strcmp(type, "keyword") == 0) {
+		if (type && strcmp(type, "keyword") == 0 && inexact) {
+			/* its doc values are not the ids (lowercased, or missing for long
+			 * ones): the key order would mismatch, and lie */
+			char msg[400];
+			snprintf(
+			    msg, sizeof(msg),
+			    "OPENSEARCH_ID_FIELD %s %s, so its values are not the ids exactly: "
+			    "ids are read from _id instead",
+			    idf, inexact);
+			log_msg(LOG_WARN, r->id, "%s", msg);
+			rc = store_event(r->store, r->id, "warning", msg);
+		} else if (type && strcmp(type, "keyword") == 0) {
 			int64_t lacking = 0;
 			r->keys.sort_field = r->id_field;
 			/* such documents cannot be placed in key order: say so */
@@ -648,12 +714,13 @@ setup_keys(struct run *r)
 			                 "id field not a keyword; using _id");
 		}
 		free(type);
+		free(inexact);
 		type = NULL;
 		if (rc)
 			return rc;
 	}
 	if (*r->cfg->version_field && !r->index_missing) {
-		rc = opensearch_field_type(r->os, &type, r->cfg->version_field, r->err);
+		rc = opensearch_field_type(r->os, &type, NULL, r->cfg->version_field, r->err);
 		if (rc == RC_ERR_NOTFOUND) {
 			*r->err = (struct rerror){0};
 			rc = RC_OK;
@@ -719,7 +786,7 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 	int64_t id = 0;
 	rcode rc;
 
-	if (resume_id == 0 && (rc = store_run_unfinished(r->store, &id)))
+	if (resume_id == 0 && (rc = store_run_unfinished_of_kind(r->store, kind, &id)))
 		return rerror_set(r->err, rc, "journal: cannot look for unfinished runs");
 	if (resume_id > 0)
 		id = resume_id;

@@ -460,6 +460,15 @@ store_run_unfinished(struct store *s, int64_t *run_id)
 }
 
 rcode
+store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id)
+{
+	return sql_int(s, run_id,
+	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') AND kind = ?"
+	               " ORDER BY id DESC LIMIT 1",
+	               "t", kind);
+}
+
+rcode
 store_run_resumed(struct store *s, int64_t run_id)
 {
 	char ts[32];
@@ -617,12 +626,13 @@ rcode
 store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
                 const char *status, const char *error, bool *added)
 {
-	rcode rc =
-	    sql_run(s,
-	            "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
-	            " routing, batch_no, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	            "itttttntt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
-	            d->os_index ? d->os_index : "", d->routing, batch_no, status, error);
+	rcode rc = sql_run(s,
+	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+	                   " os_id, routing, batch_no, status, error)"
+	                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                   "ittttttntt", run_id, d->doc_id, d->id_type,
+	                   store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
+	                   d->os_id ? d->os_id : "", d->routing, batch_no, status, error);
 	if (added)
 		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	return rc;
@@ -634,9 +644,9 @@ store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d, co
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
-	               " doc_id = ? AND id_type = ? AND os_index = ?",
-	               "ttitttt", status, error, run_id, store_drift_kind_name(d->kind), d->doc_id,
-	               d->id_type, d->os_index ? d->os_index : "");
+	               " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ?",
+	               "ttittttt", status, error, run_id, store_drift_kind_name(d->kind), d->doc_id,
+	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "");
 }
 
 rcode
@@ -644,9 +654,10 @@ store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET batch_no = ?, status = 'pending', error = NULL WHERE"
-	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ? AND os_index = ?",
-	               "iitttt", batch_no, run_id, store_drift_kind_name(d->kind), d->doc_id,
-	               d->id_type, d->os_index ? d->os_index : "");
+	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ? AND os_index = ?"
+	               " AND os_id = ?",
+	               "iittttt", batch_no, run_id, store_drift_kind_name(d->kind), d->doc_id,
+	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "");
 }
 
 rcode
@@ -816,18 +827,20 @@ store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
 	int step;
 
 	rc = sql_prepare(s, &st,
-	                 "SELECT doc_id, id_type, kind, os_index, routing FROM run_ids WHERE"
+	                 "SELECT doc_id, id_type, kind, os_index, routing, os_id FROM run_ids WHERE"
 	                 " run_id = ? AND batch_no = ? ORDER BY doc_id",
 	                 "ii", run_id, batch_no);
 	if (rc)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *os_index = (const char *)sqlite3_column_text(st, 3);
+		const char *os_id = (const char *)sqlite3_column_text(st, 5);
 		struct store_drift d = {
 		    .doc_id = (const char *)sqlite3_column_text(st, 0),
 		    .id_type = (const char *)sqlite3_column_text(st, 1),
 		    .os_index = os_index && *os_index ? os_index : NULL,
 		    .routing = (const char *)sqlite3_column_text(st, 4),
+		    .os_id = os_id && *os_id ? os_id : NULL,
 		};
 		if (store_drift_kind_parse((const char *)sqlite3_column_text(st, 2), &d.kind)) {
 			rc = RC_ERR_STORE; /* a CHECK constraint makes this unreachable */
@@ -983,7 +996,8 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	*out = NULL;
 	rc = sql_prepare(s, &st,
 	                 "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
-	                 " error, NULLIF(os_index, '') AS \"index\", routing FROM run_ids WHERE "
+	                 " error, NULLIF(os_index, '') AS \"index\", routing, NULLIF(os_id, '') AS"
+	                 " copyId FROM run_ids WHERE "
 	                 "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
 	                 " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
 	                 "itti", run_id, kind, after, limit);

@@ -58,6 +58,9 @@ rcode store_run_begin(struct store *s, int64_t *run_id, const char *kind, const 
 rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
 /* Newest run left running or interrupted; *run_id = 0 when none. */
 rcode store_run_unfinished(struct store *s, int64_t *run_id);
+/* The same among runs of one kind: a dry run never continues a check (it
+ * would write), nor a check a dry run (it would repair nothing). */
+rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id);
 rcode store_run_resumed(struct store *s, int64_t run_id);
 rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
@@ -92,6 +95,7 @@ struct store_drift {
 	enum drift_kind kind;
 	const char *os_index; /* concrete index of the copy; NULL: OPENSEARCH_INDEX */
 	const char *routing;  /* the copy's _routing; NULL: none */
+	const char *os_id;    /* the copy's _id where it is not doc_id; NULL: doc_id */
 };
 
 /* Adds a drift row (error may be NULL); *added (may be NULL) says whether

@@ -432,8 +432,7 @@ cmd_os_ids(const struct config *cfg)
 		return die("os-ids", err.message);
 	while (more) {
 		idlist_clear(&page);
-		if (opensearch_scan(os, &page, &more, &k, after, NULL, (int)cfg->chunk_size,
-		                    &err)) {
+		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->chunk_size, &err)) {
 			rc = die("os-ids", err.message);
 			break;
 		}

@@ -418,6 +418,173 @@ def reasons(env):
     check(len(env.os_docs()) == 10, "reasons: the other documents are indexed")
 
 
+# -- faults a tester found by trying inputs ------------------------------------
+
+def foreign_copies(env):
+    """Index documents whose _id is not their id field's value (another
+    writer, a NUL that JSON carries but C strings cut): never taken for a
+    live document's copy, never deleted in its place."""
+    env.create_index()
+    insert(env, [doc("s%d" % i, i) for i in range(5)])
+    env.run("check")
+    env.bulk([{"index": {"_id": "s1\u0000old"}},
+              {"mongo_id": "s1\u0000old", "updatedAt": "2024-01-01T00:00:00Z"},
+              {"index": {"_id": "S2-foreign"}},
+              {"mongo_id": "s2", "updatedAt": "2024-01-01T00:00:00Z"}])
+    for k in range(2):
+        r = env.run("check")
+        indexed = set(i for _, i in copies(env))
+        check(r.returncode == 0 and all("s%d" % i in indexed for i in range(5)),
+              "foreign copies: every live document stays indexed (run %d: %s, %s)"
+              % (k, r.returncode, sorted(indexed)))
+    check("S2-foreign" not in set(i for _, i in copies(env)),
+          "foreign copies: a copy keyed s2 under another _id is removed by its own _id")
+    check("NUL character" in r.stderr, "foreign copies: a copy with a NUL in its id is named")
+
+
+def normalizer(env):
+    """A lowercase normalizer on the id field: its values are not the ids."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"analysis": {"normalizer": {"lc": {"type": "custom",
+                                                         "filter": ["lowercase"]}}}},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword", "normalizer": "lc"},
+                                    "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    insert(env, [doc("ABC", 1), doc("abc", 2), doc("x1", 3)])
+    for k in range(3):
+        r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 0 and run["repaired_count"] == 0 and run["deleted_count"] == 0
+          and env.in_sync(),
+          "normalizer: stable and equal to MongoDB, nothing rewritten or deleted (%s)"
+          % [run[k] for k in ("repaired_count", "deleted_count")])
+    logs = open(env.env["LOG_DIR"] + "/combined.log").read()
+    check("normalizer" in logs and "from _id instead" in logs,
+          "normalizer: a warning says why ids are read from _id")
+
+
+def resume_number_cursor(env):
+    """A run interrupted among numeric ids resumes (the resume filter's
+    types are ones every server accepts)."""
+    import signal
+    import time
+    env.create_index()
+    insert(env, [doc({"$numberInt": str(i)}, i) for i in range(1500)])
+    p = env.spawn("check", "--full", SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=40)
+    deadline = time.time() + 60
+    run = None
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            run = env.last_run()
+        except Exception:
+            continue
+        if run and run["cursor"]:
+            break
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    run = env.last_run()
+    check(run["status"] == "interrupted" and run["cursor_type"] == "int",
+          "number cursor: interrupted among ints (%s, %s)" % (run["status"], run["cursor_type"]))
+    r = env.run("resume")
+    run = env.last_run()
+    check(r.returncode == 0 and run["status"] == "completed",
+          "number cursor: the run resumes and completes (%d: %s)" % (r.returncode, r.stderr[-300:]))
+    check(env.in_sync(), "number cursor: index equals MongoDB")
+
+
+def refused_ids(env):
+    """Ids a server refuses to be asked about fail alone (or are never
+    called orphans); no run is blocked by them."""
+    env.create_index()
+    insert(env, [doc("s%02d" % i, i) for i in range(20)] + [doc({"$oid": "65920080000000000000002a"}, 50)])
+    insert(env, [doc({"": 1}, 60)])                      # FerretDB cannot be asked for it
+    odd = ['{"$where":"1"}', "nan", '{"$minKey":1}', '{"$gt":""}', "inf"]
+    insert(env, [doc(t, 70 + k) for k, t in enumerate(odd)])
+    for k in range(2):
+        r = env.run("check")
+        run = env.last_run()
+        check(run["status"] == "completed" and r.returncode in (0, 3),
+              "refused ids: run %d completes (%d, %s)" % (k, r.returncode, run["error"]))
+    indexed = set(i for _, i in copies(env))
+    check(all("s%02d" % i in indexed for i in range(20)) and all(t in indexed for t in odd),
+          "refused ids: every other document is indexed")
+    for t in odd:
+        delete_mongo(env, t)
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(run["status"] == "completed", "refused ids: deleting odd ids from MongoDB blocks nothing "
+          "(%s)" % run["error"])
+    indexed = set(i for _, i in copies(env))
+    check(all("s%02d" % i in indexed for i in range(20)),
+          "refused ids: no live document deleted")
+
+
+def settings_only_index(env):
+    st, body = env.os("PUT", "/" + env.index, {"settings": {"number_of_shards": 3,
+                                                             "number_of_replicas": 0}})
+    assert st == 200, body
+    insert(env, [doc("s%d" % i, i) for i in range(6)])
+    r = env.run("check", "--dry-run")
+    check(r.returncode == 1 and env.last_run()["missing_count"] == 6,
+          "settings-only index: a dry run works (%d: %s)" % (r.returncode, r.stderr[-300:]))
+    r = env.run("check")
+    check(r.returncode == 0 and env.in_sync(), "settings-only index: check fills it (%s)"
+          % r.stderr[-300:])
+    dry_run_clean(env, "settings-only index")
+
+
+def kinds_resume(env):
+    """An interrupted check is continued by check, never by a dry run."""
+    import signal
+    import time
+    env.create_index()
+    insert(env, [doc("s%04d" % i, i) for i in range(400)])
+    p = env.spawn("check", SYNC_BATCH_SIZE=10, SYNC_BATCH_DELAY_MS=100)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    first = env.last_run()
+    before = len(copies(env))
+    r = env.run("check", "--dry-run")
+    run = env.last_run()
+    check(run["id"] != first["id"] and run["kind"] == "dry_run" and len(copies(env)) == before,
+          "kinds: a dry run starts its own run and writes nothing (%s %s)" % (run["id"], run["kind"]))
+    r = env.run("check")
+    with env.journal() as db:
+        run = dict(db.execute("SELECT * FROM runs WHERE id = ?", (first["id"],)).fetchone())
+        n = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    check(n == 2 and run["status"] == "completed" and env.in_sync(),
+          "kinds: check continues the interrupted check (%s runs, %s)" % (n, run["status"]))
+
+
+def routing_copies(env):
+    """Copies of one id on several shards (custom routing), across page
+    boundaries: every extra copy found; exactly one copy stays."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    ids = ["d%03d" % i for i in range(30)]
+    insert(env, [doc(x, i) for i, x in enumerate(ids)])
+    env.run("check", RECONCILE_CHUNK_SIZE=10)
+    acts = []
+    for t in ("d009", "d019", "d020"):
+        for rv in "abcdef":
+            acts += [{"index": {"_id": t, "routing": rv}},
+                     {"mongo_id": t, "updatedAt": "2000-01-01T00:00:00Z"}]
+    env.bulk(acts)
+    for k in range(2):
+        r = env.run("check", RECONCILE_CHUNK_SIZE=10)
+    per = {}
+    for _, i in copies(env):
+        per[i] = per.get(i, 0) + 1
+    check(all(per.get(x) == 1 for x in ids), "routing copies: exactly one copy of every id (%s)"
+          % {k: v for k, v in per.items() if v != 1})
+    check(env.in_sync(), "routing copies: the copy left is current")
+    dry_run_clean(env, "routing copies")
+
+
 def main():
     for kind in sorted(ID_TYPES):
         scenario("ids_" + kind, id_type_roundtrip(kind))
@@ -429,6 +596,13 @@ def main():
     scenario("alias", alias)
     scenario("collide", collisions)
     scenario("reasons", reasons)
+    scenario("foreign", foreign_copies)
+    scenario("normalizer", normalizer)
+    scenario("numcursor", resume_number_cursor)
+    scenario("refused", refused_ids)
+    scenario("settingsonly", settings_only_index)
+    scenario("kinds", kinds_resume)
+    scenario("routing", routing_copies)
     done()
 
 

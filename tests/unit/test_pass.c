@@ -1,0 +1,456 @@
+/* test_pass.c: the comparison pass from sorted id lists, no server: missing,
+ * orphan, stale, duplicate, conflicts, class changes, trailing orphans,
+ * chunk and page edges, resume. The fakes behind struct pass_io only look
+ * things up in arrays; the pass's own logic is what is under test. */
+#include "check.h"
+#include "pass.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct mdoc {
+	const char *text;
+	enum id_type type;
+	const char *version;
+};
+struct odoc {
+	const char *text;
+	const char *version;
+	const char *index;
+	const char *routing;
+	const char *docid; /* the copy's _id where it is not its key */
+};
+
+struct world {
+	const struct mdoc *m;
+	size_t nm, mi;
+	const struct odoc *o; /* sorted by (text, index) */
+	size_t no;
+	/* what the pass reported, as "kind:text[@index]" lines */
+	char out[8192];
+	int chunks;
+	int64_t last_compared;
+	char last_id[64];
+	int exists_calls;
+};
+
+static void
+say(struct world *w, const char *kind, const char *text, const char *index)
+{
+	size_t n = strlen(w->out);
+	snprintf(w->out + n, sizeof(w->out) - n, "%s:%s%s%s ", kind, text, index ? "@" : "",
+	         index ? index : "");
+}
+
+static int
+cmp_o(const struct odoc *a, const char *text, const char *index)
+{
+	int c = diff_compare(a->text, strlen(a->text), text, strlen(text));
+	if (c || index == NULL)
+		return c;
+	return strcmp(a->index ? a->index : "", index);
+}
+
+static rcode
+f_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err)
+{
+	struct world *w = ctx;
+	(void)err;
+	*end = w->mi == w->nm;
+	if (*end)
+		return RC_OK;
+	const struct mdoc *d = &w->m[w->mi++];
+	*cls = (int)doc_id_class_of(d->text, d->type);
+	return idlist_push(out, d->text, strlen(d->text), (int)d->type, d->version, -1);
+}
+
+/* The contract of opensearch_scan: pages in key order, and copies of one
+ * key never straddle two pages (a full page gives its trailing run back). */
+static rcode
+f_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int size,
+             struct rerror *err)
+{
+	struct world *w = ctx;
+	size_t first = w->no, end;
+	(void)err;
+	for (size_t i = 0; i < w->no; i++)
+		if (after == NULL || cmp_o(&w->o[i], after, NULL) > 0) {
+			first = i;
+			break;
+		}
+	end = first + (size_t)size < w->no ? first + (size_t)size : w->no;
+	*more = end < w->no;
+	if (*more) {
+		size_t cut = end;
+		while (cut > first && strcmp(w->o[cut - 1].text, w->o[end].text) == 0)
+			cut--;
+		if (cut > first)
+			end = cut; /* give the run back */
+		else
+			while (end < w->no && strcmp(w->o[end].text, w->o[first].text) == 0)
+				end++; /* one run only: all of it */
+	}
+	for (size_t i = first; i < end; i++) {
+		struct hit_where hw = {w->o[i].index, w->o[i].routing, w->o[i].docid};
+		idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1, w->o[i].version, -1,
+		                &hw);
+	}
+	if (getenv("DEBUG_PASS")) {
+		fprintf(stderr, "  page after %s size %d ->", after ? after : "-", size);
+		for (size_t i = first; i < end; i++)
+			fprintf(stderr, " %s", w->o[i].text);
+		fprintf(stderr, "\n");
+	}
+	return RC_OK;
+}
+
+static rcode
+f_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, struct rerror *err)
+{
+	struct world *w = ctx;
+	(void)err;
+	for (size_t i = 0; i < w->no; i++)
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(w->o[i].text, ids[k]) == 0) {
+				struct hit_where hw = {w->o[i].index, w->o[i].routing,
+				                       w->o[i].docid};
+				idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1,
+				                w->o[i].version, -1, &hw);
+				break;
+			}
+	return RC_OK;
+}
+
+static rcode
+f_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
+{
+	struct world *w = ctx;
+	(void)err;
+	w->exists_calls++;
+	for (size_t k = 0; k < n; k++) {
+		exists[k] = false;
+		for (size_t i = 0; i < w->nm; i++)
+			if (strcmp(w->m[i].text, texts[k]) == 0)
+				exists[k] = true;
+	}
+	return RC_OK;
+}
+
+static rcode
+f_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, size_t n,
+              char **other, struct rerror *err)
+{
+	struct world *w = ctx;
+	(void)err;
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < w->nm && !other[k]; i++)
+			if (strcmp(w->m[i].text, texts[k]) == 0 && w->m[i].type != types[k])
+				other[k] = strdup(doc_id_type_name(w->m[i].type));
+	return RC_OK;
+}
+
+static rcode
+f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
+{
+	struct world *w = ctx;
+	const struct drift *d = pd->d;
+	(void)err;
+	if (getenv("DEBUG_PASS")) {
+		fprintf(stderr, "  drift m=[");
+		for (size_t i = 0; i < pd->m->n; i++)
+			fprintf(stderr, "%s ", idlist_id(pd->m, i));
+		fprintf(stderr, "] osl=[");
+		for (size_t i = 0; i < pd->osl->n; i++)
+			fprintf(stderr, "%s ", idlist_id(pd->osl, i));
+		fprintf(stderr, "]\n");
+	}
+	for (size_t i = 0; i < d->n_missing; i++)
+		say(w, "missing", idlist_id(pd->m, d->missing[i]), NULL);
+	for (size_t i = 0; i < d->n_stale; i++)
+		say(w, pd->conflict[i] ? "conflict" : "stale", idlist_id(pd->m, d->stale[i]),
+		    idlist_index(pd->osl, d->stale_os[i]));
+	for (size_t i = 0; i < pd->n_orphans; i++)
+		say(w, "orphan", idlist_target(pd->osl, pd->orphans[i]),
+		    idlist_index(pd->osl, pd->orphans[i]));
+	for (size_t i = 0; i < d->n_duplicate; i++)
+		say(w, "duplicate", idlist_target(pd->osl, d->duplicate[i]),
+		    idlist_index(pd->osl, d->duplicate[i])
+		        ? idlist_index(pd->osl, d->duplicate[i])
+		        : idlist_routing(pd->osl, d->duplicate[i]));
+	return RC_OK;
+}
+
+static rcode
+f_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64_t seen,
+           struct rerror *err)
+{
+	struct world *w = ctx;
+	(void)type, (void)seen, (void)err;
+	w->chunks++;
+	w->last_compared = compared;
+	snprintf(w->last_id, sizeof(w->last_id), "%s", id);
+	return RC_OK;
+}
+
+static const struct pass_io fake_io = {
+    .mongo_next = f_mongo_next,
+    .index_page = f_index_page,
+    .index_lookup = f_index_lookup,
+    .mongo_exists = f_mongo_exists,
+    .mongo_other = f_mongo_other,
+    .on_drift = f_on_drift,
+    .on_chunk = f_on_chunk,
+};
+
+static volatile int no_stop;
+
+/* Runs the pass over (m, o) and returns what it reported. */
+static const char *
+run(struct world *w, const struct mdoc *m, size_t nm, const struct odoc *o, size_t no,
+    int64_t chunk, const char *write_index)
+{
+	struct pass_io io = fake_io;
+	struct pass_opts opts = {.chunk_size = chunk,
+	                         .compare_versions = true,
+	                         .write_index = write_index,
+	                         .stop = &no_stop};
+	struct rerror err = {0};
+
+	memset(w, 0, sizeof(*w));
+	w->m = m;
+	w->nm = nm;
+	w->o = o;
+	w->no = no;
+	io.ctx = w;
+	CHECK(pass_run(&opts, &io, &err) == RC_OK);
+	return w->out;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+#define OID(n) "65920080000000000000000" #n
+
+static void
+test_basic(void)
+{
+	struct world w;
+	static const struct mdoc m[] = {
+	    {OID(1), ID_OID, "1"}, {OID(2), ID_OID, "1"}, {OID(3), ID_OID, "2"},
+	    {OID(5), ID_OID, "1"}, {OID(6), ID_OID, "1"},
+	};
+	static const struct odoc o[] = {
+	    {OID(1), "1", NULL, NULL, NULL}, {OID(3), "1", NULL, NULL, NULL},
+	    {OID(4), "1", NULL, NULL, NULL}, {OID(5), "1", NULL, NULL, NULL},
+	    {OID(6), "1", NULL, NULL, NULL}, {OID(9), "1", NULL, NULL, NULL},
+	};
+	/* every chunk size gives the same answer, whatever the edges */
+	for (int64_t chunk = 1; chunk <= 7; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		CHECK(strstr(out, "missing:" OID(2) " ") != NULL);
+		CHECK(strstr(out, "stale:" OID(3) " ") != NULL);
+		CHECK(strstr(out, "orphan:" OID(4) " ") != NULL);
+		CHECK(strstr(out, "orphan:" OID(9) " ") != NULL); /* trailing */
+		CHECK(strlen(out) == strlen("missing:" OID(2) " stale:" OID(3) " orphan:" OID(
+		                         4) " orphan:" OID(9) " "));
+		CHECK(w.last_compared == 5 && strcmp(w.last_id, OID(6)) == 0);
+		CHECK(w.chunks == (int)((5 + chunk - 1) / chunk));
+		/* only ObjectIds: orphans are certain, MongoDB is not asked */
+		CHECK(w.exists_calls == 0);
+	}
+}
+
+static void
+test_classes(void)
+{
+	struct world w;
+	/* MongoDB's order: numbers, strings, documents, ObjectIds, bools, dates */
+	static const struct mdoc m[] = {
+	    {"7", ID_INT, "1"},
+	    {"8", ID_INT, "1"},
+	    {"a", ID_STRING, "1"},
+	    {"b", ID_STRING, "1"},
+	    {"{ \"k\" : 1 }", ID_JSON, "1"},
+	    {OID(1), ID_OID, "1"},
+	    {"true", ID_BOOL, "1"},
+	};
+	static const struct odoc o[] = {
+	    /* in the index's key order: bytes ("6..." < "7" < "a" < "{") */
+	    {OID(1), "1", NULL, NULL, NULL},
+	    {OID(2), "1", NULL, NULL, NULL},
+	    {"7", "1", NULL, NULL, NULL},
+	    {"9", "1", NULL, NULL, NULL},
+	    {"a", "2", NULL, NULL, NULL},
+	    {"c", "1", NULL, NULL, NULL},
+	    {"true", "1", NULL, NULL, NULL},
+	    {"zz", "1", NULL, NULL, NULL},
+	    {"{ \"k\" : 1 }", "1", NULL, NULL, NULL},
+	};
+	for (int64_t chunk = 1; chunk <= 4; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		if (getenv("DEBUG_PASS"))
+			fprintf(stderr, "chunk %d: %s\n", (int)chunk, out);
+		CHECK(strstr(out, "missing:8 ") != NULL);
+		CHECK(strstr(out, "missing:b ") != NULL);
+		CHECK(strstr(out, "stale:a ") != NULL);
+		/* copies of other classes' ids are asked about, never orphans */
+		CHECK(strstr(out, "orphan:7 ") == NULL && strstr(out, "orphan:true") == NULL);
+		CHECK(strstr(out, "orphan:{") == NULL && strstr(out, "orphan:" OID(1)) == NULL);
+		CHECK(strstr(out, "orphan:9 ") != NULL);
+		CHECK(strstr(out, "orphan:c ") != NULL);
+		CHECK(strstr(out, "orphan:" OID(2) " ") != NULL);
+		CHECK(strstr(out, "orphan:zz ") != NULL);
+		CHECK(w.last_compared == 7);
+		/* each orphan reported once, though two segments sweep the index */
+		CHECK(strstr(strstr(out, "orphan:zz ") + 1, "orphan:zz ") == NULL);
+	}
+}
+
+static void
+test_numbers_only(void)
+{
+	struct world w;
+	/* no strings or ObjectIds: one sweep at the end finds the orphans */
+	static const struct mdoc m[] = {{"1", ID_INT, "1"}, {"2", ID_INT, "1"}, {"3", ID_INT, "1"}};
+	static const struct odoc o[] = {{"1", "1", NULL, NULL, NULL},
+	                                {"3", "1", NULL, NULL, NULL},
+	                                {"4", "1", NULL, NULL, NULL}};
+	const char *out = run(&w, m, N(m), o, N(o), 2, NULL);
+	CHECK(strcmp(out, "missing:2 orphan:4 ") == 0);
+}
+
+static void
+test_empty_sides(void)
+{
+	struct world w;
+	static const struct mdoc m[] = {{"a", ID_STRING, "1"}, {"b", ID_STRING, "1"}};
+	static const struct odoc o[] = {{"a", "1", NULL, NULL, NULL}, {"b", "1", NULL, NULL, NULL}};
+	CHECK(strcmp(run(&w, m, N(m), NULL, 0, 3, NULL), "missing:a missing:b ") == 0);
+	CHECK(strcmp(run(&w, NULL, 0, o, N(o), 3, NULL), "orphan:a orphan:b ") == 0);
+	CHECK(strcmp(run(&w, m, N(m), o, N(o), 3, NULL), "") == 0);
+}
+
+static void
+test_duplicates(void)
+{
+	struct world w;
+	/* an alias over v1 and v2 (v2 takes writes): copies of one id together,
+	 * the write index's kept; a page may end between two copies */
+	static const struct mdoc m[] = {
+	    {"a", ID_STRING, "1"}, {"b", ID_STRING, "1"}, {"c", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"a", "1", "v1", NULL, NULL}, {"a", "1", "v2", NULL, NULL},
+	    {"b", "0", "v1", NULL, NULL}, {"d", "1", "v1", NULL, NULL},
+	    {"d", "1", "v2", NULL, NULL},
+	};
+	for (int64_t chunk = 1; chunk <= 4; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, "v2");
+		CHECK(strstr(out, "duplicate:a@v1 ") != NULL);
+		CHECK(strstr(out, "stale:b@v1 ") != NULL); /* overwritten where it is */
+		CHECK(strstr(out, "missing:c ") != NULL);
+		/* an id MongoDB lacks: every copy is an orphan */
+		CHECK(strstr(out, "orphan:d@v1 ") != NULL && strstr(out, "orphan:d@v2 ") != NULL);
+		CHECK(strstr(out, "a@v2") == NULL);
+	}
+}
+
+static void
+test_routing_copies(void)
+{
+	struct world w;
+	/* one index, copies of "d" on three shards (custom routing) around a
+	 * page boundary: every extra copy is found, the one routed by _id kept */
+	static const struct mdoc m[] = {{"a", ID_STRING, "1"},
+	                                {"b", ID_STRING, "1"},
+	                                {"c", ID_STRING, "1"},
+	                                {"d", ID_STRING, "1"},
+	                                {"e", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"a", "1", NULL, NULL, NULL}, {"b", "1", NULL, NULL, NULL},
+	    {"c", "1", NULL, NULL, NULL}, {"d", "0", NULL, "r1", NULL},
+	    {"d", "1", NULL, NULL, NULL}, {"d", "0", NULL, "r2", NULL},
+	    {"e", "1", NULL, NULL, NULL},
+	};
+	for (int64_t chunk = 1; chunk <= 6; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		if (getenv("DEBUG_PASS"))
+			fprintf(stderr, "routing chunk %d: %s\n", (int)chunk, out);
+		CHECK(strcmp(out, "duplicate:d@r1 duplicate:d@r2 ") == 0);
+	}
+}
+
+static void
+test_misnamed(void)
+{
+	struct world w;
+	/* copies whose _id is not their key (a normalizer, a foreign writer):
+	 * never taken for the document's copy, removed by their own _id */
+	static const struct mdoc m[] = {{"abc", ID_STRING, "1"}, {"s1", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"abc", "1", NULL, NULL, "ABC"},   /* lowercase normalizer: ABC's copy */
+	    {"s1", "1", NULL, NULL, NULL},     /* the real copy */
+	    {"s1", "1", NULL, NULL, "s1-old"}, /* a foreign copy keyed s1 */
+	    {"zz", "1", NULL, NULL, "ZZ"},     /* an orphan, by its _id */
+	};
+	const char *out = run(&w, m, N(m), o, N(o), 10, NULL);
+	CHECK(strcmp(out, "missing:abc duplicate:ABC duplicate:s1-old orphan:ZZ ") == 0);
+	if (strcmp(out, "missing:abc duplicate:ABC duplicate:s1-old orphan:ZZ ") != 0)
+		fprintf(stderr, "misnamed: %s\n", out);
+}
+
+static void
+test_conflicts(void)
+{
+	struct world w;
+	/* 42 and "42" share the index id "42"; its copy is the int's */
+	static const struct mdoc m[] = {
+	    {"42", ID_INT, "1"}, {"42", ID_STRING, "2"}, {"x", ID_STRING, "1"}};
+	static const struct odoc o[] = {{"42", "1", NULL, NULL, NULL},
+	                                {"x", "0", NULL, NULL, NULL}};
+	const char *out = run(&w, m, N(m), o, N(o), 10, NULL);
+	CHECK(strcmp(out, "conflict:42 stale:x ") == 0);
+}
+
+static void
+test_resume(void)
+{
+	struct world w;
+	static const struct mdoc m[] = {{"c", ID_STRING, "1"}, {"e", ID_STRING, "1"}};
+	static const struct odoc o[] = {{"a", "1", NULL, NULL, NULL},
+	                                {"b", "1", NULL, NULL, NULL},
+	                                {"d", "1", NULL, NULL, NULL},
+	                                {"e", "1", NULL, NULL, NULL}};
+	struct pass_io io = fake_io;
+	struct rerror err = {0};
+	/* resumed after "b": what is before the cursor was judged already */
+	struct pass_opts opts = {.chunk_size = 10,
+	                         .compare_versions = true,
+	                         .cursor = "b",
+	                         .cursor_type = ID_STRING,
+	                         .seen = 1 << CLASS_STRING,
+	                         .compared = 2,
+	                         .stop = &no_stop};
+	memset(&w, 0, sizeof(w));
+	w.m = m;
+	w.nm = N(m);
+	w.o = o;
+	w.no = N(o);
+	io.ctx = &w;
+	CHECK(pass_run(&opts, &io, &err) == RC_OK);
+	CHECK(strcmp(w.out, "missing:c orphan:d ") == 0);
+	CHECK(w.last_compared == 4);
+}
+
+int
+main(void)
+{
+	test_basic();
+	test_classes();
+	test_numbers_only();
+	test_empty_sides();
+	test_duplicates();
+	test_routing_copies();
+	test_misnamed();
+	test_conflicts();
+	test_resume();
+	return check_done("test_pass");
+}
