@@ -248,6 +248,45 @@ later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)
 	}
 }
 
+rcode
+mongo_has_type(struct mongo *m, enum id_type type, bool *has, struct rerror *err)
+{
+	/* the BSON types behind each id type (json: documents, binary, null) */
+	static const int32_t codes[][4] = {
+	    [ID_INT] = {16, 18, 1, 0}, [ID_DOUBLE] = {1, 16, 18, 0}, [ID_STRING] = {2, 0},
+	    [ID_OID] = {7, 0},         [ID_BOOL] = {8, 0},           [ID_DATE] = {9, 0},
+	    [ID_JSON] = {3, 5, 10, 0}};
+	bson_t filter = BSON_INITIALIZER, child, arr, opts = BSON_INITIALIZER, proj;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_error_t e;
+	rcode rc = RC_OK;
+
+	*has = false;
+	BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
+	BSON_APPEND_ARRAY_BEGIN(&child, "$type", &arr);
+	for (uint32_t i = 0; i < 4 && codes[type][i]; i++) {
+		char key[16];
+		const char *kp;
+		bson_uint32_to_string(i, &kp, key, sizeof(key));
+		bson_append_int32(&arr, kp, -1, codes[type][i]);
+	}
+	bson_append_array_end(&child, &arr);
+	bson_append_document_end(&filter, &child);
+	BSON_APPEND_INT32(&opts, "limit", 1);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	bson_append_document_end(&opts, &proj);
+	cur = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
+	*has = mongoc_cursor_next(cur, &doc);
+	if (mongoc_cursor_error(cur, &e))
+		rc = mongo_err(err, &e, "asking for ids of a type failed");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	return rc;
+}
+
 static void *read_ahead(void *arg);
 
 rcode

@@ -28,6 +28,11 @@ void mongo_free(struct mongo *m);
 rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
 rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
 
+/* *has: the collection holds an _id of this type (json: a document,
+ * binary or null). One find with limit 1: on MongoDB an _id index range,
+ * on FerretDB a scan until the first match. */
+rcode mongo_has_type(struct mongo *m, enum id_type type, bool *has, struct rerror *err);
+
 /* A stream of the collection in _id order. after/after_type: resume strictly
  * after that id (NULL: from the start). With full_docs false only _id and
  * version_field (may be NULL or "") are read. With ahead, a thread with a

@@ -22,9 +22,9 @@
  * An orphan candidate is certain when the collection has only ObjectIds and
  * its key is an ObjectId's text; anything else is asked of MongoDB under
  * every typed value its text could stand for, so no document is deleted
- * because of its id's type. A stale id whose text is also another type's
- * ("42" and 42) is asked of MongoDB for that other type: a conflict, never
- * rewritten.
+ * because of its id's type. An id whose text is also another type's ("42"
+ * and 42) is asked of MongoDB for that other type when such ids may exist:
+ * a conflict (one index _id for two documents), never rewritten.
  *
  * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
  */
@@ -49,6 +49,7 @@ struct pass {
 	struct idlist held;
 	int held_class;
 	bool mongo_done;
+	int8_t has_type[ID_JSON + 1]; /* does MongoDB hold ids of this type: -1 not asked */
 };
 
 /* ---- the MongoDB side --------------------------------------------------- */
@@ -284,38 +285,66 @@ out:
 	return rc;
 }
 
-/* conflict[i] for stale[i]: another MongoDB document shares its id text. */
+/* The other types whose ids could share this id's text and may exist:
+ * classes the pass has passed are known from `seen`; later ones are asked
+ * of MongoDB once per run (a $type probe), and only when some text needs
+ * it, so a pure ObjectId or integer collection asks nothing per chunk. */
 static rcode
-find_conflicts(struct pass *p, const struct idlist *m, const struct drift *d, char **conflict)
+possible_others(struct pass *p, const char *text, enum id_type type, int *mask)
 {
-	const char **texts = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*texts));
-	enum id_type *types = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*types));
-	size_t *pos = malloc((d->n_stale ? d->n_stale : 1) * sizeof(*pos));
-	char **other = calloc(d->n_stale ? d->n_stale : 1, sizeof(*other));
-	size_t n = 0;
+	int share = doc_id_types_sharing(text, type);
+	int own = (int)doc_id_class_of(text, type);
 	rcode rc = RC_OK;
 
-	if (texts == NULL || types == NULL || pos == NULL || other == NULL) {
-		rc = RC_ERR_NOMEM;
-		goto out;
+	*mask = 0;
+	for (int t = 0; share && t <= ID_JSON && rc == RC_OK; t++) {
+		if (!(share & (1 << t)))
+			continue;
+		int c = (int)doc_id_class_of(text, (enum id_type)t);
+		if (c < own) {
+			if (p->seen & (1 << c))
+				*mask |= 1 << t;
+			continue;
+		}
+		if (p->has_type[t] < 0) {
+			bool has = false;
+			rc = p->io->mongo_has_type(p->io->ctx, (enum id_type)t, &has, p->err);
+			p->has_type[t] = has;
+		}
+		if (rc == RC_OK && p->has_type[t])
+			*mask |= 1 << t;
 	}
-	for (size_t i = 0; i < d->n_stale; i++) {
-		size_t k = d->stale[i];
-		/* only texts some other type also has can collide */
-		if (doc_id_types_sharing(idlist_id(m, k), (enum id_type)m->v[k].type) == 0)
+	return rc;
+}
+
+/* conflict[k] for m's entry k: the type of another MongoDB document whose
+ * id has the same text (so the same index _id), else NULL. */
+static rcode
+find_conflicts(struct pass *p, const struct idlist *m, char **conflict)
+{
+	size_t cap = m->n ? m->n : 1, n = 0;
+	const char **texts = malloc(cap * sizeof(*texts));
+	enum id_type *types = malloc(cap * sizeof(*types));
+	size_t *pos = malloc(cap * sizeof(*pos));
+	char **other = calloc(cap, sizeof(*other));
+	rcode rc = texts && types && pos && other ? RC_OK : RC_ERR_NOMEM;
+
+	for (size_t k = 0; rc == RC_OK && k < m->n; k++) {
+		int mask = 0;
+		rc = possible_others(p, idlist_id(m, k), (enum id_type)m->v[k].type, &mask);
+		if (rc || mask == 0)
 			continue;
 		texts[n] = idlist_id(m, k);
 		types[n] = (enum id_type)m->v[k].type;
-		pos[n++] = i;
+		pos[n++] = k;
 	}
-	if (n)
+	if (rc == RC_OK && n)
 		rc = p->io->mongo_other(p->io->ctx, texts, types, n, other, p->err);
 	for (size_t i = 0; i < n; i++) {
 		conflict[pos[i]] = rc == RC_OK ? other[i] : NULL;
 		if (rc)
 			free(other[i]);
 	}
-out:
 	free(texts);
 	free(types);
 	free(pos);
@@ -389,9 +418,9 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	}
 	if (rc == RC_OK)
 		rc = spare_foreign(p, osl, &d, orph, &n_orph);
-	if (rc == RC_OK && d.n_stale) {
-		conflict = calloc(d.n_stale, sizeof(*conflict));
-		rc = conflict ? find_conflicts(p, m, &d, conflict) : RC_ERR_NOMEM;
+	if (rc == RC_OK && m->n) {
+		conflict = calloc(m->n, sizeof(*conflict));
+		rc = conflict ? find_conflicts(p, m, conflict) : RC_ERR_NOMEM;
 	}
 	if (rc == RC_OK) {
 		struct pass_drift pd = {.m = m,
@@ -402,7 +431,7 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		                        .conflict = conflict};
 		rc = p->io->on_drift(p->io->ctx, &pd, p->err);
 	}
-	for (size_t i = 0; conflict && i < d.n_stale; i++)
+	for (size_t i = 0; conflict && i < m->n; i++)
 		free(conflict[i]);
 	free(conflict);
 	free(real);
@@ -478,6 +507,7 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 	rcode rc = RC_OK;
 
 	assert(o->chunk_size > 0 && o->stop);
+	memset(p.has_type, -1, sizeof(p.has_type)); /* not asked yet */
 	if (o->cursor) {
 		/* resume inside the segment the cursor is in */
 		p.cur_class = (int)doc_id_class_of(o->cursor, o->cursor_type);

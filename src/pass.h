@@ -22,8 +22,8 @@ struct pass_drift {
 	const struct drift *d;    /* missing, stale (+ stale_os), duplicate; d->orphan unused */
 	const size_t *orphans;    /* copies proven absent from MongoDB: indices into osl */
 	size_t n_orphans;
-	char *const *conflict; /* per stale entry: the type of the other MongoDB document
-	                          with the same id text (never rewrite), or NULL */
+	char *const *conflict; /* per entry of m: the type of another MongoDB document
+	                          with the same id text (one index _id for both), or NULL */
 };
 
 /* What the pass reads and where it reports. Each returns an rcode and, on
@@ -51,6 +51,8 @@ struct pass_io {
 	 * the text texts[i] but not the type types[i], else NULL. */
 	rcode (*mongo_other)(void *ctx, const char *const *texts, const enum id_type *types,
 	                     size_t n, char **other, struct rerror *err);
+	/* *has: MongoDB holds some id of this type (one $type probe). */
+	rcode (*mongo_has_type)(void *ctx, enum id_type type, bool *has, struct rerror *err);
 	/* A chunk's drift: journal it, queue its repair. */
 	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
 	/* The pass is past a chunk ending at (id, type): compared MongoDB ids

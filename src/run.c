@@ -382,6 +382,14 @@ io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, s
 	return rc;
 }
 
+static rcode
+io_mongo_has_type(void *ctx, enum id_type type, bool *has, struct rerror *err)
+{
+	struct run *r = ctx;
+
+	return mongo_has_type(r->mongo, type, has, err);
+}
+
 /* ---- the pass's results: journal and repair ------------------------------ */
 
 static bool
@@ -483,6 +491,14 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
 	rcode rc = rows ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
 
+	/* two documents, one index _id: say so, whatever else the id is. A
+	 * missing one is still indexed (one of the two is better than none);
+	 * a stale one is not rewritten (it would undo the other, every run) */
+	for (size_t k = 0; rc == RC_OK && k < m->n; k++)
+		if (pd->conflict[k])
+			rc = record_conflict(r, idlist_id(m, k), (enum id_type)m->v[k].type,
+			                     pd->conflict[k]);
+
 	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
 		size_t k = d->missing[i];
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
@@ -493,11 +509,8 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	}
 	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++) {
 		size_t k = d->stale[i], o = d->stale_os[i];
-		if (pd->conflict[i]) {
-			rc = record_conflict(r, idlist_id(m, k), (enum id_type)m->v[k].type,
-			                     pd->conflict[i]);
+		if (pd->conflict[k])
 			continue;
-		}
 		/* the overwrite goes to the copy: its index and its routing */
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
 		                         .id_type = doc_id_type_name(m->v[k].type),
@@ -583,6 +596,7 @@ pass_diff(struct run *r)
 	                     .index_lookup = io_index_lookup,
 	                     .mongo_exists = io_mongo_exists,
 	                     .mongo_other = io_mongo_other,
+	                     .mongo_has_type = io_mongo_has_type,
 	                     .on_drift = io_on_drift,
 	                     .on_chunk = io_on_chunk};
 	rcode rc;

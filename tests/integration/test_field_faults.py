@@ -371,7 +371,12 @@ def collisions(env):
         docs.append(doc(b, k, DATE0 + 2000 + k))
     docs.append(doc("plain", 99))
     insert(env, docs)
-    env.run("check")
+    r = env.run("check")
+    run = env.last_run()
+    check(r.returncode == 3 and run["conflict_count"] == 3,
+          "collisions: found from the first run, when both are missing (%d, %s)"
+          % (r.returncode, run["conflict_count"]))
+    check(len(env.os_docs()) == 4, "collisions: one copy of each shared id is indexed")
     r = env.run("check")
     run = env.last_run()
     check(r.returncode == 3, "collisions: a run with id conflicts exits 3 (%d)" % r.returncode)
@@ -394,6 +399,23 @@ def collisions(env):
     s1 = seq()
     r = env.run("check")
     check(r.returncode == 3 and seq() == s1, "collisions: the next run rewrites nothing")
+
+
+def collisions_same_version(env):
+    """Colliding ids with equal versions, and with no version field: said
+    so on every run though nothing looks stale."""
+    env.create_index()
+    insert(env, [doc({"$numberLong": "7"}, 1, DATE0), doc("7", 2, DATE0), doc("plain", 3)])
+    for settings in ({}, {"RECONCILE_VERSION_FIELD": ""}):
+        for k in range(2):
+            r = env.run("check", **settings)
+            run = env.last_run()
+            check(r.returncode == 3 and run["conflict_count"] == 1,
+                  "collisions, same version %s: run %d reports the conflict (%d, %s)"
+                  % (settings, k, r.returncode, run["conflict_count"]))
+        r = env.run("check", "--dry-run", **settings)
+        check(r.returncode == 1, "collisions, same version %s: a dry run says drift (%d)"
+              % (settings, r.returncode))
 
 
 # -- 6. reasons carry their cause --------------------------------------------------
@@ -595,6 +617,7 @@ def main():
     scenario("dates", dates)
     scenario("alias", alias)
     scenario("collide", collisions)
+    scenario("collide2", collisions_same_version)
     scenario("reasons", reasons)
     scenario("foreign", foreign_copies)
     scenario("normalizer", normalizer)
