@@ -292,11 +292,33 @@ out:
 static rcode
 possible_others(struct pass *p, const char *text, enum id_type type, int *mask)
 {
-	int share = doc_id_types_sharing(text, type);
-	int own = (int)doc_id_class_of(text, type);
 	rcode rc = RC_OK;
 
 	*mask = 0;
+	/* the common cases cheaply, before any typed value is built: an
+	 * ObjectId's text can only be a string's (strings come first: seen
+	 * says), and a string only another type's if it looks like one */
+	if (type != ID_STRING) {
+		/* any other type's text is also a string's, and only a string's:
+		 * strings come after numbers, before everything else */
+		if (type == ID_INT || type == ID_DOUBLE) {
+			if (p->has_type[ID_STRING] < 0) {
+				bool has = false;
+				rc = p->io->mongo_has_type(p->io->ctx, ID_STRING, &has, p->err);
+				p->has_type[ID_STRING] = has;
+			}
+			if (rc == RC_OK && p->has_type[ID_STRING])
+				*mask = 1 << ID_STRING;
+		} else if (p->seen & (1 << CLASS_STRING)) {
+			*mask = 1 << ID_STRING;
+		}
+		return rc;
+	}
+	if (!(doc_is_oid_hex(text) || strchr("0123456789+-.{tfnNiI", text[0])))
+		return RC_OK;
+	int share = doc_id_types_sharing(text, type);
+	int own = (int)doc_id_class_of(text, type);
+
 	for (int t = 0; share && t <= ID_JSON && rc == RC_OK; t++) {
 		if (!(share & (1 << t)))
 			continue;
