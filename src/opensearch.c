@@ -443,63 +443,51 @@ opensearch_targets(struct opensearch *os, char **write_index, int *n_indices, st
 	return rc;
 }
 
-rcode
-opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err)
-{
-	struct buf body = {0}, resp = {0};
-	long status = 0;
-	rcode rc;
-
-	rc = buf_puts(&body, "{\"mappings\":{\"properties\":{");
-	if (rc == RC_OK)
-		rc = doc_json_string(&body, id_field, strlen(id_field));
-	if (rc == RC_OK)
-		rc = buf_puts(&body, ":{\"type\":\"keyword\"}}}}");
-	if (rc)
-		rc = rerror_set(err, rc, "out of memory");
-	if (rc == RC_OK)
-		rc = opensearch_request(os, &status, &resp, "PUT", os->index_path, body.data,
-		                        body.len, err);
-	/* 400 resource_already_exists: created meanwhile, which is as good */
-	if (rc == RC_OK && status != 200 && status != 400) {
-		char reason[1100];
-		error_reason(&resp, status, reason, sizeof(reason));
-		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot create the index: %s", reason);
-	}
-	buf_free(&body);
-	buf_free(&resp);
-	return rc;
-}
-
-rcode
-opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerror *err)
+/* Maps id_field as keyword: PUT at the index with {"mappings": ...}
+ * (create: the index too) or at its _mapping. */
+static rcode
+put_id_keyword(struct opensearch *os, const char *id_field, bool create, struct rerror *err)
 {
 	struct buf body = {0}, resp = {0}, path = {0};
 	long status = 0;
 	rcode rc;
 
-	rc = buf_puts(&body, "{\"properties\":{");
+	rc = buf_puts(&body, create ? "{\"mappings\":{\"properties\":{" : "{\"properties\":{");
 	if (rc == RC_OK)
 		rc = doc_json_string(&body, id_field, strlen(id_field));
 	if (rc == RC_OK)
-		rc = buf_puts(&body, ":{\"type\":\"keyword\"}}}");
+		rc = buf_puts(&body,
+		              create ? ":{\"type\":\"keyword\"}}}}" : ":{\"type\":\"keyword\"}}}");
 	if (rc == RC_OK)
-		rc = buf_printf(&path, "%s/_mapping", os->index_path);
+		rc = buf_printf(&path, "%s%s", os->index_path, create ? "" : "/_mapping");
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
 	if (rc == RC_OK)
 		rc = opensearch_request(os, &status, &resp, "PUT", path.data, body.data, body.len,
 		                        err);
-	if (rc == RC_OK && status != 200) {
+	/* creating, 400 resource_already_exists: created meanwhile, as good */
+	if (rc == RC_OK && status != 200 && !(create && status == 400)) {
 		char reason[1100];
 		error_reason(&resp, status, reason, sizeof(reason));
-		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot map %s as keyword: %s", id_field,
-		                reason);
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot %s %s as keyword: %s",
+		                create ? "create the index with" : "map", id_field, reason);
 	}
 	buf_free(&body);
 	buf_free(&resp);
 	buf_free(&path);
 	return rc;
+}
+
+rcode
+opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err)
+{
+	return put_id_keyword(os, id_field, true, err);
+}
+
+rcode
+opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerror *err)
+{
+	return put_id_keyword(os, id_field, false, err);
 }
 
 rcode

@@ -660,6 +660,20 @@ store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
 	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "");
 }
 
+/* Ends a commit transaction: the run's counters recounted, then commit,
+ * or everything rolled back when any step failed. */
+static rcode
+tx_end(struct store *s, int64_t run_id, rcode rc)
+{
+	if (rc == RC_OK)
+		rc = store_run_recount(s, run_id);
+	if (rc == RC_OK)
+		rc = store_tx_commit(s);
+	if (rc)
+		store_tx_rollback(s);
+	return rc;
+}
+
 rcode
 store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row *rows, size_t n)
 {
@@ -668,13 +682,7 @@ store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row
 	for (size_t i = 0; rc == RC_OK && i < n; i++)
 		rc =
 		    store_drift_add(s, run_id, &rows[i].d, -1, rows[i].status, rows[i].error, NULL);
-	if (rc == RC_OK)
-		rc = store_run_recount(s, run_id);
-	if (rc == RC_OK)
-		rc = store_tx_commit(s);
-	if (rc)
-		store_tx_rollback(s);
-	return rc;
+	return tx_end(s, run_id, rc);
 }
 
 rcode
@@ -726,13 +734,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
 		                      cursor->compared);
-	if (rc == RC_OK)
-		rc = store_run_recount(s, run_id);
-	if (rc == RC_OK)
-		rc = store_tx_commit(s);
-	if (rc)
-		store_tx_rollback(s);
-	return rc;
+	return tx_end(s, run_id, rc);
 }
 
 rcode
