@@ -78,12 +78,12 @@ CREATE TABLE "run_ids" (
              CHECK (kind IN ('missing', 'orphan', 'stale', 'duplicate', 'conflict')),
     os_index TEXT NOT NULL DEFAULT '',              -- concrete index of the copy; '' = OPENSEARCH_INDEX
     os_id    TEXT NOT NULL DEFAULT '',              -- the copy's _id where it is not doc_id; '' = doc_id
-    routing  TEXT,                                  -- the copy's _routing; NULL = none
+    routing  TEXT NOT NULL DEFAULT '',              -- the copy's _routing; '' = none
     batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
     status   TEXT NOT NULL DEFAULT 'pending'
              CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
     error    TEXT,                                  -- why it failed, was skipped, or conflicts
-    PRIMARY KEY (run_id, kind, doc_id, id_type, os_index, os_id)
+    PRIMARY KEY (run_id, kind, doc_id, id_type, os_index, os_id, routing)
 ) WITHOUT ROWID;
 CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
 CREATE VIEW v_drift AS

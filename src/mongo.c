@@ -495,7 +495,7 @@ mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 }
 
 rcode
-mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end,
+mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end, bool *unsafe,
                    const char *version_field, struct rerror *err)
 {
 	struct buf text = {0};
@@ -507,7 +507,7 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 	bool has_version = false;
 	rcode rc;
 
-	*end = false;
+	*end = *unsafe = false;
 	*cls = -1;
 	do {
 		rc = mongo_scan_next(s, &doc, err);
@@ -522,6 +522,14 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 	if (rc) {
 		buf_free(&text);
 		return rerror_set(err, rc, "mongodb: an _id that cannot be read");
+	}
+	if (memchr(text.data, '\0', text.len)) {
+		/* C strings (and so this reconciler) cannot carry it: cut at the
+		 * NUL it would stand in for another document's id */
+		*unsafe = true;
+		for (size_t i = 0; i < text.len; i++)
+			if (text.data[i] == '\0')
+				text.data[i] = '?';
 	}
 	*cls = (int)doc_id_class(type, bson_iter_value(&it));
 	if (version_field && *version_field && bson_iter_init(&vit, doc) &&

@@ -46,9 +46,11 @@ rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *e
 /* The stream shaped like the index's: appends the next document's id to
  * out as one entry (canonical text, type, version of version_field
  * normalized, change time: the version's, else an ObjectId's), and says its
- * class (enum id_class); *end at the end of the stream. */
+ * class (enum id_class); *end at the end of the stream. *unsafe: the id's
+ * text holds a NUL, which C strings cannot carry (the entry has '?' in its
+ * place; it must not be compared or written). */
 rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end,
-                         const char *version_field, struct rerror *err);
+                         bool *unsafe, const char *version_field, struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);
 
 /* Calls fn for every document whose _id is in ids (a BSON array of typed

@@ -393,11 +393,19 @@ opensearch_field_type(struct opensearch *os, char **type, char **inexact, const 
 		leaf = leaf ? leaf->child : NULL;
 		cJSON *norm = leaf ? cJSON_GetObjectItem(leaf, "normalizer") : NULL;
 		cJSON *above = leaf ? cJSON_GetObjectItem(leaf, "ignore_above") : NULL;
+		cJSON *dv = leaf ? cJSON_GetObjectItem(leaf, "doc_values") : NULL;
+		cJSON *lt = leaf ? cJSON_GetObjectItem(leaf, "type") : NULL;
 		char why[200] = "";
 		if (cJSON_IsString(norm))
 			snprintf(why, sizeof(why), "has the normalizer %.100s", norm->valuestring);
 		else if (cJSON_IsNumber(above))
 			snprintf(why, sizeof(why), "has ignore_above %d", above->valueint);
+		else if (cJSON_IsFalse(dv))
+			snprintf(why, sizeof(why), "has doc_values false");
+		else if (*type && (!cJSON_IsString(lt) || strcmp(lt->valuestring, *type)))
+			snprintf(why, sizeof(why), "is %.40s in %.80s but %.40s in another index",
+			         cJSON_IsString(lt) ? lt->valuestring : "not mapped", idx->string,
+			         *type);
 		if (*why && inexact && *inexact == NULL)
 			*inexact = strdup(why);
 	}
@@ -505,12 +513,27 @@ opensearch_refresh(struct opensearch *os, struct rerror *err)
 
 /* Version text of a hit's doc value (number or string), normalized. */
 static bool
-hit_version(cJSON *fields, const char *field, char *out, size_t len, int64_t *ms)
+hit_version(cJSON *h, const struct os_keys *k, char *out, size_t len, int64_t *ms)
 {
-	cJSON *arr = field ? cJSON_GetObjectItem(fields, field) : NULL;
-	cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
+	cJSON *v = NULL;
 
 	*ms = -1;
+	if (k->version_field == NULL || *k->version_field == '\0')
+		return false;
+	if (k->version_source) {
+		/* from _source, along the dotted path (objects only) */
+		char path[256];
+		snprintf(path, sizeof(path), "%s", k->version_field);
+		v = cJSON_GetObjectItem(h, "_source");
+		for (char *part = strtok(path, "."); v && part; part = strtok(NULL, "."))
+			v = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, part) : NULL;
+		if (cJSON_IsArray(v))
+			v = cJSON_GetArrayItem(v, 0);
+	} else {
+		cJSON *arr =
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(h, "fields"), k->version_field);
+		v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
+	}
 	if (cJSON_IsNumber(v))
 		return doc_version_from_number(v->valuedouble, out, len);
 	if (cJSON_IsString(v))
@@ -558,7 +581,7 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 			(*skipped)++;
 			continue;
 		}
-		has_version = hit_version(fields, k->version_field, version, sizeof(version), &ms);
+		has_version = hit_version(h, k, version, sizeof(version), &ms);
 		struct hit_where w = {.index = cJSON_IsString(index) ? index->valuestring : NULL,
 		                      .routing =
 		                          cJSON_IsString(routing) ? routing->valuestring : NULL,
@@ -583,7 +606,7 @@ docvalue_fields(cJSON *body, const struct os_keys *k)
 		return RC_ERR_NOMEM;
 	if (strcmp(k->sort_field, "_id"))
 		cJSON_AddItemToArray(dv, cJSON_CreateString(k->sort_field));
-	if (k->version_field && *k->version_field) {
+	if (k->version_field && *k->version_field && !k->version_source) {
 		cJSON *f = cJSON_CreateObject();
 		cJSON_AddItemToArray(dv, f);
 		cJSON_AddStringToObject(f, "field", k->version_field);
@@ -605,7 +628,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 	/* search_after pages need no hit count; preference keeps pages on one copy */
 	snprintf(path, sizeof(path),
 	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
-	         "hits.hits.fields&preference=_local",
+	         "hits.hits.fields,hits.hits._source&preference=_local",
 	         os->index_path);
 	rc = request_json_nul(os, answer, nul, "POST", path, text, err);
 	free(text);
@@ -628,7 +651,11 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	if (body == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	cJSON_AddNumberToObject(body, "size", size);
-	cJSON_AddFalseToObject(body, "_source");
+	if (k->version_source && k->version_field && *k->version_field)
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "_source"),
+		                     cJSON_CreateString(k->version_field));
+	else
+		cJSON_AddFalseToObject(body, "_source");
 	cJSON_AddFalseToObject(body, "track_total_hits");
 	if (ids) {
 		cJSON *q = cJSON_AddObjectToObject(body, "query");

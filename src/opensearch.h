@@ -65,7 +65,8 @@ struct os_keys {
 	const char *sort_field;
 	const char *version_field;
 	const char *version_format;
-	int n_indices; /* backing indices of the alias (1 for an index) */
+	int n_indices;       /* backing indices of the alias (1 for an index) */
+	bool version_source; /* read the version from _source: it has no usable doc values */
 };
 
 /* The next page (about size ids) of the index in key order strictly after

@@ -69,13 +69,19 @@ read_chunk(struct pass *p, struct idlist *chunk, int *cls)
 	}
 	while (rc == RC_OK && !p->mongo_done && chunk->n < (size_t)p->o->chunk_size) {
 		int c;
-		bool end;
-		rc = p->io->mongo_next(p->io->ctx, &p->held, &c, &end, p->err);
+		bool end, unsafe;
+		rc = p->io->mongo_next(p->io->ctx, &p->held, &c, &end, &unsafe, p->err);
 		if (rc)
 			break;
 		if (end) {
 			p->mongo_done = true;
 			break;
+		}
+		if (unsafe) {
+			rc = p->io->on_unsafe(p->io->ctx, idlist_id(&p->held, 0),
+			                      (enum id_type)p->held.v[0].type, p->err);
+			idlist_clear(&p->held);
+			continue;
 		}
 		if (*cls >= 0 && c != *cls) {
 			/* a new class starts a new chunk: keep the id held */
@@ -374,9 +380,22 @@ find_conflicts(struct pass *p, const struct idlist *m, char **conflict)
 	return rc;
 }
 
+/* Whether a copy under a foreign _id sits where that _id's own document
+ * is written (no routing, the write index): then writing that document
+ * overwrites it, and deleting it would delete that document's copy. */
+static bool
+at_home(const struct pass *p, const struct idlist *osl, size_t k)
+{
+	const char *idx = idlist_index(osl, k);
+
+	return idlist_docid(osl, k) && idlist_routing(osl, k) == NULL &&
+	       (idx == NULL || p->o->write_index == NULL || strcmp(idx, p->o->write_index) == 0);
+}
+
 /* Drops from the duplicates and orphans every copy under a foreign _id (its
- * _id not its key) whose _id is itself a MongoDB document's: deleting it
- * would delete that document's copy; its own place in the pass repairs it. */
+ * _id not its key) that sits at home (at_home) for a document MongoDB has:
+ * that document's own place in the pass repairs it. Anywhere else (another
+ * shard, another backing index) it is an extra copy, deleted where it is. */
 static rcode
 spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t *orph,
               size_t *n_orph)
@@ -387,22 +406,22 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 	rcode rc = ask && exists ? RC_OK : RC_ERR_NOMEM;
 
 	for (size_t i = 0; rc == RC_OK && i < d->n_duplicate; i++)
-		if (idlist_docid(osl, d->duplicate[i]))
+		if (at_home(p, osl, d->duplicate[i]))
 			ask[n++] = idlist_docid(osl, d->duplicate[i]);
 	for (size_t i = 0; rc == RC_OK && i < *n_orph; i++)
-		if (idlist_docid(osl, orph[i]))
+		if (at_home(p, osl, orph[i]))
 			ask[n++] = idlist_docid(osl, orph[i]);
 	if (rc == RC_OK && n)
 		rc = p->io->mongo_exists(p->io->ctx, ask, n, exists, p->err);
 	if (rc == RC_OK && n) {
 		size_t k = 0, kept = 0;
 		for (size_t i = 0; i < d->n_duplicate; i++)
-			if (!idlist_docid(osl, d->duplicate[i]) || !exists[k++])
+			if (!at_home(p, osl, d->duplicate[i]) || !exists[k++])
 				d->duplicate[kept++] = d->duplicate[i];
 		d->n_duplicate = kept;
 		kept = 0;
 		for (size_t i = 0; i < *n_orph; i++)
-			if (!idlist_docid(osl, orph[i]) || !exists[k++])
+			if (!at_home(p, osl, orph[i]) || !exists[k++])
 				orph[kept++] = orph[i];
 		*n_orph = kept;
 	}

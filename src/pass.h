@@ -32,8 +32,12 @@ struct pass_io {
 	void *ctx;
 	/* The next MongoDB id in _id order, appended to out as one entry
 	 * (text, type, version, change time), and its enum id_class; *end at
-	 * the end of the collection. */
-	rcode (*mongo_next)(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err);
+	 * the end of the collection; *unsafe as mongo_scan_next_id says. */
+	rcode (*mongo_next)(void *ctx, struct idlist *out, int *cls, bool *end, bool *unsafe,
+	                    struct rerror *err);
+	/* A MongoDB id the pass cannot carry (its text holds a NUL; text has
+	 * '?' in its place): journal it failed, never compare or write it. */
+	rcode (*on_unsafe)(void *ctx, const char *text, enum id_type type, struct rerror *err);
 	/* The next page (about `size`) of index copies in key order strictly
 	 * after `after` (NULL: from the start), appended to out with their
 	 * index, routing and _id; copies of one key never straddle two pages;

@@ -658,6 +658,17 @@ repair_full(struct repair *rp)
 			break;
 		}
 		struct qitem q = {.id = idtext.data, .type = type, .kind = -1};
+		if (memchr(idtext.data, '\0', idtext.len)) {
+			/* cut at the NUL it would overwrite another document's copy */
+			for (size_t i = 0; i < idtext.len; i++)
+				if (idtext.data[i] == '\0')
+					idtext.data[i] = '?';
+			rc =
+			    fail_item(rp, &q, "id_nul",
+			              "the _id holds a NUL character, which this reconciler cannot "
+			              "carry: it is not written");
+			continue;
+		}
 		rc = batch_add_doc(rp, &b, &json, doc, &q, false);
 	}
 	if (rc == RC_OK && !*rp->stop)

@@ -208,11 +208,31 @@ journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, con
 /* ---- the pass's reads: MongoDB and the index --------------------------- */
 
 static rcode
-io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err)
+io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, bool *unsafe, struct rerror *err)
 {
 	struct run *r = ctx;
 
-	return mongo_scan_next_id(r->scan, out, cls, end, r->cfg->version_field, err);
+	return mongo_scan_next_id(r->scan, out, cls, end, unsafe, r->cfg->version_field, err);
+}
+
+static rcode
+io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
+{
+	struct run *r = ctx;
+	const char *why = "the _id holds a NUL character, which this reconciler cannot carry: "
+	                  "it is neither compared nor written";
+	struct store_drift d = {
+	    .doc_id = text, .id_type = doc_id_type_name(type), .kind = DRIFT_MISSING};
+	bool added = false;
+	rcode rc = store_drift_add(r->store, r->id, &d, -1, "failed", why, &added);
+
+	if (rc == RC_OK && added) {
+		log_msg(LOG_WARN, r->id, "document %s: %s", text, why);
+		rc = store_error(r->store, r->id, -1, text, "diffing", "engine", "id_nul", why);
+	}
+	if (rc == RC_OK)
+		rc = store_run_recount(r->store, r->id);
+	return rc ? rerror_set(err, rc, "journal: cannot record a failure") : RC_OK;
 }
 
 static rcode
@@ -592,6 +612,7 @@ pass_diff(struct run *r)
 	                      .stop = &r->e->stop};
 	struct pass_io io = {.ctx = r,
 	                     .mongo_next = io_mongo_next,
+	                     .on_unsafe = io_on_unsafe,
 	                     .index_page = io_index_page,
 	                     .index_lookup = io_index_lookup,
 	                     .mongo_exists = io_mongo_exists,
@@ -734,14 +755,27 @@ setup_keys(struct run *r)
 			return rc;
 	}
 	if (*r->cfg->version_field && !r->index_missing) {
-		rc = opensearch_field_type(r->os, &type, NULL, r->cfg->version_field, r->err);
+		rc = opensearch_field_type(r->os, &type, &inexact, r->cfg->version_field, r->err);
 		if (rc == RC_ERR_NOTFOUND) {
 			*r->err = (struct rerror){0};
 			rc = RC_OK;
 		}
-		if (type && strncmp(type, "date", 4) == 0)
+		/* doc values where they are usable and alike in every index, else
+		 * _source (slower, but a text or doc_values:false mapping must not
+		 * fail every run) */
+		bool docvalues = type && !inexact &&
+		                 (strncmp(type, "date", 4) == 0 || strcmp(type, "keyword") == 0 ||
+		                  strcmp(type, "long") == 0 || strcmp(type, "integer") == 0 ||
+		                  strcmp(type, "double") == 0 || strcmp(type, "float") == 0 ||
+		                  strcmp(type, "unsigned_long") == 0 || strcmp(type, "short") == 0);
+		if (docvalues && strncmp(type, "date", 4) == 0)
 			r->keys.version_format = "epoch_millis";
+		r->keys.version_source = type && !docvalues;
+		if (r->keys.version_source)
+			log_msg(LOG_INFO, r->id, "versions are read from _source: %s %s",
+			        r->cfg->version_field, inexact ? inexact : type);
 		free(type);
+		free(inexact);
 		r->keys.version_field = r->cfg->version_field;
 	}
 	return rc;

@@ -626,13 +626,14 @@ rcode
 store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
                 const char *status, const char *error, bool *added)
 {
-	rcode rc = sql_run(s,
-	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
-	                   " os_id, routing, batch_no, status, error)"
-	                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	                   "ittttttntt", run_id, d->doc_id, d->id_type,
-	                   store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
-	                   d->os_id ? d->os_id : "", d->routing, batch_no, status, error);
+	rcode rc =
+	    sql_run(s,
+	            "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+	            " os_id, routing, batch_no, status, error)"
+	            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	            "ittttttntt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
+	            d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+	            d->routing ? d->routing : "", batch_no, status, error);
 	if (added)
 		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	return rc;
@@ -644,9 +645,10 @@ store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d, co
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
-	               " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ?",
-	               "ttittttt", status, error, run_id, store_drift_kind_name(d->kind), d->doc_id,
-	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "");
+	               " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ? AND routing = ?",
+	               "ttitttttt", status, error, run_id, store_drift_kind_name(d->kind),
+	               d->doc_id, d->id_type, d->os_index ? d->os_index : "",
+	               d->os_id ? d->os_id : "", d->routing ? d->routing : "");
 }
 
 rcode
@@ -655,9 +657,10 @@ store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
 	return sql_run(s,
 	               "UPDATE run_ids SET batch_no = ?, status = 'pending', error = NULL WHERE"
 	               " run_id = ? AND kind = ? AND doc_id = ? AND id_type = ? AND os_index = ?"
-	               " AND os_id = ?",
-	               "iittttt", batch_no, run_id, store_drift_kind_name(d->kind), d->doc_id,
-	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "");
+	               " AND os_id = ? AND routing = ?",
+	               "iitttttt", batch_no, run_id, store_drift_kind_name(d->kind), d->doc_id,
+	               d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+	               d->routing ? d->routing : "");
 }
 
 /* Ends a commit transaction: the run's counters recounted, then commit,
@@ -837,11 +840,12 @@ store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *os_index = (const char *)sqlite3_column_text(st, 3);
 		const char *os_id = (const char *)sqlite3_column_text(st, 5);
+		const char *routing = (const char *)sqlite3_column_text(st, 4);
 		struct store_drift d = {
 		    .doc_id = (const char *)sqlite3_column_text(st, 0),
 		    .id_type = (const char *)sqlite3_column_text(st, 1),
 		    .os_index = os_index && *os_index ? os_index : NULL,
-		    .routing = (const char *)sqlite3_column_text(st, 4),
+		    .routing = routing && *routing ? routing : NULL,
 		    .os_id = os_id && *os_id ? os_id : NULL,
 		};
 		if (store_drift_kind_parse((const char *)sqlite3_column_text(st, 2), &d.kind)) {
@@ -996,13 +1000,15 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	rcode rc;
 
 	*out = NULL;
-	rc = sql_prepare(s, &st,
-	                 "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
-	                 " error, NULLIF(os_index, '') AS \"index\", routing, NULLIF(os_id, '') AS"
-	                 " copyId FROM run_ids WHERE "
-	                 "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
-	                 " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
-	                 "itti", run_id, kind, after, limit);
+	rc =
+	    sql_prepare(s, &st,
+	                "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
+	                " error, NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing,"
+	                " NULLIF(os_id, '') AS"
+	                " copyId FROM run_ids WHERE "
+	                "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
+	                " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
+	                "itti", run_id, kind, after, limit);
 	return rc ? rc : query_json(s, out, st);
 }
 

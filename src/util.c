@@ -147,8 +147,15 @@ util_iso_to_ms(const char *s, int64_t *out)
 	if (*p == 'Z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om, neg = *p++ == '-';
-		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+		/* +hh:mm, +hhmm or +hh, as ISO 8601 allows */
+		int oh, om = 0, neg = *p++ == '-';
+		if (digits(&p, 2, &oh))
+			return -1;
+		if (*p == ':')
+			p++;
+		if (*p && digits(&p, 2, &om))
+			return -1;
+		if (oh > 23 || om > 59)
 			return -1;
 		offset_min = (oh * 60 + om) * (neg ? -1 : 1);
 	}

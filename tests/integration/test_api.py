@@ -272,7 +272,17 @@ def hung_batch_signals(env):
     for signals, want_code, limit in ((1, 0, 10.5), (2, 130, 1.5)):
         svc = Service(env, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100, OPENSEARCH_TIMEOUT_MS=60000)
         st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": False})
-        time.sleep(2.0)
+        # freeze the node once batches are being sent (a loaded machine may
+        # take a while to get there)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                with env.journal() as db:
+                    if db.execute("SELECT count(*) FROM batches").fetchone()[0]:
+                        break
+            except Exception:
+                pass
         os.kill(os_pid, signal.SIGSTOP)
         try:
             time.sleep(0.5)  # the next _bulk hangs
@@ -281,6 +291,10 @@ def hung_batch_signals(env):
             if signals == 2:
                 time.sleep(0.3)
                 svc.proc.send_signal(signal.SIGTERM)
+            try:  # no further signal from stop(): one signal means one
+                svc.proc.wait(timeout=15)
+            except Exception:
+                pass
             code = svc.stop(timeout=15)
             took = time.monotonic() - t0
         finally:

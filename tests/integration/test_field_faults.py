@@ -607,6 +607,91 @@ def routing_copies(env):
     dry_run_clean(env, "routing copies")
 
 
+def nul_mongo_ids(env):
+    """A MongoDB _id holding a NUL is never cut into another id: it fails
+    alone, and the document it would stand in for is left untouched."""
+    env.create_index()
+    insert(env, [{"_id": "abc", "who": "abc", "updatedAt": ext_date(DATE0)},
+                 {"_id": "abc\u0000x", "who": "abc-nul-x", "updatedAt": ext_date(DATE0)},
+                 {"_id": "plain", "who": "plain", "updatedAt": ext_date(DATE0)}])
+    for args in (("check",), ("check",), ("check", "--full")):
+        r = env.run(*args)
+        run = env.last_run()
+        st, got = env.os("GET", "/%s/_doc/abc" % env.index)
+        check(r.returncode == 3 and run["failed_count"] == 1,
+              "NUL id (%s): fails alone, exit 3 (%d, failed %s)" % (args, r.returncode, run["failed_count"]))
+        check(st == 200 and got["_source"]["who"] == "abc",
+              "NUL id (%s): the document abc keeps its own copy (%s)" % (args, got.get("_source")))
+    check(env.last_run()["repaired_count"] == 2, "NUL id: the others are written")
+
+
+def odd_mappings(env):
+    """Mappings the pass cannot sort or read doc values from: it falls back
+    (ids from _id, versions from _source) instead of failing every run."""
+    st, body = env.os("PUT", "/" + env.index, {"mappings": {"properties": {
+        "mongo_id": {"type": "keyword", "doc_values": False},
+        "rev": {"type": "text"}}}})
+    assert st == 200, body
+    insert(env, [{"_id": "s%d" % i, "rev": "r-%d" % i} for i in range(8)])
+    for k in range(2):
+        r = env.run("check", RECONCILE_VERSION_FIELD="rev")
+        check(r.returncode == 0 and env.last_run()["status"] == "completed",
+              "odd mappings: run %d completes (%d, %s)" % (k, r.returncode, r.stderr[-300:]))
+    env.mongo({"update": "ads", "updates": [{"q": {"_id": "s3"}, "u": {"$set": {"rev": "r-99"}}}]})
+    r = env.run("check", RECONCILE_VERSION_FIELD="rev")
+    run = env.last_run()
+    check(r.returncode == 0 and run["stale_count"] == 1 and run["repaired_count"] == 1,
+          "odd mappings: the stale copy found through _source (%s)" % run["stale_count"])
+    r = env.run("check", "--dry-run", RECONCILE_VERSION_FIELD="rev")
+    check(r.returncode == 0, "odd mappings: then a clean dry run (%s)" % r.stdout[-200:])
+
+
+def mixed_alias_mapping(env):
+    """An alias whose indices map the id field differently: ids from _id."""
+    v1, v2 = env.index + "_v1", env.index + "_v2"
+    env.os("PUT", "/" + v1, {"mappings": {"properties": {"mongo_id": {"type": "long"}}}})
+    env.os("PUT", "/" + v2, {"mappings": {"properties": {"mongo_id": {"type": "keyword"}}}})
+    env.os("POST", "/_aliases", {"actions": [
+        {"add": {"index": v1, "alias": env.index}},
+        {"add": {"index": v2, "alias": env.index, "is_write_index": True}}]})
+    env.os("POST", "/%s/_bulk?refresh=true" % v1, [{"index": {"_id": "7"}}, {"mongo_id": 7}],
+           ndjson=True)
+    insert(env, [doc({"$numberLong": "7"}, 7), doc("s1", 1)])
+    for k in range(2):
+        r = env.run("check", RECONCILE_ORPHANS="delete")
+        check(r.returncode == 0 and env.last_run()["status"] == "completed",
+              "mixed alias mapping: run %d completes (%s)" % (k, r.stderr[-300:]))
+    check(env.in_sync(), "mixed alias mapping: index equals MongoDB")
+    for ix in (v1, v2):
+        env.os("DELETE", "/" + ix)
+
+
+def foreign_on_shards(env):
+    """Copies under a live document's _id but another key, on other shards:
+    extra copies, deleted where they are; the document's own copy stays."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    ids = ["s%02d" % i for i in range(12)]
+    insert(env, [doc(x, i) for i, x in enumerate(ids)])
+    env.run("check")
+    acts = []
+    for x in ids[:6]:
+        for rv in "abcd":
+            acts += [{"index": {"_id": x, "routing": rv}}, {"mongo_id": "zz-gone-" + x}]
+    env.bulk(acts)
+    for k in range(2):
+        r = env.run("check", RECONCILE_ORPHANS="delete")
+    per = {}
+    for _, i in copies(env):
+        per[i] = per.get(i, 0) + 1
+    check(all(per.get(x) == 1 for x in ids) and len(per) == len(ids),
+          "foreign on shards: one copy of each id left (%s)" % {k: v for k, v in per.items() if v != 1})
+    check(env.in_sync(), "foreign on shards: index equals MongoDB")
+    dry_run_clean(env, "foreign on shards")
+
+
 def main():
     for kind in sorted(ID_TYPES):
         scenario("ids_" + kind, id_type_roundtrip(kind))
@@ -626,6 +711,10 @@ def main():
     scenario("settingsonly", settings_only_index)
     scenario("kinds", kinds_resume)
     scenario("routing", routing_copies)
+    scenario("nulids", nul_mongo_ids)
+    scenario("oddmap", odd_mappings)
+    scenario("mixalias", mixed_alias_mapping)
+    scenario("foreignshards", foreign_on_shards)
     done()
 
 

@@ -65,7 +65,17 @@ try:
     env.create_index()
     env.fixture("load", "--count", 2000)
     p = env.spawn("check")
-    time.sleep(2.5)
+    # signal once the repair is under way (a loaded machine may take a while
+    # to get there), while most of its 40 batches are still to come
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            with env.journal() as db:
+                if db.execute("SELECT count(*) FROM batches WHERE status = 'committed'").fetchone()[0]:
+                    break
+        except Exception:
+            pass
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     run = env.last_run()

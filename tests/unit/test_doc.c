@@ -413,6 +413,8 @@ test_dates(void)
 		CHECK(util_iso_to_ms(cases[i].iso, &ms) == 0 && ms == cases[i].ms);
 	}
 	CHECK(util_iso_to_ms("2024-01-01T01:00:00+01:00", &ms) == 0 && ms == 1704067200000LL);
+	CHECK(util_iso_to_ms("2024-01-01T05:30:00+0530", &ms) == 0 && ms == 1704067200000LL);
+	CHECK(util_iso_to_ms("2023-12-31T19:00:00-05", &ms) == 0 && ms == 1704067200000LL);
 	CHECK(util_iso_to_ms("2024-01-01", &ms) == 0 && ms == 1704067200000LL);
 	CHECK(util_iso_to_ms("10000-01-02T00:00:00.000Z", &ms) == -1);      /* needs its sign */
 	CHECK(util_iso_to_ms("+292278994-08-17T07:12:55.808Z", &ms) == -1); /* past int64 */

@@ -52,10 +52,19 @@ cmp_o(const struct odoc *a, const char *text, const char *index)
 }
 
 static rcode
-f_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, struct rerror *err)
+f_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
+{
+	(void)type, (void)err;
+	say(ctx, "unsafe", text, NULL);
+	return RC_OK;
+}
+
+static rcode
+f_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, bool *unsafe, struct rerror *err)
 {
 	struct world *w = ctx;
 	(void)err;
+	*unsafe = false;
 	*end = w->mi == w->nm;
 	if (*end)
 		return RC_OK;
@@ -210,6 +219,7 @@ f_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64
 
 static const struct pass_io fake_io = {
     .mongo_next = f_mongo_next,
+    .on_unsafe = f_on_unsafe,
     .index_page = f_index_page,
     .index_lookup = f_index_lookup,
     .mongo_exists = f_mongo_exists,
