@@ -364,7 +364,7 @@ h_status(struct call *c)
 
 	scheduler_status(c->api->sched, &st);
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_totals(c->api->store, &stats);
+	rc = store_report_totals(c->api->store, &stats, NULL);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -485,7 +485,7 @@ h_runs(struct call *c)
 		return;
 	}
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_runs(c->api->store, &runs, limit, before, status);
+	rc = store_report_runs(c->api->store, &runs, NULL, limit, before, status);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -635,7 +635,7 @@ h_cancel(struct call *c)
 		reply_error(c, 409, "run %lld is %s", (long long)id, r->status);
 	} else if (rc == RC_OK) {
 		/* not ours to stop: cancel it in the journal unless a process runs it */
-		if (store_lock(c->api->store, &holder, &err) == RC_OK) {
+		if (store_lock(c->api->store, &holder, r->mirror, &err) == RC_OK) {
 			rc = store_run_finish(c->api->store, id, "cancelled",
 			                      "cancelled through the API");
 			store_unlock(c->api->store);
@@ -707,7 +707,7 @@ h_metrics(struct call *c)
 	rcode rc;
 
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_metrics(c->api->store, metric, &m);
+	rc = store_report_metrics(c->api->store, NULL, 0, metric, &m);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1023,7 +1023,7 @@ serve_main(struct config *cfg)
 		rc = 2;
 		goto out;
 	}
-	store_run_unfinished(a.store, &unfinished);
+	store_run_unfinished(a.store, &unfinished, cfg->name);
 	if (scheduler_new(&a.sched, cfg, &err) || scheduler_start(a.sched, unfinished > 0, &err)) {
 		log_error("%s", err.message);
 		rc = 2;

@@ -231,7 +231,7 @@ cmd_resume(struct config *cfg, int argc, char **argv)
 			fprintf(stderr, "reconciler: %s\n", err.message);
 			return EXIT_ERROR;
 		}
-		store_run_unfinished(s, &id);
+		store_run_unfinished(s, &id, cfg->name);
 		store_free(s);
 		if (id == 0) {
 			printf("no interrupted run to resume\n");
@@ -271,7 +271,7 @@ cmd_runs(struct config *cfg, int argc, char **argv)
 	}
 	if (with_store(cfg, &s))
 		return EXIT_ERROR;
-	if (store_report_runs(s, &runs, limit, 0, NULL)) {
+	if (store_report_runs(s, &runs, NULL, limit, 0, NULL)) {
 		store_free(s);
 		fprintf(stderr, "runs: cannot read the journal\n");
 		return EXIT_ERROR;

@@ -834,7 +834,8 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 	int64_t id = 0;
 	rcode rc;
 
-	if (resume_id == 0 && (rc = store_run_unfinished_of_kind(r->store, kind, &id)))
+	if (resume_id == 0 &&
+	    (rc = store_run_unfinished_of_kind(r->store, kind, &id, r->cfg->name)))
 		return rerror_set(r->err, rc, "journal: cannot look for unfinished runs");
 	if (resume_id > 0)
 		id = resume_id;
@@ -847,6 +848,12 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 		if (strcmp(sr->status, "running") && strcmp(sr->status, "interrupted")) {
 			rc = rerror_set(r->err, RC_ERR_INVALID,
 			                "run %" PRId64 " is %s: nothing to resume", id, sr->status);
+			store_run_free(sr);
+			return rc;
+		}
+		if (strcmp(sr->mirror, r->cfg->name ? r->cfg->name : "default")) {
+			rc = rerror_set(r->err, RC_ERR_INVALID,
+			                "run %" PRId64 " belongs to mirror %s", id, sr->mirror);
 			store_run_free(sr);
 			return rc;
 		}
@@ -870,7 +877,7 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 	struct buf cfg = {0};
 	rc = config_dump_json(r->cfg, &cfg);
 	if (rc == RC_OK)
-		rc = store_run_begin(r->store, &r->id, kind, trigger, cfg.data);
+		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, cfg.data);
 	buf_free(&cfg);
 	snprintf(r->kind, sizeof(r->kind), "%s", kind);
 	if (rc == RC_OK)
@@ -918,7 +925,7 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	rc = store_open(&r.store, e->cfg->state_db, err);
 	if (rc)
 		return rc;
-	rc = store_lock(r.store, &holder, err);
+	rc = store_lock(r.store, &holder, e->cfg->name, err);
 	if (rc) {
 		store_free(r.store);
 		return rc;

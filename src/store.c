@@ -13,8 +13,11 @@
  * - Counters in runs are recomputed from run_ids and batches
  *   (store_run_recount) rather than incremented, so a resumed run that sees
  *   the same drift twice still counts it once.
- * - One run per journal across processes: flock() on "<db>.lock". The
- *   kernel drops the lock when its holder dies, so a crash never wedges it.
+ * - One run per mirror across processes: flock() on "<db>.lock" (the
+ *   mirror "default", so journals and scripts from before mirrors keep
+ *   their lock file) or "<db>.<mirror>.lock" (names are [a-z0-9_-], safe in
+ *   a path). The kernel drops the lock when its holder dies, so a crash
+ *   never wedges it; runs of different mirrors hold different locks.
  */
 #include "store.h"
 #include "log.h"
@@ -277,14 +280,19 @@ store_migrate(struct store *s, int *applied, struct rerror *err)
 }
 
 rcode
-store_lock(struct store *s, int64_t *holder_run, struct rerror *err)
+store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err)
 {
 	char path[4200];
 
 	*holder_run = 0;
+	if (mirror == NULL)
+		mirror = "default";
 	if (s->lock_fd >= 0)
 		return RC_OK;
-	snprintf(path, sizeof(path), "%s.lock", s->path);
+	if (strcmp(mirror, "default") == 0)
+		snprintf(path, sizeof(path), "%s.lock", s->path);
+	else
+		snprintf(path, sizeof(path), "%s.%s.lock", s->path, mirror);
 	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->lock_fd < 0)
 		return rerror_set(err, RC_ERR_IO, "cannot open lock file %s: %s", path,
@@ -293,11 +301,16 @@ store_lock(struct store *s, int64_t *holder_run, struct rerror *err)
 		return RC_OK;
 	close(s->lock_fd);
 	s->lock_fd = -1;
-	sql_int(s, holder_run, "SELECT id FROM runs WHERE status = 'running' ORDER BY id DESC", "");
+	/* only to name the holder: when the journal cannot say, the message says less */
+	if (sql_int(s, holder_run,
+	            "SELECT id FROM runs WHERE status = 'running' AND mirror = ? ORDER BY id DESC",
+	            "t", mirror))
+		*holder_run = 0;
 	if (*holder_run)
-		return rerror_set(err, RC_ERR_BUSY, "run %lld holds the journal %s",
-		                  (long long)*holder_run, s->path);
-	return rerror_set(err, RC_ERR_BUSY, "another process holds the journal %s", s->path);
+		return rerror_set(err, RC_ERR_BUSY, "run %lld of mirror %s holds the journal %s",
+		                  (long long)*holder_run, mirror, s->path);
+	return rerror_set(err, RC_ERR_BUSY, "another process holds the journal %s for mirror %s",
+	                  s->path, mirror);
 }
 
 void
@@ -339,6 +352,7 @@ store_run_free(struct store_run *r)
 {
 	if (r == NULL)
 		return;
+	free(r->mirror);
 	free(r->kind);
 	free(r->trigger);
 	free(r->status);
@@ -354,18 +368,20 @@ store_run_free(struct store_run *r)
 }
 
 rcode
-store_run_begin(struct store *s, int64_t *run_id, const char *kind, const char *trigger,
-                const char *config_json)
+store_run_begin(struct store *s, int64_t *run_id, const char *mirror, const char *kind,
+                const char *trigger, const char *config_json)
 {
 	char ts[32];
 	rcode rc;
 
 	*run_id = 0;
 	now(ts);
-	rc = sql_run(s,
-	             "INSERT INTO runs (kind, trigger, started_at, heartbeat_at, config, pid) "
-	             "VALUES (?, ?, ?, ?, ?, ?)",
-	             "ttttti", kind, trigger, ts, ts, config_json, (int64_t)getpid());
+	rc = sql_run(
+	    s,
+	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	    "tttttti", mirror ? mirror : "default", kind, trigger, ts, ts, config_json,
+	    (int64_t)getpid());
 	if (rc)
 		return rc;
 	*run_id = sqlite3_last_insert_rowid(s->db);
@@ -400,7 +416,7 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
 	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
 	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error, "
-	    "duplicate_count, conflict_count "
+	    "duplicate_count, conflict_count, mirror "
 	    "FROM runs WHERE id = ?",
 	    "i", run_id);
 	if (rc)
@@ -441,8 +457,9 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->error = col_text(st, 23);
 	r->duplicates = sqlite3_column_int64(st, 24);
 	r->conflicts = sqlite3_column_int64(st, 25);
+	r->mirror = col_text(st, 26);
 	sqlite3_finalize(st);
-	if (!r->kind || !r->status || !r->phase || !r->trigger || !r->started_at) {
+	if (!r->mirror || !r->kind || !r->status || !r->phase || !r->trigger || !r->started_at) {
 		store_run_free(r);
 		return RC_ERR_NOMEM;
 	}
@@ -451,21 +468,22 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 }
 
 rcode
-store_run_unfinished(struct store *s, int64_t *run_id)
+store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror)
 {
 	return sql_int(s, run_id,
 	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
-	               "ORDER BY id DESC LIMIT 1",
-	               "");
+	               "AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	               "t", mirror);
 }
 
 rcode
-store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id)
+store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id, const char *mirror)
 {
-	return sql_int(s, run_id,
-	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') AND kind = ?"
-	               " ORDER BY id DESC LIMIT 1",
-	               "t", kind);
+	return sql_int(
+	    s, run_id,
+	    "SELECT id FROM runs WHERE status IN ('running', 'interrupted') AND kind = ?1"
+	    " AND (?2 IS NULL OR mirror = ?2) ORDER BY id DESC LIMIT 1",
+	    "tt", kind, mirror);
 }
 
 rcode
@@ -913,7 +931,8 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 }
 
 #define RUN_COLUMNS                                                                                \
-	"id, kind, trigger, status, phase, started_at AS startedAt, finished_at AS finishedAt, "   \
+	"id, mirror, kind, trigger, status, phase, started_at AS startedAt, finished_at AS "       \
+	"finishedAt, "                                                                             \
 	"heartbeat_at AS heartbeatAt, mongo_count AS mongoCount, opensearch_count AS "             \
 	"opensearchCount, compared, missing_count AS missingCount, orphan_count AS orphanCount, "  \
 	"stale_count AS staleCount, skipped_count AS skippedCount, repaired_count AS "             \
@@ -922,7 +941,8 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 	"conflictCount"
 
 rcode
-store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before, const char *status)
+store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
+                  const char *status)
 {
 	sqlite3_stmt *st;
 	rcode rc;
@@ -930,8 +950,9 @@ store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before, c
 	*out = NULL;
 	rc = sql_prepare(s, &st,
 	                 "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 <= 0 OR id < ?1) AND"
-	                 " (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
-	                 "iti", before, status, limit);
+	                 " (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR mirror = ?4)"
+	                 " ORDER BY id DESC LIMIT ?3",
+	                 "itit", before, status, limit, mirror);
 	return rc ? rc : query_json(s, out, st);
 }
 
@@ -1027,7 +1048,7 @@ store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
 }
 
 rcode
-store_report_totals(struct store *s, cJSON **out)
+store_report_totals(struct store *s, cJSON **out, const char *mirror)
 {
 	sqlite3_stmt *st;
 	cJSON *arr = NULL;
@@ -1036,15 +1057,17 @@ store_report_totals(struct store *s, cJSON **out)
 	*out = NULL;
 	rc = sql_prepare(
 	    s, &st,
-	    "SELECT (SELECT max(started_at) FROM runs) AS lastCheck,"
-	    " (SELECT max(finished_at) FROM runs WHERE repaired_count + deleted_count > 0)"
+	    "WITH r AS (SELECT * FROM runs WHERE ?1 IS NULL OR mirror = ?1)"
+	    " SELECT (SELECT max(started_at) FROM r) AS lastCheck,"
+	    " (SELECT max(finished_at) FROM r WHERE repaired_count + deleted_count > 0)"
 	    "  AS lastSync,"
-	    " (SELECT count(*) FROM runs) AS totalChecks,"
-	    " (SELECT count(*) FROM runs WHERE repaired_count + deleted_count > 0) AS totalSyncs,"
-	    " (SELECT COALESCE(SUM(repaired_count + deleted_count), 0) FROM runs)"
+	    " (SELECT count(*) FROM r) AS totalChecks,"
+	    " (SELECT count(*) FROM r WHERE repaired_count + deleted_count > 0) AS totalSyncs,"
+	    " (SELECT COALESCE(SUM(repaired_count + deleted_count), 0) FROM r)"
 	    "  AS documentsSynced,"
-	    " (SELECT count(*) FROM errors) AS errors",
-	    "");
+	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
+	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)) AS errors",
+	    "t", mirror);
 	if (rc || (rc = query_json(s, &arr, st)))
 		return rc;
 	*out = cJSON_DetachItemFromArray(arr, 0);
@@ -1052,73 +1075,176 @@ store_report_totals(struct store *s, cJSON **out)
 	return *out ? RC_OK : RC_ERR_STORE;
 }
 
-rcode
-store_report_metrics(struct store *s,
-                     void (*fn)(void *ctx, const char *name, const char *labels, double value),
-                     void *ctx)
+/* Run statuses in the order GROUP BY status gives them (the metrics' order). */
+static const char *const metric_statuses[] = {"cancelled", "completed", "failed", "interrupted",
+                                              "running"};
+#define N_METRIC_STATUSES (sizeof(metric_statuses) / sizeof(metric_statuses[0]))
+
+/* One mirror's numbers (or the whole journal's), read before any is
+ * written, so each family's series come together as the format wants. */
+struct mirror_metrics {
+	int64_t runs[N_METRIC_STATUSES];
+	bool has_runs[N_METRIC_STATUSES];
+	int64_t
+	    sums[9]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup, conflict */
+	bool has_last, has_mc, has_oc;
+	double last_start, last_duration, mc, oc;
+};
+
+static rcode
+metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 {
 	sqlite3_stmt *st;
 	rcode rc;
-	char labels[128];
+	int step;
 
-	rc = sql_prepare(s, &st, "SELECT status, count(*) FROM runs GROUP BY status", "");
+	memset(m, 0, sizeof(*m));
+	rc = sql_prepare(s, &st,
+	                 "SELECT status, count(*) FROM runs WHERE ?1 IS NULL OR mirror = ?1"
+	                 " GROUP BY status",
+	                 "t", mirror);
 	if (rc)
 		return rc;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(labels, sizeof(labels), "status=\"%s\"",
-		         (const char *)sqlite3_column_text(st, 0));
-		fn(ctx, "reconciler_runs_total", labels, (double)sqlite3_column_int64(st, 1));
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *status = (const char *)sqlite3_column_text(st, 0);
+		for (size_t i = 0; status && i < N_METRIC_STATUSES; i++)
+			if (strcmp(status, metric_statuses[i]) == 0) {
+				m->runs[i] = sqlite3_column_int64(st, 1);
+				m->has_runs[i] = true;
+			}
 	}
 	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return RC_ERR_STORE;
 	rc = sql_prepare(s, &st,
 	                 "SELECT COALESCE(SUM(missing_count),0), COALESCE(SUM(orphan_count),0),"
 	                 " COALESCE(SUM(stale_count),0), COALESCE(SUM(repaired_count),0),"
 	                 " COALESCE(SUM(deleted_count),0), COALESCE(SUM(failed_count),0),"
-	                 " (SELECT count(*) FROM errors), COALESCE(SUM(duplicate_count),0),"
-	                 " COALESCE(SUM(conflict_count),0) FROM runs",
-	                 "");
+	                 " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
+	                 "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)),"
+	                 " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0)"
+	                 " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
+	                 "t", mirror);
 	if (rc)
 		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		fn(ctx, "reconciler_drift_found_total", "kind=\"missing\"",
-		   (double)sqlite3_column_int64(st, 0));
-		fn(ctx, "reconciler_drift_found_total", "kind=\"orphan\"",
-		   (double)sqlite3_column_int64(st, 1));
-		fn(ctx, "reconciler_drift_found_total", "kind=\"stale\"",
-		   (double)sqlite3_column_int64(st, 2));
-		fn(ctx, "reconciler_drift_found_total", "kind=\"duplicate\"",
-		   (double)sqlite3_column_int64(st, 7));
-		fn(ctx, "reconciler_drift_found_total", "kind=\"conflict\"",
-		   (double)sqlite3_column_int64(st, 8));
-		fn(ctx, "reconciler_documents_repaired_total", "action=\"index\"",
-		   (double)sqlite3_column_int64(st, 3));
-		fn(ctx, "reconciler_documents_repaired_total", "action=\"delete\"",
-		   (double)sqlite3_column_int64(st, 4));
-		fn(ctx, "reconciler_documents_failed_total", "",
-		   (double)sqlite3_column_int64(st, 5));
-		fn(ctx, "reconciler_errors_total", "", (double)sqlite3_column_int64(st, 6));
-	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		for (int i = 0; i < 9; i++)
+			m->sums[i] = sqlite3_column_int64(st, i);
 	sqlite3_finalize(st);
+	if (step != SQLITE_ROW)
+		return RC_ERR_STORE;
 	rc = sql_prepare(s, &st,
 	                 "SELECT CAST(strftime('%s', started_at) AS INTEGER),"
 	                 " (julianday(finished_at) - julianday(started_at)) * 86400.0,"
 	                 " mongo_count, opensearch_count FROM runs WHERE finished_at IS NOT NULL"
-	                 " ORDER BY id DESC LIMIT 1",
-	                 "");
+	                 " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	                 "t", mirror);
 	if (rc)
 		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		fn(ctx, "reconciler_last_run_timestamp_seconds", "", sqlite3_column_double(st, 0));
-		fn(ctx, "reconciler_last_run_duration_seconds", "", sqlite3_column_double(st, 1));
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-			fn(ctx, "reconciler_documents", "side=\"mongodb\"",
-			   sqlite3_column_double(st, 2));
-		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-			fn(ctx, "reconciler_documents", "side=\"opensearch\"",
-			   sqlite3_column_double(st, 3));
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		m->has_last = true;
+		m->last_start = sqlite3_column_double(st, 0);
+		m->last_duration = sqlite3_column_double(st, 1);
+		m->has_mc = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		m->mc = sqlite3_column_double(st, 2);
+		m->has_oc = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		m->oc = sqlite3_column_double(st, 3);
 	}
 	sqlite3_finalize(st);
-	return RC_OK;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
+
+/* "mirror=\"m\"" joined with extra labels (either may be empty). */
+static void
+metric_labels(char *out, size_t len, const char *mirror, const char *extra)
+{
+	if (mirror)
+		snprintf(out, len, "mirror=\"%s\"%s%s", mirror, *extra ? "," : "", extra);
+	else
+		snprintf(out, len, "%s", extra);
+}
+
+rcode
+store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
+                     void (*fn)(void *ctx, const char *name, const char *labels, double value),
+                     void *ctx)
+{
+	static const struct {
+		const char *name, *labels;
+		int sum;
+	} sums[] = {
+	    {"reconciler_drift_found_total", "kind=\"missing\"", 0},
+	    {"reconciler_drift_found_total", "kind=\"orphan\"", 1},
+	    {"reconciler_drift_found_total", "kind=\"stale\"", 2},
+	    {"reconciler_drift_found_total", "kind=\"duplicate\"", 7},
+	    {"reconciler_drift_found_total", "kind=\"conflict\"", 8},
+	    {"reconciler_documents_repaired_total", "action=\"index\"", 3},
+	    {"reconciler_documents_repaired_total", "action=\"delete\"", 4},
+	    {"reconciler_documents_failed_total", "", 5},
+	    {"reconciler_errors_total", "", 6},
+	};
+	struct mirror_metrics *m;
+	size_t count = mirrors ? n : 1;
+	char labels[192], extra[64];
+	rcode rc = RC_OK;
+
+	m = calloc(count ? count : 1, sizeof(*m));
+	if (m == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < count && rc == RC_OK; i++)
+		rc = metrics_read(s, &m[i], mirrors ? mirrors[i] : NULL);
+	if (rc)
+		goto out;
+	for (size_t k = 0; k < N_METRIC_STATUSES; k++)
+		for (size_t i = 0; i < count; i++)
+			if (m[i].has_runs[k]) {
+				snprintf(extra, sizeof(extra), "status=\"%s\"", metric_statuses[k]);
+				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				              extra);
+				fn(ctx, "reconciler_runs_total", labels, (double)m[i].runs[k]);
+			}
+	/* a family's series one after the other: families are adjacent rows of sums[] */
+	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]);) {
+		size_t end = k;
+		while (end < sizeof(sums) / sizeof(sums[0]) &&
+		       strcmp(sums[end].name, sums[k].name) == 0)
+			end++;
+		for (size_t i = 0; i < count; i++)
+			for (size_t j = k; j < end; j++) {
+				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				              sums[j].labels);
+				fn(ctx, sums[j].name, labels, (double)m[i].sums[sums[j].sum]);
+			}
+		k = end;
+	}
+	for (int family = 0; family < 3; family++)
+		for (size_t i = 0; i < count; i++) {
+			const char *mirror = mirrors ? mirrors[i] : NULL;
+			if (!m[i].has_last)
+				continue;
+			if (family == 0) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_last_run_timestamp_seconds", labels,
+				   m[i].last_start);
+			} else if (family == 1) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_last_run_duration_seconds", labels,
+				   m[i].last_duration);
+			} else {
+				metric_labels(labels, sizeof(labels), mirror, "side=\"mongodb\"");
+				if (m[i].has_mc)
+					fn(ctx, "reconciler_documents", labels, m[i].mc);
+				metric_labels(labels, sizeof(labels), mirror,
+				              "side=\"opensearch\"");
+				if (m[i].has_oc)
+					fn(ctx, "reconciler_documents", labels, m[i].oc);
+			}
+		}
+out:
+	free(m);
+	return rc;
 }
 
 rcode

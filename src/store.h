@@ -29,10 +29,13 @@ void store_free(struct store *s);
 /* Number of migrations applied by this call through *applied (may be NULL). */
 rcode store_migrate(struct store *s, int *applied, struct rerror *err);
 
-/* Cross-process run lock (flock on PATH.lock, released if the holder dies).
- * RC_ERR_BUSY if another process holds it; *holder_run is then the running
- * run's id from the journal (0 if unknown). */
-rcode store_lock(struct store *s, int64_t *holder_run, struct rerror *err);
+/* Cross-process run lock of one mirror (flock on PATH.lock for "default"
+ * and NULL, PATH.<mirror>.lock for the others; released if the holder
+ * dies), so one mirror runs one run at a time and different mirrors may
+ * overlap. One lock per handle. RC_ERR_BUSY if another handle or process
+ * holds it; *holder_run is then the mirror's running run from the journal
+ * (0 if unknown). */
+rcode store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err);
 void store_unlock(struct store *s);
 
 rcode store_tx_begin(struct store *s);
@@ -42,6 +45,7 @@ void store_tx_rollback(struct store *s);
 /* A run as stored. Strings are owned by the struct; free with store_run_free. */
 struct store_run {
 	int64_t id;
+	char *mirror; /* 'default' for runs from before mirrors */
 	char *kind, *trigger, *status, *phase, *started_at, *finished_at, *heartbeat_at;
 	int64_t mongo_count, opensearch_count; /* -1: not counted */
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
@@ -53,14 +57,16 @@ struct store_run {
 };
 void store_run_free(struct store_run *r);
 
-rcode store_run_begin(struct store *s, int64_t *run_id, const char *kind, const char *trigger,
-                      const char *config_json);
+rcode store_run_begin(struct store *s, int64_t *run_id, const char *mirror, const char *kind,
+                      const char *trigger, const char *config_json);
 rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
-/* Newest run left running or interrupted; *run_id = 0 when none. */
-rcode store_run_unfinished(struct store *s, int64_t *run_id);
+/* Newest run of mirror (NULL: of any) left running or interrupted;
+ * *run_id = 0 when none. */
+rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
 /* The same among runs of one kind: a dry run never continues a check (it
  * would write), nor a check a dry run (it would repair nothing). */
-rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id);
+rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id,
+                                   const char *mirror);
 rcode store_run_resumed(struct store *s, int64_t run_id);
 rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
@@ -164,17 +170,22 @@ rcode store_batches_pending(struct store *s, int64_t run_id, struct store_pendin
 rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
                       int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
 
-/* Reports (JSON for the CLI and the API; the caller owns *out). */
-rcode store_report_runs(struct store *s, cJSON **out, int64_t limit, int64_t before,
-                        const char *status);
+/* Reports (JSON for the CLI and the API; the caller owns *out). A mirror
+ * argument filters by mirror; NULL means every mirror. */
+rcode store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit,
+                        int64_t before, const char *status);
 rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
 rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
                        const char *after, int64_t limit);
 rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit);
-/* Totals for the status route: checks, syncs, documents synced, errors, last times. */
-rcode store_report_totals(struct store *s, cJSON **out);
-/* Small numbers for /metrics: calls fn(name, labels, value). */
-rcode store_report_metrics(struct store *s,
+/* Totals for the status route: checks, syncs, documents synced, errors
+ * (those of the mirror's runs; with NULL also those of no run), last times. */
+rcode store_report_totals(struct store *s, cJSON **out, const char *mirror);
+/* Small numbers for /metrics: calls fn(name, labels, value), family by
+ * family. With mirrors (n of them) every series is one per mirror,
+ * labelled mirror="name"; with NULL, one series over the whole journal
+ * without that label. */
+rcode store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
                            void (*fn)(void *ctx, const char *name, const char *labels,
                                       double value),
                            void *ctx);

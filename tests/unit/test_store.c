@@ -91,8 +91,9 @@ test_lifecycle(struct store *s)
 	bool added;
 	cJSON *j = NULL;
 
-	CHECK(store_run_begin(s, &id, "check", "test", "{\"X\":\"1\"}") == RC_OK && id > 0);
-	CHECK(store_run_unfinished(s, &other) == RC_OK && other == id);
+	CHECK(store_run_begin(s, &id, "default", "check", "test", "{\"X\":\"1\"}") == RC_OK &&
+	      id > 0);
+	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == id);
 	struct store_drift a = {.doc_id = "a", .id_type = "oid", .kind = DRIFT_MISSING};
 	struct store_drift b = {.doc_id = "b", .id_type = "oid", .kind = DRIFT_ORPHAN};
 	struct store_drift b2 = {.doc_id = "b",
@@ -125,15 +126,16 @@ test_lifecycle(struct store *s)
 	CHECK(r && strcmp(r->status, "completed") == 0 && r->finished_at != NULL);
 	CHECK(r && r->cursor && strcmp(r->cursor, "a") == 0);
 	store_run_free(r);
-	CHECK(store_run_unfinished(s, &other) == RC_OK && other == 0);
+	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == 0);
 	CHECK(store_report_run(s, &j, id) == RC_OK && j != NULL);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")) == 1);
 	CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "config")));
 	cJSON_Delete(j);
 	CHECK(store_report_run(s, &j, 999) == RC_ERR_NOTFOUND);
-	CHECK(store_report_runs(s, &j, 10, 0, "completed") == RC_OK && cJSON_GetArraySize(j) == 1);
+	CHECK(store_report_runs(s, &j, NULL, 10, 0, "completed") == RC_OK &&
+	      cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
-	CHECK(store_report_totals(s, &j) == RC_OK);
+	CHECK(store_report_totals(s, &j, NULL) == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "documentsSynced")) == 2);
 	cJSON_Delete(j);
@@ -149,12 +151,76 @@ test_lock(const char *path, struct store *s)
 	struct rerror e = {0};
 	int64_t holder;
 
-	CHECK(store_lock(s, &holder, &e) == RC_OK);
+	CHECK(store_lock(s, &holder, NULL, &e) == RC_OK);
 	CHECK(store_open(&s2, path, &e) == RC_OK);
 	/* flock is per open file: a second handle is refused like a second process */
-	CHECK(store_lock(s2, &holder, &e) == RC_ERR_BUSY);
+	CHECK(store_lock(s2, &holder, NULL, &e) == RC_ERR_BUSY);
 	store_unlock(s);
-	CHECK(store_lock(s2, &holder, &e) == RC_OK);
+	CHECK(store_lock(s2, &holder, NULL, &e) == RC_OK);
+	store_free(s2);
+}
+
+static void
+on_metric(void *ctx, const char *name, const char *labels, double value)
+{
+	struct buf *b = ctx;
+
+	buf_printf(b, "%s{%s} %g\n", name, labels, value);
+}
+
+/* Runs belong to mirrors: the unfinished run, reports, totals, metrics and
+ * the lock are each mirror's own. */
+static void
+test_mirrors(const char *path, struct store *s)
+{
+	struct store *s2 = NULL;
+	struct store_run *r = NULL;
+	struct rerror e = {0};
+	int64_t a, b, other, holder;
+	cJSON *j = NULL;
+	struct buf m = {0};
+	const char *const names[] = {"ads", "users"};
+
+	CHECK(store_run_begin(s, &a, "ads", "check", "test", "{}") == RC_OK);
+	CHECK(store_run_begin(s, &b, "users", "dry_run", "test", "{}") == RC_OK);
+	CHECK(store_run_get(s, &r, a) == RC_OK && r && strcmp(r->mirror, "ads") == 0);
+	store_run_free(r);
+	CHECK(store_run_unfinished(s, &other, "ads") == RC_OK && other == a);
+	CHECK(store_run_unfinished(s, &other, "users") == RC_OK && other == b);
+	CHECK(store_run_unfinished(s, &other, "default") == RC_OK && other == 0);
+	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == b);
+	CHECK(store_report_runs(s, &j, "ads", 10, 0, NULL) == RC_OK && cJSON_GetArraySize(j) == 1);
+	CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "mirror")),
+	             "ads") == 0);
+	cJSON_Delete(j);
+	CHECK(store_report_totals(s, &j, "users") == RC_OK);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
+	cJSON_Delete(j);
+	CHECK(store_error(s, a, -1, NULL, "diff", "engine", "x", "ads broke") == RC_OK);
+	CHECK(store_report_totals(s, &j, "ads") == RC_OK);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "errors")) == 1);
+	cJSON_Delete(j);
+	CHECK(store_run_finish(s, a, "completed", NULL) == RC_OK);
+	CHECK(store_run_finish(s, b, "interrupted", NULL) == RC_OK);
+	/* labelled: one series per mirror, a family's series together */
+	CHECK(store_report_metrics(s, names, 2, on_metric, &m) == RC_OK && m.data);
+	CHECK(m.data &&
+	      strstr(m.data, "reconciler_runs_total{mirror=\"ads\",status=\"completed\"} 1\n"));
+	CHECK(m.data &&
+	      strstr(m.data, "reconciler_runs_total{mirror=\"users\",status=\"interrupted\"} 1\n"));
+	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"ads\"} 1\n"));
+	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"users\"} 0\n"));
+	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"ads\"} "
+	                               "1\nreconciler_errors_total{mirror=\"users\"} 0\n"));
+	buf_free(&m);
+	/* one lock per mirror: two mirrors at once, one mirror once */
+	CHECK(store_open(&s2, path, &e) == RC_OK);
+	CHECK(store_lock(s, &holder, "ads", &e) == RC_OK);
+	CHECK(store_lock(s2, &holder, "users", &e) == RC_OK);
+	store_unlock(s2);
+	CHECK(store_lock(s2, &holder, "ads", &e) == RC_ERR_BUSY && strstr(e.message, "ads"));
+	store_unlock(s);
+	CHECK(store_lock(s2, &holder, "ads", &e) == RC_OK);
 	store_free(s2);
 }
 
@@ -172,6 +238,7 @@ main(void)
 	test_schema(path);
 	test_lifecycle(s);
 	test_lock(path, s);
+	test_mirrors(path, s);
 	store_free(s);
 	/* reopening applies nothing */
 	CHECK(store_open(&s, path, &e) == RC_OK);
