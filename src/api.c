@@ -11,8 +11,14 @@
  * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
  *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
  *   probes), compared in constant time.
- * - Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the run after its
- *   in-flight batch, exit 0 within 10 s; a second signal exits at once.
+ * - Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the runs after
+ *   their in-flight batch, exit 0 within 10 s; a second signal exits at once.
+ * - Mirrors: one scheduler (and engine) per mirror, sharing the slots of
+ *   RECONCILE_CONCURRENCY. Routes under /api/mirrors/{m} act on one mirror;
+ *   the seed's routes act on the only mirror, or with several on every
+ *   mirror (or the one ?mirror= names) and answer with the seed's keys
+ *   summed plus a per-mirror breakdown, so a client of the seed keeps
+ *   working unchanged.
  */
 #include "config.h"
 #include "engine.h"
@@ -40,11 +46,20 @@
 #define MAX_BODY         (64 * 1024)
 #define SHUTDOWN_WAIT_MS 9000
 
-int serve_main(struct config *cfg);
+int serve_main(const struct config_set *set);
 
-struct api {
+/* One mirror of the service: its settings and the worker that runs it. */
+struct api_mirror {
 	const struct config *cfg;
 	struct scheduler *sched;
+};
+
+struct api {
+	const struct config *cfg; /* the global settings: HTTP, token, journal */
+	struct api_mirror *mirrors;
+	size_t n_mirrors;
+	bool labelled; /* metrics say mirror="..." (not for the environment's one mirror) */
+	struct scheduler_slots *slots;
 	pthread_mutex_t store_mu;
 	struct store *store;
 	pthread_mutex_t health_mu;
@@ -71,8 +86,9 @@ struct call {
 	struct MHD_Connection *conn;
 	const char *method;
 	const char *path;
-	const char *id_segment; /* the {id} of the path, if any */
-	cJSON *body;            /* parsed JSON object (POST), never NULL for POST */
+	const char *id_segment;    /* the {id} of the path, if any */
+	struct api_mirror *mirror; /* {m} of the path or ?mirror=; NULL: every mirror */
+	cJSON *body;               /* parsed JSON object (POST), never NULL for POST */
 	struct reply *reply;
 };
 
@@ -250,10 +266,14 @@ h_health(struct call *c)
 	bool all = true, ok;
 	int64_t t0;
 
+	/* the first mirror's servers (the only ones, but for a file that spreads
+	 * mirrors over several clusters) */
+	const struct config *m0 = a->mirrors[0].cfg;
+
 	pthread_mutex_lock(&a->health_mu);
 	t0 = util_mono_ms();
-	ok = (a->mongo || mongo_open(&a->mongo, a->cfg->mongodb_uri, a->cfg->mongodb_database,
-	                             a->cfg->mongodb_collection, &err) == RC_OK) &&
+	ok = (a->mongo || mongo_open(&a->mongo, m0->mongodb_uri, m0->mongodb_database,
+	                             m0->mongodb_collection, &err) == RC_OK) &&
 	     mongo_ping(a->mongo, &version, &err) == RC_OK;
 	cJSON_AddItemToObject(o, "mongodb",
 	                      health_item(ok, util_mono_ms() - t0, version, err.message));
@@ -261,7 +281,7 @@ h_health(struct call *c)
 	free(version);
 	version = NULL;
 	t0 = util_mono_ms();
-	ok = (a->os || opensearch_open(&a->os, a->cfg, &err) == RC_OK) &&
+	ok = (a->os || opensearch_open(&a->os, m0, &err) == RC_OK) &&
 	     opensearch_info(a->os, &version, &err) == RC_OK;
 	cJSON_AddItemToObject(o, "opensearch",
 	                      health_item(ok, util_mono_ms() - t0, version, err.message));
@@ -297,13 +317,64 @@ h_ready(struct call *c)
 	reply_json(c, ok ? 200 : 503, o);
 }
 
+/* ---- mirrors ------------------------------------------------------------ */
+
+/* The mirror called name into c->mirror; false (and a 404 listing the
+ * names) when there is none. */
+static bool
+mirror_named(struct call *c, const char *name)
+{
+	struct api *a = c->api;
+	char names[400] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->n_mirrors; i++)
+		if (strcmp(a->mirrors[i].cfg->name, name) == 0) {
+			c->mirror = &a->mirrors[i];
+			return true;
+		}
+	for (size_t i = 0; i < a->n_mirrors && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+		                      a->mirrors[i].cfg->name);
+	reply_error(c, 404, "no mirror %.64s (mirrors: %s)", name, names);
+	return false;
+}
+
+/* ?mirror=NAME on a seed route: that mirror only. */
+static bool
+query_mirror(struct call *c)
+{
+	const char *name = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "mirror");
+
+	return name == NULL || mirror_named(c, name);
+}
+
+/* The mirrors a seed route acts on: the one named, else all. */
+static void
+targets(struct call *c, struct api_mirror **first, size_t *n)
+{
+	if (c->mirror) {
+		*first = c->mirror;
+		*n = 1;
+	} else {
+		*first = c->api->mirrors;
+		*n = c->api->n_mirrors;
+	}
+}
+
+/* ---- schedule ------------------------------------------------------------ */
+
 static void
 h_start(struct call *c)
 {
-	cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, "intervalMs"), *o;
-	int64_t interval = c->api->cfg->interval_ms;
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, "intervalMs"), *o, *list = NULL;
+	int64_t interval = 0, shown = 0;
 	const int64_t max = 30LL * 24 * 3600 * 1000;
+	struct api_mirror *m;
+	size_t n;
 
+	if (!query_mirror(c))
+		return;
 	if (v && !cJSON_IsNull(v)) {
 		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
 		    v->valuedouble < 1000 || v->valuedouble > (double)max) {
@@ -313,25 +384,53 @@ h_start(struct call *c)
 		}
 		interval = (int64_t)v->valuedouble;
 	}
-	scheduler_enable(c->api->sched, interval);
-	log_info("api: schedule started, every %lld ms (until restart)", (long long)interval);
+	targets(c, &m, &n);
+	if (n > 1)
+		list = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		/* without intervalMs each mirror keeps its own */
+		int64_t each = interval ? interval : m[i].cfg->interval_ms;
+		scheduler_enable(m[i].sched, each);
+		log_info("api: mirror %s: schedule started, every %lld ms (until restart)",
+		         m[i].cfg->name, (long long)each);
+		if (shown == 0 || each < shown)
+			shown = each;
+		if (list) {
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "mirror", m[i].cfg->name);
+			cJSON_AddNumberToObject(e, "intervalMs", (double)each);
+			cJSON_AddItemToArray(list, e);
+		}
+	}
 	o = ok_object();
 	cJSON_AddStringToObject(o, "message", "Reconciliation service started");
-	cJSON_AddNumberToObject(o, "intervalMs", (double)interval);
-	cJSON_AddNumberToObject(o, "intervalMinutes", (double)interval / 60000.0);
+	cJSON_AddNumberToObject(o, "intervalMs", (double)shown);
+	cJSON_AddNumberToObject(o, "intervalMinutes", (double)shown / 60000.0);
+	if (list)
+		cJSON_AddItemToObject(o, "mirrors", list);
 	reply_json(c, 200, o);
 }
 
 static void
 h_stop(struct call *c)
 {
-	cJSON *o = ok_object();
+	cJSON *o;
+	struct api_mirror *m;
+	size_t n;
 
-	scheduler_disable(c->api->sched);
-	log_info("api: schedule stopped (until restart)");
+	if (!query_mirror(c))
+		return;
+	targets(c, &m, &n);
+	for (size_t i = 0; i < n; i++) {
+		scheduler_disable(m[i].sched);
+		log_info("api: mirror %s: schedule stopped (until restart)", m[i].cfg->name);
+	}
+	o = ok_object();
 	cJSON_AddStringToObject(o, "message", "Reconciliation service stopped");
 	reply_json(c, 200, o);
 }
+
+/* ---- status -------------------------------------------------------------- */
 
 static cJSON *
 progress_json(const struct engine_progress *p)
@@ -355,35 +454,249 @@ progress_json(const struct engine_progress *p)
 	return o;
 }
 
-static void
-h_status(struct call *c)
+/* The seed's status of one mirror: stats (journal totals and the schedule)
+ * into *stats, and its scheduler's state. */
+static rcode
+mirror_stats(struct api *a, const struct api_mirror *m, cJSON **stats, struct scheduler_status *st)
 {
-	struct scheduler_status st;
-	cJSON *stats = NULL, *o;
 	rcode rc;
 
-	scheduler_status(c->api->sched, &st);
-	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_totals(c->api->store, &stats, NULL);
-	pthread_mutex_unlock(&c->api->store_mu);
-	if (rc) {
-		reply_error(c, 500, "cannot read the journal");
-		return;
+	scheduler_status(m->sched, st);
+	pthread_mutex_lock(&a->store_mu);
+	rc = store_report_totals(a->store, stats, m->cfg->name);
+	pthread_mutex_unlock(&a->store_mu);
+	if (rc)
+		return rc;
+	cJSON_AddBoolToObject(*stats, "isRunning", st->enabled);
+	add_iso_or_null(*stats, "nextCheckAt", st->next_at_ms);
+	cJSON_AddNumberToObject(*stats, "intervalMs", (double)st->interval_ms);
+	return RC_OK;
+}
+
+/* One mirror as /api/mirrors shows it: what it mirrors, its status and its
+ * newest run. NULL (and *rc) when the journal fails. */
+static cJSON *
+mirror_json(struct api *a, const struct api_mirror *m, rcode *rc)
+{
+	struct scheduler_status st;
+	cJSON *o, *stats = NULL, *runs = NULL, *cm;
+
+	*rc = mirror_stats(a, m, &stats, &st);
+	if (*rc == RC_OK) {
+		pthread_mutex_lock(&a->store_mu);
+		*rc = store_report_runs(a->store, &runs, m->cfg->name, 1, 0, NULL);
+		pthread_mutex_unlock(&a->store_mu);
 	}
-	cJSON_AddBoolToObject(stats, "isRunning", st.enabled);
-	add_iso_or_null(stats, "nextCheckAt", st.next_at_ms);
-	cJSON_AddNumberToObject(stats, "intervalMs", (double)st.interval_ms);
-	o = ok_object();
+	if (*rc) {
+		cJSON_Delete(stats);
+		return NULL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", m->cfg->name);
+	cJSON_AddStringToObject(o, "mongodbDatabase", m->cfg->mongodb_database);
+	cJSON_AddStringToObject(o, "mongodbCollection", m->cfg->mongodb_collection);
+	cJSON_AddStringToObject(o, "opensearchIndex", m->cfg->opensearch_index);
 	cJSON_AddItemToObject(o, "stats", stats);
 	if (st.progress.active)
 		cJSON_AddItemToObject(o, "currentRun", progress_json(&st.progress));
 	else
 		cJSON_AddNullToObject(o, "currentRun");
+	cJSON_AddBoolToObject(o, "queued", st.queued);
+	cm = cJSON_AddObjectToObject(o, "countMonitor");
+	cJSON_AddBoolToObject(cm, "enabled", m->cfg->count_monitor_enabled);
+	add_iso_or_null(cm, "lastCheckAt", st.last_count_check_ms);
+	add_count(cm, "mongoCount", st.last_mongo_count);
+	add_count(cm, "opensearchCount", st.last_opensearch_count);
+	if (cJSON_GetArraySize(runs) > 0)
+		cJSON_AddItemToObject(o, "lastRun", cJSON_DetachItemFromArray(runs, 0));
+	else
+		cJSON_AddNullToObject(o, "lastRun");
+	cJSON_Delete(runs);
+	return o;
+}
+
+static void
+add_max_string(cJSON *sum, cJSON *one, const char *key)
+{
+	const char *a = cJSON_GetStringValue(cJSON_GetObjectItem(sum, key));
+	const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(one, key));
+
+	/* ISO-8601 UTC text sorts as time */
+	if (b && (a == NULL || strcmp(b, a) > 0))
+		cJSON_ReplaceItemInObject(sum, key, cJSON_CreateString(b));
+}
+
+static void
+add_sum(cJSON *sum, cJSON *one, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItem(sum, key);
+
+	cJSON_SetNumberValue(v, cJSON_GetNumberValue(v) +
+	                            cJSON_GetNumberValue(cJSON_GetObjectItem(one, key)));
+}
+
+static void
+h_status(struct call *c)
+{
+	struct api *a = c->api;
+	struct scheduler_status st;
+	cJSON *stats = NULL, *o, *list, *current = NULL;
+	int64_t next = 0, interval = 0;
+	bool any_on = false;
+	rcode rc;
+
+	if (a->n_mirrors == 1) { /* exactly the seed's answer */
+		if (mirror_stats(a, &a->mirrors[0], &stats, &st)) {
+			reply_error(c, 500, "cannot read the journal");
+			return;
+		}
+		o = ok_object();
+		cJSON_AddItemToObject(o, "stats", stats);
+		if (st.progress.active)
+			cJSON_AddItemToObject(o, "currentRun", progress_json(&st.progress));
+		else
+			cJSON_AddNullToObject(o, "currentRun");
+		reply_json(c, 200, o);
+		return;
+	}
+	/* several: the seed's keys summed over the mirrors, and each mirror */
+	o = ok_object();
+	stats = cJSON_AddObjectToObject(o, "stats");
+	cJSON_AddNullToObject(stats, "lastCheck");
+	cJSON_AddNullToObject(stats, "lastSync");
+	cJSON_AddNumberToObject(stats, "totalChecks", 0);
+	cJSON_AddNumberToObject(stats, "totalSyncs", 0);
+	cJSON_AddNumberToObject(stats, "documentsSynced", 0);
+	cJSON_AddNumberToObject(stats, "errors", 0);
+	list = cJSON_CreateArray();
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		cJSON *m = mirror_json(a, &a->mirrors[i], &rc), *ms;
+		if (m == NULL) {
+			cJSON_Delete(list);
+			cJSON_Delete(o);
+			reply_error(c, 500, "cannot read the journal");
+			return;
+		}
+		cJSON_AddItemToArray(list, m);
+		ms = cJSON_GetObjectItem(m, "stats");
+		add_max_string(stats, ms, "lastCheck");
+		add_max_string(stats, ms, "lastSync");
+		add_sum(stats, ms, "totalChecks");
+		add_sum(stats, ms, "totalSyncs");
+		add_sum(stats, ms, "documentsSynced");
+		add_sum(stats, ms, "errors");
+		scheduler_status(a->mirrors[i].sched, &st);
+		any_on |= st.enabled;
+		if (st.enabled && st.next_at_ms && (next == 0 || st.next_at_ms < next))
+			next = st.next_at_ms;
+		if ((st.enabled || !any_on) && (interval == 0 || st.interval_ms < interval))
+			interval = st.interval_ms;
+		if (current == NULL && cJSON_IsObject(cJSON_GetObjectItem(m, "currentRun")))
+			current = cJSON_Duplicate(cJSON_GetObjectItem(m, "currentRun"), true);
+	}
+	cJSON_AddBoolToObject(stats, "isRunning", any_on);
+	add_iso_or_null(stats, "nextCheckAt", next);
+	cJSON_AddNumberToObject(stats, "intervalMs", (double)interval);
+	if (current)
+		cJSON_AddItemToObject(o, "currentRun", current);
+	else
+		cJSON_AddNullToObject(o, "currentRun");
+	cJSON_AddItemToObject(o, "mirrors", list);
 	reply_json(c, 200, o);
 }
 
 static void
-run_now(struct call *c, const char *kind, bool wait)
+h_mirrors(struct call *c)
+{
+	struct api *a = c->api;
+	cJSON *o = ok_object(), *list = cJSON_AddArrayToObject(o, "mirrors");
+	rcode rc;
+
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		cJSON *m = mirror_json(a, &a->mirrors[i], &rc);
+		if (m == NULL) {
+			cJSON_Delete(o);
+			reply_error(c, 500, "cannot read the journal");
+			return;
+		}
+		cJSON_AddItemToArray(list, m);
+	}
+	reply_json(c, 200, o);
+}
+
+static void
+h_mirror(struct call *c)
+{
+	rcode rc;
+	cJSON *m = mirror_json(c->api, c->mirror, &rc), *o;
+
+	if (m == NULL) {
+		reply_error(c, 500, "cannot read the journal");
+		return;
+	}
+	o = ok_object();
+	cJSON_AddItemToObject(o, "mirror", m);
+	reply_json(c, 200, o);
+}
+
+/* ---- runs now -------------------------------------------------------------- */
+
+/* The seed's answer to a finished check (or full run) of one mirror. */
+static cJSON *
+result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "success", rc == RC_OK);
+	cJSON_AddBoolToObject(o, "inSync",
+	                      rc == RC_OK && res->missing + res->orphans + res->stale +
+	                                             res->duplicates + res->conflicts ==
+	                                         0);
+	add_count(o, "mongoCount", res->mongo_count);
+	add_count(o, "opensearchCount", res->opensearch_count);
+	if (res->mongo_count >= 0 && res->opensearch_count >= 0)
+		cJSON_AddNumberToObject(o, "difference",
+		                        (double)(res->mongo_count - res->opensearch_count));
+	else
+		cJSON_AddNullToObject(o, "difference");
+	cJSON_AddNumberToObject(o, "synced", (double)(res->repaired + res->deleted));
+	cJSON_AddNumberToObject(o, "missingCount", (double)res->missing);
+	cJSON_AddNumberToObject(o, "orphanCount", (double)res->orphans);
+	cJSON_AddNumberToObject(o, "staleCount", (double)res->stale);
+	cJSON_AddNumberToObject(o, "failedCount", (double)res->failed);
+	cJSON_AddNumberToObject(o, "duplicateCount", (double)res->duplicates);
+	cJSON_AddNumberToObject(o, "conflictCount", (double)res->conflicts);
+	cJSON_AddNumberToObject(o, "runId", (double)res->run_id);
+	cJSON_AddStringToObject(o, "status", res->status);
+	if (rc) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "%s", err->message);
+		util_mask_secrets(msg, sizeof(msg));
+		cJSON_AddStringToObject(o, "error", msg);
+	}
+	return o;
+}
+
+/* 409: the mirror and the run that hold it. */
+static void
+reply_busy(struct call *c, const struct api_mirror *m, int64_t run_id, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+	char msg[600];
+
+	snprintf(msg, sizeof(msg), "%s", message);
+	util_mask_secrets(msg, sizeof(msg));
+	cJSON_AddFalseToObject(o, "success");
+	cJSON_AddStringToObject(o, "error", msg);
+	add_count(o, "runId", run_id > 0 ? run_id : -1);
+	cJSON_AddStringToObject(o, "mirror", m->cfg->name);
+	reply_json(c, 409, o);
+}
+
+/* A run of one mirror now: the seed's answers (named says the mirror was
+ * named by the route, and the answer names it too). */
+static void
+run_one(struct call *c, struct api_mirror *m, const char *kind, bool wait, bool named)
 {
 	struct engine_result res;
 	struct rerror err = {0};
@@ -391,19 +704,20 @@ run_now(struct call *c, const char *kind, bool wait)
 	rcode rc;
 	cJSON *o;
 
-	rc = scheduler_run_now(c->api->sched, &run_id, &res, kind, "api", wait, &err);
+	rc = scheduler_run_now(m->sched, &run_id, &res, kind, "api", wait, &err);
 	if (rc == RC_ERR_BUSY) {
-		o = cJSON_CreateObject();
-		cJSON_AddFalseToObject(o, "success");
-		cJSON_AddStringToObject(o, "error", err.message);
-		add_count(o, "runId", run_id > 0 ? run_id : -1);
-		reply_json(c, 409, o);
+		reply_busy(c, m, run_id, err.message);
 		return;
 	}
 	if (!wait && rc == RC_OK) {
 		o = ok_object();
-		cJSON_AddNumberToObject(o, "runId", (double)run_id);
-		cJSON_AddStringToObject(o, "message", "run started");
+		add_count(o, "runId", run_id > 0 ? run_id : -1);
+		cJSON_AddStringToObject(o, "message",
+		                        run_id > 0 ? "run started"
+		                                   : "run queued: other mirrors' runs hold every "
+		                                     "slot (RECONCILE_CONCURRENCY)");
+		if (named)
+			cJSON_AddStringToObject(o, "mirror", m->cfg->name);
 		reply_json(c, 202, o);
 		return;
 	}
@@ -411,35 +725,147 @@ run_now(struct call *c, const char *kind, bool wait)
 		reply_error(c, err.code == RC_ERR_BUSY ? 409 : 500, "%s", err.message);
 		return;
 	}
-	o = cJSON_CreateObject();
-	cJSON_AddBoolToObject(o, "success", rc == RC_OK);
-	cJSON_AddBoolToObject(o, "inSync",
-	                      rc == RC_OK && res.missing + res.orphans + res.stale +
-	                                             res.duplicates + res.conflicts ==
-	                                         0);
-	add_count(o, "mongoCount", res.mongo_count);
-	add_count(o, "opensearchCount", res.opensearch_count);
-	if (res.mongo_count >= 0 && res.opensearch_count >= 0)
-		cJSON_AddNumberToObject(o, "difference",
-		                        (double)(res.mongo_count - res.opensearch_count));
-	else
-		cJSON_AddNullToObject(o, "difference");
-	cJSON_AddNumberToObject(o, "synced", (double)(res.repaired + res.deleted));
-	cJSON_AddNumberToObject(o, "missingCount", (double)res.missing);
-	cJSON_AddNumberToObject(o, "orphanCount", (double)res.orphans);
-	cJSON_AddNumberToObject(o, "staleCount", (double)res.stale);
-	cJSON_AddNumberToObject(o, "failedCount", (double)res.failed);
-	cJSON_AddNumberToObject(o, "duplicateCount", (double)res.duplicates);
-	cJSON_AddNumberToObject(o, "conflictCount", (double)res.conflicts);
-	cJSON_AddNumberToObject(o, "runId", (double)res.run_id);
-	cJSON_AddStringToObject(o, "status", res.status);
-	if (rc) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "%s", err.message);
-		util_mask_secrets(msg, sizeof(msg));
-		cJSON_AddStringToObject(o, "error", msg);
-	}
+	o = result_json(&res, rc, &err);
+	if (named)
+		cJSON_AddStringToObject(o, "mirror", m->cfg->name);
 	reply_json(c, rc ? 500 : 200, o);
+}
+
+static void
+add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
+{
+	cJSON *a = cJSON_GetObjectItem(sum, key), *b = cJSON_GetObjectItem(one, key);
+
+	/* a count one mirror could not take leaves the sum unknown */
+	if (cJSON_IsNumber(a) && cJSON_IsNumber(b))
+		cJSON_SetNumberValue(a, a->valuedouble + b->valuedouble);
+	else
+		cJSON_ReplaceItemInObject(sum, key, cJSON_CreateNull());
+}
+
+/* Runs every mirror (in the slots RECONCILE_CONCURRENCY gives): the seed's
+ * keys summed, each mirror's answer in "mirrors". Starts none while one is
+ * busy, so a 409 means nothing was started. */
+static void
+run_all(struct call *c, const char *kind, bool wait)
+{
+	static const char *const counts[] = {
+	    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
+	    "orphanCount", "staleCount",      "failedCount", "duplicateCount", "conflictCount"};
+	struct api *a = c->api;
+	uint64_t *tickets = calloc(a->n_mirrors, sizeof(*tickets));
+	cJSON *o = NULL, *list = NULL;
+	char busy[600] = "";
+	size_t n_busy = 0, first_busy = 0, len = 0;
+	int64_t busy_run = 0;
+	bool all_ok = true, all_in_sync = true;
+	char status[16] = "completed"; /* or how the first mirror that did not complete ended */
+	int http = 200;
+
+	if (tickets == NULL) {
+		reply_error(c, 500, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct scheduler_status st;
+		scheduler_status(a->mirrors[i].sched, &st);
+		if (!st.active)
+			continue;
+		if (n_busy++ == 0) {
+			first_busy = i;
+			busy_run = st.progress.active ? st.progress.run_id : 0;
+		}
+		if (len < sizeof(busy))
+			len += (size_t)snprintf(busy + len, sizeof(busy) - len, "%s%s",
+			                        len ? "; " : "", a->mirrors[i].cfg->name);
+	}
+	if (n_busy) {
+		char msg[700];
+		snprintf(msg, sizeof(msg), "a run is in progress on mirror%s %s%s",
+		         n_busy > 1 ? "s" : "", busy,
+		         busy_run > 0 ? "" : " (starting or waiting for a slot)");
+		if (busy_run > 0)
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			         " (run %" PRId64 " on %s)", busy_run,
+			         a->mirrors[first_busy].cfg->name);
+		reply_busy(c, &a->mirrors[first_busy], busy_run, msg);
+		free(tickets);
+		return;
+	}
+	o = ok_object();
+	list = cJSON_CreateArray();
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct rerror err = {0};
+		int64_t run_id = 0;
+		if (scheduler_request(a->mirrors[i].sched, &tickets[i], &run_id, kind, "api",
+		                      &err)) {
+			/* taken between the look and the request: say so for this mirror */
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
+			cJSON_AddFalseToObject(e, "success");
+			cJSON_AddStringToObject(e, "error", err.message);
+			add_count(e, "runId", run_id > 0 ? run_id : -1);
+			cJSON_AddItemToArray(list, e);
+			tickets[i] = 0;
+			http = 409;
+		}
+	}
+	if (!wait) {
+		for (size_t i = 0; i < a->n_mirrors; i++) {
+			struct engine_result res;
+			struct rerror err = {0};
+			int64_t run_id = 0;
+			if (tickets[i] == 0)
+				continue;
+			rcode rc = scheduler_wait(a->mirrors[i].sched, &run_id, &res, tickets[i],
+			                          false, &err);
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
+			cJSON_AddBoolToObject(e, "success", rc == RC_OK || res.run_id > 0);
+			add_count(e, "runId", run_id > 0 ? run_id : -1);
+			cJSON_AddBoolToObject(e, "queued", rc == RC_OK && run_id == 0);
+			if (rc)
+				cJSON_AddStringToObject(e, "error", err.message);
+			cJSON_AddItemToArray(list, e);
+		}
+		cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
+		cJSON_AddStringToObject(o, "message", "runs started");
+		cJSON_AddItemToObject(o, "mirrors", list);
+		free(tickets);
+		reply_json(c, http == 200 ? 202 : http, o);
+		return;
+	}
+	cJSON_AddTrueToObject(o, "inSync");
+	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+		cJSON_AddNumberToObject(o, counts[k], 0);
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct engine_result res;
+		struct rerror err = {0};
+		int64_t run_id = 0;
+		cJSON *e;
+		if (tickets[i] == 0)
+			continue;
+		rcode rc =
+		    scheduler_wait(a->mirrors[i].sched, &run_id, &res, tickets[i], true, &err);
+		e = result_json(&res, rc, &err);
+		cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
+		for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+			add_sum_counts(o, e, counts[k]);
+		all_ok &= rc == RC_OK;
+		all_in_sync &= cJSON_IsTrue(cJSON_GetObjectItem(e, "inSync"));
+		if (strcmp(status, "completed") == 0 && strcmp(res.status, "completed") != 0)
+			snprintf(status, sizeof(status), "%s", *res.status ? res.status : "failed");
+		cJSON_AddItemToArray(list, e);
+	}
+	cJSON_ReplaceItemInObject(o, "success", cJSON_CreateBool(all_ok && http == 200));
+	cJSON_ReplaceItemInObject(o, "inSync", cJSON_CreateBool(all_ok && all_in_sync));
+	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
+	cJSON_AddStringToObject(o, "status", status);
+	cJSON_AddItemToObject(o, "mirrors", list);
+	if (!all_ok && http == 200)
+		http = 500;
+	free(tickets);
+	reply_json(c, http, o);
 }
 
 static void
@@ -447,9 +873,15 @@ h_check(struct call *c)
 {
 	bool wait, dry;
 
-	if (!body_bool(c, "wait", true, &wait) || !body_bool(c, "dryRun", false, &dry))
+	/* the mirror of /api/mirrors/{m}/check, or of ?mirror= */
+	if (!body_bool(c, "wait", true, &wait) || !body_bool(c, "dryRun", false, &dry) ||
+	    (c->mirror == NULL && !query_mirror(c)))
 		return;
-	run_now(c, dry ? "dry_run" : "check", wait);
+	if (c->mirror || c->api->n_mirrors == 1)
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], dry ? "dry_run" : "check",
+		        wait, c->mirror != NULL);
+	else
+		run_all(c, dry ? "dry_run" : "check", wait);
 }
 
 static void
@@ -457,9 +889,13 @@ h_full(struct call *c)
 {
 	bool wait;
 
-	if (!body_bool(c, "wait", false, &wait))
+	if (!body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
 		return;
-	run_now(c, "full", wait);
+	if (c->mirror || c->api->n_mirrors == 1)
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], "full", wait,
+		        c->mirror != NULL);
+	else
+		run_all(c, "full", wait);
 }
 
 static void
@@ -474,7 +910,8 @@ h_runs(struct call *c)
 	rcode rc;
 
 	if (!query_int(c, "limit", 1, 1000, 20, &limit) ||
-	    !query_int(c, "before", 1, INT64_MAX, 0, &before))
+	    !query_int(c, "before", 1, INT64_MAX, 0, &before) ||
+	    (c->mirror == NULL && !query_mirror(c)))
 		return;
 	for (int i = 0; status && statuses[i]; i++)
 		known |= strcmp(status, statuses[i]) == 0;
@@ -485,7 +922,8 @@ h_runs(struct call *c)
 		return;
 	}
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_runs(c->api->store, &runs, NULL, limit, before, status);
+	rc = store_report_runs(c->api->store, &runs, c->mirror ? c->mirror->cfg->name : NULL, limit,
+	                       before, status);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -502,6 +940,37 @@ h_runs(struct call *c)
 	reply_json(c, 200, o);
 }
 
+/* The run as stored into *out (may be NULL: only the check), or a 404 for
+ * an unknown run or, on a mirror's route, a run of another mirror. */
+static bool
+run_get(struct call *c, struct store_run **out, int64_t id)
+{
+	struct store_run *r = NULL;
+	rcode rc;
+
+	if (out)
+		*out = NULL;
+	pthread_mutex_lock(&c->api->store_mu);
+	rc = store_run_get(c->api->store, &r, id);
+	pthread_mutex_unlock(&c->api->store_mu);
+	if (rc == RC_OK && c->mirror && strcmp(r->mirror, c->mirror->cfg->name) != 0)
+		rc = RC_ERR_NOTFOUND; /* ids are the journal's: another mirror's run is not here */
+	if (rc == RC_ERR_NOTFOUND) {
+		if (c->mirror)
+			reply_error(c, 404, "no run %lld in mirror %s", (long long)id,
+			            c->mirror->cfg->name);
+		else
+			reply_error(c, 404, "no run %lld", (long long)id);
+	} else if (rc) {
+		reply_error(c, 500, "cannot read the journal");
+	}
+	if (rc == RC_OK && out)
+		*out = r;
+	else
+		store_run_free(r);
+	return rc == RC_OK;
+}
+
 static void
 h_run(struct call *c)
 {
@@ -509,7 +978,7 @@ h_run(struct call *c)
 	cJSON *run = NULL, *o;
 	rcode rc;
 
-	if (!run_id_of(c, &id))
+	if (!run_id_of(c, &id) || (c->mirror && !run_get(c, NULL, id)))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = store_report_run(c->api->store, &run, id);
@@ -525,28 +994,6 @@ h_run(struct call *c)
 	o = ok_object();
 	cJSON_AddItemToObject(o, "run", run);
 	reply_json(c, 200, o);
-}
-
-/* 404s an unknown run; true when it exists. Holds no lock. */
-static bool
-run_exists(struct call *c, int64_t id)
-{
-	struct store_run *r = NULL;
-	rcode rc;
-
-	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_run_get(c->api->store, &r, id);
-	pthread_mutex_unlock(&c->api->store_mu);
-	store_run_free(r);
-	if (rc == RC_ERR_NOTFOUND) {
-		reply_error(c, 404, "no run %lld", (long long)id);
-		return false;
-	}
-	if (rc) {
-		reply_error(c, 500, "cannot read the journal");
-		return false;
-	}
-	return true;
 }
 
 static void
@@ -566,7 +1013,7 @@ h_ids(struct call *c)
 		            "kind must be one of missing, stale, orphan, duplicate, conflict");
 		return;
 	}
-	if (!run_exists(c, id))
+	if (!run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = store_report_ids(c->api->store, &ids, id, kind, after, limit);
@@ -595,7 +1042,7 @@ h_errors(struct call *c)
 	rcode rc;
 
 	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 1000, 100, &limit) ||
-	    !run_exists(c, id))
+	    !run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = store_report_errors(c->api->store, &errors, id, limit);
@@ -619,17 +1066,24 @@ h_cancel(struct call *c)
 	cJSON *o;
 	rcode rc;
 
-	if (!run_id_of(c, &id))
+	if (!run_id_of(c, &id) || !run_get(c, &r, id))
 		return;
-	if (scheduler_cancel(c->api->sched, id)) {
-		log_msg(LOG_INFO, id, "api: cancel requested");
-		o = ok_object();
-		cJSON_AddNumberToObject(o, "runId", (double)id);
-		cJSON_AddStringToObject(o, "message", "cancelling after the in-flight batch");
-		reply_json(c, 202, o);
-		return;
-	}
+	for (size_t i = 0; i < c->api->n_mirrors; i++)
+		if (strcmp(c->api->mirrors[i].cfg->name, r->mirror) == 0 &&
+		    scheduler_cancel(c->api->mirrors[i].sched, id)) {
+			log_msg(LOG_INFO, id, "api: cancel requested");
+			o = ok_object();
+			cJSON_AddNumberToObject(o, "runId", (double)id);
+			cJSON_AddStringToObject(o, "message",
+			                        "cancelling after the in-flight batch");
+			reply_json(c, 202, o);
+			store_run_free(r);
+			return;
+		}
 	pthread_mutex_lock(&c->api->store_mu);
+	/* read again under the lock: it may have ended since */
+	store_run_free(r);
+	r = NULL;
 	rc = store_run_get(c->api->store, &r, id);
 	if (rc == RC_OK && strcmp(r->status, "interrupted") && strcmp(r->status, "running")) {
 		reply_error(c, 409, "run %lld is %s", (long long)id, r->status);
@@ -702,22 +1156,49 @@ metric(void *ctx, const char *name, const char *labels, double value)
 static void
 h_metrics(struct call *c)
 {
+	struct api *a = c->api;
 	struct metrics_ctx m = {.out = &c->reply->text};
-	struct scheduler_status st;
-	rcode rc;
+	struct scheduler_status *st = calloc(a->n_mirrors, sizeof(*st));
+	const char **names = calloc(a->n_mirrors, sizeof(*names));
+	char labels[96];
+	rcode rc = st && names ? RC_OK : RC_ERR_NOMEM;
 
-	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_metrics(c->api->store, NULL, 0, metric, &m);
-	pthread_mutex_unlock(&c->api->store_mu);
+	for (size_t i = 0; rc == RC_OK && i < a->n_mirrors; i++)
+		names[i] = a->mirrors[i].cfg->name;
+	if (rc == RC_OK) {
+		pthread_mutex_lock(&a->store_mu);
+		rc = store_report_metrics(a->store, a->labelled ? names : NULL, a->n_mirrors,
+		                          metric, &m);
+		pthread_mutex_unlock(&a->store_mu);
+	}
 	if (rc) {
+		free(st);
+		free(names);
+		buf_free(&c->reply->text);
 		reply_error(c, 500, "cannot read the journal");
 		return;
 	}
-	scheduler_status(c->api->sched, &st);
-	metric(&m, "reconciler_run_active", "", st.progress.active ? 1 : 0);
-	metric(&m, "reconciler_schedule_enabled", "", st.enabled ? 1 : 0);
-	metric(&m, "reconciler_current_run_compared", "",
-	       st.progress.active ? (double)st.progress.compared : 0);
+	for (size_t i = 0; i < a->n_mirrors; i++)
+		scheduler_status(a->mirrors[i].sched, &st[i]);
+	/* family by family, a series per mirror; unlabelled there is one mirror */
+	for (int family = 0; family < 3; family++)
+		for (size_t i = 0; i < a->n_mirrors; i++) {
+			if (a->labelled)
+				snprintf(labels, sizeof(labels), "mirror=\"%s\"", names[i]);
+			else
+				labels[0] = '\0';
+			if (family == 0)
+				metric(&m, "reconciler_run_active", labels,
+				       st[i].progress.active ? 1 : 0);
+			else if (family == 1)
+				metric(&m, "reconciler_schedule_enabled", labels,
+				       st[i].enabled ? 1 : 0);
+			else
+				metric(&m, "reconciler_current_run_compared", labels,
+				       st[i].progress.active ? (double)st[i].progress.compared : 0);
+		}
+	free(st);
+	free(names);
 	c->reply->status = 200;
 	c->reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
@@ -727,36 +1208,58 @@ static const struct route routes[] = {
     {"GET", "/api/health", h_health, "MongoDB, OpenSearch and journal, each with ok and latency"},
     {"GET", "/api/health/live", h_live, "liveness probe"},
     {"GET", "/api/health/ready", h_ready, "readiness probe: the journal answers"},
-    {"POST", "/api/reconciliation/start", h_start, "start the schedule ({\"intervalMs\": N})"},
-    {"POST", "/api/reconciliation/stop", h_stop, "stop the schedule"},
-    {"GET", "/api/reconciliation/status", h_status, "totals from the journal and the active run"},
+    {"POST", "/api/reconciliation/start", h_start,
+     "start the schedule ({\"intervalMs\": N}; every mirror, or ?mirror=)"},
+    {"POST", "/api/reconciliation/stop", h_stop, "stop the schedule (every mirror, or ?mirror=)"},
+    {"GET", "/api/reconciliation/status", h_status,
+     "totals from the journal and the active run (several mirrors: summed, and each)"},
     {"POST", "/api/reconciliation/check", h_check,
-     "run now ({\"wait\": true, \"dryRun\": false}); 409 while a run is active"},
-    {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=)"},
+     "run now ({\"wait\": true, \"dryRun\": false}; every mirror, or ?mirror=); 409 while "
+     "a run is active"},
+    {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=&mirror=)"},
     {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report"},
     {"GET", "/api/reconciliation/runs/{id}/ids", h_ids,
      "drift ids of a run (?kind=missing|stale|orphan|duplicate|conflict&limit=&after=)"},
     {"GET", "/api/reconciliation/runs/{id}/errors", h_errors, "errors of a run (?limit=)"},
     {"POST", "/api/reconciliation/runs/{id}/cancel", h_cancel, "cancel a run"},
-    {"POST", "/api/sync/full", h_full, "start a full, resumable re-index"},
-    {"GET", "/metrics", h_metrics, "Prometheus metrics"},
+    {"POST", "/api/sync/full", h_full,
+     "start a full, resumable re-index (every mirror, or ?mirror=)"},
+    {"GET", "/api/mirrors", h_mirrors, "the mirrors, each with its status and newest run"},
+    {"GET", "/api/mirrors/{m}", h_mirror, "one mirror's status and newest run"},
+    {"POST", "/api/mirrors/{m}/check", h_check,
+     "run the mirror now ({\"wait\": true, \"dryRun\": false}); 409 while it has a run"},
+    {"POST", "/api/mirrors/{m}/full", h_full, "a full re-index of the mirror ({\"wait\": false})"},
+    {"GET", "/api/mirrors/{m}/runs", h_runs, "the mirror's runs (?limit=&before=&status=)"},
+    {"GET", "/api/mirrors/{m}/runs/{id}", h_run, "one run of the mirror"},
+    {"GET", "/api/mirrors/{m}/runs/{id}/ids", h_ids, "drift ids of a run of the mirror"},
+    {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror"},
+    {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
+    {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)"},
 };
 static const size_t n_routes = sizeof(routes) / sizeof(routes[0]);
 
-/* Whether path has the shape of pattern; *id gets the {id} segment. */
+/* A {name} segment of a path. */
+struct segment {
+	const char *at;
+	size_t len;
+};
+
+/* Whether path has the shape of pattern; seg[0] gets the {m} segment,
+ * seg[1] the {id} one. */
 static bool
-path_matches(const char *pattern, const char *path, const char **id, size_t *id_len)
+path_matches(const char *pattern, const char *path, struct segment seg[2])
 {
 	const char *p = pattern, *q = path;
 
 	while (*p && *q) {
-		if (strncmp(p, "{id}", 4) == 0) {
+		int which = strncmp(p, "{m}", 3) == 0 ? 0 : strncmp(p, "{id}", 4) == 0 ? 1 : -1;
+		if (which >= 0) {
 			size_t n = strcspn(q, "/");
 			if (n == 0)
 				return false;
-			*id = q;
-			*id_len = n;
-			p += 4;
+			seg[which].at = q;
+			seg[which].len = n;
+			p += which == 0 ? 3 : 4;
 			q += n;
 			continue;
 		}
@@ -790,7 +1293,7 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
          struct request *rq, struct reply *rep)
 {
 	struct call c = {.api = a, .conn = conn, .method = method, .reply = rep};
-	char path[512], id[64] = "";
+	char path[512], id[64] = "", mirror[80] = "";
 	const struct route *hit = NULL;
 	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	size_t n;
@@ -801,15 +1304,16 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 		path[--n] = '\0';
 	c.path = path;
 	for (size_t i = 0; i < n_routes; i++) {
-		const char *ids = NULL;
-		size_t idl = 0;
-		if (!path_matches(routes[i].pattern, path, &ids, &idl))
+		struct segment seg[2] = {{"", 0}, {"", 0}};
+		if (!path_matches(routes[i].pattern, path, seg))
 			continue;
 		if (!strcmp(routes[i].method, method) ||
 		    (is_get && !strcmp(routes[i].method, "GET"))) {
 			hit = &routes[i];
-			snprintf(id, sizeof(id), "%.*s", (int)(idl < 63 ? idl : 63),
-			         ids ? ids : "");
+			snprintf(id, sizeof(id), "%.*s", (int)(seg[1].len < 63 ? seg[1].len : 63),
+			         seg[1].at);
+			snprintf(mirror, sizeof(mirror), "%.*s",
+			         (int)(seg[0].len < 79 ? seg[0].len : 79), seg[0].at);
 			break;
 		}
 		size_t used = strlen(rep->allow);
@@ -836,6 +1340,8 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 			return;
 		}
 	}
+	if (strstr(hit->pattern, "{m}") && !mirror_named(&c, mirror))
+		return;
 	if (!is_get) {
 		if (rq->body.len == 0) {
 			c.body = cJSON_CreateObject();
@@ -977,8 +1483,9 @@ second_signal(void *arg)
 }
 
 int
-serve_main(struct config *cfg)
+serve_main(const struct config_set *set)
 {
+	const struct config *cfg = set->global;
 	struct api a = {.cfg = cfg};
 	struct rerror err = {0};
 	struct MHD_Daemon *d = NULL;
@@ -987,7 +1494,7 @@ serve_main(struct config *cfg)
 	struct sockaddr *addr;
 	unsigned flags =
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-	int64_t unfinished = 0;
+	size_t resuming = 0, enabled = 0;
 	int sig, rc = 0;
 	pthread_t t2;
 
@@ -1023,11 +1530,39 @@ serve_main(struct config *cfg)
 		rc = 2;
 		goto out;
 	}
-	store_run_unfinished(a.store, &unfinished, cfg->name);
-	if (scheduler_new(&a.sched, cfg, &err) || scheduler_start(a.sched, unfinished > 0, &err)) {
-		log_error("%s", err.message);
+	a.mirrors = calloc(set->n_mirrors, sizeof(*a.mirrors));
+	if (a.mirrors == NULL || scheduler_slots_new(&a.slots, cfg->concurrency, &err)) {
+		log_error("out of memory");
 		rc = 2;
 		goto out;
+	}
+	/* the environment's one mirror keeps the metrics it had before mirrors */
+	a.labelled = !(set->n_mirrors == 1 && strcmp(set->mirrors[0]->name, "default") == 0);
+	for (size_t i = 0; i < set->n_mirrors; i++) {
+		struct api_mirror *m = &a.mirrors[i];
+		int64_t unfinished = 0;
+		m->cfg = set->mirrors[i];
+		if (store_run_unfinished(a.store, &unfinished, m->cfg->name)) {
+			log_error("journal %s: cannot look for unfinished runs", cfg->state_db);
+			rc = 2;
+			goto out;
+		}
+		if (scheduler_new(&m->sched, m->cfg, a.slots, &err)) {
+			log_error("%s", err.message);
+			rc = 2;
+			goto out;
+		}
+		a.n_mirrors = i + 1; /* started or not, freed at out */
+		if (scheduler_start(m->sched, unfinished > 0, &err)) {
+			log_error("%s", err.message);
+			rc = 2;
+			goto out;
+		}
+		resuming += unfinished > 0;
+		enabled += m->cfg->reconciliation_enabled;
+		if (unfinished)
+			log_info("mirror %s: resuming its interrupted run %lld", m->cfg->name,
+			         (long long)unfinished);
 	}
 	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, &a,
 	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
@@ -1040,10 +1575,17 @@ serve_main(struct config *cfg)
 		goto out;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
-	         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
-	         cfg->reconciliation_enabled ? "on" : "off",
-	         unfinished ? "; resuming the interrupted run" : "");
+	if (set->n_mirrors == 1)
+		log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
+		         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
+		         set->mirrors[0]->reconciliation_enabled ? "on" : "off",
+		         resuming ? "; resuming the interrupted run" : "");
+	else
+		log_info("reconciler %s listening on %s:%u; %zu mirrors, schedule on for %zu, %zu "
+		         "resuming, at most %lld runs at once",
+		         RECONCILER_VERSION, cfg->http_bind,
+		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
+		         (long long)cfg->concurrency);
 
 	sigwait(&stop_signals, &sig);
 	log_info("signal %d: shutting down (in-flight batch first)", sig);
@@ -1052,13 +1594,31 @@ serve_main(struct config *cfg)
 	MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
-	if (!scheduler_shutdown(a.sched, SHUTDOWN_WAIT_MS)) {
-		struct scheduler_status st;
-		scheduler_status(a.sched, &st);
-		log_warn("the run did not stop in time: marking it interrupted and exiting");
-		if (st.progress.run_id > 0)
-			store_run_finish(a.store, st.progress.run_id, "interrupted",
-			                 "service stopped before the in-flight batch finished");
+	/* every mirror told first, so they stop together within the one wait */
+	for (size_t i = 0; i < a.n_mirrors; i++)
+		scheduler_stop(a.mirrors[i].sched);
+	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
+	bool all_stopped = true;
+	for (size_t i = 0; i < a.n_mirrors; i++) {
+		int64_t left = deadline - util_now_ms();
+		all_stopped &= scheduler_shutdown(a.mirrors[i].sched, left > 0 ? left : 0);
+	}
+	if (!all_stopped) {
+		for (size_t i = 0; i < a.n_mirrors; i++) {
+			struct scheduler_status st;
+			scheduler_status(a.mirrors[i].sched, &st);
+			if (!st.progress.active || st.progress.run_id <= 0)
+				continue;
+			log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
+			         a.mirrors[i].cfg->name, (long long)st.progress.run_id);
+			if (store_run_finish(a.store, st.progress.run_id, "interrupted",
+			                     "service stopped before the in-flight batch finished"))
+				log_error(
+				    "journal: cannot mark run %lld interrupted (it stays running "
+				    "and resumes all the same)",
+				    (long long)st.progress.run_id);
+		}
+		log_warn("exiting without waiting for the runs");
 		log_close();
 		_exit(0);
 	}
@@ -1068,9 +1628,14 @@ serve_main(struct config *cfg)
 out:
 	if (d)
 		MHD_stop_daemon(d);
-	if (a.sched)
-		scheduler_shutdown(a.sched, SHUTDOWN_WAIT_MS);
-	scheduler_free(a.sched);
+	for (size_t i = 0; i < a.n_mirrors; i++)
+		scheduler_stop(a.mirrors[i].sched);
+	for (size_t i = 0; i < a.n_mirrors; i++) {
+		scheduler_shutdown(a.mirrors[i].sched, SHUTDOWN_WAIT_MS);
+		scheduler_free(a.mirrors[i].sched);
+	}
+	free(a.mirrors);
+	scheduler_slots_free(a.slots);
 	store_free(a.store);
 	mongo_free(a.mongo);
 	opensearch_free(a.os);

@@ -126,6 +126,9 @@ static const struct cfg_entry cfg_table[] = {
      "error, warn, info or debug", CFG_GLOBAL},
     {"LOG_DIR", CFG_STRING, "logs", 0, 0, NULL, false, OFF(log_dir),
      "directory of combined.log and error.log; empty = stderr only", CFG_GLOBAL},
+    {"RECONCILE_CONCURRENCY", CFG_INT, "1", 1, 64, NULL, false, OFF(concurrency),
+     "runs of different mirrors the service lets overlap (one mirror never runs two at once)",
+     CFG_GLOBAL},
 };
 
 #define CFG_COUNT (sizeof(cfg_table) / sizeof(cfg_table[0]))

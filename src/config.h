@@ -48,6 +48,7 @@ struct config {
 	int mongo_count; /* enum mongo_count_mode */
 	int64_t chunk_size;
 	int64_t min_age_ms;
+	int64_t concurrency; /* global: runs of different mirrors the service runs at once */
 	char *http_bind;
 	int64_t port;
 	bool reconciliation_enabled;

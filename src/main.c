@@ -34,7 +34,7 @@
 #define EXIT_PARTIAL 3
 #define EXIT_CONFIG  78
 
-int serve_main(struct config *cfg); /* api.c */
+int serve_main(const struct config_set *set); /* api.c */
 
 struct command {
 	const char *name;
@@ -390,9 +390,10 @@ cmd_config(struct config *cfg, int argc, char **argv)
 static int
 cmd_serve(struct config *cfg, int argc, char **argv)
 {
+	(void)cfg;
 	(void)argc;
 	(void)argv;
-	return serve_main(cfg);
+	return serve_main(config_loaded);
 }
 
 static int cmd_help(struct config *cfg, int argc, char **argv);
@@ -436,8 +437,7 @@ cmd_help(struct config *cfg, int argc, char **argv)
 static bool
 runs_one_mirror(const struct command *cmd)
 {
-	return cmd->fn == cmd_check || cmd->fn == cmd_resume || cmd->fn == cmd_doctor ||
-	       cmd->fn == cmd_serve;
+	return cmd->fn == cmd_check || cmd->fn == cmd_resume || cmd->fn == cmd_doctor;
 }
 
 int

@@ -1,12 +1,19 @@
 /*
- * scheduler.c: one worker thread runs every run of the service.
+ * scheduler.c: one worker thread per mirror runs every run of that mirror.
  *
  * The worker sleeps on a condition variable until the next scheduled run,
  * the next count check, a run request or shutdown. A request is accepted
- * only when no run is active or queued (the API answers 409 otherwise), so
- * "one run at a time" holds by construction; the journal lock keeps it true
- * against other processes too. Waiters (a check route with wait) sleep on
- * a second condition variable keyed by a sequence number of runs.
+ * only when no run of the mirror is active or queued (the API answers 409
+ * otherwise), so "one run per mirror at a time" holds by construction; the
+ * mirror's journal lock keeps it true against other processes too. Waiters
+ * (a check route with wait) sleep on a second condition variable keyed by
+ * a sequence number of runs.
+ *
+ * Runs of different mirrors overlap up to RECONCILE_CONCURRENCY: a worker
+ * takes a slot before its run and gives it back after. Slots go first come,
+ * first served (a queue of waiters), so a mirror with a short interval
+ * cannot starve the others; a worker waiting for a slot still stops at
+ * shutdown.
  *
  * The schedule starts from configuration at every start
  * (RECONCILIATION_ENABLED, _STARTUP_DELAY_MS, _INTERVAL_MS); the API's
@@ -22,16 +29,33 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
+struct slot_waiter {
+	struct slot_waiter *next;
+};
+
+struct scheduler_slots {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int64_t max, used;
+	struct slot_waiter *head; /* the queue, first come first */
+};
+
 struct scheduler {
 	const struct config *cfg;
+	struct scheduler_slots *slots;
 	struct engine *engine;
 	pthread_t thread;
 	bool started, exited, stopping;
+	atomic_bool stop_flag; /* stopping, readable without mu (the slot wait) */
+	bool waiting;          /* the worker waits for a slot */
 	pthread_mutex_t mu;
 	pthread_cond_t wake; /* the worker */
 	pthread_cond_t done; /* waiters */
@@ -45,14 +69,105 @@ struct scheduler {
 	bool running;
 	int64_t run_id;
 	uint64_t seq_started, seq_with_id, seq_done;
-	struct engine_result result;
-	rcode result_rc;
-	struct rerror result_err;
+	/* the last runs' ends by sequence number, so a waiter woken late
+	 * still finds its own */
+	struct {
+		uint64_t seq;
+		struct engine_result res;
+		rcode rc;
+		struct rerror err;
+	} results[8];
 	int64_t last_count_ms, last_mc, last_oc;
 };
 
 rcode
-scheduler_new(struct scheduler **out, const struct config *cfg, struct rerror *err)
+scheduler_slots_new(struct scheduler_slots **out, int64_t max, struct rerror *err)
+{
+	struct scheduler_slots *p;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->max = max < 1 ? 1 : max;
+	*out = p;
+	return RC_OK;
+}
+
+void
+scheduler_slots_free(struct scheduler_slots *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+/* Takes a slot if one is free and nobody waits for one. */
+static bool
+slots_try(struct scheduler_slots *p)
+{
+	bool got;
+
+	pthread_mutex_lock(&p->mu);
+	got = p->head == NULL && p->used < p->max;
+	if (got)
+		p->used++;
+	pthread_mutex_unlock(&p->mu);
+	return got;
+}
+
+/* Waits in line for a slot; false (no slot taken) once *stop is set. */
+static bool
+slots_take(struct scheduler_slots *p, atomic_bool *stop)
+{
+	struct slot_waiter me = {0}, **pp;
+	bool got = false;
+
+	pthread_mutex_lock(&p->mu);
+	for (pp = &p->head; *pp; pp = &(*pp)->next)
+		;
+	*pp = &me;
+	while (!atomic_load(stop)) {
+		if (p->head == &me && p->used < p->max) {
+			p->used++;
+			got = true;
+			break;
+		}
+		pthread_cond_wait(&p->cond, &p->mu);
+	}
+	for (pp = &p->head; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_broadcast(&p->cond); /* the next in line may go, or leave */
+	pthread_mutex_unlock(&p->mu);
+	return got;
+}
+
+static void
+slots_give(struct scheduler_slots *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->used--;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wakes the waiters so that one told to stop sees it. */
+static void
+slots_wake(struct scheduler_slots *p)
+{
+	pthread_mutex_lock(&p->mu);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+}
+
+rcode
+scheduler_new(struct scheduler **out, const struct config *cfg, struct scheduler_slots *slots,
+              struct rerror *err)
 {
 	struct scheduler *s;
 	rcode rc;
@@ -62,6 +177,8 @@ scheduler_new(struct scheduler **out, const struct config *cfg, struct rerror *e
 	if (s == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	s->cfg = cfg;
+	s->slots = slots;
+	atomic_init(&s->stop_flag, false);
 	rc = engine_new(&s->engine, cfg, err);
 	if (rc) {
 		free(s);
@@ -114,7 +231,8 @@ count_check(struct scheduler *s)
 	struct rerror err = {0};
 	int64_t mc = -1, oc = -1;
 	bool trigger = false;
-	char detail[256];
+	cJSON *detail = cJSON_CreateObject();
+	char *text = NULL;
 
 	if (mongo_open(&m, s->cfg->mongodb_uri, s->cfg->mongodb_database,
 	               s->cfg->mongodb_collection, &err) == RC_OK &&
@@ -123,23 +241,34 @@ count_check(struct scheduler *s)
 		if (rc == RC_ERR_NOTFOUND)
 			oc = 0;
 	}
+	/* which mirror: its rows have no run to say it */
+	cJSON_AddStringToObject(detail, "mirror", s->cfg->name);
 	if (mc >= 0 && oc >= 0) {
 		int64_t diff = mc > oc ? mc - oc : oc - mc;
 		trigger = diff > s->cfg->count_monitor_threshold;
-		snprintf(detail, sizeof(detail),
-		         "{\"mongoCount\":%" PRId64 ",\"opensearchCount\":%" PRId64
-		         ",\"difference\":%" PRId64 ",\"threshold\":%" PRId64 ",\"triggered\":%s}",
-		         mc, oc, mc - oc, s->cfg->count_monitor_threshold,
-		         trigger ? "true" : "false");
-		log_info("count monitor: MongoDB %" PRId64 ", OpenSearch %" PRId64 "%s", mc, oc,
+		cJSON_AddNumberToObject(detail, "mongoCount", (double)mc);
+		cJSON_AddNumberToObject(detail, "opensearchCount", (double)oc);
+		cJSON_AddNumberToObject(detail, "difference", (double)(mc - oc));
+		cJSON_AddNumberToObject(detail, "threshold",
+		                        (double)s->cfg->count_monitor_threshold);
+		cJSON_AddBoolToObject(detail, "triggered", trigger);
+		log_info("count monitor (mirror %s): MongoDB %" PRId64 ", OpenSearch %" PRId64 "%s",
+		         s->cfg->name, mc, oc,
 		         trigger ? ": past the threshold, starting a run" : "");
 	} else {
-		snprintf(detail, sizeof(detail), "{\"error\":\"%.200s\"}", err.message);
-		log_warn("count monitor: %s", err.message);
+		char msg[sizeof(err.message)];
+		snprintf(msg, sizeof(msg), "%s", err.message);
+		util_mask_secrets(msg, sizeof(msg));
+		cJSON_AddStringToObject(detail, "error", msg);
+		log_warn("count monitor (mirror %s): %s", s->cfg->name, err.message);
 	}
-	if (store_open(&st, s->cfg->state_db, &err) == RC_OK)
-		store_event(st, 0, "count_check", detail);
+	text = detail ? cJSON_PrintUnformatted(detail) : NULL;
+	if (text == NULL || store_open(&st, s->cfg->state_db, &err) != RC_OK ||
+	    store_event(st, 0, "count_check", text) != RC_OK)
+		log_warn("count monitor (mirror %s): cannot journal the comparison", s->cfg->name);
 	store_free(st);
+	cJSON_Delete(detail);
+	free(text);
 	mongo_free(m);
 	opensearch_free(os);
 	pthread_mutex_lock(&s->mu);
@@ -209,20 +338,43 @@ worker(void *arg)
 
 		struct engine_result res;
 		struct rerror err = {0};
+		rcode rc;
 		s->running = true;
 		s->run_id = 0;
 		s->seq_started++;
 		engine_clear_stop(
 		    s->engine); /* under the lock: a shutdown after this still stops it */
 		pthread_mutex_unlock(&s->mu);
-		rcode rc = engine_run(s->engine, &res, kind, trigger, resume, &err);
+		bool slot = slots_try(s->slots);
+		if (!slot) {
+			pthread_mutex_lock(&s->mu);
+			s->waiting = true;
+			pthread_cond_broadcast(&s->done); /* a waiter may answer "queued" */
+			pthread_mutex_unlock(&s->mu);
+			log_info(
+			    "mirror %s: %s run (%s) waits for a slot (RECONCILE_CONCURRENCY=%lld)",
+			    s->cfg->name, kind, trigger, (long long)s->cfg->concurrency);
+			slot = slots_take(s->slots, &s->stop_flag);
+			pthread_mutex_lock(&s->mu);
+			s->waiting = false;
+			pthread_mutex_unlock(&s->mu);
+		}
+		if (slot) {
+			rc = engine_run(s->engine, &res, kind, trigger, resume, &err);
+			slots_give(s->slots);
+		} else {
+			memset(&res, 0, sizeof(res));
+			rc = rerror_set(&err, RC_ERR_CANCELLED, "the service is shutting down");
+		}
 		if (rc && rc != RC_ERR_CANCELLED)
-			log_warn("%s run (%s) ended: %s", kind, trigger, err.message);
+			log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name, kind, trigger,
+			         err.message);
 		pthread_mutex_lock(&s->mu);
 		s->running = false;
-		s->result = res;
-		s->result_rc = rc;
-		s->result_err = err;
+		s->results[s->seq_started % 8].seq = s->seq_started;
+		s->results[s->seq_started % 8].res = res;
+		s->results[s->seq_started % 8].rc = rc;
+		s->results[s->seq_started % 8].err = err;
 		s->seq_done = s->seq_started;
 		pthread_cond_broadcast(&s->done);
 	}
@@ -248,6 +400,20 @@ scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err)
 	return RC_OK;
 }
 
+void
+scheduler_stop(struct scheduler *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	s->req = false;
+	atomic_store(&s->stop_flag, true);
+	pthread_cond_broadcast(&s->wake);
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->mu);
+	engine_stop(s->engine, false);
+	slots_wake(s->slots);
+}
+
 bool
 scheduler_shutdown(struct scheduler *s, int64_t wait_ms)
 {
@@ -256,12 +422,7 @@ scheduler_shutdown(struct scheduler *s, int64_t wait_ms)
 
 	if (!s->started)
 		return true;
-	pthread_mutex_lock(&s->mu);
-	s->stopping = true;
-	s->req = false;
-	pthread_cond_broadcast(&s->wake);
-	pthread_mutex_unlock(&s->mu);
-	engine_stop(s->engine, false);
+	scheduler_stop(s);
 	pthread_mutex_lock(&s->mu);
 	while (!s->exited && util_now_ms() < deadline) {
 		struct timespec ts;
@@ -312,6 +473,7 @@ scheduler_status(struct scheduler *s, struct scheduler_status *out)
 	out->interval_ms = s->interval_ms;
 	out->next_at_ms = s->enabled ? s->next_at_ms : 0;
 	out->active = s->running || s->req;
+	out->queued = s->running && s->waiting;
 	out->last_count_check_ms = s->last_count_ms;
 	out->last_mongo_count = s->last_mc;
 	out->last_opensearch_count = s->last_oc;
@@ -319,58 +481,104 @@ scheduler_status(struct scheduler *s, struct scheduler_status *out)
 	engine_progress(s->engine, &out->progress);
 }
 
-rcode
-scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res, const char *kind,
-                  const char *trigger, bool wait, struct rerror *err)
+/* Sleeps on done for at most 20 ms (callers loop on their condition). */
+static void
+wait_done_briefly(struct scheduler *s)
 {
-	uint64_t mine;
-	rcode rc = RC_OK;
+	struct timespec ts;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 20000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&s->done, &s->mu, &ts);
+}
+
+rcode
+scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, const char *kind,
+                  const char *trigger, struct rerror *err)
+{
+	*ticket = 0;
 	*run_id = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->running || s->req || s->stopping) {
 		/* a run that is starting has no id yet: the answer should name it */
 		int64_t deadline = util_now_ms() + 2000;
 		while (!s->stopping &&
-		       (s->req || (s->running && s->seq_with_id < s->seq_started)) &&
-		       util_now_ms() < deadline) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&s->done, &s->mu, &ts);
-		}
-		*run_id = s->running ? s->run_id : 0;
+		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started)) &&
+		       util_now_ms() < deadline)
+			wait_done_briefly(s);
+	}
+	if (s->running || s->req || s->stopping) { /* still (a run that just ended frees it) */
+		*run_id = s->running && s->seq_with_id >= s->seq_started ? s->run_id : 0;
+		bool queued = s->running && s->waiting, stopping = s->stopping;
 		pthread_mutex_unlock(&s->mu);
-		return rerror_set(err, RC_ERR_BUSY,
-		                  s->stopping ? "the service is shutting down"
-		                              : "a run is already in progress");
+		if (stopping)
+			return rerror_set(err, RC_ERR_BUSY, "the service is shutting down");
+		if (*run_id)
+			return rerror_set(err, RC_ERR_BUSY,
+			                  "run %" PRId64 " of mirror %s is in progress", *run_id,
+			                  s->cfg->name);
+		return rerror_set(err, RC_ERR_BUSY, "mirror %s has a run %s", s->cfg->name,
+		                  queued ? "waiting for a slot (RECONCILE_CONCURRENCY)"
+		                         : "starting");
 	}
 	s->req = true;
 	snprintf(s->req_kind, sizeof(s->req_kind), "%s", kind);
 	snprintf(s->req_trigger, sizeof(s->req_trigger), "%s", trigger);
 	s->req_resume = -1; /* always a new run */
-	mine = s->seq_started + 1;
+	*ticket = s->seq_started + 1;
 	pthread_cond_broadcast(&s->wake);
-	while (!s->exited && s->seq_done < mine && (wait || s->seq_with_id < mine))
+	pthread_mutex_unlock(&s->mu);
+	return RC_OK;
+}
+
+rcode
+scheduler_wait(struct scheduler *s, int64_t *run_id, struct engine_result *res, uint64_t ticket,
+               bool until_done, struct rerror *err)
+{
+	rcode rc = RC_OK;
+
+	*run_id = 0;
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&s->mu);
+	while (
+	    !s->exited && s->seq_done < ticket &&
+	    (until_done || (s->seq_with_id < ticket && !(s->seq_started == ticket && s->waiting))))
 		pthread_cond_wait(&s->done, &s->mu);
-	if (s->seq_done >= mine) {
-		*run_id = s->result.run_id;
-		if (res)
-			*res = s->result;
-		rc = s->result_rc;
-		if (rc && err)
-			*err = s->result_err;
-	} else if (s->seq_with_id >= mine) {
+	if (s->seq_done >= ticket) {
+		if (s->results[ticket % 8].seq == ticket) {
+			*run_id = s->results[ticket % 8].res.run_id;
+			*res = s->results[ticket % 8].res;
+			rc = s->results[ticket % 8].rc;
+			if (rc && err)
+				*err = s->results[ticket % 8].err;
+		} else {
+			rc = rerror_set(err, RC_ERR_INTERNAL, "the run's result was overwritten");
+		}
+	} else if (s->seq_with_id >= ticket) {
 		*run_id = s->run_id;
-	} else {
+	} else if (!(s->seq_started == ticket && s->waiting)) {
 		rc = rerror_set(err, RC_ERR_CANCELLED, "the service is shutting down");
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+rcode
+scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res, const char *kind,
+                  const char *trigger, bool wait, struct rerror *err)
+{
+	uint64_t ticket;
+	rcode rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = scheduler_request(s, &ticket, run_id, kind, trigger, err);
+	if (rc)
+		return rc;
+	return scheduler_wait(s, run_id, res, ticket, wait, err);
 }
 
 bool
