@@ -8,9 +8,14 @@
  * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
  * 78 bad configuration (EX_CONFIG).
  *
- * A command gets one mirror's settings: the only mirror there is, or the
- * global view for commands that only read the journal. `config` shows every
- * mirror of the file, so it reads the whole set (config_loaded).
+ * Mirrors: `--mirror NAME` picks one for check, resume, runs, show, doctor
+ * and config (an unknown name exits 78 with the names there are). Without
+ * it check and doctor go through every mirror in turn, resume continues
+ * every mirror's interrupted run, runs and show read every mirror's
+ * history. Several mirrors end with the worst of their exit codes: an
+ * error (2) beats a partial repair (3), which beats drift a dry run found
+ * (1), which beats 0: what failed to run at all matters most, then what
+ * stays wrong in the index, then what a dry run only saw.
  */
 #include "config.h"
 #include "engine.h"
@@ -36,14 +41,21 @@
 
 int serve_main(const struct config_set *set); /* api.c */
 
-struct command {
-	const char *name;
-	int (*fn)(struct config *cfg, int argc, char **argv);
-	const char *usage;
-	const char *help;
+/* What a command gets: every mirror, and the one --mirror named (NULL when
+ * it was not given). */
+struct cli {
+	const struct config_set *set;
+	const struct config *mirror;
 };
 
-static const struct config_set *config_loaded;
+struct command {
+	const char *name;
+	int (*fn)(const struct cli *cli, int argc, char **argv);
+	const char *usage;
+	const char *help;
+	bool takes_mirror; /* --mirror NAME, taken out of argv by main */
+};
+
 static struct engine *signal_engine;
 static volatile sig_atomic_t signal_count;
 
@@ -81,8 +93,49 @@ print_json(cJSON *j)
 	}
 }
 
+/* The exit code of several mirrors: the worst (see the top of the file). */
 static int
-cmd_doctor(struct config *cfg, int argc, char **argv)
+worst(int a, int b)
+{
+	static const int order[] = {0, EXIT_DRIFT, EXIT_PARTIAL, EXIT_ERROR};
+	int ra = 4, rb = 4; /* anything else (78) is worse still */
+
+	for (int i = 0; i < 4; i++) {
+		if (a == order[i])
+			ra = i;
+		if (b == order[i])
+			rb = i;
+	}
+	return ra >= rb ? a : b;
+}
+
+/* The mirrors a command goes through: the one named, else every one. */
+static void
+mirrors_of(const struct cli *cli, const struct config *const **first, size_t *n)
+{
+	if (cli->mirror) {
+		*first = &cli->mirror;
+		*n = 1;
+	} else {
+		*first = (const struct config *const *)cli->set->mirrors;
+		*n = cli->set->n_mirrors;
+	}
+}
+
+/* "a, b, c": the mirrors' names, for messages. */
+static void
+mirror_names(const struct config_set *set, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < set->n_mirrors && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "",
+		                      set->mirrors[i]->name);
+}
+
+static int
+doctor_one(const struct config *cfg, bool several)
 {
 	struct rerror err = {0};
 	struct mongo *m = NULL;
@@ -92,8 +145,8 @@ cmd_doctor(struct config *cfg, int argc, char **argv)
 	const char *bad = NULL;
 	char reason[600] = "";
 
-	(void)argc;
-	(void)argv;
+	if (several)
+		printf("mirror %s\n", cfg->name);
 	masked = util_mask_uri(cfg->mongodb_uri);
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) == RC_OK &&
@@ -142,22 +195,52 @@ cmd_doctor(struct config *cfg, int argc, char **argv)
 	free(version);
 	opensearch_free(os);
 	if (bad) {
-		fprintf(stderr, "doctor: %s unreachable: %s\n", bad, reason);
+		if (several)
+			fprintf(stderr, "doctor: mirror %s: %s unreachable: %s\n", cfg->name, bad,
+			        reason);
+		else
+			fprintf(stderr, "doctor: %s unreachable: %s\n", bad, reason);
 		return EXIT_DRIFT;
 	}
 	return 0;
 }
 
 static int
-run_engine(struct config *cfg, const char *kind, const char *trigger, int64_t resume_id)
+cmd_doctor(const struct cli *cli, int argc, char **argv)
+{
+	const struct config *const *m;
+	size_t n;
+	int code = 0;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: reconciler doctor [--mirror NAME]\n");
+		return EXIT_ERROR;
+	}
+	(void)argv;
+	mirrors_of(cli, &m, &n);
+	for (size_t i = 0; i < n; i++)
+		code = worst(code, doctor_one(m[i], cli->set->n_mirrors > 1));
+	return code;
+}
+
+/* One run of one mirror in the foreground; several says to name the
+ * mirror on the summary line. */
+static int
+run_engine(const struct config *cfg, const char *kind, const char *trigger, int64_t resume_id,
+           bool several)
 {
 	struct engine *e = NULL;
 	struct engine_result res;
 	struct rerror err = {0};
+	char who[96] = "";
 	rcode rc;
 
-	if (engine_new(&e, cfg, &err))
+	if (several)
+		snprintf(who, sizeof(who), "mirror %s: ", cfg->name);
+	if (engine_new(&e, cfg, &err)) {
+		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_ERROR;
+	}
 	engine_set_progress_output(e, isatty(STDERR_FILENO));
 	signal_engine = e;
 	install_signals();
@@ -165,20 +248,22 @@ run_engine(struct config *cfg, const char *kind, const char *trigger, int64_t re
 	signal_engine = NULL;
 	engine_free(e);
 	if (rc == RC_ERR_BUSY) {
-		fprintf(stderr, "reconciler: %s\n", err.message);
+		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_ERROR;
 	}
 	if (res.run_id) {
-		printf("run %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
+		printf("%srun %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
 		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "\n",
-		       res.run_id, res.kind, res.status, res.mongo_count, res.opensearch_count,
+		       who, res.run_id, res.kind, res.status, res.mongo_count, res.opensearch_count,
 		       res.missing, res.orphans, res.stale, res.duplicates, res.conflicts,
 		       res.skipped, res.repaired, res.deleted, res.failed);
+		fflush(stdout);
 	}
 	if (rc) {
-		fprintf(stderr, "reconciler: %s\n", err.message[0] ? err.message : rcode_name(rc));
+		fprintf(stderr, "reconciler: %s%s\n", who,
+		        err.message[0] ? err.message : rcode_name(rc));
 		return EXIT_ERROR;
 	}
 	if (strcmp(res.kind, "dry_run") == 0 &&
@@ -187,10 +272,10 @@ run_engine(struct config *cfg, const char *kind, const char *trigger, int64_t re
 	if (strcmp(res.kind, "dry_run") != 0 && res.failed + res.conflicts > 0) {
 		/* "&&" after check must not read as "the index equals MongoDB" */
 		fprintf(stderr,
-		        "reconciler: run %" PRId64 " completed, but %" PRId64
+		        "reconciler: %srun %" PRId64 " completed, but %" PRId64
 		        " documents could not be repaired (%" PRId64 " failed, %" PRId64
 		        " id conflicts): reconciler show %" PRId64 "\n",
-		        res.run_id, res.failed + res.conflicts, res.failed, res.conflicts,
+		        who, res.run_id, res.failed + res.conflicts, res.failed, res.conflicts,
 		        res.run_id);
 		return EXIT_PARTIAL;
 	}
@@ -198,9 +283,12 @@ run_engine(struct config *cfg, const char *kind, const char *trigger, int64_t re
 }
 
 static int
-cmd_check(struct config *cfg, int argc, char **argv)
+cmd_check(const struct cli *cli, int argc, char **argv)
 {
 	const char *kind = "check";
+	const struct config *const *m;
+	size_t n;
+	int code = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dry-run") == 0)
@@ -212,41 +300,19 @@ cmd_check(struct config *cfg, int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	}
-	return run_engine(cfg, kind, "cli", 0);
+	mirrors_of(cli, &m, &n);
+	/* in turn: one mirror's run never competes with another's for the servers */
+	for (size_t i = 0; i < n && signal_count == 0; i++)
+		code = worst(code, run_engine(m[i], kind, "cli", 0, cli->set->n_mirrors > 1));
+	return code;
 }
 
 static int
-cmd_resume(struct config *cfg, int argc, char **argv)
-{
-	int64_t id = 0;
-	struct store *s = NULL;
-	struct rerror err = {0};
-
-	if (argc > 2 || (argc == 2 && (util_parse_i64(argv[1], &id) || id <= 0))) {
-		fprintf(stderr, "usage: reconciler resume [RUN_ID]\n");
-		return EXIT_ERROR;
-	}
-	if (id == 0) {
-		if (store_open(&s, cfg->state_db, &err)) {
-			fprintf(stderr, "reconciler: %s\n", err.message);
-			return EXIT_ERROR;
-		}
-		store_run_unfinished(s, &id, cfg->name);
-		store_free(s);
-		if (id == 0) {
-			printf("no interrupted run to resume\n");
-			return 0;
-		}
-	}
-	return run_engine(cfg, "check", "resume", id);
-}
-
-static int
-with_store(struct config *cfg, struct store **s)
+with_store(const struct cli *cli, struct store **s)
 {
 	struct rerror err = {0};
 
-	if (store_open(s, cfg->state_db, &err)) {
+	if (store_open(s, cli->set->global->state_db, &err)) {
 		fprintf(stderr, "reconciler: %s\n", err.message);
 		return EXIT_ERROR;
 	}
@@ -254,7 +320,81 @@ with_store(struct config *cfg, struct store **s)
 }
 
 static int
-cmd_runs(struct config *cfg, int argc, char **argv)
+cmd_resume(const struct cli *cli, int argc, char **argv)
+{
+	const struct config *const *m;
+	struct store *s = NULL;
+	struct store_run *run = NULL;
+	const struct config *cfg;
+	int64_t id = 0, *unfinished = NULL;
+	size_t n, found = 0;
+	char names[400];
+	int code = 0;
+
+	if (argc > 2 || (argc == 2 && (util_parse_i64(argv[1], &id) || id <= 0))) {
+		fprintf(stderr, "usage: reconciler resume [RUN_ID] [--mirror NAME]\n");
+		return EXIT_ERROR;
+	}
+	if (with_store(cli, &s))
+		return EXIT_ERROR;
+	if (id > 0) { /* that run, with its own mirror's settings */
+		rcode rc = store_run_get(s, &run, id);
+		store_free(s);
+		if (rc == RC_ERR_NOTFOUND) {
+			fprintf(stderr, "resume: no run %" PRId64 "\n", id);
+			return EXIT_ERROR;
+		}
+		if (rc) {
+			fprintf(stderr, "resume: cannot read the journal\n");
+			return EXIT_ERROR;
+		}
+		if (cli->mirror && strcmp(cli->mirror->name, run->mirror) != 0) {
+			fprintf(stderr, "resume: run %" PRId64 " belongs to mirror %s, not %s\n",
+			        id, run->mirror, cli->mirror->name);
+			store_run_free(run);
+			return EXIT_ERROR;
+		}
+		cfg = config_set_find(cli->set, run->mirror);
+		if (cfg == NULL) {
+			mirror_names(cli->set, names, sizeof(names));
+			fprintf(stderr,
+			        "resume: run %" PRId64
+			        " belongs to mirror %s, which the configuration "
+			        "does not have (mirrors: %s)\n",
+			        id, run->mirror, names);
+			store_run_free(run);
+			return EXIT_CONFIG;
+		}
+		store_run_free(run);
+		return run_engine(cfg, "check", "resume", id, cli->set->n_mirrors > 1);
+	}
+	mirrors_of(cli, &m, &n);
+	unfinished = calloc(n, sizeof(*unfinished));
+	for (size_t i = 0; unfinished && i < n; i++) {
+		if (store_run_unfinished(s, &unfinished[i], m[i]->name)) {
+			fprintf(stderr, "resume: cannot read the journal\n");
+			code = EXIT_ERROR;
+			break;
+		}
+		found += unfinished[i] > 0;
+	}
+	store_free(s);
+	if (unfinished == NULL) {
+		fprintf(stderr, "resume: out of memory\n");
+		return EXIT_ERROR;
+	}
+	if (code == 0 && found == 0)
+		printf("no interrupted run to resume\n");
+	for (size_t i = 0; code == 0 && i < n && signal_count == 0; i++)
+		if (unfinished[i] > 0)
+			code = worst(code, run_engine(m[i], "check", "resume", unfinished[i],
+			                              cli->set->n_mirrors > 1));
+	free(unfinished);
+	return code;
+}
+
+static int
+cmd_runs(const struct cli *cli, int argc, char **argv)
 {
 	struct store *s;
 	cJSON *runs = NULL, *r;
@@ -266,23 +406,25 @@ cmd_runs(struct config *cfg, int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	} else if (argc != 1) {
-		fprintf(stderr, "usage: reconciler runs [--limit N]\n");
+		fprintf(stderr, "usage: reconciler runs [--limit N] [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
-	if (with_store(cfg, &s))
+	if (with_store(cli, &s))
 		return EXIT_ERROR;
-	if (store_report_runs(s, &runs, NULL, limit, 0, NULL)) {
+	if (store_report_runs(s, &runs, cli->mirror ? cli->mirror->name : NULL, limit, 0, NULL)) {
 		store_free(s);
 		fprintf(stderr, "runs: cannot read the journal\n");
 		return EXIT_ERROR;
 	}
-	printf("%-6s %-8s %-13s %-11s %-24s %9s %9s %8s %8s %8s %8s %8s\n", "id", "kind", "trigger",
-	       "status", "started", "mongodb", "index", "missing", "orphans", "stale", "repaired",
-	       "failed");
+	printf("%-6s %-16s %-8s %-13s %-11s %-24s %9s %9s %8s %8s %8s %8s %8s\n", "id", "mirror",
+	       "kind", "trigger", "status", "started", "mongodb", "index", "missing", "orphans",
+	       "stale", "repaired", "failed");
 	cJSON_ArrayForEach(r, runs)
 	{
-		printf("%-6d %-8s %-13s %-11s %-24s %9.0f %9.0f %8.0f %8.0f %8.0f %8.0f %8.0f\n",
+		printf("%-6d %-16s %-8s %-13s %-11s %-24s %9.0f %9.0f %8.0f %8.0f %8.0f %8.0f "
+		       "%8.0f\n",
 		       cJSON_GetObjectItem(r, "id")->valueint,
+		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "mirror")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "kind")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "trigger")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")),
@@ -301,7 +443,7 @@ cmd_runs(struct config *cfg, int argc, char **argv)
 }
 
 static int
-cmd_show(struct config *cfg, int argc, char **argv)
+cmd_show(const struct cli *cli, int argc, char **argv)
 {
 	struct store *s;
 	cJSON *report = NULL;
@@ -309,13 +451,22 @@ cmd_show(struct config *cfg, int argc, char **argv)
 	rcode rc;
 
 	if (argc != 2 || util_parse_i64(argv[1], &id) || id <= 0) {
-		fprintf(stderr, "usage: reconciler show RUN_ID\n");
+		fprintf(stderr, "usage: reconciler show RUN_ID [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
-	if (with_store(cfg, &s))
+	if (with_store(cli, &s))
 		return EXIT_ERROR;
 	rc = store_report_run(s, &report, id);
 	store_free(s);
+	if (rc == RC_OK && cli->mirror &&
+	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
+	           cli->mirror->name) != 0) {
+		fprintf(stderr, "show: no run %" PRId64 " in mirror %s (it is mirror %s's)\n", id,
+		        cli->mirror->name,
+		        cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")));
+		cJSON_Delete(report);
+		return EXIT_ERROR;
+	}
 	if (rc == RC_ERR_NOTFOUND) {
 		fprintf(stderr, "show: no run %" PRId64 "\n", id);
 		return EXIT_ERROR;
@@ -330,25 +481,100 @@ cmd_show(struct config *cfg, int argc, char **argv)
 }
 
 static int
-cmd_migrate(struct config *cfg, int argc, char **argv)
+cmd_mirrors(const struct cli *cli, int argc, char **argv)
+{
+	const struct config_set *set = cli->set;
+	struct store *s;
+	cJSON *list = NULL, *item;
+	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	rcode rc = RC_OK;
+
+	if (argc != 1 && !json) {
+		fprintf(stderr, "usage: reconciler mirrors [--json]\n");
+		return EXIT_ERROR;
+	}
+	if (with_store(cli, &s))
+		return EXIT_ERROR;
+	list = cJSON_CreateArray();
+	for (size_t i = 0; list && rc == RC_OK && i < set->n_mirrors; i++) {
+		const struct config *m = set->mirrors[i];
+		cJSON *runs = NULL;
+		rc = store_report_runs(s, &runs, m->name, 1, 0, NULL);
+		if (rc)
+			break;
+		item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "name", m->name);
+		cJSON_AddStringToObject(item, "mongodbDatabase", m->mongodb_database);
+		cJSON_AddStringToObject(item, "mongodbCollection", m->mongodb_collection);
+		cJSON_AddStringToObject(item, "opensearchIndex", m->opensearch_index);
+		if (cJSON_GetArraySize(runs) > 0)
+			cJSON_AddItemToObject(item, "lastRun", cJSON_DetachItemFromArray(runs, 0));
+		else
+			cJSON_AddNullToObject(item, "lastRun");
+		cJSON_Delete(runs);
+		cJSON_AddItemToArray(list, item);
+	}
+	store_free(s);
+	if (list == NULL || rc) {
+		cJSON_Delete(list);
+		fprintf(stderr, "mirrors: cannot read the journal\n");
+		return EXIT_ERROR;
+	}
+	if (json) {
+		print_json(list);
+		cJSON_Delete(list);
+		return 0;
+	}
+	printf("%-20s %-32s %-24s %-6s %-11s %-24s %8s %8s %8s %8s %8s\n", "mirror", "collection",
+	       "index", "run", "status", "started", "missing", "orphans", "stale", "repaired",
+	       "failed");
+	cJSON_ArrayForEach(item, list)
+	{
+		cJSON *r = cJSON_GetObjectItem(item, "lastRun");
+		char coll[300];
+		snprintf(coll, sizeof(coll), "%s.%s",
+		         cJSON_GetStringValue(cJSON_GetObjectItem(item, "mongodbDatabase")),
+		         cJSON_GetStringValue(cJSON_GetObjectItem(item, "mongodbCollection")));
+		printf("%-20s %-32s %-24s ",
+		       cJSON_GetStringValue(cJSON_GetObjectItem(item, "name")), coll,
+		       cJSON_GetStringValue(cJSON_GetObjectItem(item, "opensearchIndex")));
+		if (!cJSON_IsObject(r)) {
+			printf("%-6s (no run yet)\n", "-");
+			continue;
+		}
+		printf("%-6d %-11s %-24s %8.0f %8.0f %8.0f %8.0f %8.0f\n",
+		       cJSON_GetObjectItem(r, "id")->valueint,
+		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")),
+		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "startedAt")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "missingCount")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "orphanCount")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "staleCount")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "repairedCount")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "failedCount")));
+	}
+	cJSON_Delete(list);
+	return 0;
+}
+
+static int
+cmd_migrate(const struct cli *cli, int argc, char **argv)
 {
 	struct store *s;
 
 	(void)argc;
 	(void)argv;
-	if (with_store(cfg, &s))
+	if (with_store(cli, &s))
 		return EXIT_ERROR;
 	store_free(s); /* opening applies what is pending */
-	printf("journal %s is up to date\n", cfg->state_db);
+	printf("journal %s is up to date\n", cli->set->global->state_db);
 	return 0;
 }
 
 static int
-cmd_config(struct config *cfg, int argc, char **argv)
+cmd_config(const struct cli *cli, int argc, char **argv)
 {
-	const struct config_set *set = config_loaded;
-	const struct config *one = cfg;
-	const char *mirror = NULL;
+	const struct config_set *set = cli->set;
+	const struct config *one = cli->mirror ? cli->mirror : set->mirrors[0];
 	bool json = false, markdown = false;
 	struct buf b = {0};
 	rcode rc;
@@ -360,22 +586,15 @@ cmd_config(struct config *cfg, int argc, char **argv)
 			markdown = true;
 		else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
 			i++; /* main read it */
-		else if (strcmp(argv[i], "--mirror") == 0 && i + 1 < argc)
-			mirror = argv[++i];
 		else {
 			fprintf(stderr, "usage: reconciler config [--file FILE] [--mirror NAME] "
 			                "[--json|--markdown]\n");
 			return EXIT_ERROR;
 		}
 	}
-	if (mirror && (one = config_set_find(set, mirror)) == NULL) {
-		fprintf(stderr, "config: no mirror named %s in %s\n", mirror,
-		        set->file ? set->file : "the environment (its one mirror is default)");
-		return EXIT_ERROR;
-	}
 	if (markdown)
 		rc = config_dump_markdown(&b);
-	else if (set->file && !mirror) /* every mirror, in the file's shape */
+	else if (set->file && !cli->mirror) /* every mirror, in the file's shape */
 		rc = json ? config_set_dump_json(set, &b) : config_set_dump_yaml(set, &b);
 	else
 		rc = json ? config_dump_json(one, &b) : config_dump_env(one, &b);
@@ -388,64 +607,87 @@ cmd_config(struct config *cfg, int argc, char **argv)
 }
 
 static int
-cmd_serve(struct config *cfg, int argc, char **argv)
+cmd_serve(const struct cli *cli, int argc, char **argv)
 {
-	(void)cfg;
 	(void)argc;
 	(void)argv;
-	return serve_main(config_loaded);
+	return serve_main(cli->set);
 }
 
-static int cmd_help(struct config *cfg, int argc, char **argv);
+static int cmd_help(const struct cli *cli, int argc, char **argv);
 
 static const struct command commands[] = {
-    {"serve", cmd_serve, "serve", "run the service: HTTP API, schedule, resume on start"},
-    {"check", cmd_check, "check [--dry-run] [--full]",
-     "one run in the foreground: detect and repair (--dry-run: detect only; --full: re-index "
-     "everything)"},
-    {"resume", cmd_resume, "resume [RUN_ID]", "continue an interrupted run"},
-    {"runs", cmd_runs, "runs [--limit N]", "list recent runs from the journal"},
-    {"show", cmd_show, "show RUN_ID", "a run's report: counts, batches, errors, drift sample"},
-    {"doctor", cmd_doctor, "doctor", "can both servers be reached? versions and counts"},
-    {"migrate", cmd_migrate, "migrate", "apply pending journal migrations"},
+    {"serve", cmd_serve, "serve",
+     "run the service: HTTP API, each mirror's schedule, resume on start", false},
+    {"check", cmd_check, "check [--dry-run] [--full] [--mirror NAME]",
+     "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
+     "detect only; --full: re-index everything)",
+     true},
+    {"resume", cmd_resume, "resume [RUN_ID] [--mirror NAME]",
+     "continue interrupted runs (each mirror's, or that one)", true},
+    {"runs", cmd_runs, "runs [--limit N] [--mirror NAME]", "list recent runs from the journal",
+     true},
+    {"show", cmd_show, "show RUN_ID [--mirror NAME]",
+     "a run's report: counts, batches, errors, drift sample", true},
+    {"mirrors", cmd_mirrors, "mirrors [--json]",
+     "the mirrors: collection, index and newest run of each", false},
+    {"doctor", cmd_doctor, "doctor [--mirror NAME]",
+     "can both servers be reached? versions and counts, for each mirror", true},
+    {"migrate", cmd_migrate, "migrate", "apply pending journal migrations", false},
     {"config", cmd_config, "config [--file FILE] [--mirror NAME] [--json|--markdown]",
-     "the effective configuration, secrets masked (--file: check a configuration file)"},
-    {"help", cmd_help, "help", "this text"},
+     "the effective configuration, secrets masked (--file: check a configuration file)", true},
+    {"help", cmd_help, "help", "this text", false},
 };
 
 static int
-cmd_help(struct config *cfg, int argc, char **argv)
+cmd_help(const struct cli *cli, int argc, char **argv)
 {
-	(void)cfg;
+	(void)cli;
 	(void)argc;
 	(void)argv;
 	printf("reconciler %s: keeps an OpenSearch index equal to the MongoDB collection it "
 	       "mirrors\n\nusage: reconciler COMMAND [ARGS]\n\n",
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		printf("  %-28s %s\n", commands[i].usage, commands[i].help);
+		printf("  %-42s %s\n", commands[i].usage, commands[i].help);
 	printf("\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
 	       "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
 	       "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
 	       "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
-	       "could not be repaired, 78 bad configuration.\n");
+	       "could not be repaired, 78 bad configuration (or no such mirror). Several mirrors: "
+	       "the worst, 2 before 3 before 1 before 0.\n");
 	return 0;
 }
 
-/* Commands that run one mirror: with several, which one is not theirs to
- * guess (and one journal without a mirror column must not mix them). */
+/* Takes `--mirror NAME` (or --mirror=NAME) out of argv into *name; false
+ * when --mirror has no name. */
 static bool
-runs_one_mirror(const struct command *cmd)
+take_mirror_option(int *argc, char **argv, const char **name)
 {
-	return cmd->fn == cmd_check || cmd->fn == cmd_resume || cmd->fn == cmd_doctor;
+	int out = 0;
+
+	*name = NULL;
+	for (int i = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--mirror") == 0) {
+			if (i + 1 >= *argc)
+				return false;
+			*name = argv[++i];
+		} else if (strncmp(argv[i], "--mirror=", 9) == 0) {
+			*name = argv[i] + 9;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	return true;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct config_set *set = NULL;
-	struct config *cfg = NULL;
-	const char *file;
+	struct cli cli = {0};
+	const char *file, *mirror = NULL;
 	struct rerror err = {0};
 	const struct command *cmd = NULL;
 	enum log_level level = LOG_INFO;
@@ -464,24 +706,31 @@ main(int argc, char **argv)
 		fprintf(stderr, "reconciler: unknown command %s (try --help)\n", argv[1]);
 		return EXIT_ERROR;
 	}
+	argc--;
+	argv++;
+	if (cmd->takes_mirror && !take_mirror_option(&argc, argv, &mirror)) {
+		fprintf(stderr,
+		        "reconciler: --mirror needs a mirror's name (usage: reconciler %s)\n",
+		        cmd->usage);
+		return EXIT_ERROR;
+	}
 	file = config_file_default();
-	for (int i = 2; cmd->fn == cmd_config && i + 1 < argc; i++)
+	for (int i = 1; cmd->fn == cmd_config && i + 1 < argc; i++)
 		if (strcmp(argv[i], "--file") == 0)
 			file = argv[i + 1];
 	if (config_set_load(&set, file, ".env", &err)) {
 		fprintf(stderr, "reconciler: %s\n", err.message);
 		return EXIT_CONFIG;
 	}
-	if (set->n_mirrors > 1 && runs_one_mirror(cmd)) {
-		fprintf(stderr,
-		        "reconciler: %s holds %zu mirrors; %s runs one mirror for now (use a "
-		        "file with one mirror)\n",
-		        set->file, set->n_mirrors, cmd->name);
+	cli.set = set;
+	if (mirror && (cli.mirror = config_set_find(set, mirror)) == NULL) {
+		char names[400];
+		mirror_names(set, names, sizeof(names));
+		fprintf(stderr, "reconciler: no mirror named %s in %s (mirrors: %s)\n", mirror,
+		        set->file ? set->file : "the environment", names);
 		config_set_free(set);
-		return EXIT_ERROR;
+		return EXIT_CONFIG;
 	}
-	config_loaded = set;
-	cfg = set->n_mirrors == 1 ? set->mirrors[0] : set->global;
 	level = (enum log_level)set->global->log_level;
 	/* one-shot commands log to stderr; the service and runs also to files */
 	log_open(strcmp(cmd->name, "serve") == 0 || strcmp(cmd->name, "check") == 0 ||
@@ -491,11 +740,10 @@ main(int argc, char **argv)
 	         strcmp(cmd->name, "doctor") == 0 && level > LOG_WARN ? LOG_WARN : level);
 	mongo_global_init();
 	opensearch_global_init();
-	rc = cmd->fn(cfg, argc - 1, argv + 1);
+	rc = cmd->fn(&cli, argc, argv);
 	mongo_global_cleanup();
 	opensearch_global_cleanup();
 	log_close();
-	config_loaded = NULL;
 	config_set_free(set);
 	return rc;
 }

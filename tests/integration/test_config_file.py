@@ -36,7 +36,8 @@ try:
     check(r.returncode == 0 and "MONGODB_COLLECTION=users\n" in r.stdout,
           "config --mirror shows one mirror as NAME=value lines")
     r = env.run("config", "--file", example, "--mirror", "nope")
-    check(r.returncode == 2 and "no mirror named nope" in r.stderr, "config --mirror of an unknown mirror")
+    check(r.returncode == 78 and "no mirror named nope" in r.stderr and "ads, users, ads-search" in r.stderr,
+          "config --mirror of an unknown mirror: 78 with the names")
 
     # every class of bad file: exit 78, file:line: key, what is allowed
     bad = [
