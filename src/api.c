@@ -541,7 +541,7 @@ h_status(struct call *c)
 	struct api *a = c->api;
 	struct scheduler_status st;
 	cJSON *stats = NULL, *o, *list, *current = NULL;
-	int64_t next = 0, interval = 0;
+	int64_t next = 0, interval_on = 0, interval_all = 0;
 	bool any_on = false;
 	rcode rc;
 
@@ -589,14 +589,17 @@ h_status(struct call *c)
 		any_on |= st.enabled;
 		if (st.enabled && st.next_at_ms && (next == 0 || st.next_at_ms < next))
 			next = st.next_at_ms;
-		if ((st.enabled || !any_on) && (interval == 0 || st.interval_ms < interval))
-			interval = st.interval_ms;
+		if (st.enabled && (interval_on == 0 || st.interval_ms < interval_on))
+			interval_on = st.interval_ms;
+		if (interval_all == 0 || st.interval_ms < interval_all)
+			interval_all = st.interval_ms;
 		if (current == NULL && cJSON_IsObject(cJSON_GetObjectItem(m, "currentRun")))
 			current = cJSON_Duplicate(cJSON_GetObjectItem(m, "currentRun"), true);
 	}
 	cJSON_AddBoolToObject(stats, "isRunning", any_on);
 	add_iso_or_null(stats, "nextCheckAt", next);
-	cJSON_AddNumberToObject(stats, "intervalMs", (double)interval);
+	/* the shortest of the schedules that are on (of all when none is) */
+	cJSON_AddNumberToObject(stats, "intervalMs", (double)(any_on ? interval_on : interval_all));
 	if (current)
 		cJSON_AddItemToObject(o, "currentRun", current);
 	else
@@ -821,7 +824,7 @@ run_all(struct call *c, const char *kind, bool wait)
 			                          false, &err);
 			cJSON *e = cJSON_CreateObject();
 			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
-			cJSON_AddBoolToObject(e, "success", rc == RC_OK || res.run_id > 0);
+			cJSON_AddBoolToObject(e, "success", rc == RC_OK);
 			add_count(e, "runId", run_id > 0 ? run_id : -1);
 			cJSON_AddBoolToObject(e, "queued", rc == RC_OK && run_id == 0);
 			if (rc)
