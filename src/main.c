@@ -393,6 +393,16 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	return code;
 }
 
+/* A count of the journal, or "-" where it was not taken (NULL). */
+static void
+count_text(char *out, size_t len, const cJSON *v)
+{
+	if (cJSON_IsNumber(v))
+		snprintf(out, len, "%.0f", v->valuedouble);
+	else
+		snprintf(out, len, "-");
+}
+
 static int
 cmd_runs(const struct cli *cli, int argc, char **argv)
 {
@@ -421,16 +431,17 @@ cmd_runs(const struct cli *cli, int argc, char **argv)
 	       "stale", "repaired", "failed");
 	cJSON_ArrayForEach(r, runs)
 	{
-		printf("%-6d %-16s %-8s %-13s %-11s %-24s %9.0f %9.0f %8.0f %8.0f %8.0f %8.0f "
+		char mc[24], oc[24];
+		count_text(mc, sizeof(mc), cJSON_GetObjectItem(r, "mongoCount"));
+		count_text(oc, sizeof(oc), cJSON_GetObjectItem(r, "opensearchCount"));
+		printf("%-6d %-16s %-8s %-13s %-11s %-24s %9s %9s %8.0f %8.0f %8.0f %8.0f "
 		       "%8.0f\n",
 		       cJSON_GetObjectItem(r, "id")->valueint,
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "mirror")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "kind")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "trigger")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")),
-		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "startedAt")),
-		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "mongoCount")),
-		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "opensearchCount")),
+		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "startedAt")), mc, oc,
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "missingCount")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "orphanCount")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "staleCount")),
