@@ -1,11 +1,11 @@
-"""Makes old-journal-716b295.db: a journal written by the binary before
-mirrors (commit 716b295, migrations 0001 and 0002), for test_mirrors.py.
+"""Makes old-journal-c0fca45.db: a journal written by the binary before
+mirrors (commit c0fca45, the last landed main: migration 0001 only), for test_mirrors.py.
 Kept to show how the file was made; it is not run by the tests.
 
-    git worktree add --detach /tmp/old 716b295
+    git worktree add --detach /tmp/old c0fca45
     (cd /tmp/old && BUILD_DIR=/tmp/old/build SANITIZE=OFF tools/setup)
     RECONCILER_BIN=/tmp/old/build/reconciler \
-        python3 tests/integration/data/make_old_journal.py tests/integration/data/old-journal-716b295.db
+        python3 tests/integration/data/make_old_journal.py tests/integration/data/old-journal-c0fca45.db
 
 Runs: 1 dry run (20 missing), 2 check (20 repaired), 3 check (5 orphans
 reported), 4 check interrupted by SIGINT part-way (resumable). The ids are
