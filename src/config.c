@@ -30,7 +30,19 @@
 #include <cjson/cJSON.h>
 #include <yaml.h>
 
-enum cfg_type { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_MONGO_URI, CFG_HTTP_URL };
+/* CFG_FIELDS and CFG_RENAMES are text too: comma lists of top-level field
+ * names ("a, b") and of renames ("from:to, ..."), checked for shape here;
+ * src/transform.c gives them meaning. */
+enum cfg_type {
+	CFG_STRING,
+	CFG_INT,
+	CFG_BOOL,
+	CFG_ENUM,
+	CFG_MONGO_URI,
+	CFG_HTTP_URL,
+	CFG_FIELDS,
+	CFG_RENAMES
+};
 /* Global: one per process (the journal, the HTTP API, the logs); everything
  * else belongs to a mirror and may differ between mirrors. */
 enum cfg_scope { CFG_MIRROR = 0, CFG_GLOBAL = 1 };
@@ -102,6 +114,30 @@ static const struct cfg_entry cfg_table[] = {
      "ids compared per chunk (memory is proportional to this)", CFG_MIRROR},
     {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),
      "leave documents changed more recently than this alone (0 = off)", CFG_MIRROR},
+    {"RECONCILE_FIELDS", CFG_FIELDS, "", 0, 0, NULL, false, OFF(fields),
+     "top-level fields written to the index (e.g. title,price); empty = all; the id field is "
+     "always written (docs/TRANSFORM.md)",
+     CFG_MIRROR},
+    {"RECONCILE_EXCLUDE", CFG_FIELDS, "", 0, 0, NULL, false, OFF(exclude),
+     "top-level fields never written to the index (e.g. internal,audit)", CFG_MIRROR},
+    {"RECONCILE_RENAME", CFG_RENAMES, "", 0, 0, NULL, false, OFF(rename),
+     "top-level fields written under another name (e.g. title:name,qty:quantity; names as in "
+     "MongoDB, applied after RECONCILE_FIELDS and RECONCILE_EXCLUDE)",
+     CFG_MIRROR},
+    {"RECONCILE_TRANSFORM", CFG_STRING, "", 0, 0, NULL, false, OFF(transform),
+     "Lua 5.4 script whose transform(doc) returns the body to index, nil to leave the "
+     "document out, or body, routing; runs after the three above; empty = none "
+     "(docs/TRANSFORM.md)",
+     CFG_MIRROR},
+    {"RECONCILE_TRANSFORM_MAX_INSTRUCTIONS", CFG_INT, "10000000", 1000, 100000000000LL, NULL, false,
+     OFF(transform_max_instructions),
+     "most Lua instructions one transform(doc) call may run; past it that document fails",
+     CFG_MIRROR},
+    {"RECONCILE_TRANSFORM_MAX_MEMORY", CFG_INT, "67108864", 1048576, 17179869184LL, NULL, false,
+     OFF(transform_max_memory),
+     "most bytes the script's Lua state may hold (per thread); past it the document fails and "
+     "the state is rebuilt",
+     CFG_MIRROR},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
      "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)", CFG_GLOBAL},
     {"PORT", CFG_INT, "3000", 0, 65535, NULL, false, OFF(port),
@@ -173,6 +209,14 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 	case CFG_STRING:
 		snprintf(out, len, e->min ? "a non-empty string" : "any string");
 		break;
+	case CFG_FIELDS:
+		snprintf(out, len, "field names separated by commas (top level: no '.')");
+		break;
+	case CFG_RENAMES:
+		snprintf(out, len,
+		         "from:to pairs of field names separated by commas (top level: no "
+		         "'.'; each name renamed once, each new name used once)");
+		break;
 	}
 }
 
@@ -185,6 +229,71 @@ file_key(const struct cfg_entry *e, char *out, size_t len)
 	for (i = 0; e->name[i] && i + 1 < len; i++)
 		out[i] = (char)tolower((unsigned char)e->name[i]);
 	out[i] = '\0';
+}
+
+/* The length of the name at s[0..n) without surrounding blanks; *start
+ * gets where it begins. */
+static size_t
+trimmed(const char *s, size_t n, const char **start)
+{
+	while (n && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	*start = s;
+	return n;
+}
+
+/* Whether two names of a list, given as (start, length), are equal. */
+static bool
+same_name(const char *a, size_t an, const char *b, size_t bn)
+{
+	return an == bn && memcmp(a, b, an) == 0;
+}
+
+/* Whether v is a CFG_FIELDS list ("a, b": names without '.', ':' or
+ * nothing between commas) or, with pairs, a CFG_RENAMES list ("a:b, c:d",
+ * no source or target given twice). Empty is an empty list. */
+static bool
+list_ok(const char *v, bool pairs)
+{
+	const char *item = v;
+	size_t count = 0;
+
+	if (*v == '\0')
+		return true;
+	for (;;) {
+		size_t n = strcspn(item, ","), ln, rn = 0;
+		const char *l, *r = NULL, *colon = memchr(item, ':', n);
+
+		ln = trimmed(item, colon && pairs ? (size_t)(colon - item) : n, &l);
+		if (pairs) {
+			if (colon == NULL)
+				return false;
+			rn = trimmed(colon + 1, n - (size_t)(colon + 1 - item), &r);
+		}
+		if (ln == 0 || memchr(l, '.', ln) || memchr(l, ':', ln))
+			return false;
+		if (pairs && (rn == 0 || memchr(r, '.', rn) || memchr(r, ':', rn)))
+			return false;
+		if (pairs) {
+			/* each source renamed once, each target written once */
+			const char *prev = v;
+			for (size_t i = 0; i < count; i++) {
+				size_t pn = strcspn(prev, ","), pln, prn;
+				const char *pl, *pr, *pc = memchr(prev, ':', pn);
+				pln = trimmed(prev, (size_t)(pc - prev), &pl);
+				prn = trimmed(pc + 1, pn - (size_t)(pc + 1 - prev), &pr);
+				if (same_name(pl, pln, l, ln) || same_name(pr, prn, r, rn))
+					return false;
+				prev += pn + 1;
+			}
+		}
+		count++;
+		if (item[n] == '\0')
+			return true;
+		item += n + 1;
+	}
 }
 
 /* Sets one setting from text. where is NULL for the environment and .env
@@ -233,6 +342,11 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 		break;
 	case CFG_STRING:
 		if (e->min && *v == '\0')
+			goto bad;
+		break;
+	case CFG_FIELDS:
+	case CFG_RENAMES:
+		if (!list_ok(v, e->type == CFG_RENAMES))
 			goto bad;
 		break;
 	}
@@ -318,7 +432,8 @@ load_dotenv(struct config *cfg, const char *path, struct rerror *err)
 static bool
 is_text(const struct cfg_entry *e)
 {
-	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
+	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL ||
+	       e->type == CFG_FIELDS || e->type == CFG_RENAMES;
 }
 
 /* A config holding every default, with no name. */
@@ -955,7 +1070,9 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_MONGO_URI:
 	case CFG_HTTP_URL:
 		return util_mask_uri(*(char *const *)cfield(cfg, e));
-	case CFG_STRING: {
+	case CFG_STRING:
+	case CFG_FIELDS:
+	case CFG_RENAMES: {
 		const char *s = *(char *const *)cfield(cfg, e);
 		if (e->secret && *s)
 			return strdup("***");
@@ -1101,8 +1218,8 @@ config_set_dump_yaml(const struct config_set *set, struct buf *out)
 rcode
 config_dump_markdown(struct buf *out)
 {
-	static const char *const type_names[] = {"string", "integer", "boolean",
-	                                         "enum",   "URI",     "URL"};
+	static const char *const type_names[] = {"string", "integer", "boolean",    "enum",
+	                                         "URI",    "URL",     "field list", "rename list"};
 	char what[160];
 	rcode rc = buf_puts(
 	    out,
