@@ -77,10 +77,29 @@ util_ms_to_iso(int64_t ms, char *out, size_t len)
 	/* ISO 8601 expanded years outside 0000-9999 (sign and at least four
 	 * digits): OpenSearch's strict_date_optional_time refuses "10000-..."
 	 * but parses "+10000-..." and "-0001-..." */
-	if (y >= 0 && y <= 9999)
-		snprintf(out, len, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, h, mi,
-		         s, millis);
-	else
+	if (y >= 0 && y <= 9999) {
+		/* by hand: snprintf cost more than the rest of a date's conversion */
+		const int parts[] = {(int)y / 100, (int)y % 100, m, d, h, mi, s};
+		static const char before[] = {0, 0, '-', '-', 'T', ':', ':'};
+		char *p = out;
+		if (len < 25) {
+			if (len)
+				*out = '\0';
+			return;
+		}
+		for (int i = 0; i < 7; i++) {
+			if (before[i])
+				*p++ = before[i];
+			*p++ = (char)('0' + parts[i] / 10);
+			*p++ = (char)('0' + parts[i] % 10);
+		}
+		*p++ = '.';
+		*p++ = (char)('0' + millis / 100);
+		*p++ = (char)('0' + millis / 10 % 10);
+		*p++ = (char)('0' + millis % 10);
+		*p++ = 'Z';
+		*p = '\0';
+	} else
 		snprintf(out, len, "%c%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ",
 		         y < 0 ? '-' : '+', y < 0 ? -y : y, m, d, h, mi, s, millis);
 }
