@@ -101,10 +101,9 @@ local function url_filter(f)
 end
 
 function transform(doc)
-  local body = setmetatable({ mongo_id = doc._id }, { __order = ORDER })
-  for _, f in ipairs(FIELDS) do
-    body[f] = doc[f]
-  end
+  -- the listed fields the document has, in ORDER's order
+  local body = reconciler.pick(doc, ORDER)
+  body.mongo_id = doc._id
   body.countrySearchedfor_all = countries(doc.countrySearchedfor_all)
   body["url-filter"] = url_filter(doc["url-filter"])
   local updated = doc["url-filter-updated-at"]

@@ -35,6 +35,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+
+/* Fixed stack slots while a document is written: the metatable that marks
+ * arrays and the string "__order", pushed once per call. */
+#define SLOT_ARRAY_MT  1
+#define SLOT_ORDER_KEY 2
 
 /* The count hook's period: budgets are exact to this many instructions. */
 #define HOOK_EVERY 1000
@@ -85,6 +91,7 @@ struct transform {
 	lua_State *L;
 	int fn_ref;       /* the script's transform function */
 	int array_mt_ref; /* the metatable that marks arrays */
+	int pick_mts_ref; /* reconciler.pick's metatables, weakly by key list */
 
 	int64_t max_instructions, used;
 	int hook_every;
@@ -95,6 +102,8 @@ struct transform {
 
 	struct key_slot *keys; /* a stack of slots shared by nested objects */
 	size_t n_keys, cap_keys;
+	size_t *place; /* order_keys' scratch: slot by rank */
+	size_t cap_place;
 };
 
 struct apply_ctx {
@@ -473,6 +482,47 @@ lua_is_array(lua_State *L)
 	return 1;
 }
 
+/* reconciler.pick(t, keys): a new table holding t's values for the keys
+ * listed (absent ones stay absent), written in the list's order. Sized
+ * once and filled in C: far cheaper than a loop in Lua. */
+static int
+lua_pick(lua_State *L)
+{
+	struct transform *t = owner(L);
+	lua_Integer n;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	n = (lua_Integer)lua_rawlen(L, 2);
+	lua_createtable(L, 0, n < 1 << 20 ? (int)n : 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+			return luaL_error(L, "reconciler.pick: keys[%I] is a %s, not a string", i,
+			                  luaL_typename(L, -1));
+		lua_pushvalue(L, -1);
+		if (lua_rawget(L, 1) == LUA_TNIL)
+			lua_pop(L, 2);
+		else
+			lua_rawset(L, 3);
+	}
+	/* the metatable {__order = keys}: one per list, kept while the list lives */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->pick_mts_ref);
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, 4) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 1);
+		lua_pushvalue(L, 2);
+		lua_setfield(L, -2, "__order");
+		lua_pushvalue(L, 2);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, 4);
+	}
+	lua_setmetatable(L, 3);
+	lua_settop(L, 3);
+	return 1;
+}
+
 /* The libraries, the refusals, and the reconciler table. */
 static int
 setup_sandbox(lua_State *L)
@@ -525,7 +575,17 @@ setup_sandbox(lua_State *L)
 	lua_setfield(L, -2, "__metatable");
 	t->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-	lua_createtable(L, 0, 3);
+	/* pick's metatables, by list, weakly */
+	lua_createtable(L, 0, 4);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	t->pick_mts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	lua_createtable(L, 0, 4);
+	lua_pushcfunction(L, lua_pick);
+	lua_setfield(L, -2, "pick");
 	lua_pushlightuserdata(L, LUA_NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushcfunction(L, lua_array);
@@ -701,6 +761,7 @@ transform_free(struct transform *t)
 	free(t->chunkname);
 	buf_free(&t->bytecode);
 	free(t->keys);
+	free(t->place);
 	free(t);
 }
 
@@ -759,7 +820,9 @@ set_order(lua_State *L)
 {
 	lua_createtable(L, 0, 1);
 	lua_rotate(L, -3, -1); /* order, table, mt -> table, mt, order */
-	lua_setfield(L, -2, "__order");
+	lua_pushvalue(L, SLOT_ORDER_KEY);
+	lua_insert(L, -2);
+	lua_rawset(L, -3);
 	lua_setmetatable(L, -2);
 }
 
@@ -944,7 +1007,10 @@ push_document(lua_State *L, struct apply_ctx *c)
 		name = field_name(c->t, c->doc, key);
 		if (name == NULL)
 			continue;
-		lua_pushstring(L, name);
+		if (name == key)
+			lua_pushlstring(L, key, bson_iter_key_len(&it));
+		else
+			lua_pushstring(L, name);
 		lua_pushvalue(L, -1);
 		lua_rawseti(L, -4, ++i);
 		push_value(L, c, &it, 1);
@@ -1021,6 +1087,71 @@ cmp_keys(const void *a, const void *b)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* Insertion sort for the usual few dozen keys (qsort's merge sort costs
+ * more there); qsort past that. */
+static void
+sort_keys(struct key_slot *k, size_t n)
+{
+	if (n > 32) {
+		qsort(k, n, sizeof(*k), cmp_keys);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct key_slot x = k[i];
+		size_t j = i;
+		while (j > 0 && cmp_keys(&k[j - 1], &x) > 0) {
+			k[j] = k[j - 1];
+			j--;
+		}
+		k[j] = x;
+	}
+}
+
+static struct key_slot *key_push(lua_State *L, struct apply_ctx *c);
+
+/* Puts the n slots from base in writing order: those with a rank (their
+ * place in an __order list of m keys; ranks are distinct) by rank, placed
+ * rather than sorted, then the others bytewise. */
+static void
+order_keys(lua_State *L, struct apply_ctx *c, size_t base, size_t n, lua_Integer m)
+{
+	struct transform *t = c->t;
+	struct key_slot *k, *out;
+	size_t w = 0, ranked = 0;
+
+	for (size_t i = base; i < base + n; i++)
+		ranked += t->keys[i].rank != LUA_MAXINTEGER;
+	if (ranked < 2) {
+		sort_keys(t->keys + base, n);
+		return;
+	}
+	if ((size_t)m + 1 > t->cap_place) {
+		size_t *grown = realloc(t->place, ((size_t)m + 1) * sizeof(*grown));
+		if (grown == NULL)
+			raise_rc(L, c, RC_ERR_NOMEM, "out of memory");
+		t->place = grown;
+		t->cap_place = (size_t)m + 1;
+	}
+	for (lua_Integer j = 0; j <= m; j++)
+		t->place[j] = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) /* scratch room for the result */
+		key_push(L, c);
+	k = t->keys + base;
+	out = k + n;
+	for (size_t i = 0; i < n; i++)
+		if (k[i].rank != LUA_MAXINTEGER)
+			t->place[k[i].rank] = i;
+	for (lua_Integer j = 1; j <= m; j++)
+		if (t->place[j] != SIZE_MAX)
+			out[w++] = k[t->place[j]];
+	for (size_t i = 0; i < n; i++)
+		if (k[i].rank == LUA_MAXINTEGER)
+			out[w++] = k[i];
+	sort_keys(out + ranked, n - ranked);
+	memcpy(k, out, n * sizeof(*k));
+	t->n_keys -= n;
+}
+
 static struct key_slot *
 key_push(lua_State *L, struct apply_ctx *c)
 {
@@ -1039,7 +1170,8 @@ key_push(lua_State *L, struct apply_ctx *c)
 
 static void put_lua(lua_State *L, struct apply_ctx *c, int idx, int depth);
 
-/* Items 1..n of the array at idx, which must have no other keys. */
+/* Items 1..n of the array at idx, which must have no other keys (a key
+ * past #t, or a string key, would be lost without a word). */
 static void
 put_array(lua_State *L, struct apply_ctx *c, int idx, int depth, lua_Integer n)
 {
@@ -1048,25 +1180,28 @@ put_array(lua_State *L, struct apply_ctx *c, int idx, int depth, lua_Integer n)
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		lua_pop(L, 1);
-		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
-			lua_pop(L, 1);
-			raise_at(L, c, RC_ERR_INVALID,
-			         "an array holds a key that is not 1..#array (a hole? use "
-			         "reconciler.null for null items)");
-		}
 		keys++;
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+			keys = -1;
+		if (keys < 0) {
+			lua_pop(L, 1);
+			break;
+		}
 	}
 	if (keys != n)
-		raise_at(L, c, RC_ERR_INVALID,
-		         "an array has holes (use reconciler.null for null "
-		         "items)");
+		raise_at(
+		    L, c, RC_ERR_INVALID,
+		    "an array has holes or keys other than 1..#t (use reconciler.null for null "
+		    "items)");
 	out_append(L, c, "[", 1);
 	for (lua_Integer i = 1; i <= n; i++) {
 		if (i > 1)
 			out_append(L, c, ",", 1);
-		lua_rawgeti(L, idx, i);
 		c->path[depth + 1] = (struct path_step){NULL, 0, i};
 		c->depth = depth + 1;
+		if (lua_rawgeti(L, idx, i) == LUA_TNIL)
+			raise_at(L, c, RC_ERR_INVALID,
+			         "nil in an array (a hole: use reconciler.null for null items)");
 		put_lua(L, c, lua_gettop(L), depth + 1);
 		c->depth = depth;
 		lua_pop(L, 1);
@@ -1074,15 +1209,15 @@ put_array(lua_State *L, struct apply_ctx *c, int idx, int depth, lua_Integer n)
 	out_append(L, c, "]", 1);
 }
 
-/* The table at idx: an array when marked or when its keys are exactly
- * 1..n (n > 0), else an object with string keys. top: the body, where
- * id_field comes first and _id is left out. */
+/* The table at idx: an array when marked (items 1..#t) or when its keys
+ * are exactly 1..n (n > 0), else an object with string keys. top: the
+ * body, where id_field comes first and _id is left out. */
 static void
 put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 {
 	struct transform *t = c->t;
 	size_t base = t->n_keys, n;
-	lua_Integer ints = 0, max_int = 0;
+	lua_Integer ints = 0, max_int = 0, m = 0;
 	bool first = true;
 	int order = 0, top0 = lua_gettop(L);
 
@@ -1091,11 +1226,18 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 		         "nested deeper than 100 levels (MongoDB's limit; does a table contain "
 		         "itself?)");
 	luaL_checkstack(L, 8, "nested too deep");
-	if (is_array_mt(L, t, idx)) {
-		if (top)
-			raise_at(L, c, RC_ERR_INVALID, "it is an array; the body is an object");
-		put_array(L, c, idx, depth, (lua_Integer)lua_rawlen(L, idx));
-		return;
+	if (lua_getmetatable(L, idx)) {
+		if (lua_rawequal(L, -1, SLOT_ARRAY_MT)) {
+			if (top)
+				raise_at(L, c, RC_ERR_INVALID,
+				         "it is an array; the body is an object");
+			put_array(L, c, idx, depth, (lua_Integer)lua_rawlen(L, idx));
+			lua_settop(L, top0);
+			return;
+		}
+		lua_pushvalue(L, SLOT_ORDER_KEY);
+		if (lua_rawget(L, -2) == LUA_TTABLE)
+			order = lua_gettop(L);
 	}
 	/* every key onto the stack (keeps the strings alive) and into slots */
 	lua_pushnil(L);
@@ -1137,14 +1279,10 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 		             "null items)");
 	}
 	/* __order first, then the other keys bytewise */
-	if (lua_getmetatable(L, idx)) {
-		lua_pushliteral(L, "__order");
-		if (lua_rawget(L, -2) == LUA_TTABLE)
-			order = lua_gettop(L);
-	}
 	if (order) {
-		lua_Integer m = (lua_Integer)lua_rawlen(L, order);
+		m = (lua_Integer)lua_rawlen(L, order);
 		for (lua_Integer j = 1; j <= m; j++) {
+			struct key_slot *hit = NULL;
 			size_t len;
 			const char *s;
 			if (lua_rawgeti(L, order, j) != LUA_TSTRING) {
@@ -1152,19 +1290,19 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 				continue;
 			}
 			s = lua_tolstring(L, -1, &len);
-			for (size_t i = base; i < t->n_keys; i++) {
-				struct key_slot *k = &t->keys[i];
-				if (k->rank == LUA_MAXINTEGER && k->len == len &&
-				    memcmp(k->s, s, len) == 0) {
-					k->rank = j;
-					break;
-				}
-			}
+			/* equal short strings are one object in Lua: try the pointer first */
+			for (size_t i = base; i < t->n_keys && !hit; i++)
+				if (t->keys[i].s == s)
+					hit = &t->keys[i];
+			for (size_t i = base; i < t->n_keys && !hit; i++)
+				if (t->keys[i].len == len && memcmp(t->keys[i].s, s, len) == 0)
+					hit = &t->keys[i];
+			if (hit && hit->rank == LUA_MAXINTEGER)
+				hit->rank = j;
 			lua_pop(L, 1);
 		}
 	}
-	if (n > 1)
-		qsort(t->keys + base, n, sizeof(t->keys[0]), cmp_keys);
+	order_keys(L, c, base, n, m);
 	out_append(L, c, "{", 1);
 	if (top && c->id_field && *c->id_field) {
 		if (doc_json_string(c->out, c->id_field, strlen(c->id_field)) ||
@@ -1295,10 +1433,12 @@ apply_protected(lua_State *L)
 	int body;
 
 	lua_settop(L, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->array_mt_ref); /* SLOT_ARRAY_MT */
+	lua_pushliteral(L, "__order");                         /* SLOT_ORDER_KEY */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->fn_ref);
 	push_document(L, c);
 	lua_call(L, 1, 2);
-	body = 1;
+	body = SLOT_ORDER_KEY + 1;
 	if (lua_isnil(L, body)) {
 		c->skip = true;
 		return 0;
@@ -1311,7 +1451,7 @@ apply_protected(lua_State *L)
 		    luaL_typename(L, body));
 	c->depth = 0;
 	put_table(L, c, body, 0, true);
-	take_routing(L, c, 2); /* last: nothing raises after its malloc */
+	take_routing(L, c, body + 1); /* last: nothing raises after its malloc */
 	return 0;
 }
 

@@ -1153,12 +1153,13 @@ bench_one(struct transform *t, bson_t **docs, char **ids, int n, size_t *bytes)
 }
 
 static int
-bench(int n)
+bench(int n, int only)
 {
 	bson_t **docs = calloc((size_t)n, sizeof(*docs));
 	char **ids = calloc((size_t)n, sizeof(*ids));
-	struct config *plain = cfg_with(NULL, NULL, NULL, example_path());
-	struct config *kept = cfg_with(ADS_FIELDS, NULL, NULL, example_path());
+	const char *bs = getenv("BENCH_SCRIPT") ? getenv("BENCH_SCRIPT") : example_path();
+	struct config *plain = cfg_with(NULL, NULL, NULL, bs);
+	struct config *kept = cfg_with(ADS_FIELDS, NULL, NULL, bs);
 	struct transform *ts = make(plain, NULL, NULL, 0), *tk = make(kept, NULL, NULL, 0);
 	size_t bson_bytes = 0, bytes[3];
 	double secs[3];
@@ -1174,6 +1175,14 @@ bench(int n)
 		bson_iter_init_find(&it, docs[i], "_id");
 		doc_id_canonical(bson_iter_value(&it), &id, &type);
 		ids[i] = id.data;
+	}
+	if (only >= 0) { /* one round of one kind, for a profiler */
+		secs[only] = bench_one(only == 0   ? NULL
+		                       : only == 1 ? ts
+		                                   : tk,
+		                       docs, ids, n, &bytes[only]);
+		printf("%s: %.1f us/doc\n", names[only], secs[only] * 1e6 / n);
+		goto out;
 	}
 	/* a warm-up round, then the best of three */
 	for (int k = 0; k < 3; k++)
@@ -1192,6 +1201,7 @@ bench(int n)
 		printf("%-26s %9.0f docs/s  %6.1f us/doc  %5.0f bytes of JSON/doc  x%.1f\n",
 		       names[k], n / secs[k], secs[k] * 1e6 / n, (double)bytes[k] / n,
 		       secs[k] / secs[0]);
+out:
 	for (int i = 0; i < n; i++) {
 		bson_destroy(docs[i]);
 		free(ids[i]);
@@ -1215,8 +1225,9 @@ main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
-	if (argc == 3 && strcmp(argv[1], "--bench") == 0) {
-		rc = bench(atoi(argv[2]) > 0 ? atoi(argv[2]) : 10000);
+	if (argc >= 3 && strcmp(argv[1], "--bench") == 0) {
+		rc =
+		    bench(atoi(argv[2]) > 0 ? atoi(argv[2]) : 10000, argc > 3 ? atoi(argv[3]) : -1);
 	} else {
 		test_declarative();
 		test_settings();
