@@ -19,14 +19,14 @@
  * print -> debug log), string (less dump), table, math, utf8 and coroutine
  * libraries; io, os, debug, package and require are stubs that raise a
  * clear error, binary chunks are never loaded from disk, and setmetatable
- * refuses __gc (Lua runs finalizers with hooks off: outside any budget). Budgets: a
- * count hook adds up instructions across every coroutine of the call and
- * raises past RECONCILE_TRANSFORM_MAX_INSTRUCTIONS (from then on at every
- * instruction, so a script's own pcall cannot swallow it); the allocator
- * refuses past RECONCILE_TRANSFORM_MAX_MEMORY. After either overrun the
- * state is closed and rebuilt from the bytecode compiled at start (the
- * script's globals start afresh); after an ordinary runtime error it is
- * kept. All Lua work runs inside lua_pcall, so an allocation failure
+ * refuses __gc (Lua runs finalizers with hooks off: outside any budget).
+ * Budgets: a count hook adds up instructions across every coroutine of the
+ * call and raises past RECONCILE_TRANSFORM_MAX_INSTRUCTIONS (from then on
+ * at every instruction, so a script's own pcall cannot swallow it); the
+ * allocator refuses past RECONCILE_TRANSFORM_MAX_MEMORY. After either
+ * overrun the state is closed and rebuilt from the bytecode compiled at
+ * start (the script's globals start afresh); after an ordinary runtime
+ * error it is kept. All Lua work runs inside lua_pcall, so an allocation failure
  * anywhere is an error value, never a panic.
  */
 #include "transform.h"
@@ -52,9 +52,9 @@
 /* The count hook's period: budgets are exact to this many instructions. */
 #define HOOK_EVERY 1000
 
-/* reconciler.null: one address, compared by identity. */
+/* reconciler.null (JSON's null): one address, compared by identity. */
 static const char null_sentinel;
-#define LUA_NULL ((void *)&null_sentinel)
+#define JSON_NULL ((void *)&null_sentinel)
 
 struct rename {
 	char *from;
@@ -410,7 +410,7 @@ set_refused_fn(lua_State *L, int table, const char *field, const char *shown)
  * finalization only when its metatable has __gc as it is set, so refusing
  * such a metatable here is enough. */
 static int
-lua_setmetatable_nogc(lua_State *L)
+l_setmetatable(lua_State *L)
 {
 	if (lua_type(L, 2) == LUA_TTABLE) {
 		lua_pushliteral(L, "__gc");
@@ -430,7 +430,7 @@ lua_setmetatable_nogc(lua_State *L)
 }
 
 static int
-lua_print_debug(lua_State *L)
+l_print(lua_State *L)
 {
 	int n = lua_gettop(L);
 	luaL_Buffer b;
@@ -448,15 +448,17 @@ lua_print_debug(lua_State *L)
 }
 
 static int
-lua_array(lua_State *L)
+l_array(lua_State *L)
 {
 	struct transform *t = owner(L);
 
-	if (lua_isnoneornil(L, 1))
+	if (lua_isnoneornil(L, 1)) {
+		lua_settop(L, 0);
 		lua_newtable(L);
-	else
+	} else {
 		luaL_checktype(L, 1, LUA_TTABLE);
-	lua_settop(L, 1);
+		lua_settop(L, 1);
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, t->array_mt_ref);
 	lua_setmetatable(L, 1);
 	return 1;
@@ -476,7 +478,7 @@ is_array_mt(lua_State *L, struct transform *t, int idx)
 }
 
 static int
-lua_is_array(lua_State *L)
+l_is_array(lua_State *L)
 {
 	lua_pushboolean(L, lua_type(L, 1) == LUA_TTABLE && is_array_mt(L, owner(L), 1));
 	return 1;
@@ -486,7 +488,7 @@ lua_is_array(lua_State *L)
  * listed (absent ones stay absent), written in the list's order. Sized
  * once and filled in C: far cheaper than a loop in Lua. */
 static int
-lua_pick(lua_State *L)
+l_pick(lua_State *L)
 {
 	struct transform *t = owner(L);
 	lua_Integer n;
@@ -558,10 +560,10 @@ setup_sandbox(lua_State *L)
 	}
 	lua_pushnil(L);
 	lua_setfield(L, -2, "warn");
-	lua_pushcfunction(L, lua_print_debug);
+	lua_pushcfunction(L, l_print);
 	lua_setfield(L, -2, "print");
 	lua_getfield(L, -1, "setmetatable");
-	lua_pushcclosure(L, lua_setmetatable_nogc, 1);
+	lua_pushcclosure(L, l_setmetatable, 1);
 	lua_setfield(L, -2, "setmetatable");
 	lua_getfield(L, -1, LUA_STRLIBNAME);
 	set_refused_fn(L, lua_gettop(L), "dump", "string.dump");
@@ -584,13 +586,13 @@ setup_sandbox(lua_State *L)
 	t->pick_mts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	lua_createtable(L, 0, 4);
-	lua_pushcfunction(L, lua_pick);
+	lua_pushcfunction(L, l_pick);
 	lua_setfield(L, -2, "pick");
-	lua_pushlightuserdata(L, LUA_NULL);
+	lua_pushlightuserdata(L, JSON_NULL);
 	lua_setfield(L, -2, "null");
-	lua_pushcfunction(L, lua_array);
+	lua_pushcfunction(L, l_array);
 	lua_setfield(L, -2, "array");
-	lua_pushcfunction(L, lua_is_array);
+	lua_pushcfunction(L, l_is_array);
 	lua_setfield(L, -2, "is_array");
 	lua_setfield(L, -2, "reconciler");
 	lua_pop(L, 1);
@@ -637,7 +639,7 @@ state_close(struct transform *t)
 {
 	if (t->L == NULL)
 		return;
-	t->in_call = false; /* finalizers that run now stop at the first hook */
+	t->in_call = false; /* any Lua code that ran now would stop at the first hook */
 	lua_close(t->L);
 	t->L = NULL;
 }
@@ -653,7 +655,8 @@ error_message(lua_State *L, rcode rc, struct rerror *err)
 }
 
 /* A fresh state holding the script. On failure the state is closed and
- * err says why (Lua's "FILE:LINE: message"): rc is the caller's to choose. */
+ * err says why: RC_ERR_CONFIG with Lua's "FILE:LINE: message" (or the
+ * memory budget), RC_ERR_NOMEM. */
 static rcode
 state_build(struct transform *t, struct rerror *err)
 {
@@ -680,15 +683,18 @@ state_build(struct transform *t, struct rerror *err)
 	}
 	t->in_call = false;
 	if (status != LUA_OK) {
+		rcode rc = RC_ERR_CONFIG;
 		if (status == LUA_ERRMEM && t->mem_refused)
-			rerror_set(err, RC_ERR_CONFIG,
+			rerror_set(err, rc,
 			           "%s: memory budget exceeded while loading: more than %zu bytes "
 			           "(RECONCILE_TRANSFORM_MAX_MEMORY)",
 			           t->path, t->max_memory);
+		else if (status == LUA_ERRMEM)
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory (loading %s)", t->path);
 		else
-			error_message(L, RC_ERR_CONFIG, err);
+			error_message(L, rc, err);
 		state_close(t);
-		return RC_ERR_CONFIG;
+		return rc;
 	}
 	lua_gc(L, LUA_GCGEN, 0, 0); /* most of a call's tables die young */
 	return RC_OK;
@@ -977,7 +983,7 @@ push_value(lua_State *L, struct apply_ctx *c, const bson_iter_t *it, int depth)
 	case BSON_TYPE_EOD:
 		break;
 	}
-	lua_pushlightuserdata(L, LUA_NULL);
+	lua_pushlightuserdata(L, JSON_NULL);
 }
 
 /* The document as transform(doc) sees it: _id as its canonical text
@@ -1108,6 +1114,13 @@ sort_keys(struct key_slot *k, size_t n)
 }
 
 static struct key_slot *key_push(lua_State *L, struct apply_ctx *c);
+
+/* Whether a key (which may hold NUL bytes) is exactly s. */
+static bool
+same_key(const struct key_slot *k, const char *s)
+{
+	return k->len == strlen(s) && memcmp(k->s, s, k->len) == 0;
+}
 
 /* Puts the n slots from base in writing order: those with a rank (their
  * place in an __order list of m keys; ranks are distinct) by rank, placed
@@ -1313,8 +1326,8 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct key_slot k = t->keys[base + i]; /* a copy: nested objects may move keys */
-		if (top && (strcmp(k.s, "_id") == 0 ||
-		            (c->id_field && *c->id_field && strcmp(k.s, c->id_field) == 0)))
+		if (top && (same_key(&k, "_id") ||
+		            (c->id_field && *c->id_field && same_key(&k, c->id_field))))
 			continue;
 		if (!first)
 			out_append(L, c, ",", 1);
@@ -1365,7 +1378,7 @@ put_lua(lua_State *L, struct apply_ctx *c, int idx, int depth)
 		put_table(L, c, idx, depth, false);
 		return;
 	case LUA_TLIGHTUSERDATA:
-		if (lua_touserdata(L, idx) == LUA_NULL) {
+		if (lua_touserdata(L, idx) == JSON_NULL) {
 			out_append(L, c, "null", 4);
 			return;
 		}
@@ -1395,7 +1408,7 @@ take_routing(lua_State *L, struct apply_ctx *c, int idx)
 	case LUA_TNIL:
 		return;
 	case LUA_TLIGHTUSERDATA:
-		if (lua_touserdata(L, idx) == LUA_NULL)
+		if (lua_touserdata(L, idx) == JSON_NULL)
 			return;
 		break;
 	case LUA_TSTRING:

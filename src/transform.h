@@ -47,20 +47,20 @@ bool transform_scripted(const struct transform *t);
  * One document. out gets the body JSON to index (appended): the declarative
  * steps, then the script; id_field (if non-empty) always first and always
  * id_canonical, _id never in the body, as doc_to_json does. *routing gets a
- * malloc'd routing value from the script (its second return value) or NULL
- * (the caller's own routing rule applies). *skip is true when the script
- * returned nil: the document does not belong in the index (like a filter);
- * out is then unchanged.
+ * malloc'd routing value from the script (its second return value; numbers
+ * as JSON writes them) or NULL (the caller's own routing rule applies).
+ * *skip is true when the script returned nil: the document does not belong
+ * in the index (like a filter); out is then unchanged.
  *
- * Errors, with the reason in err (out may then hold a partial body):
- * RC_ERR_INVALID for one document the script cannot convert: a Lua runtime
- * error ("FILE:LINE: message"), a sandboxed function called, a budget
- * exceeded, a return value that is not a table (object), nil or body,
- * routing, or a value JSON cannot hold; the state stays usable for the next
- * document (rebuilt after a budget overrun). RC_ERR_TOOLARGE for nesting
- * deeper than DOC_MAX_DEPTH; RC_ERR_INVALID for corrupt BSON; RC_ERR_CONFIG
- * when the state must be rebuilt and the script no longer loads (changed on
- * disk); RC_ERR_NOMEM.
+ * Errors, with the reason in err; out is left as it was: RC_ERR_INVALID
+ * for one document the script cannot convert: a Lua runtime error
+ * ("FILE:LINE: message"), a sandboxed function called, a budget exceeded,
+ * a return value that is not a table (an object), nil or body, routing, or
+ * a value JSON cannot hold ("body.a.b[2]: a function value ..."); the state
+ * stays usable for the next document (closed and rebuilt from the script
+ * compiled at start after a budget overrun). RC_ERR_TOOLARGE for nesting
+ * deeper than DOC_MAX_DEPTH (either way); RC_ERR_INVALID for corrupt BSON;
+ * RC_ERR_NOMEM.
  */
 rcode transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
                       const char *id_canonical, struct buf *out, char **routing, bool *skip,
