@@ -525,6 +525,10 @@ static const char *const returns_lua =
     "cases.string = function() return 'x' end\n"
     "cases.boolean = function() return false end\n"
     "cases.thread = function() return {co = coroutine.create(print)} end\n"
+    "cases.pick = function(doc) return reconciler.pick(doc, {'z', 'missing', 'a', 'n'}) end\n"
+    "cases.pick_bad = function(doc) return reconciler.pick(doc, {'a', 2}) end\n"
+    "cases.array_nil = function() return {a = reconciler.array(nil), b = reconciler.array()} "
+    "end\n"
     "function transform(doc) return cases[doc.case](doc) end\n";
 
 static void
@@ -614,6 +618,14 @@ test_returns(void)
 	             "transform returned a boolean");
 	expect_error(t, "{\"_id\": 1, \"case\": \"thread\"}", RC_ERR_INVALID,
 	             "body.co: a thread value");
+	/* pick: the listed keys the table has, in the list's order; null kept */
+	expect_body(t,
+	            "{\"_id\": 1, \"case\": \"pick\", \"a\": 1, \"n\": null, \"z\": [], \"q\": 2}",
+	            "{\"mongo_id\":\"1\",\"z\":[],\"a\":1,\"n\":null}");
+	expect_error(t, "{\"_id\": 1, \"case\": \"pick_bad\"}", RC_ERR_INVALID,
+	             "reconciler.pick: keys[2] is a number, not a string");
+	expect_body(t, "{\"_id\": 1, \"case\": \"array_nil\"}",
+	            "{\"mongo_id\":\"1\",\"a\":[],\"b\":[]}");
 	/* and the state still works */
 	expect_body(t, "{\"_id\": \"r\", \"case\": \"routing\"}", "{\"mongo_id\":\"r\"}");
 out:
