@@ -251,6 +251,10 @@ run_engine(const struct config *cfg, const char *kind, const char *trigger, int6
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_ERROR;
 	}
+	if (rc == RC_ERR_CONFIG) { /* e.g. a transform script that does not compile */
+		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
+		return EXIT_CONFIG;
+	}
 	if (res.run_id) {
 		printf("%srun %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64

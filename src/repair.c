@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "transform.h"
 #include "util.h"
 
 #include <assert.h>
@@ -334,6 +335,25 @@ flush_if_full(struct repair *rp, struct batch *b, size_t more)
 	return RC_OK;
 }
 
+static rcode repair_delete(struct repair *rp, const struct qitem *items, size_t n,
+                           int64_t resend_no);
+
+/* Deletes a stale copy that a rewrite will not overwrite (another routing):
+ * journaled as a duplicate of its document, in a batch of its own. */
+static rcode
+move_copy(struct repair *rp, const struct qitem *q)
+{
+	struct qitem old = *q;
+	struct store_drift d;
+
+	old.kind = DRIFT_DUPLICATE;
+	d = qitem_drift(&old);
+	if (store_drift_add(rp->store, rp->run_id, &d, -1, "pending",
+	                    "its routing is not the transform's: moved", NULL))
+		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
+	return repair_delete(rp, &old, 1, 0);
+}
+
 /* Converts doc and adds it to b, flushing b first when the document would
  * pass the byte cap and after when it reaches the count cap (unless
  * `whole`: a resent batch goes as one). A document that cannot be sent
@@ -355,18 +375,52 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		         idlen, OPENSEARCH_ID_MAX_BYTES);
 		return fail_item(rp, q, "id_too_long", msg);
 	}
+	char *routing = NULL;
+	bool skip = false;
 	buf_reset(json);
-	rc = doc_to_json(doc, rp->id_field, q->id, json, &cerr);
+	/* the body the live pipeline writes: RECONCILE_FIELDS/EXCLUDE/RENAME
+	 * and RECONCILE_TRANSFORM, or the document as MAPPING.md says */
+	rc = transform_apply(rp->tf, doc, rp->id_field, q->id, json, &routing, &skip, &cerr);
 	if (rc == RC_ERR_NOMEM)
 		return rerror_set(rp->err, rc, "out of memory converting %s", q->id);
 	if (rc) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "cannot convert the document to JSON: %s", cerr.message);
+		char msg[700];
+		snprintf(msg, sizeof(msg), "%s: %s",
+		         transform_active(rp->tf) ? "the transform failed"
+		                                  : "cannot convert the document to JSON",
+		         cerr.message);
 		return fail_item(rp, q, rcode_name(rc), msg);
 	}
-	if (!whole && (rc = flush_if_full(rp, b, json->len + idlen + 64)))
+	if (skip) {
+		/* the script leaves it out of the index: nothing to write */
+		struct store_drift d = qitem_drift(q);
+		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, "skipped",
+		                                    "the transform leaves it out of the index"))
+			return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
+		return RC_OK;
+	}
+	struct qitem routed = *q;
+	if (routing && q->kind == DRIFT_STALE &&
+	    (q->routing == NULL || strcmp(q->routing, routing) != 0)) {
+		/* the copy lives under another routing (another shard): remove it
+		 * first, journaled, then write the document where the script says
+		 * (the other order would delete the fresh write in a one-shard
+		 * index) */
+		rc = move_copy(rp, q);
+		if (rc) {
+			free(routing);
+			return rc;
+		}
+		routed.index = NULL;
+	}
+	if (routing)
+		routed.routing = routing;
+	if (!whole && (rc = flush_if_full(rp, b, json->len + idlen + 64))) {
+		free(routing);
 		return rc;
-	rc = batch_add(b, q, json);
+	}
+	rc = batch_add(b, &routed, json);
+	free(routing);
 	if (rc)
 		return rerror_set(rp->err, rc, "out of memory");
 	if (!whole && b->n >= (size_t)rp->cfg->sync_batch_size) {

@@ -23,6 +23,7 @@
 
 struct mongo;
 struct opensearch;
+struct transform;
 
 /* Most drifted documents queued before they are repaired, and most ids in
  * one $in (10,000 ids: about 400 KB, whatever the collection's size). */
@@ -55,6 +56,7 @@ struct repair {
 	volatile int *stop;
 	int64_t run_id;
 	const char *id_field; /* the keyword id field written into documents ("" none) */
+	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
 	void (*on_commit)(void *ctx); /* after every committed batch (progress) */
 	void *on_commit_ctx;

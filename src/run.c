@@ -25,6 +25,7 @@
 #include "pass.h"
 #include "repair.h"
 #include "store.h"
+#include "transform.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -66,6 +67,7 @@ struct run {
 	bool pass_done;
 	struct mongo_scan *scan;
 	struct repair rp;
+	struct transform *tf; /* body and routing of writes */
 	/* the cursor that waits for queued drift to be committed */
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
 	int64_t queued_compared, queued_seen;
@@ -900,6 +902,7 @@ repair_setup(struct run *r)
 	rp->run_id = r->id;
 	rp->id_field = r->id_field;
 	rp->full = r->full;
+	rp->tf = r->tf;
 	rp->on_commit = on_repair_commit;
 	rp->on_commit_ctx = r;
 	/* a full run's cursor moves with its batches, in the repair side */
@@ -922,12 +925,19 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	const char *status;
 
 	memset(res, 0, sizeof(*res));
-	rc = store_open(&r.store, e->cfg->state_db, err);
+	/* a script that does not compile stops here, before any run is begun */
+	rc = transform_new(&r.tf, e->cfg, err);
 	if (rc)
 		return rc;
+	rc = store_open(&r.store, e->cfg->state_db, err);
+	if (rc) {
+		transform_free(r.tf);
+		return rc;
+	}
 	rc = store_lock(r.store, &holder, e->cfg->name, err);
 	if (rc) {
 		store_free(r.store);
+		transform_free(r.tf);
 		return rc;
 	}
 	rc = start_or_resume(&r, kind, trigger, resume_id);
@@ -1046,5 +1056,6 @@ out:
 	free(r.cursor);
 	free(r.id_field);
 	store_free(r.store); /* releases the lock */
+	transform_free(r.tf);
 	return rc;
 }

@@ -1,0 +1,109 @@
+"""Repairs write what the transform says: declarative fields, a Lua script,
+its routing; a script that does not compile stops before any run; one
+document's script error fails that document alone."""
+import os
+
+from harness import Env, check, done
+
+DATE0 = 1704067200000
+
+SCRIPT = """
+function transform(doc)
+  if doc.title == "boom" then error("no boom allowed") end
+  if doc.title == "shell" then os.execute("touch /tmp/reconciler-pwned") end
+  if doc.title == "skip" then return nil end
+  return {name = doc.title, updatedAt = doc.updatedAt, shard = doc.shard}, doc.shard
+end
+"""
+
+
+def write(env, name, text):
+    path = os.path.join(env.tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def d(idv, title, shard, ms=DATE0):
+    return {"_id": idv, "title": title, "shard": shard, "extra": "not written",
+            "updatedAt": {"$date": {"$numberLong": str(ms)}}}
+
+
+def hits(env):
+    env.refresh()
+    st, res = env.os("POST", "/%s/_search" % env.index, {"size": 100})
+    return {h["_id"]: (h.get("_routing"), h["_source"]) for h in res["hits"]["hits"]}
+
+
+def script_scenario(env):
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"},
+                                    "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    script = write(env, "t.lua", SCRIPT)
+    env.mongo({"insert": "ads", "documents": [
+        d("a", "alpha", "r1"), d("b", "beta", "r2"), d("c", "gamma", "r3"),
+        d("x", "boom", "r1"), d("y", "shell", "r1"), d("z", "skip", "r1")]})
+    r = env.run("check", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    got = hits(env)
+    check(r.returncode == 3 and run["failed_count"] == 2,
+          "transform: two documents fail alone, exit 3 (%d, %s)" % (r.returncode, run["failed_count"]))
+    check(got.get("a") == ("r1", {"mongo_id": "a", "name": "alpha", "updatedAt": "2024-01-01T00:00:00.000Z",
+                                  "shard": "r1"}),
+          "transform: the body and the routing are the script's (%s)" % (got.get("a"),))
+    check("x" not in got and "y" not in got and "z" not in got,
+          "transform: failed and skipped documents are not written")
+    with env.journal() as db:
+        err = {x["doc_id"]: (x["status"], x["error"]) for x in db.execute(
+            "SELECT doc_id, status, error FROM run_ids WHERE run_id = ?", (run["id"],))}
+    check("no boom allowed" in (err.get("x", ("", ""))[1] or ""),
+          "transform: a runtime error is journaled with the script's message (%s)" % (err.get("x"),))
+    check(err.get("y", ("",))[0] == "failed" and not os.path.exists("/tmp/reconciler-pwned"),
+          "transform: os.execute is refused, that document fails (%s)" % (err.get("y"),))
+    check(err.get("z", ("",))[0] == "skipped", "transform: nil leaves it out (%s)" % (err.get("z"),))
+
+    # the routing changes: the copy moves, one copy stays
+    env.mongo({"update": "ads", "updates": [{"q": {"_id": "b"}, "u": {"$set": {
+        "shard": "r9", "updatedAt": {"$date": {"$numberLong": str(DATE0 + 5)}}}}}]})
+    r = env.run("check", RECONCILE_TRANSFORM=script)
+    env.refresh()
+    st, res = env.os("POST", "/%s/_search" % env.index,
+                     {"size": 100, "query": {"term": {"mongo_id": "b"}}})
+    copies = [(h.get("_routing"), h["_source"].get("shard")) for h in res["hits"]["hits"]]
+    check(copies == [("r9", "r9")], "transform: a copy whose routing changed is moved (%s)" % copies)
+
+    # a script that does not compile: exit 78, no run begun
+    bad = write(env, "bad.lua", "function transform(doc)\n  return {\nend\n")
+    with env.journal() as db:
+        before = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    r = env.run("check", RECONCILE_TRANSFORM=bad)
+    with env.journal() as db:
+        after = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    check(r.returncode == 78 and "bad.lua:" in r.stderr and after == before,
+          "transform: a syntax error exits 78 naming file and line, no run (%d, %s)"
+          % (r.returncode, r.stderr[-200:]))
+
+
+def declarative(env):
+    env.create_index()
+    env.mongo({"insert": "ads", "documents": [d("a", "alpha", "r1")]})
+    r = env.run("check", RECONCILE_FIELDS="title,updatedAt", RECONCILE_RENAME="title:headline")
+    got = hits(env)
+    check(r.returncode == 0 and got.get("a", (None, {}))[1] == {
+        "mongo_id": "a", "headline": "alpha", "updatedAt": "2024-01-01T00:00:00.000Z"},
+          "declarative: keep and rename (%s)" % (got.get("a"),))
+
+
+for name, fn in (("script", script_scenario), ("decl", declarative)):
+    env = Env(name)
+    try:
+        fn(env)
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(False, "%s raised %r" % (name, e))
+    finally:
+        env.cleanup()
+done()
