@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <mongoc/mongoc.h>
 #include <yaml.h>
 
 /* CFG_FIELDS and CFG_RENAMES are text too: comma lists of top-level field
@@ -201,10 +203,14 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 			                      e->words[i]);
 		break;
 	case CFG_MONGO_URI:
-		snprintf(out, len, "a mongodb:// or mongodb+srv:// URI");
+		snprintf(out, len,
+		         "a mongodb:// or mongodb+srv:// URI that libmongoc parses, "
+		         "'@' in the password as %%40");
 		break;
 	case CFG_HTTP_URL:
-		snprintf(out, len, "an http:// or https:// URL");
+		snprintf(out, len,
+		         "an http:// or https:// URL that libcurl parses, without "
+		         "query or fragment");
 		break;
 	case CFG_STRING:
 		snprintf(out, len, e->min ? "a non-empty string" : "any string");
@@ -218,6 +224,95 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		         "'.'; each name renamed once, each new name used once)");
 		break;
 	}
+}
+
+/* A rejected URI as shown in the message. It may hold an '@' or a '/' its
+ * author forgot to percent-encode, so everything from the first ':' after
+ * the scheme to the last '@' is masked: too much rather than a password. */
+static char *
+mask_bad_uri(const char *v)
+{
+	const char *auth = strstr(v, "://"), *colon, *at = strrchr(v, '@');
+	char *out;
+
+	if (auth == NULL || at == NULL || at < auth)
+		return util_mask_uri(v);
+	auth += 3;
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	if (colon == NULL)
+		return strdup(v);
+	out = malloc(strlen(v) + 4);
+	if (out)
+		sprintf(out, "%.*s***%s", (int)(colon + 1 - v), v, at);
+	return out;
+}
+
+/* libmongoc logs the precise reason (e.g. "Port could not be parsed")
+ * before it returns a vaguer error: the first such line is kept. */
+static void
+capture_mongoc_log(mongoc_log_level_t level, const char *domain, const char *message, void *ctx)
+{
+	char *first = ctx;
+
+	(void)domain;
+	if (level <= MONGOC_LOG_LEVEL_ERROR && first[0] == '\0')
+		snprintf(first, 200, "%s", message);
+}
+
+/* Parses v with the library that will use it, so a URI it would refuse at
+ * the first connection is refused now, before anything is journaled. On
+ * failure, why says what the library said. */
+static bool
+uri_parses(const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	bool ok = false;
+
+	why[0] = '\0';
+	if (e->type == CFG_MONGO_URI) {
+		bson_error_t be = {0};
+		char logged[200] = "";
+		/* config is read before mongo_global_init installs the project's
+		 * handler (main, fixture), so the default is what comes back */
+		mongoc_log_set_handler(capture_mongoc_log, logged);
+		mongoc_uri_t *uri = mongoc_uri_new_with_error(v, &be);
+		mongoc_log_set_handler(mongoc_log_default_handler, NULL);
+		ok = uri != NULL;
+		if (!ok)
+			snprintf(why, len, "libmongoc: %s%s%s", be.message, *logged ? ": " : "",
+			         logged);
+		/* libmongoc splits at the first '@' and takes the rest as host
+		 * names, so part of a password with a raw '@' would end up in
+		 * DNS errors: no host name has one */
+		const char *srv = ok ? mongoc_uri_get_srv_hostname(uri) : NULL;
+		bool at = srv && strchr(srv, '@');
+		for (const mongoc_host_list_t *h = ok ? mongoc_uri_get_hosts(uri) : NULL; h;
+		     h = h->next)
+			at |= strchr(h->host, '@') != NULL;
+		if (at) {
+			ok = false;
+			snprintf(why, len,
+			         "a host name holds '@': percent-encode an '@' of the "
+			         "user name or password as %%40");
+		}
+		mongoc_uri_destroy(uri);
+	} else {
+		CURLU *u = curl_url();
+		char *part = NULL;
+		CURLUcode c = u ? curl_url_set(u, CURLUPART_URL, v, 0) : CURLUE_OUT_OF_MEMORY;
+		if (c)
+			snprintf(why, len, "libcurl: %s", curl_url_strerror(c));
+		else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+		         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+			/* paths are appended to it: a query or fragment would break them */
+			snprintf(why, len, "a base URL has no query or fragment");
+		else
+			ok = true;
+		curl_free(part);
+		curl_url_cleanup(u);
+	}
+	/* whatever the library echoed, the password does not leave */
+	util_mask_secrets(why, len);
+	return ok;
 }
 
 /* The file's key of a setting: its environment name in lower case. */
@@ -303,7 +398,7 @@ static rcode
 set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const char *where,
           struct rerror *err)
 {
-	char what[160], key[64];
+	char what[160], key[64], why[300] = "";
 	int64_t n;
 
 	switch (e->type) {
@@ -331,13 +426,14 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 	case CFG_MONGO_URI:
 		if (strncmp(v, "mongodb://", 10) && strncmp(v, "mongodb+srv://", 14))
 			goto bad;
-		if (strlen(v) <= (v[7] == '+' ? 14u : 10u))
+		if (strlen(v) <= (v[7] == '+' ? 14u : 10u) || !uri_parses(e, v, why, sizeof(why)))
 			goto bad;
 		break;
 	case CFG_HTTP_URL:
 		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
 			goto bad;
-		if (strlen(v) <= (v[4] == 's' ? 8u : 7u) || strpbrk(v, " \t\r\n"))
+		if (strlen(v) <= (v[4] == 's' ? 8u : 7u) || strpbrk(v, " \t\r\n") ||
+		    !uri_parses(e, v, why, sizeof(why)))
 			goto bad;
 		break;
 	case CFG_STRING:
@@ -367,15 +463,15 @@ bad:
 	allowed(e, what, sizeof(what));
 	{
 		bool uri = e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
-		char *shown = uri ? util_mask_uri(v) : NULL;
+		char *shown = uri ? mask_bad_uri(v) : NULL;
 		const char *value = shown ? shown : (e->secret ? "***" : v);
 		if (where) {
 			file_key(e, key, sizeof(key));
-			rerror_set(err, RC_ERR_CONFIG, "%s%s: \"%s\" is invalid: expected %s",
-			           where, key, value, what);
+			rerror_set(err, RC_ERR_CONFIG, "%s%s: \"%s\" is invalid: %s%sexpected %s",
+			           where, key, value, why, *why ? "; " : "", what);
 		} else {
-			rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: expected %s", e->name,
-			           value, what);
+			rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: %s%sexpected %s",
+			           e->name, value, why, *why ? "; " : "", what);
 		}
 		free(shown);
 	}

@@ -220,9 +220,13 @@ util_mask_secrets(char *s, size_t cap)
 	while ((p = strstr(p, "://")) != NULL) {
 		char *start = p + 3, *at, *colon, *end;
 
-		/* userinfo ends at the first '@' before any '/', ' ', '"' */
+		/* userinfo ends at the last '@' before any '/', ' ', '"': a host
+		 * has none, and libmongoc takes a password with a raw '@' */
 		end = start + strcspn(start, "/ \"'\n?#");
-		at = memchr(start, '@', (size_t)(end - start));
+		at = NULL;
+		for (char *q = start; q < end; q++)
+			if (*q == '@')
+				at = q;
 		if (at) {
 			/* the password starts after the first ':' of userinfo */
 			colon = memchr(start, ':', (size_t)(at - start));

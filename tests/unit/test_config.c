@@ -50,6 +50,15 @@ test_validation(void)
 	bad("MONGODB_URI", "postgres://x", "mongodb://");
 	bad("OPENSEARCH_URL", "localhost:9200", "http://");
 	bad("PORT", "70000", "0 to 65535");
+	/* parsed by the libraries that use them, at start-up */
+	bad("MONGODB_URI", "mongodb://u:p@@@", "libmongoc: Invalid username or password");
+	bad("MONGODB_URI", "mongodb://db:99999", "Port could not be parsed");
+	bad("MONGODB_URI", "mongodb://db/?replicaSet=", "replicaset");
+	bad("MONGODB_URI", "mongodb+srv://one-label", "libmongoc");
+	bad("OPENSEARCH_URL", "http://[::1", "libcurl");
+	bad("OPENSEARCH_URL", "http://search:99999", "libcurl: Port number");
+	bad("OPENSEARCH_URL", "http://u:p@@search:9200", "libcurl");
+	bad("OPENSEARCH_URL", "http://search:9200/?pretty", "no query or fragment");
 	bad("RECONCILIATION_INTERVAL_MS", "-5", "integer");
 
 	/* RECONCILIATION_ENABLED=false really disables (the old service could not) */
@@ -86,9 +95,35 @@ test_masking(void)
 	setenv("MONGODB_URI", "mongo://u:hunter22@h", 1);
 	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
 	CHECK(strstr(e.message, "hunter22") == NULL);
+	/* nor when an unencoded '@' or '/' makes the password hard to find */
+	const char *hidden[][2] = {{"MONGODB_URI", "mongodb://app:hunter@22@@db:port/"},
+	                           {"MONGODB_URI", "mongodb://app:hun/ter22@db:port/"},
+	                           {"OPENSEARCH_URL", "https://admin:hunter@22@@search:9200"},
+	                           {"OPENSEARCH_URL", "https://admin:hunter22@search:99999"}};
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+		setenv(hidden[i][0], hidden[i][1], 1);
+		CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
+		CHECK(strstr(e.message, "hunter") == NULL && strstr(e.message, "ter22") == NULL);
+		CHECK(strstr(e.message, hidden[i][0]) != NULL && strstr(e.message, "***") != NULL);
+		if (strstr(e.message, "hunter") || strstr(e.message, "ter22"))
+			fprintf(stderr, "  leaked: %s\n", e.message);
+		unsetenv(hidden[i][0]);
+	}
 	unsetenv("MONGODB_URI");
 	unsetenv("OPENSEARCH_PASSWORD");
 	unsetenv("API_TOKEN");
+
+	/* libmongoc would take the part of a password after a raw '@' for a
+	 * host name (and show it in DNS errors): refused, masked */
+	setenv("MONGODB_URI", "mongodb://app:hunter@22@db:27017/", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
+	CHECK(strstr(e.message, "%40") != NULL && strstr(e.message, "hunter") == NULL &&
+	      strstr(e.message, "22@") == NULL);
+	unsetenv("MONGODB_URI");
+	/* masking takes the last '@' of the authority */
+	char m[128] = "GET http://u:a@b@host/x and mongodb://h:1/?x=a@b";
+	util_mask_secrets(m, sizeof(m));
+	CHECK_STR(m, "GET http://u:***@host/x and mongodb://h:1/?x=a@b");
 
 	char s[128] = "connect mongodb://u:pw@h and http://a:bcdef@x/ and mongodb://h/";
 	util_mask_secrets(s, sizeof(s));
