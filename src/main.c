@@ -323,6 +323,20 @@ with_store(const struct cli *cli, struct store **s)
 	return 0;
 }
 
+/* runs and show only read: they work on a journal written by a newer
+ * reconciler or one this user may not write, and never create one. */
+static int
+read_store(const struct cli *cli, struct store **s, bool *none)
+{
+	struct rerror err = {0};
+	rcode rc = store_open_read(s, cli->set->global->state_db, &err);
+
+	*none = rc == RC_ERR_NOTFOUND;
+	if (rc && !*none)
+		fprintf(stderr, "reconciler: %s\n", err.message);
+	return rc ? EXIT_ERROR : 0;
+}
+
 static int
 cmd_resume(const struct cli *cli, int argc, char **argv)
 {
@@ -413,6 +427,7 @@ cmd_runs(const struct cli *cli, int argc, char **argv)
 	struct store *s;
 	cJSON *runs = NULL, *r;
 	int64_t limit = 20;
+	bool none;
 
 	if (argc == 3 && strcmp(argv[1], "--limit") == 0) {
 		if (util_parse_i64(argv[2], &limit) || limit <= 0 || limit > 100000) {
@@ -423,8 +438,12 @@ cmd_runs(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "usage: reconciler runs [--limit N] [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
-	if (with_store(cli, &s))
-		return EXIT_ERROR;
+	if (read_store(cli, &s, &none)) {
+		if (!none)
+			return EXIT_ERROR;
+		printf("no runs yet: there is no journal at %s\n", cli->set->global->state_db);
+		return 0;
+	}
 	if (store_report_runs(s, &runs, cli->mirror ? cli->mirror->name : NULL, limit, 0, NULL)) {
 		store_free(s);
 		fprintf(stderr, "runs: cannot read the journal\n");
@@ -463,14 +482,19 @@ cmd_show(const struct cli *cli, int argc, char **argv)
 	struct store *s;
 	cJSON *report = NULL;
 	int64_t id;
+	bool none;
 	rcode rc;
 
 	if (argc != 2 || util_parse_i64(argv[1], &id) || id <= 0) {
 		fprintf(stderr, "usage: reconciler show RUN_ID [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
-	if (with_store(cli, &s))
+	if (read_store(cli, &s, &none)) {
+		if (none)
+			fprintf(stderr, "show: no run %" PRId64 " (there is no journal at %s)\n",
+			        id, cli->set->global->state_db);
 		return EXIT_ERROR;
+	}
 	rc = store_report_run(s, &report, id);
 	store_free(s);
 	if (rc == RC_OK && cli->mirror &&

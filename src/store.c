@@ -18,6 +18,13 @@
  *   their lock file) or "<db>.<mirror>.lock" (names are [a-z0-9_-], safe in
  *   a path). The kernel drops the lock when its holder dies, so a crash
  *   never wedges it; runs of different mirrors hold different locks.
+ * - Guards: a journal with a migration this binary does not know (written
+ *   by a newer version) is refused for writing and only read
+ *   (store_open_read). Opening for writing proves it can write (a small
+ *   committed write), so a read-only file, a full disk or another
+ *   process's lock is a clear error at start, not in the middle of a run.
+ *   Every failed write says what a person can do about it; /api/health
+ *   probes with the same small write.
  */
 #include "store.h"
 #include "log.h"
@@ -37,17 +44,79 @@
 
 #include <sqlite3.h>
 
+/* How long a statement waits for another connection's lock. */
+#define BUSY_WAIT_MS 10000
+
 struct store {
 	sqlite3 *db;
 	char *path;
 	int lock_fd;
 };
 
+#define DISK_FULL                                                                                  \
+	"the disk is full: free space where the journal lives, then run again (committed work "    \
+	"is kept and an interrupted run resumes)"
+#define READ_ONLY                                                                                  \
+	"it is read-only for this user: the file, its -wal and -shm files and their directory "    \
+	"must be writable by the user the reconciler runs as"
+#define NOT_A_DB                                                                                   \
+	"this file is not a SQLite journal: move it aside (keep it for audit) and the next "       \
+	"start creates a new journal; see Recovery in docs/JOURNAL.md"
+
+/* What a person can do about a journal error (docs/JOURNAL.md, Recovery);
+ * NULL when it is not about the file, the disk or a lock. */
+static const char *
+advice(sqlite3 *db, int code)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
+	if (sys == ENOSPC || sys == EDQUOT || code == SQLITE_IOERR_SHMSIZE)
+		return DISK_FULL;
+	if (sys == EROFS)
+		return "the filesystem of the journal is mounted read-only";
+	switch (code & 0xff) {
+	case SQLITE_FULL:
+		return DISK_FULL;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return READ_ONLY;
+	case SQLITE_CANTOPEN:
+		return "cannot open the file: its directory must exist and be writable by this "
+		       "user";
+	case SQLITE_NOTADB:
+		return NOT_A_DB;
+	case SQLITE_CORRUPT:
+		return "the journal is damaged: move it aside and try `sqlite3 FILE .recover`; see "
+		       "Recovery in docs/JOURNAL.md";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "another process holds a lock on the journal (a sqlite3 shell inside a "
+		       "transaction, or with PRAGMA locking_mode=EXCLUSIVE): end it, then run "
+		       "again";
+	case SQLITE_IOERR:
+		return "the disk failed a read or a write: check it (df, dmesg)";
+	}
+	return NULL;
+}
+
+/* Logs the last error of s with its advice (what may be NULL). */
+static void
+log_db_error(struct store *s, const char *what)
+{
+	const char *adv = advice(s->db, sqlite3_extended_errcode(s->db));
+
+	log_error("journal: %s%s%s%s%s", what ? what : "", what ? ": " : "", sqlite3_errmsg(s->db),
+	          adv ? ": " : "", adv ? adv : "");
+}
+
 static rcode
 db_error(struct store *s, struct rerror *err, const char *what)
 {
-	return rerror_set(err, RC_ERR_STORE, "journal %s: %s: %s", s->path, what,
-	                  sqlite3_errmsg(s->db));
+	int code = sqlite3_extended_errcode(s->db);
+	const char *adv = advice(s->db, code);
+
+	return rerror_set(err, RC_ERR_STORE, "journal %s: %s: %s%s%s", s->path, what,
+	                  sqlite3_errmsg(s->db), adv ? ": " : "", adv ? adv : "");
 }
 
 static rcode
@@ -120,7 +189,7 @@ sql_run(struct store *s, const char *sql, const char *types, ...)
 	if (rc == RC_OK) {
 		step = sqlite3_step(st);
 		if (step != SQLITE_DONE && step != SQLITE_ROW) {
-			log_error("journal: %s", sqlite3_errmsg(s->db));
+			log_db_error(s, NULL);
 			rc = RC_ERR_STORE;
 		}
 	}
@@ -174,6 +243,8 @@ mkdir_parent(const char *path)
 	return rc;
 }
 
+static rcode refuse_newer(struct store *s, struct rerror *err);
+
 rcode
 store_open(struct store **out, const char *path, struct rerror *err)
 {
@@ -188,8 +259,10 @@ store_open(struct store **out, const char *path, struct rerror *err)
 	}
 	s->lock_fd = -1;
 	if (mkdir_parent(path)) {
-		rc = rerror_set(err, RC_ERR_STORE, "journal %s: cannot create its directory: %s",
-		                path, strerror(errno));
+		rc =
+		    rerror_set(err, RC_ERR_STORE, "journal %s: cannot create its directory: %s%s",
+		               path, strerror(errno),
+		               errno == EACCES ? " (its parent is not writable by this user)" : "");
 		goto fail;
 	}
 	if (sqlite3_open_v2(path, &s->db,
@@ -198,23 +271,189 @@ store_open(struct store **out, const char *path, struct rerror *err)
 		rc = db_error(s, err, "cannot open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
 	/* The last connection to close would take an exclusive lock to
 	 * checkpoint and delete the WAL; a person's sqlite3 shell opening at
 	 * that moment would say "database is locked". Checkpoints still run
 	 * automatically while we write. */
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	sqlite3_extended_result_codes(s->db, 1);
+	/* SQLite quietly opens a file it may not write for reading only */
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		rc = rerror_set(err, RC_ERR_STORE, "journal %s: cannot be written (uid %d): %s",
+		                path, (int)getuid(), READ_ONLY);
+		goto fail;
+	}
 	if (sqlite3_exec(s->db,
 	                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 	                 "PRAGMA foreign_keys=ON;",
 	                 NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_error(s, err, "cannot set WAL mode (is the disk read-only?)");
+		rc = db_error(s, err, "cannot open");
 		goto fail;
 	}
-	rc = store_migrate(s, NULL, err);
+	rc = refuse_newer(s, err);
+	if (rc == RC_OK)
+		rc = store_migrate(s, NULL, err);
+	if (rc == RC_OK)
+		rc = store_probe_write(s, BUSY_WAIT_MS, err);
 	if (rc)
 		goto fail;
+	*out = s;
+	return RC_OK;
+fail:
+	store_free(s);
+	return rc;
+}
+
+/* Counts this binary's migrations the journal lacks, and names the last
+ * migration it has that this binary does not know ("" when none). */
+static rcode
+migration_state(struct store *s, int *pending, char *unknown, size_t len, struct rerror *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t exists = 0;
+	int step, known = 0, total = 0;
+
+	*pending = 0;
+	unknown[0] = '\0';
+	for (const struct store_migration *m = store_migrations; m->name; m++)
+		total++;
+	if (sql_int(s, &exists,
+	            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+	            " name = 'schema_migrations'",
+	            ""))
+		return db_error(s, err, "cannot read");
+	if (!exists) {
+		*pending = total;
+		return RC_OK;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM schema_migrations ORDER BY name", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return db_error(s, err, "cannot read schema_migrations");
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		bool ours = false;
+		for (const struct store_migration *m = store_migrations; m->name && !ours; m++)
+			ours = name && strcmp(name, m->name) == 0;
+		if (ours)
+			known++;
+		else if (name)
+			snprintf(unknown, len, "%s", name);
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return db_error(s, err, "cannot read schema_migrations");
+	*pending = total - known;
+	return RC_OK;
+}
+
+static const char *
+latest_migration(void)
+{
+	const char *last = "(none)";
+
+	for (const struct store_migration *m = store_migrations; m->name; m++)
+		last = m->name;
+	return last;
+}
+
+/* A newer reconciler's journal may hold tables and rules this binary does
+ * not know, so writing to it could damage it: refused. */
+static rcode
+refuse_newer(struct store *s, struct rerror *err)
+{
+	char unknown[128];
+	int pending;
+	rcode rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
+
+	if (rc || !*unknown)
+		return rc;
+	return rerror_set(err, RC_ERR_STORE,
+	                  "journal %s was written by a newer reconciler: it has migration %s, "
+	                  "this reconciler (%s) knows migrations up to %s. Run the newer "
+	                  "version; `reconciler runs` and `reconciler show` can still read it",
+	                  s->path, unknown, RECONCILER_VERSION, latest_migration());
+}
+
+rcode
+store_probe_write(struct store *s, int wait_ms, struct rerror *err)
+{
+	int64_t v = 0;
+	char sql[96];
+	rcode rc = RC_OK;
+
+	/* the same value again: a committed write that changes nothing */
+	if (sql_int(s, &v, "PRAGMA user_version", ""))
+		return db_error(s, err, "cannot read");
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; PRAGMA user_version = %lld; COMMIT",
+	         (long long)v);
+	sqlite3_busy_timeout(s->db, wait_ms);
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_error(s, err, "cannot be written");
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
+	return rc;
+}
+
+rcode
+store_open_read(struct store **out, const char *path, struct rerror *err)
+{
+	struct store *s;
+	struct stat sb;
+	char unknown[128], uri[4200];
+	int pending = 0;
+	rcode rc;
+
+	*out = NULL;
+	if (stat(path, &sb) != 0)
+		return rerror_set(
+		    err, errno == ENOENT ? RC_ERR_NOTFOUND : RC_ERR_STORE, "journal %s: %s", path,
+		    errno == ENOENT ? "no such file (no run recorded yet)" : strerror(errno));
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
+		free(s);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	s->lock_fd = -1;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = db_error(s, err, "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
+	sqlite3_extended_result_codes(s->db, 1);
+	rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
+	snprintf(uri, sizeof(uri), "%s-wal", path);
+	if (rc &&
+	    (sqlite3_errcode(s->db) == SQLITE_READONLY ||
+	     sqlite3_errcode(s->db) == SQLITE_CANTOPEN) &&
+	    stat(uri, &sb) != 0) {
+		/* WAL needs a -shm file this user cannot create; with no -wal
+		 * file there is nothing it would add: read the file as it is */
+		sqlite3_close_v2(s->db);
+		s->db = NULL;
+		snprintf(uri, sizeof(uri), "file:%s?immutable=1", path);
+		if (sqlite3_open_v2(uri, &s->db,
+		                    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX,
+		                    NULL) != SQLITE_OK) {
+			rc = db_error(s, err, "cannot open");
+			goto fail;
+		}
+		rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
+	}
+	if (rc)
+		goto fail;
+	if (pending > 0 && !*unknown) {
+		/* an older journal: bring it up to date, which writes */
+		store_free(s);
+		return store_open(out, path, err);
+	}
+	if (*unknown)
+		log_warn("journal %s was written by a newer reconciler (migration %s; this one "
+		         "knows up to %s): reading only",
+		         path, unknown, latest_migration());
 	*out = s;
 	return RC_OK;
 fail:
@@ -245,7 +484,7 @@ store_migrate(struct store *s, int *applied, struct rerror *err)
 	                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	                 " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
 	                 NULL, NULL, NULL) != SQLITE_OK)
-		return db_error(s, err, "cannot create schema_migrations (is the disk read-only?)");
+		return db_error(s, err, "cannot create schema_migrations");
 	for (const struct store_migration *m = store_migrations; m->name; m++) {
 		int64_t done;
 		char ts[32];
@@ -260,9 +499,11 @@ store_migrate(struct store *s, int *applied, struct rerror *err)
 		if (sqlite3_exec(s->db, m->sql, NULL, NULL, NULL) != SQLITE_OK ||
 		    sql_run(s, "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
 		            "tt", m->name, ts)) {
-			rcode rc =
-			    rerror_set(err, RC_ERR_STORE, "journal %s: migration %s failed: %s",
-			               s->path, m->name, sqlite3_errmsg(s->db));
+			int code = sqlite3_extended_errcode(s->db);
+			const char *adv = advice(s->db, code);
+			rcode rc = rerror_set(
+			    err, RC_ERR_STORE, "journal %s: migration %s failed: %s%s%s", s->path,
+			    m->name, sqlite3_errmsg(s->db), adv ? ": " : "", adv ? adv : "");
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return rc;
 		}
@@ -326,8 +567,10 @@ store_unlock(struct store *s)
 rcode
 store_tx_begin(struct store *s)
 {
-	return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? RC_OK
-	                                                                             : RC_ERR_STORE;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+		return RC_OK;
+	log_db_error(s, "cannot begin a transaction");
+	return RC_ERR_STORE;
 }
 
 rcode
@@ -335,7 +578,7 @@ store_tx_commit(struct store *s)
 {
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return RC_OK;
-	log_error("journal: commit failed: %s", sqlite3_errmsg(s->db));
+	log_db_error(s, "commit failed");
 	store_tx_rollback(s);
 	return RC_ERR_STORE;
 }

@@ -10,6 +10,7 @@
 #include "error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -23,8 +24,18 @@ struct store_migration {
 extern const struct store_migration store_migrations[]; /* generated, {0,0}-terminated */
 
 /* Opens (creating the directory and file if needed), sets WAL and a busy
- * timeout, and applies pending migrations. */
+ * timeout, and applies pending migrations. Refuses a journal written by a
+ * newer reconciler (a migration this binary does not know) and one it
+ * cannot write (read-only, disk full, locked), with what to do about it. */
 rcode store_open(struct store **out, const char *path, struct rerror *err);
+/* Opens for reading only (`runs`, `show`): never creates the file
+ * (RC_ERR_NOTFOUND when there is none) and reads a newer reconciler's
+ * journal. An older journal is brought up to date as store_open does. */
+rcode store_open_read(struct store **out, const char *path, struct rerror *err);
+/* A small committed write that changes nothing: can the journal be written
+ * now? (disk full, read-only, another process's lock, waited for at most
+ * wait_ms) */
+rcode store_probe_write(struct store *s, int wait_ms, struct rerror *err);
 void store_free(struct store *s);
 /* Number of migrations applied by this call through *applied (may be NULL). */
 rcode store_migrate(struct store *s, int *applied, struct rerror *err);
