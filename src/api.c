@@ -1490,7 +1490,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- serve --------------------------------------------------------------- */
 
-static sigset_t stop_signals;
+static sigset_t stop_signals, wait_signals;
 
 static void *
 second_signal(void *arg)
@@ -1517,7 +1517,7 @@ serve_main(const struct config_set *set)
 	unsigned flags =
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	size_t resuming = 0, enabled = 0;
-	int sig, rc = 0;
+	int sig = 0, rc = 0;
 	pthread_t t2;
 
 	pthread_mutex_init(&a.store_mu, NULL);
@@ -1544,7 +1544,9 @@ serve_main(const struct config_set *set)
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	wait_signals = stop_signals;
+	sigaddset(&wait_signals, SIGHUP); /* logrotate: reopen the log files */
+	pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (store_open(&a.store, cfg->state_db, &err)) {
@@ -1609,7 +1611,10 @@ serve_main(const struct config_set *set)
 		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
 		         (long long)cfg->concurrency);
 
-	sigwait(&stop_signals, &sig);
+	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
+		log_reopen();
+		log_info("SIGHUP: log files reopened");
+	}
 	log_info("signal %d: shutting down (in-flight batch first)", sig);
 	pthread_create(&t2, NULL, second_signal, NULL);
 	pthread_detach(t2);

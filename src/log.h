@@ -10,9 +10,12 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
-/* dir may be NULL or "" for stderr only. Safe to call again (reopens). */
+/* dir may be NULL or "" for stderr only. Safe to call again (reopens).
+ * With a dir, SIGHUP makes the next line reopen the files (logrotate). */
 void log_open(const char *dir, enum log_level level);
 void log_close(void);
+/* Reopens the files now (after logrotate renamed them). */
+void log_reopen(void);
 
 /* run_id 0 means "no run". */
 void log_msg(enum log_level level, int64_t run_id, const char *fmt, ...)
