@@ -278,8 +278,8 @@ uri_parses(const struct cfg_entry *e, const char *v, char *why, size_t len)
 		mongoc_log_set_handler(mongoc_log_default_handler, NULL);
 		ok = uri != NULL;
 		if (!ok)
-			snprintf(why, len, "libmongoc: %s%s%s", be.message, *logged ? ": " : "",
-			         logged);
+			snprintf(why, len, "libmongoc: %.150s%s%.100s", be.message,
+			         *logged ? ": " : "", logged);
 		/* libmongoc splits at the first '@' and takes the rest as host
 		 * names, so part of a password with a raw '@' would end up in
 		 * DNS errors: no host name has one */

@@ -16,6 +16,10 @@
  *   dump                    the collection as _bulk NDJSON on stdout (for bulk-file)
  *   bulk-file FILE [--batch N]  send FILE's actions with _bulk, N per request
  *                           (the raw cost of indexing, without MongoDB)
+ *   big KIND N --id K       insert one pathological document with the loader's
+ *                           id K: KIND bytes (N bytes of BSON, 1 KB strings),
+ *                           fields (N top-level fields), depth (objects N deep),
+ *                           array (one array of N numbers)
  *
  * Settings are the reconciler's own (MONGODB_URI, OPENSEARCH_URL, ...).
  */
@@ -210,6 +214,88 @@ index_action(struct buf *body, const bson_t *doc, const bson_value_t *idv, const
 		if (body->data)
 			body->data[mark] = '\0';
 	}
+	return rc;
+}
+
+/* Appends N levels of {"d": {"d": ... {"leaf": 1}}} under key. */
+static bool
+nest(bson_t *parent, const char *key, int64_t levels)
+{
+	bson_t child;
+	bool ok;
+
+	if (levels == 0)
+		return BSON_APPEND_INT32(parent, key, 1);
+	if (!BSON_APPEND_DOCUMENT_BEGIN(parent, key, &child))
+		return false;
+	ok = nest(&child, "d", levels - 1);
+	return bson_append_document_end(parent, &child) && ok;
+}
+
+static int
+cmd_big(const struct config *cfg, int argc, char **argv)
+{
+	int64_t n, id = 0;
+	mongoc_client_t *client;
+	mongoc_collection_t *coll;
+	bson_t doc = BSON_INITIALIZER, arr;
+	bson_error_t e;
+	char key[32], text[1024];
+	const char *kp;
+	bool ok = true;
+	int rc = 0;
+
+	if (argc < 2 || (n = atoll(argv[1])) <= 0)
+		return die("big", "usage: big bytes|fields|depth|array N [--id K]");
+	if (argc == 4 && !strcmp(argv[2], "--id"))
+		id = atoll(argv[3]);
+	make_id(&doc, id, "oid");
+	BSON_APPEND_DATE_TIME(&doc, "updatedAt", 1704067200000LL + id * 1000);
+	BSON_APPEND_UTF8(&doc, "kind", argv[0]);
+	if (!strcmp(argv[0], "bytes")) {
+		memset(text, 'a' + (int)(id % 26), sizeof(text));
+		BSON_APPEND_ARRAY_BEGIN(&doc, "text", &arr);
+		/* N is the size of the whole BSON document */
+		for (uint32_t i = 0; ok && (int64_t)(doc.len + arr.len) + 1100 < n; i++) {
+			bson_uint32_to_string(i, &kp, key, sizeof(key));
+			ok = bson_append_utf8(&arr, kp, -1, text, (int)sizeof(text));
+		}
+		ok = bson_append_array_end(&doc, &arr) && ok;
+	} else if (!strcmp(argv[0], "fields")) {
+		for (int64_t i = 0; ok && i < n; i++) {
+			snprintf(key, sizeof(key), "f%" PRId64, i);
+			ok = BSON_APPEND_INT64(&doc, key, i);
+		}
+	} else if (!strcmp(argv[0], "depth")) {
+		ok = nest(&doc, "d", n);
+	} else if (!strcmp(argv[0], "array")) {
+		BSON_APPEND_ARRAY_BEGIN(&doc, "numbers", &arr);
+		for (uint32_t i = 0; ok && i < (uint32_t)n; i++) {
+			bson_uint32_to_string(i, &kp, key, sizeof(key));
+			ok = bson_append_int32(&arr, kp, -1, (int32_t)i);
+		}
+		ok = bson_append_array_end(&doc, &arr) && ok;
+	} else {
+		bson_destroy(&doc);
+		return die("big", "KIND is bytes, fields, depth or array");
+	}
+	if (!ok) {
+		bson_destroy(&doc);
+		return die("big", "the document does not fit in BSON");
+	}
+	client = client_for(cfg);
+	if (client == NULL) {
+		bson_destroy(&doc);
+		return die("big", "bad MONGODB_URI");
+	}
+	coll = mongoc_client_get_collection(client, cfg->mongodb_database, cfg->mongodb_collection);
+	if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e))
+		rc = die("insert", e.message);
+	else
+		printf("%u\n", doc.len);
+	mongoc_collection_destroy(coll);
+	mongoc_client_destroy(client);
+	bson_destroy(&doc);
 	return rc;
 }
 
@@ -577,6 +663,8 @@ main(int argc, char **argv)
 		rc = cmd_dump(cfg);
 	else if (!strcmp(argv[1], "bulk-file"))
 		rc = cmd_bulk_file(cfg, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "big"))
+		rc = cmd_big(cfg, argc - 2, argv + 2);
 	else
 		rc = die(argv[1], "unknown command");
 	opensearch_global_cleanup();
