@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -125,6 +126,7 @@ reply_error(struct call *c, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	util_mask_secrets(msg, sizeof(msg));
+	util_utf8_clean(msg);
 	cJSON_AddFalseToObject(o, "success");
 	cJSON_AddStringToObject(o, "error", msg);
 	reply_json(c, status, o);
@@ -1300,7 +1302,8 @@ token_ok(const char *header, const char *token)
 	size_t tl = strlen(token), hl;
 	unsigned char diff = 0;
 
-	if (header == NULL || strncmp(header, "Bearer ", 7) != 0)
+	/* the scheme is case-insensitive (RFC 7235) */
+	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
 		return false;
 	header += 7;
 	hl = strlen(header);
@@ -1320,6 +1323,12 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	size_t n;
 
+	if (strlen(url) >= sizeof(path)) {
+		/* a truncated copy could match a route it does not name */
+		reply_error(&c, 404, "no route %s (the path is over %zu bytes)", method,
+		            sizeof(path) - 1);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s", url);
 	n = strlen(path);
 	while (n > 1 && path[n - 1] == '/')
@@ -1332,10 +1341,14 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 		if (!strcmp(routes[i].method, method) ||
 		    (is_get && !strcmp(routes[i].method, "GET"))) {
 			hit = &routes[i];
-			snprintf(id, sizeof(id), "%.*s", (int)(seg[1].len < 63 ? seg[1].len : 63),
-			         seg[1].at);
+			/* a segment too long for its buffer must not be cut into a
+			 * valid id or name: "-" is neither */
+			snprintf(id, sizeof(id), "%.*s",
+			         (int)(seg[1].len < sizeof(id) ? seg[1].len : 1),
+			         seg[1].len < sizeof(id) ? seg[1].at : "-");
 			snprintf(mirror, sizeof(mirror), "%.*s",
-			         (int)(seg[0].len < 79 ? seg[0].len : 79), seg[0].at);
+			         (int)(seg[0].len < sizeof(mirror) ? seg[0].len : 1),
+			         seg[0].len < sizeof(mirror) ? seg[0].at : "-");
 			break;
 		}
 		size_t used = strlen(rep->allow);
@@ -1367,8 +1380,14 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 	if (!is_get) {
 		if (rq->body.len == 0) {
 			c.body = cJSON_CreateObject();
+		} else if (memchr(rq->body.data, '\0', rq->body.len)) {
+			reply_error(&c, 400, "malformed JSON body (a NUL byte)");
+			return;
 		} else {
-			c.body = cJSON_ParseWithLength(rq->body.data, rq->body.len);
+			/* the buffer's terminating NUL is in the length: with
+			 * require_null_terminated, trailing junk is refused */
+			c.body =
+			    cJSON_ParseWithLengthOpts(rq->body.data, rq->body.len + 1, NULL, true);
 			if (c.body == NULL) {
 				reply_error(&c, 400, "malformed JSON body");
 				return;
@@ -1436,6 +1455,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			/* refuse before reading it */
 			struct call c = {.reply = &rep};
 			reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
+			log_msg(LOG_DEBUG, 0, "api: %s %s -> 413", method, url);
 			ret = send_reply(conn, &rep);
 			cJSON_Delete(rep.json);
 			rq->too_large = rq->answered = true;

@@ -7,7 +7,8 @@
  * scheduler, API and engine threads never interleave. Before writing, any
  * "scheme://user:password@" is masked (util_mask_secrets), so a URI that
  * slips into a message never leaves the process with its password, and
- * control characters are replaced, so a request path cannot forge a line.
+ * control characters and invalid UTF-8 are replaced, so a request path
+ * cannot forge a line or make the file unreadable to a log shipper.
  *
  * SIGHUP reopens the files (logrotate's convention: rename, then HUP). The
  * handler only sets a flag; the next line reopens, and `serve` takes the
@@ -120,6 +121,7 @@ log_msg(enum log_level level, int64_t run_id, const char *fmt, ...)
 	for (char *p = msg; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = *p == '\n' || *p == '\t' || *p == '\r' ? ' ' : '?';
+	util_utf8_clean(msg);
 	util_now_iso(ts, sizeof(ts));
 	if (run_id > 0)
 		snprintf(line, sizeof(line), "%s %-5s [run %lld] %s\n", ts, level_names[level],

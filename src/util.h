@@ -32,6 +32,10 @@ bool util_sleep_ms(int64_t ms, volatile int *stop);
 void util_mask_secrets(char *s, size_t cap);
 /* Returns a malloc'd copy of uri with its password masked; NULL on OOM. */
 char *util_mask_uri(const char *uri);
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place,
+ * so text that came from a request (a path with %FF) keeps a JSON answer
+ * and a log line valid. */
+void util_utf8_clean(char *s);
 
 /* A growable byte buffer; always NUL-terminated after any append. */
 struct buf {
