@@ -403,7 +403,7 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 	struct store *s;
 	struct stat sb;
 	char unknown[128], uri[4200];
-	int pending = 0;
+	int pending = 0, code;
 	rcode rc;
 
 	*out = NULL;
@@ -426,10 +426,9 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 	sqlite3_extended_result_codes(s->db, 1);
 	rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
 	snprintf(uri, sizeof(uri), "%s-wal", path);
-	if (rc &&
-	    (sqlite3_errcode(s->db) == SQLITE_READONLY ||
-	     sqlite3_errcode(s->db) == SQLITE_CANTOPEN) &&
-	    stat(uri, &sb) != 0) {
+	code = sqlite3_errcode(s->db) & 0xff;
+	if (rc && (code == SQLITE_READONLY || code == SQLITE_CANTOPEN) && stat(uri, &sb) != 0 &&
+	    !strpbrk(path, "?#%")) {
 		/* WAL needs a -shm file this user cannot create; with no -wal
 		 * file there is nothing it would add: read the file as it is */
 		sqlite3_close_v2(s->db);

@@ -130,7 +130,22 @@ def guards():
             r = as_nobody(env, "runs")
             check(r.returncode == 0 and "completed" in r.stdout,
                   "runs reads a journal it may not write: %r" % r.stderr[-300:])
-            r = as_nobody(env, "serve", extra={"PORT": "0"}, timeout=60)
+            # with no -wal and -shm files, which this user could not create
+        copy = os.path.join(env.tmp, "copy")
+        os.mkdir(copy)
+        os.chmod(copy, 0o755)
+        shutil.copy2(journal, os.path.join(copy, "j.db"))
+        for ext in ("-wal", "-shm"):
+            if os.path.exists(journal + ext):
+                shutil.copy2(journal + ext, os.path.join(copy, "j.db" + ext))
+        db = sqlite3.connect(os.path.join(copy, "j.db"))
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        check(not os.path.exists(os.path.join(copy, "j.db-shm")), "a journal without -shm")
+        r = as_nobody(env, "runs", extra={"STATE_DB": os.path.join(copy, "j.db")})
+        check(r.returncode == 0 and "completed" in r.stdout,
+              "runs reads it too: %r" % r.stderr[-300:])
+        r = as_nobody(env, "serve", extra={"PORT": "0"}, timeout=60)
             check(r.returncode == 2 and "read-only for this user" in r.stderr,
                   "serve refuses to start on it (%d)" % r.returncode)
             # the file is the user's, its directory (and -wal, -shm) are not
