@@ -90,6 +90,7 @@ advice(sqlite3 *db, int code)
 		       "Recovery in docs/JOURNAL.md";
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
+	case SQLITE_PROTOCOL:
 		return "another process holds a lock on the journal (a sqlite3 shell inside a "
 		       "transaction, or with PRAGMA locking_mode=EXCLUSIVE): end it, then run "
 		       "again";

@@ -34,7 +34,8 @@ try:
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", r.stderr)
     print("peak RSS of the run (this build): %s MB, wall %s"
           % (int(rss.group(1)) // 1024 if rss else "?", wall.group(1) if wall else "?"))
-    check(r.returncode == 0, "the run completes (%d: %s)" % (r.returncode, r.stderr[-1500:]))
+    check(r.returncode == 3, "the run completes, with documents it could not repair: exit 3 "
+          "(%d: %s)" % (r.returncode, r.stderr[-1500:]))
     check("AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr,
           "no sanitizer report")
 
