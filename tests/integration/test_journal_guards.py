@@ -6,6 +6,7 @@ resume completes it, and the service keeps answering reads while
 /api/health reports the journal. Permission tests run as `nobody` (CI runs
 as root, and root may write anything); the full disk is a small tmpfs
 (needs root to mount: skipped, and said, where it cannot be mounted)."""
+import contextlib
 import errno
 import json
 import os
@@ -56,6 +57,19 @@ def unfill(path):
             os.unlink(name)
 
 
+@contextlib.contextmanager
+def journal_db(env):
+    """A connection that is closed afterwards (env.journal()'s is not): an
+    idle connection of this process would keep another from taking the
+    journal for itself."""
+    db = env.journal()
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
 def tmpfs(size):
     d = tempfile.mkdtemp(prefix="reconciler-full-")
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", d],
@@ -82,7 +96,7 @@ def guards():
         # -- a journal written by a newer reconciler ------------------------------
         r = env.run("check")
         check(r.returncode == 0, "a first run: %s" % r.stderr[-300:])
-        with env.journal() as db:
+        with journal_db(env) as db:
             db.execute("INSERT INTO schema_migrations VALUES ('9001_from_the_future', '2031-01-01')")
         r = env.run("check")
         check(r.returncode == 2, "a newer journal is refused with exit 2 (%d)" % r.returncode)
@@ -100,12 +114,12 @@ def guards():
               "runs reads it, saying so: %r %r" % (r.stdout[-200:], r.stderr))
         r = env.run("show", "1")
         check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 200, "show reads it")
-        with env.journal() as db:
+        with journal_db(env) as db:
             runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
             names = [x[0] for x in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
         check(runs == 1 and names[-1] == "9001_from_the_future",
               "nothing was written to it (%d runs, %s)" % (runs, names))
-        with env.journal() as db:
+        with journal_db(env) as db:
             db.execute("DELETE FROM schema_migrations WHERE name = '9001_from_the_future'")
 
         # -- not a database -------------------------------------------------------
@@ -189,8 +203,27 @@ def guards():
               "a journal locked by another process: clear error at start (%d: %r)"
               % (r.returncode, r.stderr[-300:]))
         print("waited %.1f s for the lock (the busy timeout)" % waited)
-        # the service answers reads and says the journal cannot be written
+        # a shell that took the file for itself (PRAGMA locking_mode=EXCLUSIVE)
         holder.execute("ROLLBACK")
+        holder.close()
+        hold = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sqlite3, sys, time\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')\n"
+             "c.execute('UPDATE runs SET phase = phase WHERE 0'); c.execute('COMMIT')\n"
+             "print('locked', flush=True); time.sleep(60)", journal],
+            stdout=subprocess.PIPE, text=True)
+        said = hold.stdout.readline().strip()
+        check(said == "locked", "the other process holds the journal (%r)" % said)
+        r = env.run("check")
+        hold.kill()
+        hold.wait()
+        check(r.returncode == 2 and "another process holds a lock" in r.stderr,
+              "a journal held with locking_mode=EXCLUSIVE: clear error at start (%d: %r)"
+              % (r.returncode, r.stderr[-300:]))
+        # the service answers reads and says the journal cannot be written
+        holder = sqlite3.connect(journal, isolation_level=None, timeout=1)
         svc = Service(env)
         try:
             holder.execute("BEGIN IMMEDIATE")
