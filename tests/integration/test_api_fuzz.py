@@ -3,7 +3,7 @@ service built with ASan + UBSan: every response matches its declared
 schema, status code and content type, no 5xx but the documented 503s, no
 crash, no leak. A short pass with a fixed seed (a few thousand requests);
 the long run (over 100,000 requests) is `tools/fuzz-api --max-examples
-7000`, with its figures in docs/API.md."""
+14000`, with its figures in docs/API.md."""
 import json
 import os
 import subprocess
