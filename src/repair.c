@@ -448,12 +448,17 @@ struct fetch_ctx {
 	bool whole;
 };
 
-static const struct qitem *sort_items;
+/* An item's id and place, sorted by id: the context qsort cannot pass (a
+ * static would be shared by the runs of mirrors that overlap). */
+struct id_ref {
+	const char *id;
+	size_t idx;
+};
 
 static int
-cmp_items(const void *a, const void *b)
+cmp_refs(const void *a, const void *b)
 {
-	const char *x = sort_items[*(const size_t *)a].id, *y = sort_items[*(const size_t *)b].id;
+	const char *x = ((const struct id_ref *)a)->id, *y = ((const struct id_ref *)b)->id;
 
 	return diff_compare(x, strlen(x), y, strlen(y));
 }
@@ -537,9 +542,10 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 	size_t step = REPAIR_QUEUE_MAX;
 	bool *found = calloc(n ? n : 1, sizeof(bool));
 	size_t *order = malloc((n < step ? (n ? n : 1) : step) * sizeof(size_t));
+	struct id_ref *refs = malloc((n < step ? (n ? n : 1) : step) * sizeof(*refs));
 	rcode rc = RC_OK;
 
-	if (found == NULL || order == NULL) {
+	if (found == NULL || order == NULL || refs == NULL) {
 		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -551,12 +557,13 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 		for (size_t i = 0; i < m && rc == RC_OK; i++) {
 			bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
 			rc = doc_id_append(&arr, kp, items[at + i].id, items[at + i].type);
-			order[i] = i;
+			refs[i] = (struct id_ref){items[at + i].id, i};
 		}
 		if (rc)
 			rc = rerror_set(rp->err, rc, "id %s cannot be rebuilt", items[at].id);
-		sort_items = items + at; /* qsort has no context; single-threaded here */
-		qsort(order, m, sizeof(*order), cmp_items);
+		qsort(refs, m, sizeof(*refs), cmp_refs);
+		for (size_t i = 0; i < m; i++)
+			order[i] = refs[i].idx;
 		c.items = items + at;
 		c.found = found + at;
 		c.order = order;
@@ -584,6 +591,7 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 out:
 	free(found);
 	free(order);
+	free(refs);
 	buf_free(&c.json);
 	buf_free(&c.idtext);
 	batch_free(&b);

@@ -130,16 +130,17 @@ class Env:
     def refresh(self):
         self.os("POST", "/%s/_refresh" % self.index)
 
-    def os_docs(self):
-        """{_id: updatedAt-in-ms or None} of the whole index, independently
-        of the reconciler's own code."""
-        self.refresh()
+    def os_docs(self, index=None):
+        """{_id: updatedAt-in-ms or None} of the whole index (this test's, or
+        the one named), independently of the reconciler's own code."""
+        index = index or self.index
+        self.os("POST", "/%s/_refresh" % index)
         out, after = {}, None
         while True:
             body = {"size": 1000, "sort": [{"_id": "asc"}], "_source": ["updatedAt"]}
             if after:
                 body["search_after"] = after
-            st, res = self.os("POST", "/%s/_search" % self.index, body)
+            st, res = self.os("POST", "/%s/_search" % index, body)
             if st == 404:
                 return out
             hits = res["hits"]["hits"]

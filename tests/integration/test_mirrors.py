@@ -48,22 +48,7 @@ class Mirror:
         self.create_index()
 
     def os_docs(self):
-        self.env.os("POST", "/%s/_refresh" % self.index)
-        out, after = {}, None
-        while True:
-            body = {"size": 1000, "sort": [{"_id": "asc"}], "_source": ["updatedAt"]}
-            if after:
-                body["search_after"] = after
-            st, res = self.env.os("POST", "/%s/_search" % self.index, body)
-            if st == 404:
-                return out
-            hits = res["hits"]["hits"]
-            for h in hits:
-                v = (h.get("_source") or {}).get("updatedAt")
-                out[h["_id"]] = iso_ms(v) if v else None
-            if len(hits) < 1000:
-                return out
-            after = hits[-1]["sort"]
+        return self.env.os_docs(self.index)
 
     def mongo_docs(self):
         out = {}
