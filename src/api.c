@@ -477,7 +477,7 @@ progress_json(const struct engine_progress *p)
 
 /* The seed's status of one mirror: stats (journal totals and the schedule)
  * into *stats, and its scheduler's state. */
-static rcode
+static RC_MUST_CHECK rcode
 mirror_stats(struct api *a, const struct api_mirror *m, cJSON **stats, struct scheduler_status *st)
 {
 	rcode rc;
@@ -1141,6 +1141,7 @@ h_cancel(struct call *c)
 struct metrics_ctx {
 	struct buf *out;
 	char last[96];
+	rcode rc; /* the first failure to append (out of memory) */
 };
 
 static void
@@ -1167,14 +1168,18 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	if (strcmp(m->last, name) != 0) {
 		for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
 			if (strcmp(families[i].name, name) == 0)
-				buf_printf(m->out, "# HELP %s %s\n# TYPE %s %s\n", name,
-				           families[i].help, name, families[i].type);
+				if (m->rc == RC_OK)
+					m->rc = buf_printf(m->out, "# HELP %s %s\n# TYPE %s %s\n",
+					                   name, families[i].help, name,
+					                   families[i].type);
 		snprintf(m->last, sizeof(m->last), "%s", name);
 	}
+	if (m->rc)
+		return;
 	if (*labels)
-		buf_printf(m->out, "%s{%s} %.17g\n", name, labels, value);
+		m->rc = buf_printf(m->out, "%s{%s} %.17g\n", name, labels, value);
 	else
-		buf_printf(m->out, "%s %.17g\n", name, value);
+		m->rc = buf_printf(m->out, "%s %.17g\n", name, value);
 }
 
 static void
@@ -1223,6 +1228,11 @@ h_metrics(struct call *c)
 		}
 	free(st);
 	free(names);
+	if (m.rc) {
+		buf_free(&c->reply->text);
+		reply_error(c, 500, "out of memory writing the metrics");
+		return;
+	}
 	c->reply->status = 200;
 	c->reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }

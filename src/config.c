@@ -394,7 +394,7 @@ list_ok(const char *v, bool pairs)
 /* Sets one setting from text. where is NULL for the environment and .env
  * (the message names the variable) or "FILE:LINE: " for the file (the
  * message names the key). */
-static rcode
+static RC_MUST_CHECK rcode
 set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const char *where,
           struct rerror *err)
 {
@@ -480,7 +480,7 @@ bad:
 
 /* Reads KEY=VALUE lines; '#' comments, optional `export `, optional quotes.
  * Values are only used for names the environment does not set. */
-static rcode
+static RC_MUST_CHECK rcode
 load_dotenv(struct config *cfg, const char *path, struct rerror *err)
 {
 	char line[8192];
@@ -533,7 +533,7 @@ is_text(const struct cfg_entry *e)
 }
 
 /* A config holding every default, with no name. */
-static rcode
+static RC_MUST_CHECK rcode
 config_defaults(struct config **out, struct rerror *err)
 {
 	struct config *cfg;
@@ -553,7 +553,7 @@ config_defaults(struct config **out, struct rerror *err)
 	return RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 load_env(struct config *cfg, struct rerror *err)
 {
 	rcode rc = RC_OK;
@@ -567,7 +567,7 @@ load_env(struct config *cfg, struct rerror *err)
 }
 
 /* A deep copy of src called name. */
-static rcode
+static RC_MUST_CHECK rcode
 config_copy(struct config **out, const struct config *src, const char *name, struct rerror *err)
 {
 	struct config *cfg;
@@ -765,7 +765,7 @@ global_keys(char *out, size_t len)
 	}
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 syntax_error(const yaml_parser_t *p, const char *path, const struct buf *text, struct rerror *err)
 {
 	const char *problem = p->problem ? p->problem : "unreadable";
@@ -790,7 +790,7 @@ syntax_error(const yaml_parser_t *p, const char *path, const struct buf *text, s
 
 /* Reads and parses path into *doc (which the caller deletes, also on
  * failure). One document only: a second would be silently ignored. */
-static rcode
+static RC_MUST_CHECK rcode
 yaml_load_file(yaml_document_t *doc, const char *path, struct rerror *err)
 {
 	struct buf text = {0};
@@ -846,7 +846,7 @@ out:
 
 /* The key of a mapping's pair i, checked: a scalar, not given twice. where
  * is "FILE:LINE: " or "FILE:LINE: mirror NAME: " of the mapping. */
-static rcode
+static RC_MUST_CHECK rcode
 pair_key(const char **out, yaml_document_t *doc, const yaml_node_t *map, const yaml_node_pair_t *p,
          const char *path, const char *mirror, struct rerror *err)
 {
@@ -878,7 +878,7 @@ pair_key(const char **out, yaml_document_t *doc, const yaml_node_t *map, const y
 
 /* A setting's value: one scalar. An unquoted empty value, ~ or null is the
  * empty string (what "unset" means for every setting that allows it). */
-static rcode
+static RC_MUST_CHECK rcode
 pair_value(const char **out, const yaml_node_t *v, const char *where, const char *key,
            struct rerror *err)
 {
@@ -900,7 +900,7 @@ pair_value(const char **out, const yaml_node_t *v, const char *where, const char
 }
 
 /* One pair of a mapping onto cfg: the top level (mirror NULL) or a mirror. */
-static rcode
+static RC_MUST_CHECK rcode
 apply_pair(struct config *cfg, yaml_document_t *doc, const yaml_node_pair_t *p, const char *key,
            const char *path, const char *mirror, struct rerror *err)
 {
@@ -938,7 +938,7 @@ apply_pair(struct config *cfg, yaml_document_t *doc, const yaml_node_pair_t *p, 
 }
 
 /* The top level onto global; *mirrors is the `mirrors:` node, or NULL. */
-static rcode
+static RC_MUST_CHECK rcode
 load_top(struct config *global, const yaml_node_t **mirrors, yaml_document_t *doc, const char *path,
          struct rerror *err)
 {
@@ -966,7 +966,7 @@ load_top(struct config *global, const yaml_node_t **mirrors, yaml_document_t *do
 }
 
 /* The name of a mirror entry, validated; *line is its line. */
-static rcode
+static RC_MUST_CHECK rcode
 mirror_name(const char **out, size_t *line, yaml_document_t *doc, const yaml_node_t *entry,
             const char *path, struct rerror *err)
 {
@@ -1007,7 +1007,7 @@ mirror_name(const char **out, size_t *line, yaml_document_t *doc, const yaml_nod
 
 /* Each entry of `mirrors:`: a copy of the global view with its own
  * settings over it. */
-static rcode
+static RC_MUST_CHECK rcode
 load_mirrors(struct config_set *set, yaml_document_t *doc, const yaml_node_t *list,
              const char *path, struct rerror *err)
 {
@@ -1073,7 +1073,7 @@ out:
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 add_default_mirror(struct config_set *set, struct rerror *err)
 {
 	set->mirrors = calloc(1, sizeof(set->mirrors[0]));
@@ -1208,7 +1208,7 @@ snapshot(const struct config *cfg)
 	return o;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 print_json(cJSON *o, struct buf *out)
 {
 	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -1253,7 +1253,7 @@ config_set_dump_json(const struct config_set *set, struct buf *out)
 }
 
 /* A YAML double-quoted scalar: safe for any text. */
-static rcode
+static RC_MUST_CHECK rcode
 yaml_quoted(struct buf *out, const char *s)
 {
 	rcode rc = buf_puts(out, "\"");
@@ -1270,7 +1270,7 @@ yaml_quoted(struct buf *out, const char *s)
 	return rc ? rc : buf_puts(out, "\"");
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 yaml_setting(struct buf *out, const struct config *cfg, const struct cfg_entry *e,
              const char *indent)
 {

@@ -81,7 +81,7 @@ struct config_set {
 /* Loads defaults, then dotenv_path (may be NULL or missing), then the
  * environment: the "default" mirror. On RC_ERR_CONFIG, err->message names
  * the variable. */
-rcode config_load(struct config **out, const char *dotenv_path, struct rerror *err);
+RC_MUST_CHECK rcode config_load(struct config **out, const char *dotenv_path, struct rerror *err);
 void config_free(struct config *cfg);
 
 /* The configuration file to read: RECONCILER_CONFIG when set (set but empty:
@@ -93,8 +93,8 @@ const char *config_file_default(void);
  * environment, then each mirror of the file over that (no `mirrors:` or no
  * file: one mirror "default"). On RC_ERR_CONFIG, err->message names the
  * variable, or the file, line and key, and what is allowed. */
-rcode config_set_load(struct config_set **out, const char *file, const char *dotenv_path,
-                      struct rerror *err);
+RC_MUST_CHECK rcode config_set_load(struct config_set **out, const char *file,
+                                    const char *dotenv_path, struct rerror *err);
 void config_set_free(struct config_set *set);
 /* The mirror called name, or NULL. */
 const struct config *config_set_find(const struct config_set *set, const char *name);
@@ -103,15 +103,15 @@ const struct config *config_set_find(const struct config_set *set, const char *n
 bool config_mirror_name_valid(const char *name);
 
 /* Effective configuration with secrets masked: "NAME=value\n" lines. */
-rcode config_dump_env(const struct config *cfg, struct buf *out);
+RC_MUST_CHECK rcode config_dump_env(const struct config *cfg, struct buf *out);
 /* The same as one JSON object (for the journal's config snapshot). */
-rcode config_dump_json(const struct config *cfg, struct buf *out);
+RC_MUST_CHECK rcode config_dump_json(const struct config *cfg, struct buf *out);
 /* Every mirror's effective settings, secrets masked, as YAML in the file's
  * shape: global settings at the top, each mirror's own under mirrors:. */
-rcode config_set_dump_yaml(const struct config_set *set, struct buf *out);
+RC_MUST_CHECK rcode config_set_dump_yaml(const struct config_set *set, struct buf *out);
 /* The same as JSON: {"file", "mirrors": [{"name", "config": snapshot}]}. */
-rcode config_set_dump_json(const struct config_set *set, struct buf *out);
+RC_MUST_CHECK rcode config_set_dump_json(const struct config_set *set, struct buf *out);
 /* The table as a Markdown reference (docs/CONFIG.md is generated from it). */
-rcode config_dump_markdown(struct buf *out);
+RC_MUST_CHECK rcode config_dump_markdown(struct buf *out);
 
 #endif

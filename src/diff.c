@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static rcode
+static RC_MUST_CHECK rcode
 arena_put(struct idlist *l, const char *s, size_t len, size_t *off)
 {
 	if (l->arena_len + len + 1 > l->arena_cap) {
@@ -176,7 +176,7 @@ diff_is_sorted(const struct idlist *l)
 	return true;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 push_index(size_t **arr, size_t *n, size_t *cap, size_t v)
 {
 	if (*n == *cap) {

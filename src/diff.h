@@ -32,8 +32,8 @@ struct idlist {
 	size_t arena_len, arena_cap;
 };
 
-rcode idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const char *version,
-                  int64_t time_ms);
+RC_MUST_CHECK rcode idlist_push(struct idlist *l, const char *id, size_t id_len, int type,
+                                const char *version, int64_t time_ms);
 /* idlist_push for a search hit, which says where the copy lives: its
  * concrete index (an alias may span several), its _routing, and its _id
  * when that is not its key (a foreign writer, a normalizer on the id
@@ -42,10 +42,11 @@ rcode idlist_push(struct idlist *l, const char *id, size_t id_len, int type, con
 struct hit_where {
 	const char *index, *routing, *docid;
 };
-rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
-                      const char *version, int64_t time_ms, const struct hit_where *w);
+RC_MUST_CHECK rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
+                                    const char *version, int64_t time_ms,
+                                    const struct hit_where *w);
 /* Appends entry i of src (with everything it carries) to dst. */
-rcode idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i);
+RC_MUST_CHECK rcode idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i);
 void idlist_clear(struct idlist *l);
 void idlist_free(struct idlist *l);
 const char *idlist_id(const struct idlist *l, size_t i);
@@ -56,7 +57,7 @@ const char *idlist_docid(const struct idlist *l, size_t i);   /* NULL: the key i
 /* The _id to act on: the copy's own where it is not its key. */
 const char *idlist_target(const struct idlist *l, size_t i);
 /* Drops the first k entries (the arena is compacted). */
-rcode idlist_shift(struct idlist *l, size_t k);
+RC_MUST_CHECK rcode idlist_shift(struct idlist *l, size_t k);
 
 /* Byte order of canonical ids: memcmp, shorter first on a tie. */
 int diff_compare(const char *a, size_t alen, const char *b, size_t blen);
@@ -80,8 +81,8 @@ struct drift {
  * whose _id is not its key (idlist_docid) is never the document's copy:
  * callers order such copies last, and when the first copy is one, the
  * document is missing and every copy a duplicate. */
-rcode diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
-                 bool compare_versions);
+RC_MUST_CHECK rcode diff_merge(struct drift *out, const struct idlist *mongo,
+                               const struct idlist *os, bool compare_versions);
 void drift_free(struct drift *d);
 
 #endif

@@ -104,7 +104,7 @@ doc_class_merges(enum id_class c)
 	return c == CLASS_STRING || c == CLASS_OID;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 put_double(struct buf *out, double d)
 {
 	char tmp[40];
@@ -549,7 +549,7 @@ doc_json_string(struct buf *out, const char *str, size_t len)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static rcode
+static RC_MUST_CHECK rcode
 put_base64(struct buf *out, const uint8_t *d, uint32_t n)
 {
 	if (buf_reserve(out, (size_t)n / 3 * 4 + 8))
@@ -573,10 +573,10 @@ put_base64(struct buf *out, const uint8_t *d, uint32_t n)
 	return RC_OK;
 }
 
-static rcode put_value(struct buf *out, const bson_iter_t *it, int depth);
+static RC_MUST_CHECK rcode put_value(struct buf *out, const bson_iter_t *it, int depth);
 
 /* Writes the fields that child (freshly initialized) iterates over. */
-static rcode
+static RC_MUST_CHECK rcode
 put_fields(struct buf *out, bson_iter_t *child_it, bool array, int depth, const char *skip_key,
            const char *id_field, const char *id_canonical)
 {
@@ -615,7 +615,7 @@ put_fields(struct buf *out, bson_iter_t *child_it, bool array, int depth, const 
 	return buf_append(out, array ? "]" : "}", 1);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 put_container(struct buf *out, const bson_iter_t *it, bool array, int depth)
 {
 	bson_iter_t child;
@@ -625,7 +625,7 @@ put_container(struct buf *out, const bson_iter_t *it, bool array, int depth)
 	return put_fields(out, &child, array, depth, NULL, NULL, NULL);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 put_value(struct buf *out, const bson_iter_t *it, int depth)
 {
 	char tmp[64];

@@ -44,16 +44,17 @@ bool doc_is_oid_hex(const char *s);
 int64_t doc_oid_time_ms(const char *s);
 
 /* The canonical text and type of an _id value, appended to out. */
-rcode doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type);
+RC_MUST_CHECK rcode doc_id_canonical(const bson_value_t *v, struct buf *out, enum id_type *type);
 /* Appends the typed value of (canonical, type) to dst under key. */
-rcode doc_id_append(bson_t *dst, const char *key, const char *canonical, enum id_type type);
+RC_MUST_CHECK rcode doc_id_append(bson_t *dst, const char *key, const char *canonical,
+                                  enum id_type type);
 /* Appends every typed value a canonical text could stand for to an array:
  * the string, and the ObjectId, number, date, bool or extended-JSON value
  * (documents, binary/UUID, null, ...) it parses as. Deliberately loose
  * ("042" also asks for 42): it is used to prove an index id absent from
  * MongoDB before its copy may be called an orphan, where asking too much
  * costs nothing and asking too little deletes live documents. */
-rcode doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical);
+RC_MUST_CHECK rcode doc_id_append_candidates(bson_t *array, uint32_t *index, const char *canonical);
 /* Whether the text could stand for a value that not every server can be
  * asked about (NaN, infinities, MinKey, MaxKey, Decimal128: FerretDB drops
  * the connection): such a text is never proven absent, so its copy is never
@@ -85,10 +86,10 @@ bool doc_version_from_number(double d, char *out, size_t len);
  * docs/MAPPING.md says. Errors, with the reason in err: RC_ERR_TOOLARGE for
  * nesting deeper than DOC_MAX_DEPTH, RC_ERR_INVALID for corrupt BSON,
  * RC_ERR_NOMEM. out may hold a partial document after an error. */
-rcode doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical,
-                  struct buf *out, struct rerror *err);
+RC_MUST_CHECK rcode doc_to_json(const bson_t *doc, const char *id_field, const char *id_canonical,
+                                struct buf *out, struct rerror *err);
 
 /* Appends s (len bytes) as a JSON string; invalid UTF-8 becomes U+FFFD. */
-rcode doc_json_string(struct buf *out, const char *s, size_t len);
+RC_MUST_CHECK rcode doc_json_string(struct buf *out, const char *s, size_t len);
 
 #endif

@@ -38,14 +38,14 @@ struct engine_result {
 	int64_t duplicates, conflicts;
 };
 
-rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);
+RC_MUST_CHECK rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);
 void engine_free(struct engine *e);
 
 /* Runs one run. kind: "check", "dry_run" or "full". resume_id: 0 = resume
  * the unfinished run if there is one, else start a new one; > 0 = resume
  * exactly that run; -1 = always start a new run. */
-rcode engine_run(struct engine *e, struct engine_result *res, const char *kind, const char *trigger,
-                 int64_t resume_id, struct rerror *err);
+RC_MUST_CHECK rcode engine_run(struct engine *e, struct engine_result *res, const char *kind,
+                               const char *trigger, int64_t resume_id, struct rerror *err);
 
 /* Asks the current run to stop after its in-flight batch; it ends
  * interrupted (signal) or cancelled (API). Safe from any thread and from a

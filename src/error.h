@@ -35,6 +35,11 @@ struct rerror {
 	char message[512];
 };
 
+/* Every function returning an rcode is declared RC_MUST_CHECK, so the
+ * compiler (with -Werror) refuses a call whose result is dropped: curl's
+ * "every caller checks it", enforced rather than reviewed. */
+#define RC_MUST_CHECK __attribute__((warn_unused_result))
+
 const char *rcode_name(rcode rc);
 
 /* Sets e (may be NULL) and returns rc, so `return rerror_set(e, ...)` works. */

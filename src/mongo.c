@@ -83,7 +83,7 @@ mongo_global_cleanup(void)
 	mongoc_cleanup();
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 mongo_err(struct rerror *err, const bson_error_t *e, const char *what)
 {
 	return rerror_set(err, RC_ERR_MONGO, "mongodb: %s: %s", what, e->message);
@@ -439,7 +439,7 @@ read_ahead(void *arg)
 	return NULL;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 next_ahead(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 {
 	rcode rc = RC_OK;
@@ -571,7 +571,7 @@ mongo_scan_free(struct mongo_scan *s)
 /* Runs one find; *refused says whether an error was the query itself being
  * refused (a value that cannot be matched, e.g. a document _id with an empty
  * key) rather than the connection or the server being down. */
-static rcode
+static RC_MUST_CHECK rcode
 fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int limit,
            int (*fn)(void *ctx, const bson_t *doc), void *ctx, int *stop, bool *refused,
            bson_error_t *e, struct rerror *err)
@@ -616,7 +616,7 @@ struct fetch {
 
 /* One $in of vals[0..n-1]; a query the server refuses is split until the
  * value at fault stands alone, and that value is reported refused. */
-static rcode
+static RC_MUST_CHECK rcode
 fetch_in(struct fetch *f, const bson_value_t *vals, size_t n)
 {
 	bson_t filter = BSON_INITIALIZER, child, arr;

@@ -20,37 +20,39 @@ struct mongo_scan;
 void mongo_global_init(void);
 void mongo_global_cleanup(void);
 
-rcode mongo_open(struct mongo **out, const char *uri, const char *database, const char *collection,
-                 struct rerror *err);
+RC_MUST_CHECK rcode mongo_open(struct mongo **out, const char *uri, const char *database,
+                               const char *collection, struct rerror *err);
 void mongo_free(struct mongo *m);
 
 /* Server version (caller frees) after a ping. */
-rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
-rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
+RC_MUST_CHECK rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
+RC_MUST_CHECK rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
 
 /* *has: the collection holds an _id of this type (json: a document,
  * binary or null). One find with limit 1: on MongoDB an _id index range,
  * on FerretDB a scan until the first match. */
-rcode mongo_has_type(struct mongo *m, enum id_type type, bool *has, struct rerror *err);
+RC_MUST_CHECK rcode mongo_has_type(struct mongo *m, enum id_type type, bool *has,
+                                   struct rerror *err);
 
 /* A stream of the collection in _id order. after/after_type: resume strictly
  * after that id (NULL: from the start). With full_docs false only _id and
  * version_field (may be NULL or "") are read. With ahead, a thread with a
  * client of its own reads ahead (at most 3 pages of 1000 documents or
  * 4 MiB), so reading overlaps the caller's work; m stays usable meanwhile. */
-rcode mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
-                      enum id_type after_type, const char *version_field, bool full_docs,
-                      int batch_size, bool ahead, struct rerror *err);
+RC_MUST_CHECK rcode mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
+                                    enum id_type after_type, const char *version_field,
+                                    bool full_docs, int batch_size, bool ahead, struct rerror *err);
 /* *doc is NULL at the end of the stream; it stays valid until the next call. */
-rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err);
+RC_MUST_CHECK rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err);
 /* The stream shaped like the index's: appends the next document's id to
  * out as one entry (canonical text, type, version of version_field
  * normalized, change time: the version's, else an ObjectId's), and says its
  * class (enum id_class); *end at the end of the stream. *unsafe: the id's
  * text holds a NUL, which C strings cannot carry (the entry has '?' in its
  * place; it must not be compared or written). */
-rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end,
-                         bool *unsafe, const char *version_field, struct rerror *err);
+RC_MUST_CHECK rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls,
+                                       bool *end, bool *unsafe, const char *version_field,
+                                       struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);
 
 /* Calls fn for every document whose _id is in ids (a BSON array of typed
@@ -62,9 +64,9 @@ void mongo_scan_free(struct mongo_scan *s);
  * is split until the value at fault stands alone, and refused (may be NULL:
  * then the refusal is an error) is told that value's index in ids and why;
  * documents may then reach fn twice. */
-rcode mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
-                  int (*fn)(void *ctx, const bson_t *doc),
-                  void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
-                  struct rerror *err);
+RC_MUST_CHECK rcode mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection,
+                                bool point, int (*fn)(void *ctx, const bson_t *doc),
+                                void (*refused)(void *ctx, size_t index, const char *reason),
+                                void *ctx, struct rerror *err);
 
 #endif

@@ -248,7 +248,7 @@ mangle_nul(char *s, size_t len)
 
 /* GET/POST that must answer 200 with JSON; *json is the parsed body, and
  * *nul (may be NULL) says whether NUL escapes were mangled. */
-static rcode
+static RC_MUST_CHECK rcode
 request_json_nul(struct opensearch *os, cJSON **json, bool *nul, const char *method,
                  const char *path, const char *body, struct rerror *err)
 {
@@ -277,7 +277,7 @@ request_json_nul(struct opensearch *os, cJSON **json, bool *nul, const char *met
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 request_json(struct opensearch *os, cJSON **json, const char *method, const char *path,
              const char *body, struct rerror *err)
 {
@@ -453,7 +453,7 @@ opensearch_targets(struct opensearch *os, char **write_index, int *n_indices, st
 
 /* Maps id_field as keyword: PUT at the index with {"mappings": ...}
  * (create: the index too) or at its _mapping. */
-static rcode
+static RC_MUST_CHECK rcode
 put_id_keyword(struct opensearch *os, const char *id_field, bool create, struct rerror *err)
 {
 	struct buf body = {0}, resp = {0}, path = {0};
@@ -544,7 +544,7 @@ hit_version(cJSON *h, const struct os_keys *k, char *out, size_t len, int64_t *m
 /* Appends the hits of a search answer to out; *count says how many hits
  * there were (a page is full by them), *skipped how many were left alone:
  * with nul, ids that held a NUL (see mangle_nul). */
-static rcode
+static RC_MUST_CHECK rcode
 read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_t *count,
           size_t *skipped, struct rerror *err)
 {
@@ -597,7 +597,7 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 	return RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 docvalue_fields(cJSON *body, const struct os_keys *k)
 {
 	cJSON *dv = cJSON_AddArrayToObject(body, "docvalue_fields");
@@ -616,7 +616,7 @@ docvalue_fields(cJSON *body, const struct os_keys *k)
 	return RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rerror *err)
 {
 	char path[600];
@@ -638,7 +638,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 /* One page of copies in key order: of all copies (ids NULL) or of the n
  * ids given, strictly after `after` (NULL: from the start); *full when the
  * page was full. */
-static rcode
+static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
             const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
 {
@@ -696,7 +696,7 @@ out:
  * must not end inside such a run. A full page gives back its trailing run
  * (the next page starts with it again, whole); a page that is one run only
  * is completed with every copy of that key. *more: there may be more. */
-static rcode
+static RC_MUST_CHECK rcode
 page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                   const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
 {
@@ -775,7 +775,7 @@ bulk_result_free(struct bulk_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, struct rerror *err)
 {
 	cJSON *j, *items, *it;
@@ -844,7 +844,7 @@ backoff_sleep(struct backoff *b, volatile int *stop)
 }
 
 /* One _bulk request, retried whole while the index is busy or unreachable. */
-static rcode
+static RC_MUST_CHECK rcode
 bulk_once(struct opensearch *os, struct bulk_result *res, int *attempts, const char *body,
           size_t len, size_t n_items, volatile int *stop, struct rerror *err)
 {
@@ -914,7 +914,7 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 }
 
 /* The action line (and source) of one document. */
-static rcode
+static RC_MUST_CHECK rcode
 bulk_lines(struct buf *b, const struct bulk_doc *d)
 {
 	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
@@ -932,7 +932,7 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 set_reason(struct bulk_doc *d, int status, const char *reason)
 {
 	free(d->reason);
@@ -943,7 +943,7 @@ set_reason(struct bulk_doc *d, int status, const char *reason)
 
 /* Sends docs[idx[0..n-1]] as one request, splitting it while it is refused
  * as a whole for what it holds. */
-static rcode
+static RC_MUST_CHECK rcode
 bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size_t n, int *attempts,
            volatile int *stop, struct rerror *err)
 {

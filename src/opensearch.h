@@ -24,39 +24,43 @@ struct opensearch;
 void opensearch_global_init(void);
 void opensearch_global_cleanup(void);
 
-rcode opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_open(struct opensearch **out, const struct config *cfg,
+                                    struct rerror *err);
 void opensearch_free(struct opensearch *os);
 
 /* One request; *status is the HTTP status (0 if none came back). A body may
  * be NULL. resp receives the response body. Fails only on transport errors. */
-rcode opensearch_request(struct opensearch *os, long *status, struct buf *resp, const char *method,
-                         const char *path, const char *body, size_t body_len, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_request(struct opensearch *os, long *status, struct buf *resp,
+                                       const char *method, const char *path, const char *body,
+                                       size_t body_len, struct rerror *err);
 
-rcode opensearch_info(struct opensearch *os, char **version, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_info(struct opensearch *os, char **version, struct rerror *err);
 /* _count of the index (primaries only, unlike _stats totals). */
-rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err);
 /* How many documents of the index lack field (0 when the index is missing). */
-rcode opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
-                               struct rerror *err);
+RC_MUST_CHECK rcode opensearch_count_missing(struct opensearch *os, int64_t *count,
+                                             const char *field, struct rerror *err);
 /* The mapping type of a field of the index (caller frees), or NULL when the
  * field is not mapped; *inexact (may be NULL; caller frees) says why the
  * field's doc values do not hold every value exactly (a normalizer,
  * ignore_above), else NULL. RC_ERR_NOTFOUND when the index does not exist. */
-rcode opensearch_field_type(struct opensearch *os, char **type, char **inexact, const char *field,
-                            struct rerror *err);
+RC_MUST_CHECK rcode opensearch_field_type(struct opensearch *os, char **type, char **inexact,
+                                          const char *field, struct rerror *err);
 /* What OPENSEARCH_INDEX names: for an alias, how many indices it spans and
  * which one takes writes (its is_write_index, or its only index; NULL when
  * it has none); for an index (or a name that does not exist yet), 1 and
  * NULL. The caller owns *write_index. */
-rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indices,
-                         struct rerror *err);
+RC_MUST_CHECK rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indices,
+                                       struct rerror *err);
 /* Creates the index with id_field mapped as keyword (the key order of the
  * pass); an index created meanwhile by someone else is fine too. */
-rcode opensearch_create_index(struct opensearch *os, const char *id_field, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_create_index(struct opensearch *os, const char *id_field,
+                                            struct rerror *err);
 /* Maps id_field as keyword in an index that has no mapping for it yet (an
  * index created with settings only, or by the first document). */
-rcode opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerror *err);
-rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_map_id_field(struct opensearch *os, const char *id_field,
+                                            struct rerror *err);
+RC_MUST_CHECK rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or
  * "_id". version_field may be NULL; version_format "epoch_millis" for date
@@ -75,12 +79,14 @@ struct os_keys {
  * never straddle two pages: a page ends before a run of equal keys that it
  * cannot hold whole. *more is false at the end. Copies whose id holds a NUL
  * are left out (with a warning). */
-rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
-                      const struct os_keys *k, const char *after, int size, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
+                                    const struct os_keys *k, const char *after, int size,
+                                    struct rerror *err);
 /* Every copy of the n ids (canonical texts) the index has, with their
  * versions, appended to out in key order. */
-rcode opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
-                        const char *const *ids, size_t n, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
+                                      const struct os_keys *k, const char *const *ids, size_t n,
+                                      struct rerror *err);
 
 /* Per-item outcome of a _bulk. */
 struct bulk_item {
@@ -100,9 +106,9 @@ void bulk_result_free(struct bulk_result *r);
  * RC_ERR_TOOLARGE on 413 and RC_ERR_INVALID on 400 (refused as a whole for
  * what it holds), with the reason in err. stop (may be NULL) cuts backoff
  * sleeps short. For tools; the reconciler sends with opensearch_bulk_send. */
-rcode opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts,
-                      const char *body, size_t len, size_t n_items, volatile int *stop,
-                      struct rerror *err);
+RC_MUST_CHECK rcode opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts,
+                                    const char *body, size_t len, size_t n_items,
+                                    volatile int *stop, struct rerror *err);
 
 /* One document of a _bulk, and its outcome. Inputs are borrowed. */
 struct bulk_doc {
@@ -125,8 +131,8 @@ struct bulk_doc {
  * has its status (2xx ok; 404 on a delete: nothing there); an error means
  * the outcome is not known (the index unreachable or busy past the
  * retries, or stop): the caller keeps the batch pending. */
-rcode opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int *attempts,
-                           volatile int *stop, struct rerror *err);
+RC_MUST_CHECK rcode opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n,
+                                         int *attempts, volatile int *stop, struct rerror *err);
 /* Frees the outcomes of docs (reason) and clears their status. */
 void bulk_docs_reset(struct bulk_doc *docs, size_t n);
 

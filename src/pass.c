@@ -55,7 +55,7 @@ struct pass {
 /* ---- the MongoDB side --------------------------------------------------- */
 
 /* Reads the next chunk of MongoDB ids, all of one class. */
-static rcode
+static RC_MUST_CHECK rcode
 read_chunk(struct pass *p, struct idlist *chunk, int *cls)
 {
 	rcode rc = RC_OK;
@@ -97,7 +97,7 @@ read_chunk(struct pass *p, struct idlist *chunk, int *cls)
 
 /* ---- the index side ------------------------------------------------------ */
 
-static rcode
+static RC_MUST_CHECK rcode
 os_restart(struct pass *p, const char *after)
 {
 	idlist_clear(&p->os_buf);
@@ -108,7 +108,7 @@ os_restart(struct pass *p, const char *after)
 }
 
 /* Appends the next page of the index (after the last copy received). */
-static rcode
+static RC_MUST_CHECK rcode
 os_fetch_page(struct pass *p)
 {
 	size_t before = p->os_buf.n;
@@ -150,7 +150,7 @@ keep_rank(const struct pass *p, const struct idlist *l, size_t i)
 /* Moves the first k ids of os_buf into part, keeping part in key order
  * whatever the index returns. Copies of one id stay together, the copy in
  * the write index first: it is the one kept. */
-static rcode
+static RC_MUST_CHECK rcode
 os_move(struct pass *p, struct idlist *part, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
@@ -179,7 +179,7 @@ os_move(struct pass *p, struct idlist *part, size_t k)
 }
 
 /* Moves the index's ids up to hi (inclusive) into part. */
-static rcode
+static RC_MUST_CHECK rcode
 os_take(struct pass *p, struct idlist *part, const char *hi, size_t hilen)
 {
 	rcode rc;
@@ -201,7 +201,7 @@ os_take(struct pass *p, struct idlist *part, const char *hi, size_t hilen)
 }
 
 /* Moves at most one page of the index's remaining ids into part. */
-static rcode
+static RC_MUST_CHECK rcode
 os_take_page(struct pass *p, struct idlist *part)
 {
 	rcode rc;
@@ -231,7 +231,7 @@ cmp_ref(const void *a, const void *b)
 
 /* A copy of src in key order; copies of one id together, the write index's
  * first. */
-static rcode
+static RC_MUST_CHECK rcode
 idlist_sorted(const struct pass *p, struct idlist *dst, const struct idlist *src)
 {
 	struct sorted_ref *refs = malloc((src->n ? src->n : 1) * sizeof(*refs));
@@ -254,7 +254,7 @@ idlist_sorted(const struct pass *p, struct idlist *dst, const struct idlist *src
 
 /* Which orphan candidates (indices into osl) are really orphans: certain
  * ones directly, the rest by asking MongoDB. real[i] for idx[i]. */
-static rcode
+static RC_MUST_CHECK rcode
 verify_orphans(struct pass *p, const struct idlist *osl, const size_t *idx, size_t n, bool *real)
 {
 	bool oid_only = p->seen == (1 << CLASS_OID) && p->cur_class == CLASS_OID;
@@ -295,7 +295,7 @@ out:
  * classes the pass has passed are known from `seen`; later ones are asked
  * of MongoDB once per run (a $type probe), and only when some text needs
  * it, so a pure ObjectId or integer collection asks nothing per chunk. */
-static rcode
+static RC_MUST_CHECK rcode
 possible_others(struct pass *p, const char *text, enum id_type type, int *mask)
 {
 	rcode rc = RC_OK;
@@ -347,7 +347,7 @@ possible_others(struct pass *p, const char *text, enum id_type type, int *mask)
 
 /* conflict[k] for m's entry k: the type of another MongoDB document whose
  * id has the same text (so the same index _id), else NULL. */
-static rcode
+static RC_MUST_CHECK rcode
 find_conflicts(struct pass *p, const struct idlist *m, char **conflict)
 {
 	size_t cap = m->n ? m->n : 1, n = 0;
@@ -396,7 +396,7 @@ at_home(const struct pass *p, const struct idlist *osl, size_t k)
  * _id not its key) that sits at home (at_home) for a document MongoDB has:
  * that document's own place in the pass repairs it. Anywhere else (another
  * shard, another backing index) it is an extra copy, deleted where it is. */
-static rcode
+static RC_MUST_CHECK rcode
 spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t *orph,
               size_t *n_orph)
 {
@@ -433,7 +433,7 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
-static rcode
+static RC_MUST_CHECK rcode
 judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool lookup)
 {
 	struct drift d;
@@ -482,7 +482,7 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 }
 
 /* A chunk of numbers or rarer types: look its ids up in the index. */
-static rcode
+static RC_MUST_CHECK rcode
 lookup(struct pass *p, const struct idlist *chunk)
 {
 	struct idlist found = {0}, ms = {0}, fs = {0};
@@ -518,7 +518,7 @@ lookup(struct pass *p, const struct idlist *chunk)
 
 /* The end of a merge segment: everything left in the index is past the
  * segment's last MongoDB id. In pages, so memory stays O(chunk). */
-static rcode
+static RC_MUST_CHECK rcode
 drain_segment(struct pass *p)
 {
 	struct idlist part = {0}, empty = {0};

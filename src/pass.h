@@ -80,6 +80,7 @@ struct pass_opts {
 
 /* Runs the pass to the end of both streams (or to *stop: RC_OK, the caller
  * looks at stop). */
-rcode pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err);
+RC_MUST_CHECK rcode pass_run(const struct pass_opts *o, const struct pass_io *io,
+                             struct rerror *err);
 
 #endif

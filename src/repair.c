@@ -28,7 +28,7 @@
 
 /* ---- the queue -------------------------------------------------------- */
 
-static rcode
+static RC_MUST_CHECK rcode
 qitem_copy(struct qitem *dst, const struct qitem *src)
 {
 	*dst = (struct qitem){.type = src->type, .kind = src->kind};
@@ -57,7 +57,7 @@ qitem_free(struct qitem *q)
 }
 
 /* Appends a copy of q (its strings borrowed). */
-static rcode
+static RC_MUST_CHECK rcode
 idvec_push(struct idvec *v, const struct qitem *q)
 {
 	if (v->n == v->cap) {
@@ -136,7 +136,7 @@ repair_release(struct repair *rp)
 
 /* Journals one document as failed, with the reason, and goes on: one bad
  * document never stops the others. */
-static rcode
+static RC_MUST_CHECK rcode
 fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
 {
 	struct store_drift d = qitem_drift(q);
@@ -183,7 +183,7 @@ batch_free(struct batch *b)
 }
 
 /* Appends a document (json NULL for a delete). */
-static rcode
+static RC_MUST_CHECK rcode
 batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 {
 	if (b->n == b->cap) {
@@ -218,7 +218,7 @@ batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 
 /* Journals b as pending (with its ids), sends it, commits the outcome.
  * batch_no > 0 re-sends that journaled batch (resume). */
-static rcode
+static RC_MUST_CHECK rcode
 flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 {
 	bool del = strcmp(b->action, "delete") == 0;
@@ -321,7 +321,7 @@ out:
 }
 
 /* Sends b when one more document of `more` bytes would pass the byte cap. */
-static rcode
+static RC_MUST_CHECK rcode
 flush_if_full(struct repair *rp, struct batch *b, size_t more)
 {
 	rcode rc;
@@ -335,12 +335,12 @@ flush_if_full(struct repair *rp, struct batch *b, size_t more)
 	return RC_OK;
 }
 
-static rcode repair_delete(struct repair *rp, const struct qitem *items, size_t n,
-                           int64_t resend_no);
+static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *items, size_t n,
+                                         int64_t resend_no);
 
 /* Deletes a stale copy that a rewrite will not overwrite (another routing):
  * journaled as a duplicate of its document, in a batch of its own. */
-static rcode
+static RC_MUST_CHECK rcode
 move_copy(struct repair *rp, const struct qitem *q)
 {
 	struct qitem old = *q;
@@ -359,7 +359,7 @@ move_copy(struct repair *rp, const struct qitem *q)
  * `whole`: a resent batch goes as one). A document that cannot be sent
  * (its id over the _id limit, not convertible) fails alone, before
  * anything is sent. */
-static rcode
+static RC_MUST_CHECK rcode
 batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t *doc,
               const struct qitem *q, bool whole)
 {
@@ -534,7 +534,7 @@ on_refused(void *ctx, size_t index, const char *reason)
 /* Fetches the documents of items from MongoDB and indexes them in batches.
  * With resend_no > 0 all of them form that one journaled batch. Ids no
  * longer in MongoDB are marked skipped. */
-static rcode
+static RC_MUST_CHECK rcode
 repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
 {
 	struct batch b = {.action = "index"};
@@ -598,7 +598,7 @@ out:
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
 {
 	struct batch b = {.action = "delete"};

@@ -72,15 +72,15 @@ struct repair {
 
 /* Queues one drifted document, where its copy is (d's os_index, routing,
  * os_id may be NULL). */
-rcode repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type);
+RC_MUST_CHECK rcode repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type);
 size_t repair_queued(const struct repair *rp);
 /* Repairs what is queued (stopping between batches on *stop) and empties
  * the queue. RC_ERR_CANCELLED when stopped. */
-rcode repair_flush(struct repair *rp);
+RC_MUST_CHECK rcode repair_flush(struct repair *rp);
 /* Sends a resumed run's pending batches again, under their numbers. */
-rcode repair_resend_pending(struct repair *rp);
+RC_MUST_CHECK rcode repair_resend_pending(struct repair *rp);
 /* The full re-index: every document, from the cursor on, in batches. */
-rcode repair_full(struct repair *rp);
+RC_MUST_CHECK rcode repair_full(struct repair *rp);
 /* Frees the queue and cursor (the struct itself is the caller's). */
 void repair_release(struct repair *rp);
 

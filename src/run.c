@@ -184,7 +184,7 @@ progress_sync(struct run *r)
 	progress_print(r->e, false);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 set_phase(struct run *r, const char *phase)
 {
 	rcode rc = store_run_phase(r->store, r->id, phase);
@@ -197,19 +197,21 @@ set_phase(struct run *r, const char *phase)
 	return rc;
 }
 
-/* Journals an error row and logs it; returns rc unchanged. */
+/* Journals an error row and logs it; returns rc unchanged (a pass-through
+ * for `return journal_error(...)`, so its result may be dropped). */
 static rcode
 journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, const char *phase,
               const char *source, const char *message)
 {
 	log_msg(LOG_ERROR, r->id, "%s: %s", phase, message);
-	store_error(r->store, r->id, batch_no, doc_id, phase, source, rcode_name(rc), message);
+	if (store_error(r->store, r->id, batch_no, doc_id, phase, source, rcode_name(rc), message))
+		log_msg(LOG_WARN, r->id, "journal: cannot record the error above");
 	return rc;
 }
 
 /* ---- the pass's reads: MongoDB and the index --------------------------- */
 
-static rcode
+static RC_MUST_CHECK rcode
 io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, bool *unsafe, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -217,7 +219,7 @@ io_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end, bool *unsafe, 
 	return mongo_scan_next_id(r->scan, out, cls, end, unsafe, r->cfg->version_field, err);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -237,7 +239,7 @@ io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
 	return rc ? rerror_set(err, rc, "journal: cannot record a failure") : RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int size,
               struct rerror *err)
 {
@@ -246,7 +248,7 @@ io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int 
 	return opensearch_scan(r->os, out, more, &r->keys, after, size, err);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -307,7 +309,7 @@ on_exists(void *ctx, const bson_t *doc)
 }
 
 /* One $in of typed values (projection _id only) through on_exists. */
-static rcode
+static RC_MUST_CHECK rcode
 ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, struct rerror *err)
 {
 	bson_t proj = BSON_INITIALIZER;
@@ -323,7 +325,7 @@ ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, struct rerror *er
 }
 
 /* The owner array: owner[value] = text, for values appended so far. */
-static rcode
+static RC_MUST_CHECK rcode
 own(size_t **owner, size_t *cap, uint32_t from, uint32_t to, size_t text)
 {
 	if (to > *cap) {
@@ -341,7 +343,7 @@ own(size_t **owner, size_t *cap, uint32_t from, uint32_t to, size_t text)
 	return RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -370,7 +372,7 @@ io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, str
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, size_t n,
                char **other, struct rerror *err)
 {
@@ -404,7 +406,7 @@ io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, s
 	return rc;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 io_mongo_has_type(void *ctx, enum id_type type, bool *has, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -420,7 +422,7 @@ too_young(struct run *r, int64_t t)
 	return r->cfg->min_age_ms > 0 && t >= 0 && util_now_ms() - t < r->cfg->min_age_ms;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen)
 {
 	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared);
@@ -437,7 +439,7 @@ commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared
 }
 
 /* Repairs the queued drift, then commits the cursor that waited for it. */
-static rcode
+static RC_MUST_CHECK rcode
 flush_queue(struct run *r)
 {
 	rcode rc = RC_OK;
@@ -460,7 +462,7 @@ flush_queue(struct run *r)
 }
 
 /* A conflict, once per pair and run (a warning when first seen). */
-static rcode
+static RC_MUST_CHECK rcode
 record_conflict(struct run *r, const char *id, enum id_type type, const char *other)
 {
 	char types[32], msg[700];
@@ -483,7 +485,7 @@ record_conflict(struct run *r, const char *id, enum id_type type, const char *ot
 }
 
 /* Appends a drift row; queues the document when it is to be repaired. */
-static rcode
+static RC_MUST_CHECK rcode
 add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct store_drift *d,
         enum id_type type, bool repair, bool young)
 {
@@ -501,7 +503,7 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
 
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
-static rcode
+static RC_MUST_CHECK rcode
 io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 {
 	struct run *r = ctx;
@@ -574,7 +576,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 
 /* Moves the cursor past a chunk: now if nothing waits to be repaired, else
  * when the queue is flushed (the cursor never passes uncommitted work). */
-static rcode
+static RC_MUST_CHECK rcode
 io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64_t seen,
             struct rerror *err)
 {
@@ -600,7 +602,7 @@ io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int6
 	return RC_OK;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 pass_diff(struct run *r)
 {
 	struct pass_opts o = {.chunk_size = r->cfg->chunk_size,
@@ -657,7 +659,7 @@ resumable(rcode rc)
 
 /* Picks the id field and version format from the index mapping; creates
  * the index (id field as keyword) when it does not exist and we may write. */
-static rcode
+static RC_MUST_CHECK rcode
 setup_keys(struct run *r)
 {
 	const char *idf = r->cfg->opensearch_id_field;
@@ -795,7 +797,7 @@ refresh(struct run *r)
 		log_msg(LOG_WARN, r->id, "cannot refresh the index: %s", e.message);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 count_both(struct run *r)
 {
 	int64_t mc = -1, oc = -1;
@@ -829,7 +831,7 @@ count_both(struct run *r)
 	return store_run_counts(r->store, r->id, mc, oc);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t resume_id)
 {
 	struct store_run *sr = NULL;

@@ -21,7 +21,8 @@ struct scheduler;
 struct scheduler_slots;
 
 /* max slots (>= 1), taken first come, first served. */
-rcode scheduler_slots_new(struct scheduler_slots **out, int64_t max, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_slots_new(struct scheduler_slots **out, int64_t max,
+                                        struct rerror *err);
 void scheduler_slots_free(struct scheduler_slots *slots);
 
 struct scheduler_status {
@@ -36,10 +37,10 @@ struct scheduler_status {
 };
 
 /* cfg (one mirror's) and slots are borrowed and must outlive the scheduler. */
-rcode scheduler_new(struct scheduler **out, const struct config *cfg, struct scheduler_slots *slots,
-                    struct rerror *err);
+RC_MUST_CHECK rcode scheduler_new(struct scheduler **out, const struct config *cfg,
+                                  struct scheduler_slots *slots, struct rerror *err);
 /* Starts the worker; resume_first runs the mirror's interrupted run at once. */
-rcode scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err);
 /* Asks the worker to stop without waiting: the current run is interrupted
  * after its in-flight batch, a queued one never starts. */
 void scheduler_stop(struct scheduler *s);
@@ -57,16 +58,17 @@ void scheduler_status(struct scheduler *s, struct scheduler_status *out);
  * *run_id is then that run (0 while it has no id yet: it waits for a slot,
  * or is starting for longer than 2 s). *ticket names the request for
  * scheduler_wait. */
-rcode scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, const char *kind,
-                        const char *trigger, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id,
+                                      const char *kind, const char *trigger, struct rerror *err);
 /* Waits for the run of ticket. until_done: until it ends (*res filled, the
  * run's rcode returned). Else until it has its id, or until it is known to
  * wait for a slot (*run_id 0, RC_OK), or it ended early (its rcode, *res). */
-rcode scheduler_wait(struct scheduler *s, int64_t *run_id, struct engine_result *res,
-                     uint64_t ticket, bool until_done, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_wait(struct scheduler *s, int64_t *run_id, struct engine_result *res,
+                                   uint64_t ticket, bool until_done, struct rerror *err);
 /* scheduler_request, then scheduler_wait. */
-rcode scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res,
-                        const char *kind, const char *trigger, bool wait, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_run_now(struct scheduler *s, int64_t *run_id,
+                                      struct engine_result *res, const char *kind,
+                                      const char *trigger, bool wait, struct rerror *err);
 /* Cancels the active run if it is run_id; false if it is not active. */
 bool scheduler_cancel(struct scheduler *s, int64_t run_id);
 

@@ -110,7 +110,7 @@ log_db_error(struct store *s, const char *what)
 	          adv ? ": " : "", adv ? adv : "");
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 db_error(struct store *s, struct rerror *err, const char *what)
 {
 	int code = sqlite3_extended_errcode(s->db);
@@ -120,7 +120,7 @@ db_error(struct store *s, struct rerror *err, const char *what)
 	                  sqlite3_errmsg(s->db), adv ? ": " : "", adv ? adv : "");
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 bind_args(sqlite3_stmt *st, const char *types, va_list ap)
 {
 	for (int i = 0; types[i]; i++) {
@@ -150,7 +150,7 @@ bind_args(sqlite3_stmt *st, const char *types, va_list ap)
 }
 
 /* Prepares sql and binds the arguments; the caller steps and finalizes. */
-static rcode
+static RC_MUST_CHECK rcode
 sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql, const char *types, ...)
 {
 	va_list ap;
@@ -172,7 +172,7 @@ sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql, const char *ty
 }
 
 /* Runs one statement that returns no rows. */
-static rcode
+static RC_MUST_CHECK rcode
 sql_run(struct store *s, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *st = NULL;
@@ -199,7 +199,7 @@ sql_run(struct store *s, const char *sql, const char *types, ...)
 }
 
 /* Runs a query whose first row's first column is an integer. */
-static rcode
+static RC_MUST_CHECK rcode
 sql_int(struct store *s, int64_t *out, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *st = NULL;
@@ -229,7 +229,7 @@ now(char *ts)
 	util_now_iso(ts, 32);
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 mkdir_parent(const char *path)
 {
 	char *copy = strdup(path), *dir;
@@ -244,7 +244,7 @@ mkdir_parent(const char *path)
 	return rc;
 }
 
-static rcode refuse_newer(struct store *s, struct rerror *err);
+static RC_MUST_CHECK rcode refuse_newer(struct store *s, struct rerror *err);
 
 rcode
 store_open(struct store **out, const char *path, struct rerror *err)
@@ -308,7 +308,7 @@ fail:
 
 /* Counts this binary's migrations the journal lacks, and names the last
  * migration it has that this binary does not know ("" when none). */
-static rcode
+static RC_MUST_CHECK rcode
 migration_state(struct store *s, int *pending, char *unknown, size_t len, struct rerror *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -360,7 +360,7 @@ latest_migration(void)
 
 /* A newer reconciler's journal may hold tables and rules this binary does
  * not know, so writing to it could damage it: refused. */
-static rcode
+static RC_MUST_CHECK rcode
 refuse_newer(struct store *s, struct rerror *err)
 {
 	char unknown[128];
@@ -926,7 +926,7 @@ store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
 
 /* Ends a commit transaction: the run's counters recounted, then commit,
  * or everything rolled back when any step failed. */
-static rcode
+static RC_MUST_CHECK rcode
 tx_end(struct store *s, int64_t run_id, rcode rc)
 {
 	if (rc == RC_OK)
@@ -1124,7 +1124,7 @@ store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
 
 /* Turns every row of a prepared statement into a JSON object (column name
  * -> value) appended to arr. */
-static rcode
+static RC_MUST_CHECK rcode
 rows_to_json(sqlite3_stmt *st, cJSON *arr)
 {
 	int step;
@@ -1158,7 +1158,7 @@ rows_to_json(sqlite3_stmt *st, cJSON *arr)
 	return step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
 }
 
-static rcode
+static RC_MUST_CHECK rcode
 query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 {
 	cJSON *arr = cJSON_CreateArray();
@@ -1334,7 +1334,7 @@ struct mirror_metrics {
 	double last_start, last_duration, mc, oc;
 };
 
-static rcode
+static RC_MUST_CHECK rcode
 metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 {
 	sqlite3_stmt *st;

@@ -27,18 +27,18 @@ extern const struct store_migration store_migrations[]; /* generated, {0,0}-term
  * timeout, and applies pending migrations. Refuses a journal written by a
  * newer reconciler (a migration this binary does not know) and one it
  * cannot write (read-only, disk full, locked), with what to do about it. */
-rcode store_open(struct store **out, const char *path, struct rerror *err);
+RC_MUST_CHECK rcode store_open(struct store **out, const char *path, struct rerror *err);
 /* Opens for reading only (`runs`, `show`): never creates the file
  * (RC_ERR_NOTFOUND when there is none) and reads a newer reconciler's
  * journal. An older journal is brought up to date as store_open does. */
-rcode store_open_read(struct store **out, const char *path, struct rerror *err);
+RC_MUST_CHECK rcode store_open_read(struct store **out, const char *path, struct rerror *err);
 /* A small committed write that changes nothing: can the journal be written
  * now? (disk full, read-only, another process's lock, waited for at most
  * wait_ms) */
-rcode store_probe_write(struct store *s, int wait_ms, struct rerror *err);
+RC_MUST_CHECK rcode store_probe_write(struct store *s, int wait_ms, struct rerror *err);
 void store_free(struct store *s);
 /* Number of migrations applied by this call through *applied (may be NULL). */
-rcode store_migrate(struct store *s, int *applied, struct rerror *err);
+RC_MUST_CHECK rcode store_migrate(struct store *s, int *applied, struct rerror *err);
 
 /* Cross-process run lock of one mirror (flock on PATH.lock for "default"
  * and NULL, PATH.<mirror>.lock for the others; released if the holder
@@ -46,11 +46,12 @@ rcode store_migrate(struct store *s, int *applied, struct rerror *err);
  * overlap. One lock per handle. RC_ERR_BUSY if another handle or process
  * holds it; *holder_run is then the mirror's running run from the journal
  * (0 if unknown). */
-rcode store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err);
+RC_MUST_CHECK rcode store_lock(struct store *s, int64_t *holder_run, const char *mirror,
+                               struct rerror *err);
 void store_unlock(struct store *s);
 
-rcode store_tx_begin(struct store *s);
-rcode store_tx_commit(struct store *s);
+RC_MUST_CHECK rcode store_tx_begin(struct store *s);
+RC_MUST_CHECK rcode store_tx_commit(struct store *s);
 void store_tx_rollback(struct store *s);
 
 /* A run as stored. Strings are owned by the struct; free with store_run_free. */
@@ -68,31 +69,34 @@ struct store_run {
 };
 void store_run_free(struct store_run *r);
 
-rcode store_run_begin(struct store *s, int64_t *run_id, const char *mirror, const char *kind,
-                      const char *trigger, const char *config_json);
-rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
+RC_MUST_CHECK rcode store_run_begin(struct store *s, int64_t *run_id, const char *mirror,
+                                    const char *kind, const char *trigger, const char *config_json);
+RC_MUST_CHECK rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
 /* Newest run of mirror (NULL: of any) left running or interrupted;
  * *run_id = 0 when none. */
-rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
+RC_MUST_CHECK rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
 /* The same among runs of one kind: a dry run never continues a check (it
  * would write), nor a check a dry run (it would repair nothing). */
-rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id,
-                                   const char *mirror);
-rcode store_run_resumed(struct store *s, int64_t run_id);
-rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
-rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
-                       int64_t opensearch_count);
+RC_MUST_CHECK rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id,
+                                                 const char *mirror);
+RC_MUST_CHECK rcode store_run_resumed(struct store *s, int64_t run_id);
+RC_MUST_CHECK rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
+RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
+                                     int64_t opensearch_count);
 /* Advances the cursor: only call inside the transaction that commits the
  * work before it. */
-rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
-                       int64_t seen_types, int64_t compared);
+RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type,
+                                     const char *cursor, int64_t seen_types, int64_t compared);
 /* Recomputes the run's counters from run_ids and batches. */
-rcode store_run_recount(struct store *s, int64_t run_id);
-rcode store_run_finish(struct store *s, int64_t run_id, const char *status, const char *error);
+RC_MUST_CHECK rcode store_run_recount(struct store *s, int64_t run_id);
+RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, const char *status,
+                                     const char *error);
 
-rcode store_event(struct store *s, int64_t run_id, const char *event, const char *detail);
-rcode store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_id,
-                  const char *phase, const char *source, const char *code, const char *message);
+RC_MUST_CHECK rcode store_event(struct store *s, int64_t run_id, const char *event,
+                                const char *detail);
+RC_MUST_CHECK rcode store_error(struct store *s, int64_t run_id, int64_t batch_no,
+                                const char *doc_id, const char *phase, const char *source,
+                                const char *code, const char *message);
 
 /* Kinds of drift, as run_ids.kind spells them (one name table, store.c). */
 enum drift_kind {
@@ -117,13 +121,14 @@ struct store_drift {
 
 /* Adds a drift row (error may be NULL); *added (may be NULL) says whether
  * it was new (a row with the same key is left as it is). */
-rcode store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d,
-                      int64_t batch_no, const char *status, const char *error, bool *added);
-rcode store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
-                      const char *status, const char *error);
+RC_MUST_CHECK rcode store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d,
+                                    int64_t batch_no, const char *status, const char *error,
+                                    bool *added);
+RC_MUST_CHECK rcode store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
+                                    const char *status, const char *error);
 /* Attaches a drift row to a batch (status pending). */
-rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
-                         int64_t batch_no);
+RC_MUST_CHECK rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
+                                       int64_t batch_no);
 
 /* ---- commit transactions: each call is one transaction, all or nothing */
 
@@ -135,15 +140,16 @@ struct store_drift_row {
 };
 /* Records a chunk's drift (a row already there is left as it is, so a
  * resumed pass counts it once) and recounts the run. */
-rcode store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row *rows,
-                         size_t n);
+RC_MUST_CHECK rcode store_drift_record(struct store *s, int64_t run_id,
+                                       const struct store_drift_row *rows, size_t n);
 
 /* Writes batch *batch_no (0: the next number, set on return) as pending,
  * with its drift rows attached, before anything is sent. Full runs pass no
  * rows: their batches are journaled by id range (first_id..last_id). */
-rcode store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, const char *action,
-                       int64_t docs, int64_t bytes, const char *first_id, const char *last_id,
-                       const struct store_drift *rows, size_t n);
+RC_MUST_CHECK rcode store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no,
+                                     const char *action, int64_t docs, int64_t bytes,
+                                     const char *first_id, const char *last_id,
+                                     const struct store_drift *rows, size_t n);
 
 /* The outcome of one document of a batch. */
 struct store_outcome {
@@ -160,47 +166,51 @@ struct store_cursor {
 };
 /* Commits batch batch_no with every document's outcome (a failed one also
  * gets an errors row), moves the cursor (may be NULL) and recounts. */
-rcode store_batch_close(struct store *s, int64_t run_id, int64_t batch_no,
-                        const struct store_outcome *o, size_t n, int64_t attempts, int64_t took_ms,
-                        const struct store_cursor *cursor);
+RC_MUST_CHECK rcode store_batch_close(struct store *s, int64_t run_id, int64_t batch_no,
+                                      const struct store_outcome *o, size_t n, int64_t attempts,
+                                      int64_t took_ms, const struct store_cursor *cursor);
 
-rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
-rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action,
-                      int64_t docs, int64_t bytes, const char *first_id, const char *last_id);
-rcode store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, const char *status,
-                         int64_t ok, int64_t failed, int64_t attempts, int64_t took_ms);
+RC_MUST_CHECK rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
+RC_MUST_CHECK rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no,
+                                    const char *action, int64_t docs, int64_t bytes,
+                                    const char *first_id, const char *last_id);
+RC_MUST_CHECK rcode store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no,
+                                       const char *status, int64_t ok, int64_t failed,
+                                       int64_t attempts, int64_t took_ms);
 
 /* Pending work of a run, for resume. */
 struct store_pending {
 	int64_t batch_no;
 	char action[8];
 };
-rcode store_batches_pending(struct store *s, int64_t run_id, struct store_pending **out, size_t *n);
+RC_MUST_CHECK rcode store_batches_pending(struct store *s, int64_t run_id,
+                                          struct store_pending **out, size_t *n);
 /* Drift rows of a batch: calls fn for each (borrowed for the call); fn
  * returns nonzero to stop. */
-rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
-                      int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
+RC_MUST_CHECK rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
+                                    int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
 
 /* Reports (JSON for the CLI and the API; the caller owns *out). A mirror
  * argument filters by mirror; NULL means every mirror. */
-rcode store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit,
-                        int64_t before, const char *status);
-rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
-rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
-                       const char *after, int64_t limit);
-rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit);
+RC_MUST_CHECK rcode store_report_runs(struct store *s, cJSON **out, const char *mirror,
+                                      int64_t limit, int64_t before, const char *status);
+RC_MUST_CHECK rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
+RC_MUST_CHECK rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
+                                     const char *after, int64_t limit);
+RC_MUST_CHECK rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id,
+                                        int64_t limit);
 /* Totals for the status route: checks, syncs, documents synced, errors
  * (those of the mirror's runs; with NULL also those of no run), last times. */
-rcode store_report_totals(struct store *s, cJSON **out, const char *mirror);
+RC_MUST_CHECK rcode store_report_totals(struct store *s, cJSON **out, const char *mirror);
 /* Small numbers for /metrics: calls fn(name, labels, value), family by
  * family. With mirrors (n of them) every series is one per mirror,
  * labelled mirror="name"; with NULL, one series over the whole journal
  * without that label. */
-rcode store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
-                           void (*fn)(void *ctx, const char *name, const char *labels,
-                                      double value),
-                           void *ctx);
+RC_MUST_CHECK rcode store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
+                                         void (*fn)(void *ctx, const char *name, const char *labels,
+                                                    double value),
+                                         void *ctx);
 /* A cheap check that the journal answers (health). */
-rcode store_ping(struct store *s);
+RC_MUST_CHECK rcode store_ping(struct store *s);
 
 #endif

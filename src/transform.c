@@ -153,7 +153,7 @@ free_names(char **names, size_t n)
 }
 
 /* The items of a comma list, blanks around them trimmed (none for ""). */
-static rcode
+static RC_MUST_CHECK rcode
 split_list(char ***out, size_t *n_out, const char *list)
 {
 	char **items = NULL;
@@ -190,7 +190,7 @@ name_ok(const char *name)
 
 /* A RECONCILE_FIELDS or RECONCILE_EXCLUDE list as sorted names (config.c
  * checked its shape; checked again for configs built by hand). */
-static rcode
+static RC_MUST_CHECK rcode
 parse_names(char ***out, size_t *n_out, const char *list, const char *setting, struct rerror *err)
 {
 	if (split_list(out, n_out, list))
@@ -219,7 +219,7 @@ has_name(char *const *names, size_t n, const char *key)
 
 /* RECONCILE_RENAME into t->renames: from:to pairs, each source and each
  * target once, never _id nor onto the id field. */
-static rcode
+static RC_MUST_CHECK rcode
 parse_renames(struct transform *t, const char *list, const char *id_field, struct rerror *err)
 {
 	char **items = NULL;
@@ -657,7 +657,7 @@ error_message(lua_State *L, rcode rc, struct rerror *err)
 /* A fresh state holding the script. On failure the state is closed and
  * err says why: RC_ERR_CONFIG with Lua's "FILE:LINE: message" (or the
  * memory budget), RC_ERR_NOMEM. */
-static rcode
+static RC_MUST_CHECK rcode
 state_build(struct transform *t, struct rerror *err)
 {
 	lua_State *L;
@@ -1479,7 +1479,7 @@ truncate_to(struct buf *out, size_t len)
 }
 
 /* Without a script: the kept fields under their names, then doc_to_json. */
-static rcode
+static RC_MUST_CHECK rcode
 apply_declarative(struct transform *t, const bson_t *doc, const char *id_field,
                   const char *id_canonical, struct buf *out, struct rerror *err)
 {

@@ -34,7 +34,8 @@ struct transform;
  * naming the setting (unreadable file, no transform function, a rename
  * onto _id or OPENSEARCH_ID_FIELD, a malformed list); the caller exits 78.
  * RC_ERR_NOMEM. */
-rcode transform_new(struct transform **out, const struct config *cfg, struct rerror *err);
+RC_MUST_CHECK rcode transform_new(struct transform **out, const struct config *cfg,
+                                  struct rerror *err);
 void transform_free(struct transform *t);
 
 /* False when no setting asks for anything (also for NULL): the caller may
@@ -62,8 +63,8 @@ bool transform_scripted(const struct transform *t);
  * deeper than DOC_MAX_DEPTH (either way); RC_ERR_INVALID for corrupt BSON;
  * RC_ERR_NOMEM.
  */
-rcode transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
-                      const char *id_canonical, struct buf *out, char **routing, bool *skip,
-                      struct rerror *err);
+RC_MUST_CHECK rcode transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
+                                    const char *id_canonical, struct buf *out, char **routing,
+                                    bool *skip, struct rerror *err);
 
 #endif

@@ -44,10 +44,11 @@ struct buf {
 	size_t cap;
 };
 
-rcode buf_reserve(struct buf *b, size_t extra);
-rcode buf_append(struct buf *b, const void *data, size_t len);
-rcode buf_puts(struct buf *b, const char *s);
-rcode buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+RC_MUST_CHECK rcode buf_reserve(struct buf *b, size_t extra);
+RC_MUST_CHECK rcode buf_append(struct buf *b, const void *data, size_t len);
+RC_MUST_CHECK rcode buf_puts(struct buf *b, const char *s);
+RC_MUST_CHECK rcode buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 

@@ -467,7 +467,10 @@ cmd_ids(const struct config *cfg, int argc, char **argv)
 		if (!bson_iter_init_find(&it, doc, "_id"))
 			continue;
 		buf_reset(&idtext);
-		doc_id_canonical(bson_iter_value(&it), &idtext, &type);
+		if (doc_id_canonical(bson_iter_value(&it), &idtext, &type) != RC_OK) {
+			fprintf(stderr, "fixture: cannot render a document id\n");
+			exit(2);
+		}
 		if (*cfg->version_field && bson_iter_init(&it, doc) &&
 		    bson_iter_find_descendant(&it, cfg->version_field, &it))
 			doc_version_from_bson(bson_iter_value(&it), version, sizeof(version), &ms);
@@ -492,7 +495,10 @@ cmd_idof(int argc, char **argv)
 		return die("idof", "usage: idof N [oid|string|int|mixed]");
 	make_id(&doc, atoll(argv[0]), argc > 1 ? argv[1] : "oid");
 	bson_iter_init_find(&it, &doc, "_id");
-	doc_id_canonical(bson_iter_value(&it), &b, &t);
+	if (doc_id_canonical(bson_iter_value(&it), &b, &t) != RC_OK) {
+		fprintf(stderr, "fixture: cannot render a document id\n");
+		exit(2);
+	}
 	printf("%s\t%s\n", b.data, doc_id_type_name(t));
 	buf_free(&b);
 	bson_destroy(&doc);
@@ -599,7 +605,10 @@ cmd_bulk_file(const struct config *cfg, int argc, char **argv)
 	bool action = true;
 	while ((len = getline(&line, &cap, f)) >= 0 || items) {
 		if (len >= 0) {
-			buf_append(&body, line, (size_t)len);
+			if (buf_append(&body, line, (size_t)len) != RC_OK) {
+				fprintf(stderr, "fixture: out of memory\n");
+				exit(2);
+			}
 			if (!action)
 				items++;
 			action = !action;

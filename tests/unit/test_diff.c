@@ -8,7 +8,8 @@ static void
 fill(struct idlist *l, const char *const *ids, const char *const *versions, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		idlist_push(l, ids[i], strlen(ids[i]), 0, versions ? versions[i] : NULL, -1);
+		CHECK(idlist_push(l, ids[i], strlen(ids[i]), 0, versions ? versions[i] : NULL,
+		                  -1) == RC_OK);
 }
 
 static void
@@ -73,8 +74,8 @@ test_empty_and_order(void)
 	CHECK(diff_compare("\xc3\xa9", 2, "z", 1) > 0);
 	/* a version missing on the index side is stale; missing in MongoDB is not */
 	idlist_clear(&lm);
-	idlist_push(&lm, "k", 1, 0, "5", -1);
-	idlist_push(&lo, "k", 1, 0, NULL, -1);
+	CHECK(idlist_push(&lm, "k", 1, 0, "5", -1) == RC_OK);
+	CHECK(idlist_push(&lo, "k", 1, 0, NULL, -1) == RC_OK);
 	CHECK(diff_merge(&d, &lm, &lo, true) == RC_OK && d.n_stale == 1);
 	drift_free(&d);
 	CHECK(diff_merge(&d, &lo, &lm, true) == RC_OK && d.n_stale == 0);
@@ -91,7 +92,7 @@ test_shift(void)
 
 	for (int i = 0; i < 1000; i++) {
 		snprintf(id, sizeof(id), "%05d", i);
-		idlist_push(&l, id, 5, 0, i % 2 ? "v" : NULL, i);
+		CHECK(idlist_push(&l, id, 5, 0, i % 2 ? "v" : NULL, i) == RC_OK);
 	}
 	CHECK(idlist_shift(&l, 998) == RC_OK);
 	CHECK(l.n == 2);

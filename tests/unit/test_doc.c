@@ -14,7 +14,7 @@ to_json(const bson_t *d, const char *idf)
 	enum id_type t;
 
 	if (bson_iter_init_find(&it, d, "_id"))
-		doc_id_canonical(bson_iter_value(&it), &id, &t);
+		CHECK(doc_id_canonical(bson_iter_value(&it), &id, &t) == RC_OK);
 	if (doc_to_json(d, idf, id.data ? id.data : "", &b, NULL)) {
 		buf_free(&b);
 		buf_free(&id);
@@ -196,7 +196,7 @@ canon(const char *want, enum id_type want_type, void (*fill)(bson_t *))
 	CHECK(bson_iter_init_find(&it2, &back, "_id"));
 	struct buf b2 = {0};
 	enum id_type t2;
-	doc_id_canonical(bson_iter_value(&it2), &b2, &t2);
+	CHECK(doc_id_canonical(bson_iter_value(&it2), &b2, &t2) == RC_OK);
 	CHECK_STR(b2.data, want);
 	buf_free(&b);
 	buf_free(&b2);
@@ -274,11 +274,11 @@ test_ids(void)
 	/* a text that could be several types asks for each */
 	bson_t arr = BSON_INITIALIZER;
 	uint32_t n = 0;
-	doc_id_append_candidates(&arr, &n, "42");
+	CHECK(doc_id_append_candidates(&arr, &n, "42") == RC_OK);
 	CHECK(n == 3); /* string, int, double */
 	n = 0;
 	bson_reinit(&arr);
-	doc_id_append_candidates(&arr, &n, "65920080000000000000002a");
+	CHECK(doc_id_append_candidates(&arr, &n, "65920080000000000000002a") == RC_OK);
 	CHECK(n == 2); /* string, ObjectId */
 	bson_destroy(&arr);
 }

@@ -101,8 +101,8 @@ f_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int s
 	}
 	for (size_t i = first; i < end; i++) {
 		struct hit_where hw = {w->o[i].index, w->o[i].routing, w->o[i].docid};
-		idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1, w->o[i].version, -1,
-		                &hw);
+		CHECK(idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1, w->o[i].version,
+		                      -1, &hw) == RC_OK);
 	}
 	if (getenv("DEBUG_PASS")) {
 		fprintf(stderr, "  page after %s size %d ->", after ? after : "-", size);
@@ -123,8 +123,8 @@ f_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, 
 			if (strcmp(w->o[i].text, ids[k]) == 0) {
 				struct hit_where hw = {w->o[i].index, w->o[i].routing,
 				                       w->o[i].docid};
-				idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1,
-				                w->o[i].version, -1, &hw);
+				CHECK(idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1,
+				                      w->o[i].version, -1, &hw) == RC_OK);
 				break;
 			}
 	return RC_OK;

@@ -29,11 +29,11 @@ schema_of(sqlite3 *db)
 				continue;
 			}
 			if (space)
-				buf_append(&b, " ", 1);
+				CHECK(buf_append(&b, " ", 1) == RC_OK);
 			space = false;
-			buf_append(&b, s, 1);
+			CHECK(buf_append(&b, s, 1) == RC_OK);
 		}
-		buf_append(&b, "\n", 1);
+		CHECK(buf_append(&b, "\n", 1) == RC_OK);
 	}
 	sqlite3_finalize(st);
 	return b.data;
@@ -50,7 +50,7 @@ read_file(const char *path)
 	if (f == NULL)
 		return NULL;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
+		CHECK(buf_append(&b, chunk, n) == RC_OK);
 	fclose(f);
 	return b.data;
 }
@@ -165,7 +165,7 @@ on_metric(void *ctx, const char *name, const char *labels, double value)
 {
 	struct buf *b = ctx;
 
-	buf_printf(b, "%s{%s} %g\n", name, labels, value);
+	CHECK(buf_printf(b, "%s{%s} %g\n", name, labels, value) == RC_OK);
 }
 
 /* Runs belong to mirrors: the unfinished run, reports, totals, metrics and

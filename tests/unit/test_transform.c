@@ -105,7 +105,7 @@ apply_bson(struct transform *t, const bson_t *d)
 	bson_iter_t it;
 
 	if (bson_iter_init_find(&it, d, "_id"))
-		doc_id_canonical(bson_iter_value(&it), &id, &type);
+		CHECK(doc_id_canonical(bson_iter_value(&it), &id, &type) == RC_OK);
 	r.rc = transform_apply(t, d, "mongo_id", id.data ? id.data : "", &out, &r.routing, &r.skip,
 	                       &e);
 	r.body = out.data ? out.data : strdup("");
@@ -171,7 +171,7 @@ raw_json(const bson_t *d)
 	bson_iter_t it;
 
 	if (bson_iter_init_find(&it, d, "_id"))
-		doc_id_canonical(bson_iter_value(&it), &id, &type);
+		CHECK(doc_id_canonical(bson_iter_value(&it), &id, &type) == RC_OK);
 	if (doc_to_json(d, "mongo_id", id.data ? id.data : "", &b, NULL))
 		buf_free(&b);
 	buf_free(&id);
@@ -575,7 +575,7 @@ test_returns(void)
 
 	/* nil: left out, out untouched, no routing */
 	d = from_json("{\"_id\": \"s\", \"case\": \"skip\"}");
-	buf_puts(&out, "kept");
+	CHECK(buf_puts(&out, "kept") == RC_OK);
 	CHECK(transform_apply(t, d, "mongo_id", "s", &out, &routing, &skip, &e) == RC_OK);
 	CHECK(skip && routing == NULL);
 	CHECK_STR(out.data, "kept");
@@ -1229,7 +1229,7 @@ bench(int n, int only)
 		ad_doc(docs[i], i);
 		bson_bytes += docs[i]->len;
 		bson_iter_init_find(&it, docs[i], "_id");
-		doc_id_canonical(bson_iter_value(&it), &id, &type);
+		CHECK(doc_id_canonical(bson_iter_value(&it), &id, &type) == RC_OK);
 		ids[i] = id.data;
 	}
 	if (only >= 0) { /* one round of one kind, for a profiler */
