@@ -459,7 +459,7 @@ progress_json(const struct engine_progress *p)
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddNumberToObject(o, "runId", (double)p->run_id);
-	cJSON_AddStringToObject(o, "kind", p->kind);
+	cJSON_AddStringToObject(o, "kind", store_run_kind_name(p->kind));
 	cJSON_AddStringToObject(o, "phase", p->phase);
 	add_iso_or_null(o, "startedAt", p->started_ms);
 	cJSON_AddNumberToObject(o, "elapsedMs", (double)p->elapsed_ms);
@@ -691,7 +691,9 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	cJSON_AddNumberToObject(o, "duplicateCount", (double)res->duplicates);
 	cJSON_AddNumberToObject(o, "conflictCount", (double)res->conflicts);
 	cJSON_AddNumberToObject(o, "runId", (double)res->run_id);
-	cJSON_AddStringToObject(o, "status", res->status);
+	/* no run begun: it failed before the journal had one */
+	cJSON_AddStringToObject(o, "status",
+	                        res->run_id ? store_run_status_name(res->status) : "failed");
 	if (rc) {
 		char msg[600];
 		snprintf(msg, sizeof(msg), "%s", err->message);
@@ -720,7 +722,7 @@ reply_busy(struct call *c, const struct api_mirror *m, int64_t run_id, const cha
 /* A run of one mirror now: the seed's answers (named says the mirror was
  * named by the route, and the answer names it too). */
 static void
-run_one(struct call *c, struct api_mirror *m, const char *kind, bool wait, bool named)
+run_one(struct call *c, struct api_mirror *m, enum run_kind kind, bool wait, bool named)
 {
 	struct engine_result res;
 	struct rerror err = {0};
@@ -771,7 +773,7 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
  * keys summed, each mirror's answer in "mirrors". Starts none while one is
  * busy, so a 409 means nothing was started. */
 static void
-run_all(struct call *c, const char *kind, bool wait)
+run_all(struct call *c, enum run_kind kind, bool wait)
 {
 	static const char *const counts[] = {
 	    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
@@ -783,7 +785,8 @@ run_all(struct call *c, const char *kind, bool wait)
 	size_t n_busy = 0, first_busy = 0, len = 0;
 	int64_t busy_run = 0;
 	bool all_ok = true, all_in_sync = true;
-	char status[16] = "completed"; /* or how the first mirror that did not complete ended */
+	enum run_status status =
+	    RUN_COMPLETED; /* or how the first mirror that did not complete ended */
 	int http = 200;
 
 	if (tickets == NULL) {
@@ -877,14 +880,14 @@ run_all(struct call *c, const char *kind, bool wait)
 			add_sum_counts(o, e, counts[k]);
 		all_ok &= rc == RC_OK;
 		all_in_sync &= cJSON_IsTrue(cJSON_GetObjectItem(e, "inSync"));
-		if (strcmp(status, "completed") == 0 && strcmp(res.status, "completed") != 0)
-			snprintf(status, sizeof(status), "%s", *res.status ? res.status : "failed");
+		if (status == RUN_COMPLETED && (res.run_id == 0 || res.status != RUN_COMPLETED))
+			status = res.run_id ? res.status : RUN_FAILED;
 		cJSON_AddItemToArray(list, e);
 	}
 	cJSON_ReplaceItemInObject(o, "success", cJSON_CreateBool(all_ok && http == 200));
 	cJSON_ReplaceItemInObject(o, "inSync", cJSON_CreateBool(all_ok && all_in_sync));
 	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
-	cJSON_AddStringToObject(o, "status", status);
+	cJSON_AddStringToObject(o, "status", store_run_status_name(status));
 	cJSON_AddItemToObject(o, "mirrors", list);
 	if (!all_ok && http == 200)
 		http = 500;
@@ -902,10 +905,10 @@ h_check(struct call *c)
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
 	if (c->mirror || c->api->n_mirrors == 1)
-		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], dry ? "dry_run" : "check",
-		        wait, c->mirror != NULL);
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0],
+		        dry ? RUN_DRY_RUN : RUN_CHECK, wait, c->mirror != NULL);
 	else
-		run_all(c, dry ? "dry_run" : "check", wait);
+		run_all(c, dry ? RUN_DRY_RUN : RUN_CHECK, wait);
 }
 
 static void
@@ -916,33 +919,31 @@ h_full(struct call *c)
 	if (!body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
 		return;
 	if (c->mirror || c->api->n_mirrors == 1)
-		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], "full", wait,
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], RUN_FULL, wait,
 		        c->mirror != NULL);
 	else
-		run_all(c, "full", wait);
+		run_all(c, RUN_FULL, wait);
 }
 
 static void
 h_runs(struct call *c)
 {
-	static const char *const statuses[] = {"running",     "completed", "failed",
-	                                       "interrupted", "cancelled", NULL};
 	const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
 	int64_t limit, before;
 	cJSON *runs = NULL, *o, *last;
-	bool known = status == NULL;
+	enum run_status parsed;
 	rcode rc;
 
 	if (!query_int(c, "limit", 1, 1000, 20, &limit) ||
 	    !query_int(c, "before", 1, INT64_MAX, 0, &before) ||
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
-	for (int i = 0; status && statuses[i]; i++)
-		known |= strcmp(status, statuses[i]) == 0;
-	if (!known) {
-		reply_error(
-		    c, 400,
-		    "status must be one of running, completed, failed, interrupted, cancelled");
+	if (status && store_run_status_parse(status, &parsed)) {
+		char words[200] = "";
+		for (int i = 0; i < RUN_STATUS_COUNT; i++)
+			snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s",
+			         i ? ", " : "", store_run_status_name((enum run_status)i));
+		reply_error(c, 400, "status must be one of %s", words);
 		return;
 	}
 	pthread_mutex_lock(&c->api->store_mu);
@@ -1109,12 +1110,13 @@ h_cancel(struct call *c)
 	store_run_free(r);
 	r = NULL;
 	rc = store_run_get(c->api->store, &r, id);
-	if (rc == RC_OK && strcmp(r->status, "interrupted") && strcmp(r->status, "running")) {
-		reply_error(c, 409, "run %lld is %s", (long long)id, r->status);
+	if (rc == RC_OK && !store_run_status_unfinished(r->status)) {
+		reply_error(c, 409, "run %lld is %s", (long long)id,
+		            store_run_status_name(r->status));
 	} else if (rc == RC_OK) {
 		/* not ours to stop: cancel it in the journal unless a process runs it */
 		if (store_lock(c->api->store, &holder, r->mirror, &err) == RC_OK) {
-			rc = store_run_finish(c->api->store, id, "cancelled",
+			rc = store_run_finish(c->api->store, id, RUN_CANCELLED,
 			                      "cancelled through the API");
 			store_unlock(c->api->store);
 			o = ok_object();
@@ -1169,9 +1171,9 @@ metric(void *ctx, const char *name, const char *labels, double value)
 		for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
 			if (strcmp(families[i].name, name) == 0)
 				if (m->rc == RC_OK)
-					m->rc = buf_printf(m->out, "# HELP %s %s\n# TYPE %s %s\n",
-					                   name, families[i].help, name,
-					                   families[i].type);
+					m->rc =
+					    buf_printf(m->out, "# HELP %s %s\n# TYPE %s %s\n", name,
+					               families[i].help, name, families[i].type);
 		snprintf(m->last, sizeof(m->last), "%s", name);
 	}
 	if (m->rc)
@@ -1668,7 +1670,7 @@ serve_main(const struct config_set *set)
 				continue;
 			log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
 			         a.mirrors[i].cfg->name, (long long)st.progress.run_id);
-			if (store_run_finish(a.store, st.progress.run_id, "interrupted",
+			if (store_run_finish(a.store, st.progress.run_id, RUN_INTERRUPTED,
 			                     "service stopped before the in-flight batch finished"))
 				log_error(
 				    "journal: cannot mark run %lld interrupted (it stays running "

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "store.h" /* enum run_kind, enum run_status */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,7 +21,7 @@ struct engine;
 struct engine_progress {
 	bool active;
 	int64_t run_id;
-	char kind[16];
+	enum run_kind kind;
 	char phase[16];
 	int64_t mongo_count, opensearch_count;
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
@@ -28,11 +29,12 @@ struct engine_progress {
 	int64_t elapsed_ms;
 };
 
-/* What a finished run found, for the CLI's exit code and the API. */
+/* What a finished run found, for the CLI's exit code and the API. run_id is
+ * 0 when no run was begun (then status and kind say nothing). */
 struct engine_result {
 	int64_t run_id;
-	char status[16];
-	char kind[16];
+	enum run_status status;
+	enum run_kind kind;
 	int64_t mongo_count, opensearch_count;
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
@@ -41,10 +43,10 @@ struct engine_result {
 RC_MUST_CHECK rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);
 void engine_free(struct engine *e);
 
-/* Runs one run. kind: "check", "dry_run" or "full". resume_id: 0 = resume
+/* Runs one run of the given kind. resume_id: 0 = resume
  * the unfinished run if there is one, else start a new one; > 0 = resume
  * exactly that run; -1 = always start a new run. */
-RC_MUST_CHECK rcode engine_run(struct engine *e, struct engine_result *res, const char *kind,
+RC_MUST_CHECK rcode engine_run(struct engine *e, struct engine_result *res, enum run_kind kind,
                                const char *trigger, int64_t resume_id, struct rerror *err);
 
 /* Asks the current run to stop after its in-flight batch; it ends

@@ -226,7 +226,7 @@ cmd_doctor(const struct cli *cli, int argc, char **argv)
 /* One run of one mirror in the foreground; several says to name the
  * mirror on the summary line. */
 static int
-run_engine(const struct config *cfg, const char *kind, const char *trigger, int64_t resume_id,
+run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, int64_t resume_id,
            bool several)
 {
 	struct engine *e = NULL;
@@ -260,7 +260,8 @@ run_engine(const struct config *cfg, const char *kind, const char *trigger, int6
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
 		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "\n",
-		       who, res.run_id, res.kind, res.status, res.mongo_count, res.opensearch_count,
+		       who, res.run_id, store_run_kind_name(res.kind),
+		       store_run_status_name(res.status), res.mongo_count, res.opensearch_count,
 		       res.missing, res.orphans, res.stale, res.duplicates, res.conflicts,
 		       res.skipped, res.repaired, res.deleted, res.failed);
 		fflush(stdout);
@@ -270,10 +271,10 @@ run_engine(const struct config *cfg, const char *kind, const char *trigger, int6
 		        err.message[0] ? err.message : rcode_name(rc));
 		return EXIT_ERROR;
 	}
-	if (strcmp(res.kind, "dry_run") == 0 &&
+	if (res.kind == RUN_DRY_RUN &&
 	    res.missing + res.orphans + res.stale + res.duplicates + res.conflicts > 0)
 		return EXIT_DRIFT;
-	if (strcmp(res.kind, "dry_run") != 0 && res.failed + res.conflicts > 0) {
+	if (res.kind != RUN_DRY_RUN && res.failed + res.conflicts > 0) {
 		/* "&&" after check must not read as "the index equals MongoDB" */
 		fprintf(stderr,
 		        "reconciler: %srun %" PRId64 " completed, but %" PRId64
@@ -289,16 +290,16 @@ run_engine(const struct config *cfg, const char *kind, const char *trigger, int6
 static int
 cmd_check(const struct cli *cli, int argc, char **argv)
 {
-	const char *kind = "check";
+	enum run_kind kind = RUN_CHECK;
 	const struct config *const *m;
 	size_t n;
 	int code = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dry-run") == 0)
-			kind = "dry_run";
+			kind = RUN_DRY_RUN;
 		else if (strcmp(argv[i], "--full") == 0)
-			kind = "full";
+			kind = RUN_FULL;
 		else {
 			fprintf(stderr, "check: unknown option %s\n", argv[i]);
 			return EXIT_ERROR;
@@ -384,7 +385,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 		store_run_free(run);
-		return run_engine(cfg, "check", "resume", id, cli->set->n_mirrors > 1);
+		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1);
 	}
 	mirrors_of(cli, &m, &n);
 	unfinished = calloc(n, sizeof(*unfinished));
@@ -405,7 +406,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 		printf("no interrupted run to resume\n");
 	for (size_t i = 0; code == 0 && i < n && signal_count == 0; i++)
 		if (unfinished[i] > 0)
-			code = worst(code, run_engine(m[i], "check", "resume", unfinished[i],
+			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
 			                              cli->set->n_mirrors > 1));
 	free(unfinished);
 	return code;

@@ -145,7 +145,7 @@ fail_item(struct repair *rp, const struct qitem *q, const char *code, const char
 	log_msg(LOG_WARN, rp->run_id, "document %s failed: %s", q->id, reason);
 	rc = store_error(rp->store, rp->run_id, -1, q->id, "repair", "engine", code, reason);
 	if (rc == RC_OK && q->kind >= 0)
-		rc = store_drift_set(rp->store, rp->run_id, &d, "failed", reason);
+		rc = store_drift_set(rp->store, rp->run_id, &d, DRIFT_FAILED, reason);
 	if (rc)
 		rerror_set(rp->err, rc, "journal: cannot record the failure of %s", q->id);
 	return rc;
@@ -267,8 +267,8 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		log_msg(LOG_ERROR, rp->run_id, "repair: %s", rp->err->message);
 		if (store_error(rp->store, rp->run_id, batch_no, NULL, "repair", "opensearch",
 		                rcode_name(rc), rp->err->message) ||
-		    store_batch_commit(rp->store, rp->run_id, batch_no, "pending", 0, 0, attempts,
-		                       util_mono_ms() - t0))
+		    store_batch_commit(rp->store, rp->run_id, batch_no, BATCH_PENDING, 0, 0,
+		                       attempts, util_mono_ms() - t0))
 			log_msg(LOG_ERROR, rp->run_id, "journal: cannot record the failed send");
 		goto out;
 	}
@@ -348,7 +348,7 @@ move_copy(struct repair *rp, const struct qitem *q)
 
 	old.kind = DRIFT_DUPLICATE;
 	d = qitem_drift(&old);
-	if (store_drift_add(rp->store, rp->run_id, &d, -1, "pending",
+	if (store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_PENDING,
 	                    "its routing is not the transform's: moved", NULL))
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
 	return repair_delete(rp, &old, 1, 0);
@@ -394,7 +394,7 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 	if (skip) {
 		/* the script leaves it out of the index: nothing to write */
 		struct store_drift d = qitem_drift(q);
-		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, "skipped",
+		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
 		                                    "the transform leaves it out of the index"))
 			return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
 		return RC_OK;
@@ -578,14 +578,15 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 	if (rc == RC_OK && !*rp->stop)
 		rc = flush_batch(rp, &b, resend_no);
 	if (rc == RC_OK && !*rp->stop && resend_no > 0 && b.n == 0 &&
-	    store_batch_commit(rp->store, rp->run_id, resend_no, "committed", 0, 0, 0, 0))
+	    store_batch_commit(rp->store, rp->run_id, resend_no, BATCH_COMMITTED, 0, 0, 0, 0))
 		rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
 		                resend_no);
 	/* what MongoDB no longer has cannot be indexed: left alone */
 	for (size_t i = 0; rc == RC_OK && !*rp->stop && i < n; i++) {
 		struct store_drift d = qitem_drift(&items[i]);
 		if (!found[i] && items[i].kind >= 0 &&
-		    store_drift_set(rp->store, rp->run_id, &d, "skipped", "no longer in MongoDB"))
+		    store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
+		                    "no longer in MongoDB"))
 			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
 	}
 out:

@@ -54,7 +54,7 @@ struct run {
 	struct opensearch *os;
 	struct rerror *err;
 	int64_t id;
-	char kind[16];
+	enum run_kind kind;
 	bool dry_run, full;
 	struct os_keys keys;
 	char *id_field;     /* effective id field for documents ("" or cfg's) */
@@ -228,7 +228,7 @@ io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
 	struct store_drift d = {
 	    .doc_id = text, .id_type = doc_id_type_name(type), .kind = DRIFT_MISSING};
 	bool added = false;
-	rcode rc = store_drift_add(r->store, r->id, &d, -1, "failed", why, &added);
+	rcode rc = store_drift_add(r->store, r->id, &d, -1, DRIFT_FAILED, why, &added);
 
 	if (rc == RC_OK && added) {
 		log_msg(LOG_WARN, r->id, "document %s: %s", text, why);
@@ -478,7 +478,7 @@ record_conflict(struct run *r, const char *id, enum id_type type, const char *ot
 	         "rewritten",
 	         a, other, id);
 	struct store_drift d = {.doc_id = id, .id_type = types, .kind = DRIFT_CONFLICT};
-	rc = store_drift_add(r->store, r->id, &d, -1, "reported", msg, &added);
+	rc = store_drift_add(r->store, r->id, &d, -1, DRIFT_REPORTED, msg, &added);
 	if (rc == RC_OK && added)
 		log_msg(LOG_WARN, r->id, "id conflict: %s", msg);
 	return rc ? rerror_set(r->err, rc, "journal: cannot record a conflict") : RC_OK;
@@ -490,9 +490,9 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
         enum id_type type, bool repair, bool young)
 {
 	rows[*n] = (struct store_drift_row){.d = *d,
-	                                    .status = young    ? "skipped"
-	                                              : repair ? "pending"
-	                                                       : "reported"};
+	                                    .state = young    ? DRIFT_SKIPPED
+	                                             : repair ? DRIFT_PENDING
+	                                                      : DRIFT_REPORTED};
 	(*n)++;
 	if (!repair || young)
 		return RC_OK;
@@ -832,7 +832,7 @@ count_both(struct run *r)
 }
 
 static RC_MUST_CHECK rcode
-start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t resume_id)
+start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t resume_id)
 {
 	struct store_run *sr = NULL;
 	int64_t id = 0;
@@ -849,9 +849,10 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 			return rerror_set(r->err, rc, "no run %" PRId64 " in the journal", id);
 		if (rc)
 			return rerror_set(r->err, rc, "journal: cannot read run %" PRId64, id);
-		if (strcmp(sr->status, "running") && strcmp(sr->status, "interrupted")) {
+		if (!store_run_status_unfinished(sr->status)) {
 			rc = rerror_set(r->err, RC_ERR_INVALID,
-			                "run %" PRId64 " is %s: nothing to resume", id, sr->status);
+			                "run %" PRId64 " is %s: nothing to resume", id,
+			                store_run_status_name(sr->status));
 			store_run_free(sr);
 			return rc;
 		}
@@ -862,7 +863,7 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 			return rc;
 		}
 		r->id = id;
-		snprintf(r->kind, sizeof(r->kind), "%s", sr->kind);
+		r->kind = sr->kind;
 		if (sr->cursor && sr->cursor_type &&
 		    (doc_id_type_parse(sr->cursor_type, &r->cursor_type) ||
 		     (r->cursor = strdup(sr->cursor)) == NULL)) {
@@ -874,7 +875,7 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 		r->compared = sr->compared;
 		store_run_free(sr);
 		rc = store_run_resumed(r->store, id);
-		log_msg(LOG_INFO, id, "resuming %s run from %s", r->kind,
+		log_msg(LOG_INFO, id, "resuming %s run from %s", store_run_kind_name(r->kind),
 		        r->cursor ? r->cursor : "the start");
 		return rc;
 	}
@@ -883,9 +884,10 @@ start_or_resume(struct run *r, const char *kind, const char *trigger, int64_t re
 	if (rc == RC_OK)
 		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, cfg.data);
 	buf_free(&cfg);
-	snprintf(r->kind, sizeof(r->kind), "%s", kind);
+	r->kind = kind;
 	if (rc == RC_OK)
-		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)", kind, trigger);
+		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)", store_run_kind_name(kind),
+		        trigger);
 	return rc ? rerror_set(r->err, rc, "journal: cannot begin a run") : RC_OK;
 }
 
@@ -917,14 +919,14 @@ repair_setup(struct run *r)
 }
 
 rcode
-engine_run(struct engine *e, struct engine_result *res, const char *kind, const char *trigger,
+engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, const char *trigger,
            int64_t resume_id, struct rerror *err)
 {
 	struct run r = {.e = e, .cfg = e->cfg, .err = err};
 	struct store_run *sr = NULL;
 	int64_t holder = 0, reuse_no = 0;
 	rcode rc, frc;
-	const char *status;
+	enum run_status status;
 
 	memset(res, 0, sizeof(*res));
 	/* a script that does not compile stops here, before any run is begun */
@@ -945,8 +947,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	rc = start_or_resume(&r, kind, trigger, resume_id);
 	if (rc)
 		goto out;
-	r.full = strcmp(r.kind, "full") == 0;
-	r.dry_run = strcmp(r.kind, "dry_run") == 0;
+	r.full = r.kind == RUN_FULL;
+	r.dry_run = r.kind == RUN_DRY_RUN;
 	if (r.full) { /* resumed: reuse the number of the batch that was in flight */
 		struct store_pending *p = NULL;
 		size_t n = 0;
@@ -966,7 +968,7 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	e->progress.mongo_count = e->progress.opensearch_count = -1;
 	e->progress.compared = r.compared;
 	e->progress.started_ms = util_now_ms();
-	snprintf(e->progress.kind, sizeof(e->progress.kind), "%s", r.kind);
+	e->progress.kind = r.kind;
 	snprintf(e->progress.phase, sizeof(e->progress.phase), "starting");
 	pthread_mutex_unlock(&e->lock);
 	if (e->start_hook)
@@ -998,13 +1000,13 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 		refresh(&r);
 	/* how it ended */
 	if (e->stop == 2)
-		status = "cancelled";
+		status = RUN_CANCELLED;
 	else if (e->stop == 1)
-		status = "interrupted";
+		status = RUN_INTERRUPTED;
 	else if (rc == RC_OK)
-		status = "completed";
+		status = RUN_COMPLETED;
 	else
-		status = resumable(rc) ? "interrupted" : "failed";
+		status = resumable(rc) ? RUN_INTERRUPTED : RUN_FAILED;
 	if (rc && rc != RC_ERR_CANCELLED)
 		journal_error(&r, rc, -1, NULL, e->progress.phase,
 		              rc == RC_ERR_MONGO        ? "mongo"
@@ -1018,8 +1020,8 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 		log_msg(LOG_ERROR, r.id, "journal: cannot record the end of the run");
 	if (store_run_get(r.store, &sr, r.id) == RC_OK) {
 		res->run_id = sr->id;
-		snprintf(res->status, sizeof(res->status), "%s", sr->status);
-		snprintf(res->kind, sizeof(res->kind), "%s", sr->kind);
+		res->status = sr->status;
+		res->kind = sr->kind;
 		res->mongo_count = sr->mongo_count;
 		res->opensearch_count = sr->opensearch_count;
 		res->missing = sr->missing;
@@ -1039,10 +1041,12 @@ engine_run(struct engine *e, struct engine_result *res, const char *kind, const 
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", deleted %" PRId64 ", failed %" PRId64,
-	        r.kind, status, res->missing, res->orphans, res->stale, res->duplicates,
-	        res->conflicts, res->repaired, res->deleted, res->failed);
+	        store_run_kind_name(r.kind), store_run_status_name(status), res->missing,
+	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
+	        res->deleted, res->failed);
 	if (rc == RC_OK && e->stop)
-		rc = RC_ERR_CANCELLED, rerror_set(err, rc, "run %" PRId64 " %s", r.id, status);
+		rc = RC_ERR_CANCELLED,
+		rerror_set(err, rc, "run %" PRId64 " %s", r.id, store_run_status_name(status));
 	if (rc == RC_OK && frc)
 		rc = rerror_set(err, frc, "journal: cannot record the end of the run");
 out:

@@ -63,7 +63,8 @@ struct scheduler {
 	int64_t interval_ms, next_at_ms, next_count_ms;
 	/* the queued request */
 	bool req;
-	char req_kind[16], req_trigger[24];
+	enum run_kind req_kind;
+	char req_trigger[24];
 	int64_t req_resume;
 	/* the run in progress and the last one */
 	bool running;
@@ -302,16 +303,17 @@ worker(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		int64_t now = util_now_ms();
-		char kind[16], trigger[24];
+		enum run_kind kind;
+		char trigger[24];
 		int64_t resume = 0;
 
 		if (s->req) {
-			snprintf(kind, sizeof(kind), "%s", s->req_kind);
+			kind = s->req_kind;
 			snprintf(trigger, sizeof(trigger), "%s", s->req_trigger);
 			resume = s->req_resume;
 			s->req = false;
 		} else if (s->enabled && s->next_at_ms && now >= s->next_at_ms) {
-			snprintf(kind, sizeof(kind), "check");
+			kind = RUN_CHECK;
 			snprintf(trigger, sizeof(trigger), "schedule");
 			s->next_at_ms = now + s->interval_ms;
 		} else if (s->cfg->count_monitor_enabled && now >= s->next_count_ms) {
@@ -321,7 +323,7 @@ worker(void *arg)
 			pthread_mutex_lock(&s->mu);
 			if (trigger_run && !s->req && !s->stopping) {
 				s->req = true;
-				snprintf(s->req_kind, sizeof(s->req_kind), "check");
+				s->req_kind = RUN_CHECK;
 				snprintf(s->req_trigger, sizeof(s->req_trigger), "count_monitor");
 				s->req_resume = 0;
 			}
@@ -353,7 +355,8 @@ worker(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			log_info(
 			    "mirror %s: %s run (%s) waits for a slot (RECONCILE_CONCURRENCY=%lld)",
-			    s->cfg->name, kind, trigger, (long long)s->cfg->concurrency);
+			    s->cfg->name, store_run_kind_name(kind), trigger,
+			    (long long)s->cfg->concurrency);
 			slot = slots_take(s->slots, &s->stop_flag);
 			pthread_mutex_lock(&s->mu);
 			s->waiting = false;
@@ -367,8 +370,8 @@ worker(void *arg)
 			rc = rerror_set(&err, RC_ERR_CANCELLED, "the service is shutting down");
 		}
 		if (rc && rc != RC_ERR_CANCELLED)
-			log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name, kind, trigger,
-			         err.message);
+			log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name,
+			         store_run_kind_name(kind), trigger, err.message);
 		pthread_mutex_lock(&s->mu);
 		s->running = false;
 		s->results[s->seq_started % 8].seq = s->seq_started;
@@ -390,7 +393,7 @@ scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err)
 	engine_set_start_hook(s->engine, on_run_started, s);
 	if (resume_first) {
 		s->req = true;
-		snprintf(s->req_kind, sizeof(s->req_kind), "check");
+		s->req_kind = RUN_CHECK;
 		snprintf(s->req_trigger, sizeof(s->req_trigger), "resume");
 		s->req_resume = 0; /* the unfinished run */
 	}
@@ -497,7 +500,7 @@ wait_done_briefly(struct scheduler *s)
 }
 
 rcode
-scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, const char *kind,
+scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum run_kind kind,
                   const char *trigger, struct rerror *err)
 {
 	*ticket = 0;
@@ -526,7 +529,7 @@ scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, const 
 		                         : "starting");
 	}
 	s->req = true;
-	snprintf(s->req_kind, sizeof(s->req_kind), "%s", kind);
+	s->req_kind = kind;
 	snprintf(s->req_trigger, sizeof(s->req_trigger), "%s", trigger);
 	s->req_resume = -1; /* always a new run */
 	*ticket = s->seq_started + 1;
@@ -568,8 +571,8 @@ scheduler_wait(struct scheduler *s, int64_t *run_id, struct engine_result *res, 
 }
 
 rcode
-scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res, const char *kind,
-                  const char *trigger, bool wait, struct rerror *err)
+scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res,
+                  enum run_kind kind, const char *trigger, bool wait, struct rerror *err)
 {
 	uint64_t ticket;
 	rcode rc;

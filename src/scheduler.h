@@ -59,7 +59,7 @@ void scheduler_status(struct scheduler *s, struct scheduler_status *out);
  * or is starting for longer than 2 s). *ticket names the request for
  * scheduler_wait. */
 RC_MUST_CHECK rcode scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id,
-                                      const char *kind, const char *trigger, struct rerror *err);
+                                      enum run_kind kind, const char *trigger, struct rerror *err);
 /* Waits for the run of ticket. until_done: until it ends (*res filled, the
  * run's rcode returned). Else until it has its id, or until it is known to
  * wait for a slot (*run_id 0, RC_OK), or it ended early (its rcode, *res). */
@@ -67,7 +67,7 @@ RC_MUST_CHECK rcode scheduler_wait(struct scheduler *s, int64_t *run_id, struct 
                                    uint64_t ticket, bool until_done, struct rerror *err);
 /* scheduler_request, then scheduler_wait. */
 RC_MUST_CHECK rcode scheduler_run_now(struct scheduler *s, int64_t *run_id,
-                                      struct engine_result *res, const char *kind,
+                                      struct engine_result *res, enum run_kind kind,
                                       const char *trigger, bool wait, struct rerror *err);
 /* Cancels the active run if it is run_id; false if it is not active. */
 bool scheduler_cancel(struct scheduler *s, int64_t run_id);

@@ -596,9 +596,7 @@ store_run_free(struct store_run *r)
 	if (r == NULL)
 		return;
 	free(r->mirror);
-	free(r->kind);
 	free(r->trigger);
-	free(r->status);
 	free(r->phase);
 	free(r->started_at);
 	free(r->finished_at);
@@ -611,7 +609,7 @@ store_run_free(struct store_run *r)
 }
 
 rcode
-store_run_begin(struct store *s, int64_t *run_id, const char *mirror, const char *kind,
+store_run_begin(struct store *s, int64_t *run_id, const char *mirror, enum run_kind kind,
                 const char *trigger, const char *config_json)
 {
 	char ts[32];
@@ -623,8 +621,8 @@ store_run_begin(struct store *s, int64_t *run_id, const char *mirror, const char
 	    s,
 	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	    "tttttti", mirror ? mirror : "default", kind, trigger, ts, ts, config_json,
-	    (int64_t)getpid());
+	    "tttttti", mirror ? mirror : "default", store_run_kind_name(kind), trigger, ts, ts,
+	    config_json, (int64_t)getpid());
 	if (rc)
 		return rc;
 	*run_id = sqlite3_last_insert_rowid(s->db);
@@ -651,6 +649,7 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	struct store_run *r;
 	rcode rc;
 	int step;
+	bool bad;
 
 	*out = NULL;
 	rc = sql_prepare(
@@ -675,9 +674,9 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 		return RC_ERR_NOMEM;
 	}
 	r->id = sqlite3_column_int64(st, 0);
-	r->kind = col_text(st, 1);
+	bad = store_run_kind_parse((const char *)sqlite3_column_text(st, 1), &r->kind) ||
+	      store_run_status_parse((const char *)sqlite3_column_text(st, 3), &r->status);
 	r->trigger = col_text(st, 2);
-	r->status = col_text(st, 3);
 	r->phase = col_text(st, 4);
 	r->started_at = col_text(st, 5);
 	r->finished_at = col_text(st, 6);
@@ -702,7 +701,11 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->conflicts = sqlite3_column_int64(st, 25);
 	r->mirror = col_text(st, 26);
 	sqlite3_finalize(st);
-	if (!r->mirror || !r->kind || !r->status || !r->phase || !r->trigger || !r->started_at) {
+	if (bad) { /* the CHECK constraints make this a journal we do not know */
+		store_run_free(r);
+		return RC_ERR_STORE;
+	}
+	if (!r->mirror || !r->phase || !r->trigger || !r->started_at) {
 		store_run_free(r);
 		return RC_ERR_NOMEM;
 	}
@@ -720,13 +723,14 @@ store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror)
 }
 
 rcode
-store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id, const char *mirror)
+store_run_unfinished_of_kind(struct store *s, enum run_kind kind, int64_t *run_id,
+                             const char *mirror)
 {
 	return sql_int(
 	    s, run_id,
 	    "SELECT id FROM runs WHERE status IN ('running', 'interrupted') AND kind = ?1"
 	    " AND (?2 IS NULL OR mirror = ?2) ORDER BY id DESC LIMIT 1",
-	    "tt", kind, mirror);
+	    "tt", store_run_kind_name(kind), mirror);
 }
 
 rcode
@@ -773,6 +777,68 @@ store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const
 	               "UPDATE runs SET cursor_type = ?, cursor = ?, seen_types = ?, compared = ?, "
 	               "heartbeat_at = ? WHERE id = ?",
 	               "ttiiti", cursor_type, cursor, seen_types, compared, ts, run_id);
+}
+
+static const char *const run_kind_names[] = {"check", "dry_run", "full"};
+static const char *const run_status_names[] = {"running", "completed", "failed", "interrupted",
+                                               "cancelled"};
+static const char *const drift_state_names[] = {"pending", "done", "failed", "reported", "skipped"};
+static const char *const batch_state_names[] = {"pending", "committed", "failed"};
+
+const char *
+store_run_kind_name(enum run_kind k)
+{
+	assert(k >= 0 && (int)k < RUN_KIND_COUNT);
+	return run_kind_names[k];
+}
+
+int
+store_run_kind_parse(const char *name, enum run_kind *out)
+{
+	for (int i = 0; i < RUN_KIND_COUNT; i++)
+		if (name && strcmp(name, run_kind_names[i]) == 0) {
+			*out = (enum run_kind)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+store_run_status_name(enum run_status st)
+{
+	assert(st >= 0 && (int)st < RUN_STATUS_COUNT);
+	return run_status_names[st];
+}
+
+int
+store_run_status_parse(const char *name, enum run_status *out)
+{
+	for (int i = 0; i < RUN_STATUS_COUNT; i++)
+		if (name && strcmp(name, run_status_names[i]) == 0) {
+			*out = (enum run_status)i;
+			return 0;
+		}
+	return -1;
+}
+
+bool
+store_run_status_unfinished(enum run_status st)
+{
+	return st == RUN_RUNNING || st == RUN_INTERRUPTED;
+}
+
+const char *
+store_drift_state_name(enum drift_state st)
+{
+	assert(st >= 0 && st <= DRIFT_SKIPPED);
+	return drift_state_names[st];
+}
+
+static const char *
+batch_state_name(enum batch_state st)
+{
+	assert(st >= 0 && st <= BATCH_FAILED);
+	return batch_state_names[st];
 }
 
 static const char *const drift_kind_names[] = {"missing", "stale", "orphan", "duplicate",
@@ -830,11 +896,12 @@ store_run_recount(struct store *s, int64_t run_id)
 }
 
 rcode
-store_run_finish(struct store *s, int64_t run_id, const char *status, const char *error)
+store_run_finish(struct store *s, int64_t run_id, enum run_status status, const char *error)
 {
 	char ts[32], masked[2048];
 	rcode rc;
-	bool done = strcmp(status, "running") && strcmp(status, "interrupted");
+	bool done = !store_run_status_unfinished(status);
+	const char *name = store_run_status_name(status);
 
 	now(ts);
 	if (error) {
@@ -848,9 +915,9 @@ store_run_finish(struct store *s, int64_t run_id, const char *status, const char
 		rc = sql_run(s,
 		             "UPDATE runs SET status = ?, phase = CASE WHEN ? THEN 'done' ELSE "
 		             "phase END, finished_at = ?, heartbeat_at = ?, error = ? WHERE id = ?",
-		             "tittti", status, (int64_t)done, done ? ts : NULL, ts, error, run_id);
+		             "tittti", name, (int64_t)done, done ? ts : NULL, ts, error, run_id);
 	if (rc == RC_OK)
-		rc = store_event(s, run_id, done ? "finished" : status, error ? error : status);
+		rc = store_event(s, run_id, done ? "finished" : name, error ? error : name);
 	return rc;
 }
 
@@ -885,7 +952,7 @@ store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_i
 
 rcode
 store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
-                const char *status, const char *error, bool *added)
+                enum drift_state state, const char *error, bool *added)
 {
 	rcode rc =
 	    sql_run(s,
@@ -894,22 +961,23 @@ store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, in
 	            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	            "ittttttntt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
 	            d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
-	            d->routing ? d->routing : "", batch_no, status, error);
+	            d->routing ? d->routing : "", batch_no, store_drift_state_name(state), error);
 	if (added)
 		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	return rc;
 }
 
 rcode
-store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d, const char *status,
-                const char *error)
+store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
+                enum drift_state state, const char *error)
 {
 	return sql_run(s,
 	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
 	               " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ? AND routing = ?",
-	               "ttitttttt", status, error, run_id, store_drift_kind_name(d->kind),
-	               d->doc_id, d->id_type, d->os_index ? d->os_index : "",
-	               d->os_id ? d->os_id : "", d->routing ? d->routing : "");
+	               "ttitttttt", store_drift_state_name(state), error, run_id,
+	               store_drift_kind_name(d->kind), d->doc_id, d->id_type,
+	               d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+	               d->routing ? d->routing : "");
 }
 
 rcode
@@ -944,8 +1012,7 @@ store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row
 	rcode rc = store_tx_begin(s);
 
 	for (size_t i = 0; rc == RC_OK && i < n; i++)
-		rc =
-		    store_drift_add(s, run_id, &rows[i].d, -1, rows[i].status, rows[i].error, NULL);
+		rc = store_drift_add(s, run_id, &rows[i].d, -1, rows[i].state, rows[i].error, NULL);
 	return tx_end(s, run_id, rc);
 }
 
@@ -982,7 +1049,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 		else
 			failed++;
 		if (o[i].d)
-			rc = store_drift_set(s, run_id, o[i].d, o[i].ok ? "done" : "failed",
+			rc = store_drift_set(s, run_id, o[i].d, o[i].ok ? DRIFT_DONE : DRIFT_FAILED,
 			                     o[i].ok ? NULL : o[i].reason);
 		if (rc == RC_OK && !o[i].ok) {
 			char msg[1100];
@@ -993,7 +1060,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 		}
 	}
 	if (rc == RC_OK)
-		rc = store_batch_commit(s, run_id, batch_no, "committed", ok, failed, attempts,
+		rc = store_batch_commit(s, run_id, batch_no, BATCH_COMMITTED, ok, failed, attempts,
 		                        took_ms);
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
@@ -1028,7 +1095,7 @@ store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *a
 }
 
 rcode
-store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, const char *status,
+store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, enum batch_state state,
                    int64_t ok, int64_t failed, int64_t attempts, int64_t took_ms)
 {
 	char ts[32];
@@ -1037,7 +1104,8 @@ store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no, const char
 	return sql_run(s,
 	               "UPDATE batches SET status = ?, ok = ?, failed = ?, attempts = attempts + ?,"
 	               " took_ms = ?, committed_at = ? WHERE run_id = ? AND batch_no = ?",
-	               "tiiiitii", status, ok, failed, attempts, took_ms, ts, run_id, batch_no);
+	               "tiiiitii", batch_state_name(state), ok, failed, attempts, took_ms, ts,
+	               run_id, batch_no);
 }
 
 rcode
@@ -1318,10 +1386,10 @@ store_report_totals(struct store *s, cJSON **out, const char *mirror)
 	return *out ? RC_OK : RC_ERR_STORE;
 }
 
-/* Run statuses in the order GROUP BY status gives them (the metrics' order). */
-static const char *const metric_statuses[] = {"cancelled", "completed", "failed", "interrupted",
-                                              "running"};
-#define N_METRIC_STATUSES (sizeof(metric_statuses) / sizeof(metric_statuses[0]))
+/* The order /metrics lists run statuses in: alphabetical, as it always did. */
+static const enum run_status metric_order[] = {RUN_CANCELLED, RUN_COMPLETED, RUN_FAILED,
+                                               RUN_INTERRUPTED, RUN_RUNNING};
+#define N_METRIC_STATUSES RUN_STATUS_COUNT
 
 /* One mirror's numbers (or the whole journal's), read before any is
  * written, so each family's series come together as the format wants. */
@@ -1349,12 +1417,12 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	if (rc)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *status = (const char *)sqlite3_column_text(st, 0);
-		for (size_t i = 0; status && i < N_METRIC_STATUSES; i++)
-			if (strcmp(status, metric_statuses[i]) == 0) {
-				m->runs[i] = sqlite3_column_int64(st, 1);
-				m->has_runs[i] = true;
-			}
+		enum run_status status;
+		if (store_run_status_parse((const char *)sqlite3_column_text(st, 0), &status) ==
+		    0) {
+			m->runs[status] = sqlite3_column_int64(st, 1);
+			m->has_runs[status] = true;
+		}
 	}
 	sqlite3_finalize(st);
 	if (step != SQLITE_DONE)
@@ -1440,14 +1508,17 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 		rc = metrics_read(s, &m[i], mirrors ? mirrors[i] : NULL);
 	if (rc)
 		goto out;
-	for (size_t k = 0; k < N_METRIC_STATUSES; k++)
-		for (size_t i = 0; i < count; i++)
+	for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
+		for (size_t i = 0; i < count; i++) {
+			enum run_status k = metric_order[o];
 			if (m[i].has_runs[k]) {
-				snprintf(extra, sizeof(extra), "status=\"%s\"", metric_statuses[k]);
+				snprintf(extra, sizeof(extra), "status=\"%s\"",
+				         store_run_status_name(k));
 				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
 				              extra);
 				fn(ctx, "reconciler_runs_total", labels, (double)m[i].runs[k]);
 			}
+		}
 	/* a family's series one after the other: families are adjacent rows of sums[] */
 	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]);) {
 		size_t end = k;

@@ -54,11 +54,36 @@ RC_MUST_CHECK rcode store_tx_begin(struct store *s);
 RC_MUST_CHECK rcode store_tx_commit(struct store *s);
 void store_tx_rollback(struct store *s);
 
+/* A run's kind and status, as runs.kind and runs.status spell them (one
+ * name table each, store.c; the journal's CHECK constraints list the same
+ * words). Running and interrupted runs are unfinished: they may resume. */
+enum run_kind {
+	RUN_CHECK,   /* detect and repair */
+	RUN_DRY_RUN, /* detect and journal only */
+	RUN_FULL,    /* re-index every document */
+};
+enum run_status {
+	RUN_RUNNING,
+	RUN_COMPLETED,
+	RUN_FAILED,
+	RUN_INTERRUPTED,
+	RUN_CANCELLED,
+};
+#define RUN_KIND_COUNT   ((int)RUN_FULL + 1)
+#define RUN_STATUS_COUNT ((int)RUN_CANCELLED + 1)
+const char *store_run_kind_name(enum run_kind k);
+int store_run_kind_parse(const char *name, enum run_kind *out); /* 0 or -1 */
+const char *store_run_status_name(enum run_status st);
+int store_run_status_parse(const char *name, enum run_status *out); /* 0 or -1 */
+bool store_run_status_unfinished(enum run_status st);
+
 /* A run as stored. Strings are owned by the struct; free with store_run_free. */
 struct store_run {
 	int64_t id;
 	char *mirror; /* 'default' for runs from before mirrors */
-	char *kind, *trigger, *status, *phase, *started_at, *finished_at, *heartbeat_at;
+	enum run_kind kind;
+	enum run_status status;
+	char *trigger, *phase, *started_at, *finished_at, *heartbeat_at;
 	int64_t mongo_count, opensearch_count; /* -1: not counted */
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
@@ -70,15 +95,16 @@ struct store_run {
 void store_run_free(struct store_run *r);
 
 RC_MUST_CHECK rcode store_run_begin(struct store *s, int64_t *run_id, const char *mirror,
-                                    const char *kind, const char *trigger, const char *config_json);
+                                    enum run_kind kind, const char *trigger,
+                                    const char *config_json);
 RC_MUST_CHECK rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
 /* Newest run of mirror (NULL: of any) left running or interrupted;
  * *run_id = 0 when none. */
 RC_MUST_CHECK rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
 /* The same among runs of one kind: a dry run never continues a check (it
  * would write), nor a check a dry run (it would repair nothing). */
-RC_MUST_CHECK rcode store_run_unfinished_of_kind(struct store *s, const char *kind, int64_t *run_id,
-                                                 const char *mirror);
+RC_MUST_CHECK rcode store_run_unfinished_of_kind(struct store *s, enum run_kind kind,
+                                                 int64_t *run_id, const char *mirror);
 RC_MUST_CHECK rcode store_run_resumed(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
@@ -89,7 +115,7 @@ RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char
                                      const char *cursor, int64_t seen_types, int64_t compared);
 /* Recomputes the run's counters from run_ids and batches. */
 RC_MUST_CHECK rcode store_run_recount(struct store *s, int64_t run_id);
-RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, const char *status,
+RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, enum run_status status,
                                      const char *error);
 
 RC_MUST_CHECK rcode store_event(struct store *s, int64_t run_id, const char *event,
@@ -109,6 +135,16 @@ enum drift_kind {
 const char *store_drift_kind_name(enum drift_kind k);
 int store_drift_kind_parse(const char *name, enum drift_kind *out); /* 0 or -1 */
 
+/* A drift row's state, as run_ids.status spells it (one name table). */
+enum drift_state {
+	DRIFT_PENDING,  /* queued for repair, maybe in a batch */
+	DRIFT_DONE,     /* repaired */
+	DRIFT_FAILED,   /* could not be repaired (error says why) */
+	DRIFT_REPORTED, /* found, not repaired (dry run, RECONCILE_ORPHANS=report, conflicts) */
+	DRIFT_SKIPPED,  /* left alone on purpose (too young, gone meanwhile) */
+};
+const char *store_drift_state_name(enum drift_state st);
+
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {
 	const char *doc_id;  /* canonical id text = the index _id */
@@ -122,10 +158,10 @@ struct store_drift {
 /* Adds a drift row (error may be NULL); *added (may be NULL) says whether
  * it was new (a row with the same key is left as it is). */
 RC_MUST_CHECK rcode store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d,
-                                    int64_t batch_no, const char *status, const char *error,
+                                    int64_t batch_no, enum drift_state state, const char *error,
                                     bool *added);
 RC_MUST_CHECK rcode store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
-                                    const char *status, const char *error);
+                                    enum drift_state state, const char *error);
 /* Attaches a drift row to a batch (status pending). */
 RC_MUST_CHECK rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
                                        int64_t batch_no);
@@ -135,7 +171,7 @@ RC_MUST_CHECK rcode store_drift_assign(struct store *s, int64_t run_id, const st
 /* A drift row and the status it is recorded with (error may be NULL). */
 struct store_drift_row {
 	struct store_drift d;
-	const char *status; /* pending, reported, skipped */
+	enum drift_state state; /* pending, reported or skipped */
 	const char *error;
 };
 /* Records a chunk's drift (a row already there is left as it is, so a
@@ -174,8 +210,10 @@ RC_MUST_CHECK rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t
 RC_MUST_CHECK rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no,
                                     const char *action, int64_t docs, int64_t bytes,
                                     const char *first_id, const char *last_id);
+/* A batch's state, as batches.status spells it. */
+enum batch_state { BATCH_PENDING, BATCH_COMMITTED, BATCH_FAILED };
 RC_MUST_CHECK rcode store_batch_commit(struct store *s, int64_t run_id, int64_t batch_no,
-                                       const char *status, int64_t ok, int64_t failed,
+                                       enum batch_state state, int64_t ok, int64_t failed,
                                        int64_t attempts, int64_t took_ms);
 
 /* Pending work of a run, for resume. */

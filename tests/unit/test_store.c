@@ -91,7 +91,7 @@ test_lifecycle(struct store *s)
 	bool added;
 	cJSON *j = NULL;
 
-	CHECK(store_run_begin(s, &id, "default", "check", "test", "{\"X\":\"1\"}") == RC_OK &&
+	CHECK(store_run_begin(s, &id, "default", RUN_CHECK, "test", "{\"X\":\"1\"}") == RC_OK &&
 	      id > 0);
 	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == id);
 	struct store_drift a = {.doc_id = "a", .id_type = "oid", .kind = DRIFT_MISSING};
@@ -101,12 +101,12 @@ test_lifecycle(struct store *s)
 	                         .kind = DRIFT_DUPLICATE,
 	                         .os_index = "v1",
 	                         .routing = "r7"};
-	CHECK(store_drift_add(s, id, &a, -1, "pending", NULL, &added) == RC_OK && added);
-	CHECK(store_drift_add(s, id, &a, -1, "pending", NULL, &added) == RC_OK &&
+	CHECK(store_drift_add(s, id, &a, -1, DRIFT_PENDING, NULL, &added) == RC_OK && added);
+	CHECK(store_drift_add(s, id, &a, -1, DRIFT_PENDING, NULL, &added) == RC_OK &&
 	      !added); /* seen twice (a resumed pass), counted once */
-	CHECK(store_drift_add(s, id, &b, -1, "reported", NULL, NULL) == RC_OK);
+	CHECK(store_drift_add(s, id, &b, -1, DRIFT_REPORTED, NULL, NULL) == RC_OK);
 	/* the same id, another copy: its own row */
-	CHECK(store_drift_add(s, id, &b2, -1, "pending", NULL, &added) == RC_OK && added);
+	CHECK(store_drift_add(s, id, &b2, -1, DRIFT_PENDING, NULL, &added) == RC_OK && added);
 	CHECK(store_batch_next_no(s, id, &no) == RC_OK && no == 1);
 	CHECK(store_batch_add(s, id, no, "index", 1, 100, NULL, NULL) == RC_OK);
 	CHECK(store_drift_assign(s, id, &a, no) == RC_OK);
@@ -114,16 +114,16 @@ test_lifecycle(struct store *s)
 	size_t n = 0;
 	CHECK(store_batches_pending(s, id, &p, &n) == RC_OK && n == 1 && p[0].batch_no == 1);
 	free(p);
-	CHECK(store_drift_set(s, id, &a, "done", NULL) == RC_OK);
-	CHECK(store_drift_set(s, id, &b2, "done", NULL) == RC_OK);
-	CHECK(store_batch_commit(s, id, no, "committed", 1, 0, 1, 5) == RC_OK);
+	CHECK(store_drift_set(s, id, &a, DRIFT_DONE, NULL) == RC_OK);
+	CHECK(store_drift_set(s, id, &b2, DRIFT_DONE, NULL) == RC_OK);
+	CHECK(store_batch_commit(s, id, no, BATCH_COMMITTED, 1, 0, 1, 5) == RC_OK);
 	CHECK(store_run_cursor(s, id, "oid", "a", 8, 10) == RC_OK);
 	CHECK(store_error(s, id, no, "a", "repair", "opensearch", "x", "boom") == RC_OK);
-	CHECK(store_run_finish(s, id, "completed", NULL) == RC_OK);
+	CHECK(store_run_finish(s, id, RUN_COMPLETED, NULL) == RC_OK);
 	CHECK(store_run_get(s, &r, id) == RC_OK);
 	CHECK(r && r->missing == 1 && r->orphans == 1 && r->repaired == 1 && r->stale == 0);
 	CHECK(r && r->duplicates == 1 && r->deleted == 1 && r->conflicts == 0);
-	CHECK(r && strcmp(r->status, "completed") == 0 && r->finished_at != NULL);
+	CHECK(r && r->status == RUN_COMPLETED && r->finished_at != NULL);
 	CHECK(r && r->cursor && strcmp(r->cursor, "a") == 0);
 	store_run_free(r);
 	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == 0);
@@ -181,8 +181,8 @@ test_mirrors(const char *path, struct store *s)
 	struct buf m = {0};
 	const char *const names[] = {"ads", "users"};
 
-	CHECK(store_run_begin(s, &a, "ads", "check", "test", "{}") == RC_OK);
-	CHECK(store_run_begin(s, &b, "users", "dry_run", "test", "{}") == RC_OK);
+	CHECK(store_run_begin(s, &a, "ads", RUN_CHECK, "test", "{}") == RC_OK);
+	CHECK(store_run_begin(s, &b, "users", RUN_DRY_RUN, "test", "{}") == RC_OK);
 	CHECK(store_run_get(s, &r, a) == RC_OK && r && strcmp(r->mirror, "ads") == 0);
 	store_run_free(r);
 	CHECK(store_run_unfinished(s, &other, "ads") == RC_OK && other == a);
@@ -200,8 +200,8 @@ test_mirrors(const char *path, struct store *s)
 	CHECK(store_report_totals(s, &j, "ads") == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "errors")) == 1);
 	cJSON_Delete(j);
-	CHECK(store_run_finish(s, a, "completed", NULL) == RC_OK);
-	CHECK(store_run_finish(s, b, "interrupted", NULL) == RC_OK);
+	CHECK(store_run_finish(s, a, RUN_COMPLETED, NULL) == RC_OK);
+	CHECK(store_run_finish(s, b, RUN_INTERRUPTED, NULL) == RC_OK);
 	/* labelled: one series per mirror, a family's series together */
 	CHECK(store_report_metrics(s, names, 2, on_metric, &m) == RC_OK && m.data);
 	CHECK(m.data &&
