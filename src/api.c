@@ -1,30 +1,21 @@
 /*
- * api.c: the HTTP API (libmicrohttpd) and `reconciler serve`.
+ * api.c: the routes of the HTTP API and their handlers.
  *
  * - One table of routes (method, path pattern, handler, help) drives
- *   dispatch, 404/405 answers and the list of endpoints at GET /.
- * - Each connection has its own thread; handlers that read the journal use
- *   the API's own SQLite connection under a mutex, so reads never wait on a
- *   run's transactions (WAL).
- * - Bodies over 64 KiB are refused with 413 before they are read; a body
- *   must be a JSON object; every error is {"success": false, "error": ...}.
- * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
- *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
- *   probes), compared in constant time.
- * - Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the runs after
- *   their in-flight batch, exit 0 within 10 s; a second signal exits at once.
- * - Mirrors: one scheduler (and engine) per mirror, sharing the slots of
- *   RECONCILE_CONCURRENCY. Routes under /api/mirrors/{m} act on one mirror;
- *   the seed's routes act on the only mirror, or with several on every
- *   mirror (or the one ?mirror= names) and answer with the seed's keys
- *   summed plus a per-mirror breakdown, so a client of the seed keeps
- *   working unchanged.
+ *   dispatch (http.c), 404/405 answers and the list of endpoints at GET /.
+ * - Handlers that read the journal use the API's own SQLite connection
+ *   under a mutex, so reads never wait on a run's transactions (WAL).
+ * - Mirrors: routes under /api/mirrors/{m} act on one mirror; the seed's
+ *   routes act on the only mirror, or with several on every mirror (or the
+ *   one ?mirror= names) and answer with the seed's keys summed plus a
+ *   per-mirror breakdown, so a client of the seed keeps working unchanged.
  */
-#include "config.h"
+#include "api.h"
 #include "engine.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "probe.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -43,102 +34,6 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
-
-#define MAX_BODY         (64 * 1024)
-#define SHUTDOWN_WAIT_MS 9000
-
-int serve_main(const struct config_set *set);
-
-/* One mirror of the service: its settings and the worker that runs it. */
-struct api_mirror {
-	const struct config *cfg;
-	struct scheduler *sched;
-};
-
-struct api {
-	const struct config *cfg; /* the global settings: HTTP, token, journal */
-	struct api_mirror *mirrors;
-	size_t n_mirrors;
-	bool labelled; /* metrics say mirror="..." (not for the environment's one mirror) */
-	struct scheduler_slots *slots;
-	pthread_mutex_t store_mu;
-	struct store *store;
-	pthread_mutex_t health_mu;
-	struct mongo *mongo;
-	struct opensearch *os;
-};
-
-struct request {
-	struct buf body;
-	bool too_large;
-	bool answered; /* a response is queued already (413 before the body) */
-};
-
-struct reply {
-	int status;
-	cJSON *json;
-	struct buf text; /* used instead of json when content_type is set */
-	const char *content_type;
-	char allow[64];
-};
-
-struct call {
-	struct api *api;
-	struct MHD_Connection *conn;
-	const char *method;
-	const char *path;
-	const char *id_segment;    /* the {id} of the path, if any */
-	struct api_mirror *mirror; /* {m} of the path or ?mirror=; NULL: every mirror */
-	cJSON *body;               /* parsed JSON object (POST), never NULL for POST */
-	struct reply *reply;
-};
-
-typedef void (*handler_fn)(struct call *c);
-
-struct route {
-	const char *method;
-	const char *pattern;
-	handler_fn fn;
-	const char *help;
-};
-
-/* ---- replies ---------------------------------------------------------- */
-
-static void
-reply_json(struct call *c, int status, cJSON *json)
-{
-	cJSON_Delete(c->reply->json);
-	c->reply->status = status;
-	c->reply->json = json;
-}
-
-static void reply_error(struct call *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-reply_error(struct call *c, int status, const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-	cJSON *o = cJSON_CreateObject();
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	util_mask_secrets(msg, sizeof(msg));
-	util_utf8_clean(msg);
-	cJSON_AddFalseToObject(o, "success");
-	cJSON_AddStringToObject(o, "error", msg);
-	reply_json(c, status, o);
-}
-
-static cJSON *
-ok_object(void)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "success");
-	return o;
-}
 
 static void
 add_iso_or_null(cJSON *o, const char *key, int64_t ms)
@@ -211,9 +106,6 @@ body_bool(struct call *c, const char *name, bool dflt, bool *out)
 
 /* ---- handlers ----------------------------------------------------------- */
 
-static const struct route routes[];
-static const size_t n_routes;
-
 static void
 h_root(struct call *c)
 {
@@ -221,11 +113,11 @@ h_root(struct call *c)
 
 	cJSON_AddStringToObject(o, "service", "reconciler");
 	cJSON_AddStringToObject(o, "version", RECONCILER_VERSION);
-	for (size_t i = 0; i < n_routes; i++) {
+	for (size_t i = 0; i < api_n_routes; i++) {
 		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "method", routes[i].method);
-		cJSON_AddStringToObject(e, "path", routes[i].pattern);
-		cJSON_AddStringToObject(e, "description", routes[i].help);
+		cJSON_AddStringToObject(e, "method", api_routes[i].method);
+		cJSON_AddStringToObject(e, "path", api_routes[i].pattern);
+		cJSON_AddStringToObject(e, "description", api_routes[i].help);
 		cJSON_AddItemToArray(eps, e);
 	}
 	reply_json(c, 200, o);
@@ -282,41 +174,31 @@ static void
 h_health(struct call *c)
 {
 	struct api *a = c->api;
-	struct rerror err = {0};
-	char *version = NULL, why[512] = "";
+	struct probe p;
+	char why[512] = "";
 	cJSON *o = cJSON_CreateObject();
-	bool all = true, ok;
+	bool ok;
 	int64_t t0;
 
 	/* the first mirror's servers (the only ones, but for a file that spreads
 	 * mirrors over several clusters) */
-	const struct config *m0 = a->mirrors[0].cfg;
-
 	pthread_mutex_lock(&a->health_mu);
-	t0 = util_mono_ms();
-	ok = (a->mongo || mongo_open(&a->mongo, m0->mongodb_uri, m0->mongodb_database,
-	                             m0->mongodb_collection, &err) == RC_OK) &&
-	     mongo_ping(a->mongo, &version, &err) == RC_OK;
-	cJSON_AddItemToObject(o, "mongodb",
-	                      health_item(ok, util_mono_ms() - t0, version, err.message));
-	all &= ok;
-	free(version);
-	version = NULL;
-	t0 = util_mono_ms();
-	ok = (a->os || opensearch_open(&a->os, m0, &err) == RC_OK) &&
-	     opensearch_info(a->os, &version, &err) == RC_OK;
-	cJSON_AddItemToObject(o, "opensearch",
-	                      health_item(ok, util_mono_ms() - t0, version, err.message));
-	all &= ok;
-	free(version);
+	rcode rc = probe_servers(&p, a->mirrors[0].cfg, PROBE_VERSION, &a->health_conns);
 	pthread_mutex_unlock(&a->health_mu);
+	cJSON_AddItemToObject(o, "mongodb",
+	                      health_item(p.mongodb.ok, p.mongodb.latency_ms, p.mongodb.version,
+	                                  p.mongodb.err.message));
+	cJSON_AddItemToObject(o, "opensearch",
+	                      health_item(p.opensearch.ok, p.opensearch.latency_ms,
+	                                  p.opensearch.version, p.opensearch.err.message));
+	probe_clear(&p);
 	t0 = util_mono_ms();
 	ok = journal_writable(a, why, sizeof(why));
 	cJSON_AddItemToObject(o, "journal", health_item(ok, util_mono_ms() - t0, NULL, why));
-	all &= ok;
-	cJSON_AddBoolToObject(o, "success", all);
-	cJSON_AddStringToObject(o, "status", all ? "ok" : "degraded");
-	reply_json(c, all ? 200 : 503, o);
+	ok = ok && rc == RC_OK;
+	cJSON_AddBoolToObject(o, "success", ok);
+	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
+	reply_json(c, ok ? 200 : 503, o);
 }
 
 static void
@@ -340,9 +222,7 @@ h_ready(struct call *c)
 
 /* ---- mirrors ------------------------------------------------------------ */
 
-/* The mirror called name into c->mirror; false (and a 404 listing the
- * names) when there is none. */
-static bool
+bool
 mirror_named(struct call *c, const char *name)
 {
 	struct api *a = c->api;
@@ -1239,7 +1119,7 @@ h_metrics(struct call *c)
 	c->reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-static const struct route routes[] = {
+const struct route api_routes[] = {
     {"GET", "/", h_root, "service, version and endpoints"},
     {"GET", "/api/health", h_health, "MongoDB, OpenSearch and journal, each with ok and latency"},
     {"GET", "/api/health/live", h_live, "liveness probe"},
@@ -1272,433 +1152,4 @@ static const struct route routes[] = {
     {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
     {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)"},
 };
-static const size_t n_routes = sizeof(routes) / sizeof(routes[0]);
-
-/* A {name} segment of a path. */
-struct segment {
-	const char *at;
-	size_t len;
-};
-
-/* Whether path has the shape of pattern; seg[0] gets the {m} segment,
- * seg[1] the {id} one. */
-static bool
-path_matches(const char *pattern, const char *path, struct segment seg[2])
-{
-	const char *p = pattern, *q = path;
-
-	while (*p && *q) {
-		int which = strncmp(p, "{m}", 3) == 0 ? 0 : strncmp(p, "{id}", 4) == 0 ? 1 : -1;
-		if (which >= 0) {
-			size_t n = strcspn(q, "/");
-			if (n == 0)
-				return false;
-			seg[which].at = q;
-			seg[which].len = n;
-			p += which == 0 ? 3 : 4;
-			q += n;
-			continue;
-		}
-		if (*p != *q)
-			return false;
-		p++;
-		q++;
-	}
-	return *p == '\0' && *q == '\0';
-}
-
-/* Constant-time comparison of the bearer token. */
-static bool
-token_ok(const char *header, const char *token)
-{
-	size_t tl = strlen(token), hl;
-	unsigned char diff = 0;
-
-	/* the scheme is case-insensitive (RFC 7235) */
-	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
-		return false;
-	header += 7;
-	hl = strlen(header);
-	diff |= (unsigned char)(hl != tl);
-	for (size_t i = 0; i < tl; i++)
-		diff |= (unsigned char)(token[i] ^ (i < hl ? header[i] : 0));
-	return diff == 0;
-}
-
-static void
-dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
-         struct request *rq, struct reply *rep)
-{
-	struct call c = {.api = a, .conn = conn, .method = method, .reply = rep};
-	char path[512], id[64] = "", mirror[80] = "";
-	const struct route *hit = NULL;
-	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-	size_t n;
-
-	if (strlen(url) >= sizeof(path)) {
-		/* a truncated copy could match a route it does not name */
-		reply_error(&c, 404, "no route %s (the path is over %zu bytes)", method,
-		            sizeof(path) - 1);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s", url);
-	n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		path[--n] = '\0';
-	c.path = path;
-	for (size_t i = 0; i < n_routes; i++) {
-		struct segment seg[2] = {{"", 0}, {"", 0}};
-		if (!path_matches(routes[i].pattern, path, seg))
-			continue;
-		if (!strcmp(routes[i].method, method) ||
-		    (is_get && !strcmp(routes[i].method, "GET"))) {
-			hit = &routes[i];
-			/* a segment too long for its buffer must not be cut into a
-			 * valid id or name: "-" is neither */
-			snprintf(id, sizeof(id), "%.*s",
-			         (int)(seg[1].len < sizeof(id) ? seg[1].len : 1),
-			         seg[1].len < sizeof(id) ? seg[1].at : "-");
-			snprintf(mirror, sizeof(mirror), "%.*s",
-			         (int)(seg[0].len < sizeof(mirror) ? seg[0].len : 1),
-			         seg[0].len < sizeof(mirror) ? seg[0].at : "-");
-			break;
-		}
-		size_t used = strlen(rep->allow);
-		snprintf(rep->allow + used, sizeof(rep->allow) - used, "%s%s", used ? ", " : "",
-		         routes[i].method);
-	}
-	if (hit == NULL) {
-		if (*rep->allow)
-			reply_error(&c, 405, "method %s not allowed on %s (allowed: %s)", method,
-			            path, rep->allow);
-		else
-			reply_error(&c, 404, "no route %s %s", method, path);
-		return;
-	}
-	c.id_segment = id;
-	if (*a->cfg->api_token) {
-		bool needs =
-		    !is_get || (a->cfg->api_token_read && strcmp(path, "/api/health/live") &&
-		                strcmp(path, "/api/health/ready"));
-		const char *auth =
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-		if (needs && !token_ok(auth, a->cfg->api_token)) {
-			reply_error(&c, 401, "missing or wrong bearer token");
-			return;
-		}
-	}
-	if (strstr(hit->pattern, "{m}") && !mirror_named(&c, mirror))
-		return;
-	if (!is_get) {
-		if (rq->body.len == 0) {
-			c.body = cJSON_CreateObject();
-		} else if (memchr(rq->body.data, '\0', rq->body.len)) {
-			reply_error(&c, 400, "malformed JSON body (a NUL byte)");
-			return;
-		} else {
-			/* the buffer's terminating NUL is in the length: with
-			 * require_null_terminated, trailing junk is refused */
-			c.body =
-			    cJSON_ParseWithLengthOpts(rq->body.data, rq->body.len + 1, NULL, true);
-			if (c.body == NULL) {
-				reply_error(&c, 400, "malformed JSON body");
-				return;
-			}
-			if (!cJSON_IsObject(c.body)) {
-				cJSON_Delete(c.body);
-				reply_error(&c, 400, "the body must be a JSON object");
-				return;
-			}
-		}
-	}
-	hit->fn(&c);
-	cJSON_Delete(c.body);
-}
-
-static enum MHD_Result
-send_reply(struct MHD_Connection *conn, struct reply *rep)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char *text = NULL;
-
-	if (rep->content_type) {
-		resp = MHD_create_response_from_buffer(
-		    rep->text.len, rep->text.data ? rep->text.data : "", MHD_RESPMEM_MUST_COPY);
-	} else {
-		text = rep->json ? cJSON_PrintUnformatted(rep->json) : NULL;
-		if (text == NULL)
-			text = strdup("{\"success\":false,\"error\":\"out of memory\"}");
-		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	}
-	if (resp == NULL) {
-		free(text);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type",
-	                        rep->content_type ? rep->content_type : "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	if (rep->status == 405)
-		MHD_add_response_header(resp, "Allow", rep->allow);
-	ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result
-on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-	struct api *a = cls;
-	struct request *rq = *con_cls;
-	struct reply rep = {.status = 500};
-	enum MHD_Result ret;
-
-	(void)version;
-	if (rq == NULL) {
-		const char *cl =
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-		int64_t len = 0;
-		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
-			return MHD_NO;
-		*con_cls = rq;
-		if (cl && (util_parse_i64(cl, &len) || len > MAX_BODY)) {
-			/* refuse before reading it */
-			struct call c = {.reply = &rep};
-			reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
-			log_msg(LOG_DEBUG, 0, "api: %s %s -> 413", method, url);
-			ret = send_reply(conn, &rep);
-			cJSON_Delete(rep.json);
-			rq->too_large = rq->answered = true;
-			return ret;
-		}
-		return MHD_YES;
-	}
-	if (rq->answered) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		if (!rq->too_large && rq->body.len + *upload_size > MAX_BODY)
-			rq->too_large = true;
-		if (!rq->too_large && buf_append(&rq->body, upload, *upload_size))
-			return MHD_NO;
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (rq->too_large) {
-		struct call c = {.reply = &rep};
-		reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
-	} else {
-		dispatch(a, conn, method, url, rq, &rep);
-	}
-	if (rep.status >= 500 || rep.status == 401 || rep.status == 409)
-		log_msg(rep.status >= 500 ? LOG_WARN : LOG_INFO, 0, "api: %s %s -> %d", method, url,
-		        rep.status);
-	else
-		log_msg(LOG_DEBUG, 0, "api: %s %s -> %d", method, url, rep.status);
-	ret = send_reply(conn, &rep);
-	cJSON_Delete(rep.json);
-	buf_free(&rep.text);
-	return ret;
-}
-
-static void
-on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-             enum MHD_RequestTerminationCode toe)
-{
-	struct request *rq = *con_cls;
-
-	(void)cls;
-	(void)conn;
-	(void)toe;
-	if (rq) {
-		buf_free(&rq->body);
-		free(rq);
-		*con_cls = NULL;
-	}
-}
-
-/* ---- serve --------------------------------------------------------------- */
-
-static sigset_t stop_signals, wait_signals;
-
-static void *
-second_signal(void *arg)
-{
-	int sig;
-
-	(void)arg;
-	sigwait(&stop_signals, &sig);
-	log_warn("second signal: exiting at once (the journal is transactional)");
-	_exit(130);
-	return NULL;
-}
-
-int
-serve_main(const struct config_set *set)
-{
-	const struct config *cfg = set->global;
-	struct api a = {.cfg = cfg};
-	struct rerror err = {0};
-	struct MHD_Daemon *d = NULL;
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	struct sockaddr *addr;
-	unsigned flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-	size_t resuming = 0, enabled = 0;
-	int sig = 0, rc = 0;
-	pthread_t t2;
-
-	pthread_mutex_init(&a.store_mu, NULL);
-	pthread_mutex_init(&a.health_mu, NULL);
-	memset(&sin, 0, sizeof(sin));
-	memset(&sin6, 0, sizeof(sin6));
-	if (inet_pton(AF_INET, cfg->http_bind, &sin.sin_addr) == 1) {
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)cfg->port);
-		addr = (struct sockaddr *)&sin;
-	} else if (inet_pton(AF_INET6, cfg->http_bind, &sin6.sin6_addr) == 1) {
-		sin6.sin6_family = AF_INET6;
-		sin6.sin6_port = htons((uint16_t)cfg->port);
-		addr = (struct sockaddr *)&sin6;
-		flags |= MHD_USE_IPv6;
-	} else {
-		fprintf(stderr,
-		        "reconciler: HTTP_BIND=\"%s\" is invalid: expected an IPv4 or IPv6 "
-		        "address\n",
-		        cfg->http_bind);
-		return 78;
-	}
-	/* signals are taken by sigwait in this thread, never by a handler */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	wait_signals = stop_signals;
-	sigaddset(&wait_signals, SIGHUP); /* logrotate: reopen the log files */
-	pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (store_open(&a.store, cfg->state_db, &err)) {
-		log_error("%s", err.message);
-		rc = 2;
-		goto out;
-	}
-	a.mirrors = calloc(set->n_mirrors, sizeof(*a.mirrors));
-	if (a.mirrors == NULL || scheduler_slots_new(&a.slots, cfg->concurrency, &err)) {
-		log_error("out of memory");
-		rc = 2;
-		goto out;
-	}
-	/* the environment's one mirror keeps the metrics it had before mirrors */
-	a.labelled = !(set->n_mirrors == 1 && strcmp(set->mirrors[0]->name, "default") == 0);
-	for (size_t i = 0; i < set->n_mirrors; i++) {
-		struct api_mirror *m = &a.mirrors[i];
-		int64_t unfinished = 0;
-		m->cfg = set->mirrors[i];
-		if (store_run_unfinished(a.store, &unfinished, m->cfg->name)) {
-			log_error("journal %s: cannot look for unfinished runs", cfg->state_db);
-			rc = 2;
-			goto out;
-		}
-		if (scheduler_new(&m->sched, m->cfg, a.slots, &err)) {
-			log_error("%s", err.message);
-			rc = 2;
-			goto out;
-		}
-		a.n_mirrors = i + 1; /* started or not, freed at out */
-		if (scheduler_start(m->sched, unfinished > 0, &err)) {
-			log_error("%s", err.message);
-			rc = 2;
-			goto out;
-		}
-		resuming += unfinished > 0;
-		enabled += m->cfg->reconciliation_enabled;
-		if (unfinished)
-			log_info("mirror %s: resuming its interrupted run %lld", m->cfg->name,
-			         (long long)unfinished);
-	}
-	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, &a,
-	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_END);
-	if (d == NULL) {
-		log_error("cannot listen on %s:%lld (in use, or not an address of this host)",
-		          cfg->http_bind, (long long)cfg->port);
-		rc = 2;
-		goto out;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	if (set->n_mirrors == 1)
-		log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
-		         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
-		         set->mirrors[0]->reconciliation_enabled ? "on" : "off",
-		         resuming ? "; resuming the interrupted run" : "");
-	else
-		log_info("reconciler %s listening on %s:%u; %zu mirrors, schedule on for %zu, %zu "
-		         "resuming, at most %lld runs at once",
-		         RECONCILER_VERSION, cfg->http_bind,
-		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
-		         (long long)cfg->concurrency);
-
-	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
-		log_reopen();
-		log_info("SIGHUP: log files reopened");
-	}
-	log_info("signal %d: shutting down (in-flight batch first)", sig);
-	pthread_create(&t2, NULL, second_signal, NULL);
-	pthread_detach(t2);
-	MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
-	/* every mirror told first, so they stop together within the one wait */
-	for (size_t i = 0; i < a.n_mirrors; i++)
-		scheduler_stop(a.mirrors[i].sched);
-	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
-	bool all_stopped = true;
-	for (size_t i = 0; i < a.n_mirrors; i++) {
-		int64_t left = deadline - util_now_ms();
-		all_stopped &= scheduler_shutdown(a.mirrors[i].sched, left > 0 ? left : 0);
-	}
-	if (!all_stopped) {
-		for (size_t i = 0; i < a.n_mirrors; i++) {
-			struct scheduler_status st;
-			scheduler_status(a.mirrors[i].sched, &st);
-			if (!st.progress.active || st.progress.run_id <= 0)
-				continue;
-			log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
-			         a.mirrors[i].cfg->name, (long long)st.progress.run_id);
-			if (store_run_finish(a.store, st.progress.run_id, RUN_INTERRUPTED,
-			                     "service stopped before the in-flight batch finished"))
-				log_error(
-				    "journal: cannot mark run %lld interrupted (it stays running "
-				    "and resumes all the same)",
-				    (long long)st.progress.run_id);
-		}
-		log_warn("exiting without waiting for the runs");
-		log_close();
-		_exit(0);
-	}
-	MHD_stop_daemon(d);
-	d = NULL;
-	log_info("stopped");
-out:
-	if (d)
-		MHD_stop_daemon(d);
-	for (size_t i = 0; i < a.n_mirrors; i++)
-		scheduler_stop(a.mirrors[i].sched);
-	for (size_t i = 0; i < a.n_mirrors; i++) {
-		scheduler_shutdown(a.mirrors[i].sched, SHUTDOWN_WAIT_MS);
-		scheduler_free(a.mirrors[i].sched);
-	}
-	free(a.mirrors);
-	scheduler_slots_free(a.slots);
-	store_free(a.store);
-	mongo_free(a.mongo);
-	opensearch_free(a.os);
-	pthread_mutex_destroy(&a.store_mu);
-	pthread_mutex_destroy(&a.health_mu);
-	return rc;
-}
+const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -17,11 +17,13 @@
  * (1), which beats 0: what failed to run at all matters most, then what
  * stays wrong in the index, then what a dry run only saw.
  */
+#include "api.h" /* serve_main */
 #include "config.h"
 #include "engine.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "probe.h"
 #include "store.h"
 #include "util.h"
 
@@ -38,8 +40,6 @@
 #define EXIT_ERROR   2
 #define EXIT_PARTIAL 3
 #define EXIT_CONFIG  78
-
-int serve_main(const struct config_set *set); /* api.c */
 
 /* What a command gets: every mirror, and the one --mirror named (NULL when
  * it was not given). */
@@ -137,72 +137,47 @@ mirror_names(const struct config_set *set, char *out, size_t len)
 static int
 doctor_one(const struct config *cfg, bool several)
 {
-	struct rerror err = {0};
-	struct mongo *m = NULL;
-	struct opensearch *os = NULL;
-	char *version = NULL, *masked;
-	int64_t count = -1;
-	const char *bad = NULL;
-	char reason[600] = "";
+	struct probe p;
+	char *masked;
+	const struct probe_side *bad;
+	rcode rc;
 
 	if (several)
 		printf("mirror %s\n", cfg->name);
+	rc = probe_servers(&p, cfg, PROBE_VERSION | PROBE_COUNT, NULL);
 	masked = util_mask_uri(cfg->mongodb_uri);
-	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
-	               &err) == RC_OK &&
-	    mongo_ping(m, &version, &err) == RC_OK && mongo_count(m, &count, &err) == RC_OK) {
+	if (p.mongodb.ok)
 		printf("mongodb     reachable    version %s  documents %" PRId64 "  (%s %s.%s)\n",
-		       version, count, masked ? masked : "", cfg->mongodb_database,
-		       cfg->mongodb_collection);
-	} else {
-		printf("mongodb     UNREACHABLE  %s\n", err.message);
-		bad = "mongodb";
-		snprintf(reason, sizeof(reason), "%s", err.message);
-	}
+		       p.mongodb.version, p.mongodb.count, masked ? masked : "",
+		       cfg->mongodb_database, cfg->mongodb_collection);
+	else
+		printf("mongodb     UNREACHABLE  %s\n", p.mongodb.err.message);
 	free(masked);
-	free(version);
-	version = NULL;
-	mongo_free(m);
-
 	masked = util_mask_uri(cfg->opensearch_url);
-	err.message[0] = '\0';
-	if (opensearch_open(&os, cfg, &err) == RC_OK &&
-	    opensearch_info(os, &version, &err) == RC_OK) {
-		rcode rc = opensearch_count(os, &count, &err);
-		if (rc == RC_OK)
-			printf("opensearch  reachable    version %s  documents %" PRId64
-			       "  (%s index %s)\n",
-			       version, count, masked ? masked : "", cfg->opensearch_index);
-		else if (rc == RC_ERR_NOTFOUND)
-			printf("opensearch  reachable    version %s  index %s does not exist yet "
-			       "(%s)\n",
-			       version, cfg->opensearch_index, masked ? masked : "");
-		else {
-			printf("opensearch  ERROR        %s\n", err.message);
-			if (!bad) {
-				bad = "opensearch";
-				snprintf(reason, sizeof(reason), "%s", err.message);
-			}
-		}
-	} else {
-		printf("opensearch  UNREACHABLE  %s\n", err.message);
-		if (!bad) {
-			bad = "opensearch";
-			snprintf(reason, sizeof(reason), "%s", err.message);
-		}
-	}
+	if (p.opensearch.ok && p.opensearch.index_missing)
+		printf("opensearch  reachable    version %s  index %s does not exist yet (%s)\n",
+		       p.opensearch.version, cfg->opensearch_index, masked ? masked : "");
+	else if (p.opensearch.ok)
+		printf("opensearch  reachable    version %s  documents %" PRId64
+		       "  (%s index %s)\n",
+		       p.opensearch.version, p.opensearch.count, masked ? masked : "",
+		       cfg->opensearch_index);
+	else if (!p.opensearch.reached)
+		printf("opensearch  UNREACHABLE  %s\n", p.opensearch.err.message);
+	else
+		printf("opensearch  ERROR        %s\n", p.opensearch.err.message);
 	free(masked);
-	free(version);
-	opensearch_free(os);
+	bad = !p.mongodb.ok ? &p.mongodb : !p.opensearch.ok ? &p.opensearch : NULL;
 	if (bad) {
 		if (several)
-			fprintf(stderr, "doctor: mirror %s: %s unreachable: %s\n", cfg->name, bad,
-			        reason);
+			fprintf(stderr, "doctor: mirror %s: %s unreachable: %s\n", cfg->name,
+			        bad == &p.mongodb ? "mongodb" : "opensearch", bad->err.message);
 		else
-			fprintf(stderr, "doctor: %s unreachable: %s\n", bad, reason);
-		return EXIT_DRIFT;
+			fprintf(stderr, "doctor: %s unreachable: %s\n",
+			        bad == &p.mongodb ? "mongodb" : "opensearch", bad->err.message);
 	}
-	return 0;
+	probe_clear(&p);
+	return rc ? EXIT_DRIFT : 0;
 }
 
 static int

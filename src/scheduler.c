@@ -20,6 +20,7 @@
  * start/stop change it until the next restart.
  */
 #include "scheduler.h"
+#include "probe.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -226,22 +227,19 @@ on_run_started(void *ctx, int64_t run_id)
 static bool
 count_check(struct scheduler *s)
 {
-	struct mongo *m = NULL;
-	struct opensearch *os = NULL;
 	struct store *st = NULL;
 	struct rerror err = {0};
-	int64_t mc = -1, oc = -1;
+	struct probe p;
 	bool trigger = false;
 	cJSON *detail = cJSON_CreateObject();
 	char *text = NULL;
 
-	if (mongo_open(&m, s->cfg->mongodb_uri, s->cfg->mongodb_database,
-	               s->cfg->mongodb_collection, &err) == RC_OK &&
-	    mongo_count(m, &mc, &err) == RC_OK && opensearch_open(&os, s->cfg, &err) == RC_OK) {
-		rcode rc = opensearch_count(os, &oc, &err);
-		if (rc == RC_ERR_NOTFOUND)
-			oc = 0;
-	}
+	/* one side's failure is the message; an index not there yet counts 0 */
+	if (probe_servers(&p, s->cfg, PROBE_COUNT, NULL))
+		err = p.mongodb.ok ? p.opensearch.err : p.mongodb.err;
+	int64_t mc = p.mongodb.ok ? p.mongodb.count : -1;
+	int64_t oc = p.mongodb.ok && p.opensearch.ok ? p.opensearch.count : -1;
+	probe_clear(&p);
 	/* which mirror: its rows have no run to say it */
 	cJSON_AddStringToObject(detail, "mirror", s->cfg->name);
 	if (mc >= 0 && oc >= 0) {
@@ -270,8 +268,6 @@ count_check(struct scheduler *s)
 	store_free(st);
 	cJSON_Delete(detail);
 	free(text);
-	mongo_free(m);
-	opensearch_free(os);
 	pthread_mutex_lock(&s->mu);
 	s->last_count_ms = util_now_ms();
 	s->last_mc = mc;

@@ -1,0 +1,101 @@
+/*
+ * api.h: what the HTTP side shares inside the binary (not a public API):
+ * the service's state, one request's call, the route table's shape and the
+ * reply helpers. Three files use it, each one job:
+ *   api.c    the routes and their handlers (one table: method, path, help);
+ *   http.c   libmicrohttpd plumbing: bodies, limits, dispatch, the token,
+ *            replies on the wire;
+ *   serve.c  `reconciler serve`: journal, schedulers, the daemon, signals,
+ *            shutdown.
+ */
+#ifndef RECONCILER_API_H
+#define RECONCILER_API_H
+
+#include "config.h"
+#include "probe.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+struct scheduler;
+struct scheduler_slots;
+struct store;
+struct mongo;
+struct opensearch;
+
+/* One mirror of the service: its settings and the worker that runs it. */
+struct api_mirror {
+	const struct config *cfg;
+	struct scheduler *sched;
+};
+
+struct api {
+	const struct config *cfg; /* the global settings: HTTP, token, journal */
+	struct api_mirror *mirrors;
+	size_t n_mirrors;
+	bool labelled; /* metrics say mirror="..." (not for the environment's one mirror) */
+	struct scheduler_slots *slots;
+	pthread_mutex_t store_mu;
+	struct store *store;
+	pthread_mutex_t health_mu;
+	struct probe_conns health_conns; /* kept open between health probes */
+};
+
+struct reply {
+	int status;
+	cJSON *json;
+	struct buf text; /* used instead of json when content_type is set */
+	const char *content_type;
+	char allow[64];
+};
+
+struct call {
+	struct api *api;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	const char *id_segment;    /* the {id} of the path, if any */
+	struct api_mirror *mirror; /* {m} of the path or ?mirror=; NULL: every mirror */
+	cJSON *body;               /* parsed JSON object (POST), never NULL for POST */
+	struct reply *reply;
+};
+
+typedef void (*handler_fn)(struct call *c);
+
+struct route {
+	const char *method;
+	const char *pattern;
+	handler_fn fn;
+	const char *help;
+};
+
+/* The route table (api.c): dispatch, 404/405 answers and GET / read it. */
+extern const struct route api_routes[];
+extern const size_t api_n_routes;
+
+/* Replies (http.c). reply_json takes json over; reply_error masks secrets. */
+void reply_json(struct call *c, int status, cJSON *json);
+void reply_error(struct call *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+cJSON *ok_object(void); /* {"success": true}, the caller adds to it */
+
+/* The mirror called name into c->mirror; false (and a 404 listing the
+ * names) when there is none (api.c). */
+bool mirror_named(struct call *c, const char *name);
+
+/* libmicrohttpd callbacks (http.c); cls is the struct api. */
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload,
+                                size_t *upload_size, void **con_cls);
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                       enum MHD_RequestTerminationCode toe);
+
+int serve_main(const struct config_set *set);
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * http.c: the HTTP plumbing under the API (libmicrohttpd).
+ *
+ * - Each connection has its own thread (MHD_USE_THREAD_PER_CONNECTION).
+ * - Bodies over 64 KiB are refused with 413 before they are read; a body
+ *   must be a JSON object; every error is {"success": false, "error": ...}
+ *   with secrets masked.
+ * - The route table (api.c) drives dispatch: a path that matches no
+ *   pattern is 404, a pattern matched with another method 405 with Allow.
+ *   A {id} or {m} segment too long for its buffer never becomes a valid one.
+ * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
+ *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
+ *   probes), compared in constant time.
+ */
+#include "api.h"
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BODY (64 * 1024)
+
+struct request {
+	struct buf body;
+	bool too_large;
+	bool answered; /* a response is queued already (413 before the body) */
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+void
+reply_json(struct call *c, int status, cJSON *json)
+{
+	cJSON_Delete(c->reply->json);
+	c->reply->status = status;
+	c->reply->json = json;
+}
+
+void
+reply_error(struct call *c, int status, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	cJSON *o = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	util_mask_secrets(msg, sizeof(msg));
+	util_utf8_clean(msg);
+	cJSON_AddFalseToObject(o, "success");
+	cJSON_AddStringToObject(o, "error", msg);
+	reply_json(c, status, o);
+}
+
+cJSON *
+ok_object(void)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddTrueToObject(o, "success");
+	return o;
+}
+
+/* A {name} segment of a path. */
+struct segment {
+	const char *at;
+	size_t len;
+};
+
+/* Whether path has the shape of pattern; seg[0] gets the {m} segment,
+ * seg[1] the {id} one. */
+static bool
+path_matches(const char *pattern, const char *path, struct segment seg[2])
+{
+	const char *p = pattern, *q = path;
+
+	while (*p && *q) {
+		int which = strncmp(p, "{m}", 3) == 0 ? 0 : strncmp(p, "{id}", 4) == 0 ? 1 : -1;
+		if (which >= 0) {
+			size_t n = strcspn(q, "/");
+			if (n == 0)
+				return false;
+			seg[which].at = q;
+			seg[which].len = n;
+			p += which == 0 ? 3 : 4;
+			q += n;
+			continue;
+		}
+		if (*p != *q)
+			return false;
+		p++;
+		q++;
+	}
+	return *p == '\0' && *q == '\0';
+}
+
+/* Constant-time comparison of the bearer token. */
+static bool
+token_ok(const char *header, const char *token)
+{
+	size_t tl = strlen(token), hl;
+	unsigned char diff = 0;
+
+	/* the scheme is case-insensitive (RFC 7235) */
+	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+		return false;
+	header += 7;
+	hl = strlen(header);
+	diff |= (unsigned char)(hl != tl);
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(token[i] ^ (i < hl ? header[i] : 0));
+	return diff == 0;
+}
+
+static void
+dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
+         struct request *rq, struct reply *rep)
+{
+	struct call c = {.api = a, .conn = conn, .method = method, .reply = rep};
+	char path[512], id[64] = "", mirror[80] = "";
+	const struct route *hit = NULL;
+	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	size_t n;
+
+	if (strlen(url) >= sizeof(path)) {
+		/* a truncated copy could match a route it does not name */
+		reply_error(&c, 404, "no route %s (the path is over %zu bytes)", method,
+		            sizeof(path) - 1);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", url);
+	n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+	c.path = path;
+	for (size_t i = 0; i < api_n_routes; i++) {
+		struct segment seg[2] = {{"", 0}, {"", 0}};
+		if (!path_matches(api_routes[i].pattern, path, seg))
+			continue;
+		if (!strcmp(api_routes[i].method, method) ||
+		    (is_get && !strcmp(api_routes[i].method, "GET"))) {
+			hit = &api_routes[i];
+			/* a segment too long for its buffer must not be cut into a
+			 * valid id or name: "-" is neither */
+			snprintf(id, sizeof(id), "%.*s",
+			         (int)(seg[1].len < sizeof(id) ? seg[1].len : 1),
+			         seg[1].len < sizeof(id) ? seg[1].at : "-");
+			snprintf(mirror, sizeof(mirror), "%.*s",
+			         (int)(seg[0].len < sizeof(mirror) ? seg[0].len : 1),
+			         seg[0].len < sizeof(mirror) ? seg[0].at : "-");
+			break;
+		}
+		size_t used = strlen(rep->allow);
+		snprintf(rep->allow + used, sizeof(rep->allow) - used, "%s%s", used ? ", " : "",
+		         api_routes[i].method);
+	}
+	if (hit == NULL) {
+		if (*rep->allow)
+			reply_error(&c, 405, "method %s not allowed on %s (allowed: %s)", method,
+			            path, rep->allow);
+		else
+			reply_error(&c, 404, "no route %s %s", method, path);
+		return;
+	}
+	c.id_segment = id;
+	if (*a->cfg->api_token) {
+		bool needs =
+		    !is_get || (a->cfg->api_token_read && strcmp(path, "/api/health/live") &&
+		                strcmp(path, "/api/health/ready"));
+		const char *auth =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		if (needs && !token_ok(auth, a->cfg->api_token)) {
+			reply_error(&c, 401, "missing or wrong bearer token");
+			return;
+		}
+	}
+	if (strstr(hit->pattern, "{m}") && !mirror_named(&c, mirror))
+		return;
+	if (!is_get) {
+		if (rq->body.len == 0) {
+			c.body = cJSON_CreateObject();
+		} else if (memchr(rq->body.data, '\0', rq->body.len)) {
+			reply_error(&c, 400, "malformed JSON body (a NUL byte)");
+			return;
+		} else {
+			/* the buffer's terminating NUL is in the length: with
+			 * require_null_terminated, trailing junk is refused */
+			c.body =
+			    cJSON_ParseWithLengthOpts(rq->body.data, rq->body.len + 1, NULL, true);
+			if (c.body == NULL) {
+				reply_error(&c, 400, "malformed JSON body");
+				return;
+			}
+			if (!cJSON_IsObject(c.body)) {
+				cJSON_Delete(c.body);
+				reply_error(&c, 400, "the body must be a JSON object");
+				return;
+			}
+		}
+	}
+	hit->fn(&c);
+	cJSON_Delete(c.body);
+}
+
+static enum MHD_Result
+send_reply(struct MHD_Connection *conn, struct reply *rep)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text = NULL;
+
+	if (rep->content_type) {
+		resp = MHD_create_response_from_buffer(
+		    rep->text.len, rep->text.data ? rep->text.data : "", MHD_RESPMEM_MUST_COPY);
+	} else {
+		text = rep->json ? cJSON_PrintUnformatted(rep->json) : NULL;
+		if (text == NULL)
+			text = strdup("{\"success\":false,\"error\":\"out of memory\"}");
+		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	}
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type",
+	                        rep->content_type ? rep->content_type : "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (rep->status == 405)
+		MHD_add_response_header(resp, "Allow", rep->allow);
+	ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result
+http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct api *a = cls;
+	struct request *rq = *con_cls;
+	struct reply rep = {.status = 500};
+	enum MHD_Result ret;
+
+	(void)version;
+	if (rq == NULL) {
+		const char *cl =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		int64_t len = 0;
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		*con_cls = rq;
+		if (cl && (util_parse_i64(cl, &len) || len > MAX_BODY)) {
+			/* refuse before reading it */
+			struct call c = {.reply = &rep};
+			reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
+			log_msg(LOG_DEBUG, 0, "api: %s %s -> 413", method, url);
+			ret = send_reply(conn, &rep);
+			cJSON_Delete(rep.json);
+			rq->too_large = rq->answered = true;
+			return ret;
+		}
+		return MHD_YES;
+	}
+	if (rq->answered) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!rq->too_large && rq->body.len + *upload_size > MAX_BODY)
+			rq->too_large = true;
+		if (!rq->too_large && buf_append(&rq->body, upload, *upload_size))
+			return MHD_NO;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (rq->too_large) {
+		struct call c = {.reply = &rep};
+		reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
+	} else {
+		dispatch(a, conn, method, url, rq, &rep);
+	}
+	if (rep.status >= 500 || rep.status == 401 || rep.status == 409)
+		log_msg(rep.status >= 500 ? LOG_WARN : LOG_INFO, 0, "api: %s %s -> %d", method, url,
+		        rep.status);
+	else
+		log_msg(LOG_DEBUG, 0, "api: %s %s -> %d", method, url, rep.status);
+	ret = send_reply(conn, &rep);
+	cJSON_Delete(rep.json);
+	buf_free(&rep.text);
+	return ret;
+}
+
+void
+http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                  enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq) {
+		buf_free(&rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}

@@ -1,0 +1,111 @@
+/*
+ * probe.c: see probe.h. A side that fails keeps its error and latency; a
+ * cached connection that failed is dropped, so the next probe connects
+ * afresh (a server restarted under a long-running service is found again).
+ */
+#include "probe.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+probe_mongo(struct probe_side *side, const struct config *cfg, unsigned what, struct mongo **conn)
+{
+	int64_t t0 = util_mono_ms();
+	struct mongo *m = *conn;
+	rcode rc = RC_OK;
+
+	if (m == NULL)
+		rc = mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database,
+		                cfg->mongodb_collection, &side->err);
+	if (rc == RC_OK && (what & PROBE_VERSION))
+		rc = mongo_ping(m, &side->version, &side->err);
+	side->reached = rc == RC_OK;
+	if (rc == RC_OK && (what & PROBE_COUNT))
+		rc = mongo_count(m, &side->count, &side->err);
+	side->ok = rc == RC_OK;
+	side->latency_ms = util_mono_ms() - t0;
+	if (!side->ok) {
+		free(side->version);
+		side->version = NULL;
+		mongo_free(m);
+		m = NULL;
+	}
+	*conn = m;
+}
+
+static void
+probe_opensearch(struct probe_side *side, const struct config *cfg, unsigned what,
+                 struct opensearch **conn)
+{
+	int64_t t0 = util_mono_ms();
+	struct opensearch *os = *conn;
+	rcode rc = RC_OK;
+
+	if (os == NULL)
+		rc = opensearch_open(&os, cfg, &side->err);
+	if (rc == RC_OK && (what & PROBE_VERSION))
+		rc = opensearch_info(os, &side->version, &side->err);
+	side->reached = rc == RC_OK;
+	if (rc == RC_OK && (what & PROBE_COUNT)) {
+		rc = opensearch_count(os, &side->count, &side->err);
+		if (rc == RC_ERR_NOTFOUND) { /* reachable; the first run creates it */
+			side->index_missing = true;
+			side->count = 0;
+			side->err = (struct rerror){0}; /* handled: not a cause for later */
+			rc = RC_OK;
+		}
+	}
+	side->ok = rc == RC_OK;
+	side->latency_ms = util_mono_ms() - t0;
+	if (!side->ok) {
+		free(side->version);
+		side->version = NULL;
+		opensearch_free(os);
+		os = NULL;
+	}
+	*conn = os;
+}
+
+rcode
+probe_servers(struct probe *out, const struct config *cfg, unsigned what, struct probe_conns *conns)
+{
+	struct probe_conns local = {0};
+	struct probe_conns *c = conns ? conns : &local;
+
+	memset(out, 0, sizeof(*out));
+	out->mongodb.count = out->opensearch.count = -1;
+	probe_mongo(&out->mongodb, cfg, what, &c->mongo);
+	probe_opensearch(&out->opensearch, cfg, what, &c->os);
+	if (conns == NULL)
+		probe_conns_close(&local);
+	if (!out->mongodb.ok)
+		return out->mongodb.err.code ? out->mongodb.err.code : RC_ERR_MONGO;
+	if (!out->opensearch.ok)
+		return out->opensearch.err.code ? out->opensearch.err.code : RC_ERR_OPENSEARCH;
+	return RC_OK;
+}
+
+void
+probe_clear(struct probe *p)
+{
+	if (p == NULL)
+		return;
+	free(p->mongodb.version);
+	free(p->opensearch.version);
+	p->mongodb.version = p->opensearch.version = NULL;
+}
+
+void
+probe_conns_close(struct probe_conns *c)
+{
+	if (c == NULL)
+		return;
+	mongo_free(c->mongo);
+	opensearch_free(c->os);
+	c->mongo = NULL;
+	c->os = NULL;
+}

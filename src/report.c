@@ -1,0 +1,393 @@
+/*
+ * report.c: the journal read for people: run history, one run's report,
+ * drift ids, errors, the status route's totals and /metrics' numbers, all
+ * as JSON (cJSON) or metric callbacks. Reads only; the commit transactions
+ * stay in store.c. Every query binds its parameters (store_sql_prepare).
+ */
+#include "store.h"
+#include "store_sql.h"
+#include "util.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+/* Turns every row of a prepared statement into a JSON object (column name
+ * -> value) appended to arr. */
+static RC_MUST_CHECK rcode
+rows_to_json(sqlite3_stmt *st, cJSON *arr)
+{
+	int step;
+
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+		if (o == NULL)
+			return RC_ERR_NOMEM;
+		cJSON_AddItemToArray(arr, o);
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *name = sqlite3_column_name(st, i);
+			cJSON *v;
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_INTEGER:
+				v = cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
+				break;
+			case SQLITE_FLOAT:
+				v = cJSON_CreateNumber(sqlite3_column_double(st, i));
+				break;
+			case SQLITE_NULL:
+				v = cJSON_CreateNull();
+				break;
+			default:
+				v = cJSON_CreateString((const char *)sqlite3_column_text(st, i));
+			}
+			if (v == NULL)
+				return RC_ERR_NOMEM;
+			cJSON_AddItemToObject(o, name, v);
+		}
+	}
+	return step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
+
+static RC_MUST_CHECK rcode
+query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
+{
+	cJSON *arr = cJSON_CreateArray();
+	rcode rc = arr ? rows_to_json(st, arr) : RC_ERR_NOMEM;
+
+	sqlite3_finalize(st);
+	if (rc) {
+		cJSON_Delete(arr);
+		return rc;
+	}
+	*out = arr;
+	return RC_OK;
+}
+
+#define RUN_COLUMNS                                                                                \
+	"id, mirror, kind, trigger, status, phase, started_at AS startedAt, finished_at AS "       \
+	"finishedAt, "                                                                             \
+	"heartbeat_at AS heartbeatAt, mongo_count AS mongoCount, opensearch_count AS "             \
+	"opensearchCount, compared, missing_count AS missingCount, orphan_count AS orphanCount, "  \
+	"stale_count AS staleCount, skipped_count AS skippedCount, repaired_count AS "             \
+	"repairedCount, deleted_count AS deletedCount, failed_count AS failedCount, resume_count " \
+	"AS resumeCount, error, duplicate_count AS duplicateCount, conflict_count AS "             \
+	"conflictCount"
+
+rcode
+store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
+                  const char *status)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 <= 0 OR id < ?1) AND"
+	                       " (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR mirror = ?4)"
+	                       " ORDER BY id DESC LIMIT ?3",
+	                       "itit", before, status, limit, mirror);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_run(struct store *s, cJSON **out, int64_t run_id)
+{
+	sqlite3_stmt *st;
+	cJSON *arr = NULL, *run, *part;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(
+	    s, &st, "SELECT " RUN_COLUMNS ", cursor, config FROM runs WHERE id = ?", "i", run_id);
+	if (rc || (rc = query_json(s, &arr, st)))
+		return rc;
+	if (cJSON_GetArraySize(arr) == 0) {
+		cJSON_Delete(arr);
+		return RC_ERR_NOTFOUND;
+	}
+	run = cJSON_DetachItemFromArray(arr, 0);
+	cJSON_Delete(arr);
+	/* the snapshot is JSON text: show it as an object */
+	cJSON *cfg = cJSON_GetObjectItem(run, "config");
+	if (cJSON_IsString(cfg)) {
+		cJSON *parsed = cJSON_Parse(cfg->valuestring);
+		if (parsed)
+			cJSON_ReplaceItemInObject(run, "config", parsed);
+	}
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT action, status, count(*) AS batches, SUM(docs) AS docs,"
+	                       " SUM(bytes) AS bytes, SUM(ok) AS ok, SUM(failed) AS failed,"
+	                       " SUM(attempts) AS attempts, SUM(took_ms) AS tookMs FROM batches"
+	                       " WHERE run_id = ? GROUP BY action, status ORDER BY action, status",
+	                       "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "batches", part);
+	if (rc == RC_OK && (rc = store_report_errors(s, &part, run_id, 20)) == RC_OK)
+		cJSON_AddItemToObject(run, "errors", part);
+	if (rc == RC_OK)
+		rc = store_sql_prepare(s, &st,
+		                       "SELECT at, event, detail FROM run_events WHERE run_id = ?"
+		                       " ORDER BY id LIMIT 200",
+		                       "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "events", part);
+	if (rc == RC_OK)
+		rc = store_sql_prepare(
+		    s, &st,
+		    "SELECT kind, doc_id AS id, status FROM run_ids WHERE run_id = ?"
+		    " ORDER BY kind, doc_id LIMIT 20",
+		    "i", run_id);
+	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
+		cJSON_AddItemToObject(run, "driftSample", part);
+	if (rc) {
+		cJSON_Delete(run);
+		return rc;
+	}
+	*out = run;
+	return RC_OK;
+}
+
+rcode
+store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind, const char *after,
+                 int64_t limit)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
+	    " error, NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing,"
+	    " NULLIF(os_id, '') AS"
+	    " copyId FROM run_ids WHERE "
+	    "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
+	    " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
+	    "itti", run_id, kind, after, limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT at, phase, source, batch_no AS batch, doc_id AS id, code, message"
+	    " FROM errors WHERE run_id = ? ORDER BY id LIMIT ?",
+	    "ii", run_id, limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+rcode
+store_report_totals(struct store *s, cJSON **out, const char *mirror)
+{
+	sqlite3_stmt *st;
+	cJSON *arr = NULL;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(
+	    s, &st,
+	    "WITH r AS (SELECT * FROM runs WHERE ?1 IS NULL OR mirror = ?1)"
+	    " SELECT (SELECT max(started_at) FROM r) AS lastCheck,"
+	    " (SELECT max(finished_at) FROM r WHERE repaired_count + deleted_count > 0)"
+	    "  AS lastSync,"
+	    " (SELECT count(*) FROM r) AS totalChecks,"
+	    " (SELECT count(*) FROM r WHERE repaired_count + deleted_count > 0) AS totalSyncs,"
+	    " (SELECT COALESCE(SUM(repaired_count + deleted_count), 0) FROM r)"
+	    "  AS documentsSynced,"
+	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
+	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)) AS errors",
+	    "t", mirror);
+	if (rc || (rc = query_json(s, &arr, st)))
+		return rc;
+	*out = cJSON_DetachItemFromArray(arr, 0);
+	cJSON_Delete(arr);
+	return *out ? RC_OK : RC_ERR_STORE;
+}
+
+/* The order /metrics lists run statuses in: alphabetical, as it always did. */
+static const enum run_status metric_order[] = {RUN_CANCELLED, RUN_COMPLETED, RUN_FAILED,
+                                               RUN_INTERRUPTED, RUN_RUNNING};
+#define N_METRIC_STATUSES RUN_STATUS_COUNT
+
+/* One mirror's numbers (or the whole journal's), read before any is
+ * written, so each family's series come together as the format wants. */
+struct mirror_metrics {
+	int64_t runs[N_METRIC_STATUSES];
+	bool has_runs[N_METRIC_STATUSES];
+	int64_t
+	    sums[9]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup, conflict */
+	bool has_last, has_mc, has_oc;
+	double last_start, last_duration, mc, oc;
+};
+
+static RC_MUST_CHECK rcode
+metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	int step;
+
+	memset(m, 0, sizeof(*m));
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT status, count(*) FROM runs WHERE ?1 IS NULL OR mirror = ?1"
+	                       " GROUP BY status",
+	                       "t", mirror);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		enum run_status status;
+		if (store_run_status_parse((const char *)sqlite3_column_text(st, 0), &status) ==
+		    0) {
+			m->runs[status] = sqlite3_column_int64(st, 1);
+			m->has_runs[status] = true;
+		}
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return RC_ERR_STORE;
+	rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT COALESCE(SUM(missing_count),0), COALESCE(SUM(orphan_count),0),"
+	    " COALESCE(SUM(stale_count),0), COALESCE(SUM(repaired_count),0),"
+	    " COALESCE(SUM(deleted_count),0), COALESCE(SUM(failed_count),0),"
+	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
+	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)),"
+	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0)"
+	    " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
+	    "t", mirror);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		for (int i = 0; i < 9; i++)
+			m->sums[i] = sqlite3_column_int64(st, i);
+	sqlite3_finalize(st);
+	if (step != SQLITE_ROW)
+		return RC_ERR_STORE;
+	rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT CAST(strftime('%s', started_at) AS INTEGER),"
+	    " (julianday(finished_at) - julianday(started_at)) * 86400.0,"
+	    " mongo_count, opensearch_count FROM runs WHERE finished_at IS NOT NULL"
+	    " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	    "t", mirror);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		m->has_last = true;
+		m->last_start = sqlite3_column_double(st, 0);
+		m->last_duration = sqlite3_column_double(st, 1);
+		m->has_mc = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		m->mc = sqlite3_column_double(st, 2);
+		m->has_oc = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		m->oc = sqlite3_column_double(st, 3);
+	}
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
+
+/* "mirror=\"m\"" joined with extra labels (either may be empty). */
+static void
+metric_labels(char *out, size_t len, const char *mirror, const char *extra)
+{
+	if (mirror)
+		snprintf(out, len, "mirror=\"%s\"%s%s", mirror, *extra ? "," : "", extra);
+	else
+		snprintf(out, len, "%s", extra);
+}
+
+rcode
+store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
+                     void (*fn)(void *ctx, const char *name, const char *labels, double value),
+                     void *ctx)
+{
+	static const struct {
+		const char *name, *labels;
+		int sum;
+	} sums[] = {
+	    {"reconciler_drift_found_total", "kind=\"missing\"", 0},
+	    {"reconciler_drift_found_total", "kind=\"orphan\"", 1},
+	    {"reconciler_drift_found_total", "kind=\"stale\"", 2},
+	    {"reconciler_drift_found_total", "kind=\"duplicate\"", 7},
+	    {"reconciler_drift_found_total", "kind=\"conflict\"", 8},
+	    {"reconciler_documents_repaired_total", "action=\"index\"", 3},
+	    {"reconciler_documents_repaired_total", "action=\"delete\"", 4},
+	    {"reconciler_documents_failed_total", "", 5},
+	    {"reconciler_errors_total", "", 6},
+	};
+	struct mirror_metrics *m;
+	size_t count = mirrors ? n : 1;
+	char labels[192], extra[64];
+	rcode rc = RC_OK;
+
+	m = calloc(count ? count : 1, sizeof(*m));
+	if (m == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < count && rc == RC_OK; i++)
+		rc = metrics_read(s, &m[i], mirrors ? mirrors[i] : NULL);
+	if (rc)
+		goto out;
+	for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
+		for (size_t i = 0; i < count; i++) {
+			enum run_status k = metric_order[o];
+			if (m[i].has_runs[k]) {
+				snprintf(extra, sizeof(extra), "status=\"%s\"",
+				         store_run_status_name(k));
+				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				              extra);
+				fn(ctx, "reconciler_runs_total", labels, (double)m[i].runs[k]);
+			}
+		}
+	/* a family's series one after the other: families are adjacent rows of sums[] */
+	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]);) {
+		size_t end = k;
+		while (end < sizeof(sums) / sizeof(sums[0]) &&
+		       strcmp(sums[end].name, sums[k].name) == 0)
+			end++;
+		for (size_t i = 0; i < count; i++)
+			for (size_t j = k; j < end; j++) {
+				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				              sums[j].labels);
+				fn(ctx, sums[j].name, labels, (double)m[i].sums[sums[j].sum]);
+			}
+		k = end;
+	}
+	for (int family = 0; family < 3; family++)
+		for (size_t i = 0; i < count; i++) {
+			const char *mirror = mirrors ? mirrors[i] : NULL;
+			if (!m[i].has_last)
+				continue;
+			if (family == 0) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_last_run_timestamp_seconds", labels,
+				   m[i].last_start);
+			} else if (family == 1) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_last_run_duration_seconds", labels,
+				   m[i].last_duration);
+			} else {
+				metric_labels(labels, sizeof(labels), mirror, "side=\"mongodb\"");
+				if (m[i].has_mc)
+					fn(ctx, "reconciler_documents", labels, m[i].mc);
+				metric_labels(labels, sizeof(labels), mirror,
+				              "side=\"opensearch\"");
+				if (m[i].has_oc)
+					fn(ctx, "reconciler_documents", labels, m[i].oc);
+			}
+		}
+out:
+	free(m);
+	return rc;
+}

@@ -1,0 +1,216 @@
+/*
+ * serve.c: `reconciler serve`: the journal, one scheduler (and engine) per
+ * mirror sharing the slots of RECONCILE_CONCURRENCY, and the HTTP daemon.
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the runs after their
+ * in-flight batch, exit 0 within 10 s; a second signal exits at once (a run
+ * still running is marked interrupted first, so it resumes at the next
+ * start).
+ */
+#include "api.h"
+#include "engine.h"
+#include "log.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "scheduler.h"
+#include "store.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#define SHUTDOWN_WAIT_MS 9000
+
+/* ---- serve --------------------------------------------------------------- */
+
+static sigset_t stop_signals, wait_signals;
+
+static void *
+second_signal(void *arg)
+{
+	int sig;
+
+	(void)arg;
+	sigwait(&stop_signals, &sig);
+	log_warn("second signal: exiting at once (the journal is transactional)");
+	_exit(130);
+	return NULL;
+}
+
+int
+serve_main(const struct config_set *set)
+{
+	const struct config *cfg = set->global;
+	struct api a = {.cfg = cfg};
+	struct rerror err = {0};
+	struct MHD_Daemon *d = NULL;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr *addr;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+	size_t resuming = 0, enabled = 0;
+	int sig = 0, rc = 0;
+	pthread_t t2;
+
+	pthread_mutex_init(&a.store_mu, NULL);
+	pthread_mutex_init(&a.health_mu, NULL);
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, cfg->http_bind, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)cfg->port);
+		addr = (struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, cfg->http_bind, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)cfg->port);
+		addr = (struct sockaddr *)&sin6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		fprintf(stderr,
+		        "reconciler: HTTP_BIND=\"%s\" is invalid: expected an IPv4 or IPv6 "
+		        "address\n",
+		        cfg->http_bind);
+		return 78;
+	}
+	/* signals are taken by sigwait in this thread, never by a handler */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	wait_signals = stop_signals;
+	sigaddset(&wait_signals, SIGHUP); /* logrotate: reopen the log files */
+	pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (store_open(&a.store, cfg->state_db, &err)) {
+		log_error("%s", err.message);
+		rc = 2;
+		goto out;
+	}
+	a.mirrors = calloc(set->n_mirrors, sizeof(*a.mirrors));
+	if (a.mirrors == NULL || scheduler_slots_new(&a.slots, cfg->concurrency, &err)) {
+		log_error("out of memory");
+		rc = 2;
+		goto out;
+	}
+	/* the environment's one mirror keeps the metrics it had before mirrors */
+	a.labelled = !(set->n_mirrors == 1 && strcmp(set->mirrors[0]->name, "default") == 0);
+	for (size_t i = 0; i < set->n_mirrors; i++) {
+		struct api_mirror *m = &a.mirrors[i];
+		int64_t unfinished = 0;
+		m->cfg = set->mirrors[i];
+		if (store_run_unfinished(a.store, &unfinished, m->cfg->name)) {
+			log_error("journal %s: cannot look for unfinished runs", cfg->state_db);
+			rc = 2;
+			goto out;
+		}
+		if (scheduler_new(&m->sched, m->cfg, a.slots, &err)) {
+			log_error("%s", err.message);
+			rc = 2;
+			goto out;
+		}
+		a.n_mirrors = i + 1; /* started or not, freed at out */
+		if (scheduler_start(m->sched, unfinished > 0, &err)) {
+			log_error("%s", err.message);
+			rc = 2;
+			goto out;
+		}
+		resuming += unfinished > 0;
+		enabled += m->cfg->reconciliation_enabled;
+		if (unfinished)
+			log_info("mirror %s: resuming its interrupted run %lld", m->cfg->name,
+			         (long long)unfinished);
+	}
+	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &a,
+	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
+	                     http_on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_END);
+	if (d == NULL) {
+		log_error("cannot listen on %s:%lld (in use, or not an address of this host)",
+		          cfg->http_bind, (long long)cfg->port);
+		rc = 2;
+		goto out;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	if (set->n_mirrors == 1)
+		log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
+		         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
+		         set->mirrors[0]->reconciliation_enabled ? "on" : "off",
+		         resuming ? "; resuming the interrupted run" : "");
+	else
+		log_info("reconciler %s listening on %s:%u; %zu mirrors, schedule on for %zu, %zu "
+		         "resuming, at most %lld runs at once",
+		         RECONCILER_VERSION, cfg->http_bind,
+		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
+		         (long long)cfg->concurrency);
+
+	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
+		log_reopen();
+		log_info("SIGHUP: log files reopened");
+	}
+	log_info("signal %d: shutting down (in-flight batch first)", sig);
+	pthread_create(&t2, NULL, second_signal, NULL);
+	pthread_detach(t2);
+	MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	/* every mirror told first, so they stop together within the one wait */
+	for (size_t i = 0; i < a.n_mirrors; i++)
+		scheduler_stop(a.mirrors[i].sched);
+	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
+	bool all_stopped = true;
+	for (size_t i = 0; i < a.n_mirrors; i++) {
+		int64_t left = deadline - util_now_ms();
+		all_stopped &= scheduler_shutdown(a.mirrors[i].sched, left > 0 ? left : 0);
+	}
+	if (!all_stopped) {
+		for (size_t i = 0; i < a.n_mirrors; i++) {
+			struct scheduler_status st;
+			scheduler_status(a.mirrors[i].sched, &st);
+			if (!st.progress.active || st.progress.run_id <= 0)
+				continue;
+			log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
+			         a.mirrors[i].cfg->name, (long long)st.progress.run_id);
+			if (store_run_finish(a.store, st.progress.run_id, RUN_INTERRUPTED,
+			                     "service stopped before the in-flight batch finished"))
+				log_error(
+				    "journal: cannot mark run %lld interrupted (it stays running "
+				    "and resumes all the same)",
+				    (long long)st.progress.run_id);
+		}
+		log_warn("exiting without waiting for the runs");
+		log_close();
+		_exit(0);
+	}
+	MHD_stop_daemon(d);
+	d = NULL;
+	log_info("stopped");
+out:
+	if (d)
+		MHD_stop_daemon(d);
+	for (size_t i = 0; i < a.n_mirrors; i++)
+		scheduler_stop(a.mirrors[i].sched);
+	for (size_t i = 0; i < a.n_mirrors; i++) {
+		scheduler_shutdown(a.mirrors[i].sched, SHUTDOWN_WAIT_MS);
+		scheduler_free(a.mirrors[i].sched);
+	}
+	free(a.mirrors);
+	scheduler_slots_free(a.slots);
+	store_free(a.store);
+	probe_conns_close(&a.health_conns);
+	pthread_mutex_destroy(&a.store_mu);
+	pthread_mutex_destroy(&a.health_mu);
+	return rc;
+}
