@@ -973,6 +973,14 @@ h_cancel(struct call *c)
 
 	if (!run_id_of(c, &id) || !run_get(c, &r, id))
 		return;
+	if (!store_run_status_unfinished(r->status)) {
+		/* the journal has its end already: a scheduler that has not yet
+		 * cleared its active run must not answer 202 for it */
+		reply_error(c, 409, "run %lld is %s", (long long)id,
+		            store_run_status_name(r->status));
+		store_run_free(r);
+		return;
+	}
 	for (size_t i = 0; i < c->api->n_mirrors; i++)
 		if (strcmp(c->api->mirrors[i].cfg->name, r->mirror) == 0 &&
 		    scheduler_cancel(c->api->mirrors[i].sched, id)) {
