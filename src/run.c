@@ -649,12 +649,15 @@ on_repair_commit(void *ctx)
 
 /* ---- a run ------------------------------------------------------------ */
 
-/* Errors of a server or the network leave the run resumable. */
+/* Errors of a server, the network or the journal (a full disk, a lock held
+ * too long) leave the run resumable: its committed batches are whole, so
+ * it ends interrupted and continues from them once the cause is gone,
+ * whether or not its end could be written. */
 static bool
 resumable(rcode rc)
 {
 	return rc == RC_ERR_MONGO || rc == RC_ERR_OPENSEARCH || rc == RC_ERR_RETRY ||
-	       rc == RC_ERR_CANCELLED;
+	       rc == RC_ERR_CANCELLED || rc == RC_ERR_STORE;
 }
 
 /* Picks the id field and version format from the index mapping; creates
