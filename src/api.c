@@ -109,8 +109,16 @@ body_bool(struct call *c, const char *name, bool dflt, bool *out)
 static void
 h_root(struct call *c)
 {
-	cJSON *o = ok_object(), *eps = cJSON_AddArrayToObject(o, "endpoints");
+	cJSON *o, *eps;
 
+	c->reply->vary_accept = true;
+	if (ui_wants_html(MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept")) &&
+	    ui_file_find(&c->reply->file, "/") == RC_OK) {
+		c->reply->status = 200;
+		return;
+	}
+	o = ok_object();
+	eps = cJSON_AddArrayToObject(o, "endpoints");
 	cJSON_AddStringToObject(o, "service", "reconciler");
 	cJSON_AddStringToObject(o, "version", RECONCILER_VERSION);
 	for (size_t i = 0; i < api_n_routes; i++) {
@@ -121,6 +129,16 @@ h_root(struct call *c)
 		cJSON_AddItemToArray(eps, e);
 	}
 	reply_json(c, 200, o);
+}
+
+/* The dashboard: the page at /ui, its files at /ui/NAME (ui.c). */
+static void
+h_ui(struct call *c)
+{
+	if (ui_file_find(&c->reply->file, c->path) == RC_OK)
+		c->reply->status = 200;
+	else
+		reply_error(c, 404, "no file %s", c->path);
 }
 
 static bool
@@ -1159,5 +1177,7 @@ const struct route api_routes[] = {
     {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror"},
     {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
     {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)"},
+    {"GET", "/ui", h_ui, "the dashboard page (also GET / when Accept prefers text/html)"},
+    {"GET", "/ui/{id}", h_ui, "a file of the dashboard page (app.js, app.css, icon.svg)"},
 };
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

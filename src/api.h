@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "probe.h"
+#include "ui.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -52,6 +53,8 @@ struct reply {
 	cJSON *json;
 	struct buf text; /* used instead of json when content_type is set */
 	const char *content_type;
+	const struct ui_file *file; /* a dashboard file (ui.c), instead of json and text */
+	bool vary_accept;           /* the answer depends on Accept (GET /) */
 	char allow[64];
 };
 

@@ -14,6 +14,7 @@
  */
 #include "api.h"
 #include "log.h"
+#include "ui.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -167,9 +168,12 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 	}
 	c.id_segment = id;
 	if (*a->cfg->api_token) {
-		bool needs =
-		    !is_get || (a->cfg->api_token_read && strcmp(path, "/api/health/live") &&
-		                strcmp(path, "/api/health/ready"));
+		/* the dashboard's files hold no data: the page asks for the token */
+		bool page = ui_is_page(
+		    hit->pattern, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"));
+		bool needs = !is_get ||
+		             (a->cfg->api_token_read && !page && strcmp(path, "/api/health/live") &&
+		              strcmp(path, "/api/health/ready"));
 		const char *auth =
 		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 		if (needs && !token_ok(auth, a->cfg->api_token)) {
@@ -212,7 +216,10 @@ send_reply(struct MHD_Connection *conn, struct reply *rep)
 	enum MHD_Result ret;
 	char *text = NULL;
 
-	if (rep->content_type) {
+	if (rep->file) {
+		resp = MHD_create_response_from_buffer(rep->file->len, (void *)rep->file->data,
+		                                       MHD_RESPMEM_PERSISTENT);
+	} else if (rep->content_type) {
 		resp = MHD_create_response_from_buffer(
 		    rep->text.len, rep->text.data ? rep->text.data : "", MHD_RESPMEM_MUST_COPY);
 	} else {
@@ -226,8 +233,15 @@ send_reply(struct MHD_Connection *conn, struct reply *rep)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type",
-	                        rep->content_type ? rep->content_type : "application/json");
+	                        rep->file           ? rep->file->content_type
+	                        : rep->content_type ? rep->content_type
+	                                            : "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (size_t i = 0; rep->file && ui_headers[i][0]; i++)
+		MHD_add_response_header(resp, ui_headers[i][0], ui_headers[i][1]);
+	if (rep->vary_accept)
+		MHD_add_response_header(resp, "Vary", "Accept");
 	if (rep->status == 405)
 		MHD_add_response_header(resp, "Allow", rep->allow);
 	ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
