@@ -51,6 +51,7 @@
     reportStatus: null,
     diffLinks: DIFF_LINKS === true,
     timer: null,
+    mirrorsKey: '',
     pollSeq: 0,
     readBlocked: false,
     fullArmed: null,
@@ -227,7 +228,7 @@
     state.readBlocked = false;
     state.signature = '';
     $('message').hidden = true;
-    poll();
+    detectDiffRoute().then(poll);
   }
 
   function forgetToken() {
@@ -245,6 +246,11 @@
   }
 
   function renderMirrors() {
+    /* rebuilt only when what it shows changed: focus and clicks survive polls */
+    const key = JSON.stringify([state.selected, state.mirrors.map((m) => [m.name, m.mongodbDatabase,
+      m.mongodbCollection, m.opensearchIndex, m.lastRun, !!m.currentRun, m.queued])]);
+    if (key === state.mirrorsKey) return;
+    state.mirrorsKey = key;
     const box = clear($('mirrors'));
     if (state.mirrors.length === 0) {
       box.appendChild(el('p', { class: 'muted', text: 'No mirrors.' }));

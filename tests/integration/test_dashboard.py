@@ -1,0 +1,415 @@
+"""The dashboard page in a real browser: Debian's headless Chromium driven by
+Selenium (PyPI, in build/ui-venv; Selenium never downloads a browser or a
+driver here: both are Debian's), against `reconciler serve` on the real
+servers.
+
+The page loads with no console error and makes no request outside the
+service's own origin (every request the browser makes is recorded); the
+chart has one point per run; starting a check from the page shows its live
+progress, then the new run in the history; with API_TOKEN set the buttons
+need the token (a missing or wrong one shows the 401 as a message); an id
+and an error message holding HTML render as text. Screenshots go to
+build/test-output/dashboard/. No browser: the test fails, it never skips."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from harness import BIN, check, done, Env
+from service import Service
+
+BUILD = os.path.dirname(os.path.abspath(BIN))
+VENV = os.path.join(BUILD, "ui-venv")
+SELENIUM = "selenium==4.51.0"
+OUT = os.path.join(BUILD, "test-output", "dashboard")
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+TOKEN = "dash-token-7f3a9c"
+XSS = "<img src=x onerror=alert(1)>"
+XSS_PRICE = "<script>alert(2)</script>"
+
+
+def in_venv():
+    """Runs this file again with the venv's Python (made by tools/setup; made
+    here when missing, from PyPI)."""
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    ok = os.path.exists(py) and subprocess.run([py, "-c", "import selenium"]).returncode == 0
+    if not ok:
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        r = subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q",
+                            "--disable-pip-version-check", SELENIUM])
+        if r.returncode != 0:
+            raise SystemExit("FAIL: cannot install %s into %s" % (SELENIUM, VENV))
+    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+
+
+in_venv()
+for exe in (CHROMIUM, CHROMEDRIVER):
+    if not os.access(exe, os.X_OK):
+        # loud, never a skip: tools/setup installs chromium and chromium-driver
+        print("FAIL: %s is not installed (apt-get install chromium chromium-driver)" % exe)
+        print("0 passed, 1 failed")
+        sys.exit(1)
+
+os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not fetch anything
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (NoAlertPresentException,  # noqa: E402
+                                        StaleElementReferenceException, TimeoutException)
+from selenium.webdriver.chrome.service import Service as DriverService  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", "--window-size=1400,2200"):
+        o.add_argument(a)
+    o.add_argument("--user-data-dir=" + tempfile.mkdtemp(prefix="dashboard-chromium-"))
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=o)
+
+
+class Page:
+    """The browser on the page, with every request and console line kept."""
+
+    def __init__(self, base):
+        self.base = base
+        self.d = browser()
+        self.requests = []
+        self.console = []
+        # what the browser loads at start (its own new-tab page) is not the
+        # page's: dropped before the page is opened
+        self.d.get("about:blank")
+        self.d.get_log("performance")
+        self.d.get_log("browser")
+
+    def drain(self):
+        for e in self.d.get_log("performance"):
+            msg = json.loads(e["message"])["message"]
+            if msg.get("method") == "Network.requestWillBeSent":
+                self.requests.append(msg["params"]["request"]["url"])
+        lines = [e for e in self.d.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        self.console.extend(lines)
+        return lines
+
+    def wait(self, what, cond, timeout=30):
+        try:
+            return WebDriverWait(self.d, timeout, poll_frequency=0.2).until(lambda d: cond())
+        except TimeoutException:
+            check(False, "timed out waiting: " + what)
+            return None
+
+    def q(self, css):
+        return self.d.find_elements(By.CSS_SELECTOR, css)
+
+    def js(self, script, *args):
+        """Reads the DOM in one step: the page re-renders as it polls."""
+        return self.d.execute_script(script, *args)
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]);"
+                       "return e ? e.innerText : '';", css)
+
+    def texts(self, css):
+        return self.js("return Array.from(document.querySelectorAll(arguments[0]),"
+                       " e => e.innerText);", css)
+
+    def attrs(self, css, name):
+        return self.js("return Array.from(document.querySelectorAll(arguments[0]),"
+                       " e => e.getAttribute(arguments[1]));", css, name)
+
+    def click(self, css):
+        for _ in range(20):
+            try:
+                self.d.find_element(By.CSS_SELECTOR, css).click()
+                return
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        check(False, "cannot click " + css)
+
+    def shot(self, name):
+        path = os.path.join(OUT, name + ".png")
+        self.d.save_screenshot(path)
+        return path
+
+    def set_token(self, value, keep=False):
+        box = self.d.find_element(By.ID, "token-input")
+        box.clear()
+        box.send_keys(value)
+        if keep != self.d.find_element(By.ID, "token-keep").is_selected():
+            self.d.find_element(By.ID, "token-keep").click()
+        self.d.find_element(By.ID, "token-use").click()
+
+    def message(self):
+        return self.js("const m = document.getElementById('message');"
+                       "return m.hidden ? '' : m.innerText;")
+
+    def no_alert(self):
+        try:
+            self.d.switch_to.alert.dismiss()
+            return False
+        except NoAlertPresentException:
+            return True
+
+    def history_ids(self):
+        return [int(i) for i in self.attrs("#history tbody tr[data-run-id]", "data-run-id")]
+
+    def history_status(self, run_id):
+        return self.text('#history tbody tr[data-run-id="%d"] .st' % run_id) or None
+
+    def chart_ids(self):
+        return [int(i) for i in self.attrs("#chart-drift g.pt", "data-run-id")]
+
+
+def headers(svc):
+    """The page's answers: CSP, nosniff, content negotiation on /."""
+    def get(path, accept=None):
+        req = urllib.request.Request(svc.base + path, headers={"Accept": accept} if accept else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    st, h, body = get("/ui")
+    csp = h.get("Content-Security-Policy", "")
+    check(st == 200 and h.get("Content-Type", "").startswith("text/html") and b"/ui/app.js" in body,
+          "GET /ui is the page")
+    check("default-src 'self'" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp,
+          "the page's CSP is strict: %s" % csp)
+    check(h.get("X-Content-Type-Options") == "nosniff", "the page says nosniff")
+    for asset, ctype in (("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css"),
+                         ("/ui/icon.svg", "image/svg+xml")):
+        st, h, body = get(asset)
+        check(st == 200 and h.get("Content-Type", "").startswith(ctype) and len(body) > 100 and
+              "default-src 'self'" in h.get("Content-Security-Policy", "") and
+              h.get("X-Content-Type-Options") == "nosniff", "GET %s: %s, CSP, nosniff" % (asset, ctype))
+    st, h, body = get("/ui/nothing.js")
+    check(st == 404 and json.loads(body)["success"] is False, "an unknown file: 404 JSON")
+    browser_accept = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+                      "*/*;q=0.8")
+    st, h, body = get("/", browser_accept)
+    check(st == 200 and h.get("Content-Type", "").startswith("text/html") and
+          "default-src 'self'" in h.get("Content-Security-Policy", "") and h.get("Vary") == "Accept",
+          "GET / for a browser: the page (Vary: Accept)")
+    for accept in (None, "*/*", "application/json"):
+        st, h, body = get("/", accept)
+        check(st == 200 and h.get("Content-Type") == "application/json" and
+              json.loads(body)["service"] == "reconciler" and h.get("Vary") == "Accept",
+              "GET / with Accept %r: JSON as before" % accept)
+    eps = json.loads(get("/")[2])["endpoints"]
+    check({"/ui", "/ui/{id}"} <= {e["path"] for e in eps}, "GET / lists /ui")
+    st, body, _ = svc.http("POST", "/ui")
+    check(st == 405, "POST /ui: 405")
+
+
+def wait_runs(svc, n):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        st, body, _ = svc.http("GET", "/api/mirrors/default")
+        if st == 200 and body["mirror"]["currentRun"] is None and not body["mirror"]["queued"]:
+            st, body, _ = svc.http("GET", "/api/reconciliation/runs?limit=100")
+            if len(body["runs"]) >= n:
+                return body["runs"]
+        time.sleep(0.3)
+    raise RuntimeError("runs did not finish")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for f in os.listdir(OUT):
+        if f.endswith(".png"):
+            os.unlink(os.path.join(OUT, f))
+    env = Env("dashboard")
+    env.create_index({"price": {"type": "integer"}})
+    env.fixture("load", "--count", 300)
+    env.fixture("sync")
+    # an id, and a value OpenSearch refuses (its error message quotes it), holding HTML
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": XSS, "price": XSS_PRICE, "updatedAt": {"$date": "2024-01-01T00:00:00Z"}}]})
+    auth = {"Authorization": "Bearer " + TOKEN}
+    svc = Service(env, API_TOKEN=TOKEN, API_TOKEN_READ="false", SYNC_BATCH_SIZE=5,
+                  SYNC_BATCH_DELAY_MS=150)
+    page = None
+    try:
+        headers(svc)
+        # three runs before the page: a dry run, a check (the price is
+        # refused: an error row), another dry run
+        for body in ({"dryRun": True}, {}, {"dryRun": True}):
+            st, res, _ = svc.http("POST", "/api/mirrors/default/check", body, headers=auth)
+            check(st in (200, 500), "run %s through the API: %s" % (body, st))
+        runs = wait_runs(svc, 3)
+        check(len(runs) == 3, "three runs before the page")
+
+        page = Page(svc.base)
+        page.d.get(svc.base + "/")
+        page.wait("the mirror card", lambda: page.q('.card[data-mirror="default"]'))
+        page.wait("the chart", lambda: len(page.chart_ids()) == 3)
+        page.wait("the history", lambda: len(page.history_ids()) == 3)
+        time.sleep(1.5)  # a poll or two more
+        lines = page.drain()
+        check(lines == [], "the page loads with no console error or warning: %s" % lines)
+        check(page.d.title == "reconciler", "the page's title")
+        page.shot("01-loaded")
+
+        # one point per run, in run order; one duration bar per run
+        check(page.chart_ids() == sorted(r["id"] for r in runs),
+              "the drift chart has one point per run: %s" % page.chart_ids())
+        check(len(page.q("#chart-duration rect.bar")) == 3, "one duration bar per run")
+        check(len(page.q("#chart-drift circle.s-missing")) == 3 and
+              page.q("#chart-legend .s-missing"), "the missing series: a point per run, in the legend")
+        card = page.text('.card[data-mirror="default"]')
+        check("last run #3" in card and "dry run" in card and "drift" in card,
+              "the card shows the last run and that the mirror drifts: %r" % card)
+
+        # the report of the check: the HTML id and the error message are text
+        page.click('#history tbody tr[data-run-id="2"]')
+        page.wait("the report", lambda: page.q("#drift-sample") and page.q("#report-status"))
+        sample = page.texts("#drift-sample td.id, #drift-sample td a.id")
+        check(XSS in sample, "the id holding HTML shows as text in the drift sample: %s" % sample)
+        errs = " ".join(page.texts("#report .error-text"))
+        check(XSS in page.text("#report") and "price" in errs,
+              "the error row shows (id and message as text): %r" % errs[:300])
+        check(page.q("#report img") == [] and page.q("img") == [] and page.q("#report script") == [],
+              "no element was made from journal data")
+        time.sleep(0.5)
+        check(page.no_alert(), "no script ran from journal data")
+        lines = page.drain()
+        check(lines == [], "no console error (no CSP violation) showing the report: %s" % lines)
+        check(page.q("#drift-sample a") == [], "no diff links while the diff route does not exist")
+        page.shot("02-report-xss")
+
+        # filters
+        Select(page.d.find_element(By.ID, "filter-kind")).select_by_value("dry_run")
+        page.wait("kind filter", lambda: page.history_ids() == [3, 1])
+        Select(page.d.find_element(By.ID, "filter-kind")).select_by_value("")
+        Select(page.d.find_element(By.ID, "filter-status")).select_by_value("failed")
+        page.wait("status filter", lambda: page.q("#history tbody td.muted"))
+        check(page.history_ids() == [], "status filter: no failed run")
+        Select(page.d.find_element(By.ID, "filter-status")).select_by_value("")
+        Select(page.d.find_element(By.ID, "filter-mirror")).select_by_value("default")
+        page.wait("mirror filter", lambda: len(page.history_ids()) == 3)
+
+        # the buttons without the token, then with a wrong one: 401 as a message
+        page.click("#btn-check")
+        page.wait("the 401 message", lambda: "401" in page.message())
+        check("enter the API token" in page.message(), "no token: %r" % page.message())
+        page.set_token("wrong-token")
+        page.click("#btn-dry")
+        page.wait("the 401 message", lambda: "not accepted" in page.message())
+        check("401" in page.message(), "a wrong token: %r" % page.message())
+        page.click("#btn-full")
+        page.click("#btn-full")  # confirm
+        page.wait("the 401 message", lambda: "full re-index: 401" in page.message())
+        time.sleep(1)
+        check(wait_runs(svc, 3) and len(svc.http("GET", "/api/reconciliation/runs")[1]["runs"]) == 3,
+              "no run started without the right token")
+        lines = [l for l in page.drain() if "401" not in l["message"]]
+        check(lines == [], "the refused buttons log nothing but the 401s: %s" % lines)
+        check(page.q('.card[data-mirror="default"]') and len(page.chart_ids()) == 3,
+              "the page still works after the 401s")
+        page.shot("03-401")
+
+        # the right token: a check from the page, its live progress, then the
+        # run in the history. The index loses 200 documents: 40 batches of 5,
+        # 150 ms apart, so the run lasts a few seconds.
+        gone = sorted(env.os_docs())[:200]
+        env.bulk([{"delete": {"_id": i}} for i in gone])
+        check(len(env.os_docs()) == 100, "200 documents deleted from the index")
+        page.set_token(TOKEN)
+        check(TOKEN not in page.d.page_source, "the token is not in the page")
+        check(page.d.execute_script("return window.sessionStorage.length") == 0,
+              "the token is kept in memory only (not ticked: no sessionStorage)")
+        page.click("#btn-check")
+        page.wait("the check starts", lambda: "check: 202" in page.message())
+        phase = page.wait("live progress", lambda: page.text("#progress-phase"))
+        seen = set()
+        compared = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = page.text("#progress-phase")
+            if not now:
+                break
+            if not seen:
+                page.shot("04-progress")
+            seen.add(now)
+            compared.append(page.text("#progress-compared"))
+            time.sleep(0.3)
+        check(phase and seen & {"counting", "diffing", "repairing", "finishing"},
+              "the page shows the active run's phase live: %s" % sorted(seen))
+        check(page.text("#progress-run") == "" and "No run in progress" in page.text("#progress"),
+              "the progress panel empties when the run ends")
+        page.wait("the new run in the history", lambda: page.history_status(4) == "completed")
+        page.wait("the new run in the chart", lambda: page.chart_ids() == [1, 2, 3, 4])
+        check(len(set(compared)) >= 1 and any(c for c in compared), "ids compared shown: %s" % compared[-3:])
+        st, res, _ = svc.http("GET", "/api/reconciliation/runs/4")
+        check(res["run"]["kind"] == "check" and res["run"]["trigger"] == "api" and
+              res["run"]["repairedCount"] == 200, "the page's check ran and repaired: %s" %
+              {k: res["run"].get(k) for k in ("kind", "trigger", "repairedCount", "status")})
+        page.shot("05-after-check")
+
+        # a full re-index from the page, cancelled from the page
+        page.click("#btn-full")
+        page.click("#btn-full")
+        page.wait("the full run starts", lambda: page.text("#progress-phase"))
+        page.wait("cancel enabled", lambda: page.js("return !document.getElementById('btn-cancel').disabled"))
+        page.click("#btn-cancel")
+        page.wait("the cancelled run in the history", lambda: page.history_status(5) == "cancelled", 60)
+        check(page.chart_ids() == [1, 2, 3, 4, 5], "five runs, five points: %s" % page.chart_ids())
+        lines = page.drain()
+        check(lines == [], "no console error through the runs: %s" % lines)
+        page.shot("06-cancelled")
+
+        foreign = [u for u in page.requests if not u.startswith(svc.base + "/")]
+        check(page.requests and foreign == [],
+              "every request is to the service's origin (%d requests; others: %s)" %
+              (len(page.requests), foreign[:5]))
+        page.d.quit()
+        page = None
+        check(svc.stop() == 0, "serve exits 0")
+
+        # API_TOKEN_READ=true: the page loads without the token, asks for it
+        svc = Service(env, API_TOKEN=TOKEN, API_TOKEN_READ="true")
+        st, _, _ = svc.http("GET", "/api/mirrors")
+        check(st == 401, "reads need the token")
+        st, _, h = svc.http("GET", "/ui")
+        check(st == 200, "the page itself does not")
+        page = Page(svc.base)
+        page.d.get(svc.base + "/ui")
+        page.wait("the read-token message", lambda: "needs the API token to read" in page.message())
+        page.set_token(TOKEN, keep=True)
+        page.wait("the mirrors with the token", lambda: len(page.chart_ids()) == 5)
+        check(page.d.execute_script("return window.sessionStorage.length") == 1,
+              "keep for this tab: sessionStorage")
+        check(TOKEN not in page.d.page_source, "the token is not in the page")
+        page.d.refresh()
+        page.wait("the kept token still reads", lambda: len(page.history_ids()) == 5)
+        page.shot("07-read-token")
+        lines = [l for l in page.drain() if "401" not in l["message"]]
+        check(lines == [], "read-protected: nothing but the first 401s in the console: %s" % lines)
+        foreign = [u for u in page.requests if not u.startswith(svc.base + "/")]
+        check(foreign == [], "read-protected: every request to the service's origin: %s" % foreign[:5])
+    finally:
+        if page:
+            page.d.quit()
+        code = svc.stop()
+        check(code == 0, "serve exits 0 (%s)" % code)
+        err = getattr(svc, "stderr", "") or ""
+        check("ERROR: AddressSanitizer" not in err and "runtime error" not in err and
+              "LeakSanitizer" not in err, "no sanitizer report")
+        env.cleanup()
+    print("screenshots:", OUT)
+
+
+main()
+done()
