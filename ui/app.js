@@ -138,6 +138,7 @@
   function syncOf(run) {
     if (!run) return { cls: '', text: 'no run yet' };
     if (run.status === 'running') return { cls: 'running', text: 'running' };
+    if (run.status === 'cancelled') return { cls: '', text: 'last run cancelled' };
     if (run.status !== 'completed') return { cls: 'bad', text: 'last run ' + run.status };
     const n = (k) => Number(run[k] || 0);
     const found = n('missingCount') + n('staleCount') + n('orphanCount');
@@ -417,7 +418,8 @@
     const mag = Math.pow(10, Math.floor(Math.log10(step0)));
     const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= step0) || mag * 10;
     const out = [];
-    for (let v = 0; v <= max + step * 0.001; v += step) out.push(Math.round(v * 1e6) / 1e6);
+    /* up to the first tick at or above max, so every bar fits */
+    for (let v = 0; out.length < 2 || out[out.length - 1] < max; v += step) out.push(Math.round(v * 1e6) / 1e6);
     return out;
   }
 
@@ -533,7 +535,10 @@
     const body = clear(document.querySelector('#history tbody'));
     const kind = $('filter-kind').value;
     const rows = state.history.filter((r) => !kind || r.kind === kind);
-    for (const r of rows) {
+    const live = new Map(state.mirrors.filter((m) => m.currentRun).map((m) => [m.currentRun.runId, m.currentRun]));
+    for (const row of rows) {
+      /* a running run's counts: the live progress, newer than the page's copy */
+      const r = row.status === 'running' && live.has(row.id) ? Object.assign({}, row, live.get(row.id)) : row;
       const n = (k) => el('td', { class: 'num', text: num(r[k]) });
       const tr = el('tr', { 'data-run-id': r.id, 'data-mirror': r.mirror, class: r.id === state.reportId ? 'current' : null },
         el('td', null, el('button', { type: 'button', class: 'link', text: '#' + r.id })),
@@ -748,6 +753,7 @@
       fillMirrorFilter();
       renderMirrors();
       renderMirror();
+      if (active) renderHistory();
       const sig = state.selected + '|' + state.mirrors.map((m) => [m.name, m.lastRun ? m.lastRun.id : '',
         m.lastRun ? m.lastRun.status : '', m.currentRun ? m.currentRun.runId : '', m.queued].join(':')).join('|');
       if (sig !== state.signature) {
