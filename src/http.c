@@ -10,7 +10,8 @@
  *   A {id} or {m} segment too long for its buffer never becomes a valid one.
  * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
  *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
- *   probes), compared in constant time.
+ *   probes and the dashboard's page and files, ui_is_page), compared in
+ *   constant time.
  */
 #include "api.h"
 #include "log.h"
