@@ -42,6 +42,7 @@ enum cfg_type {
 	CFG_ENUM,
 	CFG_MONGO_URI,
 	CFG_HTTP_URL,
+	CFG_INDEX_NAME,
 	CFG_FIELDS,
 	CFG_RENAMES
 };
@@ -81,7 +82,7 @@ static const struct cfg_entry cfg_table[] = {
      "basic-auth user for OpenSearch; empty = no auth", CFG_MIRROR},
     {"OPENSEARCH_PASSWORD", CFG_STRING, "", 0, 0, NULL, true, OFF(opensearch_password),
      "basic-auth password for OpenSearch", CFG_MIRROR},
-    {"OPENSEARCH_INDEX", CFG_STRING, "documents", 1, 0, NULL, false, OFF(opensearch_index),
+    {"OPENSEARCH_INDEX", CFG_INDEX_NAME, "documents", 1, 255, NULL, false, OFF(opensearch_index),
      "the index that mirrors the collection", CFG_MIRROR},
     {"OPENSEARCH_ID_FIELD", CFG_STRING, "mongo_id", 0, 0, NULL, false, OFF(opensearch_id_field),
      "keyword field holding the MongoDB id in each indexed document; empty = sort on _id",
@@ -215,6 +216,15 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 	case CFG_STRING:
 		snprintf(out, len, e->min ? "a non-empty string" : "any string");
 		break;
+	case CFG_INDEX_NAME:
+		snprintf(out, len,
+		         "a non-empty string naming one index or alias as OpenSearch allows it: "
+		         "at most %lld bytes, "
+		         "lowercase, none of \\ / * ? \" < > | , # : or space, not starting "
+		         "with - _ or +, not . or .. (a wildcard or a list would read, and "
+		         "delete from, other indexes)",
+		         (long long)e->max);
+		break;
 	case CFG_FIELDS:
 		snprintf(out, len, "field names separated by commas (top level: no '.')");
 		break;
@@ -224,6 +234,25 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		         "'.'; each name renamed once, each new name used once)");
 		break;
 	}
+}
+
+/* An index (or alias) name OpenSearch accepts, naming exactly one thing
+ * (OpenSearch's index naming restrictions: lowercase, no \ / * ? " < > | ,
+ * # : or space, no leading - _ +, not . or .., at most 255 bytes). A
+ * wildcard or a comma list would make the pass read other indexes and
+ * delete their documents as orphans. */
+static bool
+index_name_ok(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max || !strcmp(v, ".") || !strcmp(v, "..") || strchr("-_+", v[0]))
+		return false;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || (*p >= 'A' && *p <= 'Z') ||
+		    strchr("\\/*?\"<>|,#: ", *p))
+			return false;
+	return true;
 }
 
 /* A rejected URI as shown in the message. It may hold an '@' or a '/' its
@@ -398,7 +427,7 @@ static RC_MUST_CHECK rcode
 set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const char *where,
           struct rerror *err)
 {
-	char what[160], key[64], why[300] = "";
+	char what[400], key[64], why[300] = "";
 	int64_t n;
 
 	switch (e->type) {
@@ -438,6 +467,10 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 		break;
 	case CFG_STRING:
 		if (e->min && *v == '\0')
+			goto bad;
+		break;
+	case CFG_INDEX_NAME:
+		if (!index_name_ok(v, (size_t)e->max))
 			goto bad;
 		break;
 	case CFG_FIELDS:
@@ -529,7 +562,7 @@ static bool
 is_text(const struct cfg_entry *e)
 {
 	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL ||
-	       e->type == CFG_FIELDS || e->type == CFG_RENAMES;
+	       e->type == CFG_INDEX_NAME || e->type == CFG_FIELDS || e->type == CFG_RENAMES;
 }
 
 /* A config holding every default, with no name. */
@@ -1167,6 +1200,7 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_HTTP_URL:
 		return util_mask_uri(*(char *const *)cfield(cfg, e));
 	case CFG_STRING:
+	case CFG_INDEX_NAME:
 	case CFG_FIELDS:
 	case CFG_RENAMES: {
 		const char *s = *(char *const *)cfield(cfg, e);
@@ -1314,9 +1348,13 @@ config_set_dump_yaml(const struct config_set *set, struct buf *out)
 rcode
 config_dump_markdown(struct buf *out)
 {
-	static const char *const type_names[] = {"string", "integer", "boolean",    "enum",
-	                                         "URI",    "URL",     "field list", "rename list"};
-	char what[160];
+	static const char *const type_names[] = {
+	    [CFG_STRING] = "string",         [CFG_INT] = "integer",
+	    [CFG_BOOL] = "boolean",          [CFG_ENUM] = "enum",
+	    [CFG_MONGO_URI] = "URI",         [CFG_HTTP_URL] = "URL",
+	    [CFG_INDEX_NAME] = "index name", [CFG_FIELDS] = "field list",
+	    [CFG_RENAMES] = "rename list"};
+	char what[400];
 	rcode rc = buf_puts(
 	    out,
 	    "# Configuration\n\n"

@@ -60,6 +60,24 @@ test_validation(void)
 	bad("OPENSEARCH_URL", "http://u:p@@search:9200", "libcurl");
 	bad("OPENSEARCH_URL", "http://search:9200/?pretty", "no query or fragment");
 	bad("RECONCILIATION_INTERVAL_MS", "-5", "integer");
+	/* one index by name: a wildcard or a list would read (and delete from)
+	 * other indexes */
+	static const char *const bad_index[] = {"zz*", "a,b", "ADS", "../x", "a b", "_x",  "-x",
+	                                        "+x",  ".",   "..",  "a#b",  "a:b", "a|b", "a\"b"};
+	for (size_t i = 0; i < sizeof(bad_index) / sizeof(bad_index[0]); i++)
+		bad("OPENSEARCH_INDEX", bad_index[i], "naming one index or alias");
+	char long_name[300];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	bad("OPENSEARCH_INDEX", long_name, "OPENSEARCH_INDEX");
+	{
+		struct config *ok = NULL;
+		struct rerror oe = {0};
+		setenv("OPENSEARCH_INDEX", "facebook-ads-read.v2_1", 1);
+		CHECK(config_load(&ok, NULL, &oe) == RC_OK);
+		config_free(ok);
+		unsetenv("OPENSEARCH_INDEX");
+	}
 
 	/* RECONCILIATION_ENABLED=false really disables (the old service could not) */
 	struct config *c = NULL;
