@@ -150,6 +150,11 @@ doctor_one(const struct config *cfg, bool several)
 		printf("mongodb     reachable    version %s  documents %" PRId64 "  (%s %s.%s)\n",
 		       p.mongodb.version, p.mongodb.count, masked ? masked : "",
 		       cfg->mongodb_database, cfg->mongodb_collection);
+	else if (p.mongodb.collection_missing)
+		printf("mongodb     reachable    version %s  collection %s does not exist in "
+		       "database %s (a run refuses it: check MONGODB_DATABASE and "
+		       "MONGODB_COLLECTION)\n",
+		       p.mongodb.version, cfg->mongodb_collection, cfg->mongodb_database);
 	else
 		printf("mongodb     UNREACHABLE  %s\n", p.mongodb.err.message);
 	free(masked);
@@ -170,11 +175,13 @@ doctor_one(const struct config *cfg, bool several)
 	bad = !p.mongodb.ok ? &p.mongodb : !p.opensearch.ok ? &p.opensearch : NULL;
 	if (bad) {
 		if (several)
-			fprintf(stderr, "doctor: mirror %s: %s unreachable: %s\n", cfg->name,
-			        bad == &p.mongodb ? "mongodb" : "opensearch", bad->err.message);
+			fprintf(stderr, "doctor: mirror %s: %s %s: %s\n", cfg->name,
+			        bad == &p.mongodb ? "mongodb" : "opensearch",
+			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
 		else
-			fprintf(stderr, "doctor: %s unreachable: %s\n",
-			        bad == &p.mongodb ? "mongodb" : "opensearch", bad->err.message);
+			fprintf(stderr, "doctor: %s %s: %s\n",
+			        bad == &p.mongodb ? "mongodb" : "opensearch",
+			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
 	}
 	probe_clear(&p);
 	return rc ? EXIT_DRIFT : 0;

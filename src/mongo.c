@@ -199,6 +199,32 @@ mongo_count(struct mongo *m, int64_t *count, struct rerror *err)
 	return RC_OK;
 }
 
+rcode
+mongo_collection_exists(struct mongo *m, bool *exists, struct rerror *err)
+{
+	mongoc_database_t *db = mongoc_client_get_database(m->client, m->database);
+	bson_t opts = BSON_INITIALIZER, filter;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_error_t e;
+	rcode rc = RC_OK;
+
+	*exists = false;
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "filter", &filter);
+	BSON_APPEND_UTF8(&filter, "name", m->collection);
+	bson_append_document_end(&opts, &filter);
+	BSON_APPEND_BOOL(&opts, "nameOnly", true);
+	cur = mongoc_database_find_collections_with_opts(db, &opts);
+	while (mongoc_cursor_next(cur, &doc))
+		*exists = true;
+	if (mongoc_cursor_error(cur, &e))
+		rc = mongo_err(err, &e, "listCollections failed");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&opts);
+	mongoc_database_destroy(db);
+	return rc;
+}
+
 /* BSON type numbers MongoDB sorts after values of type t, in order. */
 static void
 later_types(bson_t *arr, enum id_type t, const bson_t *after_doc)

@@ -28,6 +28,12 @@ void mongo_free(struct mongo *m);
 RC_MUST_CHECK rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
 RC_MUST_CHECK rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
 
+/* *exists: the database has a collection of this name (listCollections
+ * with a name filter, which MongoDB 4.4+ and FerretDB both answer). A
+ * mirror whose collection does not exist is almost always a typo, and a
+ * pass against it would call every index copy an orphan. */
+RC_MUST_CHECK rcode mongo_collection_exists(struct mongo *m, bool *exists, struct rerror *err);
+
 /* *has: the collection holds an _id of this type (json: a document,
  * binary or null). One find with limit 1: on MongoDB an _id index range,
  * on FerretDB a scan until the first match. */

@@ -24,6 +24,16 @@ probe_mongo(struct probe_side *side, const struct config *cfg, unsigned what, st
 	if (rc == RC_OK && (what & PROBE_VERSION))
 		rc = mongo_ping(m, &side->version, &side->err);
 	side->reached = rc == RC_OK;
+	if (rc == RC_OK && (what & PROBE_COUNT)) {
+		bool exists;
+		rc = mongo_collection_exists(m, &exists, &side->err);
+		if (rc == RC_OK && !exists) {
+			side->collection_missing = true;
+			rc = rerror_set(&side->err, RC_ERR_INVALID,
+			                "collection %s does not exist in database %s",
+			                cfg->mongodb_collection, cfg->mongodb_database);
+		}
+	}
 	if (rc == RC_OK && (what & PROBE_COUNT))
 		rc = mongo_count(m, &side->count, &side->err);
 	side->ok = rc == RC_OK;

@@ -804,9 +804,21 @@ static RC_MUST_CHECK rcode
 count_both(struct run *r)
 {
 	int64_t mc = -1, oc = -1;
+	bool exists;
 	rcode rc;
 
 	refresh(r);
+
+	/* a collection that is not there is a typo far more often than an
+	 * emptied collection, and a pass against it calls every copy an orphan */
+	rc = mongo_collection_exists(r->mongo, &exists, r->err);
+	if (rc)
+		return rc;
+	if (!exists)
+		return rerror_set(r->err, RC_ERR_INVALID,
+		                  "collection %s does not exist in database %s: check "
+		                  "MONGODB_DATABASE and MONGODB_COLLECTION (nothing was changed)",
+		                  r->cfg->mongodb_collection, r->cfg->mongodb_database);
 
 	if (r->cfg->mongo_count == MONGO_COUNT_BEFORE)
 		rc = mongo_count(r->mongo, &mc, r->err);

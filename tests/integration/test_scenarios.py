@@ -122,6 +122,18 @@ def empty_index(env):
 def empty_collection(env):
     env.create_index()
     env.bulk(orphan_actions([idof(env, i)[0] for i in range(20)]))
+    # a collection that does not exist is a typo until shown otherwise: the
+    # run refuses it and changes nothing (QA: a misspelt collection emptied
+    # its index)
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    check(r.returncode == 2 and "collection ads does not exist" in r.stderr
+          and len(env.os_docs()) == 20,
+          "no such collection: the run refuses it, nothing deleted (%d: %r)"
+          % (r.returncode, r.stderr[-300:]))
+    d = env.run("doctor")
+    check(d.returncode == 1 and "collection ads does not exist" in d.stdout,
+          "no such collection: doctor says so (%d: %r)" % (d.returncode, d.stdout))
+    env.mongo({"create": "ads"})  # empty, but there
     r = env.run("check", RECONCILE_ORPHANS="delete")
     expect(env, "empty collection", r, missing_count=0, orphan_count=20, deleted_count=20)
     check(env.in_sync() and env.os_docs() == {}, "empty collection: index emptied")
