@@ -32,6 +32,7 @@
 #include "util.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -896,6 +897,36 @@ store_run_recount(struct store *s, int64_t run_id)
 	    "i", run_id);
 }
 
+/* A completed run closes the older unfinished runs of its mirror and kind
+ * (a CLI run killed while the service ran others): its pass saw everything
+ * they would have, and resuming one later would re-send its old pending
+ * batches, deletes included, against a world that has moved on. The caller
+ * holds the mirror's lock, so none of them is running anywhere. */
+static RC_MUST_CHECK rcode
+supersede(struct store *s, int64_t run_id, const char *ts)
+{
+	char why[64];
+
+	snprintf(why, sizeof(why), "superseded by run %" PRId64, run_id);
+	rcode rc = sql_run(s,
+	                   "INSERT INTO run_events (run_id, at, event, detail)"
+	                   " SELECT id, ?, 'superseded', ? FROM runs WHERE id < ?3"
+	                   " AND status IN ('running', 'interrupted')"
+	                   " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
+	                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
+	                   "tti", ts, why, run_id);
+	if (rc == RC_OK)
+		rc = sql_run(
+		    s,
+		    "UPDATE runs SET status = 'cancelled', phase = 'done', finished_at = ?1,"
+		    " heartbeat_at = ?1, error = ?2 WHERE id < ?3"
+		    " AND status IN ('running', 'interrupted')"
+		    " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
+		    " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
+		    "tti", ts, why, run_id);
+	return rc;
+}
+
 rcode
 store_run_finish(struct store *s, int64_t run_id, enum run_status status, const char *error)
 {
@@ -919,6 +950,8 @@ store_run_finish(struct store *s, int64_t run_id, enum run_status status, const 
 		             "tittti", name, (int64_t)done, done ? ts : NULL, ts, error, run_id);
 	if (rc == RC_OK)
 		rc = store_event(s, run_id, done ? "finished" : name, error ? error : name);
+	if (rc == RC_OK && status == RUN_COMPLETED)
+		rc = supersede(s, run_id, ts);
 	return rc;
 }
 

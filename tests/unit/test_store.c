@@ -224,6 +224,32 @@ test_mirrors(const char *path, struct store *s)
 	store_free(s2);
 }
 
+/* A completed run closes older unfinished runs of its mirror and kind
+ * (resuming them later would re-send stale batches); other mirrors' and
+ * other kinds' runs stay resumable. */
+static void
+test_supersede(struct store *s)
+{
+	struct store_run *r = NULL;
+	int64_t old, dry, other, fresh;
+
+	CHECK(store_run_begin(s, &old, "sup", RUN_CHECK, "cli", "{}") == RC_OK);
+	CHECK(store_run_begin(s, &dry, "sup", RUN_DRY_RUN, "cli", "{}") == RC_OK);
+	CHECK(store_run_begin(s, &other, "sup-other", RUN_CHECK, "cli", "{}") == RC_OK);
+	CHECK(store_run_finish(s, old, RUN_INTERRUPTED, "killed") == RC_OK);
+	CHECK(store_run_begin(s, &fresh, "sup", RUN_CHECK, "api", "{}") == RC_OK);
+	CHECK(store_run_finish(s, fresh, RUN_COMPLETED, NULL) == RC_OK);
+	CHECK(store_run_get(s, &r, old) == RC_OK && r->status == RUN_CANCELLED && r->error &&
+	      strstr(r->error, "superseded by run") != NULL);
+	store_run_free(r);
+	CHECK(store_run_get(s, &r, dry) == RC_OK && r->status == RUN_RUNNING);
+	store_run_free(r);
+	CHECK(store_run_get(s, &r, other) == RC_OK && r->status == RUN_RUNNING);
+	store_run_free(r);
+	CHECK(store_run_finish(s, dry, RUN_COMPLETED, NULL) == RC_OK);
+	CHECK(store_run_finish(s, other, RUN_COMPLETED, NULL) == RC_OK);
+}
+
 int
 main(void)
 {
@@ -239,6 +265,7 @@ main(void)
 	test_lifecycle(s);
 	test_lock(path, s);
 	test_mirrors(path, s);
+	test_supersede(s);
 	store_free(s);
 	/* reopening applies nothing */
 	CHECK(store_open(&s, path, &e) == RC_OK);
