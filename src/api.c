@@ -464,8 +464,10 @@ h_status(struct call *c)
 	bool any_on = false;
 	rcode rc;
 
-	if (a->n_mirrors == 1) { /* exactly the seed's answer */
-		if (mirror_stats(a, &a->mirrors[0], &stats, &st)) {
+	if (!query_mirror(c))
+		return;
+	if (a->n_mirrors == 1 || c->mirror) { /* exactly the seed's answer, for the one */
+		if (mirror_stats(a, c->mirror ? c->mirror : &a->mirrors[0], &stats, &st)) {
 			reply_error(c, 500, "cannot read the journal");
 			return;
 		}

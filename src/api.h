@@ -99,6 +99,11 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
 void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        enum MHD_RequestTerminationCode toe);
 
+/* Percent-decoding of paths and query values (MHD_OPTION_UNESCAPE_CALLBACK):
+ * as libmicrohttpd's own, but "%00" stays as it is, so a NUL can never cut a
+ * path or a value short ("/api/mirrors/ads%00" names no mirror, not "ads"). */
+size_t http_unescape(void *cls, struct MHD_Connection *conn, char *s);
+
 int serve_main(const struct config_set *set);
 
 #endif

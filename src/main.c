@@ -682,7 +682,8 @@ cmd_help(const struct cli *cli, int argc, char **argv)
 }
 
 /* Takes `--mirror NAME` (or --mirror=NAME) out of argv into *name; false
- * when --mirror has no name. */
+ * when --mirror has no name or is given twice (running one of two named
+ * mirrors silently would surprise). */
 static bool
 take_mirror_option(int *argc, char **argv, const char **name)
 {
@@ -691,10 +692,12 @@ take_mirror_option(int *argc, char **argv, const char **name)
 	*name = NULL;
 	for (int i = 0; i < *argc; i++) {
 		if (strcmp(argv[i], "--mirror") == 0) {
-			if (i + 1 >= *argc)
+			if (i + 1 >= *argc || *name)
 				return false;
 			*name = argv[++i];
 		} else if (strncmp(argv[i], "--mirror=", 9) == 0) {
+			if (*name)
+				return false;
 			*name = argv[i] + 9;
 		} else {
 			argv[out++] = argv[i];
@@ -732,7 +735,8 @@ main(int argc, char **argv)
 	argv++;
 	if (cmd->takes_mirror && !take_mirror_option(&argc, argv, &mirror)) {
 		fprintf(stderr,
-		        "reconciler: --mirror needs a mirror's name (usage: reconciler %s)\n",
+		        "reconciler: --mirror takes one mirror's name, once (usage: reconciler "
+		        "%s)\n",
 		        cmd->usage);
 		return EXIT_ERROR;
 	}
@@ -748,7 +752,8 @@ main(int argc, char **argv)
 	if (mirror && (cli.mirror = config_set_find(set, mirror)) == NULL) {
 		char names[400];
 		mirror_names(set, names, sizeof(names));
-		fprintf(stderr, "reconciler: no mirror named %s in %s (mirrors: %s)\n", mirror,
+		fprintf(stderr, "reconciler: no mirror named %s in %s (mirrors: %s)\n",
+		        *mirror ? mirror : "\"\" (an empty name)",
 		        set->file ? set->file : "the environment", names);
 		config_set_free(set);
 		return EXIT_CONFIG;

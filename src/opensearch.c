@@ -473,8 +473,12 @@ put_id_keyword(struct opensearch *os, const char *id_field, bool create, struct 
 	if (rc == RC_OK)
 		rc = opensearch_request(os, &status, &resp, "PUT", path.data, body.data, body.len,
 		                        err);
-	/* creating, 400 resource_already_exists: created meanwhile, as good */
-	if (rc == RC_OK && status != 200 && !(create && status == 400)) {
+	/* creating, 400 resource_already_exists_exception: created meanwhile,
+	 * as good; any other 400 (a bad name, the cluster's shard limit) is
+	 * the error it says */
+	if (rc == RC_OK && status != 200 &&
+	    !(create && status == 400 && resp.data &&
+	      strstr(resp.data, "resource_already_exists_exception"))) {
 		char reason[1100];
 		error_reason(&resp, status, reason, sizeof(reason));
 		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot %s %s as keyword: %s",

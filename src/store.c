@@ -550,9 +550,13 @@ store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerr
 	            "t", mirror))
 		*holder_run = 0;
 	if (*holder_run)
-		return rerror_set(err, RC_ERR_BUSY, "run %lld of mirror %s holds the journal %s",
+		return rerror_set(err, RC_ERR_BUSY,
+		                  "run %lld of mirror %s holds the journal %s for that mirror (one "
+		                  "run per mirror at a time; other mirrors may run)",
 		                  (long long)*holder_run, mirror, s->path);
-	return rerror_set(err, RC_ERR_BUSY, "another process holds the journal %s for mirror %s",
+	return rerror_set(err, RC_ERR_BUSY,
+	                  "another process holds the journal %s for mirror %s (one run per "
+	                  "mirror at a time; other mirrors may run)",
 	                  s->path, mirror);
 }
 

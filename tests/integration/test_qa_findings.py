@@ -1,0 +1,77 @@
+"""What a QA pass over mirrors found, each now the right outcome:
+- an index name that is a wildcard or a list is refused (it read other
+  indexes and deleted their documents as orphans);
+- a run left unfinished by a killed CLI is superseded by the service's next
+  completed run of that mirror, never resumed later to re-send old batches;
+- GET /api/reconciliation/status honours ?mirror= (404 for an unknown one);
+- a "%00" in a path never cuts it short into another route's name;
+- `--mirror` given twice is refused, not half-obeyed.
+"""
+import os
+
+from harness import Env, check, done
+from service import Service
+
+
+def index_names(env):
+    for name in ("zz*", "a,b", "ADS", "../x", "a b"):
+        r = env.run("check", OPENSEARCH_INDEX=name)
+        check(r.returncode == 78 and "OPENSEARCH_INDEX" in r.stderr
+              and "naming one index or alias" in r.stderr,
+              "index %r refused with exit 78 (%d: %r)" % (name, r.returncode, r.stderr[-200:]))
+    path = os.path.join(env.tmp, "wild.yaml")
+    with open(path, "w") as f:
+        f.write("mirrors:\n  - name: zw\n    opensearch_index: \"zz*\"\n")
+    r = env.run("config", "--file", path)
+    check(r.returncode == 78 and "wild.yaml:3" in r.stderr and "opensearch_index" in r.stderr,
+          "in a file too, naming file:line and key (%d: %r)" % (r.returncode, r.stderr[-200:]))
+
+
+def superseded(env):
+    env.create_index()
+    env.fixture("load", "--count", 200)
+    r = env.run("check")
+    check(r.returncode == 0, "first check (%d: %s)" % (r.returncode, r.stderr[-300:]))
+    first = env.last_run()["id"]
+    svc = Service(env)
+    try:
+        # as a CLI check killed while the service runs leaves it (the
+        # service resumes unfinished runs only when it starts)
+        with env.journal() as db:
+            db.execute("UPDATE runs SET status = 'interrupted', phase = 'diffing',"
+                       " finished_at = NULL WHERE id = ?", (first,))
+        st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": True})
+        check(st == 200 and body["runId"] != first, "the service's check is a new run (%s)" % body)
+        st, body, _ = svc.http("GET", "/api/reconciliation/runs/%d" % first)
+        run = body.get("run", body)
+        check(st == 200 and run.get("status") == "cancelled"
+              and "superseded by run" in (run.get("error") or ""),
+              "the killed run is superseded, not left to resume (%s)" % str(run)[:300])
+        st, body, _ = svc.http("GET", "/api/reconciliation/status?mirror=default")
+        check(st == 200 and "stats" in body, "status?mirror=default answers (%d)" % st)
+        st, body, _ = svc.http("GET", "/api/reconciliation/status?mirror=nope")
+        check(st == 404 and "nope" in body.get("error", ""),
+              "status?mirror=nope is 404 (%d: %s)" % (st, body))
+        st, body, _ = svc.http("GET", "/api/mirrors/default%00")
+        check(st == 404, "a %%00 does not cut the path into another name (%d)" % st)
+        st, body, _ = svc.http("GET", "/api/mirrors/default")
+        check(st == 200, "the mirror itself answers (%d)" % st)
+    finally:
+        svc.stop()
+    r = env.run("check")
+    with env.journal() as db:
+        resumed = db.execute("SELECT resume_count FROM runs WHERE id = ?", (first,)).fetchone()[0]
+    check(r.returncode == 0 and resumed == 0 and env.last_run()["id"] != first,
+          "a later CLI check does not resume the superseded run (%d, resumed %d)"
+          % (r.returncode, resumed))
+    r = env.run("check", "--mirror", "default", "--mirror", "default")
+    check(r.returncode != 0 and "once" in r.stderr, "--mirror twice is refused (%r)" % r.stderr)
+
+
+for fn in (index_names, superseded):
+    env = Env(fn.__name__)
+    try:
+        fn(env)
+    finally:
+        env.cleanup()
+done()
