@@ -590,6 +590,7 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	cJSON_AddNumberToObject(o, "failedCount", (double)res->failed);
 	cJSON_AddNumberToObject(o, "duplicateCount", (double)res->duplicates);
 	cJSON_AddNumberToObject(o, "conflictCount", (double)res->conflicts);
+	cJSON_AddNumberToObject(o, "skippedNewerCount", (double)res->skipped_newer);
 	cJSON_AddNumberToObject(o, "runId", (double)res->run_id);
 	/* no run begun: it failed before the journal had one */
 	cJSON_AddStringToObject(o, "status",
@@ -1066,6 +1067,8 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	    {"reconciler_documents_repaired_total", "counter",
 	     "Documents indexed (index) or deleted (delete) by repairs."},
 	    {"reconciler_documents_failed_total", "counter", "Documents OpenSearch rejected."},
+	    {"reconciler_documents_skipped_newer_total", "counter",
+	     "Writes OpenSearch refused because its copy holds a newer external version."},
 	    {"reconciler_errors_total", "counter", "Errors in the journal."},
 	    {"reconciler_last_run_timestamp_seconds", "gauge", "Start of the last finished run."},
 	    {"reconciler_last_run_duration_seconds", "gauge", "Duration of the last finished run."},

@@ -65,6 +65,8 @@ struct cfg_entry {
 static const char *const orphan_words[] = {"report", "delete", NULL};
 static const char *const count_words[] = {"before", "pass", NULL};
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
+static const char *const write_mode_words[] = {"upsert", "index", NULL};
+static const char *const version_type_words[] = {"internal", "external_gte", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY_MS (24LL * 3600 * 1000)
@@ -140,6 +142,26 @@ static const struct cfg_entry cfg_table[] = {
      OFF(transform_max_memory),
      "most bytes the script's Lua state may hold (per thread); past it the document fails and "
      "the state is rebuilt",
+     CFG_MIRROR},
+    {"OPENSEARCH_ROUTING_FIELD", CFG_FIELDS, "", 0, 0, NULL, false, OFF(routing_field),
+     "top-level fields whose value routes a written document, tried in order (e.g. "
+     "page_id,countrySearchedfor; empty, null or missing: the next), else the id; routing the "
+     "transform script returns wins; empty = no routing (docs/ENGINE.md)",
+     CFG_MIRROR},
+    {"RECONCILE_WRITE_MODE", CFG_ENUM, "upsert", 0, 0, write_mode_words, false, OFF(write_mode),
+     "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
+     "the index has survive) or index (the whole copy replaced: an exact mirror)",
+     CFG_MIRROR},
+    {"OPENSEARCH_VERSION_TYPE", CFG_ENUM, "internal", 0, 0, version_type_words, false,
+     OFF(version_type),
+     "internal (no version sent) or external_gte (the version field's value in epoch ms is sent "
+     "as the document's external version, so a newer copy is never overwritten: skipped_newer); "
+     "external_gte needs RECONCILE_WRITE_MODE=index and RECONCILE_VERSION_FIELD",
+     CFG_MIRROR},
+    {"OPENSEARCH_PIPELINE", CFG_STRING, "", 0, 0, NULL, false, OFF(pipeline),
+     "ingest pipeline named on every index action (RECONCILE_WRITE_MODE=index); update actions "
+     "run no named pipeline, only the index's index.default_pipeline (a warning says so); "
+     "empty = none named (docs/ENGINE.md)",
      CFG_MIRROR},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
      "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)", CFG_GLOBAL},
@@ -633,6 +655,29 @@ config_copy(struct config **out, const struct config *src, const char *name, str
 	return RC_OK;
 }
 
+/* Rules between settings of one mirror, which no single row can say. */
+static rcode
+check_combinations(const struct config *cfg, bool named, struct rerror *err)
+{
+	char who[96] = "";
+
+	if (named)
+		snprintf(who, sizeof(who), "mirror %s: ", cfg->name);
+	if (cfg->version_type == VERSION_EXTERNAL_GTE && cfg->write_mode != WRITE_INDEX)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sOPENSEARCH_VERSION_TYPE=external_gte needs "
+		                  "RECONCILE_WRITE_MODE=index: OpenSearch's update action (upsert) "
+		                  "accepts no external version",
+		                  who);
+	if (cfg->version_type == VERSION_EXTERNAL_GTE && *cfg->version_field == '\0')
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sOPENSEARCH_VERSION_TYPE=external_gte needs "
+		                  "RECONCILE_VERSION_FIELD: the external version is that field's "
+		                  "value in epoch ms",
+		                  who);
+	return RC_OK;
+}
+
 rcode
 config_load(struct config **out, const char *dotenv_path, struct rerror *err)
 {
@@ -647,6 +692,8 @@ config_load(struct config **out, const char *dotenv_path, struct rerror *err)
 		rc = load_dotenv(cfg, dotenv_path, err);
 	if (rc == RC_OK)
 		rc = load_env(cfg, err);
+	if (rc == RC_OK)
+		rc = check_combinations(cfg, false, err);
 	if (rc) {
 		config_free(cfg);
 		return rc;
@@ -1150,6 +1197,8 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	if (rc == RC_OK)
 		rc = mirrors ? load_mirrors(set, &doc, mirrors, file, err)
 		             : add_default_mirror(set, err);
+	for (size_t i = 0; rc == RC_OK && i < set->n_mirrors; i++)
+		rc = check_combinations(set->mirrors[i], mirrors != NULL, err);
 	yaml_document_delete(&doc);
 	if (rc) {
 		config_set_free(set);

@@ -22,6 +22,12 @@
 
 enum orphan_policy { ORPHANS_REPORT = 0, ORPHANS_DELETE = 1 };
 enum mongo_count_mode { MONGO_COUNT_BEFORE = 0, MONGO_COUNT_PASS = 1 };
+/* RECONCILE_WRITE_MODE: a partial update that keeps fields only the index
+ * has, or the whole copy replaced. */
+enum write_mode { WRITE_UPSERT = 0, WRITE_INDEX = 1 };
+/* OPENSEARCH_VERSION_TYPE: no version sent, or the version field's epoch ms
+ * as an external_gte version (index mode only). */
+enum version_type { VERSION_INTERNAL = 0, VERSION_EXTERNAL_GTE = 1 };
 
 /* One mirror's effective settings, the global ones included, so everything
  * that runs a mirror takes one `const struct config *`. */
@@ -54,6 +60,10 @@ struct config {
 	char *transform;                    /* RECONCILE_TRANSFORM: Lua script path; "" = none */
 	int64_t transform_max_instructions; /* per transform(doc) call */
 	int64_t transform_max_memory;       /* bytes per Lua state */
+	char *routing_field;                /* OPENSEARCH_ROUTING_FIELD: comma list; "" = none */
+	int write_mode;                     /* enum write_mode */
+	int version_type;                   /* enum version_type */
+	char *pipeline;                     /* OPENSEARCH_PIPELINE: ingest pipeline; "" = none */
 	int64_t concurrency; /* global: runs of different mirrors the service runs at once */
 	char *http_bind;
 	int64_t port;

@@ -38,6 +38,7 @@ struct engine_result {
 	int64_t mongo_count, opensearch_count;
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
+	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 };
 
 RC_MUST_CHECK rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);

@@ -238,14 +238,18 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		return EXIT_CONFIG;
 	}
 	if (res.run_id) {
+		char newer[48] = ""; /* said only where external versions refused writes */
+		if (res.skipped_newer > 0)
+			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
+			         res.skipped_newer);
 		printf("%srun %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
-		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "\n",
+		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
 		       who, res.run_id, store_run_kind_name(res.kind),
 		       store_run_status_name(res.status), res.mongo_count, res.opensearch_count,
 		       res.missing, res.orphans, res.stale, res.duplicates, res.conflicts,
-		       res.skipped, res.repaired, res.deleted, res.failed);
+		       res.skipped, res.repaired, res.deleted, res.failed, newer);
 		fflush(stdout);
 	}
 	if (rc) {

@@ -768,6 +768,41 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 	return rc;
 }
 
+rcode
+opensearch_get_source(struct opensearch *os, struct buf *out, bool *found, const char *index,
+                      const char *id, const char *routing, struct rerror *err)
+{
+	char *ei = index ? curl_easy_escape(os->curl, index, 0) : NULL;
+	char *eid = curl_easy_escape(os->curl, id, 0);
+	char *er = routing ? curl_easy_escape(os->curl, routing, 0) : NULL;
+	struct buf path = {0};
+	long status = 0;
+	rcode rc;
+
+	*found = false;
+	if ((index && ei == NULL) || eid == NULL || (routing && er == NULL) ||
+	    buf_printf(&path, "%s%s/_source/%s%s%s", index ? "/" : os->index_path, ei ? ei : "",
+	               eid, er ? "?routing=" : "", er ? er : "")) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = opensearch_request(os, &status, out, "GET", path.data, NULL, 0, err);
+	if (rc == RC_OK && status == 200)
+		*found = true;
+	else if (rc == RC_OK && status != 404) {
+		char reason[1100];
+		error_reason(out, status, reason, sizeof(reason));
+		rc = rerror_set(err, RC_ERR_OPENSEARCH,
+		                "opensearch: reading the copy of %.200s: %s", id, reason);
+	}
+out:
+	curl_free(ei);
+	curl_free(eid);
+	curl_free(er);
+	buf_free(&path);
+	return rc;
+}
+
 void
 bulk_result_free(struct bulk_result *r)
 {
@@ -812,6 +847,10 @@ parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, stru
 		res->items[i].status = cJSON_IsNumber(st) ? st->valueint : 0;
 		e = op ? cJSON_GetObjectItem(op, "error") : NULL;
 		if (cJSON_IsObject(e)) {
+			cJSON *type = cJSON_GetObjectItem(e, "type");
+			res->items[i].version_conflict =
+			    res->items[i].status == 409 && cJSON_IsString(type) &&
+			    strcmp(type->valuestring, "version_conflict_engine_exception") == 0;
 			char text[1024];
 			format_error(e, text, sizeof(text));
 			res->items[i].reason = strdup(text);
@@ -917,10 +956,13 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 	return bulk_once(os, res, attempts, body, len, n_items, stop, err);
 }
 
-/* The action line (and source) of one document. */
+/* The action line (and source) of one document: the one place where a
+ * write's metadata is spelled (docs/ENGINE.md, "How a repair writes"). */
 static RC_MUST_CHECK rcode
 bulk_lines(struct buf *b, const struct bulk_doc *d)
 {
+	bool update = strcmp(d->action, "update") == 0;
+	bool del = strcmp(d->action, "delete") == 0;
 	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
 
 	if (rc == RC_OK)
@@ -929,10 +971,24 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 		rc = doc_json_string(b, d->index, strlen(d->index));
 	if (rc == RC_OK && d->routing && (rc = buf_puts(b, ",\"routing\":")) == RC_OK)
 		rc = doc_json_string(b, d->routing, strlen(d->routing));
+	/* update actions accept no external version (config.c refuses it) */
+	if (rc == RC_OK && !update && !del && d->version >= 0)
+		rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
+		                (long long)d->version);
+	/* an update runs no named pipeline (OpenSearch 2.19 accepts the key and
+	 * ignores it; only index.default_pipeline runs): sent on index only */
+	if (rc == RC_OK && !update && !del && d->pipeline &&
+	    (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
+		rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
+	/* as the live syncer: a concurrent write of the same copy is retried */
+	if (rc == RC_OK && update)
+		rc = buf_puts(b, ",\"retry_on_conflict\":3");
 	if (rc == RC_OK)
 		rc = buf_puts(b, "}}\n");
+	if (rc == RC_OK && d->source && update)
+		rc = buf_puts(b, "{\"doc\":");
 	if (rc == RC_OK && d->source && (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
-		rc = buf_puts(b, "\n");
+		rc = buf_puts(b, update ? ",\"doc_as_upsert\":true}\n" : "\n");
 	return rc;
 }
 
@@ -981,6 +1037,8 @@ bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size
 		struct bulk_doc *d = &docs[idx[i]];
 		free(d->reason);
 		d->status = res.items[i].status;
+		/* only an external version makes a conflict mean "newer there" */
+		d->newer = res.items[i].version_conflict && d->version >= 0;
 		d->reason = res.items[i].reason;
 		res.items[i].reason = NULL;
 	}
@@ -1002,6 +1060,7 @@ opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int
 	for (size_t i = 0; i < n; i++) {
 		idx[i] = i;
 		docs[i].status = 0;
+		docs[i].newer = false;
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 	}
@@ -1031,5 +1090,6 @@ bulk_docs_reset(struct bulk_doc *docs, size_t n)
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 		docs[i].status = 0;
+		docs[i].newer = false;
 	}
 }

@@ -88,10 +88,17 @@ RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
                                       const struct os_keys *k, const char *const *ids, size_t n,
                                       struct rerror *err);
 
+/* The _source of one copy, byte for byte as the index holds it (numbers
+ * untouched), into out; *found false when there is no such copy. index
+ * NULL: OPENSEARCH_INDEX; routing NULL: none. */
+rcode opensearch_get_source(struct opensearch *os, struct buf *out, bool *found, const char *index,
+                            const char *id, const char *routing, struct rerror *err);
+
 /* Per-item outcome of a _bulk. */
 struct bulk_item {
-	int status;   /* HTTP status of the item: 200/201 ok, 404 for a delete of nothing */
-	char *reason; /* OpenSearch's reason when the item failed (owned) */
+	int status; /* HTTP status of the item: 200/201 ok, 404 for a delete of nothing */
+	bool version_conflict; /* 409 version_conflict_engine_exception */
+	char *reason;          /* OpenSearch's reason when the item failed (owned) */
 };
 struct bulk_result {
 	long http_status;
@@ -110,15 +117,21 @@ RC_MUST_CHECK rcode opensearch_bulk(struct opensearch *os, struct bulk_result *r
                                     const char *body, size_t len, size_t n_items,
                                     volatile int *stop, struct rerror *err);
 
-/* One document of a _bulk, and its outcome. Inputs are borrowed. */
+/* One document of a _bulk, and its outcome. Inputs are borrowed.
+ * "update" is the live syncers' partial write: the source goes as
+ * {"doc": source, "doc_as_upsert": true} with retry_on_conflict 3, so
+ * fields only the index has survive. */
 struct bulk_doc {
-	const char *action;  /* "index" or "delete" */
+	const char *action;  /* "index", "update" or "delete" */
 	const char *id;      /* the _id (at most OPENSEARCH_ID_MAX_BYTES) */
 	const char *index;   /* the concrete index of the copy; NULL: OPENSEARCH_INDEX */
 	const char *routing; /* the copy's routing; NULL: none */
-	const char *source;  /* index: the document's JSON; NULL for delete */
+	const char *source;  /* index, update: the document's JSON; NULL for delete */
 	size_t source_len;
-	int status;   /* out: the item's HTTP status (413/400 when refused alone) */
+	int64_t version;      /* index: >= 0 sent as an external_gte version; -1 none */
+	const char *pipeline; /* index: the ingest pipeline; NULL: none (updates run none) */
+	int status;           /* out: the item's HTTP status (413/400 when refused alone) */
+	bool newer;   /* out: refused (409) because the index holds a newer external version */
 	char *reason; /* out: why it failed (owned; bulk_docs_reset frees) */
 };
 

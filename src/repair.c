@@ -31,7 +31,7 @@
 static RC_MUST_CHECK rcode
 qitem_copy(struct qitem *dst, const struct qitem *src)
 {
-	*dst = (struct qitem){.type = src->type, .kind = src->kind};
+	*dst = (struct qitem){.type = src->type, .kind = src->kind, .version = src->version};
 	dst->id = strdup(src->id);
 	dst->index = src->index ? strdup(src->index) : NULL;
 	dst->routing = src->routing ? strdup(src->routing) : NULL;
@@ -111,7 +111,8 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .kind = (int)d->kind,
 	                  .index = (char *)d->os_index,
 	                  .routing = (char *)d->routing,
-	                  .docid = (char *)d->os_id};
+	                  .docid = (char *)d->os_id,
+	                  .version = -1};
 
 	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
 	return idvec_push(del ? &rp->del : &rp->fix, &q);
@@ -154,7 +155,7 @@ fail_item(struct repair *rp, const struct qitem *q, const char *code, const char
 /* ---- batches ---------------------------------------------------------- */
 
 struct batch {
-	const char *action; /* "index" or "delete" */
+	const char *action; /* the journal's: "index" (a write: index or update) or "delete" */
 	struct qitem *items;
 	size_t *off, *len; /* each document's JSON within src */
 	size_t n, cap;
@@ -209,9 +210,10 @@ batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 	rcode rc = qitem_copy(&b->items[b->n], q);
 	if (rc)
 		return rc;
-	/* the action line: _id, _index and routing, quoted */
+	/* the action line: _id, _index and routing, quoted; version, pipeline,
+	 * the update's wrapper */
 	b->bytes += b->len[b->n] + strlen(q->id) + (q->index ? strlen(q->index) : 0) +
-	            (q->routing ? strlen(q->routing) : 0) + 64;
+	            (q->routing ? strlen(q->routing) : 0) + 128;
 	b->n++;
 	return RC_OK;
 }
@@ -238,16 +240,22 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	/* RECONCILE_WRITE_MODE: a partial update that keeps what only the
+	 * index has, or the whole copy replaced */
+	const char *op = del ? "delete" : rp->cfg->write_mode == WRITE_UPSERT ? "update" : "index";
+	const char *pipeline = *rp->cfg->pipeline ? rp->cfg->pipeline : NULL;
 	for (size_t i = 0; i < b->n; i++) {
 		rows[i] = qitem_drift(&b->items[i]);
 		/* a copy is acted on by its own _id where that is not its key */
 		docs[i] =
-		    (struct bulk_doc){.action = b->action,
+		    (struct bulk_doc){.action = op,
 		                      .id = b->items[i].docid ? b->items[i].docid : b->items[i].id,
 		                      .index = b->items[i].index,
 		                      .routing = b->items[i].routing,
 		                      .source = del ? NULL : b->src.data + b->off[i],
-		                      .source_len = b->len[i]};
+		                      .source_len = b->len[i],
+		                      .version = del ? -1 : b->items[i].version,
+		                      .pipeline = pipeline};
 	}
 	/* 1. written as pending, with its ids, before anything is sent */
 	rc = store_batch_open(rp->store, rp->run_id, &batch_no, b->action, (int64_t)b->n,
@@ -279,9 +287,15 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		out[i] = (struct store_outcome){.d = rp->full ? NULL : &rows[i],
 		                                .doc_id = b->items[i].id,
 		                                .ok = (st >= 200 && st < 300) || (del && st == 404),
+		                                .newer = docs[i].newer,
 		                                .status = st,
 		                                .reason = docs[i].reason};
-		if (!out[i].ok)
+		if (out[i].newer)
+			log_msg(LOG_INFO, rp->run_id,
+			        "document %s: the index holds a newer version (%" PRId64
+			        "): left alone",
+			        b->items[i].id, b->items[i].version);
+		else if (!out[i].ok)
 			log_msg(LOG_WARN, rp->run_id, "document %s rejected: HTTP %d: %s",
 			        b->items[i].id, st, docs[i].reason ? docs[i].reason : "rejected");
 	}
@@ -339,19 +353,92 @@ static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *
                                          int64_t resend_no);
 
 /* Deletes a stale copy that a rewrite will not overwrite (another routing):
- * journaled as a duplicate of its document, in a batch of its own. */
+ * journaled as a duplicate of its document, in a batch of its own. In
+ * upsert mode the copy's _source is first read (bytes as stored) and put
+ * back under the new routing after the delete, so the partial update that
+ * follows merges into it as it would have into the old copy: fields only
+ * the index has (an enrichment job's embeddings) move with the document.
+ * The delete comes first because both routings may lead to one shard,
+ * where the copy put back is the same document. */
 static RC_MUST_CHECK rcode
-move_copy(struct repair *rp, const struct qitem *q)
+move_copy(struct repair *rp, const struct qitem *q, const char *routing)
 {
 	struct qitem old = *q;
 	struct store_drift d;
+	struct buf src = {0};
+	bool found = false;
+	int attempts = 0;
+	rcode rc;
 
 	old.kind = DRIFT_DUPLICATE;
 	d = qitem_drift(&old);
+	if (rp->cfg->write_mode == WRITE_UPSERT &&
+	    (rc = opensearch_get_source(rp->os, &src, &found, q->index, q->docid ? q->docid : q->id,
+	                                q->routing, rp->err))) {
+		buf_free(&src);
+		return rc;
+	}
 	if (store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_PENDING,
-	                    "its routing is not the transform's: moved", NULL))
+	                    "its routing is not the routing rule's: moved", NULL)) {
+		buf_free(&src);
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
-	return repair_delete(rp, &old, 1, 0);
+	}
+	rc = repair_delete(rp, &old, 1, 0);
+	/* one NDJSON line: a raw line break is only ever blank space in JSON */
+	for (size_t i = 0; found && i < src.len; i++)
+		if (src.data[i] == '\n' || src.data[i] == '\r')
+			src.data[i] = ' ';
+	if (rc == RC_OK && found && !q->docid) {
+		struct bulk_doc put = {.action = "index",
+		                       .id = q->id,
+		                       .routing = routing,
+		                       .source = src.data,
+		                       .source_len = src.len,
+		                       .version = -1};
+		rc = opensearch_bulk_send(rp->os, &put, 1, &attempts, rp->stop, rp->err);
+		if (rc == RC_OK && (put.status < 200 || put.status >= 300))
+			log_msg(
+			    LOG_WARN, rp->run_id,
+			    "document %s: its copy could not be carried to routing %s (HTTP %d: "
+			    "%s): fields only the index had are not kept",
+			    q->id, routing, put.status, put.reason ? put.reason : "rejected");
+		bulk_docs_reset(&put, 1);
+	}
+	buf_free(&src);
+	return rc;
+}
+
+/* The external version of doc (OPENSEARCH_VERSION_TYPE=external_gte): its
+ * version field in epoch ms (a date, or an ISO-8601 text), or the field's
+ * own value when it is a whole number >= 0. Anything else is not guessed:
+ * false, with why. */
+static bool
+external_version(const bson_t *doc, const char *field, int64_t *out, char *why, size_t len)
+{
+	bson_iter_t it;
+	char text[64];
+	int64_t ms;
+
+	if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, field, &it)) {
+		snprintf(why, len,
+		         "no %s: OPENSEARCH_VERSION_TYPE=external_gte writes that field's value "
+		         "as the document's version, so it is not written without one",
+		         field);
+		return false;
+	}
+	if (doc_version_from_bson(bson_iter_value(&it), text, sizeof(text), &ms) && ms >= 0) {
+		*out = ms;
+		return true;
+	}
+	if (ms < 0 && bson_iter_type(&it) != BSON_TYPE_UTF8 &&
+	    doc_version_from_bson(bson_iter_value(&it), text, sizeof(text), &ms) &&
+	    util_parse_i64(text, out) == 0 && *out >= 0)
+		return true;
+	snprintf(why, len,
+	         "%s is not a date nor a whole number >= 0 (a %s): OPENSEARCH_VERSION_TYPE="
+	         "external_gte cannot turn it into a version",
+	         field, bson_iter_type(&it) == BSON_TYPE_UTF8 ? "text" : "value of another type");
+	return false;
 }
 
 /* Converts doc and adds it to b, flushing b first when the document would
@@ -400,13 +487,23 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		return RC_OK;
 	}
 	struct qitem routed = *q;
-	if (routing && q->kind == DRIFT_STALE &&
-	    (q->routing == NULL || strcmp(q->routing, routing) != 0)) {
+	routed.version = -1;
+	if (rp->cfg->version_type == VERSION_EXTERNAL_GTE) {
+		char why[300];
+		if (!external_version(doc, rp->cfg->version_field, &routed.version, why,
+		                      sizeof(why))) {
+			free(routing);
+			return fail_item(rp, q, "no_version", why);
+		}
+	}
+	/* a copy without _routing lives where its _id routes it */
+	const char *was = q->routing ? q->routing : q->docid ? q->docid : q->id;
+	if (routing && q->kind == DRIFT_STALE && strcmp(was, routing) != 0) {
 		/* the copy lives under another routing (another shard): remove it
-		 * first, journaled, then write the document where the script says
-		 * (the other order would delete the fresh write in a one-shard
+		 * first, journaled, then write the document where the routing rule
+		 * says (the other order would delete the fresh write in a one-shard
 		 * index) */
-		rc = move_copy(rp, q);
+		rc = move_copy(rp, q, routing);
 		if (rc) {
 			free(routing);
 			return rc;

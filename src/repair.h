@@ -38,7 +38,8 @@ struct qitem {
 	int kind; /* enum drift_kind, or -1 */
 	char *index;
 	char *routing;
-	char *docid; /* the copy's _id where it is not id (deletes act on it) */
+	char *docid;     /* the copy's _id where it is not id (deletes act on it) */
+	int64_t version; /* OPENSEARCH_VERSION_TYPE=external_gte: the version written; -1 none */
 };
 
 struct idvec {

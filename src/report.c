@@ -76,7 +76,7 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 	"stale_count AS staleCount, skipped_count AS skippedCount, repaired_count AS "             \
 	"repairedCount, deleted_count AS deletedCount, failed_count AS failedCount, resume_count " \
 	"AS resumeCount, error, duplicate_count AS duplicateCount, conflict_count AS "             \
-	"conflictCount"
+	"conflictCount, skipped_newer_count AS skippedNewerCount"
 
 rcode
 store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
@@ -225,8 +225,8 @@ static const enum run_status metric_order[] = {RUN_CANCELLED, RUN_COMPLETED, RUN
 struct mirror_metrics {
 	int64_t runs[N_METRIC_STATUSES];
 	bool has_runs[N_METRIC_STATUSES];
-	int64_t
-	    sums[9]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup, conflict */
+	int64_t sums[10]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
+	                   * conflict, skipped_newer */
 	bool has_last, has_mc, has_oc;
 	double last_start, last_duration, mc, oc;
 };
@@ -263,14 +263,15 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	    " COALESCE(SUM(deleted_count),0), COALESCE(SUM(failed_count),0),"
 	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
 	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)),"
-	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0)"
+	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0),"
+	    " COALESCE(SUM(skipped_newer_count),0)"
 	    " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
 	    "t", mirror);
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW)
-		for (int i = 0; i < 9; i++)
+		for (int i = 0; i < 10; i++)
 			m->sums[i] = sqlite3_column_int64(st, i);
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW)
@@ -325,6 +326,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 	    {"reconciler_documents_repaired_total", "action=\"index\"", 3},
 	    {"reconciler_documents_repaired_total", "action=\"delete\"", 4},
 	    {"reconciler_documents_failed_total", "", 5},
+	    {"reconciler_documents_skipped_newer_total", "", 9},
 	    {"reconciler_errors_total", "", 6},
 	};
 	struct mirror_metrics *m;

@@ -962,6 +962,19 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 	rc = start_or_resume(&r, kind, trigger, resume_id);
 	if (rc)
 		goto out;
+	if (r.kind != RUN_DRY_RUN && e->cfg->write_mode == WRITE_UPSERT && *e->cfg->pipeline) {
+		/* verified on OpenSearch 2.19: an update runs no named pipeline */
+		char msg[600];
+		snprintf(msg, sizeof(msg),
+		         "OPENSEARCH_PIPELINE=%.200s is not run by RECONCILE_WRITE_MODE=upsert: "
+		         "OpenSearch runs no named pipeline on update actions, only the index's "
+		         "index.default_pipeline; set that on the index, or write with "
+		         "RECONCILE_WRITE_MODE=index",
+		         e->cfg->pipeline);
+		log_msg(LOG_WARN, r.id, "%s", msg);
+		if (store_event(r.store, r.id, "warning", msg))
+			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");
+	}
 	r.full = r.kind == RUN_FULL;
 	r.dry_run = r.kind == RUN_DRY_RUN;
 	if (r.full) { /* resumed: reuse the number of the batch that was in flight */
@@ -1048,6 +1061,7 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		res->failed = sr->failed;
 		res->duplicates = sr->duplicates;
 		res->conflicts = sr->conflicts;
+		res->skipped_newer = sr->skipped_newer;
 		store_run_free(sr);
 	}
 	progress_sync(&r);
@@ -1055,10 +1069,10 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 	log_msg(rc ? LOG_WARN : LOG_INFO, r.id,
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
-	        ", deleted %" PRId64 ", failed %" PRId64,
+	        ", deleted %" PRId64 ", failed %" PRId64 ", skipped_newer %" PRId64,
 	        store_run_kind_name(r.kind), store_run_status_name(status), res->missing,
 	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
-	        res->deleted, res->failed);
+	        res->deleted, res->failed, res->skipped_newer);
 	if (rc == RC_OK && e->stop)
 		rc = RC_ERR_CANCELLED,
 		rerror_set(err, rc, "run %" PRId64 " %s", r.id, store_run_status_name(status));

@@ -664,7 +664,7 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
 	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
 	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error, "
-	    "duplicate_count, conflict_count, mirror "
+	    "duplicate_count, conflict_count, mirror, skipped_newer_count "
 	    "FROM runs WHERE id = ?",
 	    "i", run_id);
 	if (rc)
@@ -706,6 +706,7 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->duplicates = sqlite3_column_int64(st, 24);
 	r->conflicts = sqlite3_column_int64(st, 25);
 	r->mirror = col_text(st, 26);
+	r->skipped_newer = sqlite3_column_int64(st, 27);
 	sqlite3_finalize(st);
 	if (bad) { /* the CHECK constraints make this a journal we do not know */
 		store_run_free(r);
@@ -882,8 +883,13 @@ store_run_recount(struct store *s, int64_t run_id)
 	    " conflict_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
 	    "   AND kind = 'conflict'),"
 	    " stale_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'stale'),"
+	    " skipped_newer_count = (SELECT COALESCE(SUM(skipped_newer), 0) FROM batches"
+	    "   WHERE run_id = ?1 AND status = 'committed'),"
+	    /* a check's newer copies are skipped rows too: counted apart */
 	    " skipped_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "   AND status = 'skipped'),"
+	    "   AND status = 'skipped') - CASE WHEN kind = 'full' THEN 0 ELSE"
+	    "   (SELECT COALESCE(SUM(skipped_newer), 0) FROM batches WHERE run_id = ?1"
+	    "    AND status = 'committed') END,"
 	    " repaired_count = CASE WHEN kind = 'full' THEN"
 	    "   (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id = ?1 AND action = 'index'"
 	    "    AND status = 'committed')"
@@ -1078,14 +1084,25 @@ rcode
 store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struct store_outcome *o,
                   size_t n, int64_t attempts, int64_t took_ms, const struct store_cursor *cursor)
 {
-	int64_t ok = 0, failed = 0;
+	int64_t ok = 0, failed = 0, newer = 0;
 	rcode rc = store_tx_begin(s);
 
 	for (size_t i = 0; rc == RC_OK && i < n; i++) {
-		if (o[i].ok)
+		char why[1100];
+		if (o[i].ok) {
 			ok++;
-		else
+		} else if (o[i].newer) {
+			/* not repaired, not failed: the index holds a newer version */
+			newer++;
+			snprintf(why, sizeof(why),
+			         "skipped_newer: the index holds a newer version (%s)",
+			         o[i].reason ? o[i].reason : "version conflict");
+			if (o[i].d)
+				rc = store_drift_set(s, run_id, o[i].d, DRIFT_SKIPPED, why);
+			continue;
+		} else {
 			failed++;
+		}
 		if (o[i].d)
 			rc = store_drift_set(s, run_id, o[i].d, o[i].ok ? DRIFT_DONE : DRIFT_FAILED,
 			                     o[i].ok ? NULL : o[i].reason);
@@ -1100,6 +1117,10 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 	if (rc == RC_OK)
 		rc = store_batch_commit(s, run_id, batch_no, BATCH_COMMITTED, ok, failed, attempts,
 		                        took_ms);
+	if (rc == RC_OK)
+		rc = sql_run(
+		    s, "UPDATE batches SET skipped_newer = ? WHERE run_id = ? AND batch_no = ?",
+		    "iii", newer, run_id, batch_no);
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
 		                      cursor->compared);

@@ -87,6 +87,7 @@ struct store_run {
 	int64_t mongo_count, opensearch_count; /* -1: not counted */
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
+	int64_t skipped_newer;      /* writes refused: the index holds a newer version */
 	char *cursor_type, *cursor; /* NULL before the first commit */
 	int64_t seen_types;
 	int64_t resume_count;
@@ -192,6 +193,7 @@ struct store_outcome {
 	const struct store_drift *d; /* its drift row; NULL in full runs */
 	const char *doc_id;
 	bool ok;
+	bool newer;         /* not ok, not failed: the index holds a newer version */
 	int status;         /* the item's HTTP status */
 	const char *reason; /* why it failed */
 };

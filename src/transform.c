@@ -78,6 +78,8 @@ struct path_step {
 };
 
 struct transform {
+	char **routes; /* OPENSEARCH_ROUTING_FIELD, in order; none = no routing rule */
+	size_t n_routes;
 	char **keep; /* sorted; none = every field */
 	size_t n_keep;
 	char **exclude; /* sorted */
@@ -720,6 +722,15 @@ transform_new(struct transform **out, const struct config *cfg, struct rerror *e
 	if (t->hook_every < 1)
 		t->hook_every = 1;
 	rc = parse_names(&t->keep, &t->n_keep, cfg->fields, "RECONCILE_FIELDS", err);
+	if (rc == RC_OK && split_list(&t->routes, &t->n_routes, cfg->routing_field))
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; rc == RC_OK && i < t->n_routes; i++)
+		if (!name_ok(t->routes[i]))
+			rc =
+			    rerror_set(err, RC_ERR_CONFIG,
+			               "OPENSEARCH_ROUTING_FIELD=\"%s\" is invalid: expected field "
+			               "names separated by commas (top level: no '.')",
+			               cfg->routing_field);
 	if (rc == RC_OK)
 		rc =
 		    parse_names(&t->exclude, &t->n_exclude, cfg->exclude, "RECONCILE_EXCLUDE", err);
@@ -756,6 +767,7 @@ transform_free(struct transform *t)
 	if (t == NULL)
 		return;
 	state_close(t);
+	free_names(t->routes, t->n_routes);
 	free_names(t->keep, t->n_keep);
 	free_names(t->exclude, t->n_exclude);
 	for (size_t i = 0; i < t->n_renames; i++) {
@@ -1511,10 +1523,10 @@ apply_declarative(struct transform *t, const bson_t *doc, const char *id_field,
 	return rc;
 }
 
-rcode
-transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
-                const char *id_canonical, struct buf *out, char **routing, bool *skip,
-                struct rerror *err)
+/* The body, and the script's routing. */
+static rcode
+apply_body(struct transform *t, const bson_t *doc, const char *id_field, const char *id_canonical,
+           struct buf *out, char **routing, bool *skip, struct rerror *err)
 {
 	struct apply_ctx c;
 	size_t out_len = out->len;
@@ -1583,6 +1595,71 @@ transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
 			log_warn("transform: %s could not be reloaded: %s", t->path, why.message);
 	} else {
 		lua_settop(t->L, 0);
+	}
+	return rc;
+}
+
+/* A top-level value as routing text, as the index would show it (string
+ * as is, numbers, ObjectId, bool, date as their id text: docs/MAPPING.md),
+ * or NULL when it cannot route (missing, null, empty, a document, an
+ * array, a string with a NUL, NaN...): the next field is tried. */
+static rcode
+route_value(const bson_t *doc, const char *name, char **out)
+{
+	bson_iter_t it;
+	struct buf text = {0};
+	enum id_type type;
+
+	*out = NULL;
+	if (!bson_iter_init_find(&it, doc, name))
+		return RC_OK;
+	switch (bson_iter_type(&it)) {
+	case BSON_TYPE_UTF8: {
+		uint32_t len;
+		const char *v = bson_iter_utf8(&it, &len);
+		if (len == 0 || memchr(v, '\0', len))
+			return RC_OK;
+		break;
+	}
+	case BSON_TYPE_DOUBLE:
+		if (!isfinite(bson_iter_double(&it)))
+			return RC_OK;
+		break;
+	case BSON_TYPE_INT32:
+	case BSON_TYPE_INT64:
+	case BSON_TYPE_OID:
+	case BSON_TYPE_BOOL:
+	case BSON_TYPE_DATE_TIME:
+		break;
+	default:
+		return RC_OK;
+	}
+	rcode rc = doc_id_canonical(bson_iter_value(&it), &text, &type);
+	if (rc == RC_OK && text.len)
+		*out = text.data;
+	else
+		buf_free(&text);
+	return rc == RC_ERR_NOMEM ? rc : RC_OK;
+}
+
+rcode
+transform_apply(struct transform *t, const bson_t *doc, const char *id_field,
+                const char *id_canonical, struct buf *out, char **routing, bool *skip,
+                struct rerror *err)
+{
+	rcode rc = apply_body(t, doc, id_field, id_canonical, out, routing, skip, err);
+
+	/* the script's routing wins; else the first field that can route; else
+	 * the id, as the live syncer's rule falls back to it */
+	for (size_t i = 0; rc == RC_OK && !*skip && *routing == NULL && t && i < t->n_routes; i++)
+		rc = route_value(doc, t->routes[i], routing);
+	if (rc == RC_OK && !*skip && *routing == NULL && t && t->n_routes && id_canonical &&
+	    (*routing = strdup(id_canonical)) == NULL)
+		rc = RC_ERR_NOMEM;
+	if (rc == RC_ERR_NOMEM) {
+		free(*routing);
+		*routing = NULL;
+		rerror_set(err, rc, "out of memory");
 	}
 	return rc;
 }

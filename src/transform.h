@@ -26,7 +26,7 @@
 struct transform;
 
 /* Reads cfg's RECONCILE_FIELDS, RECONCILE_EXCLUDE, RECONCILE_RENAME,
- * RECONCILE_TRANSFORM and the two budgets; loads, compiles and runs the
+ * RECONCILE_TRANSFORM, the two budgets and OPENSEARCH_ROUTING_FIELD; loads, compiles and runs the
  * script's top level (which must define a global function transform).
  * *out is the caller's, also when no setting asks for anything
  * (transform_active is then false). Errors: RC_ERR_CONFIG, err->message
@@ -48,8 +48,12 @@ bool transform_scripted(const struct transform *t);
  * One document. out gets the body JSON to index (appended): the declarative
  * steps, then the script; id_field (if non-empty) always first and always
  * id_canonical, _id never in the body, as doc_to_json does. *routing gets a
- * malloc'd routing value from the script (its second return value; numbers
- * as JSON writes them) or NULL (the caller's own routing rule applies).
+ * malloc'd routing value: the script's (its second return value; numbers
+ * as JSON writes them), else that of the first OPENSEARCH_ROUTING_FIELD
+ * field of doc that can route (a non-empty string as is; a number,
+ * ObjectId, bool or date as its id text; anything else is passed over),
+ * else id_canonical when OPENSEARCH_ROUTING_FIELD is set; NULL without any
+ * routing rule (the copy's own routing then applies).
  * *skip is true when the script returned nil: the document does not belong
  * in the index (like a filter); out is then unchanged.
  *

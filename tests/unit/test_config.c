@@ -202,6 +202,36 @@ test_docs_match(void)
 	buf_free(&have);
 }
 
+/* Rules between settings: external versions need index writes and a
+ * version field; the write words are the table's. */
+static void
+test_write_settings(void)
+{
+	struct config *c = NULL;
+	struct rerror e = {0};
+
+	CHECK(config_load(&c, NULL, &e) == RC_OK);
+	CHECK(c && c->write_mode == WRITE_UPSERT && c->version_type == VERSION_INTERNAL &&
+	      *c->pipeline == '\0' && *c->routing_field == '\0');
+	config_free(c);
+	bad("RECONCILE_WRITE_MODE", "replace", "one of upsert, index");
+	bad("OPENSEARCH_VERSION_TYPE", "external", "one of internal, external_gte");
+	bad("OPENSEARCH_ROUTING_FIELD", "page.id", "top level");
+	setenv("OPENSEARCH_VERSION_TYPE", "external_gte", 1);
+	setenv("RECONCILE_VERSION_FIELD", "updatedAt", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG && c == NULL);
+	CHECK(strstr(e.message, "RECONCILE_WRITE_MODE=index") != NULL);
+	setenv("RECONCILE_WRITE_MODE", "index", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_OK && c->version_type == VERSION_EXTERNAL_GTE);
+	config_free(c);
+	c = NULL;
+	unsetenv("RECONCILE_VERSION_FIELD");
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG && c == NULL);
+	CHECK(strstr(e.message, "needs RECONCILE_VERSION_FIELD") != NULL);
+	unsetenv("OPENSEARCH_VERSION_TYPE");
+	unsetenv("RECONCILE_WRITE_MODE");
+}
+
 int
 main(void)
 {
@@ -210,5 +240,6 @@ main(void)
 	test_masking();
 	test_dotenv();
 	test_docs_match();
+	test_write_settings();
 	return check_done("test_config");
 }

@@ -551,6 +551,75 @@ routing_case(struct transform *t, const char *value_json, const char *want)
 	result_free(&r);
 }
 
+/* The routing of one document under OPENSEARCH_ROUTING_FIELD (NULL: none). */
+static void
+route_case(struct transform *t, const char *json, const char *want)
+{
+	struct result r = apply(t, json);
+
+	CHECK(r.rc == RC_OK);
+	if (want)
+		CHECK_STR(r.routing, want);
+	else
+		CHECK(r.routing == NULL);
+	result_free(&r);
+}
+
+/* OPENSEARCH_ROUTING_FIELD: fields tried in order, values as their id
+ * text, unusable ones passed over, else the id; the script's routing wins. */
+static void
+test_routing_fields(void)
+{
+	struct config *c = cfg_with(NULL, NULL, NULL, NULL);
+	struct transform *t;
+	rcode rc;
+	char msg[512];
+
+	if (c == NULL) {
+		CHECK(c != NULL);
+		return;
+	}
+	set_str(&c->routing_field, "page_id, countrySearchedfor");
+	t = make(c, NULL, NULL, 0);
+	CHECK(t != NULL && !transform_active(t)); /* routing alone leaves the body raw */
+	route_case(t, "{\"_id\": \"a\", \"page_id\": \"p1\", \"countrySearchedfor\": \"US\"}",
+	           "p1");
+	route_case(t, "{\"_id\": \"b\", \"page_id\": null, \"countrySearchedfor\": \"US\"}", "US");
+	route_case(t, "{\"_id\": \"c\", \"page_id\": \"\"}", "c");
+	route_case(t, "{\"_id\": \"d\", \"page_id\": 777}", "777");
+	route_case(t, "{\"_id\": \"d\", \"page_id\": {\"$numberDouble\": \"12.0\"}}", "12");
+	route_case(t, "{\"_id\": \"e\", \"page_id\": {\"$oid\": \"65a1b2c3d4e5f60718293a4b\"}}",
+	           "65a1b2c3d4e5f60718293a4b");
+	route_case(t, "{\"_id\": \"f\", \"page_id\": {\"x\": 1}, \"countrySearchedfor\": [\"US\"]}",
+	           "f");
+	route_case(t, "{\"_id\": \"g\", \"page_id\": {\"$numberDouble\": \"NaN\"}}", "g");
+	route_case(t, "{\"_id\": \"h\", \"page_id\": false}", "false");
+	route_case(t, "{\"_id\": {\"$numberLong\": \"42\"}}", "42");
+	transform_free(t);
+
+	/* the script's routing wins; without one the fields apply */
+	set_str(&c->transform, script("routes.lua", "function transform(doc)\n"
+	                                            "  return {}, doc.r\nend\n"));
+	t = make(c, NULL, NULL, 0);
+	CHECK(t != NULL);
+	route_case(t, "{\"_id\": \"a\", \"r\": \"S\", \"page_id\": \"p1\"}", "S");
+	route_case(t, "{\"_id\": \"a\", \"page_id\": \"p1\"}", "p1");
+	route_case(t, "{\"_id\": \"a\"}", "a");
+	transform_free(t);
+
+	/* no rule: no routing */
+	set_str(&c->routing_field, "");
+	t = make(c, NULL, NULL, 0);
+	route_case(t, "{\"_id\": \"a\", \"page_id\": \"p1\"}", NULL);
+	transform_free(t);
+
+	set_str(&c->transform, "");
+	set_str(&c->routing_field, "page.id");
+	t = make(c, &rc, msg, sizeof(msg));
+	CHECK(t == NULL && rc == RC_ERR_CONFIG && strstr(msg, "OPENSEARCH_ROUTING_FIELD") != NULL);
+	config_free(c);
+}
+
 static void
 test_returns(void)
 {
@@ -1289,6 +1358,7 @@ main(int argc, char **argv)
 		test_settings();
 		test_types();
 		test_returns();
+		test_routing_fields();
 		test_load();
 		test_runtime();
 		test_sandbox();

@@ -1,7 +1,8 @@
 /*
  * TestNode: one OpenSearch 2.19 node in this JVM, for the reconciler's
  * integration tests. Plain HTTP on 127.0.0.1, single-node discovery, with
- * only the modules the tests need (HTTP transport, analysis, extra mappers).
+ * only the modules the tests need (HTTP transport, analysis, extra mappers,
+ * ingest processors such as set for ingest pipelines).
  *
  * Usage: java -cp CP TestNode HOME_DIR HTTP_PORT [key=value ...]
  * Extra key=value pairs become node settings, e.g. a tiny
@@ -18,6 +19,7 @@ import org.opensearch.common.logging.LogConfigurator;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.env.Environment;
 import org.opensearch.index.mapper.MapperExtrasPlugin;
+import org.opensearch.ingest.common.IngestCommonPlugin;
 import org.opensearch.node.Node;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
@@ -59,7 +61,8 @@ public class TestNode extends Node {
         LogConfigurator.configureWithoutConfig(settings);
         Environment env = new Environment(settings, home.resolve("config"));
         Collection<Class<? extends Plugin>> plugins = Arrays.asList(
-            Netty4Plugin.class, CommonAnalysisPlugin.class, MapperExtrasPlugin.class);
+            Netty4Plugin.class, CommonAnalysisPlugin.class, MapperExtrasPlugin.class,
+            IngestCommonPlugin.class);
         TestNode node = new TestNode(env, plugins);
         CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
