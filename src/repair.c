@@ -752,6 +752,54 @@ on_batch_id(void *ctx, const struct store_drift *d)
 	return idvec_push(ctx, &q) != RC_OK;
 }
 
+/* A pending delete batch of a resumed run may be old: an orphan of then may
+ * have a document now (the live syncer wrote it back). Asks MongoDB again
+ * and keeps in v only the copies still to delete; the others are journaled
+ * skipped, never deleted (the first rule). Duplicates (extra copies of a
+ * document) stay: deleting them never removes the document's own copy. */
+static RC_MUST_CHECK rcode
+recheck_orphans(struct repair *rp, struct idvec *v)
+{
+	const char **texts = calloc(v->n ? v->n : 1, sizeof(*texts));
+	bool *exists = calloc(v->n ? v->n : 1, sizeof(*exists));
+	size_t n = 0, kept = 0;
+	rcode rc = texts && exists ? RC_OK : rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == RC_OK && i < v->n; i++)
+		if (v->v[i].kind == DRIFT_ORPHAN)
+			texts[n++] = v->v[i].id;
+	if (rc == RC_OK && n && rp->mongo_exists)
+		rc = rp->mongo_exists(rp->on_commit_ctx, texts, n, exists, rp->err);
+	if (rc) {
+		free(texts);
+		free(exists);
+		return rc;
+	}
+	/* compacts v whatever happens below, so each item is freed once */
+	for (size_t i = 0, k = 0; i < v->n; i++) {
+		bool back = v->v[i].kind == DRIFT_ORPHAN && exists[k++];
+		if (back) {
+			struct store_drift d = qitem_drift(&v->v[i]);
+			log_msg(LOG_INFO, rp->run_id,
+			        "%s is in MongoDB again: its pending delete is not re-sent",
+			        v->v[i].id);
+			if (rc == RC_OK &&
+			    (rc = store_drift_set(
+			         rp->store, rp->run_id, &d, DRIFT_SKIPPED,
+			         "in MongoDB again when the run resumed: not deleted")))
+				rc = rerror_set(rp->err, rc,
+				                "journal: cannot record a skipped delete");
+			qitem_free(&v->v[i]);
+			continue;
+		}
+		v->v[kept++] = v->v[i];
+	}
+	v->n = kept;
+	free(texts);
+	free(exists);
+	return rc;
+}
+
 rcode
 repair_resend_pending(struct repair *rp)
 {
@@ -780,10 +828,20 @@ repair_resend_pending(struct repair *rp)
 			break;
 		}
 		log_msg(LOG_INFO, rp->run_id, "re-sending pending %s", detail);
-		if (strcmp(p[i].action, "delete") == 0)
-			rc = repair_delete(rp, v.v, v.n, p[i].batch_no);
-		else
+		if (strcmp(p[i].action, "delete") != 0) {
 			rc = repair_index(rp, v.v, v.n, p[i].batch_no);
+			continue;
+		}
+		rc = recheck_orphans(rp, &v);
+		if (rc == RC_OK && v.n == 0) {
+			/* nothing left to delete: the batch is done as it is */
+			if ((rc = store_batch_commit(rp->store, rp->run_id, p[i].batch_no,
+			                             BATCH_COMMITTED, 0, 0, 0, 0)))
+				rc = rerror_set(rp->err, rc,
+				                "journal: cannot close an emptied batch");
+		} else if (rc == RC_OK) {
+			rc = repair_delete(rp, v.v, v.n, p[i].batch_no);
+		}
 	}
 	idvec_free(&v);
 	free(p);

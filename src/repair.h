@@ -60,6 +60,11 @@ struct repair {
 	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
 	void (*on_commit)(void *ctx); /* after every committed batch (progress) */
+	/* exists[i]: MongoDB holds a document under some typed value of texts[i]
+	 * (that would be written to the index): asked again before a resumed
+	 * run re-sends a pending orphan delete, which may be hours old */
+	rcode (*mongo_exists)(void *ctx, const char *const *texts, size_t n, bool *exists,
+	                      struct rerror *err);
 	void *on_commit_ctx;
 	/* full runs: the batch number in flight when interrupted (0 none), and
 	 * the cursor that moves with every committed batch */

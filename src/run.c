@@ -923,7 +923,8 @@ repair_setup(struct run *r)
 	rp->full = r->full;
 	rp->tf = r->tf;
 	rp->on_commit = on_repair_commit;
-	rp->on_commit_ctx = r;
+	rp->on_commit_ctx = r; /* also mongo_exists' */
+	rp->mongo_exists = io_mongo_exists;
 	/* a full run's cursor moves with its batches, in the repair side */
 	rp->compared = r->compared;
 	rp->seen = r->seen;

@@ -68,7 +68,47 @@ def superseded(env):
     check(r.returncode != 0 and "once" in r.stderr, "--mirror twice is refused (%r)" % r.stderr)
 
 
-for fn in (index_names, superseded):
+def stale_pending_delete(env):
+    """A resumed run's pending delete batch is hours old: an orphan of then
+    that has a document again is not deleted (asked again, journaled
+    skipped); the copy, with a field only the index holds, survives."""
+    env.create_index()
+    env.fixture("load", "--count", 50)
+    env.run("check")
+    oid = "%024x" % 0xfeed00000000000000000001
+    env.bulk([{"index": {"_id": oid}},
+              {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z"}])
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 0 and run["deleted_count"] == 1, "the orphan is deleted (%s)" % run["deleted_count"])
+    # as if killed after the delete batch was journaled, before it was sent;
+    # meanwhile the live syncer wrote the document into MongoDB and the index
+    with env.journal() as db:
+        db.execute("UPDATE runs SET status = 'interrupted', phase = 'repairing',"
+                   " finished_at = NULL WHERE id = ?", (run["id"],))
+        db.execute("UPDATE batches SET status = 'pending' WHERE run_id = ? AND action = 'delete'",
+                   (run["id"],))
+        db.execute("UPDATE run_ids SET status = 'pending' WHERE run_id = ? AND kind = 'orphan'",
+                   (run["id"],))
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": {"$oid": oid}, "updatedAt": {"$date": {"$numberLong": "1704067200000"}}}]})
+    env.bulk([{"index": {"_id": oid}},
+              {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z", "enriched": True}])
+    r = env.run("resume")
+    st, doc = env.os("GET", "/%s/_doc/%s" % (env.index, oid))
+    with env.journal() as db:
+        row = db.execute("SELECT status, error FROM run_ids WHERE run_id = ? AND doc_id = ?",
+                         (run["id"], oid)).fetchone()
+        pending = db.execute("SELECT count(*) FROM batches WHERE run_id = ? AND status = 'pending'",
+                             (run["id"],)).fetchone()[0]
+    check(r.returncode == 0 and st == 200 and doc["_source"].get("enriched") is True,
+          "the document's copy was never deleted (%d, %s)" % (r.returncode, doc.get("_source")))
+    check(row is not None and row["status"] == "skipped" and "again" in (row["error"] or ""),
+          "the stale delete is journaled skipped (%s)" % (dict(row) if row else None))
+    check(pending == 0, "the emptied batch is closed (%d pending)" % pending)
+
+
+for fn in (index_names, superseded, stale_pending_delete):
     env = Env(fn.__name__)
     try:
         fn(env)
