@@ -79,7 +79,7 @@ CREATE TABLE "run_ids" (
     batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
     status   TEXT NOT NULL DEFAULT 'pending'
              CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
-    error    TEXT,                                  -- why it failed, was skipped, or conflicts
+    error    TEXT, reason TEXT,                                  -- why it failed, was skipped, or conflicts
     PRIMARY KEY (run_id, kind, doc_id, id_type, os_index, os_id, routing)
 ) WITHOUT ROWID;
 CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
@@ -89,7 +89,7 @@ SELECT e.run_id, r.mirror, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code
 FROM errors e LEFT JOIN runs r ON r.id = e.run_id ORDER BY e.id DESC;
 CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
-       i.os_index, i.os_id, i.routing
+       i.os_index, i.os_id, i.routing, i.reason
 FROM run_ids i JOIN runs r ON r.id = i.run_id;
 CREATE VIEW v_runs AS
 SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,

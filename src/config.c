@@ -34,7 +34,10 @@
 
 /* CFG_FIELDS and CFG_RENAMES are text too: comma lists of top-level field
  * names ("a, b") and of renames ("from:to, ..."), checked for shape here;
- * src/transform.c gives them meaning. */
+ * src/transform.c gives them meaning. CFG_MONGO_QUERY (a MongoDB query in
+ * extended JSON, parsed with libbson) and CFG_OS_QUERY (one query-DSL
+ * clause, parsed with cJSON) are text as well; src/mongo.c and
+ * src/opensearch.c apply them. */
 enum cfg_type {
 	CFG_STRING,
 	CFG_INT,
@@ -44,7 +47,9 @@ enum cfg_type {
 	CFG_HTTP_URL,
 	CFG_INDEX_NAME,
 	CFG_FIELDS,
-	CFG_RENAMES
+	CFG_RENAMES,
+	CFG_MONGO_QUERY,
+	CFG_OS_QUERY
 };
 /* Global: one per process (the journal, the HTTP API, the logs); everything
  * else belongs to a mirror and may differ between mirrors. */
@@ -119,6 +124,17 @@ static const struct cfg_entry cfg_table[] = {
      "ids compared per chunk (memory is proportional to this)", CFG_MIRROR},
     {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),
      "leave documents changed more recently than this alone (0 = off)", CFG_MIRROR},
+    {"RECONCILE_FILTER", CFG_MONGO_QUERY, "", 0, 0, NULL, false, OFF(filter),
+     "MongoDB query (extended JSON, e.g. {\"status\": \"active\"}) selecting the documents "
+     "that belong in the index; documents outside it are not missing, and a copy whose "
+     "document left it is an orphan; empty = every document (docs/ENGINE.md#filters)",
+     CFG_MIRROR},
+    {"OPENSEARCH_QUERY", CFG_OS_QUERY, "", 0, 0, NULL, false, OFF(opensearch_query),
+     "query-DSL clause (JSON, e.g. {\"term\": {\"source\": \"ads\"}}) selecting the index "
+     "documents of this mirror in an index shared with others; documents outside it are "
+     "never this mirror's orphans, and the transform must write what it selects; empty = "
+     "the whole index (docs/ENGINE.md#filters)",
+     CFG_MIRROR},
     {"RECONCILE_FIELDS", CFG_FIELDS, "", 0, 0, NULL, false, OFF(fields),
      "top-level fields written to the index (e.g. title,price); empty = all; the id field is "
      "always written (docs/TRANSFORM.md)",
@@ -254,6 +270,16 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		snprintf(out, len,
 		         "from:to pairs of field names separated by commas (top level: no "
 		         "'.'; each name renamed once, each new name used once)");
+		break;
+	case CFG_MONGO_QUERY:
+		snprintf(out, len,
+		         "empty, or a JSON object: a MongoDB 4.4 query in canonical extended "
+		         "JSON ({\"$oid\": ...}, {\"$date\": ...}; $type with a type name)");
+		break;
+	case CFG_OS_QUERY:
+		snprintf(out, len,
+		         "empty, or a JSON object holding one query-DSL clause such as "
+		         "{\"term\": {\"source\": \"ads\"}}");
 		break;
 	}
 }
@@ -442,6 +468,234 @@ list_ok(const char *v, bool pairs)
 	}
 }
 
+/* ---- RECONCILE_FILTER and OPENSEARCH_QUERY ------------------------------ */
+
+/* MongoDB 4.4's query operators: those of a query's top level (or an
+ * $elemMatch), and those of a field's condition ({field: {$op: ...}}).
+ * Operators whose values are not queries ($expr, $jsonSchema, $where and
+ * geometry) are not looked into: the server judges them. */
+static const char *const query_top_ops[] = {"$and",        "$or",    "$nor",     "$expr",
+                                            "$jsonSchema", "$where", "$comment", NULL};
+static const char *const query_field_ops[] = {"$eq",
+                                              "$ne",
+                                              "$gt",
+                                              "$gte",
+                                              "$lt",
+                                              "$lte",
+                                              "$in",
+                                              "$nin",
+                                              "$exists",
+                                              "$type",
+                                              "$mod",
+                                              "$regex",
+                                              "$options",
+                                              "$all",
+                                              "$size",
+                                              "$elemMatch",
+                                              "$not",
+                                              "$bitsAllClear",
+                                              "$bitsAllSet",
+                                              "$bitsAnyClear",
+                                              "$bitsAnySet",
+                                              "$geoWithin",
+                                              "$geoIntersects",
+                                              NULL};
+
+static bool
+word_in(const char *w, const char *const *list)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (strcmp(w, list[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool query_doc_ok(bson_iter_t *it, bool elem_match, int depth, char *why, size_t len);
+
+/* Operators the id stream cannot take: its query is read in _id order. */
+static bool
+query_op_refused(const char *key, char *why, size_t len)
+{
+	if (strcmp(key, "$text") == 0)
+		snprintf(why, len,
+		         "$text needs a text index and scores documents: the id stream reads "
+		         "in _id order; select with a plain field condition instead");
+	else if (strcmp(key, "$near") == 0 || strcmp(key, "$nearSphere") == 0)
+		snprintf(why, len,
+		         "%s sorts by distance: the id stream reads in _id order; use "
+		         "$geoWithin",
+		         key);
+	else
+		return false;
+	return true;
+}
+
+/* A field's condition: {$op: value, ...} (all keys operators) or a value
+ * compared for equality (not looked into). */
+static bool
+condition_ok(const char *field, bson_iter_t *it, int depth, char *why, size_t len)
+{
+	bson_iter_t sub, probe;
+
+	if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &probe) ||
+	    !bson_iter_next(&probe) || bson_iter_key(&probe)[0] != '$')
+		return true; /* equality with a value */
+	bson_iter_recurse(it, &sub);
+	while (bson_iter_next(&sub)) {
+		const char *op = bson_iter_key(&sub);
+		if (query_op_refused(op, why, len))
+			return false;
+		if (!word_in(op, query_field_ops)) {
+			snprintf(why, len,
+			         "%s: unknown operator %.60s (MongoDB 4.4 refuses it in a query%s)",
+			         field, op,
+			         op[0] == '$' ? "" : ": a condition's keys are all operators");
+			return false;
+		}
+		if (strcmp(op, "$elemMatch") == 0) {
+			bson_iter_t em;
+			if (!BSON_ITER_HOLDS_DOCUMENT(&sub) || !bson_iter_recurse(&sub, &em)) {
+				snprintf(why, len, "%s: $elemMatch needs an object", field);
+				return false;
+			}
+			if (!query_doc_ok(&em, true, depth + 1, why, len))
+				return false;
+		} else if (strcmp(op, "$not") == 0 && BSON_ITER_HOLDS_DOCUMENT(&sub)) {
+			bson_iter_t first;
+			if (!bson_iter_recurse(&sub, &first) || !bson_iter_next(&first) ||
+			    bson_iter_key(&first)[0] != '$') {
+				snprintf(why, len, "%s: $not needs an operator object or a regex",
+				         field);
+				return false;
+			}
+			if (!condition_ok(field, &sub, depth + 1, why, len))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* A query document: field conditions and top-level operators ($and, $or,
+ * $nor hold non-empty arrays of queries). In an $elemMatch, a field's
+ * operators may stand at the top. */
+static bool
+query_doc_ok(bson_iter_t *it, bool elem_match, int depth, char *why, size_t len)
+{
+	if (depth > 64) {
+		snprintf(why, len, "nested deeper than 64 levels");
+		return false;
+	}
+	while (bson_iter_next(it)) {
+		const char *key = bson_iter_key(it);
+		if (key[0] != '$') {
+			if (!condition_ok(key, it, depth, why, len))
+				return false;
+			continue;
+		}
+		if (query_op_refused(key, why, len))
+			return false;
+		if (elem_match && word_in(key, query_field_ops))
+			continue;
+		if (!word_in(key, query_top_ops)) {
+			snprintf(why, len,
+			         "unknown top-level operator %.60s (MongoDB 4.4 refuses it%s)", key,
+			         word_in(key, query_field_ops)
+			             ? ": it belongs in a field's condition, "
+			               "{field: {op: value}}"
+			             : "");
+			return false;
+		}
+		if (strcmp(key, "$and") == 0 || strcmp(key, "$or") == 0 ||
+		    strcmp(key, "$nor") == 0) {
+			bson_iter_t arr, q;
+			size_t n = 0;
+			if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &arr))
+				goto bad_list;
+			while (bson_iter_next(&arr)) {
+				n++;
+				if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &q))
+					goto bad_list;
+				if (!query_doc_ok(&q, false, depth + 1, why, len))
+					return false;
+			}
+			if (n == 0)
+				goto bad_list;
+		}
+		continue;
+	bad_list:
+		snprintf(why, len, "%s needs a non-empty array of query objects", key);
+		return false;
+	}
+	return true;
+}
+
+/* Whether v is a MongoDB query (RECONCILE_FILTER): empty, or a JSON object
+ * libbson parses (canonical or relaxed extended JSON) whose operators
+ * MongoDB 4.4 takes in a find that reads in _id order. */
+static bool
+mongo_query_ok(const char *v, char *why, size_t len)
+{
+	const char *p = v;
+	bson_error_t be = {0};
+	bson_t b;
+	bson_iter_t it;
+	bool ok;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p != '{') {
+		snprintf(why, len, "not a JSON object");
+		return false;
+	}
+	if (!bson_init_from_json(&b, v, -1, &be)) {
+		/* {"$type": 2} reads as a legacy binary's subtype in extended JSON */
+		bool type_hint = strstr(be.message, "binary") || strstr(be.message, "BSON_TYPE");
+		snprintf(why, len, "libbson cannot parse it: %.200s%s", be.message,
+		         type_hint ? " ($type takes a type name here, e.g. {\"$type\": \"string\"})"
+		                   : "");
+		return false;
+	}
+	ok = bson_iter_init(&it, &b) && query_doc_ok(&it, false, 0, why, len);
+	bson_destroy(&b);
+	return ok;
+}
+
+/* Whether v is a query-DSL clause (OPENSEARCH_QUERY): empty, or a JSON
+ * object with one member, the clause's type, whose value is an object. */
+static bool
+os_query_ok(const char *v, char *why, size_t len)
+{
+	const char *p = v;
+	cJSON *j;
+	bool ok = false;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p == '\0')
+		return true;
+	j = cJSON_Parse(v);
+	if (j == NULL)
+		snprintf(why, len, "not JSON (near \"%.40s\")",
+		         cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+	else if (!cJSON_IsObject(j))
+		snprintf(why, len, "not a JSON object");
+	else if (cJSON_GetArraySize(j) != 1)
+		snprintf(why, len,
+		         "an object with %d members: a clause has one, its type (term, "
+		         "terms, bool, range, ...)",
+		         cJSON_GetArraySize(j));
+	else if (strcmp(j->child->string, "query") == 0)
+		snprintf(why, len, "give the clause itself, without the \"query\" around it");
+	else if (!cJSON_IsObject(j->child))
+		snprintf(why, len, "%.60s: a clause's value is an object", j->child->string);
+	else
+		ok = true;
+	cJSON_Delete(j);
+	return ok;
+}
+
 /* Sets one setting from text. where is NULL for the environment and .env
  * (the message names the variable) or "FILE:LINE: " for the file (the
  * message names the key). */
@@ -498,6 +752,14 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 	case CFG_FIELDS:
 	case CFG_RENAMES:
 		if (!list_ok(v, e->type == CFG_RENAMES))
+			goto bad;
+		break;
+	case CFG_MONGO_QUERY:
+		if (!mongo_query_ok(v, why, sizeof(why)))
+			goto bad;
+		break;
+	case CFG_OS_QUERY:
+		if (!os_query_ok(v, why, sizeof(why)))
 			goto bad;
 		break;
 	}
@@ -584,7 +846,8 @@ static bool
 is_text(const struct cfg_entry *e)
 {
 	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL ||
-	       e->type == CFG_INDEX_NAME || e->type == CFG_FIELDS || e->type == CFG_RENAMES;
+	       e->type == CFG_INDEX_NAME || e->type == CFG_FIELDS || e->type == CFG_RENAMES ||
+	       e->type == CFG_MONGO_QUERY || e->type == CFG_OS_QUERY;
 }
 
 /* A config holding every default, with no name. */
@@ -1251,7 +1514,9 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_STRING:
 	case CFG_INDEX_NAME:
 	case CFG_FIELDS:
-	case CFG_RENAMES: {
+	case CFG_RENAMES:
+	case CFG_MONGO_QUERY:
+	case CFG_OS_QUERY: {
 		const char *s = *(char *const *)cfield(cfg, e);
 		if (e->secret && *s)
 			return strdup("***");
@@ -1402,7 +1667,8 @@ config_dump_markdown(struct buf *out)
 	    [CFG_BOOL] = "boolean",          [CFG_ENUM] = "enum",
 	    [CFG_MONGO_URI] = "URI",         [CFG_HTTP_URL] = "URL",
 	    [CFG_INDEX_NAME] = "index name", [CFG_FIELDS] = "field list",
-	    [CFG_RENAMES] = "rename list"};
+	    [CFG_RENAMES] = "rename list",   [CFG_MONGO_QUERY] = "MongoDB query",
+	    [CFG_OS_QUERY] = "query DSL"};
 	char what[400];
 	rcode rc = buf_puts(
 	    out,

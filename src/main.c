@@ -147,8 +147,10 @@ doctor_one(const struct config *cfg, bool several)
 	rc = probe_servers(&p, cfg, PROBE_VERSION | PROBE_COUNT, NULL);
 	masked = util_mask_uri(cfg->mongodb_uri);
 	if (p.mongodb.ok)
-		printf("mongodb     reachable    version %s  documents %" PRId64 "  (%s %s.%s)\n",
-		       p.mongodb.version, p.mongodb.count, masked ? masked : "",
+		/* the counts a run compares: under RECONCILE_FILTER, OPENSEARCH_QUERY */
+		printf("mongodb     reachable    version %s  documents %" PRId64 "%s  (%s %s.%s)\n",
+		       p.mongodb.version, p.mongodb.count,
+		       *cfg->filter ? " matching RECONCILE_FILTER" : "", masked ? masked : "",
 		       cfg->mongodb_database, cfg->mongodb_collection);
 	else if (p.mongodb.collection_missing)
 		printf("mongodb     reachable    version %s  collection %s does not exist in "
@@ -164,9 +166,10 @@ doctor_one(const struct config *cfg, bool several)
 		       p.opensearch.version, cfg->opensearch_index, masked ? masked : "");
 	else if (p.opensearch.ok)
 		printf("opensearch  reachable    version %s  documents %" PRId64
-		       "  (%s index %s)\n",
-		       p.opensearch.version, p.opensearch.count, masked ? masked : "",
-		       cfg->opensearch_index);
+		       "%s  (%s index %s)\n",
+		       p.opensearch.version, p.opensearch.count,
+		       *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
+		       masked ? masked : "", cfg->opensearch_index);
 	else if (!p.opensearch.reached)
 		printf("opensearch  UNREACHABLE  %s\n", p.opensearch.err.message);
 	else

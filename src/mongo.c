@@ -8,6 +8,14 @@
  * id. Because MongoDB's $gt only matches values of the same type bracket,
  * the resume filter is {$or: [{_id: {$gt: v}}, {_id: {$type: [later types]}}]},
  * the later types being those MongoDB sorts after v's.
+ *
+ * A mirror's RECONCILE_FILTER (mongo_set_filter) is part of every count,
+ * stream and fetch: combined with the resume or id condition as
+ * {$and: [filter, condition]}. The stream then hints the _id index, so a
+ * server with an index on the filter's fields still reads in _id order
+ * (a scan that skips what the filter leaves out) instead of sorting the
+ * matches in memory. Only mongo_fetch_unfiltered and mongo_has_type see
+ * past it.
  */
 #include "mongo.h"
 #include "log.h"
@@ -24,6 +32,7 @@ struct mongo {
 	char *database;
 	char *collection;
 	char *uri;
+	bson_t *filter; /* RECONCILE_FILTER; NULL: every document */
 };
 
 /* Read-ahead: the stream's documents, copied into pages of raw BSON. */
@@ -147,7 +156,61 @@ mongo_free(struct mongo *m)
 	free(m->database);
 	free(m->collection);
 	free(m->uri);
+	if (m->filter)
+		bson_destroy(m->filter);
 	free(m);
+}
+
+rcode
+mongo_set_filter(struct mongo *m, const char *json, struct rerror *err)
+{
+	bson_error_t e;
+	bson_t *f = NULL;
+
+	if (json && *json) {
+		f = bson_new_from_json((const uint8_t *)json, -1, &e);
+		if (f == NULL)
+			return rerror_set(err, RC_ERR_CONFIG, "RECONCILE_FILTER is invalid: %s",
+			                  e.message);
+		if (bson_empty(f)) {
+			bson_destroy(f);
+			f = NULL; /* {}: every document */
+		}
+	}
+	if (m->filter)
+		bson_destroy(m->filter);
+	m->filter = f;
+	return RC_OK;
+}
+
+bool
+mongo_filtered(const struct mongo *m)
+{
+	return m->filter != NULL;
+}
+
+/* *out (initialized here) = cond under m's filter: cond itself without a
+ * filter, the filter itself without cond (NULL or empty), else
+ * {$and: [filter, cond]}. */
+static void
+with_filter(bson_t *out, const struct mongo *m, const bson_t *cond)
+{
+	bson_t arr;
+
+	bson_init(out);
+	if (m->filter == NULL || bson_empty(m->filter)) {
+		if (cond)
+			bson_concat(out, cond);
+		return;
+	}
+	if (cond == NULL || bson_empty(cond)) {
+		bson_concat(out, m->filter);
+		return;
+	}
+	BSON_APPEND_ARRAY_BEGIN(out, "$and", &arr);
+	BSON_APPEND_DOCUMENT(&arr, "0", m->filter);
+	BSON_APPEND_DOCUMENT(&arr, "1", cond);
+	bson_append_array_end(out, &arr);
 }
 
 rcode
@@ -186,11 +249,12 @@ mongo_ping(struct mongo *m, char **version, struct rerror *err)
 rcode
 mongo_count(struct mongo *m, int64_t *count, struct rerror *err)
 {
-	bson_t filter = BSON_INITIALIZER;
+	bson_t filter;
 	bson_error_t e;
 	int64_t n;
 
 	*count = -1;
+	with_filter(&filter, m, NULL);
 	n = mongoc_collection_count_documents(m->coll, &filter, NULL, NULL, NULL, &e);
 	bson_destroy(&filter);
 	if (n < 0)
@@ -320,8 +384,8 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
                 enum id_type after_type, const char *version_field, bool full_docs, int batch_size,
                 bool ahead, struct rerror *err)
 {
-	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child, or, c1, c2, gt, tp, types;
-	bson_t after_doc = BSON_INITIALIZER;
+	bson_t resume = BSON_INITIALIZER, opts = BSON_INITIALIZER, child, or, c1, c2, gt, tp, types;
+	bson_t after_doc = BSON_INITIALIZER, filter = BSON_INITIALIZER;
 	struct mongo_scan *s;
 	rcode rc = RC_OK;
 
@@ -334,7 +398,7 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
 		}
 		bson_iter_t it;
 		bson_iter_init_find(&it, &after_doc, "v");
-		BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+		BSON_APPEND_ARRAY_BEGIN(&resume, "$or", & or);
 		BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
 		BSON_APPEND_DOCUMENT_BEGIN(&c1, "_id", &gt);
 		bson_append_iter(&gt, "$gt", 3, &it);
@@ -347,11 +411,19 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
 		bson_append_array_end(&tp, &types);
 		bson_append_document_end(&c2, &tp);
 		bson_append_document_end(& or, &c2);
-		bson_append_array_end(&filter, & or);
+		bson_append_array_end(&resume, & or);
 	}
+	/* the resume condition, under the mirror's filter */
+	with_filter(&filter, m, &resume);
 	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
 	BSON_APPEND_INT32(&child, "_id", 1);
 	bson_append_document_end(&opts, &child);
+	if (m->filter) {
+		/* read in _id order, whatever index the filter's fields have */
+		BSON_APPEND_DOCUMENT_BEGIN(&opts, "hint", &child);
+		BSON_APPEND_INT32(&child, "_id", 1);
+		bson_append_document_end(&opts, &child);
+	}
 	if (!full_docs) {
 		BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &child);
 		BSON_APPEND_INT32(&child, "_id", 1);
@@ -389,6 +461,7 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
 	*out = s;
 out:
 	bson_destroy(&filter);
+	bson_destroy(&resume);
 	bson_destroy(&opts);
 	bson_destroy(&after_doc);
 	return rc;
@@ -594,15 +667,16 @@ mongo_scan_free(struct mongo_scan *s)
 	free(s);
 }
 
-/* Runs one find; *refused says whether an error was the query itself being
- * refused (a value that cannot be matched, e.g. a document _id with an empty
- * key) rather than the connection or the server being down. */
+/* Runs one find (cond under m's filter when filtered); *refused says
+ * whether an error was the query itself being refused (a value that cannot
+ * be matched, e.g. a document _id with an empty key) rather than the
+ * connection or the server being down. */
 static RC_MUST_CHECK rcode
-fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int limit,
+fetch_with(struct mongo *m, const bson_t *cond, bool filtered, const bson_t *projection, int limit,
            int (*fn)(void *ctx, const bson_t *doc), void *ctx, int *stop, bool *refused,
            bson_error_t *e, struct rerror *err)
 {
-	bson_t opts = BSON_INITIALIZER;
+	bson_t opts = BSON_INITIALIZER, filter = BSON_INITIALIZER;
 	mongoc_cursor_t *cur;
 	const bson_t *doc;
 	rcode rc = RC_OK;
@@ -612,7 +686,11 @@ fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int 
 		BSON_APPEND_DOCUMENT(&opts, "projection", projection);
 	if (limit)
 		BSON_APPEND_INT32(&opts, "limit", limit);
-	cur = mongoc_collection_find_with_opts(m->coll, filter, &opts, NULL);
+	if (filtered)
+		with_filter(&filter, m, cond);
+	else
+		bson_concat(&filter, cond);
+	cur = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
 	while (!*stop && mongoc_cursor_next(cur, &doc))
 		*stop = fn(ctx, doc);
 	if (mongoc_cursor_error(cur, e)) {
@@ -626,6 +704,7 @@ fetch_with(struct mongo *m, const bson_t *filter, const bson_t *projection, int 
 	}
 	mongoc_cursor_destroy(cur);
 	bson_destroy(&opts);
+	bson_destroy(&filter);
 	return rc;
 }
 
@@ -638,6 +717,7 @@ struct fetch {
 	int stop;
 	struct rerror *err;
 	const bson_value_t *base; /* vals[0]: a refused value's index is its offset */
+	bool filtered;            /* under RECONCILE_FILTER */
 };
 
 /* One $in of vals[0..n-1]; a query the server refuses is split until the
@@ -660,8 +740,8 @@ fetch_in(struct fetch *f, const bson_value_t *vals, size_t n)
 	}
 	bson_append_array_end(&child, &arr);
 	bson_append_document_end(&filter, &child);
-	rc = fetch_with(f->m, &filter, f->projection, 0, f->fn, f->ctx, &f->stop, &refused, &e,
-	                f->err);
+	rc = fetch_with(f->m, &filter, f->filtered, f->projection, 0, f->fn, f->ctx, &f->stop,
+	                &refused, &e, f->err);
 	bson_destroy(&filter);
 	if (rc == RC_OK || !refused || f->refused == NULL || f->stop)
 		return rc;
@@ -674,13 +754,13 @@ fetch_in(struct fetch *f, const bson_value_t *vals, size_t n)
 	return rc ? rc : fetch_in(f, vals + n / 2, n - n / 2);
 }
 
-rcode
-mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
-            int (*fn)(void *ctx, const bson_t *doc),
-            void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
-            struct rerror *err)
+static RC_MUST_CHECK rcode
+fetch_ids(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point, bool filtered,
+          int (*fn)(void *ctx, const bson_t *doc),
+          void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
+          struct rerror *err)
 {
-	struct fetch f = {m, projection, fn, refused, ctx, 0, err, NULL};
+	struct fetch f = {m, projection, fn, refused, ctx, 0, err, NULL, filtered};
 	bson_value_t *vals = NULL;
 	size_t n = 0, cap = 0;
 	bson_iter_t it;
@@ -694,7 +774,8 @@ mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool p
 			bson_error_t e;
 			bool no;
 			bson_append_iter(&filter, "_id", 3, &it);
-			rc = fetch_with(m, &filter, projection, 1, fn, ctx, &f.stop, &no, &e, err);
+			rc = fetch_with(m, &filter, filtered, projection, 1, fn, ctx, &f.stop, &no,
+			                &e, err);
 			bson_destroy(&filter);
 		}
 		return rc;
@@ -717,4 +798,22 @@ mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool p
 		rc = fetch_in(&f, vals, n);
 	free(vals);
 	return rc;
+}
+
+rcode
+mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t *projection, bool point,
+            int (*fn)(void *ctx, const bson_t *doc),
+            void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
+            struct rerror *err)
+{
+	return fetch_ids(m, ids, projection, point, true, fn, refused, ctx, err);
+}
+
+rcode
+mongo_fetch_unfiltered(struct mongo *m, const bson_t *ids, const bson_t *projection,
+                       int (*fn)(void *ctx, const bson_t *doc),
+                       void (*refused)(void *ctx, size_t index, const char *reason), void *ctx,
+                       struct rerror *err)
+{
+	return fetch_ids(m, ids, projection, false, false, fn, refused, ctx, err);
 }

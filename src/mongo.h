@@ -24,6 +24,15 @@ RC_MUST_CHECK rcode mongo_open(struct mongo **out, const char *uri, const char *
                                const char *collection, struct rerror *err);
 void mongo_free(struct mongo *m);
 
+/* The mirror's RECONCILE_FILTER (extended JSON; NULL, "" or "{}": every
+ * document). From then on mongo_count, the streams of mongo_scan_open and
+ * mongo_fetch see only the documents it matches; mongo_fetch_unfiltered and
+ * mongo_has_type see every document. RC_ERR_CONFIG when libbson cannot
+ * parse it (config.c has checked it already). */
+RC_MUST_CHECK rcode mongo_set_filter(struct mongo *m, const char *json, struct rerror *err);
+/* Whether a filter is set. */
+bool mongo_filtered(const struct mongo *m);
+
 /* Server version (caller frees) after a ping. */
 RC_MUST_CHECK rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);
 RC_MUST_CHECK rcode mongo_count(struct mongo *m, int64_t *count, struct rerror *err);
@@ -40,7 +49,7 @@ RC_MUST_CHECK rcode mongo_collection_exists(struct mongo *m, bool *exists, struc
 RC_MUST_CHECK rcode mongo_has_type(struct mongo *m, enum id_type type, bool *has,
                                    struct rerror *err);
 
-/* A stream of the collection in _id order. after/after_type: resume strictly
+/* A stream of the collection (under its filter) in _id order. after/after_type: resume strictly
  * after that id (NULL: from the start). With full_docs false only _id and
  * version_field (may be NULL or "") are read. With ahead, a thread with a
  * client of its own reads ahead (at most 3 pages of 1000 documents or
@@ -74,5 +83,11 @@ RC_MUST_CHECK rcode mongo_fetch(struct mongo *m, const bson_t *ids, const bson_t
                                 bool point, int (*fn)(void *ctx, const bson_t *doc),
                                 void (*refused)(void *ctx, size_t index, const char *reason),
                                 void *ctx, struct rerror *err);
+/* mongo_fetch ($in, never point queries) past the filter: every document
+ * of ids that exists, whether the filter matches it or not. */
+RC_MUST_CHECK rcode mongo_fetch_unfiltered(
+    struct mongo *m, const bson_t *ids, const bson_t *projection,
+    int (*fn)(void *ctx, const bson_t *doc),
+    void (*refused)(void *ctx, size_t index, const char *reason), void *ctx, struct rerror *err);
 
 #endif

@@ -7,6 +7,11 @@
  * - The id stream sorts on the keyword id field (or _id) and pages with
  *   search_after; _source is off and values come from doc values, so a page
  *   costs the index no stored-field reads.
+ * - A mirror's OPENSEARCH_QUERY (the index documents that are its own, in
+ *   an index shared with other collections) is a bool filter around every
+ *   read that judges documents: the id stream, lookups by id, _count and
+ *   the count of documents without the id field. Documents outside it are
+ *   not seen, so they are never this mirror's orphans or duplicates.
  * - _bulk answers are read item by item: one rejected document fails alone,
  *   with OpenSearch's reason. A whole-request 429/503 or a lost connection
  *   is retried with exponential backoff and full jitter.
@@ -27,6 +32,7 @@ struct opensearch {
 	char *index_path; /* "/<escaped index>" */
 	char *userpwd;
 	int64_t max_retries;
+	cJSON *query; /* OPENSEARCH_QUERY's clause; NULL: the whole index */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -71,6 +77,14 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 	sprintf(os->index_path, "/%s", esc);
 	curl_free(esc);
 	os->max_retries = cfg->sync_max_retries;
+	if (cfg->opensearch_query && *cfg->opensearch_query) {
+		os->query = cJSON_Parse(cfg->opensearch_query);
+		if (!cJSON_IsObject(os->query)) {
+			opensearch_free(os);
+			return rerror_set(err, RC_ERR_CONFIG,
+			                  "OPENSEARCH_QUERY is invalid: not a JSON object");
+		}
+	}
 	if (*cfg->opensearch_username) {
 		size_t n = strlen(cfg->opensearch_username) + strlen(cfg->opensearch_password) + 2;
 		os->userpwd = malloc(n);
@@ -105,6 +119,7 @@ opensearch_free(struct opensearch *os)
 		curl_easy_cleanup(os->curl);
 	free(os->base);
 	free(os->index_path);
+	cJSON_Delete(os->query);
 	if (os->userpwd) {
 		memset(os->userpwd, 0, strlen(os->userpwd));
 		free(os->userpwd);
@@ -300,16 +315,43 @@ opensearch_info(struct opensearch *os, char **version, struct rerror *err)
 	return *version ? RC_OK : RC_ERR_NOMEM;
 }
 
+/* Adds OPENSEARCH_QUERY's clause (a copy) to the array `filter` of a bool
+ * query; nothing without one. */
+static rcode
+add_mirror_query(const struct opensearch *os, cJSON *filter)
+{
+	cJSON *copy;
+
+	if (os->query == NULL)
+		return RC_OK;
+	if (filter == NULL || (copy = cJSON_Duplicate(os->query, true)) == NULL)
+		return RC_ERR_NOMEM;
+	return cJSON_AddItemToArray(filter, copy) ? RC_OK : RC_ERR_NOMEM;
+}
+
 rcode
 opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
 {
 	char path[600];
 	cJSON *j, *c;
+	char *body = NULL;
 	rcode rc;
 
 	*count = -1;
 	snprintf(path, sizeof(path), "%s/_count", os->index_path);
-	rc = request_json(os, &j, "GET", path, NULL, err);
+	if (os->query) {
+		/* {"query": {"bool": {"filter": [clause]}}}: the mirror's own */
+		cJSON *b = cJSON_CreateObject();
+		cJSON *f = cJSON_AddArrayToObject(
+		    cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "query"), "bool"), "filter");
+		if (add_mirror_query(os, f) == RC_OK)
+			body = cJSON_PrintUnformatted(b);
+		cJSON_Delete(b);
+		if (body == NULL)
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	rc = request_json(os, &j, body ? "POST" : "GET", path, body, err);
+	free(body);
 	if (rc)
 		return rc;
 	c = cJSON_GetObjectItem(j, "count");
@@ -331,13 +373,12 @@ opensearch_count_missing(struct opensearch *os, int64_t *count, const char *fiel
 	rcode rc;
 
 	*count = 0;
-	cJSON *exists = cJSON_AddObjectToObject(
-	    cJSON_AddObjectToObject(
-	        cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool"),
-	        "must_not"),
-	    "exists");
+	cJSON *bq = cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool");
+	cJSON *exists = cJSON_AddObjectToObject(cJSON_AddObjectToObject(bq, "must_not"), "exists");
 	cJSON_AddStringToObject(exists, "field", field);
-	text = cJSON_PrintUnformatted(body);
+	text = os->query && add_mirror_query(os, cJSON_AddArrayToObject(bq, "filter"))
+	           ? NULL
+	           : cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	if (text == NULL)
 		return RC_ERR_NOMEM;
@@ -661,12 +702,23 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	else
 		cJSON_AddFalseToObject(body, "_source");
 	cJSON_AddFalseToObject(body, "track_total_hits");
-	if (ids) {
-		cJSON *q = cJSON_AddObjectToObject(body, "query");
-		cJSON *terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
-		cJSON *vals = cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
-		for (size_t i = 0; vals && i < n; i++)
-			cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+	if (ids || os->query) {
+		/* {"bool": {"filter": [ids or terms, the mirror's clause]}}: no
+		 * scores, and the sort and search_after page within it */
+		cJSON *filter = cJSON_AddArrayToObject(
+		    cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool"),
+		    "filter");
+		if (ids && filter) {
+			cJSON *q = cJSON_CreateObject();
+			cJSON_AddItemToArray(filter, q);
+			cJSON *terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
+			cJSON *vals =
+			    cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
+			for (size_t i = 0; vals && i < n; i++)
+				cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+		}
+		if (add_mirror_query(os, filter))
+			goto out;
 	}
 	sort = cJSON_AddArrayToObject(body, "sort");
 	s = cJSON_AddObjectToObject(

@@ -22,9 +22,13 @@
  * An orphan candidate is certain when the collection has only ObjectIds and
  * its key is an ObjectId's text; anything else is asked of MongoDB under
  * every typed value its text could stand for, so no document is deleted
- * because of its id's type. An id whose text is also another type's ("42"
- * and 42) is asked of MongoDB for that other type when such ids may exist:
- * a conflict (one index _id for two documents), never rewritten.
+ * because of its id's type. With RECONCILE_FILTER the MongoDB stream holds
+ * only the documents the filter matches, and existence means "exists and
+ * matches": a document that matches is never an orphan, one that exists
+ * outside the filter is an orphan that left the filter. Then every
+ * candidate is asked, certain or not, for that reason. An id whose text is also another type's
+ * ("42" and 42) is asked of MongoDB for that other type when such ids may exist: a conflict (one
+ * index _id for two documents), never rewritten.
  *
  * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
  */
@@ -253,41 +257,50 @@ idlist_sorted(const struct pass *p, struct idlist *dst, const struct idlist *src
 /* ---- judging candidates -------------------------------------------------- */
 
 /* Which orphan candidates (indices into osl) are really orphans: certain
- * ones directly, the rest by asking MongoDB. real[i] for idx[i]. */
+ * ones directly, the rest by asking MongoDB. real[i] for idx[i]; left[i]:
+ * an orphan because its document is outside RECONCILE_FILTER. */
 static RC_MUST_CHECK rcode
-verify_orphans(struct pass *p, const struct idlist *osl, const size_t *idx, size_t n, bool *real)
+verify_orphans(struct pass *p, const struct idlist *osl, const size_t *idx, size_t n, bool *real,
+               bool *left)
 {
 	bool oid_only = p->seen == (1 << CLASS_OID) && p->cur_class == CLASS_OID;
 	const char **ask = malloc((n ? n : 1) * sizeof(*ask));
 	size_t *pos = malloc((n ? n : 1) * sizeof(*pos));
 	bool *exists = malloc((n ? n : 1) * sizeof(*exists));
+	bool *outside = malloc((n ? n : 1) * sizeof(*outside));
 	size_t n_ask = 0;
 	rcode rc = RC_OK;
 
-	if (ask == NULL || pos == NULL || exists == NULL) {
+	if (ask == NULL || pos == NULL || exists == NULL || outside == NULL) {
 		rc = RC_ERR_NOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *id = idlist_id(osl, idx[i]);
 		real[i] = true;
+		left[i] = false;
 		/* MongoDB sorts strings, documents and binary before ObjectIds:
-		 * with only ObjectIds seen, an ObjectId's text has no other owner */
-		if (p->seen == 0 || (oid_only && doc_is_oid_hex(id)))
+		 * with only ObjectIds seen, an ObjectId's text has no other owner.
+		 * Under a filter the orphan is as certain, but its reason is not */
+		if (!p->o->filtered && (p->seen == 0 || (oid_only && doc_is_oid_hex(id))))
 			continue;
 		ask[n_ask] = id;
 		pos[n_ask++] = i;
 	}
 	for (size_t at = 0; rc == RC_OK && at < n_ask; at += 1000) {
 		size_t m = n_ask - at < 1000 ? n_ask - at : 1000;
-		rc = p->io->mongo_exists(p->io->ctx, ask + at, m, exists, p->err);
-		for (size_t i = 0; rc == RC_OK && i < m; i++)
+		rc = p->io->mongo_exists(p->io->ctx, ask + at, m, exists,
+		                         p->o->filtered ? outside : NULL, p->err);
+		for (size_t i = 0; rc == RC_OK && i < m; i++) {
 			real[pos[at + i]] = !exists[i];
+			left[pos[at + i]] = !exists[i] && p->o->filtered && outside[i];
+		}
 	}
 out:
 	free(ask);
 	free(pos);
 	free(exists);
+	free(outside);
 	return rc;
 }
 
@@ -398,7 +411,7 @@ at_home(const struct pass *p, const struct idlist *osl, size_t k)
  * shard, another backing index) it is an extra copy, deleted where it is. */
 static RC_MUST_CHECK rcode
 spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t *orph,
-              size_t *n_orph)
+              bool *orph_left, size_t *n_orph)
 {
 	size_t n = 0, cap = d->n_duplicate + *n_orph;
 	const char **ask = malloc((cap ? cap : 1) * sizeof(*ask));
@@ -412,7 +425,7 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 		if (at_home(p, osl, orph[i]))
 			ask[n++] = idlist_docid(osl, orph[i]);
 	if (rc == RC_OK && n)
-		rc = p->io->mongo_exists(p->io->ctx, ask, n, exists, p->err);
+		rc = p->io->mongo_exists(p->io->ctx, ask, n, exists, NULL, p->err);
 	if (rc == RC_OK && n) {
 		size_t k = 0, kept = 0;
 		for (size_t i = 0; i < d->n_duplicate; i++)
@@ -421,8 +434,10 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 		d->n_duplicate = kept;
 		kept = 0;
 		for (size_t i = 0; i < *n_orph; i++)
-			if (!at_home(p, osl, orph[i]) || !exists[k++])
+			if (!at_home(p, osl, orph[i]) || !exists[k++]) {
+				orph_left[kept] = orph_left[i];
 				orph[kept++] = orph[i];
+			}
 		*n_orph = kept;
 	}
 	free(ask);
@@ -437,7 +452,7 @@ static RC_MUST_CHECK rcode
 judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool lookup)
 {
 	struct drift d;
-	bool *real = NULL;
+	bool *real = NULL, *left = NULL, *orph_left = NULL;
 	size_t *orph = NULL, n_orph = 0;
 	char **conflict = NULL;
 	rcode rc;
@@ -450,15 +465,20 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	bool judged = p->cur_class == CLASS_OID && (p->seen & (1 << CLASS_STRING));
 	if (d.n_orphan && !lookup && !judged) {
 		real = malloc(d.n_orphan * sizeof(bool));
+		left = malloc(d.n_orphan * sizeof(bool));
 		orph = malloc(d.n_orphan * sizeof(size_t));
-		rc = real && orph ? verify_orphans(p, osl, d.orphan, d.n_orphan, real)
-		                  : RC_ERR_NOMEM;
+		orph_left = malloc(d.n_orphan * sizeof(bool));
+		rc = real && left && orph && orph_left
+		         ? verify_orphans(p, osl, d.orphan, d.n_orphan, real, left)
+		         : RC_ERR_NOMEM;
 		for (size_t i = 0; rc == RC_OK && i < d.n_orphan; i++)
-			if (real[i])
+			if (real[i]) {
+				orph_left[n_orph] = left[i];
 				orph[n_orph++] = d.orphan[i];
+			}
 	}
 	if (rc == RC_OK)
-		rc = spare_foreign(p, osl, &d, orph, &n_orph);
+		rc = spare_foreign(p, osl, &d, orph, orph_left, &n_orph);
 	if (rc == RC_OK && m->n) {
 		conflict = calloc(m->n, sizeof(*conflict));
 		rc = conflict ? find_conflicts(p, m, conflict) : RC_ERR_NOMEM;
@@ -469,6 +489,7 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		                        .d = &d,
 		                        .orphans = orph,
 		                        .n_orphans = n_orph,
+		                        .left_filter = orph_left,
 		                        .conflict = conflict};
 		rc = p->io->on_drift(p->io->ctx, &pd, p->err);
 	}
@@ -476,7 +497,9 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		free(conflict[i]);
 	free(conflict);
 	free(real);
+	free(left);
 	free(orph);
+	free(orph_left);
 	drift_free(&d);
 	return rc;
 }

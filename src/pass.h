@@ -20,10 +20,13 @@ struct pass_drift {
 	const struct idlist *m;   /* the chunk's MongoDB ids, in key order */
 	const struct idlist *osl; /* index copies, in key order (copies of an id together) */
 	const struct drift *d;    /* missing, stale (+ stale_os), duplicate; d->orphan unused */
-	const size_t *orphans;    /* copies proven absent from MongoDB: indices into osl */
+	const size_t *orphans;    /* copies proven absent from MongoDB (or from its
+	                             filter): indices into osl */
 	size_t n_orphans;
-	char *const *conflict; /* per entry of m: the type of another MongoDB document
-	                          with the same id text (one index _id for both), or NULL */
+	const bool *left_filter; /* per orphan: MongoDB has the document, but outside
+	                            RECONCILE_FILTER; NULL: none is */
+	char *const *conflict;   /* per entry of m: the type of another MongoDB document
+	                            with the same id text (one index _id for both), or NULL */
 };
 
 /* What the pass reads and where it reports. Each returns an rcode and, on
@@ -48,9 +51,12 @@ struct pass_io {
 	rcode (*index_lookup)(void *ctx, struct idlist *out, const char *const *ids, size_t n,
 	                      struct rerror *err);
 	/* exists[i]: MongoDB has a document under some typed value texts[i]
-	 * could stand for (doc_id_append_candidates). */
+	 * could stand for (doc_id_append_candidates) that matches
+	 * RECONCILE_FILTER (every document without one). With outside (may be
+	 * NULL), outside[i]: no such document matches, but one exists outside
+	 * the filter. */
 	rcode (*mongo_exists)(void *ctx, const char *const *texts, size_t n, bool *exists,
-	                      struct rerror *err);
+	                      bool *outside, struct rerror *err);
 	/* other[i]: a strdup'd type name of a MongoDB document whose id has
 	 * the text texts[i] but not the type types[i], else NULL. */
 	rcode (*mongo_other)(void *ctx, const char *const *texts, const enum id_type *types,
@@ -70,6 +76,8 @@ struct pass_opts {
 	bool compare_versions;   /* RECONCILE_VERSION_FIELD is set */
 	bool index_missing;      /* the index does not exist: its side is empty */
 	const char *write_index; /* of several copies the one here is kept; NULL: the first */
+	bool filtered;           /* RECONCILE_FILTER is set: every orphan candidate is asked
+	                            of MongoDB, for the reason (absent, or left the filter) */
 	/* resume: the last committed id (NULL: from the start) and what the
 	 * pass had seen and compared up to it */
 	const char *cursor;

@@ -21,6 +21,10 @@ probe_mongo(struct probe_side *side, const struct config *cfg, unsigned what, st
 	if (m == NULL)
 		rc = mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database,
 		                cfg->mongodb_collection, &side->err);
+	/* the mirror's own documents are counted: RECONCILE_FILTER (and
+	 * OPENSEARCH_QUERY on the other side, in opensearch.c) */
+	if (rc == RC_OK)
+		rc = mongo_set_filter(m, cfg->filter, &side->err);
 	if (rc == RC_OK && (what & PROBE_VERSION))
 		rc = mongo_ping(m, &side->version, &side->err);
 	side->reached = rc == RC_OK;

@@ -441,6 +441,36 @@ external_version(const bson_t *doc, const char *field, int64_t *out, char *why, 
 	return false;
 }
 
+/* A stale copy whose document the script now leaves out (transform
+ * returned nil): the document exists, but no longer belongs in the index,
+ * as if it had left RECONCILE_FILTER. Its copy is an orphan with that
+ * reason, journaled, and queued for deletion (where it is: its index and
+ * routing) under RECONCILE_ORPHANS=delete; repair_flush deletes the queue
+ * after the index writes. Only documents the pass sent here run the
+ * script: a copy in sync by version is not looked at (docs/TRANSFORM.md). */
+static rcode
+orphan_left_transform(struct repair *rp, const struct qitem *q)
+{
+	bool del = rp->cfg->orphans == ORPHANS_DELETE;
+	struct qitem o = *q;
+	struct store_drift d;
+
+	o.kind = DRIFT_ORPHAN;
+	d = qitem_drift(&o);
+	d.reason = DRIFT_REASON_TRANSFORM_NIL;
+	log_msg(LOG_INFO, rp->run_id,
+	        "document %s: the transform returned nil: its copy is an "
+	        "orphan (%s)",
+	        q->id, del ? "deleted" : "reported");
+	if (store_drift_add(rp->store, rp->run_id, &d, -1, del ? DRIFT_PENDING : DRIFT_REPORTED,
+	                    NULL, NULL) ||
+	    store_run_recount(rp->store, rp->run_id))
+		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record an orphan");
+	if (del && idvec_push(&rp->del, &o))
+		return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+	return RC_OK;
+}
+
 /* Converts doc and adds it to b, flushing b first when the document would
  * pass the byte cap and after when it reaches the count cap (unless
  * `whole`: a resent batch goes as one). A document that cannot be sent
@@ -479,12 +509,13 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		return fail_item(rp, q, rcode_name(rc), msg);
 	}
 	if (skip) {
-		/* the script leaves it out of the index: nothing to write */
+		/* the script leaves it out of the index, like RECONCILE_FILTER:
+		 * nothing to write, and a copy it has is an orphan */
 		struct store_drift d = qitem_drift(q);
 		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
 		                                    "the transform leaves it out of the index"))
 			return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
-		return RC_OK;
+		return q->kind == DRIFT_STALE ? orphan_left_transform(rp, q) : RC_OK;
 	}
 	struct qitem routed = *q;
 	routed.version = -1;
@@ -682,8 +713,11 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 	for (size_t i = 0; rc == RC_OK && !*rp->stop && i < n; i++) {
 		struct store_drift d = qitem_drift(&items[i]);
 		if (!found[i] && items[i].kind >= 0 &&
-		    store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
-		                    "no longer in MongoDB"))
+		    store_drift_set(
+		        rp->store, rp->run_id, &d, DRIFT_SKIPPED,
+		        mongo_filtered(rp->mongo)
+		            ? "no longer in MongoDB, or no longer matches RECONCILE_FILTER"
+		            : "no longer in MongoDB"))
 			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
 	}
 out:

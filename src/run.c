@@ -308,15 +308,19 @@ on_exists(void *ctx, const bson_t *doc)
 	return 0;
 }
 
-/* One $in of typed values (projection _id only) through on_exists. */
+/* One $in of typed values (projection _id only) through on_exists: under
+ * the mirror's filter, or past it with unfiltered. */
 static RC_MUST_CHECK rcode
-ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, struct rerror *err)
+ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, bool unfiltered, struct rerror *err)
 {
 	bson_t proj = BSON_INITIALIZER;
 	rcode rc;
 
 	BSON_APPEND_INT32(&proj, "_id", 1);
-	rc = mongo_fetch(r->mongo, values, &proj, false, on_exists, on_exists_refused, x, err);
+	rc = unfiltered ? mongo_fetch_unfiltered(r->mongo, values, &proj, on_exists,
+	                                         on_exists_refused, x, err)
+	                : mongo_fetch(r->mongo, values, &proj, false, on_exists, on_exists_refused,
+	                              x, err);
 	if (rc == RC_OK && x->rc)
 		rc = rerror_set(err, x->rc, "out of memory");
 	bson_destroy(&proj);
@@ -343,8 +347,12 @@ own(size_t **owner, size_t *cap, uint32_t from, uint32_t to, size_t text)
 	return RC_OK;
 }
 
+/* exists: under RECONCILE_FILTER (a document that matches it is never an
+ * orphan); outside: of those that do not, which exist past it (one more
+ * $in, asked only with a filter, and orphans are few). */
 static RC_MUST_CHECK rcode
-io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
+io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, bool *outside,
+                struct rerror *err)
 {
 	struct run *r = ctx;
 	struct exists_ctx x = {.texts = texts, .n = n, .exists = exists};
@@ -366,7 +374,17 @@ io_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, str
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
 	else
-		rc = ask_mongo(r, &arr, &x, err);
+		rc = ask_mongo(r, &arr, &x, false, err);
+	for (size_t i = 0; outside && i < n; i++)
+		outside[i] = false;
+	if (rc == RC_OK && outside && mongo_filtered(r->mongo)) {
+		/* the same values past the filter: whatever exists at all */
+		x.exists = outside;
+		x.rc = RC_OK;
+		rc = ask_mongo(r, &arr, &x, true, err);
+		for (size_t i = 0; rc == RC_OK && i < n; i++)
+			outside[i] = outside[i] && !exists[i];
+	}
 	free(x.owner);
 	bson_destroy(&arr);
 	return rc;
@@ -400,7 +418,7 @@ io_mongo_other(void *ctx, const char *const *texts, const enum id_type *types, s
 	if (rc)
 		rc = rerror_set(err, rc, "id %s cannot be rebuilt", texts[0]);
 	else if (count)
-		rc = ask_mongo(r, &arr, &x, err);
+		rc = ask_mongo(r, &arr, &x, false, err);
 	free(x.owner);
 	bson_destroy(&arr);
 	return rc;
@@ -556,12 +574,14 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			int64_t t =
 			    osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : doc_oid_time_ms(id);
 			enum id_type type = doc_id_guess_type(id);
+			bool left = !pass && pd->left_filter && pd->left_filter[i];
 			struct store_drift sd = {.doc_id = id,
 			                         .id_type = doc_id_type_name(type),
 			                         .kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN,
 			                         .os_index = idlist_index(osl, k),
 			                         .routing = idlist_routing(osl, k),
-			                         .os_id = idlist_docid(osl, k)};
+			                         .os_id = idlist_docid(osl, k),
+			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
 			             too_young(r, t));
 		}
@@ -609,6 +629,7 @@ pass_diff(struct run *r)
 	                      .compare_versions = *r->cfg->version_field != '\0',
 	                      .index_missing = r->index_missing,
 	                      .write_index = r->write_index,
+	                      .filtered = mongo_filtered(r->mongo),
 	                      .cursor = r->cursor,
 	                      .cursor_type = r->cursor_type,
 	                      .seen = r->seen,
@@ -1005,6 +1026,8 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 
 	rc = mongo_open(&r.mongo, e->cfg->mongodb_uri, e->cfg->mongodb_database,
 	                e->cfg->mongodb_collection, err);
+	if (rc == RC_OK)
+		rc = mongo_set_filter(r.mongo, e->cfg->filter, err);
 	if (rc == RC_OK)
 		rc = opensearch_open(&r.os, e->cfg, err);
 	if (rc == RC_OK && (rc = set_phase(&r, "counting")) == RC_OK)

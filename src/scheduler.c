@@ -234,7 +234,8 @@ count_check(struct scheduler *s)
 	cJSON *detail = cJSON_CreateObject();
 	char *text = NULL;
 
-	/* one side's failure is the message; an index not there yet counts 0 */
+	/* one side's failure is the message; an index not there yet counts 0.
+	 * The counts are the mirror's own: RECONCILE_FILTER, OPENSEARCH_QUERY */
 	if (probe_servers(&p, s->cfg, PROBE_COUNT, NULL))
 		err = p.mongodb.ok ? p.opensearch.err : p.mongodb.err;
 	int64_t mc = p.mongodb.ok ? p.mongodb.count : -1;

@@ -998,14 +998,14 @@ rcode
 store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
                 enum drift_state state, const char *error, bool *added)
 {
-	rcode rc =
-	    sql_run(s,
-	            "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
-	            " os_id, routing, batch_no, status, error)"
-	            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	            "ittttttntt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
-	            d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
-	            d->routing ? d->routing : "", batch_no, store_drift_state_name(state), error);
+	rcode rc = sql_run(s,
+	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+	                   " os_id, routing, batch_no, status, error, reason)"
+	                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                   "ittttttnttt", run_id, d->doc_id, d->id_type,
+	                   store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
+	                   d->os_id ? d->os_id : "", d->routing ? d->routing : "", batch_no,
+	                   store_drift_state_name(state), error, d->reason);
 	if (added)
 		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	return rc;

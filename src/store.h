@@ -146,6 +146,10 @@ enum drift_state {
 };
 const char *store_drift_state_name(enum drift_state st);
 
+/* The reasons of orphans whose MongoDB document exists (docs/ENGINE.md#filters). */
+#define DRIFT_REASON_LEFT_FILTER   "left the filter"
+#define DRIFT_REASON_TRANSFORM_NIL "left the filter (transform returned nil)"
+
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {
 	const char *doc_id;  /* canonical id text = the index _id */
@@ -154,6 +158,8 @@ struct store_drift {
 	const char *os_index; /* concrete index of the copy; NULL: OPENSEARCH_INDEX */
 	const char *routing;  /* the copy's _routing; NULL: none */
 	const char *os_id;    /* the copy's _id where it is not doc_id; NULL: doc_id */
+	const char *reason;   /* why it is drift where the kind does not say ("left the
+	                         filter"); NULL: none. Not part of the row's key */
 };
 
 /* Adds a drift row (error may be NULL); *added (may be NULL) says whether

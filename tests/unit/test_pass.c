@@ -32,7 +32,18 @@ struct world {
 	int64_t last_compared;
 	char last_id[64];
 	int exists_calls;
+	/* RECONCILE_FILTER: ids MongoDB has outside the filter (m holds those
+	 * it matches, the only ones its stream gives) */
+	const char *const *outside;
+	size_t n_outside;
 };
+
+/* The filter of the next run() (test_filter sets it) */
+static struct {
+	bool on;
+	const char *const *outside;
+	size_t n_outside;
+} filter;
 
 static void
 say(struct world *w, const char *kind, const char *text, const char *index)
@@ -131,7 +142,8 @@ f_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, 
 }
 
 static rcode
-f_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
+f_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, bool *outside,
+               struct rerror *err)
 {
 	struct world *w = ctx;
 	(void)err;
@@ -141,6 +153,11 @@ f_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists, stru
 		for (size_t i = 0; i < w->nm; i++)
 			if (strcmp(w->m[i].text, texts[k]) == 0)
 				exists[k] = true;
+		if (outside)
+			outside[k] = false;
+		for (size_t i = 0; outside && !exists[k] && i < w->n_outside; i++)
+			if (strcmp(w->outside[i], texts[k]) == 0)
+				outside[k] = true;
 	}
 	return RC_OK;
 }
@@ -195,8 +212,8 @@ f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			say(w, "stale", idlist_id(pd->m, d->stale[i]),
 			    idlist_index(pd->osl, d->stale_os[i]));
 	for (size_t i = 0; i < pd->n_orphans; i++)
-		say(w, "orphan", idlist_target(pd->osl, pd->orphans[i]),
-		    idlist_index(pd->osl, pd->orphans[i]));
+		say(w, pd->left_filter && pd->left_filter[i] ? "left" : "orphan",
+		    idlist_target(pd->osl, pd->orphans[i]), idlist_index(pd->osl, pd->orphans[i]));
 	for (size_t i = 0; i < d->n_duplicate; i++)
 		say(w, "duplicate", idlist_target(pd->osl, d->duplicate[i]),
 		    idlist_index(pd->osl, d->duplicate[i])
@@ -240,10 +257,13 @@ run(struct world *w, const struct mdoc *m, size_t nm, const struct odoc *o, size
 	struct pass_opts opts = {.chunk_size = chunk,
 	                         .compare_versions = true,
 	                         .write_index = write_index,
+	                         .filtered = filter.on,
 	                         .stop = &no_stop};
 	struct rerror err = {0};
 
 	memset(w, 0, sizeof(*w));
+	w->outside = filter.outside;
+	w->n_outside = filter.n_outside;
 	w->m = m;
 	w->nm = nm;
 	w->o = o;
@@ -470,6 +490,44 @@ test_resume(void)
 	CHECK(w.last_compared == 4);
 }
 
+/* RECONCILE_FILTER: the stream holds only the documents the filter
+ * matches. A copy whose document exists outside it is an orphan that left
+ * the filter, one whose document is gone an orphan as ever, and MongoDB is
+ * asked about every candidate (even certain ObjectId orphans) for that
+ * reason; a document that matches is never an orphan. */
+static void
+test_filter(void)
+{
+	struct world w;
+	static const struct mdoc m[] = {{OID(1), ID_OID, "1"}, {OID(3), ID_OID, "1"}};
+	static const struct odoc o[] = {
+	    {OID(1), "1", NULL, NULL, NULL}, {OID(2), "1", NULL, NULL, NULL},
+	    {OID(3), "1", NULL, NULL, NULL}, {OID(4), "1", NULL, NULL, NULL},
+	    {OID(5), "1", NULL, NULL, NULL},
+	};
+	static const char *const outside[] = {OID(2), OID(5)};
+
+	filter.on = true;
+	filter.outside = outside;
+	filter.n_outside = N(outside);
+	for (int64_t chunk = 1; chunk <= 3; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		CHECK(strcmp(out, "left:" OID(2) " orphan:" OID(4) " left:" OID(5) " ") == 0);
+		CHECK(w.exists_calls > 0);
+	}
+	/* without a filter the same index: every extra copy an orphan, none asked */
+	filter.on = false;
+	const char *out = run(&w, m, N(m), o, N(o), 2, NULL);
+	CHECK(strcmp(out, "orphan:" OID(2) " orphan:" OID(4) " orphan:" OID(5) " ") == 0);
+	CHECK(w.exists_calls == 0);
+	/* a filter that matches nothing: every copy is asked about */
+	filter.on = true;
+	out = run(&w, m, 0, o, N(o), 2, NULL);
+	CHECK(strcmp(out, "orphan:" OID(1) " left:" OID(2) " orphan:" OID(3) " orphan:" OID(
+	                      4) " left:" OID(5) " ") == 0);
+	filter.on = false;
+}
+
 int
 main(void)
 {
@@ -482,5 +540,6 @@ main(void)
 	test_misnamed();
 	test_conflicts();
 	test_resume();
+	test_filter();
 	return check_done("test_pass");
 }
