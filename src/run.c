@@ -821,6 +821,61 @@ refresh(struct run *r)
 		log_msg(LOG_WARN, r->id, "cannot refresh the index: %s", e.message);
 }
 
+/* With OPENSEARCH_QUERY the body written must match it, or the mirror
+ * cannot see its own repair and finds the document missing again next run.
+ * After a check that wrote: one lookup (under the query) of up to 100 of
+ * the documents it indexed, and a warning when some are not found. Not
+ * fatal, and not exhaustive: a sample says a transform forgets the field. */
+static void
+check_query_match(struct run *r)
+{
+	static const char *const kinds[] = {"missing", "stale"};
+	const char *ids[100];
+	cJSON *rows[2] = {NULL, NULL}, *row;
+	struct idlist found = {0};
+	struct rerror e = {0};
+	size_t n = 0, seen = 0;
+
+	if (!*r->cfg->opensearch_query || r->dry_run || r->full)
+		return;
+	for (int k = 0; k < 2; k++) {
+		if (store_report_ids(r->store, &rows[k], r->id, kinds[k], NULL, 100))
+			continue;
+		cJSON_ArrayForEach(row, rows[k])
+		{
+			cJSON *id = cJSON_GetObjectItem(row, "id");
+			cJSON *st = cJSON_GetObjectItem(row, "status");
+			if (n < 100 && cJSON_IsString(id) && cJSON_IsString(st) &&
+			    strcmp(st->valuestring, "done") == 0)
+				ids[n++] = id->valuestring;
+		}
+	}
+	if (n && opensearch_lookup(r->os, &found, &r->keys, ids, n, &e) == RC_OK) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < found.n; j++)
+				if (strcmp(ids[i], idlist_id(&found, j)) == 0) {
+					seen++;
+					break;
+				}
+		if (seen < n) {
+			char msg[600];
+			snprintf(
+			    msg, sizeof(msg),
+			    "%zu of %zu documents this run indexed (a sample) do not match "
+			    "OPENSEARCH_QUERY: the body written must hold what the query selects "
+			    "(the transform writes it, docs/TRANSFORM.md), or the next run finds "
+			    "them missing again",
+			    n - seen, n);
+			log_msg(LOG_WARN, r->id, "%s", msg);
+			if (store_event(r->store, r->id, "warning", msg))
+				log_msg(LOG_WARN, r->id, "journal: cannot record a warning");
+		}
+	}
+	idlist_free(&found);
+	cJSON_Delete(rows[0]);
+	cJSON_Delete(rows[1]);
+}
+
 static RC_MUST_CHECK rcode
 count_both(struct run *r)
 {
@@ -1050,6 +1105,8 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		log_msg(LOG_WARN, r.id, "journal: cannot record the pass's count");
 	if (r.os && !r.dry_run)
 		refresh(&r);
+	if (rc == RC_OK && !e->stop)
+		check_query_match(&r);
 	/* how it ended */
 	if (e->stop == 2)
 		status = RUN_CANCELLED;

@@ -231,6 +231,15 @@ def query_scenario():
         r = env.run("doctor")
         check("documents 5 matching OPENSEARCH_QUERY" in r.stdout,
               "query: doctor counts with the query: %s" % r.stdout.strip())
+        # a mirror whose body lacks what the query selects: warned
+        env.mongo({"insert": "ads", "documents": [mdoc(oid(6), "active")]})
+        r = env.run("check")
+        run = env.last_run()
+        with env.journal() as db:
+            warn = [x[0] for x in db.execute(
+                "SELECT detail FROM run_events WHERE run_id = ? AND event = 'warning'", (run["id"],))]
+        check(any("do not match OPENSEARCH_QUERY" in w for w in warn),
+              "query: a repaired document outside the query is warned about (%s)" % warn)
     finally:
         env.cleanup()
 

@@ -406,7 +406,9 @@ def old_journal(env):
         runs_after = [tuple(x) for x in db.execute("SELECT * FROM runs ORDER BY id")]
         mirrors = [x[0] for x in db.execute("SELECT DISTINCT mirror FROM v_runs")]
         ids = db.execute("SELECT count(*) FROM v_drift WHERE mirror = 'default'").fetchone()[0]
-    check("0003_mirrors" in names and names == sorted(names) and len(names) >= 3,
+    shipped = sorted(f[:-4] for f in os.listdir(os.path.join(SRC, "migrations"))
+                     if f.endswith(".sql"))
+    check("0003_mirrors" in names and names == shipped,
           "the journal was migrated in place: %s" % names)
     check([x[:len(runs_before[0])] for x in runs_after] == runs_before and mirrors == ["default"],
           "every old run kept its history, under mirror default")
