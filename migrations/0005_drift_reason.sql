@@ -1,4 +1,4 @@
--- 0004_drift_reason: why a document is drift, where its kind alone does not
+-- 0005_drift_reason: why a document is drift, where its kind alone does not
 -- say. A mirror with RECONCILE_FILTER calls an index copy an orphan both
 -- when MongoDB no longer has its document and when the document exists but
 -- no longer matches the filter (or the transform now leaves it out); the

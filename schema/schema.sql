@@ -87,10 +87,6 @@ CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_run_errors AS
 SELECT e.run_id, r.mirror, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
 FROM errors e LEFT JOIN runs r ON r.id = e.run_id ORDER BY e.id DESC;
-CREATE VIEW v_drift AS
-SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
-       i.os_index, i.os_id, i.routing, i.reason
-FROM run_ids i JOIN runs r ON r.id = i.run_id;
 CREATE VIEW v_runs AS
 SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        CAST(ROUND((julianday(COALESCE(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, 1) AS REAL) AS seconds,
@@ -101,3 +97,7 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        duplicate_count AS duplicates, conflict_count AS conflicts,
        skipped_newer_count AS skipped_newer
 FROM runs ORDER BY id DESC;
+CREATE VIEW v_drift AS
+SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
+       i.os_index, i.os_id, i.routing, i.reason
+FROM run_ids i JOIN runs r ON r.id = i.run_id;

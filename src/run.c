@@ -982,6 +982,14 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 	return rc ? rerror_set(r->err, rc, "journal: cannot begin a run") : RC_OK;
 }
 
+/* For the repair side: exists[i] when a document matching the filter holds
+ * texts[i] (one outside the filter has left it: still an orphan). */
+static RC_MUST_CHECK rcode
+repair_exists(void *ctx, const char *const *texts, size_t n, bool *exists, struct rerror *err)
+{
+	return io_mongo_exists(ctx, texts, n, exists, NULL, err);
+}
+
 /* The run's repair side, once the servers are open. */
 static void
 repair_setup(struct run *r)
@@ -1000,7 +1008,7 @@ repair_setup(struct run *r)
 	rp->tf = r->tf;
 	rp->on_commit = on_repair_commit;
 	rp->on_commit_ctx = r; /* also mongo_exists' */
-	rp->mongo_exists = io_mongo_exists;
+	rp->mongo_exists = repair_exists;
 	/* a full run's cursor moves with its batches, in the repair side */
 	rp->compared = r->compared;
 	rp->seen = r->seen;
