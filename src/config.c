@@ -918,6 +918,58 @@ config_copy(struct config **out, const struct config *src, const char *name, str
 	return RC_OK;
 }
 
+static int
+by_target(const void *a, const void *b)
+{
+	const struct config *x = *(const struct config *const *)a,
+	                    *y = *(const struct config *const *)b;
+	int c = strcmp(x->opensearch_url, y->opensearch_url);
+
+	return c ? c : strcmp(x->opensearch_index, y->opensearch_index);
+}
+
+/* Mirrors that share one index must each say which of its documents are
+ * theirs (OPENSEARCH_QUERY), and not the same thing: otherwise each pass
+ * calls the other mirror's copies orphans and RECONCILE_ORPHANS=delete
+ * removes documents that exist in MongoDB. Sorted, so 20,000 mirrors cost
+ * no more than sorting them. */
+static RC_MUST_CHECK rcode
+check_shared_indexes(const struct config_set *set, const char *file, struct rerror *err)
+{
+	const struct config **v;
+	rcode rc = RC_OK;
+
+	if (set->n_mirrors < 2)
+		return RC_OK;
+	v = malloc(set->n_mirrors * sizeof(*v));
+	if (v == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < set->n_mirrors; i++)
+		v[i] = set->mirrors[i];
+	qsort(v, set->n_mirrors, sizeof(*v), by_target);
+	for (size_t i = 1; rc == RC_OK && i < set->n_mirrors; i++) {
+		const struct config *a = v[i - 1], *b = v[i];
+		if (by_target(&a, &b) != 0)
+			continue;
+		if (!*a->opensearch_query || !*b->opensearch_query)
+			rc = rerror_set(
+			    err, RC_ERR_CONFIG,
+			    "%s: mirrors %s and %s both mirror into index %s: each needs "
+			    "opensearch_query selecting its own documents (otherwise each "
+			    "calls the other's copies orphans, and deletes them with "
+			    "reconcile_orphans: delete)",
+			    file ? file : "the environment", a->name, b->name, a->opensearch_index);
+		else if (strcmp(a->opensearch_query, b->opensearch_query) == 0)
+			rc = rerror_set(
+			    err, RC_ERR_CONFIG,
+			    "%s: mirrors %s and %s both mirror into index %s with the same "
+			    "opensearch_query: each needs its own",
+			    file ? file : "the environment", a->name, b->name, a->opensearch_index);
+	}
+	free(v);
+	return rc;
+}
+
 /* Rules between settings of one mirror, which no single row can say. */
 static rcode
 check_combinations(const struct config *cfg, bool named, struct rerror *err)
@@ -1462,6 +1514,8 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 		             : add_default_mirror(set, err);
 	for (size_t i = 0; rc == RC_OK && i < set->n_mirrors; i++)
 		rc = check_combinations(set->mirrors[i], mirrors != NULL, err);
+	if (rc == RC_OK)
+		rc = check_shared_indexes(set, file, err);
 	yaml_document_delete(&doc);
 	if (rc) {
 		config_set_free(set);

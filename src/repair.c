@@ -31,17 +31,23 @@
 static RC_MUST_CHECK rcode
 qitem_copy(struct qitem *dst, const struct qitem *src)
 {
-	*dst = (struct qitem){.type = src->type, .kind = src->kind, .version = src->version};
+	*dst = (struct qitem){.type = src->type,
+	                      .kind = src->kind,
+	                      .version = src->version,
+	                      .write_default_index = src->write_default_index};
 	dst->id = strdup(src->id);
 	dst->index = src->index ? strdup(src->index) : NULL;
 	dst->routing = src->routing ? strdup(src->routing) : NULL;
 	dst->docid = src->docid ? strdup(src->docid) : NULL;
+	dst->write_routing = src->write_routing ? strdup(src->write_routing) : NULL;
 	if (dst->id == NULL || (src->index && dst->index == NULL) ||
-	    (src->routing && dst->routing == NULL) || (src->docid && dst->docid == NULL)) {
+	    (src->routing && dst->routing == NULL) || (src->docid && dst->docid == NULL) ||
+	    (src->write_routing && dst->write_routing == NULL)) {
 		free(dst->id);
 		free(dst->index);
 		free(dst->routing);
 		free(dst->docid);
+		free(dst->write_routing);
 		return RC_ERR_NOMEM;
 	}
 	return RC_OK;
@@ -54,6 +60,7 @@ qitem_free(struct qitem *q)
 	free(q->index);
 	free(q->routing);
 	free(q->docid);
+	free(q->write_routing);
 }
 
 /* Appends a copy of q (its strings borrowed). */
@@ -213,7 +220,8 @@ batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 	/* the action line: _id, _index and routing, quoted; version, pipeline,
 	 * the update's wrapper */
 	b->bytes += b->len[b->n] + strlen(q->id) + (q->index ? strlen(q->index) : 0) +
-	            (q->routing ? strlen(q->routing) : 0) + 128;
+	            (q->routing ? strlen(q->routing) : 0) +
+	            (q->write_routing ? strlen(q->write_routing) : 0) + 128;
 	b->n++;
 	return RC_OK;
 }
@@ -247,15 +255,16 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	for (size_t i = 0; i < b->n; i++) {
 		rows[i] = qitem_drift(&b->items[i]);
 		/* a copy is acted on by its own _id where that is not its key */
-		docs[i] =
-		    (struct bulk_doc){.action = op,
-		                      .id = b->items[i].docid ? b->items[i].docid : b->items[i].id,
-		                      .index = b->items[i].index,
-		                      .routing = b->items[i].routing,
-		                      .source = del ? NULL : b->src.data + b->off[i],
-		                      .source_len = b->len[i],
-		                      .version = del ? -1 : b->items[i].version,
-		                      .pipeline = pipeline};
+		docs[i] = (struct bulk_doc){
+		    .action = op,
+		    .id = b->items[i].docid ? b->items[i].docid : b->items[i].id,
+		    .index = b->items[i].write_default_index ? NULL : b->items[i].index,
+		    .routing =
+		        b->items[i].write_routing ? b->items[i].write_routing : b->items[i].routing,
+		    .source = del ? NULL : b->src.data + b->off[i],
+		    .source_len = b->len[i],
+		    .version = del ? -1 : b->items[i].version,
+		    .pipeline = pipeline};
 	}
 	/* 1. written as pending, with its ids, before anything is sent */
 	rc = store_batch_open(rp->store, rp->run_id, &batch_no, b->action, (int64_t)b->n,
@@ -539,10 +548,10 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 			free(routing);
 			return rc;
 		}
-		routed.index = NULL;
+		routed.write_default_index = true;
 	}
 	if (routing)
-		routed.routing = routing;
+		routed.write_routing = routing; /* the journal keeps the copy's key */
 	if (!whole && (rc = flush_if_full(rp, b, json->len + idlen + 64))) {
 		free(routing);
 		return rc;

@@ -38,7 +38,12 @@ struct qitem {
 	int kind; /* enum drift_kind, or -1 */
 	char *index;
 	char *routing;
-	char *docid;     /* the copy's _id where it is not id (deletes act on it) */
+	char *docid; /* the copy's _id where it is not id (deletes act on it) */
+	/* where a write goes when it is not where the copy was found (the
+	 * routing rule's routing; a moved copy's write goes to OPENSEARCH_INDEX).
+	 * index and routing above stay the drift row's key in the journal. */
+	char *write_routing; /* NULL: routing */
+	bool write_default_index;
 	int64_t version; /* OPENSEARCH_VERSION_TYPE=external_gte: the version written; -1 none */
 };
 

@@ -208,6 +208,37 @@ bad(const char *text, const char *line, const char *key, const char *allowed)
 	config_set_free(set);
 }
 
+/* Two mirrors into one index: each must select its own documents
+ * (OPENSEARCH_QUERY), or each deletes the other's copies as orphans. */
+static void
+test_shared_index(void)
+{
+	struct config_set *set = NULL;
+	struct rerror e = {0};
+
+	write_file("shared.yaml", "mirrors:\n  - name: a\n    mongodb_collection: ads\n"
+	                          "    opensearch_index: shared\n  - name: b\n"
+	                          "    mongodb_collection: users\n    opensearch_index: shared\n");
+	CHECK(config_set_load(&set, path, NULL, &e) == RC_ERR_CONFIG && set == NULL);
+	CHECK(strstr(e.message, path) && strstr(e.message, "mirrors a and b") &&
+	      strstr(e.message, "opensearch_query"));
+	write_file("shared.yaml",
+	           "mirrors:\n  - name: a\n    opensearch_index: shared\n"
+	           "    opensearch_query: '{\"term\": {\"source\": \"a\"}}'\n  - name: b\n"
+	           "    opensearch_index: shared\n"
+	           "    opensearch_query: '{\"term\": {\"source\": \"a\"}}'\n");
+	CHECK(config_set_load(&set, path, NULL, &e) == RC_ERR_CONFIG && set == NULL);
+	CHECK(strstr(e.message, "the same opensearch_query") != NULL);
+	write_file("shared.yaml",
+	           "mirrors:\n  - name: a\n    opensearch_index: shared\n"
+	           "    opensearch_query: '{\"term\": {\"source\": \"a\"}}'\n  - name: b\n"
+	           "    opensearch_index: shared\n"
+	           "    opensearch_query: '{\"term\": {\"source\": \"b\"}}'\n"
+	           "  - name: c\n    opensearch_index: other\n");
+	CHECK(config_set_load(&set, path, NULL, &e) == RC_OK && set && set->n_mirrors == 3);
+	config_set_free(set);
+}
+
 static void
 test_bad_files(void)
 {
@@ -429,6 +460,7 @@ main(void)
 	test_env_overrides();
 	test_no_file();
 	test_bad_files();
+	test_shared_index();
 	test_masking();
 	test_dump_round_trip();
 	test_default_file();
