@@ -71,7 +71,8 @@ try:
     check(r.returncode == 0 and r.stdout.startswith("MONGODB_URI="),
           "no file: NAME=value lines as before")
     write("reconciler.yaml", "state_db: from-file.db\nport: 3999\n"
-          "mirrors:\n  - name: one\n  - name: two\n")
+          "mirrors:\n  - name: one\n    opensearch_index: one\n"
+          "  - name: two\n    opensearch_index: two\n")
     r = env.run("config")
     check(r.returncode == 0 and "  - name: one\n" in r.stdout and "  - name: two\n" in r.stdout,
           "./reconciler.yaml is read when it exists")
