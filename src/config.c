@@ -69,6 +69,7 @@ struct cfg_entry {
 
 static const char *const orphan_words[] = {"report", "delete", NULL};
 static const char *const count_words[] = {"before", "pass", NULL};
+static const char *const compare_words[] = {"version", "content", NULL};
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
 static const char *const write_mode_words[] = {"upsert", "index", NULL};
 static const char *const version_type_words[] = {"internal", "external_gte", NULL};
@@ -116,6 +117,11 @@ static const struct cfg_entry cfg_table[] = {
      CFG_MIRROR},
     {"RECONCILE_ORPHANS", CFG_ENUM, "report", 0, 0, orphan_words, false, OFF(orphans),
      "what to do with documents only in the index: report or delete", CFG_MIRROR},
+    {"RECONCILE_COMPARE", CFG_ENUM, "version", 0, 0, compare_words, false, OFF(compare),
+     "how a copy is found stale: version (RECONCILE_VERSION_FIELD differs) or content (the "
+     "transformed MongoDB document differs from the copy's _source on the fields the transform "
+     "writes; with a version field set, also when the versions differ; docs/ENGINE.md)",
+     CFG_MIRROR},
     {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
      "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
      "exact, and no extra scan on servers where counting scans the collection)",

@@ -28,6 +28,7 @@ enum write_mode { WRITE_UPSERT = 0, WRITE_INDEX = 1 };
 /* OPENSEARCH_VERSION_TYPE: no version sent, or the version field's epoch ms
  * as an external_gte version (index mode only). */
 enum version_type { VERSION_INTERNAL = 0, VERSION_EXTERNAL_GTE = 1 };
+enum compare_mode { COMPARE_VERSION = 0, COMPARE_CONTENT = 1 };
 
 /* One mirror's effective settings, the global ones included, so everything
  * that runs a mirror takes one `const struct config *`. */
@@ -52,6 +53,7 @@ struct config {
 	char *version_field;
 	int orphans;     /* enum orphan_policy */
 	int mongo_count; /* enum mongo_count_mode */
+	int compare;     /* enum compare_mode */
 	int64_t chunk_size;
 	int64_t min_age_ms;
 	char *filter;           /* RECONCILE_FILTER: MongoDB query, extended JSON; "" = none */

@@ -195,7 +195,8 @@ rcode
 diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *os,
            bool compare_versions)
 {
-	size_t i = 0, j = 0, cm = 0, cs = 0, cso = 0, nso = 0, co = 0, cd = 0;
+	size_t i = 0, j = 0, cm = 0, cs = 0, cso = 0, nso = 0, co = 0, cd = 0, csa = 0, csb = 0,
+	       nsb = 0;
 	rcode rc = RC_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -227,6 +228,10 @@ diff_merge(struct drift *out, const struct idlist *mongo, const struct idlist *o
 				rc = push_index(&out->stale, &out->n_stale, &cs, i);
 				if (rc == RC_OK)
 					rc = push_index(&out->stale_os, &nso, &cso, j);
+			} else {
+				rc = push_index(&out->same, &out->n_same, &csa, i);
+				if (rc == RC_OK)
+					rc = push_index(&out->same_os, &nsb, &csb, j);
 			}
 			/* further copies of the same id (other backing indices) */
 			for (size_t k = j + 1; rc == RC_OK && k < os->n &&
@@ -253,5 +258,7 @@ drift_free(struct drift *d)
 	free(d->stale_os);
 	free(d->orphan);
 	free(d->duplicate);
+	free(d->same);
+	free(d->same_os);
 	memset(d, 0, sizeof(*d));
 }

@@ -71,6 +71,9 @@ struct drift {
 	size_t *stale, *stale_os, n_stale;
 	size_t *orphan, n_orphan;
 	size_t *duplicate, n_duplicate;
+	/* in both and not stale by version: same[k] into mongo, same_os[k]
+	 * its kept copy (what a content compare looks at) */
+	size_t *same, *same_os, n_same;
 };
 
 /* Merges two sorted lists. Stale needs a version on both sides that

@@ -567,6 +567,15 @@ objects_equal(const struct jt *a, const struct jt *b)
 
 /* ---- differences ----------------------------------------------------------- */
 
+bool
+jt_same_fields(const struct jt *copy, const struct jt *body)
+{
+	for (size_t i = 0; body && body->type == JT_OBJECT && i < body->n; i++)
+		if (!jt_equal(jt_get(copy, body->kids[i].key), &body->kids[i]))
+			return false;
+	return true;
+}
+
 rcode
 jt_diff_fields(struct buf *names, size_t max, size_t *count, const struct jt *copy,
                const struct jt *body)

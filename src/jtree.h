@@ -61,6 +61,9 @@ bool jt_equal(const struct jt *a, const struct jt *b);
 bool jt_number_equal(const char *a, size_t alen, const char *b, size_t blen);
 bool jt_string_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Whether copy has every top-level member of body (an object), equal. */
+bool jt_same_fields(const struct jt *copy, const struct jt *body);
+
 /* The top-level members of body (an object) whose value differs in copy
  * (absent there, or not jt_equal), appended to names comma-separated, at
  * most max bytes of names (then ",..." ends the list); members only copy

@@ -19,6 +19,7 @@
  */
 #include "api.h" /* serve_main */
 #include "config.h"
+#include "docdiff.h"
 #include "engine.h"
 #include "log.h"
 #include "mongo.h"
@@ -509,6 +510,42 @@ cmd_show(const struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* One document's diff: exit 0 in sync (or left out of the index on
+ * purpose, with no copy), 1 when it differs, 2 on an error or an id
+ * neither side has, 78 when the transform does not load. */
+static int
+cmd_diff(const struct cli *cli, int argc, char **argv)
+{
+	const struct config *cfg = cli->mirror;
+	struct buf out = {0};
+	struct rerror err = {0};
+	enum docdiff_state state = DOCDIFF_IN_SYNC;
+	char names[400];
+	rcode rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: reconciler diff ID [--mirror NAME]\n");
+		return EXIT_ERROR;
+	}
+	if (cfg == NULL && cli->set->n_mirrors == 1)
+		cfg = cli->set->mirrors[0];
+	if (cfg == NULL) {
+		mirror_names(cli->set, names, sizeof(names));
+		fprintf(stderr, "diff: name the mirror with --mirror NAME (one of: %s)\n", names);
+		return EXIT_CONFIG;
+	}
+	rc = docdiff_json(&out, &state, cfg, argv[1], &err);
+	if (rc) {
+		util_mask_secrets(err.message, sizeof(err.message));
+		fprintf(stderr, "diff: %s\n", err.message);
+		return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
+	}
+	/* as it is, not through cJSON: numbers past a double's precision stay */
+	puts(out.data);
+	buf_free(&out);
+	return state == DOCDIFF_IN_SYNC || state == DOCDIFF_EXCLUDED ? 0 : EXIT_DRIFT;
+}
+
 static int
 cmd_mirrors(const struct cli *cli, int argc, char **argv)
 {
@@ -658,6 +695,9 @@ static const struct command commands[] = {
      true},
     {"show", cmd_show, "show RUN_ID [--mirror NAME]",
      "a run's report: counts, batches, errors, drift sample", true},
+    {"diff", cmd_diff, "diff ID [--mirror NAME]",
+     "one document: what a repair would write, the index copy, and a JSON Patch between them",
+     true},
     {"mirrors", cmd_mirrors, "mirrors [--json]",
      "the mirrors: collection, index and newest run of each", false},
     {"doctor", cmd_doctor, "doctor [--mirror NAME]",

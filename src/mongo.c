@@ -65,6 +65,7 @@ struct mongo_scan {
 	struct page cur;
 	size_t cur_off;
 	bson_t cur_doc;
+	const bson_t *last; /* the document mongo_scan_next_id read last */
 };
 
 /* libmongoc logs through our log so its lines get timestamps, levels and
@@ -617,6 +618,7 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 			return RC_OK;
 		}
 	} while (!bson_iter_init_find(&it, doc, "_id")); /* every document has one */
+	s->last = doc;
 	rc = doc_id_canonical(bson_iter_value(&it), &text, &type);
 	if (rc) {
 		buf_free(&text);
@@ -640,6 +642,12 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 	rc = idlist_push(out, text.data, text.len, (int)type, has_version ? version : NULL, ms);
 	buf_free(&text);
 	return rc ? rerror_set(err, rc, "out of memory") : RC_OK;
+}
+
+const bson_t *
+mongo_scan_last_doc(const struct mongo_scan *s)
+{
+	return s->last;
 }
 
 void

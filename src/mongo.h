@@ -68,6 +68,9 @@ RC_MUST_CHECK rcode mongo_scan_next(struct mongo_scan *s, const bson_t **doc, st
 RC_MUST_CHECK rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls,
                                        bool *end, bool *unsafe, const char *version_field,
                                        struct rerror *err);
+/* The document whose id mongo_scan_next_id appended last (whole when the
+ * stream was opened with full_docs), valid until the next call. */
+const bson_t *mongo_scan_last_doc(const struct mongo_scan *s);
 void mongo_scan_free(struct mongo_scan *s);
 
 /* Calls fn for every document whose _id is in ids (a BSON array of typed

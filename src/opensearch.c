@@ -855,6 +855,110 @@ out:
 	return rc;
 }
 
+/* A request whose answer is kept as it came (not parsed here). */
+static RC_MUST_CHECK rcode
+request_raw(struct opensearch *os, struct buf *resp, const char *method, const char *path,
+            const struct buf *body, struct rerror *err)
+{
+	long status = 0;
+	rcode rc;
+
+	buf_reset(resp);
+	rc = opensearch_request(os, &status, resp, method, path, body->data, body->len, err);
+	if (rc == RC_OK && status != 200) {
+		char reason[1100];
+		error_reason(resp, status, reason, sizeof(reason));
+		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
+		                "opensearch %s %s: %s", method, path, reason);
+	}
+	return rc;
+}
+
+rcode
+opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
+                const char *const *includes, size_t n_inc, struct rerror *err)
+{
+	struct buf body = {0}, inc = {0};
+	char path[600];
+	rcode rc = buf_puts(&inc, n_inc ? "[" : "true");
+
+	for (size_t i = 0; rc == RC_OK && i < n_inc; i++) {
+		if (i)
+			rc = buf_puts(&inc, ",");
+		if (rc == RC_OK)
+			rc = doc_json_string(&inc, includes[i], strlen(includes[i]));
+	}
+	if (rc == RC_OK && n_inc)
+		rc = buf_puts(&inc, "]");
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "{\"docs\":[");
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		rc = buf_puts(&body, i ? ",{\"_id\":" : "{\"_id\":");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, docs[i].id, strlen(docs[i].id));
+		if (rc == RC_OK && docs[i].index) {
+			rc = buf_puts(&body, ",\"_index\":");
+			if (rc == RC_OK)
+				rc = doc_json_string(&body, docs[i].index, strlen(docs[i].index));
+		}
+		if (rc == RC_OK && docs[i].routing) {
+			rc = buf_puts(&body, ",\"routing\":");
+			if (rc == RC_OK)
+				rc = doc_json_string(&body, docs[i].routing,
+				                     strlen(docs[i].routing));
+		}
+		if (rc == RC_OK)
+			rc = buf_printf(&body, ",\"_source\":%s}", inc.data);
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}");
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else {
+		snprintf(path, sizeof(path), "%s/_mget", os->index_path);
+		rc = request_raw(os, resp, "POST", path, &body, err);
+	}
+	buf_free(&body);
+	buf_free(&inc);
+	return rc;
+}
+
+rcode
+opensearch_copies(struct opensearch *os, struct buf *resp, const char *id_field, const char *id,
+                  struct rerror *err)
+{
+	struct buf body = {0};
+	char path[600];
+	rcode rc = buf_puts(&body, "{\"size\":100,\"query\":{\"bool\":{\"should\":["
+	                           "{\"ids\":{\"values\":[");
+
+	if (rc == RC_OK)
+		rc = doc_json_string(&body, id, strlen(id));
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}}");
+	if (rc == RC_OK && id_field && *id_field) {
+		rc = buf_puts(&body, ",{\"term\":{");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, id_field, strlen(id_field));
+		if (rc == RC_OK)
+			rc = buf_puts(&body, ":");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, id, strlen(id));
+		if (rc == RC_OK)
+			rc = buf_puts(&body, "}}");
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}}}");
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else {
+		snprintf(path, sizeof(path), "%s/_search", os->index_path);
+		rc = request_raw(os, resp, "POST", path, &body, err);
+	}
+	buf_free(&body);
+	return rc;
+}
+
 void
 bulk_result_free(struct bulk_result *r)
 {

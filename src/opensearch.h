@@ -93,6 +93,24 @@ RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
  * NULL: OPENSEARCH_INDEX; routing NULL: none. */
 rcode opensearch_get_source(struct opensearch *os, struct buf *out, bool *found, const char *index,
                             const char *id, const char *routing, struct rerror *err);
+/* One copy to read: its concrete index (NULL: OPENSEARCH_INDEX), _id and
+ * routing (NULL: none). */
+struct os_get {
+	const char *index, *id, *routing;
+};
+/* The copies' _source in one _mget, only the top-level fields named in
+ * includes (n_inc of them; 0: the whole _source). resp gets the answer as
+ * it came ({"docs": [...]} in the order asked, each with "found" and
+ * "_source"): callers parse it with jtree, whose numbers stay exact. */
+RC_MUST_CHECK rcode opensearch_mget(struct opensearch *os, struct buf *resp,
+                                    const struct os_get *docs, size_t n,
+                                    const char *const *includes, size_t n_inc, struct rerror *err);
+/* Every copy of one id whatever its routing or backing index (an ids
+ * query on _id, or a term on id_field when it is not empty), at most 100,
+ * with _source, _index and _routing: the raw search answer in resp.
+ * RC_ERR_NOTFOUND when the index does not exist. */
+RC_MUST_CHECK rcode opensearch_copies(struct opensearch *os, struct buf *resp, const char *id_field,
+                                      const char *id, struct rerror *err);
 
 /* Per-item outcome of a _bulk. */
 struct bulk_item {

@@ -445,6 +445,55 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 	return rc;
 }
 
+/* RECONCILE_COMPARE=content: the pairs the versions left in sync (but
+ * conflicts, never rewritten) are compared by content; those that differ
+ * join d's stale list. *fields: per entry of d->stale, the differing
+ * fields (NULL for the version's). */
+static RC_MUST_CHECK rcode
+content_stale(struct pass *p, const struct idlist *m, const struct idlist *osl, struct drift *d,
+              char **conflict, char ***fields)
+{
+	size_t n = 0, cap = d->n_stale + d->n_same;
+	size_t *mi = malloc(d->n_same * sizeof(*mi)), *oi = malloc(d->n_same * sizeof(*oi));
+	char **diff = calloc(d->n_same, sizeof(*diff));
+	size_t *st = realloc(d->stale, cap * sizeof(*st));
+	rcode rc = RC_OK;
+
+	if (st)
+		d->stale = st;
+	st = st ? realloc(d->stale_os, cap * sizeof(*st)) : NULL;
+	if (st)
+		d->stale_os = st;
+	*fields = calloc(cap, sizeof(**fields));
+	if (mi == NULL || oi == NULL || diff == NULL || st == NULL || *fields == NULL) {
+		rc = RC_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < d->n_same; k++) {
+		if (conflict && conflict[d->same[k]])
+			continue;
+		mi[n] = d->same[k];
+		oi[n++] = d->same_os[k];
+	}
+	if (n)
+		rc = p->io->content_differs(p->io->ctx, m, osl, mi, oi, n, diff, p->err);
+	for (size_t k = 0; rc == RC_OK && k < n; k++) {
+		if (diff[k] == NULL)
+			continue;
+		d->stale[d->n_stale] = mi[k];
+		d->stale_os[d->n_stale] = oi[k];
+		(*fields)[d->n_stale++] = diff[k];
+		diff[k] = NULL;
+	}
+out:
+	for (size_t k = 0; diff && k < n; k++)
+		free(diff[k]);
+	free(diff);
+	free(mi);
+	free(oi);
+	return rc;
+}
+
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
@@ -454,7 +503,7 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	struct drift d;
 	bool *real = NULL, *left = NULL, *orph_left = NULL;
 	size_t *orph = NULL, n_orph = 0;
-	char **conflict = NULL;
+	char **conflict = NULL, **fields = NULL;
 	rcode rc;
 
 	rc = diff_merge(&d, m, osl, p->o->compare_versions);
@@ -483,6 +532,8 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		conflict = calloc(m->n, sizeof(*conflict));
 		rc = conflict ? find_conflicts(p, m, conflict) : RC_ERR_NOMEM;
 	}
+	if (rc == RC_OK && p->o->compare_content && d.n_same)
+		rc = content_stale(p, m, osl, &d, conflict, &fields);
 	if (rc == RC_OK) {
 		struct pass_drift pd = {.m = m,
 		                        .osl = osl,
@@ -490,9 +541,13 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		                        .orphans = orph,
 		                        .n_orphans = n_orph,
 		                        .left_filter = orph_left,
-		                        .conflict = conflict};
+		                        .conflict = conflict,
+		                        .stale_fields = fields};
 		rc = p->io->on_drift(p->io->ctx, &pd, p->err);
 	}
+	for (size_t i = 0; fields && i < d.n_stale; i++)
+		free(fields[i]);
+	free(fields);
 	for (size_t i = 0; conflict && i < m->n; i++)
 		free(conflict[i]);
 	free(conflict);

@@ -27,6 +27,10 @@ struct pass_drift {
 	                            RECONCILE_FILTER; NULL: none is */
 	char *const *conflict;   /* per entry of m: the type of another MongoDB document
 	                            with the same id text (one index _id for both), or NULL */
+	/* per entry of d->stale: the top-level fields whose content differs
+	 * (RECONCILE_COMPARE=content; comma-separated, bounded), or NULL when
+	 * the versions told (or no list) */
+	char *const *stale_fields;
 };
 
 /* What the pass reads and where it reports. Each returns an rcode and, on
@@ -63,6 +67,14 @@ struct pass_io {
 	                     size_t n, char **other, struct rerror *err);
 	/* *has: MongoDB holds some id of this type (one $type probe). */
 	rcode (*mongo_has_type)(void *ctx, enum id_type type, bool *has, struct rerror *err);
+	/* RECONCILE_COMPARE=content: n pairs of a MongoDB id (mi[k] into m)
+	 * and its index copy (oi[k] into osl) that the versions do not call
+	 * stale; fields[k] gets a malloc'd list of the top-level fields whose
+	 * content differs (comma-separated, bounded), or stays NULL when the
+	 * copy holds what a repair would write. */
+	rcode (*content_differs)(void *ctx, const struct idlist *m, const struct idlist *osl,
+	                         const size_t *mi, const size_t *oi, size_t n, char **fields,
+	                         struct rerror *err);
 	/* A chunk's drift: journal it, queue its repair. */
 	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
 	/* The pass is past a chunk ending at (id, type): compared MongoDB ids
@@ -74,6 +86,7 @@ struct pass_io {
 struct pass_opts {
 	int64_t chunk_size;      /* MongoDB ids per chunk, and index ids per page */
 	bool compare_versions;   /* RECONCILE_VERSION_FIELD is set */
+	bool compare_content;    /* RECONCILE_COMPARE=content: io->content_differs */
 	bool index_missing;      /* the index does not exist: its side is empty */
 	const char *write_index; /* of several copies the one here is kept; NULL: the first */
 	bool filtered;           /* RECONCILE_FILTER is set: every orphan candidate is asked

@@ -139,7 +139,7 @@ store_report_run(struct store *s, cJSON **out, int64_t run_id)
 	if (rc == RC_OK)
 		rc = store_sql_prepare(
 		    s, &st,
-		    "SELECT kind, doc_id AS id, status, reason FROM run_ids WHERE run_id = ?"
+		    "SELECT kind, doc_id AS id, status, reason, fields FROM run_ids WHERE run_id = ?"
 		    " ORDER BY kind, doc_id LIMIT 20",
 		    "i", run_id);
 	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
@@ -164,8 +164,7 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	    s, &st,
 	    "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
 	    " error, reason, NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing,"
-	    " NULLIF(os_id, '') AS"
-	    " copyId FROM run_ids WHERE "
+	    " NULLIF(os_id, '') AS copyId, fields FROM run_ids WHERE "
 	    "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
 	    " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
 	    "itti", run_id, kind, after, limit);

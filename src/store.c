@@ -1055,8 +1055,20 @@ store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row
 {
 	rcode rc = store_tx_begin(s);
 
-	for (size_t i = 0; rc == RC_OK && i < n; i++)
-		rc = store_drift_add(s, run_id, &rows[i].d, -1, rows[i].state, rows[i].error, NULL);
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		const struct store_drift *d = &rows[i].d;
+		bool added = false;
+		rc = store_drift_add(s, run_id, d, -1, rows[i].state, rows[i].error, &added);
+		if (rc == RC_OK && added && rows[i].fields)
+			rc = sql_run(
+			    s,
+			    "UPDATE run_ids SET fields = ? WHERE run_id = ? AND kind = ? AND"
+			    " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ? AND"
+			    " routing = ?",
+			    "titttttt", rows[i].fields, run_id, store_drift_kind_name(d->kind),
+			    d->doc_id, d->id_type, d->os_index ? d->os_index : "",
+			    d->os_id ? d->os_id : "", d->routing ? d->routing : "");
+	}
 	return tx_end(s, run_id, rc);
 }
 

@@ -180,6 +180,7 @@ struct store_drift_row {
 	struct store_drift d;
 	enum drift_state state; /* pending, reported or skipped */
 	const char *error;
+	const char *fields; /* stale by content: the fields that differed, or NULL */
 };
 /* Records a chunk's drift (a row already there is left as it is, so a
  * resumed pass counts it once) and recounts the run. */
