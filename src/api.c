@@ -11,6 +11,7 @@
  *   per-mirror breakdown, so a client of the seed keeps working unchanged.
  */
 #include "api.h"
+#include "docdiff.h"
 #include "engine.h"
 #include "log.h"
 #include "mongo.h"
@@ -1150,6 +1151,48 @@ h_metrics(struct call *c)
 	c->reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* ---- one document ------------------------------------------------------- */
+
+static void
+h_doc_diff(struct call *c)
+{
+	struct buf out = {0};
+	struct rerror err = {0};
+	enum docdiff_state state;
+	const char *bad = c->doc_error ? c->doc_error : docdiff_bad_id(c->doc_id, c->doc_id_len);
+	rcode rc;
+
+	if (bad) {
+		reply_error(c, 400, "%s", bad);
+		return;
+	}
+	rc = buf_puts(&out, "{\"success\":true,\"diff\":");
+	if (rc == RC_OK)
+		rc = docdiff_json(&out, &state, c->mirror->cfg, c->doc_id, &err);
+	if (rc == RC_OK)
+		rc = buf_puts(&out, "}");
+	if (rc == RC_OK) {
+		/* as built, not through cJSON: numbers past a double's precision
+		 * stay exact */
+		buf_free(&c->reply->text);
+		c->reply->text = out;
+		c->reply->content_type = "application/json";
+		c->reply->status = 200;
+		return;
+	}
+	buf_free(&out);
+	if (rc == RC_ERR_NOTFOUND)
+		reply_error(c, 404, "%s", err.message);
+	else if (rc == RC_ERR_INVALID)
+		reply_error(c, 400, "%s", err.message);
+	else if (rc == RC_ERR_CONFIG)
+		reply_error(c, 500, "the mirror's transform does not load: %s", err.message);
+	else if (rc == RC_ERR_NOMEM)
+		reply_error(c, 500, "out of memory");
+	else
+		reply_error(c, 502, "%s", err.message);
+}
+
 const struct route api_routes[] = {
     {"GET", "/", h_root, "service, version and endpoints"},
     {"GET", "/api/health", h_health, "MongoDB, OpenSearch and journal, each with ok and latency"},
@@ -1181,6 +1224,9 @@ const struct route api_routes[] = {
     {"GET", "/api/mirrors/{m}/runs/{id}/ids", h_ids, "drift ids of a run of the mirror"},
     {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror"},
     {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
+    {"GET", "/api/mirrors/{m}/docs/{doc}/diff", h_doc_diff,
+     "one document: what a repair would write, the index copy, and a JSON Patch between them "
+     "({doc}: the canonical id, percent-encoded)"},
     {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)"},
     {"GET", "/ui", h_ui, "the dashboard page (also GET / when Accept prefers text/html)"},
     {"GET", "/ui/{id}", h_ui, "a file of the dashboard page (app.js, app.css, icon.svg)"},

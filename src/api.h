@@ -63,7 +63,10 @@ struct call {
 	struct MHD_Connection *conn;
 	const char *method;
 	const char *path;
-	const char *id_segment;    /* the {id} of the path, if any */
+	const char *id_segment; /* the {id} of the path, if any */
+	const char *doc_id;     /* the {doc} of the path, percent-decoded (may hold NULs) */
+	size_t doc_id_len;
+	const char *doc_error;     /* why {doc} could not be decoded, or NULL */
 	struct api_mirror *mirror; /* {m} of the path or ?mirror=; NULL: every mirror */
 	cJSON *body;               /* parsed JSON object (POST), never NULL for POST */
 	struct reply *reply;
@@ -98,6 +101,9 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
                                 size_t *upload_size, void **con_cls);
 void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        enum MHD_RequestTerminationCode toe);
+/* MHD_OPTION_URI_LOG_CALLBACK: keeps the request's URI as it came, before
+ * libmicrohttpd decodes it (a document id may hold an encoded "/"). */
+void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 
 /* Percent-decoding of paths and query values (MHD_OPTION_UNESCAPE_CALLBACK):
  * as libmicrohttpd's own, but "%00" stays as it is, so a NUL can never cut a

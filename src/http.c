@@ -8,6 +8,9 @@
  * - The route table (api.c) drives dispatch: a path that matches no
  *   pattern is 404, a pattern matched with another method 405 with Allow.
  *   A {id} or {m} segment too long for its buffer never becomes a valid one.
+ *   Routes with a {doc} segment (a document id: any text, "/" included)
+ *   are matched against the URI as it came, before libmicrohttpd decodes
+ *   it, and the segment is then percent-decoded alone.
  * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
  *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
  *   probes and the dashboard's page and files, ui_is_page), compared in
@@ -56,6 +59,8 @@ http_unescape(void *cls, struct MHD_Connection *conn, char *s)
 }
 
 struct request {
+	char *raw;    /* the URI as it came (http_on_uri), or NULL */
+	bool started; /* the first call of the handler was made */
 	struct buf body;
 	bool too_large;
 	bool answered; /* a response is queued already (413 before the body) */
@@ -103,21 +108,24 @@ struct segment {
 };
 
 /* Whether path has the shape of pattern; seg[0] gets the {m} segment,
- * seg[1] the {id} one. */
+ * seg[1] the {id} one, seg[2] the {doc} one. */
 static bool
-path_matches(const char *pattern, const char *path, struct segment seg[2])
+path_matches(const char *pattern, const char *path, struct segment seg[3])
 {
 	const char *p = pattern, *q = path;
 
 	while (*p && *q) {
-		int which = strncmp(p, "{m}", 3) == 0 ? 0 : strncmp(p, "{id}", 4) == 0 ? 1 : -1;
+		int which = strncmp(p, "{m}", 3) == 0     ? 0
+		            : strncmp(p, "{id}", 4) == 0  ? 1
+		            : strncmp(p, "{doc}", 5) == 0 ? 2
+		                                          : -1;
 		if (which >= 0) {
 			size_t n = strcspn(q, "/");
 			if (n == 0)
 				return false;
 			seg[which].at = q;
 			seg[which].len = n;
-			p += which == 0 ? 3 : 4;
+			p += which == 0 ? 3 : which == 1 ? 4 : 5;
 			q += n;
 			continue;
 		}
@@ -127,6 +135,46 @@ path_matches(const char *pattern, const char *path, struct segment seg[2])
 		q++;
 	}
 	return *p == '\0' && *q == '\0';
+}
+
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* Percent-decodes s (len bytes) into *out (malloc'd, NUL-terminated, may
+ * hold NULs: *out_len says how long). False on a bad escape. */
+static bool
+percent_decode(const char *s, size_t len, char **out, size_t *out_len)
+{
+	char *d = malloc(len + 1);
+	size_t n = 0;
+
+	*out = d;
+	*out_len = 0;
+	if (d == NULL)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '%') {
+			d[n++] = s[i];
+			continue;
+		}
+		int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+		int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0) {
+			d[n] = '\0';
+			return false;
+		}
+		d[n++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	d[n] = '\0';
+	*out_len = n;
+	return true;
 }
 
 /* Constant-time comparison of the bearer token. */
@@ -147,12 +195,14 @@ token_ok(const char *header, const char *token)
 	return diff == 0;
 }
 
+/* raw: the path as it came (routes with a {doc} match it); *doc gets
+ * the decoded {doc} segment (the caller frees it). */
 static void
-dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
-         struct request *rq, struct reply *rep)
+dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
+               const char *raw, char **doc, struct request *rq, struct reply *rep)
 {
 	struct call c = {.api = a, .conn = conn, .method = method, .reply = rep};
-	char path[512], id[64] = "", mirror[80] = "";
+	char path[4096], id[64] = "", mirror[80] = "";
 	const struct route *hit = NULL;
 	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	size_t n;
@@ -169,9 +219,17 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 		path[--n] = '\0';
 	c.path = path;
 	for (size_t i = 0; i < api_n_routes; i++) {
-		struct segment seg[2] = {{"", 0}, {"", 0}};
-		if (!path_matches(api_routes[i].pattern, path, seg))
+		struct segment seg[3] = {{"", 0}, {"", 0}, {"", 0}};
+		bool by_doc = strstr(api_routes[i].pattern, "{doc}") != NULL;
+		if (!path_matches(api_routes[i].pattern, by_doc ? raw : path, seg))
 			continue;
+		if (by_doc && *doc == NULL) {
+			if (!percent_decode(seg[2].at, seg[2].len, doc, &c.doc_id_len))
+				c.doc_error =
+				    *doc ? "the id in the path is not valid percent-encoding"
+				         : "out of memory";
+			c.doc_id = *doc ? *doc : "";
+		}
 		if (!strcmp(api_routes[i].method, method) ||
 		    (is_get && !strcmp(api_routes[i].method, "GET"))) {
 			hit = &api_routes[i];
@@ -240,6 +298,26 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 	cJSON_Delete(c.body);
 }
 
+static void
+dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
+         struct request *rq, struct reply *rep)
+{
+	const char *r0 = rq->raw ? rq->raw : url;
+	size_t rn = strcspn(r0, "?#");
+	char *raw, *doc = NULL;
+
+	while (rn > 1 && r0[rn - 1] == '/')
+		rn--;
+	if ((raw = strndup(r0, rn)) == NULL) {
+		struct call c = {.reply = rep};
+		reply_error(&c, 500, "out of memory");
+		return;
+	}
+	dispatch_route(a, conn, method, url, raw, &doc, rq, rep);
+	free(raw);
+	free(doc);
+}
+
 static enum MHD_Result
 send_reply(struct MHD_Connection *conn, struct reply *rep)
 {
@@ -290,13 +368,13 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
 	enum MHD_Result ret;
 
 	(void)version;
-	if (rq == NULL) {
+	if (rq == NULL || !rq->started) {
 		const char *cl =
 		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		int64_t len = 0;
-		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
+		if (rq == NULL && (rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
+		rq->started = true;
 		*con_cls = rq;
 		if (cl && (util_parse_i64(cl, &len) || len > MAX_BODY)) {
 			/* refuse before reading it */
@@ -339,6 +417,18 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
 	return ret;
 }
 
+void *
+http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+
+	(void)cls;
+	(void)conn;
+	if (rq)
+		rq->raw = strdup(uri); /* NULL: routes match the decoded path */
+	return rq;
+}
+
 void
 http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
@@ -350,6 +440,7 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (rq) {
 		buf_free(&rq->body);
+		free(rq->raw);
 		free(rq);
 		*con_cls = NULL;
 	}

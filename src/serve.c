@@ -135,7 +135,8 @@ serve_main(const struct config_set *set)
 	}
 	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &a,
 	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
-	                     http_on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	                     http_on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri,
+	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)128,
 	                     MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_END);
 	if (d == NULL) {
