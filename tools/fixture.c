@@ -13,6 +13,7 @@
  *   ids                     print "canonical-id<TAB>type<TAB>version" in _id order
  *   idof N [oid|string|int] print the canonical id the loader gives number N
  *   os-ids                  stream the index's ids in key order (raw cost of the index side)
+ *   os-dump                 every copy's whole _source in key order, to stdout (raw cost)
  *   dump                    the collection as _bulk NDJSON on stdout (for bulk-file)
  *   bulk-file FILE [--batch N]  send FILE's actions with _bulk, N per request
  *                           (the raw cost of indexing, without MongoDB)
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 
 #include <mongoc/mongoc.h>
 
@@ -541,6 +543,64 @@ cmd_os_ids(const struct config *cfg)
 	return rc;
 }
 
+/* Every copy's whole _source, in key order, pages of RECONCILE_CHUNK_SIZE
+ * (search_after on the id field), written to stdout as OpenSearch answers:
+ * the index's own cost of reading its documents (tools/bench --content). */
+static int
+cmd_os_dump(const struct config *cfg)
+{
+	struct opensearch *os = NULL;
+	struct rerror err = {0};
+	struct buf body = {0}, resp = {0};
+	char path[600], *after = NULL;
+	int64_t n = 0;
+	int rc = 0;
+
+	if (opensearch_open(&os, cfg, &err))
+		return die("os-dump", err.message);
+	snprintf(path, sizeof(path), "%s/_search", opensearch_index(os));
+	for (;;) {
+		long status = 0;
+		buf_reset(&body);
+		if (buf_printf(&body, "{\"size\":%lld,\"sort\":[{\"%s\":\"asc\"}]",
+		               (long long)cfg->chunk_size, cfg->opensearch_id_field) ||
+		    (after &&
+		     (buf_puts(&body, ",\"search_after\":[") ||
+		      doc_json_string(&body, after, strlen(after)) || buf_puts(&body, "]"))) ||
+		    buf_puts(&body, "}")) {
+			rc = die("os-dump", "out of memory");
+			break;
+		}
+		buf_reset(&resp);
+		if (opensearch_request(os, &status, &resp, "POST", path, body.data, body.len,
+		                       &err) ||
+		    status != 200) {
+			rc = die("os-dump", status ? resp.data : err.message);
+			break;
+		}
+		fwrite(resp.data, 1, resp.len, stdout);
+		cJSON *j = cJSON_ParseWithLength(resp.data, resp.len);
+		cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits");
+		int k = cJSON_GetArraySize(hits);
+		cJSON *last =
+		    k ? cJSON_GetArrayItem(
+		            cJSON_GetObjectItem(cJSON_GetArrayItem(hits, k - 1), "sort"), 0)
+		      : NULL;
+		free(after);
+		after = cJSON_IsString(last) ? strdup(last->valuestring) : NULL;
+		cJSON_Delete(j);
+		n += k;
+		if (k < cfg->chunk_size || after == NULL)
+			break;
+	}
+	fprintf(stderr, "%lld\n", (long long)n);
+	free(after);
+	buf_free(&body);
+	buf_free(&resp);
+	opensearch_free(os);
+	return rc;
+}
+
 static int
 cmd_dump(const struct config *cfg)
 {
@@ -668,6 +728,8 @@ main(int argc, char **argv)
 		rc = cmd_nested(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "os-ids"))
 		rc = cmd_os_ids(cfg);
+	else if (!strcmp(argv[1], "os-dump"))
+		rc = cmd_os_dump(cfg);
 	else if (!strcmp(argv[1], "dump"))
 		rc = cmd_dump(cfg);
 	else if (!strcmp(argv[1], "bulk-file"))
