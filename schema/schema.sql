@@ -28,7 +28,7 @@ CREATE TABLE runs (
     pid              INTEGER,                       -- process that last ran it
     config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
     error            TEXT
-, duplicate_count INTEGER NOT NULL DEFAULT 0, conflict_count INTEGER NOT NULL DEFAULT 0, mirror TEXT NOT NULL DEFAULT 'default');
+, duplicate_count INTEGER NOT NULL DEFAULT 0, conflict_count INTEGER NOT NULL DEFAULT 0, mirror TEXT NOT NULL DEFAULT 'default', skipped_newer_count INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX runs_status ON runs (status);
 CREATE TABLE batches (
     run_id       INTEGER NOT NULL REFERENCES runs (id),
@@ -44,7 +44,7 @@ CREATE TABLE batches (
     first_id     TEXT,                              -- full runs: the id range of the batch
     last_id      TEXT,
     started_at   TEXT NOT NULL,
-    committed_at TEXT,
+    committed_at TEXT, skipped_newer INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, batch_no)
 );
 CREATE TABLE errors (
@@ -79,11 +79,14 @@ CREATE TABLE "run_ids" (
     batch_no INTEGER,                               -- NULL: reported only (dry run, orphans=report, skipped)
     status   TEXT NOT NULL DEFAULT 'pending'
              CHECK (status IN ('pending', 'done', 'failed', 'reported', 'skipped')),
-    error    TEXT, fields TEXT,                                  -- why it failed, was skipped, or conflicts
+    error    TEXT, reason TEXT, fields TEXT,                                  -- why it failed, was skipped, or conflicts
     PRIMARY KEY (run_id, kind, doc_id, id_type, os_index, os_id, routing)
 ) WITHOUT ROWID;
 CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
 CREATE INDEX runs_mirror ON runs (mirror, id);
+CREATE VIEW v_run_errors AS
+SELECT e.run_id, r.mirror, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
+FROM errors e LEFT JOIN runs r ON r.id = e.run_id ORDER BY e.id DESC;
 CREATE VIEW v_runs AS
 SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        CAST(ROUND((julianday(COALESCE(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, 1) AS REAL) AS seconds,
@@ -91,11 +94,9 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        missing_count AS missing, orphan_count AS orphans, stale_count AS stale,
        skipped_count AS skipped, repaired_count AS repaired, deleted_count AS deleted,
        failed_count AS failed, resume_count AS resumes, error,
-       duplicate_count AS duplicates, conflict_count AS conflicts
+       duplicate_count AS duplicates, conflict_count AS conflicts,
+       skipped_newer_count AS skipped_newer
 FROM runs ORDER BY id DESC;
-CREATE VIEW v_run_errors AS
-SELECT e.run_id, r.mirror, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
-FROM errors e LEFT JOIN runs r ON r.id = e.run_id ORDER BY e.id DESC;
 CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
        i.os_index, i.os_id, i.routing, i.fields

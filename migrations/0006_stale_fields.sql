@@ -1,4 +1,4 @@
--- 0007_stale_fields: a copy found stale by content (RECONCILE_COMPARE=content)
+-- 0006_stale_fields: a copy found stale by content (RECONCILE_COMPARE=content)
 -- keeps the names of the top-level fields that differed, comma-separated and
 -- bounded (at most about 200 bytes, then ",..."), so a report says why
 -- without a diff. NULL for every other row (stale by version included).
