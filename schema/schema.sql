@@ -101,3 +101,43 @@ CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
        i.os_index, i.os_id, i.routing, i.fields
 FROM run_ids i JOIN runs r ON r.id = i.run_id;
+CREATE TABLE drift_history (
+    mirror        TEXT NOT NULL,
+    kind          TEXT NOT NULL
+                  CHECK (kind IN ('missing', 'orphan', 'stale', 'duplicate', 'conflict')),
+    doc_id        TEXT NOT NULL,
+    id_type       TEXT NOT NULL,
+    os_index      TEXT NOT NULL DEFAULT '',
+    os_id         TEXT NOT NULL DEFAULT '',
+    routing       TEXT NOT NULL DEFAULT '',
+    first_run     INTEGER NOT NULL,                 -- the run that saw it first
+    first_seen_at TEXT NOT NULL,
+    last_run      INTEGER NOT NULL,                 -- the run that saw it last
+    last_seen_at  TEXT NOT NULL,
+    times_seen    INTEGER NOT NULL DEFAULT 1,       -- runs that saw it
+    streak        INTEGER NOT NULL DEFAULT 1,       -- sightings in a row, ending with the last
+    repaired_run  INTEGER,                          -- the run that repaired it last; NULL: never
+    repaired_at   TEXT,
+    repairs       INTEGER NOT NULL DEFAULT 0,       -- runs that repaired it
+    returns       INTEGER NOT NULL DEFAULT 0,       -- sightings after a repair
+    recurring_run INTEGER,                          -- the run that made it recurring; NULL: not
+    PRIMARY KEY (mirror, kind, doc_id, id_type, os_index, os_id, routing)
+) WITHOUT ROWID;
+CREATE INDEX drift_history_last ON drift_history (mirror, last_run);
+CREATE INDEX drift_history_recurring ON drift_history (mirror, recurring_run)
+    WHERE recurring_run IS NOT NULL;
+CREATE VIEW v_drift_history AS
+SELECT h.mirror, h.kind, h.doc_id, h.id_type, h.os_index, h.os_id, h.routing,
+       h.first_run, h.first_seen_at, h.last_run, h.last_seen_at, h.times_seen, h.streak,
+       h.repaired_run, h.repaired_at, h.repairs, h.returns,
+       h.recurring_run IS NOT NULL AS recurring, h.recurring_run,
+       (h.last_run >= COALESCE(p.pass, 0)
+        AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run)) AS open,
+       i.status AS last_status, i.error AS last_error
+FROM drift_history h
+LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
+           WHERE kind IN ('check', 'dry_run') AND status = 'completed'
+           GROUP BY mirror) p ON p.mirror = h.mirror
+LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
+     AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
+     AND i.routing = h.routing;

@@ -961,6 +961,186 @@ h_ids(struct call *c)
 	reply_json(c, 200, o);
 }
 
+/* ?kind= of the drift routes; false (and a 400) when it names no kind. */
+static bool
+query_kind(struct call *c, const char **kind)
+{
+	enum drift_kind dk;
+
+	*kind = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "kind");
+	if (*kind && store_drift_kind_parse(*kind, &dk)) {
+		reply_error(c, 400,
+		            "kind must be one of missing, stale, orphan, duplicate, conflict");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the NDJSON export of a run: streamed page by page ------------------ */
+
+#define NDJSON_PAGE 1000
+
+struct ndjson_stream {
+	struct api *api;
+	int64_t run_id;
+	char *kind;     /* ?kind=, or NULL */
+	cJSON *last;    /* the last row sent: the next page starts after it */
+	struct buf out; /* the current page as NDJSON */
+	size_t sent;    /* bytes of out already handed over */
+	bool end;       /* no page after out */
+};
+
+static void
+ndjson_free(void *cls)
+{
+	struct ndjson_stream *n = cls;
+
+	if (n == NULL)
+		return;
+	cJSON_Delete(n->last);
+	buf_free(&n->out);
+	free(n->kind);
+	free(n);
+}
+
+/* The next page into n->out; the store's lock is held only for the read,
+ * so a slow client never holds up other requests. */
+static RC_MUST_CHECK rcode
+ndjson_page(struct ndjson_stream *n)
+{
+	cJSON *rows = NULL, *r;
+	struct store_drift after = {0}, *ap = NULL;
+	rcode rc = RC_OK;
+	int count;
+
+	if (n->last) {
+		const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "kind"));
+		after.doc_id = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "id"));
+		after.id_type = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "idType"));
+		after.os_index = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "index"));
+		after.os_id = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "copyId"));
+		after.routing = cJSON_GetStringValue(cJSON_GetObjectItem(n->last, "routing"));
+		if (store_drift_kind_parse(kind, &after.kind) || !after.doc_id || !after.id_type)
+			return RC_ERR_INTERNAL;
+		ap = &after;
+	}
+	pthread_mutex_lock(&n->api->store_mu);
+	rc = store_report_ids_page(n->api->store, &rows, n->run_id, n->kind, ap, NDJSON_PAGE);
+	pthread_mutex_unlock(&n->api->store_mu);
+	if (rc)
+		return rc;
+	buf_reset(&n->out);
+	n->sent = 0;
+	cJSON_ArrayForEach(r, rows)
+	{
+		char *line = cJSON_PrintUnformatted(r);
+		rc = line ? buf_printf(&n->out, "%s\n", line) : RC_ERR_NOMEM;
+		free(line);
+		if (rc)
+			break;
+	}
+	count = cJSON_GetArraySize(rows);
+	n->end = count < NDJSON_PAGE;
+	if (rc == RC_OK && count > 0) {
+		cJSON_Delete(n->last);
+		n->last = cJSON_DetachItemFromArray(rows, count - 1);
+	}
+	cJSON_Delete(rows);
+	return rc;
+}
+
+static ssize_t
+ndjson_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct ndjson_stream *n = cls;
+	size_t len;
+
+	(void)pos;
+	while (n->sent >= n->out.len) {
+		if (n->end)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (ndjson_page(n)) {
+			log_msg(LOG_WARN, n->run_id,
+			        "api: the NDJSON export stopped: cannot read "
+			        "the journal");
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	len = n->out.len - n->sent;
+	if (len > max)
+		len = max;
+	memcpy(buf, n->out.data + n->sent, len);
+	n->sent += len;
+	return (ssize_t)len;
+}
+
+static void
+h_ids_ndjson(struct call *c)
+{
+	struct ndjson_stream *n;
+	const char *kind;
+	int64_t id;
+
+	if (!run_id_of(c, &id) || !query_kind(c, &kind) || !run_get(c, NULL, id))
+		return;
+	n = calloc(1, sizeof(*n));
+	if (n == NULL || (kind && (n->kind = strdup(kind)) == NULL)) {
+		ndjson_free(n);
+		reply_error(c, 500, "out of memory");
+		return;
+	}
+	n->api = c->api;
+	n->run_id = id;
+	c->reply->status = 200;
+	c->reply->content_type = "application/x-ndjson";
+	c->reply->stream = ndjson_read;
+	c->reply->stream_free = ndjson_free;
+	c->reply->stream_ctx = n;
+}
+
+/* ---- drift across runs ------------------------------------------------- */
+
+static void
+h_drift(struct call *c)
+{
+	const char *state = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "state");
+	const char *after = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	enum drift_history_state hs = DRIFT_HISTORY_OPEN;
+	const char *kind, *mirror;
+	int64_t limit;
+	cJSON *rows = NULL, *o, *last;
+	rcode rc;
+
+	if (!query_int(c, "limit", 1, 10000, 100, &limit) || !query_kind(c, &kind) ||
+	    (c->mirror == NULL && !query_mirror(c)))
+		return;
+	if (state && store_drift_history_state_parse(state, &hs)) {
+		reply_error(c, 400, "state must be one of open, recurring, all");
+		return;
+	}
+	mirror = c->mirror ? c->mirror->cfg->name : NULL;
+	pthread_mutex_lock(&c->api->store_mu);
+	rc = store_report_drift(c->api->store, &rows, mirror, hs, kind, after, limit);
+	pthread_mutex_unlock(&c->api->store_mu);
+	if (rc) {
+		reply_error(c, 500, "cannot read the journal");
+		return;
+	}
+	o = ok_object();
+	if (mirror)
+		cJSON_AddStringToObject(o, "mirror", mirror);
+	cJSON_AddStringToObject(o, "state", store_drift_history_state_name(hs));
+	/* a page holds every row of its last id: the next starts after it */
+	last = cJSON_GetArrayItem(rows, cJSON_GetArraySize(rows) - 1);
+	if (cJSON_GetArraySize(rows) >= limit && last)
+		cJSON_AddStringToObject(o, "nextAfter",
+		                        cJSON_GetStringValue(cJSON_GetObjectItem(last, "id")));
+	else
+		cJSON_AddNullToObject(o, "nextAfter");
+	cJSON_AddItemToObject(o, "drift", rows);
+	reply_json(c, 200, o);
+}
+
 static void
 h_errors(struct call *c)
 {
@@ -1073,9 +1253,18 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	    {"reconciler_errors_total", "counter", "Errors in the journal."},
 	    {"reconciler_last_run_timestamp_seconds", "gauge", "Start of the last finished run."},
 	    {"reconciler_last_run_duration_seconds", "gauge", "Duration of the last finished run."},
+	    {"reconciler_last_success_timestamp_seconds", "gauge",
+	     "End of the last run that completed."},
+	    {"reconciler_drift_open", "gauge",
+	     "Drifted ids open now (seen by the latest pass or since, not repaired), by kind."},
+	    {"reconciler_drift_recurring", "gauge",
+	     "Recurring drifted ids (3 runs in a row, or back after a repair) the latest pass or "
+	     "one since saw."},
 	    {"reconciler_documents", "gauge", "Documents counted on each side by the last run."},
 	    {"reconciler_run_active", "gauge", "1 while a run is in progress."},
 	    {"reconciler_schedule_enabled", "gauge", "1 while the schedule is on."},
+	    {"reconciler_schedule_interval_seconds", "gauge",
+	     "Time between scheduled runs (also while the schedule is off)."},
 	    {"reconciler_current_run_compared", "gauge", "Ids compared so far by the active run."},
 	};
 
@@ -1124,7 +1313,7 @@ h_metrics(struct call *c)
 	for (size_t i = 0; i < a->n_mirrors; i++)
 		scheduler_status(a->mirrors[i].sched, &st[i]);
 	/* family by family, a series per mirror; unlabelled there is one mirror */
-	for (int family = 0; family < 3; family++)
+	for (int family = 0; family < 4; family++)
 		for (size_t i = 0; i < a->n_mirrors; i++) {
 			if (a->labelled)
 				snprintf(labels, sizeof(labels), "mirror=\"%s\"", names[i]);
@@ -1136,6 +1325,9 @@ h_metrics(struct call *c)
 			else if (family == 1)
 				metric(&m, "reconciler_schedule_enabled", labels,
 				       st[i].enabled ? 1 : 0);
+			else if (family == 2)
+				metric(&m, "reconciler_schedule_interval_seconds", labels,
+				       (double)st[i].interval_ms / 1000.0);
 			else
 				metric(&m, "reconciler_current_run_compared", labels,
 				       st[i].progress.active ? (double)st[i].progress.compared : 0);
@@ -1210,7 +1402,12 @@ const struct route api_routes[] = {
     {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report"},
     {"GET", "/api/reconciliation/runs/{id}/ids", h_ids,
      "drift ids of a run (?kind=missing|stale|orphan|duplicate|conflict&limit=&after=)"},
+    {"GET", "/api/reconciliation/runs/{id}/ids.ndjson", h_ids_ndjson,
+     "every drift row of a run as NDJSON, streamed (?kind=)"},
     {"GET", "/api/reconciliation/runs/{id}/errors", h_errors, "errors of a run (?limit=)"},
+    {"GET", "/api/reconciliation/drift", h_drift,
+     "drift across runs: each id's history (?state=open|recurring|all&kind=&limit=&after="
+     "&mirror=)"},
     {"POST", "/api/reconciliation/runs/{id}/cancel", h_cancel, "cancel a run"},
     {"POST", "/api/sync/full", h_full,
      "start a full, resumable re-index (every mirror, or ?mirror=)"},
@@ -1222,7 +1419,11 @@ const struct route api_routes[] = {
     {"GET", "/api/mirrors/{m}/runs", h_runs, "the mirror's runs (?limit=&before=&status=)"},
     {"GET", "/api/mirrors/{m}/runs/{id}", h_run, "one run of the mirror"},
     {"GET", "/api/mirrors/{m}/runs/{id}/ids", h_ids, "drift ids of a run of the mirror"},
+    {"GET", "/api/mirrors/{m}/runs/{id}/ids.ndjson", h_ids_ndjson,
+     "every drift row of a run of the mirror as NDJSON, streamed (?kind=)"},
     {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror"},
+    {"GET", "/api/mirrors/{m}/drift", h_drift,
+     "the mirror's drift across runs (?state=open|recurring|all&kind=&limit=&after=)"},
     {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
     {"GET", "/api/mirrors/{m}/docs/{doc}/diff", h_doc_diff,
      "one document: what a repair would write, the index copy, and a JSON Patch between them "

@@ -56,6 +56,12 @@ struct reply {
 	const struct ui_file *file; /* a dashboard file (ui.c), instead of json and text */
 	bool vary_accept;           /* the answer depends on Accept (GET /) */
 	char allow[64];
+	/* a body made while it is sent (with content_type, instead of text):
+	 * libmicrohttpd calls stream for each block and stream_free with
+	 * stream_ctx once the response is done (or could not be made) */
+	MHD_ContentReaderCallback stream;
+	MHD_ContentReaderFreeCallback stream_free;
+	void *stream_ctx;
 };
 
 struct call {

@@ -11,6 +11,8 @@
  *   Routes with a {doc} segment (a document id: any text, "/" included)
  *   are matched against the URI as it came, before libmicrohttpd decodes
  *   it, and the segment is then percent-decoded alone.
+ * - A handler may stream its body (reply->stream: an export of any size
+ *   in bounded memory); libmicrohttpd pulls it block by block.
  * - With API_TOKEN set, POST routes need "Authorization: Bearer <token>"
  *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
  *   probes and the dashboard's page and files, ui_is_page), compared in
@@ -325,7 +327,14 @@ send_reply(struct MHD_Connection *conn, struct reply *rep)
 	enum MHD_Result ret;
 	char *text = NULL;
 
-	if (rep->file) {
+	if (rep->stream) {
+		/* the size is unknown: HTTP/1.1 sends it chunked */
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, rep->stream,
+		                                         rep->stream_ctx, rep->stream_free);
+		if (resp == NULL && rep->stream_free)
+			rep->stream_free(rep->stream_ctx);
+		rep->stream = NULL; /* the response owns the context now */
+	} else if (rep->file) {
 		resp = MHD_create_response_from_buffer(rep->file->len, (void *)rep->file->data,
 		                                       MHD_RESPMEM_PERSISTENT);
 	} else if (rep->content_type) {

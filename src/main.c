@@ -467,17 +467,65 @@ cmd_runs(const struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* Every drift row of a run, one JSON object a line (the keys of GET
+ * .../runs/{id}/ids), read page by page so memory stays bounded. */
+static rcode
+print_ndjson(struct store *s, int64_t id)
+{
+	cJSON *rows = NULL, *last = NULL, *r;
+	rcode rc = RC_OK;
+	int count;
+
+	do {
+		struct store_drift after = {0};
+		if (last) {
+			after.doc_id = cJSON_GetStringValue(cJSON_GetObjectItem(last, "id"));
+			after.id_type = cJSON_GetStringValue(cJSON_GetObjectItem(last, "idType"));
+			after.os_index = cJSON_GetStringValue(cJSON_GetObjectItem(last, "index"));
+			after.os_id = cJSON_GetStringValue(cJSON_GetObjectItem(last, "copyId"));
+			after.routing = cJSON_GetStringValue(cJSON_GetObjectItem(last, "routing"));
+			if (store_drift_kind_parse(
+			        cJSON_GetStringValue(cJSON_GetObjectItem(last, "kind")),
+			        &after.kind))
+				rc = RC_ERR_STORE;
+		}
+		if (rc == RC_OK)
+			rc = store_report_ids_page(s, &rows, id, NULL, last ? &after : NULL, 1000);
+		if (rc)
+			break;
+		cJSON_ArrayForEach(r, rows)
+		{
+			char *line = cJSON_PrintUnformatted(r);
+			if (line == NULL) {
+				rc = RC_ERR_NOMEM;
+				break;
+			}
+			puts(line);
+			free(line);
+		}
+		count = cJSON_GetArraySize(rows);
+		if (count > 0) {
+			cJSON_Delete(last);
+			last = cJSON_DetachItemFromArray(rows, count - 1);
+		}
+		cJSON_Delete(rows);
+		rows = NULL;
+	} while (rc == RC_OK && count == 1000);
+	cJSON_Delete(last);
+	return rc;
+}
+
 static int
 cmd_show(const struct cli *cli, int argc, char **argv)
 {
 	struct store *s;
 	cJSON *report = NULL;
 	int64_t id;
-	bool none;
+	bool none, ndjson = argc == 3 && strcmp(argv[2], "--ndjson") == 0;
 	rcode rc;
 
-	if (argc != 2 || util_parse_i64(argv[1], &id) || id <= 0) {
-		fprintf(stderr, "usage: reconciler show RUN_ID [--mirror NAME]\n");
+	if ((argc != 2 && !ndjson) || util_parse_i64(argv[1], &id) || id <= 0) {
+		fprintf(stderr, "usage: reconciler show RUN_ID [--ndjson] [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
 	if (read_store(cli, &s, &none)) {
@@ -487,6 +535,16 @@ cmd_show(const struct cli *cli, int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	rc = store_report_run(s, &report, id);
+	if (rc == RC_OK && ndjson &&
+	    (!cli->mirror || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
+	                            cli->mirror->name) == 0)) {
+		cJSON_Delete(report);
+		rc = print_ndjson(s, id);
+		store_free(s);
+		if (rc)
+			fprintf(stderr, "show: cannot read the journal\n");
+		return rc ? EXIT_ERROR : 0;
+	}
 	store_free(s);
 	if (rc == RC_OK && cli->mirror &&
 	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
@@ -544,6 +602,106 @@ cmd_diff(const struct cli *cli, int argc, char **argv)
 	puts(out.data);
 	buf_free(&out);
 	return state == DOCDIFF_IN_SYNC || state == DOCDIFF_EXCLUDED ? 0 : EXIT_DRIFT;
+}
+
+/* "-" for a JSON null, else the number or the text. */
+static void
+cell(char *out, size_t len, const cJSON *v)
+{
+	if (cJSON_IsNumber(v))
+		snprintf(out, len, "%.0f", v->valuedouble);
+	else if (cJSON_IsString(v))
+		snprintf(out, len, "%s", v->valuestring);
+	else if (cJSON_IsBool(v))
+		snprintf(out, len, "%s", cJSON_IsTrue(v) ? "yes" : "no");
+	else
+		snprintf(out, len, "-");
+}
+
+static int
+cmd_drift(const struct cli *cli, int argc, char **argv)
+{
+	static const char *const cols[] = {"mirror",  "kind",      "id",     "firstRun",
+	                                   "lastRun", "timesSeen", "streak", "repairedRun",
+	                                   "returns", "recurring", "open",   "lastStatus"};
+	static const int widths[] = {-16, -9, -26, 6, 6, 5, 6, 8, 7, -9, -4, -9};
+	enum drift_history_state state = DRIFT_HISTORY_OPEN;
+	const char *kind = NULL;
+	int64_t limit = INT64_MAX, shown = 0;
+	bool ndjson = false, none;
+	char *after = NULL;
+	struct store *s;
+	cJSON *rows = NULL, *r;
+	enum drift_kind dk;
+	rcode rc = RC_OK;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--recurring") == 0)
+			state = DRIFT_HISTORY_RECURRING;
+		else if (strcmp(argv[i], "--all") == 0)
+			state = DRIFT_HISTORY_ALL;
+		else if (strcmp(argv[i], "--ndjson") == 0)
+			ndjson = true;
+		else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
+		         store_drift_kind_parse(argv[i + 1], &dk) == 0)
+			kind = argv[++i];
+		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
+		         util_parse_i64(argv[i + 1], &limit) == 0 && limit > 0)
+			i++;
+		else {
+			fprintf(stderr, "usage: reconciler drift [--recurring|--all] [--kind "
+			                "missing|stale|orphan|duplicate|conflict] [--limit N] "
+			                "[--ndjson] [--mirror NAME]\n");
+			return EXIT_ERROR;
+		}
+	}
+	if (read_store(cli, &s, &none)) {
+		if (!none)
+			return EXIT_ERROR;
+		printf("no drift yet: there is no journal at %s\n", cli->set->global->state_db);
+		return 0;
+	}
+	for (size_t c = 0; !ndjson && c < sizeof(cols) / sizeof(cols[0]); c++)
+		printf("%*s%s", widths[c], cols[c],
+		       c + 1 < sizeof(cols) / sizeof(cols[0]) ? " " : "\n");
+	/* page by page: the history of a large drift never sits in memory at once */
+	do {
+		int64_t page = limit - shown < 1000 ? limit - shown : 1000;
+		rc = store_report_drift(s, &rows, cli->mirror ? cli->mirror->name : NULL, state,
+		                        kind, after, page);
+		if (rc)
+			break;
+		cJSON_ArrayForEach(r, rows)
+		{
+			if (ndjson) {
+				char *line = cJSON_PrintUnformatted(r);
+				if (line)
+					puts(line);
+				free(line);
+				continue;
+			}
+			for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+				char v[512];
+				cell(v, sizeof(v), cJSON_GetObjectItem(r, cols[c]));
+				printf("%*s%s", widths[c], v,
+				       c + 1 < sizeof(cols) / sizeof(cols[0]) ? " " : "\n");
+			}
+		}
+		shown += cJSON_GetArraySize(rows);
+		free(after);
+		after = NULL;
+		r = cJSON_GetArrayItem(rows, cJSON_GetArraySize(rows) - 1);
+		if (cJSON_GetArraySize(rows) >= page && r && shown < limit)
+			after = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(r, "id")));
+		cJSON_Delete(rows);
+		rows = NULL;
+	} while (after);
+	store_free(s);
+	if (rc) {
+		fprintf(stderr, "drift: cannot read the journal\n");
+		return EXIT_ERROR;
+	}
+	return 0;
 }
 
 static int
@@ -693,11 +851,16 @@ static const struct command commands[] = {
      "continue interrupted runs (each mirror's, or that one)", true},
     {"runs", cmd_runs, "runs [--limit N] [--mirror NAME]", "list recent runs from the journal",
      true},
-    {"show", cmd_show, "show RUN_ID [--mirror NAME]",
-     "a run's report: counts, batches, errors, drift sample", true},
+    {"show", cmd_show, "show RUN_ID [--ndjson] [--mirror NAME]",
+     "a run's report: counts, batches, errors, drift sample (--ndjson: every drift row, one "
+     "JSON object a line)",
+     true},
     {"diff", cmd_diff, "diff ID [--mirror NAME]",
      "one document: what a repair would write, the index copy, and a JSON Patch between them",
      true},
+    {"drift", cmd_drift,
+     "drift [--recurring|--all] [--kind KIND] [--limit N] [--ndjson] [--mirror NAME]",
+     "drift across runs: each open (or recurring, or every) id's history", true},
     {"mirrors", cmd_mirrors, "mirrors [--json]",
      "the mirrors: collection, index and newest run of each", false},
     {"doctor", cmd_doctor, "doctor [--mirror NAME]",

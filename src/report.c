@@ -171,6 +171,121 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	return rc ? rc : query_json(s, out, st);
 }
 
+#define IDS_COLUMNS                                                                                \
+	"SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch, error,"          \
+	" NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing, NULLIF(os_id, '')"    \
+	" AS copyId FROM run_ids WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2)"
+#define IDS_ORDER " ORDER BY kind, doc_id, id_type, os_index, os_id, routing LIMIT ?9"
+
+rcode
+store_report_ids_page(struct store *s, cJSON **out, int64_t run_id, const char *kind,
+                      const struct store_drift *after, int64_t limit)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	/* two statements, so each uses the primary key's order (a "?3 IS
+	 * NULL OR" would make every page scan the run from its start) */
+	if (after == NULL)
+		rc = store_sql_prepare(s, &st, IDS_COLUMNS IDS_ORDER, "ittttttti", run_id, kind,
+		                       NULL, NULL, NULL, NULL, NULL, NULL, limit);
+	else
+		rc = store_sql_prepare(
+		    s, &st,
+		    IDS_COLUMNS " AND (kind, doc_id, id_type, os_index, os_id, routing) >"
+		                " (?3, ?4, ?5, ?6, ?7, ?8)" IDS_ORDER,
+		    "ittttttti", run_id, kind, store_drift_kind_name(after->kind), after->doc_id,
+		    after->id_type, after->os_index ? after->os_index : "",
+		    after->os_id ? after->os_id : "", after->routing ? after->routing : "", limit);
+	return rc ? rc : query_json(s, out, st);
+}
+
+static const char *const drift_history_state_names[] = {"open", "recurring", "all"};
+
+int
+store_drift_history_state_parse(const char *name, enum drift_history_state *out)
+{
+	for (int i = 0; i <= DRIFT_HISTORY_ALL; i++)
+		if (name && strcmp(name, drift_history_state_names[i]) == 0) {
+			*out = (enum drift_history_state)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+store_drift_history_state_name(enum drift_history_state st)
+{
+	assert(st >= 0 && st <= DRIFT_HISTORY_ALL);
+	return drift_history_state_names[st];
+}
+
+/* Each mirror (?1: that one) with its newest pass (0: none yet). */
+#define PASSES                                                                                     \
+	"p AS (SELECT mirror, COALESCE(max(CASE WHEN kind IN " STORE_PASS_KINDS                    \
+	" AND status IN " STORE_PASS_STATUSES " THEN id END), 0) AS pass FROM runs"                \
+	" WHERE ?1 IS NULL OR mirror = ?1 GROUP BY mirror)"
+#define HIST_OPEN                                                                                  \
+	"(h.last_run >= p.pass AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run))"
+/* the rows of one state with ids after ?3, then a page of them by id */
+#define HIST_QUERY(cond)                                                                           \
+	"WITH " PASSES ", hp AS (SELECT h.*, " HIST_OPEN " AS is_open FROM p CROSS JOIN"           \
+	" drift_history h WHERE h.mirror = p.mirror AND (?2 IS NULL OR h.kind = ?2) AND"           \
+	" (?3 IS NULL OR h.doc_id > ?3) AND " cond "),"                                            \
+	" page AS (SELECT doc_id FROM hp ORDER BY doc_id LIMIT ?4)"                                \
+	" SELECT hp.mirror, hp.kind, hp.doc_id AS id, hp.id_type AS idType,"                       \
+	" NULLIF(hp.os_index, '') AS \"index\", NULLIF(hp.routing, '') AS routing,"                \
+	" NULLIF(hp.os_id, '') AS copyId, hp.first_run AS firstRun,"                               \
+	" hp.first_seen_at AS firstSeenAt, hp.last_run AS lastRun, hp.last_seen_at AS lastSeenAt," \
+	" hp.times_seen AS timesSeen, hp.streak, hp.repaired_run AS repairedRun,"                  \
+	" hp.repaired_at AS repairedAt, hp.repairs, hp.returns,"                                   \
+	" hp.recurring_run IS NOT NULL AS recurring, hp.recurring_run AS recurringRun,"            \
+	" hp.is_open AS open, i.status AS lastStatus, i.error AS lastError FROM hp"                \
+	" LEFT JOIN run_ids i ON i.run_id = hp.last_run AND i.kind = hp.kind"                      \
+	" AND i.doc_id = hp.doc_id AND i.id_type = hp.id_type AND i.os_index = hp.os_index"        \
+	" AND i.os_id = hp.os_id AND i.routing = hp.routing"                                       \
+	" WHERE hp.doc_id <= (SELECT max(doc_id) FROM page)"                                       \
+	" ORDER BY hp.doc_id, hp.mirror, hp.kind, hp.id_type, hp.os_index, hp.os_id, hp.routing"
+
+/* SQL's 0/1 as JSON's false/true. */
+static void
+json_bools(cJSON *rows, const char *const *keys, size_t n)
+{
+	cJSON *r;
+
+	cJSON_ArrayForEach(r, rows) for (size_t k = 0; k < n; k++)
+	{
+		cJSON *v = cJSON_GetObjectItem(r, keys[k]);
+		if (cJSON_IsNumber(v))
+			cJSON_ReplaceItemInObject(r, keys[k],
+			                          cJSON_CreateBool(v->valuedouble != 0));
+	}
+}
+
+rcode
+store_report_drift(struct store *s, cJSON **out, const char *mirror, enum drift_history_state state,
+                   const char *kind, const char *after, int64_t limit)
+{
+	static const char *const sql[] = {
+	    [DRIFT_HISTORY_OPEN] = HIST_QUERY(HIST_OPEN),
+	    [DRIFT_HISTORY_RECURRING] = HIST_QUERY("h.recurring_run IS NOT NULL"),
+	    [DRIFT_HISTORY_ALL] = HIST_QUERY("1"),
+	};
+	static const char *const bools[] = {"recurring", "open"};
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	assert(state >= 0 && state <= DRIFT_HISTORY_ALL);
+	rc = store_sql_prepare(s, &st, sql[state], "ttti", mirror, kind, after, limit);
+	if (rc == RC_OK)
+		rc = query_json(s, out, st);
+	if (rc == RC_OK)
+		json_bools(*out, bools, 2);
+	return rc;
+}
+
 rcode
 store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
 {
@@ -226,8 +341,10 @@ struct mirror_metrics {
 	bool has_runs[N_METRIC_STATUSES];
 	int64_t sums[10]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
 	                   * conflict, skipped_newer */
-	bool has_last, has_mc, has_oc;
-	double last_start, last_duration, mc, oc;
+	bool has_last, has_mc, has_oc, has_success;
+	double last_start, last_duration, mc, oc, last_success;
+	int64_t open[DRIFT_CONFLICT + 1]; /* drift history: open ids by kind */
+	int64_t recurring;                /* recurring ids the latest pass (or one since) saw */
 };
 
 static RC_MUST_CHECK rcode
@@ -295,7 +412,41 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 		m->oc = sqlite3_column_double(st, 3);
 	}
 	sqlite3_finalize(st);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return RC_ERR_STORE;
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT (julianday(finished_at) - 2440587.5) * 86400.0 FROM runs"
+	                       " WHERE status = 'completed' AND (?1 IS NULL OR mirror = ?1)"
+	                       " ORDER BY id DESC LIMIT 1",
+	                       "t", mirror);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		m->has_success = true;
+		m->last_success = sqlite3_column_double(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return RC_ERR_STORE;
+	/* what each mirror's latest pass saw (the index on last_run: O(that)) */
+	rc = store_sql_prepare(s, &st,
+	                       "WITH " PASSES " SELECT h.kind,"
+	                       " sum(h.repaired_run IS NULL OR h.repaired_run < h.last_run),"
+	                       " sum(h.recurring_run IS NOT NULL)"
+	                       " FROM p CROSS JOIN drift_history h WHERE h.mirror = p.mirror"
+	                       " AND h.last_run >= p.pass GROUP BY h.kind",
+	                       "t", mirror);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		enum drift_kind k;
+		if (store_drift_kind_parse((const char *)sqlite3_column_text(st, 0), &k) == 0)
+			m->open[k] = sqlite3_column_int64(st, 1);
+		m->recurring += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
 }
 
 /* "mirror=\"m\"" joined with extra labels (either may be empty). */
@@ -365,6 +516,27 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 			}
 		k = end;
 	}
+	for (int family = 0; family < 3; family++)
+		for (size_t i = 0; i < count; i++) {
+			const char *mirror = mirrors ? mirrors[i] : NULL;
+			if (family == 0 && m[i].has_success) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_last_success_timestamp_seconds", labels,
+				   m[i].last_success);
+			} else if (family == 1) {
+				for (int k = 0; k <= DRIFT_CONFLICT; k++) {
+					snprintf(extra, sizeof(extra), "kind=\"%s\"",
+					         store_drift_kind_name((enum drift_kind)k));
+					metric_labels(labels, sizeof(labels), mirror, extra);
+					fn(ctx, "reconciler_drift_open", labels,
+					   (double)m[i].open[k]);
+				}
+			} else if (family == 2) {
+				metric_labels(labels, sizeof(labels), mirror, "");
+				fn(ctx, "reconciler_drift_recurring", labels,
+				   (double)m[i].recurring);
+			}
+		}
 	for (int family = 0; family < 3; family++)
 		for (size_t i = 0; i < count; i++) {
 			const char *mirror = mirrors ? mirrors[i] : NULL;

@@ -13,6 +13,11 @@
  * - Counters in runs are recomputed from run_ids and batches
  *   (store_run_recount) rather than incremented, so a resumed run that sees
  *   the same drift twice still counts it once.
+ * - Drift history (drift_history, migration 0006) is kept where run_ids is
+ *   written, in the same transaction: a new drift row updates its id's
+ *   history (seen: times, streak, returns, recurring), a row set done
+ *   records the repair. O(drift): nothing scans a run's ids afterwards. A
+ *   row seen again in a resumed run is not new, so it counts once.
  * - One run per mirror across processes: flock() on "<db>.lock" (the
  *   mirror "default", so journals and scripts from before mirrors keep
  *   their lock file) or "<db>.<mirror>.lock" (names are [a-z0-9_-], safe in
@@ -53,6 +58,9 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int lock_fd;
+	/* drift history: the run whose mirror and previous pass are known */
+	int64_t hist_run, hist_prev;
+	char *hist_mirror;
 };
 
 #define DISK_FULL                                                                                  \
@@ -471,6 +479,7 @@ store_free(struct store *s)
 	store_unlock(s);
 	if (s->db)
 		sqlite3_close_v2(s->db);
+	free(s->hist_mirror);
 	free(s->path);
 	free(s);
 }
@@ -994,20 +1003,134 @@ store_error(struct store *s, int64_t run_id, int64_t batch_no, const char *doc_i
 	               masked, ts);
 }
 
+/* The mirror of run_id and the newest pass (a completed check or dry run)
+ * of that mirror before it, read once per run: one run per mirror at a
+ * time, so neither changes while it runs. */
+static RC_MUST_CHECK rcode
+hist_run(struct store *s, int64_t run_id)
+{
+	sqlite3_stmt *st = NULL;
+	rcode rc;
+	int step;
+
+	if (s->hist_run == run_id && s->hist_mirror)
+		return RC_OK;
+	free(s->hist_mirror);
+	s->hist_mirror = NULL;
+	s->hist_run = 0;
+	rc = store_sql_prepare(s, &st, "SELECT mirror FROM runs WHERE id = ?", "i", run_id);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && sqlite3_column_text(st, 0))
+		s->hist_mirror = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (step != SQLITE_ROW)
+		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
+	if (s->hist_mirror == NULL)
+		return RC_ERR_NOMEM;
+	rc = sql_int(s, &s->hist_prev,
+	             "SELECT COALESCE(max(id), 0) FROM runs WHERE mirror = ? AND id < ? AND"
+	             " kind IN " STORE_PASS_KINDS " AND status IN " STORE_PASS_STATUSES,
+	             "ti", s->hist_mirror, run_id);
+	if (rc == RC_OK)
+		s->hist_run = run_id;
+	return rc;
+}
+
+/* A new drift row: its id's history says it was seen (see the top of
+ * migrations/0006_drift_history.sql for streak, return and recurring). */
+static RC_MUST_CHECK rcode
+hist_seen(struct store *s, int64_t run_id, const struct store_drift *d)
+{
+	char ts[32];
+	rcode rc = hist_run(s, run_id);
+
+	if (rc)
+		return rc;
+	now(ts);
+	return sql_run(
+	    s,
+	    "INSERT INTO drift_history (mirror, kind, doc_id, id_type, os_index, os_id, routing,"
+	    " first_run, first_seen_at, last_run, last_seen_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9)"
+	    " ON CONFLICT (mirror, kind, doc_id, id_type, os_index, os_id, routing) DO UPDATE SET"
+	    " times_seen = times_seen + 1,"
+	    " streak = CASE WHEN last_run >= ?10 THEN streak + 1 ELSE 1 END,"
+	    " returns = returns + (repaired_run IS NOT NULL AND repaired_run >= last_run),"
+	    " recurring_run = COALESCE(recurring_run, CASE WHEN (last_run >= ?10 AND"
+	    "  streak + 1 >= ?11) OR (repaired_run IS NOT NULL AND repaired_run >= last_run)"
+	    "  THEN ?8 END),"
+	    " last_run = ?8, last_seen_at = ?9"
+	    " WHERE last_run < ?8",
+	    "tttttttitii", s->hist_mirror, store_drift_kind_name(d->kind), d->doc_id, d->id_type,
+	    d->os_index ? d->os_index : "", d->os_id ? d->os_id : "", d->routing ? d->routing : "",
+	    run_id, ts, s->hist_prev, (int64_t)STORE_RECURRING_STREAK);
+}
+
+/* A drift row repaired: its id's history names the run (once per run). */
+static RC_MUST_CHECK rcode
+hist_repaired(struct store *s, int64_t run_id, const struct store_drift *d)
+{
+	char ts[32];
+	rcode rc = hist_run(s, run_id);
+
+	if (rc)
+		return rc;
+	now(ts);
+	return sql_run(
+	    s,
+	    "UPDATE drift_history SET repairs = repairs + (repaired_run IS NOT ?1),"
+	    " repaired_at = CASE WHEN repaired_run IS ?1 THEN repaired_at ELSE ?2 END,"
+	    " repaired_run = ?1"
+	    " WHERE mirror = ?3 AND kind = ?4 AND doc_id = ?5 AND id_type = ?6 AND os_index = ?7"
+	    " AND os_id = ?8 AND routing = ?9",
+	    "itttttttt", run_id, ts, s->hist_mirror, store_drift_kind_name(d->kind), d->doc_id,
+	    d->id_type, d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+	    d->routing ? d->routing : "");
+}
+
+/* A transaction around a few writes, unless the caller holds one. */
+static RC_MUST_CHECK rcode
+tx_maybe_begin(struct store *s, bool *began)
+{
+	*began = sqlite3_get_autocommit(s->db) != 0;
+	return *began ? store_tx_begin(s) : RC_OK;
+}
+
+static RC_MUST_CHECK rcode
+tx_maybe_end(struct store *s, bool began, rcode rc)
+{
+	if (!began)
+		return rc;
+	if (rc == RC_OK)
+		return store_tx_commit(s);
+	store_tx_rollback(s);
+	return rc;
+}
+
 rcode
 store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, int64_t batch_no,
                 enum drift_state state, const char *error, bool *added)
 {
-	rcode rc = sql_run(s,
-	                   "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
-	                   " os_id, routing, batch_no, status, error, reason)"
-	                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	                   "ittttttnttt", run_id, d->doc_id, d->id_type,
-	                   store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
-	                   d->os_id ? d->os_id : "", d->routing ? d->routing : "", batch_no,
-	                   store_drift_state_name(state), error, d->reason);
+	bool began, is_new = false;
+	rcode rc = tx_maybe_begin(s, &began);
+
+	if (rc == RC_OK)
+		rc = sql_run(s,
+		             "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+		             " os_id, routing, batch_no, status, error, reason)"
+		             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		             "ittttttnttt", run_id, d->doc_id, d->id_type,
+		             store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
+		             d->os_id ? d->os_id : "", d->routing ? d->routing : "", batch_no,
+		             store_drift_state_name(state), error, d->reason);
+	is_new = rc == RC_OK && sqlite3_changes(s->db) > 0;
+	if (is_new)
+		rc = hist_seen(s, run_id, d);
+	rc = tx_maybe_end(s, began, rc);
 	if (added)
-		*added = rc == RC_OK && sqlite3_changes(s->db) > 0;
+		*added = rc == RC_OK && is_new;
 	return rc;
 }
 
@@ -1015,13 +1138,21 @@ rcode
 store_drift_set(struct store *s, int64_t run_id, const struct store_drift *d,
                 enum drift_state state, const char *error)
 {
-	return sql_run(s,
-	               "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
-	               " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ? AND routing = ?",
-	               "ttitttttt", store_drift_state_name(state), error, run_id,
-	               store_drift_kind_name(d->kind), d->doc_id, d->id_type,
-	               d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
-	               d->routing ? d->routing : "");
+	bool began;
+	rcode rc = tx_maybe_begin(s, &began);
+
+	if (rc == RC_OK)
+		rc = sql_run(
+		    s,
+		    "UPDATE run_ids SET status = ?, error = ? WHERE run_id = ? AND kind = ? AND"
+		    " doc_id = ? AND id_type = ? AND os_index = ? AND os_id = ? AND routing = ?",
+		    "ttitttttt", store_drift_state_name(state), error, run_id,
+		    store_drift_kind_name(d->kind), d->doc_id, d->id_type,
+		    d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+		    d->routing ? d->routing : "");
+	if (rc == RC_OK && state == DRIFT_DONE && sqlite3_changes(s->db) > 0)
+		rc = hist_repaired(s, run_id, d);
+	return tx_maybe_end(s, began, rc);
 }
 
 rcode

@@ -173,6 +173,11 @@ RC_MUST_CHECK rcode store_drift_set(struct store *s, int64_t run_id, const struc
 RC_MUST_CHECK rcode store_drift_assign(struct store *s, int64_t run_id, const struct store_drift *d,
                                        int64_t batch_no);
 
+/* Drift history (drift_history, docs/JOURNAL.md "Drift across runs"): an
+ * id seen in this many runs in a row is recurring (as is one seen again
+ * after a repair). */
+#define STORE_RECURRING_STREAK 3
+
 /* ---- commit transactions: each call is one transaction, all or nothing */
 
 /* A drift row and the status it is recorded with (error may be NULL). */
@@ -244,6 +249,28 @@ RC_MUST_CHECK rcode store_report_runs(struct store *s, cJSON **out, const char *
 RC_MUST_CHECK rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
 RC_MUST_CHECK rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
                                      const char *after, int64_t limit);
+/* One page of a run's drift rows in the order of their key (kind, then
+ * id, type and copy), after the row `after` (NULL: from the first), with
+ * the keys of store_report_ids' rows: the NDJSON export pages with it, so
+ * a million rows never sit in memory at once. */
+RC_MUST_CHECK rcode store_report_ids_page(struct store *s, cJSON **out, int64_t run_id,
+                                          const char *kind, const struct store_drift *after,
+                                          int64_t limit);
+/* Which drift history rows store_report_drift lists. */
+enum drift_history_state {
+	DRIFT_HISTORY_OPEN,      /* seen in the mirror's latest pass (or since), not repaired */
+	DRIFT_HISTORY_RECURRING, /* in STORE_RECURRING_STREAK runs in a row, or back after repair */
+	DRIFT_HISTORY_ALL,
+};
+int store_drift_history_state_parse(const char *name, enum drift_history_state *out);
+const char *store_drift_history_state_name(enum drift_history_state st);
+/* Drift history rows of a mirror (NULL: every mirror), by id: those with
+ * ids after `after` (NULL: from the first), at least limit rows unless
+ * there are fewer, and every row of the last id listed (so paging by id
+ * loses none). */
+RC_MUST_CHECK rcode store_report_drift(struct store *s, cJSON **out, const char *mirror,
+                                       enum drift_history_state state, const char *kind,
+                                       const char *after, int64_t limit);
 RC_MUST_CHECK rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id,
                                         int64_t limit);
 /* Totals for the status route: checks, syncs, documents synced, errors

@@ -17,4 +17,9 @@
 RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql,
                                       const char *types, ...);
 
+/* A pass, for drift history: a check or dry run of the mirror that
+ * completed (SQL lists, for "kind IN" and "status IN"). */
+#define STORE_PASS_KINDS    "('check', 'dry_run')"
+#define STORE_PASS_STATUSES "('completed')"
+
 #endif
