@@ -250,6 +250,90 @@ test_supersede(struct store *s)
 	CHECK(store_run_finish(s, other, RUN_COMPLETED, NULL) == RC_OK);
 }
 
+/* The drift history row of id "h" in mirror hist as the drift report
+ * shows it (state all). */
+static cJSON *
+hist_row(struct store *s)
+{
+	cJSON *j = NULL, *row;
+
+	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, NULL, 10) == RC_OK);
+	CHECK(cJSON_GetArraySize(j) == 1);
+	row = cJSON_DetachItemFromArray(j, 0);
+	cJSON_Delete(j);
+	return row;
+}
+
+static double
+num(const cJSON *o, const char *key)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+}
+
+/* Drift across runs: streaks are broken by a pass that did not see the id
+ * (not by an unfinished run or a full one), three in a row make it
+ * recurring, a repair names its run, and open follows the latest pass. */
+static void
+test_history(struct store *s)
+{
+	struct store_drift h = {.doc_id = "h", .id_type = "string", .kind = DRIFT_MISSING};
+	enum run_kind kinds[] = {RUN_DRY_RUN, RUN_CHECK,   RUN_DRY_RUN, RUN_FULL,
+	                         RUN_CHECK,   RUN_DRY_RUN, RUN_CHECK};
+	enum run_status ends[] = {RUN_COMPLETED, RUN_COMPLETED, RUN_COMPLETED, RUN_COMPLETED,
+	                          RUN_FAILED,    RUN_COMPLETED, RUN_COMPLETED};
+	bool sees[] = {true, false, true, false, true, true, false};
+	int64_t ids[7];
+	cJSON *row, *j = NULL;
+
+	for (int i = 0; i < 7; i++) {
+		CHECK(store_run_begin(s, &ids[i], "hist", kinds[i], "test", "{}") == RC_OK);
+		if (sees[i])
+			CHECK(store_drift_add(s, ids[i], &h, -1, DRIFT_REPORTED, NULL, NULL) ==
+			      RC_OK);
+		if (i == 5) { /* open while the run that saw it is the latest */
+			row = hist_row(s);
+			CHECK(cJSON_IsTrue(cJSON_GetObjectItem(row, "open")));
+			CHECK(num(row, "streak") == 3 &&
+			      cJSON_IsTrue(cJSON_GetObjectItem(row, "recurring")));
+			CHECK(num(row, "recurringRun") == (double)ids[5]);
+			cJSON_Delete(row);
+			/* repaired in the same run: no longer open */
+			CHECK(store_drift_set(s, ids[5], &h, DRIFT_DONE, NULL) == RC_OK);
+		}
+		CHECK(store_run_finish(s, ids[i], ends[i], NULL) == RC_OK);
+		if (i == 2) { /* runs 0 and 2 saw it, the completed check 1 did not */
+			row = hist_row(s);
+			CHECK(num(row, "streak") == 1 && num(row, "timesSeen") == 2);
+			CHECK(num(row, "firstRun") == (double)ids[0] &&
+			      num(row, "lastRun") == (double)ids[2]);
+			CHECK(cJSON_IsFalse(cJSON_GetObjectItem(row, "recurring")));
+			cJSON_Delete(row);
+		}
+	}
+	/* 2, 4 (failed: not a pass) and 5 in a row, around the full run 3 */
+	row = hist_row(s);
+	CHECK(num(row, "streak") == 3 && num(row, "timesSeen") == 4);
+	CHECK(num(row, "repairedRun") == (double)ids[5] && num(row, "repairs") == 1);
+	CHECK(cJSON_IsString(cJSON_GetObjectItem(row, "repairedAt")));
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(row, "open")));
+	CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(row, "lastStatus")), "done") == 0);
+	cJSON_Delete(row);
+	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_OPEN, NULL, NULL, 10) == RC_OK &&
+	      cJSON_GetArraySize(j) == 0);
+	cJSON_Delete(j);
+	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING, "missing", NULL, 10) ==
+	          RC_OK &&
+	      cJSON_GetArraySize(j) == 1);
+	cJSON_Delete(j);
+	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING, "stale", NULL, 10) ==
+	          RC_OK &&
+	      cJSON_GetArraySize(j) == 0);
+	cJSON_Delete(j);
+	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, "h", 10) == RC_OK &&
+	      cJSON_GetArraySize(j) == 0);
+	cJSON_Delete(j);
+}
+
 int
 main(void)
 {
@@ -266,6 +350,7 @@ main(void)
 	test_lock(path, s);
 	test_mirrors(path, s);
 	test_supersede(s);
+	test_history(s);
 	store_free(s);
 	/* reopening applies nothing */
 	CHECK(store_open(&s, path, &e) == RC_OK);
