@@ -13,7 +13,7 @@
  * - Counters in runs are recomputed from run_ids and batches
  *   (store_run_recount) rather than incremented, so a resumed run that sees
  *   the same drift twice still counts it once.
- * - Drift history (drift_history, migration 0006) is kept where run_ids is
+ * - Drift history (drift_history, migration 0007) is kept where run_ids is
  *   written, in the same transaction: a new drift row updates its id's
  *   history (seen: times, streak, returns, recurring), a row set done
  *   records the repair. O(drift): nothing scans a run's ids afterwards. A
@@ -1039,7 +1039,7 @@ hist_run(struct store *s, int64_t run_id)
 }
 
 /* A new drift row: its id's history says it was seen (see the top of
- * migrations/0006_drift_history.sql for streak, return and recurring). */
+ * migrations/0007_drift_history.sql for streak, return and recurring). */
 static RC_MUST_CHECK rcode
 hist_seen(struct store *s, int64_t run_id, const struct store_drift *d)
 {

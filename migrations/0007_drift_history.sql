@@ -1,4 +1,4 @@
--- 0006_drift_history: a drifted id keeps its history across the runs of its
+-- 0007_drift_history: a drifted id keeps its history across the runs of its
 -- mirror. One row per mirror and drift row key (the key of run_ids without
 -- the run): when it was first and last seen (run and time), how often,
 -- how many passes in a row, which run repaired it last and when, and
