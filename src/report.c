@@ -137,11 +137,11 @@ store_report_run(struct store *s, cJSON **out, int64_t run_id)
 	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
 		cJSON_AddItemToObject(run, "events", part);
 	if (rc == RC_OK)
-		rc = store_sql_prepare(
-		    s, &st,
-		    "SELECT kind, doc_id AS id, status, reason, fields FROM run_ids WHERE run_id = ?"
-		    " ORDER BY kind, doc_id LIMIT 20",
-		    "i", run_id);
+		rc = store_sql_prepare(s, &st,
+		                       "SELECT kind, doc_id AS id, status, reason, fields FROM "
+		                       "run_ids WHERE run_id = ?"
+		                       " ORDER BY kind, doc_id LIMIT 20",
+		                       "i", run_id);
 	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
 		cJSON_AddItemToObject(run, "driftSample", part);
 	if (rc) {
@@ -172,9 +172,9 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 }
 
 #define IDS_COLUMNS                                                                                \
-	"SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch, error,"          \
+	"SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch, error, reason,"  \
 	" NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing, NULLIF(os_id, '')"    \
-	" AS copyId FROM run_ids WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2)"
+	" AS copyId, fields FROM run_ids WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2)"
 #define IDS_ORDER " ORDER BY kind, doc_id, id_type, os_index, os_id, routing LIMIT ?9"
 
 rcode
