@@ -379,5 +379,6 @@ def main():
         env.cleanup()
 
 
-main()
-done()
+if __name__ == "__main__":
+    main()
+    done()
