@@ -54,6 +54,7 @@ try:
     check(r.returncode == 0, "a URI with several hosts and options is accepted: %r" % r.stderr)
     r = env.run("config", MONGODB_URI="mongodb+srv://a:b@cluster0.example.com/")
     check(r.returncode == 0, "an srv URI is accepted without a DNS lookup: %r" % r.stderr)
+    env.mongo({"create": "ads"})  # a collection that is not there is refused
     r = env.run("check", "--dry-run")
     check(r.returncode in (0, 1) and os.path.exists(journal),
           "with the configured servers a run is journaled (%d)" % r.returncode)
