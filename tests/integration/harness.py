@@ -67,8 +67,14 @@ class Env:
         self.index = "it_" + tag
         self.url = self.addr["OPENSEARCH_URL"]
         self.env = dict(os.environ)
+        # TEST_MONGO=fast: the scenarios against mongo-java-server instead of
+        # FerretDB (tools/test-servers start --fast-mongo; see TEST-SERVERS.md)
+        mongo_uri = self.addr["MONGODB_URI"]
+        if os.environ.get("TEST_MONGO") == "fast":
+            mongo_uri = self.addr.get("FAST_MONGODB_URI") or sys.exit(
+                "TEST_MONGO=fast: start the servers with --fast-mongo")
         self.env.update({
-            "MONGODB_URI": self.addr["MONGODB_URI"],
+            "MONGODB_URI": mongo_uri,
             "MONGODB_DATABASE": self.db,
             "MONGODB_COLLECTION": "ads",
             "OPENSEARCH_URL": self.url,
