@@ -5,8 +5,10 @@
  *   connection. TLS verification is on unless OPENSEARCH_TLS_VERIFY=false
  *   (the system this replaces turned it off unconditionally).
  * - The id stream sorts on the keyword id field (or _id) and pages with
- *   search_after; _source is off and values come from doc values, so a page
- *   costs the index no stored-field reads.
+ *   search_after; _source is off, the key is read from each hit's sort
+ *   values and the version from doc values, so a page costs the index no
+ *   stored-field reads and one doc-value lookup per hit (docs/PERFORMANCE.md
+ *   "The index side" has the measurements behind these choices).
  * - A mirror's OPENSEARCH_QUERY (the index documents that are its own, in
  *   an index shared with other collections) is a bool filter around every
  *   read that judges documents: the id stream, lookups by id, _count and
@@ -603,7 +605,6 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 		return rerror_set(err, RC_ERR_OPENSEARCH, "opensearch search: no hits in answer");
 	cJSON_ArrayForEach(h, hits)
 	{
-		cJSON *fields = cJSON_GetObjectItem(h, "fields");
 		cJSON *idv = cJSON_GetObjectItem(h, "_id");
 		cJSON *index = cJSON_GetObjectItem(h, "_index");
 		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
@@ -616,7 +617,9 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 		if (by_id) {
 			key = docid;
 		} else {
-			cJSON *arr = cJSON_GetObjectItem(fields, k->sort_field);
+			/* the key is the hit's sort value: asking for it again as a
+			 * doc value would cost the index a second lookup per hit */
+			cJSON *arr = cJSON_GetObjectItem(h, "sort");
 			cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
 			key = cJSON_IsString(v) ? v->valuestring : NULL;
 		}
@@ -649,8 +652,7 @@ docvalue_fields(cJSON *body, const struct os_keys *k)
 
 	if (dv == NULL)
 		return RC_ERR_NOMEM;
-	if (strcmp(k->sort_field, "_id"))
-		cJSON_AddItemToArray(dv, cJSON_CreateString(k->sort_field));
+	/* the key comes with each hit's sort values */
 	if (k->version_field && *k->version_field && !k->version_source) {
 		cJSON *f = cJSON_CreateObject();
 		cJSON_AddItemToArray(dv, f);
@@ -673,7 +675,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 	/* search_after pages need no hit count; preference keeps pages on one copy */
 	snprintf(path, sizeof(path),
 	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
-	         "hits.hits.fields,hits.hits._source&preference=_local",
+	         "hits.hits.fields,hits.hits._source,hits.hits.sort&preference=_local",
 	         os->index_path);
 	rc = request_json_nul(os, answer, nul, "POST", path, text, err);
 	free(text);
@@ -1202,6 +1204,20 @@ bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size
 	return rc;
 }
 
+/* Refused because another request changed the mapping at the same time:
+ * two concurrent _bulk requests that both map a new field dynamically, one
+ * from an integer and one from a decimal value, and the later update loses
+ * ("mapper [f] cannot be changed from type [long] to [float]"). Sent again,
+ * the document meets the settled mapping (and is coerced to it, or fails
+ * with the real reason). */
+static bool
+mapping_race(const struct bulk_doc *d)
+{
+	return d->status == 400 && d->reason &&
+	       strstr(d->reason, "illegal_argument_exception: mapper [") &&
+	       strstr(d->reason, "cannot be changed from type [");
+}
+
 rcode
 opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int *attempts,
                      volatile int *stop, struct rerror *err)
@@ -1221,16 +1237,19 @@ opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int
 		docs[i].reason = NULL;
 	}
 	rc = bulk_split(os, docs, idx, m, attempts, stop, err);
-	/* documents the index turned away with 429 inside a 200 answer: sent
-	 * again, with the same backoff as whole requests */
+	/* documents the index turned away with 429 inside a 200 answer, or
+	 * that lost a race for a dynamic mapping: sent again, with the same
+	 * backoff as whole requests */
 	for (int round = 0; rc == RC_OK && round < os->max_retries; round++) {
 		m = 0;
 		for (size_t i = 0; i < n; i++)
-			if (docs[i].status == 429)
+			if (docs[i].status == 429 || mapping_race(&docs[i]))
 				idx[m++] = i;
 		if (m == 0)
 			break;
-		log_warn("opensearch _bulk: %zu documents rejected with 429; retrying", m);
+		log_warn("opensearch _bulk: %zu documents rejected with 429 or by a concurrent "
+		         "mapping update; retrying",
+		         m);
 		if (backoff_sleep(&bo, stop))
 			break;
 		rc = bulk_split(os, docs, idx, m, attempts, stop, err);
