@@ -107,6 +107,10 @@ static const struct cfg_entry cfg_table[] = {
      OFF(sync_batch_size_bytes), "most bytes in one _bulk request", CFG_MIRROR},
     {"SYNC_BATCH_DELAY_MS", CFG_INT, "0", 0, 600000, NULL, false, OFF(sync_batch_delay_ms),
      "pause between _bulk requests (0 = as fast as the index allows)", CFG_MIRROR},
+    {"SYNC_CONCURRENCY", CFG_INT, "1", 1, 16, NULL, false, OFF(sync_concurrency),
+     "_bulk requests in flight at once while the next batch is read and converted (each "
+     "on its own connection); batches are still committed in order",
+     CFG_MIRROR},
     {"SYNC_MAX_RETRIES", CFG_INT, "6", 0, 100, NULL, false, OFF(sync_max_retries),
      "retries of a _bulk answered 429/503 or lost, with exponential backoff and jitter",
      CFG_MIRROR},

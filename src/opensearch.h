@@ -155,7 +155,8 @@ struct bulk_doc {
 
 /* The whole _bulk protocol for a batch: builds the requests (each action
  * names the copy's index and routing), retries whole requests that meet a
- * busy or unreachable index and documents rejected with 429, with one
+ * busy or unreachable index and documents rejected with 429 or by a
+ * concurrent dynamic-mapping update, with one
  * backoff policy (SYNC_MAX_RETRIES), and splits a request refused as a
  * whole for what it holds (413, 400) until the document at fault stands
  * alone and fails alone, with OpenSearch's reason. On RC_OK every document

@@ -11,6 +11,19 @@
  * Batches are cut by SYNC_BATCH_SIZE documents and SYNC_BATCH_SIZE_BYTES
  * bytes (a larger single document goes alone); opensearch_bulk_send owns
  * the _bulk protocol (retries, splitting, item results).
+ *
+ * The sender overlaps reading and converting with _bulk: SYNC_CONCURRENCY
+ * worker threads (each with its own connection) send batches while this
+ * thread reads and converts the next one. Only this thread touches the
+ * journal, and it commits batches strictly in the order they were opened:
+ * a batch is written pending before it is handed over, and committed only
+ * after its _bulk answered and every earlier batch was committed. After a
+ * failed batch nothing later is committed (what was sent stays pending and
+ * is sent again on resume: index and delete are idempotent), so a full
+ * run's cursor never passes an unsent batch. Every repair entry point
+ * drains the sender before it returns, so the pass never runs ahead of
+ * its repairs, and a delete that must precede a write (a moved copy) is
+ * answered before the write is sent.
  */
 #include "repair.h"
 #include "diff.h"
@@ -22,9 +35,13 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct sender;
+static void sender_free(struct sender *s);
 
 /* ---- the queue -------------------------------------------------------- */
 
@@ -136,10 +153,17 @@ repair_release(struct repair *rp)
 {
 	if (rp == NULL)
 		return;
+	/* every entry point drained it; what might still be queued stays
+	 * pending in the journal */
+	sender_free(rp->sender);
+	rp->sender = NULL;
 	idvec_free(&rp->fix);
 	idvec_free(&rp->del);
 	free(rp->cursor);
 	rp->cursor = NULL;
+	free(rp->reuse);
+	rp->reuse = NULL;
+	rp->n_reuse = rp->reuse_at = 0;
 }
 
 /* Journals one document as failed, with the reason, and goes on: one bad
@@ -226,121 +250,350 @@ batch_add(struct batch *b, const struct qitem *q, const struct buf *json)
 	return RC_OK;
 }
 
-/* Journals b as pending (with its ids), sends it, commits the outcome.
- * batch_no > 0 re-sends that journaled batch (resume). */
+/* ---- the sender: batches in flight ------------------------------------ */
+
+enum flight_state { FL_FREE, FL_QUEUED, FL_SENDING, FL_DONE };
+
+struct flight {
+	struct batch b; /* owned while in flight; recycled */
+	struct bulk_doc *docs;
+	struct store_drift *rows;
+	struct store_outcome *out;
+	size_t cap; /* of docs, rows, out */
+	int64_t batch_no;
+	int attempts;
+	int64_t t0, took_ms;
+	rcode rc;
+	struct rerror err;
+	enum flight_state state;
+};
+
+struct sender {
+	int n;              /* workers = slots */
+	pthread_t *threads; /* n */
+	struct opensearch **os;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	struct flight *ring; /* n slots; in flight: count from head, in order */
+	size_t head, count;
+	volatile int *stop;
+	bool quit;
+	bool failed; /* a batch failed: nothing after it is committed */
+};
+
+struct worker_arg {
+	struct sender *s;
+	int i;
+};
+
+static void *
+sender_worker(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct sender *s = wa->s;
+	struct opensearch *os = s->os[wa->i];
+
+	free(wa);
+	pthread_mutex_lock(&s->mu);
+	while (!s->quit) {
+		struct flight *f = NULL;
+		for (size_t k = 0; k < s->count && f == NULL; k++) {
+			struct flight *c = &s->ring[(s->head + k) % (size_t)s->n];
+			if (c->state == FL_QUEUED)
+				f = c;
+		}
+		if (f == NULL) {
+			pthread_cond_wait(&s->work, &s->mu);
+			continue;
+		}
+		f->state = FL_SENDING;
+		pthread_mutex_unlock(&s->mu);
+		f->t0 = util_mono_ms();
+		f->err = (struct rerror){0};
+		f->attempts = 0;
+		f->rc = opensearch_bulk_send(os, f->docs, f->b.n, &f->attempts, s->stop, &f->err);
+		f->took_ms = util_mono_ms() - f->t0;
+		pthread_mutex_lock(&s->mu);
+		f->state = FL_DONE;
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void
+sender_free(struct sender *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	pthread_cond_broadcast(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < s->started; i++)
+		pthread_join(s->threads[i], NULL);
+	for (int i = 0; s->os && i < s->n; i++)
+		opensearch_free(s->os[i]);
+	for (int i = 0; s->ring && i < s->n; i++) {
+		struct flight *f = &s->ring[i];
+		if (f->docs)
+			bulk_docs_reset(f->docs, f->b.n);
+		batch_free(&f->b);
+		free(f->docs);
+		free(f->rows);
+		free(f->out);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->done);
+	free(s->threads);
+	free(s->os);
+	free(s->ring);
+	free(s);
+}
+
+/* The run's sender, started at its first batch: SYNC_CONCURRENCY workers,
+ * each with its own connection to the index. */
+static RC_MUST_CHECK rcode
+sender_get(struct repair *rp, struct sender **out)
+{
+	struct sender *s = rp->sender;
+	int n = rp->cfg->sync_concurrency > 0 ? (int)rp->cfg->sync_concurrency : 1;
+	rcode rc = RC_OK;
+
+	*out = s;
+	if (s)
+		return RC_OK;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->done, NULL);
+	s->n = n;
+	s->stop = rp->stop;
+	s->threads = calloc((size_t)n, sizeof(*s->threads));
+	s->os = calloc((size_t)n, sizeof(*s->os));
+	s->ring = calloc((size_t)n, sizeof(*s->ring));
+	if (s->threads == NULL || s->os == NULL || s->ring == NULL)
+		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+	for (int i = 0; rc == RC_OK && i < n; i++)
+		rc = opensearch_open(&s->os[i], rp->cfg, rp->err);
+	for (int i = 0; rc == RC_OK && i < n; i++) {
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		if (wa == NULL) {
+			rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+			break;
+		}
+		*wa = (struct worker_arg){s, i};
+		if (pthread_create(&s->threads[i], NULL, sender_worker, wa)) {
+			free(wa);
+			rc =
+			    rerror_set(rp->err, RC_ERR_NOMEM, "cannot start a _bulk sender thread");
+			break;
+		}
+		s->started++;
+	}
+	if (rc) {
+		sender_free(s);
+		return rc;
+	}
+	rp->sender = s;
+	*out = s;
+	return RC_OK;
+}
+
+/* Commits the oldest batch in flight once it is answered: every
+ * document's outcome, and (full runs) the cursor past it. After a failure
+ * nothing more is committed. Errors go to err. */
+static RC_MUST_CHECK rcode
+finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
+{
+	struct flight *f = &s->ring[s->head];
+	struct batch *b = &f->b;
+	bool del = strcmp(b->action, "delete") == 0;
+	rcode rc = RC_OK;
+
+	pthread_mutex_lock(&s->mu);
+	while (f->state != FL_DONE)
+		pthread_cond_wait(&s->done, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+
+	if (s->failed) {
+		/* after a failed batch: left pending, sent again on resume */
+		rc = RC_OK;
+	} else if (f->rc) {
+		/* the batch stays pending: a resumed run sends it again */
+		rc = f->rc;
+		s->failed = true;
+		*err = f->err;
+		log_msg(LOG_ERROR, rp->run_id, "repair: %s", err->message);
+		if (store_error(rp->store, rp->run_id, f->batch_no, NULL, "repair", "opensearch",
+		                rcode_name(rc), err->message) ||
+		    store_batch_commit(rp->store, rp->run_id, f->batch_no, BATCH_PENDING, 0, 0,
+		                       f->attempts, f->took_ms))
+			log_msg(LOG_ERROR, rp->run_id, "journal: cannot record the failed send");
+	} else {
+		/* committed with every document's outcome */
+		for (size_t i = 0; i < b->n; i++) {
+			int st = f->docs[i].status;
+			f->out[i] = (struct store_outcome){.d = rp->full ? NULL : &f->rows[i],
+			                                   .doc_id = b->items[i].id,
+			                                   .ok = (st >= 200 && st < 300) ||
+			                                         (del && st == 404),
+			                                   .newer = f->docs[i].newer,
+			                                   .status = st,
+			                                   .reason = f->docs[i].reason};
+			if (f->out[i].newer)
+				log_msg(LOG_INFO, rp->run_id,
+				        "document %s: the index holds a newer version (%" PRId64
+				        "): left alone",
+				        b->items[i].id, b->items[i].version);
+			else if (!f->out[i].ok)
+				log_msg(LOG_WARN, rp->run_id, "document %s rejected: HTTP %d: %s",
+				        b->items[i].id, st,
+				        f->docs[i].reason ? f->docs[i].reason : "rejected");
+		}
+		const struct qitem *last = &b->items[b->n - 1];
+		struct store_cursor cur = {.type = doc_id_type_name(last->type),
+		                           .id = last->id,
+		                           .seen_types = rp->seen,
+		                           .compared = rp->compared + (int64_t)b->n};
+		rc = store_batch_close(rp->store, rp->run_id, f->batch_no, f->out, b->n,
+		                       f->attempts, f->took_ms, rp->full ? &cur : NULL);
+		if (rc) {
+			rerror_set(err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
+			           f->batch_no);
+			s->failed = true;
+		}
+		if (rc == RC_OK && rp->full) {
+			char *c = strdup(last->id);
+			if (c == NULL) {
+				rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+				s->failed = true;
+			} else {
+				free(rp->cursor);
+				rp->cursor = c;
+				rp->cursor_type = last->type;
+				rp->compared += (int64_t)b->n;
+			}
+		}
+		if (rc == RC_OK && rp->on_commit)
+			rp->on_commit(rp->on_commit_ctx);
+		if (rc == RC_OK && rp->cfg->sync_batch_delay_ms > 0)
+			util_sleep_ms(rp->cfg->sync_batch_delay_ms, rp->stop);
+	}
+	bulk_docs_reset(f->docs, b->n);
+	batch_clear(b);
+	f->state = FL_FREE;
+	s->head = (s->head + 1) % (size_t)s->n;
+	s->count--;
+	return rc;
+}
+
+/* Waits for every batch in flight and commits them in order. With rc
+ * already an error, that error and its message are kept. */
+static RC_MUST_CHECK rcode
+sender_drain(struct repair *rp, rcode rc)
+{
+	struct sender *s = rp->sender;
+	struct rerror scratch = {0};
+
+	while (s && s->count) {
+		rcode r = finish_oldest(rp, s, rc ? &scratch : rp->err);
+		if (rc == RC_OK)
+			rc = r;
+	}
+	if (s)
+		s->failed = false; /* the next entry point starts afresh */
+	return rc;
+}
+
+/* Journals b as pending (with its ids) and hands it to the sender; b comes
+ * back empty (a recycled batch). When every slot is taken, the oldest
+ * batch is committed first. batch_no > 0 re-sends that journaled batch
+ * (resume). */
 static RC_MUST_CHECK rcode
 flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 {
-	bool del = strcmp(b->action, "delete") == 0;
-	struct bulk_doc *docs = NULL;
-	struct store_drift *rows = NULL;
-	struct store_outcome *out = NULL;
-	int attempts = 0;
-	int64_t t0;
+	struct sender *s;
+	struct flight *f;
+	const char *action = b->action;
 	rcode rc;
 
 	if (b->n == 0)
 		return RC_OK;
-	docs = calloc(b->n, sizeof(*docs));
-	rows = calloc(b->n, sizeof(*rows));
-	out = calloc(b->n, sizeof(*out));
-	if (docs == NULL || rows == NULL || out == NULL) {
-		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
-		goto out;
+	if ((rc = sender_get(rp, &s)))
+		return rc;
+	if (s->count == (size_t)s->n && (rc = finish_oldest(rp, s, rp->err)))
+		return rc;
+	if (s->failed)
+		return rerror_set(rp->err, RC_ERR_OPENSEARCH, "an earlier batch failed");
+	f = &s->ring[(s->head + s->count) % (size_t)s->n];
+	{ /* the slot takes the batch; b takes the slot's empty one */
+		struct batch tmp = f->b;
+		f->b = *b;
+		*b = tmp;
+		b->action = action;
 	}
+	if (f->cap < f->b.n) {
+		size_t cap = f->b.n;
+		free(f->docs);
+		free(f->rows);
+		free(f->out);
+		f->docs = calloc(cap, sizeof(*f->docs));
+		f->rows = calloc(cap, sizeof(*f->rows));
+		f->out = calloc(cap, sizeof(*f->out));
+		f->cap = f->docs && f->rows && f->out ? cap : 0;
+		if (f->cap == 0) {
+			batch_clear(&f->b);
+			return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+		}
+	}
+	bool del = strcmp(f->b.action, "delete") == 0;
 	/* RECONCILE_WRITE_MODE: a partial update that keeps what only the
 	 * index has, or the whole copy replaced */
 	const char *op = del ? "delete" : rp->cfg->write_mode == WRITE_UPSERT ? "update" : "index";
 	const char *pipeline = *rp->cfg->pipeline ? rp->cfg->pipeline : NULL;
-	for (size_t i = 0; i < b->n; i++) {
-		rows[i] = qitem_drift(&b->items[i]);
+	for (size_t i = 0; i < f->b.n; i++) {
+		const struct qitem *q = &f->b.items[i];
+		f->rows[i] = qitem_drift(q);
 		/* a copy is acted on by its own _id where that is not its key */
-		docs[i] = (struct bulk_doc){
-		    .action = op,
-		    .id = b->items[i].docid ? b->items[i].docid : b->items[i].id,
-		    .index = b->items[i].write_default_index ? NULL : b->items[i].index,
-		    .routing =
-		        b->items[i].write_routing ? b->items[i].write_routing : b->items[i].routing,
-		    .source = del ? NULL : b->src.data + b->off[i],
-		    .source_len = b->len[i],
-		    .version = del ? -1 : b->items[i].version,
-		    .pipeline = pipeline};
+		f->docs[i] =
+		    (struct bulk_doc){.action = op,
+		                      .id = q->docid ? q->docid : q->id,
+		                      .index = q->write_default_index ? NULL : q->index,
+		                      .routing = q->write_routing ? q->write_routing : q->routing,
+		                      .source = del ? NULL : f->b.src.data + f->b.off[i],
+		                      .source_len = f->b.len[i],
+		                      .version = del ? -1 : q->version,
+		                      .pipeline = pipeline};
 	}
-	/* 1. written as pending, with its ids, before anything is sent */
-	rc = store_batch_open(rp->store, rp->run_id, &batch_no, b->action, (int64_t)b->n,
-	                      (int64_t)b->bytes, rp->full ? b->items[0].id : NULL,
-	                      rp->full ? b->items[b->n - 1].id : NULL, rp->full ? NULL : rows,
-	                      rp->full ? 0 : b->n);
+	/* written as pending, with its ids, before anything is sent */
+	f->batch_no = batch_no;
+	rc = store_batch_open(rp->store, rp->run_id, &f->batch_no, f->b.action, (int64_t)f->b.n,
+	                      (int64_t)f->b.bytes, rp->full ? f->b.items[0].id : NULL,
+	                      rp->full ? f->b.items[f->b.n - 1].id : NULL,
+	                      rp->full ? NULL : f->rows, rp->full ? 0 : f->b.n);
 	if (rc) {
-		rerror_set(rp->err, RC_ERR_STORE, "journal: cannot write batch as pending");
-		goto out;
+		batch_clear(&f->b);
+		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot write batch as pending");
 	}
+	pthread_mutex_lock(&s->mu);
+	f->state = FL_QUEUED;
+	s->count++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return RC_OK;
+}
 
-	/* 2. sent */
-	t0 = util_mono_ms();
-	rc = opensearch_bulk_send(rp->os, docs, b->n, &attempts, rp->stop, rp->err);
-	if (rc) {
-		/* the batch stays pending: a resumed run sends it again */
-		log_msg(LOG_ERROR, rp->run_id, "repair: %s", rp->err->message);
-		if (store_error(rp->store, rp->run_id, batch_no, NULL, "repair", "opensearch",
-		                rcode_name(rc), rp->err->message) ||
-		    store_batch_commit(rp->store, rp->run_id, batch_no, BATCH_PENDING, 0, 0,
-		                       attempts, util_mono_ms() - t0))
-			log_msg(LOG_ERROR, rp->run_id, "journal: cannot record the failed send");
-		goto out;
-	}
-
-	/* 3. committed with every document's outcome */
-	for (size_t i = 0; i < b->n; i++) {
-		int st = docs[i].status;
-		out[i] = (struct store_outcome){.d = rp->full ? NULL : &rows[i],
-		                                .doc_id = b->items[i].id,
-		                                .ok = (st >= 200 && st < 300) || (del && st == 404),
-		                                .newer = docs[i].newer,
-		                                .status = st,
-		                                .reason = docs[i].reason};
-		if (out[i].newer)
-			log_msg(LOG_INFO, rp->run_id,
-			        "document %s: the index holds a newer version (%" PRId64
-			        "): left alone",
-			        b->items[i].id, b->items[i].version);
-		else if (!out[i].ok)
-			log_msg(LOG_WARN, rp->run_id, "document %s rejected: HTTP %d: %s",
-			        b->items[i].id, st, docs[i].reason ? docs[i].reason : "rejected");
-	}
-	const struct qitem *last = &b->items[b->n - 1];
-	struct store_cursor cur = {.type = doc_id_type_name(last->type),
-	                           .id = last->id,
-	                           .seen_types = rp->seen,
-	                           .compared = rp->compared + (int64_t)b->n};
-	rc = store_batch_close(rp->store, rp->run_id, batch_no, out, b->n, attempts,
-	                       util_mono_ms() - t0, rp->full ? &cur : NULL);
-	if (rc) {
-		rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
-		           batch_no);
-		goto out;
-	}
-	if (rp->full) {
-		char *c = strdup(last->id);
-		if (c == NULL) {
-			rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		free(rp->cursor);
-		rp->cursor = c;
-		rp->cursor_type = last->type;
-		rp->compared += (int64_t)b->n;
-	}
-	if (rp->on_commit)
-		rp->on_commit(rp->on_commit_ctx);
-	if (rp->cfg->sync_batch_delay_ms > 0)
-		util_sleep_ms(rp->cfg->sync_batch_delay_ms, rp->stop);
-out:
-	bulk_docs_reset(docs, docs ? b->n : 0);
-	free(docs);
-	free(rows);
-	free(out);
-	return rc;
+/* The number of the next batch: a resumed full run's pending ones first,
+ * in order, then new ones (0). */
+static int64_t
+next_batch_no(struct repair *rp)
+{
+	return rp->reuse_at < rp->n_reuse ? rp->reuse[rp->reuse_at++] : 0;
 }
 
 /* Sends b when one more document of `more` bytes would pass the byte cap. */
@@ -351,9 +604,8 @@ flush_if_full(struct repair *rp, struct batch *b, size_t more)
 
 	if (b->n == 0 || b->bytes + more <= (size_t)rp->cfg->sync_batch_size_bytes)
 		return RC_OK;
-	if ((rc = flush_batch(rp, b, rp->reuse_no)))
+	if ((rc = flush_batch(rp, b, next_batch_no(rp))))
 		return rc;
-	rp->reuse_no = 0;
 	batch_clear(b);
 	return RC_OK;
 }
@@ -392,6 +644,8 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing)
 		buf_free(&src);
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
 	}
+	/* repair_delete drains the sender: the delete is answered before the
+	 * copy is put back and before the write that follows is sent */
 	rc = repair_delete(rp, &old, 1, 0);
 	/* one NDJSON line: a raw line break is only ever blank space in JSON */
 	for (size_t i = 0; found && i < src.len; i++)
@@ -561,9 +815,8 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 	if (rc)
 		return rerror_set(rp->err, rc, "out of memory");
 	if (!whole && b->n >= (size_t)rp->cfg->sync_batch_size) {
-		if ((rc = flush_batch(rp, b, rp->reuse_no)))
+		if ((rc = flush_batch(rp, b, next_batch_no(rp))))
 			return rc;
-		rp->reuse_no = 0;
 		batch_clear(b);
 	}
 	return RC_OK;
@@ -712,9 +965,11 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 		if (rc == RC_OK)
 			rc = c.rc;
 	}
+	bool empty = b.n == 0;
 	if (rc == RC_OK && !*rp->stop)
 		rc = flush_batch(rp, &b, resend_no);
-	if (rc == RC_OK && !*rp->stop && resend_no > 0 && b.n == 0 &&
+	rc = sender_drain(rp, rc);
+	if (rc == RC_OK && !*rp->stop && resend_no > 0 && empty &&
 	    store_batch_commit(rp->store, rp->run_id, resend_no, BATCH_COMMITTED, 0, 0, 0, 0))
 		rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
 		                resend_no);
@@ -757,6 +1012,7 @@ repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t re
 	}
 	if (rc == RC_OK && !*rp->stop)
 		rc = flush_batch(rp, &b, resend_no);
+	rc = sender_drain(rp, rc);
 	batch_free(&b);
 	return rc;
 }
@@ -932,8 +1188,15 @@ repair_full(struct repair *rp)
 		}
 		rc = batch_add_doc(rp, &b, &json, doc, &q, false);
 	}
-	if (rc == RC_OK && !*rp->stop)
-		rc = flush_batch(rp, &b, rp->reuse_no);
+	if (rc == RC_OK && !*rp->stop && b.n)
+		rc = flush_batch(rp, &b, next_batch_no(rp));
+	rc = sender_drain(rp, rc);
+	/* a resumed run's pending numbers that this run did not need (documents
+	 * deleted from MongoDB meanwhile): nothing was left to send in them */
+	for (int64_t no; rc == RC_OK && !*rp->stop && (no = next_batch_no(rp)) > 0;)
+		if (store_batch_commit(rp->store, rp->run_id, no, BATCH_COMMITTED, 0, 0, 0, 0))
+			rc = rerror_set(rp->err, RC_ERR_STORE,
+			                "journal: cannot commit batch %" PRId64, no);
 	mongo_scan_free(scan);
 	batch_free(&b);
 	buf_free(&json);

@@ -71,14 +71,17 @@ struct repair {
 	rcode (*mongo_exists)(void *ctx, const char *const *texts, size_t n, bool *exists,
 	                      struct rerror *err);
 	void *on_commit_ctx;
-	/* full runs: the batch number in flight when interrupted (0 none), and
-	 * the cursor that moves with every committed batch */
-	int64_t reuse_no;
+	/* full runs: the batch numbers in flight when interrupted, in order
+	 * (owned; reused by the first batches), and the cursor that moves with
+	 * every committed batch */
+	int64_t *reuse;
+	size_t n_reuse, reuse_at;
 	int64_t compared, seen;
 	char *cursor; /* owned */
 	enum id_type cursor_type;
 	/* the queue: to index (missing, stale), to delete (orphan, duplicate) */
 	struct idvec fix, del;
+	struct sender *sender; /* _bulk requests in flight (repair.c); owned */
 };
 
 /* Queues one drifted document, where its copy is (d's os_index, routing,

@@ -1359,7 +1359,8 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 
 	r.content.on = e->cfg->compare == COMPARE_CONTENT;
 	struct store_run *sr = NULL;
-	int64_t holder = 0, reuse_no = 0;
+	int64_t holder = 0, *reuse = NULL;
+	size_t n_reuse = 0;
 	rcode rc, frc;
 	enum run_status status;
 
@@ -1397,12 +1398,14 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 	}
 	r.full = r.kind == RUN_FULL;
 	r.dry_run = r.kind == RUN_DRY_RUN;
-	if (r.full) { /* resumed: reuse the number of the batch that was in flight */
+	if (r.full) { /* resumed: reuse the numbers of the batches that were in flight */
 		struct store_pending *p = NULL;
 		size_t n = 0;
 		rc = store_batches_pending(r.store, r.id, &p, &n);
-		if (rc == RC_OK && n)
-			reuse_no = p[0].batch_no;
+		if (rc == RC_OK && n && (reuse = malloc(n * sizeof(*reuse))) == NULL)
+			rc = RC_ERR_NOMEM;
+		for (size_t i = 0; rc == RC_OK && i < n; i++)
+			reuse[n_reuse++] = p[i].batch_no;
 		free(p);
 		if (rc) {
 			rerror_set(err, rc, "journal: cannot read pending batches");
@@ -1434,7 +1437,9 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		rc = setup_keys(&r);
 	if (rc == RC_OK) {
 		repair_setup(&r);
-		r.rp.reuse_no = reuse_no;
+		r.rp.reuse = reuse; /* the repair side owns them now */
+		r.rp.n_reuse = n_reuse;
+		reuse = NULL;
 	}
 	if (rc == RC_OK && !r.dry_run && (rc = set_phase(&r, "repairing")) == RC_OK)
 		rc = repair_resend_pending(&r.rp);
@@ -1511,6 +1516,7 @@ out:
 	opensearch_free(r.os);
 	idlist_free(&r.queued_cursor);
 	repair_release(&r.rp);
+	free(reuse);
 	free(r.write_index);
 	free(r.cursor);
 	free(r.id_field);
