@@ -99,6 +99,10 @@ static const struct cfg_entry cfg_table[] = {
      "verify OpenSearch's TLS certificate", CFG_MIRROR},
     {"OPENSEARCH_CA_FILE", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_ca_file),
      "CA bundle for OpenSearch's certificate; empty = system store", CFG_MIRROR},
+    {"OPENSEARCH_SCAN_PAGE", CFG_INT, "10000", 10, 10000, NULL, false, OFF(opensearch_scan_page),
+     "ids per page of the index's id stream (search_after); larger pages stream faster, "
+     "10000 is the default index.max_result_window (docs/PERFORMANCE.md)",
+     CFG_MIRROR},
     {"OPENSEARCH_TIMEOUT_MS", CFG_INT, "60000", 1000, DAY_MS, NULL, false,
      OFF(opensearch_timeout_ms), "timeout of one OpenSearch request", CFG_MIRROR},
     {"SYNC_BATCH_SIZE", CFG_INT, "100", 1, 10000, NULL, false, OFF(sync_batch_size),

@@ -49,6 +49,7 @@ struct config {
 	int64_t sync_batch_size_bytes;
 	int64_t sync_batch_delay_ms;
 	int64_t sync_concurrency;
+	int64_t opensearch_scan_page;
 	int64_t sync_max_retries;
 	char *state_db;
 	char *version_field;

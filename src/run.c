@@ -322,7 +322,9 @@ io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int 
 {
 	struct run *r = ctx;
 
-	return opensearch_scan(r->os, out, more, &r->keys, after, size, err);
+	(void)size; /* the pass's chunk; pages are OPENSEARCH_SCAN_PAGE ids */
+	return opensearch_scan(r->os, out, more, &r->keys, after, (int)r->cfg->opensearch_scan_page,
+	                       err);
 }
 
 static RC_MUST_CHECK rcode

@@ -526,7 +526,8 @@ cmd_os_ids(const struct config *cfg)
 		return die("os-ids", err.message);
 	while (more) {
 		idlist_clear(&page);
-		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->chunk_size, &err)) {
+		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->opensearch_scan_page,
+		                    &err)) {
 			rc = die("os-ids", err.message);
 			break;
 		}

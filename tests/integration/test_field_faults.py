@@ -212,7 +212,8 @@ def property_run(seed):
             idv.append(ID_TYPES[kind](used[kind]))
             used[kind] += 1
         insert(env, docs)
-        r = env.run("check", RECONCILE_CHUNK_SIZE=rnd.choice([10, 50, 1000]))
+        r = env.run("check", RECONCILE_CHUNK_SIZE=rnd.choice([10, 50, 1000]),
+                    OPENSEARCH_SCAN_PAGE=rnd.choice([10, 64, 10000]))
         check(r.returncode == 0 and env.in_sync(), "%s: indexed" % name)
         before = live_ids(env)
         canon = sorted(env.mongo_docs())
@@ -227,7 +228,8 @@ def property_run(seed):
         for k in order[n_stale:n_stale + n_orphan]:
             delete_mongo(env, idv[k])
         r = env.run("check", RECONCILE_ORPHANS="delete",
-                    RECONCILE_CHUNK_SIZE=rnd.choice([10, 64, 1000]))
+                    RECONCILE_CHUNK_SIZE=rnd.choice([10, 64, 1000]),
+                    OPENSEARCH_SCAN_PAGE=rnd.choice([10, 50, 10000]))
         run = env.last_run()
         check(r.returncode == 0 and run["status"] == "completed",
               "%s: check completes (%d %s)" % (name, r.returncode, r.stderr[-200:]))
@@ -589,7 +591,7 @@ def routing_copies(env):
     assert st == 200, body
     ids = ["d%03d" % i for i in range(30)]
     insert(env, [doc(x, i) for i, x in enumerate(ids)])
-    env.run("check", RECONCILE_CHUNK_SIZE=10)
+    env.run("check", RECONCILE_CHUNK_SIZE=10, OPENSEARCH_SCAN_PAGE=10)
     acts = []
     for t in ("d009", "d019", "d020"):
         for rv in "abcdef":
@@ -597,7 +599,7 @@ def routing_copies(env):
                      {"mongo_id": t, "updatedAt": "2000-01-01T00:00:00Z"}]
     env.bulk(acts)
     for k in range(2):
-        r = env.run("check", RECONCILE_CHUNK_SIZE=10)
+        r = env.run("check", RECONCILE_CHUNK_SIZE=10, OPENSEARCH_SCAN_PAGE=10)
     per = {}
     for _, i in copies(env):
         per[i] = per.get(i, 0) + 1
