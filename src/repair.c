@@ -528,8 +528,10 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		return rc;
 	if (s->count == (size_t)s->n && (rc = finish_oldest(rp, s, rp->err)))
 		return rc;
-	if (s->failed)
-		return rerror_set(rp->err, RC_ERR_OPENSEARCH, "an earlier batch failed");
+	if (s->failed) /* keeps the failure's own message */
+		return rp->err->code
+		           ? rp->err->code
+		           : rerror_set(rp->err, RC_ERR_OPENSEARCH, "an earlier batch failed");
 	f = &s->ring[(s->head + s->count) % (size_t)s->n];
 	{ /* the slot takes the batch; b takes the slot's empty one */
 		struct batch tmp = f->b;
