@@ -49,7 +49,8 @@ enum cfg_type {
 	CFG_FIELDS,
 	CFG_RENAMES,
 	CFG_MONGO_QUERY,
-	CFG_OS_QUERY
+	CFG_OS_QUERY,
+	CFG_RATIO /* a decimal fraction; min and max in millionths */
 };
 /* Global: one per process (the journal, the HTTP API, the logs); everything
  * else belongs to a mirror and may differ between mirrors. */
@@ -133,6 +134,16 @@ static const struct cfg_entry cfg_table[] = {
     {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
      "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
      "exact, and no extra scan on servers where counting scans the collection)",
+     CFG_MIRROR},
+    {"RECONCILE_MAX_DELETE_RATIO", CFG_RATIO, "0.05", 0, 1000000, NULL, false,
+     OFF(max_delete_ratio),
+     "the brake on orphan deletes: a run that finds more orphans than this fraction of the "
+     "index count deletes none of them and ends held (docs/ENGINE.md#the-brake-on-deletes); "
+     "--allow-deletes or {\"allowDeletes\": true} releases it for one run",
+     CFG_MIRROR},
+    {"RECONCILE_MAX_DELETES", CFG_INT, "10000", 0, 1000000000, NULL, false, OFF(max_deletes),
+     "the brake on orphan deletes: a run that finds more orphans than this deletes none of "
+     "them and ends held",
      CFG_MIRROR},
     {"RECONCILE_CHUNK_SIZE", CFG_INT, "5000", 10, 100000, NULL, false, OFF(chunk_size),
      "ids compared per chunk (memory is proportional to this)", CFG_MIRROR},
@@ -294,6 +305,10 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		snprintf(out, len,
 		         "empty, or a JSON object holding one query-DSL clause such as "
 		         "{\"term\": {\"source\": \"ads\"}}");
+		break;
+	case CFG_RATIO:
+		snprintf(out, len, "a decimal number from %g to %g", (double)e->min / 1e6,
+		         (double)e->max / 1e6);
 		break;
 	}
 }
@@ -776,6 +791,17 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 		if (!os_query_ok(v, why, sizeof(why)))
 			goto bad;
 		break;
+	case CFG_RATIO: {
+		char *end = NULL;
+		double d;
+		errno = 0;
+		d = *v ? strtod(v, &end) : 0;
+		if (*v == '\0' || errno || end == NULL || *end != '\0' ||
+		    !(d >= (double)e->min / 1e6) || !(d <= (double)e->max / 1e6))
+			goto bad;
+		*(double *)field(cfg, e) = d;
+		return RC_OK;
+	}
 	}
 	{
 		char **slot = field(cfg, e);
@@ -1576,6 +1602,9 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 		return strdup(*(const bool *)cfield(cfg, e) ? "true" : "false");
 	case CFG_ENUM:
 		return strdup(e->words[*(const int *)cfield(cfg, e)]);
+	case CFG_RATIO:
+		snprintf(tmp, sizeof(tmp), "%g", *(const double *)cfield(cfg, e));
+		return strdup(tmp);
 	case CFG_MONGO_URI:
 	case CFG_HTTP_URL:
 		return util_mask_uri(*(char *const *)cfield(cfg, e));
@@ -1736,7 +1765,7 @@ config_dump_markdown(struct buf *out)
 	    [CFG_MONGO_URI] = "URI",         [CFG_HTTP_URL] = "URL",
 	    [CFG_INDEX_NAME] = "index name", [CFG_FIELDS] = "field list",
 	    [CFG_RENAMES] = "rename list",   [CFG_MONGO_QUERY] = "MongoDB query",
-	    [CFG_OS_QUERY] = "query DSL"};
+	    [CFG_OS_QUERY] = "query DSL",    [CFG_RATIO] = "ratio"};
 	char what[400];
 	rcode rc = buf_puts(
 	    out,

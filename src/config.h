@@ -53,9 +53,11 @@ struct config {
 	int64_t sync_max_retries;
 	char *state_db;
 	char *version_field;
-	int orphans;     /* enum orphan_policy */
-	int mongo_count; /* enum mongo_count_mode */
-	int compare;     /* enum compare_mode */
+	int orphans;             /* enum orphan_policy */
+	int mongo_count;         /* enum mongo_count_mode */
+	int compare;             /* enum compare_mode */
+	double max_delete_ratio; /* the brake: most orphans deleted per run, of the index count */
+	int64_t max_deletes;     /* the brake: most orphans deleted per run */
 	int64_t chunk_size;
 	int64_t min_age_ms;
 	char *filter;           /* RECONCILE_FILTER: MongoDB query, extended JSON; "" = none */

@@ -768,7 +768,7 @@ too_young(struct run *r, int64_t t)
 static RC_MUST_CHECK rcode
 commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen)
 {
-	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared);
+	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared, 0);
 	char *c;
 
 	if (rc)

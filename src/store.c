@@ -504,25 +504,48 @@ store_migrate(struct store *s, int *applied, struct rerror *err)
 			return db_error(s, err, "cannot read schema_migrations");
 		if (done)
 			continue;
-		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		/* a migration may rebuild a table others reference (SQLite's
+		 * procedure for changing a CHECK): foreign keys are not enforced
+		 * while it runs (the pragma is a no-op inside a transaction), and
+		 * every key is checked before it commits */
+		if (sqlite3_exec(s->db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL) != SQLITE_OK)
 			return db_error(s, err, "cannot begin migration");
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			rcode rc = db_error(s, err, "cannot begin migration");
+			sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+			return rc;
+		}
 		now(ts);
+		int64_t broken = 0;
 		if (sqlite3_exec(s->db, m->sql, NULL, NULL, NULL) != SQLITE_OK ||
+		    sql_int(s, &broken, "SELECT count(*) FROM pragma_foreign_key_check", "") ||
+		    broken > 0 ||
 		    sql_run(s, "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
 		            "tt", m->name, ts)) {
 			int code = sqlite3_extended_errcode(s->db);
 			const char *adv = advice(s->db, code);
-			rcode rc = rerror_set(
-			    err, RC_ERR_STORE, "journal %s: migration %s failed: %s%s%s", s->path,
-			    m->name, sqlite3_errmsg(s->db), adv ? ": " : "", adv ? adv : "");
+			rcode rc =
+			    broken > 0
+			        ? rerror_set(err, RC_ERR_STORE,
+			                     "journal %s: migration %s failed: it would leave "
+			                     "%lld rows whose run does not exist",
+			                     s->path, m->name, (long long)broken)
+			        : rerror_set(err, RC_ERR_STORE,
+			                     "journal %s: migration %s failed: %s%s%s", s->path,
+			                     m->name, sqlite3_errmsg(s->db), adv ? ": " : "",
+			                     adv ? adv : "");
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
 			return rc;
 		}
 		if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 			rcode rc = db_error(s, err, "cannot commit migration");
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
 			return rc;
 		}
+		if (sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
+			return db_error(s, err, "cannot re-enable foreign keys");
 		log_info("journal: applied migration %s", m->name);
 		count++;
 	}
@@ -651,6 +674,8 @@ col_text(sqlite3_stmt *st, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
+static const char *const brake_names[] = {"on", "released", "passed", "held"};
+
 static int64_t
 col_int_or(sqlite3_stmt *st, int i, int64_t dflt)
 {
@@ -673,7 +698,8 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
 	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
 	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error, "
-	    "duplicate_count, conflict_count, mirror, skipped_newer_count "
+	    "duplicate_count, conflict_count, mirror, skipped_newer_count, index_read, "
+	    "delete_brake "
 	    "FROM runs WHERE id = ?",
 	    "i", run_id);
 	if (rc)
@@ -716,6 +742,12 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->conflicts = sqlite3_column_int64(st, 25);
 	r->mirror = col_text(st, 26);
 	r->skipped_newer = sqlite3_column_int64(st, 27);
+	r->index_read = sqlite3_column_int64(st, 28);
+	r->brake = BRAKE_ON;
+	for (int b = 0; b <= BRAKE_HELD; b++)
+		if (sqlite3_column_text(st, 29) &&
+		    strcmp((const char *)sqlite3_column_text(st, 29), brake_names[b]) == 0)
+			r->brake = (enum delete_brake)b;
 	sqlite3_finalize(st);
 	if (bad) { /* the CHECK constraints make this a journal we do not know */
 		store_run_free(r);
@@ -734,7 +766,7 @@ store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror)
 {
 	return sql_int(s, run_id,
 	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
-	               "AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	               "AND kind <> 'ids' AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
 	               "t", mirror);
 }
 
@@ -784,20 +816,110 @@ store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count, int64_t o
 
 rcode
 store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
-                 int64_t seen_types, int64_t compared)
+                 int64_t seen_types, int64_t compared, int64_t index_read)
 {
 	char ts[32];
 
 	now(ts);
 	return sql_run(s,
 	               "UPDATE runs SET cursor_type = ?, cursor = ?, seen_types = ?, compared = ?, "
-	               "heartbeat_at = ? WHERE id = ?",
-	               "ttiiti", cursor_type, cursor, seen_types, compared, ts, run_id);
+	               "index_read = ?, heartbeat_at = ? WHERE id = ?",
+	               "ttiiiti", cursor_type, cursor, seen_types, compared, index_read, ts,
+	               run_id);
 }
 
-static const char *const run_kind_names[] = {"check", "dry_run", "full"};
-static const char *const run_status_names[] = {"running", "completed", "failed", "interrupted",
-                                               "cancelled"};
+const char *
+store_brake_name(enum delete_brake b)
+{
+	assert(b >= 0 && b <= BRAKE_HELD);
+	return brake_names[b];
+}
+
+rcode
+store_run_brake(struct store *s, int64_t run_id, enum delete_brake b)
+{
+	return sql_run(s, "UPDATE runs SET delete_brake = ? WHERE id = ?", "ti",
+	               store_brake_name(b), run_id);
+}
+
+/* Held orphan deletes: orphan rows journaled pending, in no batch yet. */
+#define HELD_WHERE "run_id = ?1 AND kind = 'orphan' AND status = 'pending' AND batch_no IS NULL"
+
+rcode
+store_held_count(struct store *s, int64_t run_id, int64_t *n)
+{
+	return sql_int(s, n, "SELECT count(*) FROM run_ids WHERE " HELD_WHERE, "i", run_id);
+}
+
+rcode
+store_held_next(struct store *s, int64_t run_id, int64_t limit,
+                int (*fn)(void *ctx, const struct store_drift *d), void *ctx)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	int step;
+
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT doc_id, id_type, os_index, os_id, routing FROM run_ids"
+	                       " WHERE " HELD_WHERE " ORDER BY doc_id LIMIT ?2",
+	                       "ii", run_id, limit);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *idx = (const char *)sqlite3_column_text(st, 2);
+		const char *osid = (const char *)sqlite3_column_text(st, 3);
+		const char *rt = (const char *)sqlite3_column_text(st, 4);
+		struct store_drift d = {.doc_id = (const char *)sqlite3_column_text(st, 0),
+		                        .id_type = (const char *)sqlite3_column_text(st, 1),
+		                        .kind = DRIFT_ORPHAN,
+		                        .os_index = idx && *idx ? idx : NULL,
+		                        .os_id = osid && *osid ? osid : NULL,
+		                        .routing = rt && *rt ? rt : NULL};
+		if (d.doc_id == NULL || d.id_type == NULL) {
+			rc = RC_ERR_NOMEM;
+			break;
+		}
+		if (fn(ctx, &d)) {
+			rc = RC_ERR_NOMEM;
+			break;
+		}
+	}
+	if (rc == RC_OK && step != SQLITE_DONE)
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+rcode
+store_held_keep(struct store *s, int64_t run_id, const char *why)
+{
+	rcode rc = store_tx_begin(s);
+
+	if (rc == RC_OK)
+		rc = sql_run(s,
+		             "UPDATE run_ids SET status = 'reported', error = ?2 WHERE " HELD_WHERE,
+		             "it", run_id, why);
+	if (rc == RC_OK)
+		rc = store_run_brake(s, run_id, BRAKE_HELD);
+	if (rc == RC_OK)
+		rc = store_run_recount(s, run_id);
+	if (rc == RC_OK)
+		return store_tx_commit(s);
+	store_tx_rollback(s);
+	return rc;
+}
+
+rcode
+store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n)
+{
+	return sql_int(s, n, "SELECT count(*) FROM errors WHERE run_id = ? AND code = 'id_nul'",
+	               "i", run_id);
+}
+
+static const char *const run_kind_names[] = {"check", "dry_run", "full", "ids"};
+static const char *const run_status_names[] = {"running",     "completed", "failed",
+                                               "interrupted", "cancelled", "held"};
+
 static const char *const drift_state_names[] = {"pending", "done", "failed", "reported", "skipped"};
 static const char *const batch_state_names[] = {"pending", "committed", "failed"};
 
@@ -1117,14 +1239,15 @@ store_drift_add(struct store *s, int64_t run_id, const struct store_drift *d, in
 	rcode rc = tx_maybe_begin(s, &began);
 
 	if (rc == RC_OK)
-		rc = sql_run(s,
-		             "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
-		             " os_id, routing, batch_no, status, error, reason)"
-		             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		             "ittttttnttt", run_id, d->doc_id, d->id_type,
-		             store_drift_kind_name(d->kind), d->os_index ? d->os_index : "",
-		             d->os_id ? d->os_id : "", d->routing ? d->routing : "", batch_no,
-		             store_drift_state_name(state), error, d->reason);
+		rc = sql_run(
+		    s,
+		    "INSERT OR IGNORE INTO run_ids (run_id, doc_id, id_type, kind, os_index,"
+		    " os_id, routing, batch_no, status, error, reason)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "ittttttnttt", run_id, d->doc_id, d->id_type, store_drift_kind_name(d->kind),
+		    d->os_index ? d->os_index : "", d->os_id ? d->os_id : "",
+		    d->routing ? d->routing : "", batch_no, store_drift_state_name(state), error,
+		    d->reason);
 	is_new = rc == RC_OK && sqlite3_changes(s->db) > 0;
 	if (is_new)
 		rc = hist_seen(s, run_id, d);
@@ -1266,7 +1389,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 		    "iii", newer, run_id, batch_no);
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
-		                      cursor->compared);
+		                      cursor->compared, 0);
 	return tx_end(s, run_id, rc);
 }
 

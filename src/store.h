@@ -61,6 +61,7 @@ enum run_kind {
 	RUN_CHECK,   /* detect and repair */
 	RUN_DRY_RUN, /* detect and journal only */
 	RUN_FULL,    /* re-index every document */
+	RUN_IDS,     /* detect and repair given ids, or those changed since a time; never resumed */
 };
 enum run_status {
 	RUN_RUNNING,
@@ -68,9 +69,17 @@ enum run_status {
 	RUN_FAILED,
 	RUN_INTERRUPTED,
 	RUN_CANCELLED,
+	RUN_HELD, /* finished; the brake held its orphan deletes (none sent) */
 };
-#define RUN_KIND_COUNT   ((int)RUN_FULL + 1)
-#define RUN_STATUS_COUNT ((int)RUN_CANCELLED + 1)
+#define RUN_KIND_COUNT   ((int)RUN_IDS + 1)
+#define RUN_STATUS_COUNT ((int)RUN_HELD + 1)
+
+/* The brake on a run's orphan deletes, as runs.delete_brake spells it: on
+ * (deletes wait, journaled, for the end of the pass), released (allowDeletes
+ * for this run), passed (under the limits: being sent, also after a resume),
+ * held (none sent). */
+enum delete_brake { BRAKE_ON, BRAKE_RELEASED, BRAKE_PASSED, BRAKE_HELD };
+const char *store_brake_name(enum delete_brake b);
 const char *store_run_kind_name(enum run_kind k);
 int store_run_kind_parse(const char *name, enum run_kind *out); /* 0 or -1 */
 const char *store_run_status_name(enum run_status st);
@@ -92,6 +101,8 @@ struct store_run {
 	int64_t seen_types;
 	int64_t resume_count;
 	char *config, *error;
+	int64_t index_read; /* index copies the judging sweep read up to the cursor */
+	enum delete_brake brake;
 };
 void store_run_free(struct store_run *r);
 
@@ -99,8 +110,8 @@ RC_MUST_CHECK rcode store_run_begin(struct store *s, int64_t *run_id, const char
                                     enum run_kind kind, const char *trigger,
                                     const char *config_json);
 RC_MUST_CHECK rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
-/* Newest run of mirror (NULL: of any) left running or interrupted;
- * *run_id = 0 when none. */
+/* Newest run of mirror (NULL: of any) left running or interrupted, of a
+ * kind that resumes (not ids); *run_id = 0 when none. */
 RC_MUST_CHECK rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
 /* The same among runs of one kind: a dry run never continues a check (it
  * would write), nor a check a dry run (it would repair nothing). */
@@ -113,7 +124,11 @@ RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mo
 /* Advances the cursor: only call inside the transaction that commits the
  * work before it. */
 RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type,
-                                     const char *cursor, int64_t seen_types, int64_t compared);
+                                     const char *cursor, int64_t seen_types, int64_t compared,
+                                     int64_t index_read);
+RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
+/* Ids of the run's MongoDB stream it could not carry (NUL in the _id). */
+RC_MUST_CHECK rcode store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n);
 /* Recomputes the run's counters from run_ids and batches. */
 RC_MUST_CHECK rcode store_run_recount(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, enum run_status status,
@@ -177,6 +192,16 @@ RC_MUST_CHECK rcode store_drift_assign(struct store *s, int64_t run_id, const st
  * id seen in this many runs in a row is recurring (as is one seen again
  * after a repair). */
 #define STORE_RECURRING_STREAK 3
+
+/* Held orphan deletes (the brake, docs/ENGINE.md): orphan rows journaled
+ * pending in no batch, sent only once the pass has ended under the limits.
+ * store_held_next calls fn for at most limit of them (borrowed for the
+ * call); a row leaves the set when a batch takes it. store_held_keep marks
+ * every one reported with why and the run's brake held (one transaction). */
+RC_MUST_CHECK rcode store_held_count(struct store *s, int64_t run_id, int64_t *n);
+RC_MUST_CHECK rcode store_held_next(struct store *s, int64_t run_id, int64_t limit,
+                                    int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
+RC_MUST_CHECK rcode store_held_keep(struct store *s, int64_t run_id, const char *why);
 
 /* ---- commit transactions: each call is one transaction, all or nothing */
 
