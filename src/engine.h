@@ -39,7 +39,32 @@ struct engine_result {
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
+	int64_t held;          /* orphans the brake kept (status held): none deleted */
+	char why[600];         /* held: why, in numbers, and how to release it */
 };
+
+/* Most ids one targeted run takes (`check --ids`, {"ids": [...]}). */
+#define ENGINE_IDS_MAX 10000
+
+/* What a run is asked beyond its kind. ids / since: what a targeted run
+ * (RUN_IDS) checks; allow_deletes releases the brake on orphan deletes for
+ * this run (docs/ENGINE.md#the-brake-on-deletes). */
+struct engine_opts {
+	bool allow_deletes;
+	char **ids; /* n_ids canonical id texts (docs/MAPPING.md), or extended JSON */
+	size_t n_ids;
+	bool since; /* the documents whose version field is newer than since_ms */
+	int64_t since_ms;
+};
+
+/* Whether a targeted run may start: ids given (1 to ENGINE_IDS_MAX, each
+ * 1 to 512 bytes, no NUL) or since (needs RECONCILE_VERSION_FIELD), not
+ * both. RC_ERR_CONFIG with what is wrong in err (HTTP 400, exit 78). */
+RC_MUST_CHECK rcode engine_opts_check(const struct config *cfg, const struct engine_opts *o,
+                                      struct rerror *err);
+/* A deep copy (the scheduler keeps a request's), and its release. */
+RC_MUST_CHECK rcode engine_opts_copy(struct engine_opts *dst, const struct engine_opts *src);
+void engine_opts_release(struct engine_opts *o);
 
 RC_MUST_CHECK rcode engine_new(struct engine **out, const struct config *cfg, struct rerror *err);
 void engine_free(struct engine *e);
@@ -49,6 +74,11 @@ void engine_free(struct engine *e);
  * exactly that run; -1 = always start a new run. */
 RC_MUST_CHECK rcode engine_run(struct engine *e, struct engine_result *res, enum run_kind kind,
                                const char *trigger, int64_t resume_id, struct rerror *err);
+/* The same with options (NULL: none). A RUN_IDS run is always new (never
+ * resumed) and leaves the mirror's interrupted runs as they are. */
+RC_MUST_CHECK rcode engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
+                                    const char *trigger, int64_t resume_id,
+                                    const struct engine_opts *opts, struct rerror *err);
 
 /* Asks the current run to stop after its in-flight batch; it ends
  * interrupted (signal) or cancelled (API). Safe from any thread and from a

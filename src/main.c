@@ -6,16 +6,19 @@
  * doctor check failed; 2 an error (including "another run holds the
  * journal"); 3 the run completed but some documents could not be repaired
  * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
- * 78 bad configuration (EX_CONFIG).
+ * 4 the run ended held: the brake on deletes kept its orphans (nothing
+ * deleted; a person decides: --allow-deletes); 78 bad configuration
+ * (EX_CONFIG), also bad --ids / --since input.
  *
  * Mirrors: `--mirror NAME` picks one for check, resume, runs, show, doctor
  * and config (an unknown name exits 78 with the names there are). Without
  * it check and doctor go through every mirror in turn, resume continues
  * every mirror's interrupted run, runs and show read every mirror's
  * history. Several mirrors end with the worst of their exit codes: an
- * error (2) beats a partial repair (3), which beats drift a dry run found
- * (1), which beats 0: what failed to run at all matters most, then what
- * stays wrong in the index, then what a dry run only saw.
+ * error (2) beats a held run (4), which beats a partial repair (3), which
+ * beats drift a dry run found (1), which beats 0: what failed to run at all
+ * matters most, then what waits for a person's decision, then what stays
+ * wrong in the index, then what a dry run only saw.
  */
 #include "api.h" /* serve_main */
 #include "config.h"
@@ -28,6 +31,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@
 #define EXIT_DRIFT   1
 #define EXIT_ERROR   2
 #define EXIT_PARTIAL 3
+#define EXIT_HELD    4
 #define EXIT_CONFIG  78
 
 /* What a command gets: every mirror, and the one --mirror named (NULL when
@@ -98,10 +103,10 @@ print_json(cJSON *j)
 static int
 worst(int a, int b)
 {
-	static const int order[] = {0, EXIT_DRIFT, EXIT_PARTIAL, EXIT_ERROR};
-	int ra = 4, rb = 4; /* anything else (78) is worse still */
+	static const int order[] = {0, EXIT_DRIFT, EXIT_PARTIAL, EXIT_HELD, EXIT_ERROR};
+	int ra = 5, rb = 5; /* anything else (78) is worse still */
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		if (a == order[i])
 			ra = i;
 		if (b == order[i])
@@ -213,7 +218,7 @@ cmd_doctor(const struct cli *cli, int argc, char **argv)
  * mirror on the summary line. */
 static int
 run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, int64_t resume_id,
-           bool several)
+           bool several, const struct engine_opts *opts)
 {
 	struct engine *e = NULL;
 	struct engine_result res;
@@ -230,7 +235,7 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 	engine_set_progress_output(e, isatty(STDERR_FILENO));
 	signal_engine = e;
 	install_signals();
-	rc = engine_run(e, &res, kind, trigger, resume_id, &err);
+	rc = engine_run_opts(e, &res, kind, trigger, resume_id, opts, &err);
 	signal_engine = NULL;
 	engine_free(e);
 	if (rc == RC_ERR_BUSY) {
@@ -264,6 +269,10 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 	if (res.kind == RUN_DRY_RUN &&
 	    res.missing + res.orphans + res.stale + res.duplicates + res.conflicts > 0)
 		return EXIT_DRIFT;
+	if (res.status == RUN_HELD) {
+		fprintf(stderr, "reconciler: %srun %" PRId64 " %s\n", who, res.run_id, res.why);
+		return EXIT_HELD;
+	}
 	if (res.kind != RUN_DRY_RUN && res.failed + res.conflicts > 0) {
 		/* "&&" after check must not read as "the index equals MongoDB" */
 		fprintf(stderr,
@@ -277,11 +286,64 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 	return 0;
 }
 
+/* Reads the ids of `check --ids FILE|-`: one a line (a trailing "\r" is
+ * dropped, as is the newline of the last line), each its canonical text.
+ * It stops after ENGINE_IDS_MAX + 1, so engine_opts_check can say there
+ * are too many without reading a huge file into memory. */
+static int
+read_ids(const char *path, struct engine_opts *o)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	ssize_t len;
+	int code = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "check: cannot read %s: %s\n", path, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if ((size_t)len != strlen(line)) {
+			fprintf(stderr, "check: line %zu of %s holds a NUL character\n",
+			        o->n_ids + 1, path);
+			code = EXIT_CONFIG;
+			break;
+		}
+		if (o->n_ids == alloc) {
+			size_t c = alloc ? alloc * 2 : 64;
+			char **v = realloc(o->ids, c * sizeof(*v));
+			if (v == NULL) {
+				code = EXIT_ERROR;
+				break;
+			}
+			o->ids = v;
+			alloc = c;
+		}
+		if ((o->ids[o->n_ids] = strdup(line)) == NULL) {
+			code = EXIT_ERROR;
+			break;
+		}
+		if (++o->n_ids > ENGINE_IDS_MAX)
+			break; /* one too many is enough to say so */
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return code;
+}
+
 static int
 cmd_check(const struct cli *cli, int argc, char **argv)
 {
 	enum run_kind kind = RUN_CHECK;
 	const struct config *const *m;
+	struct engine_opts opts = {0};
+	const char *ids = NULL, *since = NULL;
 	size_t n;
 	int code = 0;
 
@@ -290,15 +352,59 @@ cmd_check(const struct cli *cli, int argc, char **argv)
 			kind = RUN_DRY_RUN;
 		else if (strcmp(argv[i], "--full") == 0)
 			kind = RUN_FULL;
+		else if (strcmp(argv[i], "--allow-deletes") == 0)
+			opts.allow_deletes = true;
+		else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc)
+			ids = argv[++i];
+		else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
+			since = argv[++i];
 		else {
 			fprintf(stderr, "check: unknown option %s\n", argv[i]);
 			return EXIT_ERROR;
 		}
 	}
+	if (ids || since) {
+		if (kind != RUN_CHECK) {
+			fprintf(stderr,
+			        "check: --ids and --since check and repair given documents: "
+			        "not with --dry-run or --full\n");
+			return EXIT_CONFIG;
+		}
+		kind = RUN_IDS;
+	}
+	if (since) {
+		opts.since = true;
+		if (util_iso_to_ms(since, &opts.since_ms)) {
+			fprintf(stderr,
+			        "check: --since %s is not an ISO 8601 time (e.g. "
+			        "2026-11-29T10:00:00Z)\n",
+			        since);
+			return EXIT_CONFIG;
+		}
+	}
+	if (ids && (code = read_ids(ids, &opts)) != 0) {
+		engine_opts_release(&opts);
+		return code;
+	}
 	mirrors_of(cli, &m, &n);
+	for (size_t i = 0; kind == RUN_IDS && i < n; i++) {
+		struct rerror err = {0};
+		if (engine_opts_check(m[i], &opts, &err)) {
+			fprintf(stderr, "check: %s\n", err.message);
+			engine_opts_release(&opts);
+			return EXIT_CONFIG;
+		}
+	}
+	if (kind == RUN_IDS && opts.since)
+		fprintf(stderr,
+		        "check: --since finds missing and stale documents changed since %s; "
+		        "orphans (deleted in MongoDB) need a full check\n",
+		        since);
 	/* in turn: one mirror's run never competes with another's for the servers */
 	for (size_t i = 0; i < n && signal_count == 0; i++)
-		code = worst(code, run_engine(m[i], kind, "cli", 0, cli->set->n_mirrors > 1));
+		code =
+		    worst(code, run_engine(m[i], kind, "cli", 0, cli->set->n_mirrors > 1, &opts));
+	engine_opts_release(&opts);
 	return code;
 }
 
@@ -375,7 +481,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 		store_run_free(run);
-		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1);
+		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, NULL);
 	}
 	mirrors_of(cli, &m, &n);
 	unfinished = calloc(n, sizeof(*unfinished));
@@ -397,7 +503,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; code == 0 && i < n && signal_count == 0; i++)
 		if (unfinished[i] > 0)
 			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
-			                              cli->set->n_mirrors > 1));
+			                              cli->set->n_mirrors > 1, NULL));
 	free(unfinished);
 	return code;
 }
@@ -843,9 +949,15 @@ static int cmd_help(const struct cli *cli, int argc, char **argv);
 static const struct command commands[] = {
     {"serve", cmd_serve, "serve",
      "run the service: HTTP API, each mirror's schedule, resume on start", false},
-    {"check", cmd_check, "check [--dry-run] [--full] [--mirror NAME]",
+    {"check", cmd_check,
+     "check [--dry-run] [--full] [--ids FILE|-] [--since TIME] [--allow-deletes] [--mirror NAME]",
      "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
-     "detect only; --full: re-index everything)",
+     "detect only; --full: re-index everything; --ids: just the ids in FILE, one a line, "
+     "or - for stdin; --since: documents whose version field is newer than TIME, ISO 8601 "
+     "(orphans need a full check); --allow-deletes: release the brake on orphan deletes "
+     "for this run). Exit 0 in sync or repaired, 1 drift (dry run), 2 error, 3 some "
+     "documents not repaired, 4 held (the brake kept the orphan deletes), 78 bad "
+     "configuration or input",
      true},
     {"resume", cmd_resume, "resume [RUN_ID] [--mirror NAME]",
      "continue interrupted runs (each mirror's, or that one)", true},

@@ -468,6 +468,52 @@ out:
 	return rc;
 }
 
+rcode
+mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *version_field,
+                      int64_t since_ms, int batch_size, struct rerror *err)
+{
+	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, or, c, gt, proj;
+	char iso[40];
+	struct mongo_scan *s;
+
+	*out = NULL;
+	util_ms_to_iso(since_ms, iso, sizeof(iso));
+	/* a version may be a Date, epoch milliseconds or ISO-8601 text
+	 * (doc_version_from_bson): each compares within its own type */
+	BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+	for (int i = 0; i < 3; i++) {
+		char key[4];
+		snprintf(key, sizeof(key), "%d", i);
+		BSON_APPEND_DOCUMENT_BEGIN(& or, key, &c);
+		BSON_APPEND_DOCUMENT_BEGIN(&c, version_field, &gt);
+		if (i == 0)
+			BSON_APPEND_DATE_TIME(&gt, "$gt", since_ms);
+		else if (i == 1)
+			BSON_APPEND_INT64(&gt, "$gt", since_ms);
+		else
+			BSON_APPEND_UTF8(&gt, "$gt", iso);
+		bson_append_document_end(&c, &gt);
+		bson_append_document_end(& or, &c);
+	}
+	bson_append_array_end(&filter, & or);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	BSON_APPEND_INT32(&proj, version_field, 1);
+	bson_append_document_end(&opts, &proj);
+	BSON_APPEND_INT32(&opts, "batchSize", batch_size);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		bson_destroy(&filter);
+		bson_destroy(&opts);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	s->cursor = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	*out = s;
+	return RC_OK;
+}
+
 /* The read-ahead thread: fills pages from the cursor while the caller
  * works on the previous ones. At most PAGES pages wait, so memory is
  * bounded whatever the collection's size. */
@@ -598,13 +644,8 @@ rcode
 mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end, bool *unsafe,
                    const char *version_field, struct rerror *err)
 {
-	struct buf text = {0};
 	const bson_t *doc = NULL;
-	bson_iter_t it, vit;
-	enum id_type type;
-	char version[64];
-	int64_t ms = -1;
-	bool has_version = false;
+	bson_iter_t it;
 	rcode rc;
 
 	*end = *unsafe = false;
@@ -619,6 +660,25 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 		}
 	} while (!bson_iter_init_find(&it, doc, "_id")); /* every document has one */
 	s->last = doc;
+	return mongo_doc_id_entry(doc, out, cls, unsafe, version_field, err);
+}
+
+rcode
+mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls, bool *unsafe,
+                   const char *version_field, struct rerror *err)
+{
+	struct buf text = {0};
+	bson_iter_t it, vit;
+	enum id_type type;
+	char version[64];
+	int64_t ms = -1;
+	bool has_version = false;
+	rcode rc;
+
+	*unsafe = false;
+	*cls = -1;
+	if (!bson_iter_init_find(&it, doc, "_id"))
+		return rerror_set(err, RC_ERR_MONGO, "mongodb: a document without _id");
 	rc = doc_id_canonical(bson_iter_value(&it), &text, &type);
 	if (rc) {
 		buf_free(&text);

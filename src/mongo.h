@@ -71,6 +71,16 @@ RC_MUST_CHECK rcode mongo_scan_next_id(struct mongo_scan *s, struct idlist *out,
 /* The document whose id mongo_scan_next_id appended last (whole when the
  * stream was opened with full_docs), valid until the next call. */
 const bson_t *mongo_scan_last_doc(const struct mongo_scan *s);
+/* One document's entry as mongo_scan_next_id appends it (doc holds _id
+ * and, where there is one, version_field). */
+RC_MUST_CHECK rcode mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls,
+                                       bool *unsafe, const char *version_field, struct rerror *err);
+/* A stream (no order) of the documents whose version_field is newer than
+ * since_ms: a Date after it, epoch milliseconds above it, or ISO-8601 text
+ * after its text; only _id and version_field are read. */
+RC_MUST_CHECK rcode mongo_scan_open_since(struct mongo_scan **out, struct mongo *m,
+                                          const char *version_field, int64_t since_ms,
+                                          int batch_size, struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);
 
 /* Calls fn for every document whose _id is in ids (a BSON array of typed

@@ -151,12 +151,23 @@ keep_rank(const struct pass *p, const struct idlist *l, size_t i)
 	return (idlist_docid(l, i) ? 4 : 0) + (idlist_routing(l, i) ? 2 : 0) + (in_write ? 0 : 1);
 }
 
+/* Whether the sweep now under way judges orphans: the first merge segment's
+ * (strings judge the whole index before ObjectIds come) or the final one. */
+static bool
+sweep_judges(const struct pass *p)
+{
+	return !(p->cur_class == CLASS_OID && (p->seen & (1 << CLASS_STRING)));
+}
+
 /* Moves the first k ids of os_buf into part, keeping part in key order
  * whatever the index returns. Copies of one id stay together, the copy in
  * the write index first: it is the one kept. */
 static RC_MUST_CHECK rcode
 os_move(struct pass *p, struct idlist *part, size_t k)
 {
+	/* the brake compares what the judging sweep read with the index's count */
+	if (p->o->stats && sweep_judges(p))
+		p->o->stats->index_read += (int64_t)k;
 	for (size_t i = 0; i < k; i++) {
 		const char *id = idlist_id(&p->os_buf, i);
 		size_t len = p->os_buf.v[i].id_len;
@@ -612,6 +623,65 @@ drain_segment(struct pass *p)
 	return rc;
 }
 
+/* Every class: a targeted run has not seen the collection, so every text
+ * is asked of MongoDB (orphans, conflicts) as if any type could own it. */
+#define ALL_CLASSES                                                                                \
+	((1 << CLASS_NUMBER) | (1 << CLASS_STRING) | (1 << CLASS_OTHER_LOW) | (1 << CLASS_OID) |   \
+	 (1 << CLASS_OTHER))
+
+/* A targeted run of given ids: both sides looked up, in chunks, and judged
+ * as a merge (so an index copy MongoDB has under no typed value the text
+ * could stand for is an orphan, asked as the pass asks). */
+static RC_MUST_CHECK rcode
+pass_ids(struct pass *p)
+{
+	const struct pass_opts *o = p->o;
+	struct idlist m = {0}, found = {0}, ms = {0}, fs = {0};
+	rcode rc = RC_OK;
+
+	for (size_t at = 0; rc == RC_OK && at < o->n_ids && !*o->stop;
+	     at += (size_t)o->chunk_size) {
+		size_t n =
+		    o->n_ids - at < (size_t)o->chunk_size ? o->n_ids - at : (size_t)o->chunk_size;
+		idlist_clear(&m);
+		idlist_clear(&found);
+		rc = p->io->mongo_lookup(p->io->ctx, o->ids + at, n, &m, p->err);
+		for (size_t k = 0; rc == RC_OK && k < n && !o->index_missing && !p->index_gone;
+		     k += 1000) {
+			rc = p->io->index_lookup(p->io->ctx, &found, o->ids + at + k,
+			                         n - k < 1000 ? n - k : 1000, p->err);
+			if (rc == RC_ERR_NOTFOUND) {
+				*p->err = (struct rerror){0};
+				p->index_gone = true;
+				rc = RC_OK;
+			}
+		}
+		if (rc == RC_OK)
+			rc = idlist_sorted(p, &fs, &m);
+		/* a document found twice (a split $in, two texts of one value) once */
+		idlist_clear(&ms);
+		for (size_t i = 0; rc == RC_OK && i < fs.n; i++)
+			if (ms.n == 0 || strcmp(idlist_id(&ms, ms.n - 1), idlist_id(&fs, i)) ||
+			    ms.v[ms.n - 1].type != fs.v[i].type)
+				rc = idlist_push_from(&ms, &fs, i);
+		if (rc == RC_OK)
+			rc = idlist_sorted(p, &fs, &found);
+		if (rc == RC_OK)
+			rc = judge(p, &ms, &fs, false);
+		if (rc == RC_OK && ms.n && !*o->stop) {
+			p->compared += (int64_t)ms.n;
+			rc = p->io->on_chunk(p->io->ctx, idlist_id(&ms, ms.n - 1),
+			                     (enum id_type)ms.v[ms.n - 1].type, p->compared,
+			                     p->seen, p->err);
+		}
+	}
+	idlist_free(&m);
+	idlist_free(&found);
+	idlist_free(&ms);
+	idlist_free(&fs);
+	return rc;
+}
+
 rcode
 pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err)
 {
@@ -627,7 +697,13 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 
 	assert(o->chunk_size > 0 && o->stop);
 	memset(p.has_type, -1, sizeof(p.has_type)); /* not asked yet */
-	if (o->cursor) {
+	if (o->ids || o->targeted)
+		p.seen = ALL_CLASSES;
+	if (o->ids) {
+		rc = pass_ids(&p);
+		goto out;
+	}
+	if (o->cursor && !o->targeted) {
 		/* resume inside the segment the cursor is in */
 		p.cur_class = (int)doc_id_class_of(o->cursor, o->cursor_type);
 		if (doc_class_merges(p.cur_class))
@@ -637,6 +713,11 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 		rc = read_chunk(&p, &chunk, &cls);
 		if (rc || chunk.n == 0)
 			break;
+		if (o->targeted) {
+			/* documents changed since a time: looked up, no sweep */
+			rc = lookup(&p, &chunk);
+			goto chunk_done;
+		}
 		if (cls != p.cur_class) {
 			if (p.cur_class >= 0 && doc_class_merges(p.cur_class))
 				rc = drain_segment(&p);
@@ -655,6 +736,7 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 		} else {
 			rc = lookup(&p, &chunk);
 		}
+	chunk_done:
 		if (rc == RC_OK && !*o->stop) {
 			size_t last = chunk.n - 1;
 			p.compared += (int64_t)chunk.n;
@@ -663,7 +745,7 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 			                 (enum id_type)chunk.v[last].type, p.compared, p.seen, err);
 		}
 	}
-	if (rc == RC_OK && !*o->stop) {
+	if (rc == RC_OK && !*o->stop && !o->targeted) {
 		if (p.cur_class >= 0 && doc_class_merges(p.cur_class)) {
 			rc = drain_segment(&p);
 		} else if (!(p.seen & ((1 << CLASS_STRING) | (1 << CLASS_OID)))) {
@@ -674,6 +756,7 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 				rc = drain_segment(&p);
 		}
 	}
+out:
 	if (rc == RC_ERR_NOMEM && err->code == RC_OK)
 		rerror_set(err, rc, "out of memory");
 	idlist_free(&chunk);

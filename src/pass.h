@@ -65,6 +65,11 @@ struct pass_io {
 	 * the text texts[i] but not the type types[i], else NULL. */
 	rcode (*mongo_other)(void *ctx, const char *const *texts, const enum id_type *types,
 	                     size_t n, char **other, struct rerror *err);
+	/* Targeted runs (pass_opts.ids): the MongoDB documents whose _id is
+	 * any typed value one of texts could stand for
+	 * (doc_id_append_candidates), appended to out as mongo_next does. */
+	rcode (*mongo_lookup)(void *ctx, const char *const *texts, size_t n, struct idlist *out,
+	                      struct rerror *err);
 	/* *has: MongoDB holds some id of this type (one $type probe). */
 	rcode (*mongo_has_type)(void *ctx, enum id_type type, bool *has, struct rerror *err);
 	/* RECONCILE_COMPARE=content: n pairs of a MongoDB id (mi[k] into m)
@@ -83,6 +88,14 @@ struct pass_io {
 	                  int64_t seen, struct rerror *err);
 };
 
+/* What the pass read, for the brake on deletes (run.c). */
+struct pass_stats {
+	/* index copies read by the sweep that judges orphans (the first merge
+	 * segment's, or the final one); in: what a resumed run had read up to
+	 * its cursor */
+	int64_t index_read;
+};
+
 struct pass_opts {
 	int64_t chunk_size;      /* MongoDB ids per chunk, and index ids per page */
 	bool compare_versions;   /* RECONCILE_VERSION_FIELD is set */
@@ -96,11 +109,20 @@ struct pass_opts {
 	const char *cursor;
 	enum id_type cursor_type;
 	int64_t seen, compared;
-	volatile int *stop; /* nonzero: stop between chunks */
+	volatile int *stop;       /* nonzero: stop between chunks */
+	struct pass_stats *stats; /* may be NULL */
+	/* targeted runs: with ids (n_ids texts), just those ids are checked
+	 * (missing, stale, orphan, duplicate, conflict), looked up on both
+	 * sides; with `targeted`, every chunk of mongo_next's stream (the
+	 * documents changed since a time) is looked up in the index (missing,
+	 * stale: no sweep, so no orphans) */
+	const char *const *ids;
+	size_t n_ids;
+	bool targeted;
 };
 
 /* Runs the pass to the end of both streams (or to *stop: RC_OK, the caller
- * looks at stop). */
+ * looks at stop); a targeted run, its ids or its stream. */
 RC_MUST_CHECK rcode pass_run(const struct pass_opts *o, const struct pass_io *io,
                              struct rerror *err);
 

@@ -15,6 +15,18 @@
  *      committed.
  * A resumed run first re-sends pending batches, then continues the pass
  * from the cursor. Committed batches are never sent again.
+ *
+ * The brake on deletes: orphans are journaled pending but not queued (held);
+ * only once the pass has ended does the run decide, on the totals, whether
+ * to send them (under RECONCILE_MAX_DELETE_RATIO and RECONCILE_MAX_DELETES,
+ * both streams as long as their counts said, or released) or to keep them
+ * (status held, nothing deleted). Held deletes live in the journal, not in
+ * memory; a run killed while sending them resumes and sends the rest.
+ *
+ * Targeted runs (kind ids): given ids looked up on both sides, or the
+ * documents changed since a time looked up in the index; the same sink,
+ * the same brake; never resumed, so a mirror's interrupted check is left as
+ * it is.
  */
 #include "engine.h"
 #include "diff.h"
@@ -86,8 +98,15 @@ struct run {
 	struct transform *tf; /* body and routing of writes */
 	/* the cursor that waits for queued drift to be committed */
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
-	int64_t queued_compared, queued_seen;
-	int64_t os_count;
+	int64_t queued_compared, queued_seen, queued_index_read;
+	int64_t os_count, mongo_count;
+	const struct engine_opts *opts; /* never NULL */
+	struct pass_stats stats;        /* what the pass read (the brake) */
+	int64_t lacking;                /* index documents without the id field */
+	enum delete_brake brake;
+	bool held;
+	int64_t n_held;
+	char why[600];
 	struct content content; /* RECONCILE_COMPARE=content */
 };
 
@@ -757,6 +776,64 @@ content_report(struct run *r)
 		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
 }
 
+struct lookup_ctx {
+	struct run *r;
+	struct idlist *out;
+	rcode rc;
+	struct rerror *err;
+};
+
+static int
+on_looked_up(void *ctx, const bson_t *doc)
+{
+	struct lookup_ctx *x = ctx;
+	int cls;
+	bool unsafe;
+	size_t before = x->out->n;
+
+	x->rc = mongo_doc_id_entry(doc, x->out, &cls, &unsafe, x->r->cfg->version_field, x->err);
+	if (x->rc == RC_OK && unsafe)
+		x->out->n = before; /* a NUL in the _id: never compared or written */
+	return x->rc != RC_OK;
+}
+
+/* A value MongoDB refused to be asked about: its documents are not found
+ * (and the orphan check, refused too, never calls their copies orphans). */
+static void
+on_lookup_refused(void *ctx, size_t index, const char *reason)
+{
+	(void)ctx;
+	log_warn("mongodb refused to be asked for a requested id (value %zu: %s)", index, reason);
+}
+
+static RC_MUST_CHECK rcode
+io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *out,
+                struct rerror *err)
+{
+	struct run *r = ctx;
+	struct lookup_ctx x = {.r = r, .out = out, .err = err};
+	bson_t arr = BSON_INITIALIZER, proj = BSON_INITIALIZER;
+	uint32_t k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		if (!doc_id_unaskable(texts[i]))
+			rc = doc_id_append_candidates(&arr, &k, texts[i]);
+	BSON_APPEND_INT32(&proj, "_id", 1);
+	if (*r->cfg->version_field)
+		BSON_APPEND_INT32(&proj, r->cfg->version_field, 1);
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else if (k)
+		rc = mongo_fetch(r->mongo, &arr, &proj, false, on_looked_up, on_lookup_refused, &x,
+		                 err);
+	if (rc == RC_OK && x.rc)
+		rc = x.rc;
+	bson_destroy(&arr);
+	bson_destroy(&proj);
+	return rc;
+}
+
 /* ---- the pass's results: journal and repair ------------------------------ */
 
 static bool
@@ -766,9 +843,11 @@ too_young(struct run *r, int64_t t)
 }
 
 static RC_MUST_CHECK rcode
-commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen)
+commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen,
+              int64_t index_read)
 {
-	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared, 0);
+	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared,
+	                            index_read);
 	char *c;
 
 	if (rc)
@@ -797,7 +876,7 @@ flush_queue(struct run *r)
 	if (rc == RC_OK && r->queued_cursor.n) {
 		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0),
 		                   (enum id_type)r->queued_cursor.v[0].type, r->queued_compared,
-		                   r->queued_seen);
+		                   r->queued_seen, r->queued_index_read);
 		idlist_clear(&r->queued_cursor);
 	}
 	progress_sync(r);
@@ -827,17 +906,18 @@ record_conflict(struct run *r, const char *id, enum id_type type, const char *ot
 	return rc ? rerror_set(r->err, rc, "journal: cannot record a conflict") : RC_OK;
 }
 
-/* Appends a drift row; queues the document when it is to be repaired. */
+/* Appends a drift row; queues the document when it is to be repaired now
+ * (a held one waits in the journal, pending, for the end of the pass). */
 static RC_MUST_CHECK rcode
 add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct store_drift *d,
-        enum id_type type, bool repair, bool young)
+        enum id_type type, bool repair, bool young, bool hold)
 {
 	rows[*n] = (struct store_drift_row){.d = *d,
 	                                    .state = young    ? DRIFT_SKIPPED
 	                                             : repair ? DRIFT_PENDING
 	                                                      : DRIFT_REPORTED};
 	(*n)++;
-	if (!repair || young)
+	if (!repair || young || hold)
 		return RC_OK;
 	if (repair_queue(&r->rp, d, type))
 		return rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
@@ -872,7 +952,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_MISSING};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
-		             too_young(r, m->v[k].time_ms));
+		             too_young(r, m->v[k].time_ms), false);
 	}
 	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++) {
 		size_t k = d->stale[i], o = d->stale_os[i];
@@ -885,7 +965,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		                         .os_index = idlist_index(osl, o),
 		                         .routing = idlist_routing(osl, o)};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
-		             too_young(r, m->v[k].time_ms));
+		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
 			rows[n - 1].fields = pd->stale_fields[i];
 	}
@@ -909,8 +989,9 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			                         .routing = idlist_routing(osl, k),
 			                         .os_id = idlist_docid(osl, k),
 			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
+			/* orphans are held until the pass knows its totals (the brake) */
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
-			             too_young(r, t));
+			             too_young(r, t), !pass);
 		}
 	}
 	if (rc == RC_OK && n && (rc = store_drift_record(r->store, r->id, rows, n)))
@@ -935,13 +1016,14 @@ io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int6
 	if (r->content.on)
 		stash_drop_through(&r->content, id, (int)type);
 	if (repair_queued(&r->rp) == 0) {
-		rc = commit_cursor(r, id, type, compared, seen);
+		rc = commit_cursor(r, id, type, compared, seen, r->stats.index_read);
 		progress_sync(r);
 		return rc;
 	}
 	idlist_clear(&r->queued_cursor);
 	r->queued_compared = compared;
 	r->queued_seen = seen;
+	r->queued_index_read = r->stats.index_read;
 	if (idlist_push(&r->queued_cursor, id, strlen(id), (int)type, NULL, -1))
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	pthread_mutex_lock(&r->e->lock);
@@ -950,6 +1032,8 @@ io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int6
 	progress_print(r->e, false);
 	return RC_OK;
 }
+
+static RC_MUST_CHECK rcode decide_deletes(struct run *r);
 
 static RC_MUST_CHECK rcode
 pass_diff(struct run *r)
@@ -964,7 +1048,11 @@ pass_diff(struct run *r)
 	                      .cursor_type = r->cursor_type,
 	                      .seen = r->seen,
 	                      .compared = r->compared,
-	                      .stop = &r->e->stop};
+	                      .stop = &r->e->stop,
+	                      .stats = &r->stats,
+	                      .ids = (const char *const *)r->opts->ids,
+	                      .n_ids = r->kind == RUN_IDS ? r->opts->n_ids : 0,
+	                      .targeted = r->kind == RUN_IDS && r->opts->since};
 	struct pass_io io = {.ctx = r,
 	                     .mongo_next = io_mongo_next,
 	                     .on_unsafe = io_on_unsafe,
@@ -973,15 +1061,21 @@ pass_diff(struct run *r)
 	                     .mongo_exists = io_mongo_exists,
 	                     .mongo_other = io_mongo_other,
 	                     .mongo_has_type = io_mongo_has_type,
+	                     .mongo_lookup = io_mongo_lookup,
 	                     .on_drift = io_on_drift,
 	                     .on_chunk = io_on_chunk,
 	                     .content_differs = io_content_differs};
-	rcode rc;
+	rcode rc = RC_OK;
 
 	/* by content, the stream reads whole documents: the chunk's are at
 	 * hand when its copies are compared, and no second query is needed */
-	rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type, r->cfg->version_field,
-	                     r->content.on, (int)r->cfg->chunk_size, true, r->err);
+	if (r->kind == RUN_IDS && r->opts->since)
+		rc = mongo_scan_open_since(&r->scan, r->mongo, r->cfg->version_field,
+		                           r->opts->since_ms, (int)r->cfg->chunk_size, r->err);
+	else if (r->kind != RUN_IDS)
+		rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type,
+		                     r->cfg->version_field, r->content.on, (int)r->cfg->chunk_size,
+		                     true, r->err);
 	if (rc == RC_OK)
 		rc = pass_run(&o, &io, r->err);
 	content_report(r);
@@ -989,6 +1083,118 @@ pass_diff(struct run *r)
 	if (rc == RC_OK && !r->e->stop) {
 		r->pass_done = true;
 		rc = flush_queue(r);
+	}
+	if (rc == RC_OK && !r->e->stop && !r->dry_run)
+		rc = decide_deletes(r);
+	return rc;
+}
+
+/* ---- the brake on deletes --------------------------------------------- */
+
+static int
+on_held(void *ctx, const struct store_drift *d)
+{
+	struct repair *rp = ctx;
+	enum id_type t;
+
+	if (doc_id_type_parse(d->id_type, &t))
+		t = ID_STRING;
+	return repair_queue(rp, d, t) != RC_OK;
+}
+
+/* Why the brake holds this run's n held orphan deletes ("" when it does
+ * not): the limits, and whether each side's stream read what its count
+ * said. */
+static RC_MUST_CHECK rcode
+brake_reasons(struct run *r, int64_t n, char *why, size_t len)
+{
+	size_t at = 0;
+	int64_t unsafe = 0;
+
+#define WHY(...)                                                                                   \
+	do {                                                                                       \
+		if (at < len)                                                                      \
+			at += (size_t)snprintf(why + at, len - at, "%s", at ? "; " : "");          \
+		if (at < len)                                                                      \
+			at += (size_t)snprintf(why + at, len - at, __VA_ARGS__);                   \
+	} while (0)
+
+	why[0] = '\0';
+	if ((double)n > r->cfg->max_delete_ratio * (double)r->os_count)
+		WHY("%" PRId64 " orphans are %.1f%% of the index's %" PRId64
+		    " documents, over RECONCILE_MAX_DELETE_RATIO=%g",
+		    n, r->os_count > 0 ? 100.0 * (double)n / (double)r->os_count : 100.0,
+		    r->os_count, r->cfg->max_delete_ratio);
+	if (n > r->cfg->max_deletes)
+		WHY("%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
+		    r->cfg->max_deletes);
+	if (r->kind == RUN_IDS)
+		return RC_OK; /* looked up one by one: no stream to be short */
+	if (store_run_unsafe_ids(r->store, r->id, &unsafe))
+		return rerror_set(r->err, RC_ERR_STORE, "journal: cannot count unsafe ids");
+	if (r->mongo_count >= 0 && r->compared + unsafe < r->mongo_count)
+		WHY("the MongoDB id stream read %" PRId64
+		    " ids, fewer than its count said (%" PRId64 ")",
+		    r->compared + unsafe, r->mongo_count);
+	if (!r->index_missing && r->stats.index_read + r->lacking < r->os_count)
+		WHY("the index id stream read %" PRId64 " copies (+%" PRId64
+		    " without the id field), fewer than its count said (%" PRId64 ")",
+		    r->stats.index_read, r->lacking, r->os_count);
+#undef WHY
+	return RC_OK;
+}
+
+/* The end of a pass: sends the held orphan deletes, or keeps them all. */
+static RC_MUST_CHECK rcode
+decide_deletes(struct run *r)
+{
+	int64_t n = 0, left;
+	char reasons[400];
+	rcode rc;
+
+	if ((rc = store_held_count(r->store, r->id, &n)))
+		return rerror_set(r->err, rc, "journal: cannot count held deletes");
+	if (n == 0)
+		return RC_OK;
+	if (r->brake == BRAKE_ON) {
+		if ((rc = brake_reasons(r, n, reasons, sizeof(reasons))))
+			return rc;
+		if (reasons[0]) {
+			const char *mirror = r->cfg->name ? r->cfg->name : "default";
+			snprintf(r->why, sizeof(r->why),
+			         "held %" PRId64
+			         " orphan deletes, nothing deleted: %s. To delete them: "
+			         "reconciler check --allow-deletes --mirror %s, or POST "
+			         "/api/mirrors/%s/check {\"allowDeletes\": true}",
+			         n, reasons, mirror, mirror);
+			if ((rc = store_held_keep(r->store, r->id, r->why)) ||
+			    (rc = store_event(r->store, r->id, "held", r->why)))
+				return rerror_set(r->err, rc,
+				                  "journal: cannot record held deletes");
+			log_msg(LOG_WARN, r->id, "%s", r->why);
+			r->held = true;
+			r->n_held = n;
+			return RC_OK;
+		}
+		/* decided: a resumed run sends the rest without deciding again */
+		if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
+			return rerror_set(r->err, rc, "journal: cannot record the brake");
+		r->brake = BRAKE_PASSED;
+	}
+	log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
+	        store_brake_name(r->brake));
+	while (rc == RC_OK && n > 0 && !r->e->stop) {
+		rc = store_held_next(r->store, r->id, REPAIR_QUEUE_MAX, on_held, &r->rp);
+		if (rc)
+			return rerror_set(r->err, rc, "journal: cannot read held deletes");
+		if ((rc = flush_queue(r)))
+			return rc;
+		if ((rc = store_held_count(r->store, r->id, &left)))
+			return rerror_set(r->err, rc, "journal: cannot count held deletes");
+		if (left >= n && !r->e->stop) /* never loop on rows a batch did not take */
+			return rerror_set(r->err, RC_ERR_INTERNAL,
+			                  "%" PRId64 " held deletes were not sent", left);
+		n = left;
 	}
 	return rc;
 }
@@ -1091,6 +1297,7 @@ setup_keys(struct run *r)
 			r->keys.sort_field = r->id_field;
 			/* such documents cannot be placed in key order: say so */
 			rc = opensearch_count_missing(r->os, &lacking, idf, r->err);
+			r->lacking = lacking;
 			if (rc == RC_OK && lacking > 0) {
 				char msg[300];
 				snprintf(msg, sizeof(msg),
@@ -1231,7 +1438,9 @@ count_both(struct run *r)
 		                  "MONGODB_DATABASE and MONGODB_COLLECTION (nothing was changed)",
 		                  r->cfg->mongodb_collection, r->cfg->mongodb_database);
 
-	if (r->cfg->mongo_count == MONGO_COUNT_BEFORE)
+	/* a targeted run reads a few ids: a count (a scan on some servers) is
+	 * not worth it; the index's is cheap and the brake needs it */
+	if (r->cfg->mongo_count == MONGO_COUNT_BEFORE && r->kind != RUN_IDS)
 		rc = mongo_count(r->mongo, &mc, r->err);
 	else
 		rc = RC_OK; /* counted by the pass itself */
@@ -1246,6 +1455,7 @@ count_both(struct run *r)
 	if (rc)
 		return rc;
 	r->os_count = oc;
+	r->mongo_count = mc;
 	pthread_mutex_lock(&r->e->lock);
 	r->e->progress.mongo_count = mc;
 	r->e->progress.opensearch_count = oc;
@@ -1299,7 +1509,22 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 		}
 		r->seen = sr->seen_types;
 		r->compared = sr->compared;
+		r->stats.index_read = sr->index_read;
+		r->brake = sr->brake;
+		if (sr->kind == RUN_IDS) {
+			store_run_free(sr);
+			return rerror_set(r->err, RC_ERR_INVALID,
+			                  "run %" PRId64
+			                  " checked given ids and is not resumed: run "
+			                  "the targeted check again",
+			                  id);
+		}
 		store_run_free(sr);
+		if (r->opts->allow_deletes && r->brake == BRAKE_ON) {
+			if ((rc = store_run_brake(r->store, id, BRAKE_RELEASED)))
+				return rerror_set(r->err, rc, "journal: cannot record the brake");
+			r->brake = BRAKE_RELEASED;
+		}
 		rc = store_run_resumed(r->store, id);
 		log_msg(LOG_INFO, id, "resuming %s run from %s", store_run_kind_name(r->kind),
 		        r->cursor ? r->cursor : "the start");
@@ -1311,9 +1536,17 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, cfg.data);
 	buf_free(&cfg);
 	r->kind = kind;
+	r->brake = BRAKE_ON;
+	if (rc == RC_OK && r->opts->allow_deletes) {
+		rc = store_run_brake(r->store, r->id, BRAKE_RELEASED);
+		r->brake = BRAKE_RELEASED;
+		if (rc == RC_OK)
+			rc = store_event(r->store, r->id, "brake",
+			                 "released for this run (allowDeletes / --allow-deletes)");
+	}
 	if (rc == RC_OK)
-		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)", store_run_kind_name(kind),
-		        trigger);
+		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)%s", store_run_kind_name(kind),
+		        trigger, r->opts->allow_deletes ? ", brake on deletes released" : "");
 	return rc ? rerror_set(r->err, rc, "journal: cannot begin a run") : RC_OK;
 }
 
@@ -1357,9 +1590,86 @@ rcode
 engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, const char *trigger,
            int64_t resume_id, struct rerror *err)
 {
-	struct run r = {.e = e, .cfg = e->cfg, .err = err};
+	return engine_run_opts(e, res, kind, trigger, resume_id, NULL, err);
+}
 
-	r.content.on = e->cfg->compare == COMPARE_CONTENT;
+rcode
+engine_opts_check(const struct config *cfg, const struct engine_opts *o, struct rerror *err)
+{
+	if (o->since && o->ids)
+		return rerror_set(err, RC_ERR_CONFIG, "give ids or since, not both");
+	if (o->since && !*cfg->version_field)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "since needs RECONCILE_VERSION_FIELD (mirror %s has none): it "
+		                  "selects documents by their version field",
+		                  cfg->name ? cfg->name : "default");
+	if (o->since)
+		return RC_OK;
+	if (o->n_ids == 0)
+		return rerror_set(err, RC_ERR_CONFIG, "no ids given");
+	if (o->n_ids > ENGINE_IDS_MAX)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "more than %d ids given: that is the most one targeted run "
+		                  "takes (a larger set is a job for a full check)",
+		                  ENGINE_IDS_MAX);
+	for (size_t i = 0; i < o->n_ids; i++) {
+		size_t len = o->ids[i] ? strlen(o->ids[i]) : 0;
+		if (len == 0)
+			return rerror_set(err, RC_ERR_CONFIG, "id %zu is empty", i + 1);
+		if (len > OPENSEARCH_ID_MAX_BYTES)
+			return rerror_set(
+			    err, RC_ERR_CONFIG,
+			    "id %zu is %zu bytes, over OpenSearch's %d-byte _id limit", i + 1, len,
+			    OPENSEARCH_ID_MAX_BYTES);
+	}
+	return RC_OK;
+}
+
+rcode
+engine_opts_copy(struct engine_opts *dst, const struct engine_opts *src)
+{
+	*dst = *src;
+	dst->ids = NULL;
+	if (src->n_ids == 0)
+		return RC_OK;
+	dst->ids = calloc(src->n_ids, sizeof(*dst->ids));
+	if (dst->ids == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < src->n_ids; i++)
+		if ((dst->ids[i] = strdup(src->ids[i])) == NULL) {
+			engine_opts_release(dst);
+			return RC_ERR_NOMEM;
+		}
+	return RC_OK;
+}
+
+void
+engine_opts_release(struct engine_opts *o)
+{
+	for (size_t i = 0; o->ids && i < o->n_ids; i++)
+		free(o->ids[i]);
+	free(o->ids);
+	*o = (struct engine_opts){0};
+}
+
+static int
+cmp_text(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+rcode
+engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
+                const char *trigger, int64_t resume_id, const struct engine_opts *opts,
+                struct rerror *err)
+{
+	static const struct engine_opts none = {0};
+	struct engine_opts uniq = {0};
+	struct run r = {.e = e, .cfg = e->cfg, .err = err, .opts = opts ? opts : &none};
+
+	/* a targeted run compares versions: its documents are looked up by id,
+	 * not read whole from a stream */
+	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
 	struct store_run *sr = NULL;
 	int64_t holder = 0, *reuse = NULL;
 	size_t n_reuse = 0;
@@ -1367,19 +1677,44 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 	enum run_status status;
 
 	memset(res, 0, sizeof(*res));
+	if (kind == RUN_IDS) {
+		/* checked once more here: every way in gets the same answer */
+		if ((rc = engine_opts_check(e->cfg, r.opts, err)))
+			return rc;
+		resume_id = -1; /* a new run: an interrupted check stays resumable */
+		/* each id once, so the lookups hand each copy over once */
+		uniq = *r.opts;
+		if (r.opts->n_ids) {
+			uniq.ids = malloc(r.opts->n_ids * sizeof(*uniq.ids));
+			if (uniq.ids == NULL)
+				return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+			memcpy(uniq.ids, r.opts->ids, r.opts->n_ids * sizeof(*uniq.ids));
+			qsort(uniq.ids, uniq.n_ids, sizeof(*uniq.ids), cmp_text);
+			size_t k = 0;
+			for (size_t i = 0; i < uniq.n_ids; i++)
+				if (k == 0 || strcmp(uniq.ids[k - 1], uniq.ids[i]))
+					uniq.ids[k++] = uniq.ids[i];
+			uniq.n_ids = k;
+		}
+		r.opts = &uniq;
+	}
 	/* a script that does not compile stops here, before any run is begun */
 	rc = transform_new(&r.tf, e->cfg, err);
-	if (rc)
+	if (rc) {
+		free(uniq.ids);
 		return rc;
+	}
 	rc = store_open(&r.store, e->cfg->state_db, err);
 	if (rc) {
 		transform_free(r.tf);
+		free(uniq.ids);
 		return rc;
 	}
 	rc = store_lock(r.store, &holder, e->cfg->name, err);
 	if (rc) {
 		store_free(r.store);
 		transform_free(r.tf);
+		free(uniq.ids);
 		return rc;
 	}
 	rc = start_or_resume(&r, kind, trigger, resume_id);
@@ -1443,7 +1778,8 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		r.rp.n_reuse = n_reuse;
 		reuse = NULL;
 	}
-	if (rc == RC_OK && !r.dry_run && (rc = set_phase(&r, "repairing")) == RC_OK)
+	if (rc == RC_OK && !r.dry_run && r.kind != RUN_IDS &&
+	    (rc = set_phase(&r, "repairing")) == RC_OK)
 		rc = repair_resend_pending(&r.rp);
 	if (rc == RC_OK && !r.dry_run)
 		refresh(&r); /* the pass must see what was re-sent, or it sends it again */
@@ -1463,7 +1799,7 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 	else if (e->stop == 1)
 		status = RUN_INTERRUPTED;
 	else if (rc == RC_OK)
-		status = RUN_COMPLETED;
+		status = r.held ? RUN_HELD : RUN_COMPLETED;
 	else
 		status = resumable(rc) ? RUN_INTERRUPTED : RUN_FAILED;
 	if (rc && rc != RC_ERR_CANCELLED)
@@ -1474,7 +1810,10 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		              : rc == RC_ERR_RETRY      ? "opensearch"
 		                                        : "engine",
 		              err->message);
-	frc = store_run_finish(r.store, r.id, status, rc ? err->message : NULL);
+	frc = store_run_finish(r.store, r.id, status,
+	                       rc                   ? err->message
+	                       : status == RUN_HELD ? r.why
+	                                            : NULL);
 	if (frc)
 		log_msg(LOG_ERROR, r.id, "journal: cannot record the end of the run");
 	if (store_run_get(r.store, &sr, r.id) == RC_OK) {
@@ -1494,6 +1833,10 @@ engine_run(struct engine *e, struct engine_result *res, enum run_kind kind, cons
 		res->conflicts = sr->conflicts;
 		res->skipped_newer = sr->skipped_newer;
 		store_run_free(sr);
+	}
+	if (status == RUN_HELD) {
+		res->held = r.n_held;
+		snprintf(res->why, sizeof(res->why), "%s", r.why);
 	}
 	progress_sync(&r);
 	progress_print(e, true);
@@ -1524,5 +1867,6 @@ out:
 	free(r.id_field);
 	store_free(r.store); /* releases the lock */
 	transform_free(r.tf);
+	free(uniq.ids);
 	return rc;
 }
