@@ -593,6 +593,11 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	cJSON_AddNumberToObject(o, "conflictCount", (double)res->conflicts);
 	cJSON_AddNumberToObject(o, "skippedNewerCount", (double)res->skipped_newer);
 	cJSON_AddNumberToObject(o, "runId", (double)res->run_id);
+	if (res->run_id && res->status == RUN_HELD) {
+		/* the brake kept the orphan deletes: why, and how to release it */
+		cJSON_AddNumberToObject(o, "heldCount", (double)res->held);
+		cJSON_AddStringToObject(o, "held", res->why);
+	}
 	/* no run begun: it failed before the journal had one */
 	cJSON_AddStringToObject(o, "status",
 	                        res->run_id ? store_run_status_name(res->status) : "failed");
@@ -624,7 +629,8 @@ reply_busy(struct call *c, const struct api_mirror *m, int64_t run_id, const cha
 /* A run of one mirror now: the seed's answers (named says the mirror was
  * named by the route, and the answer names it too). */
 static void
-run_one(struct call *c, struct api_mirror *m, enum run_kind kind, bool wait, bool named)
+run_one(struct call *c, struct api_mirror *m, enum run_kind kind, const struct engine_opts *opts,
+        bool wait, bool named)
 {
 	struct engine_result res;
 	struct rerror err = {0};
@@ -632,7 +638,11 @@ run_one(struct call *c, struct api_mirror *m, enum run_kind kind, bool wait, boo
 	rcode rc;
 	cJSON *o;
 
-	rc = scheduler_run_now(m->sched, &run_id, &res, kind, "api", wait, &err);
+	if (kind == RUN_IDS && engine_opts_check(m->cfg, opts, &err)) {
+		reply_error(c, 400, "%s", err.message);
+		return;
+	}
+	rc = scheduler_run_now_opts(m->sched, &run_id, &res, kind, "api", opts, wait, &err);
 	if (rc == RC_ERR_BUSY) {
 		reply_busy(c, m, run_id, err.message);
 		return;
@@ -675,7 +685,7 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
  * keys summed, each mirror's answer in "mirrors". Starts none while one is
  * busy, so a 409 means nothing was started. */
 static void
-run_all(struct call *c, enum run_kind kind, bool wait)
+run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool wait)
 {
 	static const char *const counts[] = {
 	    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
@@ -694,6 +704,14 @@ run_all(struct call *c, enum run_kind kind, bool wait)
 	if (tickets == NULL) {
 		reply_error(c, 500, "out of memory");
 		return;
+	}
+	for (size_t i = 0; kind == RUN_IDS && i < a->n_mirrors; i++) {
+		struct rerror err = {0};
+		if (engine_opts_check(a->mirrors[i].cfg, opts, &err)) {
+			reply_error(c, 400, "mirror %s: %s", a->mirrors[i].cfg->name, err.message);
+			free(tickets);
+			return;
+		}
 	}
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct scheduler_status st;
@@ -726,8 +744,8 @@ run_all(struct call *c, enum run_kind kind, bool wait)
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct rerror err = {0};
 		int64_t run_id = 0;
-		if (scheduler_request(a->mirrors[i].sched, &tickets[i], &run_id, kind, "api",
-		                      &err)) {
+		if (scheduler_request_opts(a->mirrors[i].sched, &tickets[i], &run_id, kind, "api",
+		                           opts, &err)) {
 			/* taken between the look and the request: say so for this mirror */
 			cJSON *e = cJSON_CreateObject();
 			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
@@ -797,20 +815,90 @@ run_all(struct call *c, enum run_kind kind, bool wait)
 	reply_json(c, http, o);
 }
 
+/* A targeted check's body: "ids" (an array of id texts) or "since" (an
+ * ISO 8601 time). false (and a 400) when either is malformed; *kind
+ * becomes RUN_IDS when one is there. The ids are borrowed from the body. */
+static bool
+body_target(struct call *c, struct engine_opts *o, enum run_kind *kind)
+{
+	cJSON *ids = cJSON_GetObjectItemCaseSensitive(c->body, "ids");
+	cJSON *since = cJSON_GetObjectItemCaseSensitive(c->body, "since");
+	size_t i = 0;
+
+	if (ids && !cJSON_IsNull(ids)) {
+		if (!cJSON_IsArray(ids)) {
+			reply_error(c, 400, "ids must be an array of id strings");
+			return false;
+		}
+		int n = cJSON_GetArraySize(ids);
+		if (n > ENGINE_IDS_MAX) {
+			reply_error(c, 400,
+			            "more than %d ids given: that is the most one targeted "
+			            "run takes (a larger set is a job for a full check)",
+			            ENGINE_IDS_MAX);
+			return false;
+		}
+		o->ids = calloc(n ? (size_t)n : 1, sizeof(*o->ids));
+		if (o->ids == NULL) {
+			reply_error(c, 500, "out of memory");
+			return false;
+		}
+		cJSON *v;
+		cJSON_ArrayForEach(v, ids)
+		{
+			if (!cJSON_IsString(v)) {
+				reply_error(c, 400,
+				            "ids[%zu] must be a string (the id's canonical text, "
+				            "docs/MAPPING.md)",
+				            i);
+				return false;
+			}
+			o->ids[i++] = v->valuestring;
+		}
+		o->n_ids = i;
+		*kind = RUN_IDS;
+	}
+	if (since && !cJSON_IsNull(since)) {
+		if (!cJSON_IsString(since) || util_iso_to_ms(since->valuestring, &o->since_ms)) {
+			reply_error(c, 400,
+			            "since must be an ISO 8601 time as a string (e.g. "
+			            "\"2026-11-29T10:00:00Z\")");
+			return false;
+		}
+		o->since = true;
+		*kind = RUN_IDS;
+	}
+	return true;
+}
+
 static void
 h_check(struct call *c)
 {
+	struct engine_opts opts = {0};
+	enum run_kind kind;
 	bool wait, dry;
 
 	/* the mirror of /api/mirrors/{m}/check, or of ?mirror= */
 	if (!body_bool(c, "wait", true, &wait) || !body_bool(c, "dryRun", false, &dry) ||
+	    !body_bool(c, "allowDeletes", false, &opts.allow_deletes) ||
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
+	kind = dry ? RUN_DRY_RUN : RUN_CHECK;
+	if (!body_target(c, &opts, &kind))
+		goto out;
+	if (kind == RUN_IDS && dry) {
+		reply_error(c, 400,
+		            "ids and since check and repair given documents: not with "
+		            "dryRun");
+		goto out;
+	}
 	if (c->mirror || c->api->n_mirrors == 1)
-		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0],
-		        dry ? RUN_DRY_RUN : RUN_CHECK, wait, c->mirror != NULL);
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], kind, &opts, wait,
+		        c->mirror != NULL);
 	else
-		run_all(c, dry ? RUN_DRY_RUN : RUN_CHECK, wait);
+		run_all(c, kind, &opts, wait);
+out:
+	free(opts.ids); /* the strings are the body's */
 }
 
 static void
@@ -821,10 +909,10 @@ h_full(struct call *c)
 	if (!body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
 		return;
 	if (c->mirror || c->api->n_mirrors == 1)
-		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], RUN_FULL, wait,
+		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], RUN_FULL, NULL, wait,
 		        c->mirror != NULL);
 	else
-		run_all(c, RUN_FULL, wait);
+		run_all(c, RUN_FULL, NULL, wait);
 }
 
 static void
@@ -1396,7 +1484,8 @@ const struct route api_routes[] = {
     {"GET", "/api/reconciliation/status", h_status,
      "totals from the journal and the active run (several mirrors: summed, and each)"},
     {"POST", "/api/reconciliation/check", h_check,
-     "run now ({\"wait\": true, \"dryRun\": false}; every mirror, or ?mirror=); 409 while "
+     "run now ({\"wait\": true, \"dryRun\": false, \"allowDeletes\": false, \"ids\": [...], "
+     "\"since\": TIME}; every mirror, or ?mirror=); 409 while "
      "a run is active"},
     {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=&mirror=)"},
     {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report"},
@@ -1414,7 +1503,8 @@ const struct route api_routes[] = {
     {"GET", "/api/mirrors", h_mirrors, "the mirrors, each with its status and newest run"},
     {"GET", "/api/mirrors/{m}", h_mirror, "one mirror's status and newest run"},
     {"POST", "/api/mirrors/{m}/check", h_check,
-     "run the mirror now ({\"wait\": true, \"dryRun\": false}); 409 while it has a run"},
+     "run the mirror now ({\"wait\": true, \"dryRun\": false, \"allowDeletes\": false, "
+     "\"ids\": [...], \"since\": TIME}); 409 while it has a run"},
     {"POST", "/api/mirrors/{m}/full", h_full, "a full re-index of the mirror ({\"wait\": false})"},
     {"GET", "/api/mirrors/{m}/runs", h_runs, "the mirror's runs (?limit=&before=&status=)"},
     {"GET", "/api/mirrors/{m}/runs/{id}", h_run, "one run of the mirror"},

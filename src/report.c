@@ -330,8 +330,10 @@ store_report_totals(struct store *s, cJSON **out, const char *mirror)
 }
 
 /* The order /metrics lists run statuses in: alphabetical, as it always did. */
-static const enum run_status metric_order[] = {RUN_CANCELLED, RUN_COMPLETED, RUN_FAILED,
-                                               RUN_INTERRUPTED, RUN_RUNNING};
+static const enum run_status metric_order[] = {RUN_CANCELLED, RUN_COMPLETED,   RUN_FAILED,
+                                               RUN_HELD,      RUN_INTERRUPTED, RUN_RUNNING};
+_Static_assert(sizeof(metric_order) / sizeof(metric_order[0]) == RUN_STATUS_COUNT,
+               "every run status has its place in /metrics");
 #define N_METRIC_STATUSES RUN_STATUS_COUNT
 
 /* One mirror's numbers (or the whole journal's), read before any is

@@ -67,6 +67,7 @@ struct scheduler {
 	enum run_kind req_kind;
 	char req_trigger[24];
 	int64_t req_resume;
+	struct engine_opts req_opts; /* owned: ids, since, allowDeletes */
 	/* the run in progress and the last one */
 	bool running;
 	int64_t run_id;
@@ -204,6 +205,7 @@ scheduler_free(struct scheduler *s)
 	if (s == NULL)
 		return;
 	engine_free(s->engine);
+	engine_opts_release(&s->req_opts); /* a request the worker never took */
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->done);
@@ -303,11 +305,14 @@ worker(void *arg)
 		enum run_kind kind;
 		char trigger[24];
 		int64_t resume = 0;
+		struct engine_opts opts = {0};
 
 		if (s->req) {
 			kind = s->req_kind;
 			snprintf(trigger, sizeof(trigger), "%s", s->req_trigger);
 			resume = s->req_resume;
+			opts = s->req_opts; /* taken over: freed after the run */
+			s->req_opts = (struct engine_opts){0};
 			s->req = false;
 		} else if (s->enabled && s->next_at_ms && now >= s->next_at_ms) {
 			kind = RUN_CHECK;
@@ -360,12 +365,13 @@ worker(void *arg)
 			pthread_mutex_unlock(&s->mu);
 		}
 		if (slot) {
-			rc = engine_run(s->engine, &res, kind, trigger, resume, &err);
+			rc = engine_run_opts(s->engine, &res, kind, trigger, resume, &opts, &err);
 			slots_give(s->slots);
 		} else {
 			memset(&res, 0, sizeof(res));
 			rc = rerror_set(&err, RC_ERR_CANCELLED, "the service is shutting down");
 		}
+		engine_opts_release(&opts);
 		if (rc && rc != RC_ERR_CANCELLED)
 			log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name,
 			         store_run_kind_name(kind), trigger, err.message);
@@ -500,6 +506,17 @@ rcode
 scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum run_kind kind,
                   const char *trigger, struct rerror *err)
 {
+	return scheduler_request_opts(s, ticket, run_id, kind, trigger, NULL, err);
+}
+
+rcode
+scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum run_kind kind,
+                       const char *trigger, const struct engine_opts *opts, struct rerror *err)
+{
+	struct engine_opts copy = {0};
+
+	if (opts && engine_opts_copy(&copy, opts))
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	*ticket = 0;
 	*run_id = 0;
 	pthread_mutex_lock(&s->mu);
@@ -515,6 +532,7 @@ scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum r
 		*run_id = s->running && s->seq_with_id >= s->seq_started ? s->run_id : 0;
 		bool queued = s->running && s->waiting, stopping = s->stopping;
 		pthread_mutex_unlock(&s->mu);
+		engine_opts_release(&copy);
 		if (stopping)
 			return rerror_set(err, RC_ERR_BUSY, "the service is shutting down");
 		if (*run_id)
@@ -529,6 +547,8 @@ scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum r
 	s->req_kind = kind;
 	snprintf(s->req_trigger, sizeof(s->req_trigger), "%s", trigger);
 	s->req_resume = -1; /* always a new run */
+	engine_opts_release(&s->req_opts);
+	s->req_opts = copy;
 	*ticket = s->seq_started + 1;
 	pthread_cond_broadcast(&s->wake);
 	pthread_mutex_unlock(&s->mu);
@@ -571,11 +591,19 @@ rcode
 scheduler_run_now(struct scheduler *s, int64_t *run_id, struct engine_result *res,
                   enum run_kind kind, const char *trigger, bool wait, struct rerror *err)
 {
+	return scheduler_run_now_opts(s, run_id, res, kind, trigger, NULL, wait, err);
+}
+
+rcode
+scheduler_run_now_opts(struct scheduler *s, int64_t *run_id, struct engine_result *res,
+                       enum run_kind kind, const char *trigger, const struct engine_opts *opts,
+                       bool wait, struct rerror *err)
+{
 	uint64_t ticket;
 	rcode rc;
 
 	memset(res, 0, sizeof(*res));
-	rc = scheduler_request(s, &ticket, run_id, kind, trigger, err);
+	rc = scheduler_request_opts(s, &ticket, run_id, kind, trigger, opts, err);
 	if (rc)
 		return rc;
 	return scheduler_wait(s, run_id, res, ticket, wait, err);

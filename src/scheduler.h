@@ -60,6 +60,10 @@ void scheduler_status(struct scheduler *s, struct scheduler_status *out);
  * scheduler_wait. */
 RC_MUST_CHECK rcode scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id,
                                       enum run_kind kind, const char *trigger, struct rerror *err);
+/* The same with options (NULL: none), copied for the run. */
+RC_MUST_CHECK rcode scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id,
+                                           enum run_kind kind, const char *trigger,
+                                           const struct engine_opts *opts, struct rerror *err);
 /* Waits for the run of ticket. until_done: until it ends (*res filled, the
  * run's rcode returned). Else until it has its id, or until it is known to
  * wait for a slot (*run_id 0, RC_OK), or it ended early (its rcode, *res). */
@@ -69,6 +73,10 @@ RC_MUST_CHECK rcode scheduler_wait(struct scheduler *s, int64_t *run_id, struct 
 RC_MUST_CHECK rcode scheduler_run_now(struct scheduler *s, int64_t *run_id,
                                       struct engine_result *res, enum run_kind kind,
                                       const char *trigger, bool wait, struct rerror *err);
+RC_MUST_CHECK rcode scheduler_run_now_opts(struct scheduler *s, int64_t *run_id,
+                                           struct engine_result *res, enum run_kind kind,
+                                           const char *trigger, const struct engine_opts *opts,
+                                           bool wait, struct rerror *err);
 /* Cancels the active run if it is run_id; false if it is not active. */
 bool scheduler_cancel(struct scheduler *s, int64_t run_id);
 
