@@ -472,7 +472,7 @@ rcode
 mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *version_field,
                       int64_t since_ms, int batch_size, struct rerror *err)
 {
-	bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, or, c, gt, proj;
+	bson_t cond = BSON_INITIALIZER, filter, opts = BSON_INITIALIZER, or, c, gt, proj;
 	char iso[40];
 	struct mongo_scan *s;
 
@@ -480,7 +480,7 @@ mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *vers
 	util_ms_to_iso(since_ms, iso, sizeof(iso));
 	/* a version may be a Date, epoch milliseconds or ISO-8601 text
 	 * (doc_version_from_bson): each compares within its own type */
-	BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+	BSON_APPEND_ARRAY_BEGIN(&cond, "$or", & or);
 	for (int i = 0; i < 3; i++) {
 		char key[4];
 		snprintf(key, sizeof(key), "%d", i);
@@ -495,7 +495,9 @@ mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *vers
 		bson_append_document_end(&c, &gt);
 		bson_append_document_end(& or, &c);
 	}
-	bson_append_array_end(&filter, & or);
+	bson_append_array_end(&cond, & or);
+	with_filter(&filter, m, &cond); /* the mirror's documents only */
+	bson_destroy(&cond);
 	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
 	BSON_APPEND_INT32(&proj, "_id", 1);
 	BSON_APPEND_INT32(&proj, version_field, 1);

@@ -961,8 +961,8 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 		c.order = order;
 		c.n = m;
 		if (rc == RC_OK)
-			rc = mongo_fetch(rp->mongo, &arr, NULL, false, on_fetched, on_refused, &c,
-			                 rp->err);
+			rc = mongo_fetch(rp->mongo, &arr, NULL, m <= rp->point_max, on_fetched,
+			                 on_refused, &c, rp->err);
 		bson_destroy(&arr);
 		if (rc == RC_OK)
 			rc = c.rc;

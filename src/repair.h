@@ -64,6 +64,7 @@ struct repair {
 	const char *id_field; /* the keyword id field written into documents ("" none) */
 	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
+	size_t point_max; /* fetch at most this many ids with one {_id: v} query each, not a $in */
 	void (*on_commit)(void *ctx); /* after every committed batch (progress) */
 	/* exists[i]: MongoDB holds a document under some typed value of texts[i]
 	 * (that would be written to the index): asked again before a resumed

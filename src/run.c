@@ -406,6 +406,17 @@ on_exists(void *ctx, const bson_t *doc)
 	return 0;
 }
 
+/* A targeted run asks about a few values: one {_id: v} query each is an
+ * index lookup on every server, where a $in is a full scan on some
+ * (FerretDB 1.x); a pass asks about a chunk's worth at once: one $in. */
+#define POINT_QUERIES_MAX 1000
+
+static bool
+point_queries(const struct run *r, const bson_t *values)
+{
+	return r->kind == RUN_IDS && bson_count_keys(values) <= POINT_QUERIES_MAX;
+}
+
 /* One $in of typed values (projection _id only) through on_exists: under
  * the mirror's filter, or past it with unfiltered. */
 static RC_MUST_CHECK rcode
@@ -417,8 +428,8 @@ ask_mongo(struct run *r, bson_t *values, struct exists_ctx *x, bool unfiltered, 
 	BSON_APPEND_INT32(&proj, "_id", 1);
 	rc = unfiltered ? mongo_fetch_unfiltered(r->mongo, values, &proj, on_exists,
 	                                         on_exists_refused, x, err)
-	                : mongo_fetch(r->mongo, values, &proj, false, on_exists, on_exists_refused,
-	                              x, err);
+	                : mongo_fetch(r->mongo, values, &proj, point_queries(r, values), on_exists,
+	                              on_exists_refused, x, err);
 	if (rc == RC_OK && x->rc)
 		rc = rerror_set(err, x->rc, "out of memory");
 	bson_destroy(&proj);
@@ -825,8 +836,8 @@ io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *ou
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
 	else if (k)
-		rc = mongo_fetch(r->mongo, &arr, &proj, false, on_looked_up, on_lookup_refused, &x,
-		                 err);
+		rc = mongo_fetch(r->mongo, &arr, &proj, point_queries(r, &arr), on_looked_up,
+		                 on_lookup_refused, &x, err);
 	if (rc == RC_OK && x.rc)
 		rc = x.rc;
 	bson_destroy(&arr);
@@ -1574,6 +1585,7 @@ repair_setup(struct run *r)
 	rp->id_field = r->id_field;
 	rp->full = r->full;
 	rp->tf = r->tf;
+	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
 	rp->on_commit = on_repair_commit;
 	rp->on_commit_ctx = r; /* also mongo_exists' */
 	rp->mongo_exists = repair_exists;

@@ -22,7 +22,7 @@ N = 100000
 
 
 def oid_of(env, n):
-    return env.fixture("idof", n, "oid").strip()
+    return env.fixture("idof", n, "oid").split()[0]
 
 
 def runs_count(env):
@@ -49,7 +49,7 @@ def big(env):
               {"mongo_id": orphan, "updatedAt": "2024-01-01T00:00:00.000Z"}])
 
     t0 = time.monotonic()
-    r = env.run("check", "--dry-run")
+    r = env.run("check", "--dry-run", timeout=3000)  # a shared, loaded machine
     full_s = time.monotonic() - t0
     dry = env.last_run()
     check(r.returncode == 1 and dry["missing_count"] == 2 and dry["orphan_count"] == 1
@@ -95,7 +95,7 @@ def big(env):
           % (full_s, ids_s, full_s / ids_s if ids_s else 0, N), flush=True)
 
     # the interrupted check resumes as if nothing happened
-    r = env.run("check")
+    r = env.run("check", timeout=3000)
     run = env.last_run()
     check(r.returncode == 0 and run["id"] == interrupted["id"] and run["resume_count"] == 1
           and run["status"] == "completed",
@@ -186,7 +186,7 @@ def bad_input(env):
             ({"ids": []}, "no ids"),
             ({"ids": [""]}, "empty"),
             ({"ids": ["a" * 513]}, "513 bytes"),
-            ({"ids": ["x%d" % i for i in range(10001)]}, "more than 10000"),
+            ({"ids": ["a"] * 10001}, "more than 10000"),  # under the 64 KiB body limit
             ({"since": "not a time"}, "ISO 8601"),
             ({"since": 12}, "ISO 8601"),
             ({"since": "2026-01-01T00:00:00Z"}, "RECONCILE_VERSION_FIELD"),
