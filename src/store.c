@@ -1091,7 +1091,7 @@ store_run_finish(struct store *s, int64_t run_id, enum run_status status, const 
 		             "tittti", name, (int64_t)done, done ? ts : NULL, ts, error, run_id);
 	if (rc == RC_OK)
 		rc = store_event(s, run_id, done ? "finished" : name, error ? error : name);
-	if (rc == RC_OK && status == RUN_COMPLETED)
+	if (rc == RC_OK && (status == RUN_COMPLETED || status == RUN_HELD)) /* a whole pass */
 		rc = supersede(s, run_id, ts);
 	return rc;
 }
