@@ -827,9 +827,23 @@ io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *ou
 	uint32_t k = 0;
 	rcode rc = RC_OK;
 
-	for (size_t i = 0; rc == RC_OK && i < n; i++)
-		if (!doc_id_unaskable(texts[i]))
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		if (!doc_id_unaskable(texts[i])) {
 			rc = doc_id_append_candidates(&arr, &k, texts[i]);
+			continue;
+		}
+		/* a text that also reads as a value not every server can be asked
+		 * about ("659208e3...": an ObjectId's hex, and a double overflowing
+		 * to infinity): asked as the string and the ObjectId it is */
+		for (int t = 0; rc == RC_OK && t < 2; t++) {
+			char key[16];
+			const char *kp;
+			if (t == 1 && !doc_is_oid_hex(texts[i]))
+				break;
+			bson_uint32_to_string(k++, &kp, key, sizeof(key));
+			rc = doc_id_append(&arr, kp, texts[i], t ? ID_OID : ID_STRING);
+		}
+	}
 	BSON_APPEND_INT32(&proj, "_id", 1);
 	if (*r->cfg->version_field)
 		BSON_APPEND_INT32(&proj, r->cfg->version_field, 1);
