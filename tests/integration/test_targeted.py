@@ -96,7 +96,10 @@ def big(env):
 
     # the interrupted check resumes as if nothing happened
     r = env.run("check", timeout=3000)
-    run = env.last_run()
+    with env.journal() as db:
+        run = dict(db.execute("SELECT * FROM runs WHERE id = ?", (interrupted["id"],)).fetchone())
+        newest = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    check(newest == run["id"] + 1, "no new run: the check resumed (newest %d)" % newest)
     check(r.returncode == 0 and run["id"] == interrupted["id"] and run["resume_count"] == 1
           and run["status"] == "completed",
           "the interrupted check resumes after the ids run (%s %s)" % (run["id"], run["status"]))
