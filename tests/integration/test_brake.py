@@ -218,7 +218,7 @@ def old_journal(env):
         idx = sorted(x[1] for x in db.execute("PRAGMA index_list(runs)"))
         views = db.execute("SELECT count(*) FROM v_runs").fetchone()[0]
         drift = db.execute("SELECT count(*) FROM v_drift WHERE mirror = 'default'").fetchone()[0]
-    check("0005_brake_and_targeted_runs" in names, "migrated through 0005: %s" % names)
+    check("0008_brake_and_targeted_runs" in names, "migrated through 0008: %s" % names)
     n = len(before["runs"][0])
     check([x[:n] for x in after["runs"]] == before["runs"], "every run kept every column")
     check(all(after[t] == before[t] for t in ["batches", "errors", "run_events"])
