@@ -20,6 +20,6 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 /* A pass, for drift history: a check or dry run of the mirror that
  * completed (SQL lists, for "kind IN" and "status IN"). */
 #define STORE_PASS_KINDS    "('check', 'dry_run')"
-#define STORE_PASS_STATUSES "('completed')"
+#define STORE_PASS_STATUSES "('completed', 'held')" /* held: a whole pass, its deletes kept */
 
 #endif
