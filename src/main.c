@@ -181,15 +181,18 @@ doctor_one(const struct config *cfg, bool several)
 	else
 		printf("opensearch  ERROR        %s\n", p.opensearch.err.message);
 	free(masked);
-	bad = !p.mongodb.ok ? &p.mongodb : !p.opensearch.ok ? &p.opensearch : NULL;
-	if (bad) {
+	/* a line for each side that is not ok: one side's trouble never hides
+	 * the other's */
+	for (int side = 0; side < 2; side++) {
+		bad = side == 0 ? &p.mongodb : &p.opensearch;
+		if (bad->ok)
+			continue;
 		if (several)
 			fprintf(stderr, "doctor: mirror %s: %s %s: %s\n", cfg->name,
-			        bad == &p.mongodb ? "mongodb" : "opensearch",
+			        side == 0 ? "mongodb" : "opensearch",
 			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
 		else
-			fprintf(stderr, "doctor: %s %s: %s\n",
-			        bad == &p.mongodb ? "mongodb" : "opensearch",
+			fprintf(stderr, "doctor: %s %s: %s\n", side == 0 ? "mongodb" : "opensearch",
 			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
 	}
 	probe_clear(&p);

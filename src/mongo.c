@@ -285,6 +285,22 @@ mongo_collection_exists(struct mongo *m, bool *exists, struct rerror *err)
 	if (mongoc_cursor_error(cur, &e))
 		rc = mongo_err(err, &e, "listCollections failed");
 	mongoc_cursor_destroy(cur);
+	if (rc == RC_OK && !*exists) {
+		/* listCollections has been seen to answer empty under load on
+		 * FerretDB: a collection that holds a document exists whatever it
+		 * says (only an empty one can be refused wrongly, and a refusal
+		 * changes nothing) */
+		bson_t none = BSON_INITIALIZER, one = BSON_INITIALIZER;
+		BSON_APPEND_INT32(&one, "limit", 1);
+		cur = mongoc_collection_find_with_opts(m->coll, &none, &one, NULL);
+		if (mongoc_cursor_next(cur, &doc))
+			*exists = true;
+		else if (mongoc_cursor_error(cur, &e))
+			rc = mongo_err(err, &e, "find failed");
+		mongoc_cursor_destroy(cur);
+		bson_destroy(&none);
+		bson_destroy(&one);
+	}
 	bson_destroy(&opts);
 	mongoc_database_destroy(db);
 	return rc;

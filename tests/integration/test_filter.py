@@ -64,7 +64,7 @@ def write(env, name, text):
 
 # ---- 1. the filter ----------------------------------------------------------
 def filter_scenario():
-    env = Env("filter", RECONCILE_FILTER=ACTIVE)
+    env = Env("filter", RECONCILE_MAX_DELETE_RATIO=1, RECONCILE_FILTER=ACTIVE)
     try:
         env.create_index({"status": {"type": "keyword"}})
         # 12 ObjectId documents (every third inactive) and two string ids
@@ -160,7 +160,7 @@ end
 
 
 def transform_nil_scenario():
-    env = Env("tnil")
+    env = Env("tnil", RECONCILE_MAX_DELETE_RATIO=1)
     try:
         env.create_index()
         script = write(env, "t.lua", NIL_SCRIPT)
@@ -198,7 +198,7 @@ end
 
 
 def query_scenario():
-    env = Env("osq", OPENSEARCH_QUERY='{"term": {"source": "ads"}}', RECONCILE_ORPHANS="delete")
+    env = Env("osq", RECONCILE_MAX_DELETE_RATIO=1, OPENSEARCH_QUERY='{"term": {"source": "ads"}}', RECONCILE_ORPHANS="delete")
     try:
         env.create_index({"source": {"type": "keyword"}})
         script = write(env, "ads.lua", SOURCE_SCRIPT % "ads")
@@ -246,7 +246,7 @@ def query_scenario():
 
 # ---- 3. two collections, one index ------------------------------------------
 def shared_index_scenario():
-    env = Env("shared")
+    env = Env("shared", RECONCILE_MAX_DELETE_RATIO=1)
     try:
         env.create_index({"source": {"type": "keyword"}})
         ads_lua = write(env, "ads.lua", SOURCE_SCRIPT % "ads")
@@ -348,7 +348,7 @@ def bad_values():
 # ---- 5. resume with a filter --------------------------------------------------
 def resume_scenario():
     N = 3000
-    env = Env("fresume", RECONCILE_FILTER=ACTIVE, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=60,
+    env = Env("fresume", RECONCILE_MAX_DELETE_RATIO=1, RECONCILE_FILTER=ACTIVE, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=60,
               RECONCILE_CHUNK_SIZE=500)
     try:
         env.create_index()
