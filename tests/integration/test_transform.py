@@ -96,7 +96,43 @@ def declarative(env):
           "declarative: keep and rename (%s)" % (got.get("a"),))
 
 
-for name, fn in (("script", script_scenario), ("decl", declarative)):
+SANDBOX = """
+function transform(doc)
+  if doc.title == "io" then io.open("/tmp/reconciler-pwned-io", "w") end
+  if doc.title == "req" then require("os") end
+  if doc.title == "spin" then while true do end end
+  return {name = doc.title, updatedAt = doc.updatedAt}
+end
+"""
+
+
+def sandbox(env):
+    """io.open, require and an endless loop each fail their document alone,
+    on the real servers; the others are written and the process lives on."""
+    env.create_index()
+    script = write(env, "s.lua", SANDBOX)
+    env.mongo({"insert": "ads", "documents": [
+        d("i", "io", "r1"), d("q", "req", "r1"), d("s", "spin", "r1"), d("k", "fine", "r1")]})
+    r = env.run("check", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    got = hits(env)
+    with env.journal() as db:
+        err = {x["doc_id"]: (x["status"], x["error"] or "") for x in db.execute(
+            "SELECT doc_id, status, error FROM run_ids WHERE run_id = ?", (run["id"],))}
+    check(r.returncode == 3 and run["status"] == "completed" and run["failed_count"] == 3,
+          "sandbox: three documents fail, the run completes, exit 3 (%d, %s)"
+          % (r.returncode, run["failed_count"]))
+    check(err.get("i", ("", ""))[0] == "failed" and "io" in err["i"][1]
+          and not os.path.exists("/tmp/reconciler-pwned-io"),
+          "sandbox: io.open fails its document (%s)" % (err.get("i"),))
+    check(err.get("q", ("", ""))[0] == "failed" and "require" in err["q"][1],
+          "sandbox: require fails its document (%s)" % (err.get("q"),))
+    check(err.get("s", ("", ""))[0] == "failed" and "instruction" in err["s"][1],
+          "sandbox: an endless loop is stopped by the instruction budget (%s)" % (err.get("s"),))
+    check(set(got) == {"k"}, "sandbox: only the fine document is written (%s)" % sorted(got))
+
+
+for name, fn in (("script", script_scenario), ("decl", declarative), ("sandbox", sandbox)):
     env = Env(name)
     try:
         fn(env)
