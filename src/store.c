@@ -923,6 +923,16 @@ static const char *const run_status_names[] = {"running",     "completed", "fail
 static const char *const drift_state_names[] = {"pending", "done", "failed", "reported", "skipped"};
 static const char *const batch_state_names[] = {"pending", "committed", "failed"};
 
+/* The index of name in a name table of n words; -1 when it is none. */
+static int
+word_index(const char *const *words, int n, const char *name)
+{
+	for (int i = 0; name && i < n; i++)
+		if (strcmp(name, words[i]) == 0)
+			return i;
+	return -1;
+}
+
 const char *
 store_run_kind_name(enum run_kind k)
 {
@@ -933,12 +943,12 @@ store_run_kind_name(enum run_kind k)
 int
 store_run_kind_parse(const char *name, enum run_kind *out)
 {
-	for (int i = 0; i < RUN_KIND_COUNT; i++)
-		if (name && strcmp(name, run_kind_names[i]) == 0) {
-			*out = (enum run_kind)i;
-			return 0;
-		}
-	return -1;
+	int i = word_index(run_kind_names, RUN_KIND_COUNT, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum run_kind)i;
+	return 0;
 }
 
 const char *
@@ -951,12 +961,12 @@ store_run_status_name(enum run_status st)
 int
 store_run_status_parse(const char *name, enum run_status *out)
 {
-	for (int i = 0; i < RUN_STATUS_COUNT; i++)
-		if (name && strcmp(name, run_status_names[i]) == 0) {
-			*out = (enum run_status)i;
-			return 0;
-		}
-	return -1;
+	int i = word_index(run_status_names, RUN_STATUS_COUNT, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum run_status)i;
+	return 0;
 }
 
 bool
@@ -992,12 +1002,12 @@ store_drift_kind_name(enum drift_kind k)
 int
 store_drift_kind_parse(const char *name, enum drift_kind *out)
 {
-	for (int i = 0; i <= DRIFT_CONFLICT; i++)
-		if (name && strcmp(name, drift_kind_names[i]) == 0) {
-			*out = (enum drift_kind)i;
-			return 0;
-		}
-	return -1;
+	int i = word_index(drift_kind_names, DRIFT_CONFLICT + 1, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum drift_kind)i;
+	return 0;
 }
 
 rcode
