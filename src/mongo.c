@@ -855,14 +855,21 @@ fetch_ids(struct mongo *m, const bson_t *ids, const bson_t *projection, bool poi
 	if (!bson_iter_init(&it, ids))
 		return rerror_set(err, RC_ERR_INVALID, "bad id array");
 	if (point) {
-		while (rc == RC_OK && !f.stop && bson_iter_next(&it)) {
+		for (size_t i = 0; rc == RC_OK && !f.stop && bson_iter_next(&it); i++) {
 			bson_t filter = BSON_INITIALIZER;
 			bson_error_t e;
-			bool no;
+			bool refused_here;
 			bson_append_iter(&filter, "_id", 3, &it);
-			rc = fetch_with(m, &filter, filtered, projection, 1, fn, ctx, &f.stop, &no,
-			                &e, err);
+			rc = fetch_with(m, &filter, filtered, projection, 1, fn, ctx, &f.stop,
+			                &refused_here, &e, err);
 			bson_destroy(&filter);
+			/* as fetch_in: a value the server refuses is that value's
+			 * fault, reported, and the others are still asked */
+			if (rc && refused_here && refused && !f.stop) {
+				*err = (struct rerror){0}; /* handled */
+				refused(ctx, i, e.message);
+				rc = RC_OK;
+			}
 		}
 		return rc;
 	}

@@ -54,7 +54,27 @@ struct pass {
 	int held_class;
 	bool mongo_done;
 	int8_t has_type[ID_JSON + 1]; /* does MongoDB hold ids of this type: -1 not asked */
+	/* a targeted run's chunk: the texts its lookup answered for every
+	 * typed value (mongo_lookup's answered), sorted by strcmp */
+	const char **answered;
+	size_t n_answered;
+	const struct idlist *found; /* and the documents it found, in key order */
 };
+
+static int
+cmp_text(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether a targeted run's lookup asked MongoDB about every typed value of
+ * text and heard back: then whatever it did not find does not exist. */
+static bool
+answered(const struct pass *p, const char *text)
+{
+	return p->n_answered &&
+	       bsearch(&text, p->answered, p->n_answered, sizeof(*p->answered), cmp_text) != NULL;
+}
 
 /* ---- the MongoDB side --------------------------------------------------- */
 
@@ -295,6 +315,10 @@ verify_orphans(struct pass *p, const struct idlist *osl, const size_t *idx, size
 		 * Under a filter the orphan is as certain, but its reason is not */
 		if (!p->o->filtered && (p->seen == 0 || (oid_only && doc_is_oid_hex(id))))
 			continue;
+		/* a targeted run's lookup asked every typed value of this text
+		 * moments ago and found none: asking again would say the same */
+		if (answered(p, id) && !doc_id_unaskable(id))
+			continue;
 		ask[n_ask] = id;
 		pos[n_ask++] = i;
 	}
@@ -369,6 +393,31 @@ possible_others(struct pass *p, const char *text, enum id_type type, int *mask)
 	return rc;
 }
 
+/* Whether a targeted run's lookup found another document (its type *t)
+ * with the text of m's entry k: one of the chunk's documents (p->found, in
+ * key order) next to the first of that text. */
+static bool
+other_found(const struct pass *p, const struct idlist *m, size_t k, enum id_type *t)
+{
+	const struct idlist *f = p->found;
+	const char *id = idlist_id(m, k);
+	size_t lo = 0, hi = f ? f->n : 0, len = m->v[k].id_len;
+
+	while (lo < hi) { /* the first entry not before id */
+		size_t mid = lo + (hi - lo) / 2;
+		if (diff_compare(idlist_id(f, mid), f->v[mid].id_len, id, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t j = lo; f && j < f->n && strcmp(idlist_id(f, j), id) == 0; j++)
+		if (f->v[j].type != m->v[k].type) {
+			*t = (enum id_type)f->v[j].type;
+			return true;
+		}
+	return false;
+}
+
 /* conflict[k] for m's entry k: the type of another MongoDB document whose
  * id has the same text (so the same index _id), else NULL. */
 static RC_MUST_CHECK rcode
@@ -383,6 +432,14 @@ find_conflicts(struct pass *p, const struct idlist *m, char **conflict)
 
 	for (size_t k = 0; rc == RC_OK && k < m->n; k++) {
 		int mask = 0;
+		if (answered(p, idlist_id(m, k))) {
+			/* the lookup found every document of this text */
+			enum id_type t;
+			if (other_found(p, m, k, &t) &&
+			    (conflict[k] = strdup(doc_id_type_name(t))) == NULL)
+				rc = RC_ERR_NOMEM;
+			continue;
+		}
 		rc = possible_others(p, idlist_id(m, k), (enum id_type)m->v[k].type, &mask);
 		if (rc || mask == 0)
 			continue;
@@ -623,6 +680,47 @@ drain_segment(struct pass *p)
 	return rc;
 }
 
+/* Judges a targeted run's chunk: ms the documents found (sorted, each
+ * once), fs the copies found. Two documents of one text (a string "42"
+ * and an int 42: an id conflict) are judged as a pass meets them, in two
+ * segments: the first of each text merged with every copy, the others
+ * as a lookup of their own texts' copies, so the second is never taken
+ * for a missing document and its copy never rewritten. xm, xf: scratch. */
+static RC_MUST_CHECK rcode
+judge_ids(struct pass *p, const struct idlist *ms, const struct idlist *fs, struct idlist *xm,
+          struct idlist *xf)
+{
+	struct idlist first = {0};
+	rcode rc = RC_OK;
+
+	p->found = ms;
+	idlist_clear(xm);
+	idlist_clear(xf);
+	for (size_t i = 0; rc == RC_OK && i < ms->n; i++)
+		rc = i && strcmp(idlist_id(ms, i - 1), idlist_id(ms, i)) == 0
+		         ? idlist_push_from(xm, ms, i)
+		         : idlist_push_from(&first, ms, i);
+	/* the copies of the second documents' texts (both lists in key order) */
+	for (size_t i = 0, j = 0; rc == RC_OK && i < xm->n && j < fs->n;) {
+		int c = diff_compare(idlist_id(xm, i), xm->v[i].id_len, idlist_id(fs, j),
+		                     fs->v[j].id_len);
+		if (c > 0)
+			j++;
+		else if (c < 0 ||
+		         (i + 1 < xm->n && strcmp(idlist_id(xm, i + 1), idlist_id(xm, i)) == 0))
+			i++;
+		else
+			rc = idlist_push_from(xf, fs, j++);
+	}
+	if (rc == RC_OK)
+		rc = judge(p, &first, fs, false);
+	if (rc == RC_OK && xm->n)
+		rc = judge(p, xm, xf, true);
+	idlist_free(&first);
+	p->found = NULL;
+	return rc;
+}
+
 /* Every class: a targeted run has not seen the collection, so every text
  * is asked of MongoDB (orphans, conflicts) as if any type could own it. */
 #define ALL_CLASSES                                                                                \
@@ -637,15 +735,25 @@ pass_ids(struct pass *p)
 {
 	const struct pass_opts *o = p->o;
 	struct idlist m = {0}, found = {0}, ms = {0}, fs = {0};
+	size_t most = o->n_ids < (size_t)o->chunk_size ? o->n_ids : (size_t)o->chunk_size;
+	bool *answered_at = malloc((most ? most : 1) * sizeof(*answered_at));
 	rcode rc = RC_OK;
 
+	p->answered = malloc((most ? most : 1) * sizeof(*p->answered));
+	if (answered_at == NULL || p->answered == NULL)
+		rc = RC_ERR_NOMEM;
 	for (size_t at = 0; rc == RC_OK && at < o->n_ids && !*o->stop;
 	     at += (size_t)o->chunk_size) {
 		size_t n =
 		    o->n_ids - at < (size_t)o->chunk_size ? o->n_ids - at : (size_t)o->chunk_size;
 		idlist_clear(&m);
 		idlist_clear(&found);
-		rc = p->io->mongo_lookup(p->io->ctx, o->ids + at, n, &m, p->err);
+		p->n_answered = 0;
+		rc = p->io->mongo_lookup(p->io->ctx, o->ids + at, n, &m, answered_at, p->err);
+		for (size_t i = 0; rc == RC_OK && i < n; i++)
+			if (answered_at[i])
+				p->answered[p->n_answered++] = o->ids[at + i];
+		qsort(p->answered, p->n_answered, sizeof(*p->answered), cmp_text);
 		for (size_t k = 0; rc == RC_OK && k < n && !o->index_missing && !p->index_gone;
 		     k += 1000) {
 			rc = p->io->index_lookup(p->io->ctx, &found, o->ids + at + k,
@@ -667,7 +775,7 @@ pass_ids(struct pass *p)
 		if (rc == RC_OK)
 			rc = idlist_sorted(p, &fs, &found);
 		if (rc == RC_OK)
-			rc = judge(p, &ms, &fs, false);
+			rc = judge_ids(p, &ms, &fs, &m, &found);
 		if (rc == RC_OK && ms.n && !*o->stop) {
 			p->compared += (int64_t)ms.n;
 			rc = p->io->on_chunk(p->io->ctx, idlist_id(&ms, ms.n - 1),
@@ -679,6 +787,10 @@ pass_ids(struct pass *p)
 	idlist_free(&found);
 	idlist_free(&ms);
 	idlist_free(&fs);
+	free(answered_at);
+	free(p->answered);
+	p->answered = NULL;
+	p->n_answered = 0;
 	return rc;
 }
 

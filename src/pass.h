@@ -67,9 +67,15 @@ struct pass_io {
 	                     size_t n, char **other, struct rerror *err);
 	/* Targeted runs (pass_opts.ids): the MongoDB documents whose _id is
 	 * any typed value one of texts could stand for
-	 * (doc_id_append_candidates), appended to out as mongo_next does. */
+	 * (doc_id_append_candidates), appended to out as mongo_next does.
+	 * answered[i]: every such value of texts[i] was asked, under no
+	 * filter, and answered (false for a value the server refused, or in a
+	 * run with RECONCILE_FILTER): what the lookup did not find under that
+	 * text does not exist, so the pass asks no more about it (orphans,
+	 * conflicts). A text that cannot be asked about (doc_id_unaskable)
+	 * is answered for conflicts; its copy is still never an orphan. */
 	rcode (*mongo_lookup)(void *ctx, const char *const *texts, size_t n, struct idlist *out,
-	                      struct rerror *err);
+	                      bool *answered, struct rerror *err);
 	/* *has: MongoDB holds some id of this type (one $type probe). */
 	rcode (*mongo_has_type)(void *ctx, enum id_type type, bool *has, struct rerror *err);
 	/* RECONCILE_COMPARE=content: n pairs of a MongoDB id (mi[k] into m)

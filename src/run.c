@@ -406,10 +406,14 @@ on_exists(void *ctx, const bson_t *doc)
 	return 0;
 }
 
-/* A targeted run asks about a few values: one {_id: v} query each is an
- * index lookup on every server, where a $in is a full scan on some
- * (FerretDB 1.x); a pass asks about a chunk's worth at once: one $in. */
-#define POINT_QUERIES_MAX 1000
+/* A targeted run of a few ids asks one {_id: v} query per value; more
+ * values, and a pass's chunks, go in one $in. On MongoDB both are _id index
+ * lookups and the choice costs nothing. On FerretDB 1.x (SQLite) a $in is
+ * a scan in FerretDB (~15 s per 100k documents here) and even {_id: v} is
+ * a scan in SQLite (~1.3 s: its index is on ->"_id", its query on
+ * ->'$._id'), so point queries win up to about a dozen values, and a
+ * bounded number of them keeps a 100-id request from taking minutes. */
+#define POINT_QUERIES_MAX 16
 
 static bool
 point_queries(const struct run *r, const bson_t *values)
@@ -792,6 +796,8 @@ struct lookup_ctx {
 	struct idlist *out;
 	rcode rc;
 	struct rerror *err;
+	const size_t *owner; /* owner[value]: the text a candidate value stands for */
+	bool *answered;
 };
 
 static int
@@ -808,28 +814,41 @@ on_looked_up(void *ctx, const bson_t *doc)
 	return x->rc != RC_OK;
 }
 
-/* A value MongoDB refused to be asked about: its documents are not found
- * (and the orphan check, refused too, never calls their copies orphans). */
+/* A value MongoDB refused to be asked about: its documents are not found,
+ * and its text is not answered (the orphan check, refused too, never calls
+ * its copies orphans). */
 static void
 on_lookup_refused(void *ctx, size_t index, const char *reason)
 {
-	(void)ctx;
+	struct lookup_ctx *x = ctx;
+
+	x->answered[x->owner[index]] = false;
 	log_warn("mongodb refused to be asked for a requested id (value %zu: %s)", index, reason);
 }
 
 static RC_MUST_CHECK rcode
-io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *out,
+io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *out, bool *answered,
                 struct rerror *err)
 {
 	struct run *r = ctx;
-	struct lookup_ctx x = {.r = r, .out = out, .err = err};
+	struct lookup_ctx x = {.r = r, .out = out, .err = err, .answered = answered};
 	bson_t arr = BSON_INITIALIZER, proj = BSON_INITIALIZER;
+	size_t *owner = NULL, cap = 0;
 	uint32_t k = 0;
 	rcode rc = RC_OK;
 
 	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		uint32_t from = k;
+		/* under a filter, a text's documents outside it were not asked;
+		 * a text that cannot be asked about is asked as what it can be
+		 * (all that a conflict could be: never a NaN or infinity, whose
+		 * texts are "nan" and "inf"), and the pass never calls its copy
+		 * an orphan */
+		answered[i] = !mongo_filtered(r->mongo);
 		if (!doc_id_unaskable(texts[i])) {
 			rc = doc_id_append_candidates(&arr, &k, texts[i]);
+			if (rc == RC_OK)
+				rc = own(&owner, &cap, from, k, i);
 			continue;
 		}
 		/* a text that also reads as a value not every server can be asked
@@ -843,7 +862,10 @@ io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *ou
 			bson_uint32_to_string(k++, &kp, key, sizeof(key));
 			rc = doc_id_append(&arr, kp, texts[i], t ? ID_OID : ID_STRING);
 		}
+		if (rc == RC_OK)
+			rc = own(&owner, &cap, from, k, i);
 	}
+	x.owner = owner;
 	BSON_APPEND_INT32(&proj, "_id", 1);
 	if (*r->cfg->version_field)
 		BSON_APPEND_INT32(&proj, r->cfg->version_field, 1);
@@ -854,6 +876,7 @@ io_mongo_lookup(void *ctx, const char *const *texts, size_t n, struct idlist *ou
 		                 on_lookup_refused, &x, err);
 	if (rc == RC_OK && x.rc)
 		rc = x.rc;
+	free(owner);
 	bson_destroy(&arr);
 	bson_destroy(&proj);
 	return rc;

@@ -209,7 +209,53 @@ def bad_input(env):
         svc.stop()
 
 
-for name, fn, settings in [("bad", bad_input, {}),
+def typed(env):
+    """An ids run answers orphans and conflicts from its own lookup (every
+    typed value of each text asked): the same verdicts as a full pass,
+    and a value the server refuses to be asked about is that id's alone."""
+    env.create_index()
+    oid = "5f0000000000000000000042"
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "42", "updatedAt": {"$date": "2024-01-01T00:00:00Z"}},
+        {"_id": 42, "updatedAt": {"$date": "2024-01-01T00:00:00Z"}},
+        {"_id": "abc", "updatedAt": {"$date": "2024-01-01T00:00:00Z"}},
+        {"_id": {"$oid": oid}, "updatedAt": {"$date": "2024-01-01T00:00:00Z"}}]})
+    env.fixture("sync")
+    env.os("DELETE", "/%s/_doc/abc?refresh=true" % env.index)
+    env.bulk([{"index": {"_id": "zzz"}}, {"mongo_id": "zzz", "updatedAt": "2024-01-01T00:00:00.000Z"},
+              {"index": {"_id": "43"}}, {"mongo_id": "43", "updatedAt": "2024-01-01T00:00:00.000Z"}])
+    r = env.run("check", "--dry-run")
+    full = env.last_run()
+    check(full["conflict_count"] >= 1 and full["missing_count"] == 1 and full["orphan_count"] == 2,
+          "a full dry run: the 42 conflict, abc missing, two orphans (%s)" % {
+              k: full[k] for k in ("conflict_count", "missing_count", "orphan_count")})
+    path = os.path.join(env.tmp, "typed.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(["42", "abc", "zzz", "43", '{"": 1}', oid]) + "\n")
+    r = env.run("check", "--ids", path)
+    run = env.last_run()
+    check(run["kind"] == "ids" and run["status"] == "completed" and r.returncode == full_rc(full),
+          "the ids run completes though one value cannot be asked about: %s %s %s" % (
+              r.returncode, run["status"], r.stderr[-400:]))
+    check(run["conflict_count"] == full["conflict_count"] and run["missing_count"] == 1
+          and run["orphan_count"] == 2 and run["deleted_count"] == 2 and run["repaired_count"] == 1,
+          "the same verdicts as the full pass: %s" % {
+              k: run[k] for k in ("conflict_count", "missing_count", "orphan_count",
+                                  "deleted_count", "repaired_count")})
+    docs = env.os_docs()
+    check("42" in docs and "abc" in docs and oid in docs and "zzz" not in docs
+          and "43" not in docs, "the conflicted copy stays, the orphans are gone: %s" % sorted(docs))
+    check("refused" in r.stderr, "the refused value is named in the log")
+
+
+def full_rc(full):
+    """A completed run with id conflicts exits 3 (some documents not repaired)."""
+    return 3 if full["conflict_count"] else 0
+
+
+for name, fn, settings in [("typed", typed, {"RECONCILE_ORPHANS": "delete",
+                                            "RECONCILE_MAX_DELETE_RATIO": 1}),
+                           ("bad", bad_input, {}),
                            ("since", since, {"RECONCILE_ORPHANS": "delete"}),
                            ("big", big, {"RECONCILE_ORPHANS": "delete"})]:
     env = Env("targeted" + name, **settings)
