@@ -559,6 +559,65 @@ query_op_refused(const char *key, char *why, size_t len)
 	return true;
 }
 
+/* Whether v is a document whose first key is an operator ($...). */
+static bool
+holds_operator(const bson_iter_t *v, const char **op)
+{
+	bson_iter_t first;
+
+	if (!BSON_ITER_HOLDS_DOCUMENT(v) || !bson_iter_recurse(v, &first) ||
+	    !bson_iter_next(&first) || bson_iter_key(&first)[0] != '$')
+		return false;
+	*op = bson_iter_key(&first);
+	return true;
+}
+
+/* The values of $eq, $ne, $in, $nin and $all: values, never operators,
+ * except $all's {$elemMatch: query} items (looked into). MongoDB refuses
+ * an operator object there (or, for $eq, no stored document can match it:
+ * field names cannot start with $), while FerretDB quietly matches
+ * nothing, which would make every copy one that "left the filter". */
+static bool
+values_ok(const char *field, const char *op, const bson_iter_t *v, int depth, char *why, size_t len)
+{
+	bson_iter_t items;
+	const char *inner;
+
+	if (strcmp(op, "$eq") && strcmp(op, "$ne") && strcmp(op, "$in") && strcmp(op, "$nin") &&
+	    strcmp(op, "$all"))
+		return true;
+	if (!BSON_ITER_HOLDS_ARRAY(v)) {
+		if (!holds_operator(v, &inner))
+			return true;
+		snprintf(why, len, "%s: %s takes a value, not an operator object ({%.60s: ...})",
+		         field, op, inner);
+		return false;
+	}
+	bson_iter_recurse(v, &items);
+	while (bson_iter_next(&items)) {
+		if (!holds_operator(&items, &inner))
+			continue;
+		if (strcmp(op, "$all") == 0 && strcmp(inner, "$elemMatch") == 0) {
+			bson_iter_t item, em;
+			bson_iter_recurse(&items, &item);
+			if (!bson_iter_next(&item) || !BSON_ITER_HOLDS_DOCUMENT(&item) ||
+			    !bson_iter_recurse(&item, &em) || bson_iter_next(&item)) {
+				snprintf(why, len, "%s: $all's {$elemMatch: ...} needs one object",
+				         field);
+				return false;
+			}
+			if (!query_doc_ok(&em, true, depth + 1, why, len))
+				return false;
+			continue;
+		}
+		snprintf(why, len, "%s: %s takes values%s, not an operator object ({%.60s: ...})",
+		         field, op, strcmp(op, "$all") == 0 ? " or {$elemMatch: query}" : "",
+		         inner);
+		return false;
+	}
+	return true;
+}
+
 /* A field's condition: {$op: value, ...} (all keys operators) or a value
  * compared for equality (not looked into). */
 static bool
@@ -581,6 +640,8 @@ condition_ok(const char *field, bson_iter_t *it, int depth, char *why, size_t le
 			         op[0] == '$' ? "" : ": a condition's keys are all operators");
 			return false;
 		}
+		if (!values_ok(field, op, &sub, depth, why, len))
+			return false;
 		if (strcmp(op, "$elemMatch") == 0) {
 			bson_iter_t em;
 			if (!BSON_ITER_HOLDS_DOCUMENT(&sub) || !bson_iter_recurse(&sub, &em)) {
@@ -658,6 +719,37 @@ query_doc_ok(bson_iter_t *it, bool elem_match, int depth, char *why, size_t len)
 	return true;
 }
 
+/* Whether v is one JSON value and nothing after it: libbson reads the
+ * first of two objects ({"a":1}{"b":2}) and ignores the second, which the
+ * user meant to apply too. Extended JSON is JSON ({"$numberDouble":
+ * "NaN"}, not a bare NaN). */
+static bool
+one_json_value(const char *v, const char *several, char *why, size_t len)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithOpts(v, &end, false);
+
+	if (j == NULL) {
+		snprintf(why, len, "not JSON (near \"%.40s\")%s", end ? end : "",
+		         end && (strncmp(end, "NaN", 3) == 0 || strncmp(end, "Infinity", 8) == 0 ||
+		                 strncmp(end, "-Infinity", 9) == 0)
+		             ? "; extended JSON writes it {\"$numberDouble\": \"NaN\"}"
+		             : "");
+		return false;
+	}
+	cJSON_Delete(j);
+	while (end && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (end && *end) {
+		snprintf(why, len,
+		         "text after the JSON object (near \"%.40s\"): give one object%s%s%s", end,
+		         *end == '{' ? " (several conditions go in one: " : "",
+		         *end == '{' ? several : "", *end == '{' ? ")" : "");
+		return false;
+	}
+	return true;
+}
+
 /* Whether v is a MongoDB query (RECONCILE_FILTER): empty, or a JSON object
  * libbson parses (canonical or relaxed extended JSON) whose operators
  * MongoDB 4.4 takes in a find that reads in _id order. */
@@ -678,6 +770,8 @@ mongo_query_ok(const char *v, char *why, size_t len)
 		snprintf(why, len, "not a JSON object");
 		return false;
 	}
+	if (!one_json_value(v, "{\"a\": 1, \"b\": 2}", why, len))
+		return false;
 	if (!bson_init_from_json(&b, v, -1, &be)) {
 		/* {"$type": 2} reads as a legacy binary's subtype in extended JSON */
 		bool type_hint = strstr(be.message, "binary") || strstr(be.message, "BSON_TYPE");
@@ -704,6 +798,8 @@ os_query_ok(const char *v, char *why, size_t len)
 		p++;
 	if (*p == '\0')
 		return true;
+	if (!one_json_value(v, "{\"bool\": {\"filter\": [clause, clause]}}", why, len))
+		return false;
 	j = cJSON_Parse(v);
 	if (j == NULL)
 		snprintf(why, len, "not JSON (near \"%.40s\")",

@@ -326,7 +326,19 @@ def bad_values():
     try:
         for name, value, words in [
                 ("RECONCILE_FILTER", '["status"]', "not a JSON object"),
-                ("RECONCILE_FILTER", '{"status": ', "libbson cannot parse it"),
+                ("RECONCILE_FILTER", '{"status": ', "not JSON"),
+                ("RECONCILE_FILTER", '{"a": {"$oid": "xyz"}}', "libbson cannot parse it"),
+                # QA: operators inside values FerretDB quietly matches nothing with (every
+                # copy would have "left the filter"), a second object libbson ignored
+                ("RECONCILE_FILTER", '{"a": {"$all": [{"$elemMatch": {"$text": {"$search": "x"}}}]}}',
+                 "$text needs a text index"),
+                ("RECONCILE_FILTER", '{"a": {"$all": [{"$elemMatch": {"b": {"$foo": 1}}}]}}',
+                 "unknown operator $foo"),
+                ("RECONCILE_FILTER", '{"a": {"$in": [{"$near": 1}]}}', "$in takes values"),
+                ("RECONCILE_FILTER", '{"a": {"$eq": {"$near": 1}}}', "$eq takes a value"),
+                ("RECONCILE_FILTER", '{"a": 1}{"b": 2}', "text after the JSON object"),
+                ("RECONCILE_FILTER", '{"a": NaN}', "$numberDouble"),
+                ("OPENSEARCH_QUERY", '{"term": {"a": 1}}{"term": {"b": 2}}', "\"bool\""),
                 ("RECONCILE_FILTER", '{"$where2": 1}', "unknown top-level operator $where2"),
                 ("RECONCILE_FILTER", '{"n": {"$type": 2}}', "$type takes a type name"),
                 ("OPENSEARCH_QUERY", '{"source": "ads"}', "a clause's value is an object"),
