@@ -108,6 +108,7 @@ struct run {
 	int64_t n_held;
 	char why[600];
 	struct content content; /* RECONCILE_COMPARE=content */
+	int64_t left_out;       /* missing documents the script leaves out */
 };
 
 rcode
@@ -972,6 +973,92 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
 	return RC_OK;
 }
 
+struct left_out_ctx {
+	struct run *r;
+	const struct idlist *m;
+	const size_t *missing; /* into m, n of them */
+	size_t n;
+	bool *out;
+	struct buf body;
+	rcode rc;
+};
+
+static int
+on_left_out_doc(void *ctx, const bson_t *doc)
+{
+	struct left_out_ctx *x = ctx;
+	struct rerror e = {0};
+	struct buf id = {0};
+	enum id_type type;
+	bson_iter_t it;
+	char *routing = NULL;
+	bool skip = false;
+
+	if (!bson_iter_init_find(&it, doc, "_id") ||
+	    doc_id_canonical(bson_iter_value(&it), &id, &type))
+		goto out; /* its repair says what is wrong with it */
+	for (size_t i = 0; i < x->n; i++) {
+		size_t k = x->missing[i];
+		if (x->out[i] || x->m->v[k].type != type || strcmp(idlist_id(x->m, k), id.data))
+			continue;
+		buf_reset(&x->body);
+		rcode rc = transform_apply(x->r->tf, doc, x->r->id_field, id.data, &x->body,
+		                           &routing, &skip, &e);
+		if (rc == RC_ERR_NOMEM)
+			x->rc = rc;
+		/* a script error is the repair's to journal: the document stays missing */
+		x->out[i] = rc == RC_OK && skip;
+		break;
+	}
+out:
+	free(routing);
+	buf_free(&id);
+	return x->rc != RC_OK;
+}
+
+static void
+on_left_out_refused(void *ctx, size_t index, const char *reason)
+{
+	(void)ctx, (void)index, (void)reason; /* stays missing; its repair fails it */
+}
+
+/* Which of a chunk's missing documents the script leaves out of the index
+ * (transform returns nil): like documents outside RECONCILE_FILTER, they
+ * are not missing. Only a script can say so, and only about the document
+ * itself, so they are read and transformed here, in a dry run too (one
+ * $in per chunk with missing documents). out[i] for d->missing[i]. */
+static RC_MUST_CHECK rcode
+missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, bool *out,
+                 struct rerror *err)
+{
+	struct left_out_ctx x = {
+	    .r = r, .m = m, .missing = d->missing, .n = d->n_missing, .out = out};
+	bson_t arr = BSON_INITIALIZER;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; i < d->n_missing; i++)
+		out[i] = false;
+	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
+		char key[16];
+		const char *kp;
+		size_t k = d->missing[i];
+		bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
+		rc = doc_id_append(&arr, kp, idlist_id(m, k), (enum id_type)m->v[k].type);
+	}
+	if (rc)
+		rc = rerror_set(err, rc, "id %s cannot be rebuilt", idlist_id(m, d->missing[0]));
+	else
+		rc = mongo_fetch(r->mongo, &arr, NULL, point_queries(r, &arr), on_left_out_doc,
+		                 on_left_out_refused, &x, err);
+	if (rc == RC_OK && x.rc)
+		rc = rerror_set(err, x.rc, "out of memory");
+	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++)
+		r->left_out += out[i];
+	buf_free(&x.body);
+	bson_destroy(&arr);
+	return rc;
+}
+
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
 static RC_MUST_CHECK rcode
@@ -984,7 +1071,11 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	bool delete_orphans = act && r->cfg->orphans == ORPHANS_DELETE;
 	size_t cap = d->n_missing + d->n_stale + pd->n_orphans + d->n_duplicate, n = 0;
 	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
-	rcode rc = rows ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	bool *left_out = calloc(d->n_missing ? d->n_missing : 1, sizeof(*left_out));
+	rcode rc = rows && left_out ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	if (rc == RC_OK && d->n_missing && transform_scripted(r->tf))
+		rc = missing_left_out(r, m, d, left_out, err);
 
 	/* two documents, one index _id: say so, whatever else the id is. A
 	 * missing one is still indexed (one of the two is better than none);
@@ -996,6 +1087,8 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 
 	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
 		size_t k = d->missing[i];
+		if (left_out[i])
+			continue;
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_MISSING};
@@ -1045,6 +1138,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	if (rc == RC_OK && n && (rc = store_drift_record(r->store, r->id, rows, n)))
 		rc = rerror_set(err, rc, "journal: cannot record drift");
 	free(rows);
+	free(left_out);
 	if (rc == RC_OK && repair_queued(&r->rp) >= REPAIR_QUEUE_MAX)
 		rc = flush_queue(r);
 	return rc;
@@ -1889,6 +1983,17 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	}
 	progress_sync(&r);
 	progress_print(e, true);
+	if (r.left_out) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+		         "%" PRId64
+		         " documents the transform leaves out of the index (returns nil):"
+		         " not missing, not written",
+		         r.left_out);
+		log_msg(LOG_INFO, r.id, "%s", msg);
+		if (store_event(r.store, r.id, "transform", msg))
+			log_msg(LOG_WARN, r.id, "journal: cannot record an event");
+	}
 	log_msg(rc ? LOG_WARN : LOG_INFO, r.id,
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64

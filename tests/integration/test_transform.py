@@ -62,7 +62,9 @@ def script_scenario(env):
           "transform: a runtime error is journaled with the script's message (%s)" % (err.get("x"),))
     check(err.get("y", ("",))[0] == "failed" and not os.path.exists("/tmp/reconciler-pwned"),
           "transform: os.execute is refused, that document fails (%s)" % (err.get("y"),))
-    check(err.get("z", ("",))[0] == "skipped", "transform: nil leaves it out (%s)" % (err.get("z"),))
+    check("z" not in err and run["missing_count"] == 5,
+          "transform: nil leaves it out: not missing, not journaled (%s, missing %d)"
+          % (err.get("z"), run["missing_count"]))
 
     # the routing changes: the copy moves, one copy stays
     env.mongo({"update": "ads", "updates": [{"q": {"_id": "b"}, "u": {"$set": {
@@ -84,6 +86,42 @@ def script_scenario(env):
     check(r.returncode == 78 and "bad.lua:" in r.stderr and after == before,
           "transform: a syntax error exits 78 naming file and line, no run (%d, %s)"
           % (r.returncode, r.stderr[-200:]))
+
+
+def left_out(env):
+    """QA: documents the script leaves out were counted missing in every
+    run, a dry run exited 1 forever and `drift --recurring` listed them."""
+    env.create_index()
+    script = write(env, "keep.lua", "function transform(doc)\n"
+                   "  if not doc.keep then return nil end\n"
+                   "  return {keep = doc.keep, updatedAt = doc.updatedAt}\nend\n")
+    env.mongo({"insert": "ads", "documents": [
+        dict(d(1, "one", "r1"), keep=True), dict(d(2, "two", "r1"), keep=False),
+        dict(d(3, "three", "r1"), keep=False)]})
+    r = env.run("check", "--dry-run", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    check(r.returncode == 1 and run["missing_count"] == 1,
+          "left out: a dry run counts only the document the script keeps (%d, missing %d)"
+          % (r.returncode, run["missing_count"]))
+    r = env.run("check", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    check(r.returncode == 0 and run["missing_count"] == 1 and run["repaired_count"] == 1,
+          "left out: the check repairs the one it keeps (%d, %s)" % (r.returncode, run))
+    for args in (("check",), ("check", "--dry-run")):
+        r = env.run(*args, RECONCILE_TRANSFORM=script)
+        run = env.last_run()
+        check(r.returncode == 0 and run["missing_count"] == 0,
+              "left out: %s then finds nothing (%d, missing %d)"
+              % (" ".join(args), r.returncode, run["missing_count"]))
+    r = env.run("drift", "--recurring", RECONCILE_TRANSFORM=script)
+    check(r.returncode == 0 and '"2"' not in r.stdout and " 2 " not in r.stdout,
+          "left out: no recurring drift (%s)" % r.stdout[-300:])
+    with env.journal() as db:
+        ev = [x[0] for x in db.execute("SELECT detail FROM run_events WHERE run_id = ?",
+                                       (run["id"],))]
+    check(any("2 documents the transform leaves out" in e for e in ev),
+          "left out: the run says how many it left out (%s)" % ev)
+    check(set(env.os_docs()) == {"1"}, "left out: only the kept document is indexed")
 
 
 def declarative(env):
@@ -132,7 +170,8 @@ def sandbox(env):
     check(set(got) == {"k"}, "sandbox: only the fine document is written (%s)" % sorted(got))
 
 
-for name, fn in (("script", script_scenario), ("decl", declarative), ("sandbox", sandbox)):
+for name, fn in (("script", script_scenario), ("leftout", left_out), ("decl", declarative),
+                 ("sandbox", sandbox)):
     env = Env(name)
     try:
         fn(env)
