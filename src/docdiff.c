@@ -259,7 +259,9 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 	else if (copy == NULL)
 		*state = DOCDIFF_MISSING;
 	else
-		*state = jt_same_fields(src, btree) ? DOCDIFF_IN_SYNC : DOCDIFF_STALE;
+		*state = jt_same_fields(src, btree, cfg->write_mode == WRITE_UPSERT)
+		             ? DOCDIFF_IN_SYNC
+		             : DOCDIFF_STALE;
 
 	/* the answer */
 	rc = buf_printf(out, "{\"mirror\":");
@@ -311,7 +313,7 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		rc = buf_puts(out, "[");
 		for (size_t i = 0; rc == RC_OK && i < btree->n; i++) {
 			const struct jt *mb = &btree->kids[i];
-			if (jt_equal(jt_get(src, mb->key), mb))
+			if (jt_field_same(src, mb, cfg->write_mode == WRITE_UPSERT))
 				continue;
 			rc = buf_puts(out, first ? "" : ",");
 			first = false;
@@ -321,7 +323,7 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		if (rc == RC_OK)
 			rc = buf_puts(out, "],\"patch\":");
 		if (rc == RC_OK)
-			rc = jt_patch(out, src, btree);
+			rc = jt_patch(out, src, btree, cfg->write_mode == WRITE_UPSERT);
 	} else if (rc == RC_OK) {
 		rc = buf_puts(out, "null,\"patch\":null");
 	}

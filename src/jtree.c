@@ -567,18 +567,41 @@ objects_equal(const struct jt *a, const struct jt *b)
 
 /* ---- differences ----------------------------------------------------------- */
 
-bool
-jt_same_fields(const struct jt *copy, const struct jt *body)
+/* Whether the value a writes is what copy holds: jt_equal, except that
+ * under merge (a partial update) an object in both is covered member by
+ * member and members only copy has are left alone, at every depth, as
+ * OpenSearch merges a partial update's objects into the copy's. Arrays are
+ * replaced whole by either write. */
+static bool
+covers(const struct jt *copy, const struct jt *body, bool merge)
 {
-	for (size_t i = 0; body && body->type == JT_OBJECT && i < body->n; i++)
-		if (!jt_equal(jt_get(copy, body->kids[i].key), &body->kids[i]))
+	if (!merge || copy == NULL || body == NULL || copy->type != JT_OBJECT ||
+	    body->type != JT_OBJECT)
+		return jt_equal(copy, body);
+	for (size_t i = 0; i < body->n; i++)
+		if (!covers(jt_get(copy, body->kids[i].key), &body->kids[i], true))
 			return false;
 	return true;
 }
 
+bool
+jt_same_fields(const struct jt *copy, const struct jt *body, bool merge)
+{
+	for (size_t i = 0; body && body->type == JT_OBJECT && i < body->n; i++)
+		if (!covers(jt_get(copy, body->kids[i].key), &body->kids[i], merge))
+			return false;
+	return true;
+}
+
+bool
+jt_field_same(const struct jt *copy, const struct jt *member, bool merge)
+{
+	return covers(jt_get(copy, member->key), member, merge);
+}
+
 rcode
 jt_diff_fields(struct buf *names, size_t max, size_t *count, const struct jt *copy,
-               const struct jt *body)
+               const struct jt *body, bool merge)
 {
 	size_t start = names->len;
 	bool cut = false;
@@ -589,7 +612,7 @@ jt_diff_fields(struct buf *names, size_t max, size_t *count, const struct jt *co
 		return RC_OK;
 	for (size_t i = 0; rc == RC_OK && i < body->n; i++) {
 		const struct jt *m = &body->kids[i];
-		if (jt_equal(jt_get(copy, m->key), m))
+		if (covers(jt_get(copy, m->key), m, merge))
 			continue;
 		(*count)++;
 		if (cut)
@@ -642,11 +665,11 @@ op(struct buf *out, bool *first, const char *name, const struct buf *path, const
 	return rc;
 }
 
-/* Ops turning copy (an object) into body (an object) at path; top: leave
- * members only copy has alone. */
+/* Ops turning copy (an object) into body (an object) at path; keep: leave
+ * members only copy has alone (the top level, and every level of a merge). */
 static RC_MUST_CHECK rcode
 patch_object(struct buf *out, bool *first, struct buf *path, const struct jt *copy,
-             const struct jt *body, bool top)
+             const struct jt *body, bool keep, bool merge)
 {
 	size_t at = path->len;
 	rcode rc = RC_OK;
@@ -658,16 +681,16 @@ patch_object(struct buf *out, bool *first, struct buf *path, const struct jt *co
 		rc = buf_puts(path, "/");
 		if (rc == RC_OK)
 			rc = jt_pointer_token(path, m->key, m->key_len);
-		if (rc || jt_equal(c, m))
+		if (rc || covers(c, m, merge))
 			continue;
 		if (c == NULL)
 			rc = op(out, first, "add", path, m);
 		else if (c->type == JT_OBJECT && m->type == JT_OBJECT)
-			rc = patch_object(out, first, path, c, m, false);
+			rc = patch_object(out, first, path, c, m, merge, merge);
 		else
 			rc = op(out, first, "replace", path, m);
 	}
-	for (size_t i = 0; rc == RC_OK && !top && copy && i < copy->n; i++) {
+	for (size_t i = 0; rc == RC_OK && !keep && copy && i < copy->n; i++) {
 		const struct jt *c = &copy->kids[i];
 		if (jt_get(body, c->key) || jt_get(copy, c->key) != c)
 			continue;
@@ -685,7 +708,7 @@ patch_object(struct buf *out, bool *first, struct buf *path, const struct jt *co
 }
 
 rcode
-jt_patch(struct buf *out, const struct jt *copy, const struct jt *body)
+jt_patch(struct buf *out, const struct jt *copy, const struct jt *body, bool merge)
 {
 	struct buf path = {0};
 	bool first = true;
@@ -693,7 +716,7 @@ jt_patch(struct buf *out, const struct jt *copy, const struct jt *body)
 
 	if (rc == RC_OK && body && body->type == JT_OBJECT)
 		rc = patch_object(out, &first, &path, copy && copy->type == JT_OBJECT ? copy : NULL,
-		                  body, true);
+		                  body, true, merge);
 	if (rc == RC_OK)
 		rc = buf_puts(out, "]");
 	buf_free(&path);

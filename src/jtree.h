@@ -61,25 +61,36 @@ bool jt_equal(const struct jt *a, const struct jt *b);
 bool jt_number_equal(const char *a, size_t alen, const char *b, size_t blen);
 bool jt_string_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* merge, below: the body is written as a partial update
+ * (RECONCILE_WRITE_MODE=upsert), which OpenSearch merges into the copy
+ * object by object, so members only the copy has survive at every depth
+ * and are not a difference; without it (a whole-document write) they are,
+ * below the top level. Arrays are replaced whole either way. */
+
 /* Whether copy has every top-level member of body (an object), equal. */
-bool jt_same_fields(const struct jt *copy, const struct jt *body);
+bool jt_same_fields(const struct jt *copy, const struct jt *body, bool merge);
+
+/* Whether copy's member named as member (one of a body's members) holds
+ * what member writes. */
+bool jt_field_same(const struct jt *copy, const struct jt *member, bool merge);
 
 /* The top-level members of body (an object) whose value differs in copy
  * (absent there, or not jt_equal), appended to names comma-separated, at
  * most max bytes of names (then ",..." ends the list); members only copy
  * has are not looked at. *count gets how many differ (all of them). */
 RC_MUST_CHECK rcode jt_diff_fields(struct buf *names, size_t max, size_t *count,
-                                   const struct jt *copy, const struct jt *body);
+                                   const struct jt *copy, const struct jt *body, bool merge);
 
 /* A JSON Patch (RFC 6902) that turns copy into body on the members body
  * has, appended to out as a JSON array: "add" for a member copy lacks,
  * "replace" for one that differs, recursing into objects on both sides
  * (where members copy has and body lacks get "remove": the body writes the
- * whole nested object); arrays and other values are replaced whole. Paths
+ * whole nested object; not under merge); arrays and other values are replaced whole. Paths
  * are JSON Pointers (RFC 6901: "~" as "~0", "/" as "~1"). Top-level
  * members only copy has are left out (fields only the index has). copy
  * NULL: every member of body is added. */
-RC_MUST_CHECK rcode jt_patch(struct buf *out, const struct jt *copy, const struct jt *body);
+RC_MUST_CHECK rcode jt_patch(struct buf *out, const struct jt *copy, const struct jt *body,
+                             bool merge);
 
 /* Appends a JSON Pointer token (RFC 6901 escaping) of s to out, without
  * JSON string quoting. */

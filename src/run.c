@@ -721,8 +721,8 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 			continue;
 		r->content.pairs++;
 		buf_reset(&names);
-		rc =
-		    jt_diff_fields(&names, CONTENT_FIELDS_MAX, &count, src ? src : NULL, bodies[k]);
+		rc = jt_diff_fields(&names, CONTENT_FIELDS_MAX, &count, src ? src : NULL, bodies[k],
+		                    r->cfg->write_mode == WRITE_UPSERT);
 		if (rc == RC_OK && count) {
 			r->content.differ++;
 			if ((fields[k] = strdup(names.data ? names.data : "")) == NULL)
@@ -1872,6 +1872,19 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		         "index.default_pipeline; set that on the index, or write with "
 		         "RECONCILE_WRITE_MODE=index",
 		         e->cfg->pipeline);
+		log_msg(LOG_WARN, r.id, "%s", msg);
+		if (store_event(r.store, r.id, "warning", msg))
+			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");
+	}
+	if (r.kind != RUN_FULL && e->cfg->compare == COMPARE_CONTENT && *e->cfg->pipeline) {
+		char msg[600];
+		snprintf(
+		    msg, sizeof(msg),
+		    "RECONCILE_COMPARE=content compares the body before "
+		    "OPENSEARCH_PIPELINE=%.200s: "
+		    "if the pipeline changes or removes a field the body writes, every copy is "
+		    "stale in every run (a pipeline that only adds fields is fine)",
+		    e->cfg->pipeline);
 		log_msg(LOG_WARN, r.id, "%s", msg);
 		if (store_event(r.store, r.id, "warning", msg))
 			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");

@@ -134,9 +134,9 @@ check_patch(const char *copy, const char *body, const char *want_patch, const ch
 	struct buf p = {0}, f = {0};
 	size_t count = 99;
 
-	CHECK(jt_patch(&p, c, b) == RC_OK);
+	CHECK(jt_patch(&p, c, b, false) == RC_OK);
 	CHECK_STR(p.data, want_patch);
-	CHECK(jt_diff_fields(&f, 30, &count, c, b) == RC_OK);
+	CHECK(jt_diff_fields(&f, 30, &count, c, b, false) == RC_OK);
 	CHECK_STR(f.data ? f.data : "", want_fields);
 	CHECK(count == want_count);
 	buf_free(&p);
@@ -183,11 +183,46 @@ test_patch(void)
 	            "aaaaaaaaaa,bbbbbbbbbb,...", 4);
 }
 
+/* RECONCILE_WRITE_MODE=upsert: a partial update merges objects, so members
+ * only the copy has are kept at every depth and are no difference (QA: a
+ * sub-field removed in MongoDB was "stale" and "repaired" in every run by an
+ * update that could not remove it); arrays are still replaced whole. */
+static void
+test_merge(void)
+{
+	struct jt *c = parse("{\"a\":{\"x\":1,\"y\":2,\"z\":3},\"l\":[{\"p\":1,\"q\":2}],"
+	                     "\"emb\":1}");
+	struct jt *same = parse("{\"a\":{\"x\":1,\"y\":2},\"l\":[{\"p\":1,\"q\":2}]}");
+	struct jt *arr = parse("{\"a\":{\"x\":1},\"l\":[{\"p\":1}]}");
+	struct jt *deep = parse("{\"a\":{\"x\":5}}");
+	struct buf p = {0}, f = {0};
+	size_t count = 99;
+
+	CHECK(jt_same_fields(c, same, true));
+	CHECK(!jt_same_fields(c, same, false));
+	CHECK(!jt_same_fields(c, arr, true)); /* the array is written whole */
+	CHECK(jt_diff_fields(&f, 30, &count, c, arr, true) == RC_OK);
+	CHECK_STR(f.data ? f.data : "", "l");
+	CHECK(count == 1);
+	CHECK(jt_patch(&p, c, same, true) == RC_OK);
+	CHECK_STR(p.data, "[]");
+	buf_reset(&p);
+	CHECK(jt_patch(&p, c, deep, true) == RC_OK);
+	CHECK_STR(p.data, "[{\"op\":\"replace\",\"path\":\"/a/x\",\"value\":5}]");
+	buf_free(&p);
+	buf_free(&f);
+	jt_free(c);
+	jt_free(same);
+	jt_free(arr);
+	jt_free(deep);
+}
+
 int
 main(void)
 {
 	test_parse();
 	test_equal();
 	test_patch();
+	test_merge();
 	return check_done("test_jtree");
 }
