@@ -29,6 +29,7 @@
 #include "opensearch.h"
 #include "probe.h"
 #include "store.h"
+#include "transform.h"
 #include "util.h"
 
 #include <errno.h>
@@ -903,6 +904,32 @@ cmd_migrate(const struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* What a run checks before it begins, checked without one: each mirror's
+ * transform settings and script (compiled and its top level run, as a run
+ * does). 0, or EXIT_CONFIG with the reason on stderr. */
+static int
+check_transforms(const struct config_set *set, const struct config *only)
+{
+	for (size_t i = 0; i < set->n_mirrors; i++) {
+		const struct config *c = set->mirrors[i];
+		struct transform *tf = NULL;
+		struct rerror err = {0};
+		if (only && c != only)
+			continue;
+		rcode rc = transform_new(&tf, c, &err);
+		transform_free(tf);
+		if (rc) {
+			if (set->n_mirrors > 1)
+				fprintf(stderr, "reconciler: mirror %s: %s\n", c->name,
+				        err.message);
+			else
+				fprintf(stderr, "reconciler: %s\n", err.message);
+			return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
+		}
+	}
+	return 0;
+}
+
 static int
 cmd_config(const struct cli *cli, int argc, char **argv)
 {
@@ -925,6 +952,11 @@ cmd_config(const struct cli *cli, int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	}
+	if (!markdown) {
+		int code = check_transforms(set, cli->mirror);
+		if (code)
+			return code;
+	}
 	if (markdown)
 		rc = config_dump_markdown(&b);
 	else if (set->file && !cli->mirror) /* every mirror, in the file's shape */
@@ -944,7 +976,8 @@ cmd_serve(const struct cli *cli, int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	return serve_main(cli->set);
+	int code = check_transforms(cli->set, NULL);
+	return code ? code : serve_main(cli->set);
 }
 
 static int cmd_help(const struct cli *cli, int argc, char **argv);

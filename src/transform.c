@@ -695,6 +695,14 @@ state_build(struct transform *t, struct rerror *err)
 			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory (loading %s)", t->path);
 		else
 			error_message(L, rc, err);
+		/* every message names the script (a mirror each may have its own):
+		 * Lua's syntax and runtime errors do ("FILE:LINE: ..."), a
+		 * budget, a binary chunk or a non-string error object do not */
+		if (rc == RC_ERR_CONFIG && strstr(err->message, t->path) == NULL) {
+			char msg[sizeof(err->message)];
+			snprintf(msg, sizeof(msg), "%s", err->message);
+			rerror_set(err, rc, "%s: while loading the script: %s", t->path, msg);
+		}
 		state_close(t);
 		return rc;
 	}

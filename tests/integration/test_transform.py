@@ -87,6 +87,21 @@ def script_scenario(env):
           "transform: a syntax error exits 78 naming file and line, no run (%d, %s)"
           % (r.returncode, r.stderr[-200:]))
 
+    # QA: `config` (and `config --file`) say what `check` would refuse, and every
+    # load-time message names the script
+    toperr = write(env, "toperr.lua", "error({code = 1})\n")
+    loop = write(env, "loop.lua", "while true do end\n")
+    for settings, words in (({"RECONCILE_TRANSFORM": bad}, "bad.lua:3:"),
+                            ({"RECONCILE_TRANSFORM": toperr}, "toperr.lua: while loading"),
+                            ({"RECONCILE_TRANSFORM": loop}, "loop.lua: while loading"),
+                            ({"RECONCILE_RENAME": "a:_id"}, "not a field to rename"),
+                            ({"RECONCILE_EXCLUDE": "_id"}, "_id is the document's id")):
+        for cmd in (("config",), ("check", "--dry-run")):
+            r = env.run(*cmd, **settings)
+            check(r.returncode == 78 and words in r.stderr,
+                  "transform: %s with %s: 78 saying %r (%d, %s)"
+                  % (cmd[0], settings, words, r.returncode, r.stderr[-200:]))
+
 
 def left_out(env):
     """QA: documents the script leaves out were counted missing in every
