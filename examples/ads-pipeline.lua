@@ -110,10 +110,14 @@ function transform(doc)
   if updated == nil then updated = null end
   body["url-filter-updated-at"] = updated
 
+  -- a sub-document or an array is no routing (JavaScript would route by
+  -- its String(), "[object Object]" or the items joined): passed over, as
+  -- OPENSEARCH_ROUTING_FIELD's rule passes over them, so such a document
+  -- is still indexed rather than failed
   local routing = doc._id
-  if truthy(doc.page_id) then
+  if truthy(doc.page_id) and type(doc.page_id) ~= "table" then
     routing = doc.page_id
-  elseif truthy(doc.countrySearchedfor) then
+  elseif truthy(doc.countrySearchedfor) and type(doc.countrySearchedfor) ~= "table" then
     routing = doc.countrySearchedfor
   end
   return body, routing

@@ -164,8 +164,10 @@ doctor_one(const struct config *cfg, bool several)
 		       "database %s (a run refuses it: check MONGODB_DATABASE and "
 		       "MONGODB_COLLECTION)\n",
 		       p.mongodb.version, cfg->mongodb_collection, cfg->mongodb_database);
-	else
+	else if (!p.mongodb.reached)
 		printf("mongodb     UNREACHABLE  %s\n", p.mongodb.err.message);
+	else /* it answers, but refuses something (a filter it cannot take) */
+		printf("mongodb     ERROR        %s\n", p.mongodb.err.message);
 	free(masked);
 	masked = util_mask_uri(cfg->opensearch_url);
 	if (p.opensearch.ok && p.opensearch.index_missing)

@@ -699,10 +699,18 @@ external_version(const bson_t *doc, const char *field, int64_t *out, char *why, 
 	    doc_version_from_bson(bson_iter_value(&it), text, sizeof(text), &ms) &&
 	    util_parse_i64(text, out) == 0 && *out >= 0)
 		return true;
+	bson_type_t bt = bson_iter_type(&it);
+	bool number = bt == BSON_TYPE_INT32 || bt == BSON_TYPE_INT64 || bt == BSON_TYPE_DOUBLE ||
+	              bt == BSON_TYPE_DECIMAL128;
 	snprintf(why, len,
-	         "%s is not a date nor a whole number >= 0 (a %s): OPENSEARCH_VERSION_TYPE="
+	         "%s is not a date nor a whole number >= 0 (%s): OPENSEARCH_VERSION_TYPE="
 	         "external_gte cannot turn it into a version",
-	         field, bson_iter_type(&it) == BSON_TYPE_UTF8 ? "text" : "value of another type");
+	         field,
+	         bt == BSON_TYPE_DATE_TIME ? "a date before 1970: OpenSearch versions are >= 0"
+	         : number ? "a negative or fractional number: OpenSearch versions are whole "
+	                    "numbers >= 0"
+	         : bt == BSON_TYPE_UTF8 ? "text that is not an ISO-8601 date or a whole number"
+	                                : "a value of another type");
 	return false;
 }
 

@@ -1445,10 +1445,13 @@ take_routing(lua_State *L, struct apply_ctx *c, int idx)
 	default:
 		break;
 	}
+	if (s == NULL && lua_type(L, idx) == LUA_TNUMBER)
+		luaL_error(L, "transform returned a routing that is not a finite number (NaN or an "
+		              "infinity): expected a string, a finite number or a boolean");
 	if (s == NULL)
 		luaL_error(L,
-		           "transform returned a routing that is a %s (or not a finite number): "
-		           "expected a string or a number",
+		           "transform returned a routing that is a %s: expected a string, a number "
+		           "or a boolean",
 		           luaL_typename(L, idx));
 	if (len == 0 || memchr(s, '\0', len))
 		luaL_error(L, "transform returned an empty routing, or one holding a NUL byte");

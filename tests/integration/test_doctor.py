@@ -25,6 +25,13 @@ try:
     r = env.run("doctor", MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500")
     check(r.returncode != 0 and "mongodb unreachable" in r.stderr,
           "doctor names MongoDB: %r" % r.stderr)
+    check("mongodb     UNREACHABLE" in r.stdout, "the table says so too: %r" % r.stdout)
+    # a server that answers but refuses the filter is not "unreachable" (QA F3)
+    r = env.run("doctor", RECONCILE_FILTER='{"$where": "1"}')
+    check(r.returncode != 0 and "mongodb answers, but" in r.stderr
+          and "mongodb     ERROR" in r.stdout and "UNREACHABLE" not in r.stdout,
+          "doctor: a refused filter is an error of a reachable server: %r %r"
+          % (r.stdout, r.stderr))
     # secrets stay masked in doctor's output
     r = env.run("doctor", MONGODB_URI="mongodb://u:topsecret@127.0.0.1:1/?serverSelectionTimeoutMS=300")
     check("topsecret" not in r.stdout + r.stderr, "doctor masks the MongoDB password")

@@ -67,6 +67,9 @@ def make_doc(n, rnd):
         doc["countrySearchedfor"] = rnd.choice(["US", "DE", "FR"])
     elif r < 0.85:
         doc["countrySearchedfor"] = rnd.choice(["US", "DE", "FR", "BR"])
+    if n % 97 in (5, 6):  # QA: a page_id that is no routing falls through, never fails
+        doc["page_id"] = ["p%d" % n] if n % 97 == 5 else []  # (a keyword takes no object)
+        doc["countrySearchedfor"] = "US"
     doc["page_name"] = "Page %d \u00e9\u6f22" % n
     doc["advertiser_name"] = "Advertiser %d" % (n % 13)
     doc["status"] = "ACTIVE" if n % 3 else "INACTIVE"
@@ -170,7 +173,8 @@ def writer_body(doc):
 
 
 def writer_routing(doc):
-    if truthy(doc.get("page_id")):
+    # a sub-document or an array is passed over (docs/TRANSFORM.md)
+    if truthy(doc.get("page_id")) and not isinstance(doc["page_id"], (dict, list)):
         return doc["page_id"]
     if truthy(doc.get("countrySearchedfor")):
         return doc["countrySearchedfor"]
