@@ -11,6 +11,7 @@
 #include "doc.h"
 
 #include <inttypes.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,18 +110,20 @@ put_double(struct buf *out, double d)
 {
 	char tmp[40];
 
-	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
 		snprintf(tmp, sizeof(tmp), "%" PRId64, (int64_t)d);
-	else
-		snprintf(tmp, sizeof(tmp), "%.17g", d);
-	/* shortest text that round-trips */
-	for (int p = 1; p <= 17 && strchr(tmp, '.'); p++) {
-		char shorter[40];
-		snprintf(shorter, sizeof(shorter), "%.*g", p, d);
-		if (strtod(shorter, NULL) == d) {
-			memcpy(tmp, shorter, strlen(shorter) + 1);
+		return buf_puts(out, tmp);
+	}
+	/* the shortest text that round-trips. A double is within half an ulp
+	 * (< 1.2e-16 relative) of the shortest decimal d that reads back as it,
+	 * so rounding it to 15 digits gives d padded with zeros, which %g
+	 * drops: when 15 digits round-trip they are the shortest; else 16 or
+	 * 17 (always enough). Two or three conversions, not one per length.
+	 * Subnormals hold fewer digits: every length is tried. */
+	for (int p = fabs(d) < DBL_MIN ? 1 : 15; p <= 17; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", p, d);
+		if (p == 17 || strtod(tmp, NULL) == d)
 			break;
-		}
 	}
 	return buf_puts(out, tmp);
 }
