@@ -528,6 +528,36 @@ l_pick(lua_State *L)
 }
 
 /* The libraries, the refusals, and the reconciler table. */
+/* xpcall(f, handler, ...) under the budgets. Lua's own runs the handler
+ * where the error was raised, and an instruction-budget error is raised in
+ * the count hook, where hooks are off: the handler would run unbounded (an
+ * endless handler hung the run). Here f runs under pcall and the handler
+ * afterwards, as ordinary code the hook still counts (an exhausted budget
+ * fails it at once); what the handler returns is xpcall's answer, as in Lua.
+ * Unlike Lua's, the handler sees the stack already unwound (no traceback of
+ * the error's place: the sandbox offers no debug library anyway). */
+static int
+l_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 1);
+	for (int i = 3; i <= n; i++)
+		lua_pushvalue(L, i);
+	if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {
+		lua_pushboolean(L, 1);
+		lua_insert(L, n + 1);
+		return lua_gettop(L) - n;
+	}
+	lua_pushvalue(L, 2);
+	lua_insert(L, -2);
+	lua_call(L, 1, 1); /* its one result, as Lua's; its own errors go on up */
+	lua_pushboolean(L, 0);
+	lua_insert(L, -2);
+	return 2;
+}
+
 static int
 setup_sandbox(lua_State *L)
 {
@@ -567,6 +597,8 @@ setup_sandbox(lua_State *L)
 	lua_getfield(L, -1, "setmetatable");
 	lua_pushcclosure(L, l_setmetatable, 1);
 	lua_setfield(L, -2, "setmetatable");
+	lua_pushcfunction(L, l_xpcall);
+	lua_setfield(L, -2, "xpcall");
 	lua_getfield(L, -1, LUA_STRLIBNAME);
 	set_refused_fn(L, lua_gettop(L), "dump", "string.dump");
 	lua_pop(L, 1);

@@ -154,6 +154,17 @@ function transform(doc)
   if doc.title == "io" then io.open("/tmp/reconciler-pwned-io", "w") end
   if doc.title == "req" then require("os") end
   if doc.title == "spin" then while true do end end
+  -- QA: an endless message handler ran with hooks off, unbounded (the run hung)
+  if doc.title == "xp" then xpcall(function() error("x") end, function(m) while true do end end) end
+  if doc.title == "xp2" then
+    xpcall(function() while true do end end, function(m) while true do end end)
+  end
+  if doc.title == "xpok" then
+    local ok, v = xpcall(function(a) error("e" .. a) end, function(m) return "handled " .. m end, 1)
+    local ok2, a, b = xpcall(function(a, b) return a, b end, print, 1, 2)
+    return {name = tostring(ok) .. " " .. v .. " " .. tostring(ok2) .. a .. b,
+            updatedAt = doc.updatedAt}
+  end
   return {name = doc.title, updatedAt = doc.updatedAt}
 end
 """
@@ -165,15 +176,16 @@ def sandbox(env):
     env.create_index()
     script = write(env, "s.lua", SANDBOX)
     env.mongo({"insert": "ads", "documents": [
-        d("i", "io", "r1"), d("q", "req", "r1"), d("s", "spin", "r1"), d("k", "fine", "r1")]})
-    r = env.run("check", RECONCILE_TRANSFORM=script)
+        d("i", "io", "r1"), d("q", "req", "r1"), d("s", "spin", "r1"), d("k", "fine", "r1"),
+        d("x", "xp", "r1"), d("x2", "xp2", "r1"), d("xo", "xpok", "r1")]})
+    r = env.run("check", RECONCILE_TRANSFORM=script, timeout=300)
     run = env.last_run()
     got = hits(env)
     with env.journal() as db:
         err = {x["doc_id"]: (x["status"], x["error"] or "") for x in db.execute(
             "SELECT doc_id, status, error FROM run_ids WHERE run_id = ?", (run["id"],))}
-    check(r.returncode == 3 and run["status"] == "completed" and run["failed_count"] == 3,
-          "sandbox: three documents fail, the run completes, exit 3 (%d, %s)"
+    check(r.returncode == 3 and run["status"] == "completed" and run["failed_count"] == 5,
+          "sandbox: five documents fail, the run completes, exit 3 (%d, %s)"
           % (r.returncode, run["failed_count"]))
     check(err.get("i", ("", ""))[0] == "failed" and "io" in err["i"][1]
           and not os.path.exists("/tmp/reconciler-pwned-io"),
@@ -182,7 +194,13 @@ def sandbox(env):
           "sandbox: require fails its document (%s)" % (err.get("q"),))
     check(err.get("s", ("", ""))[0] == "failed" and "instruction" in err["s"][1],
           "sandbox: an endless loop is stopped by the instruction budget (%s)" % (err.get("s"),))
-    check(set(got) == {"k"}, "sandbox: only the fine document is written (%s)" % sorted(got))
+    for k in ("x", "x2"):
+        check(err.get(k, ("", ""))[0] == "failed" and "instruction" in err[k][1],
+              "sandbox: an endless xpcall handler is stopped by the budget (%s)" % (err.get(k),))
+    check(set(got) == {"k", "xo"}, "sandbox: only the fine documents are written (%s)" % sorted(got))
+    check(got.get("xo", (None, {}))[1].get("name", "").startswith("false handled ")
+          and got["xo"][1]["name"].endswith("true12"),
+          "sandbox: xpcall answers as Lua's does (%s)" % (got.get("xo"),))
 
 
 for name, fn in (("script", script_scenario), ("leftout", left_out), ("decl", declarative),
