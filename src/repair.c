@@ -717,9 +717,10 @@ external_version(const bson_t *doc, const char *field, int64_t *out, char *why, 
 /* A stale copy whose document the script now leaves out (transform
  * returned nil): the document exists, but no longer belongs in the index,
  * as if it had left RECONCILE_FILTER. Its copy is an orphan with that
- * reason, journaled, and queued for deletion (where it is: its index and
- * routing) under RECONCILE_ORPHANS=delete; repair_flush deletes the queue
- * after the index writes. Only documents the pass sent here run the
+ * reason, journaled, and under RECONCILE_ORPHANS=delete held pending (in
+ * no batch) like the pass's other orphans: the brake decides on all of
+ * them when the pass ends (run.c), and they are deleted where they are
+ * (their index and routing). Only documents the pass sent here run the
  * script: a copy in sync by version is not looked at (docs/TRANSFORM.md). */
 static rcode
 orphan_left_transform(struct repair *rp, const struct qitem *q)
@@ -734,13 +735,14 @@ orphan_left_transform(struct repair *rp, const struct qitem *q)
 	log_msg(LOG_INFO, rp->run_id,
 	        "document %s: the transform returned nil: its copy is an "
 	        "orphan (%s)",
-	        q->id, del ? "deleted" : "reported");
+	        q->id, del ? "held for the brake, decided when the pass ends" : "reported");
+	/* pending and in no batch: held like every orphan of the pass, and
+	 * deleted (or kept) by the brake's decision at its end (QA: a script
+	 * returning nil by mistake emptied the index past the brake) */
 	if (store_drift_add(rp->store, rp->run_id, &d, -1, del ? DRIFT_PENDING : DRIFT_REPORTED,
 	                    NULL, NULL) ||
 	    store_run_recount(rp->store, rp->run_id))
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record an orphan");
-	if (del && idvec_push(&rp->del, &o))
-		return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 	return RC_OK;
 }
 

@@ -139,6 +139,31 @@ def left_out(env):
     check(set(env.os_docs()) == {"1"}, "left out: only the kept document is indexed")
 
 
+def nil_brake(env):
+    """QA: copies whose changed documents a script now leaves out were
+    deleted during the pass, past the brake: a script returning nil by
+    mistake emptied the index. They are held with the pass's orphans."""
+    env.create_index()
+    env.mongo({"insert": "ads", "documents": [d(i, "t%d" % i, "r1") for i in range(40)]})
+    r = env.run("check")
+    check(r.returncode == 0 and len(env.os_docs()) == 40, "nil brake: 40 indexed")
+    env.mongo({"update": "ads", "updates": [{"q": {}, "multi": True, "u": {"$set": {
+        "updatedAt": {"$date": {"$numberLong": str(DATE0 + 1000)}}}}}]})
+    allnil = write(env, "allnil.lua", "function transform(doc) return nil end\n")
+    r = env.run("check", RECONCILE_TRANSFORM=allnil, RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 4 and run["status"] == "held" and run["deleted_count"] == 0
+          and len(env.os_docs()) == 40,
+          "nil brake: 40 copies left out are held, nothing deleted (%d %s %s, %d left)"
+          % (r.returncode, run["status"], run["deleted_count"], len(env.os_docs())))
+    r = env.run("check", "--allow-deletes", RECONCILE_TRANSFORM=allnil,
+                RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 0 and run["deleted_count"] == 40 and len(env.os_docs()) == 0,
+          "nil brake: --allow-deletes deletes them (%d, deleted %s)"
+          % (r.returncode, run["deleted_count"]))
+
+
 def declarative(env):
     env.create_index()
     env.mongo({"insert": "ads", "documents": [d("a", "alpha", "r1")]})
@@ -203,7 +228,8 @@ def sandbox(env):
           "sandbox: xpcall answers as Lua's does (%s)" % (got.get("xo"),))
 
 
-for name, fn in (("script", script_scenario), ("leftout", left_out), ("decl", declarative),
+for name, fn in (("script", script_scenario), ("leftout", left_out), ("nilbrake", nil_brake),
+                 ("decl", declarative),
                  ("sandbox", sandbox)):
     env = Env(name)
     try:
