@@ -283,9 +283,10 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		/* "&&" after check must not read as "the index equals MongoDB" */
 		fprintf(stderr,
 		        "reconciler: %srun %" PRId64 " completed, but %" PRId64
-		        " documents could not be repaired (%" PRId64 " failed, %" PRId64
+		        " document%s could not be repaired (%" PRId64 " failed, %" PRId64
 		        " id conflicts): reconciler show %" PRId64 "\n",
-		        who, res.run_id, res.failed + res.conflicts, res.failed, res.conflicts,
+		        who, res.run_id, res.failed + res.conflicts,
+		        res.failed + res.conflicts == 1 ? "" : "s", res.failed, res.conflicts,
 		        res.run_id);
 		return EXIT_PARTIAL;
 	}
@@ -1051,6 +1052,12 @@ take_mirror_option(int *argc, char **argv, const char **name)
 
 	*name = NULL;
 	for (int i = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			/* the end of options: the rest as it is (an id "--mirror") */
+			while (++i < *argc)
+				argv[out++] = argv[i];
+			break;
+		}
 		if (strcmp(argv[i], "--mirror") == 0) {
 			if (i + 1 >= *argc || *name)
 				return false;

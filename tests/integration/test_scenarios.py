@@ -176,7 +176,7 @@ def rejected_document(env):
     # 3: completed, but a document could not be repaired (not "in sync")
     run = expect(env, "rejected document", r, exit_code=3, missing_count=42,
                  repaired_count=41, failed_count=1)
-    check("1 documents could not be repaired" in r.stderr,
+    check("1 document could not be repaired" in r.stderr,
           "rejected: the exit says why (%s)" % r.stderr[-200:])
     with env.journal() as db:
         row = db.execute("SELECT status, error FROM run_ids WHERE doc_id = 'bad-price'").fetchone()
