@@ -269,14 +269,20 @@ struct flight {
 };
 
 struct sender {
-	int n;              /* workers = slots */
+	int n;              /* workers: at most n batches are sent at once */
 	pthread_t *threads; /* n */
 	struct opensearch **os;
 	int started;
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
-	struct flight *ring; /* n slots; in flight: count from head, in order */
-	size_t head, count;
+	/* n + 1 slots; from head, count batches in order: answered ones
+	 * waiting to be committed, sending ones, queued ones. The one slot more
+	 * than workers lets the next batch be queued before the oldest is
+	 * committed, so a worker starts it while the journal commits: the
+	 * index never waits for the journal (nor for the next batch's reading
+	 * and converting, which run while a batch is sent) */
+	struct flight *ring;
+	size_t slots, head, count;
 	volatile int *stop;
 	bool quit;
 	bool failed; /* a batch failed: nothing after it is committed */
@@ -299,7 +305,7 @@ sender_worker(void *arg)
 	while (!s->quit) {
 		struct flight *f = NULL;
 		for (size_t k = 0; k < s->count && f == NULL; k++) {
-			struct flight *c = &s->ring[(s->head + k) % (size_t)s->n];
+			struct flight *c = &s->ring[(s->head + k) % s->slots];
 			if (c->state == FL_QUEUED)
 				f = c;
 		}
@@ -335,7 +341,7 @@ sender_free(struct sender *s)
 		pthread_join(s->threads[i], NULL);
 	for (int i = 0; s->os && i < s->n; i++)
 		opensearch_free(s->os[i]);
-	for (int i = 0; s->ring && i < s->n; i++) {
+	for (size_t i = 0; s->ring && i < s->slots; i++) {
 		struct flight *f = &s->ring[i];
 		if (f->docs)
 			bulk_docs_reset(f->docs, f->b.n);
@@ -372,10 +378,11 @@ sender_get(struct repair *rp, struct sender **out)
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	s->n = n;
+	s->slots = (size_t)n + 1;
 	s->stop = rp->stop;
 	s->threads = calloc((size_t)n, sizeof(*s->threads));
 	s->os = calloc((size_t)n, sizeof(*s->os));
-	s->ring = calloc((size_t)n, sizeof(*s->ring));
+	s->ring = calloc(s->slots, sizeof(*s->ring));
 	if (s->threads == NULL || s->os == NULL || s->ring == NULL)
 		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 	for (int i = 0; rc == RC_OK && i < n; i++)
@@ -487,7 +494,7 @@ finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
 	bulk_docs_reset(f->docs, b->n);
 	batch_clear(b);
 	f->state = FL_FREE;
-	s->head = (s->head + 1) % (size_t)s->n;
+	s->head = (s->head + 1) % s->slots;
 	s->count--;
 	return rc;
 }
@@ -526,13 +533,13 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		return RC_OK;
 	if ((rc = sender_get(rp, &s)))
 		return rc;
-	if (s->count == (size_t)s->n && (rc = finish_oldest(rp, s, rp->err)))
+	if (s->count == s->slots && (rc = finish_oldest(rp, s, rp->err)))
 		return rc;
 	if (s->failed) /* keeps the failure's own message */
 		return rp->err->code
 		           ? rp->err->code
 		           : rerror_set(rp->err, RC_ERR_OPENSEARCH, "an earlier batch failed");
-	f = &s->ring[(s->head + s->count) % (size_t)s->n];
+	f = &s->ring[(s->head + s->count) % s->slots];
 	{ /* the slot takes the batch; b takes the slot's empty one */
 		struct batch tmp = f->b;
 		f->b = *b;
