@@ -1047,7 +1047,7 @@ h_ids(struct call *c)
 	o = ok_object();
 	cJSON_AddNumberToObject(o, "runId", (double)id);
 	last = cJSON_GetArrayItem(ids, cJSON_GetArraySize(ids) - 1);
-	if (cJSON_GetArraySize(ids) == limit && last)
+	if (cJSON_GetArraySize(ids) >= limit && last) /* every row of its last id */
 		cJSON_AddStringToObject(o, "nextAfter",
 		                        cJSON_GetStringValue(cJSON_GetObjectItem(last, "id")));
 	else

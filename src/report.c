@@ -160,13 +160,21 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	rcode rc;
 
 	*out = NULL;
+	/* a page ends with every row of its last id (an id may have several
+	 * rows: kinds, copies), so after=its last id loses none; ?5 the
+	 * limit-th id, NULL on the last page */
 	rc = store_sql_prepare(
 	    s, &st,
-	    "SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
+	    "WITH b AS (SELECT doc_id AS last FROM run_ids WHERE run_id = ?1 AND"
+	    " (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR doc_id > ?3)"
+	    " ORDER BY doc_id LIMIT 1 OFFSET ?4 - 1)"
+	    " SELECT doc_id AS id, id_type AS idType, kind, status, batch_no AS batch,"
 	    " error, reason, NULLIF(os_index, '') AS \"index\", NULLIF(routing, '') AS routing,"
 	    " NULLIF(os_id, '') AS copyId, fields FROM run_ids WHERE "
 	    "run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND"
-	    " (?3 IS NULL OR doc_id > ?3) ORDER BY doc_id LIMIT ?4",
+	    " (?3 IS NULL OR doc_id > ?3) AND"
+	    " ((SELECT last FROM b) IS NULL OR doc_id <= (SELECT last FROM b))"
+	    " ORDER BY doc_id, kind, id_type, os_index, os_id, routing",
 	    "itti", run_id, kind, after, limit);
 	return rc ? rc : query_json(s, out, st);
 }

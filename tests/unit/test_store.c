@@ -142,6 +142,14 @@ test_lifecycle(struct store *s)
 	CHECK(store_report_ids(s, &j, id, "orphan", NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
+	/* pages of one row: a page holds every row of its last id ("b" has an
+	 * orphan row and a duplicate row), so paging by id loses none */
+	CHECK(store_report_ids(s, &j, id, NULL, NULL, 1) == RC_OK && cJSON_GetArraySize(j) == 1);
+	cJSON_Delete(j);
+	CHECK(store_report_ids(s, &j, id, NULL, "a", 1) == RC_OK && cJSON_GetArraySize(j) == 2);
+	cJSON_Delete(j);
+	CHECK(store_report_ids(s, &j, id, NULL, "b", 1) == RC_OK && cJSON_GetArraySize(j) == 0);
+	cJSON_Delete(j);
 }
 
 static void
