@@ -311,6 +311,11 @@ read_ids(const char *path, struct engine_opts *o)
 		return EXIT_CONFIG;
 	}
 	while ((len = getline(&line, &cap, f)) >= 0) {
+		/* a UTF-8 byte order mark (Notepad's) is no part of the first id */
+		if (o->n_ids == 0 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+			memmove(line, line + 3, (size_t)len - 2);
+			len -= 3;
+		}
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (len > 0 && line[len - 1] == '\r')
@@ -365,7 +370,12 @@ cmd_check(const struct cli *cli, int argc, char **argv)
 			ids = argv[++i];
 		else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
 			since = argv[++i];
-		else {
+		else if (strcmp(argv[i], "--ids") == 0 || strcmp(argv[i], "--since") == 0) {
+			fprintf(stderr, "check: %s needs %s\n", argv[i],
+			        argv[i][2] == 'i' ? "a FILE of ids, one a line (or - for stdin)"
+			                          : "a TIME, ISO 8601 (2026-11-29T10:00:00Z)");
+			return EXIT_CONFIG;
+		} else {
 			fprintf(stderr, "check: unknown option %s\n", argv[i]);
 			return EXIT_ERROR;
 		}

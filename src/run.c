@@ -1764,6 +1764,10 @@ engine_opts_check(const struct config *cfg, const struct engine_opts *o, struct 
 			    err, RC_ERR_CONFIG,
 			    "id %zu is %zu bytes, over OpenSearch's %d-byte _id limit", i + 1, len,
 			    OPENSEARCH_ID_MAX_BYTES);
+		/* no document id this reconciler carries is (ids are UTF-8 text
+		 * in both servers), and the bytes would break the index query */
+		if (!util_utf8_valid(o->ids[i], len))
+			return rerror_set(err, RC_ERR_CONFIG, "id %zu is not valid UTF-8", i + 1);
 	}
 	return RC_OK;
 }

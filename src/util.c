@@ -248,6 +248,39 @@ util_mask_secrets(char *s, size_t cap)
 	}
 }
 
+bool
+util_utf8_valid(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t n = c < 0x80         ? 1
+		           : (c >> 5) == 6  ? 2
+		           : (c >> 4) == 14 ? 3
+		           : (c >> 3) == 30 ? 4
+		                            : 0;
+		if (n == 0 || i + n > len)
+			return false;
+		for (size_t k = 1; k < n; k++)
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+		uint32_t cp = n == 1   ? c
+		              : n == 2 ? (uint32_t)(c & 0x1F) << 6 | (s[i + 1] & 0x3F)
+		              : n == 3
+		                  ? (uint32_t)(c & 0x0F) << 12 | (uint32_t)(s[i + 1] & 0x3F) << 6 |
+		                        (s[i + 2] & 0x3F)
+		                  : (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3F) << 12 |
+		                        (uint32_t)(s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
+		/* overlong forms, surrogates, past U+10FFFF */
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp < 0xE000) || cp > 0x10FFFF)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 void
 util_utf8_clean(char *s)
 {

@@ -32,6 +32,10 @@ bool util_sleep_ms(int64_t ms, volatile int *stop);
 void util_mask_secrets(char *s, size_t cap);
 /* Returns a malloc'd copy of uri with its password masked; NULL on OOM. */
 char *util_mask_uri(const char *uri);
+/* Whether text[0..len) is valid UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF). */
+bool util_utf8_valid(const char *text, size_t len);
+
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place,
  * so text that came from a request (a path with %FF) keeps a JSON answer
  * and a log line valid. */

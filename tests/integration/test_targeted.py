@@ -165,7 +165,14 @@ def bad_input(env):
          "RECONCILE_VERSION_FIELD"),
         (("--ids", write("one.txt", "x\n"), "--dry-run"), {}, "not with --dry-run"),
         (("--ids", write("two.txt", "x\n"), "--since", "2026-01-01T00:00:00Z"), {}, "not both"),
+        # QA: a value missing is bad input (78), not an unknown option (2); bytes that
+        # are not UTF-8 broke the index query and interrupted the run
+        (("--ids",), {}, "--ids needs a FILE"),
+        (("--since",), {}, "--since needs a TIME"),
+        (("--ids", os.path.join(env.tmp, "bad8.txt")), {}, "id 2 is not valid UTF-8"),
     ]
+    with open(os.path.join(env.tmp, "bad8.txt"), "wb") as f:
+        f.write(b"abc\n\xff\xfe\n")
     for args, settings, word in cases:
         r = cli(*args, **settings)
         check(r.returncode == 78 and word in r.stderr,
@@ -179,6 +186,12 @@ def bad_input(env):
     run = env.last_run()
     check(r.returncode == 0 and run["kind"] == "ids" and run["missing_count"] == 1,
           "--ids - reads stdin (CRLF too): %s" % r.stderr[-200:])
+    # QA: a UTF-8 byte order mark (Notepad) made the first id another one, "in sync"
+    oid4 = oid_of(env, 5)
+    r = cli("--ids", write("bom.txt", "\ufeff" + oid4 + "\r\n"))
+    run = env.last_run()
+    check(r.returncode == 0 and run["missing_count"] == 1 and run["compared"] == 1,
+          "--ids: a byte order mark is dropped (%d, %s)" % (r.returncode, r.stderr[-200:]))
 
     svc = Service(env, RECONCILE_VERSION_FIELD="")
     try:
