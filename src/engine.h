@@ -40,7 +40,7 @@ struct engine_result {
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
-	char why[600];         /* held: why, in numbers, and how to release it */
+	char why[1024];        /* held: why, in numbers, and how to release it */
 };
 
 /* Most ids one targeted run takes (`check --ids`, {"ids": [...]}). */

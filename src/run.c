@@ -106,7 +106,7 @@ struct run {
 	enum delete_brake brake;
 	bool held;
 	int64_t n_held;
-	char why[600];
+	char why[1024];
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
 };
@@ -1245,13 +1245,17 @@ on_held(void *ctx, const struct store_drift *d)
 }
 
 /* Why the brake holds this run's n held orphan deletes ("" when it does
- * not): the limits, and whether each side's stream read what its count
- * said. */
+ * not): the limits (unless limits is false: released for the run), and,
+ * always, whether each side's stream read what its count said and whether
+ * the collection is still there. Those are not a number a person judged
+ * when releasing the limits: a collection renamed away during a released
+ * run made every copy an orphan (QA), so they hold even then. */
 static RC_MUST_CHECK rcode
-brake_reasons(struct run *r, int64_t n, char *why, size_t len)
+brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 {
 	size_t at = 0;
 	int64_t unsafe = 0;
+	bool exists = true;
 
 #define WHY(...)                                                                                   \
 	do {                                                                                       \
@@ -1262,14 +1266,21 @@ brake_reasons(struct run *r, int64_t n, char *why, size_t len)
 	} while (0)
 
 	why[0] = '\0';
-	if ((double)n > r->cfg->max_delete_ratio * (double)r->os_count)
+	if (limits && (double)n > r->cfg->max_delete_ratio * (double)r->os_count)
 		WHY("%" PRId64 " orphans are %.1f%% of the index's %" PRId64
 		    " documents, over RECONCILE_MAX_DELETE_RATIO=%g",
 		    n, r->os_count > 0 ? 100.0 * (double)n / (double)r->os_count : 100.0,
 		    r->os_count, r->cfg->max_delete_ratio);
-	if (n > r->cfg->max_deletes)
+	if (limits && n > r->cfg->max_deletes)
 		WHY("%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
 		    r->cfg->max_deletes);
+	/* asked again now: every orphan was proven absent from this collection */
+	if (mongo_collection_exists(r->mongo, &exists, r->err))
+		return r->err->code;
+	if (!exists)
+		WHY("the collection %s.%s does not exist any more (renamed or dropped during "
+		    "the run?)",
+		    r->cfg->mongodb_database, r->cfg->mongodb_collection);
 	if (r->kind == RUN_IDS)
 		return RC_OK; /* looked up one by one: no stream to be short */
 	if (store_run_unsafe_ids(r->store, r->id, &unsafe))
@@ -1298,17 +1309,33 @@ decide_deletes(struct run *r)
 		return rerror_set(r->err, rc, "journal: cannot count held deletes");
 	if (n == 0)
 		return RC_OK;
-	if (r->brake == BRAKE_ON) {
-		if ((rc = brake_reasons(r, n, reasons, sizeof(reasons))))
+	if (r->brake == BRAKE_ON || r->brake == BRAKE_RELEASED) {
+		if ((rc = brake_reasons(r, n, r->brake == BRAKE_ON, reasons, sizeof(reasons))))
 			return rc;
 		if (reasons[0]) {
 			const char *mirror = r->cfg->name ? r->cfg->name : "default";
-			snprintf(r->why, sizeof(r->why),
-			         "held %" PRId64
-			         " orphan deletes, nothing deleted: %s. To delete them: "
-			         "reconciler check --allow-deletes --mirror %s, or POST "
-			         "/api/mirrors/%s/check {\"allowDeletes\": true}",
-			         n, reasons, mirror, mirror);
+			if (r->brake == BRAKE_RELEASED)
+				snprintf(r->why, sizeof(r->why),
+				         "held %" PRId64 " orphan deletes, nothing deleted, though "
+				         "released for this run: %s. Releasing lifts the limits, "
+				         "never this: run the check again once MongoDB reads whole",
+				         n, reasons);
+			else if (r->kind == RUN_IDS)
+				snprintf(
+				    r->why, sizeof(r->why),
+				    "held %" PRId64
+				    " orphan deletes, nothing deleted: %s. To delete them: the "
+				    "same ids with reconciler check --ids FILE --allow-deletes "
+				    "--mirror %s, or POST /api/mirrors/%s/check {\"ids\": [...], "
+				    "\"allowDeletes\": true}",
+				    n, reasons, mirror, mirror);
+			else
+				snprintf(r->why, sizeof(r->why),
+				         "held %" PRId64
+				         " orphan deletes, nothing deleted: %s. To delete them: "
+				         "reconciler check --allow-deletes --mirror %s, or POST "
+				         "/api/mirrors/%s/check {\"allowDeletes\": true}",
+				         n, reasons, mirror, mirror);
 			if ((rc = store_held_keep(r->store, r->id, r->why)) ||
 			    (rc = store_event(r->store, r->id, "held", r->why)))
 				return rerror_set(r->err, rc,
@@ -1319,9 +1346,11 @@ decide_deletes(struct run *r)
 			return RC_OK;
 		}
 		/* decided: a resumed run sends the rest without deciding again */
-		if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
-			return rerror_set(r->err, rc, "journal: cannot record the brake");
-		r->brake = BRAKE_PASSED;
+		if (r->brake == BRAKE_ON) {
+			if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
+				return rerror_set(r->err, rc, "journal: cannot record the brake");
+			r->brake = BRAKE_PASSED;
+		}
 	}
 	log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
 	        store_brake_name(r->brake));

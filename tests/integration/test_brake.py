@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import SERVERS, SRC, Env, check, done, servers
+from harness import FIXTURE, SERVERS, SRC, Env, check, done, servers
 from service import Service
 
 
@@ -195,6 +195,46 @@ def mongo_cut(env):
         servers()  # FerretDB back (a fresh one: its data is gone)
 
 
+def released_rename(env):
+    """QA: --allow-deletes released the stream guards too: a collection
+    renamed away mid-run made every copy an orphan, and every copy was
+    deleted. Releasing lifts the limits only; a short stream, or a
+    collection that is gone, still holds every delete."""
+    env.create_index()
+    env.fixture("load", "--count", 20000)
+    env.fixture("sync")
+    env.bulk(orphan_actions(200))
+    p = env.spawn("check", "--allow-deletes", RECONCILE_CHUNK_SIZE=200)
+    deadline = time.monotonic() + 120
+    compared = 0
+    while compared < 1000 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+        try:
+            with env.journal() as db:
+                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                compared = row[0] if row else 0
+        except sqlite3.Error:
+            pass
+    p.send_signal(signal.SIGSTOP)
+    moved = dict(env.env, MONGODB_DATABASE="admin")
+    rename = {"renameCollection": "%s.ads" % env.db, "to": "%s.ads_away" % env.db}
+    try:
+        subprocess.run([FIXTURE, "command", json.dumps(rename)], env=moved, check=True,
+                       capture_output=True)
+    finally:
+        p.send_signal(signal.SIGCONT)
+    try:
+        out, err = p.communicate(timeout=600)
+        run = env.last_run()
+        docs = env.os_docs()
+        check(p.returncode != 0 and run["deleted_count"] == 0 and len(docs) == 20200,
+              "a released run whose collection went away deletes nothing (%s %s %s, %d left): %s"
+              % (p.returncode, run["status"], run["deleted_count"], len(docs), err[-300:]))
+    finally:
+        back = {"renameCollection": "%s.ads_away" % env.db, "to": "%s.ads" % env.db}
+        subprocess.run([FIXTURE, "command", json.dumps(back)], env=moved, capture_output=True)
+
+
 def old_journal(env):
     """A journal written before this migration keeps its history."""
     src = os.path.join(SRC, "tests", "integration", "data", "old-journal-c0fca45.db")
@@ -250,7 +290,8 @@ for name, fn, settings in [
         ("api", api, {"RECONCILE_ORPHANS": "delete"}),
         ("resume", resume_while_deleting, {"RECONCILE_ORPHANS": "delete",
                                             "RECONCILE_MAX_DELETE_RATIO": "1"}),
-        ("mongocut", mongo_cut, {"RECONCILE_ORPHANS": "delete"})]:
+        ("mongocut", mongo_cut, {"RECONCILE_ORPHANS": "delete"}),
+        ("renamed", released_rename, {"RECONCILE_ORPHANS": "delete"})]:
     env = Env("brake" + name, **settings)
     try:
         fn(env)
