@@ -325,7 +325,13 @@ doc_id_unaskable(const char *canonical)
 	struct buf b = {0};
 	bool unaskable = false;
 
-	if (*canonical && *end == '\0' && !isfinite(d))
+	/* a text that names NaN or an infinity ("nan", "-inf", "Infinity": an
+	 * infinite double's own text is "inf"), not a decimal literal that
+	 * merely overflows ("6592008e0000000000003700", an ObjectId's hex, or
+	 * "1e999"): that text is no double's, so only its other readings
+	 * (string, ObjectId) are asked, and a copy under it can be proven an
+	 * orphan (QA: such ObjectId copies were never judged) */
+	if (*canonical && *end == '\0' && !isfinite(d) && strpbrk(canonical, "iInN"))
 		return true;
 	if (canonical[0] != '{' || buf_printf(&b, "{\"v\": %s}", canonical)) {
 		buf_free(&b);

@@ -235,29 +235,35 @@ def typed(env):
         {"_id": {"$oid": oid}, "updatedAt": {"$date": "2024-01-01T00:00:00Z"}}]})
     env.fixture("sync")
     env.os("DELETE", "/%s/_doc/abc?refresh=true" % env.index)
+    # QA: an ObjectId hex that also reads as a double overflowing to infinity was
+    # "never asked", so its orphan copy was never judged
+    inf_hex = "6592008e0000000000003700"
     env.bulk([{"index": {"_id": "zzz"}}, {"mongo_id": "zzz", "updatedAt": "2024-01-01T00:00:00.000Z"},
-              {"index": {"_id": "43"}}, {"mongo_id": "43", "updatedAt": "2024-01-01T00:00:00.000Z"}])
+              {"index": {"_id": "43"}}, {"mongo_id": "43", "updatedAt": "2024-01-01T00:00:00.000Z"},
+              {"index": {"_id": inf_hex}},
+              {"mongo_id": inf_hex, "updatedAt": "2024-01-01T00:00:00.000Z"}])
     r = env.run("check", "--dry-run")
     full = env.last_run()
-    check(full["conflict_count"] >= 1 and full["missing_count"] == 1 and full["orphan_count"] == 2,
-          "a full dry run: the 42 conflict, abc missing, two orphans (%s)" % {
+    check(full["conflict_count"] >= 1 and full["missing_count"] == 1 and full["orphan_count"] == 3,
+          "a full dry run: the 42 conflict, abc missing, three orphans (%s)" % {
               k: full[k] for k in ("conflict_count", "missing_count", "orphan_count")})
     path = os.path.join(env.tmp, "typed.txt")
     with open(path, "w") as f:
-        f.write("\n".join(["42", "abc", "zzz", "43", '{"": 1}', oid]) + "\n")
+        f.write("\n".join(["42", "abc", "zzz", "43", '{"": 1}', oid, inf_hex]) + "\n")
     r = env.run("check", "--ids", path)
     run = env.last_run()
     check(run["kind"] == "ids" and run["status"] == "completed" and r.returncode == full_rc(full),
           "the ids run completes though one value cannot be asked about: %s %s %s" % (
               r.returncode, run["status"], r.stderr[-400:]))
     check(run["conflict_count"] == full["conflict_count"] and run["missing_count"] == 1
-          and run["orphan_count"] == 2 and run["deleted_count"] == 2 and run["repaired_count"] == 1,
+          and run["orphan_count"] == 3 and run["deleted_count"] == 3 and run["repaired_count"] == 1,
           "the same verdicts as the full pass: %s" % {
               k: run[k] for k in ("conflict_count", "missing_count", "orphan_count",
                                   "deleted_count", "repaired_count")})
     docs = env.os_docs()
     check("42" in docs and "abc" in docs and oid in docs and "zzz" not in docs
-          and "43" not in docs, "the conflicted copy stays, the orphans are gone: %s" % sorted(docs))
+          and "43" not in docs and inf_hex not in docs,
+          "the conflicted copy stays, the orphans are gone: %s" % sorted(docs))
     check("refused" in r.stderr, "the refused value is named in the log")
 
 

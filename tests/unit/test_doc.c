@@ -385,6 +385,17 @@ test_id_roundtrip(void)
 	CHECK(doc_id_unaskable("{ \"$minKey\" : 1 }"));
 	CHECK(!doc_id_unaskable("42") && !doc_id_unaskable("{ \"a\" : 1 }") &&
 	      !doc_id_unaskable("infant"));
+	CHECK(doc_id_unaskable("Infinity") && doc_id_unaskable("-INF"));
+	/* a literal that overflows is no double's text: an ObjectId's hex can
+	 * read so, and its other readings are asked */
+	CHECK(!doc_id_unaskable("6592008e0000000000003700") && !doc_id_unaskable("1e999"));
+	{
+		bson_t c = BSON_INITIALIZER;
+		uint32_t k = 0;
+		CHECK(doc_id_append_candidates(&c, &k, "6592008e0000000000003700") == RC_OK &&
+		      k == 2); /* the string and the ObjectId, no infinity */
+		bson_destroy(&c);
+	}
 }
 
 /* Dates over the whole range of a BSON Date, in a form OpenSearch parses. */
