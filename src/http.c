@@ -197,6 +197,30 @@ token_ok(const char *header, const char *token)
 	return diff == 0;
 }
 
+/* What makes a parsed body doubtful though cJSON took it, or NULL: a
+ * member given twice at the top level (cJSON keeps both, and a handler
+ * would read the first: which one a client meant is not known), or an
+ * escaped NUL (\u0000) in a string, which cJSON's C strings cut there (an
+ * id "a\u0000b" would be acted on as "a"). No value this API takes holds
+ * a NUL. The raw text is scanned escape by escape ("\\u0000" is a
+ * backslash, then text). */
+static const char *
+body_doubtful(const cJSON *body, const char *text, size_t len)
+{
+	for (const cJSON *a = body->child; a; a = a->next)
+		for (const cJSON *b = a->next; b; b = b->next)
+			if (a->string && b->string && strcmp(a->string, b->string) == 0)
+				return "a member is given twice";
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0)
+			return "a NUL character (\\u0000) in a string";
+		i++; /* the escaped character */
+	}
+	return NULL;
+}
+
 /* raw: the path as it came (routes with a {doc} match it); *doc gets
  * the decoded {doc} segment (the caller frees it). */
 static void
@@ -292,6 +316,12 @@ dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, c
 			if (!cJSON_IsObject(c.body)) {
 				cJSON_Delete(c.body);
 				reply_error(&c, 400, "the body must be a JSON object");
+				return;
+			}
+			const char *why = body_doubtful(c.body, rq->body.data, rq->body.len);
+			if (why) {
+				cJSON_Delete(c.body);
+				reply_error(&c, 400, "malformed JSON body: %s", why);
 				return;
 			}
 		}

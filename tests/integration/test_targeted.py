@@ -212,6 +212,15 @@ def bad_input(env):
             st, res, _ = svc.http("POST", "/api/mirrors/default/check", body)
             check(st == 400 and word in res.get("error", ""),
                   "API %s: 400 saying %r (%s %s)" % (json.dumps(body)[:60], word, st, res))
+        # QA: an escaped NUL cut the id (the cut one was acted on); a member given
+        # twice was read as the first; bytes that are not UTF-8 interrupted the run
+        for raw, word in ((b'{"ids": ["orphan-7\\u0000zzz"]}', "NUL"),
+                          (b'{"ids": ["a"], "ids": ["b"]}', "twice"),
+                          (b'{"ids": ["abc", "\xff\xfe"]}', "UTF-8")):
+            st, res, _ = svc.http("POST", "/api/mirrors/default/check", raw=raw,
+                                  headers={"Content-Type": "application/json"})
+            check(st == 400 and word in res.get("error", ""),
+                  "API raw %r: 400 saying %r (%s %s)" % (raw, word, st, res))
         check(runs_count(env) == before, "no run was begun for a bad body")
         st, res, _ = svc.http("POST", "/api/reconciliation/check", {"ids": [oid_of(env, 4)]})
         run = env.last_run()
