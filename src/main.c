@@ -257,14 +257,17 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		if (res.skipped_newer > 0)
 			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
 			         res.skipped_newer);
-		printf("%srun %" PRId64 " (%s) %s: mongodb %" PRId64 ", opensearch %" PRId64
+		char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
+		if (res.mongo_count >= 0)
+			snprintf(mcount, sizeof(mcount), "%" PRId64, res.mongo_count);
+		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %" PRId64
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
 		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
 		       who, res.run_id, store_run_kind_name(res.kind),
-		       store_run_status_name(res.status), res.mongo_count, res.opensearch_count,
-		       res.missing, res.orphans, res.stale, res.duplicates, res.conflicts,
-		       res.skipped, res.repaired, res.deleted, res.failed, newer);
+		       store_run_status_name(res.status), mcount, res.opensearch_count, res.missing,
+		       res.orphans, res.stale, res.duplicates, res.conflicts, res.skipped,
+		       res.repaired, res.deleted, res.failed, newer);
 		fflush(stdout);
 	}
 	if (rc) {

@@ -1909,6 +1909,30 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		if (store_event(r.store, r.id, "warning", msg))
 			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");
 	}
+	if (r.kind == RUN_IDS) {
+		/* what a targeted run was asked: the journal says it, not only
+		 * the caller's terminal */
+		char what[600], iso[40];
+		size_t at = 0;
+		if (r.opts->since) {
+			util_ms_to_iso(r.opts->since_ms, iso, sizeof(iso));
+			snprintf(what, sizeof(what), "since %s: the documents whose %s is newer",
+			         iso, e->cfg->version_field);
+		} else {
+			at = (size_t)snprintf(what, sizeof(what), "%zu ids:", r.opts->n_ids);
+			for (size_t i = 0; i < r.opts->n_ids && at < sizeof(what); i++) {
+				if (at + strlen(r.opts->ids[i]) + 8 > 300) {
+					snprintf(what + at, sizeof(what) - at, " ...");
+					break;
+				}
+				at += (size_t)snprintf(what + at, sizeof(what) - at, " %s",
+				                       r.opts->ids[i]);
+			}
+		}
+		util_utf8_clean(what);
+		if (store_event(r.store, r.id, "target", what))
+			log_msg(LOG_WARN, r.id, "journal: cannot record an event");
+	}
 	if (r.kind != RUN_FULL && e->cfg->compare == COMPARE_CONTENT && *e->cfg->pipeline) {
 		char msg[600];
 		snprintf(

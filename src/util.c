@@ -145,7 +145,7 @@ util_iso_to_ms(const char *s, int64_t *out)
 	y *= sign;
 	if (digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
 		return -1;
-	if (*p == 'T' || *p == ' ') {
+	if (*p == 'T' || *p == 't' || *p == ' ') { /* RFC 3339 allows t and z */
 		p++;
 		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
 		    digits(&p, 2, &sec))
@@ -163,7 +163,7 @@ util_iso_to_ms(const char *s, int64_t *out)
 			}
 		}
 	}
-	if (*p == 'Z') {
+	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		/* +hh:mm, +hhmm or +hh, as ISO 8601 allows */
@@ -178,7 +178,12 @@ util_iso_to_ms(const char *s, int64_t *out)
 			return -1;
 		offset_min = (oh * 60 + om) * (neg ? -1 : 1);
 	}
-	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+	    sec > 60)
+		return -1;
+	/* February 29th only in a leap year (proleptic Gregorian, as BSON) */
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		return -1;
 	int64_t secs =
 	    days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;

@@ -128,6 +128,13 @@ def since(env):
           "--since repairs the 3 changed after TIME: %s %s" % (r.returncode, r.stderr[-300:]))
     check("orphans" in r.stderr and "full check" in r.stderr,
           "and says that deletes need a full check")
+    check("mongodb not counted" in r.stdout, "the summary says MongoDB was not counted: %s"
+          % r.stdout.strip()[-200:])
+    with env.journal() as db:
+        target = [x[0] for x in db.execute(
+            "SELECT detail FROM run_events WHERE run_id = ? AND event = 'target'", (run["id"],))]
+    check(target and "since 2024-01-01T00:16:30.000Z" in target[0],
+          "the journal says what the run targeted (QA): %s" % target)
     docs = env.os_docs()
     check(old_missing not in docs and orphan in docs and all(m in docs for m in new),
           "older drift and orphans are left to a full check")
@@ -274,6 +281,12 @@ def typed(env):
           and "43" not in docs and inf_hex not in docs,
           "the conflicted copy stays, the orphans are gone: %s" % sorted(docs))
     check("refused" in r.stderr, "the refused value is named in the log")
+    with env.journal() as db:
+        target = [x[0] for x in db.execute(
+            "SELECT detail FROM run_events WHERE run_id = ? AND event = 'target'", (run["id"],))]
+    check(target and target[0].startswith("7 ids: ") and " abc " in target[0]
+          and " zzz " in target[0],
+          "the journal says which ids the run was given: %s" % target)
 
 
 def full_rc(full):

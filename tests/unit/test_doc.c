@@ -432,6 +432,14 @@ test_dates(void)
 	CHECK(util_iso_to_ms("10000-01-02T00:00:00.000Z", &ms) == -1);      /* needs its sign */
 	CHECK(util_iso_to_ms("+292278994-08-17T07:12:55.808Z", &ms) == -1); /* past int64 */
 	CHECK(util_iso_to_ms("2024-13-01T00:00:00Z", &ms) == -1);
+	/* days a month does not have (QA: February 30th was taken) */
+	CHECK(util_iso_to_ms("2026-02-30T00:00:00Z", &ms) == -1);
+	CHECK(util_iso_to_ms("2026-04-31", &ms) == -1);
+	CHECK(util_iso_to_ms("2023-02-29", &ms) == -1 && util_iso_to_ms("1900-02-29", &ms) == -1);
+	CHECK(util_iso_to_ms("2024-02-29", &ms) == 0 && util_iso_to_ms("2000-02-29", &ms) == 0);
+	/* RFC 3339's lower-case t and z; no zone is UTC */
+	CHECK(util_iso_to_ms("2024-01-01t00:00:00z", &ms) == 0 && ms == 1704067200000LL);
+	CHECK(util_iso_to_ms("2024-01-01T00:00:00", &ms) == 0 && ms == 1704067200000LL);
 	CHECK(util_iso_to_ms("2024-01-01T00:00:00Zjunk", &ms) == -1);
 	CHECK(util_iso_to_ms("42", &ms) == -1);
 	CHECK(util_iso_to_ms("", &ms) == -1);
