@@ -369,7 +369,11 @@ cmd_check(const struct cli *cli, int argc, char **argv)
 			kind = RUN_FULL;
 		else if (strcmp(argv[i], "--allow-deletes") == 0)
 			opts.allow_deletes = true;
-		else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc)
+		else if ((strcmp(argv[i], "--ids") == 0 && ids) ||
+		         (strcmp(argv[i], "--since") == 0 && since)) {
+			fprintf(stderr, "check: %s given twice: give it once\n", argv[i]);
+			return EXIT_CONFIG;
+		} else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc)
 			ids = argv[++i];
 		else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
 			since = argv[++i];

@@ -176,6 +176,8 @@ def bad_input(env):
         # are not UTF-8 broke the index query and interrupted the run
         (("--ids",), {}, "--ids needs a FILE"),
         (("--since",), {}, "--since needs a TIME"),
+        (("--since", "2026-01-01", "--since", "2026-02-01"), {}, "given twice"),
+        (("--since", "2026-02-30"), {}, "ISO 8601"),
         (("--ids", os.path.join(env.tmp, "bad8.txt")), {}, "id 2 is not valid UTF-8"),
     ]
     with open(os.path.join(env.tmp, "bad8.txt"), "wb") as f:
