@@ -19,6 +19,7 @@
  *   constant time.
  */
 #include "api.h"
+#include "jtree.h"
 #include "log.h"
 #include "ui.h"
 
@@ -197,28 +198,54 @@ token_ok(const char *header, const char *token)
 	return diff == 0;
 }
 
-/* What makes a parsed body doubtful though cJSON took it, or NULL: a
- * member given twice at the top level (cJSON keeps both, and a handler
- * would read the first: which one a client meant is not known), or an
- * escaped NUL (\u0000) in a string, which cJSON's C strings cut there (an
- * id "a\u0000b" would be acted on as "a"). No value this API takes holds
- * a NUL. The raw text is scanned escape by escape ("\\u0000" is a
- * backslash, then text). */
-static const char *
-body_doubtful(const cJSON *body, const char *text, size_t len)
+/* The members some route reads from a body: the check against a NUL or a
+ * member given twice looks at these (others are ignored by every route). */
+static const char *const body_members[] = {"wait",       "dryRun", "allowDeletes", "ids", "since",
+                                           "intervalMs", NULL};
+
+static bool
+body_member_known(const char *name)
 {
-	for (const cJSON *a = body->child; a; a = a->next)
-		for (const cJSON *b = a->next; b; b = b->next)
-			if (a->string && b->string && strcmp(a->string, b->string) == 0)
-				return "a member is given twice";
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (text[i] != '\\')
-			continue;
-		if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0)
-			return "a NUL character (\\u0000) in a string";
-		i++; /* the escaped character */
+	for (size_t i = 0; body_members[i]; i++)
+		if (strcmp(name, body_members[i]) == 0)
+			return true;
+	return false;
+}
+
+/* What makes a parsed body doubtful though cJSON took it, or NULL: a member
+ * a route reads given twice (cJSON keeps both and a handler reads the
+ * first: which one a client meant is not known), or a NUL (\u0000) in its
+ * name or in a string of its value: cJSON's C strings end there, so
+ * "ids\u0000x" would be read as ids and an id "a\u0000b" as "a". jtree
+ * keeps each string's length, so the body is read again with it. */
+static const char *
+body_doubtful(const char *text, size_t len)
+{
+	struct jt *t = NULL;
+	struct rerror err = {0};
+	const char *why = NULL;
+
+	if (jt_parse(&t, text, len, &err) != RC_OK)
+		return NULL; /* cJSON took it: what jtree refuses is not ours to judge */
+	for (size_t i = 0; t->type == JT_OBJECT && i < t->n && !why; i++) {
+		const struct jt *m = &t->kids[i];
+		if (!body_member_known(m->key))
+			continue; /* its name, cut at a NUL or not, names nothing */
+		if (strlen(m->key) != m->key_len)
+			why = "a member's name holds a NUL character (\\u0000)";
+		for (size_t j = i + 1; j < t->n && !why; j++)
+			if (t->kids[j].key_len == m->key_len &&
+			    memcmp(t->kids[j].key, m->key, m->key_len) == 0)
+				why = "a member is given twice";
+		const struct jt *v = m;
+		for (size_t k = 0; !why && k < (m->type == JT_ARRAY ? m->n : 1); k++) {
+			v = m->type == JT_ARRAY ? &m->kids[k] : m;
+			if (v->type == JT_STRING && strlen(v->str) != v->str_len)
+				why = "a string holds a NUL character (\\u0000)";
+		}
 	}
-	return NULL;
+	jt_free(t);
+	return why;
 }
 
 /* raw: the path as it came (routes with a {doc} match it); *doc gets
@@ -318,7 +345,7 @@ dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, c
 				reply_error(&c, 400, "the body must be a JSON object");
 				return;
 			}
-			const char *why = body_doubtful(c.body, rq->body.data, rq->body.len);
+			const char *why = body_doubtful(rq->body.data, rq->body.len);
 			if (why) {
 				cJSON_Delete(c.body);
 				reply_error(&c, 400, "malformed JSON body: %s", why);
