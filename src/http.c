@@ -203,11 +203,13 @@ token_ok(const char *header, const char *token)
 static const char *const body_members[] = {"wait",       "dryRun", "allowDeletes", "ids", "since",
                                            "intervalMs", NULL};
 
+/* Whether name[0..len) is one of body_members (jtree's strings are not
+ * NUL-terminated: lengths throughout). */
 static bool
-body_member_known(const char *name)
+body_member_known(const char *name, size_t len)
 {
 	for (size_t i = 0; body_members[i]; i++)
-		if (strcmp(name, body_members[i]) == 0)
+		if (strlen(body_members[i]) == len && memcmp(name, body_members[i], len) == 0)
 			return true;
 	return false;
 }
@@ -229,9 +231,12 @@ body_doubtful(const char *text, size_t len)
 		return NULL; /* cJSON took it: what jtree refuses is not ours to judge */
 	for (size_t i = 0; t->type == JT_OBJECT && i < t->n && !why; i++) {
 		const struct jt *m = &t->kids[i];
-		if (!body_member_known(m->key))
-			continue; /* its name, cut at a NUL or not, names nothing */
-		if (strlen(m->key) != m->key_len)
+		const char *nul = m->key ? memchr(m->key, '\0', m->key_len) : NULL;
+		/* the name as cJSON reads it: cut at a NUL */
+		if (m->key == NULL ||
+		    !body_member_known(m->key, nul ? (size_t)(nul - m->key) : m->key_len))
+			continue; /* names nothing a route reads */
+		if (nul)
 			why = "a member's name holds a NUL character (\\u0000)";
 		for (size_t j = i + 1; j < t->n && !why; j++)
 			if (t->kids[j].key_len == m->key_len &&
@@ -240,7 +245,7 @@ body_doubtful(const char *text, size_t len)
 		const struct jt *v = m;
 		for (size_t k = 0; !why && k < (m->type == JT_ARRAY ? m->n : 1); k++) {
 			v = m->type == JT_ARRAY ? &m->kids[k] : m;
-			if (v->type == JT_STRING && strlen(v->str) != v->str_len)
+			if (v->type == JT_STRING && v->str_len && memchr(v->str, '\0', v->str_len))
 				why = "a string holds a NUL character (\\u0000)";
 		}
 	}
