@@ -469,9 +469,19 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	size_t n, found = 0;
 	char names[400];
 	int code = 0;
+	struct engine_opts opts = {0};
+	int args = 0;
 
-	if (argc > 2 || (argc == 2 && (util_parse_i64(argv[1], &id) || id <= 0))) {
-		fprintf(stderr, "usage: reconciler resume [RUN_ID] [--mirror NAME]\n");
+	/* --allow-deletes: a resume re-arms the brake of a released run */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--allow-deletes") == 0)
+			opts.allow_deletes = true;
+		else if (args++ || util_parse_i64(argv[i], &id) || id <= 0)
+			args = 9;
+	}
+	if (args > 1) {
+		fprintf(stderr,
+		        "usage: reconciler resume [RUN_ID] [--allow-deletes] [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
 	if (with_store(cli, &s))
@@ -505,7 +515,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 		store_run_free(run);
-		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, NULL);
+		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, &opts);
 	}
 	mirrors_of(cli, &m, &n);
 	unfinished = calloc(n, sizeof(*unfinished));
@@ -527,7 +537,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; code == 0 && i < n && signal_count == 0; i++)
 		if (unfinished[i] > 0)
 			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
-			                              cli->set->n_mirrors > 1, NULL));
+			                              cli->set->n_mirrors > 1, &opts));
 	free(unfinished);
 	return code;
 }
@@ -1015,8 +1025,10 @@ static const struct command commands[] = {
      "documents not repaired, 4 held (the brake kept the orphan deletes), 78 bad "
      "configuration or input",
      true},
-    {"resume", cmd_resume, "resume [RUN_ID] [--mirror NAME]",
-     "continue interrupted runs (each mirror's, or that one)", true},
+    {"resume", cmd_resume, "resume [RUN_ID] [--allow-deletes] [--mirror NAME]",
+     "continue interrupted runs (each mirror's, or that one); the brake on deletes is "
+     "re-armed, --allow-deletes releases it again",
+     true},
     {"runs", cmd_runs, "runs [--limit N] [--mirror NAME]", "list recent runs from the journal",
      true},
     {"show", cmd_show, "show RUN_ID [--ndjson] [--mirror NAME]",

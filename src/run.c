@@ -1301,6 +1301,7 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 static RC_MUST_CHECK rcode
 decide_deletes(struct run *r)
 {
+	bool announced = false;
 	int64_t n = 0, left;
 	char reasons[400];
 	rcode rc;
@@ -1345,15 +1346,18 @@ decide_deletes(struct run *r)
 			r->n_held = n;
 			return RC_OK;
 		}
-		/* decided: a resumed run sends the rest without deciding again */
-		if (r->brake == BRAKE_ON) {
-			if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
-				return rerror_set(r->err, rc, "journal: cannot record the brake");
-			r->brake = BRAKE_PASSED;
-		}
+		/* decided (limits judged, or released by a person): a resumed run
+		 * sends the rest without deciding again */
+		if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
+			return rerror_set(r->err, rc, "journal: cannot record the brake");
+		log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
+		        r->brake == BRAKE_RELEASED ? "released" : "passed");
+		r->brake = BRAKE_PASSED;
+		announced = true;
 	}
-	log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
-	        store_brake_name(r->brake));
+	if (!announced)
+		log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
+		        store_brake_name(r->brake));
 	while (rc == RC_OK && n > 0 && !r->e->stop) {
 		rc = store_held_next(r->store, r->id, REPAIR_QUEUE_MAX, on_held, &r->rp);
 		if (rc)
@@ -1691,6 +1695,19 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 			                  id);
 		}
 		store_run_free(sr);
+		/* a release was for the run as it was started and looked at: an
+		 * interruption may have changed what it reads (a MongoDB restored in
+		 * part, QA: a resume at service start deleted half the index), so a
+		 * resume re-arms the brake unless it is released again. A decided
+		 * brake (passed) stays: the deletes were judged on whole totals */
+		if (r->brake == BRAKE_RELEASED && !r->opts->allow_deletes) {
+			if ((rc = store_run_brake(r->store, id, BRAKE_ON)) ||
+			    (rc = store_event(r->store, id, "brake",
+			                      "re-armed: the release was for the run before it "
+			                      "was interrupted")))
+				return rerror_set(r->err, rc, "journal: cannot record the brake");
+			r->brake = BRAKE_ON;
+		}
 		if (r->opts->allow_deletes && r->brake == BRAKE_ON) {
 			if ((rc = store_run_brake(r->store, id, BRAKE_RELEASED)))
 				return rerror_set(r->err, rc, "journal: cannot record the brake");

@@ -84,9 +84,13 @@ def hold_then_allow(env):
     r = env.run("check", "--allow-deletes")
     run = env.last_run()
     check(r.returncode == 0 and run["status"] == "completed" and run["deleted_count"] == 25
-          and run["orphan_count"] == 25 and run["delete_brake"] == "released",
+          and run["orphan_count"] == 25 and run["delete_brake"] == "passed",
           "--allow-deletes deletes exactly the 25 orphans: %s %s %s" % (
               r.returncode, run["status"], run["deleted_count"]))
+    with env.journal() as db:
+        ev = [x[0] for x in db.execute("SELECT detail FROM run_events WHERE run_id = ? AND "
+                                       "event = 'brake'", (run["id"],))]
+    check(any("released" in e for e in ev), "the journal says a person released it: %s" % ev)
     check(env.in_sync(), "and the index equals MongoDB")
     r = env.run("check")
     check(r.returncode == 0 and env.last_run()["delete_brake"] == "on",
@@ -141,7 +145,8 @@ def resume_while_deleting(env):
     p.communicate()
     run = env.last_run()
     left = len(env.os_docs()) - 50
-    check(run["status"] == "running" and run["delete_brake"] == "released" and 0 < left < 200,
+    # decided (released): a resume sends the rest without deciding again
+    check(run["status"] == "running" and run["delete_brake"] == "passed" and 0 < left < 200,
           "killed while sending its deletes (%s, %d orphans left)" % (run["status"], left))
     r = env.run("resume")
     run = env.last_run()
@@ -235,6 +240,40 @@ def released_rename(env):
         subprocess.run([FIXTURE, "command", json.dumps(back)], env=moved, capture_output=True)
 
 
+def resume_rearms(env):
+    """QA: a release survived an interruption, and the resume (the service's
+    at start too) deleted what the run read after it. A resume re-arms the
+    brake unless it is released again."""
+    env.create_index()
+    env.fixture("load", "--count", 5000)
+    env.fixture("sync")
+    env.bulk(orphan_actions(1000))  # 20% of the index: over the limit
+    p = env.spawn("check", "--allow-deletes", RECONCILE_CHUNK_SIZE=100)
+    deadline = time.monotonic() + 120
+    compared = 0
+    while compared < 500 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+        try:
+            with env.journal() as db:
+                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                compared = row[0] if row else 0
+        except sqlite3.Error:
+            pass
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    run = env.last_run()
+    check(run["status"] == "running" and run["delete_brake"] == "released"
+          and len(env.os_docs()) == 6000,
+          "a released run killed mid-pass deleted nothing yet (%s %s)"
+          % (run["status"], run["delete_brake"]))
+    r = env.run("resume")
+    run = env.last_run()
+    check(r.returncode == 4 and run["status"] == "held" and run["deleted_count"] == 0
+          and len(env.os_docs()) == 6000,
+          "its resume without --allow-deletes is held: the release does not survive (%d %s %s)"
+          % (r.returncode, run["status"], run["deleted_count"]))
+
+
 def old_journal(env):
     """A journal written before this migration keeps its history."""
     src = os.path.join(SRC, "tests", "integration", "data", "old-journal-c0fca45.db")
@@ -291,7 +330,8 @@ for name, fn, settings in [
         ("resume", resume_while_deleting, {"RECONCILE_ORPHANS": "delete",
                                             "RECONCILE_MAX_DELETE_RATIO": "1"}),
         ("mongocut", mongo_cut, {"RECONCILE_ORPHANS": "delete"}),
-        ("renamed", released_rename, {"RECONCILE_ORPHANS": "delete"})]:
+        ("renamed", released_rename, {"RECONCILE_ORPHANS": "delete"}),
+        ("rearm", resume_rearms, {"RECONCILE_ORPHANS": "delete"})]:
     env = Env("brake" + name, **settings)
     try:
         fn(env)
