@@ -391,14 +391,17 @@ worker(void *arg)
 }
 
 rcode
-scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err)
+scheduler_start(struct scheduler *s, int64_t resume_id, struct rerror *err)
 {
 	engine_set_start_hook(s->engine, on_run_started, s);
-	if (resume_first) {
+	if (resume_id > 0) {
+		/* exactly that run, as its own kind (a dry run stays a dry run:
+		 * "the unfinished check" would start a new, writing check when the
+		 * interrupted run was a dry run) */
 		s->req = true;
-		s->req_kind = RUN_CHECK;
+		s->req_kind = RUN_CHECK; /* the engine takes the run's own kind */
 		snprintf(s->req_trigger, sizeof(s->req_trigger), "resume");
-		s->req_resume = 0; /* the unfinished run */
+		s->req_resume = resume_id;
 	}
 	if (pthread_create(&s->thread, NULL, worker, s))
 		return rerror_set(err, RC_ERR_INTERNAL, "cannot start the scheduler thread");

@@ -39,8 +39,9 @@ struct scheduler_status {
 /* cfg (one mirror's) and slots are borrowed and must outlive the scheduler. */
 RC_MUST_CHECK rcode scheduler_new(struct scheduler **out, const struct config *cfg,
                                   struct scheduler_slots *slots, struct rerror *err);
-/* Starts the worker; resume_first runs the mirror's interrupted run at once. */
-RC_MUST_CHECK rcode scheduler_start(struct scheduler *s, bool resume_first, struct rerror *err);
+/* Starts the worker; resume_id > 0 runs that interrupted run of the mirror
+ * at once, as its own kind (0: nothing to resume). */
+RC_MUST_CHECK rcode scheduler_start(struct scheduler *s, int64_t resume_id, struct rerror *err);
 /* Asks the worker to stop without waiting: the current run is interrupted
  * after its in-flight batch, a queued one never starts. */
 void scheduler_stop(struct scheduler *s);

@@ -122,7 +122,7 @@ serve_main(const struct config_set *set)
 			goto out;
 		}
 		a.n_mirrors = i + 1; /* started or not, freed at out */
-		if (scheduler_start(m->sched, unfinished > 0, &err)) {
+		if (scheduler_start(m->sched, unfinished, &err)) {
 			log_error("%s", err.message);
 			rc = 2;
 			goto out;

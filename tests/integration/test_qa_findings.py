@@ -9,6 +9,8 @@
 """
 import os
 
+import time
+
 from harness import Env, check, done
 from service import Service
 
@@ -108,7 +110,38 @@ def stale_pending_delete(env):
     check(pending == 0, "the emptied batch is closed (%d pending)" % pending)
 
 
-for fn in (index_names, superseded, stale_pending_delete):
+def resume_dry_run(env):
+    """QA10 F21: a service starting on an interrupted dry run "resumed" it
+    by starting a new check, one that writes. It resumes that dry run."""
+    env.create_index()
+    env.fixture("load", "--count", 200)
+    r = env.run("check", "--dry-run")
+    dry = env.last_run()["id"]
+    with env.journal() as db:  # as a dry run killed mid-pass leaves it
+        db.execute("UPDATE runs SET status = 'interrupted', phase = 'diffing',"
+                   " finished_at = NULL WHERE id = ?", (dry,))
+    svc = Service(env, RECONCILIATION_ENABLED="false")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st, body, _ = svc.http("GET", "/api/mirrors/default")
+            if st == 200 and body["mirror"]["currentRun"] is None and not body["mirror"]["queued"]:
+                with env.journal() as db:
+                    status = db.execute("SELECT status FROM runs WHERE id = ?",
+                                        (dry,)).fetchone()[0]
+                if status != "interrupted":
+                    break
+            time.sleep(0.3)
+    finally:
+        svc.stop()
+    with env.journal() as db:
+        runs = [dict(x) for x in db.execute("SELECT id, kind, status, resume_count FROM runs")]
+    check(len(runs) == 1 and runs[0]["kind"] == "dry_run" and runs[0]["resume_count"] == 1
+          and runs[0]["status"] == "completed" and env.os_docs() == {},
+          "the service resumes the dry run as a dry run, nothing written (%s)" % runs)
+
+
+for fn in (index_names, superseded, stale_pending_delete, resume_dry_run):
     env = Env(fn.__name__)
     try:
         fn(env)
