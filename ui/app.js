@@ -16,7 +16,7 @@
    * exists: 'auto' looks for it in GET /'s list of endpoints; true or false
    * forces it. */
   const DIFF_LINKS = 'auto';
-  const DIFF_ROUTE = '/api/mirrors/{m}/docs/{id}/diff';
+  const DIFF_ROUTE = '/api/mirrors/{m}/docs/{doc}/diff'; /* as GET / lists it */
   const POLL_MS = 3000;
   const POLL_ACTIVE_MS = 1000;
   const PAGE = 50;
@@ -135,6 +135,33 @@
   }
 
   /* In sync, drift or unknown, judged from a mirror's newest run. */
+  /* Whether the mirror is in sync is judged from a pass over the whole
+   * collection (check, dry run, full re-index): a targeted run (kind ids)
+   * looked at a few ids and says nothing about the rest. */
+  function isPass(run) {
+    return run && run.kind !== 'ids';
+  }
+
+  /* The newest pass of a mirror: from the selected mirror's runs when at
+   * hand, else its last run when that is a pass (undefined: not known). */
+  function newestPass(m) {
+    if (m.name === state.selected && state.chartRuns.length) {
+      for (let i = state.chartRuns.length - 1; i >= 0; i--)
+        if (isPass(state.chartRuns[i])) return state.chartRuns[i];
+      return null;
+    }
+    return isPass(m.lastRun) ? m.lastRun : undefined;
+  }
+
+  function mirrorSync(m) {
+    if (m.currentRun) return { cls: 'running', text: 'running' };
+    if (m.lastRun && m.lastRun.status === 'running') return { cls: 'running', text: 'running' };
+    const pass = newestPass(m);
+    if (pass === undefined) return { cls: '', text: 'last run targeted: open the mirror' };
+    if (pass === null) return { cls: '', text: 'no full pass yet' };
+    return syncOf(pass);
+  }
+
   function syncOf(run) {
     if (!run) return { cls: '', text: 'no run yet' };
     if (run.status === 'running') return { cls: 'running', text: 'running' };
@@ -220,6 +247,13 @@
     const input = $('token-input');
     const v = input.value.trim();
     input.value = '';
+    /* a header carries Latin-1 only: fetch would throw on every request,
+     * which read as "the service does not answer" */
+    if (/[^\x20-\x7e]/.test(v)) {
+      message('error', 'This token holds characters a browser cannot send in a header ' +
+        '(printable ASCII only): set API_TOKEN to such a token.');
+      return;
+    }
     token = v || null;
     try {
       if (token && $('token-keep').checked) window.sessionStorage.setItem(TOKEN_KEY, token);
@@ -259,7 +293,7 @@
     }
     for (const m of state.mirrors) {
       const run = m.lastRun;
-      const sync = m.currentRun ? { cls: 'running', text: 'running' } : syncOf(run);
+      const sync = mirrorSync(m);
       const card = el('button', {
         type: 'button', class: 'card' + (m.name === state.selected ? ' selected' : ''),
         'data-mirror': m.name, 'aria-pressed': m.name === state.selected ? 'true' : 'false',
@@ -289,7 +323,7 @@
     $('mirror-section').hidden = !m;
     if (!m) return;
     $('mirror-name').textContent = m.name;
-    const sync = m.currentRun ? { cls: 'running', text: 'running' } : syncOf(m.lastRun);
+    const sync = mirrorSync(m);
     const badge = $('mirror-sync');
     badge.className = 'badge ' + sync.cls;
     badge.textContent = sync.text;
@@ -314,6 +348,7 @@
     let since = null;
     for (let i = state.chartRuns.length - 1; i >= 0; i--) {
       const r = state.chartRuns[i];
+      if (!isPass(r)) continue; /* a targeted run neither starts nor breaks it */
       if (syncOf(r).cls !== 'ok') break;
       since = r.finishedAt;
     }
@@ -583,7 +618,7 @@
 
   function idCell(mirror, id) {
     if (state.diffLinks && mirror) {
-      const href = DIFF_ROUTE.replace('{m}', encodeURIComponent(mirror)).replace('{id}', encodeURIComponent(id));
+      const href = DIFF_ROUTE.replace('{m}', encodeURIComponent(mirror)).replace('{doc}', encodeURIComponent(id));
       return el('td', { class: 'wrap' }, el('a', { class: 'id', href, target: '_blank', rel: 'noopener noreferrer', text: id }));
     }
     return el('td', { class: 'wrap id', text: id });

@@ -286,7 +286,14 @@ def main():
         check(page.no_alert(), "no script ran from journal data")
         lines = page.drain()
         check(lines == [], "no console error (no CSP violation) showing the report: %s" % lines)
-        check(page.q("#drift-sample a") == [], "no diff links while the diff route does not exist")
+        # QA10 F13: the page looked for .../docs/{id}/diff, the service lists {doc}
+        links = page.js("return Array.from(document.querySelectorAll('#drift-sample a'))"
+                        ".map(a => [a.textContent, a.getAttribute('href')])")
+        import urllib.parse
+        # encodeURIComponent's unreserved set: alphanumerics and -_.!~*'()
+        check(links and all(h == "/api/mirrors/default/docs/%s/diff"
+                            % urllib.parse.quote(t, safe="!*'()") for t, h in links),
+              "drifted ids link to their document diff, percent-encoded: %s" % links[:3])
         page.shot("02-report-xss")
 
         # filters
