@@ -1338,7 +1338,9 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	static const struct {
 		const char *name, *type, *help;
 	} families[] = {
-	    {"reconciler_runs_total", "counter", "Runs in the journal by status."},
+	    {"reconciler_runs_total", "counter",
+	     "Runs that ended, by status (completed, failed, cancelled, held)."},
+	    {"reconciler_runs", "gauge", "Runs not ended, by status (running, interrupted)."},
 	    {"reconciler_drift_found_total", "counter", "Drifted documents found, by kind."},
 	    {"reconciler_documents_repaired_total", "counter",
 	     "Documents indexed (index) or deleted (delete) by repairs."},

@@ -348,7 +348,6 @@ _Static_assert(sizeof(metric_order) / sizeof(metric_order[0]) == RUN_STATUS_COUN
  * written, so each family's series come together as the format wants. */
 struct mirror_metrics {
 	int64_t runs[N_METRIC_STATUSES];
-	bool has_runs[N_METRIC_STATUSES];
 	int64_t sums[10]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
 	                   * conflict, skipped_newer */
 	bool has_last, has_mc, has_oc, has_success;
@@ -373,11 +372,8 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		enum run_status status;
-		if (store_run_status_parse((const char *)sqlite3_column_text(st, 0), &status) ==
-		    0) {
+		if (store_run_status_parse((const char *)sqlite3_column_text(st, 0), &status) == 0)
 			m->runs[status] = sqlite3_column_int64(st, 1);
-			m->has_runs[status] = true;
-		}
 	}
 	sqlite3_finalize(st);
 	if (step != SQLITE_DONE)
@@ -501,17 +497,23 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 		rc = metrics_read(s, &m[i], mirrors ? mirrors[i] : NULL);
 	if (rc)
 		goto out;
-	for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
-		for (size_t i = 0; i < count; i++) {
-			enum run_status k = metric_order[o];
-			if (m[i].has_runs[k]) {
+	/* runs that ended, by their status: a counter, every status from 0
+	 * (an alert's increase() needs the 0 before the first held run).
+	 * Running and interrupted runs change status, so their numbers go
+	 * down too: a gauge, reconciler_runs, not a counter */
+	for (int fam = 0; fam < 2; fam++)
+		for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
+			for (size_t i = 0; i < count; i++) {
+				enum run_status k = metric_order[o];
+				if (store_run_status_unfinished(k) != (fam == 1))
+					continue;
 				snprintf(extra, sizeof(extra), "status=\"%s\"",
 				         store_run_status_name(k));
 				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
 				              extra);
-				fn(ctx, "reconciler_runs_total", labels, (double)m[i].runs[k]);
+				fn(ctx, fam ? "reconciler_runs" : "reconciler_runs_total", labels,
+				   (double)m[i].runs[k]);
 			}
-		}
 	/* a family's series one after the other: families are adjacent rows of sums[] */
 	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]);) {
 		size_t end = k;

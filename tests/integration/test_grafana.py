@@ -102,6 +102,14 @@ try:
     check(st == 200 and not missing, "every metric the dashboard and rules use is in /metrics "
           "(missing: %s)" % missing)
     check("mirror=" not in text, "no mirror label with the environment's one mirror")
+    # QA10 F15: the first held run must be an increase from 0, and a run's
+    # status that changes (running, interrupted) is no counter
+    check('reconciler_runs_total{status="held"} 0\n' in text
+          and 'reconciler_runs_total{status="completed"} 1\n' in text
+          and 'reconciler_runs{status="running"} 0\n' in text
+          and 'reconciler_runs_total{status="running"}' not in text,
+          "runs that ended are a counter from 0, runs not ended a gauge: %s"
+          % [l for l in text.splitlines() if l.startswith("reconciler_runs")])
     check("reconciler_schedule_interval_seconds 120\n" in text, "the interval in seconds")
     ts = series(text, "reconciler_last_success_timestamp_seconds")
     check(len(ts) == 1 and float(ts[0].split()[-1]) > 1.7e9,
