@@ -205,7 +205,9 @@ static const struct cfg_entry cfg_table[] = {
      "empty = none named (docs/ENGINE.md)",
      CFG_MIRROR},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
-     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface)", CFG_GLOBAL},
+     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface; beyond "
+     "loopback set API_TOKEN: the service warns at start without one)",
+     CFG_GLOBAL},
     {"PORT", CFG_INT, "3000", 0, 65535, NULL, false, OFF(port),
      "port the HTTP API listens on (0 = any free port)", CFG_GLOBAL},
     {"RECONCILIATION_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(reconciliation_enabled),

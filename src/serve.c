@@ -157,6 +157,16 @@ serve_main(const struct config_set *set)
 		         RECONCILER_VERSION, cfg->http_bind,
 		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
 		         (long long)cfg->concurrency);
+	/* loopback only by default; reaching further without a token opens
+	 * every write (runs, full re-index, released deletes) to the network */
+	if ((cfg->api_token == NULL || *cfg->api_token == '\0') &&
+	    strncmp(cfg->http_bind, "127.", 4) != 0 && strcmp(cfg->http_bind, "::1") != 0 &&
+	    strcmp(cfg->http_bind, "localhost") != 0)
+		log_warn(
+		    "HTTP_BIND=%s reaches beyond this host and API_TOKEN is not set: whoever "
+		    "reaches the port can start runs, full re-indexes and release the brake on "
+		    "deletes; set API_TOKEN",
+		    cfg->http_bind);
 
 	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
 		log_reopen();
