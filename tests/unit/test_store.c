@@ -214,8 +214,13 @@ test_mirrors(const char *path, struct store *s)
 	CHECK(store_report_metrics(s, names, 2, on_metric, &m) == RC_OK && m.data);
 	CHECK(m.data &&
 	      strstr(m.data, "reconciler_runs_total{mirror=\"ads\",status=\"completed\"} 1\n"));
+	/* a run not ended is a gauge (its status still changes); ended ones
+	 * count from 0 */
 	CHECK(m.data &&
-	      strstr(m.data, "reconciler_runs_total{mirror=\"users\",status=\"interrupted\"} 1\n"));
+	      strstr(m.data, "reconciler_runs{mirror=\"users\",status=\"interrupted\"} 1\n"));
+	CHECK(m.data &&
+	      strstr(m.data, "reconciler_runs_total{mirror=\"users\",status=\"held\"} 0\n"));
+	CHECK(m.data && !strstr(m.data, "reconciler_runs_total{mirror=\"users\",status=\"interr"));
 	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"ads\"} 1\n"));
 	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"users\"} 0\n"));
 	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"ads\"} "
