@@ -973,10 +973,25 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
 	return RC_OK;
 }
 
+/* A missing document's place: its id and type, and its index in out. */
+struct left_out_ref {
+	const char *id;
+	int type;
+	size_t i;
+};
+
+static int
+cmp_left_out(const void *a, const void *b)
+{
+	const struct left_out_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : (x->type > y->type) - (x->type < y->type);
+}
+
 struct left_out_ctx {
 	struct run *r;
-	const struct idlist *m;
-	const size_t *missing; /* into m, n of them */
+	struct left_out_ref *refs; /* the missing documents, sorted (cmp_left_out) */
 	size_t n;
 	bool *out;
 	struct buf body;
@@ -997,19 +1012,18 @@ on_left_out_doc(void *ctx, const bson_t *doc)
 	if (!bson_iter_init_find(&it, doc, "_id") ||
 	    doc_id_canonical(bson_iter_value(&it), &id, &type))
 		goto out; /* its repair says what is wrong with it */
-	for (size_t i = 0; i < x->n; i++) {
-		size_t k = x->missing[i];
-		if (x->out[i] || x->m->v[k].type != type || strcmp(idlist_id(x->m, k), id.data))
-			continue;
-		buf_reset(&x->body);
-		rcode rc = transform_apply(x->r->tf, doc, x->r->id_field, id.data, &x->body,
-		                           &routing, &skip, &e);
-		if (rc == RC_ERR_NOMEM)
-			x->rc = rc;
-		/* a script error is the repair's to journal: the document stays missing */
-		x->out[i] = rc == RC_OK && skip;
-		break;
-	}
+	struct left_out_ref key = {.id = id.data, .type = (int)type};
+	const struct left_out_ref *hit =
+	    bsearch(&key, x->refs, x->n, sizeof(*x->refs), cmp_left_out);
+	if (hit == NULL || x->out[hit->i])
+		goto out;
+	buf_reset(&x->body);
+	rcode rc =
+	    transform_apply(x->r->tf, doc, x->r->id_field, id.data, &x->body, &routing, &skip, &e);
+	if (rc == RC_ERR_NOMEM)
+		x->rc = rc;
+	/* a script error is the repair's to journal: the document stays missing */
+	x->out[hit->i] = rc == RC_OK && skip;
 out:
 	free(routing);
 	buf_free(&id);
@@ -1031,13 +1045,21 @@ static RC_MUST_CHECK rcode
 missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, bool *out,
                  struct rerror *err)
 {
-	struct left_out_ctx x = {
-	    .r = r, .m = m, .missing = d->missing, .n = d->n_missing, .out = out};
+	struct left_out_ctx x = {.r = r, .n = d->n_missing, .out = out};
 	bson_t arr = BSON_INITIALIZER;
 	rcode rc = RC_OK;
 
-	for (size_t i = 0; i < d->n_missing; i++)
+	/* each fetched document found by a binary search, not a scan of the
+	 * chunk's missing ones (a first check of an empty index: all of them) */
+	x.refs = malloc(d->n_missing * sizeof(*x.refs));
+	if (x.refs == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < d->n_missing; i++) {
+		size_t k = d->missing[i];
 		out[i] = false;
+		x.refs[i] = (struct left_out_ref){idlist_id(m, k), m->v[k].type, i};
+	}
+	qsort(x.refs, d->n_missing, sizeof(*x.refs), cmp_left_out);
 	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
 		char key[16];
 		const char *kp;
@@ -1054,6 +1076,7 @@ missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, b
 		rc = rerror_set(err, x.rc, "out of memory");
 	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++)
 		r->left_out += out[i];
+	free(x.refs);
 	buf_free(&x.body);
 	bson_destroy(&arr);
 	return rc;
@@ -1301,42 +1324,38 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 static RC_MUST_CHECK rcode
 decide_deletes(struct run *r)
 {
-	bool announced = false;
 	int64_t n = 0, left;
-	char reasons[400];
+	char reasons[400], release[300];
 	rcode rc;
 
 	if ((rc = store_held_count(r->store, r->id, &n)))
 		return rerror_set(r->err, rc, "journal: cannot count held deletes");
 	if (n == 0)
 		return RC_OK;
+	/* said once, before deciding changes it: decided now, or on resume */
+	const char *how = r->brake == BRAKE_ON ? "passed" : store_brake_name(r->brake);
 	if (r->brake == BRAKE_ON || r->brake == BRAKE_RELEASED) {
 		if ((rc = brake_reasons(r, n, r->brake == BRAKE_ON, reasons, sizeof(reasons))))
 			return rc;
 		if (reasons[0]) {
 			const char *mirror = r->cfg->name ? r->cfg->name : "default";
 			if (r->brake == BRAKE_RELEASED)
-				snprintf(r->why, sizeof(r->why),
-				         "held %" PRId64 " orphan deletes, nothing deleted, though "
-				         "released for this run: %s. Releasing lifts the limits, "
-				         "never this: run the check again once MongoDB reads whole",
-				         n, reasons);
-			else if (r->kind == RUN_IDS)
 				snprintf(
-				    r->why, sizeof(r->why),
-				    "held %" PRId64
-				    " orphan deletes, nothing deleted: %s. To delete them: the "
-				    "same ids with reconciler check --ids FILE --allow-deletes "
-				    "--mirror %s, or POST /api/mirrors/%s/check {\"ids\": [...], "
-				    "\"allowDeletes\": true}",
-				    n, reasons, mirror, mirror);
+				    release, sizeof(release),
+				    "Released for this run, but releasing lifts the limits, never "
+				    "this: run the check again once MongoDB reads whole");
 			else
-				snprintf(r->why, sizeof(r->why),
-				         "held %" PRId64
-				         " orphan deletes, nothing deleted: %s. To delete them: "
-				         "reconciler check --allow-deletes --mirror %s, or POST "
-				         "/api/mirrors/%s/check {\"allowDeletes\": true}",
-				         n, reasons, mirror, mirror);
+				snprintf(release, sizeof(release),
+				         "To delete them: %s --allow-deletes --mirror %s, or POST "
+				         "/api/mirrors/%s/check {%s\"allowDeletes\": true}",
+				         r->kind == RUN_IDS
+				             ? "the same ids with reconciler check --ids FILE"
+				             : "reconciler check",
+				         mirror, mirror,
+				         r->kind == RUN_IDS ? "\"ids\": [...], " : "");
+			snprintf(r->why, sizeof(r->why),
+			         "held %" PRId64 " orphan deletes, nothing deleted: %s. %s", n,
+			         reasons, release);
 			if ((rc = store_held_keep(r->store, r->id, r->why)) ||
 			    (rc = store_event(r->store, r->id, "held", r->why)))
 				return rerror_set(r->err, rc,
@@ -1350,14 +1369,9 @@ decide_deletes(struct run *r)
 		 * sends the rest without deciding again */
 		if ((rc = store_run_brake(r->store, r->id, BRAKE_PASSED)))
 			return rerror_set(r->err, rc, "journal: cannot record the brake");
-		log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
-		        r->brake == BRAKE_RELEASED ? "released" : "passed");
 		r->brake = BRAKE_PASSED;
-		announced = true;
 	}
-	if (!announced)
-		log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n,
-		        store_brake_name(r->brake));
+	log_msg(LOG_INFO, r->id, "deleting %" PRId64 " orphans (brake %s)", n, how);
 	while (rc == RC_OK && n > 0 && !r->e->stop) {
 		rc = store_held_next(r->store, r->id, REPAIR_QUEUE_MAX, on_held, &r->rp);
 		if (rc)

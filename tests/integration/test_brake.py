@@ -32,6 +32,20 @@ def orphan_actions(n, start=0):
     return out
 
 
+def wait_compared(env, p, n):
+    """Until the running process p's run has compared n ids (or ended)."""
+    deadline = time.monotonic() + 120
+    compared = 0
+    while compared < n and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+        try:
+            with env.journal() as db:
+                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                compared = row[0] if row else 0
+        except sqlite3.Error:
+            pass
+
+
 def held_rows(env, run_id):
     with env.journal() as db:
         return db.execute("SELECT status, error FROM run_ids WHERE run_id = ? AND kind = 'orphan'",
@@ -165,16 +179,7 @@ def mongo_cut(env):
     env.fixture("sync")
     env.bulk(orphan_actions(200))
     p = env.spawn("check", RECONCILE_CHUNK_SIZE=200)
-    deadline = time.monotonic() + 120
-    compared = 0
-    while compared < 1000 and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.05)
-        try:
-            with env.journal() as db:
-                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-                compared = row[0] if row else 0
-        except sqlite3.Error:
-            pass
+    wait_compared(env, p, 1000)
     # the run is frozen while FerretDB stops, so the cut falls mid-pass
     # however fast the machine is (16,000 ids are still to be read)
     p.send_signal(signal.SIGSTOP)
@@ -210,16 +215,7 @@ def released_rename(env):
     env.fixture("sync")
     env.bulk(orphan_actions(200))
     p = env.spawn("check", "--allow-deletes", RECONCILE_CHUNK_SIZE=200)
-    deadline = time.monotonic() + 120
-    compared = 0
-    while compared < 1000 and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.05)
-        try:
-            with env.journal() as db:
-                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-                compared = row[0] if row else 0
-        except sqlite3.Error:
-            pass
+    wait_compared(env, p, 1000)
     p.send_signal(signal.SIGSTOP)
     moved = dict(env.env, MONGODB_DATABASE="admin")
     rename = {"renameCollection": "%s.ads" % env.db, "to": "%s.ads_away" % env.db}
@@ -249,16 +245,7 @@ def resume_rearms(env):
     env.fixture("sync")
     env.bulk(orphan_actions(1000))  # 20% of the index: over the limit
     p = env.spawn("check", "--allow-deletes", RECONCILE_CHUNK_SIZE=100)
-    deadline = time.monotonic() + 120
-    compared = 0
-    while compared < 500 and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.02)
-        try:
-            with env.journal() as db:
-                row = db.execute("SELECT compared FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-                compared = row[0] if row else 0
-        except sqlite3.Error:
-            pass
+    wait_compared(env, p, 500)
     p.send_signal(signal.SIGKILL)
     p.communicate()
     run = env.last_run()
