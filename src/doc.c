@@ -110,10 +110,8 @@ put_double(struct buf *out, double d)
 {
 	char tmp[40];
 
-	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-		snprintf(tmp, sizeof(tmp), "%" PRId64, (int64_t)d);
-		return buf_puts(out, tmp);
-	}
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		return buf_put_i64(out, (int64_t)d);
 	/* the shortest text that round-trips. A double is within half an ulp
 	 * (< 1.2e-16 relative) of the shortest decimal d that reads back as it,
 	 * so rounding it to 15 digits gives d padded with zeros, which %g
@@ -494,62 +492,86 @@ utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
+/* Bytes from s that JSON carries as they are (ASCII, no control
+ * character, no quote, no backslash): eight at a time where it can (SWAR:
+ * a byte is flagged by a high bit in `bad`), then one at a time. */
+static size_t
+plain_span(const unsigned char *s, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+		/* (v - 0x01..) & ~v & 0x80.. flags a zero byte of v; x - 0x20..
+		 * under ~x flags bytes below 0x20; x itself flags bytes >= 0x80 */
+		uint64_t bad =
+		    ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | x;
+		if (bad & highs)
+			break;
+	}
+	while (i < len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 rcode
 doc_json_string(struct buf *out, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run = 0;
 
+	/* the usual string, and every byte it can copy as is, in one append */
 	if (buf_reserve(out, len + 2))
 		return RC_ERR_NOMEM;
 	out->data[out->len++] = '"';
 	while (i < len) {
+		size_t n = plain_span(s + i, len - i);
+		i += n;
+		run += n;
+		if (i == len)
+			break;
 		unsigned char c = s[i];
-		size_t n;
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			i++;
-			run++;
+		if (c >= 0x80 && (n = utf8_seq(s + i, len - i)) > 0) {
+			i += n; /* valid UTF-8 goes as it is */
+			run += n;
 			continue;
 		}
 		if (run && buf_append(out, s + i - run, run))
 			return RC_ERR_NOMEM;
 		run = 0;
-		if (c < 0x80) {
-			char esc[8];
-			switch (c) {
-			case '"':
-				strcpy(esc, "\\\"");
-				break;
-			case '\\':
-				strcpy(esc, "\\\\");
-				break;
-			case '\n':
-				strcpy(esc, "\\n");
-				break;
-			case '\r':
-				strcpy(esc, "\\r");
-				break;
-			case '\t':
-				strcpy(esc, "\\t");
-				break;
-			default:
-				snprintf(esc, sizeof(esc), "\\u%04x", c);
-			}
-			if (buf_puts(out, esc))
+		if (c >= 0x80) {
+			/* not UTF-8: the replacement character */
+			if (buf_puts(out, "\xEF\xBF\xBD"))
 				return RC_ERR_NOMEM;
 			i++;
 			continue;
 		}
-		n = utf8_seq(s + i, len - i);
-		if (n == 0) {
-			if (buf_puts(out, "\xEF\xBF\xBD"))
-				return RC_ERR_NOMEM;
-			i++;
-		} else {
-			if (buf_append(out, s + i, n))
-				return RC_ERR_NOMEM;
-			i += n;
+		char esc[8];
+		switch (c) {
+		case '"':
+			strcpy(esc, "\\\"");
+			break;
+		case '\\':
+			strcpy(esc, "\\\\");
+			break;
+		case '\n':
+			strcpy(esc, "\\n");
+			break;
+		case '\r':
+			strcpy(esc, "\\r");
+			break;
+		case '\t':
+			strcpy(esc, "\\t");
+			break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
 		}
+		if (buf_puts(out, esc))
+			return RC_ERR_NOMEM;
+		i++;
 	}
 	if (run && buf_append(out, s + i - run, run))
 		return RC_ERR_NOMEM;
@@ -663,13 +685,19 @@ put_value(struct buf *out, const bson_iter_t *it, int depth)
 		return put_base64(out, data, len);
 	}
 	case BSON_TYPE_OID:
-		bson_oid_to_string(bson_iter_oid(it), tmp);
-		return buf_printf(out, "\"%s\"", tmp);
+		tmp[0] = '"';
+		bson_oid_to_string(bson_iter_oid(it), tmp + 1);
+		tmp[25] = '"';
+		return buf_append(out, tmp, 26);
 	case BSON_TYPE_BOOL:
 		return buf_puts(out, bson_iter_bool(it) ? "true" : "false");
-	case BSON_TYPE_DATE_TIME:
-		util_ms_to_iso(bson_iter_date_time(it), tmp, sizeof(tmp));
-		return buf_printf(out, "\"%s\"", tmp);
+	case BSON_TYPE_DATE_TIME: {
+		tmp[0] = '"';
+		util_ms_to_iso(bson_iter_date_time(it), tmp + 1, sizeof(tmp) - 2);
+		size_t n = strlen(tmp);
+		tmp[n] = '"';
+		return buf_append(out, tmp, n + 1);
+	}
 	case BSON_TYPE_NULL:
 	case BSON_TYPE_UNDEFINED:
 		return buf_puts(out, "null");
@@ -707,9 +735,9 @@ put_value(struct buf *out, const bson_iter_t *it, int depth)
 		return doc_json_string(out, s, len);
 	}
 	case BSON_TYPE_INT32:
-		return buf_printf(out, "%" PRId32, bson_iter_int32(it));
+		return buf_put_i64(out, bson_iter_int32(it));
 	case BSON_TYPE_INT64:
-		return buf_printf(out, "%" PRId64, bson_iter_int64(it));
+		return buf_put_i64(out, bson_iter_int64(it));
 	case BSON_TYPE_TIMESTAMP: {
 		uint32_t t, inc;
 		bson_iter_timestamp(it, &t, &inc);

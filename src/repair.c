@@ -748,7 +748,7 @@ orphan_left_transform(struct repair *rp, const struct qitem *q)
 	 * returning nil by mistake emptied the index past the brake) */
 	if (store_drift_add(rp->store, rp->run_id, &d, -1, del ? DRIFT_PENDING : DRIFT_REPORTED,
 	                    NULL, NULL) ||
-	    store_run_recount(rp->store, rp->run_id))
+	    store_run_recount_due(rp->store, rp->run_id))
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record an orphan");
 	return RC_OK;
 }
@@ -1174,7 +1174,7 @@ repair_full(struct repair *rp)
 	struct batch b = {.action = "index"};
 	struct buf json = {0}, idtext = {0};
 	struct mongo_scan *scan = NULL;
-	int bs = (int)(rp->cfg->sync_batch_size > 100 ? rp->cfg->sync_batch_size : 100);
+	int bs = 1000;
 	rcode rc;
 
 	rc = mongo_scan_open(&scan, rp->mongo, rp->cursor, rp->cursor_type, NULL, true, bs, true,

@@ -332,7 +332,7 @@ io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
 		rc = store_error(r->store, r->id, -1, text, "diffing", "engine", "id_nul", why);
 	}
 	if (rc == RC_OK)
-		rc = store_run_recount(r->store, r->id);
+		rc = store_run_recount_due(r->store, r->id);
 	return rc ? rerror_set(err, rc, "journal: cannot record a failure") : RC_OK;
 }
 

@@ -129,8 +129,13 @@ RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
 /* Ids of the run's MongoDB stream it could not carry (NUL in the _id). */
 RC_MUST_CHECK rcode store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n);
-/* Recomputes the run's counters from run_ids and batches. */
+/* Recomputes the run's counters from run_ids and batches: O(the run's
+ * rows). */
 RC_MUST_CHECK rcode store_run_recount(struct store *s, int64_t run_id);
+/* store_run_recount when due: while a run goes, at most once a second and
+ * at most 5% of the time (store.c's design comment); the counters are
+ * exact when store_run_finish has ended the run. */
+RC_MUST_CHECK rcode store_run_recount_due(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, enum run_status status,
                                      const char *error);
 

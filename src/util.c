@@ -368,16 +368,43 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_reserve(b, (size_t)n))
+	/* one formatting pass when the text fits the room left (the usual
+	 * case), a second after growing the buffer when it does not */
+	if (buf_reserve(b, 64))
 		return RC_ERR_NOMEM;
 	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 	va_end(ap);
+	if (n < 0) {
+		b->data[b->len] = '\0';
+		return RC_ERR_NOMEM;
+	}
+	if ((size_t)n >= b->cap - b->len) {
+		if (buf_reserve(b, (size_t)n))
+			return RC_ERR_NOMEM;
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
 	return RC_OK;
+}
+
+rcode
+buf_put_i64(struct buf *b, int64_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	/* by hand: printf cost more than the rest of a number's conversion;
+	 * the magnitude as unsigned, so INT64_MIN has one too */
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void

@@ -53,6 +53,8 @@ RC_MUST_CHECK rcode buf_append(struct buf *b, const void *data, size_t len);
 RC_MUST_CHECK rcode buf_puts(struct buf *b, const char *s);
 RC_MUST_CHECK rcode buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends v in base 10 (as "%" PRId64 writes it). */
+RC_MUST_CHECK rcode buf_put_i64(struct buf *b, int64_t v);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 

@@ -2,7 +2,10 @@
 #include "check.h"
 #include "doc.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,9 +530,129 @@ test_shortest_doubles(void)
 	}
 }
 
+/* The escaping as the JSON spec (RFC 8259, section 7) says it, a byte at a
+ * time: what doc_json_string's word-at-a-time scan must equal. Invalid
+ * UTF-8 bytes become U+FFFD each. */
+static void
+json_string_ref(struct buf *out, const unsigned char *s, size_t len)
+{
+	CHECK(buf_append(out, "\"", 1) == RC_OK);
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			snprintf(esc, sizeof(esc), "\\%c", c);
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			snprintf(esc, sizeof(esc), "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		} else if (c < 0x80) {
+			snprintf(esc, sizeof(esc), "%c", c);
+		} else {
+			/* a whole valid sequence, or one replaced byte */
+			size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+			           : c >= 0xE0 && c <= 0xEF ? 3
+			           : c >= 0xF0 && c <= 0xF4 ? 4
+			                                    : 0;
+			uint32_t cp = n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+			bool ok = n > 0 && i + n <= len;
+			for (size_t k = 1; ok && k < n; k++) {
+				ok = (s[i + k] & 0xC0) == 0x80;
+				cp = cp << 6 | (s[i + k] & 0x3F);
+			}
+			if (ok && ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+			           (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+				ok = false;
+			if (ok) {
+				CHECK(buf_append(out, s + i, n) == RC_OK);
+				i += n;
+				continue;
+			}
+			snprintf(esc, sizeof(esc), "\xEF\xBF\xBD");
+		}
+		CHECK(buf_puts(out, esc) == RC_OK);
+		i++;
+	}
+	CHECK(buf_append(out, "\"", 1) == RC_OK);
+}
+
+/* doc_json_string scans eight bytes at a time: every byte class at every
+ * offset of a word and at the ends, against the byte-at-a-time rules. */
+static void
+test_json_string(void)
+{
+	static const unsigned char pool[] = {'a',  'Z',  ' ',  '~',  0x7f, '"',  '\\', '\n',
+	                                     0x01, 0x1f, 0x00, 0x80, 0xbf, 0xc2, 0xa9, 0xe2,
+	                                     0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xed,
+	                                     0xa0, 0xc0, 0xf5, '\t', '/'};
+	unsigned char s[40];
+	int mismatches = 0;
+
+	srand(11);
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(rand() % 40);
+		/* mostly plain bytes, so long runs meet one odd byte anywhere */
+		for (size_t i = 0; i < len; i++)
+			s[i] = rand() % 4 ? (unsigned char)('a' + rand() % 26)
+			                  : pool[rand() % (int)sizeof(pool)];
+		struct buf got = {0}, want = {0};
+		CHECK(buf_puts(&got, "x") == RC_OK); /* appends after what is there */
+		CHECK(buf_puts(&want, "x") == RC_OK);
+		CHECK(doc_json_string(&got, (const char *)s, len) == RC_OK);
+		json_string_ref(&want, s, len);
+		if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0) {
+			if (mismatches++ < 5)
+				fprintf(stderr, "json string: got %s want %s\n", got.data,
+				        want.data);
+		}
+		buf_free(&got);
+		buf_free(&want);
+	}
+	CHECK(mismatches == 0);
+}
+
+/* buf_put_i64 writes what printf's PRId64 writes; buf_printf grows the
+ * buffer when the text does not fit the room left. */
+static void
+test_numbers_text(void)
+{
+	const int64_t v[] = {0,
+	                     1,
+	                     -1,
+	                     9,
+	                     10,
+	                     -10,
+	                     123456789,
+	                     INT64_MAX,
+	                     INT64_MIN,
+	                     INT64_MIN + 1,
+	                     INT32_MIN,
+	                     INT32_MAX,
+	                     9007199254740993};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct buf b = {0};
+		char want[32];
+		snprintf(want, sizeof(want), "%" PRId64, v[i]);
+		CHECK(buf_put_i64(&b, v[i]) == RC_OK);
+		CHECK_STR(b.data, want);
+		buf_free(&b);
+	}
+	struct buf b = {0};
+	char big[600];
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(buf_printf(&b, "%s", "short") == RC_OK);
+	CHECK(buf_printf(&b, "[%s]", big) == RC_OK);
+	CHECK(b.len == 5 + 2 + sizeof(big) - 1 && b.data[b.len] == '\0');
+	CHECK(strncmp(b.data, "short[yyy", 9) == 0 && b.data[b.len - 1] == ']');
+	buf_free(&b);
+}
+
 int
 main(void)
 {
+	test_json_string();
+	test_numbers_text();
 	test_shortest_doubles();
 	test_mapping();
 	test_id_field();
