@@ -73,6 +73,24 @@ struct content {
 	int64_t pairs, differ, unconverted, mget_requests, mget_bytes, mongo_bytes, ms;
 };
 
+/* The index stream read one page ahead (io_index_page): while the pass
+ * merges a page with MongoDB's ids, the next page is asked for on a
+ * connection of its own, so the two streams overlap instead of taking
+ * turns (the pass waited for each page, then for MongoDB's ids). */
+struct prefetch {
+	struct opensearch *os; /* its own connection: a curl handle is one thread's */
+	pthread_t thread;
+	bool running;       /* a thread was started and not yet joined */
+	char *after;        /* the page asked for: strictly after this key */
+	struct idlist page; /* its answer */
+	bool more;
+	rcode rc;
+	struct rerror err;
+	/* the request's inputs, fixed while it runs */
+	const struct os_keys *keys;
+	int size;
+};
+
 /* State of one run in progress. */
 struct run {
 	struct engine *e;
@@ -109,6 +127,7 @@ struct run {
 	char why[1024];
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
+	struct prefetch pre;    /* the index stream's next page */
 };
 
 rcode
@@ -336,15 +355,89 @@ io_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *err)
 	return rc ? rerror_set(err, rc, "journal: cannot record a failure") : RC_OK;
 }
 
+static void *
+prefetch_main(void *arg)
+{
+	struct prefetch *p = arg;
+
+	p->rc = opensearch_scan(p->os, &p->page, &p->more, p->keys, p->after, p->size, &p->err);
+	return NULL;
+}
+
+/* Waits for the page in flight, if any; its answer stays in p. */
+static void
+prefetch_join(struct prefetch *p)
+{
+	if (p->running) {
+		pthread_join(p->thread, NULL);
+		p->running = false;
+	}
+}
+
+static void
+prefetch_free(struct prefetch *p)
+{
+	prefetch_join(p);
+	opensearch_free(p->os);
+	free(p->after);
+	idlist_free(&p->page);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Asks for the page after `after` in the background. Not fatal: when it
+ * cannot start, the pass asks for the page itself. */
+static void
+prefetch_start(struct run *r, const char *after, int size)
+{
+	struct prefetch *p = &r->pre;
+	struct rerror e = {0};
+
+	prefetch_join(p);
+	free(p->after);
+	idlist_clear(&p->page);
+	p->after = strdup(after);
+	p->keys = &r->keys;
+	p->size = size;
+	p->more = false;
+	p->rc = RC_OK;
+	p->err = (struct rerror){0};
+	if (p->after == NULL || (p->os == NULL && opensearch_open(&p->os, r->cfg, &e)))
+		return; /* e dropped: the page is read in turn instead */
+	p->running = pthread_create(&p->thread, NULL, prefetch_main, p) == 0;
+}
+
 static RC_MUST_CHECK rcode
 io_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int size,
               struct rerror *err)
 {
 	struct run *r = ctx;
+	struct prefetch *p = &r->pre;
+	rcode rc;
 
 	(void)size; /* the pass's chunk; pages are OPENSEARCH_SCAN_PAGE ids */
-	return opensearch_scan(r->os, out, more, &r->keys, after, (int)r->cfg->opensearch_scan_page,
-	                       err);
+	size = (int)r->cfg->opensearch_scan_page;
+	if (p->running && after && p->after && strcmp(after, p->after) == 0) {
+		/* the page asked for ahead: its answer, or its error, as if
+		 * asked now */
+		prefetch_join(p);
+		rc = p->rc;
+		*more = p->more;
+		for (size_t i = 0; rc == RC_OK && i < p->page.n; i++)
+			if (idlist_push_from(out, &p->page, i))
+				rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		if (p->rc)
+			*err = p->err;
+	} else {
+		/* another place in the key space (a new segment starts over):
+		 * what was asked ahead is not needed */
+		prefetch_join(p);
+		rc = opensearch_scan(r->os, out, more, &r->keys, after, size, err);
+	}
+	free(p->after);
+	p->after = NULL;
+	if (rc == RC_OK && *more && out->n)
+		prefetch_start(r, idlist_id(out, out->n - 1), size);
+	return rc;
 }
 
 static RC_MUST_CHECK rcode
@@ -1084,6 +1177,63 @@ missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, b
 
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
+/* Lean pages (opensearch.h) take a copy alone under its key to be under
+ * it as _id, with no routing. Before a copy is acted on (overwritten,
+ * deleted) its real _id and routing are read: every copy of the chunk's
+ * index-side drift, at once (full), in key order. Entry o of osl is then
+ * the copy in `full` under the same key and index (where_of), or itself
+ * when none is there any more (gone since the page: acting on it by its
+ * key harms nothing). */
+static RC_MUST_CHECK rcode
+where_read(struct run *r, const struct pass_drift *pd, struct idlist *full, struct rerror *err)
+{
+	const struct drift *d = pd->d;
+	const struct idlist *osl = pd->osl;
+	size_t n = 0, cap = d->n_stale + pd->n_orphans;
+	const char **keys;
+	rcode rc;
+
+	if (!r->keys.lean || cap == 0)
+		return RC_OK;
+	if ((keys = malloc(cap * sizeof(*keys))) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	/* in key order already: stale copies and orphans each come sorted;
+	 * the lookup takes them in any order and answers in key order */
+	for (size_t i = 0; i < d->n_stale; i++)
+		keys[n++] = idlist_id(osl, d->stale_os[i]);
+	for (size_t i = 0; i < pd->n_orphans; i++)
+		keys[n++] = idlist_id(osl, pd->orphans[i]);
+	rc = opensearch_lookup(r->os, full, &r->keys, keys, n, err);
+	free(keys);
+	return rc;
+}
+
+/* The copy of osl's entry o as `full` has it (see where_read): its index in
+ * full, or SIZE_MAX to use osl's own. full is in key order. */
+static size_t
+where_of(const struct idlist *full, const struct idlist *osl, size_t o)
+{
+	const char *key = idlist_id(osl, o), *index = idlist_index(osl, o);
+	size_t lo = 0, hi = full->n;
+
+	while (lo < hi) { /* the first entry not below key */
+		size_t mid = lo + (hi - lo) / 2;
+		if (diff_compare(idlist_id(full, mid), full->v[mid].id_len, key, osl->v[o].id_len) <
+		    0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < full->n &&
+	       diff_compare(idlist_id(full, lo), full->v[lo].id_len, key, osl->v[o].id_len) == 0;
+	     lo++) {
+		const char *fi = idlist_index(full, lo);
+		if (index == NULL || fi == NULL || strcmp(index, fi) == 0)
+			return lo;
+	}
+	return SIZE_MAX;
+}
+
 static RC_MUST_CHECK rcode
 io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 {
@@ -1095,7 +1245,11 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	size_t cap = d->n_missing + d->n_stale + pd->n_orphans + d->n_duplicate, n = 0;
 	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
 	bool *left_out = calloc(d->n_missing ? d->n_missing : 1, sizeof(*left_out));
+	struct idlist full = {0}; /* lean pages: the real copies (where_read) */
 	rcode rc = rows && left_out ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	if (rc == RC_OK)
+		rc = where_read(r, pd, &full, err);
 
 	if (rc == RC_OK && d->n_missing && transform_scripted(r->tf))
 		rc = missing_left_out(r, m, d, left_out, err);
@@ -1122,12 +1276,16 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		size_t k = d->stale[i], o = d->stale_os[i];
 		if (pd->conflict[k])
 			continue;
+		const struct idlist *w = osl;
+		size_t f = full.n ? where_of(&full, osl, o) : SIZE_MAX;
+		if (f != SIZE_MAX)
+			w = &full, o = f;
 		/* the overwrite goes to the copy: its index and its routing */
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_STALE,
-		                         .os_index = idlist_index(osl, o),
-		                         .routing = idlist_routing(osl, o)};
+		                         .os_index = idlist_index(w, o),
+		                         .routing = idlist_routing(w, o)};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
 		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
@@ -1146,12 +1304,18 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			    osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : doc_oid_time_ms(id);
 			enum id_type type = doc_id_guess_type(id);
 			bool left = !pass && pd->left_filter && pd->left_filter[i];
+			/* a duplicate came from a page read whole (a key's several
+			 * copies); an orphan's copy is the one where_read found */
+			const struct idlist *w = osl;
+			size_t wk = k, f = !pass && full.n ? where_of(&full, osl, k) : SIZE_MAX;
+			if (f != SIZE_MAX)
+				w = &full, wk = f;
 			struct store_drift sd = {.doc_id = id,
 			                         .id_type = doc_id_type_name(type),
 			                         .kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN,
-			                         .os_index = idlist_index(osl, k),
-			                         .routing = idlist_routing(osl, k),
-			                         .os_id = idlist_docid(osl, k),
+			                         .os_index = idlist_index(w, wk),
+			                         .routing = idlist_routing(w, wk),
+			                         .os_id = idlist_docid(w, wk),
 			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
 			/* orphans are held until the pass knows its totals (the brake) */
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
@@ -1162,6 +1326,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		rc = rerror_set(err, rc, "journal: cannot record drift");
 	free(rows);
 	free(left_out);
+	idlist_free(&full);
 	if (rc == RC_OK && repair_queued(&r->rp) >= REPAIR_QUEUE_MAX)
 		rc = flush_queue(r);
 	return rc;
@@ -1245,6 +1410,7 @@ pass_diff(struct run *r)
 		rc = pass_run(&o, &io, r->err);
 	content_report(r);
 	stash_free(&r->content);
+	prefetch_free(&r->pre); /* a page asked ahead and not needed: dropped */
 	if (rc == RC_OK && !r->e->stop) {
 		r->pass_done = true;
 		rc = flush_queue(r);
@@ -1537,6 +1703,9 @@ setup_keys(struct run *r)
 		free(inexact);
 		r->keys.version_field = r->cfg->version_field;
 	}
+	/* lean pages (opensearch.h): one index, and no content compare (it
+	 * reads each copy by its _id and routing as the stream gave them) */
+	r->keys.lean = r->keys.n_indices == 1 && !r->content.on;
 	return rc;
 }
 

@@ -701,6 +701,51 @@ def foreign_on_shards(env):
     dry_run_clean(env, "foreign on shards")
 
 
+def lean_pages(env):
+    """The index stream asks for no stored fields (OPENSEARCH_SCAN lean
+    pages): a copy alone under its key is taken to be under it as _id with
+    no routing. Copies acted on must still be found where they are: a
+    routed stale copy is overwritten in place (not doubled on another
+    shard), a routed orphan and an orphan under a foreign _id are deleted
+    by their own routing and _id, in one run."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+    ids = ["s%02d" % i for i in range(40)]
+    insert(env, [doc(x, i) for i, x in enumerate(ids)])
+    env.run("check")
+
+    def shard(routing):
+        st, b = env.os("GET", "/%s/_search_shards?routing=%s" % (env.index, routing))
+        return b["shards"][0][0]["shard"]
+
+    # routing values that place a copy on another shard than its _id would
+    r7 = next(v for v in ("r%d" % i for i in range(100)) if shard(v) != shard("s03"))
+    q9 = next(v for v in ("q%d" % i for i in range(100)) if shard(v) != shard("zz-routed"))
+    # s03's copy moves to routing r7 and goes stale; two orphans: one
+    # routed, one under a foreign _id
+    env.os("DELETE", "/%s/_doc/s03?refresh=true" % env.index)
+    env.bulk([{"index": {"_id": "s03", "routing": r7}},
+              {"mongo_id": "s03", "title": "old", "updatedAt": "2020-01-01T00:00:00Z"},
+              {"index": {"_id": "zz-routed", "routing": q9}},
+              {"mongo_id": "zz-routed", "updatedAt": "2020-01-01T00:00:00Z"},
+              {"index": {"_id": "F-1"}},
+              {"mongo_id": "zz-foreign", "updatedAt": "2020-01-01T00:00:00Z"}])
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    per = {}
+    for _, i in copies(env):
+        per[i] = per.get(i, 0) + 1
+    check(r.returncode == 0 and per == {x: 1 for x in ids},
+          "lean pages: one run leaves one copy of each live id and no orphan (%s, %s)"
+          % (r.returncode, {k: v for k, v in per.items() if v != 1 or k not in ids}))
+    st, got = env.os("GET", "/%s/_doc/s03?routing=%s" % (env.index, r7))
+    check(got.get("found") and got["_source"].get("title") == "doc 3",
+          "lean pages: the routed stale copy is overwritten where it is (%s)" % got.get("_source"))
+    check(env.in_sync(), "lean pages: index equals MongoDB")
+    dry_run_clean(env, "lean pages")
+
+
 def main():
     for kind in sorted(ID_TYPES):
         scenario("ids_" + kind, id_type_roundtrip(kind))
@@ -724,6 +769,7 @@ def main():
     scenario("oddmap", odd_mappings)
     scenario("mixalias", mixed_alias_mapping)
     scenario("foreignshards", foreign_on_shards)
+    scenario("lean", lean_pages)
     done()
 
 
