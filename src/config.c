@@ -1498,6 +1498,40 @@ load_top(struct config *global, const yaml_node_t **mirrors, yaml_document_t *do
 	return rc;
 }
 
+/* Warns of every environment variable that overrides a value the file's
+ * top level sets: a leftover MONGODB_COLLECTION from a unit file or a shell
+ * silently re-points every mirror that does not set its own (QA). */
+static RC_MUST_CHECK rcode
+env_override_warnings(struct config_set *set, yaml_document_t *doc, const char *path)
+{
+	const yaml_node_t *root = yaml_document_get_root_node(doc);
+
+	if (root == NULL || root->type != YAML_MAPPING_NODE)
+		return RC_OK;
+	for (const yaml_node_pair_t *p = root->data.mapping.pairs.start;
+	     p < root->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+		const struct cfg_entry *e;
+		if (k == NULL || k->type != YAML_SCALAR_NODE ||
+		    (e = find_key((const char *)k->data.scalar.value)) == NULL ||
+		    getenv(e->name) == NULL)
+			continue;
+		char **v = realloc(set->warnings, (set->n_warnings + 1) * sizeof(*v));
+		if (v == NULL)
+			return RC_ERR_NOMEM;
+		set->warnings = v;
+		size_t len = strlen(path) + 2 * strlen(e->name) + 160;
+		if ((v[set->n_warnings] = malloc(len)) == NULL)
+			return RC_ERR_NOMEM;
+		snprintf(v[set->n_warnings], len,
+		         "%s:%zu: %s is overridden by the environment's %s: every mirror that does "
+		         "not set its own takes the environment's value",
+		         path, line_of(k), (const char *)k->data.scalar.value, e->name);
+		set->n_warnings++;
+	}
+	return RC_OK;
+}
+
 /* The name of a mirror entry, validated; *line is its line. */
 static RC_MUST_CHECK rcode
 mirror_name(const char **out, size_t *line, yaml_document_t *doc, const yaml_node_t *entry,
@@ -1650,6 +1684,8 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	if (rc == RC_OK)
 		rc = mirrors ? load_mirrors(set, &doc, mirrors, file, err)
 		             : add_default_mirror(set, err);
+	if (rc == RC_OK && file && env_override_warnings(set, &doc, file))
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == RC_OK && i < set->n_mirrors; i++)
 		rc = check_combinations(set->mirrors[i], mirrors != NULL, err);
 	if (rc == RC_OK)
@@ -1672,6 +1708,9 @@ config_set_free(struct config_set *set)
 		config_free(set->mirrors[i]);
 	free(set->mirrors);
 	config_free(set->global);
+	for (size_t i = 0; i < set->n_warnings; i++)
+		free(set->warnings[i]);
+	free(set->warnings);
 	free(set->file);
 	free(set);
 }
@@ -1907,7 +1946,13 @@ config_dump_markdown(struct buf *out)
 	    "environment, `.env`, the file's top level, the default. So secrets can stay out of "
 	    "the file (`MONGODB_URI`, `OPENSEARCH_PASSWORD` or `API_TOKEN` in the environment "
 	    "override the top level), and a file without `mirrors:` defines one mirror named "
-	    "`default`. An empty or `null` value is the empty string.\n\n"
+	    "`default`. An empty or `null` value is the empty string. The environment applies "
+	    "to every mirror that does not set the key itself: a leftover `MONGODB_COLLECTION` "
+	    "or `OPENSEARCH_INDEX` in a unit file or shell re-points all of them, so every "
+	    "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`) when an "
+	    "environment variable overrides a value the file's top level sets. A relative path "
+	    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
+	    "the working directory, not from the file's directory.\n\n"
 	    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
 	    "mirror, a missing, bad or duplicate mirror name, or a bad value stops the program "
 	    "(exit 78) with a message naming the file, the line, the key and what is allowed. "

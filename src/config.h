@@ -94,6 +94,11 @@ struct config_set {
 	struct config *global;   /* defaults, the file's top level, .env, the environment */
 	struct config **mirrors; /* in the file's order, each a full copy; at least one */
 	size_t n_mirrors;
+	/* things a person should know, though not errors: an environment
+	 * variable overriding a value the file's top level sets (every
+	 * mirror that does not set it takes the environment's). Owned. */
+	char **warnings;
+	size_t n_warnings;
 };
 
 /* Loads defaults, then dotenv_path (may be NULL or missing), then the

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -949,11 +950,24 @@ check_transforms(const struct config_set *set, const struct config *only)
 		rcode rc = transform_new(&tf, c, &err);
 		transform_free(tf);
 		if (rc) {
-			if (set->n_mirrors > 1)
-				fprintf(stderr, "reconciler: mirror %s: %s\n", c->name,
-				        err.message);
-			else
-				fprintf(stderr, "reconciler: %s\n", err.message);
+			/* where the setting came from, and where a relative path
+			 * is read from (the working directory, not the file's) */
+			char cwd[PATH_MAX], where[PATH_MAX + 64] = "";
+			if (*c->transform && c->transform[0] != '/' && getcwd(cwd, sizeof(cwd)))
+				snprintf(where, sizeof(where),
+				         " (a relative path is read from the working directory %s)",
+				         cwd);
+			/* the script's own errors name the script; say the key too */
+			const char *key =
+			    *c->transform && strstr(err.message, c->transform) &&
+			            strncmp(err.message, "RECONCILE_", 10) != 0
+			        ? (set->file ? "reconcile_transform: " : "RECONCILE_TRANSFORM: ")
+			        : "";
+			fprintf(stderr, "reconciler: %s%s%s%s%s%s%s%s\n",
+			        set->file ? set->file : "", set->file ? ": " : "",
+			        set->n_mirrors > 1 ? "mirror " : "",
+			        set->n_mirrors > 1 ? c->name : "", set->n_mirrors > 1 ? ": " : "",
+			        key, err.message, where);
 			return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
 		}
 	}
@@ -1145,6 +1159,8 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	cli.set = set;
+	for (size_t i = 0; i < set->n_warnings; i++)
+		fprintf(stderr, "reconciler: warning: %s\n", set->warnings[i]);
 	if (mirror && (cli.mirror = config_set_find(set, mirror)) == NULL) {
 		char names[400];
 		mirror_names(set, names, sizeof(names));

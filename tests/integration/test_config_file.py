@@ -103,6 +103,25 @@ try:
         check("pa55word" not in text and "os-s3cret" not in text and "t0ken" not in text,
               "a file's secrets are masked")
 
+    # a mirror's script that cannot be loaded: the file, the mirror, the key,
+    # and where a relative path is read from
+    path = write("script.yaml", "mirrors:\n  - name: a\n    reconcile_transform: t-none.lua\n"
+                 "  - name: b\n    opensearch_index: other\n")
+    r = env.run("config", "--file", path)
+    check(r.returncode == 78 and path + ": mirror a: reconcile_transform: " in r.stderr
+          and "t-none.lua" in r.stderr and "working directory" in r.stderr,
+          "a script that cannot be loaded names file, mirror, key and the directory (%d: %s)"
+          % (r.returncode, r.stderr[-300:]))
+
+    # an environment variable over a value the file's top level sets: said
+    path = write("envover.yaml", "mongodb_collection: ads\nmirrors:\n  - name: a\n"
+                 "    opensearch_index: a\n  - name: b\n    opensearch_index: b\n")
+    r = env.run("config", "--file", path, MONGODB_COLLECTION="users")
+    check(r.returncode == 0 and path + ":1: mongodb_collection is overridden by the "
+          "environment's MONGODB_COLLECTION" in r.stderr,
+          "an environment variable overriding the file's top level is warned of (%s)"
+          % r.stderr[-300:])
+
     # a mirror from a file drives a real run: its entry beats the environment
     env.create_index()
     env.fixture("load", "--count", 300)
