@@ -614,7 +614,7 @@ read_hits(cJSON *j, bool nul, bool lean, struct idlist *out, const struct os_key
 		bool has_version;
 
 		(*count)++;
-		if (by_id) {
+		if (by_id && docid) {
 			key = docid;
 		} else {
 			/* the key is the hit's sort value: asking for it again as a
