@@ -260,13 +260,14 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		         (long long)e->max);
 		break;
 	case CFG_BOOL:
-		snprintf(out, len, "true or false");
+		snprintf(out, len, "true or false (also yes/no, on/off, 1/0; any case)");
 		break;
 	case CFG_ENUM:
 		out[0] = '\0';
 		for (int i = 0; e->words[i]; i++)
 			n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "one of ",
 			                      e->words[i]);
+		snprintf(out + n, len - n, " (any case)");
 		break;
 	case CFG_MONGO_URI:
 		snprintf(out, len,
@@ -840,9 +841,11 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 		*(int64_t *)field(cfg, e) = n;
 		return RC_OK;
 	case CFG_BOOL:
-		if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+		if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
+		    !strcasecmp(v, "on"))
 			*(bool *)field(cfg, e) = true;
-		else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no"))
+		else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+		         !strcasecmp(v, "off"))
 			*(bool *)field(cfg, e) = false;
 		else
 			goto bad;
@@ -894,8 +897,10 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 		double d;
 		errno = 0;
 		d = *v ? strtod(v, &end) : 0;
-		if (*v == '\0' || errno || end == NULL || *end != '\0' ||
-		    !(d >= (double)e->min / 1e6) || !(d <= (double)e->max / 1e6))
+		/* decimal only: strtod also reads blanks, hex, inf and nan */
+		if (*v == '\0' || strspn(v, "0123456789.eE-") != strlen(v) || errno ||
+		    end == NULL || *end != '\0' || !(d >= (double)e->min / 1e6) ||
+		    !(d <= (double)e->max / 1e6))
 			goto bad;
 		*(double *)field(cfg, e) = d;
 		return RC_OK;

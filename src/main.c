@@ -14,11 +14,11 @@
  * and config (an unknown name exits 78 with the names there are). Without
  * it check and doctor go through every mirror in turn, resume continues
  * every mirror's interrupted run, runs and show read every mirror's
- * history. Several mirrors end with the worst of their exit codes: an
- * error (2) beats a held run (4), which beats a partial repair (3), which
- * beats drift a dry run found (1), which beats 0: what failed to run at all
- * matters most, then what waits for a person's decision, then what stays
- * wrong in the index, then what a dry run only saw.
+ * history. Several mirrors end with the worst of their exit codes: a
+ * configuration refused (78) beats an error (2) beats a held run (4), which beats a partial repair
+ * (3), which beats drift a dry run found (1), which beats 0: what failed to run at all matters
+ * most, then what waits for a person's decision, then what stays wrong in the index, then what a
+ * dry run only saw.
  */
 #include "api.h" /* serve_main */
 #include "config.h"
@@ -259,16 +259,19 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
 			         res.skipped_newer);
 		char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
+		char ocount[32] = "not counted"; /* nor is an index the run never reached */
 		if (res.mongo_count >= 0)
 			snprintf(mcount, sizeof(mcount), "%" PRId64, res.mongo_count);
-		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %" PRId64
+		if (res.opensearch_count >= 0)
+			snprintf(ocount, sizeof(ocount), "%" PRId64, res.opensearch_count);
+		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
 		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
 		       who, res.run_id, store_run_kind_name(res.kind),
-		       store_run_status_name(res.status), mcount, res.opensearch_count, res.missing,
-		       res.orphans, res.stale, res.duplicates, res.conflicts, res.skipped,
-		       res.repaired, res.deleted, res.failed, newer);
+		       store_run_status_name(res.status), mcount, ocount, res.missing, res.orphans,
+		       res.stale, res.duplicates, res.conflicts, res.skipped, res.repaired,
+		       res.deleted, res.failed, newer);
 		fflush(stdout);
 	}
 	if (rc) {
@@ -1076,12 +1079,14 @@ cmd_help(const struct cli *cli, int argc, char **argv)
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		printf("  %-42s %s\n", commands[i].usage, commands[i].help);
-	printf("\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
-	       "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
-	       "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
-	       "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
-	       "could not be repaired, 78 bad configuration (or no such mirror). Several mirrors: "
-	       "the worst, 2 before 3 before 1 before 0.\n");
+	printf(
+	    "\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
+	    "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
+	    "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
+	    "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
+	    "could not be repaired, 4 held (the brake kept deletes), 78 bad configuration (or no "
+	    "such mirror). Several mirrors: "
+	    "the worst, 78 before 2 before 4 before 3 before 1 before 0.\n");
 	return 0;
 }
 

@@ -1897,8 +1897,11 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 			r->brake = BRAKE_RELEASED;
 		}
 		rc = store_run_resumed(r->store, id);
-		log_msg(LOG_INFO, id, "resuming %s run from %s", store_run_kind_name(r->kind),
-		        r->cursor ? r->cursor : "the start");
+		/* the pass's place; its batches still pending are sent again
+		 * whatever that place is */
+		log_msg(LOG_INFO, id, "resuming %s run: the pass from %s",
+		        store_run_kind_name(r->kind),
+		        r->cursor ? r->cursor : "its start (no chunk was committed)");
 		return rc;
 	}
 	struct buf cfg = {0};

@@ -1,6 +1,7 @@
 /* util.c: time, buffers and masking; see util.h. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -431,7 +432,9 @@ util_parse_i64(const char *s, int64_t *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0')
+	/* digits, with a leading '-' at most: strtoll also skips blanks and
+	 * takes a '+' */
+	if (s == NULL || *s == '\0' || !(isdigit((unsigned char)*s) || *s == '-'))
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);

@@ -58,7 +58,8 @@ RC_MUST_CHECK rcode buf_put_i64(struct buf *b, int64_t v);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
-/* Parses a whole base-10 int64; 0 on success, -1 on junk or overflow. */
+/* Parses a whole base-10 int64 (digits, a leading '-' at most: no blank,
+ * no '+'); 0 on success, -1 on junk or overflow. */
 int util_parse_i64(const char *s, int64_t *out);
 
 #endif

@@ -60,6 +60,32 @@ test_validation(void)
 	bad("OPENSEARCH_URL", "http://u:p@@search:9200", "libcurl");
 	bad("OPENSEARCH_URL", "http://search:9200/?pretty", "no query or fragment");
 	bad("RECONCILIATION_INTERVAL_MS", "-5", "integer");
+	/* what the allowed column says, no more: no blank, no '+', no hex or
+	 * inf in a decimal, booleans and enum words as listed */
+	bad("SYNC_BATCH_SIZE", " 5", "integer from 1 to 10000");
+	bad("SYNC_BATCH_SIZE", "\n5", "integer from 1 to 10000");
+	bad("SYNC_BATCH_SIZE", "+5", "integer from 1 to 10000");
+	bad("RECONCILE_MAX_DELETE_RATIO", "0x0.1p0", "a decimal number");
+	bad("RECONCILE_MAX_DELETE_RATIO", " 0.1", "a decimal number");
+	bad("RECONCILE_MAX_DELETE_RATIO", "inf", "a decimal number");
+	bad("OPENSEARCH_TLS_VERIFY", "t", "also yes/no, on/off, 1/0");
+	bad("RECONCILE_ORPHANS", "purge", "(any case)");
+	{
+		static const char *const yes[] = {"on", "ON", "yes", "1", "True"};
+		static const char *const no[] = {"off", "Off", "no", "0", "FALSE"};
+		for (size_t i = 0; i < 5; i++) {
+			struct config *ok = NULL;
+			struct rerror oe = {0};
+			setenv("RECONCILIATION_ENABLED", yes[i], 1);
+			CHECK(config_load(&ok, NULL, &oe) == RC_OK && ok->reconciliation_enabled);
+			config_free(ok);
+			ok = NULL;
+			setenv("RECONCILIATION_ENABLED", no[i], 1);
+			CHECK(config_load(&ok, NULL, &oe) == RC_OK && !ok->reconciliation_enabled);
+			config_free(ok);
+		}
+		unsetenv("RECONCILIATION_ENABLED");
+	}
 	/* one index by name: a wildcard or a list would read (and delete from)
 	 * other indexes */
 	static const char *const bad_index[] = {"zz*", "a,b", "ADS", "../x", "a b", "_x",  "-x",
