@@ -571,28 +571,33 @@ static cJSON *
 result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 {
 	cJSON *o = cJSON_CreateObject();
+	/* no run begun: nothing was counted, so every count is unknown (null),
+	 * never 0, and there is no run to name */
+	bool begun = res->run_id > 0;
+#define COUNT(v) (begun ? (int64_t)(v) : -1)
 
 	cJSON_AddBoolToObject(o, "success", rc == RC_OK);
 	cJSON_AddBoolToObject(o, "inSync",
 	                      rc == RC_OK && res->missing + res->orphans + res->stale +
 	                                             res->duplicates + res->conflicts ==
 	                                         0);
-	add_count(o, "mongoCount", res->mongo_count);
-	add_count(o, "opensearchCount", res->opensearch_count);
-	if (res->mongo_count >= 0 && res->opensearch_count >= 0)
+	add_count(o, "mongoCount", COUNT(res->mongo_count));
+	add_count(o, "opensearchCount", COUNT(res->opensearch_count));
+	if (begun && res->mongo_count >= 0 && res->opensearch_count >= 0)
 		cJSON_AddNumberToObject(o, "difference",
 		                        (double)(res->mongo_count - res->opensearch_count));
 	else
 		cJSON_AddNullToObject(o, "difference");
-	cJSON_AddNumberToObject(o, "synced", (double)(res->repaired + res->deleted));
-	cJSON_AddNumberToObject(o, "missingCount", (double)res->missing);
-	cJSON_AddNumberToObject(o, "orphanCount", (double)res->orphans);
-	cJSON_AddNumberToObject(o, "staleCount", (double)res->stale);
-	cJSON_AddNumberToObject(o, "failedCount", (double)res->failed);
-	cJSON_AddNumberToObject(o, "duplicateCount", (double)res->duplicates);
-	cJSON_AddNumberToObject(o, "conflictCount", (double)res->conflicts);
-	cJSON_AddNumberToObject(o, "skippedNewerCount", (double)res->skipped_newer);
-	cJSON_AddNumberToObject(o, "runId", (double)res->run_id);
+	add_count(o, "synced", COUNT(res->repaired + res->deleted));
+	add_count(o, "missingCount", COUNT(res->missing));
+	add_count(o, "orphanCount", COUNT(res->orphans));
+	add_count(o, "staleCount", COUNT(res->stale));
+	add_count(o, "failedCount", COUNT(res->failed));
+	add_count(o, "duplicateCount", COUNT(res->duplicates));
+	add_count(o, "conflictCount", COUNT(res->conflicts));
+	add_count(o, "skippedNewerCount", COUNT(res->skipped_newer));
+	add_count(o, "runId", begun ? res->run_id : -1);
+#undef COUNT
 	if (res->run_id && res->status == RUN_HELD) {
 		/* the brake kept the orphan deletes: why, and how to release it */
 		cJSON_AddNumberToObject(o, "heldCount", (double)res->held);
@@ -626,6 +631,20 @@ reply_busy(struct call *c, const struct api_mirror *m, int64_t run_id, const cha
 	reply_json(c, 409, o);
 }
 
+/* Whether another process (or a run of this one) holds mirror m's journal
+ * lock: true, with *holder (its run from the journal, 0 when unknown) and
+ * err's message naming it. */
+static bool
+lock_held(struct api *a, const struct api_mirror *m, int64_t *holder, struct rerror *err)
+{
+	rcode rc;
+
+	pthread_mutex_lock(&a->store_mu);
+	rc = store_lock_probe(a->store, holder, m->cfg->name, err);
+	pthread_mutex_unlock(&a->store_mu);
+	return rc == RC_ERR_BUSY;
+}
+
 /* A run of one mirror now: the seed's answers (named says the mirror was
  * named by the route, and the answer names it too). */
 static void
@@ -642,7 +661,19 @@ run_one(struct call *c, struct api_mirror *m, enum run_kind kind, const struct e
 		reply_error(c, 400, "%s", err.message);
 		return;
 	}
+	struct scheduler_status st;
+	scheduler_status(m->sched, &st);
+	/* another process's run: 409 naming it, and no run queued to fail on it */
+	if (!st.active && lock_held(c->api, m, &run_id, &err)) {
+		reply_busy(c, m, run_id, err.message);
+		return;
+	}
 	rc = scheduler_run_now_opts(m->sched, &run_id, &res, kind, "api", opts, wait, &err);
+	if (rc == RC_ERR_BUSY && res.run_id == 0 && run_id == 0) {
+		/* taken by another process since the look: name its run if it can */
+		struct rerror again = {0};
+		(void)lock_held(c->api, m, &run_id, &again);
+	}
 	if (rc == RC_ERR_BUSY) {
 		reply_busy(c, m, run_id, err.message);
 		return;
@@ -696,7 +727,7 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 	char busy[600] = "";
 	size_t n_busy = 0, first_busy = 0, len = 0;
 	int64_t busy_run = 0;
-	bool all_ok = true, all_in_sync = true;
+	bool busy_other = false, all_ok = true, all_in_sync = true;
 	enum run_status status =
 	    RUN_COMPLETED; /* or how the first mirror that did not complete ended */
 	int http = 200;
@@ -715,12 +746,19 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 	}
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct scheduler_status st;
+		struct rerror err = {0};
+		int64_t holder = 0;
+		bool other = false;
 		scheduler_status(a->mirrors[i].sched, &st);
-		if (!st.active)
+		/* this service's run, or another process's (its journal lock) */
+		if (!st.active && !(other = lock_held(a, &a->mirrors[i], &holder, &err)))
 			continue;
 		if (n_busy++ == 0) {
 			first_busy = i;
-			busy_run = st.progress.active ? st.progress.run_id : 0;
+			busy_run = other                ? holder
+			           : st.progress.active ? st.progress.run_id
+			                                : st.queued_run;
+			busy_other = other;
 		}
 		if (len < sizeof(busy))
 			len += (size_t)snprintf(busy + len, sizeof(busy) - len, "%s%s",
@@ -730,11 +768,15 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 		char msg[700];
 		snprintf(msg, sizeof(msg), "a run is in progress on mirror%s %s%s",
 		         n_busy > 1 ? "s" : "", busy,
-		         busy_run > 0 ? "" : " (starting or waiting for a slot)");
+		         busy_run > 0 || busy_other ? "" : " (starting or waiting for a slot)");
 		if (busy_run > 0)
 			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
-			         " (run %" PRId64 " on %s)", busy_run,
-			         a->mirrors[first_busy].cfg->name);
+			         " (run %" PRId64 " on %s%s)", busy_run,
+			         a->mirrors[first_busy].cfg->name,
+			         busy_other ? ", in another process" : "");
+		else if (busy_other)
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			         " (another process holds %s)", a->mirrors[first_busy].cfg->name);
 		reply_busy(c, &a->mirrors[first_busy], busy_run, msg);
 		free(tickets);
 		return;
@@ -799,6 +841,8 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 		for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
 			add_sum_counts(o, e, counts[k]);
 		all_ok &= rc == RC_OK;
+		if (rc == RC_ERR_BUSY && res.run_id == 0)
+			http = 409; /* another process took it since the look */
 		all_in_sync &= cJSON_IsTrue(cJSON_GetObjectItem(e, "inSync"));
 		if (status == RUN_COMPLETED && (res.run_id == 0 || res.status != RUN_COMPLETED))
 			status = res.run_id ? res.status : RUN_FAILED;
@@ -1290,6 +1334,12 @@ h_cancel(struct call *c)
 			store_run_free(r);
 			return;
 		}
+	/* a resume waiting for a slot leaves the queue now (the mirror is free
+	 * at once), and the run is cancelled in the journal below */
+	for (size_t i = 0; i < c->api->n_mirrors; i++)
+		if (strcmp(c->api->mirrors[i].cfg->name, r->mirror) == 0 &&
+		    scheduler_unqueue(c->api->mirrors[i].sched, id))
+			log_msg(LOG_INFO, id, "api: cancelled while waiting for a slot");
 	pthread_mutex_lock(&c->api->store_mu);
 	/* read again under the lock: it may have ended since */
 	store_run_free(r);
@@ -1396,8 +1446,7 @@ h_metrics(struct call *c)
 		names[i] = a->mirrors[i].cfg->name;
 	if (rc == RC_OK) {
 		pthread_mutex_lock(&a->store_mu);
-		rc = store_report_metrics(a->store, a->labelled ? names : NULL, a->n_mirrors,
-		                          metric, &m);
+		rc = store_report_metrics(a->store, names, a->n_mirrors, a->labelled, metric, &m);
 		pthread_mutex_unlock(&a->store_mu);
 	}
 	if (rc) {

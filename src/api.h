@@ -40,7 +40,7 @@ struct api {
 	const struct config *cfg; /* the global settings: HTTP, token, journal */
 	struct api_mirror *mirrors;
 	size_t n_mirrors;
-	bool labelled; /* metrics say mirror="..." (not for the environment's one mirror) */
+	bool labelled; /* metrics say mirror="..." (not when the only mirror is default) */
 	struct scheduler_slots *slots;
 	pthread_mutex_t store_mu;
 	struct store *store;

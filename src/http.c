@@ -17,6 +17,8 @@
  *   (API_TOKEN_READ=true: GET routes too, but the liveness and readiness
  *   probes and the dashboard's page and files, ui_is_page), compared in
  *   constant time.
+ * - A query parameter given twice is a 400 naming it (query_once), like a
+ *   body member given twice.
  */
 #include "api.h"
 #include "jtree.h"
@@ -253,6 +255,69 @@ body_doubtful(const char *text, size_t len)
 	return why;
 }
 
+/* The query's parameter names, gathered to find one given twice. */
+struct query_names {
+	const char **names;
+	size_t n, cap;
+	bool nomem;
+};
+
+static enum MHD_Result
+query_name_add(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_names *q = cls;
+
+	(void)kind;
+	(void)value;
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		const char **p = realloc(q->names, cap * sizeof(*p));
+		if (p == NULL) {
+			q->nomem = true;
+			return MHD_NO;
+		}
+		q->names = p;
+		q->cap = cap;
+	}
+	q->names[q->n++] = key ? key : "";
+	return MHD_YES;
+}
+
+static int
+cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A query parameter given twice (?mirror=a&mirror=b) is a 400 naming it,
+ * as a body member given twice is: which one a client meant is not known
+ * (libmicrohttpd's lookup would quietly answer the first). false after
+ * replying. Sorted, so a long query costs n log n. */
+static bool
+query_once(struct call *c)
+{
+	struct query_names q = {0};
+	bool ok = true;
+
+	MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, query_name_add, &q);
+	if (q.nomem) {
+		reply_error(c, 500, "out of memory");
+		ok = false;
+	} else if (q.n > 1) {
+		qsort(q.names, q.n, sizeof(*q.names), cmp_name);
+		for (size_t i = 1; i < q.n && ok; i++)
+			if (strcmp(q.names[i - 1], q.names[i]) == 0) {
+				reply_error(c, 400,
+				            "query parameter %.64s is given twice (which one was "
+				            "meant is not known)",
+				            q.names[i]);
+				ok = false;
+			}
+	}
+	free(q.names);
+	return ok;
+}
+
 /* raw: the path as it came (routes with a {doc} match it); *doc gets
  * the decoded {doc} segment (the caller frees it). */
 static void
@@ -328,6 +393,8 @@ dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, c
 			return;
 		}
 	}
+	if (!query_once(&c))
+		return;
 	if (strstr(hit->pattern, "{m}") && !mirror_named(&c, mirror))
 		return;
 	if (!is_get) {

@@ -1079,21 +1079,21 @@ cmd_help(const struct cli *cli, int argc, char **argv)
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		printf("  %-42s %s\n", commands[i].usage, commands[i].help);
-	printf(
-	    "\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
-	    "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
-	    "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
-	    "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
-	    "could not be repaired, 4 held (the brake kept deletes), 78 bad configuration (or no "
-	    "such mirror). Several mirrors: "
-	    "the worst, 78 before 2 before 4 before 3 before 1 before 0.\n");
+	printf("\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
+	       "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
+	       "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
+	       "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
+	       "could not be repaired, 4 held (the brake kept the orphan deletes), 78 bad "
+	       "configuration or input (an unknown --mirror, one without a name or given twice, "
+	       "bad --ids / --since). Several mirrors: the worst, 78 before 2 before 4 before 3 "
+	       "before 1 before 0.\n");
 	return 0;
 }
 
-/* Takes `--mirror NAME` (or --mirror=NAME) out of argv into *name; false
- * when --mirror has no name or is given twice (running one of two named
- * mirrors silently would surprise). */
-static bool
+/* Takes `--mirror NAME` (or --mirror=NAME) out of argv into *name; NULL,
+ * or why not: --mirror without a name, or given twice (running one of two
+ * named mirrors silently would surprise). Bad input, like --ids: 78. */
+static const char *
 take_mirror_option(int *argc, char **argv, const char **name)
 {
 	int out = 0;
@@ -1107,19 +1107,21 @@ take_mirror_option(int *argc, char **argv, const char **name)
 			break;
 		}
 		if (strcmp(argv[i], "--mirror") == 0) {
-			if (i + 1 >= *argc || *name)
-				return false;
+			if (*name)
+				return "is given twice";
+			if (i + 1 >= *argc)
+				return "needs a mirror's name";
 			*name = argv[++i];
 		} else if (strncmp(argv[i], "--mirror=", 9) == 0) {
 			if (*name)
-				return false;
+				return "is given twice";
 			*name = argv[i] + 9;
 		} else {
 			argv[out++] = argv[i];
 		}
 	}
 	*argc = out;
-	return true;
+	return NULL;
 }
 
 int
@@ -1148,12 +1150,13 @@ main(int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	if (cmd->takes_mirror && !take_mirror_option(&argc, argv, &mirror)) {
+	const char *bad = cmd->takes_mirror ? take_mirror_option(&argc, argv, &mirror) : NULL;
+	if (bad) {
 		fprintf(stderr,
-		        "reconciler: --mirror takes one mirror's name, once (usage: reconciler "
-		        "%s)\n",
-		        cmd->usage);
-		return EXIT_ERROR;
+		        "reconciler: --mirror %s: it takes one mirror's name, once (usage: "
+		        "reconciler %s)\n",
+		        bad, cmd->usage);
+		return EXIT_CONFIG;
 	}
 	file = config_file_default();
 	for (int i = 1; cmd->fn == cmd_config && i + 1 < argc; i++)

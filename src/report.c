@@ -466,7 +466,7 @@ metric_labels(char *out, size_t len, const char *mirror, const char *extra)
 }
 
 rcode
-store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
+store_report_metrics(struct store *s, const char *const *mirrors, size_t n, bool labelled,
                      void (*fn)(void *ctx, const char *name, const char *labels, double value),
                      void *ctx)
 {
@@ -486,7 +486,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 	    {"reconciler_errors_total", "", 6},
 	};
 	struct mirror_metrics *m;
-	size_t count = mirrors ? n : 1;
+	size_t count = n;
 	char labels[192], extra[64];
 	rcode rc = RC_OK;
 
@@ -494,7 +494,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 	if (m == NULL)
 		return RC_ERR_NOMEM;
 	for (size_t i = 0; i < count && rc == RC_OK; i++)
-		rc = metrics_read(s, &m[i], mirrors ? mirrors[i] : NULL);
+		rc = metrics_read(s, &m[i], mirrors[i]);
 	if (rc)
 		goto out;
 	/* runs that ended, by their status: a counter, every status from 0
@@ -509,7 +509,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 					continue;
 				snprintf(extra, sizeof(extra), "status=\"%s\"",
 				         store_run_status_name(k));
-				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				metric_labels(labels, sizeof(labels), labelled ? mirrors[i] : NULL,
 				              extra);
 				fn(ctx, fam ? "reconciler_runs" : "reconciler_runs_total", labels,
 				   (double)m[i].runs[k]);
@@ -522,7 +522,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 			end++;
 		for (size_t i = 0; i < count; i++)
 			for (size_t j = k; j < end; j++) {
-				metric_labels(labels, sizeof(labels), mirrors ? mirrors[i] : NULL,
+				metric_labels(labels, sizeof(labels), labelled ? mirrors[i] : NULL,
 				              sums[j].labels);
 				fn(ctx, sums[j].name, labels, (double)m[i].sums[sums[j].sum]);
 			}
@@ -530,7 +530,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 	}
 	for (int family = 0; family < 3; family++)
 		for (size_t i = 0; i < count; i++) {
-			const char *mirror = mirrors ? mirrors[i] : NULL;
+			const char *mirror = labelled ? mirrors[i] : NULL;
 			if (family == 0 && m[i].has_success) {
 				metric_labels(labels, sizeof(labels), mirror, "");
 				fn(ctx, "reconciler_last_success_timestamp_seconds", labels,
@@ -551,7 +551,7 @@ store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
 		}
 	for (int family = 0; family < 3; family++)
 		for (size_t i = 0; i < count; i++) {
-			const char *mirror = mirrors ? mirrors[i] : NULL;
+			const char *mirror = labelled ? mirrors[i] : NULL;
 			if (!m[i].has_last)
 				continue;
 			if (family == 0) {

@@ -56,7 +56,9 @@ struct scheduler {
 	pthread_t thread;
 	bool started, exited, stopping;
 	atomic_bool stop_flag; /* stopping, readable without mu (the slot wait) */
+	atomic_bool leave;     /* the run waiting for a slot was cancelled */
 	bool waiting;          /* the worker waits for a slot */
+	int64_t waiting_run;   /* the run a resume waiting for a slot continues, or 0 */
 	pthread_mutex_t mu;
 	pthread_cond_t wake; /* the worker */
 	pthread_cond_t done; /* waiters */
@@ -123,9 +125,10 @@ slots_try(struct scheduler_slots *p)
 	return got;
 }
 
-/* Waits in line for a slot; false (no slot taken) once *stop is set. */
+/* Waits in line for a slot; false (no slot taken) once *stop or *leave is
+ * set. */
 static bool
-slots_take(struct scheduler_slots *p, atomic_bool *stop)
+slots_take(struct scheduler_slots *p, atomic_bool *stop, atomic_bool *leave)
 {
 	struct slot_waiter me = {0}, **pp;
 	bool got = false;
@@ -134,7 +137,7 @@ slots_take(struct scheduler_slots *p, atomic_bool *stop)
 	for (pp = &p->head; *pp; pp = &(*pp)->next)
 		;
 	*pp = &me;
-	while (!atomic_load(stop)) {
+	while (!atomic_load(stop) && !atomic_load(leave)) {
 		if (p->head == &me && p->used < p->max) {
 			p->used++;
 			got = true;
@@ -182,6 +185,7 @@ scheduler_new(struct scheduler **out, const struct config *cfg, struct scheduler
 	s->cfg = cfg;
 	s->slots = slots;
 	atomic_init(&s->stop_flag, false);
+	atomic_init(&s->leave, false);
 	rc = engine_new(&s->engine, cfg, err);
 	if (rc) {
 		free(s);
@@ -343,6 +347,7 @@ worker(void *arg)
 		struct engine_result res;
 		struct rerror err = {0};
 		rcode rc;
+		bool cancelled = false;
 		s->running = true;
 		s->run_id = 0;
 		s->seq_started++;
@@ -353,23 +358,40 @@ worker(void *arg)
 		if (!slot) {
 			pthread_mutex_lock(&s->mu);
 			s->waiting = true;
+			s->waiting_run = resume > 0 ? resume : 0;
+			atomic_store(&s->leave, false);
 			pthread_cond_broadcast(&s->done); /* a waiter may answer "queued" */
 			pthread_mutex_unlock(&s->mu);
 			log_info(
 			    "mirror %s: %s run (%s) waits for a slot (RECONCILE_CONCURRENCY=%lld)",
 			    s->cfg->name, store_run_kind_name(kind), trigger,
 			    (long long)s->cfg->concurrency);
-			slot = slots_take(s->slots, &s->stop_flag);
+			slot = slots_take(s->slots, &s->stop_flag, &s->leave);
 			pthread_mutex_lock(&s->mu);
 			s->waiting = false;
+			s->waiting_run = 0;
+			/* cancelled in the queue (scheduler_unqueue): never run it,
+			 * even when a slot came at the same moment */
+			cancelled = atomic_exchange(&s->leave, false);
 			pthread_mutex_unlock(&s->mu);
+			if (cancelled && slot) {
+				slots_give(s->slots);
+				slot = false;
+			}
 		}
 		if (slot) {
 			rc = engine_run_opts(s->engine, &res, kind, trigger, resume, &opts, &err);
 			slots_give(s->slots);
 		} else {
 			memset(&res, 0, sizeof(res));
-			rc = rerror_set(&err, RC_ERR_CANCELLED, "the service is shutting down");
+			rc = rerror_set(&err, RC_ERR_CANCELLED,
+			                cancelled ? "cancelled while waiting for a slot"
+			                          : "the service is shutting down");
+			if (cancelled)
+				log_info(
+				    "mirror %s: %s run (%s) cancelled while waiting for a slot: "
+				    "it left the queue",
+				    s->cfg->name, store_run_kind_name(kind), trigger);
 		}
 		engine_opts_release(&opts);
 		if (rc && rc != RC_ERR_CANCELLED)
@@ -483,6 +505,7 @@ scheduler_status(struct scheduler *s, struct scheduler_status *out)
 	out->next_at_ms = s->enabled ? s->next_at_ms : 0;
 	out->active = s->running || s->req;
 	out->queued = s->running && s->waiting;
+	out->queued_run = out->queued ? s->waiting_run : 0;
 	out->last_count_check_ms = s->last_count_ms;
 	out->last_mongo_count = s->last_mc;
 	out->last_opensearch_count = s->last_oc;
@@ -527,13 +550,16 @@ scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, e
 		/* a run that is starting has no id yet: the answer should name it */
 		int64_t deadline = util_now_ms() + 2000;
 		while (!s->stopping &&
-		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started)) &&
+		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started) ||
+		        (s->running && atomic_load(&s->leave))) &&
 		       util_now_ms() < deadline)
 			wait_done_briefly(s);
 	}
 	if (s->running || s->req || s->stopping) { /* still (a run that just ended frees it) */
 		*run_id = s->running && s->seq_with_id >= s->seq_started ? s->run_id : 0;
 		bool queued = s->running && s->waiting, stopping = s->stopping;
+		if (queued && *run_id == 0)
+			*run_id = s->waiting_run; /* a resume knows its run */
 		pthread_mutex_unlock(&s->mu);
 		engine_opts_release(&copy);
 		if (stopping)
@@ -542,6 +568,11 @@ scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, e
 			return rerror_set(err, RC_ERR_BUSY,
 			                  "run %" PRId64 " of mirror %s is in progress", *run_id,
 			                  s->cfg->name);
+		if (queued && *run_id)
+			return rerror_set(err, RC_ERR_BUSY,
+			                  "run %" PRId64 " of mirror %s waits for a slot "
+			                  "(RECONCILE_CONCURRENCY)",
+			                  *run_id, s->cfg->name);
 		return rerror_set(err, RC_ERR_BUSY, "mirror %s has a run %s", s->cfg->name,
 		                  queued ? "waiting for a slot (RECONCILE_CONCURRENCY)"
 		                         : "starting");
@@ -622,5 +653,20 @@ scheduler_cancel(struct scheduler *s, int64_t run_id)
 	if (hit)
 		engine_stop(s->engine, true);
 	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
+bool
+scheduler_unqueue(struct scheduler *s, int64_t run_id)
+{
+	bool hit;
+
+	pthread_mutex_lock(&s->mu);
+	hit = run_id > 0 && s->running && s->waiting && s->waiting_run == run_id;
+	if (hit)
+		atomic_store(&s->leave, true);
+	pthread_mutex_unlock(&s->mu);
+	if (hit)
+		slots_wake(s->slots);
 	return hit;
 }

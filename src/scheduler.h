@@ -31,6 +31,7 @@ struct scheduler_status {
 	int64_t next_at_ms; /* wall clock of the next scheduled run, 0 if none */
 	bool active;        /* a run is in progress (or about to start) */
 	bool queued;        /* the run is waiting for a slot (no run id yet) */
+	int64_t queued_run; /* the interrupted run a queued resume continues, or 0 */
 	struct engine_progress progress;
 	int64_t last_count_check_ms;
 	int64_t last_mongo_count, last_opensearch_count;
@@ -80,5 +81,10 @@ RC_MUST_CHECK rcode scheduler_run_now_opts(struct scheduler *s, int64_t *run_id,
                                            bool wait, struct rerror *err);
 /* Cancels the active run if it is run_id; false if it is not active. */
 bool scheduler_cancel(struct scheduler *s, int64_t run_id);
+/* Takes a resume of run_id that waits for a slot out of the queue: it
+ * never runs, and the mirror is free for a new request as soon as its
+ * worker has left the queue (a request waits for that). false when no
+ * resume of run_id waits. The caller marks the run in the journal. */
+bool scheduler_unqueue(struct scheduler *s, int64_t run_id);
 
 #endif

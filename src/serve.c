@@ -105,7 +105,8 @@ serve_main(const struct config_set *set)
 		rc = 2;
 		goto out;
 	}
-	/* the environment's one mirror keeps the metrics it had before mirrors */
+	/* the one mirror default (no file, or a file without mirrors:) keeps the
+	 * unlabelled series it had before mirrors: default's runs only */
 	a.labelled = !(set->n_mirrors == 1 && strcmp(set->mirrors[0]->name, "default") == 0);
 	for (size_t i = 0; i < set->n_mirrors; i++) {
 		struct api_mirror *m = &a.mirrors[i];

@@ -28,7 +28,10 @@
  *   mirror "default", so journals and scripts from before mirrors keep
  *   their lock file) or "<db>.<mirror>.lock" (names are [a-z0-9_-], safe in
  *   a path). The kernel drops the lock when its holder dies, so a crash
- *   never wedges it; runs of different mirrors hold different locks.
+ *   never wedges it; runs of different mirrors hold different locks. The
+ *   service asks before it starts runs whether another process holds one
+ *   (store_lock_probe: 409 naming the holder's run, nothing started); this
+ *   process's attempts go one at a time, so a probe never fails a run.
  * - Guards: a journal with a migration this binary does not know (written
  *   by a newer version) is refused for writing and only read
  *   (store_open_read). Opening for writing proves it can write (a small
@@ -47,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -567,8 +571,13 @@ store_migrate(struct store *s, int *applied, struct rerror *err)
 	return RC_OK;
 }
 
-rcode
-store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err)
+/* Lock attempts of this process go one at a time: a probe (the API asking
+ * whether another process holds a mirror) takes the lock for a moment, and a
+ * run of this process trying for it then must wait, not fail. */
+static pthread_mutex_t lock_attempt_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static RC_MUST_CHECK rcode
+lock_take(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err)
 {
 	char path[4200];
 
@@ -603,6 +612,31 @@ store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerr
 	                  "another process holds the journal %s for mirror %s (one run per "
 	                  "mirror at a time; other mirrors may run)",
 	                  s->path, mirror);
+}
+
+rcode
+store_lock(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err)
+{
+	pthread_mutex_lock(&lock_attempt_mu);
+	rcode rc = lock_take(s, holder_run, mirror, err);
+	pthread_mutex_unlock(&lock_attempt_mu);
+	return rc;
+}
+
+rcode
+store_lock_probe(struct store *s, int64_t *holder_run, const char *mirror, struct rerror *err)
+{
+	rcode rc;
+
+	*holder_run = 0;
+	if (s->lock_fd >= 0)
+		return rerror_set(err, RC_ERR_INTERNAL, "this handle holds a lock already");
+	pthread_mutex_lock(&lock_attempt_mu);
+	rc = lock_take(s, holder_run, mirror, err);
+	if (rc == RC_OK)
+		store_unlock(s);
+	pthread_mutex_unlock(&lock_attempt_mu);
+	return rc;
 }
 
 void

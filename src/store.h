@@ -48,6 +48,12 @@ RC_MUST_CHECK rcode store_migrate(struct store *s, int *applied, struct rerror *
  * (0 if unknown). */
 RC_MUST_CHECK rcode store_lock(struct store *s, int64_t *holder_run, const char *mirror,
                                struct rerror *err);
+/* Whether a mirror's run lock is free, without keeping it: RC_OK when it
+ * is, RC_ERR_BUSY (and *holder_run as store_lock says) when another handle
+ * or process holds it. The handle must hold no lock. A run of this process
+ * that tries for the lock meanwhile waits for the probe, never fails on it. */
+RC_MUST_CHECK rcode store_lock_probe(struct store *s, int64_t *holder_run, const char *mirror,
+                                     struct rerror *err);
 void store_unlock(struct store *s);
 
 RC_MUST_CHECK rcode store_tx_begin(struct store *s);
@@ -307,13 +313,12 @@ RC_MUST_CHECK rcode store_report_errors(struct store *s, cJSON **out, int64_t ru
  * (those of the mirror's runs; with NULL also those of no run), last times. */
 RC_MUST_CHECK rcode store_report_totals(struct store *s, cJSON **out, const char *mirror);
 /* Small numbers for /metrics: calls fn(name, labels, value), family by
- * family. With mirrors (n of them) every series is one per mirror,
- * labelled mirror="name"; with NULL, one series over the whole journal
- * without that label. */
-RC_MUST_CHECK rcode store_report_metrics(struct store *s, const char *const *mirrors, size_t n,
-                                         void (*fn)(void *ctx, const char *name, const char *labels,
-                                                    double value),
-                                         void *ctx);
+ * family, one series per mirror of mirrors (n of them), each of that
+ * mirror's runs only (never the journal's other mirrors, such as removed
+ * ones), labelled mirror="name" when labelled. */
+RC_MUST_CHECK rcode store_report_metrics(
+    struct store *s, const char *const *mirrors, size_t n, bool labelled,
+    void (*fn)(void *ctx, const char *name, const char *labels, double value), void *ctx);
 /* A cheap check that the journal answers (health). */
 RC_MUST_CHECK rcode store_ping(struct store *s);
 

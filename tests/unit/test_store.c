@@ -211,7 +211,7 @@ test_mirrors(const char *path, struct store *s)
 	CHECK(store_run_finish(s, a, RUN_COMPLETED, NULL) == RC_OK);
 	CHECK(store_run_finish(s, b, RUN_INTERRUPTED, NULL) == RC_OK);
 	/* labelled: one series per mirror, a family's series together */
-	CHECK(store_report_metrics(s, names, 2, on_metric, &m) == RC_OK && m.data);
+	CHECK(store_report_metrics(s, names, 2, true, on_metric, &m) == RC_OK && m.data);
 	CHECK(m.data &&
 	      strstr(m.data, "reconciler_runs_total{mirror=\"ads\",status=\"completed\"} 1\n"));
 	/* a run not ended is a gauge (its status still changes); ended ones
@@ -226,12 +226,27 @@ test_mirrors(const char *path, struct store *s)
 	CHECK(m.data && strstr(m.data, "reconciler_errors_total{mirror=\"ads\"} "
 	                               "1\nreconciler_errors_total{mirror=\"users\"} 0\n"));
 	buf_free(&m);
+	/* unlabelled (the one mirror default): that mirror's runs only, never
+	 * the journal's other mirrors (QA8b F9); here a mirror with none */
+	const char *const dflt[] = {"nobody"};
+	CHECK(store_report_metrics(s, dflt, 1, false, on_metric, &m) == RC_OK && m.data);
+	CHECK(m.data && strstr(m.data, "reconciler_runs_total{status=\"completed\"} 0\n"));
+	CHECK(m.data && strstr(m.data, "reconciler_runs{status=\"interrupted\"} 0\n"));
+	CHECK(m.data && strstr(m.data, "reconciler_errors_total{} 0\n"));
+	CHECK(m.data && !strstr(m.data, "mirror="));
+	CHECK(m.data && !strstr(m.data, "reconciler_last_run_timestamp_seconds"));
+	buf_free(&m);
 	/* one lock per mirror: two mirrors at once, one mirror once */
 	CHECK(store_open(&s2, path, &e) == RC_OK);
 	CHECK(store_lock(s, &holder, "ads", &e) == RC_OK);
 	CHECK(store_lock(s2, &holder, "users", &e) == RC_OK);
 	store_unlock(s2);
 	CHECK(store_lock(s2, &holder, "ads", &e) == RC_ERR_BUSY && strstr(e.message, "ads"));
+	/* a probe names the holder and keeps nothing */
+	CHECK(store_lock_probe(s2, &holder, "ads", &e) == RC_ERR_BUSY && strstr(e.message, "ads"));
+	CHECK(store_lock_probe(s2, &holder, "users", &e) == RC_OK);
+	CHECK(store_lock(s2, &holder, "users", &e) == RC_OK);
+	store_unlock(s2);
 	store_unlock(s);
 	CHECK(store_lock(s2, &holder, "ads", &e) == RC_OK);
 	store_free(s2);
