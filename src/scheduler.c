@@ -564,15 +564,15 @@ scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, e
 		engine_opts_release(&copy);
 		if (stopping)
 			return rerror_set(err, RC_ERR_BUSY, "the service is shutting down");
-		if (*run_id)
-			return rerror_set(err, RC_ERR_BUSY,
-			                  "run %" PRId64 " of mirror %s is in progress", *run_id,
-			                  s->cfg->name);
 		if (queued && *run_id)
 			return rerror_set(err, RC_ERR_BUSY,
 			                  "run %" PRId64 " of mirror %s waits for a slot "
 			                  "(RECONCILE_CONCURRENCY)",
 			                  *run_id, s->cfg->name);
+		if (*run_id)
+			return rerror_set(err, RC_ERR_BUSY,
+			                  "run %" PRId64 " of mirror %s is in progress", *run_id,
+			                  s->cfg->name);
 		return rerror_set(err, RC_ERR_BUSY, "mirror %s has a run %s", s->cfg->name,
 		                  queued ? "waiting for a slot (RECONCILE_CONCURRENCY)"
 		                         : "starting");

@@ -5,10 +5,21 @@
   completed run of that mirror, never resumed later to re-send old batches;
 - GET /api/reconciliation/status honours ?mirror= (404 for an unknown one);
 - a "%00" in a path never cuts it short into another route's name;
-- `--mirror` given twice is refused, not half-obeyed.
+- `--mirror` given twice or without a name is refused with 78, not half-obeyed;
+QA8b:
+- F6: the seed check of every mirror while another process holds one
+  mirror's journal lock is a 409 naming that mirror and the holder's run,
+  and starts nothing (the one-mirror route names the run too);
+- F4: a query parameter given twice is a 400 naming it;
+- F9: with one mirror `default`, /metrics counts default's runs only, not
+  the runs of other (removed) mirrors in the journal;
+- F3: cancelling a resume that waits for a slot frees its mirror at once,
+  and the 409 for it names its run.
 """
+import fcntl
 import os
-
+import signal
+import sqlite3
 import time
 
 from harness import Env, check, done
@@ -67,7 +78,13 @@ def superseded(env):
           "a later CLI check does not resume the superseded run (%d, resumed %d)"
           % (r.returncode, resumed))
     r = env.run("check", "--mirror", "default", "--mirror", "default")
-    check(r.returncode != 0 and "once" in r.stderr, "--mirror twice is refused (%r)" % r.stderr)
+    check(r.returncode == 78 and "twice" in r.stderr,
+          "--mirror twice is refused with 78, as bad --ids are (%d: %r)" % (r.returncode, r.stderr))
+    r = env.run("check", "--mirror=default", "--mirror", "default")
+    check(r.returncode == 78 and "twice" in r.stderr, "--mirror= then --mirror: 78 (%d)" % r.returncode)
+    r = env.run("check", "--mirror")
+    check(r.returncode == 78 and "name" in r.stderr,
+          "--mirror without a name: 78 (%d: %r)" % (r.returncode, r.stderr))
 
 
 def stale_pending_delete(env):
@@ -141,7 +158,187 @@ def resume_dry_run(env):
           "the service resumes the dry run as a dry run, nothing written (%s)" % runs)
 
 
-for fn in (index_names, superseded, stale_pending_delete, resume_dry_run):
+def write(env, name, text):
+    path = os.path.join(env.tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def two_mirrors(env, extra=""):
+    """Mirrors a and b: the collection ads into two indexes."""
+    env.env["RECONCILER_CONFIG"] = write(env, "two.yaml", """\
+mirrors:
+  - name: a
+    opensearch_index: %s_a
+%s  - name: b
+    opensearch_index: %s_b
+%s""" % (env.index, extra, env.index, extra))
+
+
+def runs(env):
+    with env.journal() as db:
+        return [dict(x) for x in db.execute("SELECT id, mirror, status FROM runs ORDER BY id")]
+
+
+def lock_conflict(env):
+    """QA8b F6 and F4."""
+    env.fixture("load", "--count", 50)
+    two_mirrors(env)
+    r = env.run("check")
+    check(r.returncode == 0, "check of both mirrors (%d: %s)" % (r.returncode, r.stderr[-300:]))
+    held = [x["id"] for x in runs(env) if x["mirror"] == "a"][0]
+    # another process runs mirror a: its run is running and it holds a's lock
+    with env.journal() as db:
+        db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (held,))
+    lock = open(env.env["STATE_DB"] + ".a.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    svc = Service(env)
+    try:
+        before = runs(env)
+        st, body, _ = svc.http("POST", "/api/reconciliation/check")
+        check(st == 409 and body.get("mirror") == "a" and body.get("runId") == held
+              and str(held) in body.get("error", ""),
+              "the seed check of every mirror: 409 naming mirror a and run %d (%d: %s)"
+              % (held, st, body))
+        st2, body2, _ = svc.http("POST", "/api/reconciliation/check", {"wait": False})
+        check(st2 == 409 and body2.get("runId") == held, "also with wait false (%d: %s)" % (st2, body2))
+        check(runs(env) == before, "and nothing started: mirror b did not run either")
+        st, body, _ = svc.http("POST", "/api/mirrors/a/check")
+        check(st == 409 and body.get("runId") == held and body.get("mirror") == "a",
+              "the one-mirror route names the holder's run (%d: %s)" % (st, body))
+        st, body, _ = svc.http("POST", "/api/reconciliation/check?mirror=a", {"wait": False})
+        check(st == 409 and body.get("runId") == held, "?mirror=a too (%d: %s)" % (st, body))
+        st, body, _ = svc.http("POST", "/api/mirrors/b/check")
+        check(st == 200 and isinstance(body.get("runId"), int) and body["runId"] > 0,
+              "mirror b alone runs (%d: %s)" % (st, str(body)[:200]))
+        # the other process ends: every mirror runs, each with its run
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        with env.journal() as db:
+            db.execute("UPDATE runs SET status = 'completed', finished_at = started_at"
+                       " WHERE id = ?", (held,))
+        st, body, _ = svc.http("POST", "/api/reconciliation/check")
+        check(st == 200 and all(isinstance(m.get("runId"), int) and m["runId"] > 0
+                                for m in body.get("mirrors", []))
+              and body.get("mongoCount") == 100,
+              "then both run, counts summed over both (%d: %s)" % (st, str(body)[:300]))
+
+        # F4: a query parameter given twice
+        for method, path in [("POST", "/api/reconciliation/check?mirror=b&mirror=a"),
+                             ("GET", "/api/reconciliation/status?mirror=a&mirror=b"),
+                             ("GET", "/api/reconciliation/runs?limit=1&limit=2"),
+                             ("GET", "/api/mirrors/a?x=1&x=2")]:
+            n = len(runs(env))
+            st, body, _ = svc.http(method, path)
+            name = path.split("?")[1].split("=")[0]
+            check(st == 400 and isinstance(body, dict) and body.get("success") is False
+                  and name in body.get("error", "") and "twice" in body.get("error", ""),
+                  "%s %s: 400 naming %s (%d: %s)" % (method, path, name, st, body))
+            check(len(runs(env)) == n, "and no run started")
+        st, body, _ = svc.http("GET", "/api/reconciliation/status?mirror=a")
+        check(st == 200, "a parameter once still answers (%d)" % st)
+    finally:
+        svc.stop()
+        lock.close()
+
+
+def metrics_default(env):
+    """QA8b F9: back to one mirror default (a file without mirrors:) on a
+    journal that holds another mirror's runs, one of them left running."""
+    env.fixture("load", "--count", 20)
+    old = write(env, "old.yaml", "mirrors:\n  - name: old\n")
+    r = env.run("check", RECONCILER_CONFIG=old)
+    r2 = env.run("check", RECONCILER_CONFIG=old)
+    check(r.returncode == 0 and r2.returncode == 0, "two runs of mirror old (%s)" % r.stderr[-200:])
+    with env.journal() as db:
+        db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = 2")
+    one = write(env, "one.yaml", "reconcile_orphans: report\n")
+    svc = Service(env, RECONCILER_CONFIG=one)
+    try:
+        st, text, _ = svc.http("GET", "/metrics")
+        check(st == 200 and "mirror=" not in text, "one mirror default: unlabelled series")
+        for line in ('reconciler_runs_total{status="completed"} 0\n',
+                     'reconciler_runs{status="running"} 0\n',
+                     'reconciler_drift_found_total{kind="missing"} 0\n'):
+            check(line in text, "%r: default's own, not mirror old's" % line.strip())
+        check("reconciler_last_run_timestamp_seconds" not in text
+              and "reconciler_documents{" not in text,
+              "no last run of default yet (old's is not shown)")
+        st, body, _ = svc.http("GET", "/api/reconciliation/status")
+        check(st == 200 and body["stats"]["totalChecks"] == 0, "as /status says (%s)" % body)
+        st, body, _ = svc.http("POST", "/api/reconciliation/check")
+        check(st == 200 and body.get("success"), "a check of default (%d)" % st)
+        st, text, _ = svc.http("GET", "/metrics")
+        check('reconciler_runs_total{status="completed"} 1\n' in text
+              and 'reconciler_documents{side="mongodb"} 20\n' in text,
+              "then its own run counts (%s)" % [x for x in text.splitlines() if "runs" in x])
+    finally:
+        svc.stop()
+
+
+def wait_for(what, fn, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    check(False, "timed out waiting for " + what)
+    return None
+
+
+def queued_cancel(env):
+    """QA8b F3: two interrupted runs, one slot: one resumes, the other's
+    resume waits; cancelling it frees its mirror at once."""
+    env.fixture("load", "--count", 100)
+    two_mirrors(env, "    sync_batch_size: 1\n    sync_batch_delay_ms: 1000\n")
+    for name in ("a", "b"):
+        p = env.spawn("check", "--mirror", name)
+
+        def repairing():
+            try:
+                with env.journal() as db:
+                    row = db.execute("SELECT phase FROM runs WHERE mirror = ? ORDER BY id DESC",
+                                     (name,)).fetchone()
+            except sqlite3.OperationalError:  # not made yet
+                return False
+            return row is not None and row[0] == "repairing"
+        wait_for("mirror %s repairing" % name, repairing)
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+    interrupted = {x["mirror"]: x["id"] for x in runs(env)}
+    svc = Service(env, RECONCILE_CONCURRENCY=1)
+    try:
+        def queued_mirror():
+            for m in ("a", "b"):
+                st, body, _ = svc.http("GET", "/api/mirrors/" + m)
+                if st == 200 and body["mirror"]["queued"]:
+                    return m
+            return None
+        q = wait_for("a resume waiting for a slot", queued_mirror)
+        if q is None:
+            return
+        rid = interrupted[q]
+        st, body, _ = svc.http("POST", "/api/mirrors/%s/check" % q, {"wait": False})
+        check(st == 409 and body.get("runId") == rid and str(rid) in body.get("error", "")
+              and "waits for a slot" in body.get("error", ""),
+              "the 409 for the queued resume names run %d (%d: %s)" % (rid, st, body))
+        st, body, _ = svc.http("POST", "/api/reconciliation/runs/%d/cancel" % rid)
+        check(st == 200 and body.get("message") == "cancelled", "cancel it (%d: %s)" % (st, body))
+        st, body, _ = svc.http("POST", "/api/mirrors/%s/check" % q, {"wait": False})
+        check(st == 202 and body.get("runId") is None and "queued" in body.get("message", ""),
+              "the mirror is free at once: a new check queues (%d: %s)" % (st, body))
+        with env.journal() as db:
+            status = db.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0]
+        check(status == "cancelled", "run %d is cancelled, never resumed (%s)" % (rid, status))
+    finally:
+        svc.stop()
+    check("left the queue" in svc.stderr,
+          "the log says the resume left the queue")
+
+
+for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
+           metrics_default, queued_cancel):
     env = Env(fn.__name__)
     try:
         fn(env)
