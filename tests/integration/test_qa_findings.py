@@ -146,7 +146,9 @@ def resume_dry_run(env):
                 with env.journal() as db:
                     status = db.execute("SELECT status FROM runs WHERE id = ?",
                                         (dry,)).fetchone()[0]
-                if status != "interrupted":
+                # running: the resume has begun in the journal but its
+                # progress does not show yet (seen on a loaded machine)
+                if status not in ("interrupted", "running"):
                     break
             time.sleep(0.3)
     finally:
