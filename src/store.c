@@ -1062,36 +1062,52 @@ store_run_recount(struct store *s, int64_t run_id)
 {
 	return sql_run(
 	    s,
-	    "UPDATE runs SET "
-	    " missing_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = "
-	    "'missing'),"
-	    " orphan_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'orphan'),"
-	    " duplicate_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "   AND kind = 'duplicate'),"
-	    " conflict_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "   AND kind = 'conflict'),"
-	    " stale_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'stale'),"
-	    " skipped_newer_count = (SELECT COALESCE(SUM(skipped_newer), 0) FROM batches"
-	    "   WHERE run_id = ?1 AND status = 'committed'),"
-	    /* a check's newer copies are skipped rows too: counted apart */
-	    " skipped_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "   AND status = 'skipped') - CASE WHEN kind = 'full' THEN 0 ELSE"
-	    "   (SELECT COALESCE(SUM(skipped_newer), 0) FROM batches WHERE run_id = ?1"
-	    "    AND status = 'committed') END,"
-	    " repaired_count = CASE WHEN kind = 'full' THEN"
-	    "   (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id = ?1 AND action = 'index'"
-	    "    AND status = 'committed')"
-	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND kind = 'missing'"
-	    "    AND status = 'done') + (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "    AND kind = 'stale' AND status = 'done') END,"
-	    " deleted_count = (SELECT count(*) FROM run_ids WHERE run_id = ?1"
-	    "   AND kind IN ('orphan', 'duplicate') AND status = 'done'),"
-	    " failed_count = CASE WHEN kind = 'full' THEN"
-	    "   (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE run_id = ?1)"
-	    "   + (SELECT count(*) FROM errors WHERE run_id = ?1 AND batch_no IS NULL"
-	    "    AND doc_id IS NOT NULL AND phase = 'repair')"
-	    "   ELSE (SELECT count(*) FROM run_ids WHERE run_id = ?1 AND status = 'failed') END"
-	    " WHERE id = ?1",
+	    "UPDATE runs SET missing_count = " STORE_CNT_KIND(
+	        "?1",
+	        "missing") ","
+	                   " orphan_count = " STORE_CNT_KIND(
+	                       "?1",
+	                       "orphan") ","
+	                                 " duplicate_count = " STORE_CNT_KIND(
+	                                     "?1",
+	                                     "duplicate") ","
+	                                                  " conflict_count = " STORE_CNT_KIND(
+	                                                      "?1",
+	                                                      "conflict") ","
+	                                                                  " stale_count "
+	                                                                  "= " STORE_CNT_KIND(
+	                                                                      "?1",
+	                                                                      "stale") ","
+	                                                                               " skipped_"
+	                                                                               "newer_"
+	                                                                               "count "
+	                                                                               "="
+	                                                                               " " STORE_CNT_NEWER(
+	                                                                                   "?1") ","
+	                                                                                         " "
+	                                                                                         "s"
+	                                                                                         "k"
+	                                                                                         "i"
+	                                                                                         "p"
+	                                                                                         "p"
+	                                                                                         "e"
+	                                                                                         "d"
+	                                                                                         "_"
+	                                                                                         "c"
+	                                                                                         "o"
+	                                                                                         "u"
+	                                                                                         "n"
+	                                                                                         "t"
+	                                                                                         " "
+	                                                                                         "="
+	                                                                                         " " STORE_CNT_SKIPPED(
+	                                                                                             "?1") ","
+	                                                                                                   " repaired_count = " STORE_CNT_REPAIRED(
+	                                                                                                       "?1") ","
+	                                                                                                             " deleted_count = " STORE_CNT_DELETED(
+	                                                                                                                 "?1") ","
+	                                                                                                                       " failed_count = " STORE_CNT_FAILED(
+	                                                                                                                           "?1") " WHERE id = ?1",
 	    "i", run_id);
 }
 

@@ -22,4 +22,33 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 #define STORE_PASS_KINDS    "('check', 'dry_run')"
 #define STORE_PASS_STATUSES "('completed', 'held')" /* held: a whole pass, its deletes kept */
 
+/* A run's counters, computed from its rows (ID: the SQL for the run's id,
+ * "?1" in a statement that binds it or "runs.id" in a query over runs;
+ * `kind` outside the subqueries is the run's kind). store_run_recount
+ * writes them into runs; report.c computes them live for a run not ended,
+ * whose stored counters lag by up to a second (store.c's design comment). */
+#define STORE_CNT_KIND(ID, K)                                                                      \
+	"(SELECT count(*) FROM run_ids WHERE run_id = " ID " AND kind = '" K "')"
+#define STORE_CNT_NEWER(ID)                                                                        \
+	"(SELECT COALESCE(SUM(skipped_newer), 0) FROM batches WHERE run_id = " ID                  \
+	" AND status = 'committed')"
+/* a check's newer copies are skipped rows too: counted apart */
+#define STORE_CNT_SKIPPED(ID)                                                                      \
+	"((SELECT count(*) FROM run_ids WHERE run_id = " ID                                        \
+	" AND status = 'skipped') - CASE WHEN "                                                    \
+	"kind = 'full' THEN 0 ELSE " STORE_CNT_NEWER(ID) " END)"
+#define STORE_CNT_REPAIRED(ID)                                                                     \
+	"(CASE WHEN kind = 'full' THEN (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id "    \
+	"= " ID " AND action = 'index' AND status = 'committed') ELSE (SELECT count(*) FROM "      \
+	        "run_ids WHERE "                                                                   \
+	"run_id = " ID " AND kind IN ('missing', 'stale') AND status = 'done') END)"
+#define STORE_CNT_DELETED(ID)                                                                      \
+	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
+	" AND kind IN ('orphan', 'duplicate') AND status = 'done')"
+#define STORE_CNT_FAILED(ID)                                                                       \
+	"(CASE WHEN kind = 'full' THEN (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE "       \
+	"run_id = " ID ") + (SELECT count(*) FROM errors WHERE run_id = " ID " AND batch_no IS "   \
+	"NULL AND doc_id IS NOT NULL AND phase = 'repair') ELSE (SELECT count(*) FROM run_ids "    \
+	"WHERE run_id = " ID " AND status = 'failed') END)"
+
 #endif
