@@ -1061,53 +1061,204 @@ config_copy(struct config **out, const struct config *src, const char *name, str
 	return RC_OK;
 }
 
+char *
+config_url_key(const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *path = NULL, *key = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+		const char *h = host;
+		size_t n = strlen(path);
+		for (char *c = host; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (!strcmp(h, "localhost") || !strcmp(h, "localhost.") ||
+		    !strcmp(h, "127.0.0.1") || !strcmp(h, "[::1]") || !strcmp(h, "::1") ||
+		    !strcmp(h, "[0:0:0:0:0:0:0:1]"))
+			h = "localhost";
+		const char *p = path;
+		while (n && p[n - 1] == '/')
+			n--;
+		if (n && *p == '/')
+			p++, n--;
+		key = malloc(strlen(h) + strlen(port) + n + 3);
+		if (key)
+			sprintf(key, "%s:%s/%.*s", h, port, (int)n, p);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return key;
+}
+
+/* Sorts an object's members by key (stable), all the way down, so that
+ * JSON cJSON_Compare calls equal prints the same text. */
+static void
+json_sort(cJSON *j)
+{
+	cJSON *done = NULL, *next, *prev = NULL;
+
+	for (cJSON *c = j->child; c; c = c->next)
+		json_sort(c);
+	if (!cJSON_IsObject(j))
+		return;
+	for (cJSON *c = j->child; c; c = next) {
+		cJSON **at = &done;
+		next = c->next;
+		while (*at && strcmp((*at)->string, c->string) <= 0)
+			at = &(*at)->next;
+		c->next = *at;
+		*at = c;
+	}
+	for (cJSON *c = done; c; c = c->next) {
+		c->prev = prev;
+		prev = c;
+	}
+	if (done)
+		done->prev = prev; /* cJSON: the first member's prev is the last */
+	j->child = done;
+}
+
+/* OPENSEARCH_QUERY as comparable text (caller frees): parsed, keys sorted,
+ * printed without spacing; "" stays "". */
+static char *
+query_key(const char *q)
+{
+	cJSON *j = *q ? cJSON_Parse(q) : NULL;
+	char *s;
+
+	if (j == NULL)
+		return strdup(q);
+	json_sort(j);
+	s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
+bool
+config_queries_distinct(const char *a, const char *b)
+{
+	cJSON *ja, *jb;
+	bool distinct;
+
+	if (!*a || !*b)
+		return false;
+	ja = cJSON_Parse(a);
+	jb = cJSON_Parse(b);
+	distinct = ja && jb ? !cJSON_Compare(ja, jb, true) : strcmp(a, b) != 0;
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	return distinct;
+}
+
+/* A mirror's target as the shared-index check compares it. */
+struct target {
+	const struct config *cfg;
+	char *url, *query; /* config_url_key, query_key */
+};
+
 static int
 by_target(const void *a, const void *b)
 {
-	const struct config *x = *(const struct config *const *)a,
-	                    *y = *(const struct config *const *)b;
-	int c = strcmp(x->opensearch_url, y->opensearch_url);
+	const struct target *x = a, *y = b;
+	int c = strcmp(x->url, y->url);
 
-	return c ? c : strcmp(x->opensearch_index, y->opensearch_index);
+	if (c == 0)
+		c = strcmp(x->cfg->opensearch_index, y->cfg->opensearch_index);
+	return c ? c : strcmp(x->query, y->query);
 }
 
 /* Mirrors that share one index must each say which of its documents are
  * theirs (OPENSEARCH_QUERY), and not the same thing: otherwise each pass
  * calls the other mirror's copies orphans and RECONCILE_ORPHANS=delete
- * removes documents that exist in MongoDB. Sorted, so 20,000 mirrors cost
- * no more than sorting them. */
+ * removes documents that exist in MongoDB. URLs and queries are compared
+ * as what they mean (config_url_key, JSON with sorted keys), not as text:
+ * http://127.0.0.1:9200 and http://localhost:9200/ are one cluster. Names
+ * that only the cluster or DNS can tell apart (aliases, host names) are
+ * caught when a run starts (run.c). Sorted on (URL, index, query), so
+ * equal targets are neighbours and 20,000 mirrors cost no more than
+ * sorting them. */
 static RC_MUST_CHECK rcode
 check_shared_indexes(const struct config_set *set, const char *file, struct rerror *err)
 {
-	const struct config **v;
+	struct target *v;
 	rcode rc = RC_OK;
+	size_t n = 0;
 
 	if (set->n_mirrors < 2)
 		return RC_OK;
-	v = malloc(set->n_mirrors * sizeof(*v));
+	v = calloc(set->n_mirrors, sizeof(*v));
 	if (v == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < set->n_mirrors; i++)
-		v[i] = set->mirrors[i];
-	qsort(v, set->n_mirrors, sizeof(*v), by_target);
-	for (size_t i = 1; rc == RC_OK && i < set->n_mirrors; i++) {
-		const struct config *a = v[i - 1], *b = v[i];
-		if (by_target(&a, &b) != 0)
+	for (; n < set->n_mirrors; n++) {
+		const struct config *c = set->mirrors[n];
+		v[n].cfg = c;
+		v[n].url = config_url_key(c->opensearch_url);
+		if (v[n].url == NULL) /* validated: only out of memory */
+			v[n].url = strdup(c->opensearch_url);
+		v[n].query = query_key(c->opensearch_query);
+		if (v[n].url == NULL || v[n].query == NULL) {
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+			n++;
+			goto out;
+		}
+	}
+	qsort(v, n, sizeof(*v), by_target);
+	for (size_t i = 1; i < n; i++) {
+		const struct target *x = &v[i - 1], *y = &v[i];
+		char where[600], also[100] = "", same[700] = "", *ux, *uy;
+		bool empty = !*x->query || !*y->query;
+		if (strcmp(x->url, y->url) ||
+		    strcmp(x->cfg->opensearch_index, y->cfg->opensearch_index) ||
+		    (!empty && strcmp(x->query, y->query)))
 			continue;
-		if (!*a->opensearch_query || !*b->opensearch_query)
+		if (x->cfg->line > y->cfg->line) { /* name the later one's line */
+			const struct target *t = x;
+			x = y;
+			y = t;
+		}
+		if (file && y->cfg->line)
+			snprintf(where, sizeof(where),
+			         "%s:%zu: mirror %s: opensearch_query: ", file, y->cfg->line,
+			         y->cfg->name);
+		else
+			snprintf(where, sizeof(where), "%s: mirror %s: opensearch_query: ",
+			         file ? file : "the environment", y->cfg->name);
+		if (x->cfg->line)
+			snprintf(also, sizeof(also), " (line %zu)", x->cfg->line);
+		ux = util_mask_uri(x->cfg->opensearch_url);
+		uy = util_mask_uri(y->cfg->opensearch_url);
+		if (ux && uy && strcmp(ux, uy))
+			snprintf(same, sizeof(same), " (opensearch_url %s and %s are one cluster)",
+			         ux, uy);
+		free(ux);
+		free(uy);
+		if (empty)
 			rc = rerror_set(
 			    err, RC_ERR_CONFIG,
-			    "%s: mirrors %s and %s both mirror into index %s: each needs "
+			    "%smirrors %s%s and %s both mirror into index %s%s: each needs "
 			    "opensearch_query selecting its own documents (otherwise each "
 			    "calls the other's copies orphans, and deletes them with "
 			    "reconcile_orphans: delete)",
-			    file ? file : "the environment", a->name, b->name, a->opensearch_index);
-		else if (strcmp(a->opensearch_query, b->opensearch_query) == 0)
+			    where, x->cfg->name, also, y->cfg->name, y->cfg->opensearch_index,
+			    same);
+		else
 			rc = rerror_set(
 			    err, RC_ERR_CONFIG,
-			    "%s: mirrors %s and %s both mirror into index %s with the same "
-			    "opensearch_query: each needs its own",
-			    file ? file : "the environment", a->name, b->name, a->opensearch_index);
+			    "%smirrors %s%s and %s both mirror into index %s%s with the "
+			    "same opensearch_query (compared as JSON): each needs its own",
+			    where, x->cfg->name, also, y->cfg->name, y->cfg->opensearch_index,
+			    same);
+		break;
+	}
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].url);
+		free(v[i].query);
 	}
 	free(v);
 	return rc;
@@ -1631,6 +1782,7 @@ load_mirrors(struct config_set *set, yaml_document_t *doc, const yaml_node_t *li
 		rc = config_copy(&cfg, set->global, name, err);
 		if (rc)
 			goto out;
+		cfg->line = lines[i];
 		set->mirrors[set->n_mirrors++] = cfg;
 		for (const yaml_node_pair_t *p = entry->data.mapping.pairs.start;
 		     rc == RC_OK && p < entry->data.mapping.pairs.top; p++) {
@@ -1695,6 +1847,8 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 		rc = check_combinations(set->mirrors[i], mirrors != NULL, err);
 	if (rc == RC_OK)
 		rc = check_shared_indexes(set, file, err);
+	for (size_t i = 0; rc == RC_OK && i < set->n_mirrors; i++)
+		set->mirrors[i]->set = set;
 	yaml_document_delete(&doc);
 	if (rc) {
 		config_set_free(set);

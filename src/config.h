@@ -30,10 +30,16 @@ enum write_mode { WRITE_UPSERT = 0, WRITE_INDEX = 1 };
 enum version_type { VERSION_INTERNAL = 0, VERSION_EXTERNAL_GTE = 1 };
 enum compare_mode { COMPARE_VERSION = 0, COMPARE_CONTENT = 1 };
 
+struct config_set;
+
 /* One mirror's effective settings, the global ones included, so everything
  * that runs a mirror takes one `const struct config *`. */
 struct config {
 	char *name; /* the mirror's name; "default" without a file; NULL in a set's global view */
+	/* the set the mirror is one of (its peers, for the run-time check that
+	 * two mirrors do not write one index); NULL when loaded alone */
+	const struct config_set *set;
+	size_t line; /* the line of its `name:` in the file; 0: not from a file */
 	char *mongodb_uri;
 	char *mongodb_database;
 	char *mongodb_collection;
@@ -124,6 +130,18 @@ const struct config *config_set_find(const struct config_set *set, const char *n
 /* Whether name is a valid mirror name: 1 to 63 of a-z, 0-9, '_' and '-',
  * starting with a letter or digit. */
 bool config_mirror_name_valid(const char *name);
+
+/* Whether two OPENSEARCH_QUERY values select different documents as far as
+ * a configuration can tell: both set and not the same JSON (compared
+ * parsed, so spacing and key order do not matter). An empty one selects
+ * everything: never distinct. */
+bool config_queries_distinct(const char *a, const char *b);
+/* OPENSEARCH_URL as a comparable key (caller frees; NULL when it does not
+ * parse or out of memory): host in lower case, localhost, 127.0.0.1 and
+ * ::1 as one loopback host, the scheme's default port made explicit, no
+ * user, trailing slashes of the path dropped. The scheme is left out: one
+ * host and port serves one of them. */
+char *config_url_key(const char *url);
 
 /* Effective configuration with secrets masked: "NAME=value\n" lines. */
 RC_MUST_CHECK rcode config_dump_env(const struct config *cfg, struct buf *out);

@@ -220,7 +220,7 @@ test_shared_index(void)
 	                          "    opensearch_index: shared\n  - name: b\n"
 	                          "    mongodb_collection: users\n    opensearch_index: shared\n");
 	CHECK(config_set_load(&set, path, NULL, &e) == RC_ERR_CONFIG && set == NULL);
-	CHECK(strstr(e.message, path) && strstr(e.message, "mirrors a and b") &&
+	CHECK(strstr(e.message, path) && strstr(e.message, "mirrors a (line 2) and b") &&
 	      strstr(e.message, "opensearch_query"));
 	write_file("shared.yaml",
 	           "mirrors:\n  - name: a\n    opensearch_index: shared\n"
@@ -237,6 +237,103 @@ test_shared_index(void)
 	           "  - name: c\n    opensearch_index: other\n");
 	CHECK(config_set_load(&set, path, NULL, &e) == RC_OK && set && set->n_mirrors == 3);
 	config_set_free(set);
+}
+
+/* QA F1: one cluster or one query spelled two ways is still one: the check
+ * compares URLs and queries as what they mean, and names file, line, key. */
+static void
+shared(const char *url_a, const char *url_b, const char *q_a, const char *q_b, const char *want)
+{
+	struct config_set *set = NULL;
+	struct rerror e = {0};
+	char text[2000], where[4200];
+
+	snprintf(text, sizeof(text),
+	         "mirrors:\n  - name: a\n    opensearch_index: shared\n"
+	         "    opensearch_url: '%s'\n    opensearch_query: '%s'\n"
+	         "  - name: b\n    opensearch_index: shared\n"
+	         "    opensearch_url: '%s'\n    opensearch_query: '%s'\n",
+	         url_a, q_a, url_b, q_b);
+	write_file("shared2.yaml", text);
+	rcode rc = config_set_load(&set, path, NULL, &e);
+	if (want == NULL) {
+		CHECK(rc == RC_OK);
+		if (rc)
+			fprintf(stderr, "  %s / %s: %s\n", url_a, url_b, e.message);
+		config_set_free(set);
+		return;
+	}
+	snprintf(where, sizeof(where), "%s:6: mirror b: opensearch_query: mirrors a (line 2) and b",
+	         path);
+	CHECK(rc == RC_ERR_CONFIG && set == NULL && strstr(e.message, where) == e.message &&
+	      strstr(e.message, want));
+	if (rc != RC_ERR_CONFIG || strstr(e.message, want) == NULL ||
+	    strstr(e.message, where) != e.message)
+		fprintf(stderr, "  %s / %s: want %s\n  message: %s\n", url_a, url_b, want,
+		        e.message);
+	config_set_free(set);
+}
+
+static void
+test_shared_index_spellings(void)
+{
+	const char *q = "{\"term\": {\"source\": \"ads\"}}";
+	char *k;
+
+	shared("http://127.0.0.1:9660", "http://localhost:9660", "", "", "are one cluster");
+	shared("http://127.0.0.1:9660", "http://LocalHost:9660/", "", "", "each needs");
+	shared("http://[::1]:9200", "http://localhost:9200", "", "", "each needs");
+	shared("http://search", "http://SEARCH:80//", "", "", "each needs");
+	shared("https://search", "https://search:443", "", "", "each needs");
+	shared("http://u:secret@search:9200", "http://search:9200", "", "", "each needs");
+	shared("http://search:9200", "http://search:9200", q, "{\"term\":{\"source\":\"ads\"}}",
+	       "same opensearch_query (compared as JSON)");
+	shared("http://search:9200", "http://search:9200",
+	       "{\"bool\": {\"must\": [1], \"filter\": {\"a\": 1.0}}}",
+	       "{\"bool\":{\"filter\":{\"a\":1},\"must\":[1]}}", "same opensearch_query");
+	/* told apart: other port, host, path, or query */
+	shared("http://search:9200", "http://search:9201", "", "", NULL);
+	shared("http://search:9200", "http://other:9200", "", "", NULL);
+	shared("http://proxy/a", "http://proxy/b", "", "", NULL);
+	shared("http://search:9200", "http://search:9200", q, "{\"term\":{\"source\":\"b\"}}",
+	       NULL);
+	/* the password never shows in the message */
+	{
+		struct config_set *set = NULL;
+		struct rerror e = {0};
+		write_file("shared3.yaml", "mirrors:\n  - name: a\n    opensearch_index: s\n"
+		                           "    opensearch_url: http://u:hunter2@127.0.0.1:9200\n"
+		                           "  - name: b\n    opensearch_index: s\n"
+		                           "    opensearch_url: http://localhost:9200\n");
+		CHECK(config_set_load(&set, path, NULL, &e) == RC_ERR_CONFIG);
+		CHECK(strstr(e.message, "hunter2") == NULL && strstr(e.message, "one cluster"));
+		config_set_free(set);
+	}
+	/* equal queries need not be neighbours in the file */
+	{
+		struct config_set *set = NULL;
+		struct rerror e = {0};
+		write_file("shared4.yaml",
+		           "mirrors:\n  - name: a\n    opensearch_index: s\n"
+		           "    opensearch_query: '{\"term\": {\"x\": 1}}'\n"
+		           "  - name: b\n    opensearch_index: s\n"
+		           "    opensearch_query: '{\"term\": {\"x\": 2}}'\n"
+		           "  - name: c\n    opensearch_index: s\n"
+		           "    opensearch_query: '{ \"term\" : { \"x\" : 1 } }'\n");
+		CHECK(config_set_load(&set, path, NULL, &e) == RC_ERR_CONFIG);
+		CHECK(
+		    strstr(e.message, ":8: mirror c: opensearch_query: mirrors a (line 2) and c"));
+		config_set_free(set);
+	}
+	k = config_url_key("http://User:pw@127.0.0.1:9200/");
+	CHECK(k && strcmp(k, "localhost:9200/") == 0);
+	free(k);
+	k = config_url_key("https://Search.Example/os/");
+	CHECK(k && strcmp(k, "search.example:443/os") == 0);
+	free(k);
+	CHECK(!config_queries_distinct("", "{\"a\":1}"));
+	CHECK(!config_queries_distinct("{\"a\": 1, \"b\": 2}", "{\"b\":2,\"a\":1}"));
+	CHECK(config_queries_distinct("{\"a\": 1}", "{\"a\": 2}"));
 }
 
 static void
@@ -461,6 +558,7 @@ main(void)
 	test_no_file();
 	test_bad_files();
 	test_shared_index();
+	test_shared_index_spellings();
 	test_masking();
 	test_dump_round_trip();
 	test_default_file();
@@ -474,6 +572,10 @@ main(void)
 	unlink(write_file("secret.yaml", ""));
 	unlink(write_file("dumped.yaml", ""));
 	unlink(write_file("dotenv", ""));
+	unlink(write_file("shared.yaml", ""));
+	unlink(write_file("shared2.yaml", ""));
+	unlink(write_file("shared3.yaml", ""));
+	unlink(write_file("shared4.yaml", ""));
 	rmdir(dir);
 	return check_done("test_config_file");
 }
