@@ -494,6 +494,67 @@ opensearch_targets(struct opensearch *os, char **write_index, int *n_indices, st
 	return rc;
 }
 
+rcode
+opensearch_concrete(struct opensearch *os, struct os_concrete **out, size_t *n, const char *index,
+                    struct rerror *err)
+{
+	struct buf path = {0};
+	cJSON *j = NULL, *idx;
+	char *esc = NULL;
+	rcode rc;
+
+	*out = NULL;
+	*n = 0;
+	if (index && (esc = curl_easy_escape(os->curl, index, 0)) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	rc = esc ? buf_printf(&path, "/%s/_settings/index.uuid", esc)
+	         : buf_printf(&path, "%s/_settings/index.uuid", os->index_path);
+	curl_free(esc);
+	if (rc)
+		return rerror_set(err, rc, "out of memory");
+	rc = request_json(os, &j, "GET", path.data, NULL, err);
+	buf_free(&path);
+	if (rc == RC_ERR_NOTFOUND) { /* nothing of that name yet */
+		*err = (struct rerror){0};
+		return RC_OK;
+	}
+	if (rc)
+		return rc;
+	/* {"concrete-name": {"settings": {"index": {"uuid": "..."}}}, ...} */
+	size_t cap = (size_t)cJSON_GetArraySize(j);
+	if (cap && (*out = calloc(cap, sizeof(**out))) == NULL)
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	cJSON_ArrayForEach(idx, j)
+	{
+		cJSON *u = cJSON_GetObjectItem(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(idx, "settings"), "index"), "uuid");
+		if (rc || !idx->string || !cJSON_IsString(u))
+			continue;
+		struct os_concrete *c = &(*out)[(*n)++];
+		c->name = strdup(idx->string);
+		c->uuid = strdup(u->valuestring);
+		if (c->name == NULL || c->uuid == NULL)
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	cJSON_Delete(j);
+	if (rc) {
+		opensearch_concrete_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void
+opensearch_concrete_free(struct os_concrete *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].uuid);
+	}
+	free(v);
+}
+
 /* Maps id_field as keyword: PUT at the index with {"mappings": ...}
  * (create: the index too) or at its _mapping. */
 static RC_MUST_CHECK rcode

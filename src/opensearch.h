@@ -52,6 +52,16 @@ RC_MUST_CHECK rcode opensearch_field_type(struct opensearch *os, char **type, ch
  * NULL. The caller owns *write_index. */
 RC_MUST_CHECK rcode opensearch_targets(struct opensearch *os, char **write_index, int *n_indices,
                                        struct rerror *err);
+/* A concrete index: its name and uuid (what two names of one index share). */
+struct os_concrete {
+	char *name, *uuid;
+};
+/* The concrete indices that index (NULL: OPENSEARCH_INDEX; an index or an
+ * alias) stands for, with their uuids, from one GET /INDEX/_settings/
+ * index.uuid; *n is 0 when nothing of that name exists. */
+RC_MUST_CHECK rcode opensearch_concrete(struct opensearch *os, struct os_concrete **out, size_t *n,
+                                        const char *index, struct rerror *err);
+void opensearch_concrete_free(struct os_concrete *v, size_t n);
 /* Creates the index with id_field mapped as keyword (the key order of the
  * pass); an index created meanwhile by someone else is fine too. */
 RC_MUST_CHECK rcode opensearch_create_index(struct opensearch *os, const char *id_field,

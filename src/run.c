@@ -1776,6 +1776,83 @@ check_query_match(struct run *r)
 	cJSON_Delete(rows[1]);
 }
 
+/* Whether a peer's OpenSearch is reached as this mirror's is (URL and
+ * credentials), so the run's own connection can ask about its index. */
+static bool
+same_connection(const struct config *a, const struct config *b)
+{
+	return !strcmp(a->opensearch_url, b->opensearch_url) &&
+	       !strcmp(a->opensearch_username, b->opensearch_username) &&
+	       !strcmp(a->opensearch_password, b->opensearch_password) &&
+	       !strcmp(a->opensearch_ca_file, b->opensearch_ca_file) &&
+	       a->opensearch_tls_verify == b->opensearch_tls_verify &&
+	       a->opensearch_timeout_ms == b->opensearch_timeout_ms;
+}
+
+/* QA F1: two mirrors that write one index without each selecting its own
+ * documents (OPENSEARCH_QUERY) delete each other's copies as orphans.
+ * config.c refuses what text can tell (one URL or query spelled two ways);
+ * what only the cluster can tell (an alias of the other's index, two DNS
+ * names of one host) is refused here, before anything is counted or
+ * written: the concrete indices this mirror's index stands for and those of
+ * each peer without a distinct query, compared by uuid, one small request
+ * per mirror. A name that does not exist yet is no conflict; a peer whose
+ * cluster does not answer is not compared (a warning says so). */
+static RC_MUST_CHECK rcode
+check_peers(struct run *r)
+{
+	const struct config_set *set = r->cfg->set;
+	struct os_concrete *mine = NULL;
+	size_t n_mine = 0;
+	rcode rc;
+
+	if (set == NULL || set->n_mirrors < 2)
+		return RC_OK;
+	rc = opensearch_concrete(r->os, &mine, &n_mine, NULL, r->err);
+	for (size_t i = 0; rc == RC_OK && n_mine && i < set->n_mirrors; i++) {
+		const struct config *p = set->mirrors[i];
+		struct opensearch *pos = NULL;
+		struct os_concrete *theirs = NULL;
+		size_t n_theirs = 0;
+		struct rerror perr = {0};
+		rcode prc;
+
+		if (p == r->cfg || !strcmp(p->name, r->cfg->name) ||
+		    config_queries_distinct(p->opensearch_query, r->cfg->opensearch_query))
+			continue;
+		prc = same_connection(p, r->cfg) ? RC_OK : opensearch_open(&pos, p, &perr);
+		if (prc == RC_OK)
+			prc = opensearch_concrete(pos ? pos : r->os, &theirs, &n_theirs,
+			                          p->opensearch_index, &perr);
+		opensearch_free(pos);
+		if (prc == RC_ERR_NOMEM)
+			rc = rerror_set(r->err, prc, "out of memory");
+		else if (prc)
+			log_msg(
+			    LOG_WARN, r->id,
+			    "mirror %s: cannot tell which index its %s is, so not compared with "
+			    "this mirror's: %s",
+			    p->name, p->opensearch_index, perr.message);
+		for (size_t a = 0; rc == RC_OK && a < n_mine; a++)
+			for (size_t b = 0; rc == RC_OK && b < n_theirs; b++)
+				if (!strcmp(mine[a].uuid, theirs[b].uuid))
+					rc = rerror_set(
+					    r->err, RC_ERR_INVALID,
+					    "mirrors %s and %s both write into index %s (uuid %s; "
+					    "opensearch_index %s and %s) without each selecting "
+					    "its own "
+					    "documents with opensearch_query: each would call the "
+					    "other's copies orphans and delete them; nothing was "
+					    "changed: give each mirror its own index, or its own "
+					    "opensearch_query",
+					    r->cfg->name, p->name, mine[a].name, mine[a].uuid,
+					    r->cfg->opensearch_index, p->opensearch_index);
+		opensearch_concrete_free(theirs, n_theirs);
+	}
+	opensearch_concrete_free(mine, n_mine);
+	return rc;
+}
+
 static RC_MUST_CHECK rcode
 count_both(struct run *r)
 {
@@ -2184,6 +2261,8 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		rc = mongo_set_filter(r.mongo, e->cfg->filter, err);
 	if (rc == RC_OK)
 		rc = opensearch_open(&r.os, e->cfg, err);
+	if (rc == RC_OK)
+		rc = check_peers(&r);
 	if (rc == RC_OK && (rc = set_phase(&r, "counting")) == RC_OK)
 		rc = count_both(&r);
 	if (rc == RC_OK)

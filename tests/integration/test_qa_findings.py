@@ -15,6 +15,7 @@ QA8b:
   the runs of other (removed) mirrors in the journal;
 - F3: cancelling a resume that waits for a slot frees its mirror at once,
   and the 409 for it names its run.
+- two mirrors into one index spelled two ways (URL, alias) are refused.
 """
 import fcntl
 import os
@@ -339,8 +340,72 @@ def queued_cancel(env):
           "the log says the resume left the queue")
 
 
-for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
-           metrics_default, queued_cancel):
+
+def shared_index_spellings(env):
+    """QA8b F1: two mirrors into one index without their own opensearch_query,
+    the cluster or index spelled two ways. A URL spelled two ways is refused
+    by the configuration (file, line, key); an alias of the other mirror's
+    index only the cluster can tell: each run of either mirror (CLI and
+    service) is refused before anything is counted or written."""
+    env.create_index()
+    env.fixture("load", "--count", 100)
+    r = env.run("check")
+    check(r.returncode == 0 and len(env.os_docs()) == 100, "ads indexed (%s)" % r.stderr[-200:])
+    env.mongo({"insert": "u2", "documents": [{"_id": "u%02d" % i} for i in range(10)]})
+    alias = env.index + "_alias"
+    st, _ = env.os("POST", "/_aliases", {"actions": [{"add": {"index": env.index, "alias": alias}}]})
+    check(st == 200, "alias made")
+    local = env.url.replace("127.0.0.1", "localhost")
+    path = os.path.join(env.tmp, "shared.yaml")
+    with open(path, "w") as f:
+        f.write("reconcile_orphans: delete\nmirrors:\n"
+                "  - name: a\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                "    opensearch_url: %s\n"
+                "  - name: b\n    mongodb_collection: u2\n    opensearch_index: %s\n"
+                "    opensearch_url: %s/\n" % (env.index, env.url, env.index, local))
+    r = env.run("config", "--file", path)
+    check(r.returncode == 78 and "shared.yaml:7: mirror b: opensearch_query: mirrors a (line 3)"
+          " and b" in r.stderr and "one cluster" in r.stderr,
+          "127.0.0.1 and localhost/ are one cluster: refused (%d: %r)" % (r.returncode, r.stderr[-300:]))
+    with open(path, "w") as f:
+        f.write("reconcile_orphans: delete\nmirrors:\n"
+                "  - name: a\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                "    opensearch_url: %s\n"
+                "  - name: b\n    mongodb_collection: u2\n    opensearch_index: %s\n"
+                "    opensearch_url: %s\n"
+                "  - name: c\n    mongodb_collection: u2\n    opensearch_index: %s_new\n"
+                % (env.index, env.url, alias, local, env.index))
+    r = env.run("config", "--file", path)
+    check(r.returncode == 0, "an alias passes the configuration (%d: %r)" % (r.returncode, r.stderr[-300:]))
+    for mirror in ("b", "a"):
+        r = env.run("check", "--mirror", mirror, RECONCILER_CONFIG=path)
+        run = env.last_run()
+        check(r.returncode not in (0, 78) and run["mirror"] == mirror and run["status"] == "failed"
+              and "both write into index " + env.index in r.stderr
+              and ("mirrors %s and %s" % (mirror, "a" if mirror == "b" else "b")) in r.stderr
+              and "nothing was changed" in (run["error"] or ""),
+              "run of mirror %s refused, failed (%d: %r, %s)"
+              % (mirror, r.returncode, r.stderr[-400:], run["status"]))
+        check(len(env.os_docs()) == 100 and run["opensearch_count"] is None,
+              "nothing counted or written for %s (%d copies)" % (mirror, len(env.os_docs())))
+    # a mirror whose index does not exist yet conflicts with nobody
+    r = env.run("check", "--mirror", "c", RECONCILER_CONFIG=path)
+    check(r.returncode == 0 and env.last_run()["status"] == "completed",
+          "mirror c (its own new index) runs (%d: %r)" % (r.returncode, r.stderr[-300:]))
+    env.os("DELETE", "/%s_new" % env.index)
+    svc = Service(env, RECONCILER_CONFIG=path)
+    try:
+        st, body, _ = svc.http("POST", "/api/mirrors/b/check", {"wait": True})
+        run = env.last_run()
+        check(run["mirror"] == "b" and run["status"] == "failed"
+              and "both write into index" in (run["error"] or ""),
+              "the service refuses mirror b's run too (%d: %s; %s)" % (st, str(body)[:300], run["status"]))
+    finally:
+        svc.stop()
+    check(len(env.os_docs()) == 100, "the 100 ads copies are all there")
+
+
+for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict, metrics_default, queued_cancel, shared_index_spellings):
     env = Env(fn.__name__)
     try:
         fn(env)
