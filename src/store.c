@@ -27,8 +27,11 @@
  * - One run per mirror across processes: flock() on "<db>.lock" (the
  *   mirror "default", so journals and scripts from before mirrors keep
  *   their lock file) or "<db>.<mirror>.lock" (names are [a-z0-9_-], safe in
- *   a path). The kernel drops the lock when its holder dies, so a crash
- *   never wedges it; runs of different mirrors hold different locks. The
+ *   a path), <db> being the journal's resolved path (realpath), so a
+ *   symlink to the journal takes the same lock; hard links and bind mounts
+ *   of one journal under two paths are not supported (docs/JOURNAL.md).
+ *   The kernel drops the lock when its holder dies, so a crash never
+ *   wedges it; runs of different mirrors hold different locks. The
  *   service asks before it starts runs whether another process holds one
  *   (store_lock_probe: 409 naming the holder's run, nothing started); this
  *   process's attempts go one at a time, so a probe never fails a run.
@@ -586,10 +589,15 @@ lock_take(struct store *s, int64_t *holder_run, const char *mirror, struct rerro
 		mirror = "default";
 	if (s->lock_fd >= 0)
 		return RC_OK;
+	/* named after the journal's resolved path, not STATE_DB's text, so
+	 * that a symlink to the journal takes the same lock (QA F8) */
+	char *real = realpath(s->path, NULL);
+	const char *base = real ? real : s->path;
 	if (strcmp(mirror, "default") == 0)
-		snprintf(path, sizeof(path), "%s.lock", s->path);
+		snprintf(path, sizeof(path), "%s.lock", base);
 	else
-		snprintf(path, sizeof(path), "%s.%s.lock", s->path, mirror);
+		snprintf(path, sizeof(path), "%s.%s.lock", base, mirror);
+	free(real);
 	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->lock_fd < 0)
 		return rerror_set(err, RC_ERR_IO, "cannot open lock file %s: %s", path,

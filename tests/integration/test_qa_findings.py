@@ -15,7 +15,8 @@ QA8b:
   the runs of other (removed) mirrors in the journal;
 - F3: cancelling a resume that waits for a slot frees its mirror at once,
   and the 409 for it names its run.
-- two mirrors into one index spelled two ways (URL, alias) are refused.
+- F1: two mirrors into one index spelled two ways (URL, alias) are refused;
+- F8: a symlink to the journal takes the same lock as the journal;
 """
 import fcntl
 import os
@@ -405,7 +406,47 @@ def shared_index_spellings(env):
     check(len(env.os_docs()) == 100, "the 100 ads copies are all there")
 
 
-for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict, metrics_default, queued_cancel, shared_index_spellings):
+def lock_through_symlink(env):
+    """QA8b F8: the lock of "one run per mirror" is named after the journal's
+    resolved path: a second process reaching the journal through a symlink
+    gets the lock error while the first runs, and leaves its run alone."""
+    env.create_index()
+    env.fixture("load", "--count", 40)
+    real = env.env["STATE_DB"]
+    link = os.path.join(env.tmp, "link.db")
+    first = env.spawn("check", SYNC_BATCH_SIZE=1, SYNC_BATCH_DELAY_MS=300)
+    try:
+        deadline = time.monotonic() + 60
+        run = None
+        while time.monotonic() < deadline:
+            if os.path.exists(real):
+                try:
+                    run = env.last_run()
+                except Exception:
+                    run = None
+                if run and run["status"] == "running" and run["repaired_count"] > 0:
+                    break
+            time.sleep(0.2)
+        check(run and run["status"] == "running", "the first run is repairing (%s)" % run)
+        if not os.path.lexists(link):
+            os.symlink(real, link)
+        r = env.run("check", STATE_DB=link)
+        check(r.returncode == 2 and "run %d of mirror default holds the journal" % run["id"] in r.stderr,
+              "through the symlink: the lock error, exit 2 (%d: %r)" % (r.returncode, r.stderr[-300:]))
+        r = env.run("resume", STATE_DB=link)
+        check(r.returncode == 2 and "holds the journal" in r.stderr,
+              "resume through the symlink: the lock error too (%d: %r)" % (r.returncode, r.stderr[-300:]))
+        with env.journal() as db:
+            status = db.execute("SELECT status, resume_count FROM runs WHERE id = ?",
+                                (run["id"],)).fetchone()
+        check(tuple(status) == ("running", 0), "the first run is left alone (%s)" % (tuple(status),))
+    finally:
+        first.send_signal(15)
+        first.communicate(timeout=60)
+
+
+for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
+           metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink):
     env = Env(fn.__name__)
     try:
         fn(env)
