@@ -93,4 +93,9 @@ void engine_set_start_hook(struct engine *e, void (*fn)(void *ctx, int64_t run_i
 /* Prints a progress line to stderr about once a second during a run. */
 void engine_set_progress_output(struct engine *e, bool on);
 
+/* Warns (one log line each) about unfinished runs of mirrors that set does
+ * not define (removed or renamed): nothing resumes or closes them; the line
+ * says how (docs/JOURNAL.md). s: the journal, open. Returns how many. */
+size_t engine_warn_unknown_runs(struct store *s, const struct config_set *set);
+
 #endif

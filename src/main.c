@@ -218,6 +218,16 @@ cmd_doctor(const struct cli *cli, int argc, char **argv)
 	mirrors_of(cli, &m, &n);
 	for (size_t i = 0; i < n; i++)
 		code = worst(code, doctor_one(m[i], cli->set->n_mirrors > 1));
+	/* runs of mirrors the configuration no longer defines (QA F2): a
+	 * journal that is not there yet has none */
+	struct store *s = NULL;
+	struct rerror err = {0};
+	if (access(cli->set->global->state_db, F_OK) == 0 &&
+	    store_open_read(&s, cli->set->global->state_db, &err) == RC_OK &&
+	    engine_warn_unknown_runs(s, cli->set) > 0)
+		printf("journal     unfinished runs of mirrors the configuration does not define "
+		       "(warnings above)\n");
+	store_free(s);
 	return code;
 }
 
@@ -521,6 +531,8 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 		store_run_free(run);
 		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, &opts);
 	}
+	if (cli->mirror == NULL) /* runs no mirror of this configuration resumes */
+		(void)engine_warn_unknown_runs(s, cli->set);
 	mirrors_of(cli, &m, &n);
 	unfinished = calloc(n, sizeof(*unfinished));
 	for (size_t i = 0; unfinished && i < n; i++) {

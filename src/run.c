@@ -2376,3 +2376,32 @@ out:
 	free(uniq.ids);
 	return rc;
 }
+
+size_t
+engine_warn_unknown_runs(struct store *s, const struct config_set *set)
+{
+	struct store_unfinished *v = NULL;
+	size_t n = 0, shown = 0;
+
+	if (store_runs_unfinished(s, &v, &n, 1000)) {
+		log_warn("journal %s: cannot look for unfinished runs", set->global->state_db);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (config_set_find(set, v[i].mirror))
+			continue;
+		shown++;
+		log_warn(
+		    "run %" PRId64 " (%s) of mirror %s is left %s, and the configuration "
+		    "defines no mirror %s: nothing resumes or closes it. Put the mirror back "
+		    "under that name and run `reconciler resume %" PRId64
+		    "`, or close it (docs/JOURNAL.md): "
+		    "sqlite3 %s \"UPDATE runs SET status = 'cancelled', finished_at = "
+		    "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now'), error = 'mirror removed' WHERE "
+		    "id = %" PRId64 "\"",
+		    v[i].id, v[i].kind, v[i].mirror, v[i].status, v[i].mirror, v[i].id,
+		    set->global->state_db, v[i].id);
+	}
+	free(v);
+	return shown;
+}

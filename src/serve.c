@@ -99,6 +99,7 @@ serve_main(const struct config_set *set)
 		rc = 2;
 		goto out;
 	}
+	(void)engine_warn_unknown_runs(a.store, set); /* QA F2: said once, at start */
 	a.mirrors = calloc(set->n_mirrors, sizeof(*a.mirrors));
 	if (a.mirrors == NULL || scheduler_slots_new(&a.slots, cfg->concurrency, &err)) {
 		log_error("out of memory");

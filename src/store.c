@@ -837,6 +837,49 @@ store_run_unfinished_of_kind(struct store *s, enum run_kind kind, int64_t *run_i
 }
 
 rcode
+store_runs_unfinished(struct store *s, struct store_unfinished **out, size_t *n, size_t max)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	int step = SQLITE_DONE;
+
+	*out = NULL;
+	*n = 0;
+	if (max == 0)
+		return RC_OK;
+	*out = calloc(max, sizeof(**out));
+	if (*out == NULL)
+		return RC_ERR_NOMEM;
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT id, mirror, status, kind FROM runs WHERE status IN "
+	                       "('running', 'interrupted') ORDER BY id LIMIT ?",
+	                       "i", (int64_t)max);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		return rc;
+	}
+	while (*n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_unfinished *u = &(*out)[(*n)++];
+		u->id = sqlite3_column_int64(st, 0);
+		snprintf(u->mirror, sizeof(u->mirror), "%s",
+		         (const char *)sqlite3_column_text(st, 1));
+		snprintf(u->status, sizeof(u->status), "%s",
+		         (const char *)sqlite3_column_text(st, 2));
+		snprintf(u->kind, sizeof(u->kind), "%s", (const char *)sqlite3_column_text(st, 3));
+	}
+	if (*n < max && step != SQLITE_DONE)
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+rcode
 store_run_resumed(struct store *s, int64_t run_id)
 {
 	char ts[32];

@@ -123,6 +123,15 @@ RC_MUST_CHECK rcode store_run_unfinished(struct store *s, int64_t *run_id, const
  * would write), nor a check a dry run (it would repair nothing). */
 RC_MUST_CHECK rcode store_run_unfinished_of_kind(struct store *s, enum run_kind kind,
                                                  int64_t *run_id, const char *mirror);
+/* Every unfinished run (running or interrupted) of any mirror, oldest
+ * first, at most max of them: what a configuration that no longer defines
+ * a mirror leaves behind. */
+struct store_unfinished {
+	int64_t id;
+	char mirror[64], status[16], kind[16];
+};
+RC_MUST_CHECK rcode store_runs_unfinished(struct store *s, struct store_unfinished **out, size_t *n,
+                                          size_t max);
 RC_MUST_CHECK rcode store_run_resumed(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,

@@ -17,6 +17,7 @@ QA8b:
   and the 409 for it names its run.
 - F1: two mirrors into one index spelled two ways (URL, alias) are refused;
 - F8: a symlink to the journal takes the same lock as the journal;
+- F2: unfinished runs of a mirror no longer configured are named at start.
 """
 import fcntl
 import os
@@ -445,8 +446,52 @@ def lock_through_symlink(env):
         first.communicate(timeout=60)
 
 
+def removed_mirror_run(env):
+    """QA8b F2: a run of a mirror the configuration no longer defines stays
+    unfinished for ever; `serve` (at start), `resume` and `doctor` say so,
+    naming the run and the mirror and how to close it; the documented
+    UPDATE closes it."""
+    env.create_index()
+    env.fixture("load", "--count", 20)
+    two = os.path.join(env.tmp, "two.yaml")
+    one = os.path.join(env.tmp, "one.yaml")
+    with open(two, "w") as f:
+        f.write("mirrors:\n  - name: ads\n    opensearch_index: %s\n"
+                "  - name: gone\n    opensearch_index: %s_gone\n" % (env.index, env.index))
+    with open(one, "w") as f:
+        f.write("mirrors:\n  - name: ads\n    opensearch_index: %s\n" % env.index)
+    r = env.run("check", "--mirror", "gone", RECONCILER_CONFIG=two)
+    gone = env.last_run()["id"]
+    check(r.returncode == 0, "mirror gone checked (%d: %r)" % (r.returncode, r.stderr[-300:]))
+    with env.journal() as db:  # as a kill -9 leaves it
+        db.execute("UPDATE runs SET status = 'running', phase = 'repairing',"
+                   " finished_at = NULL WHERE id = ?", (gone,))
+    said = "run %d (check) of mirror gone is left running" % gone
+    r = env.run("resume", RECONCILER_CONFIG=one)
+    check(r.returncode == 0 and said in r.stderr and "defines no mirror gone" in r.stderr
+          and "reconciler resume %d" % gone in r.stderr and ("UPDATE runs SET status = 'cancelled', finished_at = "
+               "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), error = 'mirror removed' WHERE id = "
+               + str(gone)) in r.stderr,
+          "resume says which run of which removed mirror (%d: %r)" % (r.returncode, r.stderr[-500:]))
+    r = env.run("doctor", RECONCILER_CONFIG=one)
+    check(said in r.stderr and "unfinished runs of mirrors" in r.stdout,
+          "doctor says so too (%r / %r)" % (r.stderr[-300:], r.stdout[-300:]))
+    svc = Service(env, RECONCILER_CONFIG=one)
+    svc.stop()
+    check(said in (svc.stderr or ""), "serve says so at start (%r)" % (svc.stderr or "")[-500:])
+    with env.journal() as db:  # the close docs/JOURNAL.md gives
+        db.execute("UPDATE runs SET status = 'cancelled', finished_at = "
+                   "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), error = 'mirror removed' "
+                   "WHERE id = ?", (gone,))
+    r = env.run("resume", RECONCILER_CONFIG=one)
+    check(r.returncode == 0 and "gone" not in r.stderr, "closed: nothing more said (%r)" % r.stderr[-300:])
+    r = env.run("runs", RECONCILER_CONFIG=two)
+    check(r.returncode == 0 and "cancelled" in r.stdout, "the closed run lists as cancelled")
+
+
 for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
-           metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink):
+           metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
+           removed_mirror_run):
     env = Env(fn.__name__)
     try:
         fn(env)
