@@ -633,7 +633,10 @@ hit_version(cJSON *h, const struct os_keys *k, char *out, size_t len, int64_t *m
 		char path[256];
 		snprintf(path, sizeof(path), "%s", k->version_field);
 		v = cJSON_GetObjectItem(h, "_source");
-		for (char *part = strtok(path, "."); v && part; part = strtok(NULL, "."))
+		/* strtok_r: pages are read on two threads (run.c's prefetch) */
+		char *save = NULL;
+		for (char *part = strtok_r(path, ".", &save); v && part;
+		     part = strtok_r(NULL, ".", &save))
 			v = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, part) : NULL;
 		if (cJSON_IsArray(v))
 			v = cJSON_GetArrayItem(v, 0);
@@ -653,7 +656,7 @@ hit_version(cJSON *h, const struct os_keys *k, char *out, size_t len, int64_t *m
  * there were (a page is full by them), *skipped how many were left alone:
  * with nul, ids that held a NUL (see mangle_nul). */
 static RC_MUST_CHECK rcode
-read_hits(cJSON *j, bool nul, bool lean, struct idlist *out, const struct os_keys *k, size_t *count,
+read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_t *count,
           size_t *skipped, struct rerror *err)
 {
 	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits"), *h;
@@ -675,7 +678,7 @@ read_hits(cJSON *j, bool nul, bool lean, struct idlist *out, const struct os_key
 		bool has_version;
 
 		(*count)++;
-		if (by_id && docid) {
+		if (by_id) {
 			key = docid;
 		} else {
 			/* the key is the hit's sort value: asking for it again as a
@@ -684,8 +687,6 @@ read_hits(cJSON *j, bool nul, bool lean, struct idlist *out, const struct os_key
 			cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
 			key = cJSON_IsString(v) ? v->valuestring : NULL;
 		}
-		if (lean && docid == NULL)
-			docid = key; /* no stored fields asked: taken to be its key */
 		if (key == NULL || docid == NULL)
 			continue; /* no id value: cannot be placed in key order */
 		if (nul && (strchr(key, '\x01') || strchr(docid, '\x01'))) {
@@ -750,8 +751,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
  * page was full. */
 static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
-            bool lean, const char *const *ids, size_t n, const char *after, int size,
-            struct rerror *err)
+            const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0, skipped = 0;
@@ -767,8 +767,6 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		                     cJSON_CreateString(k->version_field));
 	else
 		cJSON_AddFalseToObject(body, "_source");
-	if (lean)
-		cJSON_AddStringToObject(body, "stored_fields", "_none_");
 	cJSON_AddFalseToObject(body, "track_total_hits");
 	if (ids || os->query) {
 		/* {"bool": {"filter": [ids or terms, the mirror's clause]}}: no
@@ -804,7 +802,7 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		goto out;
 	rc = search(os, body, &answer, &nul, err);
 	if (rc == RC_OK)
-		rc = read_hits(answer, nul, lean, out, k, &got, &skipped, err);
+		rc = read_hits(answer, nul, out, k, &got, &skipped, err);
 	if (rc == RC_OK)
 		*full = got == (size_t)size;
 out:
@@ -825,20 +823,11 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
                   const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
 {
 	size_t before = out->n, run;
-	bool full, lean = k->lean && !k->version_source && ids == NULL;
+	bool full;
 	rcode rc;
 
 	*more = false;
-	rc = search_page(os, out, &full, k, lean, ids, n, after, size, err);
-	for (size_t i = before + 1; rc == RC_OK && lean && i < out->n; i++)
-		if (diff_compare(idlist_id(out, i - 1), out->v[i - 1].id_len, idlist_id(out, i),
-		                 out->v[i].id_len) == 0) {
-			/* a key with several copies: which is which needs their
-			 * stored _id and _routing, so the page is read whole */
-			out->n = before;
-			rc = search_page(os, out, &full, k, false, ids, n, after, size, err);
-			break;
-		}
+	rc = search_page(os, out, &full, k, ids, n, after, size, err);
 	if (rc || !full || out->n == before)
 		return rc;
 	*more = true;
@@ -858,7 +847,7 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	out->n = before;
 	const char *one[1] = {key};
-	rc = search_page(os, out, &full, k, false, one, 1, NULL, 10000, err);
+	rc = search_page(os, out, &full, k, one, 1, NULL, 10000, err);
 	if (rc == RC_OK && full)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: more than 10000 copies of the id %.200s", key);

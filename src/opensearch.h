@@ -81,15 +81,6 @@ struct os_keys {
 	const char *version_format;
 	int n_indices;       /* backing indices of the alias (1 for an index) */
 	bool version_source; /* read the version from _source: it has no usable doc values */
-	/* opensearch_scan asks for no stored fields (`stored_fields: _none_`):
-	 * loading each hit's _id and _routing from stored fields costs this
-	 * node about twice what the rest of a page costs (docs/PERFORMANCE.md).
-	 * A copy alone under its key then carries its _index only, and is
-	 * taken to be under its key as _id with no routing: a caller that acts
-	 * on it asks opensearch_lookup for its real _id and routing. Keys with
-	 * several copies in a page (ties) are always read whole. Ignored with
-	 * version_source (it needs _source). */
-	bool lean;
 };
 
 /* The next page (about size ids) of the index in key order strictly after
@@ -102,8 +93,7 @@ RC_MUST_CHECK rcode opensearch_scan(struct opensearch *os, struct idlist *out, b
                                     const struct os_keys *k, const char *after, int size,
                                     struct rerror *err);
 /* Every copy of the n ids (canonical texts) the index has, with their
- * versions, _index, _routing and _id (never lean), appended to out in key
- * order. */
+ * versions, appended to out in key order. */
 RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
                                       const struct os_keys *k, const char *const *ids, size_t n,
                                       struct rerror *err);

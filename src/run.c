@@ -1177,63 +1177,6 @@ missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, b
 
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
-/* Lean pages (opensearch.h) take a copy alone under its key to be under
- * it as _id, with no routing. Before a copy is acted on (overwritten,
- * deleted) its real _id and routing are read: every copy of the chunk's
- * index-side drift, at once (full), in key order. Entry o of osl is then
- * the copy in `full` under the same key and index (where_of), or itself
- * when none is there any more (gone since the page: acting on it by its
- * key harms nothing). */
-static RC_MUST_CHECK rcode
-where_read(struct run *r, const struct pass_drift *pd, struct idlist *full, struct rerror *err)
-{
-	const struct drift *d = pd->d;
-	const struct idlist *osl = pd->osl;
-	size_t n = 0, cap = d->n_stale + pd->n_orphans;
-	const char **keys;
-	rcode rc;
-
-	if (!r->keys.lean || cap == 0)
-		return RC_OK;
-	if ((keys = malloc(cap * sizeof(*keys))) == NULL)
-		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	/* in key order already: stale copies and orphans each come sorted;
-	 * the lookup takes them in any order and answers in key order */
-	for (size_t i = 0; i < d->n_stale; i++)
-		keys[n++] = idlist_id(osl, d->stale_os[i]);
-	for (size_t i = 0; i < pd->n_orphans; i++)
-		keys[n++] = idlist_id(osl, pd->orphans[i]);
-	rc = opensearch_lookup(r->os, full, &r->keys, keys, n, err);
-	free(keys);
-	return rc;
-}
-
-/* The copy of osl's entry o as `full` has it (see where_read): its index in
- * full, or SIZE_MAX to use osl's own. full is in key order. */
-static size_t
-where_of(const struct idlist *full, const struct idlist *osl, size_t o)
-{
-	const char *key = idlist_id(osl, o), *index = idlist_index(osl, o);
-	size_t lo = 0, hi = full->n;
-
-	while (lo < hi) { /* the first entry not below key */
-		size_t mid = lo + (hi - lo) / 2;
-		if (diff_compare(idlist_id(full, mid), full->v[mid].id_len, key, osl->v[o].id_len) <
-		    0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < full->n &&
-	       diff_compare(idlist_id(full, lo), full->v[lo].id_len, key, osl->v[o].id_len) == 0;
-	     lo++) {
-		const char *fi = idlist_index(full, lo);
-		if (index == NULL || fi == NULL || strcmp(index, fi) == 0)
-			return lo;
-	}
-	return SIZE_MAX;
-}
-
 static RC_MUST_CHECK rcode
 io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 {
@@ -1245,11 +1188,7 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	size_t cap = d->n_missing + d->n_stale + pd->n_orphans + d->n_duplicate, n = 0;
 	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
 	bool *left_out = calloc(d->n_missing ? d->n_missing : 1, sizeof(*left_out));
-	struct idlist full = {0}; /* lean pages: the real copies (where_read) */
 	rcode rc = rows && left_out ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
-
-	if (rc == RC_OK)
-		rc = where_read(r, pd, &full, err);
 
 	if (rc == RC_OK && d->n_missing && transform_scripted(r->tf))
 		rc = missing_left_out(r, m, d, left_out, err);
@@ -1276,16 +1215,12 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		size_t k = d->stale[i], o = d->stale_os[i];
 		if (pd->conflict[k])
 			continue;
-		const struct idlist *w = osl;
-		size_t f = full.n ? where_of(&full, osl, o) : SIZE_MAX;
-		if (f != SIZE_MAX)
-			w = &full, o = f;
 		/* the overwrite goes to the copy: its index and its routing */
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_STALE,
-		                         .os_index = idlist_index(w, o),
-		                         .routing = idlist_routing(w, o)};
+		                         .os_index = idlist_index(osl, o),
+		                         .routing = idlist_routing(osl, o)};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
 		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
@@ -1304,18 +1239,12 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			    osl->v[k].time_ms >= 0 ? osl->v[k].time_ms : doc_oid_time_ms(id);
 			enum id_type type = doc_id_guess_type(id);
 			bool left = !pass && pd->left_filter && pd->left_filter[i];
-			/* a duplicate came from a page read whole (a key's several
-			 * copies); an orphan's copy is the one where_read found */
-			const struct idlist *w = osl;
-			size_t wk = k, f = !pass && full.n ? where_of(&full, osl, k) : SIZE_MAX;
-			if (f != SIZE_MAX)
-				w = &full, wk = f;
 			struct store_drift sd = {.doc_id = id,
 			                         .id_type = doc_id_type_name(type),
 			                         .kind = pass ? DRIFT_DUPLICATE : DRIFT_ORPHAN,
-			                         .os_index = idlist_index(w, wk),
-			                         .routing = idlist_routing(w, wk),
-			                         .os_id = idlist_docid(w, wk),
+			                         .os_index = idlist_index(osl, k),
+			                         .routing = idlist_routing(osl, k),
+			                         .os_id = idlist_docid(osl, k),
 			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
 			/* orphans are held until the pass knows its totals (the brake) */
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
@@ -1326,7 +1255,6 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		rc = rerror_set(err, rc, "journal: cannot record drift");
 	free(rows);
 	free(left_out);
-	idlist_free(&full);
 	if (rc == RC_OK && repair_queued(&r->rp) >= REPAIR_QUEUE_MAX)
 		rc = flush_queue(r);
 	return rc;
@@ -1703,9 +1631,6 @@ setup_keys(struct run *r)
 		free(inexact);
 		r->keys.version_field = r->cfg->version_field;
 	}
-	/* lean pages (opensearch.h): one index, and no content compare (it
-	 * reads each copy by its _id and routing as the stream gave them) */
-	r->keys.lean = r->keys.n_indices == 1 && !r->content.on;
 	return rc;
 }
 

@@ -747,16 +747,24 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	bool bad;
 
 	*out = NULL;
-	rc = store_sql_prepare(
-	    s, &st,
-	    "SELECT id, kind, trigger, status, phase, started_at, finished_at, "
-	    "heartbeat_at, mongo_count, opensearch_count, compared, missing_count, "
-	    "orphan_count, stale_count, skipped_count, repaired_count, deleted_count, "
-	    "failed_count, cursor_type, cursor, seen_types, resume_count, config, error, "
-	    "duplicate_count, conflict_count, mirror, skipped_newer_count, index_read, "
-	    "delete_brake "
-	    "FROM runs WHERE id = ?",
-	    "i", run_id);
+	rc =
+	    store_sql_prepare(
+	        s, &st,
+	        "SELECT id, kind, trigger, status, phase, started_at, finished_at, "
+	        "heartbeat_at, mongo_count, opensearch_count, compared, " STORE_LIVE(STORE_CNT_KIND("runs.id", "missing"), "missing_count") ", " STORE_LIVE(
+	            STORE_CNT_KIND("runs.id", "orphan"),
+	            "orphan_count") ", " STORE_LIVE(STORE_CNT_KIND("runs.id", "stale"),
+	                                            "stale_count") ", " STORE_LIVE(STORE_CNT_SKIPPED("runs.id"),
+	                                                                           "skipped_count") ", " STORE_LIVE(STORE_CNT_REPAIRED("runs.id"),
+	                                                                                                            "repaired_count") ", " STORE_LIVE(STORE_CNT_DELETED("runs.id"),
+	                                                                                                                                              "deleted_count") ", " STORE_LIVE(STORE_CNT_FAILED("runs.id"), "failed_count") ", cursor_type, cursor, seen_types, resume_count, config, error, " STORE_LIVE(STORE_CNT_KIND("runs.id", "duplicate"),
+	                                                                                                                                                                                                                                                                                                          "duplicate_count") ", " STORE_LIVE(STORE_CNT_KIND("runs.id",
+	                                                                                                                                                                                                                                                                                                                                                            "conflict"),
+	                                                                                                                                                                                                                                                                                                                                             "conflict_count") ", mirror, " STORE_LIVE(STORE_CNT_NEWER("runs.id"),
+	                                                                                                                                                                                                                                                                                                                                                                                       "skipped_newer_count") ", index_read, "
+	                                                                                                                                                                                                                                                                                                                                                                                                              "delete_brake "
+	                                                                                                                                                                                                                                                                                                                                                                                                              "FROM runs WHERE id = ?",
+	        "i", run_id);
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
@@ -1111,55 +1119,8 @@ store_drift_kind_parse(const char *name, enum drift_kind *out)
 rcode
 store_run_recount(struct store *s, int64_t run_id)
 {
-	return sql_run(
-	    s,
-	    "UPDATE runs SET missing_count = " STORE_CNT_KIND(
-	        "?1",
-	        "missing") ","
-	                   " orphan_count = " STORE_CNT_KIND(
-	                       "?1",
-	                       "orphan") ","
-	                                 " duplicate_count = " STORE_CNT_KIND(
-	                                     "?1",
-	                                     "duplicate") ","
-	                                                  " conflict_count = " STORE_CNT_KIND(
-	                                                      "?1",
-	                                                      "conflict") ","
-	                                                                  " stale_count "
-	                                                                  "= " STORE_CNT_KIND(
-	                                                                      "?1",
-	                                                                      "stale") ","
-	                                                                               " skipped_"
-	                                                                               "newer_"
-	                                                                               "count "
-	                                                                               "="
-	                                                                               " " STORE_CNT_NEWER(
-	                                                                                   "?1") ","
-	                                                                                         " "
-	                                                                                         "s"
-	                                                                                         "k"
-	                                                                                         "i"
-	                                                                                         "p"
-	                                                                                         "p"
-	                                                                                         "e"
-	                                                                                         "d"
-	                                                                                         "_"
-	                                                                                         "c"
-	                                                                                         "o"
-	                                                                                         "u"
-	                                                                                         "n"
-	                                                                                         "t"
-	                                                                                         " "
-	                                                                                         "="
-	                                                                                         " " STORE_CNT_SKIPPED(
-	                                                                                             "?1") ","
-	                                                                                                   " repaired_count = " STORE_CNT_REPAIRED(
-	                                                                                                       "?1") ","
-	                                                                                                             " deleted_count = " STORE_CNT_DELETED(
-	                                                                                                                 "?1") ","
-	                                                                                                                       " failed_count = " STORE_CNT_FAILED(
-	                                                                                                                           "?1") " WHERE id = ?1",
-	    "i", run_id);
+	return sql_run(s, "UPDATE runs SET " STORE_RUN_COUNTS_SET("?1") " WHERE id = ?1", "i",
+	               run_id);
 }
 
 rcode
@@ -1198,11 +1159,14 @@ supersede(struct store *s, int64_t run_id, const char *ts)
 	if (rc == RC_OK)
 		rc = sql_run(
 		    s,
+		    /* counted now: a run that died was last counted up to a second
+		     * before (store_run_recount_due) */
 		    "UPDATE runs SET status = 'cancelled', phase = 'done', finished_at = ?1,"
-		    " heartbeat_at = ?1, error = ?2 WHERE id < ?3"
-		    " AND status IN ('running', 'interrupted')"
-		    " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
-		    " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
+		    " heartbeat_at = ?1, error = ?2, " STORE_RUN_COUNTS_SET(
+		        "runs.id") " WHERE id < ?3"
+		                   " AND status IN ('running', 'interrupted')"
+		                   " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
+		                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
 		    "tti", ts, why, run_id);
 	return rc;
 }

@@ -40,7 +40,7 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 #define STORE_CNT_REPAIRED(ID)                                                                     \
 	"(CASE WHEN kind = 'full' THEN (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id "    \
 	"= " ID " AND action = 'index' AND status = 'committed') ELSE (SELECT count(*) FROM "      \
-	        "run_ids WHERE "                                                                   \
+	"run_ids WHERE "                                                                           \
 	"run_id = " ID " AND kind IN ('missing', 'stale') AND status = 'done') END)"
 #define STORE_CNT_DELETED(ID)                                                                      \
 	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
@@ -50,5 +50,31 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 	"run_id = " ID ") + (SELECT count(*) FROM errors WHERE run_id = " ID " AND batch_no IS "   \
 	"NULL AND doc_id IS NOT NULL AND phase = 'repair') ELSE (SELECT count(*) FROM run_ids "    \
 	"WHERE run_id = " ID " AND status = 'failed') END)"
+
+/* A counter as stored once the run has ended, live from its rows while it
+ * has not: stored ones lag a running run, and a run stopped by a full disk
+ * could not store its last ones. */
+#define STORE_LIVE(EXPR, COL)                                                                      \
+	"(CASE WHEN status IN ('running', 'interrupted') THEN " EXPR " ELSE " COL " END)"
+
+/* The SET list that stores every counter of the run ID (a recount). */
+#define STORE_RUN_COUNTS_SET(ID)                                                                                                                                                                       \
+	"missing_count = " STORE_CNT_KIND(ID, "missing") ", orphan_count = " STORE_CNT_KIND(ID, "orphan") ", duplicate_count = " STORE_CNT_KIND(ID, "duplicate") ", conflict_count = " STORE_CNT_KIND( \
+	    ID,                                                                                                                                                                                        \
+	    "conflict") ", stale_count = " STORE_CNT_KIND(ID,                                                                                                                                          \
+	                                                  "stale") ", skipped_newer_count "                                                                                                            \
+	                                                           "= " STORE_CNT_NEWER(                                                                                                               \
+	                                                               ID) ", "                                                                                                                        \
+	                                                                   "skip"                                                                                                                      \
+	                                                                   "ped_"                                                                                                                      \
+	                                                                   "coun"                                                                                                                      \
+	                                                                   "t "                                                                                                                        \
+	                                                                   "="                                                                                                                         \
+	                                                                   " " STORE_CNT_SKIPPED(ID) ", repaired_count = " STORE_CNT_REPAIRED(                                                         \
+	                                                                       ID) ", "                                                                                                                \
+	                                                                           "deleted_"                                                                                                          \
+	                                                                           "count "                                                                                                            \
+	                                                                           "="                                                                                                                 \
+	                                                                           " " STORE_CNT_DELETED(ID) ", failed_count = " STORE_CNT_FAILED(ID)
 
 #endif

@@ -516,8 +516,7 @@ cmd_os_ids(const struct config *cfg)
 	struct os_keys k = {.sort_field =
 	                        *cfg->opensearch_id_field ? cfg->opensearch_id_field : "_id",
 	                    .version_field = cfg->version_field,
-	                    .version_format = *cfg->version_field ? "epoch_millis" : NULL,
-	                    .lean = true}; /* the request shape the reconciler's stream sends */
+	                    .version_format = *cfg->version_field ? "epoch_millis" : NULL};
 	char *after = NULL;
 	bool more = true;
 	int64_t n = 0;
