@@ -702,12 +702,13 @@ def foreign_on_shards(env):
 
 
 def lean_pages(env):
-    """The index stream asks for no stored fields (OPENSEARCH_SCAN lean
-    pages): a copy alone under its key is taken to be under it as _id with
-    no routing. Copies acted on must still be found where they are: a
-    routed stale copy is overwritten in place (not doubled on another
-    shard), a routed orphan and an orphan under a foreign _id are deleted
-    by their own routing and _id, in one run."""
+    """Copies alone under their key whose _id or routing is not the usual
+    (what a stream reading no stored fields could not see: docs/PERFORMANCE.md):
+    a routed stale copy is overwritten in place (not doubled on another
+    shard), a routed orphan and an orphan under a foreign _id are deleted by
+    their own routing and _id, and a copy keyed by a gone id but sitting
+    under a live document's _id is that document's place: overwritten by
+    it, never deleted after it. All in one run."""
     st, body = env.os("PUT", "/" + env.index, {
         "settings": {"number_of_shards": 3, "number_of_replicas": 0},
         "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
@@ -726,12 +727,15 @@ def lean_pages(env):
     # s03's copy moves to routing r7 and goes stale; two orphans: one
     # routed, one under a foreign _id
     env.os("DELETE", "/%s/_doc/s03?refresh=true" % env.index)
+    env.os("DELETE", "/%s/_doc/s07?refresh=true" % env.index)
     env.bulk([{"index": {"_id": "s03", "routing": r7}},
               {"mongo_id": "s03", "title": "old", "updatedAt": "2020-01-01T00:00:00Z"},
               {"index": {"_id": "zz-routed", "routing": q9}},
               {"mongo_id": "zz-routed", "updatedAt": "2020-01-01T00:00:00Z"},
               {"index": {"_id": "F-1"}},
-              {"mongo_id": "zz-foreign", "updatedAt": "2020-01-01T00:00:00Z"}])
+              {"mongo_id": "zz-foreign", "updatedAt": "2020-01-01T00:00:00Z"},
+              {"index": {"_id": "s07"}},
+              {"mongo_id": "zz-gone-7", "updatedAt": "2020-01-01T00:00:00Z"}])
     r = env.run("check", RECONCILE_ORPHANS="delete")
     per = {}
     for _, i in copies(env):
@@ -742,6 +746,10 @@ def lean_pages(env):
     st, got = env.os("GET", "/%s/_doc/s03?routing=%s" % (env.index, r7))
     check(got.get("found") and got["_source"].get("title") == "doc 3",
           "lean pages: the routed stale copy is overwritten where it is (%s)" % got.get("_source"))
+    st, got = env.os("GET", "/%s/_doc/s07" % env.index)
+    check(got.get("found") and got["_source"].get("mongo_id") == "s07",
+          "lean pages: a live document's _id holding a gone key's copy is its place (%s)"
+          % got.get("_source"))
     check(env.in_sync(), "lean pages: index equals MongoDB")
     dry_run_clean(env, "lean pages")
 
