@@ -934,6 +934,14 @@ h_check(struct call *c)
 	    !body_bool(c, "allowDeletes", false, &opts.allow_deletes) ||
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
+	/* a release is one mirror's: an operator answering one mirror's held
+	 * run must not release another's, whose hold they never saw */
+	if (opts.allow_deletes && c->mirror == NULL && c->api->n_mirrors > 1) {
+		reply_error(c, 400,
+		            "allowDeletes releases the brake on deletes of one mirror: name it "
+		            "(?mirror=NAME or POST /api/mirrors/NAME/check)");
+		return;
+	}
 	kind = dry ? RUN_DRY_RUN : RUN_CHECK;
 	if (!body_target(c, &opts, &kind))
 		goto out;

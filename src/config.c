@@ -52,9 +52,14 @@ enum cfg_type {
 	CFG_OS_QUERY,
 	CFG_RATIO /* a decimal fraction; min and max in millionths */
 };
-/* Global: one per process (the journal, the HTTP API, the logs); everything
- * else belongs to a mirror and may differ between mirrors. */
-enum cfg_scope { CFG_MIRROR = 0, CFG_GLOBAL = 1 };
+/* The flags column. CFG_GLOBAL: one per process (the journal, the HTTP
+ * API, the logs); without it a setting belongs to a mirror and may differ
+ * between mirrors (CFG_MIRROR, no flag). CFG_RUN: the setting decides what
+ * a run compares or where and how it writes; an interrupted run whose
+ * snapshot holds another value of one is not resumed (config_run_changes).
+ * The rest (batch sizes, delays, concurrency, timeouts, the schedule, the
+ * brake's limits, credentials) may change between a run and its resume. */
+enum cfg_flags { CFG_MIRROR = 0, CFG_GLOBAL = 1, CFG_RUN = 2 };
 
 struct cfg_entry {
 	const char *name;
@@ -65,7 +70,7 @@ struct cfg_entry {
 	bool secret;
 	size_t offset;
 	const char *help;
-	enum cfg_scope scope;
+	unsigned flags; /* enum cfg_flags */
 };
 
 static const char *const orphan_words[] = {"report", "delete", NULL};
@@ -80,22 +85,22 @@ static const char *const version_type_words[] = {"internal", "external_gte", NUL
 
 static const struct cfg_entry cfg_table[] = {
     {"MONGODB_URI", CFG_MONGO_URI, "mongodb://127.0.0.1:27017", 0, 0, NULL, true, OFF(mongodb_uri),
-     "MongoDB connection string (its password is masked everywhere)", CFG_MIRROR},
+     "MongoDB connection string (its password is masked everywhere)", CFG_MIRROR | CFG_RUN},
     {"MONGODB_DATABASE", CFG_STRING, "test", 1, 0, NULL, false, OFF(mongodb_database),
-     "database of the mirrored collection", CFG_MIRROR},
+     "database of the mirrored collection", CFG_MIRROR | CFG_RUN},
     {"MONGODB_COLLECTION", CFG_STRING, "documents", 1, 0, NULL, false, OFF(mongodb_collection),
-     "the mirrored collection", CFG_MIRROR},
+     "the mirrored collection", CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_URL", CFG_HTTP_URL, "http://127.0.0.1:9200", 0, 0, NULL, true, OFF(opensearch_url),
-     "OpenSearch base URL (http or https)", CFG_MIRROR},
+     "OpenSearch base URL (http or https)", CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_USERNAME", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_username),
      "basic-auth user for OpenSearch; empty = no auth", CFG_MIRROR},
     {"OPENSEARCH_PASSWORD", CFG_STRING, "", 0, 0, NULL, true, OFF(opensearch_password),
      "basic-auth password for OpenSearch", CFG_MIRROR},
     {"OPENSEARCH_INDEX", CFG_INDEX_NAME, "documents", 1, 255, NULL, false, OFF(opensearch_index),
-     "the index that mirrors the collection", CFG_MIRROR},
+     "the index that mirrors the collection", CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_ID_FIELD", CFG_STRING, "mongo_id", 0, 0, NULL, false, OFF(opensearch_id_field),
      "keyword field holding the MongoDB id in each indexed document; empty = sort on _id",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_TLS_VERIFY", CFG_BOOL, "true", 0, 0, NULL, false, OFF(opensearch_tls_verify),
      "verify OpenSearch's TLS certificate", CFG_MIRROR},
     {"OPENSEARCH_CA_FILE", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_ca_file),
@@ -123,14 +128,14 @@ static const struct cfg_entry cfg_table[] = {
      "path of the SQLite journal", CFG_GLOBAL},
     {"RECONCILE_VERSION_FIELD", CFG_STRING, "", 0, 0, NULL, false, OFF(version_field),
      "field compared to find stale copies (e.g. updatedAt); empty = no stale detection",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_ORPHANS", CFG_ENUM, "report", 0, 0, orphan_words, false, OFF(orphans),
-     "what to do with documents only in the index: report or delete", CFG_MIRROR},
+     "what to do with documents only in the index: report or delete", CFG_MIRROR | CFG_RUN},
     {"RECONCILE_COMPARE", CFG_ENUM, "version", 0, 0, compare_words, false, OFF(compare),
      "how a copy is found stale: version (RECONCILE_VERSION_FIELD differs) or content (the "
      "transformed MongoDB document differs from the copy's _source on the fields the transform "
      "writes; with a version field set, also when the versions differ; docs/ENGINE.md)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
      "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
      "exact, and no extra scan on servers where counting scans the collection)",
@@ -153,28 +158,28 @@ static const struct cfg_entry cfg_table[] = {
      "MongoDB query (extended JSON, e.g. {\"status\": \"active\"}) selecting the documents "
      "that belong in the index; documents outside it are not missing, and a copy whose "
      "document left it is an orphan; empty = every document (docs/ENGINE.md#filters)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_QUERY", CFG_OS_QUERY, "", 0, 0, NULL, false, OFF(opensearch_query),
      "query-DSL clause (JSON, e.g. {\"term\": {\"source\": \"ads\"}}) selecting the index "
      "documents of this mirror in an index shared with others; documents outside it are "
      "never this mirror's orphans, and the transform must write what it selects; empty = "
      "the whole index (docs/ENGINE.md#filters)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_FIELDS", CFG_FIELDS, "", 0, 0, NULL, false, OFF(fields),
      "top-level fields written to the index (e.g. title,price); empty = all; the id field is "
      "always written (docs/TRANSFORM.md)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_EXCLUDE", CFG_FIELDS, "", 0, 0, NULL, false, OFF(exclude),
-     "top-level fields never written to the index (e.g. internal,audit)", CFG_MIRROR},
+     "top-level fields never written to the index (e.g. internal,audit)", CFG_MIRROR | CFG_RUN},
     {"RECONCILE_RENAME", CFG_RENAMES, "", 0, 0, NULL, false, OFF(rename),
      "top-level fields written under another name (e.g. title:name,qty:quantity; names as in "
      "MongoDB, applied after RECONCILE_FIELDS and RECONCILE_EXCLUDE)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_TRANSFORM", CFG_STRING, "", 0, 0, NULL, false, OFF(transform),
      "Lua 5.4 script whose transform(doc) returns the body to index, nil to leave the "
      "document out, or body, routing; runs after the three above; empty = none "
      "(docs/TRANSFORM.md)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_TRANSFORM_MAX_INSTRUCTIONS", CFG_INT, "10000000", 1000, 100000000000LL, NULL, false,
      OFF(transform_max_instructions),
      "most Lua instructions one transform(doc) call may run; past it that document fails",
@@ -188,22 +193,22 @@ static const struct cfg_entry cfg_table[] = {
      "top-level fields whose value routes a written document, tried in order (e.g. "
      "page_id,countrySearchedfor; empty, null or missing: the next), else the id; routing the "
      "transform script returns wins; empty = no routing (docs/ENGINE.md)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"RECONCILE_WRITE_MODE", CFG_ENUM, "upsert", 0, 0, write_mode_words, false, OFF(write_mode),
      "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
      "the index has survive) or index (the whole copy replaced: an exact mirror)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_VERSION_TYPE", CFG_ENUM, "internal", 0, 0, version_type_words, false,
      OFF(version_type),
      "internal (no version sent) or external_gte (the version field's value in epoch ms is sent "
      "as the document's external version, so a newer copy is never overwritten: skipped_newer); "
      "external_gte needs RECONCILE_WRITE_MODE=index and RECONCILE_VERSION_FIELD",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"OPENSEARCH_PIPELINE", CFG_STRING, "", 0, 0, NULL, false, OFF(pipeline),
      "ingest pipeline named on every index action (RECONCILE_WRITE_MODE=index); update actions "
      "run no named pipeline, only the index's index.default_pipeline (a warning says so); "
      "empty = none named (docs/ENGINE.md)",
-     CFG_MIRROR},
+     CFG_MIRROR | CFG_RUN},
     {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
      "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface; beyond "
      "loopback set API_TOKEN: the service warns at start without one)",
@@ -1425,7 +1430,7 @@ suggest(const char *key, bool in_mirror, char *out, size_t len)
 	for (size_t i = 0; i <= CFG_COUNT; i++) {
 		if (i == CFG_COUNT)
 			snprintf(k, sizeof(k), "%s", in_mirror ? "name" : "mirrors");
-		else if (in_mirror && cfg_table[i].scope == CFG_GLOBAL)
+		else if (in_mirror && (cfg_table[i].flags & CFG_GLOBAL))
 			continue;
 		else
 			file_key(&cfg_table[i], k, sizeof(k));
@@ -1447,7 +1452,7 @@ global_keys(char *out, size_t len)
 
 	out[0] = '\0';
 	for (size_t i = 0; i < CFG_COUNT && n < len; i++) {
-		if (cfg_table[i].scope != CFG_GLOBAL)
+		if (!(cfg_table[i].flags & CFG_GLOBAL))
 			continue;
 		file_key(&cfg_table[i], k, sizeof(k));
 		n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ", " : "", k);
@@ -1614,7 +1619,7 @@ apply_pair(struct config *cfg, yaml_document_t *doc, const yaml_node_pair_t *p, 
 		                  mirror ? "name or a per-mirror setting's"
 		                         : "mirrors or a setting's");
 	}
-	if (mirror && e->scope == CFG_GLOBAL) {
+	if (mirror && (e->flags & CFG_GLOBAL)) {
 		global_keys(globals, sizeof(globals));
 		return rerror_set(
 		    err, RC_ERR_CONFIG,
@@ -1949,6 +1954,94 @@ snapshot(const struct config *cfg)
 	return o;
 }
 
+/* A MongoDB URI's hosts ("srv:NAME" or "host:port,..."), lower case: what
+ * decides which servers a run reads. The text itself when it does not
+ * parse. Returns a malloc'd string. */
+static char *
+uri_hosts(const char *uri)
+{
+	mongoc_uri_t *u = mongoc_uri_new_with_error(uri, NULL);
+	struct buf b = {0};
+	rcode rc = RC_OK;
+
+	if (u == NULL)
+		return strdup(uri);
+	const char *srv = mongoc_uri_get_srv_hostname(u);
+	if (srv)
+		rc = buf_printf(&b, "srv:%s", srv);
+	for (const mongoc_host_list_t *h = srv ? NULL : mongoc_uri_get_hosts(u); h && !rc;
+	     h = h->next)
+		rc = buf_printf(&b, "%s%s", b.len ? "," : "", h->host_and_port);
+	mongoc_uri_destroy(u);
+	if (rc == RC_OK && b.data == NULL)
+		rc = buf_puts(&b, "");
+	if (rc) {
+		buf_free(&b);
+		return NULL;
+	}
+	for (char *p = b.data; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return b.data;
+}
+
+/* `KEY "value"` shortened for a message: a filter may be long. */
+static RC_MUST_CHECK rcode
+change_value(struct buf *out, const char *v)
+{
+	size_t n = strlen(v);
+
+	return buf_printf(out, "\"%.*s%s\"", n > 120 ? 117 : (int)n, v, n > 120 ? "..." : "");
+}
+
+rcode
+config_run_changes(const struct config *cfg, const char *snapshot, struct buf *out)
+{
+	cJSON *snap = snapshot ? cJSON_Parse(snapshot) : NULL;
+	size_t first = out->len;
+	rcode rc = RC_OK;
+
+	if (!cJSON_IsObject(snap)) {
+		cJSON_Delete(snap);
+		return RC_ERR_INVALID;
+	}
+	for (size_t i = 0; rc == RC_OK && i < CFG_COUNT; i++) {
+		const struct cfg_entry *e = &cfg_table[i];
+		if (!(e->flags & CFG_RUN))
+			continue;
+		const cJSON *item = cJSON_GetObjectItemCaseSensitive(snap, e->name);
+		const char *was = cJSON_IsString(item) ? item->valuestring : e->def;
+		char *now = shown_value(cfg, e), *a = NULL, *b = NULL;
+		bool same;
+		if (now == NULL) {
+			rc = RC_ERR_NOMEM;
+			break;
+		}
+		if (e->type == CFG_MONGO_URI) {
+			a = uri_hosts(was);
+			b = uri_hosts(now);
+			same = a && b && strcmp(a, b) == 0;
+			if (a == NULL || b == NULL)
+				rc = RC_ERR_NOMEM;
+		} else {
+			same = strcmp(was, now) == 0;
+		}
+		if (rc == RC_OK && !same) {
+			rc = buf_printf(out, "%s%s ", out->len > first ? "; " : "", e->name);
+			if (rc == RC_OK)
+				rc = change_value(out, was);
+			if (rc == RC_OK)
+				rc = buf_puts(out, " -> ");
+			if (rc == RC_OK)
+				rc = change_value(out, now);
+		}
+		free(a);
+		free(b);
+		free(now);
+	}
+	cJSON_Delete(snap);
+	return rc;
+}
+
 static RC_MUST_CHECK rcode
 print_json(cJSON *o, struct buf *out)
 {
@@ -2039,14 +2132,14 @@ config_set_dump_yaml(const struct config_set *set, struct buf *out)
 	                      set->file ? set->file : "no file");
 
 	for (size_t i = 0; rc == RC_OK && i < CFG_COUNT; i++)
-		if (cfg_table[i].scope == CFG_GLOBAL)
+		if ((cfg_table[i].flags & CFG_GLOBAL))
 			rc = yaml_setting(out, set->global, &cfg_table[i], "");
 	if (rc == RC_OK)
 		rc = buf_puts(out, "mirrors:\n");
 	for (size_t m = 0; rc == RC_OK && m < set->n_mirrors; m++) {
 		rc = buf_printf(out, "  - name: %s\n", set->mirrors[m]->name);
 		for (size_t i = 0; rc == RC_OK && i < CFG_COUNT; i++)
-			if (cfg_table[i].scope == CFG_MIRROR)
+			if (!(cfg_table[i].flags & CFG_GLOBAL))
 				rc = yaml_setting(out, set->mirrors[m], &cfg_table[i], "    ");
 	}
 	return rc;
@@ -2071,6 +2164,12 @@ config_dump_markdown(struct buf *out)
 	    "A **mirror** is one MongoDB collection, the OpenSearch index that mirrors it, and how "
 	    "documents go from one to the other. Each setting is either **global** (the journal, "
 	    "the HTTP API, the logs: one per process) or **per mirror**.\n\n"
+	    "A setting marked **binds a run** decides what a run compares or where and how it "
+	    "writes. An interrupted run whose snapshot (`runs.config`) holds another value of one "
+	    "(`MONGODB_URI`: another host list) is not resumed but cancelled, and a new run starts "
+	    "with the current settings (docs/JOURNAL.md#commit-protocol-and-resume); the other "
+	    "settings (batch sizes, delays, concurrency, timeouts, the schedule, the brake's "
+	    "limits, credentials) may change before a resume.\n\n"
 	    "## From the environment: one mirror\n\n"
 	    "Values come from the environment, then from `.env` in the working "
 	    "directory for names the environment does not set. They define one mirror named "
@@ -2148,7 +2247,9 @@ config_dump_markdown(struct buf *out)
 		const struct cfg_entry *e = &cfg_table[i];
 		allowed(e, what, sizeof(what));
 		rc = buf_printf(out, "| `%s` | %s | %s | `%s` | %s | %s%s |\n", e->name,
-		                e->scope == CFG_GLOBAL ? "global" : "per mirror",
+		                (e->flags & CFG_GLOBAL) ? "global"
+		                : (e->flags & CFG_RUN)  ? "per mirror, binds a run"
+		                                        : "per mirror",
 		                type_names[e->type], e->def, what, e->help,
 		                e->secret ? " (secret: masked in all output)" : "");
 	}

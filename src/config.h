@@ -147,6 +147,17 @@ char *config_url_key(const char *url);
 RC_MUST_CHECK rcode config_dump_env(const struct config *cfg, struct buf *out);
 /* The same as one JSON object (for the journal's config snapshot). */
 RC_MUST_CHECK rcode config_dump_json(const struct config *cfg, struct buf *out);
+/* What an interrupted run's snapshot (config_dump_json's text, as its runs
+ * row keeps it) says differently from cfg, for the settings that decide
+ * what a run compares or where it writes (the table's CFG_RUN rows):
+ * appends `KEY "old" -> "new"` for each, separated by "; ", both shown as
+ * the snapshot shows them (secrets masked); nothing when none differs. A
+ * key the snapshot lacks (a run begun by an older version) is compared
+ * with the default. MONGODB_URI is compared by its hosts only (its user,
+ * password and options change no document read). RC_ERR_INVALID: the
+ * snapshot is not a JSON object (nothing to compare). */
+RC_MUST_CHECK rcode config_run_changes(const struct config *cfg, const char *snapshot,
+                                       struct buf *out);
 /* Every mirror's effective settings, secrets masked, as YAML in the file's
  * shape: global settings at the top, each mirror's own under mirrors:. */
 RC_MUST_CHECK rcode config_set_dump_yaml(const struct config_set *set, struct buf *out);

@@ -41,6 +41,10 @@ struct engine_result {
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
 	char why[1024];        /* held: why, in numbers, and how to release it */
+	/* run_id was not resumed: settings that bind a run changed since it
+	 * began (why says which); it is cancelled and nothing ran (only with
+	 * engine_opts.resume_only; otherwise a new run ran in its place) */
+	bool not_resumed;
 };
 
 /* Most ids one targeted run takes (`check --ids`, {"ids": [...]}). */
@@ -55,6 +59,10 @@ struct engine_opts {
 	size_t n_ids;
 	bool since; /* the documents whose version field is newer than since_ms */
 	int64_t since_ms;
+	/* a resume and nothing else (`reconciler resume`): a run whose binding
+	 * settings changed since it began is cancelled and no new run starts
+	 * (engine_result.not_resumed); without it a new run starts instead */
+	bool resume_only;
 };
 
 /* Whether a targeted run may start: ids given (1 to ENGINE_IDS_MAX, each
@@ -71,7 +79,10 @@ void engine_free(struct engine *e);
 
 /* Runs one run of the given kind. resume_id: 0 = resume
  * the unfinished run if there is one, else start a new one; > 0 = resume
- * exactly that run; -1 = always start a new run. */
+ * exactly that run (as its own kind); -1 = always start a new run. A run
+ * is resumed only while the settings that bind a run (config.c's CFG_RUN
+ * rows) equal its snapshot; otherwise it is cancelled (its error says what
+ * changed) and a new run of its kind starts with the current settings. */
 RC_MUST_CHECK rcode engine_run(struct engine *e, struct engine_result *res, enum run_kind kind,
                                const char *trigger, int64_t resume_id, struct rerror *err);
 /* The same with options (NULL: none). A RUN_IDS run is always new (never

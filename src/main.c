@@ -7,18 +7,22 @@
  * journal"); 3 the run completed but some documents could not be repaired
  * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
  * 4 the run ended held: the brake on deletes kept its orphans (nothing
- * deleted; a person decides: --allow-deletes); 78 bad configuration
- * (EX_CONFIG), also bad --ids / --since input.
+ * deleted; a person decides: --allow-deletes); 5 `resume` did not resume
+ * a run: settings that bind a run changed since it began, so it was
+ * cancelled and nothing ran (`check` starts a new run); 78 bad
+ * configuration (EX_CONFIG), also bad --ids / --since input, and
+ * --allow-deletes without --mirror when there are several mirrors.
  *
  * Mirrors: `--mirror NAME` picks one for check, resume, runs, show, doctor
  * and config (an unknown name exits 78 with the names there are). Without
  * it check and doctor go through every mirror in turn, resume continues
  * every mirror's interrupted run, runs and show read every mirror's
  * history. Several mirrors end with the worst of their exit codes: a
- * configuration refused (78) beats an error (2) beats a held run (4), which beats a partial repair
- * (3), which beats drift a dry run found (1), which beats 0: what failed to run at all matters
- * most, then what waits for a person's decision, then what stays wrong in the index, then what a
- * dry run only saw.
+ * configuration refused (78) beats an error (2), which beats a run not
+ * resumed (5), which beats a held run (4), which beats a partial repair
+ * (3), which beats drift a dry run found (1), which beats 0: what failed
+ * to run at all matters most, then what waits for a person's decision,
+ * then what stays wrong in the index, then what a dry run only saw.
  */
 #include "api.h" /* serve_main */
 #include "config.h"
@@ -43,11 +47,12 @@
 
 #include <cjson/cJSON.h>
 
-#define EXIT_DRIFT   1
-#define EXIT_ERROR   2
-#define EXIT_PARTIAL 3
-#define EXIT_HELD    4
-#define EXIT_CONFIG  78
+#define EXIT_DRIFT       1
+#define EXIT_ERROR       2
+#define EXIT_PARTIAL     3
+#define EXIT_HELD        4
+#define EXIT_NOT_RESUMED 5
+#define EXIT_CONFIG      78
 
 /* What a command gets: every mirror, and the one --mirror named (NULL when
  * it was not given). */
@@ -105,10 +110,11 @@ print_json(cJSON *j)
 static int
 worst(int a, int b)
 {
-	static const int order[] = {0, EXIT_DRIFT, EXIT_PARTIAL, EXIT_HELD, EXIT_ERROR};
-	int ra = 5, rb = 5; /* anything else (78) is worse still */
+	static const int order[] = {0,         EXIT_DRIFT,       EXIT_PARTIAL,
+	                            EXIT_HELD, EXIT_NOT_RESUMED, EXIT_ERROR};
+	int ra = 6, rb = 6; /* anything else (78) is worse still */
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		if (a == order[i])
 			ra = i;
 		if (b == order[i])
@@ -263,6 +269,10 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_CONFIG;
 	}
+	if (rc == RC_OK && res.not_resumed) {
+		fprintf(stderr, "reconciler: %srun %" PRId64 " %s\n", who, res.run_id, res.why);
+		return EXIT_NOT_RESUMED;
+	}
 	if (res.run_id) {
 		char newer[48] = ""; /* said only where external versions refused writes */
 		if (res.skipped_newer > 0)
@@ -366,6 +376,24 @@ read_ids(const char *path, struct engine_opts *o)
 	return code;
 }
 
+/* --allow-deletes releases one mirror's brake: with several mirrors it
+ * must name which (an operator answering one mirror's held run must not
+ * release another's, whose hold they never saw). */
+static int
+release_names_mirror(const struct cli *cli, const char *cmd)
+{
+	char names[400];
+
+	if (cli->mirror || cli->set->n_mirrors <= 1)
+		return 0;
+	mirror_names(cli->set, names, sizeof(names));
+	fprintf(stderr,
+	        "%s: --allow-deletes releases the brake on deletes of one mirror: name it with "
+	        "--mirror NAME (mirrors: %s)\n",
+	        cmd, names);
+	return EXIT_CONFIG;
+}
+
 static int
 cmd_check(const struct cli *cli, int argc, char **argv)
 {
@@ -401,6 +429,8 @@ cmd_check(const struct cli *cli, int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	}
+	if (opts.allow_deletes && (code = release_names_mirror(cli, "check")) != 0)
+		return code;
 	if (ids || since) {
 		if (kind != RUN_CHECK) {
 			fprintf(stderr,
@@ -498,6 +528,10 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 		        "usage: reconciler resume [RUN_ID] [--allow-deletes] [--mirror NAME]\n");
 		return EXIT_ERROR;
 	}
+	/* a RUN_ID names its mirror: the release is that run's */
+	if (opts.allow_deletes && id == 0 && (code = release_names_mirror(cli, "resume")) != 0)
+		return code;
+	opts.resume_only = true;
 	if (with_store(cli, &s))
 		return EXIT_ERROR;
 	if (id > 0) { /* that run, with its own mirror's settings */
@@ -550,7 +584,9 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	}
 	if (code == 0 && found == 0)
 		printf("no interrupted run to resume\n");
-	for (size_t i = 0; code == 0 && i < n && signal_count == 0; i++)
+	/* every mirror's, whatever another's ended with */
+	bool journal_read = code == 0;
+	for (size_t i = 0; journal_read && i < n && signal_count == 0; i++)
 		if (unfinished[i] > 0)
 			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
 			                              cli->set->n_mirrors > 1, &opts));
@@ -1055,8 +1091,9 @@ static const struct command commands[] = {
      "configuration or input",
      true},
     {"resume", cmd_resume, "resume [RUN_ID] [--allow-deletes] [--mirror NAME]",
-     "continue interrupted runs (each mirror's, or that one); the brake on deletes is "
-     "re-armed, --allow-deletes releases it again",
+     "continue interrupted runs (each mirror's, or that one) with the settings they began "
+     "with (changed: cancelled, exit 5); the brake on deletes is re-armed, --allow-deletes "
+     "releases it again (several mirrors: with --mirror or RUN_ID)",
      true},
     {"runs", cmd_runs, "runs [--limit N] [--mirror NAME]", "list recent runs from the journal",
      true},

@@ -125,6 +125,7 @@ struct run {
 	bool held;
 	int64_t n_held;
 	char why[1024];
+	bool not_resumed;       /* opts->resume_only: the run found was cancelled */
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
 	struct prefetch pre;    /* the index stream's next page */
@@ -1827,11 +1828,99 @@ count_both(struct run *r)
 	return store_run_counts(r->store, r->id, mc, oc);
 }
 
+/* Whether the unfinished run sr may resume: not when a setting that binds a
+ * run (what it compares, where and how it writes) differs from its
+ * snapshot, since its cursor and pending rows belong to the old settings (a
+ * pass continued over another collection from this one's cursor, deletes
+ * checked against the wrong collection). Such a run is cancelled, its
+ * error (and finished event) saying what changed; r->why keeps the text.
+ * With opts->resume_only r->not_resumed is set: nothing else runs. */
+static RC_MUST_CHECK rcode
+not_resumable(struct run *r, const struct store_run *sr)
+{
+	struct buf changed = {0};
+	rcode rc = config_run_changes(r->cfg, sr->config, &changed);
+
+	r->why[0] = '\0';
+	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */
+		log_msg(LOG_WARN, sr->id,
+		        "the run has no settings snapshot: resumed with the current settings");
+		return RC_OK;
+	}
+	if (rc) {
+		buf_free(&changed);
+		return rerror_set(r->err, rc, "out of memory");
+	}
+	if (changed.len == 0) {
+		buf_free(&changed);
+		return RC_OK;
+	}
+	snprintf(r->why, sizeof(r->why),
+	         "not resumed: settings that decide what the run compares or where it writes "
+	         "changed since it began (%s); its cursor and pending batches belong to the old "
+	         "ones, so it is cancelled and %s",
+	         changed.data,
+	         r->opts->resume_only ? "nothing was sent; `reconciler check` starts a new run"
+	                              : "a new run starts with the current settings");
+	buf_free(&changed);
+	log_msg(LOG_WARN, sr->id, "%s", r->why);
+	if ((rc = store_run_finish(r->store, sr->id, RUN_CANCELLED, r->why)))
+		return rerror_set(r->err, rc, "journal: cannot cancel run %" PRId64, sr->id);
+	r->not_resumed = r->opts->resume_only;
+	return RC_OK;
+}
+
+/* Takes up the unfinished run sr where it stopped (and frees sr). */
+static RC_MUST_CHECK rcode
+resume(struct run *r, struct store_run *sr)
+{
+	int64_t id = sr->id;
+	rcode rc;
+
+	r->id = id;
+	r->kind = sr->kind;
+	if (sr->cursor && sr->cursor_type &&
+	    (doc_id_type_parse(sr->cursor_type, &r->cursor_type) ||
+	     (r->cursor = strdup(sr->cursor)) == NULL)) {
+		store_run_free(sr);
+		return rerror_set(r->err, RC_ERR_STORE, "run %" PRId64 " has a bad cursor", id);
+	}
+	r->seen = sr->seen_types;
+	r->compared = sr->compared;
+	r->stats.index_read = sr->index_read;
+	r->brake = sr->brake;
+	store_run_free(sr);
+	/* a release was for the run as it was started and looked at: an
+	 * interruption may have changed what it reads (a MongoDB restored in
+	 * part, QA: a resume at service start deleted half the index), so a
+	 * resume re-arms the brake unless it is released again. A decided
+	 * brake (passed) stays: the deletes were judged on whole totals */
+	if (r->brake == BRAKE_RELEASED && !r->opts->allow_deletes) {
+		if ((rc = store_run_brake(r->store, id, BRAKE_ON)) ||
+		    (rc = store_event(r->store, id, "brake",
+		                      "re-armed: the release was for the run before it "
+		                      "was interrupted")))
+			return rerror_set(r->err, rc, "journal: cannot record the brake");
+		r->brake = BRAKE_ON;
+	}
+	if (r->opts->allow_deletes && r->brake == BRAKE_ON) {
+		if ((rc = store_run_brake(r->store, id, BRAKE_RELEASED)))
+			return rerror_set(r->err, rc, "journal: cannot record the brake");
+		r->brake = BRAKE_RELEASED;
+	}
+	rc = store_run_resumed(r->store, id);
+	/* the pass's place; its batches still pending are sent again
+	 * whatever that place is */
+	log_msg(LOG_INFO, id, "resuming %s run: the pass from %s", store_run_kind_name(r->kind),
+	        r->cursor ? r->cursor : "its start (no chunk was committed)");
+	return rc;
+}
+
 static RC_MUST_CHECK rcode
 start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t resume_id)
 {
 	struct store_run *sr = NULL;
-	int64_t id = 0;
+	int64_t id = 0, replaced = 0;
 	rcode rc;
 
 	if (resume_id == 0 &&
@@ -1858,19 +1947,6 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 			store_run_free(sr);
 			return rc;
 		}
-		r->id = id;
-		r->kind = sr->kind;
-		if (sr->cursor && sr->cursor_type &&
-		    (doc_id_type_parse(sr->cursor_type, &r->cursor_type) ||
-		     (r->cursor = strdup(sr->cursor)) == NULL)) {
-			store_run_free(sr);
-			return rerror_set(r->err, RC_ERR_STORE, "run %" PRId64 " has a bad cursor",
-			                  id);
-		}
-		r->seen = sr->seen_types;
-		r->compared = sr->compared;
-		r->stats.index_read = sr->index_read;
-		r->brake = sr->brake;
 		if (sr->kind == RUN_IDS) {
 			store_run_free(sr);
 			return rerror_set(r->err, RC_ERR_INVALID,
@@ -1879,32 +1955,19 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 			                  "the targeted check again",
 			                  id);
 		}
+		rc = not_resumable(r, sr);
+		if (rc == RC_OK && r->why[0] == '\0')
+			return resume(r, sr);
+		/* cancelled: a new run of its kind below, with today's settings */
+		kind = sr->kind;
+		replaced = id;
 		store_run_free(sr);
-		/* a release was for the run as it was started and looked at: an
-		 * interruption may have changed what it reads (a MongoDB restored in
-		 * part, QA: a resume at service start deleted half the index), so a
-		 * resume re-arms the brake unless it is released again. A decided
-		 * brake (passed) stays: the deletes were judged on whole totals */
-		if (r->brake == BRAKE_RELEASED && !r->opts->allow_deletes) {
-			if ((rc = store_run_brake(r->store, id, BRAKE_ON)) ||
-			    (rc = store_event(r->store, id, "brake",
-			                      "re-armed: the release was for the run before it "
-			                      "was interrupted")))
-				return rerror_set(r->err, rc, "journal: cannot record the brake");
-			r->brake = BRAKE_ON;
+		if (r->not_resumed) {
+			r->id = id;
+			r->kind = kind;
 		}
-		if (r->opts->allow_deletes && r->brake == BRAKE_ON) {
-			if ((rc = store_run_brake(r->store, id, BRAKE_RELEASED)))
-				return rerror_set(r->err, rc, "journal: cannot record the brake");
-			r->brake = BRAKE_RELEASED;
-		}
-		rc = store_run_resumed(r->store, id);
-		/* the pass's place; its batches still pending are sent again
-		 * whatever that place is */
-		log_msg(LOG_INFO, id, "resuming %s run: the pass from %s",
-		        store_run_kind_name(r->kind),
-		        r->cursor ? r->cursor : "its start (no chunk was committed)");
-		return rc;
+		if (rc || r->not_resumed)
+			return rc;
 	}
 	struct buf cfg = {0};
 	rc = config_dump_json(r->cfg, &cfg);
@@ -1923,6 +1986,12 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 	if (rc == RC_OK)
 		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)%s", store_run_kind_name(kind),
 		        trigger, r->opts->allow_deletes ? ", brake on deletes released" : "");
+	if (rc == RC_OK && replaced) {
+		char what[64];
+		snprintf(what, sizeof(what), "in place of run %" PRId64, replaced);
+		log_msg(LOG_INFO, r->id, "%s, which was not resumed: its settings changed", what);
+		rc = store_event(r->store, r->id, "replaces", what);
+	}
 	return rc ? rerror_set(r->err, rc, "journal: cannot begin a run") : RC_OK;
 }
 
@@ -2101,6 +2170,15 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	rc = start_or_resume(&r, kind, trigger, resume_id);
 	if (rc)
 		goto out;
+	if (r.not_resumed) {
+		res->run_id = r.id;
+		res->kind = r.kind;
+		res->status = RUN_CANCELLED;
+		res->not_resumed = true;
+		snprintf(res->why, sizeof(res->why), "%s", r.why);
+		goto out;
+	}
+	r.why[0] = '\0'; /* the held reason's, from here on */
 	if (r.kind != RUN_DRY_RUN && e->cfg->write_mode == WRITE_UPSERT && *e->cfg->pipeline) {
 		/* verified on OpenSearch 2.19: an update runs no named pipeline */
 		char msg[600];

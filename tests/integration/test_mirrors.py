@@ -418,7 +418,16 @@ def old_journal(env):
     r = env.run("show", "2", "--mirror", "default")
     check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 20, "show of an old run")
 
-    # the interrupted run 4 is default's: it resumes on the same documents
+    # the interrupted run 4 is default's: it resumes on the same documents.
+    # The same deployment upgraded: its snapshot names this test's servers,
+    # database and index (another collection or index would not resume it:
+    # docs/JOURNAL.md#commit-protocol-and-resume)
+    with env.journal() as db:
+        cfg = json.loads(db.execute("SELECT config FROM runs WHERE id = 4").fetchone()[0])
+        for k in ("MONGODB_URI", "MONGODB_DATABASE", "MONGODB_COLLECTION", "OPENSEARCH_URL",
+                  "OPENSEARCH_INDEX"):
+            cfg[k] = env.env[k]
+        db.execute("UPDATE runs SET config = ? WHERE id = 4", (json.dumps(cfg),))
     env.create_index()
     env.fixture("load", "--count", 200)
     r = env.run("resume")

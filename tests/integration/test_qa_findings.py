@@ -18,14 +18,22 @@ QA8b:
 - F1: two mirrors into one index spelled two ways (URL, alias) are refused;
 - F8: a symlink to the journal takes the same lock as the journal;
 - F2: unfinished runs of a mirror no longer configured are named at start.
+- QA8b F11: an interrupted run whose binding settings changed (index,
+  collection) is not resumed with its old cursor and pending rows: it is
+  cancelled saying what changed; `resume` exits 5, `check` and the service
+  start a new run from the start; a tuning change (delay, batch size) still
+  resumes it.
+- QA8b F13: with several mirrors, --allow-deletes and {"allowDeletes": true}
+  must name the mirror whose brake they release (78 / 400).
 """
 import fcntl
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 
-from harness import Env, check, done
+from harness import FIXTURE, Env, check, done
 from service import Service
 
 
@@ -116,7 +124,7 @@ def stale_pending_delete(env):
         {"_id": {"$oid": oid}, "updatedAt": {"$date": {"$numberLong": "1704067200000"}}}]})
     env.bulk([{"index": {"_id": oid}},
               {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z", "enriched": True}])
-    r = env.run("resume")
+    r = env.run("resume", RECONCILE_ORPHANS="delete")  # the settings it began with
     st, doc = env.os("GET", "/%s/_doc/%s" % (env.index, oid))
     with env.journal() as db:
         row = db.execute("SELECT status, error FROM run_ids WHERE run_id = ? AND doc_id = ?",
@@ -489,9 +497,186 @@ def removed_mirror_run(env):
     check(r.returncode == 0 and "cancelled" in r.stdout, "the closed run lists as cancelled")
 
 
+SLOW = {"SYNC_BATCH_SIZE": 1, "SYNC_BATCH_DELAY_MS": 400}
+
+
+def killed_run(env, committed=3):
+    """A slow check killed with SIGKILL once `committed` batches are in: left
+    running, with a cursor and possibly a pending batch. Returns its id."""
+    p = env.spawn("check", **SLOW)
+    n, deadline = 0, time.monotonic() + 120
+    while n < committed and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.1)
+        try:
+            with env.journal() as db:
+                n = db.execute("SELECT count(*) FROM batches WHERE status = 'committed'"
+                               " AND run_id = (SELECT max(id) FROM runs)").fetchone()[0]
+        except Exception:
+            pass
+    check(p.poll() is None, "the slow run was still working when killed")
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    run = env.last_run()
+    check(run["status"] == "running", "the killed run is left running (%s)" % run["status"])
+    return run["id"]
+
+
+def run_row(env, run_id):
+    with env.journal() as db:
+        return dict(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+
+
+def events_of(env, run_id):
+    with env.journal() as db:
+        return [(r[0], r[1] or "") for r in db.execute(
+            "SELECT event, detail FROM run_events WHERE run_id = ? ORDER BY id", (run_id,))]
+
+
+def resume_settings_changed(env):
+    """QA8b F11: the resume took the mirror's current index and collection
+    with the old run's cursor and pending rows."""
+    N = 40
+    env.create_index()
+    env.fixture("load", "--count", N)
+    moved = env.index + "_moved"
+    try:
+        # 1. `reconciler resume` with OPENSEARCH_INDEX changed: not resumed, exit 5
+        first = killed_run(env)
+        r = env.run("resume", OPENSEARCH_INDEX=moved)
+        run = run_row(env, first)
+        check(r.returncode == 5 and "not resumed" in r.stderr and "OPENSEARCH_INDEX" in r.stderr
+              and '"%s" -> "%s"' % (env.index, moved) in r.stderr,
+              "resume with another index exits 5 saying what changed (%d: %r)"
+              % (r.returncode, r.stderr[-500:]))
+        check(run["status"] == "cancelled" and "OPENSEARCH_INDEX" in (run["error"] or "")
+              and moved in run["error"] and run["resume_count"] == 0,
+              "the old run is cancelled with the reason (%s: %r)" % (run["status"], run["error"]))
+        check(any(e == "finished" and "OPENSEARCH_INDEX" in d for e, d in events_of(env, first)),
+              "a run event says which settings changed")
+        st, _ = env.os("GET", "/" + moved)
+        check(st == 404, "nothing was written to the new index from the old cursor (%d)" % st)
+        check(env.last_run()["id"] == first, "resume started no run of its own")
+        # with the settings the run began with, the next one completes from scratch
+        r = env.run("check", OPENSEARCH_INDEX=moved)
+        run = env.last_run()
+        check(r.returncode == 0 and run["id"] != first and run["compared"] == N
+              and env.mongo_docs() == env.os_docs(moved),
+              "a later check on the new index is a whole new run (%d, compared %s)"
+              % (r.returncode, run["compared"]))
+
+        # 2. `reconciler check` with MONGODB_COLLECTION changed: cancelled,
+        # a new run of the other collection from its start
+        second = killed_run(env)
+        e = dict(env.env, MONGODB_COLLECTION="other")
+        subprocess.run([FIXTURE, "load", "--count", "10"], env=e, check=True,
+                       capture_output=True, timeout=120)
+        r = env.run("check", MONGODB_COLLECTION="other")
+        run, new = run_row(env, second), env.last_run()
+        check(run["status"] == "cancelled" and "MONGODB_COLLECTION" in (run["error"] or "")
+              and '"ads" -> "other"' in run["error"],
+              "check cancels the run whose collection changed (%s: %r)"
+              % (run["status"], run["error"]))
+        check(r.returncode == 0 and new["id"] > second and new["status"] == "completed"
+              and new["compared"] == 10 and new["resume_count"] == 0,
+              "and runs a new check over the whole other collection (%d: %s compared, %r)"
+              % (r.returncode, new["compared"], r.stderr[-300:]))
+        check(any(e == "replaces" and str(second) in d for e, d in events_of(env, new["id"])),
+              "the new run's events name the run it replaces")
+        check("not resumed" in r.stderr or "not resumed" in open(
+            os.path.join(env.env["LOG_DIR"], "combined.log")).read(),
+              "a log line says the run was not resumed")
+
+        # 3. the service's resume at start, with the index changed
+        third = killed_run(env)
+        moved2 = env.index + "_moved2"
+        svc = Service(env, OPENSEARCH_INDEX=moved2, RECONCILIATION_ENABLED="false")
+        try:
+            deadline, new = time.monotonic() + 120, None
+            while time.monotonic() < deadline:
+                new = env.last_run()
+                if new["id"] > third and new["status"] not in ("running", "interrupted"):
+                    break
+                time.sleep(0.3)
+        finally:
+            svc.stop()
+        run = run_row(env, third)
+        check(run["status"] == "cancelled" and moved2 in (run["error"] or ""),
+              "the service cancels the run whose index changed (%s: %r)"
+              % (run["status"], run["error"]))
+        check(new["id"] > third and new["status"] == "completed" and new["kind"] == "check"
+              and new["compared"] == N and env.mongo_docs() == env.os_docs(moved2),
+              "and starts a new run that fills the new index from the start (%s)"
+              % {k: new[k] for k in ("id", "status", "kind", "compared")})
+    finally:
+        env.os("DELETE", "/" + moved)
+        env.os("DELETE", "/" + env.index + "_moved2")
+
+
+def resume_tuning_changed(env):
+    """QA8b F11: only a tuning setting changed (delay, batch size): the run
+    resumes, the same run completes."""
+    env.create_index()
+    env.fixture("load", "--count", 40)
+    first = killed_run(env)
+    r = env.run("resume", SYNC_BATCH_DELAY_MS=0, SYNC_BATCH_SIZE=1)
+    run = env.last_run()
+    check(r.returncode == 0 and run["id"] == first and run["status"] == "completed"
+          and run["resume_count"] == 1 and env.in_sync(),
+          "a changed SYNC_BATCH_DELAY_MS does not stop the resume (%d, %s, %r)"
+          % (r.returncode, {k: run[k] for k in ("id", "status", "resume_count")},
+             r.stderr[-300:]))
+
+
+def release_names_mirror(env):
+    """QA8b F13: a bare --allow-deletes / {"allowDeletes": true} released
+    every mirror's brake. With several mirrors it must name one."""
+    for coll in ("ads", "a", "b"):
+        subprocess.run([FIXTURE, "load", "--count", "5"], capture_output=True, timeout=120,
+                       env=dict(env.env, MONGODB_COLLECTION=coll), check=True)
+    single = env.run("check", "--allow-deletes")
+    check(single.returncode == 0, "one mirror: --allow-deletes as before (%d: %r)"
+          % (single.returncode, single.stderr[-300:]))
+    path = os.path.join(env.tmp, "two.yaml")
+    with open(path, "w") as f:
+        f.write("mirrors:\n  - name: a\n    mongodb_collection: a\n    opensearch_index: %s_a\n"
+                "  - name: b\n    mongodb_collection: b\n    opensearch_index: %s_b\n"
+                % (env.index, env.index))
+    env.env["RECONCILER_CONFIG"] = path
+    try:
+        runs_before = env.last_run()["id"]
+        for args in (("check", "--allow-deletes"), ("resume", "--allow-deletes")):
+            r = env.run(*args)
+            check(r.returncode == 78 and "--mirror" in r.stderr and "a, b" in r.stderr,
+                  "%s without --mirror exits 78 naming the mirrors (%d: %r)"
+                  % (" ".join(args), r.returncode, r.stderr[-300:]))
+        check(env.last_run()["id"] == runs_before, "no run was begun")
+        r = env.run("check", "--allow-deletes", "--mirror", "a")
+        check(r.returncode == 0, "with --mirror a it runs (%d: %r)" % (r.returncode, r.stderr[-300:]))
+        svc = Service(env)
+        try:
+            st, body, _ = svc.http("POST", "/api/reconciliation/check", {"allowDeletes": True})
+            check(st == 400 and body.get("success") is False and "mirror" in body.get("error", ""),
+                  "seed check with allowDeletes and no ?mirror= is 400 (%d: %s)" % (st, body))
+            st, body, _ = svc.http("POST", "/api/reconciliation/check?mirror=b",
+                                   {"allowDeletes": True})
+            check(st == 200 and body.get("runId"), "with ?mirror=b it runs (%d: %s)" % (st, body))
+            st, body, _ = svc.http("POST", "/api/mirrors/a/check", {"allowDeletes": True})
+            check(st == 200, "a mirror's own route releases it (%d: %s)" % (st, body))
+            st, body, _ = svc.http("POST", "/api/reconciliation/check", {})
+            check(st == 200 and len(body.get("mirrors", [])) == 2,
+                  "the seed check without allowDeletes still runs every mirror (%d)" % st)
+        finally:
+            svc.stop()
+    finally:
+        del env.env["RECONCILER_CONFIG"]
+        env.os("DELETE", "/%s_a" % env.index)
+        env.os("DELETE", "/%s_b" % env.index)
+
+
 for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
-           removed_mirror_run):
+           removed_mirror_run, resume_settings_changed, resume_tuning_changed,
+           release_names_mirror):
     env = Env(fn.__name__)
     try:
         fn(env)

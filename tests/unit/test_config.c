@@ -258,6 +258,58 @@ test_write_settings(void)
 	unsetenv("RECONCILE_WRITE_MODE");
 }
 
+/* What a run's snapshot says differently from the settings now: only the
+ * settings that bind a run, compared masked; the URI by its hosts. */
+static void
+test_run_changes(void)
+{
+	struct config *was = NULL, *now = NULL;
+	struct rerror e = {0};
+	struct buf snap = {0}, out = {0};
+
+	setenv("MONGODB_URI", "mongodb://app:old-pw@db.example:27017/?authSource=admin", 1);
+	CHECK(config_load(&was, NULL, &e) == RC_OK);
+	CHECK(config_dump_json(was, &snap) == RC_OK);
+
+	/* tuning and credentials: nothing */
+	setenv("MONGODB_URI", "mongodb://other:new-pw@DB.example:27017/?connectTimeoutMS=500", 1);
+	setenv("SYNC_BATCH_DELAY_MS", "500", 1);
+	setenv("SYNC_BATCH_SIZE", "7", 1);
+	setenv("RECONCILE_MAX_DELETES", "3", 1);
+	CHECK(config_load(&now, NULL, &e) == RC_OK);
+	CHECK(config_run_changes(now, snap.data, &out) == RC_OK && out.len == 0);
+	config_free(now);
+
+	/* the index, the host, the orphans policy: each said, old -> new, masked */
+	setenv("MONGODB_URI", "mongodb://app:old-pw@db2.example:27017/", 1);
+	setenv("OPENSEARCH_INDEX", "moved", 1);
+	setenv("RECONCILE_ORPHANS", "delete", 1);
+	CHECK(config_load(&now, NULL, &e) == RC_OK);
+	CHECK(config_run_changes(now, snap.data, &out) == RC_OK);
+	CHECK(out.data && strstr(out.data, "OPENSEARCH_INDEX \"documents\" -> \"moved\"") != NULL);
+	CHECK(strstr(out.data, "RECONCILE_ORPHANS \"report\" -> \"delete\"") != NULL);
+	CHECK(strstr(out.data, "MONGODB_URI") != NULL && strstr(out.data, "db2.example") != NULL);
+	CHECK(strstr(out.data, "old-pw") == NULL && strstr(out.data, "SYNC_") == NULL);
+	buf_free(&out);
+
+	/* a key the snapshot lacks is its default; no snapshot: nothing to compare */
+	CHECK(config_run_changes(now, "{}", &out) == RC_OK && out.data &&
+	      strstr(out.data, "OPENSEARCH_INDEX \"documents\" -> \"moved\"") != NULL);
+	buf_free(&out);
+	CHECK(config_run_changes(now, NULL, &out) == RC_ERR_INVALID);
+	CHECK(config_run_changes(now, "[1]", &out) == RC_ERR_INVALID && out.len == 0);
+	config_free(now);
+	config_free(was);
+	buf_free(&snap);
+	buf_free(&out);
+	unsetenv("MONGODB_URI");
+	unsetenv("SYNC_BATCH_DELAY_MS");
+	unsetenv("SYNC_BATCH_SIZE");
+	unsetenv("RECONCILE_MAX_DELETES");
+	unsetenv("OPENSEARCH_INDEX");
+	unsetenv("RECONCILE_ORPHANS");
+}
+
 int
 main(void)
 {
@@ -267,5 +319,6 @@ main(void)
 	test_dotenv();
 	test_docs_match();
 	test_write_settings();
+	test_run_changes();
 	return check_done("test_config");
 }

@@ -544,7 +544,8 @@ test_markdown(void)
 
 	CHECK(config_dump_markdown(&b) == RC_OK);
 	CHECK(b.data && strstr(b.data, "| `STATE_DB` | global |"));
-	CHECK(b.data && strstr(b.data, "| `MONGODB_COLLECTION` | per mirror |"));
+	CHECK(b.data && strstr(b.data, "| `MONGODB_COLLECTION` | per mirror, binds a run |"));
+	CHECK(b.data && strstr(b.data, "| `SYNC_BATCH_DELAY_MS` | per mirror |"));
 	CHECK(b.data && strstr(b.data, "```yaml\n"));
 	buf_free(&b);
 }
