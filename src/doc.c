@@ -549,26 +549,18 @@ doc_json_string(struct buf *out, const char *str, size_t len)
 			i++;
 			continue;
 		}
+		/* RFC 8259's two-character escapes, else \u00XX */
+		char two = c == '"'    ? '"'
+		           : c == '\\' ? '\\'
+		           : c == '\n' ? 'n'
+		           : c == '\r' ? 'r'
+		           : c == '\t' ? 't'
+		                       : 0;
 		char esc[8];
-		switch (c) {
-		case '"':
-			strcpy(esc, "\\\"");
-			break;
-		case '\\':
-			strcpy(esc, "\\\\");
-			break;
-		case '\n':
-			strcpy(esc, "\\n");
-			break;
-		case '\r':
-			strcpy(esc, "\\r");
-			break;
-		case '\t':
-			strcpy(esc, "\\t");
-			break;
-		default:
+		if (two)
+			snprintf(esc, sizeof(esc), "\\%c", two);
+		else
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
-		}
 		if (buf_puts(out, esc))
 			return RC_ERR_NOMEM;
 		i++;

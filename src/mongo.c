@@ -753,10 +753,6 @@ mongo_scan_free(struct mongo_scan *s)
 	free(s);
 }
 
-/* Documents a fetch reads per reply (find and each getMore): bounds what
- * one reply holds, whatever the server's default (up to 16 MiB). */
-#define FETCH_BATCH_DOCS 1000
-
 /* Runs one find (cond under m's filter when filtered); *refused says
  * whether an error was the query itself being refused (a value that cannot
  * be matched, e.g. a document _id with an empty key) rather than the
@@ -779,7 +775,7 @@ fetch_with(struct mongo *m, const bson_t *cond, bool filtered, const bson_t *pro
 	else
 		/* a server may answer a getMore with up to 16 MiB of documents:
 		 * a repair's $in of 10,000 ids would be held at once */
-		BSON_APPEND_INT32(&opts, "batchSize", FETCH_BATCH_DOCS);
+		BSON_APPEND_INT32(&opts, "batchSize", MONGO_FETCH_BATCH_DOCS);
 	if (filtered)
 		with_filter(&filter, m, cond);
 	else

@@ -49,6 +49,11 @@ RC_MUST_CHECK rcode mongo_collection_exists(struct mongo *m, bool *exists, struc
 RC_MUST_CHECK rcode mongo_has_type(struct mongo *m, enum id_type type, bool *has,
                                    struct rerror *err);
 
+/* Whole documents a read asks per reply (a fetch's find and each getMore,
+ * a full re-index's stream): bounds what one reply holds, whatever the
+ * server's default (up to 16 MiB). */
+#define MONGO_FETCH_BATCH_DOCS 1000
+
 /* A stream of the collection (under its filter) in _id order. after/after_type: resume strictly
  * after that id (NULL: from the start). With full_docs false only _id and
  * version_field (may be NULL or "") are read. With ahead, a thread with a

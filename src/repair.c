@@ -1174,11 +1174,10 @@ repair_full(struct repair *rp)
 	struct batch b = {.action = "index"};
 	struct buf json = {0}, idtext = {0};
 	struct mongo_scan *scan = NULL;
-	int bs = 1000;
 	rcode rc;
 
-	rc = mongo_scan_open(&scan, rp->mongo, rp->cursor, rp->cursor_type, NULL, true, bs, true,
-	                     rp->err);
+	rc = mongo_scan_open(&scan, rp->mongo, rp->cursor, rp->cursor_type, NULL, true,
+	                     MONGO_FETCH_BATCH_DOCS, true, rp->err);
 	while (rc == RC_OK && !*rp->stop) {
 		const bson_t *doc;
 		bson_iter_t it;

@@ -1635,6 +1635,16 @@ setup_keys(struct run *r)
 	return rc;
 }
 
+/* A warning that does not stop the run: logged, and journaled as a
+ * `warning` event (a journal that refuses it is only logged). */
+static void
+warn_journaled(struct run *r, const char *msg)
+{
+	log_msg(LOG_WARN, r->id, "%s", msg);
+	if (store_event(r->store, r->id, "warning", msg))
+		log_msg(LOG_ERROR, r->id, "journal: cannot record a warning");
+}
+
 /* Makes what was indexed so far visible to search, so the pass compares
  * against everything written before it (and the next run sees our
  * repairs). Not fatal: a cluster may forbid it, the pass still works. */
@@ -1692,9 +1702,7 @@ check_query_match(struct run *r)
 			    "(the transform writes it, docs/TRANSFORM.md), or the next run finds "
 			    "them missing again",
 			    n - seen, n);
-			log_msg(LOG_WARN, r->id, "%s", msg);
-			if (store_event(r->store, r->id, "warning", msg))
-				log_msg(LOG_WARN, r->id, "journal: cannot record a warning");
+			warn_journaled(r, msg);
 		}
 	}
 	idlist_free(&found);
@@ -2188,9 +2196,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		         "index.default_pipeline; set that on the index, or write with "
 		         "RECONCILE_WRITE_MODE=index",
 		         e->cfg->pipeline);
-		log_msg(LOG_WARN, r.id, "%s", msg);
-		if (store_event(r.store, r.id, "warning", msg))
-			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");
+		warn_journaled(&r, msg);
 	}
 	if (r.kind == RUN_IDS) {
 		/* what a targeted run was asked: the journal says it, not only
@@ -2225,9 +2231,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		    "if the pipeline changes or removes a field the body writes, every copy is "
 		    "stale in every run (a pipeline that only adds fields is fine)",
 		    e->cfg->pipeline);
-		log_msg(LOG_WARN, r.id, "%s", msg);
-		if (store_event(r.store, r.id, "warning", msg))
-			log_msg(LOG_ERROR, r.id, "journal: cannot record a warning");
+		warn_journaled(&r, msg);
 	}
 	r.full = r.kind == RUN_FULL;
 	r.dry_run = r.kind == RUN_DRY_RUN;

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 SRC = os.environ.get("RECONCILER_SOURCE_DIR") or os.path.abspath(
@@ -135,6 +136,14 @@ class Env:
 
     def refresh(self):
         self.os("POST", "/%s/_refresh" % self.index)
+
+    def shard_of(self, routing):
+        """The shard of this test's index that a routing value (or an _id
+        written without one) goes to, as OpenSearch computes it."""
+        st, res = self.os("GET", "/%s/_search_shards?routing=%s" % (
+            self.index, urllib.parse.quote(routing, safe="")))
+        assert st == 200, res
+        return res["shards"][0][0]["shard"]
 
     def os_docs(self, index=None):
         """{_id: updatedAt-in-ms or None} of the whole index (this test's, or

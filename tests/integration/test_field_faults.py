@@ -4,6 +4,7 @@ servers: the index equals MongoDB (or exactly the named documents are
 journaled failed with the stated reason), the dry run after a repair is
 clean, and no document present in MongoDB is ever deleted."""
 import base64
+import collections
 import json
 import os
 import random
@@ -78,6 +79,19 @@ def set_version(env, idv, ms):
 def delete_mongo(env, idv):
     r = env.mongo({"delete": "ads", "deletes": [{"q": {"_id": idv}, "limit": 1}]})
     assert r.get("n") == 1, r
+
+
+def sharded_index(env):
+    """This test's index with three shards (custom routing lands apart)."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+    assert st == 200, body
+
+
+def copy_counts(env):
+    """{_id: how many copies the index holds under it}."""
+    return collections.Counter(i for _, i in copies(env))
 
 
 def copies(env):
@@ -592,10 +606,7 @@ def kinds_resume(env):
 def routing_copies(env):
     """Copies of one id on several shards (custom routing), across page
     boundaries: every extra copy found; exactly one copy stays."""
-    st, body = env.os("PUT", "/" + env.index, {
-        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
-        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
-    assert st == 200, body
+    sharded_index(env)
     ids = ["d%03d" % i for i in range(30)]
     insert(env, [doc(x, i) for i, x in enumerate(ids)])
     env.run("check", RECONCILE_CHUNK_SIZE=10, OPENSEARCH_SCAN_PAGE=10)
@@ -607,9 +618,7 @@ def routing_copies(env):
     env.bulk(acts)
     for k in range(2):
         r = env.run("check", RECONCILE_CHUNK_SIZE=10, OPENSEARCH_SCAN_PAGE=10)
-    per = {}
-    for _, i in copies(env):
-        per[i] = per.get(i, 0) + 1
+    per = copy_counts(env)
     check(all(per.get(x) == 1 for x in ids), "routing copies: exactly one copy of every id (%s)"
           % {k: v for k, v in per.items() if v != 1})
     check(env.in_sync(), "routing copies: the copy left is current")
@@ -678,10 +687,7 @@ def mixed_alias_mapping(env):
 def foreign_on_shards(env):
     """Copies under a live document's _id but another key, on other shards:
     extra copies, deleted where they are; the document's own copy stays."""
-    st, body = env.os("PUT", "/" + env.index, {
-        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
-        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
-    assert st == 200, body
+    sharded_index(env)
     ids = ["s%02d" % i for i in range(12)]
     insert(env, [doc(x, i) for i, x in enumerate(ids)])
     env.run("check")
@@ -692,9 +698,7 @@ def foreign_on_shards(env):
     env.bulk(acts)
     for k in range(2):
         r = env.run("check", RECONCILE_ORPHANS="delete")
-    per = {}
-    for _, i in copies(env):
-        per[i] = per.get(i, 0) + 1
+    per = copy_counts(env)
     check(all(per.get(x) == 1 for x in ids) and len(per) == len(ids),
           "foreign on shards: one copy of each id left (%s)" % {k: v for k, v in per.items() if v != 1})
     check(env.in_sync(), "foreign on shards: index equals MongoDB")
@@ -709,21 +713,14 @@ def lean_pages(env):
     their own routing and _id, and a copy keyed by a gone id but sitting
     under a live document's _id is that document's place: overwritten by
     it, never deleted after it. All in one run."""
-    st, body = env.os("PUT", "/" + env.index, {
-        "settings": {"number_of_shards": 3, "number_of_replicas": 0},
-        "mappings": {"properties": {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
-    assert st == 200, body
+    sharded_index(env)
     ids = ["s%02d" % i for i in range(40)]
     insert(env, [doc(x, i) for i, x in enumerate(ids)])
     env.run("check")
 
-    def shard(routing):
-        st, b = env.os("GET", "/%s/_search_shards?routing=%s" % (env.index, routing))
-        return b["shards"][0][0]["shard"]
-
     # routing values that place a copy on another shard than its _id would
-    r7 = next(v for v in ("r%d" % i for i in range(100)) if shard(v) != shard("s03"))
-    q9 = next(v for v in ("q%d" % i for i in range(100)) if shard(v) != shard("zz-routed"))
+    r7 = next(v for v in ("r%d" % i for i in range(100)) if env.shard_of(v) != env.shard_of("s03"))
+    q9 = next(v for v in ("q%d" % i for i in range(100)) if env.shard_of(v) != env.shard_of("zz-routed"))
     # s03's copy moves to routing r7 and goes stale; two orphans: one
     # routed, one under a foreign _id
     env.os("DELETE", "/%s/_doc/s03?refresh=true" % env.index)
@@ -737,9 +734,7 @@ def lean_pages(env):
               {"index": {"_id": "s07"}},
               {"mongo_id": "zz-gone-7", "updatedAt": "2020-01-01T00:00:00Z"}])
     r = env.run("check", RECONCILE_ORPHANS="delete")
-    per = {}
-    for _, i in copies(env):
-        per[i] = per.get(i, 0) + 1
+    per = copy_counts(env)
     check(r.returncode == 0 and per == {x: 1 for x in ids},
           "lean pages: one run leaves one copy of each live id and no orphan (%s, %s)"
           % (r.returncode, {k: v for k, v in per.items() if v != 1 or k not in ids}))

@@ -8,7 +8,6 @@ together (exit 78). All on a 3-shard index of the real OpenSearch."""
 import json
 import random
 import string
-import urllib.parse
 
 from harness import Env, check, done
 
@@ -49,13 +48,6 @@ def copies(env, idv):
         for h in res["hits"]["hits"]:
             out.append((n, h.get("_routing"), h["_source"]))
     return out
-
-
-def shard_of(env, routing):
-    st, res = env.os("GET", "/%s/_search_shards?routing=%s" % (
-        env.index, urllib.parse.quote(routing, safe="")))
-    assert st == 200, res
-    return res["shards"][0][0]["shard"]
 
 
 def ids_with_two_copies(env):
@@ -106,7 +98,7 @@ def routing(env):
     run = runs_row(env)
     want = {"a": "p1", "b": "FR", "c": "c", "d": "777"}
     got = {k: [(s, rt) for s, rt, _ in copies(env, k)] for k in want}
-    check(r.returncode == 0 and all(got[k] == [(shard_of(env, v), v)] for k, v in want.items()),
+    check(r.returncode == 0 and all(got[k] == [(env.shard_of(v), v)] for k, v in want.items()),
           "routing: missing documents written with page_id, else countrySearchedfor, else "
           "the id, each on its routing's shard (%d %s %s)" % (r.returncode, got, r.stderr[-300:]))
     check(copies(env, "o1") == [] and run["deleted_count"] == 1,
@@ -128,13 +120,13 @@ def routing(env):
         "page_id": "p9", "updatedAt": date(DATE0 + 10)}}}]})
     r = env.run("check")
     ca, cb = copies(env, "a"), copies(env, "b")
-    check(r.returncode == 0 and len(ca) == 1 and ca[0][:2] == (shard_of(env, "p1"), "p1")
+    check(r.returncode == 0 and len(ca) == 1 and ca[0][:2] == (env.shard_of("p1"), "p1")
           and ca[0][2].get("title") == "alpha2" and ca[0][2].get("image_embedding") == [0.5, 0.25],
           "routing: a stale copy with the same routing is updated in place, one copy (%s)" % ca)
-    check(len(cb) == 1 and cb[0][:2] == (shard_of(env, "p9"), "p9")
+    check(len(cb) == 1 and cb[0][:2] == (env.shard_of("p9"), "p9")
           and cb[0][2].get("page_id") == "p9" and cb[0][2].get("image_embedding") == [0.75],
           "routing: a stale copy whose routing changed leaves one copy, on the new "
-          "routing's shard (%s; shards FR=%d p9=%d)" % (cb, shard_of(env, "FR"), shard_of(env, "p9")))
+          "routing's shard (%s; shards FR=%d p9=%d)" % (cb, env.shard_of("FR"), env.shard_of("p9")))
     check(ids_with_two_copies(env) == [], "routing: no _id has two copies (terms aggregation)")
     r = env.run("check", "--dry-run")
     check(r.returncode == 0, "routing: clean after the moves (%d %s)" % (r.returncode, r.stdout[-300:]))
@@ -142,7 +134,7 @@ def routing(env):
     # a full re-index writes with the same routing rule: still one copy each
     r = env.run("check", "--full")
     check(r.returncode == 0 and ids_with_two_copies(env) == [] and
-          [(s, rt) for s, rt, _ in copies(env, "d")] == [(shard_of(env, "777"), "777")],
+          [(s, rt) for s, rt, _ in copies(env, "d")] == [(env.shard_of("777"), "777")],
           "routing: the full re-index routes as the repairs do (%d)" % r.returncode)
 
 
