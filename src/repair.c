@@ -51,7 +51,8 @@ qitem_copy(struct qitem *dst, const struct qitem *src)
 	*dst = (struct qitem){.type = src->type,
 	                      .kind = src->kind,
 	                      .version = src->version,
-	                      .write_default_index = src->write_default_index};
+	                      .write_default_index = src->write_default_index,
+	                      .left_by_transform = src->left_by_transform};
 	dst->id = strdup(src->id);
 	dst->index = src->index ? strdup(src->index) : NULL;
 	dst->routing = src->routing ? strdup(src->routing) : NULL;
@@ -136,7 +137,9 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .index = (char *)d->os_index,
 	                  .routing = (char *)d->routing,
 	                  .docid = (char *)d->os_id,
-	                  .version = -1};
+	                  .version = -1,
+	                  .left_by_transform =
+	                      d->reason && strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0};
 
 	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
 	return idvec_push(del ? &rp->del : &rp->fix, &q);
@@ -1070,11 +1073,21 @@ on_batch_id(void *ctx, const struct store_drift *d)
 	return idvec_push(ctx, &q) != RC_OK;
 }
 
-/* A pending delete batch of a resumed run may be old: an orphan of then may
- * have a document now (the live syncer wrote it back). Asks MongoDB again
- * and keeps in v only the copies still to delete; the others are journaled
- * skipped, never deleted (the first rule). Duplicates (extra copies of a
- * document) stay: deleting them never removes the document's own copy. */
+/* An orphan whose judgement MongoDB can take back: not one the transform
+ * leaves out (its document is there on purpose). */
+static bool
+asked_again(const struct qitem *q)
+{
+	return q->kind == DRIFT_ORPHAN && !q->left_by_transform;
+}
+
+/* A delete judged a while ago (a resumed run's pending batch, or held
+ * orphans sent when the pass ends) may be old: an orphan of then may have a
+ * document now (the live syncer wrote it back, a restore). Asks MongoDB
+ * again and keeps in v only the copies still to delete; the others are
+ * journaled skipped, never deleted (the first rule). Duplicates (extra
+ * copies of a document) stay: deleting them never removes the document's
+ * own copy. */
 static RC_MUST_CHECK rcode
 recheck_orphans(struct repair *rp, struct idvec *v)
 {
@@ -1084,7 +1097,7 @@ recheck_orphans(struct repair *rp, struct idvec *v)
 	rcode rc = texts && exists ? RC_OK : rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 
 	for (size_t i = 0; rc == RC_OK && i < v->n; i++)
-		if (v->v[i].kind == DRIFT_ORPHAN)
+		if (asked_again(&v->v[i]))
 			texts[n++] = v->v[i].id;
 	if (rc == RC_OK && n && rp->mongo_exists)
 		rc = rp->mongo_exists(rp->on_commit_ctx, texts, n, exists, rp->err);
@@ -1095,16 +1108,15 @@ recheck_orphans(struct repair *rp, struct idvec *v)
 	}
 	/* compacts v whatever happens below, so each item is freed once */
 	for (size_t i = 0, k = 0; i < v->n; i++) {
-		bool back = v->v[i].kind == DRIFT_ORPHAN && exists[k++];
+		bool back = asked_again(&v->v[i]) && exists[k++];
 		if (back) {
 			struct store_drift d = qitem_drift(&v->v[i]);
 			log_msg(LOG_INFO, rp->run_id,
-			        "%s is in MongoDB again: its pending delete is not re-sent",
-			        v->v[i].id);
+			        "%s is in MongoDB again: its delete is not sent", v->v[i].id);
 			if (rc == RC_OK &&
-			    (rc = store_drift_set(
-			         rp->store, rp->run_id, &d, DRIFT_SKIPPED,
-			         "in MongoDB again when the run resumed: not deleted")))
+			    (rc = store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
+			                          "in MongoDB again before its delete was sent: "
+			                          "not deleted")))
 				rc = rerror_set(rp->err, rc,
 				                "journal: cannot record a skipped delete");
 			qitem_free(&v->v[i]);
@@ -1116,6 +1128,12 @@ recheck_orphans(struct repair *rp, struct idvec *v)
 	free(texts);
 	free(exists);
 	return rc;
+}
+
+rcode
+repair_recheck_deletes(struct repair *rp)
+{
+	return recheck_orphans(rp, &rp->del);
 }
 
 rcode

@@ -45,6 +45,9 @@ struct qitem {
 	char *write_routing; /* NULL: routing */
 	bool write_default_index;
 	int64_t version; /* OPENSEARCH_VERSION_TYPE=external_gte: the version written; -1 none */
+	/* an orphan because the transform leaves its document out: MongoDB
+	 * holds it on purpose, so it is never asked again (recheck) */
+	bool left_by_transform;
 };
 
 struct idvec {
@@ -92,6 +95,12 @@ size_t repair_queued(const struct repair *rp);
 /* Repairs what is queued (stopping between batches on *stop) and empties
  * the queue. RC_ERR_CANCELLED when stopped. */
 RC_MUST_CHECK rcode repair_flush(struct repair *rp);
+/* Asks MongoDB again about every orphan waiting in the delete queue; one it
+ * holds again (it came back since the pass judged it: during a long pass,
+ * or while an interrupted run was down) is journaled skipped and dropped.
+ * Held deletes are sent only after this (run.c, decide_deletes). */
+RC_MUST_CHECK rcode repair_recheck_deletes(struct repair *rp);
+
 /* Sends a resumed run's pending batches again, under their numbers. */
 RC_MUST_CHECK rcode repair_resend_pending(struct repair *rp);
 /* The full re-index: every document, from the cursor on, in batches. */

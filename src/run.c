@@ -1471,7 +1471,10 @@ decide_deletes(struct run *r)
 		rc = store_held_next(r->store, r->id, REPAIR_QUEUE_MAX, on_held, &r->rp);
 		if (rc)
 			return rerror_set(r->err, rc, "journal: cannot read held deletes");
-		if ((rc = flush_queue(r)))
+		/* judged when the pass met them, maybe hours or an interruption
+		 * ago: MongoDB is asked again right before they go (QA: a resumed
+		 * run deleted copies of documents restored while it was down) */
+		if ((rc = repair_recheck_deletes(&r->rp)) || (rc = flush_queue(r)))
 			return rc;
 		if ((rc = store_held_count(r->store, r->id, &left)))
 			return rerror_set(r->err, rc, "journal: cannot count held deletes");

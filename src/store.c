@@ -965,10 +965,11 @@ store_held_next(struct store *s, int64_t run_id, int64_t limit,
 	rcode rc;
 	int step;
 
-	rc = store_sql_prepare(s, &st,
-	                       "SELECT doc_id, id_type, os_index, os_id, routing FROM run_ids"
-	                       " WHERE " HELD_WHERE " ORDER BY doc_id LIMIT ?2",
-	                       "ii", run_id, limit);
+	rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT doc_id, id_type, os_index, os_id, routing, reason FROM run_ids"
+	    " WHERE " HELD_WHERE " ORDER BY doc_id LIMIT ?2",
+	    "ii", run_id, limit);
 	if (rc)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -980,7 +981,8 @@ store_held_next(struct store *s, int64_t run_id, int64_t limit,
 		                        .kind = DRIFT_ORPHAN,
 		                        .os_index = idx && *idx ? idx : NULL,
 		                        .os_id = osid && *osid ? osid : NULL,
-		                        .routing = rt && *rt ? rt : NULL};
+		                        .routing = rt && *rt ? rt : NULL,
+		                        .reason = (const char *)sqlite3_column_text(st, 5)};
 		if (d.doc_id == NULL || d.id_type == NULL) {
 			rc = RC_ERR_NOMEM;
 			break;
@@ -1590,7 +1592,7 @@ store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
 
 	rc = store_sql_prepare(
 	    s, &st,
-	    "SELECT doc_id, id_type, kind, os_index, routing, os_id FROM run_ids WHERE"
+	    "SELECT doc_id, id_type, kind, os_index, routing, os_id, reason FROM run_ids WHERE"
 	    " run_id = ? AND batch_no = ? ORDER BY doc_id",
 	    "ii", run_id, batch_no);
 	if (rc)
@@ -1605,6 +1607,7 @@ store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
 		    .os_index = os_index && *os_index ? os_index : NULL,
 		    .routing = routing && *routing ? routing : NULL,
 		    .os_id = os_id && *os_id ? os_id : NULL,
+		    .reason = (const char *)sqlite3_column_text(st, 6),
 		};
 		if (store_drift_kind_parse((const char *)sqlite3_column_text(st, 2), &d.kind)) {
 			rc = RC_ERR_STORE; /* a CHECK constraint makes this unreachable */

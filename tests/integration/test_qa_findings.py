@@ -138,6 +138,44 @@ def stale_pending_delete(env):
     check(pending == 0, "the emptied batch is closed (%d pending)" % pending)
 
 
+def stale_held_delete(env):
+    """QA8c F1: a resumed run's held orphan deletes (rows pending in no batch,
+    judged before the interruption) are asked of MongoDB again right before
+    they are sent: a document restored while the run was down keeps its
+    copy, journaled skipped."""
+    env.create_index()
+    env.fixture("load", "--count", 50)
+    env.run("check")
+    oid = "%024x" % 0xfeed00000000000000000002
+    env.bulk([{"index": {"_id": oid}},
+              {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z"}])
+    r = env.run("check", RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    check(r.returncode == 0 and run["deleted_count"] == 1, "the orphan is deleted (%s)" % run["deleted_count"])
+    # as if killed after the pass, before the held delete went into a batch;
+    # meanwhile the document was restored in MongoDB and the index
+    with env.journal() as db:
+        db.execute("UPDATE runs SET status = 'interrupted', phase = 'repairing',"
+                   " finished_at = NULL WHERE id = ?", (run["id"],))
+        db.execute("DELETE FROM batches WHERE run_id = ? AND action = 'delete'", (run["id"],))
+        db.execute("UPDATE run_ids SET status = 'pending', batch_no = NULL WHERE run_id = ?"
+                   " AND kind = 'orphan'", (run["id"],))
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": {"$oid": oid}, "updatedAt": {"$date": {"$numberLong": "1704067200000"}}}]})
+    env.bulk([{"index": {"_id": oid}},
+              {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z", "enriched": True}])
+    r = env.run("resume", RECONCILE_ORPHANS="delete")
+    st, doc = env.os("GET", "/%s/_doc/%s" % (env.index, oid))
+    with env.journal() as db:
+        row = db.execute("SELECT status, error FROM run_ids WHERE run_id = ? AND doc_id = ?",
+                         (run["id"], oid)).fetchone()
+    check(r.returncode == 0 and st == 200 and doc["_source"].get("enriched") is True,
+          "a restored document's copy is not deleted by the held delete (%d, %s, %s)"
+          % (r.returncode, doc.get("_source"), r.stderr[-300:]))
+    check(row is not None and row["status"] == "skipped" and "again" in (row["error"] or ""),
+          "the held delete is journaled skipped (%s)" % (dict(row) if row else None))
+
+
 def resume_dry_run(env):
     """QA10 F21: a service starting on an interrupted dry run "resumed" it
     by starting a new check, one that writes. It resumes that dry run."""
@@ -673,7 +711,8 @@ def release_names_mirror(env):
         env.os("DELETE", "/%s_b" % env.index)
 
 
-for fn in (index_names, superseded, stale_pending_delete, resume_dry_run, lock_conflict,
+for fn in (index_names, superseded, stale_pending_delete, stale_held_delete, resume_dry_run,
+           lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
            removed_mirror_run, resume_settings_changed, resume_tuning_changed,
            release_names_mirror):
