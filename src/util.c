@@ -1,6 +1,7 @@
 /* util.c: time, buffers and masking; see util.h. */
 #include "util.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -198,6 +199,21 @@ util_iso_to_ms(const char *s, int64_t *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+bool
+util_throttle_due(const struct util_throttle *t)
+{
+	return util_mono_ms() >= t->next_ms;
+}
+
+void
+util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t share)
+{
+	int64_t took = util_mono_ms() - t0;
+
+	assert(min_ms > 0 && share > 0);
+	t->next_ms = t0 + (took * share > min_ms ? took * share : min_ms);
 }
 
 bool
