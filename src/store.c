@@ -67,6 +67,17 @@
 /* How long a statement waits for another connection's lock. */
 #define BUSY_WAIT_MS 10000
 
+/* Statements sql_run and sql_int keep prepared. A batch's commit runs a
+ * few small statements, and preparing one cost more than running it (in a
+ * full re-index sqlite3_prepare_v2 was a third of the journal's CPU). The
+ * cache is keyed by the SQL text, not its address (a text built at run time
+ * may reuse a buffer), holds the statements those two functions run (a few
+ * dozen texts), and evicts the least recently used one beyond that. A
+ * statement is taken out of its slot while it runs, so threads sharing a
+ * connection (the API's) never step the same one; a second user of the
+ * same text prepares its own. */
+#define STMT_CACHE 48
+
 struct store {
 	sqlite3 *db;
 	char *path;
@@ -74,8 +85,16 @@ struct store {
 	/* drift history: the run whose mirror and previous pass are known */
 	int64_t hist_run, hist_prev;
 	char *hist_mirror;
-	/* store_run_recount_due: when the next recount is due (util_mono_ms) */
-	int64_t recount_next_ms;
+	struct util_throttle recount; /* store_run_recount_due */
+	/* sql_run's and sql_int's prepared statements, for reuse */
+	pthread_mutex_t stmt_mu;
+	struct stmt_slot {
+		char *sql;        /* the key: the statement's text */
+		sqlite3_stmt *st; /* NULL while a caller uses it */
+		uint64_t used;    /* stmt_clock when last given back */
+	} stmts[STMT_CACHE];
+	int stmt_slots; /* how many of them are used: STMT_CACHE but in tests */
+	uint64_t stmt_clock;
 };
 
 /* While a run goes its counters are recounted at most this often, */
@@ -201,19 +220,99 @@ store_sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql, const ch
 	return rc;
 }
 
+/* *out: sql prepared, from the cache or new; the caller gives it back with
+ * stmt_give. Fails (logged) when SQLite cannot prepare it. */
+static RC_MUST_CHECK rcode
+stmt_take(struct store *s, sqlite3_stmt **out, const char *sql)
+{
+	*out = NULL;
+	pthread_mutex_lock(&s->stmt_mu);
+	for (int i = 0; i < s->stmt_slots; i++) {
+		struct stmt_slot *e = &s->stmts[i];
+		if (e->st && strcmp(e->sql, sql) == 0) {
+			*out = e->st;
+			e->st = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->stmt_mu);
+	if (*out)
+		return RC_OK;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+		log_error("journal: prepare failed: %s", sqlite3_errmsg(s->db));
+		*out = NULL;
+		return RC_ERR_STORE;
+	}
+	return RC_OK;
+}
+
+/* Puts st (sql's, from stmt_take) back, reset and unbound: into its own
+ * slot, a free one or the least recently used one's place; finalized when
+ * every slot is in use or the text cannot be copied. */
+static void
+stmt_give(struct store *s, const char *sql, sqlite3_stmt *st)
+{
+	struct stmt_slot *to = NULL;
+
+	sqlite3_reset(st); /* its error, if any, was the step's: reported */
+	sqlite3_clear_bindings(st);
+	pthread_mutex_lock(&s->stmt_mu);
+	for (int i = 0; i < s->stmt_slots && !to; i++)
+		if (s->stmts[i].sql && !s->stmts[i].st && strcmp(s->stmts[i].sql, sql) == 0)
+			to = &s->stmts[i]; /* its own slot, emptied by stmt_take */
+	for (int i = 0; i < s->stmt_slots && !to; i++)
+		if (!s->stmts[i].sql)
+			to = &s->stmts[i];
+	if (!to) /* the least recently used statement not in use */
+		for (int i = 0; i < s->stmt_slots; i++)
+			if (s->stmts[i].st && (!to || s->stmts[i].used < to->used))
+				to = &s->stmts[i];
+	if (to && to->st) { /* evicted (another copy of the same text too) */
+		sqlite3_finalize(to->st);
+		to->st = NULL;
+	}
+	if (to && (!to->sql || strcmp(to->sql, sql) != 0)) {
+		free(to->sql);
+		to->sql = strdup(sql);
+		if (to->sql == NULL) /* the slot stays free */
+			to = NULL;
+	}
+	if (to) {
+		to->st = st;
+		to->used = ++s->stmt_clock;
+	}
+	pthread_mutex_unlock(&s->stmt_mu);
+	if (!to)
+		sqlite3_finalize(st);
+}
+
+/* Finalizes every cached statement (before the connection closes). */
+static void
+stmt_cache_clear(struct store *s)
+{
+	pthread_mutex_lock(&s->stmt_mu);
+	for (int i = 0; i < STMT_CACHE; i++) {
+		/* a statement in use now would be finalized by its user later,
+		 * against a closed connection: every user has given it back */
+		assert(s->stmts[i].st || !s->stmts[i].sql);
+		sqlite3_finalize(s->stmts[i].st);
+		free(s->stmts[i].sql);
+		s->stmts[i] = (struct stmt_slot){0};
+	}
+	pthread_mutex_unlock(&s->stmt_mu);
+}
+
 /* Runs one statement that returns no rows. */
 static RC_MUST_CHECK rcode
 sql_run(struct store *s, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	va_list ap;
-	rcode rc = RC_OK;
+	rcode rc;
 	int step;
 
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error("journal: prepare failed: %s", sqlite3_errmsg(s->db));
-		return RC_ERR_STORE;
-	}
+	if ((rc = stmt_take(s, &st, sql)))
+		return rc;
 	va_start(ap, types);
 	rc = bind_args(st, types, ap);
 	va_end(ap);
@@ -224,7 +323,7 @@ sql_run(struct store *s, const char *sql, const char *types, ...)
 			rc = RC_ERR_STORE;
 		}
 	}
-	sqlite3_finalize(st);
+	stmt_give(s, sql, st);
 	return rc;
 }
 
@@ -232,13 +331,13 @@ sql_run(struct store *s, const char *sql, const char *types, ...)
 static RC_MUST_CHECK rcode
 sql_int(struct store *s, int64_t *out, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	va_list ap;
 	rcode rc;
 
 	*out = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return RC_ERR_STORE;
+	if ((rc = stmt_take(s, &st, sql)))
+		return rc;
 	va_start(ap, types);
 	rc = bind_args(st, types, ap);
 	va_end(ap);
@@ -249,7 +348,7 @@ sql_int(struct store *s, int64_t *out, const char *sql, const char *types, ...)
 		else if (step != SQLITE_DONE)
 			rc = RC_ERR_STORE;
 	}
-	sqlite3_finalize(st);
+	stmt_give(s, sql, st);
 	return rc;
 }
 
@@ -276,6 +375,32 @@ mkdir_parent(const char *path)
 
 static RC_MUST_CHECK rcode refuse_newer(struct store *s, struct rerror *err);
 
+/* A store not open yet, or NULL without memory. */
+static struct store *
+store_new(const char *path)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->path = strdup(path)) == NULL ||
+	    pthread_mutex_init(&s->stmt_mu, NULL) != 0) {
+		if (s)
+			free(s->path);
+		free(s);
+		return NULL;
+	}
+	s->lock_fd = -1;
+	s->stmt_slots = STMT_CACHE;
+	return s;
+}
+
+void
+store_test_stmt_cache(struct store *s, int slots)
+{
+	assert(slots >= 1 && slots <= STMT_CACHE);
+	stmt_cache_clear(s);
+	s->stmt_slots = slots;
+}
+
 rcode
 store_open(struct store **out, const char *path, struct rerror *err)
 {
@@ -283,12 +408,8 @@ store_open(struct store **out, const char *path, struct rerror *err)
 	rcode rc;
 
 	*out = NULL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->path = strdup(path)) == NULL) {
-		free(s);
+	if ((s = store_new(path)) == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	}
-	s->lock_fd = -1;
 	if (mkdir_parent(path)) {
 		rc =
 		    rerror_set(err, RC_ERR_STORE, "journal %s: cannot create its directory: %s%s",
@@ -442,12 +563,8 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 		return rerror_set(
 		    err, errno == ENOENT ? RC_ERR_NOTFOUND : RC_ERR_STORE, "journal %s: %s", path,
 		    errno == ENOENT ? "no such file (no run recorded yet)" : strerror(errno));
-	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->path = strdup(path)) == NULL) {
-		free(s);
+	if ((s = store_new(path)) == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	}
-	s->lock_fd = -1;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) !=
 	    SQLITE_OK) {
 		rc = db_error(s, err, "cannot open");
@@ -462,6 +579,7 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 	    !strpbrk(path, "?#%")) {
 		/* WAL needs a -shm file this user cannot create; with no -wal
 		 * file there is nothing it would add: read the file as it is */
+		stmt_cache_clear(s);
 		sqlite3_close_v2(s->db);
 		s->db = NULL;
 		snprintf(uri, sizeof(uri), "file:%s?immutable=1", path);
@@ -497,8 +615,10 @@ store_free(struct store *s)
 	if (s == NULL)
 		return;
 	store_unlock(s);
+	stmt_cache_clear(s);
 	if (s->db)
 		sqlite3_close_v2(s->db);
+	pthread_mutex_destroy(&s->stmt_mu);
 	free(s->hist_mirror);
 	free(s->path);
 	free(s);
@@ -1128,15 +1248,11 @@ store_run_recount(struct store *s, int64_t run_id)
 rcode
 store_run_recount_due(struct store *s, int64_t run_id)
 {
-	int64_t t0 = util_mono_ms();
-
-	if (t0 < s->recount_next_ms)
+	if (!util_throttle_due(&s->recount))
 		return RC_OK;
+	int64_t t0 = util_mono_ms();
 	rcode rc = store_run_recount(s, run_id);
-	int64_t took = util_mono_ms() - t0;
-	s->recount_next_ms =
-	    t0 + (took * STORE_RECOUNT_SHARE > STORE_RECOUNT_MS ? took * STORE_RECOUNT_SHARE
-	                                                        : STORE_RECOUNT_MS);
+	util_throttle_done(&s->recount, t0, STORE_RECOUNT_MS, STORE_RECOUNT_SHARE);
 	return rc;
 }
 

@@ -36,6 +36,9 @@ RC_MUST_CHECK rcode store_open_read(struct store **out, const char *path, struct
  * now? (disk full, read-only, another process's lock, waited for at most
  * wait_ms) */
 RC_MUST_CHECK rcode store_probe_write(struct store *s, int wait_ms, struct rerror *err);
+/* For tests: keep at most `slots` (1..48) prepared statements, so the
+ * statement cache's eviction runs; clears the cache. */
+void store_test_stmt_cache(struct store *s, int slots);
 void store_free(struct store *s);
 /* Number of migrations applied by this call through *applied (may be NULL). */
 RC_MUST_CHECK rcode store_migrate(struct store *s, int *applied, struct rerror *err);

@@ -4,6 +4,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -362,6 +363,38 @@ test_history(struct store *s)
 	cJSON_Delete(j);
 }
 
+static void *
+ping_many(void *arg)
+{
+	struct store *s = arg;
+
+	for (int i = 0; i < 2000; i++)
+		CHECK(store_ping(s) == RC_OK);
+	return NULL;
+}
+
+/* The statement cache: with 2 slots every lifecycle step evicts (the
+ * results are the same as with all cached), and two threads running the
+ * same statement on one connection (the API's) each get their own. */
+static void
+test_stmt_cache(const char *dir)
+{
+	char path[256];
+	struct store *s = NULL;
+	struct rerror e = {0};
+	pthread_t t;
+
+	snprintf(path, sizeof(path), "%s/cache.db", dir);
+	CHECK(store_open(&s, path, &e) == RC_OK);
+	store_test_stmt_cache(s, 2);
+	test_lifecycle(s);
+	store_test_stmt_cache(s, 1);
+	CHECK(pthread_create(&t, NULL, ping_many, s) == 0);
+	ping_many(s);
+	CHECK(pthread_join(t, NULL) == 0);
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -380,6 +413,7 @@ main(void)
 	test_supersede(s);
 	test_history(s);
 	store_free(s);
+	test_stmt_cache(dir);
 	/* reopening applies nothing */
 	CHECK(store_open(&s, path, &e) == RC_OK);
 	CHECK(store_migrate(s, &applied, &e) == RC_OK && applied == 0);
