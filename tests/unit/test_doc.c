@@ -496,16 +496,38 @@ test_shortest_doubles(void)
 	                              9007199254740993.0};
 	unsigned long long x = 0x9E3779B97F4A7C15ULL;
 
-	for (int i = 0; i < 20000; i++) {
+	/* random bit patterns (every magnitude), then the fixed-notation
+	 * range doc.c computes without snprintf (1e-4 <= |d| < 1e15): random
+	 * mantissas at every binary exponent, decimals with few digits,
+	 * powers of two and their neighbours (an asymmetric interval), and
+	 * the range's edges */
+	for (int i = 0; i < 220000; i++) {
 		double d;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		if (i < (int)(sizeof(some) / sizeof(some[0]))) {
 			d = some[i];
-		} else {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		} else if (i < 20000) {
 			memcpy(&d, &x, sizeof(d));
 			if (!isfinite(d))
 				continue;
+		} else if (i < 100000) {
+			d = ldexp(1.0 + (double)(x >> 12) / 4503599627370496.0, (int)(x % 64) - 14);
+		} else if (i < 160000) {
+			static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+			d = (double)(x % 100000000) / p10[(x >> 40) % 9];
+		} else if (i < 200000) {
+			d = ldexp(1.0, (int)(x % 64) - 14);
+			d = (x >> 32) % 3 == 0   ? nextafter(d, 0)
+			    : (x >> 32) % 3 == 1 ? nextafter(d, 1e300)
+			                         : d;
+		} else {
+			static const double edge[] = {1e-4, 1e15};
+			d = edge[i % 2];
+			for (int k = 0; k < (int)(x % 40); k++)
+				d = nextafter(d, (x >> 20) & 1 ? 0 : 1e300);
 		}
+		if (x & (1ULL << 63))
+			d = -d;
 		char want[40] = "";
 		for (int p = 1; p <= 17; p++) {
 			snprintf(want, sizeof(want), "%.*g", p, d);
