@@ -106,7 +106,9 @@ doc_class_merges(enum id_class c)
 	return c == CLASS_STRING || c == CLASS_OID;
 }
 
-/* GCC's and Clang's 128-bit integer (both build this project). */
+#ifdef __SIZEOF_INT128__
+/* GCC's and Clang's 128-bit integer (on 64-bit targets; elsewhere every
+ * double takes the snprintf search). */
 __extension__ typedef unsigned __int128 u128;
 
 /* The shortest text that reads back as d, for a d that is not an integer
@@ -194,6 +196,14 @@ shortest_fixed(double d, char *tmp, size_t len)
 	}
 	return false;
 }
+#else
+static bool
+shortest_fixed(double d, char *tmp, size_t len)
+{
+	(void)d, (void)tmp, (void)len;
+	return false;
+}
+#endif
 
 static RC_MUST_CHECK rcode
 put_double(struct buf *out, double d)

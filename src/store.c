@@ -221,7 +221,8 @@ store_sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql, const ch
 }
 
 /* *out: sql prepared, from the cache or new; the caller gives it back with
- * stmt_give. Fails (logged) when SQLite cannot prepare it. */
+ * stmt_give. Fails when SQLite cannot prepare it (not logged: the
+ * connection's error says why). */
 static RC_MUST_CHECK rcode
 stmt_take(struct store *s, sqlite3_stmt **out, const char *sql)
 {
@@ -239,8 +240,7 @@ stmt_take(struct store *s, sqlite3_stmt **out, const char *sql)
 	if (*out)
 		return RC_OK;
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
-		log_error("journal: prepare failed: %s", sqlite3_errmsg(s->db));
-		*out = NULL;
+		*out = NULL; /* the caller says so, or not (a failure it expects) */
 		return RC_ERR_STORE;
 	}
 	return RC_OK;
@@ -267,8 +267,11 @@ stmt_give(struct store *s, const char *sql, sqlite3_stmt *st)
 		for (int i = 0; i < s->stmt_slots; i++)
 			if (s->stmts[i].st && (!to || s->stmts[i].used < to->used))
 				to = &s->stmts[i];
+	/* finalized after unlocking: finalize waits for the connection,
+	 * which another thread may hold while it waits for a lock */
+	sqlite3_stmt *evicted = NULL;
 	if (to && to->st) { /* evicted (another copy of the same text too) */
-		sqlite3_finalize(to->st);
+		evicted = to->st;
 		to->st = NULL;
 	}
 	if (to && (!to->sql || strcmp(to->sql, sql) != 0)) {
@@ -282,6 +285,7 @@ stmt_give(struct store *s, const char *sql, sqlite3_stmt *st)
 		to->used = ++s->stmt_clock;
 	}
 	pthread_mutex_unlock(&s->stmt_mu);
+	sqlite3_finalize(evicted);
 	if (!to)
 		sqlite3_finalize(st);
 }
@@ -311,8 +315,10 @@ sql_run(struct store *s, const char *sql, const char *types, ...)
 	rcode rc;
 	int step;
 
-	if ((rc = stmt_take(s, &st, sql)))
+	if ((rc = stmt_take(s, &st, sql))) {
+		log_db_error(s, "cannot prepare a statement");
 		return rc;
+	}
 	va_start(ap, types);
 	rc = bind_args(st, types, ap);
 	va_end(ap);
