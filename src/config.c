@@ -870,10 +870,11 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 			goto bad;
 		break;
 	case CFG_HTTP_URL:
-		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+		/* schemes are case-insensitive (RFC 3986 3.1), as libcurl takes them */
+		if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8))
 			goto bad;
-		if (strlen(v) <= (v[4] == 's' ? 8u : 7u) || strpbrk(v, " \t\r\n") ||
-		    !uri_parses(e, v, why, sizeof(why)))
+		if (strlen(v) <= (tolower((unsigned char)v[4]) == 's' ? 8u : 7u) ||
+		    strpbrk(v, " \t\r\n") || !uri_parses(e, v, why, sizeof(why)))
 			goto bad;
 		break;
 	case CFG_STRING:
@@ -1128,8 +1129,71 @@ json_sort(cJSON *j)
 	j->child = done;
 }
 
+static bool query_selects_all(const cJSON *q);
+
+/* Every clause of a bool query's must or filter (an array or one). */
+static bool
+clauses_select_all(const cJSON *c)
+{
+	if (!cJSON_IsArray(c))
+		return query_selects_all(c);
+	for (const cJSON *e = c->child; e; e = e->next)
+		if (!query_selects_all(e))
+			return false;
+	return true;
+}
+
+/* Whether query DSL q matches every document whatever it holds, as no
+ * query does: match_all, and bool/constant_score queries made only of
+ * such (two mirrors on one index with match_all and a real clause select
+ * overlapping documents, like one with no query). Anything else may
+ * select fewer; whether two real queries overlap is not decided here. */
+static bool
+query_selects_all(const cJSON *q)
+{
+	const cJSON *c = q ? q->child : NULL;
+
+	if (!cJSON_IsObject(q))
+		return false;
+	if (c == NULL)
+		return true; /* {} */
+	if (c->next != NULL || !cJSON_IsObject(c))
+		return false;
+	if (!strcmp(c->string, "match_all"))
+		return true;
+	if (!strcmp(c->string, "constant_score"))
+		return query_selects_all(cJSON_GetObjectItemCaseSensitive(c, "filter"));
+	if (strcmp(c->string, "bool"))
+		return false;
+	const cJSON *must = NULL, *filter = NULL, *should = NULL;
+	for (const cJSON *m = c->child; m; m = m->next) {
+		if (!strcmp(m->string, "must"))
+			must = m;
+		else if (!strcmp(m->string, "filter"))
+			filter = m;
+		else if (!strcmp(m->string, "should"))
+			should = m;
+		else if (!strcmp(m->string, "must_not")) {
+			if (!cJSON_IsArray(m) || m->child) /* excludes something */
+				return false;
+		} else if (strcmp(m->string, "boost") && strcmp(m->string, "_name"))
+			return false; /* minimum_should_match and the like: not judged */
+	}
+	if ((must && !clauses_select_all(must)) || (filter && !clauses_select_all(filter)))
+		return false;
+	if (must || filter || !should || (cJSON_IsArray(should) && !should->child))
+		return true; /* should only scores then */
+	if (!cJSON_IsArray(should))
+		return query_selects_all(should);
+	for (const cJSON *e = should->child; e; e = e->next)
+		if (query_selects_all(e))
+			return true; /* one of them is enough */
+	return false;
+}
+
 /* OPENSEARCH_QUERY as comparable text (caller frees): parsed, keys sorted,
- * printed without spacing; "" stays "". */
+ * printed without spacing; "" stays "", and so does a query that selects
+ * every document (query_selects_all). */
 static char *
 query_key(const char *q)
 {
@@ -1138,6 +1202,10 @@ query_key(const char *q)
 
 	if (j == NULL)
 		return strdup(q);
+	if (query_selects_all(j)) { /* as no query at all */
+		cJSON_Delete(j);
+		return strdup("");
+	}
 	json_sort(j);
 	s = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
@@ -1154,7 +1222,9 @@ config_queries_distinct(const char *a, const char *b)
 		return false;
 	ja = cJSON_Parse(a);
 	jb = cJSON_Parse(b);
-	distinct = ja && jb ? !cJSON_Compare(ja, jb, true) : strcmp(a, b) != 0;
+	distinct = ja && jb ? !cJSON_Compare(ja, jb, true) && !query_selects_all(ja) &&
+	                          !query_selects_all(jb)
+	                    : strcmp(a, b) != 0;
 	cJSON_Delete(ja);
 	cJSON_Delete(jb);
 	return distinct;
@@ -2226,7 +2296,10 @@ config_dump_markdown(struct buf *out)
 	    "naming the file, the line and the key) when two mirrors name the same index on the "
 	    "same cluster without that: URLs are compared by what they reach (host in any case, "
 	    "`localhost`, `127.0.0.1` and `::1` as one host, the default port, a trailing `/`) and "
-	    "queries as parsed JSON (spacing and key order do not matter). What only the cluster "
+	    "queries as parsed JSON (spacing and key order do not matter; a query that matches "
+	    "every document, `match_all` or a `bool` made only of it, counts as none). Only "
+	    "that is checked: whether two different queries select overlapping documents is "
+	    "for you to make sure of. What only the cluster "
 	    "knows (an alias of another mirror's index, two DNS names of one host) is checked "
 	    "when a run starts: with more than one mirror, each run first asks each other "
 	    "mirror's OpenSearch which concrete index its `opensearch_index` is (one small "

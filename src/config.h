@@ -134,7 +134,9 @@ bool config_mirror_name_valid(const char *name);
 /* Whether two OPENSEARCH_QUERY values select different documents as far as
  * a configuration can tell: both set and not the same JSON (compared
  * parsed, so spacing and key order do not matter). An empty one selects
- * everything: never distinct. */
+ * everything: never distinct; nor is one that matches every document
+ * (match_all, or bool/constant_score made only of it). Whether two real
+ * queries overlap is not decided (docs/CONFIG.md). */
 bool config_queries_distinct(const char *a, const char *b);
 /* OPENSEARCH_URL as a comparable key (caller frees; NULL when it does not
  * parse or out of memory): host in lower case, localhost, 127.0.0.1 and

@@ -135,6 +135,18 @@ test_masking(void)
 	CHECK(strstr(b.data, "s3cret-pw") == NULL && strstr(b.data, "os-pass-123") == NULL);
 	buf_free(&b);
 	config_free(c);
+	/* URL schemes in any case (RFC 3986), as libcurl takes them (QA8c F5) */
+	setenv("OPENSEARCH_URL", "HTTPS://search:9200", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_OK);
+	config_free(c);
+	c = NULL;
+	setenv("OPENSEARCH_URL", "Http://search:9200", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_OK);
+	config_free(c);
+	c = NULL;
+	setenv("OPENSEARCH_URL", "HTTP://", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);
+	unsetenv("OPENSEARCH_URL");
 	/* a bad URI's message does not show the password either */
 	setenv("MONGODB_URI", "mongo://u:hunter22@h", 1);
 	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG);

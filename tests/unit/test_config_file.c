@@ -291,6 +291,13 @@ test_shared_index_spellings(void)
 	shared("http://search:9200", "http://search:9200",
 	       "{\"bool\": {\"must\": [1], \"filter\": {\"a\": 1.0}}}",
 	       "{\"bool\":{\"filter\":{\"a\":1},\"must\":[1]}}", "same opensearch_query");
+	/* a query that matches everything is as none (QA8c F4) */
+	shared("http://search:9200", "http://search:9200", "{\"match_all\": {}}", q, "each needs");
+	shared("http://search:9200", "http://search:9200", q,
+	       "{\"bool\": {\"filter\": [{\"match_all\": {\"boost\": 1}}], \"must_not\": []}}",
+	       "each needs");
+	shared("HTTP://search:9200", "http://search:9200", q,
+	       "{\"constant_score\": {\"filter\": {\"match_all\": {}}}}", "each needs");
 	/* told apart: other port, host, path, or query */
 	shared("http://search:9200", "http://search:9201", "", "", NULL);
 	shared("http://search:9200", "http://other:9200", "", "", NULL);
@@ -334,6 +341,17 @@ test_shared_index_spellings(void)
 	CHECK(!config_queries_distinct("", "{\"a\":1}"));
 	CHECK(!config_queries_distinct("{\"a\": 1, \"b\": 2}", "{\"b\":2,\"a\":1}"));
 	CHECK(config_queries_distinct("{\"a\": 1}", "{\"a\": 2}"));
+	CHECK(!config_queries_distinct("{\"match_all\": {}}", "{\"a\": 2}"));
+	CHECK(!config_queries_distinct("{\"a\": 1}", "{}"));
+	CHECK(!config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"should\": [{\"a\": 1}, "
+	                                             "{\"match_all\": {}}]}}"));
+	/* a bool that excludes or requires something is a real query */
+	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"must_not\": [{\"a\": 1}]}}"));
+	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"must\": [{\"match_all\": "
+	                                            "{}}, {\"b\": 1}]}}"));
+	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"filter\": {\"match_all\": "
+	                                            "{}}, \"should\": [{\"b\": 1}], "
+	                                            "\"minimum_should_match\": 1}}"));
 }
 
 static void
