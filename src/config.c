@@ -945,9 +945,10 @@ bad:
 }
 
 /* Reads KEY=VALUE lines; '#' comments, optional `export `, optional quotes.
- * Values are only used for names the environment does not set. */
+ * Values are only used for names the environment does not set; set_by
+ * (CFG_COUNT flags, or NULL) marks each setting the file gave. */
 static RC_MUST_CHECK rcode
-load_dotenv(struct config *cfg, const char *path, struct rerror *err)
+load_dotenv(struct config *cfg, const char *path, bool *set_by, struct rerror *err)
 {
 	char line[8192];
 	FILE *f = fopen(path, "r");
@@ -983,9 +984,13 @@ load_dotenv(struct config *cfg, const char *path, struct rerror *err)
 		}
 		if (getenv(k) != NULL)
 			continue;
-		for (size_t i = 0; i < CFG_COUNT; i++)
-			if (!strcmp(cfg_table[i].name, k))
-				rc = set_value(cfg, &cfg_table[i], v, NULL, err);
+		for (size_t i = 0; i < CFG_COUNT; i++) {
+			if (strcmp(cfg_table[i].name, k))
+				continue;
+			rc = set_value(cfg, &cfg_table[i], v, NULL, err);
+			if (set_by)
+				set_by[i] = true;
+		}
 	}
 	fclose(f);
 	return rc;
@@ -1373,7 +1378,7 @@ config_load(struct config **out, const char *dotenv_path, struct rerror *err)
 	if (rc == RC_OK && (cfg->name = strdup("default")) == NULL)
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	if (rc == RC_OK && dotenv_path)
-		rc = load_dotenv(cfg, dotenv_path, err);
+		rc = load_dotenv(cfg, dotenv_path, NULL, err);
 	if (rc == RC_OK)
 		rc = load_env(cfg, err);
 	if (rc == RC_OK)
@@ -1729,11 +1734,13 @@ load_top(struct config *global, const yaml_node_t **mirrors, yaml_document_t *do
 	return rc;
 }
 
-/* Warns of every environment variable that overrides a value the file's
- * top level sets: a leftover MONGODB_COLLECTION from a unit file or a shell
- * silently re-points every mirror that does not set its own (QA). */
+/* Warns of every environment variable or .env line that overrides a value
+ * the file's top level sets: a leftover MONGODB_COLLECTION from a unit
+ * file, a shell or the single-mirror .env silently re-points every mirror
+ * that does not set its own (QA). */
 static RC_MUST_CHECK rcode
-env_override_warnings(struct config_set *set, yaml_document_t *doc, const char *path)
+env_override_warnings(struct config_set *set, yaml_document_t *doc, const char *path,
+                      const char *dotenv_path, const bool *from_dotenv)
 {
 	const yaml_node_t *root = yaml_document_get_root_node(doc);
 
@@ -1744,20 +1751,24 @@ env_override_warnings(struct config_set *set, yaml_document_t *doc, const char *
 		const yaml_node_t *k = yaml_document_get_node(doc, p->key);
 		const struct cfg_entry *e;
 		if (k == NULL || k->type != YAML_SCALAR_NODE ||
-		    (e = find_key((const char *)k->data.scalar.value)) == NULL ||
-		    getenv(e->name) == NULL)
+		    (e = find_key((const char *)k->data.scalar.value)) == NULL)
+			continue;
+		bool env = getenv(e->name) != NULL;
+		if (!env && !from_dotenv[e - cfg_table])
 			continue;
 		char **v = realloc(set->warnings, (set->n_warnings + 1) * sizeof(*v));
 		if (v == NULL)
 			return RC_ERR_NOMEM;
 		set->warnings = v;
-		size_t len = strlen(path) + 2 * strlen(e->name) + 160;
+		const char *by = env ? "the environment" : dotenv_path;
+		size_t len = strlen(path) + strlen(by) + 2 * strlen(e->name) + 160;
 		if ((v[set->n_warnings] = malloc(len)) == NULL)
 			return RC_ERR_NOMEM;
-		snprintf(v[set->n_warnings], len,
-		         "%s:%zu: %s is overridden by the environment's %s: every mirror that does "
-		         "not set its own takes the environment's value",
-		         path, line_of(k), (const char *)k->data.scalar.value, e->name);
+		snprintf(v[set->n_warnings], len, "%s:%zu: %s is overridden by %s's %s%s", path,
+		         line_of(k), (const char *)k->data.scalar.value, by, e->name,
+		         e->flags & CFG_GLOBAL
+		             ? ""
+		             : ": every mirror that does not set its own takes that value");
 		set->n_warnings++;
 	}
 	return RC_OK;
@@ -1891,6 +1902,7 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	struct config_set *set;
 	yaml_document_t doc;
 	const yaml_node_t *mirrors = NULL;
+	bool from_dotenv[CFG_COUNT] = {false};
 	rcode rc;
 
 	*out = NULL;
@@ -1910,13 +1922,13 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	}
 	/* the environment overrides the file's top level; mirrors override both */
 	if (rc == RC_OK && dotenv_path)
-		rc = load_dotenv(set->global, dotenv_path, err);
+		rc = load_dotenv(set->global, dotenv_path, from_dotenv, err);
 	if (rc == RC_OK)
 		rc = load_env(set->global, err);
 	if (rc == RC_OK)
 		rc = mirrors ? load_mirrors(set, &doc, mirrors, file, err)
 		             : add_default_mirror(set, err);
-	if (rc == RC_OK && file && env_override_warnings(set, &doc, file))
+	if (rc == RC_OK && file && env_override_warnings(set, &doc, file, dotenv_path, from_dotenv))
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == RC_OK && i < set->n_mirrors; i++)
 		rc = check_combinations(set->mirrors[i], mirrors != NULL, err);
@@ -2277,8 +2289,9 @@ config_dump_markdown(struct buf *out)
 	    "`default`. An empty or `null` value is the empty string. The environment applies "
 	    "to every mirror that does not set the key itself: a leftover `MONGODB_COLLECTION` "
 	    "or `OPENSEARCH_INDEX` in a unit file or shell re-points all of them, so every "
-	    "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`) when an "
-	    "environment variable overrides a value the file's top level sets. A relative path "
+	    "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`, or by "
+	    "`.env`'s) when an environment variable or a `.env` line overrides a value the "
+	    "file's top level sets. A relative path "
 	    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
 	    "the working directory, not from the file's directory.\n\n"
 	    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "

@@ -137,7 +137,22 @@ test_env_overrides(void)
 	CHECK(config_set_load(&set, write_file("good.yaml", good_yaml), envpath, &e) == RC_OK);
 	CHECK(set && set->mirrors[0]->sync_batch_size == 77 &&
 	      set->mirrors[1]->sync_batch_size == 500);
+	/* and is warned of like it, naming .env (QA8c F2) */
+	CHECK(set && set->n_warnings == 1 &&
+	      strstr(set->warnings[0], ":5: sync_batch_size is "
+	                               "overridden by ") &&
+	      strstr(set->warnings[0], "dotenv's SYNC_BATCH_SIZE: every mirror"));
 	config_set_free(set);
+	set = NULL;
+	/* a global key's warning does not talk of mirrors (QA8c F6) */
+	setenv("STATE_DB", "/tmp/from-env.db", 1);
+	CHECK(config_set_load(&set, write_file("good.yaml", good_yaml), NULL, &e) == RC_OK);
+	CHECK(
+	    set && set->n_warnings == 1 &&
+	    strstr(set->warnings[0], ":4: state_db is overridden by the environment's STATE_DB") &&
+	    strstr(set->warnings[0], "mirror") == NULL);
+	config_set_free(set);
+	unsetenv("STATE_DB");
 }
 
 static void
