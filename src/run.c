@@ -1856,6 +1856,43 @@ count_both(struct run *r)
 	return store_run_counts(r->store, r->id, mc, oc);
 }
 
+/* The snapshot a run keeps of its settings (config_dump_json's object),
+ * with the script's digest when a script runs; NULL without memory. */
+static char *
+with_digest(const char *snapshot, const char *digest)
+{
+	cJSON *j;
+	char *out;
+
+	if (digest == NULL)
+		return strdup(snapshot);
+	if ((j = cJSON_Parse(snapshot)) == NULL)
+		return NULL; /* config_dump_json writes an object: only memory */
+	out = cJSON_AddStringToObject(j, "RECONCILE_TRANSFORM_DIGEST", digest)
+	          ? cJSON_PrintUnformatted(j)
+	          : NULL;
+	cJSON_Delete(j);
+	return out;
+}
+
+/* Appends to changed when the script the run began with differs from the
+ * one loaded now under the same RECONCILE_TRANSFORM (a changed path is
+ * config_run_changes'). Runs from before the digest was kept: no change. */
+static RC_MUST_CHECK rcode
+digest_change(const char *snapshot, const char *now, struct buf *changed)
+{
+	cJSON *j = snapshot ? cJSON_Parse(snapshot) : NULL;
+	const cJSON *was = cJSON_GetObjectItemCaseSensitive(j, "RECONCILE_TRANSFORM_DIGEST");
+	rcode rc = RC_OK;
+
+	if (cJSON_IsString(was) && now && strcmp(was->valuestring, now) != 0)
+		rc = buf_printf(
+		    changed, "%sthe script RECONCILE_TRANSFORM names was edited (digest %s -> %s)",
+		    changed->len ? "; " : "", was->valuestring, now);
+	cJSON_Delete(j);
+	return rc;
+}
+
 /* Whether the unfinished run sr may resume: not when a setting that binds a
  * run (what it compares, where and how it writes) differs from its
  * snapshot, since its cursor and pending rows belong to the old settings (a
@@ -1868,6 +1905,9 @@ not_resumable(struct run *r, const struct store_run *sr)
 {
 	struct buf changed = {0};
 	rcode rc = config_run_changes(r->cfg, sr->config, &changed);
+
+	if (rc == RC_OK)
+		rc = digest_change(sr->config, transform_digest(r->tf), &changed);
 
 	r->why[0] = '\0';
 	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */
@@ -1998,9 +2038,13 @@ start_or_resume(struct run *r, enum run_kind kind, const char *trigger, int64_t 
 			return rc;
 	}
 	struct buf cfg = {0};
+	char *snapshot = NULL;
 	rc = config_dump_json(r->cfg, &cfg);
+	if (rc == RC_OK && (snapshot = with_digest(cfg.data, transform_digest(r->tf))) == NULL)
+		rc = RC_ERR_NOMEM;
 	if (rc == RC_OK)
-		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, cfg.data);
+		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, snapshot);
+	free(snapshot);
 	buf_free(&cfg);
 	r->kind = kind;
 	r->brake = BRAKE_ON;

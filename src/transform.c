@@ -90,6 +90,7 @@ struct transform {
 	char *path;      /* the script; NULL = none */
 	char *chunkname; /* "@path": Lua's messages then start "path:LINE:" */
 	struct buf bytecode;
+	char digest[17]; /* transform_digest: of bytecode, once loaded */
 	lua_State *L;
 	int fn_ref;       /* the script's transform function */
 	int array_mt_ref; /* the metatable that marks arrays */
@@ -792,6 +793,12 @@ transform_new(struct transform **out, const struct config *cfg, struct rerror *e
 			memcpy(t->chunkname + 1, t->path, n + 1);
 			rc = state_build(t, err);
 		}
+		if (rc == RC_OK) {
+			uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+			for (size_t i = 0; i < t->bytecode.len; i++)
+				h = (h ^ (unsigned char)t->bytecode.data[i]) * 0x100000001b3ULL;
+			snprintf(t->digest, sizeof(t->digest), "%016" PRIx64, h);
+		}
 	}
 	if (rc) {
 		transform_free(t);
@@ -833,6 +840,12 @@ bool
 transform_scripted(const struct transform *t)
 {
 	return t && t->path;
+}
+
+const char *
+transform_digest(const struct transform *t)
+{
+	return t && t->path ? t->digest : NULL;
 }
 
 /* ---- BSON -> Lua ------------------------------------------------------ */

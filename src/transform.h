@@ -43,6 +43,12 @@ void transform_free(struct transform *t);
 bool transform_active(const struct transform *t);
 /* Whether a script runs (it may then skip documents and give routing). */
 bool transform_scripted(const struct transform *t);
+/* The loaded script's digest: FNV-1a 64 of its compiled form (line
+ * numbers included), 16 hex digits; NULL without a script. A
+ * run keeps it in its settings snapshot (RECONCILE_TRANSFORM_DIGEST), and a
+ * resume whose script changed under the same path starts over, as for a
+ * changed setting. t owns the text. */
+const char *transform_digest(const struct transform *t);
 
 /*
  * One document. out gets the body JSON to index (appended): the declarative

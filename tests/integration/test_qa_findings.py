@@ -27,6 +27,7 @@ QA8b:
   must name the mirror whose brake they release (78 / 400).
 """
 import fcntl
+import json
 import os
 import signal
 import sqlite3
@@ -650,6 +651,43 @@ def resume_settings_changed(env):
         env.os("DELETE", "/" + env.index + "_moved2")
 
 
+def resume_script_edited(env):
+    """Noted in session 5: a transform script edited under the same path
+    did not stop a resume, so one run wrote documents shaped by two
+    scripts. The snapshot keeps the script's digest; an edit cancels the
+    run (exit 5 for `reconciler resume`); the same script resumes."""
+    env.create_index()
+    env.fixture("load", "--count", 40)
+    script = os.path.join(env.tmp, "shape.lua")
+    with open(script, "w") as f:
+        f.write("function transform(doc)\n  doc.shape = 1\n  return doc\nend\n")
+    env.env["RECONCILE_TRANSFORM"] = script
+    try:
+        first = killed_run(env)
+        snap = json.loads(run_row(env, first)["config"])
+        check(len(snap.get("RECONCILE_TRANSFORM_DIGEST", "")) == 16,
+              "the run's snapshot keeps the script's digest (%r)"
+              % snap.get("RECONCILE_TRANSFORM_DIGEST"))
+        with open(script, "w") as f:
+            f.write("function transform(doc)\n  doc.shape = 2\n  return doc\nend\n")
+        r = env.run("resume")
+        run = run_row(env, first)
+        check(r.returncode == 5 and "RECONCILE_TRANSFORM names was edited" in r.stderr,
+              "resume after the script was edited exits 5 saying so (%d: %r)"
+              % (r.returncode, r.stderr[-400:]))
+        check(run["status"] == "cancelled" and "was edited" in (run["error"] or ""),
+              "the old run is cancelled with the reason (%s: %r)" % (run["status"], run["error"]))
+        # the same script, untouched: the run resumes and completes
+        second = killed_run(env)
+        r = env.run("resume")
+        run = run_row(env, second)
+        check(r.returncode == 0 and run["status"] == "completed" and run["resume_count"] == 1,
+              "with the same script the run resumes (%d: %s, resumed %s)"
+              % (r.returncode, run["status"], run["resume_count"]))
+    finally:
+        del env.env["RECONCILE_TRANSFORM"]
+
+
 def resume_tuning_changed(env):
     """QA8b F11: only a tuning setting changed (delay, batch size): the run
     resumes, the same run completes."""
@@ -714,7 +752,7 @@ def release_names_mirror(env):
 for fn in (index_names, superseded, stale_pending_delete, stale_held_delete, resume_dry_run,
            lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
-           removed_mirror_run, resume_settings_changed, resume_tuning_changed,
+           removed_mirror_run, resume_settings_changed, resume_tuning_changed, resume_script_edited,
            release_names_mirror):
     env = Env(fn.__name__)
     try:
