@@ -189,32 +189,50 @@ health_item(bool ok, int64_t ms, const char *version, const char *error)
 	return o;
 }
 
+/* Adds mongodb and opensearch, as probed, to o. */
+static void
+health_sides(cJSON *o, const struct probe *p)
+{
+	cJSON_AddItemToObject(o, "mongodb",
+	                      health_item(p->mongodb.ok, p->mongodb.latency_ms, p->mongodb.version,
+	                                  p->mongodb.err.message));
+	cJSON_AddItemToObject(o, "opensearch",
+	                      health_item(p->opensearch.ok, p->opensearch.latency_ms,
+	                                  p->opensearch.version, p->opensearch.err.message));
+}
+
 static void
 h_health(struct call *c)
 {
 	struct api *a = c->api;
-	struct probe p;
 	char why[512] = "";
-	cJSON *o = cJSON_CreateObject();
-	bool ok;
+	cJSON *o = cJSON_CreateObject(), *mirrors = NULL;
+	bool ok, servers = true;
 	int64_t t0;
 
-	/* the first mirror's servers (the only ones, but for a file that spreads
-	 * mirrors over several clusters) */
+	/* every mirror's servers (a file may spread mirrors over clusters):
+	 * the first's at the top level, as before mirrors; with several, each
+	 * under mirrors.NAME, and any one down makes the whole degraded */
+	if (a->n_mirrors > 1)
+		mirrors = cJSON_AddObjectToObject(o, "mirrors");
 	pthread_mutex_lock(&a->health_mu);
-	rcode rc = probe_servers(&p, a->mirrors[0].cfg, PROBE_VERSION, &a->health_conns);
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct probe p;
+		struct api_mirror *m = &a->mirrors[i];
+		if (probe_servers(&p, m->cfg, PROBE_VERSION, &m->health_conns) != RC_OK)
+			servers = false;
+		if (i == 0)
+			health_sides(o, &p);
+		cJSON *mo = mirrors ? cJSON_AddObjectToObject(mirrors, m->cfg->name) : NULL;
+		if (mo)
+			health_sides(mo, &p);
+		probe_clear(&p);
+	}
 	pthread_mutex_unlock(&a->health_mu);
-	cJSON_AddItemToObject(o, "mongodb",
-	                      health_item(p.mongodb.ok, p.mongodb.latency_ms, p.mongodb.version,
-	                                  p.mongodb.err.message));
-	cJSON_AddItemToObject(o, "opensearch",
-	                      health_item(p.opensearch.ok, p.opensearch.latency_ms,
-	                                  p.opensearch.version, p.opensearch.err.message));
-	probe_clear(&p);
 	t0 = util_mono_ms();
 	ok = journal_writable(a, why, sizeof(why));
 	cJSON_AddItemToObject(o, "journal", health_item(ok, util_mono_ms() - t0, NULL, why));
-	ok = ok && rc == RC_OK;
+	ok = ok && servers;
 	cJSON_AddBoolToObject(o, "success", ok);
 	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
 	reply_json(c, ok ? 200 : 503, o);

@@ -34,6 +34,7 @@ struct opensearch;
 struct api_mirror {
 	const struct config *cfg;
 	struct scheduler *sched;
+	struct probe_conns health_conns; /* kept open between health probes */
 };
 
 struct api {
@@ -44,8 +45,7 @@ struct api {
 	struct scheduler_slots *slots;
 	pthread_mutex_t store_mu;
 	struct store *store;
-	pthread_mutex_t health_mu;
-	struct probe_conns health_conns; /* kept open between health probes */
+	pthread_mutex_t health_mu; /* the mirrors' health_conns */
 };
 
 struct reply {

@@ -220,10 +220,11 @@ out:
 		scheduler_shutdown(a.mirrors[i].sched, SHUTDOWN_WAIT_MS);
 		scheduler_free(a.mirrors[i].sched);
 	}
+	for (size_t i = 0; a.mirrors && i < set->n_mirrors; i++)
+		probe_conns_close(&a.mirrors[i].health_conns);
 	free(a.mirrors);
 	scheduler_slots_free(a.slots);
 	store_free(a.store);
-	probe_conns_close(&a.health_conns);
 	pthread_mutex_destroy(&a.store_mu);
 	pthread_mutex_destroy(&a.health_mu);
 	return rc;

@@ -688,6 +688,38 @@ def resume_script_edited(env):
         del env.env["RECONCILE_TRANSFORM"]
 
 
+def health_every_mirror(env):
+    """Noted in session 5: /api/health probed only the first mirror's
+    servers, so a second mirror's cluster could be down under an `ok`."""
+    cfg = write(env, "health.yaml",
+                "mirrors:\n  - name: a\n    opensearch_index: %s_a\n"
+                "  - name: b\n    opensearch_index: %s_b\n"
+                "    opensearch_url: http://127.0.0.1:9\n" % (env.index, env.index))
+    svc = Service(env, RECONCILER_CONFIG=cfg)
+    try:
+        st, body, _ = svc.http("GET", "/api/health")
+        m = body.get("mirrors", {})
+        check(st == 503 and body.get("status") == "degraded"
+              and m.get("a", {}).get("opensearch", {}).get("ok") is True
+              and m.get("b", {}).get("opensearch", {}).get("ok") is False
+              and m.get("b", {}).get("mongodb", {}).get("ok") is True
+              and "error" in m.get("b", {}).get("opensearch", {}),
+              "mirror b's OpenSearch down: 503, said under mirrors.b (%d: %s)" % (st, body))
+        check(body.get("opensearch", {}).get("ok") is True,
+              "the top level stays the first mirror's (%s)" % body.get("opensearch"))
+    finally:
+        svc.stop()
+    cfg = write(env, "health2.yaml", "mirrors:\n  - name: a\n    opensearch_index: %s_a\n"
+                "  - name: b\n    opensearch_index: %s_b\n" % (env.index, env.index))
+    svc = Service(env, RECONCILER_CONFIG=cfg)
+    try:
+        st, body, _ = svc.http("GET", "/api/health")
+        check(st == 200 and body.get("status") == "ok" and set(body.get("mirrors", {})) == {"a", "b"},
+              "both up: 200 with each mirror (%d: %s)" % (st, body))
+    finally:
+        svc.stop()
+
+
 def resume_tuning_changed(env):
     """QA8b F11: only a tuning setting changed (delay, batch size): the run
     resumes, the same run completes."""
@@ -753,6 +785,7 @@ for fn in (index_names, superseded, stale_pending_delete, stale_held_delete, res
            lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
            removed_mirror_run, resume_settings_changed, resume_tuning_changed, resume_script_edited,
+           health_every_mirror,
            release_names_mirror):
     env = Env(fn.__name__)
     try:
