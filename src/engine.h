@@ -40,7 +40,7 @@ struct engine_result {
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
-	char why[1024];        /* held: why, in numbers, and how to release it */
+	char why[1400];        /* held: why, in numbers, and how to release it */
 	/* run_id was not resumed: settings that bind a run changed since it
 	 * began (why says which); it is cancelled and nothing ran (only with
 	 * engine_opts.resume_only; otherwise a new run ran in its place) */

@@ -125,7 +125,10 @@ struct run {
 	enum delete_brake brake;
 	bool held;
 	int64_t n_held;
-	char why[1024];
+	char why[1400];
+	/* check_peers: a peer mirror whose cluster could not be asked which
+	 * index it writes ("" = none); its orphan deletes are held */
+	char peer_unknown[400];
 	bool not_resumed;       /* opts->resume_only: the run found was cancelled */
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
@@ -1416,6 +1419,8 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 		WHY("the collection %s.%s does not exist any more (renamed or dropped during "
 		    "the run?)",
 		    r->cfg->mongodb_database, r->cfg->mongodb_collection);
+	if (r->peer_unknown[0])
+		WHY("%s", r->peer_unknown);
 	if (r->kind == RUN_IDS)
 		return RC_OK; /* looked up one by one: no stream to be short */
 	if (store_run_unsafe_ids(r->store, r->id, &unsafe))
@@ -1437,7 +1442,7 @@ static RC_MUST_CHECK rcode
 decide_deletes(struct run *r)
 {
 	int64_t n = 0, left;
-	char reasons[400], release[300];
+	char reasons[700], release[300];
 	rcode rc;
 
 	if ((rc = store_held_count(r->store, r->id, &n)))
@@ -1455,7 +1460,7 @@ decide_deletes(struct run *r)
 				snprintf(
 				    release, sizeof(release),
 				    "Released for this run, but releasing lifts the limits, never "
-				    "this: run the check again once MongoDB reads whole");
+				    "this: run the check again once the cause is gone");
 			else
 				snprintf(release, sizeof(release),
 				         "To delete them: %s --allow-deletes --mirror %s, or POST "
@@ -1751,7 +1756,9 @@ same_connection(const struct config *a, const struct config *b)
  * written: the concrete indices this mirror's index stands for and those of
  * each peer without a distinct query, compared by uuid, one small request
  * per mirror. A name that does not exist yet is no conflict; a peer whose
- * cluster does not answer is not compared (a warning says so). */
+ * cluster does not answer is not compared (a warning says so), and the
+ * run goes on but holds its orphan deletes (brake_reasons): they may be
+ * that mirror's copies (QA8c F3: it failed open). */
 static RC_MUST_CHECK rcode
 check_peers(struct run *r)
 {
@@ -1781,12 +1788,18 @@ check_peers(struct run *r)
 		opensearch_free(pos);
 		if (prc == RC_ERR_NOMEM)
 			rc = rerror_set(r->err, prc, "out of memory");
-		else if (prc)
-			log_msg(
-			    LOG_WARN, r->id,
-			    "mirror %s: cannot tell which index its %s is, so not compared with "
-			    "this mirror's: %s",
-			    p->name, p->opensearch_index, perr.message);
+		else if (prc) {
+			log_msg(LOG_WARN, r->id,
+			        "mirror %s: cannot tell which index its %s is, so not compared "
+			        "with this mirror's (this run's orphan deletes are held): %s",
+			        p->name, p->opensearch_index, perr.message);
+			if (!r->peer_unknown[0])
+				snprintf(
+				    r->peer_unknown, sizeof(r->peer_unknown),
+				    "mirror %s's OpenSearch could not be asked whether its %s is "
+				    "this index (%.160s), so these copies may be its documents",
+				    p->name, p->opensearch_index, perr.message);
+		}
 		for (size_t a = 0; rc == RC_OK && a < n_mine; a++)
 			for (size_t b = 0; rc == RC_OK && b < n_theirs; b++)
 				if (!strcmp(mine[a].uuid, theirs[b].uuid))

@@ -720,6 +720,42 @@ def health_every_mirror(env):
         svc.stop()
 
 
+def peer_unreachable_holds(env):
+    """QA8c F3: when another mirror's OpenSearch could not be asked which
+    index it writes, the run went on and deleted orphans that might be that
+    mirror's copies (fail-open). Now its orphan deletes are held."""
+    env.fixture("load", "--count", 20)
+    a = env.index + "_a"
+    env.os("PUT", "/" + a, {"mappings": {"properties": {"mongo_id": {"type": "keyword"}}}})
+    orphan = "%024x" % 0xabcdef
+    body = "mirrors:\n  - name: a\n    opensearch_index: %s\n    reconcile_orphans: delete\n" \
+           "    reconcile_max_delete_ratio: 1\n  - name: b\n    opensearch_index: %s_b\n" \
+           "    opensearch_url: %s\n"
+    down = write(env, "peer-down.yaml", body % (a, env.index, "http://127.0.0.1:9"))
+    try:
+        r = env.run("check", "--mirror", "a", RECONCILER_CONFIG=down)
+        check(r.returncode == 0, "a first check of mirror a fills its index (%d: %s)"
+              % (r.returncode, r.stderr[-300:]))
+        env.os("PUT", "/%s/_doc/%s?refresh=true" % (a, orphan), {"mongo_id": orphan})
+        r = env.run("check", "--mirror", "a", RECONCILER_CONFIG=down)
+        st, _ = env.os("GET", "/%s/_doc/%s" % (a, orphan))
+        check(r.returncode == 4 and "could not be asked" in r.stderr and st == 200,
+              "mirror b's OpenSearch down: a's orphan delete is held, exit 4 (%d, doc %d: %s)"
+              % (r.returncode, st, r.stderr[-400:]))
+        r = env.run("check", "--mirror", "a", "--allow-deletes", RECONCILER_CONFIG=down)
+        st, _ = env.os("GET", "/%s/_doc/%s" % (a, orphan))
+        check(r.returncode == 4 and st == 200, "a release does not lift it (%d, doc %d)"
+              % (r.returncode, st))
+        up = write(env, "peer-up.yaml", body % (a, env.index, env.url))
+        r = env.run("check", "--mirror", "a", RECONCILER_CONFIG=up)
+        st, _ = env.os("GET", "/%s/_doc/%s" % (a, orphan))
+        check(r.returncode == 0 and st == 404,
+              "once b's OpenSearch answers (another index), the orphan is deleted (%d, doc %d: %s)"
+              % (r.returncode, st, r.stderr[-300:]))
+    finally:
+        env.os("DELETE", "/" + a)
+
+
 def resume_tuning_changed(env):
     """QA8b F11: only a tuning setting changed (delay, batch size): the run
     resumes, the same run completes."""
@@ -785,7 +821,7 @@ for fn in (index_names, superseded, stale_pending_delete, stale_held_delete, res
            lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
            removed_mirror_run, resume_settings_changed, resume_tuning_changed, resume_script_edited,
-           health_every_mirror,
+           health_every_mirror, peer_unreachable_holds,
            release_names_mirror):
     env = Env(fn.__name__)
     try:
