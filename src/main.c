@@ -1208,9 +1208,18 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	file = config_file_default();
-	for (int i = 1; cmd->fn == cmd_config && i + 1 < argc; i++)
-		if (strcmp(argv[i], "--file") == 0)
-			file = argv[i + 1];
+	for (int i = 1, given = 0; cmd->fn == cmd_config && i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--file") != 0)
+			continue;
+		if (given++) { /* which one was meant? (QA8b F12: the last won) */
+			fprintf(stderr,
+			        "reconciler: --file %s: it takes one file, once (usage: "
+			        "reconciler %s)\n",
+			        argv[i + 1], cmd->usage);
+			return EXIT_CONFIG;
+		}
+		file = argv[++i];
+	}
 	if (config_set_load(&set, file, ".env", &err)) {
 		fprintf(stderr, "reconciler: %s\n", err.message);
 		return EXIT_CONFIG;

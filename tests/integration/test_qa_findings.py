@@ -97,6 +97,9 @@ def superseded(env):
     r = env.run("check", "--mirror")
     check(r.returncode == 78 and "name" in r.stderr,
           "--mirror without a name: 78 (%d: %r)" % (r.returncode, r.stderr))
+    r = env.run("config", "--file", "a.yaml", "--file", "b.yaml")
+    check(r.returncode == 78 and "--file b.yaml: it takes one file, once" in r.stderr,
+          "--file twice: 78, not the last one silently (%d: %r)" % (r.returncode, r.stderr))
 
 
 def stale_pending_delete(env):
