@@ -1661,6 +1661,23 @@ pair_value(const char **out, const yaml_node_t *v, const char *where, const char
 	if (strlen(s) != v->data.scalar.length)
 		return rerror_set(err, RC_ERR_CONFIG, "%s%s: the value holds a NUL byte", where,
 		                  key);
+	/* libyaml tags an untagged scalar !!str; an explicit tag that is not one
+	 * of YAML's plain ones (!!binary, !!timestamp, !custom) would otherwise
+	 * be dropped and its text taken as is (QA8b F12) */
+	static const char *const plain[] = {"str", "int", "float", "bool", "null"};
+	const char *tag = (const char *)v->tag, *yaml = "tag:yaml.org,2002:";
+	size_t n = strlen(yaml);
+	bool std = tag && strncmp(tag, yaml, n) == 0, ok = tag == NULL;
+	for (size_t i = 0; std && !ok && i < sizeof(plain) / sizeof(plain[0]); i++)
+		ok = strcmp(tag + n, plain[i]) == 0;
+	if (!ok) {
+		char shown[80];
+		shown_key(std ? tag + n : tag, shown, sizeof(shown));
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s%s: the YAML tag %s%s is not taken: write the value as plain "
+		                  "text (!!str, !!int, !!float, !!bool and !!null are taken)",
+		                  where, key, std ? "!!" : "", shown);
+	}
 	if (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
 	    (!strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")))
 		s = "";
@@ -2297,7 +2314,8 @@ config_dump_markdown(struct buf *out)
 	    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
 	    "the working directory, not from the file's directory.\n\n"
 	    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
-	    "mirror, a missing, bad or duplicate mirror name, or a bad value stops the program "
+	    "mirror, a missing, bad or duplicate mirror name, a bad value or a YAML tag other "
+	    "than `!!str`, `!!int`, `!!float`, `!!bool` and `!!null` stops the program "
 	    "(exit 78) with a message naming the file, the line, the key and what is allowed. "
 	    "`reconciler config --file FILE` checks a file without starting anything (each "
 	    "mirror's transform settings and script too, compiled and loaded as a run loads them; "

@@ -369,6 +369,23 @@ test_shared_index_spellings(void)
 	                                            "\"minimum_should_match\": 1}}"));
 }
 
+/* The plain tags are taken as their text says. */
+static void
+test_plain_tags(void)
+{
+	struct config_set *set = NULL;
+	struct rerror e = {0};
+
+	CHECK(config_set_load(&set,
+	                      write_file("tags.yaml", "sync_batch_size: !!int 7\n"
+	                                              "mongodb_database: !!str 123\n"),
+	                      NULL, &e) == RC_OK);
+	CHECK(set && set->mirrors[0]->sync_batch_size == 7 &&
+	      strcmp(set->mirrors[0]->mongodb_database, "123") == 0);
+	config_set_free(set);
+	unlink(path);
+}
+
 static void
 test_bad_files(void)
 {
@@ -389,6 +406,10 @@ test_bad_files(void)
 	    "did you mean opensearch_index");
 	bad("mirrors:\n  - name: a\n    frobnicate: 1\n", "3", "\"frobnicate\"",
 	    "per-mirror setting");
+	/* a YAML tag that is not a plain one is refused, not dropped (QA8b F12) */
+	bad("mongodb_database: !!binary cWE=\n", "1", "mongodb_database", "tag !!binary");
+	bad("mirrors:\n  - name: a\n    opensearch_index: !mine x\n", "3",
+	    "mirror a: opensearch_index", "tag !mine");
 	/* keys given twice */
 	bad("port: 1\nlog_dir: x\nport: 2\n", "3", "port", "first at line 1");
 	bad("mirrors:\n  - name: a\n    sync_batch_size: 1\n    sync_batch_size: 2\n", "4",
@@ -589,6 +610,7 @@ main(void)
 	CHECK(mkdtemp(dir) != NULL);
 	test_good_file();
 	test_env_overrides();
+	test_plain_tags();
 	test_no_file();
 	test_bad_files();
 	test_shared_index();
