@@ -334,7 +334,7 @@ add_mirror_query(const struct opensearch *os, cJSON *filter)
 rcode
 opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
 {
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	cJSON *j, *c;
 	char *body = NULL;
 	rcode rc;
@@ -369,7 +369,7 @@ rcode
 opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
                          struct rerror *err)
 {
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	cJSON *body = cJSON_CreateObject(), *j = NULL, *c;
 	char *text;
 	rcode rc;
@@ -609,7 +609,7 @@ opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerr
 rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	cJSON *j;
 	rcode rc;
 
@@ -730,7 +730,7 @@ docvalue_fields(cJSON *body, const struct os_keys *k)
 static RC_MUST_CHECK rcode
 search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rerror *err)
 {
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	char *text = cJSON_PrintUnformatted(body);
 	rcode rc;
 
@@ -945,7 +945,7 @@ opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *do
                 const char *const *includes, size_t n_inc, struct rerror *err)
 {
 	struct buf body = {0}, inc = {0};
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	rcode rc = buf_puts(&inc, n_inc ? "[" : "true");
 
 	for (size_t i = 0; rc == RC_OK && i < n_inc; i++) {
@@ -994,7 +994,7 @@ opensearch_copies(struct opensearch *os, struct buf *resp, const char *id_field,
                   struct rerror *err)
 {
 	struct buf body = {0};
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	rcode rc = buf_puts(&body, "{\"size\":100,\"query\":{\"bool\":{\"should\":["
 	                           "{\"ids\":{\"values\":[");
 
@@ -1115,7 +1115,7 @@ bulk_once(struct opensearch *os, struct bulk_result *res, int *attempts, const c
 {
 	struct buf resp = {0};
 	struct backoff bo = {0};
-	char path[600];
+	char path[2048]; /* an index name escapes to up to 765 bytes */
 	rcode rc = RC_OK;
 
 	memset(res, 0, sizeof(*res));

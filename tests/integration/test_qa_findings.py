@@ -33,6 +33,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 
 from harness import FIXTURE, Env, check, done
 from service import Service
@@ -50,6 +51,19 @@ def index_names(env):
     r = env.run("config", "--file", path)
     check(r.returncode == 78 and "wild.yaml:3" in r.stderr and "opensearch_index" in r.stderr,
           "in a file too, naming file:line and key (%d: %r)" % (r.returncode, r.stderr[-200:]))
+    # the longest name OpenSearch takes, every byte escaped in a URL (765
+    # bytes of path): a whole check and full re-index read and write it
+    env.fixture("load", "--count", 30)
+    long_name = "\u00e9" * 127  # 254 bytes of UTF-8
+    try:
+        r = env.run("check", OPENSEARCH_INDEX=long_name)
+        r2 = env.run("check", "--full", OPENSEARCH_INDEX=long_name)
+        st, body = env.os("GET", "/%s/_count" % urllib.parse.quote(long_name))
+        check(r.returncode == 0 and r2.returncode == 0 and body.get("count") == 30,
+              "a 254-byte UTF-8 index name works end to end (%d, %d, %s: %r)"
+              % (r.returncode, r2.returncode, body, r.stderr[-300:]))
+    finally:
+        env.os("DELETE", "/" + urllib.parse.quote(long_name))
 
 
 def superseded(env):
