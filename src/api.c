@@ -219,11 +219,28 @@ h_health(struct call *c)
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct probe p;
 		struct api_mirror *m = &a->mirrors[i];
+		cJSON *mo = mirrors ? cJSON_AddObjectToObject(mirrors, m->cfg->name) : NULL;
+		/* servers already asked for an earlier mirror are not asked again
+		 * (a cluster that is down would cost its timeout once per mirror) */
+		const cJSON *same = NULL;
+		for (size_t j = 0; mo && j < i && !same; j++)
+			if (config_same_opensearch(a->mirrors[j].cfg, m->cfg) &&
+			    config_same_mongodb(a->mirrors[j].cfg, m->cfg))
+				same = cJSON_GetObjectItemCaseSensitive(mirrors,
+				                                        a->mirrors[j].cfg->name);
+		if (same) {
+			cJSON *ms = cJSON_Duplicate(cJSON_GetObjectItem(same, "mongodb"), true),
+			      *os = cJSON_Duplicate(cJSON_GetObjectItem(same, "opensearch"), true);
+			if (!ms || !cJSON_AddItemToObject(mo, "mongodb", ms))
+				cJSON_Delete(ms);
+			if (!os || !cJSON_AddItemToObject(mo, "opensearch", os))
+				cJSON_Delete(os);
+			continue;
+		}
 		if (probe_servers(&p, m->cfg, PROBE_VERSION, &m->health_conns) != RC_OK)
 			servers = false;
 		if (i == 0)
 			health_sides(o, &p);
-		cJSON *mo = mirrors ? cJSON_AddObjectToObject(mirrors, m->cfg->name) : NULL;
 		if (mo)
 			health_sides(mo, &p);
 		probe_clear(&p);

@@ -1235,6 +1235,23 @@ config_queries_distinct(const char *a, const char *b)
 	return distinct;
 }
 
+bool
+config_same_opensearch(const struct config *a, const struct config *b)
+{
+	return !strcmp(a->opensearch_url, b->opensearch_url) &&
+	       !strcmp(a->opensearch_username, b->opensearch_username) &&
+	       !strcmp(a->opensearch_password, b->opensearch_password) &&
+	       !strcmp(a->opensearch_ca_file, b->opensearch_ca_file) &&
+	       a->opensearch_tls_verify == b->opensearch_tls_verify &&
+	       a->opensearch_timeout_ms == b->opensearch_timeout_ms;
+}
+
+bool
+config_same_mongodb(const struct config *a, const struct config *b)
+{
+	return !strcmp(a->mongodb_uri, b->mongodb_uri);
+}
+
 /* A mirror's target as the shared-index check compares it. */
 struct target {
 	const struct config *cfg;

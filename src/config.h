@@ -138,6 +138,12 @@ bool config_mirror_name_valid(const char *name);
  * (match_all, or bool/constant_score made only of it). Whether two real
  * queries overlap is not decided (docs/CONFIG.md). */
 bool config_queries_distinct(const char *a, const char *b);
+
+/* Whether two mirrors reach their OpenSearch the same way (URL,
+ * credentials, TLS, timeout: one connection serves both), and their
+ * MongoDB (the same URI text). */
+bool config_same_opensearch(const struct config *a, const struct config *b);
+bool config_same_mongodb(const struct config *a, const struct config *b);
 /* OPENSEARCH_URL as a comparable key (caller frees; NULL when it does not
  * parse or out of memory): host in lower case, localhost, 127.0.0.1 and
  * ::1 as one loopback host, the scheme's default port made explicit, no

@@ -1735,19 +1735,6 @@ check_query_match(struct run *r)
 	cJSON_Delete(rows[1]);
 }
 
-/* Whether a peer's OpenSearch is reached as this mirror's is (URL and
- * credentials), so the run's own connection can ask about its index. */
-static bool
-same_connection(const struct config *a, const struct config *b)
-{
-	return !strcmp(a->opensearch_url, b->opensearch_url) &&
-	       !strcmp(a->opensearch_username, b->opensearch_username) &&
-	       !strcmp(a->opensearch_password, b->opensearch_password) &&
-	       !strcmp(a->opensearch_ca_file, b->opensearch_ca_file) &&
-	       a->opensearch_tls_verify == b->opensearch_tls_verify &&
-	       a->opensearch_timeout_ms == b->opensearch_timeout_ms;
-}
-
 /* QA F1: two mirrors that write one index without each selecting its own
  * documents (OPENSEARCH_QUERY) delete each other's copies as orphans.
  * config.c refuses what text can tell (one URL or query spelled two ways);
@@ -1781,7 +1768,7 @@ check_peers(struct run *r)
 		if (p == r->cfg || !strcmp(p->name, r->cfg->name) ||
 		    config_queries_distinct(p->opensearch_query, r->cfg->opensearch_query))
 			continue;
-		prc = same_connection(p, r->cfg) ? RC_OK : opensearch_open(&pos, p, &perr);
+		prc = config_same_opensearch(p, r->cfg) ? RC_OK : opensearch_open(&pos, p, &perr);
 		if (prc == RC_OK)
 			prc = opensearch_concrete(pos ? pos : r->os, &theirs, &n_theirs,
 			                          p->opensearch_index, &perr);

@@ -727,12 +727,16 @@ def health_every_mirror(env):
     finally:
         svc.stop()
     cfg = write(env, "health2.yaml", "mirrors:\n  - name: a\n    opensearch_index: %s_a\n"
-                "  - name: b\n    opensearch_index: %s_b\n" % (env.index, env.index))
+                "  - name: b\n    opensearch_index: %s_b\n"
+                "  - name: c\n    opensearch_index: %s_c\n" % (env.index, env.index, env.index))
     svc = Service(env, RECONCILER_CONFIG=cfg)
     try:
         st, body, _ = svc.http("GET", "/api/health")
-        check(st == 200 and body.get("status") == "ok" and set(body.get("mirrors", {})) == {"a", "b"},
-              "both up: 200 with each mirror (%d: %s)" % (st, body))
+        m = body.get("mirrors", {})
+        check(st == 200 and body.get("status") == "ok" and set(m) == {"a", "b", "c"}
+              and all(m[x]["mongodb"]["ok"] and m[x]["opensearch"]["ok"] for x in m),
+              "all up: 200 with each mirror, servers shared by mirrors asked once (%d: %s)"
+              % (st, body))
     finally:
         svc.stop()
 
