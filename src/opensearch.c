@@ -1119,7 +1119,12 @@ bulk_once(struct opensearch *os, struct bulk_result *res, int *attempts, const c
 	rcode rc = RC_OK;
 
 	memset(res, 0, sizeof(*res));
-	snprintf(path, sizeof(path), "%s/_bulk", os->index_path);
+	/* only what parse_bulk reads: each item's status (which keeps the
+	 * items in order) and error; the rest (_index, _id, _version, result,
+	 * _shards, _seq_no, ...) is ~200 bytes an item OpenSearch need not
+	 * write nor we read */
+	snprintf(path, sizeof(path), "%s/_bulk?filter_path=errors,items.*.status,items.*.error",
+	         os->index_path);
 	for (int tries = 1;; tries++) {
 		long status = 0;
 		(*attempts)++;
