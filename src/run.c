@@ -225,6 +225,8 @@ progress_print(struct engine *e, bool final)
  * a 1M-document full re-index spend a third of its CPU here). */
 #define PROGRESS_SYNC_MS    500
 #define PROGRESS_SYNC_SHARE 20
+/* but never more than this apart: a run's counts may lag this much */
+#define PROGRESS_SYNC_MAX_MS 2000
 
 /* Copies the journal's counters into the live progress: the position at
  * once, the counters when due or `final` (the run's end). */
@@ -240,7 +242,8 @@ progress_sync(struct run *r, bool final)
 		return;
 	int64_t t0 = util_mono_ms();
 	rcode rc = store_run_get(r->store, &sr, r->id);
-	util_throttle_done(&r->progress_due, t0, PROGRESS_SYNC_MS, PROGRESS_SYNC_SHARE);
+	util_throttle_done(&r->progress_due, t0, PROGRESS_SYNC_MS, PROGRESS_SYNC_SHARE,
+	                   PROGRESS_SYNC_MAX_MS);
 	if (rc)
 		return;
 	pthread_mutex_lock(&r->e->lock);
@@ -1305,10 +1308,9 @@ io_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int6
 	r->queued_index_read = r->stats.index_read;
 	if (idlist_push(&r->queued_cursor, id, strlen(id), (int)type, NULL, -1))
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	pthread_mutex_lock(&r->e->lock);
-	r->e->progress.compared = compared;
-	pthread_mutex_unlock(&r->e->lock);
-	progress_print(r->e, false);
+	/* the drift found so far is journaled even while its repairs wait:
+	 * shown now, not at the queue's flush (QA11 F3) */
+	progress_sync(r, false);
 	return RC_OK;
 }
 

@@ -1258,7 +1258,7 @@ store_run_recount_due(struct store *s, int64_t run_id)
 		return RC_OK;
 	int64_t t0 = util_mono_ms();
 	rcode rc = store_run_recount(s, run_id);
-	util_throttle_done(&s->recount, t0, STORE_RECOUNT_MS, STORE_RECOUNT_SHARE);
+	util_throttle_done(&s->recount, t0, STORE_RECOUNT_MS, STORE_RECOUNT_SHARE, 0);
 	return rc;
 }
 

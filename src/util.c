@@ -208,12 +208,13 @@ util_throttle_due(const struct util_throttle *t)
 }
 
 void
-util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t share)
+util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t share,
+                   int64_t max_ms)
 {
-	int64_t took = util_mono_ms() - t0;
+	int64_t took = util_mono_ms() - t0, wait = took * share > min_ms ? took * share : min_ms;
 
-	assert(min_ms > 0 && share > 0);
-	t->next_ms = t0 + (took * share > min_ms ? took * share : min_ms);
+	assert(min_ms > 0 && share > 0 && (max_ms == 0 || max_ms >= min_ms));
+	t->next_ms = t0 + (max_ms && wait > max_ms ? max_ms : wait);
 }
 
 bool

@@ -30,14 +30,16 @@ bool util_sleep_ms(int64_t ms, volatile int *stop);
 
 /* A throttle for work whose cost grows with a run (a recount of its
  * journal rows): due at most every min_ms and at most 1/share of the time,
- * measured from how long the last time took. Zeroed: due at once.
+ * measured from how long the last time took, but at least every max_ms
+ * (0 = no such bound). Zeroed: due at once.
  * Usage: if (util_throttle_due(&t)) { t0 = util_mono_ms(); work();
- * util_throttle_done(&t, t0, MIN_MS, SHARE); } */
+ * util_throttle_done(&t, t0, MIN_MS, SHARE, MAX_MS); } */
 struct util_throttle {
 	int64_t next_ms; /* util_mono_ms() when due again */
 };
 bool util_throttle_due(const struct util_throttle *t);
-void util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t share);
+void util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t share,
+                        int64_t max_ms);
 
 /* Masks the password of every "scheme://user:password@" in s, in place. */
 void util_mask_secrets(char *s, size_t cap);
