@@ -772,6 +772,10 @@ mongo_query_ok(const char *v, char *why, size_t len)
 
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
 		p++;
+	if (*p == '\0' && p != v) { /* a run would take it for a query (QA11 F2) */
+		snprintf(why, len, "only blanks: leave it empty for none");
+		return false;
+	}
 	if (*p == '\0')
 		return true;
 	if (*p != '{') {
@@ -804,6 +808,10 @@ os_query_ok(const char *v, char *why, size_t len)
 
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
 		p++;
+	if (*p == '\0' && p != v) { /* a run would take it for a query (QA11 F2) */
+		snprintf(why, len, "only blanks: leave it empty for none");
+		return false;
+	}
 	if (*p == '\0')
 		return true;
 	if (!one_json_value(v, "{\"bool\": {\"filter\": [clause, clause]}}", why, len))

@@ -135,6 +135,13 @@ test_masking(void)
 	CHECK(strstr(b.data, "s3cret-pw") == NULL && strstr(b.data, "os-pass-123") == NULL);
 	buf_free(&b);
 	config_free(c);
+	/* a query of blanks only is refused at load, not by every run (QA11 F2) */
+	setenv("OPENSEARCH_QUERY", "  \n ", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG && strstr(e.message, "only blanks"));
+	unsetenv("OPENSEARCH_QUERY");
+	setenv("RECONCILE_FILTER", "\t", 1);
+	CHECK(config_load(&c, NULL, &e) == RC_ERR_CONFIG && strstr(e.message, "only blanks"));
+	unsetenv("RECONCILE_FILTER");
 	/* URL schemes in any case (RFC 3986), as libcurl takes them (QA8c F5) */
 	setenv("OPENSEARCH_URL", "HTTPS://search:9200", 1);
 	CHECK(config_load(&c, NULL, &e) == RC_OK);
