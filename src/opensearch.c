@@ -366,6 +366,45 @@ opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
 }
 
 rcode
+opensearch_count_shared(struct opensearch *os, int64_t *count, const char *index,
+                        const char *other_query, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *body = cJSON_CreateObject(), *j = NULL, *c, *f, *other = cJSON_Parse(other_query);
+	char *text = NULL, *esc = curl_easy_escape(os->curl, index, 0);
+	rcode rc;
+
+	*count = 0;
+	f = cJSON_AddArrayToObject(
+	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool"), "filter");
+	if (esc && other && add_mirror_query(os, f) == RC_OK && cJSON_AddItemToArray(f, other)) {
+		other = NULL; /* the body's */
+		text = cJSON_PrintUnformatted(body);
+	}
+	cJSON_Delete(other);
+	cJSON_Delete(body);
+	if (text == NULL) {
+		curl_free(esc);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/%s/_count", esc);
+	curl_free(esc);
+	rc = request_json(os, &j, "POST", path, text, err);
+	free(text);
+	if (rc == RC_ERR_NOTFOUND)
+		return RC_OK;
+	if (rc)
+		return rc;
+	c = cJSON_GetObjectItem(j, "count");
+	if (cJSON_IsNumber(c))
+		*count = (int64_t)c->valuedouble;
+	else
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _count: no count in answer");
+	cJSON_Delete(j);
+	return rc;
+}
+
+rcode
 opensearch_count_missing(struct opensearch *os, int64_t *count, const char *field,
                          struct rerror *err)
 {

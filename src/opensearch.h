@@ -37,6 +37,13 @@ RC_MUST_CHECK rcode opensearch_request(struct opensearch *os, long *status, stru
 RC_MUST_CHECK rcode opensearch_info(struct opensearch *os, char **version, struct rerror *err);
 /* _count of the index (primaries only, unlike _stats totals). */
 RC_MUST_CHECK rcode opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err);
+/* How many documents of the concrete index `index` both this mirror's
+ * OPENSEARCH_QUERY and other_query (query DSL text, another mirror's)
+ * select: two mirrors on one index whose queries overlap on documents call
+ * each other's copies orphans. 0 when the index is missing. */
+RC_MUST_CHECK rcode opensearch_count_shared(struct opensearch *os, int64_t *count,
+                                            const char *index, const char *other_query,
+                                            struct rerror *err);
 /* How many documents of the index lack field (0 when the index is missing). */
 RC_MUST_CHECK rcode opensearch_count_missing(struct opensearch *os, int64_t *count,
                                              const char *field, struct rerror *err);

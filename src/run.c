@@ -1741,13 +1741,17 @@ check_query_match(struct run *r)
  * documents (OPENSEARCH_QUERY) delete each other's copies as orphans.
  * config.c refuses what text can tell (one URL or query spelled two ways);
  * what only the cluster can tell (an alias of the other's index, two DNS
- * names of one host) is refused here, before anything is counted or
- * written: the concrete indices this mirror's index stands for and those of
- * each peer without a distinct query, compared by uuid, one small request
- * per mirror. A name that does not exist yet is no conflict; a peer whose
- * cluster does not answer is not compared (a warning says so), and the
- * run goes on but holds its orphan deletes (brake_reasons): they may be
- * that mirror's copies (QA8c F3: it failed open). */
+ * names of one host, two queries that select the same documents) is
+ * refused here, before anything is counted or written: the concrete
+ * indices this mirror's index stands for and those of each peer, compared
+ * by uuid, one small request per mirror; on a shared index a peer without
+ * a distinct query is refused, and one with a distinct query too when any
+ * document matches both (a _count: no configuration check can tell every
+ * query that selects everything, QA11 F1). A name that does not exist yet
+ * is no conflict. A peer whose cluster does not answer is not compared (a
+ * warning says so); without a distinct query the run goes on but holds
+ * its orphan deletes (brake_reasons): they may be that mirror's copies
+ * (QA8c F3: it failed open). */
 static RC_MUST_CHECK rcode
 check_peers(struct run *r)
 {
@@ -1767,17 +1771,24 @@ check_peers(struct run *r)
 		struct rerror perr = {0};
 		rcode prc;
 
-		if (p == r->cfg || !strcmp(p->name, r->cfg->name) ||
-		    config_queries_distinct(p->opensearch_query, r->cfg->opensearch_query))
+		if (p == r->cfg || !strcmp(p->name, r->cfg->name))
 			continue;
+		bool distinct =
+		    config_queries_distinct(p->opensearch_query, r->cfg->opensearch_query);
 		prc = config_same_opensearch(p, r->cfg) ? RC_OK : opensearch_open(&pos, p, &perr);
 		if (prc == RC_OK)
 			prc = opensearch_concrete(pos ? pos : r->os, &theirs, &n_theirs,
 			                          p->opensearch_index, &perr);
 		opensearch_free(pos);
-		if (prc == RC_ERR_NOMEM)
+		if (prc == RC_ERR_NOMEM) {
 			rc = rerror_set(r->err, prc, "out of memory");
-		else if (prc) {
+		} else if (prc && distinct) {
+			/* its query differs from ours: told apart, most likely */
+			log_msg(LOG_WARN, r->id,
+			        "mirror %s: cannot tell which index its %s is, so its "
+			        "opensearch_query is not checked against this mirror's: %s",
+			        p->name, p->opensearch_index, perr.message);
+		} else if (prc) {
 			log_msg(LOG_WARN, r->id,
 			        "mirror %s: cannot tell which index its %s is, so not compared "
 			        "with this mirror's (this run's orphan deletes are held): %s",
@@ -1790,19 +1801,54 @@ check_peers(struct run *r)
 				    p->name, p->opensearch_index, perr.message);
 		}
 		for (size_t a = 0; rc == RC_OK && a < n_mine; a++)
-			for (size_t b = 0; rc == RC_OK && b < n_theirs; b++)
-				if (!strcmp(mine[a].uuid, theirs[b].uuid))
+			for (size_t b = 0; rc == RC_OK && b < n_theirs; b++) {
+				int64_t both = 0;
+				if (strcmp(mine[a].uuid, theirs[b].uuid))
+					continue;
+				if (!distinct)
 					rc = rerror_set(
 					    r->err, RC_ERR_INVALID,
 					    "mirrors %s and %s both write into index %s (uuid %s; "
 					    "opensearch_index %s and %s) without each selecting "
-					    "its own "
-					    "documents with opensearch_query: each would call the "
-					    "other's copies orphans and delete them; nothing was "
-					    "changed: give each mirror its own index, or its own "
-					    "opensearch_query",
+					    "its own documents with opensearch_query: each would "
+					    "call the other's copies orphans and delete them; "
+					    "nothing was changed: give each mirror its own index, "
+					    "or its own opensearch_query",
 					    r->cfg->name, p->name, mine[a].name, mine[a].uuid,
 					    r->cfg->opensearch_index, p->opensearch_index);
+				else if ((rc = opensearch_count_shared(r->os, &both, mine[a].name,
+				                                       p->opensearch_query,
+				                                       &perr)) &&
+				         rc != RC_ERR_NOMEM) {
+					/* another mirror's query this index refuses must not
+					 * stop this mirror: its deletes wait instead */
+					log_msg(LOG_WARN, r->id,
+					        "mirror %s: cannot count the documents its "
+					        "opensearch_query shares with this mirror's (this "
+					        "run's orphan deletes are held): %s",
+					        p->name, perr.message);
+					if (!r->peer_unknown[0])
+						snprintf(
+						    r->peer_unknown, sizeof(r->peer_unknown),
+						    "the documents mirror %s's opensearch_query "
+						    "shares with this one's could not be counted "
+						    "(%.160s), so these copies may be its "
+						    "documents",
+						    p->name, perr.message);
+					rc = RC_OK;
+				} else if (rc)
+					rc = rerror_set(r->err, rc, "out of memory");
+				else if (both > 0)
+					rc = rerror_set(
+					    r->err, RC_ERR_INVALID,
+					    "mirrors %s and %s both write into index %s and "
+					    "%" PRId64
+					    " of its documents match both their opensearch_query: "
+					    "each would call the other's copies orphans and delete "
+					    "them; nothing was changed: give each mirror a query "
+					    "that selects only its own documents",
+					    r->cfg->name, p->name, mine[a].name, both);
+			}
 		opensearch_concrete_free(theirs, n_theirs);
 	}
 	opensearch_concrete_free(mine, n_mine);

@@ -777,6 +777,43 @@ def peer_unreachable_holds(env):
         env.os("DELETE", "/" + a)
 
 
+def overlapping_queries(env):
+    """QA11 F1 (data loss): two mirrors on one index with different
+    queries that select the same documents (match_all spelled as a bool
+    with minimum_should_match, exists on the id field, ...) passed the
+    shared-index check, and one deleted the other's copies. The run now
+    counts the documents both queries select before anything else."""
+    env.fixture("load", "--count", 10)
+    shared = env.index + "_shared"
+    env.os("PUT", "/" + shared, {"mappings": {"properties": {
+        "mongo_id": {"type": "keyword"}, "src": {"type": "keyword"}}}})
+    theirs = "%024x" % 0xa11
+    env.os("PUT", "/%s/_doc/%s?refresh=true" % (shared, theirs), {"mongo_id": theirs, "src": "a"})
+    body = ("mirrors:\n  - name: a\n    opensearch_index: %s\n"
+            "    mongodb_collection: other_a\n"
+            "    opensearch_query: '{\"term\": {\"src\": \"a\"}}'\n"
+            "  - name: b\n    opensearch_index: %s\n    reconcile_orphans: delete\n"
+            "    reconcile_max_delete_ratio: 1\n    opensearch_query: '%s'\n")
+    try:
+        for q in ('{"bool": {"should": [{"match_all": {}}], "minimum_should_match": 1}}',
+                  '{"exists": {"field": "mongo_id"}}'):
+            path = write(env, "overlap.yaml", body % (shared, shared, q))
+            r = env.run("check", "--mirror", "b", RECONCILER_CONFIG=path)
+            st, _ = env.os("GET", "/%s/_doc/%s" % (shared, theirs))
+            run = env.last_run()
+            check(r.returncode not in (0, 78) and "match both" in r.stderr
+                  and run["mirror"] == "b" and run["status"] == "failed" and st == 200,
+                  "%s: refused at run start, a's copy kept (%d, %s, doc %d: %r)"
+                  % (q, r.returncode, run["status"], st, r.stderr[-300:]))
+        # queries that select different documents still run
+        path = write(env, "apart.yaml", body % (shared, shared, '{"term": {"src": "b"}}'))
+        r = env.run("check", "--dry-run", "--mirror", "b", RECONCILER_CONFIG=path)
+        check(r.returncode in (0, 1) and "match both" not in r.stderr,
+              "distinct documents: runs (%d: %r)" % (r.returncode, r.stderr[-300:]))
+    finally:
+        env.os("DELETE", "/" + shared)
+
+
 def resume_tuning_changed(env):
     """QA8b F11: only a tuning setting changed (delay, batch size): the run
     resumes, the same run completes."""
@@ -842,7 +879,7 @@ for fn in (index_names, superseded, stale_pending_delete, stale_held_delete, res
            lock_conflict,
            metrics_default, queued_cancel, shared_index_spellings, lock_through_symlink,
            removed_mirror_run, resume_settings_changed, resume_tuning_changed, resume_script_edited,
-           health_every_mirror, peer_unreachable_holds,
+           health_every_mirror, peer_unreachable_holds, overlapping_queries,
            release_names_mirror):
     env = Env(fn.__name__)
     try:
