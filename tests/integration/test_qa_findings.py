@@ -827,6 +827,17 @@ def resume_tuning_changed(env):
           "a changed SYNC_BATCH_DELAY_MS does not stop the resume (%d, %s, %r)"
           % (r.returncode, {k: run[k] for k in ("id", "status", "resume_count")},
              r.stderr[-300:]))
+    # the same cluster spelled another way is no change (QA11 F5)
+    env.os("DELETE", "/" + env.index)
+    env.create_index()
+    second = killed_run(env)
+    url = env.url.replace("http://", "HTTP://").replace("127.0.0.1", "LOCALHOST")
+    r = env.run("resume", OPENSEARCH_URL=url)
+    run = env.last_run()
+    check(r.returncode == 0 and run["id"] == second and run["status"] == "completed"
+          and run["resume_count"] == 1,
+          "OPENSEARCH_URL %s resumes the run begun with %s (%d, %s, %r)"
+          % (url, env.url, r.returncode, run["status"], r.stderr[-300:]))
 
 
 def release_names_mirror(env):
