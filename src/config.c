@@ -1192,6 +1192,11 @@ query_selects_all(const cJSON *q)
 		} else if (strcmp(m->string, "boost") && strcmp(m->string, "_name"))
 			return false; /* minimum_should_match and the like: not judged */
 	}
+	/* an empty list is no clause (then a should clause is required) */
+	if (cJSON_IsArray(must) && !must->child)
+		must = NULL;
+	if (cJSON_IsArray(filter) && !filter->child)
+		filter = NULL;
 	if ((must && !clauses_select_all(must)) || (filter && !clauses_select_all(filter)))
 		return false;
 	if (must || filter || !should || (cJSON_IsArray(should) && !should->child))
@@ -2370,12 +2375,13 @@ config_dump_markdown(struct buf *out)
 	    "mirror's OpenSearch which concrete index its `opensearch_index` is (one small "
 	    "`GET /INDEX/_settings/index.uuid` per mirror) and ends `failed`, nothing counted or "
 	    "written, when another mirror without a distinct `opensearch_query` resolves to the "
-	    "same index (uuid), or when one with a distinct query does but some document there "
-	    "matches both queries (one `_count`: queries unlike as text may select the same "
-	    "documents, e.g. `exists` on the id field); an index that does not exist yet "
-	    "conflicts with nothing. When another mirror's OpenSearch cannot be asked, a run "
-	    "of a mirror whose query it cannot tell apart goes on but holds its orphan "
-	    "deletes.\n\n"
+	    "same index (uuid); an index that does not exist yet conflicts with nothing. One with "
+	    "a distinct query on the same index (or whose OpenSearch cannot be asked) is asked "
+	    "of the index before the run's deletes: any document matching both queries (one "
+	    "`_count`: queries unlike as text may select the same documents, e.g. `exists` on "
+	    "the id field), or a count that fails, holds the orphan deletes (status `held`, the "
+	    "repairs done); so does another mirror without a distinct query whose OpenSearch "
+	    "cannot be asked.\n\n"
 	    "A mirror's history (runs, drift, metrics) is kept under its name. Renaming a mirror "
 	    "starts a new history under the new name; removing or renaming one leaves its runs in "
 	    "the journal, and a run of it left unfinished (`running` after a kill, `interrupted`) "

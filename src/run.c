@@ -129,6 +129,10 @@ struct run {
 	/* check_peers: a peer mirror whose cluster could not be asked which
 	 * index it writes ("" = none); its orphan deletes are held */
 	char peer_unknown[400];
+	/* check_peers: peers whose query differs but may share the index:
+	 * their overlap with this mirror's query is counted before deletes
+	 * (peers_overlap); one flag per mirror of the set, or NULL */
+	bool *peers_count;
 	bool not_resumed;       /* opts->resume_only: the run found was cancelled */
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
@@ -1384,6 +1388,63 @@ on_held(void *ctx, const struct store_drift *d)
 	return repair_queue(rp, d, t) != RC_OK;
 }
 
+/* QA11 F1: a peer on this mirror's index (or maybe on it: its cluster
+ * did not answer) whose query differs from this one's as text may still
+ * select the same documents. Asked when deletes are decided, so copies a
+ * peer wrote during the pass count too: the documents of this mirror's
+ * index that match both queries. Any, or a count that fails, and why[]
+ * says so (the deletes are held); the run goes on either way (one
+ * mirror's problem never stops another's repairs). */
+static RC_MUST_CHECK rcode
+peers_overlap(struct run *r, char *why, size_t len)
+{
+	const struct config_set *set = r->cfg->set;
+	struct os_concrete *mine = NULL;
+	size_t n_mine = 0;
+	rcode rc = RC_OK;
+
+	why[0] = '\0';
+	for (size_t i = 0; r->peers_count && set && i < set->n_mirrors && !why[0]; i++) {
+		const struct config *p = set->mirrors[i];
+		struct rerror perr = {0};
+		int64_t both = 0;
+		if (!r->peers_count[i])
+			continue;
+		if (mine == NULL && (rc = opensearch_concrete(r->os, &mine, &n_mine, NULL, &perr)))
+			break;
+		for (size_t a = 0; a < n_mine && !why[0]; a++) {
+			rc = opensearch_count_shared(r->os, &both, mine[a].name,
+			                             p->opensearch_query, &perr);
+			if (rc == RC_ERR_NOMEM)
+				break;
+			if (rc)
+				snprintf(
+				    why, len,
+				    "the documents mirror %s's opensearch_query shares with this "
+				    "one's in index %s could not be counted (%.160s), so these "
+				    "copies may be its documents",
+				    p->name, mine[a].name, perr.message);
+			else if (both > 0)
+				snprintf(
+				    why, len,
+				    "%" PRId64 " documents of index %s match both this mirror's "
+				    "opensearch_query and mirror %s's, so these copies may be its "
+				    "documents: give each mirror a query that selects only its own",
+				    both, mine[a].name, p->name);
+			rc = RC_OK;
+		}
+		if (rc && rc != RC_ERR_NOMEM) { /* the index's own names: held too */
+			snprintf(why, len,
+			         "this mirror's index could not be resolved to check mirror %s's "
+			         "opensearch_query against it (%.160s)",
+			         p->name, perr.message);
+			rc = RC_OK;
+		}
+	}
+	opensearch_concrete_free(mine, n_mine);
+	return rc == RC_ERR_NOMEM ? rerror_set(r->err, rc, "out of memory") : RC_OK;
+}
+
 /* Why the brake holds this run's n held orphan deletes ("" when it does
  * not): the limits (unless limits is false: released for the run), and,
  * always, whether each side's stream read what its count said and whether
@@ -1423,6 +1484,11 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 		    r->cfg->mongodb_database, r->cfg->mongodb_collection);
 	if (r->peer_unknown[0])
 		WHY("%s", r->peer_unknown);
+	char overlap[400];
+	if (peers_overlap(r, overlap, sizeof(overlap)))
+		return r->err->code;
+	if (overlap[0])
+		WHY("%s", overlap);
 	if (r->kind == RUN_IDS)
 		return RC_OK; /* looked up one by one: no stream to be short */
 	if (store_run_unsafe_ids(r->store, r->id, &unsafe))
@@ -1763,6 +1829,9 @@ check_peers(struct run *r)
 	if (set == NULL || set->n_mirrors < 2)
 		return RC_OK;
 	rc = opensearch_concrete(r->os, &mine, &n_mine, NULL, r->err);
+	if (rc == RC_OK && n_mine &&
+	    (r->peers_count = calloc(set->n_mirrors, sizeof(*r->peers_count))) == NULL)
+		rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == RC_OK && n_mine && i < set->n_mirrors; i++) {
 		const struct config *p = set->mirrors[i];
 		struct opensearch *pos = NULL;
@@ -1783,11 +1852,13 @@ check_peers(struct run *r)
 		if (prc == RC_ERR_NOMEM) {
 			rc = rerror_set(r->err, prc, "out of memory");
 		} else if (prc && distinct) {
-			/* its query differs from ours: told apart, most likely */
+			/* it may share the index: its query is asked of ours (below) */
 			log_msg(LOG_WARN, r->id,
-			        "mirror %s: cannot tell which index its %s is, so its "
-			        "opensearch_query is not checked against this mirror's: %s",
+			        "mirror %s: cannot tell which index its %s is: the documents its "
+			        "opensearch_query selects in this mirror's index are counted "
+			        "before any delete: %s",
 			        p->name, p->opensearch_index, perr.message);
+			r->peers_count[i] = true;
 		} else if (prc) {
 			log_msg(LOG_WARN, r->id,
 			        "mirror %s: cannot tell which index its %s is, so not compared "
@@ -1802,10 +1873,11 @@ check_peers(struct run *r)
 		}
 		for (size_t a = 0; rc == RC_OK && a < n_mine; a++)
 			for (size_t b = 0; rc == RC_OK && b < n_theirs; b++) {
-				int64_t both = 0;
 				if (strcmp(mine[a].uuid, theirs[b].uuid))
 					continue;
-				if (!distinct)
+				if (distinct) /* counted when deletes are decided */
+					r->peers_count[i] = true;
+				else
 					rc = rerror_set(
 					    r->err, RC_ERR_INVALID,
 					    "mirrors %s and %s both write into index %s (uuid %s; "
@@ -1816,38 +1888,6 @@ check_peers(struct run *r)
 					    "or its own opensearch_query",
 					    r->cfg->name, p->name, mine[a].name, mine[a].uuid,
 					    r->cfg->opensearch_index, p->opensearch_index);
-				else if ((rc = opensearch_count_shared(r->os, &both, mine[a].name,
-				                                       p->opensearch_query,
-				                                       &perr)) &&
-				         rc != RC_ERR_NOMEM) {
-					/* another mirror's query this index refuses must not
-					 * stop this mirror: its deletes wait instead */
-					log_msg(LOG_WARN, r->id,
-					        "mirror %s: cannot count the documents its "
-					        "opensearch_query shares with this mirror's (this "
-					        "run's orphan deletes are held): %s",
-					        p->name, perr.message);
-					if (!r->peer_unknown[0])
-						snprintf(
-						    r->peer_unknown, sizeof(r->peer_unknown),
-						    "the documents mirror %s's opensearch_query "
-						    "shares with this one's could not be counted "
-						    "(%.160s), so these copies may be its "
-						    "documents",
-						    p->name, perr.message);
-					rc = RC_OK;
-				} else if (rc)
-					rc = rerror_set(r->err, rc, "out of memory");
-				else if (both > 0)
-					rc = rerror_set(
-					    r->err, RC_ERR_INVALID,
-					    "mirrors %s and %s both write into index %s and "
-					    "%" PRId64
-					    " of its documents match both their opensearch_query: "
-					    "each would call the other's copies orphans and delete "
-					    "them; nothing was changed: give each mirror a query "
-					    "that selects only its own documents",
-					    r->cfg->name, p->name, mine[a].name, both);
 			}
 		opensearch_concrete_free(theirs, n_theirs);
 	}
@@ -1927,13 +1967,16 @@ with_digest(const char *snapshot, const char *digest)
  * one loaded now under the same RECONCILE_TRANSFORM (a changed path is
  * config_run_changes'). Runs from before the digest was kept: no change. */
 static RC_MUST_CHECK rcode
-digest_change(const char *snapshot, const char *now, struct buf *changed)
+digest_change(const char *snapshot, const char *path, const char *now, struct buf *changed)
 {
 	cJSON *j = snapshot ? cJSON_Parse(snapshot) : NULL;
 	const cJSON *was = cJSON_GetObjectItemCaseSensitive(j, "RECONCILE_TRANSFORM_DIGEST");
+	const cJSON *was_path = cJSON_GetObjectItemCaseSensitive(j, "RECONCILE_TRANSFORM");
 	rcode rc = RC_OK;
 
-	if (cJSON_IsString(was) && now && strcmp(was->valuestring, now) != 0)
+	/* another path is config_run_changes' to say */
+	if (cJSON_IsString(was) && now && cJSON_IsString(was_path) &&
+	    strcmp(was_path->valuestring, path) == 0 && strcmp(was->valuestring, now) != 0)
 		rc = buf_printf(
 		    changed, "%sthe script RECONCILE_TRANSFORM names was edited (digest %s -> %s)",
 		    changed->len ? "; " : "", was->valuestring, now);
@@ -1955,7 +1998,8 @@ not_resumable(struct run *r, const struct store_run *sr)
 	rcode rc = config_run_changes(r->cfg, sr->config, &changed);
 
 	if (rc == RC_OK)
-		rc = digest_change(sr->config, transform_digest(r->tf), &changed);
+		rc =
+		    digest_change(sr->config, r->cfg->transform, transform_digest(r->tf), &changed);
 
 	r->why[0] = '\0';
 	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */
@@ -2488,6 +2532,7 @@ out:
 	repair_release(&r.rp);
 	free(reuse);
 	free(r.write_index);
+	free(r.peers_count);
 	free(r.cursor);
 	free(r.id_field);
 	store_free(r.store); /* releases the lock */

@@ -214,7 +214,10 @@ util_throttle_done(struct util_throttle *t, int64_t t0, int64_t min_ms, int64_t 
 	int64_t took = util_mono_ms() - t0, wait = took * share > min_ms ? took * share : min_ms;
 
 	assert(min_ms > 0 && share > 0 && (max_ms == 0 || max_ms >= min_ms));
-	t->next_ms = t0 + (max_ms && wait > max_ms ? max_ms : wait);
+	/* the bound never lets the work take more than half the time */
+	if (max_ms && wait > max_ms)
+		wait = max_ms > 2 * took ? max_ms : 2 * took;
+	t->next_ms = t0 + wait;
 }
 
 bool

@@ -31,7 +31,8 @@ bool util_sleep_ms(int64_t ms, volatile int *stop);
 /* A throttle for work whose cost grows with a run (a recount of its
  * journal rows): due at most every min_ms and at most 1/share of the time,
  * measured from how long the last time took, but at least every max_ms
- * (0 = no such bound). Zeroed: due at once.
+ * (0 = no such bound) unless that would take more than half the time.
+ * Zeroed: due at once.
  * Usage: if (util_throttle_due(&t)) { t0 = util_mono_ms(); work();
  * util_throttle_done(&t, t0, MIN_MS, SHARE, MAX_MS); } */
 struct util_throttle {

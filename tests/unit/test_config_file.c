@@ -360,6 +360,9 @@ test_shared_index_spellings(void)
 	CHECK(!config_queries_distinct("{\"a\": 1}", "{}"));
 	CHECK(!config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"should\": [{\"a\": 1}, "
 	                                             "{\"match_all\": {}}]}}"));
+	/* an empty must makes should required: a real query (review) */
+	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"must\": [], \"should\": "
+	                                            "[{\"b\": 1}]}}"));
 	/* a bool that excludes or requires something is a real query */
 	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"must_not\": [{\"a\": 1}]}}"));
 	CHECK(config_queries_distinct("{\"a\": 1}", "{\"bool\": {\"must\": [{\"match_all\": "
