@@ -331,29 +331,35 @@ add_mirror_query(const struct opensearch *os, cJSON *filter)
 	return cJSON_AddItemToArray(filter, copy) ? RC_OK : RC_ERR_NOMEM;
 }
 
-rcode
-opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
+/* {"query": {"bool": {"filter": [the mirror's query, extra]}}} as text;
+ * extra (a clause, or NULL) is the body's whatever happens. NULL without
+ * memory. */
+static char *
+filter_body(const struct opensearch *os, cJSON *extra)
 {
-	char path[2048]; /* an index name escapes to up to 765 bytes */
-	cJSON *j, *c;
-	char *body = NULL;
-	rcode rc;
+	cJSON *b = cJSON_CreateObject();
+	cJSON *f = cJSON_AddArrayToObject(
+	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "query"), "bool"), "filter");
+	char *text = NULL;
 
-	*count = -1;
-	snprintf(path, sizeof(path), "%s/_count", os->index_path);
-	if (os->query) {
-		/* {"query": {"bool": {"filter": [clause]}}}: the mirror's own */
-		cJSON *b = cJSON_CreateObject();
-		cJSON *f = cJSON_AddArrayToObject(
-		    cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "query"), "bool"), "filter");
-		if (add_mirror_query(os, f) == RC_OK)
-			body = cJSON_PrintUnformatted(b);
-		cJSON_Delete(b);
-		if (body == NULL)
-			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (f && add_mirror_query(os, f) == RC_OK &&
+	    (extra == NULL || cJSON_AddItemToArray(f, extra))) {
+		extra = NULL; /* the body's */
+		text = cJSON_PrintUnformatted(b);
 	}
-	rc = request_json(os, &j, body ? "POST" : "GET", path, body, err);
-	free(body);
+	cJSON_Delete(extra);
+	cJSON_Delete(b);
+	return text;
+}
+
+/* One _count request; its "count" into *count. */
+static RC_MUST_CHECK rcode
+count_request(struct opensearch *os, int64_t *count, const char *path, const char *body,
+              struct rerror *err)
+{
+	cJSON *j, *c;
+	rcode rc = request_json(os, &j, body ? "POST" : "GET", path, body, err);
+
 	if (rc)
 		return rc;
 	c = cJSON_GetObjectItem(j, "count");
@@ -366,42 +372,43 @@ opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
 }
 
 rcode
+opensearch_count(struct opensearch *os, int64_t *count, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	char *body = NULL;
+	rcode rc;
+
+	*count = -1;
+	snprintf(path, sizeof(path), "%s/_count", os->index_path);
+	/* the mirror's own documents */
+	if (os->query && (body = filter_body(os, NULL)) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	rc = count_request(os, count, path, body, err);
+	free(body);
+	return rc;
+}
+
+rcode
 opensearch_count_shared(struct opensearch *os, int64_t *count, const char *index,
                         const char *other_query, struct rerror *err)
 {
 	char path[2048]; /* an index name escapes to up to 765 bytes */
-	cJSON *body = cJSON_CreateObject(), *j = NULL, *c, *f, *other = cJSON_Parse(other_query);
-	char *text = NULL, *esc = curl_easy_escape(os->curl, index, 0);
+	cJSON *other = cJSON_Parse(other_query);
+	char *body = other ? filter_body(os, other) : NULL;
+	char *esc = curl_easy_escape(os->curl, index, 0);
 	rcode rc;
 
 	*count = 0;
-	f = cJSON_AddArrayToObject(
-	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool"), "filter");
-	if (esc && other && add_mirror_query(os, f) == RC_OK && cJSON_AddItemToArray(f, other)) {
-		other = NULL; /* the body's */
-		text = cJSON_PrintUnformatted(body);
-	}
-	cJSON_Delete(other);
-	cJSON_Delete(body);
-	if (text == NULL) {
+	if (body == NULL || esc == NULL) {
+		free(body);
 		curl_free(esc);
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	}
 	snprintf(path, sizeof(path), "/%s/_count", esc);
 	curl_free(esc);
-	rc = request_json(os, &j, "POST", path, text, err);
-	free(text);
-	if (rc == RC_ERR_NOTFOUND)
-		return RC_OK;
-	if (rc)
-		return rc;
-	c = cJSON_GetObjectItem(j, "count");
-	if (cJSON_IsNumber(c))
-		*count = (int64_t)c->valuedouble;
-	else
-		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _count: no count in answer");
-	cJSON_Delete(j);
-	return rc;
+	rc = count_request(os, count, path, body, err);
+	free(body);
+	return rc == RC_ERR_NOTFOUND ? RC_OK : rc;
 }
 
 rcode

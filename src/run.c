@@ -1401,23 +1401,29 @@ peers_overlap(struct run *r, char *why, size_t len)
 	const struct config_set *set = r->cfg->set;
 	struct os_concrete *mine = NULL;
 	size_t n_mine = 0;
+	struct rerror perr = {0};
 	rcode rc = RC_OK;
 
 	why[0] = '\0';
-	for (size_t i = 0; r->peers_count && set && i < set->n_mirrors && !why[0]; i++) {
+	for (size_t i = 0; r->peers_count && i < set->n_mirrors && !why[0] && !rc; i++) {
 		const struct config *p = set->mirrors[i];
-		struct rerror perr = {0};
-		int64_t both = 0;
 		if (!r->peers_count[i])
 			continue;
-		if (mine == NULL && (rc = opensearch_concrete(r->os, &mine, &n_mine, NULL, &perr)))
+		if (mine == NULL &&
+		    (rc = opensearch_concrete(r->os, &mine, &n_mine, NULL, &perr))) {
+			if (rc != RC_ERR_NOMEM) /* held too */
+				snprintf(
+				    why, len,
+				    "this mirror's index could not be resolved to check mirror "
+				    "%s's opensearch_query against it (%.160s)",
+				    p->name, perr.message);
 			break;
-		for (size_t a = 0; a < n_mine && !why[0]; a++) {
+		}
+		for (size_t a = 0; a < n_mine && !why[0] && !rc; a++) {
+			int64_t both = 0;
 			rc = opensearch_count_shared(r->os, &both, mine[a].name,
 			                             p->opensearch_query, &perr);
-			if (rc == RC_ERR_NOMEM)
-				break;
-			if (rc)
+			if (rc && rc != RC_ERR_NOMEM)
 				snprintf(
 				    why, len,
 				    "the documents mirror %s's opensearch_query shares with this "
@@ -1431,14 +1437,6 @@ peers_overlap(struct run *r, char *why, size_t len)
 				    "opensearch_query and mirror %s's, so these copies may be its "
 				    "documents: give each mirror a query that selects only its own",
 				    both, mine[a].name, p->name);
-			rc = RC_OK;
-		}
-		if (rc && rc != RC_ERR_NOMEM) { /* the index's own names: held too */
-			snprintf(why, len,
-			         "this mirror's index could not be resolved to check mirror %s's "
-			         "opensearch_query against it (%.160s)",
-			         p->name, perr.message);
-			rc = RC_OK;
 		}
 	}
 	opensearch_concrete_free(mine, n_mine);
@@ -1807,17 +1805,17 @@ check_query_match(struct run *r)
  * documents (OPENSEARCH_QUERY) delete each other's copies as orphans.
  * config.c refuses what text can tell (one URL or query spelled two ways);
  * what only the cluster can tell (an alias of the other's index, two DNS
- * names of one host, two queries that select the same documents) is
- * refused here, before anything is counted or written: the concrete
- * indices this mirror's index stands for and those of each peer, compared
- * by uuid, one small request per mirror; on a shared index a peer without
- * a distinct query is refused, and one with a distinct query too when any
- * document matches both (a _count: no configuration check can tell every
- * query that selects everything, QA11 F1). A name that does not exist yet
- * is no conflict. A peer whose cluster does not answer is not compared (a
- * warning says so); without a distinct query the run goes on but holds
- * its orphan deletes (brake_reasons): they may be that mirror's copies
- * (QA8c F3: it failed open). */
+ * names of one host) is found here, before anything is counted or
+ * written: the concrete indices this mirror's index stands for and those of
+ * each peer, compared by uuid, one small request per mirror. A peer without
+ * a distinct query on the same index is refused; one with a distinct query
+ * on it (or whose cluster does not answer) is marked in peers_count, and
+ * the documents both queries select are counted when the deletes are
+ * decided (peers_overlap: no configuration check can tell every query that
+ * selects everything, QA11 F1). A name that does not exist yet is no
+ * conflict. A peer without a distinct query whose cluster does not answer
+ * holds the run's orphan deletes (peer_unknown, brake_reasons): they may be
+ * that mirror's copies (QA8c F3: it failed open). */
 static RC_MUST_CHECK rcode
 check_peers(struct run *r)
 {
