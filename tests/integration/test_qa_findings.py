@@ -116,19 +116,26 @@ def superseded(env):
           "--file twice: 78, not the last one silently (%d: %r)" % (r.returncode, r.stderr))
 
 
-def stale_pending_delete(env):
-    """A resumed run's pending delete batch is hours old: an orphan of then
-    that has a document again is not deleted (asked again, journaled
-    skipped); the copy, with a field only the index holds, survives."""
+def deleted_orphan(env, oid):
+    """50 documents indexed, then a copy under oid that MongoDB lacks,
+    deleted by a check; returns that check's run row."""
     env.create_index()
     env.fixture("load", "--count", 50)
     env.run("check")
-    oid = "%024x" % 0xfeed00000000000000000001
     env.bulk([{"index": {"_id": oid}},
               {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z"}])
     r = env.run("check", RECONCILE_ORPHANS="delete")
     run = env.last_run()
     check(r.returncode == 0 and run["deleted_count"] == 1, "the orphan is deleted (%s)" % run["deleted_count"])
+    return run
+
+
+def stale_pending_delete(env):
+    """A resumed run's pending delete batch is hours old: an orphan of then
+    that has a document again is not deleted (asked again, journaled
+    skipped); the copy, with a field only the index holds, survives."""
+    oid = "%024x" % 0xfeed00000000000000000001
+    run = deleted_orphan(env, oid)
     # as if killed after the delete batch was journaled, before it was sent;
     # meanwhile the live syncer wrote the document into MongoDB and the index
     with env.journal() as db:
@@ -161,15 +168,8 @@ def stale_held_delete(env):
     judged before the interruption) are asked of MongoDB again right before
     they are sent: a document restored while the run was down keeps its
     copy, journaled skipped."""
-    env.create_index()
-    env.fixture("load", "--count", 50)
-    env.run("check")
     oid = "%024x" % 0xfeed00000000000000000002
-    env.bulk([{"index": {"_id": oid}},
-              {"mongo_id": oid, "updatedAt": "2024-01-01T00:00:00.000Z"}])
-    r = env.run("check", RECONCILE_ORPHANS="delete")
-    run = env.last_run()
-    check(r.returncode == 0 and run["deleted_count"] == 1, "the orphan is deleted (%s)" % run["deleted_count"])
+    run = deleted_orphan(env, oid)
     # as if killed after the pass, before the held delete went into a batch;
     # meanwhile the document was restored in MongoDB and the index
     with env.journal() as db:
