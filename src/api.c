@@ -17,6 +17,7 @@
 #include "mongo.h"
 #include "opensearch.h"
 #include "probe.h"
+#include "report.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -418,7 +419,7 @@ mirror_stats(struct api *a, const struct api_mirror *m, cJSON **stats, struct sc
 
 	scheduler_status(m->sched, st);
 	pthread_mutex_lock(&a->store_mu);
-	rc = store_report_totals(a->store, stats, m->cfg->name);
+	rc = report_totals(a->store, stats, m->cfg->name);
 	pthread_mutex_unlock(&a->store_mu);
 	if (rc)
 		return rc;
@@ -439,7 +440,7 @@ mirror_json(struct api *a, const struct api_mirror *m, rcode *rc)
 	*rc = mirror_stats(a, m, &stats, &st);
 	if (*rc == RC_OK) {
 		pthread_mutex_lock(&a->store_mu);
-		*rc = store_report_runs(a->store, &runs, m->cfg->name, 1, 0, NULL);
+		*rc = report_runs(a->store, &runs, m->cfg->name, 1, 0, NULL);
 		pthread_mutex_unlock(&a->store_mu);
 	}
 	if (*rc) {
@@ -1031,8 +1032,8 @@ h_runs(struct call *c)
 		return;
 	}
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_runs(c->api->store, &runs, c->mirror ? c->mirror->cfg->name : NULL, limit,
-	                       before, status);
+	rc = report_runs(c->api->store, &runs, c->mirror ? c->mirror->cfg->name : NULL, limit,
+	                 before, status ? &parsed : NULL);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1090,7 +1091,7 @@ h_run(struct call *c)
 	if (!run_id_of(c, &id) || (c->mirror && !run_get(c, NULL, id)))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_run(c->api->store, &run, id);
+	rc = report_run(c->api->store, &run, id);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc == RC_ERR_NOTFOUND) {
 		reply_error(c, 404, "no run %lld", (long long)id);
@@ -1105,27 +1106,40 @@ h_run(struct call *c)
 	reply_json(c, 200, o);
 }
 
+/* ?kind= of the drift routes into *kind, *filter pointing to it (NULL: no
+ * ?kind=); false (and a 400) when it names no kind. */
+static bool
+query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "kind");
+
+	*filter = NULL;
+	if (v == NULL)
+		return true;
+	if (store_drift_kind_parse(v, kind)) {
+		reply_error(c, 400,
+		            "kind must be one of missing, stale, orphan, duplicate, conflict");
+		return false;
+	}
+	*filter = kind;
+	return true;
+}
+
 static void
 h_ids(struct call *c)
 {
-	const char *kind = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "kind");
 	const char *after = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	const enum drift_kind *kind;
+	enum drift_kind dk;
 	int64_t id, limit;
 	cJSON *ids = NULL, *o, *last;
 	rcode rc;
 
-	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 10000, 100, &limit))
-		return;
-	enum drift_kind dk;
-	if (kind && store_drift_kind_parse(kind, &dk)) {
-		reply_error(c, 400,
-		            "kind must be one of missing, stale, orphan, duplicate, conflict");
-		return;
-	}
-	if (!run_get(c, NULL, id))
+	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 10000, 100, &limit) ||
+	    !query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_ids(c->api->store, &ids, id, kind, after, limit);
+	rc = report_ids(c->api->store, &ids, id, kind, after, limit);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1143,21 +1157,6 @@ h_ids(struct call *c)
 	reply_json(c, 200, o);
 }
 
-/* ?kind= of the drift routes; false (and a 400) when it names no kind. */
-static bool
-query_kind(struct call *c, const char **kind)
-{
-	enum drift_kind dk;
-
-	*kind = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "kind");
-	if (*kind && store_drift_kind_parse(*kind, &dk)) {
-		reply_error(c, 400,
-		            "kind must be one of missing, stale, orphan, duplicate, conflict");
-		return false;
-	}
-	return true;
-}
-
 /* ---- the NDJSON export of a run: streamed page by page ------------------ */
 
 #define NDJSON_PAGE 1000
@@ -1165,7 +1164,8 @@ query_kind(struct call *c, const char **kind)
 struct ndjson_stream {
 	struct api *api;
 	int64_t run_id;
-	char *kind;     /* ?kind=, or NULL */
+	bool by_kind; /* ?kind= given: only rows of kind */
+	enum drift_kind kind;
 	cJSON *last;    /* the last row sent: the next page starts after it */
 	struct buf out; /* the current page as NDJSON */
 	size_t sent;    /* bytes of out already handed over */
@@ -1181,7 +1181,6 @@ ndjson_free(void *cls)
 		return;
 	cJSON_Delete(n->last);
 	buf_free(&n->out);
-	free(n->kind);
 	free(n);
 }
 
@@ -1207,7 +1206,8 @@ ndjson_page(struct ndjson_stream *n)
 		ap = &after;
 	}
 	pthread_mutex_lock(&n->api->store_mu);
-	rc = store_report_ids_page(n->api->store, &rows, n->run_id, n->kind, ap, NDJSON_PAGE);
+	rc = report_ids_page(n->api->store, &rows, n->run_id, n->by_kind ? &n->kind : NULL, ap,
+	                     NDJSON_PAGE);
 	pthread_mutex_unlock(&n->api->store_mu);
 	if (rc)
 		return rc;
@@ -1260,17 +1260,20 @@ static void
 h_ids_ndjson(struct call *c)
 {
 	struct ndjson_stream *n;
-	const char *kind;
+	const enum drift_kind *kind;
+	enum drift_kind dk;
 	int64_t id;
 
-	if (!run_id_of(c, &id) || !query_kind(c, &kind) || !run_get(c, NULL, id))
+	if (!run_id_of(c, &id) || !query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
 		return;
 	n = calloc(1, sizeof(*n));
-	if (n == NULL || (kind && (n->kind = strdup(kind)) == NULL)) {
-		ndjson_free(n);
+	if (n == NULL) {
 		reply_error(c, 500, "out of memory");
 		return;
 	}
+	n->by_kind = kind != NULL;
+	if (kind)
+		n->kind = *kind;
 	n->api = c->api;
 	n->run_id = id;
 	c->reply->status = 200;
@@ -1288,21 +1291,23 @@ h_drift(struct call *c)
 	const char *state = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "state");
 	const char *after = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
 	enum drift_history_state hs = DRIFT_HISTORY_OPEN;
-	const char *kind, *mirror;
+	const enum drift_kind *kind;
+	enum drift_kind dk;
+	const char *mirror;
 	int64_t limit;
 	cJSON *rows = NULL, *o, *last;
 	rcode rc;
 
-	if (!query_int(c, "limit", 1, 10000, 100, &limit) || !query_kind(c, &kind) ||
+	if (!query_int(c, "limit", 1, 10000, 100, &limit) || !query_kind(c, &kind, &dk) ||
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
-	if (state && store_drift_history_state_parse(state, &hs)) {
+	if (state && report_history_state_parse(state, &hs)) {
 		reply_error(c, 400, "state must be one of open, recurring, all");
 		return;
 	}
 	mirror = c->mirror ? c->mirror->cfg->name : NULL;
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_drift(c->api->store, &rows, mirror, hs, kind, after, limit);
+	rc = report_drift(c->api->store, &rows, mirror, hs, kind, after, limit);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1311,7 +1316,7 @@ h_drift(struct call *c)
 	o = ok_object();
 	if (mirror)
 		cJSON_AddStringToObject(o, "mirror", mirror);
-	cJSON_AddStringToObject(o, "state", store_drift_history_state_name(hs));
+	cJSON_AddStringToObject(o, "state", report_history_state_name(hs));
 	/* a page holds every row of its last id: the next starts after it */
 	last = cJSON_GetArrayItem(rows, cJSON_GetArraySize(rows) - 1);
 	if (cJSON_GetArraySize(rows) >= limit && last)
@@ -1334,7 +1339,7 @@ h_errors(struct call *c)
 	    !run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
-	rc = store_report_errors(c->api->store, &errors, id, limit);
+	rc = report_errors(c->api->store, &errors, id, limit);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1489,7 +1494,7 @@ h_metrics(struct call *c)
 		names[i] = a->mirrors[i].cfg->name;
 	if (rc == RC_OK) {
 		pthread_mutex_lock(&a->store_mu);
-		rc = store_report_metrics(a->store, names, a->n_mirrors, a->labelled, metric, &m);
+		rc = report_metrics(a->store, names, a->n_mirrors, a->labelled, metric, &m);
 		pthread_mutex_unlock(&a->store_mu);
 	}
 	if (rc) {

@@ -32,6 +32,7 @@
 #include "mongo.h"
 #include "opensearch.h"
 #include "probe.h"
+#include "report.h"
 #include "store.h"
 #include "transform.h"
 #include "util.h"
@@ -627,7 +628,7 @@ cmd_runs(const struct cli *cli, int argc, char **argv)
 		printf("no runs yet: there is no journal at %s\n", cli->set->global->state_db);
 		return 0;
 	}
-	if (store_report_runs(s, &runs, cli->mirror ? cli->mirror->name : NULL, limit, 0, NULL)) {
+	if (report_runs(s, &runs, cli->mirror ? cli->mirror->name : NULL, limit, 0, NULL)) {
 		store_free(s);
 		fprintf(stderr, "runs: cannot read the journal\n");
 		return EXIT_ERROR;
@@ -682,7 +683,7 @@ print_ndjson(struct store *s, int64_t id)
 				rc = RC_ERR_STORE;
 		}
 		if (rc == RC_OK)
-			rc = store_report_ids_page(s, &rows, id, NULL, last ? &after : NULL, 1000);
+			rc = report_ids_page(s, &rows, id, NULL, last ? &after : NULL, 1000);
 		if (rc)
 			break;
 		cJSON_ArrayForEach(r, rows)
@@ -726,7 +727,7 @@ cmd_show(const struct cli *cli, int argc, char **argv)
 			        id, cli->set->global->state_db);
 		return EXIT_ERROR;
 	}
-	rc = store_report_run(s, &report, id);
+	rc = report_run(s, &report, id);
 	if (rc == RC_OK && ndjson &&
 	    (!cli->mirror || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
 	                            cli->mirror->name) == 0)) {
@@ -818,7 +819,7 @@ cmd_drift(const struct cli *cli, int argc, char **argv)
 	                                   "returns", "recurring", "open",   "lastStatus"};
 	static const int widths[] = {-16, -9, -26, 6, 6, 5, 6, 8, 7, -9, -4, -9};
 	enum drift_history_state state = DRIFT_HISTORY_OPEN;
-	const char *kind = NULL;
+	const enum drift_kind *kind = NULL;
 	int64_t limit = INT64_MAX, shown = 0;
 	bool ndjson = false, none;
 	char *after = NULL;
@@ -836,7 +837,7 @@ cmd_drift(const struct cli *cli, int argc, char **argv)
 			ndjson = true;
 		else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
 		         store_drift_kind_parse(argv[i + 1], &dk) == 0)
-			kind = argv[++i];
+			kind = &dk, i++;
 		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
 		         util_parse_i64(argv[i + 1], &limit) == 0 && limit > 0)
 			i++;
@@ -859,8 +860,8 @@ cmd_drift(const struct cli *cli, int argc, char **argv)
 	/* page by page: the history of a large drift never sits in memory at once */
 	do {
 		int64_t page = limit - shown < 1000 ? limit - shown : 1000;
-		rc = store_report_drift(s, &rows, cli->mirror ? cli->mirror->name : NULL, state,
-		                        kind, after, page);
+		rc = report_drift(s, &rows, cli->mirror ? cli->mirror->name : NULL, state, kind,
+		                  after, page);
 		if (rc)
 			break;
 		cJSON_ArrayForEach(r, rows)
@@ -915,7 +916,7 @@ cmd_mirrors(const struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; list && rc == RC_OK && i < set->n_mirrors; i++) {
 		const struct config *m = set->mirrors[i];
 		cJSON *runs = NULL;
-		rc = store_report_runs(s, &runs, m->name, 1, 0, NULL);
+		rc = report_runs(s, &runs, m->name, 1, 0, NULL);
 		if (rc)
 			break;
 		item = cJSON_CreateObject();

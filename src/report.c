@@ -4,6 +4,7 @@
  * as JSON (cJSON) or metric callbacks. Reads only; the commit transactions
  * stay in store.c. Every query binds its parameters (store_sql_prepare).
  */
+#include "report.h"
 #include "store.h"
 #include "store_sql.h"
 #include "util.h"
@@ -68,6 +69,14 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 	return RC_OK;
 }
 
+/* A kind filter's word as run_ids.kind and drift_history.kind spell it;
+ * NULL (every kind) binds as NULL. */
+static const char *
+kind_word(const enum drift_kind *kind)
+{
+	return kind ? store_drift_kind_name(*kind) : NULL;
+}
+
 #define LIVE(EXPR, COL, AS) STORE_LIVE(EXPR, COL) " AS " AS
 
 #define RUN_COLUMNS                                                                                                                                                                                           \
@@ -112,8 +121,8 @@ query_json(struct store *s, cJSON **out, sqlite3_stmt *st)
 	                                                                                                                               "skippedNewerCount")
 
 rcode
-store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
-                  const char *status)
+report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
+            const enum run_status *status)
 {
 	sqlite3_stmt *st;
 	rcode rc;
@@ -123,12 +132,13 @@ store_report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limi
 	                       "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 <= 0 OR id < ?1) AND"
 	                       " (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR mirror = ?4)"
 	                       " ORDER BY id DESC LIMIT ?3",
-	                       "itit", before, status, limit, mirror);
+	                       "itit", before, status ? store_run_status_name(*status) : NULL,
+	                       limit, mirror);
 	return rc ? rc : query_json(s, out, st);
 }
 
 rcode
-store_report_run(struct store *s, cJSON **out, int64_t run_id)
+report_run(struct store *s, cJSON **out, int64_t run_id)
 {
 	sqlite3_stmt *st;
 	cJSON *arr = NULL, *run, *part;
@@ -160,7 +170,7 @@ store_report_run(struct store *s, cJSON **out, int64_t run_id)
 	                       "i", run_id);
 	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
 		cJSON_AddItemToObject(run, "batches", part);
-	if (rc == RC_OK && (rc = store_report_errors(s, &part, run_id, 20)) == RC_OK)
+	if (rc == RC_OK && (rc = report_errors(s, &part, run_id, 20)) == RC_OK)
 		cJSON_AddItemToObject(run, "errors", part);
 	if (rc == RC_OK)
 		rc = store_sql_prepare(s, &st,
@@ -186,8 +196,8 @@ store_report_run(struct store *s, cJSON **out, int64_t run_id)
 }
 
 rcode
-store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind, const char *after,
-                 int64_t limit)
+report_ids(struct store *s, cJSON **out, int64_t run_id, const enum drift_kind *kind,
+           const char *after, int64_t limit)
 {
 	sqlite3_stmt *st;
 	rcode rc;
@@ -208,7 +218,7 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 	    " (?3 IS NULL OR doc_id > ?3) AND"
 	    " ((SELECT last FROM b) IS NULL OR doc_id <= (SELECT last FROM b))"
 	    " ORDER BY doc_id, kind, id_type, os_index, os_id, routing",
-	    "itti", run_id, kind, after, limit);
+	    "itti", run_id, kind_word(kind), after, limit);
 	return rc ? rc : query_json(s, out, st);
 }
 
@@ -219,8 +229,8 @@ store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
 #define IDS_ORDER " ORDER BY kind, doc_id, id_type, os_index, os_id, routing LIMIT ?9"
 
 rcode
-store_report_ids_page(struct store *s, cJSON **out, int64_t run_id, const char *kind,
-                      const struct store_drift *after, int64_t limit)
+report_ids_page(struct store *s, cJSON **out, int64_t run_id, const enum drift_kind *kind,
+                const struct store_drift *after, int64_t limit)
 {
 	sqlite3_stmt *st;
 	rcode rc;
@@ -229,25 +239,30 @@ store_report_ids_page(struct store *s, cJSON **out, int64_t run_id, const char *
 	/* two statements, so each uses the primary key's order (a "?3 IS
 	 * NULL OR" would make every page scan the run from its start) */
 	if (after == NULL)
-		rc = store_sql_prepare(s, &st, IDS_COLUMNS IDS_ORDER, "ittttttti", run_id, kind,
-		                       NULL, NULL, NULL, NULL, NULL, NULL, limit);
+		rc = store_sql_prepare(s, &st, IDS_COLUMNS IDS_ORDER, "ittttttti", run_id,
+		                       kind_word(kind), NULL, NULL, NULL, NULL, NULL, NULL, limit);
 	else
 		rc = store_sql_prepare(
 		    s, &st,
 		    IDS_COLUMNS " AND (kind, doc_id, id_type, os_index, os_id, routing) >"
 		                " (?3, ?4, ?5, ?6, ?7, ?8)" IDS_ORDER,
-		    "ittttttti", run_id, kind, store_drift_kind_name(after->kind), after->doc_id,
-		    after->id_type, after->os_index ? after->os_index : "",
+		    "ittttttti", run_id, kind_word(kind), store_drift_kind_name(after->kind),
+		    after->doc_id, after->id_type, after->os_index ? after->os_index : "",
 		    after->os_id ? after->os_id : "", after->routing ? after->routing : "", limit);
 	return rc ? rc : query_json(s, out, st);
 }
 
-static const char *const drift_history_state_names[] = {"open", "recurring", "all"};
+static const char *const drift_history_state_names[] = {[DRIFT_HISTORY_OPEN] = "open",
+                                                        [DRIFT_HISTORY_RECURRING] = "recurring",
+                                                        [DRIFT_HISTORY_ALL] = "all"};
+_Static_assert(sizeof(drift_history_state_names) / sizeof(drift_history_state_names[0]) ==
+                   DRIFT_HISTORY_COUNT,
+               "one name per drift history state");
 
 int
-store_drift_history_state_parse(const char *name, enum drift_history_state *out)
+report_history_state_parse(const char *name, enum drift_history_state *out)
 {
-	for (int i = 0; i <= DRIFT_HISTORY_ALL; i++)
+	for (int i = 0; i < DRIFT_HISTORY_COUNT; i++)
 		if (name && strcmp(name, drift_history_state_names[i]) == 0) {
 			*out = (enum drift_history_state)i;
 			return 0;
@@ -256,7 +271,7 @@ store_drift_history_state_parse(const char *name, enum drift_history_state *out)
 }
 
 const char *
-store_drift_history_state_name(enum drift_history_state st)
+report_history_state_name(enum drift_history_state st)
 {
 	assert(st >= 0 && st <= DRIFT_HISTORY_ALL);
 	return drift_history_state_names[st];
@@ -305,8 +320,8 @@ json_bools(cJSON *rows, const char *const *keys, size_t n)
 }
 
 rcode
-store_report_drift(struct store *s, cJSON **out, const char *mirror, enum drift_history_state state,
-                   const char *kind, const char *after, int64_t limit)
+report_drift(struct store *s, cJSON **out, const char *mirror, enum drift_history_state state,
+             const enum drift_kind *kind, const char *after, int64_t limit)
 {
 	static const char *const sql[] = {
 	    [DRIFT_HISTORY_OPEN] = HIST_QUERY(HIST_OPEN),
@@ -319,7 +334,7 @@ store_report_drift(struct store *s, cJSON **out, const char *mirror, enum drift_
 
 	*out = NULL;
 	assert(state >= 0 && state <= DRIFT_HISTORY_ALL);
-	rc = store_sql_prepare(s, &st, sql[state], "ttti", mirror, kind, after, limit);
+	rc = store_sql_prepare(s, &st, sql[state], "ttti", mirror, kind_word(kind), after, limit);
 	if (rc == RC_OK)
 		rc = query_json(s, out, st);
 	if (rc == RC_OK)
@@ -328,7 +343,7 @@ store_report_drift(struct store *s, cJSON **out, const char *mirror, enum drift_
 }
 
 rcode
-store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
+report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
 {
 	sqlite3_stmt *st;
 	rcode rc;
@@ -343,7 +358,7 @@ store_report_errors(struct store *s, cJSON **out, int64_t run_id, int64_t limit)
 }
 
 rcode
-store_report_totals(struct store *s, cJSON **out, const char *mirror)
+report_totals(struct store *s, cJSON **out, const char *mirror)
 {
 	sqlite3_stmt *st;
 	cJSON *arr = NULL;
@@ -499,9 +514,8 @@ metric_labels(char *out, size_t len, const char *mirror, const char *extra)
 }
 
 rcode
-store_report_metrics(struct store *s, const char *const *mirrors, size_t n, bool labelled,
-                     void (*fn)(void *ctx, const char *name, const char *labels, double value),
-                     void *ctx)
+report_metrics(struct store *s, const char *const *mirrors, size_t n, bool labelled,
+               void (*fn)(void *ctx, const char *name, const char *labels, double value), void *ctx)
 {
 	static const struct {
 		const char *name, *labels;

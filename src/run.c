@@ -37,6 +37,7 @@
 #include "opensearch.h"
 #include "pass.h"
 #include "repair.h"
+#include "report.h"
 #include "store.h"
 #include "transform.h"
 
@@ -1756,7 +1757,7 @@ refresh(struct run *r)
 static void
 check_query_match(struct run *r)
 {
-	static const char *const kinds[] = {"missing", "stale"};
+	static const enum drift_kind kinds[] = {DRIFT_MISSING, DRIFT_STALE};
 	const char *ids[100];
 	cJSON *rows[2] = {NULL, NULL}, *row;
 	struct idlist found = {0};
@@ -1766,7 +1767,7 @@ check_query_match(struct run *r)
 	if (!*r->cfg->opensearch_query || r->dry_run || r->full)
 		return;
 	for (int k = 0; k < 2; k++) {
-		if (store_report_ids(r->store, &rows[k], r->id, kinds[k], NULL, 100))
+		if (report_ids(r->store, &rows[k], r->id, &kinds[k], NULL, 100))
 			continue;
 		cJSON_ArrayForEach(row, rows[k])
 		{

@@ -290,47 +290,6 @@ RC_MUST_CHECK rcode store_batches_pending(struct store *s, int64_t run_id,
 RC_MUST_CHECK rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
                                     int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
 
-/* Reports (JSON for the CLI and the API; the caller owns *out). A mirror
- * argument filters by mirror; NULL means every mirror. */
-RC_MUST_CHECK rcode store_report_runs(struct store *s, cJSON **out, const char *mirror,
-                                      int64_t limit, int64_t before, const char *status);
-RC_MUST_CHECK rcode store_report_run(struct store *s, cJSON **out, int64_t run_id);
-RC_MUST_CHECK rcode store_report_ids(struct store *s, cJSON **out, int64_t run_id, const char *kind,
-                                     const char *after, int64_t limit);
-/* One page of a run's drift rows in the order of their key (kind, then
- * id, type and copy), after the row `after` (NULL: from the first), with
- * the keys of store_report_ids' rows: the NDJSON export pages with it, so
- * a million rows never sit in memory at once. */
-RC_MUST_CHECK rcode store_report_ids_page(struct store *s, cJSON **out, int64_t run_id,
-                                          const char *kind, const struct store_drift *after,
-                                          int64_t limit);
-/* Which drift history rows store_report_drift lists. */
-enum drift_history_state {
-	DRIFT_HISTORY_OPEN,      /* seen in the mirror's latest pass (or since), not repaired */
-	DRIFT_HISTORY_RECURRING, /* in STORE_RECURRING_STREAK runs in a row, or back after repair */
-	DRIFT_HISTORY_ALL,
-};
-int store_drift_history_state_parse(const char *name, enum drift_history_state *out);
-const char *store_drift_history_state_name(enum drift_history_state st);
-/* Drift history rows of a mirror (NULL: every mirror), by id: those with
- * ids after `after` (NULL: from the first), at least limit rows unless
- * there are fewer, and every row of the last id listed (so paging by id
- * loses none). */
-RC_MUST_CHECK rcode store_report_drift(struct store *s, cJSON **out, const char *mirror,
-                                       enum drift_history_state state, const char *kind,
-                                       const char *after, int64_t limit);
-RC_MUST_CHECK rcode store_report_errors(struct store *s, cJSON **out, int64_t run_id,
-                                        int64_t limit);
-/* Totals for the status route: checks, syncs, documents synced, errors
- * (those of the mirror's runs; with NULL also those of no run), last times. */
-RC_MUST_CHECK rcode store_report_totals(struct store *s, cJSON **out, const char *mirror);
-/* Small numbers for /metrics: calls fn(name, labels, value), family by
- * family, one series per mirror of mirrors (n of them), each of that
- * mirror's runs only (never the journal's other mirrors, such as removed
- * ones), labelled mirror="name" when labelled. */
-RC_MUST_CHECK rcode store_report_metrics(
-    struct store *s, const char *const *mirrors, size_t n, bool labelled,
-    void (*fn)(void *ctx, const char *name, const char *labels, double value), void *ctx);
 /* A cheap check that the journal answers (health). */
 RC_MUST_CHECK rcode store_ping(struct store *s);
 

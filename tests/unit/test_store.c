@@ -1,6 +1,7 @@
 /* test_store.c: the journal: migrations add up to schema/schema.sql, run
  * lifecycle, counters recomputed from drift rows, lock. */
 #include "check.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 
@@ -128,28 +129,28 @@ test_lifecycle(struct store *s)
 	CHECK(r && r->cursor && strcmp(r->cursor, "a") == 0);
 	store_run_free(r);
 	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == 0);
-	CHECK(store_report_run(s, &j, id) == RC_OK && j != NULL);
+	CHECK(report_run(s, &j, id) == RC_OK && j != NULL);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")) == 1);
 	CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "config")));
 	cJSON_Delete(j);
-	CHECK(store_report_run(s, &j, 999) == RC_ERR_NOTFOUND);
-	CHECK(store_report_runs(s, &j, NULL, 10, 0, "completed") == RC_OK &&
+	CHECK(report_run(s, &j, 999) == RC_ERR_NOTFOUND);
+	CHECK(report_runs(s, &j, NULL, 10, 0, &(enum run_status){RUN_COMPLETED}) == RC_OK &&
 	      cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
-	CHECK(store_report_totals(s, &j, NULL) == RC_OK);
+	CHECK(report_totals(s, &j, NULL) == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "documentsSynced")) == 2);
 	cJSON_Delete(j);
-	CHECK(store_report_ids(s, &j, id, "orphan", NULL, 10) == RC_OK &&
+	CHECK(report_ids(s, &j, id, &(enum drift_kind){DRIFT_ORPHAN}, NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
 	/* pages of one row: a page holds every row of its last id ("b" has an
 	 * orphan row and a duplicate row), so paging by id loses none */
-	CHECK(store_report_ids(s, &j, id, NULL, NULL, 1) == RC_OK && cJSON_GetArraySize(j) == 1);
+	CHECK(report_ids(s, &j, id, NULL, NULL, 1) == RC_OK && cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
-	CHECK(store_report_ids(s, &j, id, NULL, "a", 1) == RC_OK && cJSON_GetArraySize(j) == 2);
+	CHECK(report_ids(s, &j, id, NULL, "a", 1) == RC_OK && cJSON_GetArraySize(j) == 2);
 	cJSON_Delete(j);
-	CHECK(store_report_ids(s, &j, id, NULL, "b", 1) == RC_OK && cJSON_GetArraySize(j) == 0);
+	CHECK(report_ids(s, &j, id, NULL, "b", 1) == RC_OK && cJSON_GetArraySize(j) == 0);
 	cJSON_Delete(j);
 }
 
@@ -198,21 +199,21 @@ test_mirrors(const char *path, struct store *s)
 	CHECK(store_run_unfinished(s, &other, "users") == RC_OK && other == b);
 	CHECK(store_run_unfinished(s, &other, "default") == RC_OK && other == 0);
 	CHECK(store_run_unfinished(s, &other, NULL) == RC_OK && other == b);
-	CHECK(store_report_runs(s, &j, "ads", 10, 0, NULL) == RC_OK && cJSON_GetArraySize(j) == 1);
+	CHECK(report_runs(s, &j, "ads", 10, 0, NULL) == RC_OK && cJSON_GetArraySize(j) == 1);
 	CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "mirror")),
 	             "ads") == 0);
 	cJSON_Delete(j);
-	CHECK(store_report_totals(s, &j, "users") == RC_OK);
+	CHECK(report_totals(s, &j, "users") == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "totalChecks")) == 1);
 	cJSON_Delete(j);
 	CHECK(store_error(s, a, -1, NULL, "diff", "engine", "x", "ads broke") == RC_OK);
-	CHECK(store_report_totals(s, &j, "ads") == RC_OK);
+	CHECK(report_totals(s, &j, "ads") == RC_OK);
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "errors")) == 1);
 	cJSON_Delete(j);
 	CHECK(store_run_finish(s, a, RUN_COMPLETED, NULL) == RC_OK);
 	CHECK(store_run_finish(s, b, RUN_INTERRUPTED, NULL) == RC_OK);
 	/* labelled: one series per mirror, a family's series together */
-	CHECK(store_report_metrics(s, names, 2, true, on_metric, &m) == RC_OK && m.data);
+	CHECK(report_metrics(s, names, 2, true, on_metric, &m) == RC_OK && m.data);
 	CHECK(m.data &&
 	      strstr(m.data, "reconciler_runs_total{mirror=\"ads\",status=\"completed\"} 1\n"));
 	/* a run not ended is a gauge (its status still changes); ended ones
@@ -230,7 +231,7 @@ test_mirrors(const char *path, struct store *s)
 	/* unlabelled (the one mirror default): that mirror's runs only, never
 	 * the journal's other mirrors (QA8b F9); here a mirror with none */
 	const char *const dflt[] = {"nobody"};
-	CHECK(store_report_metrics(s, dflt, 1, false, on_metric, &m) == RC_OK && m.data);
+	CHECK(report_metrics(s, dflt, 1, false, on_metric, &m) == RC_OK && m.data);
 	CHECK(m.data && strstr(m.data, "reconciler_runs_total{status=\"completed\"} 0\n"));
 	CHECK(m.data && strstr(m.data, "reconciler_runs{status=\"interrupted\"} 0\n"));
 	CHECK(m.data && strstr(m.data, "reconciler_errors_total{} 0\n"));
@@ -286,7 +287,7 @@ hist_row(struct store *s)
 {
 	cJSON *j = NULL, *row;
 
-	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, NULL, 10) == RC_OK);
+	CHECK(report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, NULL, 10) == RC_OK);
 	CHECK(cJSON_GetArraySize(j) == 1);
 	row = cJSON_DetachItemFromArray(j, 0);
 	cJSON_Delete(j);
@@ -347,18 +348,18 @@ test_history(struct store *s)
 	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(row, "open")));
 	CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(row, "lastStatus")), "done") == 0);
 	cJSON_Delete(row);
-	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_OPEN, NULL, NULL, 10) == RC_OK &&
+	CHECK(report_drift(s, &j, "hist", DRIFT_HISTORY_OPEN, NULL, NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 0);
 	cJSON_Delete(j);
-	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING, "missing", NULL, 10) ==
-	          RC_OK &&
+	CHECK(report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING,
+	                   &(enum drift_kind){DRIFT_MISSING}, NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 1);
 	cJSON_Delete(j);
-	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING, "stale", NULL, 10) ==
-	          RC_OK &&
+	CHECK(report_drift(s, &j, "hist", DRIFT_HISTORY_RECURRING, &(enum drift_kind){DRIFT_STALE},
+	                   NULL, 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 0);
 	cJSON_Delete(j);
-	CHECK(store_report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, "h", 10) == RC_OK &&
+	CHECK(report_drift(s, &j, "hist", DRIFT_HISTORY_ALL, NULL, "h", 10) == RC_OK &&
 	      cJSON_GetArraySize(j) == 0);
 	cJSON_Delete(j);
 }
