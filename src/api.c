@@ -66,7 +66,7 @@ add_count(cJSON *o, const char *key, int64_t v)
 static bool
 query_int(struct call *c, const char *name, int64_t min, int64_t max, int64_t dflt, int64_t *out)
 {
-	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = http_query(c, name);
 
 	*out = dflt;
 	if (v == NULL)
@@ -278,7 +278,7 @@ h_ready(struct call *c)
 /* ---- mirrors ------------------------------------------------------------ */
 
 bool
-mirror_named(struct call *c, const char *name)
+api_mirror_named(struct call *c, const char *name)
 {
 	struct api *a = c->api;
 	char names[400] = "";
@@ -300,9 +300,9 @@ mirror_named(struct call *c, const char *name)
 static bool
 query_mirror(struct call *c)
 {
-	const char *name = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "mirror");
+	const char *name = http_query(c, "mirror");
 
-	return name == NULL || mirror_named(c, name);
+	return name == NULL || api_mirror_named(c, name);
 }
 
 /* The mirrors a seed route acts on: the one named, else all. */
@@ -1013,7 +1013,7 @@ h_full(struct call *c)
 static void
 h_runs(struct call *c)
 {
-	const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
+	const char *status = http_query(c, "status");
 	int64_t limit, before;
 	cJSON *runs = NULL, *o, *last;
 	enum run_status parsed;
@@ -1111,7 +1111,7 @@ h_run(struct call *c)
 static bool
 query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind)
 {
-	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "kind");
+	const char *v = http_query(c, "kind");
 
 	*filter = NULL;
 	if (v == NULL)
@@ -1128,7 +1128,7 @@ query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind
 static void
 h_ids(struct call *c)
 {
-	const char *after = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	const char *after = http_query(c, "after");
 	const enum drift_kind *kind;
 	enum drift_kind dk;
 	int64_t id, limit;
@@ -1288,8 +1288,8 @@ h_ids_ndjson(struct call *c)
 static void
 h_drift(struct call *c)
 {
-	const char *state = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "state");
-	const char *after = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	const char *state = http_query(c, "state");
+	const char *after = http_query(c, "after");
 	enum drift_history_state hs = DRIFT_HISTORY_OPEN;
 	const enum drift_kind *kind;
 	enum drift_kind dk;
@@ -1578,6 +1578,11 @@ h_doc_diff(struct call *c)
 	else
 		reply_error(c, 502, "%s", err.message);
 }
+
+/* The members some route reads from a body (http.c refuses a body with a
+ * NUL in one, or one given twice). */
+const char *const api_body_members[] = {"wait",       "dryRun", "allowDeletes", "ids", "since",
+                                        "intervalMs", NULL};
 
 const struct route api_routes[] = {
     {"GET", "/", h_root, "service, version and endpoints"},

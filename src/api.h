@@ -1,28 +1,24 @@
 /*
- * api.h: what the HTTP side shares inside the binary (not a public API):
- * the service's state, one request's call, the route table's shape and the
- * reply helpers. Three files use it, each one job:
- *   api.c    the routes and their handlers (one table: method, path, help);
- *   http.c   libmicrohttpd plumbing: bodies, limits, dispatch, the token,
- *            replies on the wire;
+ * api.h: the HTTP API's routes and their handlers (api.c), and the service's
+ * state they act on (serve.c fills it). Not a public API. The files of the
+ * HTTP side, each one job, calls going one way (serve -> api -> http):
  *   serve.c  `reconciler serve`: journal, schedulers, the daemon, signals,
- *            shutdown.
+ *            shutdown; hands http.c the routes and the mirror resolver;
+ *   api.c    the routes and their handlers (one table: method, path, help);
+ *   http.c   libmicrohttpd plumbing (http.h): bodies, limits, dispatch, the
+ *            token, replies on the wire. It never calls api.c.
  */
 #ifndef RECONCILER_API_H
 #define RECONCILER_API_H
 
 #include "config.h"
+#include "http.h"
 #include "probe.h"
-#include "ui.h"
-#include "util.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <cjson/cJSON.h>
-#include <microhttpd.h>
 
 struct scheduler;
 struct scheduler_slots;
@@ -48,74 +44,14 @@ struct api {
 	pthread_mutex_t health_mu; /* the mirrors' health_conns */
 };
 
-struct reply {
-	int status;
-	cJSON *json;
-	struct buf text; /* used instead of json when content_type is set */
-	const char *content_type;
-	const struct ui_file *file; /* a dashboard file (ui.c), instead of json and text */
-	bool vary_accept;           /* the answer depends on Accept (GET /) */
-	char allow[64];
-	/* a body made while it is sent (with content_type, instead of text):
-	 * libmicrohttpd calls stream for each block and stream_free with
-	 * stream_ctx once the response is done (or could not be made) */
-	MHD_ContentReaderCallback stream;
-	MHD_ContentReaderFreeCallback stream_free;
-	void *stream_ctx;
-};
-
-struct call {
-	struct api *api;
-	struct MHD_Connection *conn;
-	const char *method;
-	const char *path;
-	const char *id_segment; /* the {id} of the path, if any */
-	const char *doc_id;     /* the {doc} of the path, percent-decoded (may hold NULs) */
-	size_t doc_id_len;
-	const char *doc_error;     /* why {doc} could not be decoded, or NULL */
-	struct api_mirror *mirror; /* {m} of the path or ?mirror=; NULL: every mirror */
-	cJSON *body;               /* parsed JSON object (POST), never NULL for POST */
-	struct reply *reply;
-};
-
-typedef void (*handler_fn)(struct call *c);
-
-struct route {
-	const char *method;
-	const char *pattern;
-	handler_fn fn;
-	const char *help;
-};
-
 /* The route table (api.c): dispatch, 404/405 answers and GET / read it. */
 extern const struct route api_routes[];
 extern const size_t api_n_routes;
-
-/* Replies (http.c). reply_json takes json over; reply_error masks secrets. */
-void reply_json(struct call *c, int status, cJSON *json);
-void reply_error(struct call *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-cJSON *ok_object(void); /* {"success": true}, the caller adds to it */
+/* The body members the routes read, NULL-terminated (http.c's checks). */
+extern const char *const api_body_members[];
 
 /* The mirror called name into c->mirror; false (and a 404 listing the
- * names) when there is none (api.c). */
-bool mirror_named(struct call *c, const char *name);
-
-/* libmicrohttpd callbacks (http.c); cls is the struct api. */
-enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                const char *method, const char *version, const char *upload,
-                                size_t *upload_size, void **con_cls);
-void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                       enum MHD_RequestTerminationCode toe);
-/* MHD_OPTION_URI_LOG_CALLBACK: keeps the request's URI as it came, before
- * libmicrohttpd decodes it (a document id may hold an encoded "/"). */
-void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
-
-/* Percent-decoding of paths and query values (MHD_OPTION_UNESCAPE_CALLBACK):
- * as libmicrohttpd's own, but "%00" stays as it is, so a NUL can never cut a
- * path or a value short ("/api/mirrors/ads%00" names no mirror, not "ads"). */
-size_t http_unescape(void *cls, struct MHD_Connection *conn, char *s);
-
-int serve_main(const struct config_set *set);
+ * names) when there is none: serve.c hands it to http.c for {m}. */
+bool api_mirror_named(struct call *c, const char *name);
 
 #endif

@@ -5,8 +5,10 @@
  * - Bodies over 64 KiB are refused with 413 before they are read; a body
  *   must be a JSON object; every error is {"success": false, "error": ...}
  *   with secrets masked.
- * - The route table (api.c) drives dispatch: a path that matches no
- *   pattern is 404, a pattern matched with another method 405 with Allow.
+ * - The route table drives dispatch: a path that matches no pattern is
+ *   404, a pattern matched with another method 405 with Allow. serve.c
+ *   hands it over (struct http_server) with the mirror resolver and the
+ *   body members the routes read, so http.c never calls api.c.
  *   A {id} or {m} segment too long for its buffer never becomes a valid one.
  *   Routes with a {doc} segment (a document id: any text, "/" included)
  *   are matched against the URI as it came, before libmicrohttpd decodes
@@ -20,7 +22,7 @@
  * - A query parameter given twice is a 400 naming it (query_once), like a
  *   body member given twice.
  */
-#include "api.h"
+#include "http.h"
 #include "jtree.h"
 #include "log.h"
 #include "ui.h"
@@ -106,16 +108,8 @@ ok_object(void)
 	return o;
 }
 
-/* A {name} segment of a path. */
-struct segment {
-	const char *at;
-	size_t len;
-};
-
-/* Whether path has the shape of pattern; seg[0] gets the {m} segment,
- * seg[1] the {id} one, seg[2] the {doc} one. */
-static bool
-path_matches(const char *pattern, const char *path, struct segment seg[3])
+bool
+http_path_matches(const char *pattern, const char *path, struct http_segment seg[3])
 {
 	const char *p = pattern, *q = path;
 
@@ -142,19 +136,8 @@ path_matches(const char *pattern, const char *path, struct segment seg[3])
 	return *p == '\0' && *q == '\0';
 }
 
-static int
-hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
-}
-
-/* Percent-decodes s (len bytes) into *out (malloc'd, NUL-terminated, may
- * hold NULs: *out_len says how long). False on a bad escape. */
-static bool
-percent_decode(const char *s, size_t len, char **out, size_t *out_len)
+bool
+http_percent_decode(const char *s, size_t len, char **out, size_t *out_len)
 {
 	char *d = malloc(len + 1);
 	size_t n = 0;
@@ -168,8 +151,8 @@ percent_decode(const char *s, size_t len, char **out, size_t *out_len)
 			d[n++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+		int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+		int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0) {
 			d[n] = '\0';
 			return false;
@@ -182,9 +165,8 @@ percent_decode(const char *s, size_t len, char **out, size_t *out_len)
 	return true;
 }
 
-/* Constant-time comparison of the bearer token. */
-static bool
-token_ok(const char *header, const char *token)
+bool
+http_token_ok(const char *header, const char *token)
 {
 	size_t tl = strlen(token), hl;
 	unsigned char diff = 0;
@@ -200,18 +182,13 @@ token_ok(const char *header, const char *token)
 	return diff == 0;
 }
 
-/* The members some route reads from a body: the check against a NUL or a
- * member given twice looks at these (others are ignored by every route). */
-static const char *const body_members[] = {"wait",       "dryRun", "allowDeletes", "ids", "since",
-                                           "intervalMs", NULL};
-
-/* Whether name[0..len) is one of body_members (jtree's strings are not
+/* Whether name[0..len) is one of members (jtree's strings are not
  * NUL-terminated: lengths throughout). */
 static bool
-body_member_known(const char *name, size_t len)
+body_member_known(const char *const *members, const char *name, size_t len)
 {
-	for (size_t i = 0; body_members[i]; i++)
-		if (strlen(body_members[i]) == len && memcmp(name, body_members[i], len) == 0)
+	for (size_t i = 0; members[i]; i++)
+		if (strlen(members[i]) == len && memcmp(name, members[i], len) == 0)
 			return true;
 	return false;
 }
@@ -222,8 +199,8 @@ body_member_known(const char *name, size_t len)
  * name or in a string of its value: cJSON's C strings end there, so
  * "ids\u0000x" would be read as ids and an id "a\u0000b" as "a". jtree
  * keeps each string's length, so the body is read again with it. */
-static const char *
-body_doubtful(const char *text, size_t len)
+const char *
+http_body_doubtful(const char *text, size_t len, const char *const *members)
 {
 	struct jt *t = NULL;
 	struct rerror err = {0};
@@ -236,7 +213,7 @@ body_doubtful(const char *text, size_t len)
 		const char *nul = m->key ? memchr(m->key, '\0', m->key_len) : NULL;
 		/* the name as cJSON reads it: cut at a NUL */
 		if (m->key == NULL ||
-		    !body_member_known(m->key, nul ? (size_t)(nul - m->key) : m->key_len))
+		    !body_member_known(members, m->key, nul ? (size_t)(nul - m->key) : m->key_len))
 			continue; /* names nothing a route reads */
 		if (nul)
 			why = "a member's name holds a NUL character (\\u0000)";
@@ -289,44 +266,165 @@ cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Sorted, so a long query costs n log n. */
+const char *
+http_name_twice(const char **names, size_t n)
+{
+	if (n < 2)
+		return NULL;
+	qsort(names, n, sizeof(*names), cmp_name);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(names[i - 1], names[i]) == 0)
+			return names[i];
+	return NULL;
+}
+
+const char *
+http_query(const struct call *c, const char *name)
+{
+	if (c->conn)
+		return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	for (size_t i = 0; c->args && c->args[i]; i += 2)
+		if (strcmp(c->args[i], name) == 0)
+			return c->args[i + 1];
+	return NULL;
+}
+
 /* A query parameter given twice (?mirror=a&mirror=b) is a 400 naming it,
  * as a body member given twice is: which one a client meant is not known
  * (libmicrohttpd's lookup would quietly answer the first). false after
- * replying. Sorted, so a long query costs n log n. */
+ * replying. */
 static bool
 query_once(struct call *c)
 {
 	struct query_names q = {0};
+	const char *twice = NULL;
 	bool ok = true;
 
 	MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, query_name_add, &q);
 	if (q.nomem) {
 		reply_error(c, 500, "out of memory");
 		ok = false;
-	} else if (q.n > 1) {
-		qsort(q.names, q.n, sizeof(*q.names), cmp_name);
-		for (size_t i = 1; i < q.n && ok; i++)
-			if (strcmp(q.names[i - 1], q.names[i]) == 0) {
-				reply_error(c, 400,
-				            "query parameter %.64s is given twice (which one was "
-				            "meant is not known)",
-				            q.names[i]);
-				ok = false;
-			}
+	} else if ((twice = http_name_twice(q.names, q.n)) != NULL) {
+		reply_error(c, 400,
+		            "query parameter %.64s is given twice (which one was "
+		            "meant is not known)",
+		            twice);
+		ok = false;
 	}
 	free(q.names);
 	return ok;
 }
 
+/* A segment into buf: one too long for it must not be cut into a valid id
+ * or name, so it becomes "-", which is neither. */
+static void
+segment_copy(char *buf, size_t len, struct http_segment seg)
+{
+	snprintf(buf, len, "%.*s", (int)(seg.len < len ? seg.len : 1),
+	         seg.len < len ? seg.at : "-");
+}
+
+/* The route of c->path (raw: the path as it came, which routes with a {doc}
+ * match), or NULL with the methods allowed on the path in rep->allow.
+ * *doc gets the decoded {doc} segment (the caller frees it), id and mirror
+ * the {id} and {m} segments. */
+static const struct route *
+route_find(const struct http_server *srv, struct call *c, const char *raw, char **doc, char id[64],
+           char mirror[80])
+{
+	struct reply *rep = c->reply;
+	bool is_get = !strcmp(c->method, "GET") || !strcmp(c->method, "HEAD");
+
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		const struct route *r = &srv->routes[i];
+		struct http_segment seg[3] = {{"", 0}, {"", 0}, {"", 0}};
+		bool by_doc = strstr(r->pattern, "{doc}") != NULL;
+		if (!http_path_matches(r->pattern, by_doc ? raw : c->path, seg))
+			continue;
+		if (by_doc && *doc == NULL) {
+			if (!http_percent_decode(seg[2].at, seg[2].len, doc, &c->doc_id_len))
+				c->doc_error =
+				    *doc ? "the id in the path is not valid percent-encoding"
+				         : "out of memory";
+			c->doc_id = *doc ? *doc : "";
+		}
+		if (!strcmp(r->method, c->method) || (is_get && !strcmp(r->method, "GET"))) {
+			segment_copy(id, 64, seg[1]);
+			segment_copy(mirror, 80, seg[0]);
+			return r;
+		}
+		size_t used = strlen(rep->allow);
+		snprintf(rep->allow + used, sizeof(rep->allow) - used, "%s%s", used ? ", " : "",
+		         r->method);
+	}
+	return NULL;
+}
+
+/* With API_TOKEN set, whether the call may go on: false after a 401. */
+static bool
+token_allows(const struct http_server *srv, struct call *c, const struct route *hit, bool is_get)
+{
+	if (*srv->token == '\0')
+		return true;
+	/* the dashboard's files hold no data: the page asks for the token */
+	bool page = ui_is_page(hit->pattern,
+	                       MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept"));
+	bool needs = !is_get || (srv->token_read && !page && strcmp(c->path, "/api/health/live") &&
+	                         strcmp(c->path, "/api/health/ready"));
+	const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+	if (needs && !http_token_ok(auth, srv->token)) {
+		reply_error(c, 401, "missing or wrong bearer token");
+		return false;
+	}
+	return true;
+}
+
+/* A POST's body into c->body: an empty one is {}; false after a 400. */
+static bool
+body_parse(struct call *c, const struct request *rq, const char *const *members)
+{
+	const char *why;
+
+	if (rq->body.len == 0) {
+		c->body = cJSON_CreateObject();
+		return true;
+	}
+	if (memchr(rq->body.data, '\0', rq->body.len)) {
+		reply_error(c, 400, "malformed JSON body (a NUL byte)");
+		return false;
+	}
+	/* the buffer's terminating NUL is in the length: with
+	 * require_null_terminated, trailing junk is refused */
+	c->body = cJSON_ParseWithLengthOpts(rq->body.data, rq->body.len + 1, NULL, true);
+	if (c->body == NULL) {
+		reply_error(c, 400, "malformed JSON body");
+		return false;
+	}
+	if (!cJSON_IsObject(c->body)) {
+		reply_error(c, 400, "the body must be a JSON object");
+		goto refused;
+	}
+	if ((why = http_body_doubtful(rq->body.data, rq->body.len, members)) != NULL) {
+		reply_error(c, 400, "malformed JSON body: %s", why);
+		goto refused;
+	}
+	return true;
+refused:
+	cJSON_Delete(c->body);
+	c->body = NULL;
+	return false;
+}
+
 /* raw: the path as it came (routes with a {doc} match it); *doc gets
  * the decoded {doc} segment (the caller frees it). */
 static void
-dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
-               const char *raw, char **doc, struct request *rq, struct reply *rep)
+dispatch_route(const struct http_server *srv, struct MHD_Connection *conn, const char *method,
+               const char *url, const char *raw, char **doc, struct request *rq, struct reply *rep)
 {
-	struct call c = {.api = a, .conn = conn, .method = method, .reply = rep};
+	struct call c = {.api = srv->api, .conn = conn, .method = method, .reply = rep};
 	char path[4096], id[64] = "", mirror[80] = "";
-	const struct route *hit = NULL;
+	const struct route *hit;
 	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	size_t n;
 
@@ -341,35 +439,7 @@ dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, c
 	while (n > 1 && path[n - 1] == '/')
 		path[--n] = '\0';
 	c.path = path;
-	for (size_t i = 0; i < api_n_routes; i++) {
-		struct segment seg[3] = {{"", 0}, {"", 0}, {"", 0}};
-		bool by_doc = strstr(api_routes[i].pattern, "{doc}") != NULL;
-		if (!path_matches(api_routes[i].pattern, by_doc ? raw : path, seg))
-			continue;
-		if (by_doc && *doc == NULL) {
-			if (!percent_decode(seg[2].at, seg[2].len, doc, &c.doc_id_len))
-				c.doc_error =
-				    *doc ? "the id in the path is not valid percent-encoding"
-				         : "out of memory";
-			c.doc_id = *doc ? *doc : "";
-		}
-		if (!strcmp(api_routes[i].method, method) ||
-		    (is_get && !strcmp(api_routes[i].method, "GET"))) {
-			hit = &api_routes[i];
-			/* a segment too long for its buffer must not be cut into a
-			 * valid id or name: "-" is neither */
-			snprintf(id, sizeof(id), "%.*s",
-			         (int)(seg[1].len < sizeof(id) ? seg[1].len : 1),
-			         seg[1].len < sizeof(id) ? seg[1].at : "-");
-			snprintf(mirror, sizeof(mirror), "%.*s",
-			         (int)(seg[0].len < sizeof(mirror) ? seg[0].len : 1),
-			         seg[0].len < sizeof(mirror) ? seg[0].at : "-");
-			break;
-		}
-		size_t used = strlen(rep->allow);
-		snprintf(rep->allow + used, sizeof(rep->allow) - used, "%s%s", used ? ", " : "",
-		         api_routes[i].method);
-	}
+	hit = route_find(srv, &c, raw, doc, id, mirror);
 	if (hit == NULL) {
 		if (*rep->allow)
 			reply_error(&c, 405, "method %s not allowed on %s (allowed: %s)", method,
@@ -379,59 +449,19 @@ dispatch_route(struct api *a, struct MHD_Connection *conn, const char *method, c
 		return;
 	}
 	c.id_segment = id;
-	if (*a->cfg->api_token) {
-		/* the dashboard's files hold no data: the page asks for the token */
-		bool page = ui_is_page(
-		    hit->pattern, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"));
-		bool needs = !is_get ||
-		             (a->cfg->api_token_read && !page && strcmp(path, "/api/health/live") &&
-		              strcmp(path, "/api/health/ready"));
-		const char *auth =
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-		if (needs && !token_ok(auth, a->cfg->api_token)) {
-			reply_error(&c, 401, "missing or wrong bearer token");
-			return;
-		}
-	}
-	if (!query_once(&c))
+	if (!token_allows(srv, &c, hit, is_get) || !query_once(&c))
 		return;
-	if (strstr(hit->pattern, "{m}") && !mirror_named(&c, mirror))
+	if (strstr(hit->pattern, "{m}") && !srv->mirror_named(&c, mirror))
 		return;
-	if (!is_get) {
-		if (rq->body.len == 0) {
-			c.body = cJSON_CreateObject();
-		} else if (memchr(rq->body.data, '\0', rq->body.len)) {
-			reply_error(&c, 400, "malformed JSON body (a NUL byte)");
-			return;
-		} else {
-			/* the buffer's terminating NUL is in the length: with
-			 * require_null_terminated, trailing junk is refused */
-			c.body =
-			    cJSON_ParseWithLengthOpts(rq->body.data, rq->body.len + 1, NULL, true);
-			if (c.body == NULL) {
-				reply_error(&c, 400, "malformed JSON body");
-				return;
-			}
-			if (!cJSON_IsObject(c.body)) {
-				cJSON_Delete(c.body);
-				reply_error(&c, 400, "the body must be a JSON object");
-				return;
-			}
-			const char *why = body_doubtful(rq->body.data, rq->body.len);
-			if (why) {
-				cJSON_Delete(c.body);
-				reply_error(&c, 400, "malformed JSON body: %s", why);
-				return;
-			}
-		}
-	}
+	if (!is_get && !body_parse(&c, rq, srv->body_members))
+		return;
 	hit->fn(&c);
 	cJSON_Delete(c.body);
 }
 
 static void
-dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const char *url,
-         struct request *rq, struct reply *rep)
+dispatch(const struct http_server *srv, struct MHD_Connection *conn, const char *method,
+         const char *url, struct request *rq, struct reply *rep)
 {
 	const char *r0 = rq->raw ? rq->raw : url;
 	size_t rn = strcspn(r0, "?#");
@@ -444,7 +474,7 @@ dispatch(struct api *a, struct MHD_Connection *conn, const char *method, const c
 		reply_error(&c, 500, "out of memory");
 		return;
 	}
-	dispatch_route(a, conn, method, url, raw, &doc, rq, rep);
+	dispatch_route(srv, conn, method, url, raw, &doc, rq, rep);
 	free(raw);
 	free(doc);
 }
@@ -500,7 +530,7 @@ enum MHD_Result
 http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                 const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-	struct api *a = cls;
+	const struct http_server *srv = cls;
 	struct request *rq = *con_cls;
 	struct reply rep = {.status = 500};
 	enum MHD_Result ret;
@@ -542,7 +572,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
 		struct call c = {.reply = &rep};
 		reply_error(&c, 413, "request body over %d bytes", MAX_BODY);
 	} else {
-		dispatch(a, conn, method, url, rq, &rep);
+		dispatch(srv, conn, method, url, rq, &rep);
 	}
 	if (rep.status >= 500 || rep.status == 401 || rep.status == 409)
 		log_msg(rep.status >= 500 ? LOG_WARN : LOG_INFO, 0, "api: %s %s -> %d", method, url,

@@ -24,7 +24,6 @@
  * to run at all matters most, then what waits for a person's decision,
  * then what stays wrong in the index, then what a dry run only saw.
  */
-#include "api.h" /* serve_main */
 #include "config.h"
 #include "docdiff.h"
 #include "engine.h"
@@ -33,6 +32,7 @@
 #include "opensearch.h"
 #include "probe.h"
 #include "report.h"
+#include "serve.h"
 #include "store.h"
 #include "transform.h"
 #include "util.h"

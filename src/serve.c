@@ -2,13 +2,19 @@
  * serve.c: `reconciler serve`: the journal, one scheduler (and engine) per
  * mirror sharing the slots of RECONCILE_CONCURRENCY, and the HTTP daemon.
  *
+ * Calls go serve -> api -> http: serve.c hands http.c the route table, the
+ * body members the routes read and the mirror resolver (api.c's), so http.c
+ * never calls api.c.
+ *
  * Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the runs after their
  * in-flight batch, exit 0 within 10 s; a second signal exits at once (a run
  * still running is marked interrupted first, so it resumes at the next
  * start).
  */
+#include "serve.h"
 #include "api.h"
 #include "engine.h"
+#include "http.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -49,11 +55,150 @@ second_signal(void *arg)
 	return NULL;
 }
 
+/* The address HTTP_BIND names, with PORT, into *sin or *sin6 (*addr points
+ * to the one used; *flags gets MHD_USE_IPv6 for the second); false when it
+ * is neither an IPv4 nor an IPv6 address. */
+static bool
+listen_addr(const struct config *cfg, struct sockaddr_in *sin, struct sockaddr_in6 *sin6,
+            struct sockaddr **addr, unsigned *flags)
+{
+	memset(sin, 0, sizeof(*sin));
+	memset(sin6, 0, sizeof(*sin6));
+	if (inet_pton(AF_INET, cfg->http_bind, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)cfg->port);
+		*addr = (struct sockaddr *)sin;
+		return true;
+	}
+	if (inet_pton(AF_INET6, cfg->http_bind, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)cfg->port);
+		*addr = (struct sockaddr *)sin6;
+		*flags |= MHD_USE_IPv6;
+		return true;
+	}
+	return false;
+}
+
+/* Each mirror's scheduler, started (resuming its interrupted run); counts
+ * those resuming and those with the schedule on. false after logging. */
+static bool
+mirrors_start(struct api *a, const struct config_set *set, size_t *resuming, size_t *enabled)
+{
+	struct rerror err = {0};
+
+	for (size_t i = 0; i < set->n_mirrors; i++) {
+		struct api_mirror *m = &a->mirrors[i];
+		int64_t unfinished = 0;
+		m->cfg = set->mirrors[i];
+		if (store_run_unfinished(a->store, &unfinished, m->cfg->name)) {
+			log_error("journal %s: cannot look for unfinished runs", a->cfg->state_db);
+			return false;
+		}
+		if (scheduler_new(&m->sched, m->cfg, a->slots, &err)) {
+			log_error("%s", err.message);
+			return false;
+		}
+		a->n_mirrors = i + 1; /* started or not, freed at out */
+		if (scheduler_start(m->sched, unfinished, &err)) {
+			log_error("%s", err.message);
+			return false;
+		}
+		*resuming += unfinished > 0;
+		*enabled += m->cfg->reconciliation_enabled;
+		if (unfinished)
+			log_info("mirror %s: resuming its interrupted run %lld", m->cfg->name,
+			         (long long)unfinished);
+	}
+	return true;
+}
+
+/* Says where the service listens and what it runs; warns of a bind beyond
+ * this host without a token. */
+static void
+log_listening(const struct config_set *set, struct MHD_Daemon *d, size_t resuming, size_t enabled)
+{
+	const struct config *cfg = set->global;
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+
+	if (set->n_mirrors == 1)
+		log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
+		         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
+		         set->mirrors[0]->reconciliation_enabled ? "on" : "off",
+		         resuming ? "; resuming the interrupted run" : "");
+	else
+		log_info("reconciler %s listening on %s:%u; %zu mirrors, schedule on for %zu, %zu "
+		         "resuming, at most %lld runs at once",
+		         RECONCILER_VERSION, cfg->http_bind,
+		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
+		         (long long)cfg->concurrency);
+	/* loopback only by default; reaching further without a token opens
+	 * every write (runs, full re-index, released deletes) to the network */
+	if ((cfg->api_token == NULL || *cfg->api_token == '\0') &&
+	    strncmp(cfg->http_bind, "127.", 4) != 0 && strcmp(cfg->http_bind, "::1") != 0 &&
+	    strcmp(cfg->http_bind, "localhost") != 0)
+		log_warn(
+		    "HTTP_BIND=%s reaches beyond this host and API_TOKEN is not set: whoever "
+		    "reaches the port can start runs, full re-indexes and release the brake on "
+		    "deletes; set API_TOKEN",
+		    cfg->http_bind);
+}
+
+/* After the first stop signal: no new connections, every mirror told to
+ * stop, and the runs waited for together. Returns only when every run
+ * stopped in time; otherwise marks the runs still going interrupted and
+ * exits at once. */
+static void
+shutdown_runs(struct api *a, struct MHD_Daemon *d)
+{
+	pthread_t t2;
+	bool all_stopped = true;
+
+	pthread_create(&t2, NULL, second_signal, NULL);
+	pthread_detach(t2);
+	MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	/* every mirror told first, so they stop together within the one wait */
+	for (size_t i = 0; i < a->n_mirrors; i++)
+		scheduler_stop(a->mirrors[i].sched);
+	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		int64_t left = deadline - util_now_ms();
+		all_stopped &= scheduler_shutdown(a->mirrors[i].sched, left > 0 ? left : 0);
+	}
+	if (all_stopped)
+		return;
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct scheduler_status st;
+		scheduler_status(a->mirrors[i].sched, &st);
+		if (!st.progress.active || st.progress.run_id <= 0)
+			continue;
+		log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
+		         a->mirrors[i].cfg->name, (long long)st.progress.run_id);
+		if (store_run_finish(a->store, st.progress.run_id, RUN_INTERRUPTED,
+		                     "service stopped before the in-flight batch finished"))
+			log_error("journal: cannot mark run %lld interrupted (it stays running "
+			          "and resumes all the same)",
+			          (long long)st.progress.run_id);
+	}
+	log_warn("exiting without waiting for the runs");
+	log_close();
+	_exit(0);
+}
+
 int
 serve_main(const struct config_set *set)
 {
 	const struct config *cfg = set->global;
 	struct api a = {.cfg = cfg};
+	struct http_server srv = {.routes = api_routes,
+	                          .n_routes = api_n_routes,
+	                          .token = cfg->api_token ? cfg->api_token : "",
+	                          .token_read = cfg->api_token_read,
+	                          .body_members = api_body_members,
+	                          .api = &a,
+	                          .mirror_named = api_mirror_named};
 	struct rerror err = {0};
 	struct MHD_Daemon *d = NULL;
 	struct sockaddr_in sin;
@@ -63,27 +208,16 @@ serve_main(const struct config_set *set)
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	size_t resuming = 0, enabled = 0;
 	int sig = 0, rc = 0;
-	pthread_t t2;
 
 	pthread_mutex_init(&a.store_mu, NULL);
 	pthread_mutex_init(&a.health_mu, NULL);
-	memset(&sin, 0, sizeof(sin));
-	memset(&sin6, 0, sizeof(sin6));
-	if (inet_pton(AF_INET, cfg->http_bind, &sin.sin_addr) == 1) {
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)cfg->port);
-		addr = (struct sockaddr *)&sin;
-	} else if (inet_pton(AF_INET6, cfg->http_bind, &sin6.sin6_addr) == 1) {
-		sin6.sin6_family = AF_INET6;
-		sin6.sin6_port = htons((uint16_t)cfg->port);
-		addr = (struct sockaddr *)&sin6;
-		flags |= MHD_USE_IPv6;
-	} else {
+	if (!listen_addr(cfg, &sin, &sin6, &addr, &flags)) {
 		fprintf(stderr,
 		        "reconciler: HTTP_BIND=\"%s\" is invalid: expected an IPv4 or IPv6 "
 		        "address\n",
 		        cfg->http_bind);
-		return 78;
+		rc = 78;
+		goto out;
 	}
 	/* signals are taken by sigwait in this thread, never by a handler */
 	sigemptyset(&stop_signals);
@@ -109,33 +243,11 @@ serve_main(const struct config_set *set)
 	/* the one mirror default (no file, or a file without mirrors:) keeps the
 	 * unlabelled series it had before mirrors: default's runs only */
 	a.labelled = !(set->n_mirrors == 1 && strcmp(set->mirrors[0]->name, "default") == 0);
-	for (size_t i = 0; i < set->n_mirrors; i++) {
-		struct api_mirror *m = &a.mirrors[i];
-		int64_t unfinished = 0;
-		m->cfg = set->mirrors[i];
-		if (store_run_unfinished(a.store, &unfinished, m->cfg->name)) {
-			log_error("journal %s: cannot look for unfinished runs", cfg->state_db);
-			rc = 2;
-			goto out;
-		}
-		if (scheduler_new(&m->sched, m->cfg, a.slots, &err)) {
-			log_error("%s", err.message);
-			rc = 2;
-			goto out;
-		}
-		a.n_mirrors = i + 1; /* started or not, freed at out */
-		if (scheduler_start(m->sched, unfinished, &err)) {
-			log_error("%s", err.message);
-			rc = 2;
-			goto out;
-		}
-		resuming += unfinished > 0;
-		enabled += m->cfg->reconciliation_enabled;
-		if (unfinished)
-			log_info("mirror %s: resuming its interrupted run %lld", m->cfg->name,
-			         (long long)unfinished);
+	if (!mirrors_start(&a, set, &resuming, &enabled)) {
+		rc = 2;
+		goto out;
 	}
-	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &a,
+	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &srv,
 	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
 	                     http_on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri,
 	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -147,67 +259,13 @@ serve_main(const struct config_set *set)
 		rc = 2;
 		goto out;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	if (set->n_mirrors == 1)
-		log_info("reconciler %s listening on %s:%u; schedule %s%s", RECONCILER_VERSION,
-		         cfg->http_bind, info ? info->port : (unsigned)cfg->port,
-		         set->mirrors[0]->reconciliation_enabled ? "on" : "off",
-		         resuming ? "; resuming the interrupted run" : "");
-	else
-		log_info("reconciler %s listening on %s:%u; %zu mirrors, schedule on for %zu, %zu "
-		         "resuming, at most %lld runs at once",
-		         RECONCILER_VERSION, cfg->http_bind,
-		         info ? info->port : (unsigned)cfg->port, set->n_mirrors, enabled, resuming,
-		         (long long)cfg->concurrency);
-	/* loopback only by default; reaching further without a token opens
-	 * every write (runs, full re-index, released deletes) to the network */
-	if ((cfg->api_token == NULL || *cfg->api_token == '\0') &&
-	    strncmp(cfg->http_bind, "127.", 4) != 0 && strcmp(cfg->http_bind, "::1") != 0 &&
-	    strcmp(cfg->http_bind, "localhost") != 0)
-		log_warn(
-		    "HTTP_BIND=%s reaches beyond this host and API_TOKEN is not set: whoever "
-		    "reaches the port can start runs, full re-indexes and release the brake on "
-		    "deletes; set API_TOKEN",
-		    cfg->http_bind);
-
+	log_listening(set, d, resuming, enabled);
 	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
 		log_reopen();
 		log_info("SIGHUP: log files reopened");
 	}
 	log_info("signal %d: shutting down (in-flight batch first)", sig);
-	pthread_create(&t2, NULL, second_signal, NULL);
-	pthread_detach(t2);
-	MHD_socket ls = MHD_quiesce_daemon(d); /* no new connections */
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
-	/* every mirror told first, so they stop together within the one wait */
-	for (size_t i = 0; i < a.n_mirrors; i++)
-		scheduler_stop(a.mirrors[i].sched);
-	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
-	bool all_stopped = true;
-	for (size_t i = 0; i < a.n_mirrors; i++) {
-		int64_t left = deadline - util_now_ms();
-		all_stopped &= scheduler_shutdown(a.mirrors[i].sched, left > 0 ? left : 0);
-	}
-	if (!all_stopped) {
-		for (size_t i = 0; i < a.n_mirrors; i++) {
-			struct scheduler_status st;
-			scheduler_status(a.mirrors[i].sched, &st);
-			if (!st.progress.active || st.progress.run_id <= 0)
-				continue;
-			log_warn("mirror %s: run %lld did not stop in time: marking it interrupted",
-			         a.mirrors[i].cfg->name, (long long)st.progress.run_id);
-			if (store_run_finish(a.store, st.progress.run_id, RUN_INTERRUPTED,
-			                     "service stopped before the in-flight batch finished"))
-				log_error(
-				    "journal: cannot mark run %lld interrupted (it stays running "
-				    "and resumes all the same)",
-				    (long long)st.progress.run_id);
-		}
-		log_warn("exiting without waiting for the runs");
-		log_close();
-		_exit(0);
-	}
+	shutdown_runs(&a, d);
 	MHD_stop_daemon(d);
 	d = NULL;
 	log_info("stopped");
