@@ -1351,68 +1351,44 @@ h_errors(struct call *c)
 	reply_json(c, 200, o);
 }
 
+/* The mirror a run of the journal belongs to, or NULL (a mirror no longer
+ * configured). */
+static struct api_mirror *
+mirror_of_run(struct api *a, const struct store_run *r)
+{
+	for (size_t i = 0; i < a->n_mirrors; i++)
+		if (strcmp(a->mirrors[i].cfg->name, r->mirror) == 0)
+			return &a->mirrors[i];
+	return NULL;
+}
+
+/* A run no scheduler of this service runs: cancelled in the journal (read
+ * again under the lock: it may have ended since), unless a process runs it. */
 static void
-h_cancel(struct call *c)
+cancel_in_journal(struct call *c, int64_t id)
 {
 	struct store_run *r = NULL;
 	struct rerror err = {0};
-	int64_t id, holder;
-	cJSON *o;
 	rcode rc;
 
-	if (!run_id_of(c, &id) || !run_get(c, &r, id))
-		return;
-	if (!store_run_status_unfinished(r->status)) {
-		/* the journal has its end already: a scheduler that has not yet
-		 * cleared its active run must not answer 202 for it */
-		reply_error(c, 409, "run %lld is %s", (long long)id,
-		            store_run_status_name(r->status));
-		store_run_free(r);
-		return;
-	}
-	for (size_t i = 0; i < c->api->n_mirrors; i++)
-		if (strcmp(c->api->mirrors[i].cfg->name, r->mirror) == 0 &&
-		    scheduler_cancel(c->api->mirrors[i].sched, id)) {
-			log_msg(LOG_INFO, id, "api: cancel requested");
-			o = ok_object();
-			cJSON_AddNumberToObject(o, "runId", (double)id);
-			cJSON_AddStringToObject(o, "message",
-			                        "cancelling after the in-flight batch");
-			reply_json(c, 202, o);
-			store_run_free(r);
-			return;
-		}
-	/* a resume waiting for a slot leaves the queue now (the mirror is free
-	 * at once), and the run is cancelled in the journal below */
-	for (size_t i = 0; i < c->api->n_mirrors; i++)
-		if (strcmp(c->api->mirrors[i].cfg->name, r->mirror) == 0 &&
-		    scheduler_unqueue(c->api->mirrors[i].sched, id))
-			log_msg(LOG_INFO, id, "api: cancelled while waiting for a slot");
 	pthread_mutex_lock(&c->api->store_mu);
-	/* read again under the lock: it may have ended since */
-	store_run_free(r);
-	r = NULL;
 	rc = store_run_get(c->api->store, &r, id);
 	if (rc == RC_OK && !store_run_status_unfinished(r->status)) {
 		reply_error(c, 409, "run %lld is %s", (long long)id,
 		            store_run_status_name(r->status));
 	} else if (rc == RC_OK) {
-		/* not ours to stop: cancel it in the journal unless a process runs it */
-		if (store_lock(c->api->store, &holder, r->mirror, &err) == RC_OK) {
-			rc = store_run_finish(c->api->store, id, RUN_CANCELLED,
-			                      "cancelled through the API");
-			store_unlock(c->api->store);
-			o = ok_object();
-			cJSON_AddNumberToObject(o, "runId", (double)id);
-			cJSON_AddStringToObject(o, "message", "cancelled");
-			if (rc)
-				reply_error(c, 500, "cannot write the journal");
-			else
-				reply_json(c, 200, o), o = NULL;
-			cJSON_Delete(o);
-		} else {
+		rc = store_run_cancel(c->api->store, id, r->mirror, "cancelled through the API",
+		                      &err);
+		if (rc == RC_ERR_BUSY) {
 			reply_error(c, 409, "run %lld is running in another process",
 			            (long long)id);
+		} else if (rc) {
+			reply_error(c, 500, "cannot write the journal");
+		} else {
+			cJSON *o = ok_object();
+			cJSON_AddNumberToObject(o, "runId", (double)id);
+			cJSON_AddStringToObject(o, "message", "cancelled");
+			reply_json(c, 200, o);
 		}
 	} else if (rc == RC_ERR_NOTFOUND) {
 		reply_error(c, 404, "no run %lld", (long long)id);
@@ -1420,6 +1396,37 @@ h_cancel(struct call *c)
 		reply_error(c, 500, "cannot read the journal");
 	}
 	pthread_mutex_unlock(&c->api->store_mu);
+	store_run_free(r);
+}
+
+static void
+h_cancel(struct call *c)
+{
+	struct store_run *r = NULL;
+	struct api_mirror *m;
+	int64_t id;
+
+	if (!run_id_of(c, &id) || !run_get(c, &r, id))
+		return;
+	m = mirror_of_run(c->api, r);
+	if (!store_run_status_unfinished(r->status)) {
+		/* the journal has its end already: a scheduler that has not yet
+		 * cleared its active run must not answer 202 for it */
+		reply_error(c, 409, "run %lld is %s", (long long)id,
+		            store_run_status_name(r->status));
+	} else if (m && scheduler_cancel(m->sched, id)) {
+		log_msg(LOG_INFO, id, "api: cancel requested");
+		cJSON *o = ok_object();
+		cJSON_AddNumberToObject(o, "runId", (double)id);
+		cJSON_AddStringToObject(o, "message", "cancelling after the in-flight batch");
+		reply_json(c, 202, o);
+	} else {
+		/* a resume waiting for a slot leaves the queue now (the mirror is
+		 * free at once), and the run is cancelled in the journal */
+		if (m && scheduler_unqueue(m->sched, id))
+			log_msg(LOG_INFO, id, "api: cancelled while waiting for a slot");
+		cancel_in_journal(c, id);
+	}
 	store_run_free(r);
 }
 

@@ -1324,6 +1324,20 @@ store_run_finish(struct store *s, int64_t run_id, enum run_status status, const 
 }
 
 rcode
+store_run_cancel(struct store *s, int64_t run_id, const char *mirror, const char *why,
+                 struct rerror *err)
+{
+	int64_t holder = 0;
+	rcode rc;
+
+	if (store_lock(s, &holder, mirror, err) != RC_OK)
+		return RC_ERR_BUSY; /* err says who holds it, or why it could not be taken */
+	rc = store_run_finish(s, run_id, RUN_CANCELLED, why);
+	store_unlock(s);
+	return rc;
+}
+
+rcode
 store_event(struct store *s, int64_t run_id, const char *event, const char *detail)
 {
 	char ts[32];

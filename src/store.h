@@ -156,6 +156,11 @@ RC_MUST_CHECK rcode store_run_recount(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_recount_due(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_finish(struct store *s, int64_t run_id, enum run_status status,
                                      const char *error);
+/* Cancels a run no process runs (one left interrupted, or running after a
+ * kill): takes its mirror's lock for the write, so a process running it
+ * keeps it. RC_ERR_BUSY (err saying why) when the lock cannot be taken. */
+RC_MUST_CHECK rcode store_run_cancel(struct store *s, int64_t run_id, const char *mirror,
+                                     const char *why, struct rerror *err);
 
 RC_MUST_CHECK rcode store_event(struct store *s, int64_t run_id, const char *event,
                                 const char *detail);
