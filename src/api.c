@@ -14,25 +14,18 @@
 #include "docdiff.h"
 #include "engine.h"
 #include "log.h"
-#include "mongo.h"
-#include "opensearch.h"
 #include "probe.h"
 #include "report.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -61,10 +54,39 @@ add_count(cJSON *o, const char *key, int64_t v)
 
 /* ---- parameters ------------------------------------------------------- */
 
-/* A query parameter as an integer in [min, max]; false (and a 400 reply)
- * when it is there but not such a number. */
-static bool
-query_int(struct call *c, const char *name, int64_t min, int64_t max, int64_t dflt, int64_t *out)
+/* "a, b, c": the n words of an enum's name table, word(0) to word(n - 1),
+ * for an error that lists what is allowed. */
+static void
+words_of(char *out, size_t len, const char *(*word)(int), int n)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", word(i));
+}
+
+static const char *
+kind_word(int i)
+{
+	return store_drift_kind_name((enum drift_kind)i);
+}
+
+static const char *
+status_word(int i)
+{
+	return store_run_status_name((enum run_status)i);
+}
+
+static const char *
+state_word(int i)
+{
+	return report_history_state_name((enum drift_history_state)i);
+}
+
+bool
+api_query_int(struct call *c, const char *name, int64_t min, int64_t max, int64_t dflt,
+              int64_t *out)
 {
 	const char *v = http_query(c, name);
 
@@ -79,8 +101,8 @@ query_int(struct call *c, const char *name, int64_t min, int64_t max, int64_t df
 	return true;
 }
 
-static bool
-run_id_of(struct call *c, int64_t *id)
+bool
+api_run_id(struct call *c, int64_t *id)
 {
 	if (util_parse_i64(c->id_segment, id) || *id <= 0) {
 		reply_error(c, 400, "run id must be a positive integer");
@@ -89,9 +111,59 @@ run_id_of(struct call *c, int64_t *id)
 	return true;
 }
 
-/* A boolean member of the body; false (and a 400) when of another type. */
-static bool
-body_bool(struct call *c, const char *name, bool dflt, bool *out)
+bool
+api_query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind)
+{
+	const char *v = http_query(c, "kind");
+	char words[200];
+
+	*filter = NULL;
+	if (v == NULL)
+		return true;
+	if (store_drift_kind_parse(v, kind)) {
+		words_of(words, sizeof(words), kind_word, (int)DRIFT_CONFLICT + 1);
+		reply_error(c, 400, "kind must be one of %s", words);
+		return false;
+	}
+	*filter = kind;
+	return true;
+}
+
+bool
+api_query_status(struct call *c, const enum run_status **filter, enum run_status *status)
+{
+	const char *v = http_query(c, "status");
+	char words[200];
+
+	*filter = NULL;
+	if (v == NULL)
+		return true;
+	if (store_run_status_parse(v, status)) {
+		words_of(words, sizeof(words), status_word, RUN_STATUS_COUNT);
+		reply_error(c, 400, "status must be one of %s", words);
+		return false;
+	}
+	*filter = status;
+	return true;
+}
+
+bool
+api_query_state(struct call *c, enum drift_history_state *state)
+{
+	const char *v = http_query(c, "state");
+	char words[200];
+
+	*state = DRIFT_HISTORY_OPEN;
+	if (v && report_history_state_parse(v, state)) {
+		words_of(words, sizeof(words), state_word, DRIFT_HISTORY_COUNT);
+		reply_error(c, 400, "state must be one of %s", words);
+		return false;
+	}
+	return true;
+}
+
+bool
+api_body_bool(struct call *c, const char *name, bool dflt, bool *out)
 {
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, name);
 
@@ -103,6 +175,99 @@ body_bool(struct call *c, const char *name, bool dflt, bool *out)
 		return false;
 	}
 	*out = cJSON_IsTrue(v);
+	return true;
+}
+
+bool
+api_body_interval(struct call *c, int64_t *interval)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, "intervalMs");
+	int64_t min = 0, max = 0;
+
+	*interval = 0;
+	if (v == NULL || cJSON_IsNull(v))
+		return true;
+	/* the setting's own bounds: the schedule a route sets is one a file could */
+	if (!config_key_bounds("RECONCILIATION_INTERVAL_MS", &min, &max)) {
+		reply_error(c, 500, "RECONCILIATION_INTERVAL_MS is not in the settings table");
+		return false;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+	    v->valuedouble < (double)min || v->valuedouble > (double)max) {
+		reply_error(c, 400, "intervalMs must be an integer from %lld to %lld",
+		            (long long)min, (long long)max);
+		return false;
+	}
+	*interval = (int64_t)v->valuedouble;
+	return true;
+}
+
+/* Most ids one API request takes: so many ids of the longest kind (512
+ * bytes) still fit the 64 KiB body limit, so a list one over it is a 400
+ * naming the limit, never a 413 about bytes. */
+#define API_IDS_MAX 100
+
+/* "ids" of a targeted check into o (borrowed from the body). */
+static bool
+body_ids(struct call *c, const cJSON *ids, struct engine_opts *o)
+{
+	const cJSON *v;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(ids)) {
+		reply_error(c, 400, "ids must be an array of id strings");
+		return false;
+	}
+	int n = cJSON_GetArraySize(ids);
+	if (n > API_IDS_MAX) {
+		reply_error(c, 400,
+		            "more than %d ids given: that is the most one request takes "
+		            "(reconciler check --ids FILE takes up to %d; a larger set is a "
+		            "job for a full check)",
+		            API_IDS_MAX, ENGINE_IDS_MAX);
+		return false;
+	}
+	o->ids = calloc(n ? (size_t)n : 1, sizeof(*o->ids));
+	if (o->ids == NULL) {
+		reply_error(c, 500, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(v, ids)
+	{
+		if (!cJSON_IsString(v)) {
+			reply_error(c, 400,
+			            "ids[%zu] must be a string (the id's canonical text, "
+			            "docs/MAPPING.md)",
+			            i);
+			return false;
+		}
+		o->ids[i++] = v->valuestring;
+	}
+	o->n_ids = i;
+	return true;
+}
+
+bool
+api_body_target(struct call *c, struct engine_opts *o, enum run_kind *kind)
+{
+	cJSON *ids = cJSON_GetObjectItemCaseSensitive(c->body, "ids");
+	cJSON *since = cJSON_GetObjectItemCaseSensitive(c->body, "since");
+
+	if (ids && !cJSON_IsNull(ids)) {
+		if (!body_ids(c, ids, o))
+			return false;
+		*kind = RUN_IDS;
+	}
+	if (since && !cJSON_IsNull(since)) {
+		if (!cJSON_IsString(since) || util_iso_to_ms(since->valuestring, &o->since_ms)) {
+			reply_error(c, 400,
+			            "since must be an ISO 8601 time as a string (e.g. "
+			            "\"2026-11-29T10:00:00Z\")");
+			return false;
+		}
+		o->since = true;
+		*kind = RUN_IDS;
+	}
 	return true;
 }
 
@@ -323,23 +488,13 @@ targets(struct call *c, struct api_mirror **first, size_t *n)
 static void
 h_start(struct call *c)
 {
-	cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, "intervalMs"), *o, *list = NULL;
+	cJSON *o, *list = NULL;
 	int64_t interval = 0, shown = 0;
-	const int64_t max = 30LL * 24 * 3600 * 1000;
 	struct api_mirror *m;
 	size_t n;
 
-	if (!query_mirror(c))
+	if (!query_mirror(c) || !api_body_interval(c, &interval))
 		return;
-	if (v && !cJSON_IsNull(v)) {
-		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-		    v->valuedouble < 1000 || v->valuedouble > (double)max) {
-			reply_error(c, 400, "intervalMs must be an integer from 1000 to %lld",
-			            (long long)max);
-			return;
-		}
-		interval = (int64_t)v->valuedouble;
-	}
 	targets(c, &m, &n);
 	if (n > 1)
 		list = cJSON_CreateArray();
@@ -895,69 +1050,6 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 	reply_json(c, http, o);
 }
 
-/* Most ids one API request takes: so many ids of the longest kind (512
- * bytes) still fit the 64 KiB body limit, so a list one over it is a 400
- * naming the limit, never a 413 about bytes. */
-#define API_IDS_MAX 100
-
-/* A targeted check's body: "ids" (an array of id texts) or "since" (an
- * ISO 8601 time). false (and a 400) when either is malformed; *kind
- * becomes RUN_IDS when one is there. The ids are borrowed from the body. */
-static bool
-body_target(struct call *c, struct engine_opts *o, enum run_kind *kind)
-{
-	cJSON *ids = cJSON_GetObjectItemCaseSensitive(c->body, "ids");
-	cJSON *since = cJSON_GetObjectItemCaseSensitive(c->body, "since");
-	size_t i = 0;
-
-	if (ids && !cJSON_IsNull(ids)) {
-		if (!cJSON_IsArray(ids)) {
-			reply_error(c, 400, "ids must be an array of id strings");
-			return false;
-		}
-		int n = cJSON_GetArraySize(ids);
-		if (n > API_IDS_MAX) {
-			reply_error(
-			    c, 400,
-			    "more than %d ids given: that is the most one request takes "
-			    "(reconciler check --ids FILE takes up to %d; a larger set is a "
-			    "job for a full check)",
-			    API_IDS_MAX, ENGINE_IDS_MAX);
-			return false;
-		}
-		o->ids = calloc(n ? (size_t)n : 1, sizeof(*o->ids));
-		if (o->ids == NULL) {
-			reply_error(c, 500, "out of memory");
-			return false;
-		}
-		cJSON *v;
-		cJSON_ArrayForEach(v, ids)
-		{
-			if (!cJSON_IsString(v)) {
-				reply_error(c, 400,
-				            "ids[%zu] must be a string (the id's canonical text, "
-				            "docs/MAPPING.md)",
-				            i);
-				return false;
-			}
-			o->ids[i++] = v->valuestring;
-		}
-		o->n_ids = i;
-		*kind = RUN_IDS;
-	}
-	if (since && !cJSON_IsNull(since)) {
-		if (!cJSON_IsString(since) || util_iso_to_ms(since->valuestring, &o->since_ms)) {
-			reply_error(c, 400,
-			            "since must be an ISO 8601 time as a string (e.g. "
-			            "\"2026-11-29T10:00:00Z\")");
-			return false;
-		}
-		o->since = true;
-		*kind = RUN_IDS;
-	}
-	return true;
-}
-
 static void
 h_check(struct call *c)
 {
@@ -966,8 +1058,8 @@ h_check(struct call *c)
 	bool wait, dry;
 
 	/* the mirror of /api/mirrors/{m}/check, or of ?mirror= */
-	if (!body_bool(c, "wait", true, &wait) || !body_bool(c, "dryRun", false, &dry) ||
-	    !body_bool(c, "allowDeletes", false, &opts.allow_deletes) ||
+	if (!api_body_bool(c, "wait", true, &wait) || !api_body_bool(c, "dryRun", false, &dry) ||
+	    !api_body_bool(c, "allowDeletes", false, &opts.allow_deletes) ||
 	    (c->mirror == NULL && !query_mirror(c)))
 		return;
 	/* a release is one mirror's: an operator answering one mirror's held
@@ -979,7 +1071,7 @@ h_check(struct call *c)
 		return;
 	}
 	kind = dry ? RUN_DRY_RUN : RUN_CHECK;
-	if (!body_target(c, &opts, &kind))
+	if (!api_body_target(c, &opts, &kind))
 		goto out;
 	if (kind == RUN_IDS && dry) {
 		reply_error(c, 400,
@@ -1001,7 +1093,7 @@ h_full(struct call *c)
 {
 	bool wait;
 
-	if (!body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
+	if (!api_body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
 		return;
 	if (c->mirror || c->api->n_mirrors == 1)
 		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], RUN_FULL, NULL, wait,
@@ -1013,27 +1105,19 @@ h_full(struct call *c)
 static void
 h_runs(struct call *c)
 {
-	const char *status = http_query(c, "status");
+	const enum run_status *status;
+	enum run_status parsed;
 	int64_t limit, before;
 	cJSON *runs = NULL, *o, *last;
-	enum run_status parsed;
 	rcode rc;
 
-	if (!query_int(c, "limit", 1, 1000, 20, &limit) ||
-	    !query_int(c, "before", 1, INT64_MAX, 0, &before) ||
-	    (c->mirror == NULL && !query_mirror(c)))
+	if (!api_query_int(c, "limit", 1, 1000, 20, &limit) ||
+	    !api_query_int(c, "before", 1, INT64_MAX, 0, &before) ||
+	    (c->mirror == NULL && !query_mirror(c)) || !api_query_status(c, &status, &parsed))
 		return;
-	if (status && store_run_status_parse(status, &parsed)) {
-		char words[200] = "";
-		for (int i = 0; i < RUN_STATUS_COUNT; i++)
-			snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s",
-			         i ? ", " : "", store_run_status_name((enum run_status)i));
-		reply_error(c, 400, "status must be one of %s", words);
-		return;
-	}
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = report_runs(c->api->store, &runs, c->mirror ? c->mirror->cfg->name : NULL, limit,
-	                 before, status ? &parsed : NULL);
+	                 before, status);
 	pthread_mutex_unlock(&c->api->store_mu);
 	if (rc) {
 		reply_error(c, 500, "cannot read the journal");
@@ -1088,7 +1172,7 @@ h_run(struct call *c)
 	cJSON *run = NULL, *o;
 	rcode rc;
 
-	if (!run_id_of(c, &id) || (c->mirror && !run_get(c, NULL, id)))
+	if (!api_run_id(c, &id) || (c->mirror && !run_get(c, NULL, id)))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = report_run(c->api->store, &run, id);
@@ -1106,25 +1190,6 @@ h_run(struct call *c)
 	reply_json(c, 200, o);
 }
 
-/* ?kind= of the drift routes into *kind, *filter pointing to it (NULL: no
- * ?kind=); false (and a 400) when it names no kind. */
-static bool
-query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind)
-{
-	const char *v = http_query(c, "kind");
-
-	*filter = NULL;
-	if (v == NULL)
-		return true;
-	if (store_drift_kind_parse(v, kind)) {
-		reply_error(c, 400,
-		            "kind must be one of missing, stale, orphan, duplicate, conflict");
-		return false;
-	}
-	*filter = kind;
-	return true;
-}
-
 static void
 h_ids(struct call *c)
 {
@@ -1135,8 +1200,8 @@ h_ids(struct call *c)
 	cJSON *ids = NULL, *o, *last;
 	rcode rc;
 
-	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 10000, 100, &limit) ||
-	    !query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
+	if (!api_run_id(c, &id) || !api_query_int(c, "limit", 1, 10000, 100, &limit) ||
+	    !api_query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = report_ids(c->api->store, &ids, id, kind, after, limit);
@@ -1264,7 +1329,7 @@ h_ids_ndjson(struct call *c)
 	enum drift_kind dk;
 	int64_t id;
 
-	if (!run_id_of(c, &id) || !query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
+	if (!api_run_id(c, &id) || !api_query_kind(c, &kind, &dk) || !run_get(c, NULL, id))
 		return;
 	n = calloc(1, sizeof(*n));
 	if (n == NULL) {
@@ -1288,9 +1353,8 @@ h_ids_ndjson(struct call *c)
 static void
 h_drift(struct call *c)
 {
-	const char *state = http_query(c, "state");
 	const char *after = http_query(c, "after");
-	enum drift_history_state hs = DRIFT_HISTORY_OPEN;
+	enum drift_history_state hs;
 	const enum drift_kind *kind;
 	enum drift_kind dk;
 	const char *mirror;
@@ -1298,13 +1362,9 @@ h_drift(struct call *c)
 	cJSON *rows = NULL, *o, *last;
 	rcode rc;
 
-	if (!query_int(c, "limit", 1, 10000, 100, &limit) || !query_kind(c, &kind, &dk) ||
-	    (c->mirror == NULL && !query_mirror(c)))
+	if (!api_query_int(c, "limit", 1, 10000, 100, &limit) || !api_query_kind(c, &kind, &dk) ||
+	    (c->mirror == NULL && !query_mirror(c)) || !api_query_state(c, &hs))
 		return;
-	if (state && report_history_state_parse(state, &hs)) {
-		reply_error(c, 400, "state must be one of open, recurring, all");
-		return;
-	}
 	mirror = c->mirror ? c->mirror->cfg->name : NULL;
 	pthread_mutex_lock(&c->api->store_mu);
 	rc = report_drift(c->api->store, &rows, mirror, hs, kind, after, limit);
@@ -1335,7 +1395,7 @@ h_errors(struct call *c)
 	cJSON *errors = NULL, *o;
 	rcode rc;
 
-	if (!run_id_of(c, &id) || !query_int(c, "limit", 1, 1000, 100, &limit) ||
+	if (!api_run_id(c, &id) || !api_query_int(c, "limit", 1, 1000, 100, &limit) ||
 	    !run_get(c, NULL, id))
 		return;
 	pthread_mutex_lock(&c->api->store_mu);
@@ -1406,7 +1466,7 @@ h_cancel(struct call *c)
 	struct api_mirror *m;
 	int64_t id;
 
-	if (!run_id_of(c, &id) || !run_get(c, &r, id))
+	if (!api_run_id(c, &id) || !run_get(c, &r, id))
 		return;
 	m = mirror_of_run(c->api, r);
 	if (!store_run_status_unfinished(r->status)) {

@@ -14,17 +14,17 @@
 #include "config.h"
 #include "http.h"
 #include "probe.h"
+#include "report.h"
+#include "store.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct engine_opts;
 struct scheduler;
 struct scheduler_slots;
-struct store;
-struct mongo;
-struct opensearch;
 
 /* One mirror of the service: its settings and the worker that runs it. */
 struct api_mirror {
@@ -53,5 +53,30 @@ extern const char *const api_body_members[];
 /* The mirror called name into c->mirror; false (and a 404 listing the
  * names) when there is none: serve.c hands it to http.c for {m}. */
 bool api_mirror_named(struct call *c, const char *name);
+
+/* ---- the handlers' arguments: each parser returns false after replying
+ * (400 naming what is allowed; 500 out of memory). They read only c->body,
+ * c->id_segment and the query (http_query), so a unit test calls them with
+ * a call of its own. */
+
+/* A query parameter as an integer in [min, max] (dflt when not given). */
+bool api_query_int(struct call *c, const char *name, int64_t min, int64_t max, int64_t dflt,
+                   int64_t *out);
+/* The {id} of the path as a run id (a positive integer). */
+bool api_run_id(struct call *c, int64_t *id);
+/* ?kind= (a drift kind) into *kind, *filter pointing to it (NULL: not given). */
+bool api_query_kind(struct call *c, const enum drift_kind **filter, enum drift_kind *kind);
+/* ?status= (a run status) into *status, *filter pointing to it (NULL: not given). */
+bool api_query_status(struct call *c, const enum run_status **filter, enum run_status *status);
+/* ?state= of the drift history (open when not given). */
+bool api_query_state(struct call *c, enum drift_history_state *state);
+/* A boolean member of the body (dflt when not given or null). */
+bool api_body_bool(struct call *c, const char *name, bool dflt, bool *out);
+/* "intervalMs" of the body, in RECONCILIATION_INTERVAL_MS's bounds (0: not given). */
+bool api_body_interval(struct call *c, int64_t *interval);
+/* A targeted check's body: "ids" (an array of id texts, borrowed from the
+ * body into o->ids, which the caller frees) or "since" (an ISO 8601 time);
+ * *kind becomes RUN_IDS when one is there. */
+bool api_body_target(struct call *c, struct engine_opts *o, enum run_kind *kind);
 
 #endif

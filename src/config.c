@@ -2404,3 +2404,18 @@ config_dump_markdown(struct buf *out)
 	}
 	return rc;
 }
+
+/* For a route that takes a setting's value (POST /api/reconciliation/start's
+ * intervalMs): the same bounds as the table's. */
+bool
+config_key_bounds(const char *name, int64_t *min, int64_t *max)
+{
+	*min = *max = 0;
+	for (size_t i = 0; i < CFG_COUNT; i++)
+		if (strcmp(cfg_table[i].name, name) == 0) {
+			*min = cfg_table[i].min;
+			*max = cfg_table[i].max;
+			return true;
+		}
+	return false;
+}

@@ -173,5 +173,8 @@ RC_MUST_CHECK rcode config_set_dump_yaml(const struct config_set *set, struct bu
 RC_MUST_CHECK rcode config_set_dump_json(const struct config_set *set, struct buf *out);
 /* The table as a Markdown reference (docs/CONFIG.md is generated from it). */
 RC_MUST_CHECK rcode config_dump_markdown(struct buf *out);
+/* The bounds of an integer setting (its env name, "RECONCILIATION_INTERVAL_MS")
+ * into *min and *max; false when the table has no such setting. */
+bool config_key_bounds(const char *name, int64_t *min, int64_t *max);
 
 #endif

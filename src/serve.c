@@ -16,25 +16,19 @@
 #include "engine.h"
 #include "http.h"
 #include "log.h"
-#include "mongo.h"
-#include "opensearch.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
 
 #include <arpa/inet.h>
-#include <inttypes.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #define SHUTDOWN_WAIT_MS 9000
