@@ -903,45 +903,44 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
 		cJSON_ReplaceItemInObject(sum, key, cJSON_CreateNull());
 }
 
-/* Runs every mirror (in the slots RECONCILE_CONCURRENCY gives): the seed's
- * keys summed, each mirror's answer in "mirrors". Starts none while one is
- * busy, so a 409 means nothing was started. */
-static void
-run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool wait)
-{
-	static const char *const counts[] = {
-	    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
-	    "orphanCount", "staleCount",      "failedCount", "duplicateCount", "conflictCount"};
-	struct api *a = c->api;
-	uint64_t *tickets = calloc(a->n_mirrors, sizeof(*tickets));
-	cJSON *o = NULL, *list = NULL;
-	char busy[600] = "";
-	size_t n_busy = 0, first_busy = 0, len = 0;
-	int64_t busy_run = 0;
-	bool busy_other = false, all_ok = true, all_in_sync = true;
-	enum run_status status =
-	    RUN_COMPLETED; /* or how the first mirror that did not complete ended */
-	int http = 200;
+/* The counts run_all sums over the mirrors. */
+static const char *const all_counts[] = {
+    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
+    "orphanCount", "staleCount",      "failedCount", "duplicateCount", "conflictCount"};
 
-	if (tickets == NULL) {
-		reply_error(c, 500, "out of memory");
-		return;
-	}
+/* Whether every mirror takes the ids of a targeted check; false after a 400. */
+static bool
+all_opts_ok(struct call *c, enum run_kind kind, const struct engine_opts *opts)
+{
+	struct api *a = c->api;
+
 	for (size_t i = 0; kind == RUN_IDS && i < a->n_mirrors; i++) {
 		struct rerror err = {0};
 		if (engine_opts_check(a->mirrors[i].cfg, opts, &err)) {
 			reply_error(c, 400, "mirror %s: %s", a->mirrors[i].cfg->name, err.message);
-			free(tickets);
-			return;
+			return false;
 		}
 	}
+	return true;
+}
+
+/* Whether no mirror has a run (this service's, or another process's: its
+ * journal lock); false after a 409 naming the busy ones and the first's run. */
+static bool
+all_free(struct call *c)
+{
+	struct api *a = c->api;
+	char busy[600] = "", msg[700];
+	size_t n_busy = 0, first_busy = 0, len = 0;
+	int64_t busy_run = 0;
+	bool busy_other = false;
+
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct scheduler_status st;
 		struct rerror err = {0};
 		int64_t holder = 0;
 		bool other = false;
 		scheduler_status(a->mirrors[i].sched, &st);
-		/* this service's run, or another process's (its journal lock) */
 		if (!st.active && !(other = lock_held(a, &a->mirrors[i], &holder, &err)))
 			continue;
 		if (n_busy++ == 0) {
@@ -955,69 +954,87 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 			len += (size_t)snprintf(busy + len, sizeof(busy) - len, "%s%s",
 			                        len ? "; " : "", a->mirrors[i].cfg->name);
 	}
-	if (n_busy) {
-		char msg[700];
-		snprintf(msg, sizeof(msg), "a run is in progress on mirror%s %s%s",
-		         n_busy > 1 ? "s" : "", busy,
-		         busy_run > 0 || busy_other ? "" : " (starting or waiting for a slot)");
-		if (busy_run > 0)
-			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
-			         " (run %" PRId64 " on %s%s)", busy_run,
-			         a->mirrors[first_busy].cfg->name,
-			         busy_other ? ", in another process" : "");
-		else if (busy_other)
-			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
-			         " (another process holds %s)", a->mirrors[first_busy].cfg->name);
-		reply_busy(c, &a->mirrors[first_busy], busy_run, msg);
-		free(tickets);
-		return;
-	}
-	o = ok_object();
-	list = cJSON_CreateArray();
+	if (n_busy == 0)
+		return true;
+	snprintf(msg, sizeof(msg), "a run is in progress on mirror%s %s%s", n_busy > 1 ? "s" : "",
+	         busy, busy_run > 0 || busy_other ? "" : " (starting or waiting for a slot)");
+	if (busy_run > 0)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " (run %" PRId64 " on %s%s)",
+		         busy_run, a->mirrors[first_busy].cfg->name,
+		         busy_other ? ", in another process" : "");
+	else if (busy_other)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+		         " (another process holds %s)", a->mirrors[first_busy].cfg->name);
+	reply_busy(c, &a->mirrors[first_busy], busy_run, msg);
+	return false;
+}
+
+/* A run requested of every mirror: tickets[i] its ticket, 0 (and an entry
+ * in list saying why) for a mirror taken between the look and the request.
+ * 200, or 409 when one was taken. */
+static int
+all_request(struct call *c, enum run_kind kind, const struct engine_opts *opts, uint64_t *tickets,
+            cJSON *list)
+{
+	struct api *a = c->api;
+	int http = 200;
+
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct rerror err = {0};
 		int64_t run_id = 0;
 		if (scheduler_request_opts(a->mirrors[i].sched, &tickets[i], &run_id, kind, "api",
-		                           opts, &err)) {
-			/* taken between the look and the request: say so for this mirror */
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
-			cJSON_AddFalseToObject(e, "success");
+		                           opts, &err) == RC_OK)
+			continue;
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
+		cJSON_AddFalseToObject(e, "success");
+		cJSON_AddStringToObject(e, "error", err.message);
+		add_count(e, "runId", run_id > 0 ? run_id : -1);
+		cJSON_AddItemToArray(list, e);
+		tickets[i] = 0;
+		http = 409;
+	}
+	return http;
+}
+
+/* Without wait: each mirror's run as started (or queued) into list. */
+static void
+all_started(struct call *c, const uint64_t *tickets, cJSON *list)
+{
+	struct api *a = c->api;
+
+	for (size_t i = 0; i < a->n_mirrors; i++) {
+		struct engine_result res;
+		struct rerror err = {0};
+		int64_t run_id = 0;
+		if (tickets[i] == 0)
+			continue;
+		rcode rc =
+		    scheduler_wait(a->mirrors[i].sched, &run_id, &res, tickets[i], false, &err);
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
+		cJSON_AddBoolToObject(e, "success", rc == RC_OK);
+		add_count(e, "runId", run_id > 0 ? run_id : -1);
+		cJSON_AddBoolToObject(e, "queued", rc == RC_OK && run_id == 0);
+		if (rc)
 			cJSON_AddStringToObject(e, "error", err.message);
-			add_count(e, "runId", run_id > 0 ? run_id : -1);
-			cJSON_AddItemToArray(list, e);
-			tickets[i] = 0;
-			http = 409;
-		}
+		cJSON_AddItemToArray(list, e);
 	}
-	if (!wait) {
-		for (size_t i = 0; i < a->n_mirrors; i++) {
-			struct engine_result res;
-			struct rerror err = {0};
-			int64_t run_id = 0;
-			if (tickets[i] == 0)
-				continue;
-			rcode rc = scheduler_wait(a->mirrors[i].sched, &run_id, &res, tickets[i],
-			                          false, &err);
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
-			cJSON_AddBoolToObject(e, "success", rc == RC_OK);
-			add_count(e, "runId", run_id > 0 ? run_id : -1);
-			cJSON_AddBoolToObject(e, "queued", rc == RC_OK && run_id == 0);
-			if (rc)
-				cJSON_AddStringToObject(e, "error", err.message);
-			cJSON_AddItemToArray(list, e);
-		}
-		cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
-		cJSON_AddStringToObject(o, "message", "runs started");
-		cJSON_AddItemToObject(o, "mirrors", list);
-		free(tickets);
-		reply_json(c, http == 200 ? 202 : http, o);
-		return;
-	}
+}
+
+/* With wait: each mirror's result into list and summed into o; the
+ * answer's HTTP status (http: 200, or 409 when a request was refused). */
+static int
+all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int http)
+{
+	struct api *a = c->api;
+	bool all_ok = true, all_in_sync = true;
+	/* or how the first mirror that did not complete ended */
+	enum run_status status = RUN_COMPLETED;
+
 	cJSON_AddTrueToObject(o, "inSync");
-	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
-		cJSON_AddNumberToObject(o, counts[k], 0);
+	for (size_t k = 0; k < sizeof(all_counts) / sizeof(all_counts[0]); k++)
+		cJSON_AddNumberToObject(o, all_counts[k], 0);
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		struct engine_result res;
 		struct rerror err = {0};
@@ -1029,8 +1046,8 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 		    scheduler_wait(a->mirrors[i].sched, &run_id, &res, tickets[i], true, &err);
 		e = result_json(&res, rc, &err);
 		cJSON_AddStringToObject(e, "mirror", a->mirrors[i].cfg->name);
-		for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
-			add_sum_counts(o, e, counts[k]);
+		for (size_t k = 0; k < sizeof(all_counts) / sizeof(all_counts[0]); k++)
+			add_sum_counts(o, e, all_counts[k]);
 		all_ok &= rc == RC_OK;
 		if (rc == RC_ERR_BUSY && res.run_id == 0)
 			http = 409; /* another process took it since the look */
@@ -1043,9 +1060,38 @@ run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool
 	cJSON_ReplaceItemInObject(o, "inSync", cJSON_CreateBool(all_ok && all_in_sync));
 	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
 	cJSON_AddStringToObject(o, "status", store_run_status_name(status));
+	return !all_ok && http == 200 ? 500 : http;
+}
+
+/* Runs every mirror (in the slots RECONCILE_CONCURRENCY gives): the seed's
+ * keys summed, each mirror's answer in "mirrors". Starts none while one is
+ * busy, so a 409 means nothing was started. */
+static void
+run_all(struct call *c, enum run_kind kind, const struct engine_opts *opts, bool wait)
+{
+	uint64_t *tickets;
+	cJSON *o, *list;
+	int http;
+
+	if (!all_opts_ok(c, kind, opts) || !all_free(c))
+		return;
+	tickets = calloc(c->api->n_mirrors, sizeof(*tickets));
+	if (tickets == NULL) {
+		reply_error(c, 500, "out of memory");
+		return;
+	}
+	o = ok_object();
+	list = cJSON_CreateArray();
+	http = all_request(c, kind, opts, tickets, list);
+	if (!wait) {
+		all_started(c, tickets, list);
+		cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
+		cJSON_AddStringToObject(o, "message", "runs started");
+		http = http == 200 ? 202 : http;
+	} else {
+		http = all_waited(c, tickets, o, list, http);
+	}
 	cJSON_AddItemToObject(o, "mirrors", list);
-	if (!all_ok && http == 200)
-		http = 500;
 	free(tickets);
 	reply_json(c, http, o);
 }

@@ -298,6 +298,115 @@ timed_wait(struct scheduler *s, int64_t until_ms)
 	pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 
+/* The count monitor's turn: counts compared (without the lock, held on
+ * entry and on return), and a check requested past the threshold. */
+static void
+count_tick(struct scheduler *s, int64_t now)
+{
+	s->next_count_ms = now + s->cfg->count_monitor_interval_ms;
+	pthread_mutex_unlock(&s->mu);
+	bool trigger_run = count_check(s);
+	pthread_mutex_lock(&s->mu);
+	if (trigger_run && !s->req && !s->stopping) {
+		s->req = true;
+		s->req_kind = RUN_CHECK;
+		snprintf(s->req_trigger, sizeof(s->req_trigger), "count_monitor");
+		s->req_resume = 0;
+	}
+}
+
+/* Nothing due: sleep until the next scheduled run or count (a minute at
+ * most), or a request. */
+static void
+idle_wait(struct scheduler *s, int64_t now)
+{
+	int64_t until = now + 60000;
+
+	if (s->enabled && s->next_at_ms && s->next_at_ms < until)
+		until = s->next_at_ms;
+	if (s->cfg->count_monitor_enabled && s->next_count_ms < until)
+		until = s->next_count_ms;
+	timed_wait(s, until);
+}
+
+/* A slot of RECONCILE_CONCURRENCY, waited for in the queue when every one
+ * is taken (without s->mu); false when none came: the service stops, or
+ * *cancelled, scheduler_unqueue took the run out of the queue. */
+static bool
+slot_wait(struct scheduler *s, enum run_kind kind, const char *trigger, int64_t resume,
+          bool *cancelled)
+{
+	bool slot = slots_try(s->slots);
+
+	*cancelled = false;
+	if (slot)
+		return true;
+	pthread_mutex_lock(&s->mu);
+	s->waiting = true;
+	s->waiting_run = resume > 0 ? resume : 0;
+	atomic_store(&s->leave, false);
+	pthread_cond_broadcast(&s->done); /* a waiter may answer "queued" */
+	pthread_mutex_unlock(&s->mu);
+	log_info("mirror %s: %s run (%s) waits for a slot (RECONCILE_CONCURRENCY=%lld)",
+	         s->cfg->name, store_run_kind_name(kind), trigger, (long long)s->cfg->concurrency);
+	slot = slots_take(s->slots, &s->stop_flag, &s->leave);
+	pthread_mutex_lock(&s->mu);
+	s->waiting = false;
+	s->waiting_run = 0;
+	/* cancelled in the queue (scheduler_unqueue): never run it, even when
+	 * a slot came at the same moment */
+	*cancelled = atomic_exchange(&s->leave, false);
+	pthread_mutex_unlock(&s->mu);
+	if (*cancelled && slot) {
+		slots_give(s->slots);
+		slot = false;
+	}
+	return slot;
+}
+
+/* One run (s->mu held on entry and on return, not while it runs): a slot,
+ * the engine, and its result kept for the waiters. opts is released. */
+static void
+run_now(struct scheduler *s, enum run_kind kind, const char *trigger, int64_t resume,
+        struct engine_opts *opts)
+{
+	struct engine_result res;
+	struct rerror err = {0};
+	rcode rc;
+	bool cancelled;
+
+	s->running = true;
+	s->run_id = 0;
+	s->seq_started++;
+	engine_clear_stop(s->engine); /* under the lock: a shutdown after this still stops it */
+	pthread_mutex_unlock(&s->mu);
+	if (slot_wait(s, kind, trigger, resume, &cancelled)) {
+		rc = engine_run_opts(s->engine, &res, kind, trigger, resume, opts, &err);
+		slots_give(s->slots);
+	} else {
+		memset(&res, 0, sizeof(res));
+		rc = rerror_set(&err, RC_ERR_CANCELLED,
+		                cancelled ? "cancelled while waiting for a slot"
+		                          : "the service is shutting down");
+		if (cancelled)
+			log_info("mirror %s: %s run (%s) cancelled while waiting for a slot: "
+			         "it left the queue",
+			         s->cfg->name, store_run_kind_name(kind), trigger);
+	}
+	engine_opts_release(opts);
+	if (rc && rc != RC_ERR_CANCELLED)
+		log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name,
+		         store_run_kind_name(kind), trigger, err.message);
+	pthread_mutex_lock(&s->mu);
+	s->running = false;
+	s->results[s->seq_started % 8].seq = s->seq_started;
+	s->results[s->seq_started % 8].res = res;
+	s->results[s->seq_started % 8].rc = rc;
+	s->results[s->seq_started % 8].err = err;
+	s->seq_done = s->seq_started;
+	pthread_cond_broadcast(&s->done);
+}
+
 static void *
 worker(void *arg)
 {
@@ -323,88 +432,13 @@ worker(void *arg)
 			snprintf(trigger, sizeof(trigger), "schedule");
 			s->next_at_ms = now + s->interval_ms;
 		} else if (s->cfg->count_monitor_enabled && now >= s->next_count_ms) {
-			s->next_count_ms = now + s->cfg->count_monitor_interval_ms;
-			pthread_mutex_unlock(&s->mu);
-			bool trigger_run = count_check(s);
-			pthread_mutex_lock(&s->mu);
-			if (trigger_run && !s->req && !s->stopping) {
-				s->req = true;
-				s->req_kind = RUN_CHECK;
-				snprintf(s->req_trigger, sizeof(s->req_trigger), "count_monitor");
-				s->req_resume = 0;
-			}
+			count_tick(s, now);
 			continue;
 		} else {
-			int64_t until = now + 60000;
-			if (s->enabled && s->next_at_ms && s->next_at_ms < until)
-				until = s->next_at_ms;
-			if (s->cfg->count_monitor_enabled && s->next_count_ms < until)
-				until = s->next_count_ms;
-			timed_wait(s, until);
+			idle_wait(s, now);
 			continue;
 		}
-
-		struct engine_result res;
-		struct rerror err = {0};
-		rcode rc;
-		bool cancelled = false;
-		s->running = true;
-		s->run_id = 0;
-		s->seq_started++;
-		engine_clear_stop(
-		    s->engine); /* under the lock: a shutdown after this still stops it */
-		pthread_mutex_unlock(&s->mu);
-		bool slot = slots_try(s->slots);
-		if (!slot) {
-			pthread_mutex_lock(&s->mu);
-			s->waiting = true;
-			s->waiting_run = resume > 0 ? resume : 0;
-			atomic_store(&s->leave, false);
-			pthread_cond_broadcast(&s->done); /* a waiter may answer "queued" */
-			pthread_mutex_unlock(&s->mu);
-			log_info(
-			    "mirror %s: %s run (%s) waits for a slot (RECONCILE_CONCURRENCY=%lld)",
-			    s->cfg->name, store_run_kind_name(kind), trigger,
-			    (long long)s->cfg->concurrency);
-			slot = slots_take(s->slots, &s->stop_flag, &s->leave);
-			pthread_mutex_lock(&s->mu);
-			s->waiting = false;
-			s->waiting_run = 0;
-			/* cancelled in the queue (scheduler_unqueue): never run it,
-			 * even when a slot came at the same moment */
-			cancelled = atomic_exchange(&s->leave, false);
-			pthread_mutex_unlock(&s->mu);
-			if (cancelled && slot) {
-				slots_give(s->slots);
-				slot = false;
-			}
-		}
-		if (slot) {
-			rc = engine_run_opts(s->engine, &res, kind, trigger, resume, &opts, &err);
-			slots_give(s->slots);
-		} else {
-			memset(&res, 0, sizeof(res));
-			rc = rerror_set(&err, RC_ERR_CANCELLED,
-			                cancelled ? "cancelled while waiting for a slot"
-			                          : "the service is shutting down");
-			if (cancelled)
-				log_info(
-				    "mirror %s: %s run (%s) cancelled while waiting for a slot: "
-				    "it left the queue",
-				    s->cfg->name, store_run_kind_name(kind), trigger);
-		}
-		engine_opts_release(&opts);
-		if (rc && rc != RC_ERR_CANCELLED)
-			log_warn("mirror %s: %s run (%s) ended: %s", s->cfg->name,
-			         store_run_kind_name(kind), trigger, err.message);
-		pthread_mutex_lock(&s->mu);
-		s->running = false;
-		s->results[s->seq_started % 8].seq = s->seq_started;
-		s->results[s->seq_started % 8].res = res;
-		s->results[s->seq_started % 8].rc = rc;
-		s->results[s->seq_started % 8].err = err;
-		s->seq_done = s->seq_started;
-		pthread_cond_broadcast(&s->done);
+		run_now(s, kind, trigger, resume, &opts);
 	}
 	s->exited = true;
 	pthread_cond_broadcast(&s->done);
