@@ -513,9 +513,52 @@ metric_labels(char *out, size_t len, const char *mirror, const char *extra)
 		snprintf(out, len, "%s", extra);
 }
 
-rcode
-report_metrics(struct store *s, const char *const *mirrors, size_t n, bool labelled,
-               void (*fn)(void *ctx, const char *name, const char *labels, double value), void *ctx)
+/* Where the numbers go: fn(ctx, ...) for each series, one per mirror. */
+struct metric_out {
+	const char *const *mirrors;
+	size_t n;
+	bool labelled;
+	void (*fn)(void *ctx, const char *name, const char *labels, double value);
+	void *ctx;
+};
+
+/* One series of mirror i, extra its labels besides the mirror's. */
+static void
+metric_emit(const struct metric_out *out, size_t i, const char *name, const char *extra,
+            double value)
+{
+	char labels[192];
+
+	metric_labels(labels, sizeof(labels), out->labelled ? out->mirrors[i] : NULL, extra);
+	out->fn(out->ctx, name, labels, value);
+}
+
+/* Runs by their status: those that ended a counter, every status from 0
+ * (an alert's increase() needs the 0 before the first held run). Running
+ * and interrupted runs change status, so their numbers go down too: a
+ * gauge, reconciler_runs, not a counter. */
+static void
+metrics_runs(const struct metric_out *out, const struct mirror_metrics *m)
+{
+	char extra[64];
+
+	for (int fam = 0; fam < 2; fam++)
+		for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
+			for (size_t i = 0; i < out->n; i++) {
+				enum run_status k = metric_order[o];
+				if (store_run_status_unfinished(k) != (fam == 1))
+					continue;
+				snprintf(extra, sizeof(extra), "status=\"%s\"",
+				         store_run_status_name(k));
+				metric_emit(out, i,
+				            fam ? "reconciler_runs" : "reconciler_runs_total",
+				            extra, (double)m[i].runs[k]);
+			}
+}
+
+/* The sums over the runs: a family's series one after the other. */
+static void
+metrics_sums(const struct metric_out *out, const struct mirror_metrics *m)
 {
 	static const struct {
 		const char *name, *labels;
@@ -532,94 +575,80 @@ report_metrics(struct store *s, const char *const *mirrors, size_t n, bool label
 	    {"reconciler_documents_skipped_newer_total", "", 9},
 	    {"reconciler_errors_total", "", 6},
 	};
-	struct mirror_metrics *m;
-	size_t count = n;
-	char labels[192], extra[64];
-	rcode rc = RC_OK;
+	const size_t n_sums = sizeof(sums) / sizeof(sums[0]);
 
-	m = calloc(count ? count : 1, sizeof(*m));
-	if (m == NULL)
-		return RC_ERR_NOMEM;
-	for (size_t i = 0; i < count && rc == RC_OK; i++)
-		rc = metrics_read(s, &m[i], mirrors[i]);
-	if (rc)
-		goto out;
-	/* runs that ended, by their status: a counter, every status from 0
-	 * (an alert's increase() needs the 0 before the first held run).
-	 * Running and interrupted runs change status, so their numbers go
-	 * down too: a gauge, reconciler_runs, not a counter */
-	for (int fam = 0; fam < 2; fam++)
-		for (size_t o = 0; o < sizeof(metric_order) / sizeof(metric_order[0]); o++)
-			for (size_t i = 0; i < count; i++) {
-				enum run_status k = metric_order[o];
-				if (store_run_status_unfinished(k) != (fam == 1))
-					continue;
-				snprintf(extra, sizeof(extra), "status=\"%s\"",
-				         store_run_status_name(k));
-				metric_labels(labels, sizeof(labels), labelled ? mirrors[i] : NULL,
-				              extra);
-				fn(ctx, fam ? "reconciler_runs" : "reconciler_runs_total", labels,
-				   (double)m[i].runs[k]);
-			}
-	/* a family's series one after the other: families are adjacent rows of sums[] */
-	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]);) {
+	/* families are adjacent rows of sums[] */
+	for (size_t k = 0; k < n_sums;) {
 		size_t end = k;
-		while (end < sizeof(sums) / sizeof(sums[0]) &&
-		       strcmp(sums[end].name, sums[k].name) == 0)
+		while (end < n_sums && strcmp(sums[end].name, sums[k].name) == 0)
 			end++;
-		for (size_t i = 0; i < count; i++)
-			for (size_t j = k; j < end; j++) {
-				metric_labels(labels, sizeof(labels), labelled ? mirrors[i] : NULL,
-				              sums[j].labels);
-				fn(ctx, sums[j].name, labels, (double)m[i].sums[sums[j].sum]);
-			}
+		for (size_t i = 0; i < out->n; i++)
+			for (size_t j = k; j < end; j++)
+				metric_emit(out, i, sums[j].name, sums[j].labels,
+				            (double)m[i].sums[sums[j].sum]);
 		k = end;
 	}
-	for (int family = 0; family < 3; family++)
-		for (size_t i = 0; i < count; i++) {
-			const char *mirror = labelled ? mirrors[i] : NULL;
-			if (family == 0 && m[i].has_success) {
-				metric_labels(labels, sizeof(labels), mirror, "");
-				fn(ctx, "reconciler_last_success_timestamp_seconds", labels,
-				   m[i].last_success);
-			} else if (family == 1) {
-				for (int k = 0; k <= DRIFT_CONFLICT; k++) {
-					snprintf(extra, sizeof(extra), "kind=\"%s\"",
-					         store_drift_kind_name((enum drift_kind)k));
-					metric_labels(labels, sizeof(labels), mirror, extra);
-					fn(ctx, "reconciler_drift_open", labels,
-					   (double)m[i].open[k]);
-				}
-			} else if (family == 2) {
-				metric_labels(labels, sizeof(labels), mirror, "");
-				fn(ctx, "reconciler_drift_recurring", labels,
-				   (double)m[i].recurring);
-			}
+}
+
+/* The last success, and the drift history: open ids by kind, recurring ids. */
+static void
+metrics_drift(const struct metric_out *out, const struct mirror_metrics *m)
+{
+	char extra[64];
+
+	for (size_t i = 0; i < out->n; i++)
+		if (m[i].has_success)
+			metric_emit(out, i, "reconciler_last_success_timestamp_seconds", "",
+			            m[i].last_success);
+	for (size_t i = 0; i < out->n; i++)
+		for (int k = 0; k <= DRIFT_CONFLICT; k++) {
+			snprintf(extra, sizeof(extra), "kind=\"%s\"",
+			         store_drift_kind_name((enum drift_kind)k));
+			metric_emit(out, i, "reconciler_drift_open", extra, (double)m[i].open[k]);
 		}
-	for (int family = 0; family < 3; family++)
-		for (size_t i = 0; i < count; i++) {
-			const char *mirror = labelled ? mirrors[i] : NULL;
-			if (!m[i].has_last)
-				continue;
-			if (family == 0) {
-				metric_labels(labels, sizeof(labels), mirror, "");
-				fn(ctx, "reconciler_last_run_timestamp_seconds", labels,
-				   m[i].last_start);
-			} else if (family == 1) {
-				metric_labels(labels, sizeof(labels), mirror, "");
-				fn(ctx, "reconciler_last_run_duration_seconds", labels,
-				   m[i].last_duration);
-			} else {
-				metric_labels(labels, sizeof(labels), mirror, "side=\"mongodb\"");
-				if (m[i].has_mc)
-					fn(ctx, "reconciler_documents", labels, m[i].mc);
-				metric_labels(labels, sizeof(labels), mirror,
-				              "side=\"opensearch\"");
-				if (m[i].has_oc)
-					fn(ctx, "reconciler_documents", labels, m[i].oc);
-			}
-		}
-out:
+	for (size_t i = 0; i < out->n; i++)
+		metric_emit(out, i, "reconciler_drift_recurring", "", (double)m[i].recurring);
+}
+
+/* The last finished run: its start, duration and the counts it took. */
+static void
+metrics_last(const struct metric_out *out, const struct mirror_metrics *m)
+{
+	for (size_t i = 0; i < out->n; i++)
+		if (m[i].has_last)
+			metric_emit(out, i, "reconciler_last_run_timestamp_seconds", "",
+			            m[i].last_start);
+	for (size_t i = 0; i < out->n; i++)
+		if (m[i].has_last)
+			metric_emit(out, i, "reconciler_last_run_duration_seconds", "",
+			            m[i].last_duration);
+	for (size_t i = 0; i < out->n; i++) {
+		if (m[i].has_last && m[i].has_mc)
+			metric_emit(out, i, "reconciler_documents", "side=\"mongodb\"", m[i].mc);
+		if (m[i].has_last && m[i].has_oc)
+			metric_emit(out, i, "reconciler_documents", "side=\"opensearch\"", m[i].oc);
+	}
+}
+
+rcode
+report_metrics(struct store *s, const char *const *mirrors, size_t n, bool labelled,
+               void (*fn)(void *ctx, const char *name, const char *labels, double value), void *ctx)
+{
+	const struct metric_out out = {mirrors, n, labelled, fn, ctx};
+	struct mirror_metrics *m;
+	rcode rc = RC_OK;
+
+	m = calloc(n ? n : 1, sizeof(*m));
+	if (m == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < n && rc == RC_OK; i++)
+		rc = metrics_read(s, &m[i], mirrors[i]);
+	if (rc == RC_OK) {
+		metrics_runs(&out, m);
+		metrics_sums(&out, m);
+		metrics_drift(&out, m);
+		metrics_last(&out, m);
+	}
 	free(m);
 	return rc;
 }
