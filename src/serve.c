@@ -49,6 +49,20 @@ second_signal(void *arg)
 	return NULL;
 }
 
+/* Signals are taken by sigwait in serve_main's thread, never by a handler:
+ * blocked here, before any other thread starts (they inherit the mask). */
+static void
+signals_take(void)
+{
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	wait_signals = stop_signals;
+	sigaddset(&wait_signals, SIGHUP); /* logrotate: reopen the log files */
+	pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 /* The address HTTP_BIND names, with PORT, into *sin or *sin6 (*addr points
  * to the one used; *flags gets MHD_USE_IPv6 for the second); false when it
  * is neither an IPv4 nor an IPv6 address. */
@@ -213,14 +227,7 @@ serve_main(const struct config_set *set)
 		rc = 78;
 		goto out;
 	}
-	/* signals are taken by sigwait in this thread, never by a handler */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	wait_signals = stop_signals;
-	sigaddset(&wait_signals, SIGHUP); /* logrotate: reopen the log files */
-	pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_take();
 
 	if (store_open(&a.store, cfg->state_db, &err)) {
 		log_error("%s", err.message);
