@@ -325,13 +325,18 @@ segment_copy(char *buf, size_t len, struct http_segment seg)
 	         seg.len < len ? seg.at : "-");
 }
 
+/* Where route_find puts the {id} and {m} segments. */
+struct segments {
+	char id[64], mirror[80];
+};
+
 /* The route of c->path (raw: the path as it came, which routes with a {doc}
  * match), or NULL with the methods allowed on the path in rep->allow.
- * *doc gets the decoded {doc} segment (the caller frees it), id and mirror
- * the {id} and {m} segments. */
+ * *doc gets the decoded {doc} segment (the caller frees it), segs the {id}
+ * and {m} ones. */
 static const struct route *
-route_find(const struct http_server *srv, struct call *c, const char *raw, char **doc, char id[64],
-           char mirror[80])
+route_find(const struct http_server *srv, struct call *c, const char *raw, char **doc,
+           struct segments *segs)
 {
 	struct reply *rep = c->reply;
 	bool is_get = !strcmp(c->method, "GET") || !strcmp(c->method, "HEAD");
@@ -350,8 +355,8 @@ route_find(const struct http_server *srv, struct call *c, const char *raw, char 
 			c->doc_id = *doc ? *doc : "";
 		}
 		if (!strcmp(r->method, c->method) || (is_get && !strcmp(r->method, "GET"))) {
-			segment_copy(id, 64, seg[1]);
-			segment_copy(mirror, 80, seg[0]);
+			segment_copy(segs->id, sizeof(segs->id), seg[1]);
+			segment_copy(segs->mirror, sizeof(segs->mirror), seg[0]);
 			return r;
 		}
 		size_t used = strlen(rep->allow);
@@ -423,7 +428,8 @@ dispatch_route(const struct http_server *srv, struct MHD_Connection *conn, const
                const char *url, const char *raw, char **doc, struct request *rq, struct reply *rep)
 {
 	struct call c = {.api = srv->api, .conn = conn, .method = method, .reply = rep};
-	char path[4096], id[64] = "", mirror[80] = "";
+	struct segments segs = {"", ""};
+	char path[4096];
 	const struct route *hit;
 	bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	size_t n;
@@ -439,7 +445,7 @@ dispatch_route(const struct http_server *srv, struct MHD_Connection *conn, const
 	while (n > 1 && path[n - 1] == '/')
 		path[--n] = '\0';
 	c.path = path;
-	hit = route_find(srv, &c, raw, doc, id, mirror);
+	hit = route_find(srv, &c, raw, doc, &segs);
 	if (hit == NULL) {
 		if (*rep->allow)
 			reply_error(&c, 405, "method %s not allowed on %s (allowed: %s)", method,
@@ -448,10 +454,10 @@ dispatch_route(const struct http_server *srv, struct MHD_Connection *conn, const
 			reply_error(&c, 404, "no route %s %s", method, path);
 		return;
 	}
-	c.id_segment = id;
+	c.id_segment = segs.id;
 	if (!token_allows(srv, &c, hit, is_get) || !query_once(&c))
 		return;
-	if (strstr(hit->pattern, "{m}") && !srv->mirror_named(&c, mirror))
+	if (strstr(hit->pattern, "{m}") && !srv->mirror_named(&c, segs.mirror))
 		return;
 	if (!is_get && !body_parse(&c, rq, srv->body_members))
 		return;
