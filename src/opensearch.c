@@ -1229,14 +1229,73 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 	return bulk_once(os, res, attempts, body, len, n_items, stop, err);
 }
 
+static const char *const bulk_action_names[] = {
+    [BULK_INDEX] = "index", [BULK_UPDATE] = "update", [BULK_DELETE] = "delete"};
+
+const char *
+bulk_action_name(enum bulk_action a)
+{
+	return bulk_action_names[a];
+}
+
+/* What an action adds to its action line after _id, _index and routing. */
+static RC_MUST_CHECK rcode
+bulk_action_meta(struct buf *b, const struct bulk_doc *d)
+{
+	rcode rc = RC_OK;
+
+	switch (d->action) {
+	case BULK_INDEX:
+		/* update actions accept no external version (config.c refuses it) */
+		if (d->version >= 0)
+			rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
+			                (long long)d->version);
+		/* an update runs no named pipeline (OpenSearch 2.19 accepts the key
+		 * and ignores it; only index.default_pipeline runs): sent on index
+		 * only */
+		if (rc == RC_OK && d->pipeline && (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
+			rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
+		return rc;
+	case BULK_UPDATE:
+		/* as the live syncer: a concurrent write of the same copy is retried */
+		return buf_puts(b, ",\"retry_on_conflict\":3");
+	case BULK_DELETE:
+		return RC_OK;
+	}
+	return RC_OK;
+}
+
+/* The source line that follows the action line: the document, wrapped for
+ * an update; a delete has none. */
+static RC_MUST_CHECK rcode
+bulk_source(struct buf *b, const struct bulk_doc *d)
+{
+	rcode rc = RC_OK;
+
+	if (d->source == NULL)
+		return RC_OK;
+	switch (d->action) {
+	case BULK_INDEX:
+		if ((rc = buf_append(b, d->source, d->source_len)) == RC_OK)
+			rc = buf_puts(b, "\n");
+		return rc;
+	case BULK_UPDATE:
+		if ((rc = buf_puts(b, "{\"doc\":")) == RC_OK &&
+		    (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
+			rc = buf_puts(b, ",\"doc_as_upsert\":true}\n");
+		return rc;
+	case BULK_DELETE:
+		return RC_OK;
+	}
+	return RC_OK;
+}
+
 /* The action line (and source) of one document: the one place where a
  * write's metadata is spelled (docs/ENGINE.md, "How a repair writes"). */
 static RC_MUST_CHECK rcode
 bulk_lines(struct buf *b, const struct bulk_doc *d)
 {
-	bool update = strcmp(d->action, "update") == 0;
-	bool del = strcmp(d->action, "delete") == 0;
-	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
+	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", bulk_action_name(d->action));
 
 	if (rc == RC_OK)
 		rc = doc_json_string(b, d->id, strlen(d->id));
@@ -1244,24 +1303,12 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 		rc = doc_json_string(b, d->index, strlen(d->index));
 	if (rc == RC_OK && d->routing && (rc = buf_puts(b, ",\"routing\":")) == RC_OK)
 		rc = doc_json_string(b, d->routing, strlen(d->routing));
-	/* update actions accept no external version (config.c refuses it) */
-	if (rc == RC_OK && !update && !del && d->version >= 0)
-		rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
-		                (long long)d->version);
-	/* an update runs no named pipeline (OpenSearch 2.19 accepts the key and
-	 * ignores it; only index.default_pipeline runs): sent on index only */
-	if (rc == RC_OK && !update && !del && d->pipeline &&
-	    (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
-		rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
-	/* as the live syncer: a concurrent write of the same copy is retried */
-	if (rc == RC_OK && update)
-		rc = buf_puts(b, ",\"retry_on_conflict\":3");
+	if (rc == RC_OK)
+		rc = bulk_action_meta(b, d);
 	if (rc == RC_OK)
 		rc = buf_puts(b, "}}\n");
-	if (rc == RC_OK && d->source && update)
-		rc = buf_puts(b, "{\"doc\":");
-	if (rc == RC_OK && d->source && (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
-		rc = buf_puts(b, update ? ",\"doc_as_upsert\":true}\n" : "\n");
+	if (rc == RC_OK)
+		rc = bulk_source(b, d);
 	return rc;
 }
 

@@ -1175,6 +1175,8 @@ static const char *const run_status_names[] = {"running",     "completed", "fail
 
 static const char *const drift_state_names[] = {"pending", "done", "failed", "reported", "skipped"};
 static const char *const batch_state_names[] = {"pending", "committed", "failed"};
+static const char *const batch_action_names[] = {
+    [BATCH_INDEX] = "index", [BATCH_DELETE] = "delete"};
 
 /* The index of name in a name table of n words; -1 when it is none. */
 static int
@@ -1573,7 +1575,7 @@ store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row
 }
 
 rcode
-store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, const char *action,
+store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, enum batch_action action,
                  int64_t docs, int64_t bytes, const char *first_id, const char *last_id,
                  const struct store_drift *rows, size_t n)
 {
@@ -1650,8 +1652,8 @@ store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no)
 }
 
 rcode
-store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action, int64_t docs,
-                int64_t bytes, const char *first_id, const char *last_id)
+store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, enum batch_action action,
+                int64_t docs, int64_t bytes, const char *first_id, const char *last_id)
 {
 	char ts[32];
 
@@ -1662,7 +1664,8 @@ store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *a
 	               " ON CONFLICT (run_id, batch_no) DO UPDATE SET docs = excluded.docs,"
 	               " bytes = excluded.bytes, first_id = excluded.first_id,"
 	               " last_id = excluded.last_id, status = 'pending'",
-	               "iitiittt", run_id, batch_no, action, docs, bytes, first_id, last_id, ts);
+	               "iitiittt", run_id, batch_no, batch_action_names[action], docs, bytes,
+	               first_id, last_id, ts);
 }
 
 rcode
@@ -1706,9 +1709,14 @@ store_batches_pending(struct store *s, int64_t run_id, struct store_pending **ou
 			}
 			v = nv;
 		}
+		int action = word_index(batch_action_names, (int)BATCH_DELETE + 1,
+		                        (const char *)sqlite3_column_text(st, 1));
+		if (action < 0) { /* the CHECK constraint makes this a journal we do not know */
+			rc = RC_ERR_STORE;
+			break;
+		}
 		v[count].batch_no = sqlite3_column_int64(st, 0);
-		snprintf(v[count].action, sizeof(v[count].action), "%s",
-		         (const char *)sqlite3_column_text(st, 1));
+		v[count].action = (enum batch_action)action;
 		count++;
 	}
 	if (rc == RC_OK && step != SQLITE_DONE)
