@@ -5,18 +5,36 @@
  *   connection. TLS verification is on unless OPENSEARCH_TLS_VERIFY=false
  *   (the system this replaces turned it off unconditionally).
  * - The id stream sorts on the keyword id field (or _id) and pages with
- *   search_after; _source is off, the key is read from each hit's sort
- *   values and the version from doc values, so a page costs the index no
- *   stored-field reads and one doc-value lookup per hit (docs/PERFORMANCE.md
- *   "The index side" has the measurements behind these choices).
+ *   search_after. The key is read from each hit's sort value (not asked
+ *   for again as a doc value) and the version from doc values (a date as
+ *   epoch_millis). Each hit also brings its _id, _index and _routing: _id
+ *   and _routing are stored fields, so a page reads a stored-field block
+ *   per hit. The pass needs them before anything acts (which copy of a key
+ *   to keep, a copy under a foreign _id); pages without them were measured
+ *   faster and not kept (docs/PERFORMANCE.md, "Lean index pages"). _source
+ *   is off, except the version field itself when its doc values cannot be
+ *   used (not a numeric, date or keyword type, doc_values false, a
+ *   normalizer, ignore_above, or another type in another backing index);
+ *   run.c decides, struct os_keys says.
+ * - The copies' bodies are read only where a run needs them: _mget of the
+ *   fields the transform writes for the stale-by-content comparison,
+ *   GET _source of the one copy a routing move carries over, and a search
+ *   for every copy of one id (docdiff.c). Also here: counts, the mapping of
+ *   a field, an alias's backing indexes and their uuids, creating the
+ *   index or mapping the id field as keyword, and _refresh.
  * - A mirror's OPENSEARCH_QUERY (the index documents that are its own, in
  *   an index shared with other collections) is a bool filter around every
  *   read that judges documents: the id stream, lookups by id, _count and
  *   the count of documents without the id field. Documents outside it are
  *   not seen, so they are never this mirror's orphans or duplicates.
- * - _bulk answers are read item by item: one rejected document fails alone,
- *   with OpenSearch's reason. A whole-request 429/503 or a lost connection
- *   is retried with exponential backoff and full jitter.
+ * - _bulk: each document's action (enum bulk_action: index, update or
+ *   delete) and its metadata are spelled in one place (bulk_lines).
+ *   Answers are read item by item: one rejected document fails alone, with
+ *   OpenSearch's reason. A whole-request 429/502/503/504 or a lost
+ *   connection, and documents turned away with 429 or by a concurrent
+ *   dynamic-mapping update, are retried with exponential backoff and full
+ *   jitter (SYNC_MAX_RETRIES); a request refused as a whole for what it
+ *   holds (413, 400) is split until the document at fault stands alone.
  */
 #include "opensearch.h"
 #include "doc.h"
