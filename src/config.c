@@ -1,9 +1,10 @@
 /*
  * config.c: the settings table, and the configuration file.
  *
- * One row per setting: environment name, type, default, bounds or allowed
- * words, whether it is a secret, help text, where it lands in struct
- * config, and whether it is global or per mirror. Parsing (environment,
+ * One row per setting, written with its type's macro: environment name,
+ * where it lands in struct config, flags (global or per mirror, binds a
+ * run, secret), default, bounds or allowed words, help text. Each type has
+ * one parse function (cfg_types). Parsing (environment,
  * .env, YAML file), validation, `reconciler config`, the journal's config
  * snapshot and docs/CONFIG.md are all driven by this table, so a setting
  * exists in exactly one place. Secrets (passwords, tokens, the password in
@@ -37,7 +38,8 @@
  * src/transform.c gives them meaning. CFG_MONGO_QUERY (a MongoDB query in
  * extended JSON, parsed with libbson) and CFG_OS_QUERY (one query-DSL
  * clause, parsed with cJSON) are text as well; src/mongo.c and
- * src/opensearch.c apply them. */
+ * src/opensearch.c apply them. Each type has its parse function and its
+ * name in docs/CONFIG.md (cfg_types, below the table). */
 enum cfg_type {
 	CFG_STRING,
 	CFG_INT,
@@ -58,186 +60,219 @@ enum cfg_type {
  * a run compares or where and how it writes; an interrupted run whose
  * snapshot holds another value of one is not resumed (config_run_changes).
  * The rest (batch sizes, delays, concurrency, timeouts, the schedule, the
- * brake's limits, credentials) may change between a run and its resume. */
-enum cfg_flags { CFG_MIRROR = 0, CFG_GLOBAL = 1, CFG_RUN = 2 };
+ * brake's limits, credentials) may change between a run and its resume.
+ * CFG_SECRET: masked on every way out. */
+enum cfg_flags { CFG_MIRROR = 0, CFG_GLOBAL = 1, CFG_RUN = 2, CFG_SECRET = 4 };
+
+/* One word of a CFG_ENUM setting and the enum value it stands for. */
+struct cfg_word {
+	const char *word;
+	int value;
+};
 
 struct cfg_entry {
 	const char *name;
 	enum cfg_type type;
+	unsigned flags; /* enum cfg_flags */
 	const char *def;
-	int64_t min, max;
-	const char *const *words; /* CFG_ENUM: NULL-terminated */
-	bool secret;
+	int64_t min, max;             /* CFG_INT, CFG_RATIO: bounds; CFG_INDEX_NAME: max bytes;
+	                                 CFG_STRING: min 1 refuses "" */
+	const struct cfg_word *words; /* CFG_ENUM: ends with a NULL word */
 	size_t offset;
 	const char *help;
-	unsigned flags; /* enum cfg_flags */
 };
-
-static const char *const orphan_words[] = {"report", "delete", NULL};
-static const char *const count_words[] = {"before", "pass", NULL};
-static const char *const compare_words[] = {"version", "content", NULL};
-static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
-static const char *const write_mode_words[] = {"upsert", "index", NULL};
-static const char *const version_type_words[] = {"internal", "external_gte", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY_MS (24LL * 3600 * 1000)
 
+/* A row per type (as redis's createIntConfig and pgbouncer's CF_ABS): each
+ * takes what its type needs and nothing more, in one order: the name, its
+ * field in struct config, the flags, the default, the type's bounds or
+ * words, the help. */
+#define ROW(nm, ty, fld, fl, df, lo, hi, wd, hlp)                                                  \
+	{                                                                                          \
+		.name = nm, .type = ty, .flags = fl, .def = df, .min = lo, .max = hi, .words = wd, \
+		.offset = OFF(fld), .help = hlp                                                    \
+	}
+#define STRING_SETTING(nm, fld, fl, df, hlp)      ROW(nm, CFG_STRING, fld, fl, df, 0, 0, NULL, hlp)
+#define NONEMPTY_SETTING(nm, fld, fl, df, hlp)    ROW(nm, CFG_STRING, fld, fl, df, 1, 0, NULL, hlp)
+#define INT_SETTING(nm, fld, fl, df, lo, hi, hlp) ROW(nm, CFG_INT, fld, fl, df, lo, hi, NULL, hlp)
+#define BOOL_SETTING(nm, fld, fl, df, hlp)        ROW(nm, CFG_BOOL, fld, fl, df, 0, 0, NULL, hlp)
+/* words: WORDS({"word", VALUE}, ...), matched in any case */
+#define ENUM_SETTING(nm, fld, fl, df, wd, hlp) ROW(nm, CFG_ENUM, fld, fl, df, 0, 0, wd, hlp)
+#define WORDS(...)                             ((const struct cfg_word[]){__VA_ARGS__, {NULL, 0}})
+/* lo and hi in millionths */
+#define RATIO_SETTING(nm, fld, fl, df, lo, hi, hlp)                                                \
+	ROW(nm, CFG_RATIO, fld, fl, df, lo, hi, NULL, hlp)
+#define MONGO_URI_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_MONGO_URI, fld, fl, df, 0, 0, NULL, hlp)
+#define HTTP_URL_SETTING(nm, fld, fl, df, hlp)  ROW(nm, CFG_HTTP_URL, fld, fl, df, 0, 0, NULL, hlp)
+/* hi: the most bytes */
+#define INDEX_NAME_SETTING(nm, fld, fl, df, hi, hlp)                                               \
+	ROW(nm, CFG_INDEX_NAME, fld, fl, df, 0, hi, NULL, hlp)
+#define FIELDS_SETTING(nm, fld, fl, df, hlp)  ROW(nm, CFG_FIELDS, fld, fl, df, 0, 0, NULL, hlp)
+#define RENAMES_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_RENAMES, fld, fl, df, 0, 0, NULL, hlp)
+#define MONGO_QUERY_SETTING(nm, fld, fl, df, hlp)                                                  \
+	ROW(nm, CFG_MONGO_QUERY, fld, fl, df, 0, 0, NULL, hlp)
+#define OS_QUERY_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_OS_QUERY, fld, fl, df, 0, 0, NULL, hlp)
+
 static const struct cfg_entry cfg_table[] = {
-    {"MONGODB_URI", CFG_MONGO_URI, "mongodb://127.0.0.1:27017", 0, 0, NULL, true, OFF(mongodb_uri),
-     "MongoDB connection string (its password is masked everywhere)", CFG_MIRROR | CFG_RUN},
-    {"MONGODB_DATABASE", CFG_STRING, "test", 1, 0, NULL, false, OFF(mongodb_database),
-     "database of the mirrored collection", CFG_MIRROR | CFG_RUN},
-    {"MONGODB_COLLECTION", CFG_STRING, "documents", 1, 0, NULL, false, OFF(mongodb_collection),
-     "the mirrored collection", CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_URL", CFG_HTTP_URL, "http://127.0.0.1:9200", 0, 0, NULL, true, OFF(opensearch_url),
-     "OpenSearch base URL (http or https)", CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_USERNAME", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_username),
-     "basic-auth user for OpenSearch; empty = no auth", CFG_MIRROR},
-    {"OPENSEARCH_PASSWORD", CFG_STRING, "", 0, 0, NULL, true, OFF(opensearch_password),
-     "basic-auth password for OpenSearch", CFG_MIRROR},
-    {"OPENSEARCH_INDEX", CFG_INDEX_NAME, "documents", 1, 255, NULL, false, OFF(opensearch_index),
-     "the index that mirrors the collection", CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_ID_FIELD", CFG_STRING, "mongo_id", 0, 0, NULL, false, OFF(opensearch_id_field),
-     "keyword field holding the MongoDB id in each indexed document; empty = sort on _id",
-     CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_TLS_VERIFY", CFG_BOOL, "true", 0, 0, NULL, false, OFF(opensearch_tls_verify),
-     "verify OpenSearch's TLS certificate", CFG_MIRROR},
-    {"OPENSEARCH_CA_FILE", CFG_STRING, "", 0, 0, NULL, false, OFF(opensearch_ca_file),
-     "CA bundle for OpenSearch's certificate; empty = system store", CFG_MIRROR},
-    {"OPENSEARCH_SCAN_PAGE", CFG_INT, "10000", 10, 10000, NULL, false, OFF(opensearch_scan_page),
-     "ids per page of the index's id stream (search_after); larger pages stream faster, "
-     "10000 is the default index.max_result_window (docs/PERFORMANCE.md)",
-     CFG_MIRROR},
-    {"OPENSEARCH_TIMEOUT_MS", CFG_INT, "60000", 1000, DAY_MS, NULL, false,
-     OFF(opensearch_timeout_ms), "timeout of one OpenSearch request", CFG_MIRROR},
-    {"SYNC_BATCH_SIZE", CFG_INT, "100", 1, 10000, NULL, false, OFF(sync_batch_size),
-     "most documents in one _bulk request", CFG_MIRROR},
-    {"SYNC_BATCH_SIZE_BYTES", CFG_INT, "5242880", 1024, 1073741824, NULL, false,
-     OFF(sync_batch_size_bytes), "most bytes in one _bulk request", CFG_MIRROR},
-    {"SYNC_BATCH_DELAY_MS", CFG_INT, "0", 0, 600000, NULL, false, OFF(sync_batch_delay_ms),
-     "pause between _bulk requests (0 = as fast as the index allows)", CFG_MIRROR},
-    {"SYNC_CONCURRENCY", CFG_INT, "1", 1, 16, NULL, false, OFF(sync_concurrency),
-     "_bulk requests in flight at once while the next batch is read and converted (each "
-     "on its own connection); batches are still committed in order",
-     CFG_MIRROR},
-    {"SYNC_MAX_RETRIES", CFG_INT, "6", 0, 100, NULL, false, OFF(sync_max_retries),
-     "retries of a _bulk answered 429/503 or lost, with exponential backoff and jitter",
-     CFG_MIRROR},
-    {"STATE_DB", CFG_STRING, "data/reconciler.db", 1, 0, NULL, false, OFF(state_db),
-     "path of the SQLite journal", CFG_GLOBAL},
-    {"RECONCILE_VERSION_FIELD", CFG_STRING, "", 0, 0, NULL, false, OFF(version_field),
-     "field compared to find stale copies (e.g. updatedAt); empty = no stale detection",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_ORPHANS", CFG_ENUM, "report", 0, 0, orphan_words, false, OFF(orphans),
-     "what to do with documents only in the index: report or delete", CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_COMPARE", CFG_ENUM, "version", 0, 0, compare_words, false, OFF(compare),
-     "how a copy is found stale: version (RECONCILE_VERSION_FIELD differs) or content (the "
-     "transformed MongoDB document differs from the copy's _source on the fields the transform "
-     "writes; with a version field set, also when the versions differ; docs/ENGINE.md)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_MONGO_COUNT", CFG_ENUM, "before", 0, 0, count_words, false, OFF(mongo_count),
-     "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
-     "exact, and no extra scan on servers where counting scans the collection)",
-     CFG_MIRROR},
-    {"RECONCILE_MAX_DELETE_RATIO", CFG_RATIO, "0.05", 0, 1000000, NULL, false,
-     OFF(max_delete_ratio),
-     "the brake on orphan deletes: a run that finds more orphans than this fraction of the "
-     "index count deletes none of them and ends held (docs/ENGINE.md#the-brake-on-deletes); "
-     "--allow-deletes or {\"allowDeletes\": true} releases it for one run",
-     CFG_MIRROR},
-    {"RECONCILE_MAX_DELETES", CFG_INT, "10000", 0, 1000000000, NULL, false, OFF(max_deletes),
-     "the brake on orphan deletes: a run that finds more orphans than this deletes none of "
-     "them and ends held",
-     CFG_MIRROR},
-    {"RECONCILE_CHUNK_SIZE", CFG_INT, "5000", 10, 100000, NULL, false, OFF(chunk_size),
-     "ids compared per chunk (memory is proportional to this)", CFG_MIRROR},
-    {"RECONCILE_MIN_AGE_MS", CFG_INT, "0", 0, 30 * DAY_MS, NULL, false, OFF(min_age_ms),
-     "leave documents changed more recently than this alone (0 = off)", CFG_MIRROR},
-    {"RECONCILE_FILTER", CFG_MONGO_QUERY, "", 0, 0, NULL, false, OFF(filter),
-     "MongoDB query (extended JSON, e.g. {\"status\": \"active\"}) selecting the documents "
-     "that belong in the index; documents outside it are not missing, and a copy whose "
-     "document left it is an orphan; empty = every document (docs/ENGINE.md#filters)",
-     CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_QUERY", CFG_OS_QUERY, "", 0, 0, NULL, false, OFF(opensearch_query),
-     "query-DSL clause (JSON, e.g. {\"term\": {\"source\": \"ads\"}}) selecting the index "
-     "documents of this mirror in an index shared with others; documents outside it are "
-     "never this mirror's orphans, and the transform must write what it selects; empty = "
-     "the whole index (docs/ENGINE.md#filters)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_FIELDS", CFG_FIELDS, "", 0, 0, NULL, false, OFF(fields),
-     "top-level fields written to the index (e.g. title,price); empty = all; the id field is "
-     "always written (docs/TRANSFORM.md)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_EXCLUDE", CFG_FIELDS, "", 0, 0, NULL, false, OFF(exclude),
-     "top-level fields never written to the index (e.g. internal,audit)", CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_RENAME", CFG_RENAMES, "", 0, 0, NULL, false, OFF(rename),
-     "top-level fields written under another name (e.g. title:name,qty:quantity; names as in "
-     "MongoDB, applied after RECONCILE_FIELDS and RECONCILE_EXCLUDE)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_TRANSFORM", CFG_STRING, "", 0, 0, NULL, false, OFF(transform),
-     "Lua 5.4 script whose transform(doc) returns the body to index, nil to leave the "
-     "document out, or body, routing; runs after the three above; empty = none "
-     "(docs/TRANSFORM.md)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_TRANSFORM_MAX_INSTRUCTIONS", CFG_INT, "10000000", 1000, 100000000000LL, NULL, false,
-     OFF(transform_max_instructions),
-     "most Lua instructions one transform(doc) call may run; past it that document fails",
-     CFG_MIRROR},
-    {"RECONCILE_TRANSFORM_MAX_MEMORY", CFG_INT, "67108864", 1048576, 17179869184LL, NULL, false,
-     OFF(transform_max_memory),
-     "most bytes the script's Lua state may hold (per thread); past it the document fails and "
-     "the state is rebuilt",
-     CFG_MIRROR},
-    {"OPENSEARCH_ROUTING_FIELD", CFG_FIELDS, "", 0, 0, NULL, false, OFF(routing_field),
-     "top-level fields whose value routes a written document, tried in order (e.g. "
-     "page_id,countrySearchedfor; empty, null or missing: the next), else the id; routing the "
-     "transform script returns wins; empty = no routing (docs/ENGINE.md)",
-     CFG_MIRROR | CFG_RUN},
-    {"RECONCILE_WRITE_MODE", CFG_ENUM, "upsert", 0, 0, write_mode_words, false, OFF(write_mode),
-     "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
-     "the index has survive) or index (the whole copy replaced: an exact mirror)",
-     CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_VERSION_TYPE", CFG_ENUM, "internal", 0, 0, version_type_words, false,
-     OFF(version_type),
-     "internal (no version sent) or external_gte (the version field's value in epoch ms is sent "
-     "as the document's external version, so a newer copy is never overwritten: skipped_newer); "
-     "external_gte needs RECONCILE_WRITE_MODE=index and RECONCILE_VERSION_FIELD",
-     CFG_MIRROR | CFG_RUN},
-    {"OPENSEARCH_PIPELINE", CFG_STRING, "", 0, 0, NULL, false, OFF(pipeline),
-     "ingest pipeline named on every index action (RECONCILE_WRITE_MODE=index); update actions "
-     "run no named pipeline, only the index's index.default_pipeline (a warning says so); "
-     "empty = none named (docs/ENGINE.md)",
-     CFG_MIRROR | CFG_RUN},
-    {"HTTP_BIND", CFG_STRING, "127.0.0.1", 1, 0, NULL, false, OFF(http_bind),
-     "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface; beyond "
-     "loopback set API_TOKEN: the service warns at start without one)",
-     CFG_GLOBAL},
-    {"PORT", CFG_INT, "3000", 0, 65535, NULL, false, OFF(port),
-     "port the HTTP API listens on (0 = any free port)", CFG_GLOBAL},
-    {"RECONCILIATION_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(reconciliation_enabled),
-     "start the schedule when the service starts", CFG_MIRROR},
-    {"RECONCILIATION_STARTUP_DELAY_MS", CFG_INT, "120000", 0, DAY_MS, NULL, false,
-     OFF(startup_delay_ms), "wait before the first scheduled run", CFG_MIRROR},
-    {"RECONCILIATION_INTERVAL_MS", CFG_INT, "1800000", 1000, 30 * DAY_MS, NULL, false,
-     OFF(interval_ms), "time between scheduled runs", CFG_MIRROR},
-    {"COUNT_MONITOR_ENABLED", CFG_BOOL, "true", 0, 0, NULL, false, OFF(count_monitor_enabled),
-     "compare counts periodically and start a run past the threshold", CFG_MIRROR},
-    {"COUNT_MONITOR_INTERVAL_MS", CFG_INT, "18000000", 1000, 30 * DAY_MS, NULL, false,
-     OFF(count_monitor_interval_ms), "time between count comparisons", CFG_MIRROR},
-    {"COUNT_MONITOR_THRESHOLD", CFG_INT, "100", 0, 1000000000, NULL, false,
-     OFF(count_monitor_threshold), "count difference that starts a run", CFG_MIRROR},
-    {"API_TOKEN", CFG_STRING, "", 0, 0, NULL, true, OFF(api_token),
-     "when set, POST routes require Authorization: Bearer <token>", CFG_GLOBAL},
-    {"API_TOKEN_READ", CFG_BOOL, "false", 0, 0, NULL, false, OFF(api_token_read),
-     "require the token on GET routes too (health probes stay open)", CFG_GLOBAL},
-    {"LOG_LEVEL", CFG_ENUM, "info", 0, 0, level_words, false, OFF(log_level),
-     "error, warn, info or debug", CFG_GLOBAL},
-    {"LOG_DIR", CFG_STRING, "logs", 0, 0, NULL, false, OFF(log_dir),
-     "directory of combined.log and error.log; empty = stderr only", CFG_GLOBAL},
-    {"RECONCILE_CONCURRENCY", CFG_INT, "1", 1, 64, NULL, false, OFF(concurrency),
-     "runs of different mirrors the service lets overlap (one mirror never runs two at once)",
-     CFG_GLOBAL},
+    MONGO_URI_SETTING("MONGODB_URI", mongodb_uri, CFG_MIRROR | CFG_RUN | CFG_SECRET,
+                      "mongodb://127.0.0.1:27017",
+                      "MongoDB connection string (its password is masked everywhere)"),
+    NONEMPTY_SETTING("MONGODB_DATABASE", mongodb_database, CFG_MIRROR | CFG_RUN, "test",
+                     "database of the mirrored collection"),
+    NONEMPTY_SETTING("MONGODB_COLLECTION", mongodb_collection, CFG_MIRROR | CFG_RUN, "documents",
+                     "the mirrored collection"),
+    HTTP_URL_SETTING("OPENSEARCH_URL", opensearch_url, CFG_MIRROR | CFG_RUN | CFG_SECRET,
+                     "http://127.0.0.1:9200", "OpenSearch base URL (http or https)"),
+    STRING_SETTING("OPENSEARCH_USERNAME", opensearch_username, CFG_MIRROR, "",
+                   "basic-auth user for OpenSearch; empty = no auth"),
+    STRING_SETTING("OPENSEARCH_PASSWORD", opensearch_password, CFG_MIRROR | CFG_SECRET, "",
+                   "basic-auth password for OpenSearch"),
+    INDEX_NAME_SETTING("OPENSEARCH_INDEX", opensearch_index, CFG_MIRROR | CFG_RUN, "documents", 255,
+                       "the index that mirrors the collection"),
+    STRING_SETTING(
+        "OPENSEARCH_ID_FIELD", opensearch_id_field, CFG_MIRROR | CFG_RUN, "mongo_id",
+        "keyword field holding the MongoDB id in each indexed document; empty = sort on _id"),
+    BOOL_SETTING("OPENSEARCH_TLS_VERIFY", opensearch_tls_verify, CFG_MIRROR, "true",
+                 "verify OpenSearch's TLS certificate"),
+    STRING_SETTING("OPENSEARCH_CA_FILE", opensearch_ca_file, CFG_MIRROR, "",
+                   "CA bundle for OpenSearch's certificate; empty = system store"),
+    INT_SETTING("OPENSEARCH_SCAN_PAGE", opensearch_scan_page, CFG_MIRROR, "10000", 10, 10000,
+                "ids per page of the index's id stream (search_after); larger pages stream faster, "
+                "10000 is the default index.max_result_window (docs/PERFORMANCE.md)"),
+    INT_SETTING("OPENSEARCH_TIMEOUT_MS", opensearch_timeout_ms, CFG_MIRROR, "60000", 1000, DAY_MS,
+                "timeout of one OpenSearch request"),
+    INT_SETTING("SYNC_BATCH_SIZE", sync_batch_size, CFG_MIRROR, "100", 1, 10000,
+                "most documents in one _bulk request"),
+    INT_SETTING("SYNC_BATCH_SIZE_BYTES", sync_batch_size_bytes, CFG_MIRROR, "5242880", 1024,
+                1073741824, "most bytes in one _bulk request"),
+    INT_SETTING("SYNC_BATCH_DELAY_MS", sync_batch_delay_ms, CFG_MIRROR, "0", 0, 600000,
+                "pause between _bulk requests (0 = as fast as the index allows)"),
+    INT_SETTING("SYNC_CONCURRENCY", sync_concurrency, CFG_MIRROR, "1", 1, 16,
+                "_bulk requests in flight at once while the next batch is read and converted (each "
+                "on its own connection); batches are still committed in order"),
+    INT_SETTING("SYNC_MAX_RETRIES", sync_max_retries, CFG_MIRROR, "6", 0, 100,
+                "retries of a _bulk answered 429/503 or lost, with exponential backoff and jitter"),
+    NONEMPTY_SETTING("STATE_DB", state_db, CFG_GLOBAL, "data/reconciler.db",
+                     "path of the SQLite journal"),
+    STRING_SETTING(
+        "RECONCILE_VERSION_FIELD", version_field, CFG_MIRROR | CFG_RUN, "",
+        "field compared to find stale copies (e.g. updatedAt); empty = no stale detection"),
+    ENUM_SETTING("RECONCILE_ORPHANS", orphans, CFG_MIRROR | CFG_RUN, "report",
+                 WORDS({"report", ORPHANS_REPORT}, {"delete", ORPHANS_DELETE}),
+                 "what to do with documents only in the index: report or delete"),
+    ENUM_SETTING(
+        "RECONCILE_COMPARE", compare, CFG_MIRROR | CFG_RUN, "version",
+        WORDS({"version", COMPARE_VERSION}, {"content", COMPARE_CONTENT}),
+        "how a copy is found stale: version (RECONCILE_VERSION_FIELD differs) or content (the "
+        "transformed MongoDB document differs from the copy's _source on the fields the transform "
+        "writes; with a version field set, also when the versions differ; docs/ENGINE.md)"),
+    ENUM_SETTING(
+        "RECONCILE_MONGO_COUNT", mongo_count, CFG_MIRROR, "before",
+        WORDS({"before", MONGO_COUNT_BEFORE}, {"pass", MONGO_COUNT_PASS}),
+        "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "
+        "exact, and no extra scan on servers where counting scans the collection)"),
+    RATIO_SETTING(
+        "RECONCILE_MAX_DELETE_RATIO", max_delete_ratio, CFG_MIRROR, "0.05", 0, 1000000,
+        "the brake on orphan deletes: a run that finds more orphans than this fraction of the "
+        "index count deletes none of them and ends held (docs/ENGINE.md#the-brake-on-deletes); "
+        "--allow-deletes or {\"allowDeletes\": true} releases it for one run"),
+    INT_SETTING(
+        "RECONCILE_MAX_DELETES", max_deletes, CFG_MIRROR, "10000", 0, 1000000000,
+        "the brake on orphan deletes: a run that finds more orphans than this deletes none of "
+        "them and ends held"),
+    INT_SETTING("RECONCILE_CHUNK_SIZE", chunk_size, CFG_MIRROR, "5000", 10, 100000,
+                "ids compared per chunk (memory is proportional to this)"),
+    INT_SETTING("RECONCILE_MIN_AGE_MS", min_age_ms, CFG_MIRROR, "0", 0, 30 * DAY_MS,
+                "leave documents changed more recently than this alone (0 = off)"),
+    MONGO_QUERY_SETTING(
+        "RECONCILE_FILTER", filter, CFG_MIRROR | CFG_RUN, "",
+        "MongoDB query (extended JSON, e.g. {\"status\": \"active\"}) selecting the documents "
+        "that belong in the index; documents outside it are not missing, and a copy whose "
+        "document left it is an orphan; empty = every document (docs/ENGINE.md#filters)"),
+    OS_QUERY_SETTING(
+        "OPENSEARCH_QUERY", opensearch_query, CFG_MIRROR | CFG_RUN, "",
+        "query-DSL clause (JSON, e.g. {\"term\": {\"source\": \"ads\"}}) selecting the index "
+        "documents of this mirror in an index shared with others; documents outside it are "
+        "never this mirror's orphans, and the transform must write what it selects; empty = "
+        "the whole index (docs/ENGINE.md#filters)"),
+    FIELDS_SETTING(
+        "RECONCILE_FIELDS", fields, CFG_MIRROR | CFG_RUN, "",
+        "top-level fields written to the index (e.g. title,price); empty = all; the id field is "
+        "always written (docs/TRANSFORM.md)"),
+    FIELDS_SETTING("RECONCILE_EXCLUDE", exclude, CFG_MIRROR | CFG_RUN, "",
+                   "top-level fields never written to the index (e.g. internal,audit)"),
+    RENAMES_SETTING(
+        "RECONCILE_RENAME", rename, CFG_MIRROR | CFG_RUN, "",
+        "top-level fields written under another name (e.g. title:name,qty:quantity; names as in "
+        "MongoDB, applied after RECONCILE_FIELDS and RECONCILE_EXCLUDE)"),
+    STRING_SETTING(
+        "RECONCILE_TRANSFORM", transform, CFG_MIRROR | CFG_RUN, "",
+        "Lua 5.4 script whose transform(doc) returns the body to index, nil to leave the "
+        "document out, or body, routing; runs after the three above; empty = none "
+        "(docs/TRANSFORM.md)"),
+    INT_SETTING(
+        "RECONCILE_TRANSFORM_MAX_INSTRUCTIONS", transform_max_instructions, CFG_MIRROR, "10000000",
+        1000, 100000000000LL,
+        "most Lua instructions one transform(doc) call may run; past it that document fails"),
+    INT_SETTING(
+        "RECONCILE_TRANSFORM_MAX_MEMORY", transform_max_memory, CFG_MIRROR, "67108864", 1048576,
+        17179869184LL,
+        "most bytes the script's Lua state may hold (per thread); past it the document fails and "
+        "the state is rebuilt"),
+    FIELDS_SETTING(
+        "OPENSEARCH_ROUTING_FIELD", routing_field, CFG_MIRROR | CFG_RUN, "",
+        "top-level fields whose value routes a written document, tried in order (e.g. "
+        "page_id,countrySearchedfor; empty, null or missing: the next), else the id; routing the "
+        "transform script returns wins; empty = no routing (docs/ENGINE.md)"),
+    ENUM_SETTING(
+        "RECONCILE_WRITE_MODE", write_mode, CFG_MIRROR | CFG_RUN, "upsert",
+        WORDS({"upsert", WRITE_UPSERT}, {"index", WRITE_INDEX}),
+        "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
+        "the index has survive) or index (the whole copy replaced: an exact mirror)"),
+    ENUM_SETTING(
+        "OPENSEARCH_VERSION_TYPE", version_type, CFG_MIRROR | CFG_RUN, "internal",
+        WORDS({"internal", VERSION_INTERNAL}, {"external_gte", VERSION_EXTERNAL_GTE}),
+        "internal (no version sent) or external_gte (the version field's value in epoch ms is sent "
+        "as the document's external version, so a newer copy is never overwritten: skipped_newer); "
+        "external_gte needs RECONCILE_WRITE_MODE=index and RECONCILE_VERSION_FIELD"),
+    STRING_SETTING(
+        "OPENSEARCH_PIPELINE", pipeline, CFG_MIRROR | CFG_RUN, "",
+        "ingest pipeline named on every index action (RECONCILE_WRITE_MODE=index); update actions "
+        "run no named pipeline, only the index's index.default_pipeline (a warning says so); "
+        "empty = none named (docs/ENGINE.md)"),
+    NONEMPTY_SETTING(
+        "HTTP_BIND", http_bind, CFG_GLOBAL, "127.0.0.1",
+        "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface; beyond "
+        "loopback set API_TOKEN: the service warns at start without one)"),
+    INT_SETTING("PORT", port, CFG_GLOBAL, "3000", 0, 65535,
+                "port the HTTP API listens on (0 = any free port)"),
+    BOOL_SETTING("RECONCILIATION_ENABLED", reconciliation_enabled, CFG_MIRROR, "true",
+                 "start the schedule when the service starts"),
+    INT_SETTING("RECONCILIATION_STARTUP_DELAY_MS", startup_delay_ms, CFG_MIRROR, "120000", 0,
+                DAY_MS, "wait before the first scheduled run"),
+    INT_SETTING("RECONCILIATION_INTERVAL_MS", interval_ms, CFG_MIRROR, "1800000", 1000, 30 * DAY_MS,
+                "time between scheduled runs"),
+    BOOL_SETTING("COUNT_MONITOR_ENABLED", count_monitor_enabled, CFG_MIRROR, "true",
+                 "compare counts periodically and start a run past the threshold"),
+    INT_SETTING("COUNT_MONITOR_INTERVAL_MS", count_monitor_interval_ms, CFG_MIRROR, "18000000",
+                1000, 30 * DAY_MS, "time between count comparisons"),
+    INT_SETTING("COUNT_MONITOR_THRESHOLD", count_monitor_threshold, CFG_MIRROR, "100", 0,
+                1000000000, "count difference that starts a run"),
+    STRING_SETTING("API_TOKEN", api_token, CFG_GLOBAL | CFG_SECRET, "",
+                   "when set, POST routes require Authorization: Bearer <token>"),
+    BOOL_SETTING("API_TOKEN_READ", api_token_read, CFG_GLOBAL, "false",
+                 "require the token on GET routes too (health probes stay open)"),
+    ENUM_SETTING(
+        "LOG_LEVEL", log_level, CFG_GLOBAL, "info",
+        WORDS({"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}),
+        "error, warn, info or debug"),
+    STRING_SETTING("LOG_DIR", log_dir, CFG_GLOBAL, "logs",
+                   "directory of combined.log and error.log; empty = stderr only"),
+    INT_SETTING(
+        "RECONCILE_CONCURRENCY", concurrency, CFG_GLOBAL, "1", 1, 64,
+        "runs of different mirrors the service lets overlap (one mirror never runs two at once)"),
 };
 
 #define CFG_COUNT (sizeof(cfg_table) / sizeof(cfg_table[0]))
@@ -269,9 +304,9 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		break;
 	case CFG_ENUM:
 		out[0] = '\0';
-		for (int i = 0; e->words[i]; i++)
+		for (int i = 0; e->words[i].word; i++)
 			n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "one of ",
-			                      e->words[i]);
+			                      e->words[i].word);
 		snprintf(out + n, len - n, " (any case)");
 		break;
 	case CFG_MONGO_URI:
@@ -375,56 +410,63 @@ capture_mongoc_log(mongoc_log_level_t level, const char *domain, const char *mes
 
 /* Parses v with the library that will use it, so a URI it would refuse at
  * the first connection is refused now, before anything is journaled. On
- * failure, why says what the library said. */
+ * failure, why says what the library said (the password masked). */
 static bool
-uri_parses(const struct cfg_entry *e, const char *v, char *why, size_t len)
+mongo_uri_parses(const char *v, char *why, size_t len)
 {
+	bson_error_t be = {0};
+	char logged[200] = "";
+	bool ok, at;
+
+	why[0] = '\0';
+	/* config is read before mongo_global_init installs the project's
+	 * handler (main, fixture), so the default is what comes back */
+	mongoc_log_set_handler(capture_mongoc_log, logged);
+	mongoc_uri_t *uri = mongoc_uri_new_with_error(v, &be);
+	mongoc_log_set_handler(mongoc_log_default_handler, NULL);
+	ok = uri != NULL;
+	if (!ok)
+		snprintf(why, len, "libmongoc: %.150s%s%.100s", be.message, *logged ? ": " : "",
+		         logged);
+	/* libmongoc splits at the first '@' and takes the rest as host
+	 * names, so part of a password with a raw '@' would end up in
+	 * DNS errors: no host name has one */
+	const char *srv = ok ? mongoc_uri_get_srv_hostname(uri) : NULL;
+	at = srv && strchr(srv, '@');
+	for (const mongoc_host_list_t *h = ok ? mongoc_uri_get_hosts(uri) : NULL; h; h = h->next)
+		at |= strchr(h->host, '@') != NULL;
+	if (at) {
+		ok = false;
+		snprintf(why, len,
+		         "a host name holds '@': percent-encode an '@' of the "
+		         "user name or password as %%40");
+	}
+	mongoc_uri_destroy(uri);
+	/* whatever the library echoed, the password does not leave */
+	util_mask_secrets(why, len);
+	return ok;
+}
+
+/* The same for OPENSEARCH_URL, with libcurl. */
+static bool
+http_url_parses(const char *v, char *why, size_t len)
+{
+	CURLU *u = curl_url();
+	char *part = NULL;
+	CURLUcode c = u ? curl_url_set(u, CURLUPART_URL, v, 0) : CURLUE_OUT_OF_MEMORY;
 	bool ok = false;
 
 	why[0] = '\0';
-	if (e->type == CFG_MONGO_URI) {
-		bson_error_t be = {0};
-		char logged[200] = "";
-		/* config is read before mongo_global_init installs the project's
-		 * handler (main, fixture), so the default is what comes back */
-		mongoc_log_set_handler(capture_mongoc_log, logged);
-		mongoc_uri_t *uri = mongoc_uri_new_with_error(v, &be);
-		mongoc_log_set_handler(mongoc_log_default_handler, NULL);
-		ok = uri != NULL;
-		if (!ok)
-			snprintf(why, len, "libmongoc: %.150s%s%.100s", be.message,
-			         *logged ? ": " : "", logged);
-		/* libmongoc splits at the first '@' and takes the rest as host
-		 * names, so part of a password with a raw '@' would end up in
-		 * DNS errors: no host name has one */
-		const char *srv = ok ? mongoc_uri_get_srv_hostname(uri) : NULL;
-		bool at = srv && strchr(srv, '@');
-		for (const mongoc_host_list_t *h = ok ? mongoc_uri_get_hosts(uri) : NULL; h;
-		     h = h->next)
-			at |= strchr(h->host, '@') != NULL;
-		if (at) {
-			ok = false;
-			snprintf(why, len,
-			         "a host name holds '@': percent-encode an '@' of the "
-			         "user name or password as %%40");
-		}
-		mongoc_uri_destroy(uri);
-	} else {
-		CURLU *u = curl_url();
-		char *part = NULL;
-		CURLUcode c = u ? curl_url_set(u, CURLUPART_URL, v, 0) : CURLUE_OUT_OF_MEMORY;
-		if (c)
-			snprintf(why, len, "libcurl: %s", curl_url_strerror(c));
-		else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-		         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
-			/* paths are appended to it: a query or fragment would break them */
-			snprintf(why, len, "a base URL has no query or fragment");
-		else
-			ok = true;
-		curl_free(part);
-		curl_url_cleanup(u);
-	}
-	/* whatever the library echoed, the password does not leave */
+	if (c)
+		snprintf(why, len, "libcurl: %s", curl_url_strerror(c));
+	else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+	         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		/* paths are appended to it: a query or fragment would break them */
+		snprintf(why, len, "a base URL has no query or fragment");
+	else
+		ok = true;
+	curl_free(part);
+	curl_url_cleanup(u);
 	util_mask_secrets(why, len);
 	return ok;
 }
@@ -837,6 +879,195 @@ os_query_ok(const char *v, char *why, size_t len)
 	return ok;
 }
 
+/* ---- one parse function per type ---------------------------------------
+ *
+ * Each checks v against its row and stores it: RC_OK, RC_ERR_CONFIG when v
+ * is not allowed (why may say more; set_value writes the message) or
+ * RC_ERR_NOMEM. */
+
+/* Stores a copy of v in a text setting. */
+static RC_MUST_CHECK rcode
+set_text(struct config *cfg, const struct cfg_entry *e, const char *v)
+{
+	char **slot = field(cfg, e);
+	char *copy = strdup(v);
+
+	if (copy == NULL)
+		return RC_ERR_NOMEM;
+	free(*slot);
+	*slot = copy;
+	return RC_OK;
+}
+
+static RC_MUST_CHECK rcode
+parse_string(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	if (e->min && *v == '\0')
+		return RC_ERR_CONFIG;
+	return set_text(cfg, e, v);
+}
+
+static RC_MUST_CHECK rcode
+parse_int(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	int64_t n;
+
+	if (util_parse_i64(v, &n) || n < e->min || n > e->max)
+		return RC_ERR_CONFIG;
+	*(int64_t *)field(cfg, e) = n;
+	return RC_OK;
+}
+
+static RC_MUST_CHECK rcode
+parse_bool(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
+	    !strcasecmp(v, "on"))
+		*(bool *)field(cfg, e) = true;
+	else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+	         !strcasecmp(v, "off"))
+		*(bool *)field(cfg, e) = false;
+	else
+		return RC_ERR_CONFIG;
+	return RC_OK;
+}
+
+static RC_MUST_CHECK rcode
+parse_enum(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	for (int i = 0; e->words[i].word; i++) {
+		if (!strcasecmp(v, e->words[i].word)) {
+			*(int *)field(cfg, e) = e->words[i].value;
+			return RC_OK;
+		}
+	}
+	return RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_mongo_uri(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	if (strncmp(v, "mongodb://", 10) && strncmp(v, "mongodb+srv://", 14))
+		return RC_ERR_CONFIG;
+	if (strlen(v) <= (v[7] == '+' ? 14u : 10u) || !mongo_uri_parses(v, why, len))
+		return RC_ERR_CONFIG;
+	return set_text(cfg, e, v);
+}
+
+static RC_MUST_CHECK rcode
+parse_http_url(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	char *url;
+
+	/* schemes are case-insensitive (RFC 3986 3.1), as libcurl takes them */
+	if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8))
+		return RC_ERR_CONFIG;
+	if (strlen(v) <= (tolower((unsigned char)v[4]) == 's' ? 8u : 7u) || strpbrk(v, " \t\r\n") ||
+	    !http_url_parses(v, why, len))
+		return RC_ERR_CONFIG;
+	if (set_text(cfg, e, v))
+		return RC_ERR_NOMEM;
+	/* a URL's trailing slash would double in every path we build */
+	url = *(char **)field(cfg, e);
+	while (strlen(url) > 8 && url[strlen(url) - 1] == '/')
+		url[strlen(url) - 1] = '\0';
+	return RC_OK;
+}
+
+static RC_MUST_CHECK rcode
+parse_index_name(struct config *cfg, const struct cfg_entry *e, const char *v, char *why,
+                 size_t len)
+{
+	return index_name_ok(v, (size_t)e->max) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_fields(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	return list_ok(v, false) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_renames(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	return list_ok(v, true) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_mongo_query(struct config *cfg, const struct cfg_entry *e, const char *v, char *why,
+                  size_t len)
+{
+	return mongo_query_ok(v, why, len) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_os_query(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	return os_query_ok(v, why, len) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
+}
+
+static RC_MUST_CHECK rcode
+parse_ratio(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	char *end = NULL;
+	double d;
+
+	errno = 0;
+	d = *v ? strtod(v, &end) : 0;
+	/* decimal only: strtod also reads blanks, hex, inf and nan */
+	if (*v == '\0' || strspn(v, "0123456789.eE-") != strlen(v) || errno || end == NULL ||
+	    *end != '\0' || !(d >= (double)e->min / 1e6) || !(d <= (double)e->max / 1e6))
+		return RC_ERR_CONFIG;
+	*(double *)field(cfg, e) = d;
+	return RC_OK;
+}
+
+/* What each type is: its name in docs/CONFIG.md, whether its value is text
+ * (an owned char * in struct config), and its parse function. */
+static const struct cfg_type_info {
+	const char *name;
+	bool text;
+	rcode (*parse)(struct config *cfg, const struct cfg_entry *e, const char *v, char *why,
+	               size_t len);
+} cfg_types[] = {
+    [CFG_STRING] = {"string", true, parse_string},
+    [CFG_INT] = {"integer", false, parse_int},
+    [CFG_BOOL] = {"boolean", false, parse_bool},
+    [CFG_ENUM] = {"enum", false, parse_enum},
+    [CFG_MONGO_URI] = {"URI", true, parse_mongo_uri},
+    [CFG_HTTP_URL] = {"URL", true, parse_http_url},
+    [CFG_INDEX_NAME] = {"index name", true, parse_index_name},
+    [CFG_FIELDS] = {"field list", true, parse_fields},
+    [CFG_RENAMES] = {"rename list", true, parse_renames},
+    [CFG_MONGO_QUERY] = {"MongoDB query", true, parse_mongo_query},
+    [CFG_OS_QUERY] = {"query DSL", true, parse_os_query},
+    [CFG_RATIO] = {"ratio", false, parse_ratio},
+};
+
+/* The message for a value v of e that is not allowed; a URI is shown with
+ * its password masked, a secret not at all. */
+static RC_MUST_CHECK rcode
+invalid(const struct cfg_entry *e, const char *v, const char *where, const char *why,
+        struct rerror *err)
+{
+	char what[400], key[64];
+	bool uri = e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
+	char *shown = uri ? mask_bad_uri(v) : NULL;
+	const char *value = shown ? shown : ((e->flags & CFG_SECRET) ? "***" : v);
+
+	allowed(e, what, sizeof(what));
+	if (where) {
+		file_key(e, key, sizeof(key));
+		rerror_set(err, RC_ERR_CONFIG, "%s%s: \"%s\" is invalid: %s%sexpected %s", where,
+		           key, value, why, *why ? "; " : "", what);
+	} else {
+		rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: %s%sexpected %s", e->name,
+		           value, why, *why ? "; " : "", what);
+	}
+	free(shown);
+	return RC_ERR_CONFIG;
+}
+
 /* Sets one setting from text. where is NULL for the environment and .env
  * (the message names the variable) or "FILE:LINE: " for the file (the
  * message names the key). */
@@ -844,112 +1075,12 @@ static RC_MUST_CHECK rcode
 set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const char *where,
           struct rerror *err)
 {
-	char what[400], key[64], why[300] = "";
-	int64_t n;
+	char why[300] = "";
+	rcode rc = cfg_types[e->type].parse(cfg, e, v, why, sizeof(why));
 
-	switch (e->type) {
-	case CFG_INT:
-		if (util_parse_i64(v, &n) || n < e->min || n > e->max)
-			goto bad;
-		*(int64_t *)field(cfg, e) = n;
-		return RC_OK;
-	case CFG_BOOL:
-		if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
-		    !strcasecmp(v, "on"))
-			*(bool *)field(cfg, e) = true;
-		else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
-		         !strcasecmp(v, "off"))
-			*(bool *)field(cfg, e) = false;
-		else
-			goto bad;
-		return RC_OK;
-	case CFG_ENUM:
-		for (int i = 0; e->words[i]; i++) {
-			if (!strcasecmp(v, e->words[i])) {
-				*(int *)field(cfg, e) = i;
-				return RC_OK;
-			}
-		}
-		goto bad;
-	case CFG_MONGO_URI:
-		if (strncmp(v, "mongodb://", 10) && strncmp(v, "mongodb+srv://", 14))
-			goto bad;
-		if (strlen(v) <= (v[7] == '+' ? 14u : 10u) || !uri_parses(e, v, why, sizeof(why)))
-			goto bad;
-		break;
-	case CFG_HTTP_URL:
-		/* schemes are case-insensitive (RFC 3986 3.1), as libcurl takes them */
-		if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8))
-			goto bad;
-		if (strlen(v) <= (tolower((unsigned char)v[4]) == 's' ? 8u : 7u) ||
-		    strpbrk(v, " \t\r\n") || !uri_parses(e, v, why, sizeof(why)))
-			goto bad;
-		break;
-	case CFG_STRING:
-		if (e->min && *v == '\0')
-			goto bad;
-		break;
-	case CFG_INDEX_NAME:
-		if (!index_name_ok(v, (size_t)e->max))
-			goto bad;
-		break;
-	case CFG_FIELDS:
-	case CFG_RENAMES:
-		if (!list_ok(v, e->type == CFG_RENAMES))
-			goto bad;
-		break;
-	case CFG_MONGO_QUERY:
-		if (!mongo_query_ok(v, why, sizeof(why)))
-			goto bad;
-		break;
-	case CFG_OS_QUERY:
-		if (!os_query_ok(v, why, sizeof(why)))
-			goto bad;
-		break;
-	case CFG_RATIO: {
-		char *end = NULL;
-		double d;
-		errno = 0;
-		d = *v ? strtod(v, &end) : 0;
-		/* decimal only: strtod also reads blanks, hex, inf and nan */
-		if (*v == '\0' || strspn(v, "0123456789.eE-") != strlen(v) || errno ||
-		    end == NULL || *end != '\0' || !(d >= (double)e->min / 1e6) ||
-		    !(d <= (double)e->max / 1e6))
-			goto bad;
-		*(double *)field(cfg, e) = d;
-		return RC_OK;
-	}
-	}
-	{
-		char **slot = field(cfg, e);
-		char *copy = strdup(v);
-		if (copy == NULL)
-			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-		/* a URL's trailing slash would double in every path we build */
-		if (e->type == CFG_HTTP_URL)
-			while (strlen(copy) > 8 && copy[strlen(copy) - 1] == '/')
-				copy[strlen(copy) - 1] = '\0';
-		free(*slot);
-		*slot = copy;
-	}
-	return RC_OK;
-bad:
-	allowed(e, what, sizeof(what));
-	{
-		bool uri = e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
-		char *shown = uri ? mask_bad_uri(v) : NULL;
-		const char *value = shown ? shown : (e->secret ? "***" : v);
-		if (where) {
-			file_key(e, key, sizeof(key));
-			rerror_set(err, RC_ERR_CONFIG, "%s%s: \"%s\" is invalid: %s%sexpected %s",
-			           where, key, value, why, *why ? "; " : "", what);
-		} else {
-			rerror_set(err, RC_ERR_CONFIG, "%s=\"%s\" is invalid: %s%sexpected %s",
-			           e->name, value, why, *why ? "; " : "", what);
-		}
-		free(shown);
-	}
-	return RC_ERR_CONFIG;
+	if (rc == RC_ERR_NOMEM)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	return rc ? invalid(e, v, where, why, err) : RC_OK;
 }
 
 /* Reads KEY=VALUE lines; '#' comments, optional `export `, optional quotes.
@@ -1007,9 +1138,7 @@ load_dotenv(struct config *cfg, const char *path, bool *set_by, struct rerror *e
 static bool
 is_text(const struct cfg_entry *e)
 {
-	return e->type == CFG_STRING || e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL ||
-	       e->type == CFG_INDEX_NAME || e->type == CFG_FIELDS || e->type == CFG_RENAMES ||
-	       e->type == CFG_MONGO_QUERY || e->type == CFG_OS_QUERY;
+	return cfg_types[e->type].text;
 }
 
 /* A config holding every default, with no name. */
@@ -2031,7 +2160,10 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_BOOL:
 		return strdup(*(const bool *)cfield(cfg, e) ? "true" : "false");
 	case CFG_ENUM:
-		return strdup(e->words[*(const int *)cfield(cfg, e)]);
+		for (int i = 0; e->words[i].word; i++)
+			if (e->words[i].value == *(const int *)cfield(cfg, e))
+				return strdup(e->words[i].word);
+		return NULL;
 	case CFG_RATIO:
 		snprintf(tmp, sizeof(tmp), "%g", *(const double *)cfield(cfg, e));
 		return strdup(tmp);
@@ -2045,7 +2177,7 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_MONGO_QUERY:
 	case CFG_OS_QUERY: {
 		const char *s = *(char *const *)cfield(cfg, e);
-		if (e->secret && *s)
+		if ((e->flags & CFG_SECRET) && *s)
 			return strdup("***");
 		return strdup(s);
 	}
@@ -2280,117 +2412,112 @@ config_set_dump_yaml(const struct config_set *set, struct buf *out)
 	return rc;
 }
 
+/* docs/CONFIG.md above the table of settings. */
+static const char markdown_intro[] =
+    "# Configuration\n\n"
+    "Generated by `reconciler config --markdown` from the table in "
+    "`src/config.c`; a test keeps this file equal to it.\n\n"
+    "A **mirror** is one MongoDB collection, the OpenSearch index that mirrors it, and how "
+    "documents go from one to the other. Each setting is either **global** (the journal, "
+    "the HTTP API, the logs: one per process) or **per mirror**.\n\n"
+    "A setting marked **binds a run** decides what a run compares or where and how it "
+    "writes. An interrupted run whose snapshot (`runs.config`) holds another value of one "
+    "(`MONGODB_URI`: another host list; `OPENSEARCH_URL`: another cluster, not another "
+    "spelling) is not resumed but cancelled, and a new run starts "
+    "with the current settings (docs/JOURNAL.md#commit-protocol-and-resume); so is one "
+    "whose `reconcile_transform` script was edited under the same path (the snapshot "
+    "keeps the script's digest, `RECONCILE_TRANSFORM_DIGEST`); the other "
+    "settings (batch sizes, delays, concurrency, timeouts, the schedule, the brake's "
+    "limits, credentials) may change before a resume.\n\n"
+    "## From the environment: one mirror\n\n"
+    "Values come from the environment, then from `.env` in the working "
+    "directory for names the environment does not set. They define one mirror named "
+    "`default`. A bad value stops the program with a message naming the variable "
+    "(exit 78).\n\n"
+    "## From a file: several mirrors\n\n"
+    "`RECONCILER_CONFIG` names a YAML file; without it, `reconciler.yaml` in the working "
+    "directory is read when it exists (`RECONCILER_CONFIG` set but empty: no file). In the "
+    "file a setting's key is its name in lower case. The top level holds the global "
+    "settings and defaults for every mirror; `mirrors:` lists the mirrors, each with a "
+    "`name:` (" NAME_RULE "; unique) and per-mirror settings of its own:\n\n"
+    "```yaml\n"
+    "mongodb_uri: mongodb://db.internal:27017\n"
+    "mongodb_database: app\n"
+    "opensearch_url: https://search.internal:9200\n"
+    "reconcile_version_field: updatedAt\n"
+    "state_db: /var/lib/reconciler/reconciler.db\n"
+    "mirrors:\n"
+    "  - name: ads\n"
+    "    mongodb_collection: ads\n"
+    "    opensearch_index: ads\n"
+    "  - name: users\n"
+    "    mongodb_collection: users\n"
+    "    opensearch_index: users\n"
+    "    reconciliation_interval_ms: 3600000\n"
+    "  - name: ads-archive        # the same collection into a second index\n"
+    "    mongodb_collection: ads\n"
+    "    opensearch_index: ads-archive\n"
+    "    reconcile_orphans: delete\n"
+    "```\n\n"
+    "A mirror's value comes from the first that has it: its entry in `mirrors:`, the "
+    "environment, `.env`, the file's top level, the default. So secrets can stay out of "
+    "the file (`MONGODB_URI`, `OPENSEARCH_PASSWORD` or `API_TOKEN` in the environment "
+    "override the top level), and a file without `mirrors:` defines one mirror named "
+    "`default`. An empty or `null` value is the empty string. The environment applies "
+    "to every mirror that does not set the key itself: a leftover `MONGODB_COLLECTION` "
+    "or `OPENSEARCH_INDEX` in a unit file or shell re-points all of them, so every "
+    "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`, or by "
+    "`.env`'s) when an environment variable or a `.env` line overrides a value the "
+    "file's top level sets. A relative path "
+    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
+    "the working directory, not from the file's directory.\n\n"
+    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
+    "mirror, a missing, bad or duplicate mirror name, a bad value or a YAML tag other "
+    "than `!!str`, `!!int`, `!!float`, `!!bool` and `!!null` stops the program "
+    "(exit 78) with a message naming the file, the line, the key and what is allowed. "
+    "`reconciler config --file FILE` checks a file without starting anything (each "
+    "mirror's transform settings and script too, compiled and loaded as a run loads them; "
+    "`serve` checks them at start) and prints every mirror's effective settings, secrets "
+    "masked; `examples/reconciler.yaml` is a complete example. What only the servers can "
+    "judge (a filter FerretDB refuses, an index query OpenSearch refuses) is checked by "
+    "`reconciler doctor`.\n\n"
+    "Two mirrors that write one index must each select their own documents with "
+    "`opensearch_query` (different clauses), or each calls the other's copies orphans "
+    "and deletes them with `reconcile_orphans: delete`. The file is refused (exit 78, "
+    "naming the file, the line and the key) when two mirrors name the same index on the "
+    "same cluster without that: URLs are compared by what they reach (host in any case, "
+    "`localhost`, `127.0.0.1` and `::1` as one host, the default port, a trailing `/`) and "
+    "queries as parsed JSON (spacing and key order do not matter; a query that matches "
+    "every document, `match_all` or a `bool` made only of it, counts as none). Whether "
+    "two different queries select the same documents only the index can tell: see "
+    "below. What only the cluster "
+    "knows (an alias of another mirror's index, two DNS names of one host) is checked "
+    "when a run starts: with more than one mirror, each run first asks each other "
+    "mirror's OpenSearch which concrete index its `opensearch_index` is (one small "
+    "`GET /INDEX/_settings/index.uuid` per mirror) and ends `failed`, nothing counted or "
+    "written, when another mirror without a distinct `opensearch_query` resolves to the "
+    "same index (uuid); an index that does not exist yet conflicts with nothing. One with "
+    "a distinct query on the same index (or whose OpenSearch cannot be asked) is asked "
+    "of the index before the run's deletes: any document matching both queries (one "
+    "`_count`: queries unlike as text may select the same documents, e.g. `exists` on "
+    "the id field), or a count that fails, holds the orphan deletes (status `held`, the "
+    "repairs done); so does another mirror without a distinct query whose OpenSearch "
+    "cannot be asked.\n\n"
+    "A mirror's history (runs, drift, metrics) is kept under its name. Renaming a mirror "
+    "starts a new history under the new name; removing or renaming one leaves its runs in "
+    "the journal, and a run of it left unfinished (`running` after a kill, `interrupted`) "
+    "is resumed by nothing: `serve` at start, `reconciler resume` and `reconciler doctor` "
+    "name each such run and its mirror in a warning, with how to close it "
+    "(docs/JOURNAL.md#runs-of-a-mirror-no-longer-configured).\n\n"
+    "## Settings\n\n"
+    "| name | scope | type | default | allowed | help |\n"
+    "|---|---|---|---|---|---|\n";
+
 rcode
 config_dump_markdown(struct buf *out)
 {
-	static const char *const type_names[] = {
-	    [CFG_STRING] = "string",         [CFG_INT] = "integer",
-	    [CFG_BOOL] = "boolean",          [CFG_ENUM] = "enum",
-	    [CFG_MONGO_URI] = "URI",         [CFG_HTTP_URL] = "URL",
-	    [CFG_INDEX_NAME] = "index name", [CFG_FIELDS] = "field list",
-	    [CFG_RENAMES] = "rename list",   [CFG_MONGO_QUERY] = "MongoDB query",
-	    [CFG_OS_QUERY] = "query DSL",    [CFG_RATIO] = "ratio"};
 	char what[400];
-	rcode rc = buf_puts(
-	    out,
-	    "# Configuration\n\n"
-	    "Generated by `reconciler config --markdown` from the table in "
-	    "`src/config.c`; a test keeps this file equal to it.\n\n"
-	    "A **mirror** is one MongoDB collection, the OpenSearch index that mirrors it, and how "
-	    "documents go from one to the other. Each setting is either **global** (the journal, "
-	    "the HTTP API, the logs: one per process) or **per mirror**.\n\n"
-	    "A setting marked **binds a run** decides what a run compares or where and how it "
-	    "writes. An interrupted run whose snapshot (`runs.config`) holds another value of one "
-	    "(`MONGODB_URI`: another host list; `OPENSEARCH_URL`: another cluster, not another "
-	    "spelling) is not resumed but cancelled, and a new run starts "
-	    "with the current settings (docs/JOURNAL.md#commit-protocol-and-resume); so is one "
-	    "whose `reconcile_transform` script was edited under the same path (the snapshot "
-	    "keeps the script's digest, `RECONCILE_TRANSFORM_DIGEST`); the other "
-	    "settings (batch sizes, delays, concurrency, timeouts, the schedule, the brake's "
-	    "limits, credentials) may change before a resume.\n\n"
-	    "## From the environment: one mirror\n\n"
-	    "Values come from the environment, then from `.env` in the working "
-	    "directory for names the environment does not set. They define one mirror named "
-	    "`default`. A bad value stops the program with a message naming the variable "
-	    "(exit 78).\n\n"
-	    "## From a file: several mirrors\n\n"
-	    "`RECONCILER_CONFIG` names a YAML file; without it, `reconciler.yaml` in the working "
-	    "directory is read when it exists (`RECONCILER_CONFIG` set but empty: no file). In the "
-	    "file a setting's key is its name in lower case. The top level holds the global "
-	    "settings and defaults for every mirror; `mirrors:` lists the mirrors, each with a "
-	    "`name:` (" NAME_RULE "; unique) and per-mirror settings of its own:\n\n"
-	    "```yaml\n"
-	    "mongodb_uri: mongodb://db.internal:27017\n"
-	    "mongodb_database: app\n"
-	    "opensearch_url: https://search.internal:9200\n"
-	    "reconcile_version_field: updatedAt\n"
-	    "state_db: /var/lib/reconciler/reconciler.db\n"
-	    "mirrors:\n"
-	    "  - name: ads\n"
-	    "    mongodb_collection: ads\n"
-	    "    opensearch_index: ads\n"
-	    "  - name: users\n"
-	    "    mongodb_collection: users\n"
-	    "    opensearch_index: users\n"
-	    "    reconciliation_interval_ms: 3600000\n"
-	    "  - name: ads-archive        # the same collection into a second index\n"
-	    "    mongodb_collection: ads\n"
-	    "    opensearch_index: ads-archive\n"
-	    "    reconcile_orphans: delete\n"
-	    "```\n\n"
-	    "A mirror's value comes from the first that has it: its entry in `mirrors:`, the "
-	    "environment, `.env`, the file's top level, the default. So secrets can stay out of "
-	    "the file (`MONGODB_URI`, `OPENSEARCH_PASSWORD` or `API_TOKEN` in the environment "
-	    "override the top level), and a file without `mirrors:` defines one mirror named "
-	    "`default`. An empty or `null` value is the empty string. The environment applies "
-	    "to every mirror that does not set the key itself: a leftover `MONGODB_COLLECTION` "
-	    "or `OPENSEARCH_INDEX` in a unit file or shell re-points all of them, so every "
-	    "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`, or by "
-	    "`.env`'s) when an environment variable or a `.env` line overrides a value the "
-	    "file's top level sets. A relative path "
-	    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
-	    "the working directory, not from the file's directory.\n\n"
-	    "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
-	    "mirror, a missing, bad or duplicate mirror name, a bad value or a YAML tag other "
-	    "than `!!str`, `!!int`, `!!float`, `!!bool` and `!!null` stops the program "
-	    "(exit 78) with a message naming the file, the line, the key and what is allowed. "
-	    "`reconciler config --file FILE` checks a file without starting anything (each "
-	    "mirror's transform settings and script too, compiled and loaded as a run loads them; "
-	    "`serve` checks them at start) and prints every mirror's effective settings, secrets "
-	    "masked; `examples/reconciler.yaml` is a complete example. What only the servers can "
-	    "judge (a filter FerretDB refuses, an index query OpenSearch refuses) is checked by "
-	    "`reconciler doctor`.\n\n"
-	    "Two mirrors that write one index must each select their own documents with "
-	    "`opensearch_query` (different clauses), or each calls the other's copies orphans "
-	    "and deletes them with `reconcile_orphans: delete`. The file is refused (exit 78, "
-	    "naming the file, the line and the key) when two mirrors name the same index on the "
-	    "same cluster without that: URLs are compared by what they reach (host in any case, "
-	    "`localhost`, `127.0.0.1` and `::1` as one host, the default port, a trailing `/`) and "
-	    "queries as parsed JSON (spacing and key order do not matter; a query that matches "
-	    "every document, `match_all` or a `bool` made only of it, counts as none). Whether "
-	    "two different queries select the same documents only the index can tell: see "
-	    "below. What only the cluster "
-	    "knows (an alias of another mirror's index, two DNS names of one host) is checked "
-	    "when a run starts: with more than one mirror, each run first asks each other "
-	    "mirror's OpenSearch which concrete index its `opensearch_index` is (one small "
-	    "`GET /INDEX/_settings/index.uuid` per mirror) and ends `failed`, nothing counted or "
-	    "written, when another mirror without a distinct `opensearch_query` resolves to the "
-	    "same index (uuid); an index that does not exist yet conflicts with nothing. One with "
-	    "a distinct query on the same index (or whose OpenSearch cannot be asked) is asked "
-	    "of the index before the run's deletes: any document matching both queries (one "
-	    "`_count`: queries unlike as text may select the same documents, e.g. `exists` on "
-	    "the id field), or a count that fails, holds the orphan deletes (status `held`, the "
-	    "repairs done); so does another mirror without a distinct query whose OpenSearch "
-	    "cannot be asked.\n\n"
-	    "A mirror's history (runs, drift, metrics) is kept under its name. Renaming a mirror "
-	    "starts a new history under the new name; removing or renaming one leaves its runs in "
-	    "the journal, and a run of it left unfinished (`running` after a kill, `interrupted`) "
-	    "is resumed by nothing: `serve` at start, `reconciler resume` and `reconciler doctor` "
-	    "name each such run and its mirror in a warning, with how to close it "
-	    "(docs/JOURNAL.md#runs-of-a-mirror-no-longer-configured).\n\n"
-	    "## Settings\n\n"
-	    "| name | scope | type | default | allowed | help |\n"
-	    "|---|---|---|---|---|---|\n");
+	rcode rc = buf_puts(out, markdown_intro);
 
 	for (size_t i = 0; i < CFG_COUNT && rc == RC_OK; i++) {
 		const struct cfg_entry *e = &cfg_table[i];
@@ -2399,8 +2526,8 @@ config_dump_markdown(struct buf *out)
 		                (e->flags & CFG_GLOBAL) ? "global"
 		                : (e->flags & CFG_RUN)  ? "per mirror, binds a run"
 		                                        : "per mirror",
-		                type_names[e->type], e->def, what, e->help,
-		                e->secret ? " (secret: masked in all output)" : "");
+		                cfg_types[e->type].name, e->def, what, e->help,
+		                (e->flags & CFG_SECRET) ? " (secret: masked in all output)" : "");
 	}
 	return rc;
 }

@@ -5,18 +5,36 @@
  *   connection. TLS verification is on unless OPENSEARCH_TLS_VERIFY=false
  *   (the system this replaces turned it off unconditionally).
  * - The id stream sorts on the keyword id field (or _id) and pages with
- *   search_after; _source is off, the key is read from each hit's sort
- *   values and the version from doc values, so a page costs the index no
- *   stored-field reads and one doc-value lookup per hit (docs/PERFORMANCE.md
- *   "The index side" has the measurements behind these choices).
+ *   search_after. The key is read from each hit's sort value (not asked
+ *   for again as a doc value) and the version from doc values (a date as
+ *   epoch_millis). Each hit also brings its _id, _index and _routing: _id
+ *   and _routing are stored fields, so a page reads a stored-field block
+ *   per hit. The pass needs them before anything acts (which copy of a key
+ *   to keep, a copy under a foreign _id); pages without them were measured
+ *   faster and not kept (docs/PERFORMANCE.md, "Lean index pages"). _source
+ *   is off, except the version field itself when its doc values cannot be
+ *   used (not a numeric, date or keyword type, doc_values false, a
+ *   normalizer, ignore_above, or another type in another backing index);
+ *   run.c decides, struct os_keys says.
+ * - The copies' bodies are read only where a run needs them: _mget of the
+ *   fields the transform writes for the stale-by-content comparison,
+ *   GET _source of the one copy a routing move carries over, and a search
+ *   for every copy of one id (docdiff.c). Also here: counts, the mapping of
+ *   a field, an alias's backing indexes and their uuids, creating the
+ *   index or mapping the id field as keyword, and _refresh.
  * - A mirror's OPENSEARCH_QUERY (the index documents that are its own, in
  *   an index shared with other collections) is a bool filter around every
  *   read that judges documents: the id stream, lookups by id, _count and
  *   the count of documents without the id field. Documents outside it are
  *   not seen, so they are never this mirror's orphans or duplicates.
- * - _bulk answers are read item by item: one rejected document fails alone,
- *   with OpenSearch's reason. A whole-request 429/503 or a lost connection
- *   is retried with exponential backoff and full jitter.
+ * - _bulk: each document's action (enum bulk_action: index, update or
+ *   delete) and its metadata are spelled in one place (bulk_lines).
+ *   Answers are read item by item: one rejected document fails alone, with
+ *   OpenSearch's reason. A whole-request 429/502/503/504 or a lost
+ *   connection, and documents turned away with 429 or by a concurrent
+ *   dynamic-mapping update, are retried with exponential backoff and full
+ *   jitter (SYNC_MAX_RETRIES); a request refused as a whole for what it
+ *   holds (413, 400) is split until the document at fault stands alone.
  */
 #include "opensearch.h"
 #include "doc.h"
@@ -1229,14 +1247,73 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 	return bulk_once(os, res, attempts, body, len, n_items, stop, err);
 }
 
+static const char *const bulk_action_names[] = {
+    [BULK_INDEX] = "index", [BULK_UPDATE] = "update", [BULK_DELETE] = "delete"};
+
+const char *
+bulk_action_name(enum bulk_action a)
+{
+	return bulk_action_names[a];
+}
+
+/* What an action adds to its action line after _id, _index and routing. */
+static RC_MUST_CHECK rcode
+bulk_action_meta(struct buf *b, const struct bulk_doc *d)
+{
+	rcode rc = RC_OK;
+
+	switch (d->action) {
+	case BULK_INDEX:
+		/* update actions accept no external version (config.c refuses it) */
+		if (d->version >= 0)
+			rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
+			                (long long)d->version);
+		/* an update runs no named pipeline (OpenSearch 2.19 accepts the key
+		 * and ignores it; only index.default_pipeline runs): sent on index
+		 * only */
+		if (rc == RC_OK && d->pipeline && (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
+			rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
+		return rc;
+	case BULK_UPDATE:
+		/* as the live syncer: a concurrent write of the same copy is retried */
+		return buf_puts(b, ",\"retry_on_conflict\":3");
+	case BULK_DELETE:
+		return RC_OK;
+	}
+	return RC_OK;
+}
+
+/* The source line that follows the action line: the document, wrapped for
+ * an update; a delete has none. */
+static RC_MUST_CHECK rcode
+bulk_source(struct buf *b, const struct bulk_doc *d)
+{
+	rcode rc = RC_OK;
+
+	if (d->source == NULL)
+		return RC_OK;
+	switch (d->action) {
+	case BULK_INDEX:
+		if ((rc = buf_append(b, d->source, d->source_len)) == RC_OK)
+			rc = buf_puts(b, "\n");
+		return rc;
+	case BULK_UPDATE:
+		if ((rc = buf_puts(b, "{\"doc\":")) == RC_OK &&
+		    (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
+			rc = buf_puts(b, ",\"doc_as_upsert\":true}\n");
+		return rc;
+	case BULK_DELETE:
+		return RC_OK;
+	}
+	return RC_OK;
+}
+
 /* The action line (and source) of one document: the one place where a
  * write's metadata is spelled (docs/ENGINE.md, "How a repair writes"). */
 static RC_MUST_CHECK rcode
 bulk_lines(struct buf *b, const struct bulk_doc *d)
 {
-	bool update = strcmp(d->action, "update") == 0;
-	bool del = strcmp(d->action, "delete") == 0;
-	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
+	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", bulk_action_name(d->action));
 
 	if (rc == RC_OK)
 		rc = doc_json_string(b, d->id, strlen(d->id));
@@ -1244,24 +1321,12 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 		rc = doc_json_string(b, d->index, strlen(d->index));
 	if (rc == RC_OK && d->routing && (rc = buf_puts(b, ",\"routing\":")) == RC_OK)
 		rc = doc_json_string(b, d->routing, strlen(d->routing));
-	/* update actions accept no external version (config.c refuses it) */
-	if (rc == RC_OK && !update && !del && d->version >= 0)
-		rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
-		                (long long)d->version);
-	/* an update runs no named pipeline (OpenSearch 2.19 accepts the key and
-	 * ignores it; only index.default_pipeline runs): sent on index only */
-	if (rc == RC_OK && !update && !del && d->pipeline &&
-	    (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
-		rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
-	/* as the live syncer: a concurrent write of the same copy is retried */
-	if (rc == RC_OK && update)
-		rc = buf_puts(b, ",\"retry_on_conflict\":3");
+	if (rc == RC_OK)
+		rc = bulk_action_meta(b, d);
 	if (rc == RC_OK)
 		rc = buf_puts(b, "}}\n");
-	if (rc == RC_OK && d->source && update)
-		rc = buf_puts(b, "{\"doc\":");
-	if (rc == RC_OK && d->source && (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
-		rc = buf_puts(b, update ? ",\"doc_as_upsert\":true}\n" : "\n");
+	if (rc == RC_OK)
+		rc = bulk_source(b, d);
 	return rc;
 }
 

@@ -152,12 +152,16 @@ RC_MUST_CHECK rcode opensearch_bulk(struct opensearch *os, struct bulk_result *r
                                     const char *body, size_t len, size_t n_items,
                                     volatile int *stop, struct rerror *err);
 
-/* One document of a _bulk, and its outcome. Inputs are borrowed.
- * "update" is the live syncers' partial write: the source goes as
- * {"doc": source, "doc_as_upsert": true} with retry_on_conflict 3, so
- * fields only the index has survive. */
+/* A _bulk action. BULK_UPDATE is the live syncers' partial write: the
+ * source goes as {"doc": source, "doc_as_upsert": true} with
+ * retry_on_conflict 3, so fields only the index has survive. */
+enum bulk_action { BULK_INDEX, BULK_UPDATE, BULK_DELETE };
+/* The action as the _bulk API spells it ("index", "update", "delete"). */
+const char *bulk_action_name(enum bulk_action a);
+
+/* One document of a _bulk, and its outcome. Inputs are borrowed. */
 struct bulk_doc {
-	const char *action;  /* "index", "update" or "delete" */
+	enum bulk_action action;
 	const char *id;      /* the _id (at most OPENSEARCH_ID_MAX_BYTES) */
 	const char *index;   /* the concrete index of the copy; NULL: OPENSEARCH_INDEX */
 	const char *routing; /* the copy's routing; NULL: none */

@@ -189,7 +189,7 @@ fail_item(struct repair *rp, const struct qitem *q, const char *code, const char
 /* ---- batches ---------------------------------------------------------- */
 
 struct batch {
-	const char *action; /* the journal's: "index" (a write: index or update) or "delete" */
+	enum batch_action action; /* a write (index or update on the wire) or deletes */
 	struct qitem *items;
 	size_t *off, *len; /* each document's JSON within src */
 	size_t n, cap;
@@ -422,7 +422,7 @@ finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
 {
 	struct flight *f = &s->ring[s->head];
 	struct batch *b = &f->b;
-	bool del = strcmp(b->action, "delete") == 0;
+	bool del = b->action == BATCH_DELETE;
 	rcode rc = RC_OK;
 
 	pthread_mutex_lock(&s->mu);
@@ -520,6 +520,21 @@ sender_drain(struct repair *rp, rcode rc)
 	return rc;
 }
 
+/* The _bulk action a batch's documents go with. A write follows
+ * RECONCILE_WRITE_MODE: a partial update that keeps what only the index
+ * has, or the whole copy replaced. */
+static enum bulk_action
+bulk_action_of(const struct repair *rp, enum batch_action action)
+{
+	switch (action) {
+	case BATCH_INDEX:
+		return rp->cfg->write_mode == WRITE_UPSERT ? BULK_UPDATE : BULK_INDEX;
+	case BATCH_DELETE:
+		return BULK_DELETE;
+	}
+	return BULK_DELETE;
+}
+
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
  * back empty (a recycled batch). When every slot is taken, the oldest
  * batch is committed first. batch_no > 0 re-sends that journaled batch
@@ -529,7 +544,7 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 {
 	struct sender *s;
 	struct flight *f;
-	const char *action = b->action;
+	enum batch_action action = b->action;
 	rcode rc;
 
 	if (b->n == 0)
@@ -563,10 +578,8 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 			return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 		}
 	}
-	bool del = strcmp(f->b.action, "delete") == 0;
-	/* RECONCILE_WRITE_MODE: a partial update that keeps what only the
-	 * index has, or the whole copy replaced */
-	const char *op = del ? "delete" : rp->cfg->write_mode == WRITE_UPSERT ? "update" : "index";
+	bool del = f->b.action == BATCH_DELETE;
+	enum bulk_action op = bulk_action_of(rp, f->b.action);
 	const char *pipeline = *rp->cfg->pipeline ? rp->cfg->pipeline : NULL;
 	for (size_t i = 0; i < f->b.n; i++) {
 		const struct qitem *q = &f->b.items[i];
@@ -664,7 +677,7 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing)
 		if (src.data[i] == '\n' || src.data[i] == '\r')
 			src.data[i] = ' ';
 	if (rc == RC_OK && found && !q->docid) {
-		struct bulk_doc put = {.action = "index",
+		struct bulk_doc put = {.action = BULK_INDEX,
 		                       .id = q->id,
 		                       .routing = routing,
 		                       .source = src.data,
@@ -949,7 +962,7 @@ on_refused(void *ctx, size_t index, const char *reason)
 static RC_MUST_CHECK rcode
 repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
 {
-	struct batch b = {.action = "index"};
+	struct batch b = {.action = BATCH_INDEX};
 	struct fetch_ctx c = {.rp = rp, .b = &b, .whole = resend_no > 0};
 	size_t step = REPAIR_QUEUE_MAX;
 	bool *found = calloc(n ? n : 1, sizeof(bool));
@@ -1019,7 +1032,7 @@ out:
 static RC_MUST_CHECK rcode
 repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
 {
-	struct batch b = {.action = "delete"};
+	struct batch b = {.action = BATCH_DELETE};
 	rcode rc = RC_OK;
 
 	for (size_t i = 0; rc == RC_OK && i < n && !*rp->stop; i++) {
@@ -1164,7 +1177,7 @@ repair_resend_pending(struct repair *rp)
 			break;
 		}
 		log_msg(LOG_INFO, rp->run_id, "re-sending pending %s", detail);
-		if (strcmp(p[i].action, "delete") != 0) {
+		if (p[i].action != BATCH_DELETE) {
 			rc = repair_index(rp, v.v, v.n, p[i].batch_no);
 			continue;
 		}
@@ -1189,7 +1202,7 @@ repair_resend_pending(struct repair *rp)
 rcode
 repair_full(struct repair *rp)
 {
-	struct batch b = {.action = "index"};
+	struct batch b = {.action = BATCH_INDEX};
 	struct buf json = {0}, idtext = {0};
 	struct mongo_scan *scan = NULL;
 	rcode rc;

@@ -863,49 +863,42 @@ col_int_or(sqlite3_stmt *st, int i, int64_t dflt)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(st, i);
 }
 
-rcode
-store_run_get(struct store *s, struct store_run **out, int64_t run_id)
-{
-	sqlite3_stmt *st;
-	struct store_run *r;
-	rcode rc;
-	int step;
-	bool bad;
+/* A run's row as store_run_get reads it, in the order of its columns; the
+ * counters live while the run has not ended (STORE_LIVE). One clause per
+ * line, kept out of clang-format, which would flow it across 400 columns. */
+/* clang-format off */
+static const char run_get_sql[] =
+	"SELECT id, kind, trigger, status, phase, "
+	"started_at, finished_at, heartbeat_at, "
+	"mongo_count, opensearch_count, compared, "
+	STORE_LIVE(STORE_CNT_KIND("runs.id", "missing"), "missing_count") ", "
+	STORE_LIVE(STORE_CNT_KIND("runs.id", "orphan"), "orphan_count") ", "
+	STORE_LIVE(STORE_CNT_KIND("runs.id", "stale"), "stale_count") ", "
+	STORE_LIVE(STORE_CNT_SKIPPED("runs.id"), "skipped_count") ", "
+	STORE_LIVE(STORE_CNT_REPAIRED("runs.id"), "repaired_count") ", "
+	STORE_LIVE(STORE_CNT_DELETED("runs.id"), "deleted_count") ", "
+	STORE_LIVE(STORE_CNT_FAILED("runs.id"), "failed_count") ", "
+	"cursor_type, cursor, seen_types, resume_count, config, error, "
+	STORE_LIVE(STORE_CNT_KIND("runs.id", "duplicate"), "duplicate_count") ", "
+	STORE_LIVE(STORE_CNT_KIND("runs.id", "conflict"), "conflict_count") ", "
+	"mirror, "
+	STORE_LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count") ", "
+	"index_read, delete_brake "
+	"FROM runs "
+	"WHERE id = ?";
+/* clang-format on */
 
-	*out = NULL;
-	rc =
-	    store_sql_prepare(
-	        s, &st,
-	        "SELECT id, kind, trigger, status, phase, started_at, finished_at, "
-	        "heartbeat_at, mongo_count, opensearch_count, compared, " STORE_LIVE(STORE_CNT_KIND("runs.id", "missing"), "missing_count") ", " STORE_LIVE(
-	            STORE_CNT_KIND("runs.id", "orphan"),
-	            "orphan_count") ", " STORE_LIVE(STORE_CNT_KIND("runs.id", "stale"),
-	                                            "stale_count") ", " STORE_LIVE(STORE_CNT_SKIPPED("runs.id"),
-	                                                                           "skipped_count") ", " STORE_LIVE(STORE_CNT_REPAIRED("runs.id"),
-	                                                                                                            "repaired_count") ", " STORE_LIVE(STORE_CNT_DELETED("runs.id"),
-	                                                                                                                                              "deleted_count") ", " STORE_LIVE(STORE_CNT_FAILED("runs.id"), "failed_count") ", cursor_type, cursor, seen_types, resume_count, config, error, " STORE_LIVE(STORE_CNT_KIND("runs.id", "duplicate"),
-	                                                                                                                                                                                                                                                                                                          "duplicate_count") ", " STORE_LIVE(STORE_CNT_KIND("runs.id",
-	                                                                                                                                                                                                                                                                                                                                                            "conflict"),
-	                                                                                                                                                                                                                                                                                                                                             "conflict_count") ", mirror, " STORE_LIVE(STORE_CNT_NEWER("runs.id"),
-	                                                                                                                                                                                                                                                                                                                                                                                       "skipped_newer_count") ", index_read, "
-	                                                                                                                                                                                                                                                                                                                                                                                                              "delete_brake "
-	                                                                                                                                                                                                                                                                                                                                                                                                              "FROM runs WHERE id = ?",
-	        "i", run_id);
-	if (rc)
-		return rc;
-	step = sqlite3_step(st);
-	if (step != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
-	}
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		sqlite3_finalize(st);
-		return RC_ERR_NOMEM;
-	}
+/* Fills r from a row of run_get_sql; false when its kind or status is not
+ * one this version knows. */
+static bool
+run_from_row(struct store_run *r, sqlite3_stmt *st)
+{
+	const char *brake = (const char *)sqlite3_column_text(st, 29);
+	bool known;
+
 	r->id = sqlite3_column_int64(st, 0);
-	bad = store_run_kind_parse((const char *)sqlite3_column_text(st, 1), &r->kind) ||
-	      store_run_status_parse((const char *)sqlite3_column_text(st, 3), &r->status);
+	known = !store_run_kind_parse((const char *)sqlite3_column_text(st, 1), &r->kind) &&
+	        !store_run_status_parse((const char *)sqlite3_column_text(st, 3), &r->status);
 	r->trigger = col_text(st, 2);
 	r->phase = col_text(st, 4);
 	r->started_at = col_text(st, 5);
@@ -934,11 +927,37 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 	r->index_read = sqlite3_column_int64(st, 28);
 	r->brake = BRAKE_ON;
 	for (int b = 0; b <= BRAKE_HELD; b++)
-		if (sqlite3_column_text(st, 29) &&
-		    strcmp((const char *)sqlite3_column_text(st, 29), brake_names[b]) == 0)
+		if (brake && strcmp(brake, brake_names[b]) == 0)
 			r->brake = (enum delete_brake)b;
+	return known;
+}
+
+rcode
+store_run_get(struct store *s, struct store_run **out, int64_t run_id)
+{
+	sqlite3_stmt *st;
+	struct store_run *r;
+	rcode rc;
+	int step;
+	bool known;
+
+	*out = NULL;
+	rc = store_sql_prepare(s, &st, run_get_sql, "i", run_id);
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		sqlite3_finalize(st);
+		return RC_ERR_NOMEM;
+	}
+	known = run_from_row(r, st);
 	sqlite3_finalize(st);
-	if (bad) { /* the CHECK constraints make this a journal we do not know */
+	if (!known) { /* the CHECK constraints make this a journal we do not know */
 		store_run_free(r);
 		return RC_ERR_STORE;
 	}
@@ -1156,6 +1175,8 @@ static const char *const run_status_names[] = {"running",     "completed", "fail
 
 static const char *const drift_state_names[] = {"pending", "done", "failed", "reported", "skipped"};
 static const char *const batch_state_names[] = {"pending", "committed", "failed"};
+static const char *const batch_action_names[] = {
+    [BATCH_INDEX] = "index", [BATCH_DELETE] = "delete"};
 
 /* The index of name in a name table of n words; -1 when it is none. */
 static int
@@ -1568,7 +1589,7 @@ store_drift_record(struct store *s, int64_t run_id, const struct store_drift_row
 }
 
 rcode
-store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, const char *action,
+store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no, enum batch_action action,
                  int64_t docs, int64_t bytes, const char *first_id, const char *last_id,
                  const struct store_drift *rows, size_t n)
 {
@@ -1645,8 +1666,8 @@ store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no)
 }
 
 rcode
-store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *action, int64_t docs,
-                int64_t bytes, const char *first_id, const char *last_id)
+store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, enum batch_action action,
+                int64_t docs, int64_t bytes, const char *first_id, const char *last_id)
 {
 	char ts[32];
 
@@ -1657,7 +1678,8 @@ store_batch_add(struct store *s, int64_t run_id, int64_t batch_no, const char *a
 	               " ON CONFLICT (run_id, batch_no) DO UPDATE SET docs = excluded.docs,"
 	               " bytes = excluded.bytes, first_id = excluded.first_id,"
 	               " last_id = excluded.last_id, status = 'pending'",
-	               "iitiittt", run_id, batch_no, action, docs, bytes, first_id, last_id, ts);
+	               "iitiittt", run_id, batch_no, batch_action_names[action], docs, bytes,
+	               first_id, last_id, ts);
 }
 
 rcode
@@ -1701,9 +1723,14 @@ store_batches_pending(struct store *s, int64_t run_id, struct store_pending **ou
 			}
 			v = nv;
 		}
+		int action = word_index(batch_action_names, (int)BATCH_DELETE + 1,
+		                        (const char *)sqlite3_column_text(st, 1));
+		if (action < 0) { /* the CHECK constraint makes this a journal we do not know */
+			rc = RC_ERR_STORE;
+			break;
+		}
 		v[count].batch_no = sqlite3_column_int64(st, 0);
-		snprintf(v[count].action, sizeof(v[count].action), "%s",
-		         (const char *)sqlite3_column_text(st, 1));
+		v[count].action = (enum batch_action)action;
 		count++;
 	}
 	if (rc == RC_OK && step != SQLITE_DONE)

@@ -245,11 +245,15 @@ struct store_drift_row {
 RC_MUST_CHECK rcode store_drift_record(struct store *s, int64_t run_id,
                                        const struct store_drift_row *rows, size_t n);
 
+/* What a batch does, as batches.action spells it: writes (an index or an
+ * update action on the wire, RECONCILE_WRITE_MODE) or deletes. */
+enum batch_action { BATCH_INDEX, BATCH_DELETE };
+
 /* Writes batch *batch_no (0: the next number, set on return) as pending,
  * with its drift rows attached, before anything is sent. Full runs pass no
  * rows: their batches are journaled by id range (first_id..last_id). */
 RC_MUST_CHECK rcode store_batch_open(struct store *s, int64_t run_id, int64_t *batch_no,
-                                     const char *action, int64_t docs, int64_t bytes,
+                                     enum batch_action action, int64_t docs, int64_t bytes,
                                      const char *first_id, const char *last_id,
                                      const struct store_drift *rows, size_t n);
 
@@ -275,7 +279,7 @@ RC_MUST_CHECK rcode store_batch_close(struct store *s, int64_t run_id, int64_t b
 
 RC_MUST_CHECK rcode store_batch_next_no(struct store *s, int64_t run_id, int64_t *batch_no);
 RC_MUST_CHECK rcode store_batch_add(struct store *s, int64_t run_id, int64_t batch_no,
-                                    const char *action, int64_t docs, int64_t bytes,
+                                    enum batch_action action, int64_t docs, int64_t bytes,
                                     const char *first_id, const char *last_id);
 /* A batch's state, as batches.status spells it. */
 enum batch_state { BATCH_PENDING, BATCH_COMMITTED, BATCH_FAILED };
@@ -286,7 +290,7 @@ RC_MUST_CHECK rcode store_batch_commit(struct store *s, int64_t run_id, int64_t 
 /* Pending work of a run, for resume. */
 struct store_pending {
 	int64_t batch_no;
-	char action[8];
+	enum batch_action action;
 };
 RC_MUST_CHECK rcode store_batches_pending(struct store *s, int64_t run_id,
                                           struct store_pending **out, size_t *n);

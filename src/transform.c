@@ -934,6 +934,59 @@ push_container(lua_State *L, struct apply_ctx *c, const bson_iter_t *it, bool ar
 	set_order(L);
 }
 
+/* The deprecated types, as text: a DBPointer's id, a code's or symbol's
+ * text (a code's scope is left out). */
+static void
+push_legacy(lua_State *L, const bson_iter_t *it)
+{
+	char tmp[64];
+	uint32_t len, slen;
+	const char *s = NULL, *coll;
+	const bson_oid_t *oid;
+	const uint8_t *scope;
+
+	switch (bson_iter_type(it)) {
+	case BSON_TYPE_DBPOINTER:
+		bson_iter_dbpointer(it, &len, &coll, &oid);
+		bson_oid_to_string(oid, tmp);
+		lua_pushstring(L, tmp);
+		return;
+	case BSON_TYPE_CODE:
+		s = bson_iter_code(it, &len);
+		break;
+	case BSON_TYPE_SYMBOL:
+		s = bson_iter_symbol(it, &len);
+		break;
+	case BSON_TYPE_CODEWSCOPE:
+		s = bson_iter_codewscope(it, &len, &slen, &scope);
+		break;
+	default:
+		lua_pushlightuserdata(L, JSON_NULL);
+		return;
+	}
+	lua_pushlstring(L, s, len);
+}
+
+/* A timestamp as the object {t, i}, in that order. */
+static void
+push_timestamp(lua_State *L, const bson_iter_t *it)
+{
+	uint32_t ts, inc;
+
+	bson_iter_timestamp(it, &ts, &inc);
+	lua_createtable(L, 2, 0);
+	lua_pushliteral(L, "t");
+	lua_rawseti(L, -2, 1);
+	lua_pushliteral(L, "i");
+	lua_rawseti(L, -2, 2);
+	lua_createtable(L, 0, 2);
+	lua_pushinteger(L, ts);
+	lua_setfield(L, -2, "t");
+	lua_pushinteger(L, inc);
+	lua_setfield(L, -2, "i");
+	set_order(L);
+}
+
 static void
 push_value(lua_State *L, struct apply_ctx *c, const bson_iter_t *it, int depth)
 {
@@ -979,56 +1032,21 @@ push_value(lua_State *L, struct apply_ctx *c, const bson_iter_t *it, int depth)
 		lua_pushfstring(L, "/%s/%s", re, opts ? opts : "");
 		return;
 	}
-	case BSON_TYPE_DBPOINTER: {
-		uint32_t len;
-		const char *coll;
-		const bson_oid_t *oid;
-		bson_iter_dbpointer(it, &len, &coll, &oid);
-		bson_oid_to_string(oid, tmp);
-		lua_pushstring(L, tmp);
+	case BSON_TYPE_DBPOINTER:
+	case BSON_TYPE_CODE:
+	case BSON_TYPE_SYMBOL:
+	case BSON_TYPE_CODEWSCOPE:
+		push_legacy(L, it);
 		return;
-	}
-	case BSON_TYPE_CODE: {
-		uint32_t len;
-		const char *s = bson_iter_code(it, &len);
-		lua_pushlstring(L, s, len);
-		return;
-	}
-	case BSON_TYPE_SYMBOL: {
-		uint32_t len;
-		const char *s = bson_iter_symbol(it, &len);
-		lua_pushlstring(L, s, len);
-		return;
-	}
-	case BSON_TYPE_CODEWSCOPE: {
-		uint32_t len, slen;
-		const uint8_t *scope;
-		const char *s = bson_iter_codewscope(it, &len, &slen, &scope);
-		lua_pushlstring(L, s, len);
-		return;
-	}
 	case BSON_TYPE_INT32:
 		lua_pushinteger(L, bson_iter_int32(it));
 		return;
 	case BSON_TYPE_INT64:
 		lua_pushinteger(L, bson_iter_int64(it));
 		return;
-	case BSON_TYPE_TIMESTAMP: {
-		uint32_t ts, inc;
-		bson_iter_timestamp(it, &ts, &inc);
-		lua_createtable(L, 2, 0);
-		lua_pushliteral(L, "t");
-		lua_rawseti(L, -2, 1);
-		lua_pushliteral(L, "i");
-		lua_rawseti(L, -2, 2);
-		lua_createtable(L, 0, 2);
-		lua_pushinteger(L, ts);
-		lua_setfield(L, -2, "t");
-		lua_pushinteger(L, inc);
-		lua_setfield(L, -2, "i");
-		set_order(L);
+	case BSON_TYPE_TIMESTAMP:
+		push_timestamp(L, it);
 		return;
-	}
 	case BSON_TYPE_DECIMAL128: {
 		bson_decimal128_t dec;
 		char s[BSON_DECIMAL128_STRING];
@@ -1287,37 +1305,15 @@ put_array(lua_State *L, struct apply_ctx *c, int idx, int depth, lua_Integer n)
 	out_append(L, c, "]", 1);
 }
 
-/* The table at idx: an array when marked (items 1..#t) or when its keys
- * are exactly 1..n (n > 0), else an object with string keys. top: the
- * body, where id_field comes first and _id is left out. */
+/* Every key of the table at idx onto the stack (keeps the strings alive)
+ * and, the string ones, into key slots from t->n_keys on; *ints counts the
+ * integer keys, *max_int is the largest. Any other key is an error. */
 static void
-put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
+collect_keys(lua_State *L, struct apply_ctx *c, int idx, size_t base, lua_Integer *ints,
+             lua_Integer *max_int)
 {
 	struct transform *t = c->t;
-	size_t base = t->n_keys, n;
-	lua_Integer ints = 0, max_int = 0, m = 0;
-	bool first = true;
-	int order = 0, top0 = lua_gettop(L);
 
-	if (depth > DOC_MAX_DEPTH)
-		raise_at(L, c, RC_ERR_TOOLARGE,
-		         "nested deeper than 100 levels (MongoDB's limit; does a table contain "
-		         "itself?)");
-	luaL_checkstack(L, 8, "nested too deep");
-	if (lua_getmetatable(L, idx)) {
-		if (lua_rawequal(L, -1, SLOT_ARRAY_MT)) {
-			if (top)
-				raise_at(L, c, RC_ERR_INVALID,
-				         "it is an array; the body is an object");
-			put_array(L, c, idx, depth, (lua_Integer)lua_rawlen(L, idx));
-			lua_settop(L, top0);
-			return;
-		}
-		lua_pushvalue(L, SLOT_ORDER_KEY);
-		if (lua_rawget(L, -2) == LUA_TTABLE)
-			order = lua_gettop(L);
-	}
-	/* every key onto the stack (keeps the strings alive) and into slots */
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		lua_pop(L, 1);
@@ -1329,9 +1325,9 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 			k->rank = LUA_MAXINTEGER;
 			lua_pushvalue(L, -1); /* the copy lua_next goes on from */
 		} else if (lua_isinteger(L, -1)) {
-			ints++;
-			if (lua_tointeger(L, -1) > max_int)
-				max_int = lua_tointeger(L, -1);
+			(*ints)++;
+			if (lua_tointeger(L, -1) > *max_int)
+				*max_int = lua_tointeger(L, -1);
 		} else {
 			t->n_keys = base;
 			raise_at(L, c, RC_ERR_INVALID,
@@ -1341,46 +1337,47 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 			                         luaL_typename(L, -1)));
 		}
 	}
-	n = t->n_keys - base;
-	if (ints && n == 0 && ints == max_int) {
-		if (top)
-			raise_at(L, c, RC_ERR_INVALID, "it is an array; the body is an object");
-		put_array(L, c, idx, depth, ints);
-		lua_settop(L, top0);
-		return;
-	}
-	if (ints) {
-		t->n_keys = base;
-		raise_at(L, c, RC_ERR_INVALID,
-		         n ? "a table mixes string keys and number keys"
-		           : "a table's number keys are not 1..n (a hole? use reconciler.null for "
-		             "null items)");
-	}
-	/* __order first, then the other keys bytewise */
-	if (order) {
-		m = (lua_Integer)lua_rawlen(L, order);
-		for (lua_Integer j = 1; j <= m; j++) {
-			struct key_slot *hit = NULL;
-			size_t len;
-			const char *s;
-			if (lua_rawgeti(L, order, j) != LUA_TSTRING) {
-				lua_pop(L, 1);
-				continue;
-			}
-			s = lua_tolstring(L, -1, &len);
-			/* equal short strings are one object in Lua: try the pointer first */
-			for (size_t i = base; i < t->n_keys && !hit; i++)
-				if (t->keys[i].s == s)
-					hit = &t->keys[i];
-			for (size_t i = base; i < t->n_keys && !hit; i++)
-				if (t->keys[i].len == len && memcmp(t->keys[i].s, s, len) == 0)
-					hit = &t->keys[i];
-			if (hit && hit->rank == LUA_MAXINTEGER)
-				hit->rank = j;
+}
+
+/* Ranks the key slots from base on by their place in the __order list at
+ * stack index order; returns the list's length. */
+static lua_Integer
+rank_by_order(lua_State *L, struct apply_ctx *c, int order, size_t base)
+{
+	struct transform *t = c->t;
+	lua_Integer m = (lua_Integer)lua_rawlen(L, order);
+
+	for (lua_Integer j = 1; j <= m; j++) {
+		struct key_slot *hit = NULL;
+		size_t len;
+		const char *s;
+		if (lua_rawgeti(L, order, j) != LUA_TSTRING) {
 			lua_pop(L, 1);
+			continue;
 		}
+		s = lua_tolstring(L, -1, &len);
+		/* equal short strings are one object in Lua: try the pointer first */
+		for (size_t i = base; i < t->n_keys && !hit; i++)
+			if (t->keys[i].s == s)
+				hit = &t->keys[i];
+		for (size_t i = base; i < t->n_keys && !hit; i++)
+			if (t->keys[i].len == len && memcmp(t->keys[i].s, s, len) == 0)
+				hit = &t->keys[i];
+		if (hit && hit->rank == LUA_MAXINTEGER)
+			hit->rank = j;
+		lua_pop(L, 1);
 	}
-	order_keys(L, c, base, n, m);
+	return m;
+}
+
+/* The object of the table at idx, its n keys in the (ordered) slots from
+ * base on. top: the body, id_field first and _id left out. */
+static void
+put_members(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top, size_t base, size_t n)
+{
+	struct transform *t = c->t;
+	bool first = true;
+
 	out_append(L, c, "{", 1);
 	if (top && c->id_field && *c->id_field) {
 		if (doc_json_string(c->out, c->id_field, strlen(c->id_field)) ||
@@ -1408,6 +1405,58 @@ put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
 		lua_pop(L, 1);
 	}
 	out_append(L, c, "}", 1);
+}
+
+/* The table at idx: an array when marked (items 1..#t) or when its keys
+ * are exactly 1..n (n > 0), else an object with string keys. top: the
+ * body, where id_field comes first and _id is left out. */
+static void
+put_table(lua_State *L, struct apply_ctx *c, int idx, int depth, bool top)
+{
+	struct transform *t = c->t;
+	size_t base = t->n_keys, n;
+	lua_Integer ints = 0, max_int = 0, m = 0;
+	int order = 0, top0 = lua_gettop(L);
+
+	if (depth > DOC_MAX_DEPTH)
+		raise_at(L, c, RC_ERR_TOOLARGE,
+		         "nested deeper than 100 levels (MongoDB's limit; does a table contain "
+		         "itself?)");
+	luaL_checkstack(L, 8, "nested too deep");
+	if (lua_getmetatable(L, idx)) {
+		if (lua_rawequal(L, -1, SLOT_ARRAY_MT)) {
+			if (top)
+				raise_at(L, c, RC_ERR_INVALID,
+				         "it is an array; the body is an object");
+			put_array(L, c, idx, depth, (lua_Integer)lua_rawlen(L, idx));
+			lua_settop(L, top0);
+			return;
+		}
+		lua_pushvalue(L, SLOT_ORDER_KEY);
+		if (lua_rawget(L, -2) == LUA_TTABLE)
+			order = lua_gettop(L);
+	}
+	collect_keys(L, c, idx, base, &ints, &max_int);
+	n = t->n_keys - base;
+	if (ints && n == 0 && ints == max_int) {
+		if (top)
+			raise_at(L, c, RC_ERR_INVALID, "it is an array; the body is an object");
+		put_array(L, c, idx, depth, ints);
+		lua_settop(L, top0);
+		return;
+	}
+	if (ints) {
+		t->n_keys = base;
+		raise_at(L, c, RC_ERR_INVALID,
+		         n ? "a table mixes string keys and number keys"
+		           : "a table's number keys are not 1..n (a hole? use reconciler.null for "
+		             "null items)");
+	}
+	/* __order first, then the other keys bytewise */
+	if (order)
+		m = rank_by_order(L, c, order, base);
+	order_keys(L, c, base, n, m);
+	put_members(L, c, idx, depth, top, base, n);
 	t->n_keys = base;
 	lua_settop(L, top0); /* drop the keys and the order */
 }

@@ -110,7 +110,7 @@ test_lifecycle(struct store *s)
 	/* the same id, another copy: its own row */
 	CHECK(store_drift_add(s, id, &b2, -1, DRIFT_PENDING, NULL, &added) == RC_OK && added);
 	CHECK(store_batch_next_no(s, id, &no) == RC_OK && no == 1);
-	CHECK(store_batch_add(s, id, no, "index", 1, 100, NULL, NULL) == RC_OK);
+	CHECK(store_batch_add(s, id, no, BATCH_INDEX, 1, 100, NULL, NULL) == RC_OK);
 	CHECK(store_drift_assign(s, id, &a, no) == RC_OK);
 	struct store_pending *p = NULL;
 	size_t n = 0;
