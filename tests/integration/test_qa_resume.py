@@ -193,7 +193,13 @@ SLOW = {"SYNC_BATCH_SIZE": 1, "SYNC_BATCH_DELAY_MS": 400}
 
 def killed_run(env, committed=3):
     """A slow check killed with SIGKILL once `committed` batches are in: left
-    running, with a cursor and possibly a pending batch. Returns its id."""
+    running, with a cursor and possibly a pending batch. Returns its id.
+    The batches counted are the new run's: those of a run before it (one
+    just cancelled) must not end the wait before the new one has begun."""
+    before = 0
+    if os.path.exists(env.env["STATE_DB"]):
+        with env.journal() as db:
+            before = db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
     p = env.spawn("check", **SLOW)
     n, deadline = 0, time.monotonic() + 120
     while n < committed and time.monotonic() < deadline and p.poll() is None:
@@ -201,7 +207,8 @@ def killed_run(env, committed=3):
         try:
             with env.journal() as db:
                 n = db.execute("SELECT count(*) FROM batches WHERE status = 'committed'"
-                               " AND run_id = (SELECT max(id) FROM runs)").fetchone()[0]
+                               " AND run_id = (SELECT max(id) FROM runs) AND run_id > ?",
+                               (before,)).fetchone()[0]
         except Exception:
             pass
     check(p.poll() is None, "the slow run was still working when killed")
