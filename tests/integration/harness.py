@@ -109,11 +109,24 @@ def write(env, name, text):
     return path
 
 
-def free_port():
-    """A TCP port nothing listens on now (the kernel's pick)."""
+def free_port(also=()):
+    """A TCP port nothing listens on now (the kernel's pick), and such that
+    port + k is free too for each k of also."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if all(port + k < 65536 and port_free(port + k) for k in also):
+            return port
+
+
+def port_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 class ServerSet:
@@ -134,7 +147,8 @@ class ServerSet:
 
     def __init__(self, **settings):
         self.dir = tempfile.mkdtemp(prefix="reconciler-servers-")
-        self.ferretdb_port, self.opensearch_port = free_port(), free_port()
+        # the node's transport port is its HTTP port + 100 (TestNode.java)
+        self.ferretdb_port, self.opensearch_port = free_port(), free_port(also=(100,))
         self.env = dict(os.environ)
         self.env.update({
             "TEST_SERVERS_DIR": self.dir,
