@@ -2,18 +2,22 @@
 tools/test-servers, the reconciler binary, and the C fixture tool.
 
 Every test gets its own database, collection, index and journal, so tests
-never see each other's data. Nothing here fakes a server.
+never see each other's data. Nothing here fakes a server. A test that
+stops, freezes or counts servers does it to a ServerSet of its own (its own
+directory and free ports), never to the shared set others are using.
 """
 import json
 import os
 import random
 import shutil
+import socket
 import sqlite3
 import string
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +27,10 @@ SRC = os.environ.get("RECONCILER_SOURCE_DIR") or os.path.abspath(
 BIN = os.environ.get("RECONCILER_BIN") or os.path.join(SRC, "build", "reconciler")
 FIXTURE = os.path.join(os.path.dirname(BIN), "reconciler-fixture")
 SERVERS = os.path.join(SRC, "tools", "test-servers")
+# the shared set's directory (tools/test-servers' default), whose builds a
+# ServerSet reuses
+SERVERS_DIR = os.environ.get("TEST_SERVERS_DIR") or os.path.expanduser(
+    "~/.cache/reconciler-test-servers")
 
 FAILED = []
 PASSED = []
@@ -57,11 +65,172 @@ def done():
     sys.exit(1 if FAILED else 0)
 
 
-class Env:
-    """One test's world: a database + collection, an index, a journal."""
+def run_all(scenarios, prefix=""):
+    """Runs each scenario in an Env of its own, then ends the test with
+    done(). A scenario is a function (its name names the Env) or a tuple
+    (name, function) or (name, function, {setting: value}); the setting
+    own_servers ("ferretdb", "opensearch" or "all") gives the scenario a
+    ServerSet of its own for that side (env.server_set), one it may stop or
+    freeze. An exception is a failed check and the next scenario still runs;
+    the Env and its servers are cleaned up however the scenario ended."""
+    for item in scenarios:
+        if callable(item):
+            item = (item.__name__, item)
+        name, fn = item[0], item[1]
+        settings = dict(item[2]) if len(item) > 2 else {}
+        own = settings.pop("own_servers", None)
+        env = server_set = None
+        try:
+            if own:
+                server_set = ServerSet(OPENSEARCH_HEAP="512m")
+                server_set.start(own)
+            env = Env(prefix + name, server_set=server_set, **settings)
+            fn(env)
+        except Exception as e:
+            traceback.print_exc()
+            check(False, "%s raised %r" % (name, e))
+        finally:
+            try:
+                if env is not None:
+                    env.cleanup()
+            except Exception as e:  # a server the scenario left stopped, say
+                print("%s: cleanup: %r" % (name, e), flush=True)
+            finally:
+                if server_set is not None:
+                    server_set.close()
+    done()
 
-    def __init__(self, name, **settings):
-        self.addr = servers()
+
+def write(env, name, text):
+    """Writes text into a file of the test's own directory; returns its path."""
+    path = os.path.join(env.tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def free_port(also=()):
+    """A TCP port nothing listens on now (the kernel's pick), and such that
+    port + k is free too for each k of also."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if all(port + k < 65536 and port_free(port + k) for k in also):
+            return port
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class ServerSet:
+    """A FerretDB and/or OpenSearch of one test's own: tools/test-servers with
+    its own TEST_SERVERS_DIR (a temporary directory) and free ports, reusing
+    the shared set's builds (TEST_SERVERS_CACHE), so nothing is built or
+    downloaded again. Everything it does (start, stop, the pid files) is
+    about its own processes; the shared set is never touched.
+
+        s = ServerSet(OPENSEARCH_HEAP="512m")
+        try:
+            s.start("opensearch")
+            env = Env("x", server_set=s)
+            ...
+        finally:
+            s.close()
+    """
+
+    def __init__(self, **settings):
+        self.dir = tempfile.mkdtemp(prefix="reconciler-servers-")
+        # the node's transport port is its HTTP port + 100 (TestNode.java)
+        self.ferretdb_port, self.opensearch_port = free_port(), free_port(also=(100,))
+        self.env = dict(os.environ)
+        self.env.update({
+            "TEST_SERVERS_DIR": self.dir,
+            "TEST_SERVERS_CACHE": os.environ.get("TEST_SERVERS_CACHE") or SERVERS_DIR,
+            "FERRETDB_PORT": str(self.ferretdb_port),
+            "OPENSEARCH_PORT": str(self.opensearch_port),
+            "FAST_MONGO_PORT": str(free_port()),
+        })
+        self.env.update({k: str(v) for k, v in settings.items()})
+        self.started = set()
+
+    def servers(self, *args, timeout=600):
+        """Runs tools/test-servers on this set; its CompletedProcess."""
+        return subprocess.run([SERVERS] + list(args), env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def start(self, what="all"):
+        r = self.servers("start", *([] if what == "all" else [what]))
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            raise RuntimeError("the test's own %s could not be started" % what)
+        self.started |= {"ferretdb", "opensearch"} if what == "all" else {what}
+        return r
+
+    def stop(self, what="all"):
+        r = self.servers("stop", *([] if what == "all" else [what]))
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            raise RuntimeError("the test's own %s could not be stopped" % what)
+        return r
+
+    def pid(self, name):
+        """The pid in name's pid file (ferretdb, opensearch), or None."""
+        try:
+            with open(os.path.join(self.dir, name + ".pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def processes(self):
+        """Pids of the processes whose command line names this set's
+        directory (its servers' data directories are in it), whatever the
+        pid files say."""
+        out = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    cmd = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if self.dir in cmd:
+                out.append(int(p))
+        return sorted(out)
+
+    def addr(self):
+        """MONGODB_URI and OPENSEARCH_URL of the servers this set started."""
+        out = {}
+        if "ferretdb" in self.started:
+            out["MONGODB_URI"] = "mongodb://127.0.0.1:%d/" % self.ferretdb_port
+        if "opensearch" in self.started:
+            out["OPENSEARCH_URL"] = "http://127.0.0.1:%d" % self.opensearch_port
+        return out
+
+    def close(self):
+        """Stops whatever of this set runs and removes its directory."""
+        try:
+            self.servers("stop", timeout=120)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Env:
+    """One test's world: a database + collection, an index, a journal. On the
+    shared servers, or on those a ServerSet of the test's own started
+    (server_set: the shared set for any side the ServerSet did not start)."""
+
+    def __init__(self, name, server_set=None, **settings):
+        self.server_set = server_set
+        own = server_set.addr() if server_set else {}
+        self.addr = own if len(own) == 2 else dict(servers(), **own)
         tag = name + "_" + "".join(random.choice(string.ascii_lowercase) for _ in range(6))
         self.tmp = tempfile.mkdtemp(prefix="reconciler-it-")
         self.db = "it_" + tag
@@ -191,11 +360,19 @@ class Env:
         return self.mongo_docs() == self.os_docs()
 
     def cleanup(self):
-        try:
-            self.mongo({"dropDatabase": 1})
-            self.os("DELETE", "/" + self.index)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        """Drops the test's database and index and removes its directory;
+        each step is tried whatever the one before did, the first error is
+        raised at the end."""
+        error = None
+        for step in (lambda: self.mongo({"dropDatabase": 1}),
+                     lambda: self.os("DELETE", "/" + self.index)):
+            try:
+                step()
+            except Exception as e:
+                error = error or e
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if error:
+            raise error
 
 
 def iso_ms(s):

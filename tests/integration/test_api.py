@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from harness import Env, check, done
+from harness import check, run_all
 from service import Service
 
 SEED_STATS = {"lastCheck", "lastSync", "totalChecks", "totalSyncs", "documentsSynced", "errors",
@@ -261,12 +261,12 @@ def concurrency_and_shutdown(env):
 
 def hung_batch_signals(env):
     """With the in-flight batch hung (the OpenSearch node frozen with
-    SIGSTOP): one signal exits 0 within 10 s with the run marked
-    interrupted; a second signal exits at once. Either way the journal is
-    consistent: the run resumes and completes."""
+    SIGSTOP: the scenario's own node, own_servers): one signal exits 0
+    within 10 s with the run marked interrupted; a second signal exits at
+    once. Either way the journal is consistent: the run resumes and
+    completes."""
     import os
-    cache = os.environ.get("TEST_SERVERS_DIR") or os.path.expanduser("~/.cache/reconciler-test-servers")
-    os_pid = int(open(os.path.join(cache, "opensearch.pid")).read())
+    os_pid = env.server_set.pid("opensearch")
     env.create_index()
     env.fixture("load", "--count", 2000)
     for signals, want_code, limit in ((1, 0, 10.5), (2, 130, 1.5)):
@@ -384,17 +384,7 @@ def secrets(env):
         check(secret not in journal, "%s not in the journal" % secret)
 
 
-for name, fn in [("api", seed_routes), ("badinput", bad_input), ("auth", auth),
-                 ("shutdown", concurrency_and_shutdown), ("hungbatch", hung_batch_signals),
-                 ("schedule", schedule),
-                 ("countmon", count_monitor), ("secrets", secrets)]:
-    env = Env(name)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+run_all([("api", seed_routes), ("badinput", bad_input), ("auth", auth),
+         ("shutdown", concurrency_and_shutdown),
+         ("hungbatch", hung_batch_signals, {"own_servers": "opensearch"}),
+         ("schedule", schedule), ("countmon", count_monitor), ("secrets", secrets)])

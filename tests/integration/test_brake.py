@@ -6,7 +6,8 @@
 - `check --allow-deletes` deletes exactly the orphans.
 - The API: {"allowDeletes": true} releases it; held runs show in /metrics.
 - A run killed while sending its (allowed) deletes resumes and sends the rest.
-- MongoDB's stream cut mid-pass (FerretDB stopped): nothing is deleted.
+- MongoDB's stream cut mid-pass (the test's own FerretDB stopped): nothing
+  is deleted.
 - A journal from before (c0fca45) migrates with its history intact.
 """
 import json
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import FIXTURE, SERVERS, SRC, Env, check, done, servers
+from harness import FIXTURE, SRC, check, run_all
 from service import Service
 
 
@@ -186,7 +187,7 @@ def mongo_cut(env):
     with env.journal() as db:
         found = db.execute("SELECT count(*) FROM run_ids WHERE kind = 'orphan'").fetchone()[0]
     try:
-        subprocess.run([SERVERS, "stop", "ferretdb"], check=True, capture_output=True)
+        env.server_set.stop("ferretdb")  # the scenario's own (own_servers)
     finally:
         p.send_signal(signal.SIGCONT)
     try:
@@ -202,7 +203,7 @@ def mongo_cut(env):
         docs = env.os_docs()
         check(len(docs) == 20200, "every orphan is still indexed (%d)" % len(docs))
     finally:
-        servers()  # FerretDB back (a fresh one: its data is gone)
+        env.server_set.start("ferretdb")  # back (a fresh one: its data is gone)
 
 
 def released_rename(env):
@@ -310,25 +311,12 @@ def old_journal(env):
     check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 20, "show of an old run")
 
 
-for name, fn, settings in [
-        ("oldjournal", old_journal, {}),
-        ("hold", hold_then_allow, {"RECONCILE_ORPHANS": "delete"}),
-        ("api", api, {"RECONCILE_ORPHANS": "delete"}),
-        ("resume", resume_while_deleting, {"RECONCILE_ORPHANS": "delete",
-                                            "RECONCILE_MAX_DELETE_RATIO": "1"}),
-        ("mongocut", mongo_cut, {"RECONCILE_ORPHANS": "delete"}),
-        ("renamed", released_rename, {"RECONCILE_ORPHANS": "delete"}),
-        ("rearm", resume_rearms, {"RECONCILE_ORPHANS": "delete"})]:
-    env = Env("brake" + name, **settings)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        try:
-            env.cleanup()
-        except Exception:
-            pass
-done()
+run_all([
+    ("oldjournal", old_journal, {}),
+    ("hold", hold_then_allow, {"RECONCILE_ORPHANS": "delete"}),
+    ("api", api, {"RECONCILE_ORPHANS": "delete"}),
+    ("resume", resume_while_deleting, {"RECONCILE_ORPHANS": "delete",
+                                        "RECONCILE_MAX_DELETE_RATIO": "1"}),
+    ("mongocut", mongo_cut, {"RECONCILE_ORPHANS": "delete", "own_servers": "ferretdb"}),
+    ("renamed", released_rename, {"RECONCILE_ORPHANS": "delete"}),
+    ("rearm", resume_rearms, {"RECONCILE_ORPHANS": "delete"})], prefix="brake")

@@ -10,7 +10,7 @@ import sqlite3
 import urllib.error
 import urllib.request
 
-from harness import SRC, Env, check, done, ext_id
+from harness import SRC, check, ext_id, run_all
 from service import Service
 
 
@@ -239,15 +239,5 @@ def old_journal(env):
           "(run 4 is unfinished): %s" % orphans[:1])
 
 
-for name, fn in [("recurring", recurring_and_repairs), ("ndjson", ndjson_export),
-                 ("oldjournal", old_journal)]:
-    env = Env("drift_" + name)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+run_all([("recurring", recurring_and_repairs), ("ndjson", ndjson_export),
+         ("oldjournal", old_journal)], prefix="drift_")

@@ -1,51 +1,60 @@
 """Servers going away mid-run: the run ends interrupted with the error
 journaled, nothing is lost, and the next run resumes and completes it.
 Also: an index that rejects writes with 429 (a real node with a tiny write
-queue) is retried with backoff until every document is in."""
+queue) is retried with backoff until every document is in. The nodes that
+are stopped or throttled are the test's own (a ServerSet on free ports),
+never the shared ones."""
 import os
-import subprocess
-import tempfile
+import threading
 import time
 
-from harness import SERVERS, Env, check, done, servers
+from harness import Env, ServerSet, check, done
 
-# OpenSearch stops in the middle of the repair
-env = Env("faults", SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100, SYNC_MAX_RETRIES=2)
+# OpenSearch stops in the middle of the repair: a node of the test's own
+node = ServerSet(OPENSEARCH_HEAP="512m")
 try:
-    env.create_index()
-    env.fixture("load", "--count", 2000)
-    p = env.spawn("check")
-    deadline = time.monotonic() + 60
-    committed = 0
-    while committed < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    node.start("opensearch")
+    env = Env("faults", server_set=node, SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100,
+              SYNC_MAX_RETRIES=2)
+    try:
+        env.create_index()
+        env.fixture("load", "--count", 2000)
+        p = env.spawn("check")
+        deadline = time.monotonic() + 60
+        committed = 0
+        while committed < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                with env.journal() as db:
+                    committed = db.execute(
+                        "SELECT count(*) FROM batches WHERE status='committed'").fetchone()[0]
+            except Exception:
+                pass
         try:
+            node.stop("opensearch")
+            out, err = p.communicate(timeout=120)
+            run = env.last_run()
+            check(p.returncode == 2, "the run exits 2 when OpenSearch goes away (%d)" % p.returncode)
+            check(run["status"] == "interrupted" and "unreachable" in (run["error"] or ""),
+                  "the run is interrupted with the reason: %s / %s" % (run["status"], run["error"]))
             with env.journal() as db:
-                committed = db.execute(
-                    "SELECT count(*) FROM batches WHERE status='committed'").fetchone()[0]
-        except Exception:
-            pass
-    subprocess.run([SERVERS, "stop", "opensearch"], check=True, capture_output=True)
-    out, err = p.communicate(timeout=120)
-    run = env.last_run()
-    check(p.returncode == 2, "the run exits 2 when OpenSearch goes away (%d)" % p.returncode)
-    check(run["status"] == "interrupted" and "unreachable" in (run["error"] or ""),
-          "the run is interrupted with the reason: %s / %s" % (run["status"], run["error"]))
-    with env.journal() as db:
-        errs = db.execute("SELECT source FROM errors").fetchall()
-    check(any(e[0] == "opensearch" for e in errs), "the error is journaled (source opensearch)")
-    r = env.run("doctor")
-    check(r.returncode != 0 and "opensearch unreachable" in r.stderr, "doctor agrees")
+                errs = db.execute("SELECT source FROM errors").fetchall()
+            check(any(e[0] == "opensearch" for e in errs),
+                  "the error is journaled (source opensearch)")
+            r = env.run("doctor")
+            check(r.returncode != 0 and "opensearch unreachable" in r.stderr, "doctor agrees")
+        finally:
+            # OpenSearch back (a fresh node: the index is gone, a harder resume)
+            node.start("opensearch")
+        r = env.run("resume")
+        run = env.last_run()
+        check(r.returncode == 0 and run["status"] == "completed" and run["resume_count"] == 1,
+              "resume completes the same run: %s %s" % (run["status"], r.stderr[-300:]))
+        check(env.in_sync(), "in sync after the outage")
+    finally:
+        env.cleanup()
 finally:
-    servers()  # OpenSearch back (a fresh node: the index is gone, a harder resume)
-try:
-    r = env.run("resume")
-    run = env.last_run()
-    check(r.returncode == 0 and run["status"] == "completed" and run["resume_count"] == 1,
-          "resume completes the same run: %s %s" % (run["status"], r.stderr[-300:]))
-    check(env.in_sync(), "in sync after the outage")
-finally:
-    env.cleanup()
+    node.close()
 
 # MongoDB goes away before a run: a clear error, exit 2, journaled
 env = Env("mongogone")
@@ -57,23 +66,17 @@ try:
 finally:
     env.cleanup()
 
-# real 429s: a second node whose write queue holds one request
-tmp = tempfile.mkdtemp(prefix="reconciler-429-")
-senv = dict(os.environ, TEST_SERVERS_DIR=tmp, OPENSEARCH_PORT="9262", FERRETDB_PORT="27162",
-            OPENSEARCH_HEAP="512m",
-            OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=1")
+# real 429s: a node of the test's own whose write queue holds one request
+node = ServerSet(OPENSEARCH_HEAP="512m",
+                 OPENSEARCH_SETTINGS="thread_pool.write.size=1 thread_pool.write.queue_size=1")
 try:
-    subprocess.run([SERVERS, "start", "opensearch"], env=senv, check=True, capture_output=True,
-                   timeout=300)
-    env = Env("rejects", OPENSEARCH_URL="http://127.0.0.1:9262", SYNC_BATCH_SIZE=20,
-              SYNC_MAX_RETRIES=12)
-    env.url = "http://127.0.0.1:9262"
+    node.start("opensearch")
+    env = Env("rejects", server_set=node, SYNC_BATCH_SIZE=20, SYNC_MAX_RETRIES=12)
     try:
         env.create_index()
         env.fixture("load", "--count", 1500)
         # hammer the write pool from a second writer so the reconciler meets 429s
         stop = False
-        import threading
 
         def hammer():
             i = 0
@@ -102,5 +105,5 @@ try:
     finally:
         env.cleanup()
 finally:
-    subprocess.run([SERVERS, "stop"], env=senv, capture_output=True)
+    node.close()
 done()

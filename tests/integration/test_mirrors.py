@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import FIXTURE, SRC, Env, check, done, ext_id, iso_ms
+from harness import FIXTURE, SRC, check, ext_id, iso_ms, run_all
 from service import Service
 
 ADS, USERS = 600, 400
@@ -442,14 +442,4 @@ def old_journal(env):
     check(r.returncode == 0 and len(r.stdout.splitlines()) == 1, "mirror ads has no old runs")
 
 
-for name, fn in [("mirrors", service_with_three_mirrors), ("oldjournal", old_journal)]:
-    env = Env(name)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+run_all([("mirrors", service_with_three_mirrors), ("oldjournal", old_journal)])

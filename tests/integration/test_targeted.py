@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import time
 
-from harness import Env, check, done
+from harness import check, run_all
 from service import Service
 
 N = 100000
@@ -296,18 +296,7 @@ def full_rc(full):
     return 3 if full["conflict_count"] else 0
 
 
-for name, fn, settings in [("typed", typed, {"RECONCILE_ORPHANS": "delete",
-                                            "RECONCILE_MAX_DELETE_RATIO": 1}),
-                           ("bad", bad_input, {}),
-                           ("since", since, {"RECONCILE_ORPHANS": "delete"}),
-                           ("big", big, {"RECONCILE_ORPHANS": "delete"})]:
-    env = Env("targeted" + name, **settings)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+run_all([("typed", typed, {"RECONCILE_ORPHANS": "delete", "RECONCILE_MAX_DELETE_RATIO": 1}),
+         ("bad", bad_input, {}),
+         ("since", since, {"RECONCILE_ORPHANS": "delete"}),
+         ("big", big, {"RECONCILE_ORPHANS": "delete"})], prefix="targeted")

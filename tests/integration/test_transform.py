@@ -3,7 +3,7 @@ its routing; a script that does not compile stops before any run; one
 document's script error fails that document alone."""
 import os
 
-from harness import Env, check, done
+from harness import check, run_all
 
 DATE0 = 1704067200000
 
@@ -228,16 +228,5 @@ def sandbox(env):
           "sandbox: xpcall answers as Lua's does (%s)" % (got.get("xo"),))
 
 
-for name, fn in (("script", script_scenario), ("leftout", left_out), ("nilbrake", nil_brake),
-                 ("decl", declarative),
-                 ("sandbox", sandbox)):
-    env = Env(name)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+run_all([("script", script_scenario), ("leftout", left_out), ("nilbrake", nil_brake),
+         ("decl", declarative), ("sandbox", sandbox)])

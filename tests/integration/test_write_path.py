@@ -9,7 +9,7 @@ import json
 import random
 import string
 
-from harness import Env, check, done
+from harness import check, run_all
 
 DATE0 = 1704067200000  # 2024-01-01T00:00:00.000Z
 SHARDS = 3
@@ -315,23 +315,13 @@ def bad_settings(env):
           % (r.returncode, r.stderr.strip()[-300:]))
 
 
-for name, fn, settings in (
-        ("routing", routing, dict(OPENSEARCH_ROUTING_FIELD="page_id,countrySearchedfor",
-                                  RECONCILE_ORPHANS="delete", RECONCILE_WRITE_MODE="upsert")),
-        ("upsert", write_mode("upsert"), {}),
-        ("index", write_mode("index"), {}),
-        ("external", external, {}),
-        ("pipeline", pipeline, {}),
-        ("settings", bad_settings, {})):
-    # indexes of a handful of documents: the orphans planted are far over the
-    # delete brake's 5% (test_brake.py tests the brake)
-    env = Env("wp_" + name, RECONCILE_MAX_DELETE_RATIO=1, **settings)
-    try:
-        fn(env)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s raised %r" % (name, e))
-    finally:
-        env.cleanup()
-done()
+# indexes of a handful of documents: the orphans planted are far over the
+# delete brake's 5% (test_brake.py tests the brake)
+ALL = {"RECONCILE_MAX_DELETE_RATIO": 1}
+run_all([("routing", routing, dict(ALL, OPENSEARCH_ROUTING_FIELD="page_id,countrySearchedfor",
+                                   RECONCILE_ORPHANS="delete", RECONCILE_WRITE_MODE="upsert")),
+         ("upsert", write_mode("upsert"), ALL),
+         ("index", write_mode("index"), ALL),
+         ("external", external, ALL),
+         ("pipeline", pipeline, ALL),
+         ("settings", bad_settings, ALL)], prefix="wp_")
