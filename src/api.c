@@ -12,7 +12,7 @@
  */
 #include "api.h"
 #include "docdiff.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"

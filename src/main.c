@@ -27,7 +27,7 @@
 #include "api.h" /* serve_main */
 #include "config.h"
 #include "docdiff.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"

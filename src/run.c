@@ -28,7 +28,7 @@
  * the same brake; never resumed, so a mirror's interrupted check is left as
  * it is.
  */
-#include "engine.h"
+#include "run.h"
 #include "diff.h"
 #include "doc.h"
 #include "jtree.h"

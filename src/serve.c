@@ -8,7 +8,7 @@
  * start).
  */
 #include "api.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"

@@ -1,12 +1,16 @@
 /*
- * engine.h: one reconciliation run, end to end, with resume.
+ * run.h: one reconciliation run, end to end, with resume.
  *
  * An engine owns its own MongoDB and OpenSearch connections and journal
  * handle; one engine runs one run at a time (the journal lock makes that
  * true across processes too). Any thread may read progress or cancel.
+ *
+ * The file is run.c's (and run_*.c's); its public names keep the engine_
+ * prefix because `struct run` is already taken by the one run in progress
+ * that an engine holds (run_int.h).
  */
-#ifndef RECONCILER_ENGINE_H
-#define RECONCILER_ENGINE_H
+#ifndef RECONCILER_RUN_H
+#define RECONCILER_RUN_H
 
 #include "config.h"
 #include "error.h"
