@@ -433,209 +433,188 @@ cmp_text(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-rcode
-engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
-                const char *trigger, int64_t resume_id, const struct engine_opts *opts,
-                struct rerror *err)
+/* o with each id once, so the lookups hand each copy over once: uniq's ids
+ * are o's texts, sorted and distinct, in an array of its own. */
+static RC_MUST_CHECK rcode
+ids_distinct(struct engine_opts *uniq, const struct engine_opts *o, struct rerror *err)
 {
-	static const struct engine_opts none = {0};
-	struct engine_opts uniq = {0};
-	struct run r = {.e = e, .cfg = e->cfg, .err = err, .opts = opts ? opts : &none};
+	size_t k = 0;
 
-	/* a targeted run compares versions: its documents are looked up by id,
-	 * not read whole from a stream */
-	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
-	struct store_run *sr = NULL;
-	int64_t holder = 0, *reuse = NULL;
-	size_t n_reuse = 0;
-	rcode rc, frc;
-	enum run_status status;
+	*uniq = *o;
+	uniq->ids = NULL;
+	if (o->n_ids == 0)
+		return RC_OK;
+	uniq->ids = malloc(o->n_ids * sizeof(*uniq->ids));
+	if (uniq->ids == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	memcpy(uniq->ids, o->ids, o->n_ids * sizeof(*uniq->ids));
+	qsort(uniq->ids, uniq->n_ids, sizeof(*uniq->ids), cmp_text);
+	for (size_t i = 0; i < uniq->n_ids; i++)
+		if (k == 0 || strcmp(uniq->ids[k - 1], uniq->ids[i]))
+			uniq->ids[k++] = uniq->ids[i];
+	uniq->n_ids = k;
+	return RC_OK;
+}
 
-	memset(res, 0, sizeof(*res));
-	if (kind == RUN_IDS) {
-		/* checked once more here: every way in gets the same answer */
-		if ((rc = engine_opts_check(e->cfg, r.opts, err)))
-			return rc;
-		resume_id = -1; /* a new run: an interrupted check stays resumable */
-		/* each id once, so the lookups hand each copy over once */
-		uniq = *r.opts;
-		if (r.opts->n_ids) {
-			uniq.ids = malloc(r.opts->n_ids * sizeof(*uniq.ids));
-			if (uniq.ids == NULL)
-				return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-			memcpy(uniq.ids, r.opts->ids, r.opts->n_ids * sizeof(*uniq.ids));
-			qsort(uniq.ids, uniq.n_ids, sizeof(*uniq.ids), cmp_text);
-			size_t k = 0;
-			for (size_t i = 0; i < uniq.n_ids; i++)
-				if (k == 0 || strcmp(uniq.ids[k - 1], uniq.ids[i]))
-					uniq.ids[k++] = uniq.ids[i];
-			uniq.n_ids = k;
+/* What a run holds before it begins: the script (one that does not
+ * compile stops here, before any run is begun), the journal and its lock.
+ * Released by release_run, whatever of it was taken. */
+static RC_MUST_CHECK rcode
+open_run(struct run *r)
+{
+	int64_t holder = 0;
+	rcode rc = transform_new(&r->tf, r->cfg, r->err);
+
+	if (rc == RC_OK)
+		rc = store_open(&r->store, r->cfg->state_db, r->err);
+	if (rc == RC_OK)
+		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
+	return rc;
+}
+
+/* What a targeted run was asked: the journal says it, not only the
+ * caller's terminal. */
+static void
+journal_target(struct run *r)
+{
+	char what[600], iso[40];
+	size_t at = 0;
+
+	if (r->opts->since) {
+		util_ms_to_iso(r->opts->since_ms, iso, sizeof(iso));
+		snprintf(what, sizeof(what), "since %s: the documents whose %s is newer", iso,
+		         r->cfg->version_field);
+	} else {
+		at = (size_t)snprintf(what, sizeof(what), "%zu ids:", r->opts->n_ids);
+		for (size_t i = 0; i < r->opts->n_ids && at < sizeof(what); i++) {
+			if (at + strlen(r->opts->ids[i]) + 8 > 300) {
+				snprintf(what + at, sizeof(what) - at, " ...");
+				break;
+			}
+			at +=
+			    (size_t)snprintf(what + at, sizeof(what) - at, " %s", r->opts->ids[i]);
 		}
-		r.opts = &uniq;
 	}
-	/* a script that does not compile stops here, before any run is begun */
-	rc = transform_new(&r.tf, e->cfg, err);
-	if (rc) {
-		free(uniq.ids);
-		return rc;
-	}
-	rc = store_open(&r.store, e->cfg->state_db, err);
-	if (rc) {
-		transform_free(r.tf);
-		free(uniq.ids);
-		return rc;
-	}
-	rc = store_lock(r.store, &holder, e->cfg->name, err);
-	if (rc) {
-		store_free(r.store);
-		transform_free(r.tf);
-		free(uniq.ids);
-		return rc;
-	}
-	rc = begin_run(&r, kind, trigger, resume_id);
-	if (rc)
-		goto out;
-	if (r.not_resumed) {
-		res->run_id = r.id;
-		res->kind = r.kind;
-		res->status = RUN_CANCELLED;
-		res->not_resumed = true;
-		snprintf(res->why, sizeof(res->why), "%s", r.why);
-		goto out;
-	}
-	r.why[0] = '\0'; /* the held reason's, from here on */
-	if (r.kind != RUN_DRY_RUN && e->cfg->write_mode == WRITE_UPSERT && *e->cfg->pipeline) {
+	util_utf8_clean(what);
+	if (store_event(r->store, r->id, "target", what))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+}
+
+/* Settings that work, but not as one may expect: said in the run's
+ * journal before it starts. */
+static void
+warn_settings(struct run *r)
+{
+	const struct config *cfg = r->cfg;
+	char msg[600];
+
+	if (r->kind != RUN_DRY_RUN && cfg->write_mode == WRITE_UPSERT && *cfg->pipeline) {
 		/* verified on OpenSearch 2.19: an update runs no named pipeline */
-		char msg[600];
 		snprintf(msg, sizeof(msg),
 		         "OPENSEARCH_PIPELINE=%.200s is not run by RECONCILE_WRITE_MODE=upsert: "
 		         "OpenSearch runs no named pipeline on update actions, only the index's "
 		         "index.default_pipeline; set that on the index, or write with "
 		         "RECONCILE_WRITE_MODE=index",
-		         e->cfg->pipeline);
-		warn_journaled(&r, msg);
+		         cfg->pipeline);
+		warn_journaled(r, msg);
 	}
-	if (r.kind == RUN_IDS) {
-		/* what a targeted run was asked: the journal says it, not only
-		 * the caller's terminal */
-		char what[600], iso[40];
-		size_t at = 0;
-		if (r.opts->since) {
-			util_ms_to_iso(r.opts->since_ms, iso, sizeof(iso));
-			snprintf(what, sizeof(what), "since %s: the documents whose %s is newer",
-			         iso, e->cfg->version_field);
-		} else {
-			at = (size_t)snprintf(what, sizeof(what), "%zu ids:", r.opts->n_ids);
-			for (size_t i = 0; i < r.opts->n_ids && at < sizeof(what); i++) {
-				if (at + strlen(r.opts->ids[i]) + 8 > 300) {
-					snprintf(what + at, sizeof(what) - at, " ...");
-					break;
-				}
-				at += (size_t)snprintf(what + at, sizeof(what) - at, " %s",
-				                       r.opts->ids[i]);
-			}
-		}
-		util_utf8_clean(what);
-		if (store_event(r.store, r.id, "target", what))
-			log_msg(LOG_WARN, r.id, "journal: cannot record an event");
-	}
-	if (r.kind != RUN_FULL && e->cfg->compare == COMPARE_CONTENT && *e->cfg->pipeline) {
-		char msg[600];
+	if (r->kind == RUN_IDS)
+		journal_target(r);
+	if (r->kind != RUN_FULL && cfg->compare == COMPARE_CONTENT && *cfg->pipeline) {
 		snprintf(
 		    msg, sizeof(msg),
 		    "RECONCILE_COMPARE=content compares the body before "
 		    "OPENSEARCH_PIPELINE=%.200s: "
 		    "if the pipeline changes or removes a field the body writes, every copy is "
 		    "stale in every run (a pipeline that only adds fields is fine)",
-		    e->cfg->pipeline);
-		warn_journaled(&r, msg);
+		    cfg->pipeline);
+		warn_journaled(r, msg);
 	}
-	r.full = r.kind == RUN_FULL;
-	r.dry_run = r.kind == RUN_DRY_RUN;
-	if (r.full) { /* resumed: reuse the numbers of the batches that were in flight */
+}
+
+/* Before the servers: a resumed full run's batch numbers (those of the
+ * batches that were in flight are reused), the live progress, the hook. */
+static RC_MUST_CHECK rcode
+prepare(struct run *r)
+{
+	struct engine *e = r->e;
+
+	r->full = r->kind == RUN_FULL;
+	r->dry_run = r->kind == RUN_DRY_RUN;
+	if (r->full) {
 		struct store_pending *p = NULL;
 		size_t n = 0;
-		rc = store_batches_pending(r.store, r.id, &p, &n);
-		if (rc == RC_OK && n && (reuse = malloc(n * sizeof(*reuse))) == NULL)
+		rcode rc = store_batches_pending(r->store, r->id, &p, &n);
+		/* the repair side owns them (repair_setup leaves them) */
+		if (rc == RC_OK && n && (r->rp.reuse = malloc(n * sizeof(*r->rp.reuse))) == NULL)
 			rc = RC_ERR_NOMEM;
 		for (size_t i = 0; rc == RC_OK && i < n; i++)
-			reuse[n_reuse++] = p[i].batch_no;
+			r->rp.reuse[r->rp.n_reuse++] = p[i].batch_no;
 		free(p);
-		if (rc) {
-			rerror_set(err, rc, "journal: cannot read pending batches");
-			goto out;
-		}
+		if (rc)
+			return rerror_set(r->err, rc, "journal: cannot read pending batches");
 	}
 	pthread_mutex_lock(&e->lock);
 	memset(&e->progress, 0, sizeof(e->progress));
 	e->progress.active = true;
-	e->progress.run_id = r.id;
+	e->progress.run_id = r->id;
 	e->progress.mongo_count = e->progress.opensearch_count = -1;
-	e->progress.compared = r.compared;
+	e->progress.compared = r->compared;
 	e->progress.started_ms = util_now_ms();
-	e->progress.kind = r.kind;
+	e->progress.kind = r->kind;
 	snprintf(e->progress.phase, sizeof(e->progress.phase), "starting");
 	pthread_mutex_unlock(&e->lock);
 	if (e->start_hook)
-		e->start_hook(e->start_ctx, r.id);
+		e->start_hook(e->start_ctx, r->id);
+	return RC_OK;
+}
 
-	rc = mongo_open(&r.mongo, e->cfg->mongodb_uri, e->cfg->mongodb_database,
-	                e->cfg->mongodb_collection, err);
-	if (rc == RC_OK)
-		rc = mongo_set_filter(r.mongo, e->cfg->filter, err);
-	if (rc == RC_OK)
-		rc = opensearch_open(&r.os, e->cfg, err);
-	if (rc == RC_OK)
-		rc = setup_check_peers(&r);
-	if (rc == RC_OK && (rc = run_set_phase(&r, "counting")) == RC_OK)
-		rc = setup_count(&r);
-	if (rc == RC_OK)
-		rc = setup_keys(&r);
-	if (rc == RC_OK) {
-		repair_setup(&r);
-		r.rp.reuse = reuse; /* the repair side owns them now */
-		r.rp.n_reuse = n_reuse;
-		reuse = NULL;
-	}
-	if (rc == RC_OK && !r.dry_run && r.kind != RUN_IDS &&
-	    (rc = run_set_phase(&r, "repairing")) == RC_OK)
-		rc = repair_resend_pending(&r.rp);
-	if (rc == RC_OK && !r.dry_run)
-		setup_refresh(&r); /* the pass must see what was re-sent, or it sends it again */
-	if (rc == RC_OK && (rc = run_set_phase(&r, r.full ? "indexing" : "diffing")) == RC_OK)
-		rc = r.full ? repair_full(&r.rp) : pass_diff(&r);
+/* The servers, what the run asks them first, the pending batches sent
+ * again, and the pass (or the full re-index). */
+static RC_MUST_CHECK rcode
+run_steps(struct run *r)
+{
+	const struct config *cfg = r->cfg;
+	rcode rc;
 
-	if (rc == RC_OK && !e->stop && e->cfg->mongo_count == MONGO_COUNT_PASS &&
-	    store_run_counts(r.store, r.id, r.compared, r.os_count))
-		log_msg(LOG_WARN, r.id, "journal: cannot record the pass's count");
-	if (r.os && !r.dry_run)
-		setup_refresh(&r);
-	if (rc == RC_OK && !e->stop)
-		check_query_match(&r);
-	/* how it ended */
-	if (e->stop == 2)
-		status = RUN_CANCELLED;
-	else if (e->stop == 1)
-		status = RUN_INTERRUPTED;
-	else if (rc == RC_OK)
-		status = r.held ? RUN_HELD : RUN_COMPLETED;
-	else
-		status = resumable(rc) ? RUN_INTERRUPTED : RUN_FAILED;
-	if (rc && rc != RC_ERR_CANCELLED)
-		run_journal_error(&r, rc, -1, NULL, e->progress.phase,
-		                  rc == RC_ERR_MONGO        ? "mongo"
-		                  : rc == RC_ERR_STORE      ? "store"
-		                  : rc == RC_ERR_OPENSEARCH ? "opensearch"
-		                  : rc == RC_ERR_RETRY      ? "opensearch"
-		                                            : "engine",
-		                  err->message);
-	frc = store_run_finish(r.store, r.id, status,
-	                       rc                   ? err->message
-	                       : status == RUN_HELD ? r.why
-	                                            : NULL);
-	if (frc)
-		log_msg(LOG_ERROR, r.id, "journal: cannot record the end of the run");
-	if (store_run_get(r.store, &sr, r.id) == RC_OK) {
+	if ((rc = mongo_open(&r->mongo, cfg->mongodb_uri, cfg->mongodb_database,
+	                     cfg->mongodb_collection, r->err)) ||
+	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
+	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
+	    (rc = run_set_phase(r, "counting")) || (rc = setup_count(r)) || (rc = setup_keys(r)))
+		return rc;
+	repair_setup(r);
+	if (!r->dry_run && r->kind != RUN_IDS &&
+	    ((rc = run_set_phase(r, "repairing")) || (rc = repair_resend_pending(&r->rp))))
+		return rc;
+	if (!r->dry_run)
+		setup_refresh(r); /* the pass must see what was re-sent, or it sends it again */
+	if ((rc = run_set_phase(r, r->full ? "indexing" : "diffing")))
+		return rc;
+	return r->full ? repair_full(&r->rp) : pass_diff(r);
+}
+
+/* How the run ended: stopped (interrupted or cancelled), completed or
+ * held, or by its error: resumable, or failed. */
+static enum run_status
+end_status(const struct run *r, rcode rc)
+{
+	if (r->e->stop == 2)
+		return RUN_CANCELLED;
+	if (r->e->stop == 1)
+		return RUN_INTERRUPTED;
+	if (rc == RC_OK)
+		return r->held ? RUN_HELD : RUN_COMPLETED;
+	return resumable(rc) ? RUN_INTERRUPTED : RUN_FAILED;
+}
+
+/* What the run found, as the journal has it now that it has ended. */
+static void
+result_copy(struct run *r, struct engine_result *res, enum run_status status)
+{
+	struct store_run *sr = NULL;
+
+	if (store_run_get(r->store, &sr, r->id) == RC_OK) {
 		res->run_id = sr->id;
 		res->status = sr->status;
 		res->kind = sr->kind;
@@ -654,50 +633,141 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		store_run_free(sr);
 	}
 	if (status == RUN_HELD) {
-		res->held = r.n_held;
-		snprintf(res->why, sizeof(res->why), "%s", r.why);
+		res->held = r->n_held;
+		snprintf(res->why, sizeof(res->why), "%s", r->why);
 	}
-	run_progress_sync(&r, true);
+}
+
+/* A run found and cancelled, not resumed (engine_opts.resume_only). */
+static void
+result_not_resumed(const struct run *r, struct engine_result *res)
+{
+	res->run_id = r->id;
+	res->kind = r->kind;
+	res->status = RUN_CANCELLED;
+	res->not_resumed = true;
+	snprintf(res->why, sizeof(res->why), "%s", r->why);
+}
+
+/* Said once at the end: how many documents the script left out. */
+static void
+journal_left_out(struct run *r)
+{
+	char msg[200];
+
+	if (r->left_out == 0)
+		return;
+	snprintf(msg, sizeof(msg),
+	         "%" PRId64 " documents the transform leaves out of the index (returns nil):"
+	         " not missing, not written",
+	         r->left_out);
+	log_msg(LOG_INFO, r->id, "%s", msg);
+	if (store_event(r->store, r->id, "transform", msg))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+}
+
+/* The end of a run whose steps returned rc: its last checks, its status
+ * and error journaled, res filled, the last progress. Returns the run's
+ * rcode: rc, or why it did not complete (stopped, or its end unrecorded). */
+static RC_MUST_CHECK rcode
+finish(struct run *r, struct engine_result *res, rcode rc)
+{
+	struct engine *e = r->e;
+	enum run_status status;
+	rcode frc;
+
+	if (rc == RC_OK && !e->stop && r->cfg->mongo_count == MONGO_COUNT_PASS &&
+	    store_run_counts(r->store, r->id, r->compared, r->os_count))
+		log_msg(LOG_WARN, r->id, "journal: cannot record the pass's count");
+	if (r->os && !r->dry_run)
+		setup_refresh(r);
+	if (rc == RC_OK && !e->stop)
+		check_query_match(r);
+	status = end_status(r, rc);
+	if (rc && rc != RC_ERR_CANCELLED)
+		run_journal_error(r, rc, -1, NULL, e->progress.phase, rcode_source(rc),
+		                  r->err->message);
+	frc = store_run_finish(r->store, r->id, status,
+	                       rc                   ? r->err->message
+	                       : status == RUN_HELD ? r->why
+	                                            : NULL);
+	if (frc)
+		log_msg(LOG_ERROR, r->id, "journal: cannot record the end of the run");
+	result_copy(r, res, status);
+	run_progress_sync(r, true);
 	progress_print(e, true);
-	if (r.left_out) {
-		char msg[200];
-		snprintf(msg, sizeof(msg),
-		         "%" PRId64
-		         " documents the transform leaves out of the index (returns nil):"
-		         " not missing, not written",
-		         r.left_out);
-		log_msg(LOG_INFO, r.id, "%s", msg);
-		if (store_event(r.store, r.id, "transform", msg))
-			log_msg(LOG_WARN, r.id, "journal: cannot record an event");
-	}
-	log_msg(rc ? LOG_WARN : LOG_INFO, r.id,
+	journal_left_out(r);
+	log_msg(rc ? LOG_WARN : LOG_INFO, r->id,
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", deleted %" PRId64 ", failed %" PRId64 ", skipped_newer %" PRId64,
-	        store_run_kind_name(r.kind), store_run_status_name(status), res->missing,
+	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
 	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
 	        res->deleted, res->failed, res->skipped_newer);
 	if (rc == RC_OK && e->stop)
-		rc = RC_ERR_CANCELLED,
-		rerror_set(err, rc, "run %" PRId64 " %s", r.id, store_run_status_name(status));
+		return rerror_set(r->err, RC_ERR_CANCELLED, "run %" PRId64 " %s", r->id,
+		                  store_run_status_name(status));
 	if (rc == RC_OK && frc)
-		rc = rerror_set(err, frc, "journal: cannot record the end of the run");
+		return rerror_set(r->err, frc, "journal: cannot record the end of the run");
+	return rc;
+}
+
+/* Everything a run held, whatever it got to (store_free releases the
+ * lock); the progress says no run. */
+static void
+release_run(struct run *r)
+{
+	pthread_mutex_lock(&r->e->lock);
+	r->e->progress.active = false;
+	pthread_mutex_unlock(&r->e->lock);
+	mongo_scan_free(r->scan);
+	mongo_free(r->mongo);
+	opensearch_free(r->os);
+	idlist_free(&r->queued_cursor);
+	repair_release(&r->rp);
+	free(r->write_index);
+	free(r->peers_count);
+	free(r->cursor);
+	free(r->id_field);
+	store_free(r->store);
+	transform_free(r->tf);
+}
+
+rcode
+engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
+                const char *trigger, int64_t resume_id, const struct engine_opts *opts,
+                struct rerror *err)
+{
+	static const struct engine_opts none = {0};
+	struct engine_opts uniq = {0};
+	struct run r = {.e = e, .cfg = e->cfg, .err = err, .opts = opts ? opts : &none};
+	rcode rc;
+
+	/* a targeted run compares versions: its documents are looked up by id,
+	 * not read whole from a stream */
+	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
+	memset(res, 0, sizeof(*res));
+	if (kind == RUN_IDS) {
+		/* checked once more here: every way in gets the same answer */
+		if ((rc = engine_opts_check(e->cfg, r.opts, err)) ||
+		    (rc = ids_distinct(&uniq, r.opts, err)))
+			return rc; /* nothing held yet */
+		resume_id = -1;    /* a new run: an interrupted check stays resumable */
+		r.opts = &uniq;
+	}
+	if ((rc = open_run(&r)) || (rc = begin_run(&r, kind, trigger, resume_id)))
+		goto out;
+	if (r.not_resumed) {
+		result_not_resumed(&r, res);
+		goto out;
+	}
+	r.why[0] = '\0'; /* the held reason's, from here on */
+	warn_settings(&r);
+	if ((rc = prepare(&r)))
+		goto out;
+	rc = finish(&r, res, run_steps(&r));
 out:
-	pthread_mutex_lock(&e->lock);
-	e->progress.active = false;
-	pthread_mutex_unlock(&e->lock);
-	mongo_scan_free(r.scan);
-	mongo_free(r.mongo);
-	opensearch_free(r.os);
-	idlist_free(&r.queued_cursor);
-	repair_release(&r.rp);
-	free(reuse);
-	free(r.write_index);
-	free(r.peers_count);
-	free(r.cursor);
-	free(r.id_field);
-	store_free(r.store); /* releases the lock */
-	transform_free(r.tf);
+	release_run(&r);
 	free(uniq.ids);
 	return rc;
 }

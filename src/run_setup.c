@@ -15,132 +15,162 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An alias over several indices: said once, in the log and the journal. */
+static RC_MUST_CHECK rcode
+journal_alias(struct run *r)
+{
+	char msg[300];
+	rcode rc;
+
+	snprintf(msg, sizeof(msg),
+	         "%s is an alias over %d indices (write index: %s): copies are compared, "
+	         "overwritten and deleted in the index they are in",
+	         r->cfg->opensearch_index, r->keys.n_indices,
+	         r->write_index ? r->write_index
+	                        : "none, so missing documents cannot be "
+	                          "indexed through it");
+	log_msg(LOG_INFO, r->id, "%s", msg);
+	if ((rc = store_event(r->store, r->id, "alias", msg)))
+		return rerror_set(r->err, rc, "journal: cannot record an event");
+	return RC_OK;
+}
+
+/* The id field's mapping: its type (NULL: not mapped) and why its doc
+ * values are not the ids exactly (NULL: they are). A missing index is
+ * created, and an unmapped field mapped, when the run may write; an index
+ * that is still missing sets index_missing. */
+static RC_MUST_CHECK rcode
+id_field_type(struct run *r, char **type, char **inexact)
+{
+	const char *idf = r->cfg->opensearch_id_field;
+	rcode rc = opensearch_field_type(r->os, type, inexact, idf, r->err);
+
+	if (rc == RC_ERR_NOTFOUND && !r->dry_run) {
+		*r->err = (struct rerror){0};
+		rc = opensearch_create_index(r->os, idf, r->err);
+		if (rc == RC_OK) {
+			log_msg(LOG_INFO, r->id, "created the index with %s as keyword", idf);
+			rc = opensearch_field_type(r->os, type, inexact, idf, r->err);
+		}
+	}
+	if (rc == RC_OK && *type == NULL && !r->dry_run) {
+		/* an index made with settings only: give it the key order */
+		rc = opensearch_map_id_field(r->os, idf, r->err);
+		if (rc == RC_OK) {
+			log_msg(LOG_INFO, r->id, "mapped %s as keyword in the index", idf);
+			rc = opensearch_field_type(r->os, type, inexact, idf, r->err);
+		}
+	}
+	if (rc == RC_ERR_NOTFOUND) {
+		*r->err = (struct rerror){0};
+		r->index_missing = true;
+		log_msg(LOG_WARN, r->id, "the index does not exist: every document is missing");
+		rc = RC_OK;
+	}
+	return rc;
+}
+
+/* The key the pass reads the index by: OPENSEARCH_ID_FIELD when it is a
+ * keyword whose doc values are the ids exactly, else _id (said why). */
+static RC_MUST_CHECK rcode
+id_field_keys(struct run *r)
+{
+	const char *idf = r->cfg->opensearch_id_field;
+	char *type = NULL, *inexact = NULL;
+	rcode rc = id_field_type(r, &type, &inexact);
+
+	if (rc)
+		goto out;
+	if (type && strcmp(type, "keyword") == 0 && inexact) {
+		/* its doc values are not the ids (lowercased, or missing for long
+		 * ones): the key order would mismatch, and lie */
+		char msg[400];
+		snprintf(msg, sizeof(msg),
+		         "OPENSEARCH_ID_FIELD %s %s, so its values are not the ids exactly: "
+		         "ids are read from _id instead",
+		         idf, inexact);
+		log_msg(LOG_WARN, r->id, "%s", msg);
+		rc = store_event(r->store, r->id, "warning", msg);
+	} else if (type && strcmp(type, "keyword") == 0) {
+		int64_t lacking = 0;
+		r->keys.sort_field = r->id_field;
+		/* such documents cannot be placed in key order: say so */
+		rc = opensearch_count_missing(r->os, &lacking, idf, r->err);
+		r->lacking = lacking;
+		if (rc == RC_OK && lacking > 0) {
+			char msg[300];
+			snprintf(msg, sizeof(msg),
+			         "%" PRId64 " documents of the index lack %s: the pass cannot see "
+			         "them, so orphans among them are not found "
+			         "(OPENSEARCH_ID_FIELD= "
+			         "reads ids from _id instead)",
+			         lacking, idf);
+			log_msg(LOG_WARN, r->id, "%s", msg);
+			rc = store_event(r->store, r->id, "warning", msg);
+		}
+	} else if (!r->index_missing) {
+		log_msg(LOG_WARN, r->id,
+		        "OPENSEARCH_ID_FIELD %s is %s in the index mapping, not keyword: "
+		        "ids are read from _id instead",
+		        idf, type ? type : "not mapped");
+		rc = store_event(r->store, r->id, "warning", "id field not a keyword; using _id");
+	}
+out:
+	free(type);
+	free(inexact);
+	return rc;
+}
+
+/* How the pass reads RECONCILE_VERSION_FIELD in the index: doc values
+ * where they are usable and alike in every index, else _source (slower,
+ * but a text or doc_values:false mapping must not fail every run). */
+static RC_MUST_CHECK rcode
+version_keys(struct run *r)
+{
+	char *type = NULL, *inexact = NULL;
+	rcode rc = opensearch_field_type(r->os, &type, &inexact, r->cfg->version_field, r->err);
+
+	if (rc == RC_ERR_NOTFOUND) {
+		*r->err = (struct rerror){0};
+		rc = RC_OK;
+	}
+	bool docvalues = type && !inexact &&
+	                 (strncmp(type, "date", 4) == 0 || strcmp(type, "keyword") == 0 ||
+	                  strcmp(type, "long") == 0 || strcmp(type, "integer") == 0 ||
+	                  strcmp(type, "double") == 0 || strcmp(type, "float") == 0 ||
+	                  strcmp(type, "unsigned_long") == 0 || strcmp(type, "short") == 0);
+	if (docvalues && strncmp(type, "date", 4) == 0)
+		r->keys.version_format = "epoch_millis";
+	r->keys.version_source = type && !docvalues;
+	if (r->keys.version_source)
+		log_msg(LOG_INFO, r->id, "versions are read from _source: %s %s",
+		        r->cfg->version_field, inexact ? inexact : type);
+	free(type);
+	free(inexact);
+	r->keys.version_field = r->cfg->version_field;
+	return rc;
+}
+
 /* Picks the id field and version format from the index mapping; creates
  * the index (id field as keyword) when it does not exist and we may write. */
 rcode
 setup_keys(struct run *r)
 {
-	const char *idf = r->cfg->opensearch_id_field;
-	char *type = NULL, *inexact = NULL;
-	rcode rc = RC_OK;
+	rcode rc;
 
-	r->id_field = strdup(idf);
+	r->id_field = strdup(r->cfg->opensearch_id_field);
 	r->keys.sort_field = "_id";
 	if (r->id_field == NULL)
 		return RC_ERR_NOMEM;
 	/* an alias may span several indices: hits say which one each copy is
 	 * in, and deletes and overwrites go there, not to the write index */
 	rc = opensearch_targets(r->os, &r->write_index, &r->keys.n_indices, r->err);
-	if (rc)
-		return rc;
-	if (r->keys.n_indices > 1) {
-		char msg[300];
-		snprintf(msg, sizeof(msg),
-		         "%s is an alias over %d indices (write index: %s): copies are compared, "
-		         "overwritten and deleted in the index they are in",
-		         r->cfg->opensearch_index, r->keys.n_indices,
-		         r->write_index ? r->write_index
-		                        : "none, so missing documents cannot be "
-		                          "indexed through it");
-		log_msg(LOG_INFO, r->id, "%s", msg);
-		if ((rc = store_event(r->store, r->id, "alias", msg)))
-			return rerror_set(r->err, rc, "journal: cannot record an event");
-	}
-	if (*idf) {
-		rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
-		if (rc == RC_ERR_NOTFOUND && !r->dry_run) {
-			*r->err = (struct rerror){0};
-			rc = opensearch_create_index(r->os, idf, r->err);
-			if (rc == RC_OK) {
-				log_msg(LOG_INFO, r->id, "created the index with %s as keyword",
-				        idf);
-				rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
-			}
-		}
-		if (rc == RC_OK && type == NULL && !r->dry_run) {
-			/* an index made with settings only: give it the key order */
-			rc = opensearch_map_id_field(r->os, idf, r->err);
-			if (rc == RC_OK) {
-				log_msg(LOG_INFO, r->id, "mapped %s as keyword in the index", idf);
-				rc = opensearch_field_type(r->os, &type, &inexact, idf, r->err);
-			}
-		}
-		if (rc == RC_ERR_NOTFOUND) {
-			*r->err = (struct rerror){0};
-			r->index_missing = true;
-			log_msg(LOG_WARN, r->id,
-			        "the index does not exist: every document is missing");
-			rc = RC_OK;
-		}
-		if (rc)
-			return rc;
-		if (type && strcmp(type, "keyword") == 0 && inexact) {
-			/* its doc values are not the ids (lowercased, or missing for long
-			 * ones): the key order would mismatch, and lie */
-			char msg[400];
-			snprintf(
-			    msg, sizeof(msg),
-			    "OPENSEARCH_ID_FIELD %s %s, so its values are not the ids exactly: "
-			    "ids are read from _id instead",
-			    idf, inexact);
-			log_msg(LOG_WARN, r->id, "%s", msg);
-			rc = store_event(r->store, r->id, "warning", msg);
-		} else if (type && strcmp(type, "keyword") == 0) {
-			int64_t lacking = 0;
-			r->keys.sort_field = r->id_field;
-			/* such documents cannot be placed in key order: say so */
-			rc = opensearch_count_missing(r->os, &lacking, idf, r->err);
-			r->lacking = lacking;
-			if (rc == RC_OK && lacking > 0) {
-				char msg[300];
-				snprintf(msg, sizeof(msg),
-				         "%" PRId64
-				         " documents of the index lack %s: the pass cannot see "
-				         "them, so orphans among them are not found "
-				         "(OPENSEARCH_ID_FIELD= "
-				         "reads ids from _id instead)",
-				         lacking, idf);
-				log_msg(LOG_WARN, r->id, "%s", msg);
-				rc = store_event(r->store, r->id, "warning", msg);
-			}
-		} else if (!r->index_missing) {
-			log_msg(LOG_WARN, r->id,
-			        "OPENSEARCH_ID_FIELD %s is %s in the index mapping, not keyword: "
-			        "ids are read from _id instead",
-			        idf, type ? type : "not mapped");
-			rc = store_event(r->store, r->id, "warning",
-			                 "id field not a keyword; using _id");
-		}
-		free(type);
-		free(inexact);
-		type = NULL;
-		if (rc)
-			return rc;
-	}
-	if (*r->cfg->version_field && !r->index_missing) {
-		rc = opensearch_field_type(r->os, &type, &inexact, r->cfg->version_field, r->err);
-		if (rc == RC_ERR_NOTFOUND) {
-			*r->err = (struct rerror){0};
-			rc = RC_OK;
-		}
-		/* doc values where they are usable and alike in every index, else
-		 * _source (slower, but a text or doc_values:false mapping must not
-		 * fail every run) */
-		bool docvalues = type && !inexact &&
-		                 (strncmp(type, "date", 4) == 0 || strcmp(type, "keyword") == 0 ||
-		                  strcmp(type, "long") == 0 || strcmp(type, "integer") == 0 ||
-		                  strcmp(type, "double") == 0 || strcmp(type, "float") == 0 ||
-		                  strcmp(type, "unsigned_long") == 0 || strcmp(type, "short") == 0);
-		if (docvalues && strncmp(type, "date", 4) == 0)
-			r->keys.version_format = "epoch_millis";
-		r->keys.version_source = type && !docvalues;
-		if (r->keys.version_source)
-			log_msg(LOG_INFO, r->id, "versions are read from _source: %s %s",
-			        r->cfg->version_field, inexact ? inexact : type);
-		free(type);
-		free(inexact);
-		r->keys.version_field = r->cfg->version_field;
-	}
+	if (rc == RC_OK && r->keys.n_indices > 1)
+		rc = journal_alias(r);
+	if (rc == RC_OK && *r->cfg->opensearch_id_field)
+		rc = id_field_keys(r);
+	if (rc == RC_OK && *r->cfg->version_field && !r->index_missing)
+		rc = version_keys(r);
 	return rc;
 }
 
