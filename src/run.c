@@ -27,6 +27,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const phase_names[] = {
+    [RUN_PHASE_STARTING] = "starting", [RUN_PHASE_COUNTING] = "counting",
+    [RUN_PHASE_DIFFING] = "diffing",   [RUN_PHASE_REPAIRING] = "repairing",
+    [RUN_PHASE_INDEXING] = "indexing", [RUN_PHASE_FINISHING] = "finishing",
+    [RUN_PHASE_DONE] = "done",
+};
+
+const char *
+run_phase_name(enum run_phase p)
+{
+	return p <= RUN_PHASE_DONE ? phase_names[p] : "unknown";
+}
+
+/* The phase a journal word names; false (out unchanged) when none does. */
+static bool
+phase_parse(const char *word, enum run_phase *out)
+{
+	for (size_t i = 0; word && i < sizeof(phase_names) / sizeof(*phase_names); i++)
+		if (strcmp(word, phase_names[i]) == 0) {
+			*out = (enum run_phase)i;
+			return true;
+		}
+	return false;
+}
+
 rcode
 engine_new(struct engine **out, const struct config *cfg, struct rerror *err)
 {
@@ -100,14 +125,15 @@ progress_print(struct engine *e, bool final)
 	secs = p.elapsed_ms / 1000.0;
 	rate = secs > 0 ? (double)p.compared / secs : 0;
 	char eta[32] = "-";
-	if (rate > 0 && p.mongo_count > p.compared && strcmp(p.phase, "diffing") == 0)
+	if (rate > 0 && p.mongo_count > p.compared && p.phase == RUN_PHASE_DIFFING)
 		snprintf(eta, sizeof(eta), "%.0fs", (double)(p.mongo_count - p.compared) / rate);
 	fprintf(stderr,
 	        "\r\033[Krun %" PRId64 " %-9s compared %" PRId64 "/%" PRId64 " missing %" PRId64
 	        " orphans %" PRId64 " stale %" PRId64 " repaired %" PRId64 " deleted %" PRId64
 	        " failed %" PRId64 " %.0f ids/s ETA %s%s",
-	        p.run_id, p.phase, p.compared, p.mongo_count < 0 ? 0 : p.mongo_count, p.missing,
-	        p.orphans, p.stale, p.repaired, p.deleted, p.failed, rate, eta, final ? "\n" : "");
+	        p.run_id, run_phase_name(p.phase), p.compared,
+	        p.mongo_count < 0 ? 0 : p.mongo_count, p.missing, p.orphans, p.stale, p.repaired,
+	        p.deleted, p.failed, rate, eta, final ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -150,33 +176,34 @@ run_progress_sync(struct run *r, bool final)
 	p->deleted = sr->deleted;
 	p->failed = sr->failed;
 	p->compared = r->compared;
-	snprintf(p->phase, sizeof(p->phase), "%s", sr->phase);
+	(void)phase_parse(sr->phase, &p->phase); /* every word is the table's */
 	pthread_mutex_unlock(&r->e->lock);
 	store_run_free(sr);
 	progress_print(r->e, false);
 }
 
 rcode
-run_set_phase(struct run *r, const char *phase)
+run_set_phase(struct run *r, enum run_phase phase)
 {
-	rcode rc = store_run_phase(r->store, r->id, phase);
+	rcode rc = store_run_phase(r->store, r->id, run_phase_name(phase));
 
 	pthread_mutex_lock(&r->e->lock);
-	snprintf(r->e->progress.phase, sizeof(r->e->progress.phase), "%s", phase);
+	r->e->progress.phase = phase;
 	pthread_mutex_unlock(&r->e->lock);
 	if (rc)
-		rerror_set(r->err, rc, "journal: cannot record phase %s", phase);
+		rerror_set(r->err, rc, "journal: cannot record phase %s", run_phase_name(phase));
 	return rc;
 }
 
 /* Journals an error row and logs it; returns rc unchanged (a pass-through
  * for `return run_journal_error(...)`, so its result may be dropped). */
 rcode
-run_journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, const char *phase,
-                  const char *source, const char *message)
+run_journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id,
+                  enum run_phase phase, const char *source, const char *message)
 {
-	log_msg(LOG_ERROR, r->id, "%s: %s", phase, message);
-	if (store_error(r->store, r->id, batch_no, doc_id, phase, source, rcode_name(rc), message))
+	log_msg(LOG_ERROR, r->id, "%s: %s", run_phase_name(phase), message);
+	if (store_error(r->store, r->id, batch_no, doc_id, run_phase_name(phase), source,
+	                rcode_name(rc), message))
 		log_msg(LOG_WARN, r->id, "journal: cannot record the error above");
 	return rc;
 }
@@ -562,7 +589,7 @@ prepare(struct run *r)
 	e->progress.compared = r->compared;
 	e->progress.started_ms = util_now_ms();
 	e->progress.kind = r->kind;
-	snprintf(e->progress.phase, sizeof(e->progress.phase), "starting");
+	e->progress.phase = RUN_PHASE_STARTING;
 	pthread_mutex_unlock(&e->lock);
 	if (e->start_hook)
 		e->start_hook(e->start_ctx, r->id);
@@ -581,15 +608,16 @@ run_steps(struct run *r)
 	                     cfg->mongodb_collection, r->err)) ||
 	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
 	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
-	    (rc = run_set_phase(r, "counting")) || (rc = setup_count(r)) || (rc = setup_keys(r)))
+	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
+	    (rc = setup_keys(r)))
 		return rc;
 	repair_setup(r);
 	if (!r->dry_run && r->kind != RUN_IDS &&
-	    ((rc = run_set_phase(r, "repairing")) || (rc = repair_resend_pending(&r->rp))))
+	    ((rc = run_set_phase(r, RUN_PHASE_REPAIRING)) || (rc = repair_resend_pending(&r->rp))))
 		return rc;
 	if (!r->dry_run)
 		setup_refresh(r); /* the pass must see what was re-sent, or it sends it again */
-	if ((rc = run_set_phase(r, r->full ? "indexing" : "diffing")))
+	if ((rc = run_set_phase(r, r->full ? RUN_PHASE_INDEXING : RUN_PHASE_DIFFING)))
 		return rc;
 	return r->full ? repair_full(&r->rp) : pass_diff(r);
 }

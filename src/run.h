@@ -21,12 +21,26 @@
 
 struct engine;
 
+/* Where a run is. Its word (run_phase_name) is what the journal's
+ * runs.phase and errors.phase hold and the API says; the journal writes
+ * "done" itself when a run ends (store_run_finish). */
+enum run_phase {
+	RUN_PHASE_STARTING,
+	RUN_PHASE_COUNTING,
+	RUN_PHASE_DIFFING,
+	RUN_PHASE_REPAIRING,
+	RUN_PHASE_INDEXING,
+	RUN_PHASE_FINISHING,
+	RUN_PHASE_DONE,
+};
+const char *run_phase_name(enum run_phase p);
+
 /* A copy of the live counters, for progress lines and the API. */
 struct engine_progress {
 	bool active;
 	int64_t run_id;
 	enum run_kind kind;
-	char phase[16];
+	enum run_phase phase;
 	int64_t mongo_count, opensearch_count;
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t started_ms; /* wall clock */

@@ -33,7 +33,8 @@ sink_on_unsafe(void *ctx, const char *text, enum id_type type, struct rerror *er
 
 	if (rc == RC_OK && added) {
 		log_msg(LOG_WARN, r->id, "document %s: %s", text, why);
-		rc = store_error(r->store, r->id, -1, text, "diffing", "engine", "id_nul", why);
+		rc = store_error(r->store, r->id, -1, text, run_phase_name(RUN_PHASE_DIFFING),
+		                 "engine", "id_nul", why);
 	}
 	if (rc == RC_OK)
 		rc = store_run_recount_due(r->store, r->id);
@@ -71,11 +72,12 @@ sink_flush(struct run *r)
 	rcode rc = RC_OK;
 
 	if (repair_queued(&r->rp) > 0) {
-		rc = run_set_phase(r, "repairing");
+		rc = run_set_phase(r, RUN_PHASE_REPAIRING);
 		if (rc == RC_OK)
 			rc = repair_flush(&r->rp);
 		if (rc == RC_OK)
-			rc = run_set_phase(r, r->pass_done ? "finishing" : "diffing");
+			rc = run_set_phase(r,
+			                   r->pass_done ? RUN_PHASE_FINISHING : RUN_PHASE_DIFFING);
 	}
 	if (rc == RC_OK && r->queued_cursor.n) {
 		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0),
