@@ -196,10 +196,10 @@ run_set_phase(struct run *r, enum run_phase phase)
 }
 
 /* Journals an error row and logs it; returns rc unchanged (a pass-through
- * for `return run_journal_error(...)`, so its result may be dropped). */
-rcode
-run_journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id,
-                  enum run_phase phase, const char *source, const char *message)
+ * for `return journal_error(...)`, so its result may be dropped). */
+static rcode
+journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id, enum run_phase phase,
+              const char *source, const char *message)
 {
 	log_msg(LOG_ERROR, r->id, "%s: %s", run_phase_name(phase), message);
 	if (store_error(r->store, r->id, batch_no, doc_id, run_phase_name(phase), source,
@@ -713,8 +713,8 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 		check_query_match(r);
 	status = end_status(r, rc);
 	if (rc && rc != RC_ERR_CANCELLED)
-		run_journal_error(r, rc, -1, NULL, e->progress.phase, rcode_source(rc),
-		                  r->err->message);
+		journal_error(r, rc, -1, NULL, e->progress.phase, rcode_source(rc),
+		              r->err->message);
 	frc = store_run_finish(r->store, r->id, status,
 	                       rc                   ? r->err->message
 	                       : status == RUN_HELD ? r->why

@@ -125,10 +125,6 @@ struct run {
 
 /* run.c */
 RC_MUST_CHECK rcode run_set_phase(struct run *r, enum run_phase phase);
-/* Journals an error row and logs it; returns rc unchanged (a pass-through
- * for `return run_journal_error(...)`, so its result may be dropped). */
-rcode run_journal_error(struct run *r, rcode rc, int64_t batch_no, const char *doc_id,
-                        enum run_phase phase, const char *source, const char *message);
 void run_progress_sync(struct run *r, bool final);
 
 /* run_begin.c */
