@@ -12,7 +12,7 @@
  */
 #include "api.h"
 #include "docdiff.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 #include "probe.h"
 #include "report.h"
@@ -550,7 +550,7 @@ progress_json(const struct engine_progress *p)
 
 	cJSON_AddNumberToObject(o, "runId", (double)p->run_id);
 	cJSON_AddStringToObject(o, "kind", store_run_kind_name(p->kind));
-	cJSON_AddStringToObject(o, "phase", p->phase);
+	cJSON_AddStringToObject(o, "phase", run_phase_name(p->phase));
 	add_iso_or_null(o, "startedAt", p->started_ms);
 	cJSON_AddNumberToObject(o, "elapsedMs", (double)p->elapsed_ms);
 	add_count(o, "mongoCount", p->mongo_count);

@@ -131,22 +131,233 @@ str_of(const struct jt *obj, const char *key)
 	return v && v->type == JT_STRING ? v->str : NULL;
 }
 
+/* One diff in progress: both sides, and what they hold. */
+struct sides {
+	const struct config *cfg;
+	const char *id;
+	bool upsert; /* RECONCILE_WRITE_MODE=upsert: fields compared as an update */
+	struct transform *tf;
+	struct mongo *m;
+	struct opensearch *os;
+	struct found f;              /* MongoDB's documents under the text */
+	struct buf body;             /* what a repair would write */
+	char *routing;               /* its routing */
+	char *failure;               /* why the document cannot be converted */
+	bool have_body;              /* converted, and not left out by the script */
+	struct jt *btree;            /* body, parsed */
+	struct buf resp;             /* the index's copies: the _search answer */
+	struct jt *rtree;            /* resp, parsed */
+	const struct jt *copy, *src; /* the copy kept, and its _source */
+	size_t n_copies;
+};
+
+static void
+sides_release(struct sides *s)
+{
+	bson_destroy(s->f.doc);
+	buf_free(&s->f.text);
+	buf_free(&s->body);
+	buf_free(&s->resp);
+	jt_free(s->btree);
+	jt_free(s->rtree);
+	free(s->routing);
+	free(s->failure);
+	opensearch_free(s->os);
+	mongo_free(s->m);
+	transform_free(s->tf);
+}
+
+/* MongoDB's side: every typed value the text could stand for, asked. */
+static RC_MUST_CHECK rcode
+mongo_side(struct sides *s, struct rerror *err)
+{
+	const struct config *cfg = s->cfg;
+	bson_t arr = BSON_INITIALIZER;
+	uint32_t k = 0;
+	rcode rc = transform_new(&s->tf, cfg, err);
+
+	if (rc == RC_OK)
+		rc = mongo_open(&s->m, cfg->mongodb_uri, cfg->mongodb_database,
+		                cfg->mongodb_collection, err);
+	if (rc == RC_OK && (rc = doc_id_append_candidates(&arr, &k, s->id)))
+		rerror_set(err, rc, "out of memory");
+	if (rc == RC_OK)
+		rc = mongo_fetch(s->m, &arr, NULL, true, on_doc, on_refused, &s->f, err);
+	if (rc == RC_OK && s->f.rc)
+		rc = rerror_set(err, s->f.rc, "MongoDB: a document _id that cannot be read");
+	bson_destroy(&arr);
+	return rc;
+}
+
+/* What a repair would write for the document found: the body (parsed),
+ * or why it cannot be written (failure), or nothing (left out). */
+static RC_MUST_CHECK rcode
+repair_body(struct sides *s, struct rerror *err)
+{
+	const char *idf = s->cfg->opensearch_id_field;
+	struct rerror te = {0};
+	bool skip = false;
+	rcode trc = transform_active(s->tf) ? transform_apply(s->tf, s->f.doc, idf, s->id, &s->body,
+	                                                      &s->routing, &skip, &te)
+	                                    : doc_to_json(s->f.doc, idf, s->id, &s->body, &te);
+
+	if (trc == RC_ERR_NOMEM)
+		return rerror_set(err, trc, "out of memory");
+	if (trc && (s->failure = strdup(te.message)) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	s->have_body = trc == RC_OK && !skip;
+	if (s->have_body)
+		return jt_parse(&s->btree, s->body.data, s->body.len, err);
+	return RC_OK;
+}
+
+/* The index's side: every copy of the id, one of them kept. */
+static RC_MUST_CHECK rcode
+index_side(struct sides *s, struct rerror *err)
+{
+	rcode rc = opensearch_open(&s->os, s->cfg, err);
+
+	if (rc == RC_OK) {
+		rc = opensearch_copies(s->os, &s->resp, s->cfg->opensearch_id_field, s->id, err);
+		if (rc == RC_ERR_NOTFOUND) {
+			*err = (struct rerror){0};
+			rc = RC_OK;
+			buf_reset(&s->resp);
+		}
+	}
+	if (rc || s->resp.len == 0)
+		return rc;
+	if ((rc = jt_parse(&s->rtree, s->resp.data, s->resp.len, err)))
+		return rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _search: %s", err->message);
+	s->copy = pick_copy(jt_get(jt_get(s->rtree, "hits"), "hits"), s->id, &s->n_copies);
+	s->src = s->copy ? jt_get(s->copy, "_source") : NULL;
+	return RC_OK;
+}
+
+static enum docdiff_state
+sides_state(const struct sides *s)
+{
+	if (s->f.types & (s->f.types - 1))
+		return DOCDIFF_CONFLICT;
+	if (s->f.doc == NULL)
+		return DOCDIFF_ORPHAN;
+	if (s->failure)
+		return DOCDIFF_FAILED;
+	if (!s->have_body)
+		return s->copy ? DOCDIFF_ORPHAN : DOCDIFF_EXCLUDED;
+	if (s->copy == NULL)
+		return DOCDIFF_MISSING;
+	return jt_same_fields(s->src, s->btree, s->upsert) ? DOCDIFF_IN_SYNC : DOCDIFF_STALE;
+}
+
+/* The answer's "index": the copy kept, or null. */
+static RC_MUST_CHECK rcode
+copy_json(struct buf *out, const struct sides *s)
+{
+	rcode rc;
+
+	if (s->copy == NULL)
+		return buf_puts(out, "null");
+	rc = buf_puts(out, "{\"_index\":");
+	if (rc == RC_OK)
+		rc = json_str(out, str_of(s->copy, "_index"));
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"_id\":");
+	if (rc == RC_OK)
+		rc = json_str(out, str_of(s->copy, "_id"));
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"_routing\":");
+	if (rc == RC_OK)
+		rc = json_str(out, str_of(s->copy, "_routing"));
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"_source\":");
+	if (rc == RC_OK)
+		rc = s->src ? buf_append(out, s->src->raw, s->src->raw_len) : buf_puts(out, "null");
+	if (rc == RC_OK)
+		rc = buf_puts(out, "}");
+	return rc;
+}
+
+/* The answer's "fields" (the body's fields the copy does not hold alike)
+ * and "patch", or nulls without a body. */
+static RC_MUST_CHECK rcode
+fields_json(struct buf *out, const struct sides *s)
+{
+	bool first = true;
+	rcode rc;
+
+	if (!s->have_body)
+		return buf_puts(out, "null,\"patch\":null");
+	rc = buf_puts(out, "[");
+	for (size_t i = 0; rc == RC_OK && i < s->btree->n; i++) {
+		const struct jt *mb = &s->btree->kids[i];
+		if (jt_field_same(s->src, mb, s->upsert))
+			continue;
+		rc = buf_puts(out, first ? "" : ",");
+		first = false;
+		if (rc == RC_OK)
+			rc = doc_json_string(out, mb->key, mb->key_len);
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(out, "],\"patch\":");
+	if (rc == RC_OK)
+		rc = jt_patch(out, s->src, s->btree, s->upsert);
+	return rc;
+}
+
+/* The answer, appended to out. */
+static RC_MUST_CHECK rcode
+answer_json(struct buf *out, const struct sides *s, enum docdiff_state state)
+{
+	rcode rc = buf_printf(out, "{\"mirror\":");
+
+	if (rc == RC_OK)
+		rc = json_str(out, s->cfg->name ? s->cfg->name : "default");
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"id\":");
+	if (rc == RC_OK)
+		rc = json_str(out, s->id);
+	if (rc == RC_OK)
+		rc = buf_printf(out, ",\"idType\":");
+	if (rc == RC_OK)
+		rc = json_str(out, s->f.doc ? doc_id_type_name(s->f.type) : NULL);
+	if (rc == RC_OK)
+		rc = buf_printf(out, ",\"state\":\"%s\",\"mongodb\":", docdiff_state_name(state));
+	if (rc == RC_OK)
+		rc = s->have_body ? buf_append(out, s->body.data, s->body.len)
+		                  : buf_puts(out, "null");
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"routing\":");
+	if (rc == RC_OK)
+		rc = json_str(out, s->have_body ? s->routing : NULL);
+	if (rc == RC_OK)
+		rc = buf_puts(out, ",\"index\":");
+	if (rc == RC_OK)
+		rc = copy_json(out, s);
+	if (rc == RC_OK)
+		rc = buf_printf(out, ",\"copies\":%zu,\"fields\":", s->n_copies);
+	if (rc == RC_OK)
+		rc = fields_json(out, s);
+	if (rc == RC_OK && s->failure) {
+		rc = buf_puts(out, ",\"error\":");
+		if (rc == RC_OK)
+			rc = json_str(out, s->failure);
+	}
+	if (rc == RC_OK && state == DOCDIFF_CONFLICT)
+		rc = buf_puts(out,
+		              ",\"error\":\"MongoDB has documents of several types whose id has "
+		              "this text: the index can hold only one of them\"");
+	if (rc == RC_OK)
+		rc = buf_puts(out, "}");
+	return rc;
+}
+
 rcode
 docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cfg, const char *id,
              struct rerror *err)
 {
-	struct found f = {.id = id};
-	struct transform *tf = NULL;
-	struct mongo *m = NULL;
-	struct opensearch *os = NULL;
-	struct buf body = {0}, resp = {0};
-	struct jt *btree = NULL, *rtree = NULL;
-	const struct jt *copy = NULL, *src = NULL;
-	char *routing = NULL, *failure = NULL;
-	bool skip = false, have_body = false;
-	size_t n_copies = 0;
-	bson_t arr = BSON_INITIALIZER;
-	uint32_t k = 0;
+	struct sides s = {
+	    .cfg = cfg, .id = id, .upsert = cfg->write_mode == WRITE_UPSERT, .f = {.id = id}};
 	const char *bad = docdiff_bad_id(id, strlen(id));
 	rcode rc;
 
@@ -157,59 +368,10 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		    err, RC_ERR_INVALID,
 		    "the id stands for a value MongoDB cannot be asked about (NaN, an "
 		    "infinity, MinKey, MaxKey or a Decimal128)");
-	rc = transform_new(&tf, cfg, err);
-	if (rc == RC_OK)
-		rc = mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database,
-		                cfg->mongodb_collection, err);
-	if (rc == RC_OK && (rc = doc_id_append_candidates(&arr, &k, id)))
-		rerror_set(err, rc, "out of memory");
-	if (rc == RC_OK)
-		rc = mongo_fetch(m, &arr, NULL, true, on_doc, on_refused, &f, err);
-	if (rc == RC_OK && f.rc)
-		rc = rerror_set(err, f.rc, "MongoDB: a document _id that cannot be read");
-	if (rc)
+	if ((rc = mongo_side(&s, err)) || (s.f.doc && (rc = repair_body(&s, err))) ||
+	    (rc = index_side(&s, err)))
 		goto out;
-	/* what a repair would write */
-	if (f.doc) {
-		struct rerror te = {0};
-		rcode trc = transform_active(tf)
-		                ? transform_apply(tf, f.doc, cfg->opensearch_id_field, id, &body,
-		                                  &routing, &skip, &te)
-		                : doc_to_json(f.doc, cfg->opensearch_id_field, id, &body, &te);
-		if (trc == RC_ERR_NOMEM) {
-			rc = rerror_set(err, trc, "out of memory");
-			goto out;
-		}
-		if (trc && (failure = strdup(te.message)) == NULL) {
-			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		have_body = trc == RC_OK && !skip;
-		if (have_body && (rc = jt_parse(&btree, body.data, body.len, err)))
-			goto out;
-	}
-	/* the index's copies */
-	rc = opensearch_open(&os, cfg, err);
-	if (rc == RC_OK) {
-		rc = opensearch_copies(os, &resp, cfg->opensearch_id_field, id, err);
-		if (rc == RC_ERR_NOTFOUND) {
-			*err = (struct rerror){0};
-			rc = RC_OK;
-			buf_reset(&resp);
-		}
-	}
-	if (rc)
-		goto out;
-	if (resp.len) {
-		if ((rc = jt_parse(&rtree, resp.data, resp.len, err))) {
-			rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _search: %s",
-			                err->message);
-			goto out;
-		}
-		copy = pick_copy(jt_get(jt_get(rtree, "hits"), "hits"), id, &n_copies);
-		src = copy ? jt_get(copy, "_source") : NULL;
-	}
-	if (f.doc == NULL && copy == NULL) {
+	if (s.f.doc == NULL && s.copy == NULL) {
 		rc =
 		    rerror_set(err, RC_ERR_NOTFOUND,
 		               "no document with the id %.600s in MongoDB (under any type its text "
@@ -217,110 +379,10 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		               id);
 		goto out;
 	}
-	if (f.types & (f.types - 1))
-		*state = DOCDIFF_CONFLICT;
-	else if (f.doc == NULL)
-		*state = DOCDIFF_ORPHAN;
-	else if (failure)
-		*state = DOCDIFF_FAILED;
-	else if (!have_body)
-		*state = copy ? DOCDIFF_ORPHAN : DOCDIFF_EXCLUDED;
-	else if (copy == NULL)
-		*state = DOCDIFF_MISSING;
-	else
-		*state = jt_same_fields(src, btree, cfg->write_mode == WRITE_UPSERT)
-		             ? DOCDIFF_IN_SYNC
-		             : DOCDIFF_STALE;
-
-	/* the answer */
-	rc = buf_printf(out, "{\"mirror\":");
-	if (rc == RC_OK)
-		rc = json_str(out, cfg->name ? cfg->name : "default");
-	if (rc == RC_OK)
-		rc = buf_puts(out, ",\"id\":");
-	if (rc == RC_OK)
-		rc = json_str(out, id);
-	if (rc == RC_OK)
-		rc = buf_printf(out, ",\"idType\":");
-	if (rc == RC_OK)
-		rc = json_str(out, f.doc ? doc_id_type_name(f.type) : NULL);
-	if (rc == RC_OK)
-		rc = buf_printf(out, ",\"state\":\"%s\",\"mongodb\":", docdiff_state_name(*state));
-	if (rc == RC_OK)
-		rc = have_body ? buf_append(out, body.data, body.len) : buf_puts(out, "null");
-	if (rc == RC_OK)
-		rc = buf_puts(out, ",\"routing\":");
-	if (rc == RC_OK)
-		rc = json_str(out, have_body ? routing : NULL);
-	if (rc == RC_OK)
-		rc = buf_puts(out, ",\"index\":");
-	if (rc == RC_OK && copy) {
-		rc = buf_puts(out, "{\"_index\":");
-		if (rc == RC_OK)
-			rc = json_str(out, str_of(copy, "_index"));
-		if (rc == RC_OK)
-			rc = buf_puts(out, ",\"_id\":");
-		if (rc == RC_OK)
-			rc = json_str(out, str_of(copy, "_id"));
-		if (rc == RC_OK)
-			rc = buf_puts(out, ",\"_routing\":");
-		if (rc == RC_OK)
-			rc = json_str(out, str_of(copy, "_routing"));
-		if (rc == RC_OK)
-			rc = buf_puts(out, ",\"_source\":");
-		if (rc == RC_OK)
-			rc = src ? buf_append(out, src->raw, src->raw_len) : buf_puts(out, "null");
-		if (rc == RC_OK)
-			rc = buf_puts(out, "}");
-	} else if (rc == RC_OK) {
-		rc = buf_puts(out, "null");
-	}
-	if (rc == RC_OK)
-		rc = buf_printf(out, ",\"copies\":%zu,\"fields\":", n_copies);
-	if (rc == RC_OK && have_body) {
-		bool first = true;
-		rc = buf_puts(out, "[");
-		for (size_t i = 0; rc == RC_OK && i < btree->n; i++) {
-			const struct jt *mb = &btree->kids[i];
-			if (jt_field_same(src, mb, cfg->write_mode == WRITE_UPSERT))
-				continue;
-			rc = buf_puts(out, first ? "" : ",");
-			first = false;
-			if (rc == RC_OK)
-				rc = doc_json_string(out, mb->key, mb->key_len);
-		}
-		if (rc == RC_OK)
-			rc = buf_puts(out, "],\"patch\":");
-		if (rc == RC_OK)
-			rc = jt_patch(out, src, btree, cfg->write_mode == WRITE_UPSERT);
-	} else if (rc == RC_OK) {
-		rc = buf_puts(out, "null,\"patch\":null");
-	}
-	if (rc == RC_OK && failure) {
-		rc = buf_puts(out, ",\"error\":");
-		if (rc == RC_OK)
-			rc = json_str(out, failure);
-	}
-	if (rc == RC_OK && *state == DOCDIFF_CONFLICT)
-		rc = buf_puts(out,
-		              ",\"error\":\"MongoDB has documents of several types whose id has "
-		              "this text: the index can hold only one of them\"");
-	if (rc == RC_OK)
-		rc = buf_puts(out, "}");
-	if (rc)
+	*state = sides_state(&s);
+	if ((rc = answer_json(out, &s, *state)))
 		rc = rerror_set(err, rc, "out of memory");
 out:
-	bson_destroy(&arr);
-	bson_destroy(f.doc);
-	buf_free(&f.text);
-	buf_free(&body);
-	buf_free(&resp);
-	jt_free(btree);
-	jt_free(rtree);
-	free(routing);
-	free(failure);
-	opensearch_free(os);
-	mongo_free(m);
-	transform_free(tf);
+	sides_release(&s);
 	return rc;
 }

@@ -40,6 +40,21 @@ rcode_name(rcode rc)
 	return "unknown error";
 }
 
+static const char *const sources[] = {
+    [RC_ERR_MONGO] = "mongo",
+    [RC_ERR_OPENSEARCH] = "opensearch",
+    [RC_ERR_STORE] = "store",
+    [RC_ERR_RETRY] = "opensearch",
+};
+
+const char *
+rcode_source(rcode rc)
+{
+	if ((size_t)rc < sizeof(sources) / sizeof(*sources) && sources[rc])
+		return sources[rc];
+	return "engine";
+}
+
 rcode
 rerror_set(struct rerror *e, rcode rc, const char *fmt, ...)
 {

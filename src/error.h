@@ -41,6 +41,10 @@ struct rerror {
 #define RC_MUST_CHECK __attribute__((warn_unused_result))
 
 const char *rcode_name(rcode rc);
+/* Where an error came from, as the journal's errors.source says it:
+ * "mongo", "opensearch" (RC_ERR_RETRY too: a 429/503 is OpenSearch's) or
+ * "store"; "engine" for every other. */
+const char *rcode_source(rcode rc);
 
 /* Sets e (may be NULL) and returns rc, so `return rerror_set(e, ...)` works. */
 rcode rerror_set(struct rerror *e, rcode rc, const char *fmt, ...)

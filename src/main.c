@@ -26,7 +26,7 @@
  */
 #include "config.h"
 #include "docdiff.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -503,16 +503,95 @@ read_store(const struct cli *cli, struct store **s, bool *none)
 	return rc ? EXIT_ERROR : 0;
 }
 
+/* `resume RUN_ID`: that run, with its own mirror's settings. Frees s
+ * before the run (the engine opens the journal itself). */
+static int
+resume_run(const struct cli *cli, struct store *s, int64_t id, const struct engine_opts *opts)
+{
+	struct store_run *run = NULL;
+	const struct config *cfg;
+	char names[400];
+	int code = EXIT_ERROR;
+	rcode rc = store_run_get(s, &run, id);
+
+	store_free(s);
+	if (rc == RC_ERR_NOTFOUND) {
+		fprintf(stderr, "resume: no run %" PRId64 "\n", id);
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "resume: cannot read the journal\n");
+		goto out;
+	}
+	if (cli->mirror && strcmp(cli->mirror->name, run->mirror) != 0) {
+		fprintf(stderr, "resume: run %" PRId64 " belongs to mirror %s, not %s\n", id,
+		        run->mirror, cli->mirror->name);
+		goto out;
+	}
+	cfg = config_set_find(cli->set, run->mirror);
+	if (cfg == NULL) {
+		mirror_names(cli->set, names, sizeof(names));
+		fprintf(stderr,
+		        "resume: run %" PRId64 " belongs to mirror %s, which the configuration "
+		        "does not have (mirrors: %s)\n",
+		        id, run->mirror, names);
+		code = EXIT_CONFIG;
+		goto out;
+	}
+	store_run_free(run);
+	run = NULL;
+	code = run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, opts);
+out:
+	store_run_free(run);
+	return code;
+}
+
+/* `resume`: the unfinished run of each mirror (of --mirror's), whatever
+ * another's ended with. Frees s before the runs. */
+static int
+resume_all(const struct cli *cli, struct store *s, const struct engine_opts *opts)
+{
+	const struct config *const *m;
+	int64_t *unfinished = NULL;
+	size_t n, found = 0;
+	int code = 0;
+
+	if (cli->mirror == NULL) /* runs no mirror of this configuration resumes */
+		(void)engine_warn_unknown_runs(s, cli->set);
+	mirrors_of(cli, &m, &n);
+	unfinished = calloc(n, sizeof(*unfinished));
+	for (size_t i = 0; unfinished && i < n; i++) {
+		if (store_run_unfinished(s, &unfinished[i], m[i]->name)) {
+			fprintf(stderr, "resume: cannot read the journal\n");
+			code = EXIT_ERROR;
+			break;
+		}
+		found += unfinished[i] > 0;
+	}
+	store_free(s);
+	if (unfinished == NULL) {
+		fprintf(stderr, "resume: out of memory\n");
+		code = EXIT_ERROR;
+		goto out;
+	}
+	if (code)
+		goto out;
+	if (found == 0)
+		printf("no interrupted run to resume\n");
+	for (size_t i = 0; i < n && signal_count == 0; i++)
+		if (unfinished[i] > 0)
+			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
+			                              cli->set->n_mirrors > 1, opts));
+out:
+	free(unfinished);
+	return code;
+}
+
 static int
 cmd_resume(const struct cli *cli, int argc, char **argv)
 {
-	const struct config *const *m;
 	struct store *s = NULL;
-	struct store_run *run = NULL;
-	const struct config *cfg;
-	int64_t id = 0, *unfinished = NULL;
-	size_t n, found = 0;
-	char names[400];
+	int64_t id = 0;
 	int code = 0;
 	struct engine_opts opts = {0};
 	int args = 0;
@@ -535,64 +614,7 @@ cmd_resume(const struct cli *cli, int argc, char **argv)
 	opts.resume_only = true;
 	if (with_store(cli, &s))
 		return EXIT_ERROR;
-	if (id > 0) { /* that run, with its own mirror's settings */
-		rcode rc = store_run_get(s, &run, id);
-		store_free(s);
-		if (rc == RC_ERR_NOTFOUND) {
-			fprintf(stderr, "resume: no run %" PRId64 "\n", id);
-			return EXIT_ERROR;
-		}
-		if (rc) {
-			fprintf(stderr, "resume: cannot read the journal\n");
-			return EXIT_ERROR;
-		}
-		if (cli->mirror && strcmp(cli->mirror->name, run->mirror) != 0) {
-			fprintf(stderr, "resume: run %" PRId64 " belongs to mirror %s, not %s\n",
-			        id, run->mirror, cli->mirror->name);
-			store_run_free(run);
-			return EXIT_ERROR;
-		}
-		cfg = config_set_find(cli->set, run->mirror);
-		if (cfg == NULL) {
-			mirror_names(cli->set, names, sizeof(names));
-			fprintf(stderr,
-			        "resume: run %" PRId64
-			        " belongs to mirror %s, which the configuration "
-			        "does not have (mirrors: %s)\n",
-			        id, run->mirror, names);
-			store_run_free(run);
-			return EXIT_CONFIG;
-		}
-		store_run_free(run);
-		return run_engine(cfg, RUN_CHECK, "resume", id, cli->set->n_mirrors > 1, &opts);
-	}
-	if (cli->mirror == NULL) /* runs no mirror of this configuration resumes */
-		(void)engine_warn_unknown_runs(s, cli->set);
-	mirrors_of(cli, &m, &n);
-	unfinished = calloc(n, sizeof(*unfinished));
-	for (size_t i = 0; unfinished && i < n; i++) {
-		if (store_run_unfinished(s, &unfinished[i], m[i]->name)) {
-			fprintf(stderr, "resume: cannot read the journal\n");
-			code = EXIT_ERROR;
-			break;
-		}
-		found += unfinished[i] > 0;
-	}
-	store_free(s);
-	if (unfinished == NULL) {
-		fprintf(stderr, "resume: out of memory\n");
-		return EXIT_ERROR;
-	}
-	if (code == 0 && found == 0)
-		printf("no interrupted run to resume\n");
-	/* every mirror's, whatever another's ended with */
-	bool journal_read = code == 0;
-	for (size_t i = 0; journal_read && i < n && signal_count == 0; i++)
-		if (unfinished[i] > 0)
-			code = worst(code, run_engine(m[i], RUN_CHECK, "resume", unfinished[i],
-			                              cli->set->n_mirrors > 1, &opts));
-	free(unfinished);
-	return code;
+	return id > 0 ? resume_run(cli, s, id, &opts) : resume_all(cli, s, &opts);
 }
 
 /* A count of the journal, or "-" where it was not taken (NULL). */

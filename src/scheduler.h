@@ -11,7 +11,7 @@
 #define RECONCILER_SCHEDULER_H
 
 #include "config.h"
-#include "engine.h"
+#include "run.h"
 #include "error.h"
 
 #include <stdbool.h>

@@ -13,8 +13,8 @@
  */
 #include "serve.h"
 #include "api.h"
-#include "engine.h"
 #include "http.h"
+#include "run.h"
 #include "log.h"
 #include "scheduler.h"
 #include "store.h"

@@ -128,12 +128,14 @@ digits(const char **p, int n, int *out)
 	return 0;
 }
 
-int
-util_iso_to_ms(const char *s, int64_t *out)
+/* "[+-]YYYY[YYYYY]-" at *pp: four digits, or a sign and four to nine (ISO
+ * 8601 expanded years). */
+static int
+parse_year(const char **pp, int64_t *year)
 {
-	const char *p = s;
-	int64_t y = 0, frac = 0, scale = 1000, offset_min = 0;
-	int sign = 1, ndig = 0, mo, d, h = 0, mi = 0, sec = 0;
+	const char *s = *pp, *p = s;
+	int64_t y = 0;
+	int sign = 1, ndig = 0;
 
 	if (*p == '+' || *p == '-')
 		sign = *p++ == '-' ? -1 : 1;
@@ -141,34 +143,53 @@ util_iso_to_ms(const char *s, int64_t *out)
 		y = y * 10 + (*p++ - '0');
 		ndig++;
 	}
-	/* four digits, or a sign and four to nine (ISO 8601 expanded years) */
 	if (ndig < 4 || (ndig > 4 && p - s == ndig) || *p++ != '-')
 		return -1;
-	y *= sign;
-	if (digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
+	*year = y * sign;
+	*pp = p;
+	return 0;
+}
+
+/* "THH:MM:SS[.f...]" at *pp, when there (RFC 3339 allows t, and a space);
+ * digits past the milliseconds are read and dropped. */
+static int
+parse_time(const char **pp, int *h, int *mi, int *sec, int64_t *frac)
+{
+	const char *p = *pp;
+	int64_t scale = 1000;
+
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return 0;
+	p++;
+	if (digits(&p, 2, h) || *p++ != ':' || digits(&p, 2, mi) || *p++ != ':' ||
+	    digits(&p, 2, sec))
 		return -1;
-	if (*p == 'T' || *p == 't' || *p == ' ') { /* RFC 3339 allows t and z */
+	if (*p == '.') {
 		p++;
-		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
-		    digits(&p, 2, &sec))
+		if (*p < '0' || *p > '9')
 			return -1;
-		if (*p == '.') {
-			p++;
-			if (*p < '0' || *p > '9')
-				return -1;
-			while (*p >= '0' && *p <= '9') {
-				if (scale > 1) {
-					scale /= 10;
-					frac += (*p - '0') * scale;
-				}
-				p++;
+		while (*p >= '0' && *p <= '9') {
+			if (scale > 1) {
+				scale /= 10;
+				*frac += (*p - '0') * scale;
 			}
+			p++;
 		}
 	}
+	*pp = p;
+	return 0;
+}
+
+/* "Z", or +hh:mm, +hhmm or +hh as ISO 8601 allows, at *pp, when there:
+ * the offset from UTC in minutes. */
+static int
+parse_offset(const char **pp, int64_t *offset_min)
+{
+	const char *p = *pp;
+
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		/* +hh:mm, +hhmm or +hh, as ISO 8601 allows */
 		int oh, om = 0, neg = *p++ == '-';
 		if (digits(&p, 2, &oh))
 			return -1;
@@ -178,20 +199,30 @@ util_iso_to_ms(const char *s, int64_t *out)
 			return -1;
 		if (oh > 23 || om > 59)
 			return -1;
-		offset_min = (oh * 60 + om) * (neg ? -1 : 1);
+		*offset_min = (oh * 60 + om) * (neg ? -1 : 1);
 	}
+	*pp = p;
+	return 0;
+}
+
+static bool
+civil_valid(int64_t y, int mo, int d, int h, int mi, int sec)
+{
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-	    sec > 60)
-		return -1;
+
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+		return false;
 	/* February 29th only in a leap year (proleptic Gregorian, as BSON) */
-	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-		return -1;
-	int64_t secs =
-	    days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+	return !(mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
+}
+
+/* secs and frac ms as ms, within a BSON Date (int64 ms); near INT64_MIN,
+ * secs * 1000 alone overflows though secs * 1000 + frac does not. */
+static int
+secs_to_ms(int64_t secs, int64_t frac, int64_t *out)
+{
 	int64_t v;
-	/* within a BSON Date (int64 ms); near INT64_MIN, secs * 1000 alone
-	 * overflows though secs * 1000 + frac does not */
+
 	if (secs < 0
 	        ? __builtin_mul_overflow(secs + 1, 1000, &v) ||
 	              __builtin_add_overflow(v, frac - 1000, &v)
@@ -199,6 +230,22 @@ util_iso_to_ms(const char *s, int64_t *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int
+util_iso_to_ms(const char *s, int64_t *out)
+{
+	const char *p = s;
+	int64_t y = 0, frac = 0, offset_min = 0;
+	int mo, d, h = 0, mi = 0, sec = 0;
+
+	if (parse_year(&p, &y) || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
+	    parse_time(&p, &h, &mi, &sec, &frac) || parse_offset(&p, &offset_min) || *p != '\0' ||
+	    !civil_valid(y, mo, d, h, mi, sec))
+		return -1;
+	int64_t secs =
+	    days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+	return secs_to_ms(secs, frac, out);
 }
 
 bool

@@ -4,7 +4,7 @@
  * allowed, the words from the name tables. */
 #include "api.h"
 #include "check.h"
-#include "engine.h"
+#include "run.h"
 
 #include <stdlib.h>
 

@@ -1,12 +1,16 @@
 /*
- * engine.h: one reconciliation run, end to end, with resume.
+ * run.h: one reconciliation run, end to end, with resume.
  *
  * An engine owns its own MongoDB and OpenSearch connections and journal
  * handle; one engine runs one run at a time (the journal lock makes that
  * true across processes too). Any thread may read progress or cancel.
+ *
+ * The file is run.c's (and run_*.c's); its public names keep the engine_
+ * prefix because `struct run` is already taken by the one run in progress
+ * that an engine holds (run_int.h).
  */
-#ifndef RECONCILER_ENGINE_H
-#define RECONCILER_ENGINE_H
+#ifndef RECONCILER_RUN_H
+#define RECONCILER_RUN_H
 
 #include "config.h"
 #include "error.h"
@@ -17,12 +21,26 @@
 
 struct engine;
 
+/* Where a run is. Its word (run_phase_name) is what the journal's
+ * runs.phase and errors.phase hold and the API says; the journal writes
+ * "done" itself when a run ends (store_run_finish). */
+enum run_phase {
+	RUN_PHASE_STARTING,
+	RUN_PHASE_COUNTING,
+	RUN_PHASE_DIFFING,
+	RUN_PHASE_REPAIRING,
+	RUN_PHASE_INDEXING,
+	RUN_PHASE_FINISHING,
+	RUN_PHASE_DONE,
+};
+const char *run_phase_name(enum run_phase p);
+
 /* A copy of the live counters, for progress lines and the API. */
 struct engine_progress {
 	bool active;
 	int64_t run_id;
 	enum run_kind kind;
-	char phase[16];
+	enum run_phase phase;
 	int64_t mongo_count, opensearch_count;
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t started_ms; /* wall clock */

@@ -1,0 +1,316 @@
+/*
+ * run_content.c: stale by content (RECONCILE_COMPARE=content). The id
+ * stream reads whole documents and the chunk the pass is on is kept here
+ * (the stash), so its pairs are compared without a second query: what a
+ * repair would write (the transform's body, or the raw copy) against the
+ * copy's _source, one _mget per CONTENT_BATCH pairs, on the fields the
+ * body has (jtree.h). What it cost is said once, at the end of the pass.
+ */
+#include "run_int.h"
+
+#include "jtree.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keeps the document whose id the stream gave last (content compare). */
+rcode
+content_stash_push(struct content *c, const char *id, int type, const bson_t *doc)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 1024;
+		struct stashed *v = realloc(c->v, cap * sizeof(*v));
+		if (v == NULL)
+			return RC_ERR_NOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	struct stashed *e = &c->v[c->n];
+	e->id = strdup(id);
+	e->doc = doc ? bson_copy(doc) : NULL;
+	e->type = type;
+	if (e->id == NULL || e->doc == NULL) {
+		free(e->id);
+		bson_destroy(e->doc);
+		return RC_ERR_NOMEM;
+	}
+	c->mongo_bytes += doc->len;
+	c->n++;
+	return RC_OK;
+}
+
+/* Drops the documents up to the one of (id, type), a chunk's last: the
+ * pass is past them. What was read ahead (the next chunk's first) stays. */
+void
+content_stash_drop_through(struct content *c, const char *id, int type)
+{
+	size_t k = c->n;
+
+	while (k > 0 && !(c->v[k - 1].type == type && strcmp(c->v[k - 1].id, id) == 0))
+		k--;
+	for (size_t i = 0; i < k; i++) {
+		free(c->v[i].id);
+		bson_destroy(c->v[i].doc);
+	}
+	memmove(c->v, c->v + k, (c->n - k) * sizeof(*c->v));
+	c->n -= k;
+}
+
+void
+content_stash_free(struct content *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->v[i].id);
+		bson_destroy(c->v[i].doc);
+	}
+	free(c->v);
+	c->v = NULL;
+	c->n = c->cap = 0;
+}
+
+/* Pairs compared per _mget. */
+#define CONTENT_BATCH 500
+/* Most distinct top-level names asked of _source; past it, the whole. */
+#define CONTENT_MAX_INCLUDES 256
+/* Bytes of a stale row's field list (then ",..."). */
+#define CONTENT_FIELDS_MAX 200
+
+static int
+cmp_stashed(const void *a, const void *b)
+{
+	const struct stashed *x = *(const struct stashed *const *)a;
+	const struct stashed *y = *(const struct stashed *const *)b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : (x->type > y->type) - (x->type < y->type);
+}
+
+/* The stashed document of (id, type), by binary search over order. */
+static const bson_t *
+stash_find(const struct content *c, const struct stashed *const *order, const char *id, int type)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct stashed *e = order[mid];
+		int cmp = strcmp(e->id, id);
+		if (cmp == 0)
+			cmp = (e->type > type) - (e->type < type);
+		if (cmp == 0)
+			return e->doc;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* What a repair would write for doc: the transform's body (or the raw
+ * copy), parsed. NULL in *out when the document is left out of the index
+ * or cannot be converted (its repair would fail the same way). */
+static RC_MUST_CHECK rcode
+content_body(struct run *r, struct jt **out, struct buf *body, const bson_t *doc, const char *id)
+{
+	struct rerror e = {0};
+	char *routing = NULL;
+	bool skip = false;
+	rcode rc;
+
+	*out = NULL;
+	buf_reset(body);
+	if (transform_active(r->tf))
+		rc = transform_apply(r->tf, doc, r->id_field, id, body, &routing, &skip, &e);
+	else
+		rc = doc_to_json(doc, r->id_field, id, body, &e);
+	free(routing);
+	if (rc == RC_ERR_NOMEM)
+		return rc;
+	if (rc || skip) {
+		if (rc) {
+			r->content.unconverted++;
+			log_msg(LOG_DEBUG, r->id, "content compare: document %s: %s", id,
+			        e.message);
+		}
+		return RC_OK;
+	}
+	rc = jt_parse(out, body->data ? body->data : "{}", body->data ? body->len : 2, &e);
+	if (rc == RC_ERR_INVALID) { /* cannot happen: our own JSON */
+		log_msg(LOG_WARN, r->id, "content compare: document %s: %s", id, e.message);
+		rc = RC_OK;
+	}
+	return rc;
+}
+
+/* The distinct top-level names of the bodies, for _source filtering; n
+ * 0 (the whole _source) when there are too many or a name that source
+ * filtering reads as a pattern or a path. */
+static RC_MUST_CHECK rcode
+content_includes(const char ***out, size_t *n, struct jt *const *bodies, size_t nb)
+{
+	const char **v = malloc(CONTENT_MAX_INCLUDES * sizeof(*v));
+
+	*n = 0;
+	*out = v;
+	if (v == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < nb; i++) {
+		for (size_t k = 0; bodies[i] && k < bodies[i]->n; k++) {
+			const struct jt *m = &bodies[i]->kids[k];
+			size_t j = 0;
+			if (m->key_len == 0 || strlen(m->key) != m->key_len ||
+			    strpbrk(m->key, "*.,") != NULL) {
+				*n = 0;
+				return RC_OK;
+			}
+			while (j < *n && strcmp(v[j], m->key))
+				j++;
+			if (j < *n)
+				continue;
+			if (*n == CONTENT_MAX_INCLUDES) {
+				*n = 0;
+				return RC_OK;
+			}
+			v[(*n)++] = m->key;
+		}
+	}
+	return RC_OK;
+}
+
+/* One batch of pairs: bodies, one _mget of the copies, compared. */
+static RC_MUST_CHECK rcode
+content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, const size_t *mi,
+              const size_t *oi, size_t n, char **fields, const struct stashed *const *order,
+              struct rerror *err)
+{
+	struct jt **bodies = calloc(n, sizeof(*bodies)), *resp_tree = NULL;
+	struct os_get *gets = calloc(n, sizeof(*gets));
+	size_t *at = calloc(n, sizeof(*at)), ng = 0, n_inc = 0;
+	const char **inc = NULL;
+	/* each body's text outlives its tree: the tree points into it */
+	struct buf *texts = calloc(n, sizeof(*texts)), resp = {0}, names = {0};
+	rcode rc = bodies && gets && at && texts ? RC_OK : RC_ERR_NOMEM;
+
+	for (size_t k = 0; rc == RC_OK && k < n; k++) {
+		const char *id = idlist_id(m, mi[k]);
+		const bson_t *doc = stash_find(&r->content, order, id, m->v[mi[k]].type);
+		if (doc == NULL) {
+			log_msg(LOG_WARN, r->id, "content compare: document %s was not read", id);
+			continue;
+		}
+		rc = content_body(r, &bodies[k], &texts[k], doc, id);
+		if (rc || bodies[k] == NULL)
+			continue;
+		gets[ng] = (struct os_get){.index = idlist_index(osl, oi[k]),
+		                           .id = idlist_target(osl, oi[k]),
+		                           .routing = idlist_routing(osl, oi[k])};
+		at[ng++] = k;
+	}
+	if (rc == RC_OK)
+		rc = content_includes(&inc, &n_inc, bodies, n);
+	if (rc) {
+		rc = rerror_set(err, rc, "out of memory");
+		goto out;
+	}
+	if (ng == 0)
+		goto out;
+	rc = opensearch_mget(r->os, &resp, gets, ng, inc, n_inc, err);
+	if (rc)
+		goto out;
+	r->content.mget_requests++;
+	r->content.mget_bytes += (int64_t)resp.len;
+	rc = jt_parse(&resp_tree, resp.data ? resp.data : "", resp.len, err);
+	if (rc) {
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch _mget: %s", err->message);
+		goto out;
+	}
+	const struct jt *docs = jt_get(resp_tree, "docs");
+	if (docs == NULL || docs->type != JT_ARRAY || docs->n != ng) {
+		rc =
+		    rerror_set(err, RC_ERR_OPENSEARCH,
+		               "opensearch _mget: the answer does not have the %zu docs asked", ng);
+		goto out;
+	}
+	for (size_t g = 0; rc == RC_OK && g < ng; g++) {
+		const struct jt *d = &docs->kids[g], *src = jt_get(d, "_source");
+		const struct jt *found = jt_get(d, "found");
+		size_t k = at[g], count = 0;
+		/* gone since the scan: the next run sees it missing */
+		if (found == NULL || found->type != JT_TRUE)
+			continue;
+		r->content.pairs++;
+		buf_reset(&names);
+		rc = jt_diff_fields(&names, CONTENT_FIELDS_MAX, &count, src ? src : NULL, bodies[k],
+		                    r->cfg->write_mode == WRITE_UPSERT);
+		if (rc == RC_OK && count) {
+			r->content.differ++;
+			if ((fields[k] = strdup(names.data ? names.data : "")) == NULL)
+				rc = RC_ERR_NOMEM;
+		}
+		if (rc)
+			rc = rerror_set(err, rc, "out of memory");
+	}
+out:
+	for (size_t k = 0; bodies && k < n; k++)
+		jt_free(bodies[k]);
+	for (size_t k = 0; texts && k < n; k++)
+		buf_free(&texts[k]);
+	free(texts);
+	free(bodies);
+	free(gets);
+	free(at);
+	free(inc);
+	jt_free(resp_tree);
+	buf_free(&resp);
+	buf_free(&names);
+	return rc;
+}
+
+rcode
+content_differs(void *ctx, const struct idlist *m, const struct idlist *osl, const size_t *mi,
+                const size_t *oi, size_t n, char **fields, struct rerror *err)
+{
+	struct run *r = ctx;
+	struct content *c = &r->content;
+	const struct stashed **order = malloc((c->n ? c->n : 1) * sizeof(*order));
+	int64_t t0 = util_mono_ms();
+	rcode rc = RC_OK;
+
+	if (order == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < c->n; i++)
+		order[i] = &c->v[i];
+	qsort(order, c->n, sizeof(*order), cmp_stashed);
+	for (size_t at = 0; rc == RC_OK && at < n; at += CONTENT_BATCH)
+		rc = content_batch(r, m, osl, mi + at, oi + at,
+		                   n - at < CONTENT_BATCH ? n - at : CONTENT_BATCH, fields + at,
+		                   order, err);
+	free(order);
+	c->ms += util_mono_ms() - t0;
+	return rc;
+}
+
+/* What comparing by content cost, said once at the end of the pass. */
+void
+content_report(struct run *r)
+{
+	const struct content *c = &r->content;
+	char msg[400];
+
+	if (!c->on)
+		return;
+	snprintf(msg, sizeof(msg),
+	         "content compare: %" PRId64 " copies compared, %" PRId64 " differ, %" PRId64
+	         " not convertible; read %" PRId64 " bytes of MongoDB documents and %" PRId64
+	         " bytes of _source in %" PRId64 " _mget requests; %" PRId64
+	         " ms transforming, reading copies and comparing",
+	         c->pairs, c->differ, c->unconverted, c->mongo_bytes, c->mget_bytes,
+	         c->mget_requests, c->ms);
+	log_msg(LOG_INFO, r->id, "%s", msg);
+	if (store_event(r->store, r->id, "content", msg))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+}

@@ -1,0 +1,181 @@
+/*
+ * run_int.h: what the files of a run (run.c, run_*.c) share, private to
+ * them: the engine, the state of one run in progress, and each file's
+ * entry points, named by their file (run_read.c's read_*, run_sink.c's
+ * sink_*, ...; run.c's run_*).
+ */
+#ifndef RECONCILER_RUN_INT_H
+#define RECONCILER_RUN_INT_H
+
+#include "diff.h"
+#include "doc.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "pass.h"
+#include "repair.h"
+#include "run.h"
+#include "store.h"
+#include "transform.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct engine {
+	const struct config *cfg;
+	volatile int stop;    /* 1: interrupt, 2: cancel */
+	pthread_mutex_t lock; /* guards progress */
+	struct engine_progress progress;
+	bool progress_output;
+	int64_t last_print_ms;
+	void (*start_hook)(void *ctx, int64_t run_id);
+	void *start_ctx;
+};
+
+/* RECONCILE_COMPARE=content: the MongoDB documents of the chunk the pass
+ * is on (read whole by the id stream itself: no second query), and what
+ * comparing by content cost. */
+struct stashed {
+	char *id;
+	int type;
+	bson_t *doc;
+};
+struct content {
+	bool on;
+	struct stashed *v;
+	size_t n, cap;
+	int64_t pairs, differ, unconverted, mget_requests, mget_bytes, mongo_bytes, ms;
+};
+
+/* The index stream read one page ahead (read_index_page): while the pass
+ * merges a page with MongoDB's ids, the next page is asked for on a
+ * connection of its own, so the two streams overlap instead of taking
+ * turns (the pass waited for each page, then for MongoDB's ids). */
+struct prefetch {
+	struct opensearch *os; /* its own connection: a curl handle is one thread's */
+	pthread_t thread;
+	bool running;       /* a thread was started and not yet joined */
+	char *after;        /* the page asked for: strictly after this key */
+	struct idlist page; /* its answer */
+	bool more;
+	rcode rc;
+	struct rerror err;
+	/* the request's inputs, fixed while it runs */
+	const struct os_keys *keys;
+	int size;
+};
+
+/* State of one run in progress. */
+struct run {
+	struct engine *e;
+	const struct config *cfg;
+	struct store *store;
+	struct mongo *mongo;
+	struct opensearch *os;
+	struct rerror *err;
+	int64_t id;
+	enum run_kind kind;
+	bool dry_run, full;
+	struct os_keys keys;
+	char *id_field;     /* effective id field for documents ("" or cfg's) */
+	char *write_index;  /* the alias's write index (NULL: OPENSEARCH_INDEX) */
+	bool index_missing; /* the index does not exist: the index side is empty */
+	/* where the pass resumes */
+	char *cursor;
+	enum id_type cursor_type;
+	int64_t seen, compared;
+	bool pass_done;
+	struct util_throttle progress_due; /* run_progress_sync */
+	struct mongo_scan *scan;
+	struct repair rp;
+	struct transform *tf; /* body and routing of writes */
+	/* the cursor that waits for queued drift to be committed */
+	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
+	int64_t queued_compared, queued_seen, queued_index_read;
+	int64_t os_count, mongo_count;
+	const struct engine_opts *opts; /* never NULL */
+	struct pass_stats stats;        /* what the pass read (the brake) */
+	int64_t lacking;                /* index documents without the id field */
+	enum delete_brake brake;
+	bool held;
+	int64_t n_held;
+	char why[1400];
+	/* setup_check_peers: a peer mirror whose cluster could not be asked which
+	 * index it writes ("" = none); its orphan deletes are held */
+	char peer_unknown[400];
+	/* setup_check_peers: peers whose query differs but may share the index:
+	 * their overlap with this mirror's query is counted before deletes
+	 * (peers_overlap); one flag per mirror of the set, or NULL */
+	bool *peers_count;
+	bool not_resumed;       /* opts->resume_only: the run found was cancelled */
+	struct content content; /* RECONCILE_COMPARE=content */
+	int64_t left_out;       /* missing documents the script leaves out */
+	struct prefetch pre;    /* the index stream's next page */
+};
+
+/* A targeted run of a few ids asks one {_id: v} query per value; more
+ * values, and a pass's chunks, go in one $in. On MongoDB both are _id index
+ * lookups and the choice costs nothing. On FerretDB 1.x (SQLite) a $in is
+ * a scan in FerretDB (~15 s per 100k documents here) and even {_id: v} is
+ * a scan in SQLite (~1.3 s: its index is on ->"_id", its query on
+ * ->'$._id'), so point queries win up to about a dozen values, and a
+ * bounded number of them keeps a 100-id request from taking minutes. */
+#define POINT_QUERIES_MAX 16
+
+/* run.c */
+RC_MUST_CHECK rcode run_set_phase(struct run *r, enum run_phase phase);
+void run_progress_sync(struct run *r, bool final);
+
+/* run_begin.c */
+RC_MUST_CHECK rcode begin_run(struct run *r, enum run_kind kind, const char *trigger,
+                              int64_t resume_id);
+
+/* run_setup.c */
+RC_MUST_CHECK rcode setup_check_peers(struct run *r);
+RC_MUST_CHECK rcode setup_count(struct run *r);
+RC_MUST_CHECK rcode setup_keys(struct run *r);
+void setup_refresh(struct run *r);
+
+/* run_read.c: pass_io's reads (ctx: the run) */
+RC_MUST_CHECK rcode read_mongo_next(void *ctx, struct idlist *out, int *cls, bool *end,
+                                    bool *unsafe, struct rerror *err);
+RC_MUST_CHECK rcode read_index_page(void *ctx, struct idlist *out, bool *more, const char *after,
+                                    int size, struct rerror *err);
+RC_MUST_CHECK rcode read_index_lookup(void *ctx, struct idlist *out, const char *const *ids,
+                                      size_t n, struct rerror *err);
+RC_MUST_CHECK rcode read_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists,
+                                      bool *outside, struct rerror *err);
+RC_MUST_CHECK rcode read_mongo_other(void *ctx, const char *const *texts, const enum id_type *types,
+                                     size_t n, char **other, struct rerror *err);
+RC_MUST_CHECK rcode read_mongo_has_type(void *ctx, enum id_type type, bool *has,
+                                        struct rerror *err);
+RC_MUST_CHECK rcode read_mongo_lookup(void *ctx, const char *const *texts, size_t n,
+                                      struct idlist *out, bool *answered, struct rerror *err);
+bool read_point_queries(const struct run *r, const bson_t *values);
+void read_prefetch_free(struct prefetch *p);
+
+/* run_content.c */
+RC_MUST_CHECK rcode content_stash_push(struct content *c, const char *id, int type,
+                                       const bson_t *doc);
+void content_stash_drop_through(struct content *c, const char *id, int type);
+void content_stash_free(struct content *c);
+RC_MUST_CHECK rcode content_differs(void *ctx, const struct idlist *m, const struct idlist *osl,
+                                    const size_t *mi, const size_t *oi, size_t n, char **fields,
+                                    struct rerror *err);
+void content_report(struct run *r);
+
+/* run_sink.c: pass_io's results (ctx: the run) */
+RC_MUST_CHECK rcode sink_on_unsafe(void *ctx, const char *text, enum id_type type,
+                                   struct rerror *err);
+RC_MUST_CHECK rcode sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err);
+RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared,
+                                  int64_t seen, struct rerror *err);
+/* Repairs the queued drift, then commits the cursor that waited for it. */
+RC_MUST_CHECK rcode sink_flush(struct run *r);
+
+/* run_brake.c */
+/* The end of a pass: sends the held orphan deletes, or keeps them all. */
+RC_MUST_CHECK rcode brake_decide(struct run *r);
+
+#endif
