@@ -238,6 +238,19 @@ static const struct cfg_entry cfg_table[] = {
     {"RECONCILE_CONCURRENCY", CFG_INT, "1", 1, 64, NULL, false, OFF(concurrency),
      "runs of different mirrors the service lets overlap (one mirror never runs two at once)",
      CFG_GLOBAL},
+    /* lease.c: one run per mirror across processes and hosts */
+    {"RECONCILE_LEASE_INDEX", CFG_INDEX_NAME, "reconciler-leases", 0, 255, NULL, false,
+     OFF(lease_index),
+     "index on the mirror's OpenSearch holding each running mirror's lease, so two runs of "
+     "one mirror (one collection into one index) never overlap, whatever journal or host "
+     "they run from; empty = off: only the journal lock keeps runs apart "
+     "(docs/ENGINE.md#one-run-per-mirror-the-lease)",
+     CFG_MIRROR},
+    {"RECONCILE_LEASE_TTL_MS", CFG_INT, "60000", 1000, 3600000, NULL, false, OFF(lease_ttl_ms),
+     "how long a lease lasts unrenewed: renewed every third of it; a holder that could not "
+     "renew it for two thirds stops its run; a process that died holding it blocks others "
+     "this long (unless it ran on the same host: then at once)",
+     CFG_MIRROR},
 };
 
 #define CFG_COUNT (sizeof(cfg_table) / sizeof(cfg_table[0]))
@@ -289,12 +302,12 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		break;
 	case CFG_INDEX_NAME:
 		snprintf(out, len,
-		         "a non-empty string naming one index or alias as OpenSearch allows it: "
+		         "%s naming one index or alias as OpenSearch allows it: "
 		         "at most %lld bytes, "
 		         "lowercase, none of \\ / * ? \" < > | , # : or space, not starting "
 		         "with - _ or +, not . or .. (a wildcard or a list would read, and "
 		         "delete from, other indexes)",
-		         (long long)e->max);
+		         e->min ? "a non-empty string" : "empty, or a string", (long long)e->max);
 		break;
 	case CFG_FIELDS:
 		snprintf(out, len, "field names separated by commas (top level: no '.')");
@@ -890,7 +903,8 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 			goto bad;
 		break;
 	case CFG_INDEX_NAME:
-		if (!index_name_ok(v, (size_t)e->max))
+		/* lease.c: min 0 lets a name be empty (RECONCILE_LEASE_INDEX: off) */
+		if (!(e->min == 0 && *v == '\0') && !index_name_ok(v, (size_t)e->max))
 			goto bad;
 		break;
 	case CFG_FIELDS:

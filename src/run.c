@@ -32,6 +32,7 @@
 #include "diff.h"
 #include "doc.h"
 #include "jtree.h"
+#include "lease.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -2283,6 +2284,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	 * not read whole from a stream */
 	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
 	struct store_run *sr = NULL;
+	struct lease *lease = NULL; /* lease.c */
 	int64_t holder = 0, *reuse = NULL;
 	size_t n_reuse = 0;
 	rcode rc, frc;
@@ -2323,6 +2325,10 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		return rc;
 	}
 	rc = store_lock(r.store, &holder, e->cfg->name, err);
+	/* lease.c: one run per mirror across journals and hosts; the journal
+	 * lock stays the first line, and nothing is begun without both */
+	if (rc == RC_OK)
+		rc = lease_acquire(&lease, e->cfg, e, err);
 	if (rc) {
 		store_free(r.store);
 		transform_free(r.tf);
@@ -2332,6 +2338,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	rc = start_or_resume(&r, kind, trigger, resume_id);
 	if (rc)
 		goto out;
+	lease_set_run(lease, r.id); /* lease.c: the holder is named by its run */
 	if (r.not_resumed) {
 		res->run_id = r.id;
 		res->kind = r.kind;
@@ -2449,6 +2456,8 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		refresh(&r);
 	if (rc == RC_OK && !e->stop)
 		check_query_match(&r);
+	/* lease.c: a lost lease stopped the run (interrupted): say why */
+	(void)lease_lost(lease, &rc, err);
 	/* how it ended */
 	if (e->stop == 2)
 		status = RUN_CANCELLED;
@@ -2533,7 +2542,8 @@ out:
 	free(r.peers_count);
 	free(r.cursor);
 	free(r.id_field);
-	store_free(r.store); /* releases the lock */
+	lease_release(lease); /* lease.c: given back before the journal lock */
+	store_free(r.store);  /* releases the lock */
 	transform_free(r.tf);
 	free(uniq.ids);
 	return rc;
