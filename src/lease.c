@@ -33,6 +33,9 @@
  *
  * Every request goes through opensearch_request on a connection of the
  * lease's own (the heartbeat thread's), with a timeout of at most TTL/3.
+ * None asks for a refresh: a GET by id and the seq_no conditions see the
+ * latest write at once (realtime), and a refresh would delay the start of
+ * every run for what only a _search of the lease index would see sooner.
  */
 #include "lease.h"
 #include "engine.h"
@@ -344,9 +347,8 @@ conditional(struct lease *l, long *status, struct buf *resp, const char *method,
 {
 	char path[2400];
 
-	snprintf(path, sizeof(path),
-	         "%s?if_seq_no=%" PRId64 "&if_primary_term=%" PRId64 "&refresh=true", l->path_doc,
-	         seq_no, primary_term);
+	snprintf(path, sizeof(path), "%s?if_seq_no=%" PRId64 "&if_primary_term=%" PRId64,
+	         l->path_doc, seq_no, primary_term);
 	buf_reset(resp);
 	return opensearch_request(l->os, status, resp, method, path, body, body ? strlen(body) : 0,
 	                          err);
@@ -553,15 +555,15 @@ try_take(struct lease *l, bool *got, bool *again, bool *no_index, struct rerror 
 {
 	struct buf resp = {0};
 	struct lease_doc held;
-	char *body = NULL, path[2400], why[300];
+	char *body = NULL, why[300];
 	long status = 0;
 	rcode rc;
 
 	*got = *again = *no_index = false;
 	if ((rc = make_body(l, &body, 0)))
 		return rerror_set(err, rc, "out of memory");
-	snprintf(path, sizeof(path), "%s?refresh=true", l->path_make);
-	rc = opensearch_request(l->os, &status, &resp, "PUT", path, body, strlen(body), err);
+	rc =
+	    opensearch_request(l->os, &status, &resp, "PUT", l->path_make, body, strlen(body), err);
 	if (rc)
 		goto out;
 	if (status == 201 || status == 200) {
@@ -724,12 +726,15 @@ out:
 	if (rc && rc != RC_ERR_BUSY && rc != RC_ERR_CONFIG && rc != RC_ERR_NOMEM) {
 		char msg[sizeof(err->message)];
 		snprintf(msg, sizeof(msg), "%s", err->message);
+		/* no answer: nothing to grant; an answer: a refusal to act on */
+		bool answered = strstr(msg, " unreachable: ") == NULL;
 		rerror_set(
 		    err, rc,
-		    "mirror %s: cannot take its lease in RECONCILE_LEASE_INDEX=%s on OpenSearch "
-		    "(%.300s): let this user write that index, or set RECONCILE_LEASE_INDEX= "
-		    "(empty) to run without the lease",
-		    cfg->name ? cfg->name : "default", cfg->lease_index, msg);
+		    "cannot take the lease of mirror %s in RECONCILE_LEASE_INDEX=%s (%.300s)%s",
+		    cfg->name ? cfg->name : "default", cfg->lease_index, msg,
+		    answered ? ": let this user write that index, or set "
+		               "RECONCILE_LEASE_INDEX= (empty) to run without the lease"
+		             : "");
 	}
 	if (l && got) /* taken, but no heartbeat: give it back */
 		lease_release(l);

@@ -242,7 +242,7 @@ def refused():
         st, _ = env.os("PUT", "/" + bad, {"settings": {"index.blocks.write": True}})
         check(st == 200, "a lease index that refuses writes")
         r = env.run("check", RECONCILE_LEASE_INDEX=bad)
-        check(r.returncode == 2 and "cannot take its lease in RECONCILE_LEASE_INDEX=%s" % bad
+        check(r.returncode == 2 and "cannot take the lease of mirror default in RECONCILE_LEASE_INDEX=%s" % bad
               in r.stderr and "RECONCILE_LEASE_INDEX= (empty)" in r.stderr
               and "403" in r.stderr,
               "a refused lease: exit 2, the setting, OpenSearch's answer, what to do: %s"
