@@ -106,8 +106,10 @@ struct cfg_entry {
 	ROW(nm, CFG_RATIO, fld, fl, df, lo, hi, NULL, hlp)
 #define MONGO_URI_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_MONGO_URI, fld, fl, df, 0, 0, NULL, hlp)
 #define HTTP_URL_SETTING(nm, fld, fl, df, hlp)  ROW(nm, CFG_HTTP_URL, fld, fl, df, 0, 0, NULL, hlp)
-/* hi: the most bytes */
+/* hi: the most bytes; an optional name may be empty (lo 0: off) */
 #define INDEX_NAME_SETTING(nm, fld, fl, df, hi, hlp)                                               \
+	ROW(nm, CFG_INDEX_NAME, fld, fl, df, 1, hi, NULL, hlp)
+#define OPTIONAL_INDEX_NAME_SETTING(nm, fld, fl, df, hi, hlp)                                      \
 	ROW(nm, CFG_INDEX_NAME, fld, fl, df, 0, hi, NULL, hlp)
 #define FIELDS_SETTING(nm, fld, fl, df, hlp)  ROW(nm, CFG_FIELDS, fld, fl, df, 0, 0, NULL, hlp)
 #define RENAMES_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_RENAMES, fld, fl, df, 0, 0, NULL, hlp)
@@ -273,6 +275,17 @@ static const struct cfg_entry cfg_table[] = {
     INT_SETTING(
         "RECONCILE_CONCURRENCY", concurrency, CFG_GLOBAL, "1", 1, 64,
         "runs of different mirrors the service lets overlap (one mirror never runs two at once)"),
+    /* lease.c: one run per mirror across processes and hosts */
+    OPTIONAL_INDEX_NAME_SETTING(
+        "RECONCILE_LEASE_INDEX", lease_index, CFG_MIRROR, "reconciler-leases", 255,
+        "index on the mirror's OpenSearch holding each running mirror's lease, so two runs of "
+        "one mirror (one collection into one index) never overlap, whatever journal or host "
+        "they run from; empty = off: only the journal lock keeps runs apart "
+        "(docs/ENGINE.md#one-run-per-mirror-the-lease)"),
+    INT_SETTING("RECONCILE_LEASE_TTL_MS", lease_ttl_ms, CFG_MIRROR, "60000", 1000, 3600000,
+                "how long a lease lasts unrenewed: renewed every third of it; a holder that could "
+                "not renew it for two thirds stops its run; a process that died holding it blocks "
+                "others this long (unless it ran on the same host: then at once)"),
 };
 
 #define CFG_COUNT (sizeof(cfg_table) / sizeof(cfg_table[0]))
@@ -324,12 +337,12 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		break;
 	case CFG_INDEX_NAME:
 		snprintf(out, len,
-		         "a non-empty string naming one index or alias as OpenSearch allows it: "
+		         "%s naming one index or alias as OpenSearch allows it: "
 		         "at most %lld bytes, "
 		         "lowercase, none of \\ / * ? \" < > | , # : or space, not starting "
 		         "with - _ or +, not . or .. (a wildcard or a list would read, and "
 		         "delete from, other indexes)",
-		         (long long)e->max);
+		         e->min ? "a non-empty string" : "empty, or a string", (long long)e->max);
 		break;
 	case CFG_FIELDS:
 		snprintf(out, len, "field names separated by commas (top level: no '.')");
@@ -978,6 +991,9 @@ static RC_MUST_CHECK rcode
 parse_index_name(struct config *cfg, const struct cfg_entry *e, const char *v, char *why,
                  size_t len)
 {
+	/* min 0: an optional name, empty = off (RECONCILE_LEASE_INDEX) */
+	if (e->min == 0 && *v == '\0')
+		return set_text(cfg, e, v);
 	return index_name_ok(v, (size_t)e->max) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
 }
 

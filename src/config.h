@@ -89,7 +89,9 @@ struct config {
 	int64_t count_monitor_threshold;
 	char *api_token;
 	bool api_token_read;
-	int log_level; /* enum log_level */
+	char *lease_index;    /* RECONCILE_LEASE_INDEX: lease.c; "" = off */
+	int64_t lease_ttl_ms; /* RECONCILE_LEASE_TTL_MS */
+	int log_level;        /* enum log_level */
 	char *log_dir;
 };
 

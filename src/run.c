@@ -20,6 +20,7 @@
  */
 #include "run_int.h"
 
+#include "lease.h"
 #include "log.h"
 #include "report.h"
 
@@ -497,6 +498,10 @@ open_run(struct run *r)
 		rc = store_open(&r->store, r->cfg->state_db, r->err);
 	if (rc == RC_OK)
 		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
+	/* one run per mirror across journals and hosts (lease.c); the journal
+	 * lock stays the first line, and nothing is begun without both */
+	if (rc == RC_OK)
+		rc = lease_acquire(&r->lease, r->cfg, r->e, r->err);
 	return rc;
 }
 
@@ -712,6 +717,8 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 		setup_refresh(r);
 	if (rc == RC_OK && !e->stop)
 		check_query_match(r);
+	/* a lost lease stopped the run (interrupted): say why */
+	(void)lease_lost(r->lease, &rc, r->err);
 	status = end_status(r, rc);
 	if (rc && rc != RC_ERR_CANCELLED)
 		journal_error(r, rc, -1, NULL, e->progress.phase, rcode_source(rc),
@@ -758,7 +765,8 @@ release_run(struct run *r)
 	free(r->peers_count);
 	free(r->cursor);
 	free(r->id_field);
-	store_free(r->store);
+	lease_release(r->lease); /* given back before the journal lock */
+	store_free(r->store);    /* releases the journal lock */
 	transform_free(r->tf);
 }
 
@@ -786,6 +794,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	}
 	if ((rc = open_run(&r)) || (rc = begin_run(&r, kind, trigger, resume_id)))
 		goto out;
+	lease_set_run(r.lease, r.id); /* the lease names its holder's run */
 	if (r.not_resumed) {
 		result_not_resumed(&r, res);
 		goto out;

@@ -71,6 +71,7 @@ struct run {
 	struct engine *e;
 	const struct config *cfg;
 	struct store *store;
+	struct lease *lease; /* lease.c: the mirror's lease across processes */
 	struct mongo *mongo;
 	struct opensearch *os;
 	struct rerror *err;
