@@ -67,10 +67,6 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        duplicate_count AS duplicates, conflict_count AS conflicts,
        skipped_newer_count AS skipped_newer
 FROM runs ORDER BY id DESC;
-CREATE VIEW v_drift AS
-SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
-       i.os_index, i.os_id, i.routing, i.fields
-FROM run_ids i JOIN runs r ON r.id = i.run_id;
 CREATE TABLE drift_history (
     mirror        TEXT NOT NULL,
     kind          TEXT NOT NULL
@@ -149,3 +145,7 @@ CREATE TABLE "runs" (
 );
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
+CREATE VIEW v_drift AS
+SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
+       i.os_index, i.os_id, i.routing, i.reason, i.fields
+FROM run_ids i JOIN runs r ON r.id = i.run_id;

@@ -563,6 +563,36 @@ doc_version_from_bson(const bson_value_t *v, char *out, size_t len, int64_t *ms)
 	}
 }
 
+bool
+doc_version_after(const bson_value_t *v, int64_t since_ms)
+{
+	char text[64], *end;
+	int64_t ms, n;
+	double d;
+
+	/* the pass's own normaliser, so that what --since selects is what the
+	 * pass compares: an instant where it reads one, else a number */
+	if (!doc_version_from_bson(v, text, sizeof(text), &ms))
+		return false;
+	switch (v->value_type) {
+	case BSON_TYPE_DATE_TIME: /* ms as is, before 1970 too */
+	case BSON_TYPE_TIMESTAMP:
+		return ms > since_ms;
+	case BSON_TYPE_UTF8:
+		/* ISO text by its instant; other text (digits included) has none */
+		return util_iso_to_ms(v->value.v_utf8.str, &ms) == 0 && ms > since_ms;
+	case BSON_TYPE_INT32:
+	case BSON_TYPE_INT64:
+	case BSON_TYPE_DOUBLE:
+		if (util_parse_i64(text, &n) == 0) /* exactly, past 2^53 too */
+			return n > since_ms;
+		d = strtod(text, &end);
+		return *end == '\0' && end != text && d > (double)since_ms;
+	default:
+		return false;
+	}
+}
+
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
 static size_t
 utf8_seq(const unsigned char *s, size_t left)

@@ -78,6 +78,13 @@ bool doc_version_from_bson(const bson_value_t *v, char *out, size_t len, int64_t
 bool doc_version_from_text(const char *s, char *out, size_t len, int64_t *ms);
 bool doc_version_from_number(double d, char *out, size_t len);
 
+/* Whether a version is after since_ms as an instant (what `check --since`
+ * selects): a Date, a Timestamp or ISO-8601 text (any offset or none, any
+ * fraction) by its instant, an int32, int64 or double as epoch
+ * milliseconds. Anything else, a number written as text included, is not:
+ * no server-side query can select such text by its value. */
+bool doc_version_after(const bson_value_t *v, int64_t since_ms);
+
 /* Most levels of nesting doc_to_json follows (MongoDB's own limit is 100). */
 #define DOC_MAX_DEPTH 100
 

@@ -66,6 +66,9 @@ struct mongo_scan {
 	size_t cur_off;
 	bson_t cur_doc;
 	const bson_t *last; /* the document mongo_scan_next_id read last */
+	/* mongo_scan_open_since: the field and time documents are kept by */
+	char *since_field;
+	int64_t since_ms;
 };
 
 /* libmongoc logs through our log so its lines get timestamps, levels and
@@ -484,33 +487,72 @@ out:
 	return rc;
 }
 
+/* The widest gap between an ISO text's local time and its instant that
+ * util_iso_to_ms reads (offsets up to +-23:59): ISO 8601 allows more than
+ * the +-14 h real zones use, so a text may be this far off as a string. */
+#define ISO_OFFSET_MAX_MS (24 * 3600 * 1000LL)
+
+/* Appends {field: {op: value}} as the next item of an $or array. */
+static void
+or_item(bson_t * or, uint32_t *n, const char *field, const bson_t *cmp)
+{
+	char key[16];
+	const char *kp;
+	bson_t c;
+
+	bson_uint32_to_string((*n)++, &kp, key, sizeof(key));
+	BSON_APPEND_DOCUMENT_BEGIN(or, kp, &c);
+	BSON_APPEND_DOCUMENT(&c, field, cmp);
+	bson_append_document_end(or, &c);
+}
+
 rcode
 mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *version_field,
                       int64_t since_ms, int batch_size, struct rerror *err)
 {
-	bson_t cond = BSON_INITIALIZER, filter, opts = BSON_INITIALIZER, or, c, gt, proj;
-	char iso[40];
+	bson_t cond = BSON_INITIALIZER, filter, opts = BSON_INITIALIZER, or, cmp, proj;
+	char day[40];
+	uint32_t n = 0;
+	int64_t secs = since_ms < 0 ? 0 : since_ms / 1000;
 	struct mongo_scan *s;
 
 	*out = NULL;
-	util_ms_to_iso(since_ms, iso, sizeof(iso));
-	/* a version may be a Date, epoch milliseconds or ISO-8601 text
-	 * (doc_version_from_bson): each compares within its own type */
+	/* The server narrows, our side decides (mongo_scan_next keeps only the
+	 * versions doc_version_after puts after since_ms). A version may be a
+	 * Date, a Timestamp, a number (epoch ms; int32, int64 and double
+	 * compare by value) or ISO-8601 text, each compared within its own
+	 * type. Text compares as a string, so it is taken from the UTC day
+	 * before since_ms on: its local time may lie up to ISO_OFFSET_MAX_MS
+	 * from its instant ("2025-12-12T05:10:00-05:00" is 10:10Z), and a
+	 * later instant's local day is never earlier than that day. Expanded
+	 * years ("+2025-...") sort before digits, so they are asked apart. */
+	util_ms_to_iso(since_ms < INT64_MIN + ISO_OFFSET_MAX_MS ? INT64_MIN
+	                                                        : since_ms - ISO_OFFSET_MAX_MS,
+	               day, sizeof(day));
 	BSON_APPEND_ARRAY_BEGIN(&cond, "$or", & or);
-	for (int i = 0; i < 3; i++) {
-		char key[4];
-		snprintf(key, sizeof(key), "%d", i);
-		BSON_APPEND_DOCUMENT_BEGIN(& or, key, &c);
-		BSON_APPEND_DOCUMENT_BEGIN(&c, version_field, &gt);
-		if (i == 0)
-			BSON_APPEND_DATE_TIME(&gt, "$gt", since_ms);
-		else if (i == 1)
-			BSON_APPEND_INT64(&gt, "$gt", since_ms);
-		else
-			BSON_APPEND_UTF8(&gt, "$gt", iso);
-		bson_append_document_end(&c, &gt);
-		bson_append_document_end(& or, &c);
+	bson_init(&cmp);
+	BSON_APPEND_DATE_TIME(&cmp, "$gt", since_ms);
+	or_item(& or, &n, version_field, &cmp);
+	bson_reinit(&cmp);
+	BSON_APPEND_INT64(&cmp, "$gt", since_ms);
+	or_item(& or, &n, version_field, &cmp);
+	bson_reinit(&cmp);
+	BSON_APPEND_TIMESTAMP(&cmp, "$gte", (uint32_t)(secs > UINT32_MAX ? UINT32_MAX : secs), 0);
+	or_item(& or, &n, version_field, &cmp);
+	bson_reinit(&cmp);
+	if (day[0] >= '0' && day[0] <= '9' && day[4] == '-') {
+		day[10] = '\0'; /* YYYY-MM-DD */
+		BSON_APPEND_UTF8(&cmp, "$gte", day);
+		or_item(& or, &n, version_field, &cmp);
+		bson_reinit(&cmp);
+		BSON_APPEND_UTF8(&cmp, "$gte", "+");
+		BSON_APPEND_UTF8(&cmp, "$lt", ",");
+	} else {
+		/* a day outside 0000-9999 does not sort as text: every text */
+		BSON_APPEND_UTF8(&cmp, "$type", "string");
 	}
+	or_item(& or, &n, version_field, &cmp);
+	bson_destroy(&cmp);
 	bson_append_array_end(&cond, & or);
 	with_filter(&filter, m, &cond); /* the mirror's documents only */
 	bson_destroy(&cond);
@@ -520,16 +562,29 @@ mongo_scan_open_since(struct mongo_scan **out, struct mongo *m, const char *vers
 	bson_append_document_end(&opts, &proj);
 	BSON_APPEND_INT32(&opts, "batchSize", batch_size);
 	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
+	if (s == NULL || (s->since_field = strdup(version_field)) == NULL) {
+		free(s);
 		bson_destroy(&filter);
 		bson_destroy(&opts);
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	}
+	s->since_ms = since_ms;
 	s->cursor = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
 	bson_destroy(&filter);
 	bson_destroy(&opts);
 	*out = s;
 	return RC_OK;
+}
+
+/* A since stream's verdict on a document the server matched: its version
+ * after since_ms as an instant (the server's match is wider for text). */
+static bool
+since_keeps(const struct mongo_scan *s, const bson_t *doc)
+{
+	bson_iter_t it;
+
+	return bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, s->since_field, &it) &&
+	       doc_version_after(bson_iter_value(&it), s->since_ms);
 }
 
 /* The read-ahead thread: fills pages from the cursor while the caller
@@ -650,8 +705,9 @@ mongo_scan_next(struct mongo_scan *s, const bson_t **doc, struct rerror *err)
 	*doc = NULL;
 	if (s->ahead)
 		return next_ahead(s, doc, err);
-	if (mongoc_cursor_next(s->cursor, doc))
-		return RC_OK;
+	while (mongoc_cursor_next(s->cursor, doc))
+		if (s->since_field == NULL || since_keeps(s, *doc))
+			return RC_OK;
 	*doc = NULL;
 	if (mongoc_cursor_error(s->cursor, &e))
 		return mongo_err(err, &e, "reading the _id stream failed");
@@ -681,6 +737,28 @@ mongo_scan_next_id(struct mongo_scan *s, struct idlist *out, int *cls, bool *end
 	return mongo_doc_id_entry(doc, out, cls, unsafe, version_field, err);
 }
 
+/* A number version as the epoch milliseconds it stands for. */
+static bool
+number_ms(const bson_value_t *v, int64_t *ms)
+{
+	switch (v->value_type) {
+	case BSON_TYPE_INT32:
+		*ms = v->value.v_int32;
+		return true;
+	case BSON_TYPE_INT64:
+		*ms = v->value.v_int64;
+		return true;
+	case BSON_TYPE_DOUBLE:
+		/* within int64 (NaN fails both tests) */
+		if (!(v->value.v_double >= -9.2e18 && v->value.v_double <= 9.2e18))
+			return false;
+		*ms = (int64_t)v->value.v_double;
+		return true;
+	default:
+		return false;
+	}
+}
+
 rcode
 mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls, bool *unsafe,
                    const char *version_field, struct rerror *err)
@@ -690,7 +768,7 @@ mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls, bool *unsafe
 	enum id_type type;
 	char version[64];
 	int64_t ms = -1;
-	bool has_version = false;
+	bool has_version = false, number = false;
 	rcode rc;
 
 	*unsafe = false;
@@ -712,11 +790,18 @@ mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls, bool *unsafe
 	}
 	*cls = (int)doc_id_class(type, bson_iter_value(&it));
 	if (version_field && *version_field && bson_iter_init(&vit, doc) &&
-	    bson_iter_find_descendant(&vit, version_field, &vit))
+	    bson_iter_find_descendant(&vit, version_field, &vit)) {
 		has_version =
 		    doc_version_from_bson(bson_iter_value(&vit), version, sizeof(version), &ms);
-	if (ms < 0 && type == ID_OID)
-		ms = doc_oid_time_ms(text.data);
+		number = has_version && number_ms(bson_iter_value(&vit), &ms);
+	}
+	/* a number is epoch ms (docs/MAPPING.md) or a counter: of it and an
+	 * ObjectId's time the later, so RECONCILE_MIN_AGE_MS leaves a document
+	 * changed a moment ago alone either way */
+	if ((ms < 0 || number) && type == ID_OID) {
+		int64_t created = doc_oid_time_ms(text.data);
+		ms = created > ms ? created : ms;
+	}
 	rc = idlist_push(out, text.data, text.len, (int)type, has_version ? version : NULL, ms);
 	buf_free(&text);
 	return rc ? rerror_set(err, rc, "out of memory") : RC_OK;
@@ -750,6 +835,7 @@ mongo_scan_free(struct mongo_scan *s)
 	if (s->cursor)
 		mongoc_cursor_destroy(s->cursor);
 	mongo_free(s->own);
+	free(s->since_field);
 	free(s);
 }
 

@@ -80,9 +80,12 @@ const bson_t *mongo_scan_last_doc(const struct mongo_scan *s);
  * and, where there is one, version_field). */
 RC_MUST_CHECK rcode mongo_doc_id_entry(const bson_t *doc, struct idlist *out, int *cls,
                                        bool *unsafe, const char *version_field, struct rerror *err);
-/* A stream (no order) of the documents whose version_field is newer than
- * since_ms: a Date after it, epoch milliseconds above it, or ISO-8601 text
- * after its text; only _id and version_field are read. */
+/* A stream (no order) of the documents whose version_field is after
+ * since_ms as an instant (doc_version_after: a Date, a Timestamp or
+ * ISO-8601 text with any offset, a number as epoch milliseconds). The
+ * server is asked for a wider set (text from the day before on) and the
+ * rest is dropped here, so the caller sees only those; only _id and
+ * version_field are read. */
 RC_MUST_CHECK rcode mongo_scan_open_since(struct mongo_scan **out, struct mongo *m,
                                           const char *version_field, int64_t since_ms,
                                           int batch_size, struct rerror *err);

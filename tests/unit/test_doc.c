@@ -448,6 +448,70 @@ test_dates(void)
 	CHECK(util_iso_to_ms("", &ms) == -1);
 }
 
+/* check --since: every version form by its instant (issue 19 item 3) */
+static void
+test_version_after(void)
+{
+	const int64_t t = 1765533600000LL; /* 2025-12-12T10:00:00Z */
+	static const struct {
+		const char *text;
+		bool after;
+	} texts[] = {
+	    {"2025-12-12T10:00:00.001Z", true},
+	    {"2025-12-12T10:00:00.000Z", false},
+	    {"2025-12-12T10:00:00Z", false},
+	    {"2025-12-12T05:10:00.000-05:00", true}, /* 10:10Z, less as text */
+	    {"2025-12-12T04:50:00-05:00", false},
+	    {"2025-12-12T19:10:00+09:00", true},   /* 10:10Z */
+	    {"2025-12-12T18:50:00.5+0900", false}, /* 09:50:00.5Z, more as text */
+	    {"2025-12-12T10:10:00", true},         /* no zone: UTC */
+	    {"2025-12-12", false},
+	    {"2025-12-13", true},
+	    {"+2025-12-12T10:10:00Z", true},
+	    {"1765533600001", false}, /* digits as text: no instant */
+	    {"not a date", false},
+	};
+	bson_value_t v;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		v.value_type = BSON_TYPE_UTF8;
+		v.value.v_utf8.str = (char *)texts[i].text;
+		v.value.v_utf8.len = (uint32_t)strlen(texts[i].text);
+		CHECK(doc_version_after(&v, t) == texts[i].after);
+	}
+	v.value_type = BSON_TYPE_DATE_TIME;
+	v.value.v_datetime = t + 1;
+	CHECK(doc_version_after(&v, t));
+	v.value.v_datetime = t;
+	CHECK(!doc_version_after(&v, t));
+	v.value.v_datetime = -5;
+	CHECK(doc_version_after(&v, -10) && !doc_version_after(&v, 0));
+	v.value_type = BSON_TYPE_INT64;
+	v.value.v_int64 = t + 1;
+	CHECK(doc_version_after(&v, t));
+	v.value.v_int64 = t;
+	CHECK(!doc_version_after(&v, t));
+	v.value.v_int64 = INT64_MAX; /* exactly, not as a double */
+	CHECK(doc_version_after(&v, INT64_MAX - 1) && !doc_version_after(&v, INT64_MAX));
+	v.value_type = BSON_TYPE_DOUBLE;
+	v.value.v_double = (double)t + 0.5;
+	CHECK(doc_version_after(&v, t));
+	v.value.v_double = (double)t - 0.5;
+	CHECK(!doc_version_after(&v, t));
+	v.value_type = BSON_TYPE_INT32;
+	v.value.v_int32 = 7; /* a counter: long before any T of interest */
+	CHECK(!doc_version_after(&v, t) && doc_version_after(&v, 6));
+	v.value_type = BSON_TYPE_TIMESTAMP;
+	v.value.v_timestamp.timestamp = (uint32_t)(t / 1000) + 1;
+	v.value.v_timestamp.increment = 0;
+	CHECK(doc_version_after(&v, t));
+	v.value.v_timestamp.timestamp = (uint32_t)(t / 1000);
+	v.value.v_timestamp.increment = 9;
+	CHECK(!doc_version_after(&v, t));
+	v.value_type = BSON_TYPE_NULL;
+	CHECK(!doc_version_after(&v, t));
+}
+
 static void
 test_versions(void)
 {
@@ -473,6 +537,7 @@ test_versions(void)
 	CHECK_STR(a, b);
 	v.value_type = BSON_TYPE_NULL;
 	CHECK(!doc_version_from_bson(&v, a, sizeof(a), &ms));
+	test_version_after();
 }
 
 /* Doubles are written as the shortest text that reads back as them: the
