@@ -718,6 +718,8 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 		cJSON *idv = cJSON_GetObjectItem(h, "_id");
 		cJSON *index = cJSON_GetObjectItem(h, "_index");
 		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
+		cJSON *seq = cJSON_GetObjectItem(h, "_seq_no");
+		cJSON *term = cJSON_GetObjectItem(h, "_primary_term");
 		const char *key = NULL, *docid = cJSON_IsString(idv) ? idv->valuestring : NULL;
 		char version[64];
 		int64_t ms;
@@ -740,10 +742,12 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 			continue;
 		}
 		has_version = hit_version(h, k, version, sizeof(version), &ms);
-		struct hit_where w = {.index = cJSON_IsString(index) ? index->valuestring : NULL,
-		                      .routing =
-		                          cJSON_IsString(routing) ? routing->valuestring : NULL,
-		                      .docid = strcmp(key, docid) ? docid : NULL};
+		struct hit_where w = {
+		    .index = cJSON_IsString(index) ? index->valuestring : NULL,
+		    .routing = cJSON_IsString(routing) ? routing->valuestring : NULL,
+		    .docid = strcmp(key, docid) ? docid : NULL,
+		    .seq_no = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : 0,
+		    .primary_term = cJSON_IsNumber(term) ? (int64_t)term->valuedouble : 0};
 		if (idlist_push_hit(out, key, strlen(key), -1, has_version ? version : NULL, ms,
 		                    &w))
 			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
@@ -785,6 +789,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 	/* search_after pages need no hit count; preference keeps pages on one copy */
 	snprintf(path, sizeof(path),
 	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
+	         "hits.hits._seq_no,hits.hits._primary_term,"
 	         "hits.hits.fields,hits.hits._source,hits.hits.sort&preference=_local",
 	         os->index_path);
 	rc = request_json_nul(os, answer, nul, "POST", path, text, err);
@@ -814,6 +819,8 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	else
 		cJSON_AddFalseToObject(body, "_source");
 	cJSON_AddFalseToObject(body, "track_total_hits");
+	/* what a repair's write is conditional on: the copy as judged */
+	cJSON_AddTrueToObject(body, "seq_no_primary_term");
 	if (ids || os->query) {
 		/* {"bool": {"filter": [ids or terms, the mirror's clause]}}: no
 		 * scores, and the sort and search_after page within it */
@@ -929,6 +936,77 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 		}
 	}
 	free(last);
+	return rc;
+}
+
+/* The first copy of key in l (sorted by key), or l->n. */
+static size_t
+first_copy(const struct idlist *l, const char *key)
+{
+	size_t lo = 0, hi = l->n, len = strlen(key);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (diff_compare(idlist_id(l, mid), l->v[mid].id_len, key, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Does copy i of l sit where a write of c lands: its _id, its concrete
+ * index and its shard's routing (none: the _id routes)? */
+static bool
+copy_is_target(const struct idlist *l, size_t i, const struct os_cond *c, const char *write_index)
+{
+	const char *index = idlist_index(l, i), *want = c->index ? c->index : write_index;
+	const char *id = idlist_target(l, i), *routing = idlist_routing(l, i);
+
+	if (strcmp(id, c->id) != 0)
+		return false;
+	if (want && index && strcmp(index, want) != 0)
+		return false;
+	return strcmp(routing ? routing : id, c->routing ? c->routing : c->id) == 0;
+}
+
+rcode
+opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n, const struct os_keys *k,
+                      const char *write_index, struct rerror *err)
+{
+	struct idlist l = {0};
+	const char **keys = malloc((n ? n : 1) * sizeof(*keys));
+	rcode rc = keys ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; keys && i < n; i++) {
+		keys[i] = c[i].key;
+		c[i].found = false;
+		c[i].seq_no = c[i].primary_term = 0;
+		c[i].version[0] = '\0';
+	}
+	if (rc == RC_OK && n)
+		rc = opensearch_lookup(os, &l, k, keys, n, err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
+		*err = (struct rerror){0};
+		rc = RC_OK;
+	}
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		size_t len = strlen(c[i].key);
+		for (size_t j = first_copy(&l, c[i].key);
+		     j < l.n && diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0;
+		     j++) {
+			if (!copy_is_target(&l, j, &c[i], write_index))
+				continue;
+			const char *v = idlist_version(&l, j);
+			c[i].found = true;
+			c[i].seq_no = l.v[j].seq_no;
+			c[i].primary_term = l.v[j].primary_term;
+			snprintf(c[i].version, sizeof(c[i].version), "%s", v ? v : "");
+			break;
+		}
+	}
+	idlist_free(&l);
+	free(keys);
 	return rc;
 }
 
@@ -1236,6 +1314,7 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 {
 	bool update = strcmp(d->action, "update") == 0;
 	bool del = strcmp(d->action, "delete") == 0;
+	bool cond = d->if_primary_term > 0;
 	rcode rc = buf_printf(b, "{\"%s\":{\"_id\":", d->action);
 
 	if (rc == RC_OK)
@@ -1244,8 +1323,13 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 		rc = doc_json_string(b, d->index, strlen(d->index));
 	if (rc == RC_OK && d->routing && (rc = buf_puts(b, ",\"routing\":")) == RC_OK)
 		rc = doc_json_string(b, d->routing, strlen(d->routing));
-	/* update actions accept no external version (config.c refuses it) */
-	if (rc == RC_OK && !update && !del && d->version >= 0)
+	/* only on the copy it judged: another write since and it is refused */
+	if (rc == RC_OK && cond)
+		rc = buf_printf(b, ",\"if_seq_no\":%lld,\"if_primary_term\":%lld",
+		                (long long)d->if_seq_no, (long long)d->if_primary_term);
+	/* update actions accept no external version (config.c refuses it), nor
+	 * conditional writes, and create only internal ones */
+	if (rc == RC_OK && strcmp(d->action, "index") == 0 && !cond && d->version >= 0)
 		rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
 		                (long long)d->version);
 	/* an update runs no named pipeline (OpenSearch 2.19 accepts the key and
@@ -1253,15 +1337,16 @@ bulk_lines(struct buf *b, const struct bulk_doc *d)
 	if (rc == RC_OK && !update && !del && d->pipeline &&
 	    (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
 		rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
-	/* as the live syncer: a concurrent write of the same copy is retried */
-	if (rc == RC_OK && update)
+	/* as the live syncer: a concurrent write of the same copy is retried;
+	 * a conditional one must not be (it is refused as a conflict) */
+	if (rc == RC_OK && update && !cond)
 		rc = buf_puts(b, ",\"retry_on_conflict\":3");
 	if (rc == RC_OK)
 		rc = buf_puts(b, "}}\n");
 	if (rc == RC_OK && d->source && update)
 		rc = buf_puts(b, "{\"doc\":");
 	if (rc == RC_OK && d->source && (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
-		rc = buf_puts(b, update ? ",\"doc_as_upsert\":true}\n" : "\n");
+		rc = buf_puts(b, !update ? "\n" : cond ? "}\n" : ",\"doc_as_upsert\":true}\n");
 	return rc;
 }
 
@@ -1272,6 +1357,31 @@ set_reason(struct bulk_doc *d, int status, const char *reason)
 	d->status = status;
 	d->reason = reason ? strdup(reason) : NULL;
 	return reason && d->reason == NULL ? RC_ERR_NOMEM : RC_OK;
+}
+
+/* A conditional write's (or a create's) answer: refused because the copy
+ * changed since it was judged (409 version conflict: written since, or
+ * created meanwhile; 404 on an update: deleted since) is left to that
+ * newer write, not failed. A conditional delete of a copy gone since is
+ * answered 409 "but no document was found": gone, as a 404 says. */
+static RC_MUST_CHECK rcode
+conditional_outcome(struct bulk_doc *d, bool conflict)
+{
+	bool cond = d->if_primary_term > 0 || strcmp(d->action, "create") == 0;
+	char text[1200];
+
+	if (!cond)
+		return RC_OK;
+	if (strcmp(d->action, "delete") == 0 && conflict && d->reason &&
+	    strstr(d->reason, "but no document was found"))
+		return set_reason(d, 404, NULL);
+	if (!conflict && !(d->status == 404 && strcmp(d->action, "update") == 0))
+		return RC_OK;
+	snprintf(text, sizeof(text),
+	         "the index copy changed after it was judged: left to the newer write (%s)",
+	         d->reason ? d->reason : "version conflict");
+	d->newer = true;
+	return set_reason(d, d->status, text);
 }
 
 /* Sends docs[idx[0..n-1]] as one request, splitting it while it is refused
@@ -1310,10 +1420,12 @@ bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size
 		struct bulk_doc *d = &docs[idx[i]];
 		free(d->reason);
 		d->status = res.items[i].status;
-		/* only an external version makes a conflict mean "newer there" */
+		/* an external version, or a condition on the copy judged, makes a
+		 * conflict mean "newer there" */
 		d->newer = res.items[i].version_conflict && d->version >= 0;
 		d->reason = res.items[i].reason;
 		res.items[i].reason = NULL;
+		rc = conditional_outcome(d, res.items[i].version_conflict);
 	}
 	bulk_result_free(&res);
 	return rc;
@@ -1344,21 +1456,24 @@ opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int
 	*attempts = 0;
 	if (idx == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	m = 0;
 	for (size_t i = 0; i < n; i++) {
-		idx[i] = i;
+		if (docs[i].decided)
+			continue; /* its outcome was known before sending */
+		idx[m++] = i;
 		docs[i].status = 0;
 		docs[i].newer = false;
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 	}
-	rc = bulk_split(os, docs, idx, m, attempts, stop, err);
+	rc = m ? bulk_split(os, docs, idx, m, attempts, stop, err) : RC_OK;
 	/* documents the index turned away with 429 inside a 200 answer, or
 	 * that lost a race for a dynamic mapping: sent again, with the same
 	 * backoff as whole requests */
 	for (int round = 0; rc == RC_OK && round < os->max_retries; round++) {
 		m = 0;
 		for (size_t i = 0; i < n; i++)
-			if (docs[i].status == 429 || mapping_race(&docs[i]))
+			if (!docs[i].decided && (docs[i].status == 429 || mapping_race(&docs[i])))
 				idx[m++] = i;
 		if (m == 0)
 			break;
@@ -1381,5 +1496,6 @@ bulk_docs_reset(struct bulk_doc *docs, size_t n)
 		docs[i].reason = NULL;
 		docs[i].status = 0;
 		docs[i].newer = false;
+		docs[i].decided = false;
 	}
 }

@@ -105,6 +105,27 @@ RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
                                       const struct os_keys *k, const char *const *ids, size_t n,
                                       struct rerror *err);
 
+/* Where a write is to land, to make it conditional on the copy there now
+ * (the full re-index and a resumed run's batches, whose reads are not the
+ * pass's: docs/ENGINE.md, "Concurrent writers"). In: key (the id text the
+ * stream keys it by), id (the _id written), index (the copy's concrete
+ * index; NULL: where OPENSEARCH_INDEX writes) and routing (NULL: by _id).
+ * Out: found, the copy's _seq_no and _primary_term, and its normalized
+ * version ("" none). */
+struct os_cond {
+	const char *key, *id, *index, *routing;
+	bool found;
+	int64_t seq_no, primary_term;
+	char version[64];
+};
+/* Looks up the copies of the n keys (one search: ids or terms on the key
+ * field, _seq_no and _primary_term, the version from doc values, no
+ * _source) and fills each c[i]'s outcome. write_index: the concrete index
+ * OPENSEARCH_INDEX writes to (NULL: any the copy is in). */
+RC_MUST_CHECK rcode opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n,
+                                          const struct os_keys *k, const char *write_index,
+                                          struct rerror *err);
+
 /* The _source of one copy, byte for byte as the index holds it (numbers
  * untouched), into out; *found false when there is no such copy. index
  * NULL: OPENSEARCH_INDEX; routing NULL: none. */
@@ -155,9 +176,18 @@ RC_MUST_CHECK rcode opensearch_bulk(struct opensearch *os, struct bulk_result *r
 /* One document of a _bulk, and its outcome. Inputs are borrowed.
  * "update" is the live syncers' partial write: the source goes as
  * {"doc": source, "doc_as_upsert": true} with retry_on_conflict 3, so
- * fields only the index has survive. */
+ * fields only the index has survive. A conditional write (if_primary_term
+ * > 0) carries if_seq_no and if_primary_term of the copy it judged; a
+ * conditional update is {"doc": source} alone (OpenSearch 2.19 refuses
+ * them with doc_as_upsert or retry_on_conflict: "compare and write
+ * operations can not be used with upsert", "... can not be retried"), and
+ * no external version goes with them ("... can not use versioning").
+ * "create" writes a document judged missing: one that appeared meanwhile
+ * is not replaced. A conditional write or create refused as a conflict
+ * (409; 404 for an update of a copy deleted since) is `newer`: left to
+ * the newer write, not failed. */
 struct bulk_doc {
-	const char *action;  /* "index", "update" or "delete" */
+	const char *action;  /* "index", "create", "update" or "delete" */
 	const char *id;      /* the _id (at most OPENSEARCH_ID_MAX_BYTES) */
 	const char *index;   /* the concrete index of the copy; NULL: OPENSEARCH_INDEX */
 	const char *routing; /* the copy's routing; NULL: none */
@@ -165,8 +195,11 @@ struct bulk_doc {
 	size_t source_len;
 	int64_t version;      /* index: >= 0 sent as an external_gte version; -1 none */
 	const char *pipeline; /* index: the ingest pipeline; NULL: none (updates run none) */
-	int status;           /* out: the item's HTTP status (413/400 when refused alone) */
-	bool newer;   /* out: refused (409) because the index holds a newer external version */
+	int64_t if_seq_no, if_primary_term; /* the judged copy's; term 0: unconditional */
+	bool decided; /* in: the outcome (status, newer, reason) is known: not sent */
+	int status;   /* out: the item's HTTP status (413/400 when refused alone) */
+	bool newer;   /* out: refused as a conflict: the index holds a newer version (an
+	                 external one, or a copy written since it was judged) */
 	char *reason; /* out: why it failed (owned; bulk_docs_reset frees) */
 };
 
@@ -179,7 +212,8 @@ struct bulk_doc {
  * alone and fails alone, with OpenSearch's reason. On RC_OK every document
  * has its status (2xx ok; 404 on a delete: nothing there); an error means
  * the outcome is not known (the index unreachable or busy past the
- * retries, or stop): the caller keeps the batch pending. */
+ * retries, or stop): the caller keeps the batch pending. Documents marked
+ * decided are not sent and keep their outcome. */
 RC_MUST_CHECK rcode opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n,
                                          int *attempts, volatile int *stop, struct rerror *err);
 /* Frees the outcomes of docs (reason) and clears their status. */

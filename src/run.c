@@ -1248,7 +1248,9 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_STALE,
 		                         .os_index = idlist_index(osl, o),
-		                         .routing = idlist_routing(osl, o)};
+		                         .routing = idlist_routing(osl, o),
+		                         .seq_no = osl->v[o].seq_no,
+		                         .primary_term = osl->v[o].primary_term};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
 		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
@@ -1273,7 +1275,9 @@ io_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			                         .os_index = idlist_index(osl, k),
 			                         .routing = idlist_routing(osl, k),
 			                         .os_id = idlist_docid(osl, k),
-			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
+			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL,
+			                         .seq_no = osl->v[k].seq_no,
+			                         .primary_term = osl->v[k].primary_term};
 			/* orphans are held until the pass knows its totals (the brake) */
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
 			             too_young(r, t), !pass);
@@ -2179,6 +2183,8 @@ repair_setup(struct run *r)
 	rp->stop = &r->e->stop;
 	rp->run_id = r->id;
 	rp->id_field = r->id_field;
+	rp->keys = &r->keys;
+	rp->write_index = r->write_index;
 	rp->full = r->full;
 	rp->tf = r->tf;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
