@@ -653,6 +653,40 @@ opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerr
 }
 
 rcode
+opensearch_index_pipeline(struct opensearch *os, char **name, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *j = NULL, *idx, *v;
+	rcode rc;
+
+	*name = NULL;
+	snprintf(path, sizeof(path),
+	         "%s/_settings/index.default_pipeline,index.final_pipeline?flat_settings=true",
+	         os->index_path);
+	rc = request_json(os, &j, "GET", path, NULL, err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index yet: none */
+		*err = (struct rerror){0};
+		return RC_OK;
+	}
+	if (rc)
+		return rc;
+	/* {"<index>": {"settings": {"index.default_pipeline": "p"}}, ...} */
+	cJSON_ArrayForEach(idx, j)
+	{
+		cJSON *set = cJSON_GetObjectItem(idx, "settings");
+		const char *keys[] = {"index.default_pipeline", "index.final_pipeline"};
+		for (size_t i = 0; *name == NULL && i < 2; i++) {
+			v = cJSON_GetObjectItem(set, keys[i]);
+			if (cJSON_IsString(v) && strcmp(v->valuestring, "_none") != 0 &&
+			    (*name = strdup(v->valuestring)) == NULL)
+				rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		}
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
 	char path[2048]; /* an index name escapes to up to 765 bytes */

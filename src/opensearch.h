@@ -77,6 +77,12 @@ RC_MUST_CHECK rcode opensearch_create_index(struct opensearch *os, const char *i
  * index created with settings only, or by the first document). */
 RC_MUST_CHECK rcode opensearch_map_id_field(struct opensearch *os, const char *id_field,
                                             struct rerror *err);
+/* *name: the index.default_pipeline or index.final_pipeline (other than
+ * _none) of some index OPENSEARCH_INDEX names (caller frees), else NULL.
+ * They run on an update only with doc_as_upsert, which OpenSearch refuses
+ * on a conditional update. */
+RC_MUST_CHECK rcode opensearch_index_pipeline(struct opensearch *os, char **name,
+                                              struct rerror *err);
 RC_MUST_CHECK rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or

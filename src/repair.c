@@ -279,7 +279,8 @@ struct flight {
 	rcode rc;
 	struct rerror err;
 	enum flight_state state;
-	bool guard; /* some writes are conditioned on a lookup right before the send */
+	bool guard;         /* some writes are conditioned on a lookup right before the send */
+	bool plain_updates; /* rp->plain_updates when it was queued */
 };
 
 struct sender {
@@ -352,8 +353,10 @@ guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
 				rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
 			continue;
 		}
-		d->if_seq_no = c[k].seq_no;
-		d->if_primary_term = c[k].primary_term;
+		if (!(f->plain_updates && strcmp(d->action, "update") == 0)) {
+			d->if_seq_no = c[k].seq_no;
+			d->if_primary_term = c[k].primary_term;
+		}
 	}
 	free(c);
 	free(at);
@@ -614,7 +617,8 @@ condition_write(const struct repair *rp, const struct qitem *q, struct bulk_doc 
 		return;
 	if (!del && q->kind == DRIFT_MISSING) {
 		d->action = "create";
-	} else if (q->primary_term > 0 && !q->write_default_index) {
+	} else if (q->primary_term > 0 && !q->write_default_index &&
+	           !(rp->plain_updates && strcmp(d->action, "update") == 0)) {
 		/* not moved: the write lands on the copy judged (a routing the
 		 * rule gives that differs from the copy's moved it) */
 		d->if_seq_no = q->seq_no;
@@ -624,6 +628,39 @@ condition_write(const struct repair *rp, const struct qitem *q, struct bulk_doc 
 		 * should be where the write goes but what a newer write put there */
 		d->action = "create";
 	}
+}
+
+/* Upsert mode, at the first write: an index.default_pipeline (or final)
+ * runs on an update only with doc_as_upsert, which OpenSearch refuses on a
+ * conditional update ("compare and write operations can not be used with
+ * upsert"). With one, updates stay as the live syncer sends them
+ * (unconditional: the pipeline must run), and the run says so; creates,
+ * deletes and the full re-index's version check stay. */
+static RC_MUST_CHECK rcode
+ask_index_pipeline(struct repair *rp)
+{
+	char *name = NULL, msg[600];
+	rcode rc = opensearch_index_pipeline(rp->os, &name, rp->err);
+
+	if (rc)
+		return rc;
+	rp->pipeline_asked = true;
+	rp->plain_updates = name != NULL;
+	if (name) {
+		snprintf(
+		    msg, sizeof(msg),
+		    "the index runs the pipeline %.200s by default, which OpenSearch runs on an "
+		    "update only with doc_as_upsert, refused on conditional updates: in upsert "
+		    "mode stale copies are updated unconditionally (a copy the live syncer "
+		    "writes meanwhile may be overwritten; RECONCILE_WRITE_MODE=index writes "
+		    "conditionally)",
+		    name);
+		log_msg(LOG_WARN, rp->run_id, "%s", msg);
+		if (store_event(rp->store, rp->run_id, "warning", msg))
+			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record an event");
+	}
+	free(name);
+	return rc;
 }
 
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
@@ -640,6 +677,9 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 
 	if (b->n == 0)
 		return RC_OK;
+	if (!rp->pipeline_asked && rp->cfg->write_mode == WRITE_UPSERT &&
+	    strcmp(action, "delete") != 0 && (rc = ask_index_pipeline(rp)))
+		return rc;
 	if ((rc = sender_get(rp, &s)))
 		return rc;
 	if (s->count == s->slots && (rc = finish_oldest(rp, s, rp->err)))
@@ -678,6 +718,7 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	const char *pipeline =
 	    *rp->cfg->pipeline && rp->cfg->write_mode == WRITE_INDEX ? rp->cfg->pipeline : NULL;
 	f->guard = false;
+	f->plain_updates = rp->plain_updates;
 	for (size_t i = 0; i < f->b.n; i++) {
 		const struct qitem *q = &f->b.items[i];
 		f->rows[i] = qitem_drift(q);

@@ -76,6 +76,10 @@ struct repair {
 	const char *id_field;       /* the keyword id field written into documents ("" none) */
 	const struct os_keys *keys; /* how the index stream reads keys and versions */
 	const char *write_index;    /* where OPENSEARCH_INDEX writes (an alias's); NULL: itself */
+	/* upsert mode: the index has a default or final pipeline, which runs on
+	 * an update only with doc_as_upsert (refused on conditional updates):
+	 * updates stay unconditional. Asked at the first write. */
+	bool pipeline_asked, plain_updates;
 	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
 	size_t point_max; /* fetch at most this many ids with one {_id: v} query each, not a $in */
