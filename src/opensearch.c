@@ -832,11 +832,12 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 }
 
 /* One page of copies in key order: of all copies (ids NULL) or of the n
- * ids given, strictly after `after` (NULL: from the start); *full when the
- * page was full. */
+ * ids given (keys; with docids, _ids), strictly after `after` (NULL: from
+ * the start); *full when the page was full. */
 static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
-            const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+            const char *const *ids, size_t n, bool docids, const char *after, int size,
+            struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0, skipped = 0;
@@ -864,9 +865,10 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		if (ids && filter) {
 			cJSON *q = cJSON_CreateObject();
 			cJSON_AddItemToArray(filter, q);
-			cJSON *terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
+			bool ids_query = by_id || docids;
+			cJSON *terms = cJSON_AddObjectToObject(q, ids_query ? "ids" : "terms");
 			cJSON *vals =
-			    cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
+			    cJSON_AddArrayToObject(terms, ids_query ? "values" : k->sort_field);
 			for (size_t i = 0; vals && i < n; i++)
 				cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
 		}
@@ -907,14 +909,15 @@ out:
  * is completed with every copy of that key. *more: there may be more. */
 static RC_MUST_CHECK rcode
 page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
-                  const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+                  const char *const *ids, size_t n, bool docids, const char *after, int size,
+                  struct rerror *err)
 {
 	size_t before = out->n, run;
 	bool full;
 	rcode rc;
 
 	*more = false;
-	rc = search_page(os, out, &full, k, ids, n, after, size, err);
+	rc = search_page(os, out, &full, k, ids, n, docids, after, size, err);
 	if (rc || !full || out->n == before)
 		return rc;
 	*more = true;
@@ -934,7 +937,7 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	out->n = before;
 	const char *one[1] = {key};
-	rc = search_page(os, out, &full, k, one, 1, NULL, 10000, err);
+	rc = search_page(os, out, &full, k, one, 1, false, NULL, 10000, err);
 	if (rc == RC_OK && full)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: more than 10000 copies of the id %.200s", key);
@@ -946,12 +949,13 @@ rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                 const char *after, int size, struct rerror *err)
 {
-	return page_in_key_order(os, out, more, k, NULL, 0, after, size, err);
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, size, err);
 }
 
-rcode
-opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
-                  const char *const *ids, size_t n, struct rerror *err)
+/* Every copy of the n keys (with docids: under the n _ids), in key order. */
+static RC_MUST_CHECK rcode
+lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k, const char *const *ids,
+       size_t n, bool docids, struct rerror *err)
 {
 	const char *after = NULL;
 	char *last = NULL;
@@ -961,7 +965,7 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 	/* every copy of every id, in pages: an id may have several */
 	while (rc == RC_OK && more) {
 		size_t before = out->n;
-		rc = page_in_key_order(os, out, &more, k, ids, n, after, 1000, err);
+		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, 1000, err);
 		if (rc == RC_OK && more && out->n > before) {
 			free(last);
 			if ((last = strdup(idlist_id(out, out->n - 1))) == NULL)
@@ -971,6 +975,13 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 	}
 	free(last);
 	return rc;
+}
+
+rcode
+opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
+                  const char *const *ids, size_t n, struct rerror *err)
+{
+	return lookup(os, out, k, ids, n, false, err);
 }
 
 /* The first copy of key in l (sorted by key), or l->n. */
@@ -1006,33 +1017,37 @@ copy_is_target(const struct idlist *l, size_t i, const struct os_cond *c, const 
 
 rcode
 opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n, const struct os_keys *k,
-                      const char *write_index, struct rerror *err)
+                      const char *write_index, bool by_docid, struct rerror *err)
 {
 	struct idlist l = {0};
 	const char **keys = malloc((n ? n : 1) * sizeof(*keys));
 	rcode rc = keys ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
 
 	for (size_t i = 0; keys && i < n; i++) {
-		keys[i] = c[i].key;
-		c[i].found = false;
+		keys[i] = by_docid ? c[i].id : c[i].key;
+		c[i].found = c[i].own = false;
 		c[i].seq_no = c[i].primary_term = 0;
 		c[i].version[0] = '\0';
 	}
 	if (rc == RC_OK && n)
-		rc = opensearch_lookup(os, &l, k, keys, n, err);
+		rc = lookup(os, &l, k, keys, n, by_docid, err);
 	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
 		*err = (struct rerror){0};
 		rc = RC_OK;
 	}
 	for (size_t i = 0; rc == RC_OK && i < n; i++) {
 		size_t len = strlen(c[i].key);
-		for (size_t j = first_copy(&l, c[i].key);
-		     j < l.n && diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0;
+		/* by key: the run of copies of the key; by _id: any copy */
+		for (size_t j = by_docid ? 0 : first_copy(&l, c[i].key);
+		     j < l.n && (by_docid ||
+		                 diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0);
 		     j++) {
 			if (!copy_is_target(&l, j, &c[i], write_index))
 				continue;
 			const char *v = idlist_version(&l, j);
 			c[i].found = true;
+			c[i].own =
+			    diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0;
 			c[i].seq_no = l.v[j].seq_no;
 			c[i].primary_term = l.v[j].primary_term;
 			snprintf(c[i].version, sizeof(c[i].version), "%s", v ? v : "");

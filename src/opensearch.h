@@ -116,21 +116,23 @@ RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
  * pass's: docs/ENGINE.md, "Concurrent writers"). In: key (the id text the
  * stream keys it by), id (the _id written), index (the copy's concrete
  * index; NULL: where OPENSEARCH_INDEX writes) and routing (NULL: by _id).
- * Out: found, the copy's _seq_no and _primary_term, and its normalized
- * version ("" none). */
+ * Out: found, own (the copy is keyed by key: the document's own, not a
+ * foreign writer's under its _id), the copy's _seq_no and _primary_term,
+ * and its normalized version ("" none). */
 struct os_cond {
 	const char *key, *id, *index, *routing;
-	bool found;
+	bool found, own;
 	int64_t seq_no, primary_term;
 	char version[64];
 };
 /* Looks up the copies of the n keys (one search: ids or terms on the key
  * field, _seq_no and _primary_term, the version from doc values, no
- * _source) and fills each c[i]'s outcome. write_index: the concrete index
- * OPENSEARCH_INDEX writes to (NULL: any the copy is in). */
+ * _source) and fills each c[i]'s outcome; by_docid: the copies under the
+ * n _ids instead, whatever their key (an ids query). write_index: the
+ * concrete index OPENSEARCH_INDEX writes to (NULL: any the copy is in). */
 RC_MUST_CHECK rcode opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n,
                                           const struct os_keys *k, const char *write_index,
-                                          struct rerror *err);
+                                          bool by_docid, struct rerror *err);
 
 /* The _source of one copy, byte for byte as the index holds it (numbers
  * untouched), into out; *found false when there is no such copy. index

@@ -299,6 +299,7 @@ struct sender {
 	struct flight *ring;
 	size_t slots, head, count;
 	volatile int *stop;
+	const struct config *cfg;
 	const struct os_keys *keys; /* the lookups of guarded batches */
 	const char *write_index;
 	bool quit;
@@ -333,7 +334,7 @@ guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
 		at[m++] = i;
 	}
 	if (rc == RC_OK && m)
-		rc = opensearch_conditions(os, c, m, s->keys, s->write_index, &f->err);
+		rc = opensearch_conditions(os, c, m, s->keys, s->write_index, false, &f->err);
 	for (size_t k = 0; rc == RC_OK && k < m; k++) {
 		struct bulk_doc *d = &f->docs[at[k]];
 		const char *read = f->b.items[at[k]].read_version;
@@ -360,6 +361,81 @@ guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
 	}
 	free(c);
 	free(at);
+	return rc;
+}
+
+/* A create refused because a document exists under its _id: a copy of
+ * this document created since (left to it: newer), or a foreign writer's
+ * copy under another key (the pass saw it under that key; a copy keyed by
+ * a gone id under a live document's _id is that document's place:
+ * docs/ENGINE.md, "Aliases and where copies live"). Asked by _id, a
+ * foreign copy is overwritten, conditionally on what was found. Only
+ * refused creates cost this search. */
+static RC_MUST_CHECK rcode
+overwrite_foreign(struct sender *s, struct opensearch *os, struct flight *f)
+{
+	struct os_cond *c = NULL;
+	struct bulk_doc *again = NULL;
+	size_t *at = NULL, m = 0, k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; i < f->b.n; i++)
+		m += f->docs[i].newer && strcmp(f->docs[i].action, "create") == 0 &&
+		     f->docs[i].reason && strstr(f->docs[i].reason, "document already exists");
+	if (m == 0)
+		return RC_OK;
+	c = calloc(m, sizeof(*c));
+	at = calloc(m, sizeof(*at));
+	again = calloc(m, sizeof(*again));
+	if (c == NULL || at == NULL || again == NULL) {
+		rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	m = 0;
+	for (size_t i = 0; i < f->b.n; i++) {
+		struct bulk_doc *d = &f->docs[i];
+		if (!(d->newer && strcmp(d->action, "create") == 0 && d->reason &&
+		      strstr(d->reason, "document already exists")))
+			continue;
+		c[m] = (struct os_cond){
+		    .key = f->b.items[i].id, .id = d->id, .index = d->index, .routing = d->routing};
+		at[m++] = i;
+	}
+	rc = opensearch_conditions(os, c, m, s->keys, s->write_index, true, &f->err);
+	for (size_t j = 0; rc == RC_OK && j < m; j++) {
+		if (!c[j].found || c[j].own)
+			continue; /* its own copy, created since: left to it */
+		bool update = s->cfg->write_mode == WRITE_UPSERT;
+		again[k] = f->docs[at[j]];
+		again[k].action = update ? "update" : "index";
+		again[k].reason = NULL;
+		again[k].decided = again[k].newer = false;
+		if (!(update && f->plain_updates)) {
+			again[k].if_seq_no = c[j].seq_no;
+			again[k].if_primary_term = c[j].primary_term;
+		}
+		at[k++] = at[j];
+	}
+	if (rc == RC_OK && k) {
+		int attempts = 0;
+		rc = opensearch_bulk_send(os, again, k, &attempts, s->stop, &f->err);
+		f->attempts += attempts;
+	}
+	for (size_t j = 0; rc == RC_OK && j < k; j++) {
+		struct bulk_doc *d = &f->docs[at[j]];
+		free(d->reason);
+		d->action = again[j].action;
+		d->status = again[j].status;
+		d->newer = again[j].newer;
+		d->reason = again[j].reason;
+		again[j].reason = NULL;
+	}
+	if (again)
+		bulk_docs_reset(again, k);
+out:
+	free(c);
+	free(at);
+	free(again);
 	return rc;
 }
 
@@ -392,6 +468,8 @@ sender_worker(void *arg)
 		if (f->rc == RC_OK)
 			f->rc = opensearch_bulk_send(os, f->docs, f->b.n, &f->attempts, s->stop,
 			                             &f->err);
+		if (f->rc == RC_OK)
+			f->rc = overwrite_foreign(s, os, f);
 		f->took_ms = util_mono_ms() - f->t0;
 		pthread_mutex_lock(&s->mu);
 		f->state = FL_DONE;
@@ -453,6 +531,7 @@ sender_get(struct repair *rp, struct sender **out)
 	s->n = n;
 	s->slots = (size_t)n + 1;
 	s->stop = rp->stop;
+	s->cfg = rp->cfg;
 	s->keys = rp->keys;
 	s->write_index = rp->write_index;
 	s->threads = calloc((size_t)n, sizeof(*s->threads));
@@ -1342,7 +1421,7 @@ condition_deletes(struct repair *rp, struct idvec *v)
 		at[m++] = i;
 	}
 	if (rc == RC_OK && m)
-		rc = opensearch_conditions(rp->os, c, m, rp->keys, rp->write_index, rp->err);
+		rc = opensearch_conditions(rp->os, c, m, rp->keys, rp->write_index, false, rp->err);
 	for (size_t k = 0; rc == RC_OK && k < m; k++) {
 		struct qitem *q = &v->v[at[k]];
 		q->gone = !c[k].found;
