@@ -14,6 +14,12 @@
  *   read that judges documents: the id stream, lookups by id, _count and
  *   the count of documents without the id field. Documents outside it are
  *   not seen, so they are never this mirror's orphans or duplicates.
+ * - Every read that judges copies returns each hit's _seq_no and
+ *   _primary_term, and the writes of a run are conditional on them
+ *   (if_seq_no/if_primary_term, create for a missing document): a copy a
+ *   live syncer wrote since is refused as a conflict, which is left to that
+ *   newer write (skipped_newer), never failed (docs/ENGINE.md, "Concurrent
+ *   writers").
  * - _bulk answers are read item by item: one rejected document fails alone,
  *   with OpenSearch's reason. A whole-request 429/503 or a lost connection
  *   is retried with exponential backoff and full jitter.

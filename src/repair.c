@@ -19,7 +19,7 @@
  * a batch is written pending before it is handed over, and committed only
  * after its _bulk answered and every earlier batch was committed. After a
  * failed batch nothing later is committed (what was sent stays pending and
- * is sent again on resume: index and delete are idempotent), so a full
+ * is sent again on resume, its copies looked up again first), so a full
  * run's cursor never passes an unsent batch. Every repair entry point
  * drains the sender before it returns, so the pass never runs ahead of
  * its repairs, and a delete that must precede a write (a moved copy) is
