@@ -10,6 +10,8 @@
  */
 #include "diff.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,8 @@ idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type, const
 	r->id_len = (uint32_t)id_len;
 	r->type = (uint8_t)type;
 	r->time_ms = time_ms;
+	r->seq_no = w ? w->seq_no : 0;
+	r->primary_term = w ? w->primary_term : 0;
 	l->n++;
 	return RC_OK;
 }
@@ -76,7 +80,8 @@ idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const cha
 rcode
 idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i)
 {
-	struct hit_where w = {idlist_index(src, i), idlist_routing(src, i), idlist_docid(src, i)};
+	struct hit_where w = {idlist_index(src, i), idlist_routing(src, i), idlist_docid(src, i),
+	                      src->v[i].seq_no, src->v[i].primary_term};
 
 	return idlist_push_hit(dst, idlist_id(src, i), src->v[i].id_len, src->v[i].type,
 	                       idlist_version(src, i), src->v[i].time_ms, &w);
@@ -261,4 +266,37 @@ drift_free(struct drift *d)
 	free(d->same);
 	free(d->same_os);
 	memset(d, 0, sizeof(*d));
+}
+
+/* A version as a number: integers exactly (epoch ms pass 2^53 only in far
+ * dates, but ids of counters may), else a finite decimal. */
+static bool
+version_number(const char *s, long long *i, double *d, bool *is_int)
+{
+	char *end;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	errno = 0;
+	*i = strtoll(s, &end, 10);
+	if (*end == '\0' && errno == 0) {
+		*is_int = true;
+		*d = (double)*i;
+		return true;
+	}
+	*is_int = false;
+	*d = strtod(s, &end);
+	return *end == '\0' && isfinite(*d);
+}
+
+bool
+diff_version_newer(const char *a, const char *b)
+{
+	long long ia, ib;
+	double da, db;
+	bool inta, intb;
+
+	if (!version_number(a, &ia, &da, &inta) || !version_number(b, &ib, &db, &intb))
+		return false;
+	return inta && intb ? ia > ib : da > db;
 }

@@ -23,6 +23,10 @@ struct idrec {
 	uint32_t id_len;
 	uint8_t type;    /* enum id_type */
 	int64_t time_ms; /* change time for RECONCILE_MIN_AGE_MS, -1 unknown */
+	/* index side: the copy's _seq_no and _primary_term as the read that
+	 * judged it saw them (term 0: not known); a repair's write is
+	 * conditional on them, so it never lands on a copy written since */
+	int64_t seq_no, primary_term;
 };
 
 struct idlist {
@@ -41,6 +45,7 @@ RC_MUST_CHECK rcode idlist_push(struct idlist *l, const char *id, size_t id_len,
  * they land on another document (or on nothing). */
 struct hit_where {
 	const char *index, *routing, *docid;
+	int64_t seq_no, primary_term; /* term 0: not known */
 };
 RC_MUST_CHECK rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
                                     const char *version, int64_t time_ms,
@@ -58,6 +63,11 @@ const char *idlist_docid(const struct idlist *l, size_t i);   /* NULL: the key i
 const char *idlist_target(const struct idlist *l, size_t i);
 /* Drops the first k entries (the arena is compacted). */
 RC_MUST_CHECK rcode idlist_shift(struct idlist *l, size_t k);
+
+/* True when both normalized versions (doc_version_from_*) are numbers
+ * (epoch ms, integers, decimals) and a is greater than b: a copy that holds
+ * a newer version than the one read. Text versions never compare newer. */
+bool diff_version_newer(const char *a, const char *b);
 
 /* Byte order of canonical ids: memcmp, shorter first on a tie. */
 int diff_compare(const char *a, size_t alen, const char *b, size_t blen);

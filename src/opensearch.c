@@ -27,8 +27,14 @@
  *   read that judges documents: the id stream, lookups by id, _count and
  *   the count of documents without the id field. Documents outside it are
  *   not seen, so they are never this mirror's orphans or duplicates.
- * - _bulk: each document's action (enum bulk_action: index, update or
- *   delete) and its metadata are spelled in one place (bulk_lines).
+ * - Every read that judges copies returns each hit's _seq_no and
+ *   _primary_term, and the writes of a run are conditional on them
+ *   (if_seq_no/if_primary_term, create for a missing document): a copy a
+ *   live syncer wrote since is refused as a conflict, which is left to that
+ *   newer write (skipped_newer), never failed (docs/ENGINE.md, "Concurrent
+ *   writers").
+ * - _bulk: each document's action (enum bulk_action: index, create, update
+ *   or delete) and its metadata are spelled in one place (bulk_lines).
  *   Answers are read item by item: one rejected document fails alone, with
  *   OpenSearch's reason. A whole-request 429/502/503/504 or a lost
  *   connection, and documents turned away with 429 or by a concurrent
@@ -671,6 +677,40 @@ opensearch_map_id_field(struct opensearch *os, const char *id_field, struct rerr
 }
 
 rcode
+opensearch_index_pipeline(struct opensearch *os, char **name, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *j = NULL, *idx, *v;
+	rcode rc;
+
+	*name = NULL;
+	snprintf(path, sizeof(path),
+	         "%s/_settings/index.default_pipeline,index.final_pipeline?flat_settings=true",
+	         os->index_path);
+	rc = request_json(os, &j, "GET", path, NULL, err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index yet: none */
+		*err = (struct rerror){0};
+		return RC_OK;
+	}
+	if (rc)
+		return rc;
+	/* {"<index>": {"settings": {"index.default_pipeline": "p"}}, ...} */
+	cJSON_ArrayForEach(idx, j)
+	{
+		cJSON *set = cJSON_GetObjectItem(idx, "settings");
+		const char *keys[] = {"index.default_pipeline", "index.final_pipeline"};
+		for (size_t i = 0; *name == NULL && i < 2; i++) {
+			v = cJSON_GetObjectItem(set, keys[i]);
+			if (cJSON_IsString(v) && strcmp(v->valuestring, "_none") != 0 &&
+			    (*name = strdup(v->valuestring)) == NULL)
+				rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		}
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+rcode
 opensearch_refresh(struct opensearch *os, struct rerror *err)
 {
 	char path[2048]; /* an index name escapes to up to 765 bytes */
@@ -736,6 +776,8 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 		cJSON *idv = cJSON_GetObjectItem(h, "_id");
 		cJSON *index = cJSON_GetObjectItem(h, "_index");
 		cJSON *routing = cJSON_GetObjectItem(h, "_routing");
+		cJSON *seq = cJSON_GetObjectItem(h, "_seq_no");
+		cJSON *term = cJSON_GetObjectItem(h, "_primary_term");
 		const char *key = NULL, *docid = cJSON_IsString(idv) ? idv->valuestring : NULL;
 		char version[64];
 		int64_t ms;
@@ -758,10 +800,12 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 			continue;
 		}
 		has_version = hit_version(h, k, version, sizeof(version), &ms);
-		struct hit_where w = {.index = cJSON_IsString(index) ? index->valuestring : NULL,
-		                      .routing =
-		                          cJSON_IsString(routing) ? routing->valuestring : NULL,
-		                      .docid = strcmp(key, docid) ? docid : NULL};
+		struct hit_where w = {
+		    .index = cJSON_IsString(index) ? index->valuestring : NULL,
+		    .routing = cJSON_IsString(routing) ? routing->valuestring : NULL,
+		    .docid = strcmp(key, docid) ? docid : NULL,
+		    .seq_no = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : 0,
+		    .primary_term = cJSON_IsNumber(term) ? (int64_t)term->valuedouble : 0};
 		if (idlist_push_hit(out, key, strlen(key), -1, has_version ? version : NULL, ms,
 		                    &w))
 			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
@@ -803,6 +847,7 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 	/* search_after pages need no hit count; preference keeps pages on one copy */
 	snprintf(path, sizeof(path),
 	         "%s/_search?filter_path=hits.hits._id,hits.hits._index,hits.hits._routing,"
+	         "hits.hits._seq_no,hits.hits._primary_term,"
 	         "hits.hits.fields,hits.hits._source,hits.hits.sort&preference=_local",
 	         os->index_path);
 	rc = request_json_nul(os, answer, nul, "POST", path, text, err);
@@ -811,11 +856,12 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 }
 
 /* One page of copies in key order: of all copies (ids NULL) or of the n
- * ids given, strictly after `after` (NULL: from the start); *full when the
- * page was full. */
+ * ids given (keys; with docids, _ids), strictly after `after` (NULL: from
+ * the start); *full when the page was full. */
 static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
-            const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+            const char *const *ids, size_t n, bool docids, const char *after, int size,
+            struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0, skipped = 0;
@@ -832,6 +878,8 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	else
 		cJSON_AddFalseToObject(body, "_source");
 	cJSON_AddFalseToObject(body, "track_total_hits");
+	/* what a repair's write is conditional on: the copy as judged */
+	cJSON_AddTrueToObject(body, "seq_no_primary_term");
 	if (ids || os->query) {
 		/* {"bool": {"filter": [ids or terms, the mirror's clause]}}: no
 		 * scores, and the sort and search_after page within it */
@@ -841,9 +889,10 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		if (ids && filter) {
 			cJSON *q = cJSON_CreateObject();
 			cJSON_AddItemToArray(filter, q);
-			cJSON *terms = cJSON_AddObjectToObject(q, by_id ? "ids" : "terms");
+			bool ids_query = by_id || docids;
+			cJSON *terms = cJSON_AddObjectToObject(q, ids_query ? "ids" : "terms");
 			cJSON *vals =
-			    cJSON_AddArrayToObject(terms, by_id ? "values" : k->sort_field);
+			    cJSON_AddArrayToObject(terms, ids_query ? "values" : k->sort_field);
 			for (size_t i = 0; vals && i < n; i++)
 				cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
 		}
@@ -884,14 +933,15 @@ out:
  * is completed with every copy of that key. *more: there may be more. */
 static RC_MUST_CHECK rcode
 page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
-                  const char *const *ids, size_t n, const char *after, int size, struct rerror *err)
+                  const char *const *ids, size_t n, bool docids, const char *after, int size,
+                  struct rerror *err)
 {
 	size_t before = out->n, run;
 	bool full;
 	rcode rc;
 
 	*more = false;
-	rc = search_page(os, out, &full, k, ids, n, after, size, err);
+	rc = search_page(os, out, &full, k, ids, n, docids, after, size, err);
 	if (rc || !full || out->n == before)
 		return rc;
 	*more = true;
@@ -911,7 +961,7 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	out->n = before;
 	const char *one[1] = {key};
-	rc = search_page(os, out, &full, k, one, 1, NULL, 10000, err);
+	rc = search_page(os, out, &full, k, one, 1, false, NULL, 10000, err);
 	if (rc == RC_OK && full)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: more than 10000 copies of the id %.200s", key);
@@ -923,12 +973,13 @@ rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                 const char *after, int size, struct rerror *err)
 {
-	return page_in_key_order(os, out, more, k, NULL, 0, after, size, err);
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, size, err);
 }
 
-rcode
-opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
-                  const char *const *ids, size_t n, struct rerror *err)
+/* Every copy of the n keys (with docids: under the n _ids), in key order. */
+static RC_MUST_CHECK rcode
+lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k, const char *const *ids,
+       size_t n, bool docids, struct rerror *err)
 {
 	const char *after = NULL;
 	char *last = NULL;
@@ -938,7 +989,7 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 	/* every copy of every id, in pages: an id may have several */
 	while (rc == RC_OK && more) {
 		size_t before = out->n;
-		rc = page_in_key_order(os, out, &more, k, ids, n, after, 1000, err);
+		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, 1000, err);
 		if (rc == RC_OK && more && out->n > before) {
 			free(last);
 			if ((last = strdup(idlist_id(out, out->n - 1))) == NULL)
@@ -947,6 +998,88 @@ opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_key
 		}
 	}
 	free(last);
+	return rc;
+}
+
+rcode
+opensearch_lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k,
+                  const char *const *ids, size_t n, struct rerror *err)
+{
+	return lookup(os, out, k, ids, n, false, err);
+}
+
+/* The first copy of key in l (sorted by key), or l->n. */
+static size_t
+first_copy(const struct idlist *l, const char *key)
+{
+	size_t lo = 0, hi = l->n, len = strlen(key);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (diff_compare(idlist_id(l, mid), l->v[mid].id_len, key, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Does copy i of l sit where a write of c lands: its _id, its concrete
+ * index and its shard's routing (none: the _id routes)? */
+static bool
+copy_is_target(const struct idlist *l, size_t i, const struct os_cond *c, const char *write_index)
+{
+	const char *index = idlist_index(l, i), *want = c->index ? c->index : write_index;
+	const char *id = idlist_target(l, i), *routing = idlist_routing(l, i);
+
+	if (strcmp(id, c->id) != 0)
+		return false;
+	if (want && index && strcmp(index, want) != 0)
+		return false;
+	return strcmp(routing ? routing : id, c->routing ? c->routing : c->id) == 0;
+}
+
+rcode
+opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n, const struct os_keys *k,
+                      const char *write_index, bool by_docid, struct rerror *err)
+{
+	struct idlist l = {0};
+	const char **keys = malloc((n ? n : 1) * sizeof(*keys));
+	rcode rc = keys ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; keys && i < n; i++) {
+		keys[i] = by_docid ? c[i].id : c[i].key;
+		c[i].found = c[i].own = false;
+		c[i].seq_no = c[i].primary_term = 0;
+		c[i].version[0] = '\0';
+	}
+	if (rc == RC_OK && n)
+		rc = lookup(os, &l, k, keys, n, by_docid, err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
+		*err = (struct rerror){0};
+		rc = RC_OK;
+	}
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		size_t len = strlen(c[i].key);
+		/* by key: the run of copies of the key; by _id: any copy */
+		for (size_t j = by_docid ? 0 : first_copy(&l, c[i].key);
+		     j < l.n && (by_docid ||
+		                 diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0);
+		     j++) {
+			if (!copy_is_target(&l, j, &c[i], write_index))
+				continue;
+			const char *v = idlist_version(&l, j);
+			c[i].found = true;
+			c[i].own =
+			    diff_compare(idlist_id(&l, j), l.v[j].id_len, c[i].key, len) == 0;
+			c[i].seq_no = l.v[j].seq_no;
+			c[i].primary_term = l.v[j].primary_term;
+			snprintf(c[i].version, sizeof(c[i].version), "%s", v ? v : "");
+			break;
+		}
+	}
+	idlist_free(&l);
+	free(keys);
 	return rc;
 }
 
@@ -1247,8 +1380,10 @@ opensearch_bulk(struct opensearch *os, struct bulk_result *res, int *attempts, c
 	return bulk_once(os, res, attempts, body, len, n_items, stop, err);
 }
 
-static const char *const bulk_action_names[] = {
-    [BULK_INDEX] = "index", [BULK_UPDATE] = "update", [BULK_DELETE] = "delete"};
+static const char *const bulk_action_names[] = {[BULK_INDEX] = "index",
+                                                [BULK_CREATE] = "create",
+                                                [BULK_UPDATE] = "update",
+                                                [BULK_DELETE] = "delete"};
 
 const char *
 bulk_action_name(enum bulk_action a)
@@ -1260,27 +1395,36 @@ bulk_action_name(enum bulk_action a)
 static RC_MUST_CHECK rcode
 bulk_action_meta(struct buf *b, const struct bulk_doc *d)
 {
+	bool cond = d->if_primary_term > 0;
 	rcode rc = RC_OK;
 
+	/* only on the copy it judged: another write since and it is refused */
+	if (cond)
+		rc = buf_printf(b, ",\"if_seq_no\":%lld,\"if_primary_term\":%lld",
+		                (long long)d->if_seq_no, (long long)d->if_primary_term);
+	/* update actions accept no external version (config.c refuses it), nor
+	 * conditional writes, and create only internal ones */
+	if (rc == RC_OK && d->action == BULK_INDEX && !cond && d->version >= 0)
+		rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
+		                (long long)d->version);
 	switch (d->action) {
 	case BULK_INDEX:
-		/* update actions accept no external version (config.c refuses it) */
-		if (d->version >= 0)
-			rc = buf_printf(b, ",\"version\":%lld,\"version_type\":\"external_gte\"",
-			                (long long)d->version);
+	case BULK_CREATE:
 		/* an update runs no named pipeline (OpenSearch 2.19 accepts the key
 		 * and ignores it; only index.default_pipeline runs): sent on index
-		 * only */
+		 * and create only */
 		if (rc == RC_OK && d->pipeline && (rc = buf_puts(b, ",\"pipeline\":")) == RC_OK)
 			rc = doc_json_string(b, d->pipeline, strlen(d->pipeline));
 		return rc;
 	case BULK_UPDATE:
-		/* as the live syncer: a concurrent write of the same copy is retried */
-		return buf_puts(b, ",\"retry_on_conflict\":3");
+		/* as the live syncer: a concurrent write of the same copy is
+		 * retried; a conditional one must not be (it is refused as a
+		 * conflict) */
+		return rc == RC_OK && !cond ? buf_puts(b, ",\"retry_on_conflict\":3") : rc;
 	case BULK_DELETE:
-		return RC_OK;
+		return rc;
 	}
-	return RC_OK;
+	return rc;
 }
 
 /* The source line that follows the action line: the document, wrapped for
@@ -1294,13 +1438,17 @@ bulk_source(struct buf *b, const struct bulk_doc *d)
 		return RC_OK;
 	switch (d->action) {
 	case BULK_INDEX:
+	case BULK_CREATE:
 		if ((rc = buf_append(b, d->source, d->source_len)) == RC_OK)
 			rc = buf_puts(b, "\n");
 		return rc;
 	case BULK_UPDATE:
+		/* a conditional update is {"doc": source} alone: OpenSearch 2.19
+		 * refuses compare-and-write with doc_as_upsert */
 		if ((rc = buf_puts(b, "{\"doc\":")) == RC_OK &&
 		    (rc = buf_append(b, d->source, d->source_len)) == RC_OK)
-			rc = buf_puts(b, ",\"doc_as_upsert\":true}\n");
+			rc = buf_puts(b, d->if_primary_term > 0 ? "}\n"
+			                                        : ",\"doc_as_upsert\":true}\n");
 		return rc;
 	case BULK_DELETE:
 		return RC_OK;
@@ -1339,6 +1487,31 @@ set_reason(struct bulk_doc *d, int status, const char *reason)
 	return reason && d->reason == NULL ? RC_ERR_NOMEM : RC_OK;
 }
 
+/* A conditional write's (or a create's) answer: refused because the copy
+ * changed since it was judged (409 version conflict: written since, or
+ * created meanwhile; 404 on an update: deleted since) is left to that
+ * newer write, not failed. A conditional delete of a copy gone since is
+ * answered 409 "but no document was found": gone, as a 404 says. */
+static RC_MUST_CHECK rcode
+conditional_outcome(struct bulk_doc *d, bool conflict)
+{
+	bool cond = d->if_primary_term > 0 || d->action == BULK_CREATE;
+	char text[1200];
+
+	if (!cond)
+		return RC_OK;
+	if (d->action == BULK_DELETE && conflict && d->reason &&
+	    strstr(d->reason, "but no document was found"))
+		return set_reason(d, 404, NULL);
+	if (!conflict && !(d->status == 404 && d->action == BULK_UPDATE))
+		return RC_OK;
+	snprintf(text, sizeof(text),
+	         "the index copy changed after it was judged: left to the newer write (%s)",
+	         d->reason ? d->reason : "version conflict");
+	d->newer = true;
+	return set_reason(d, d->status, text);
+}
+
 /* Sends docs[idx[0..n-1]] as one request, splitting it while it is refused
  * as a whole for what it holds. */
 static RC_MUST_CHECK rcode
@@ -1375,10 +1548,12 @@ bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size
 		struct bulk_doc *d = &docs[idx[i]];
 		free(d->reason);
 		d->status = res.items[i].status;
-		/* only an external version makes a conflict mean "newer there" */
+		/* an external version, or a condition on the copy judged, makes a
+		 * conflict mean "newer there" */
 		d->newer = res.items[i].version_conflict && d->version >= 0;
 		d->reason = res.items[i].reason;
 		res.items[i].reason = NULL;
+		rc = conditional_outcome(d, res.items[i].version_conflict);
 	}
 	bulk_result_free(&res);
 	return rc;
@@ -1409,21 +1584,24 @@ opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int
 	*attempts = 0;
 	if (idx == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	m = 0;
 	for (size_t i = 0; i < n; i++) {
-		idx[i] = i;
+		if (docs[i].decided)
+			continue; /* its outcome was known before sending */
+		idx[m++] = i;
 		docs[i].status = 0;
 		docs[i].newer = false;
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 	}
-	rc = bulk_split(os, docs, idx, m, attempts, stop, err);
+	rc = m ? bulk_split(os, docs, idx, m, attempts, stop, err) : RC_OK;
 	/* documents the index turned away with 429 inside a 200 answer, or
 	 * that lost a race for a dynamic mapping: sent again, with the same
 	 * backoff as whole requests */
 	for (int round = 0; rc == RC_OK && round < os->max_retries; round++) {
 		m = 0;
 		for (size_t i = 0; i < n; i++)
-			if (docs[i].status == 429 || mapping_race(&docs[i]))
+			if (!docs[i].decided && (docs[i].status == 429 || mapping_race(&docs[i])))
 				idx[m++] = i;
 		if (m == 0)
 			break;
@@ -1446,5 +1624,6 @@ bulk_docs_reset(struct bulk_doc *docs, size_t n)
 		docs[i].reason = NULL;
 		docs[i].status = 0;
 		docs[i].newer = false;
+		docs[i].decided = false;
 	}
 }

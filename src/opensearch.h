@@ -77,6 +77,12 @@ RC_MUST_CHECK rcode opensearch_create_index(struct opensearch *os, const char *i
  * index created with settings only, or by the first document). */
 RC_MUST_CHECK rcode opensearch_map_id_field(struct opensearch *os, const char *id_field,
                                             struct rerror *err);
+/* *name: the index.default_pipeline or index.final_pipeline (other than
+ * _none) of some index OPENSEARCH_INDEX names (caller frees), else NULL.
+ * They run on an update only with doc_as_upsert, which OpenSearch refuses
+ * on a conditional update. */
+RC_MUST_CHECK rcode opensearch_index_pipeline(struct opensearch *os, char **name,
+                                              struct rerror *err);
 RC_MUST_CHECK rcode opensearch_refresh(struct opensearch *os, struct rerror *err);
 
 /* Where ids and versions come from. sort_field is the keyword id field, or
@@ -104,6 +110,29 @@ RC_MUST_CHECK rcode opensearch_scan(struct opensearch *os, struct idlist *out, b
 RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,
                                       const struct os_keys *k, const char *const *ids, size_t n,
                                       struct rerror *err);
+
+/* Where a write is to land, to make it conditional on the copy there now
+ * (the full re-index and a resumed run's batches, whose reads are not the
+ * pass's: docs/ENGINE.md, "Concurrent writers"). In: key (the id text the
+ * stream keys it by), id (the _id written), index (the copy's concrete
+ * index; NULL: where OPENSEARCH_INDEX writes) and routing (NULL: by _id).
+ * Out: found, own (the copy is keyed by key: the document's own, not a
+ * foreign writer's under its _id), the copy's _seq_no and _primary_term,
+ * and its normalized version ("" none). */
+struct os_cond {
+	const char *key, *id, *index, *routing;
+	bool found, own;
+	int64_t seq_no, primary_term;
+	char version[64];
+};
+/* Looks up the copies of the n keys (one search: ids or terms on the key
+ * field, _seq_no and _primary_term, the version from doc values, no
+ * _source) and fills each c[i]'s outcome; by_docid: the copies under the
+ * n _ids instead, whatever their key (an ids query). write_index: the
+ * concrete index OPENSEARCH_INDEX writes to (NULL: any the copy is in). */
+RC_MUST_CHECK rcode opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n,
+                                          const struct os_keys *k, const char *write_index,
+                                          bool by_docid, struct rerror *err);
 
 /* The _source of one copy, byte for byte as the index holds it (numbers
  * untouched), into out; *found false when there is no such copy. index
@@ -154,12 +183,23 @@ RC_MUST_CHECK rcode opensearch_bulk(struct opensearch *os, struct bulk_result *r
 
 /* A _bulk action. BULK_UPDATE is the live syncers' partial write: the
  * source goes as {"doc": source, "doc_as_upsert": true} with
- * retry_on_conflict 3, so fields only the index has survive. */
-enum bulk_action { BULK_INDEX, BULK_UPDATE, BULK_DELETE };
-/* The action as the _bulk API spells it ("index", "update", "delete"). */
+ * retry_on_conflict 3, so fields only the index has survive. BULK_CREATE
+ * writes a document judged missing: one that appeared meanwhile is not
+ * replaced. */
+enum bulk_action { BULK_INDEX, BULK_CREATE, BULK_UPDATE, BULK_DELETE };
+/* The action as the _bulk API spells it ("index", "create", "update",
+ * "delete"). */
 const char *bulk_action_name(enum bulk_action a);
 
-/* One document of a _bulk, and its outcome. Inputs are borrowed. */
+/* One document of a _bulk, and its outcome. Inputs are borrowed.
+ * A conditional write (if_primary_term > 0) carries if_seq_no and
+ * if_primary_term of the copy it judged; a conditional update is
+ * {"doc": source} alone (OpenSearch 2.19 refuses them with doc_as_upsert or
+ * retry_on_conflict: "compare and write operations can not be used with
+ * upsert", "... can not be retried"), and no external version goes with
+ * them ("... can not use versioning"). A conditional write or create
+ * refused as a conflict (409; 404 for an update of a copy deleted since) is
+ * `newer`: left to the newer write, not failed. */
 struct bulk_doc {
 	enum bulk_action action;
 	const char *id;      /* the _id (at most OPENSEARCH_ID_MAX_BYTES) */
@@ -169,8 +209,11 @@ struct bulk_doc {
 	size_t source_len;
 	int64_t version;      /* index: >= 0 sent as an external_gte version; -1 none */
 	const char *pipeline; /* index: the ingest pipeline; NULL: none (updates run none) */
-	int status;           /* out: the item's HTTP status (413/400 when refused alone) */
-	bool newer;   /* out: refused (409) because the index holds a newer external version */
+	int64_t if_seq_no, if_primary_term; /* the judged copy's; term 0: unconditional */
+	bool decided; /* in: the outcome (status, newer, reason) is known: not sent */
+	int status;   /* out: the item's HTTP status (413/400 when refused alone) */
+	bool newer;   /* out: refused as a conflict: the index holds a newer version (an
+	                 external one, or a copy written since it was judged) */
 	char *reason; /* out: why it failed (owned; bulk_docs_reset frees) */
 };
 
@@ -183,7 +226,8 @@ struct bulk_doc {
  * alone and fails alone, with OpenSearch's reason. On RC_OK every document
  * has its status (2xx ok; 404 on a delete: nothing there); an error means
  * the outcome is not known (the index unreachable or busy past the
- * retries, or stop): the caller keeps the batch pending. */
+ * retries, or stop): the caller keeps the batch pending. Documents marked
+ * decided are not sent and keep their outcome. */
 RC_MUST_CHECK rcode opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n,
                                          int *attempts, volatile int *stop, struct rerror *err);
 /* Frees the outcomes of docs (reason) and clears their status. */

@@ -19,7 +19,7 @@
  * a batch is written pending before it is handed over, and committed only
  * after its _bulk answered and every earlier batch was committed. After a
  * failed batch nothing later is committed (what was sent stays pending and
- * is sent again on resume: index and delete are idempotent), so a full
+ * is sent again on resume, its copies looked up again first), so a full
  * run's cursor never passes an unsent batch. Every repair entry point
  * drains the sender before it returns, so the pass never runs ahead of
  * its repairs, and a delete that must precede a write (a moved copy) is
@@ -51,17 +51,24 @@ qitem_copy(struct qitem *dst, const struct qitem *src)
 	*dst = (struct qitem){.type = src->type,
 	                      .kind = src->kind,
 	                      .version = src->version,
+	                      .seq_no = src->seq_no,
+	                      .primary_term = src->primary_term,
+	                      .guard = src->guard,
+	                      .gone = src->gone,
 	                      .write_default_index = src->write_default_index,
 	                      .left_by_transform = src->left_by_transform};
 	dst->id = strdup(src->id);
+	dst->read_version = src->read_version ? strdup(src->read_version) : NULL;
 	dst->index = src->index ? strdup(src->index) : NULL;
 	dst->routing = src->routing ? strdup(src->routing) : NULL;
 	dst->docid = src->docid ? strdup(src->docid) : NULL;
 	dst->write_routing = src->write_routing ? strdup(src->write_routing) : NULL;
 	if (dst->id == NULL || (src->index && dst->index == NULL) ||
 	    (src->routing && dst->routing == NULL) || (src->docid && dst->docid == NULL) ||
-	    (src->write_routing && dst->write_routing == NULL)) {
+	    (src->write_routing && dst->write_routing == NULL) ||
+	    (src->read_version && dst->read_version == NULL)) {
 		free(dst->id);
+		free(dst->read_version);
 		free(dst->index);
 		free(dst->routing);
 		free(dst->docid);
@@ -79,6 +86,7 @@ qitem_free(struct qitem *q)
 	free(q->routing);
 	free(q->docid);
 	free(q->write_routing);
+	free(q->read_version);
 }
 
 /* Appends a copy of q (its strings borrowed). */
@@ -138,6 +146,8 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .routing = (char *)d->routing,
 	                  .docid = (char *)d->os_id,
 	                  .version = -1,
+	                  .seq_no = d->seq_no,
+	                  .primary_term = d->primary_term,
 	                  .left_by_transform =
 	                      d->reason && strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0};
 
@@ -269,6 +279,8 @@ struct flight {
 	rcode rc;
 	struct rerror err;
 	enum flight_state state;
+	bool guard;         /* some writes are conditioned on a lookup right before the send */
+	bool plain_updates; /* rp->plain_updates when it was queued */
 };
 
 struct sender {
@@ -287,6 +299,9 @@ struct sender {
 	struct flight *ring;
 	size_t slots, head, count;
 	volatile int *stop;
+	const struct config *cfg;
+	const struct os_keys *keys; /* the lookups of guarded batches */
+	const char *write_index;
 	bool quit;
 	bool failed; /* a batch failed: nothing after it is committed */
 };
@@ -295,6 +310,134 @@ struct worker_arg {
 	struct sender *s;
 	int i;
 };
+
+/* A guarded batch's writes (a full run's, a resumed batch's: their
+ * MongoDB reads are not the pass's, so no copy was judged): the copies
+ * where they land are looked up now, after MongoDB was read, in one
+ * search. A copy holding a newer version than the one read is left to
+ * that newer write (decided, not sent); the others are written
+ * conditionally on the copy found (if_seq_no), or created where there is
+ * none. Runs on the sender's thread, right before the _bulk. */
+static RC_MUST_CHECK rcode
+guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
+{
+	struct os_cond *c = calloc(f->b.n, sizeof(*c));
+	size_t *at = calloc(f->b.n, sizeof(*at)), m = 0;
+	rcode rc = c && at ? RC_OK : rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == RC_OK && i < f->b.n; i++) {
+		struct bulk_doc *d = &f->docs[i];
+		if (!f->b.items[i].guard || d->decided || d->action == BULK_DELETE)
+			continue;
+		c[m] = (struct os_cond){
+		    .key = f->b.items[i].id, .id = d->id, .index = d->index, .routing = d->routing};
+		at[m++] = i;
+	}
+	if (rc == RC_OK && m)
+		rc = opensearch_conditions(os, c, m, s->keys, s->write_index, false, &f->err);
+	for (size_t k = 0; rc == RC_OK && k < m; k++) {
+		struct bulk_doc *d = &f->docs[at[k]];
+		const char *read = f->b.items[at[k]].read_version;
+		if (!c[k].found) {
+			d->action = BULK_CREATE; /* one that appears meanwhile is not replaced */
+			continue;
+		}
+		if (read && diff_version_newer(c[k].version, read)) {
+			char why[300];
+			snprintf(why, sizeof(why),
+			         "the index copy holds a newer version (%s) than the one read from "
+			         "MongoDB (%s): left to the newer write",
+			         c[k].version, read);
+			d->decided = d->newer = true;
+			d->status = 409;
+			if ((d->reason = strdup(why)) == NULL)
+				rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		if (!(f->plain_updates && d->action == BULK_UPDATE)) {
+			d->if_seq_no = c[k].seq_no;
+			d->if_primary_term = c[k].primary_term;
+		}
+	}
+	free(c);
+	free(at);
+	return rc;
+}
+
+/* A create refused because a document exists under its _id: a copy of
+ * this document created since (left to it: newer), or a foreign writer's
+ * copy under another key (the pass saw it under that key; a copy keyed by
+ * a gone id under a live document's _id is that document's place:
+ * docs/ENGINE.md, "Aliases and where copies live"). Asked by _id, a
+ * foreign copy is overwritten, conditionally on what was found. Only
+ * refused creates cost this search. */
+static RC_MUST_CHECK rcode
+overwrite_foreign(struct sender *s, struct opensearch *os, struct flight *f)
+{
+	struct os_cond *c = NULL;
+	struct bulk_doc *again = NULL;
+	size_t *at = NULL, m = 0, k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; i < f->b.n; i++)
+		m += f->docs[i].newer && f->docs[i].action == BULK_CREATE && f->docs[i].reason &&
+		     strstr(f->docs[i].reason, "document already exists");
+	if (m == 0)
+		return RC_OK;
+	c = calloc(m, sizeof(*c));
+	at = calloc(m, sizeof(*at));
+	again = calloc(m, sizeof(*again));
+	if (c == NULL || at == NULL || again == NULL) {
+		rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	m = 0;
+	for (size_t i = 0; i < f->b.n; i++) {
+		struct bulk_doc *d = &f->docs[i];
+		if (!(d->newer && d->action == BULK_CREATE && d->reason &&
+		      strstr(d->reason, "document already exists")))
+			continue;
+		c[m] = (struct os_cond){
+		    .key = f->b.items[i].id, .id = d->id, .index = d->index, .routing = d->routing};
+		at[m++] = i;
+	}
+	rc = opensearch_conditions(os, c, m, s->keys, s->write_index, true, &f->err);
+	for (size_t j = 0; rc == RC_OK && j < m; j++) {
+		if (!c[j].found || c[j].own)
+			continue; /* its own copy, created since: left to it */
+		bool update = s->cfg->write_mode == WRITE_UPSERT;
+		again[k] = f->docs[at[j]];
+		again[k].action = update ? BULK_UPDATE : BULK_INDEX;
+		again[k].reason = NULL;
+		again[k].decided = again[k].newer = false;
+		if (!(update && f->plain_updates)) {
+			again[k].if_seq_no = c[j].seq_no;
+			again[k].if_primary_term = c[j].primary_term;
+		}
+		at[k++] = at[j];
+	}
+	if (rc == RC_OK && k) {
+		int attempts = 0;
+		rc = opensearch_bulk_send(os, again, k, &attempts, s->stop, &f->err);
+		f->attempts += attempts;
+	}
+	for (size_t j = 0; rc == RC_OK && j < k; j++) {
+		struct bulk_doc *d = &f->docs[at[j]];
+		free(d->reason);
+		d->action = again[j].action;
+		d->status = again[j].status;
+		d->newer = again[j].newer;
+		d->reason = again[j].reason;
+		again[j].reason = NULL;
+	}
+	if (again)
+		bulk_docs_reset(again, k);
+out:
+	free(c);
+	free(at);
+	free(again);
+	return rc;
+}
 
 static void *
 sender_worker(void *arg)
@@ -321,7 +464,12 @@ sender_worker(void *arg)
 		f->t0 = util_mono_ms();
 		f->err = (struct rerror){0};
 		f->attempts = 0;
-		f->rc = opensearch_bulk_send(os, f->docs, f->b.n, &f->attempts, s->stop, &f->err);
+		f->rc = f->guard ? guard_writes(s, os, f) : RC_OK;
+		if (f->rc == RC_OK)
+			f->rc = opensearch_bulk_send(os, f->docs, f->b.n, &f->attempts, s->stop,
+			                             &f->err);
+		if (f->rc == RC_OK)
+			f->rc = overwrite_foreign(s, os, f);
 		f->took_ms = util_mono_ms() - f->t0;
 		pthread_mutex_lock(&s->mu);
 		f->state = FL_DONE;
@@ -383,6 +531,9 @@ sender_get(struct repair *rp, struct sender **out)
 	s->n = n;
 	s->slots = (size_t)n + 1;
 	s->stop = rp->stop;
+	s->cfg = rp->cfg;
+	s->keys = rp->keys;
+	s->write_index = rp->write_index;
 	s->threads = calloc((size_t)n, sizeof(*s->threads));
 	s->os = calloc((size_t)n, sizeof(*s->os));
 	s->ring = calloc(s->slots, sizeof(*s->ring));
@@ -455,11 +606,15 @@ finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
 			                                   .newer = f->docs[i].newer,
 			                                   .status = st,
 			                                   .reason = f->docs[i].reason};
-			if (f->out[i].newer)
+			if (f->out[i].newer && b->items[i].version >= 0)
 				log_msg(LOG_INFO, rp->run_id,
 				        "document %s: the index holds a newer version (%" PRId64
 				        "): left alone",
 				        b->items[i].id, b->items[i].version);
+			else if (f->out[i].newer)
+				log_msg(LOG_INFO, rp->run_id, "document %s: %s", b->items[i].id,
+				        f->docs[i].reason ? f->docs[i].reason
+				                          : "left to a newer write");
 			else if (!f->out[i].ok)
 				log_msg(LOG_WARN, rp->run_id, "document %s rejected: HTTP %d: %s",
 				        b->items[i].id, st,
@@ -535,6 +690,73 @@ bulk_action_of(const struct repair *rp, enum batch_action action)
 	return BULK_DELETE;
 }
 
+/* Makes a write conditional on the copy it judged (docs/ENGINE.md,
+ * "Concurrent writers"): a delete and an overwrite on the judged copy's
+ * _seq_no and _primary_term, a missing document a create. External
+ * versions (OPENSEARCH_VERSION_TYPE) are the condition where set: OpenSearch
+ * takes one or the other. A guarded item (no copy judged) is conditioned in
+ * guard_writes, right before its send; a delete whose copy is gone is not
+ * sent (a delete of nothing). */
+static void
+condition_write(const struct repair *rp, const struct qitem *q, struct bulk_doc *d)
+{
+	bool del = d->action == BULK_DELETE;
+
+	if (del && q->gone) {
+		d->decided = true;
+		d->status = 404;
+		return;
+	}
+	if (q->version >= 0 || (q->guard && !del))
+		return;
+	if (!del && q->kind == DRIFT_MISSING) {
+		d->action = BULK_CREATE;
+	} else if (q->primary_term > 0 && !q->write_default_index &&
+	           !(rp->plain_updates && d->action == BULK_UPDATE)) {
+		/* not moved: the write lands on the copy judged (a routing the
+		 * rule gives that differs from the copy's moved it) */
+		d->if_seq_no = q->seq_no;
+		d->if_primary_term = q->primary_term;
+	} else if (!del && q->write_default_index && rp->cfg->write_mode == WRITE_INDEX) {
+		/* a moved copy: its old copy was deleted (move_copy), so nothing
+		 * should be where the write goes but what a newer write put there */
+		d->action = BULK_CREATE;
+	}
+}
+
+/* Upsert mode, at the first write: an index.default_pipeline (or final)
+ * runs on an update only with doc_as_upsert, which OpenSearch refuses on a
+ * conditional update ("compare and write operations can not be used with
+ * upsert"). With one, updates stay as the live syncer sends them
+ * (unconditional: the pipeline must run), and the run says so; creates,
+ * deletes and the full re-index's version check stay. */
+static RC_MUST_CHECK rcode
+ask_index_pipeline(struct repair *rp)
+{
+	char *name = NULL, msg[600];
+	rcode rc = opensearch_index_pipeline(rp->os, &name, rp->err);
+
+	if (rc)
+		return rc;
+	rp->pipeline_asked = true;
+	rp->plain_updates = name != NULL;
+	if (name) {
+		snprintf(
+		    msg, sizeof(msg),
+		    "the index runs the pipeline %.200s by default, which OpenSearch runs on an "
+		    "update only with doc_as_upsert, refused on conditional updates: in upsert "
+		    "mode stale copies are updated unconditionally (a copy the live syncer "
+		    "writes meanwhile may be overwritten; RECONCILE_WRITE_MODE=index writes "
+		    "conditionally)",
+		    name);
+		log_msg(LOG_WARN, rp->run_id, "%s", msg);
+		if (store_event(rp->store, rp->run_id, "warning", msg))
+			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record an event");
+	}
+	free(name);
+	return rc;
+}
+
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
  * back empty (a recycled batch). When every slot is taken, the oldest
  * batch is committed first. batch_no > 0 re-sends that journaled batch
@@ -549,6 +771,9 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 
 	if (b->n == 0)
 		return RC_OK;
+	if (!rp->pipeline_asked && rp->cfg->write_mode == WRITE_UPSERT && action != BATCH_DELETE &&
+	    (rc = ask_index_pipeline(rp)))
+		return rc;
 	if ((rc = sender_get(rp, &s)))
 		return rc;
 	if (s->count == s->slots && (rc = finish_oldest(rp, s, rp->err)))
@@ -580,7 +805,12 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	}
 	bool del = f->b.action == BATCH_DELETE;
 	enum bulk_action op = bulk_action_of(rp, f->b.action);
-	const char *pipeline = *rp->cfg->pipeline ? rp->cfg->pipeline : NULL;
+	/* an update runs no named pipeline: nor does a create in upsert mode,
+	 * as the update it stands for would not (docs/ENGINE.md) */
+	const char *pipeline =
+	    *rp->cfg->pipeline && rp->cfg->write_mode == WRITE_INDEX ? rp->cfg->pipeline : NULL;
+	f->guard = false;
+	f->plain_updates = rp->plain_updates;
 	for (size_t i = 0; i < f->b.n; i++) {
 		const struct qitem *q = &f->b.items[i];
 		f->rows[i] = qitem_drift(q);
@@ -594,6 +824,8 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		                      .source_len = f->b.len[i],
 		                      .version = del ? -1 : q->version,
 		                      .pipeline = pipeline};
+		condition_write(rp, q, &f->docs[i]);
+		f->guard = f->guard || (q->guard && !del && q->version < 0);
 	}
 	/* written as pending, with its ids, before anything is sent */
 	f->batch_no = batch_no;
@@ -647,7 +879,7 @@ static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *
  * The delete comes first because both routings may lead to one shard,
  * where the copy put back is the same document. */
 static RC_MUST_CHECK rcode
-move_copy(struct repair *rp, const struct qitem *q, const char *routing)
+move_copy(struct repair *rp, const struct qitem *q, const char *routing, bool *left)
 {
 	struct qitem old = *q;
 	struct store_drift d;
@@ -656,6 +888,7 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing)
 	int attempts = 0;
 	rcode rc;
 
+	*left = false;
 	old.kind = DRIFT_DUPLICATE;
 	d = qitem_drift(&old);
 	if (rp->cfg->write_mode == WRITE_UPSERT &&
@@ -672,12 +905,35 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing)
 	/* repair_delete drains the sender: the delete is answered before the
 	 * copy is put back and before the write that follows is sent */
 	rc = repair_delete(rp, &old, 1, 0);
+	if (rc == RC_OK && old.primary_term > 0) {
+		/* the delete was conditional on the copy judged: still there, it
+		 * was refused (written since): the whole move is left to that
+		 * newer write, journaled with the delete's outcome */
+		struct buf still = {0};
+		bool there = false;
+		rc = opensearch_get_source(rp->os, &still, &there, q->index,
+		                           q->docid ? q->docid : q->id, q->routing, rp->err);
+		buf_free(&still);
+		if (rc == RC_OK && there) {
+			struct store_drift sd = qitem_drift(q);
+			*left = true;
+			log_msg(LOG_INFO, rp->run_id,
+			        "document %s: its copy changed after it was judged: not moved",
+			        q->id);
+			if (store_drift_set(rp->store, rp->run_id, &sd, DRIFT_SKIPPED,
+			                    "skipped_newer: the index copy changed after it was "
+			                    "judged: left to the newer write"))
+				rc = rerror_set(rp->err, RC_ERR_STORE,
+				                "journal: cannot record a skip");
+		}
+	}
 	/* one NDJSON line: a raw line break is only ever blank space in JSON */
 	for (size_t i = 0; found && i < src.len; i++)
 		if (src.data[i] == '\n' || src.data[i] == '\r')
 			src.data[i] = ' ';
-	if (rc == RC_OK && found && !q->docid) {
-		struct bulk_doc put = {.action = BULK_INDEX,
+	if (rc == RC_OK && !*left && found && !q->docid) {
+		/* create: a copy a newer write put there meanwhile is kept */
+		struct bulk_doc put = {.action = BULK_CREATE,
 		                       .id = q->id,
 		                       .routing = routing,
 		                       .source = src.data,
@@ -816,7 +1072,17 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		return q->kind == DRIFT_STALE ? orphan_left_transform(rp, q) : RC_OK;
 	}
 	struct qitem routed = *q;
+	char read[64];
 	routed.version = -1;
+	if (q->guard && *rp->cfg->version_field) {
+		/* the version read, for the lookup right before the write */
+		bson_iter_t it;
+		int64_t ms;
+		if (bson_iter_init(&it, doc) &&
+		    bson_iter_find_descendant(&it, rp->cfg->version_field, &it) &&
+		    doc_version_from_bson(bson_iter_value(&it), read, sizeof(read), &ms))
+			routed.read_version = read;
+	}
 	if (rp->cfg->version_type == VERSION_EXTERNAL_GTE) {
 		char why[300];
 		if (!external_version(doc, rp->cfg->version_field, &routed.version, why,
@@ -832,8 +1098,9 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		 * first, journaled, then write the document where the routing rule
 		 * says (the other order would delete the fresh write in a one-shard
 		 * index) */
-		rc = move_copy(rp, q, routing);
-		if (rc) {
+		bool left = false;
+		rc = move_copy(rp, q, routing, &left);
+		if (rc || left) {
 			free(routing);
 			return rc;
 		}
@@ -1082,7 +1349,8 @@ on_batch_id(void *ctx, const struct store_drift *d)
 	                  .kind = (int)d->kind,
 	                  .index = (char *)d->os_index,
 	                  .routing = (char *)d->routing,
-	                  .docid = (char *)d->os_id};
+	                  .docid = (char *)d->os_id,
+	                  .guard = true}; /* the copy judged is not journaled */
 	return idvec_push(ctx, &q) != RC_OK;
 }
 
@@ -1143,10 +1411,47 @@ recheck_orphans(struct repair *rp, struct idvec *v)
 	return rc;
 }
 
+/* Deletes whose copy's _seq_no the journal does not keep (held orphans, a
+ * resumed batch's): the copies are looked up (one search) BEFORE MongoDB is
+ * asked again (recheck_orphans), so a copy a live insert writes back after
+ * that question has another _seq_no and its conditional delete is refused.
+ * A copy not found is gone: its delete is not sent. */
+static RC_MUST_CHECK rcode
+condition_deletes(struct repair *rp, struct idvec *v)
+{
+	struct os_cond *c = calloc(v->n ? v->n : 1, sizeof(*c));
+	size_t *at = calloc(v->n ? v->n : 1, sizeof(*at)), m = 0;
+	rcode rc = c && at ? RC_OK : rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == RC_OK && rp->keys && i < v->n; i++) {
+		const struct qitem *q = &v->v[i];
+		if (q->primary_term > 0)
+			continue; /* judged by this run's pass */
+		c[m] = (struct os_cond){.key = q->id,
+		                        .id = q->docid ? q->docid : q->id,
+		                        .index = q->index,
+		                        .routing = q->routing};
+		at[m++] = i;
+	}
+	if (rc == RC_OK && m)
+		rc = opensearch_conditions(rp->os, c, m, rp->keys, rp->write_index, false, rp->err);
+	for (size_t k = 0; rc == RC_OK && k < m; k++) {
+		struct qitem *q = &v->v[at[k]];
+		q->gone = !c[k].found;
+		q->seq_no = c[k].seq_no;
+		q->primary_term = c[k].primary_term;
+	}
+	free(c);
+	free(at);
+	return rc;
+}
+
 rcode
 repair_recheck_deletes(struct repair *rp)
 {
-	return recheck_orphans(rp, &rp->del);
+	rcode rc = condition_deletes(rp, &rp->del);
+
+	return rc ? rc : recheck_orphans(rp, &rp->del);
 }
 
 rcode
@@ -1181,7 +1486,9 @@ repair_resend_pending(struct repair *rp)
 			rc = repair_index(rp, v.v, v.n, p[i].batch_no);
 			continue;
 		}
-		rc = recheck_orphans(rp, &v);
+		rc = condition_deletes(rp, &v);
+		if (rc == RC_OK)
+			rc = recheck_orphans(rp, &v);
 		if (rc == RC_OK && v.n == 0) {
 			/* nothing left to delete: the batch is done as it is */
 			if ((rc = store_batch_commit(rp->store, rp->run_id, p[i].batch_no,
@@ -1223,7 +1530,8 @@ repair_full(struct repair *rp)
 			rc = rerror_set(rp->err, rc, "mongodb: an _id that cannot be read");
 			break;
 		}
-		struct qitem q = {.id = idtext.data, .type = type, .kind = -1};
+		/* written conditionally on the copy found right before the send */
+		struct qitem q = {.id = idtext.data, .type = type, .kind = -1, .guard = true};
 		if (memchr(idtext.data, '\0', idtext.len)) {
 			/* cut at the NUL it would overwrite another document's copy */
 			for (size_t i = 0; i < idtext.len; i++)

@@ -23,6 +23,7 @@
 
 struct mongo;
 struct opensearch;
+struct os_keys;
 struct transform;
 
 /* Most drifted documents queued before they are repaired, and most ids in
@@ -45,6 +46,14 @@ struct qitem {
 	char *write_routing; /* NULL: routing */
 	bool write_default_index;
 	int64_t version; /* OPENSEARCH_VERSION_TYPE=external_gte: the version written; -1 none */
+	/* the copy as the pass judged it (term 0: not known): the write or
+	 * delete is conditional on it (docs/ENGINE.md, "Concurrent writers") */
+	int64_t seq_no, primary_term;
+	/* no judged copy (a full run, a resumed batch): the copy is looked up
+	 * right before the write, which is conditional on what is found */
+	bool guard;
+	bool gone;          /* a delete whose copy the lookup did not find: not sent */
+	char *read_version; /* guard: the version read from MongoDB (normalized), or NULL */
 	/* an orphan because the transform leaves its document out: MongoDB
 	 * holds it on purpose, so it is never asked again (recheck) */
 	bool left_by_transform;
@@ -64,7 +73,13 @@ struct repair {
 	struct rerror *err;
 	volatile int *stop;
 	int64_t run_id;
-	const char *id_field; /* the keyword id field written into documents ("" none) */
+	const char *id_field;       /* the keyword id field written into documents ("" none) */
+	const struct os_keys *keys; /* how the index stream reads keys and versions */
+	const char *write_index;    /* where OPENSEARCH_INDEX writes (an alias's); NULL: itself */
+	/* upsert mode: the index has a default or final pipeline, which runs on
+	 * an update only with doc_as_upsert (refused on conditional updates):
+	 * updates stay unconditional. Asked at the first write. */
+	bool pipeline_asked, plain_updates;
 	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
 	size_t point_max; /* fetch at most this many ids with one {_id: v} query each, not a $in */

@@ -371,6 +371,8 @@ repair_setup(struct run *r)
 	rp->stop = &r->e->stop;
 	rp->run_id = r->id;
 	rp->id_field = r->id_field;
+	rp->keys = &r->keys;
+	rp->write_index = r->write_index;
 	rp->full = r->full;
 	rp->tf = r->tf;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;

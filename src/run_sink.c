@@ -284,7 +284,9 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		                         .id_type = doc_id_type_name(m->v[k].type),
 		                         .kind = DRIFT_STALE,
 		                         .os_index = idlist_index(osl, o),
-		                         .routing = idlist_routing(osl, o)};
+		                         .routing = idlist_routing(osl, o),
+		                         .seq_no = osl->v[o].seq_no,
+		                         .primary_term = osl->v[o].primary_term};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
 		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
@@ -309,7 +311,9 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			                         .os_index = idlist_index(osl, k),
 			                         .routing = idlist_routing(osl, k),
 			                         .os_id = idlist_docid(osl, k),
-			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL};
+			                         .reason = left ? DRIFT_REASON_LEFT_FILTER : NULL,
+			                         .seq_no = osl->v[k].seq_no,
+			                         .primary_term = osl->v[k].primary_term};
 			/* orphans are held until the pass knows its totals (the brake) */
 			rc = add_row(r, rows, &n, &sd, type, pass ? act : delete_orphans,
 			             too_young(r, t), !pass);

@@ -203,6 +203,9 @@ struct store_drift {
 	const char *os_id;    /* the copy's _id where it is not doc_id; NULL: doc_id */
 	const char *reason;   /* why it is drift where the kind does not say ("left the
 	                         filter"); NULL: none. Not part of the row's key */
+	/* the judged copy's _seq_no and _primary_term (term 0: not known): its
+	 * repair's write is conditional on them. Not journaled */
+	int64_t seq_no, primary_term;
 };
 
 /* Adds a drift row (error may be NULL); *added (may be NULL) says whether

@@ -103,6 +103,34 @@ test_shift(void)
 	idlist_free(&l);
 }
 
+/* A copy's version against the one read: only numbers compare newer, and
+ * integers exactly (epoch ms; counters past 2^53). The _seq_no of a hit is
+ * carried by push_from and shift. */
+static void
+test_version_newer(void)
+{
+	struct idlist a = {0}, b = {0};
+	struct hit_where w = {.seq_no = 17, .primary_term = 3};
+
+	CHECK(diff_version_newer("1704067200001", "1704067200000"));
+	CHECK(!diff_version_newer("1704067200000", "1704067200000"));
+	CHECK(!diff_version_newer("1704067200000", "1704067200001"));
+	CHECK(diff_version_newer("9007199254740993", "9007199254740992"));
+	CHECK(diff_version_newer("2.5", "2"));
+	CHECK(!diff_version_newer("-1", "0"));
+	CHECK(!diff_version_newer("b", "a")); /* text: never newer */
+	CHECK(!diff_version_newer("5", ""));
+	CHECK(!diff_version_newer(NULL, "1"));
+	CHECK(idlist_push_hit(&a, "x", 1, 0, "1", -1, &w) == RC_OK);
+	CHECK(idlist_push(&a, "y", 1, 0, NULL, -1) == RC_OK);
+	CHECK(idlist_push_from(&b, &a, 0) == RC_OK);
+	CHECK(b.v[0].seq_no == 17 && b.v[0].primary_term == 3);
+	CHECK(a.v[1].primary_term == 0);
+	CHECK(idlist_shift(&a, 1) == RC_OK && a.v[0].primary_term == 0);
+	idlist_free(&a);
+	idlist_free(&b);
+}
+
 int
 main(void)
 {
@@ -110,5 +138,6 @@ main(void)
 	test_equal_counts();
 	test_empty_and_order();
 	test_shift();
+	test_version_newer();
 	return check_done("test_diff");
 }

@@ -111,7 +111,8 @@ f_index_page(void *ctx, struct idlist *out, bool *more, const char *after, int s
 				end++; /* one run only: all of it */
 	}
 	for (size_t i = first; i < end; i++) {
-		struct hit_where hw = {w->o[i].index, w->o[i].routing, w->o[i].docid};
+		struct hit_where hw = {
+		    .index = w->o[i].index, .routing = w->o[i].routing, .docid = w->o[i].docid};
 		CHECK(idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1, w->o[i].version,
 		                      -1, &hw) == RC_OK);
 	}
@@ -132,8 +133,9 @@ f_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t n, 
 	for (size_t i = 0; i < w->no; i++)
 		for (size_t k = 0; k < n; k++)
 			if (strcmp(w->o[i].text, ids[k]) == 0) {
-				struct hit_where hw = {w->o[i].index, w->o[i].routing,
-				                       w->o[i].docid};
+				struct hit_where hw = {.index = w->o[i].index,
+				                       .routing = w->o[i].routing,
+				                       .docid = w->o[i].docid};
 				CHECK(idlist_push_hit(out, w->o[i].text, strlen(w->o[i].text), -1,
 				                      w->o[i].version, -1, &hw) == RC_OK);
 				break;
