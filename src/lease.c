@@ -38,7 +38,6 @@
  * every run for what only a _search of the lease index would see sooner.
  */
 #include "lease.h"
-#include "run.h"
 #include "log.h"
 #include "opensearch.h"
 #include "util.h"
@@ -63,7 +62,8 @@
 #define LEASE_ATTEMPTS 5
 
 struct lease {
-	struct engine *e;
+	void (*on_lost)(void *ctx); /* the run stops itself (run.c) */
+	void *on_lost_ctx;
 	char *mirror, *index, *id;  /* index: RECONCILE_LEASE_INDEX */
 	char *path_doc, *path_make; /* "/INDEX/_doc/ID", "/INDEX/_create/ID" */
 	char *journal;
@@ -395,7 +395,7 @@ lose(struct lease *l, rcode rc, const char *msg)
 	l->lost_rc = rc;
 	snprintf(l->lost_msg, sizeof(l->lost_msg), "%s", msg);
 	log_msg(LOG_ERROR, l->run_id, "%s", msg);
-	engine_stop(l->e, false);
+	l->on_lost(l->on_lost_ctx);
 }
 
 /* One renewal; called with l->mu not held (only this thread writes). */
@@ -637,7 +637,8 @@ out:
 }
 
 rcode
-lease_acquire(struct lease **out, const struct config *cfg, struct engine *e, struct rerror *err)
+lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void *ctx), void *ctx,
+              struct rerror *err)
 {
 	struct lease *l = NULL;
 	struct config quick;
@@ -657,7 +658,8 @@ lease_acquire(struct lease **out, const struct config *cfg, struct engine *e, st
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	l->e = e;
+	l->on_lost = on_lost;
+	l->on_lost_ctx = ctx;
 	l->ttl_ms = cfg->lease_ttl_ms;
 	l->mirror = strdup(cfg->name ? cfg->name : "default");
 	l->index = strdup(cfg->lease_index);

@@ -17,7 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct engine;
 struct lease;
 
 /* A lease document as read back ({"_seq_no", "_primary_term", "_source"}
@@ -70,12 +69,13 @@ void lease_held_message(char *out, size_t len, const char *mirror, const struct 
                         int64_t now_ms, const char *lease_index, const char *id);
 
 /* Takes the lease of cfg's mirror (*out NULL when RECONCILE_LEASE_INDEX
- * is empty: off) and starts its heartbeat; e is stopped (interrupted) when
- * the lease is lost. RC_ERR_BUSY naming the holder when a live process
- * holds it; RC_ERR_OPENSEARCH (unreachable, refused) and RC_ERR_CONFIG
- * (the lease index is the mirror's own) with what to do. */
-RC_MUST_CHECK rcode lease_acquire(struct lease **out, const struct config *cfg, struct engine *e,
-                                  struct rerror *err);
+ * is empty: off) and starts its heartbeat; on_lost(ctx) is called once,
+ * from the heartbeat thread, when the lease is lost (the run stops itself
+ * there: a callback, so lease.c never calls back into run.c). RC_ERR_BUSY naming the holder when a
+ * live process holds it; RC_ERR_OPENSEARCH (unreachable, refused) and RC_ERR_CONFIG (the lease
+ * index is the mirror's own) with what to do. */
+RC_MUST_CHECK rcode lease_acquire(struct lease **out, const struct config *cfg,
+                                  void (*on_lost)(void *ctx), void *ctx, struct rerror *err);
 /* The run's id, written into the lease at once (the holder is named by it). */
 void lease_set_run(struct lease *l, int64_t run_id);
 /* Whether the lease was lost (taken over, or not renewed in time); then,

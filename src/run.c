@@ -487,6 +487,14 @@ ids_distinct(struct engine_opts *uniq, const struct engine_opts *o, struct rerro
 	return RC_OK;
 }
 
+/* The lease was lost (lease.c's heartbeat thread): the run stops as
+ * interrupted, and finish says why (lease_lost). */
+static void
+lease_lost_stop(void *ctx)
+{
+	engine_stop(ctx, false);
+}
+
 /* What a run holds before it begins: the script (one that does not
  * compile stops here, before any run is begun), the journal and its lock.
  * Released by release_run, whatever of it was taken. */
@@ -503,7 +511,7 @@ open_run(struct run *r)
 	/* one run per mirror across journals and hosts (lease.c); the journal
 	 * lock stays the first line, and nothing is begun without both */
 	if (rc == RC_OK)
-		rc = lease_acquire(&r->lease, r->cfg, r->e, r->err);
+		rc = lease_acquire(&r->lease, r->cfg, lease_lost_stop, r->e, r->err);
 	return rc;
 }
 
