@@ -8,7 +8,10 @@ service's own origin (every request the browser makes is recorded); the
 chart has one point per run; starting a check from the page shows its live
 progress, then the new run in the history; with API_TOKEN set the buttons
 need the token (a missing or wrong one shows the 401 as a message); an id
-and an error message holding HTML render as text. Screenshots go to
+and an error message holding HTML render as text. With two mirrors, one running:
+the page says which mirror runs whichever it shows, #mirror=NAME opens it
+(reload, back, forward), and orphans kept by RECONCILE_ORPHANS=report are
+said so. Screenshots go to
 build/test-output/dashboard/. No browser: the test fails, it never skips."""
 import json
 import os
