@@ -42,7 +42,8 @@
 
   const state = {
     mirrors: [],
-    selected: null,    /* name of the mirror shown */
+    selected: null,    /* name of the mirror shown (from #mirror=NAME, else the first) */
+    chartMirror: null, /* whose runs chartRuns holds */
     signature: '',     /* what changed since the last poll */
     chartRuns: [],     /* the selected mirror's finished runs, oldest first */
     history: [],       /* the loaded history page(s) */
@@ -55,6 +56,7 @@
     pollSeq: 0,
     readBlocked: false,
     fullArmed: null,
+    orphanPolicy: new Map(), /* run id -> its RECONCILE_ORPHANS (a finished run's never changes) */
   };
 
   const $ = (id) => document.getElementById(id);
@@ -145,7 +147,7 @@
   /* The newest pass of a mirror: from the selected mirror's runs when at
    * hand, else its last run when that is a pass (undefined: not known). */
   function newestPass(m) {
-    if (m.name === state.selected && state.chartRuns.length) {
+    if (m.name === state.chartMirror && state.chartRuns.length) {
       for (let i = state.chartRuns.length - 1; i >= 0; i--)
         if (isPass(state.chartRuns[i])) return state.chartRuns[i];
       return null;
@@ -170,11 +172,66 @@
     const n = (k) => Number(run[k] || 0);
     const found = n('missingCount') + n('staleCount') + n('orphanCount');
     if (n('failedCount') > 0) return { cls: 'drift', text: 'drift: ' + n('failedCount') + ' failed' };
-    if (found === 0) return { cls: 'ok', text: 'in sync' };
-    if (run.kind !== 'dry_run' && n('repairedCount') >= n('missingCount') + n('staleCount') &&
-        n('deletedCount') >= n('orphanCount'))
-      return { cls: 'ok', text: 'in sync' };
-    return { cls: 'drift', text: 'drift: ' + num(found) };
+    const repaired = run.kind !== 'dry_run' && n('repairedCount') >= n('missingCount') + n('staleCount');
+    if (found > 0 && !(repaired && n('deletedCount') >= n('orphanCount'))) {
+      /* the orphans are all that is left, and the setting kept them: say so */
+      const kept = keptOrphans(run);
+      if (repaired && kept) return { cls: 'drift', text: keptText(kept) };
+      return { cls: 'drift', text: 'drift: ' + num(found) };
+    }
+    return verified(run) ? { cls: 'ok', text: 'in sync' } : { cls: '', text: 're-indexed, not verified' };
+  }
+
+  /* A full re-index rewrites every document but does not look for drift
+   * (orphans are not sought): it proves nothing, unless the API says the
+   * run verified the index (a run's verified or inSync, when it has them). */
+  function verified(run) {
+    return run.kind !== 'full' || run.verified === true || run.inSync === true;
+  }
+
+  /* The orphans a finished run found and left in the index because
+   * RECONCILE_ORPHANS said report: {count, policy}, or null (none kept that
+   * way, or the policy not known yet). From the API's own fields when it
+   * has them (orphansKept, orphanPolicy), else from the run's configuration
+   * snapshot (the report's config; only that one setting is read). */
+  function keptOrphans(run) {
+    if (!run || run.kind === 'dry_run') return null;
+    let policy = typeof run.orphanPolicy === 'string' ? run.orphanPolicy : null;
+    if (!policy && run.config && typeof run.config.RECONCILE_ORPHANS === 'string') policy = run.config.RECONCILE_ORPHANS;
+    if (!policy && state.orphanPolicy.has(run.id)) policy = state.orphanPolicy.get(run.id);
+    policy = policy ? String(policy).toLowerCase() : null;
+    let count = null;
+    if (typeof run.orphansKept === 'number') count = run.orphansKept;
+    else if (policy === 'report') count = Number(run.orphanCount || 0);
+    if (!count || count <= 0) return null;
+    return { count, policy };
+  }
+
+  function keptText(kept) {
+    return num(kept.count) + (kept.count === 1 ? ' orphan' : ' orphans') + ' kept' +
+      (kept.policy ? ': RECONCILE_ORPHANS=' + kept.policy : '');
+  }
+
+  /* Whether the page should read a run's report for its orphan policy: a
+   * finished pass that kept orphans and whose policy is not known. */
+  function needsPolicy(run) {
+    return !!run && run.status === 'completed' && run.kind !== 'dry_run' && Number(run.orphanCount || 0) > 0 &&
+      Number(run.deletedCount || 0) < Number(run.orphanCount || 0) && typeof run.orphanPolicy !== 'string' &&
+      typeof run.orphansKept !== 'number' && !state.orphanPolicy.has(run.id);
+  }
+
+  async function loadPolicies() {
+    const runs = state.mirrors.map((m) => newestPass(m)).filter(needsPolicy);
+    for (const run of runs) {
+      try {
+        const { data } = await api('GET', '/api/reconciliation/runs/' + encodeURIComponent(run.id));
+        const cfg = (data.run && data.run.config) || {};
+        state.orphanPolicy.set(run.id, typeof cfg.RECONCILE_ORPHANS === 'string' ? cfg.RECONCILE_ORPHANS : null);
+      } catch (e) {
+        state.orphanPolicy.set(run.id, null); /* not known: "drift: N" as before */
+      }
+    }
+    return runs.length > 0;
   }
 
   /* ---- the API ------------------------------------------------------- */
@@ -280,10 +337,90 @@
     return state.mirrors.find((m) => m.name === state.selected) || null;
   }
 
+  /* Each mirror's own link: #mirror=NAME opens the page on it, survives a
+   * reload, and back and forward walk the mirrors shown. */
+  function mirrorHref(name) {
+    return '#mirror=' + encodeURIComponent(name);
+  }
+
+  function hashMirror() {
+    const h = window.location.hash.replace(/^#/, '');
+    if (!h) return null;
+    const name = new URLSearchParams(h).get('mirror');
+    return name === null || name === '' ? null : name;
+  }
+
+  /* The mirror to show once the mirrors are known: the hash's, else the
+   * first. A name the service does not have says so and shows the first. */
+  function settleSelected() {
+    if (selectedMirror() || state.mirrors.length === 0) return;
+    const first = state.mirrors[0].name;
+    if (state.selected !== null) {
+      message('error', 'No mirror "' + state.selected + '" here (mirrors: ' +
+        state.mirrors.map((m) => m.name).join(', ') + '): showing ' + first + '.');
+      window.history.replaceState(null, '', mirrorHref(first));
+    }
+    state.selected = first;
+    state.signature = '';
+  }
+
+  function onHashChange() {
+    const name = hashMirror();
+    selectMirror(name === null ? (state.mirrors.length ? state.mirrors[0].name : null) : name);
+  }
+
+  /* How far an active run is: ids compared, or for a full re-index (which
+   * compares nothing) the documents indexed, out of the MongoDB count. */
+  function runDone(p) {
+    const compared = Number(p.compared || 0);
+    return p.kind === 'full' ? Math.max(compared, Number(p.repairedCount || 0)) : compared;
+  }
+
+  /* One line about an active run: kind, phase, how far out of the count. */
+  function runLine(p) {
+    const total = p.mongoCount;
+    const done = runDone(p);
+    const pct = total && total > 0 ? ' (' + Math.min(100, Math.floor((100 * done) / total)) + '%)' : '';
+    return '#' + p.runId + ' ' + kindName(p.kind) + ', ' + p.phase + ', ' + num(done) +
+      (total !== null && total !== undefined ? ' / ' + num(total) : '') +
+      (p.kind === 'full' ? ' indexed' : ' ids compared') + pct;
+  }
+
+  /* Every mirror that runs or waits for a slot, each a link to it. */
+  function runningList(except) {
+    const out = [];
+    for (const m of state.mirrors) {
+      if (m.name === except || !(m.currentRun || m.queued)) continue;
+      if (out.length) out.push('; ');
+      out.push(el('a', { href: mirrorHref(m.name), 'data-mirror': m.name, text: m.name }));
+      out.push(m.currentRun ? ' ' + runLine(m.currentRun) : ' waits for a slot');
+    }
+    return out;
+  }
+
+  function renderRunning() {
+    const list = runningList(null);
+    const box = clear($('running'));
+    if (list.length === 0) box.appendChild(el('span', { class: 'muted', text: 'No run in progress on any mirror.' }));
+    else append(box, ['Running now: ', list]);
+  }
+
+  /* A card's last run; none while that run is the active one (said below). */
+  function lastRunLine(run, active) {
+    if (!run) return el('p', { class: 'muted', text: 'no run yet' });
+    if (active && active.runId === run.id) return null;
+    return el('p', null, 'last run #' + run.id + ' ' + kindName(run.kind) + ', ',
+      el('span', { class: 'st ' + run.status, text: run.status }),
+      ', ' + when(run.startedAt) + (duration(run) !== null ? ', took ' + span(duration(run)) : ''));
+  }
+
   function renderMirrors() {
     /* rebuilt only when what it shows changed: focus and clicks survive polls */
-    const key = JSON.stringify([state.selected, state.mirrors.map((m) => [m.name, m.mongodbDatabase,
-      m.mongodbCollection, m.opensearchIndex, m.lastRun, !!m.currentRun, m.queued])]);
+    const key = JSON.stringify([state.selected, state.chartMirror, state.orphanPolicy.size,
+      state.mirrors.map((m) => [m.name, m.mongodbDatabase, m.mongodbCollection, m.opensearchIndex, m.lastRun,
+        m.currentRun && [m.currentRun.runId, m.currentRun.phase, m.currentRun.compared, m.currentRun.mongoCount],
+        m.queued])]);
+    renderRunning();
     if (key === state.mirrorsKey) return;
     state.mirrorsKey = key;
     const box = clear($('mirrors'));
@@ -294,27 +431,30 @@
     for (const m of state.mirrors) {
       const run = m.lastRun;
       const sync = mirrorSync(m);
-      const card = el('button', {
-        type: 'button', class: 'card' + (m.name === state.selected ? ' selected' : ''),
-        'data-mirror': m.name, 'aria-pressed': m.name === state.selected ? 'true' : 'false',
-        onclick: () => selectMirror(m.name),
+      const p = m.currentRun;
+      const total = p && p.mongoCount && p.mongoCount > 0 ? p.mongoCount : null;
+      const card = el('a', {
+        href: mirrorHref(m.name), class: 'card' + (m.name === state.selected ? ' selected' : '') + (p ? ' active' : ''),
+        'data-mirror': m.name, 'aria-current': m.name === state.selected ? 'true' : null,
       },
       el('h3', null, el('span', { text: m.name }), el('span', { class: 'badge ' + sync.cls, text: sync.text })),
       el('p', { class: 'muted' }, m.mongodbDatabase + '.' + m.mongodbCollection + ' → ' + m.opensearchIndex),
-      run ? el('p', null, 'last run #' + run.id + ' ' + kindName(run.kind) + ', ',
-        el('span', { class: 'st ' + run.status, text: run.status }),
-        ', ' + when(run.startedAt) + (duration(run) !== null ? ', took ' + span(duration(run)) : ''))
-        : el('p', { class: 'muted', text: 'no run yet' }),
+      lastRunLine(run, p),
+      p ? el('p', { class: 'card-run' }, 'running ' + runLine(p)) : null,
+      p ? el('progress', { max: total || 1, value: total ? Math.min(runDone(p), total) : 0 }) : null,
       m.queued ? el('p', { class: 'muted', text: 'a run waits for a slot' }) : null);
       box.appendChild(card);
     }
   }
 
+  /* Shows a mirror (the hash changed: a card or link clicked, back, forward). */
   function selectMirror(name) {
     if (state.selected === name) return;
     state.selected = name;
     state.signature = '';
+    settleSelected();
     renderMirrors();
+    renderMirror();
     poll();
   }
 
@@ -346,6 +486,7 @@
   /* Start of the newest unbroken row of runs that left the mirror in sync. */
   function inSyncSince() {
     let since = null;
+    if (state.chartMirror !== state.selected) return null; /* its runs are not read yet */
     for (let i = state.chartRuns.length - 1; i >= 0; i--) {
       const r = state.chartRuns[i];
       if (!isPass(r)) continue; /* a targeted run neither starts nor breaks it */
@@ -359,8 +500,11 @@
     const box = clear($('progress'));
     const p = m.currentRun;
     if (!p) {
+      /* another mirror may run: name it, so an idle mirror does not read as an idle service */
+      const others = runningList(m.name);
       box.appendChild(el('p', { class: 'muted', id: 'progress-idle',
-        text: m.queued ? 'A run waits for a free slot.' : 'No run in progress.' }));
+        text: m.queued ? 'A run of ' + m.name + ' waits for a free slot.' : 'No run in progress on ' + m.name + '.' }));
+      if (others.length) box.appendChild(el('p', { id: 'progress-others' }, 'Other mirrors: ', others));
       return;
     }
     const secs = p.elapsedMs / 1000;
@@ -403,7 +547,9 @@
     const m = selectedMirror();
     if (!m) return;
     const { data } = await api('GET', mirrorPath(m.name) + '/runs?limit=' + chartRunsLimit());
+    if (m.name !== state.selected) return; /* another mirror was chosen meanwhile */
     state.chartRuns = (data.runs || []).filter((r) => r.status !== 'running').reverse();
+    state.chartMirror = m.name;
     renderCharts();
     renderMirror();
   }
@@ -654,6 +800,10 @@
       ['indexed', 'repairedCount'], ['deleted', 'deletedCount'], ['failed', 'failedCount']];
     box.appendChild(table(counts.map((c) => c[0]), [run], (r) =>
       counts.map((c) => el('td', { class: 'num', text: num(r[c[1]]) }))));
+    const kept = run.status === 'completed' ? keptOrphans(run) : null;
+    if (kept)
+      box.appendChild(el('p', { id: 'report-kept', class: 'kept', text: keptText(kept) +
+        (kept.policy === 'report' ? ' (still in the index: RECONCILE_ORPHANS=delete deletes them, behind the brake on deletes)' : '') }));
 
     box.appendChild(el('h3', { text: 'Batches' }));
     const batches = run.batches || [];
@@ -783,7 +933,7 @@
     try {
       const { data } = await api('GET', '/api/mirrors');
       state.mirrors = data.mirrors || [];
-      if (!selectedMirror() && state.mirrors.length) state.selected = state.mirrors[0].name;
+      settleSelected();
       active = state.mirrors.some((m) => m.currentRun || m.queued);
       fillMirrorFilter();
       renderMirrors();
@@ -793,6 +943,10 @@
         m.lastRun ? m.lastRun.status : '', m.currentRun ? m.currentRun.runId : '', m.queued].join(':')).join('|');
       if (sig !== state.signature) {
         await loadChartRuns();
+        if (await loadPolicies()) {
+          renderMirrors();
+          renderMirror();
+        }
         await loadHistory(false);
         if (state.reportId !== null && state.reportStatus === 'running') await openReport(state.reportId);
         state.signature = sig;
@@ -845,6 +999,8 @@
       state.reportId = null;
       renderHistory();
     });
+    window.addEventListener('hashchange', onHashChange);
+    state.selected = hashMirror();
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden) poll();
     });

@@ -8,7 +8,10 @@ service's own origin (every request the browser makes is recorded); the
 chart has one point per run; starting a check from the page shows its live
 progress, then the new run in the history; with API_TOKEN set the buttons
 need the token (a missing or wrong one shows the 401 as a message); an id
-and an error message holding HTML render as text. Screenshots go to
+and an error message holding HTML render as text. With two mirrors, one running:
+the page says which mirror runs whichever it shows, #mirror=NAME opens it
+(reload, back, forward), and orphans kept by RECONCILE_ORPHANS=report are
+said so. Screenshots go to
 build/test-output/dashboard/. No browser: the test fails, it never skips."""
 import json
 import os
@@ -423,5 +426,159 @@ def main():
     print("screenshots:", OUT)
 
 
+def fixture_on(env, index, *args):
+    """The fixture against another index of the test's (a mirror's)."""
+    saved = env.env["OPENSEARCH_INDEX"]
+    env.env["OPENSEARCH_INDEX"] = index
+    try:
+        return env.fixture(*args)
+    finally:
+        env.env["OPENSEARCH_INDEX"] = saved
+
+
+def mirror_shown(page):
+    return page.text("#mirror-name")
+
+
+def two_mirrors():
+    """Issue 24 item 15: two mirrors, the second running a slow full
+    re-index. The page opened without a hash shows the first mirror and that
+    the second runs (its card, the running row, the first's idle panel);
+    #mirror=NAME opens the page on that mirror, a click on a mirror puts it
+    into the hash, and reload, back and forward keep to it. Item 6: the first
+    mirror's check kept its orphans (RECONCILE_ORPHANS=report), and the page
+    says so instead of only "drift"."""
+    env = Env("dashmirrors")
+    first, slow = env.index + "_first", env.index + "_slow"
+    svc = page = None
+    try:
+        for ix in (first, slow):
+            st, body = env.os("PUT", "/" + ix, {"mappings": {"properties": {
+                "mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}}})
+            check(st == 200, "index %s created: %s" % (ix, body))
+        env.fixture("load", "--count", 600)
+        for ix in (first, slow):
+            fixture_on(env, ix, "sync")
+        orphans = [env.fixture("idof", 90000 + i).split()[0] for i in range(3)]
+        st, res = env.os("POST", "/%s/_bulk?refresh=true" % first, [
+            x for i in orphans for x in ({"index": {"_id": i}}, {"mongo_id": i, "title": "gone",
+                                                        "updatedAt": "2024-02-02T00:00:00Z"})],
+            ndjson=True)
+        check(st == 200 and not res.get("errors"), "three orphans in the first mirror's index")
+        cfg = os.path.join(env.tmp, "mirrors.yaml")
+        with open(cfg, "w") as f:
+            f.write("mirrors:\n"
+                    "  - name: first\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                    "  - name: slow\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                    "    sync_batch_size: 5\n    sync_batch_delay_ms: 300\n" % (first, slow))
+        env.env["RECONCILER_CONFIG"] = cfg
+        svc = Service(env)
+        st, res, _ = svc.http("POST", "/api/mirrors/first/check", {})
+        check(st == 200 and res.get("orphanCount") == 3,
+              "the first mirror's check: %s" % {k: res.get(k) for k in ("runId", "inSync", "message")})
+        st, run, _ = svc.http("GET", "/api/mirrors/first/runs/%s" % res.get("runId"))
+        check(run["run"]["orphanCount"] == 3 and run["run"]["deletedCount"] == 0,
+              "it found 3 orphans and kept them (RECONCILE_ORPHANS=report)")
+        # the second mirror: a full re-index of 600 documents, 5 a batch, 300 ms apart (> 30 s)
+        st, res, _ = svc.http("POST", "/api/mirrors/slow/full", {"wait": False})
+        check(st == 202, "the slow mirror's full re-index starts: %s" % st)
+        slow_run = res.get("runId")
+
+        def slow_running():
+            m = svc.http("GET", "/api/mirrors/slow")[1]["mirror"]
+            return m["currentRun"] and m["currentRun"]["phase"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not slow_running():
+            time.sleep(0.2)
+        check(slow_running(), "the slow mirror runs")
+
+        page = Page(svc.base)
+        page.d.get(svc.base + "/")
+        page.wait("the mirror cards", lambda: len(page.q(".card[data-mirror]")) == 2)
+        page.wait("the first mirror shown", lambda: mirror_shown(page) == "first")
+        check(page.js("return location.hash") == "", "no hash: the first mirror, the URL as typed")
+        page.wait("the running row names the slow mirror",
+                  lambda: "slow" in page.text("#running") and page.q('#running a[href="#mirror=slow"]'))
+        running = page.text("#running")
+        check("first" not in running and ("full" in running or "re-index" in running),
+              "the running row: the slow mirror's run only: %r" % running)
+        card = page.text('.card[data-mirror="slow"]')
+        check("running" in card and "#%s" % slow_run in card,
+              "the slow mirror's card: running, its run: %r" % card)
+        page.wait("the slow card's phase", lambda: page.q('.card[data-mirror="slow"] progress'))
+        idle = page.text("#progress")
+        check("No run in progress on first" in idle and "slow" in idle and
+              page.q('#progress a[href="#mirror=slow"]'),
+              "the first mirror's idle panel says the slow mirror runs: %r" % idle)
+        check(page.attrs('.card[data-mirror="slow"]', "href") == ["#mirror=slow"],
+              "each mirror's card links to #mirror=NAME")
+        badge = page.text('.card[data-mirror="first"] .badge')
+        page.wait("the kept orphans on the first card",
+                  lambda: page.text('.card[data-mirror="first"] .badge') ==
+                  "3 orphans kept: RECONCILE_ORPHANS=report")
+        check(page.text("#mirror-sync") == "3 orphans kept: RECONCILE_ORPHANS=report",
+              "the first mirror's badge: orphans kept by the policy: %r (card %r)" %
+              (page.text("#mirror-sync"), badge))
+        page.shot("08-mirrors-running")
+
+        # a click on the slow mirror: the hash names it, its progress shows
+        page.js("window.notReloaded = true")
+        page.click('.card[data-mirror="slow"]')
+        page.wait("the slow mirror shown", lambda: mirror_shown(page) == "slow")
+        check(page.js("return location.hash") == "#mirror=slow", "the hash names the mirror shown")
+        page.wait("its progress", lambda: page.text("#progress-phase"))
+        check(page.js("return window.notReloaded === true"), "switching mirrors does not reload")
+        page.d.refresh()
+        page.wait("after reload, the slow mirror", lambda: mirror_shown(page) == "slow")
+        page.wait("after reload, its progress", lambda: page.text("#progress-phase"))
+        page.shot("09-mirror-hash")
+        page.d.back()
+        page.wait("back: the first mirror", lambda: mirror_shown(page) == "first")
+        check(page.js("return location.hash") == "", "back: no hash")
+        page.d.forward()
+        page.wait("forward: the slow mirror", lambda: mirror_shown(page) == "slow")
+        # a link opened afresh
+        page.d.get(svc.base + "/ui#mirror=first")
+        page.wait("#mirror=first opens on it", lambda: mirror_shown(page) == "first")
+        page.d.get(svc.base + "/ui#mirror=slow")
+        page.wait("#mirror=slow opens on it", lambda: mirror_shown(page) == "slow" and
+                  page.text("#progress-phase"))
+        check(page.q('.card[data-mirror="slow"][aria-current="true"]'),
+              "the slow card is marked as the one shown")
+        # an unknown name: says so, shows the first
+        page.d.get(svc.base + "/ui#mirror=nope")
+        page.wait("an unknown mirror's message", lambda: "nope" in page.message())
+        page.wait("the first mirror instead", lambda: mirror_shown(page) == "first")
+        lines = [l for l in page.drain()]
+        check(lines == [], "no console error across mirrors: %s" % lines)
+
+        # the first mirror's check in its report: the kept orphans said
+        page.d.get(svc.base + "/ui#mirror=first")
+        page.wait("the history", lambda: page.q('#history tbody tr[data-run-id="1"]'))
+        page.click('#history tbody tr[data-run-id="1"]')
+        page.wait("the report says the orphans were kept",
+                  lambda: "3 orphans kept: RECONCILE_ORPHANS=report" in page.text("#report"))
+        check(slow_running(), "the slow run lasted through the page's checks")
+        st, _, _ = svc.http("POST", "/api/mirrors/slow/runs/%s/cancel" % slow_run)
+        check(st == 202, "the slow run cancelled: %s" % st)
+        page.wait("the slow mirror's run gone from the running row",
+                  lambda: "No run in progress" in page.text("#running"), 60)
+        lines = page.drain()
+        check(lines == [], "no console error: %s" % lines)
+        foreign = [u for u in page.requests if not u.startswith(svc.base + "/")]
+        check(foreign == [], "every request to the service's origin: %s" % foreign[:5])
+    finally:
+        if page:
+            page.d.quit()
+        if svc:
+            code = svc.stop()
+            check(code == 0, "serve exits 0 (%s)" % code)
+            err = getattr(svc, "stderr", "") or ""
+            check("ERROR: AddressSanitizer" not in err and "runtime error" not in err and
+                  "LeakSanitizer" not in err, "no sanitizer report")
+        env.cleanup()
+
+
 main()
+two_mirrors()
 done()
