@@ -78,6 +78,10 @@ struct run {
 	int64_t id;
 	enum run_kind kind;
 	bool dry_run, full;
+	/* a check that found the index empty takes the full re-index's path
+	 * (full is then set too); journaled, so a resume takes it again */
+	bool full_write;
+	bool resumed; /* an unfinished run taken up (run_begin.c) */
 	struct os_keys keys;
 	char *id_field;     /* effective id field for documents ("" or cfg's) */
 	char *write_index;  /* the alias's write index (NULL: OPENSEARCH_INDEX) */

@@ -170,6 +170,12 @@
     const n = (k) => Number(run[k] || 0);
     const found = n('missingCount') + n('staleCount') + n('orphanCount');
     if (n('failedCount') > 0) return { cls: 'drift', text: 'drift: ' + n('failedCount') + ' failed' };
+    /* a full re-index writes every document and looks for no drift:
+     * orphans it does not see stay, so it never says in sync */
+    if (run.kind === 'full') return { cls: '', text: 're-indexed, not verified' };
+    if (n('keptCount') > 0)
+      return { cls: 'drift', text: 'drift: ' + num(found) + ' · ' + num(n('keptCount')) +
+        ' orphans kept: RECONCILE_ORPHANS=report' };
     if (found === 0) return { cls: 'ok', text: 'in sync' };
     if (run.kind !== 'dry_run' && n('repairedCount') >= n('missingCount') + n('staleCount') &&
         n('deletedCount') >= n('orphanCount'))
