@@ -784,7 +784,9 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 		                        (double)(res->mongo_count - res->opensearch_count));
 	else
 		cJSON_AddNullToObject(o, "difference");
-	add_count(o, "synced", COUNT(res->repaired + res->deleted));
+	/* the seed's "documents indexed + deleted": a re-index's writes too
+	 * (reindexedCount says how many of them) */
+	add_count(o, "synced", COUNT(res->repaired + res->reindexed + res->deleted));
 	add_count(o, "missingCount", COUNT(res->missing));
 	add_count(o, "orphanCount", COUNT(res->orphans));
 	add_count(o, "staleCount", COUNT(res->stale));
@@ -914,10 +916,10 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
 }
 
 /* The counts run_all sums over the mirrors. */
-static const char *const all_counts[] = {
-    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
-    "orphanCount", "staleCount",      "failedCount", "duplicateCount", "conflictCount",
-    "reindexedCount", "keptCount"};
+static const char *const all_counts[] = {"mongoCount",    "opensearchCount", "difference",
+                                         "synced",        "missingCount",    "orphanCount",
+                                         "staleCount",    "failedCount",     "duplicateCount",
+                                         "conflictCount", "reindexedCount",  "keptCount"};
 
 /* Whether every mirror takes the ids of a targeted check; false after a 400. */
 static bool
@@ -1070,9 +1072,10 @@ all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int h
 	}
 	cJSON_ReplaceItemInObject(o, "success", cJSON_CreateBool(all_ok && http == 200));
 	/* null when every mirror found none but some did not look (re-indexed) */
-	cJSON_ReplaceItemInObject(o, "inSync", all_ok && all_in_sync && unknown
-	                                           ? cJSON_CreateNull()
-	                                           : cJSON_CreateBool(all_ok && all_in_sync));
+	cJSON_ReplaceItemInObject(o, "inSync",
+	                          all_ok && all_in_sync && unknown
+	                              ? cJSON_CreateNull()
+	                              : cJSON_CreateBool(all_ok && all_in_sync));
 	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
 	cJSON_AddStringToObject(o, "status", store_run_status_name(status));
 	return !all_ok && http == 200 ? 500 : http;

@@ -729,9 +729,10 @@ engine_result_note(const struct engine_result *res, char *out, size_t len)
 		                       "document and does not look for drift (orphans and extra "
 		                       "fields stay); a check verifies");
 	else if (res->full_write)
-		at += (size_t)snprintf(out + at, len - at,
-		                       "the index held no documents: the check wrote every document "
-		                       "(a full re-index)");
+		at +=
+		    (size_t)snprintf(out + at, len - at,
+		                     "the index held no documents: the check wrote every document "
+		                     "(a full re-index)");
 	if (res->kept > 0 && at < len)
 		snprintf(out + at, len - at,
 		         "%s%" PRId64 " orphan%s kept: RECONCILE_ORPHANS=report (=delete deletes "

@@ -43,7 +43,7 @@ struct engine_progress {
 	enum run_phase phase;
 	int64_t mongo_count, opensearch_count;
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
-	int64_t reindexed; /* written by a full re-index (not drift) */
+	int64_t reindexed;  /* written by a full re-index (not drift) */
 	int64_t started_ms; /* wall clock */
 	int64_t elapsed_ms;
 };
@@ -63,8 +63,8 @@ struct engine_result {
 	 * the index empty), reindexed of them: not drift, not repaired */
 	bool full_write;
 	int64_t reindexed;
-	int64_t kept; /* orphans found and kept: RECONCILE_ORPHANS=report */
-	char why[1400];        /* held: why, in numbers, and how to release it */
+	int64_t kept;   /* orphans found and kept: RECONCILE_ORPHANS=report */
+	char why[1400]; /* held: why, in numbers, and how to release it */
 	/* run_id was not resumed: settings that bind a run changed since it
 	 * began (why says which); it is cancelled and nothing ran (only with
 	 * engine_opts.resume_only; otherwise a new run ran in its place) */

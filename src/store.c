@@ -838,10 +838,10 @@ store_run_begin(struct store *s, int64_t *run_id, const char *mirror, enum run_k
 	now(ts);
 	rc = sql_run(
 	    s,
-	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	    "tttttti", mirror ? mirror : "default", store_run_kind_name(kind), trigger, ts, ts,
-	    config_json, (int64_t)getpid());
+	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid, "
+	    "full_write) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	    "ttttttii", mirror ? mirror : "default", store_run_kind_name(kind), trigger, ts, ts,
+	    config_json, (int64_t)getpid(), (int64_t)(kind == RUN_FULL));
 	if (rc)
 		return rc;
 	*run_id = sqlite3_last_insert_rowid(s->db);

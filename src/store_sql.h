@@ -40,7 +40,8 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 /* drift repaired; a run that writes every document (full_write: a full
  * re-index, or a check of an empty index) counts what it wrote apart */
 #define STORE_CNT_REPAIRED(ID)                                                                     \
-	"(SELECT count(*) FROM run_ids WHERE run_id = " ID " AND kind IN ('missing', 'stale') AND " \
+	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
+	" AND kind IN ('missing', 'stale') AND "                                                   \
 	"status = 'done')"
 #define STORE_CNT_REINDEXED(ID)                                                                    \
 	"(CASE WHEN full_write = 1 THEN (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id "   \
@@ -49,13 +50,13 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 /* orphans a check found and kept (RECONCILE_ORPHANS=report); a dry run
  * keeps nothing (it writes nothing), a held run says so itself */
 #define STORE_CNT_KEPT(ID)                                                                         \
-	"(CASE WHEN kind = 'dry_run' OR delete_brake = 'held' THEN 0 ELSE (SELECT count(*) "     \
+	"(CASE WHEN kind = 'dry_run' OR delete_brake = 'held' THEN 0 ELSE (SELECT count(*) "       \
 	"FROM run_ids WHERE run_id = " ID " AND kind = 'orphan' AND status = 'reported') END)"
 #define STORE_CNT_DELETED(ID)                                                                      \
 	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
 	" AND kind IN ('orphan', 'duplicate') AND status = 'done')"
 #define STORE_CNT_FAILED(ID)                                                                       \
-	"(CASE WHEN full_write = 1 THEN (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE "       \
+	"(CASE WHEN full_write = 1 THEN (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE "      \
 	"run_id = " ID ") + (SELECT count(*) FROM errors WHERE run_id = " ID " AND batch_no IS "   \
 	"NULL AND doc_id IS NOT NULL AND phase = 'repair') ELSE (SELECT count(*) FROM run_ids "    \
 	"WHERE run_id = " ID " AND status = 'failed') END)"
