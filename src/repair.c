@@ -139,7 +139,9 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .docid = (char *)d->os_id,
 	                  .version = -1,
 	                  .left_by_transform =
-	                      d->reason && strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0};
+	                      d->reason &&
+	                      (strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0 ||
+	                       strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL_OLD) == 0)};
 
 	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
 	return idvec_push(del ? &rp->del : &rp->fix, &q);

@@ -768,6 +768,72 @@ journal_left_out(struct run *r)
 		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
 }
 
+/* What the transform writes, as a digest: the script's (its bytecode),
+ * the field lists and renames. A copy judged in sync by version was
+ * written by some transform; while this digest is the one a run last
+ * compared every copy with, it is this one. */
+static void
+digest_transform(struct run *r)
+{
+	const char *parts[] = {transform_digest(r->tf), r->cfg->fields, r->cfg->exclude,
+	                       r->cfg->rename};
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(*parts); i++) {
+		for (const char *c = parts[i] ? parts[i] : ""; *c; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	snprintf(r->digest, sizeof(r->digest), "%016" PRIx64, h);
+}
+
+/* RECONCILE_COMPARE=version reads no copy whose version is current, so a
+ * transform that changed (a document now left out, a field renamed) is
+ * not seen in copies written before. When the transform's digest is not
+ * the one a run last compared every copy with (or none did), this pass
+ * compares by content, once (docs/TRANSFORM.md). */
+static RC_MUST_CHECK rcode
+content_for_transform(struct run *r)
+{
+	char *last = NULL;
+	rcode rc;
+
+	digest_transform(r);
+	if (r->content.on || !transform_active(r->tf) ||
+	    (r->kind != RUN_CHECK && r->kind != RUN_DRY_RUN))
+		return RC_OK;
+	if ((rc = store_transform_digest_last(r->store, &last, r->cfg->name)))
+		return rerror_set(r->err, rc, "journal: cannot read the transform's digest");
+	if (last == NULL || strcmp(last, r->digest) != 0) {
+		const char *why = "the transform is not the one a run last compared every copy "
+		                  "with: this pass compares each copy's content with what the "
+		                  "transform writes (once; RECONCILE_COMPARE=version again after)";
+		r->content.on = r->content.for_transform = true;
+		log_msg(LOG_INFO, r->id, "%s", why);
+		if (store_event(r->store, r->id, "transform", why))
+			log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+	}
+	free(last);
+	return RC_OK;
+}
+
+/* After a completed run: the digest of the transform every copy now
+ * matches, when the run compared them all (a content pass) or wrote them
+ * all into an empty index, and left none behind (nothing kept or failed;
+ * a dry run: nothing found). */
+static void
+record_digest(struct run *r, const struct engine_result *res, enum run_status status)
+{
+	bool all = (r->content.on && r->pass_done) || (r->full_write && r->kind == RUN_CHECK);
+	bool clean = res->failed == 0 && res->kept == 0 &&
+	             (!r->dry_run || res->missing + res->stale + res->orphans == 0);
+
+	if (status != RUN_COMPLETED || !all || !clean)
+		return;
+	if (store_run_transform_digest(r->store, r->id, r->digest))
+		log_msg(LOG_WARN, r->id, "journal: cannot record the transform's digest");
+}
+
 /* The end of a run whose steps returned rc: its last checks, its status
  * and error journaled, res filled, the last progress. Returns the run's
  * rcode: rc, or why it did not complete (stopped, or its end unrecorded). */
@@ -799,6 +865,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	if (frc)
 		log_msg(LOG_ERROR, r->id, "journal: cannot record the end of the run");
 	result_copy(r, res, status);
+	record_digest(r, res, status);
 	run_progress_sync(r, true);
 	progress_print(e, true);
 	journal_left_out(r);
@@ -873,7 +940,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	}
 	r.why[0] = '\0'; /* the held reason's, from here on */
 	warn_settings(&r);
-	if ((rc = prepare(&r)))
+	if ((rc = content_for_transform(&r)) || (rc = prepare(&r)))
 		goto out;
 	rc = finish(&r, res, run_steps(&r));
 out:

@@ -205,7 +205,9 @@ const char *store_drift_state_name(enum drift_state st);
 
 /* The reasons of orphans whose MongoDB document exists (docs/ENGINE.md#filters). */
 #define DRIFT_REASON_LEFT_FILTER   "left the filter"
-#define DRIFT_REASON_TRANSFORM_NIL "left the filter (transform returned nil)"
+#define DRIFT_REASON_TRANSFORM_NIL "left out by the transform"
+/* the same reason as journals from before issue 24 spell it */
+#define DRIFT_REASON_TRANSFORM_NIL_OLD "left the filter (transform returned nil)"
 
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {

@@ -119,4 +119,72 @@ def empty_index_check(env):
     check(env.last_run()["full_write"] == 0, "empty: a check of a filled index is a pass")
 
 
-run_all([full_not_verified, orphans_kept, empty_index_check])
+LEAVE_PAUSED = """
+function transform(doc)
+  if doc.status == "paused" then return nil end
+  return doc
+end
+"""
+
+
+def paused_ids(env):
+    r = env.mongo({"find": "ads", "filter": {"status": "paused"}, "batchSize": 1000})
+    return sorted(d["_id"]["$oid"] for d in r["cursor"]["firstBatch"])
+
+
+def left_out(env, compare):
+    """Item 4: a transform that now leaves documents out (copies written
+    before it) makes their copies orphans "left out by the transform":
+    reported and kept, deleted with RECONCILE_ORPHANS=delete behind the
+    brake; by version compare too (the transform changed since a run last
+    compared every copy), and once only."""
+    loaded(env, count=200, orphans=0)
+    r = env.run("check", RECONCILE_COMPARE=compare)
+    check(r.returncode == 0 and env.last_run()["orphan_count"] == 0,
+          "%s: in sync before the script (exit %d)" % (compare, r.returncode))
+    script = write(env, "t.lua", LEAVE_PAUSED)
+    paused = paused_ids(env)
+    r = env.run("check", RECONCILE_COMPARE=compare, RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    with env.journal() as db:
+        rows = {(x["doc_id"], x["status"], x["reason"]) for x in db.execute(
+            "SELECT doc_id, status, reason FROM run_ids WHERE run_id = ? AND kind = 'orphan'",
+            (run["id"],))}
+    want = {(i, "reported", "left out by the transform") for i in paused}
+    check(len(paused) == 40 and rows == want,
+          "%s: the 40 copies left out are orphans with their reason (%d rows, e.g. %s)"
+          % (compare, len(rows), sorted(rows)[:2]))
+    check(run["kept_count"] == 40 and "40 orphans kept" in r.stdout,
+          "%s: and kept, said so: %s" % (compare, r.stdout))
+    r = env.run("check", RECONCILE_COMPARE=compare, RECONCILE_TRANSFORM=script,
+                RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETES=10)
+    run = env.last_run()
+    check(run["status"] == "held" and run["deleted_count"] == 0,
+          "%s: the brake holds their deletes (%s)" % (compare, run["status"]))
+    r = env.run("check", RECONCILE_COMPARE=compare, RECONCILE_TRANSFORM=script,
+                RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETE_RATIO=1)
+    run = env.last_run()
+    osd = env.os_docs()
+    check(run["deleted_count"] == 40 and not set(paused) & set(osd) and len(osd) == 160,
+          "%s: with delete they go, and only they (%s deleted, %d left)"
+          % (compare, run["deleted_count"], len(osd)))
+    r = env.run("check", "--dry-run", RECONCILE_COMPARE=compare, RECONCILE_TRANSFORM=script)
+    with env.journal() as db:
+        ev = [x[0] for x in db.execute("SELECT detail FROM run_events WHERE run_id = ? AND "
+                                      "event = 'transform'", (env.last_run()["id"],))]
+    check(r.returncode == 0, "%s: then in sync (exit %d)" % (compare, r.returncode))
+    if compare == "version":
+        check(not any("compares each copy" in e for e in ev),
+              "version: a transform compared once is not compared again (%s)" % ev)
+
+
+def left_out_version(env):
+    left_out(env, "version")
+
+
+def left_out_content(env):
+    left_out(env, "content")
+
+
+run_all([full_not_verified, orphans_kept, empty_index_check, left_out_version,
+         left_out_content])
