@@ -1,7 +1,6 @@
 -- 0011_reindexed_and_kept: what a run wrote and what it left, said apart
 -- (issue 24).
--- full_write: the run writes every document from MongoDB (a full re-index,
--- or a check that found the index empty and took that path, docs/ENGINE.md)
+-- full_write: the run writes every document from MongoDB (a full re-index)
 -- rather than the drift it found; its batches are journaled by id range.
 -- reindexed_count: the documents such a run wrote. They were counted as
 -- repaired_count, so "12,000 documents repaired" was said of a mirror with

@@ -181,7 +181,9 @@ fail_item(struct repair *rp, const struct qitem *q, const char *code, const char
 
 	log_msg(LOG_WARN, rp->run_id, "document %s failed: %s", q->id, reason);
 	rc = store_error(rp->store, rp->run_id, -1, q->id, "repair", "engine", code, reason);
-	if (rc == RC_OK && q->kind >= 0)
+	if (rc == RC_OK && q->kind >= 0 && rp->as_missing) /* no row yet: it is added */
+		rc = store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_FAILED, reason, NULL);
+	else if (rc == RC_OK && q->kind >= 0)
 		rc = store_drift_set(rp->store, rp->run_id, &d, DRIFT_FAILED, reason);
 	if (rc)
 		rerror_set(rp->err, rc, "journal: cannot record the failure of %s", q->id);
@@ -450,13 +452,13 @@ finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
 		/* committed with every document's outcome */
 		for (size_t i = 0; i < b->n; i++) {
 			int st = f->docs[i].status;
-			f->out[i] = (struct store_outcome){.d = rp->full ? NULL : &f->rows[i],
-			                                   .doc_id = b->items[i].id,
-			                                   .ok = (st >= 200 && st < 300) ||
-			                                         (del && st == 404),
-			                                   .newer = f->docs[i].newer,
-			                                   .status = st,
-			                                   .reason = f->docs[i].reason};
+			f->out[i] = (struct store_outcome){
+			    .d = rp->full && !rp->as_missing ? NULL : &f->rows[i],
+			    .doc_id = b->items[i].id,
+			    .ok = (st >= 200 && st < 300) || (del && st == 404),
+			    .newer = f->docs[i].newer,
+			    .status = st,
+			    .reason = f->docs[i].reason};
 			if (f->out[i].newer)
 				log_msg(LOG_INFO, rp->run_id,
 				        "document %s: the index holds a newer version (%" PRId64
@@ -537,6 +539,23 @@ bulk_action_of(const struct repair *rp, enum batch_action action)
 	return BULK_DELETE;
 }
 
+/* as_missing: the batch's documents are journaled as missing drift rows,
+ * pending, in one transaction (what the pass would have written). */
+static RC_MUST_CHECK rcode
+journal_missing(struct repair *rp, const struct store_drift *d, size_t n)
+{
+	struct store_drift_row *rows = calloc(n ? n : 1, sizeof(*rows));
+	rcode rc;
+
+	if (rows == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		rows[i] = (struct store_drift_row){.d = d[i], .state = DRIFT_PENDING};
+	rc = store_drift_record(rp->store, rp->run_id, rows, n);
+	free(rows);
+	return rc;
+}
+
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
  * back empty (a recycled batch). When every slot is taken, the oldest
  * batch is committed first. batch_no > 0 re-sends that journaled batch
@@ -599,10 +618,14 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	}
 	/* written as pending, with its ids, before anything is sent */
 	f->batch_no = batch_no;
-	rc = store_batch_open(rp->store, rp->run_id, &f->batch_no, f->b.action, (int64_t)f->b.n,
-	                      (int64_t)f->b.bytes, rp->full ? f->b.items[0].id : NULL,
-	                      rp->full ? f->b.items[f->b.n - 1].id : NULL,
-	                      rp->full ? NULL : f->rows, rp->full ? 0 : f->b.n);
+	bool rows = !rp->full || rp->as_missing;
+	rc = rp->as_missing ? journal_missing(rp, f->rows, f->b.n) : RC_OK;
+	if (rc == RC_OK)
+		rc = store_batch_open(rp->store, rp->run_id, &f->batch_no, f->b.action,
+		                      (int64_t)f->b.n, (int64_t)f->b.bytes,
+		                      rp->full ? f->b.items[0].id : NULL,
+		                      rp->full ? f->b.items[f->b.n - 1].id : NULL,
+		                      rows ? f->rows : NULL, rows ? f->b.n : 0);
 	if (rc) {
 		batch_clear(&f->b);
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot write batch as pending");
@@ -812,6 +835,7 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		/* the script leaves it out of the index, like RECONCILE_FILTER:
 		 * nothing to write, and a copy it has is an orphan */
 		struct store_drift d = qitem_drift(q);
+		rp->left_out++;
 		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
 		                                    "the transform leaves it out of the index"))
 			return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
@@ -1225,7 +1249,8 @@ repair_full(struct repair *rp)
 			rc = rerror_set(rp->err, rc, "mongodb: an _id that cannot be read");
 			break;
 		}
-		struct qitem q = {.id = idtext.data, .type = type, .kind = -1};
+		struct qitem q = {
+		    .id = idtext.data, .type = type, .kind = rp->as_missing ? DRIFT_MISSING : -1};
 		if (memchr(idtext.data, '\0', idtext.len)) {
 			/* cut at the NUL it would overwrite another document's copy */
 			for (size_t i = 0; i < idtext.len; i++)

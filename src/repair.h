@@ -67,6 +67,11 @@ struct repair {
 	const char *id_field; /* the keyword id field written into documents ("" none) */
 	struct transform *tf; /* the body and routing to write (transform.h); may be inactive */
 	bool full;
+	/* with full: a check that found the index empty writes every document
+	 * from the stream, each journaled as the missing drift it is (a drift
+	 * row per document, done or failed), not by id range alone */
+	bool as_missing;
+	int64_t left_out; /* documents the transform left out (not written) */
 	size_t point_max; /* fetch at most this many ids with one {_id: v} query each, not a $in */
 	void (*on_commit)(void *ctx); /* after every committed batch (progress) */
 	/* exists[i]: MongoDB holds a document under some typed value of texts[i]

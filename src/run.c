@@ -375,6 +375,7 @@ repair_setup(struct run *r)
 	rp->run_id = r->id;
 	rp->id_field = r->id_field;
 	rp->full = r->full;
+	rp->as_missing = r->full_write && r->kind == RUN_CHECK;
 	rp->tf = r->tf;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
 	rp->on_commit = on_repair_commit;
@@ -609,16 +610,19 @@ prepare(struct run *r)
  * document is missing, and the pass would find each one, look it up and
  * fetch it again by id ($in: a scan per chunk on FerretDB; 1 m 46 s for
  * 60,000 documents where the full re-index took 5 s). It takes the full
- * re-index's path instead, said in its log and journal (runs.full_write,
- * an event), and keeps its kind: it verified what a check verifies, since
- * an empty index has no orphan and no stale copy. Only a new check (a
- * resumed one knows its path from the journal). */
+ * re-index's path instead (repair.c as_missing), said in its log and
+ * journal (a full_write event), and stays a check: each document is
+ * journaled the missing drift it is, and it verified what a check
+ * verifies, since an empty index has no orphan and no stale copy. Only a
+ * new check: one resumed goes on as a pass from its cursor (its batches
+ * carry their drift rows, so its pending ones are sent again as a
+ * check's are). */
 static RC_MUST_CHECK rcode
 empty_index_full(struct run *r)
 {
-	const char *why = "the index holds no documents: the check writes every document as "
-	                  "a full re-index does (no lookups, no drift rows; reindexed counts "
-	                  "them)";
+	const char *why = "the index holds no documents: the check writes every document "
+	                  "straight from MongoDB's stream, as a full re-index does (no lookups, "
+	                  "no fetch by id), each journaled missing";
 	rcode rc;
 
 	if (r->kind != RUN_CHECK || r->full || r->resumed || r->os_count != 0)
@@ -626,8 +630,7 @@ empty_index_full(struct run *r)
 	r->full = r->full_write = true;
 	r->content.on = false; /* no copy to compare */
 	log_msg(LOG_INFO, r->id, "%s", why);
-	if ((rc = store_run_full_write(r->store, r->id)) ||
-	    (rc = store_event(r->store, r->id, "full_write", why)))
+	if ((rc = store_event(r->store, r->id, "full_write", why)))
 		return rerror_set(r->err, rc, "journal: cannot record the full re-index path");
 	return RC_OK;
 }
@@ -728,11 +731,11 @@ engine_result_note(const struct engine_result *res, char *out, size_t len)
 		                       "re-indexed, not verified: a full re-index writes every "
 		                       "document and does not look for drift (orphans and extra "
 		                       "fields stay); a check verifies");
-	else if (res->full_write)
+	else if (res->empty_index)
 		at +=
 		    (size_t)snprintf(out + at, len - at,
 		                     "the index held no documents: the check wrote every document "
-		                     "(a full re-index)");
+		                     "as a full re-index does");
 	if (res->kept > 0 && at < len)
 		snprintf(out + at, len - at,
 		         "%s%" PRId64 " orphan%s kept: RECONCILE_ORPHANS=report (=delete deletes "
@@ -757,6 +760,8 @@ journal_left_out(struct run *r)
 {
 	char msg[200];
 
+	r->left_out += r->rp.left_out;
+	r->rp.left_out = 0;
 	if (r->left_out == 0)
 		return;
 	snprintf(msg, sizeof(msg),
@@ -865,6 +870,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	if (frc)
 		log_msg(LOG_ERROR, r->id, "journal: cannot record the end of the run");
 	result_copy(r, res, status);
+	res->empty_index = r->full_write && r->kind == RUN_CHECK;
 	record_digest(r, res, status);
 	run_progress_sync(r, true);
 	progress_print(e, true);

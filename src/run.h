@@ -59,11 +59,13 @@ struct engine_result {
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
-	/* the run wrote every document (a full re-index, or a check that found
-	 * the index empty), reindexed of them: not drift, not repaired */
+	/* a full re-index: it wrote every document, reindexed of them (not
+	 * drift, not repaired) */
 	bool full_write;
 	int64_t reindexed;
-	int64_t kept;   /* orphans found and kept: RECONCILE_ORPHANS=report */
+	int64_t kept; /* orphans found and kept: RECONCILE_ORPHANS=report */
+	/* a check that found the index empty took the full re-index's path */
+	bool empty_index;
 	char why[1400]; /* held: why, in numbers, and how to release it */
 	/* run_id was not resumed: settings that bind a run changed since it
 	 * began (why says which); it is cancelled and nothing ran (only with

@@ -1099,12 +1099,6 @@ store_run_brake(struct store *s, int64_t run_id, enum delete_brake b)
 }
 
 rcode
-store_run_full_write(struct store *s, int64_t run_id)
-{
-	return sql_run(s, "UPDATE runs SET full_write = 1 WHERE id = ?", "i", run_id);
-}
-
-rcode
 store_run_transform_digest(struct store *s, int64_t run_id, const char *digest)
 {
 	return sql_run(s, "UPDATE runs SET transform_digest = ? WHERE id = ?", "ti", digest,

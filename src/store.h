@@ -112,9 +112,8 @@ struct store_run {
 	char *config, *error;
 	int64_t index_read; /* index copies the judging sweep read up to the cursor */
 	enum delete_brake brake;
-	/* the run writes every document (a full re-index, or a check that
-	 * found the index empty): reindexed counts what it wrote, apart from
-	 * repaired (drift) */
+	/* the run writes every document by id range (a full re-index):
+	 * reindexed counts what it wrote, apart from repaired (drift) */
 	bool full_write;
 	int64_t reindexed;
 	int64_t kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
@@ -151,9 +150,6 @@ RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char
                                      const char *cursor, int64_t seen_types, int64_t compared,
                                      int64_t index_read);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
-/* The run writes every document (store_run.full_write), from now on and
- * when it resumes. */
-RC_MUST_CHECK rcode store_run_full_write(struct store *s, int64_t run_id);
 /* The transform digest a run compared every copy against and left no copy
  * behind (runs.transform_digest); and the newest such of a mirror (*out
  * NULL when none; the caller frees it). */

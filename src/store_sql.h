@@ -37,8 +37,8 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 	"((SELECT count(*) FROM run_ids WHERE run_id = " ID                                        \
 	" AND status = 'skipped') - CASE WHEN "                                                    \
 	"full_write = 1 THEN 0 ELSE " STORE_CNT_NEWER(ID) " END)"
-/* drift repaired; a run that writes every document (full_write: a full
- * re-index, or a check of an empty index) counts what it wrote apart */
+/* drift repaired; a run that writes every document by id range
+ * (full_write: a full re-index) counts what it wrote apart */
 #define STORE_CNT_REPAIRED(ID)                                                                     \
 	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
 	" AND kind IN ('missing', 'stale') AND "                                                   \
