@@ -172,14 +172,15 @@ repair_release(struct repair *rp)
 }
 
 /* Journals one document as failed, with the reason, and goes on: one bad
- * document never stops the others. */
+ * document never stops the others. level: how loud its log line is. */
 static RC_MUST_CHECK rcode
-fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+fail_item_at(struct repair *rp, const struct qitem *q, const char *code, const char *reason,
+             enum log_level level)
 {
 	struct store_drift d = qitem_drift(q);
 	rcode rc;
 
-	log_msg(LOG_WARN, rp->run_id, "document %s failed: %s", q->id, reason);
+	log_msg(level, rp->run_id, "document %s failed: %s", q->id, reason);
 	rc = store_error(rp->store, rp->run_id, -1, q->id, "repair", "engine", code, reason);
 	if (rc == RC_OK && q->kind >= 0 && rp->as_missing) /* no row yet: it is added */
 		rc = store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_FAILED, reason, NULL);
@@ -187,6 +188,33 @@ fail_item(struct repair *rp, const struct qitem *q, const char *code, const char
 		rc = store_drift_set(rp->store, rp->run_id, &d, DRIFT_FAILED, reason);
 	if (rc)
 		rerror_set(rp->err, rc, "journal: cannot record the failure of %s", q->id);
+	return rc;
+}
+
+static RC_MUST_CHECK rcode
+fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+{
+	return fail_item_at(rp, q, code, reason, LOG_WARN);
+}
+
+/* A document the transform failed on: an error (error.log), journaled,
+ * and the run goes on, unless it failed on the last
+ * RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS documents in a row: a script
+ * that fails on every document would write thousands of identical lines and
+ * nothing else, so the run stops there, failed, with the script's message
+ * (its file and line) once. */
+static RC_MUST_CHECK rcode
+fail_transform(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+{
+	int64_t max = rp->cfg->transform_max_consecutive_errors;
+	rcode rc = fail_item_at(rp, q, code, reason, LOG_ERROR);
+
+	if (rc == RC_OK && max > 0 && ++rp->tf_failed_in_row >= max)
+		rc = rerror_set(rp->err, RC_ERR_CONFIG,
+		                "the transform failed on %" PRId64
+		                " documents in a row (RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS): "
+		                "the run stops; the last, %.200s: %.600s",
+		                rp->tf_failed_in_row, q->id, reason);
 	return rc;
 }
 
@@ -829,8 +857,10 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		         transform_active(rp->tf) ? "the transform failed"
 		                                  : "cannot convert the document to JSON",
 		         cerr.message);
-		return fail_item(rp, q, rcode_name(rc), msg);
+		return transform_scripted(rp->tf) ? fail_transform(rp, q, rcode_name(rc), msg)
+		                                  : fail_item(rp, q, rcode_name(rc), msg);
 	}
+	rp->tf_failed_in_row = 0;
 	if (skip) {
 		/* the script leaves it out of the index, like RECONCILE_FILTER:
 		 * nothing to write, and a copy it has is an orphan */

@@ -189,5 +189,40 @@ def left_out_content(env):
     left_out(env, "content")
 
 
-run_all([full_not_verified, orphans_kept, empty_index_check, left_out_version,
+FAILING = """
+function transform(doc)
+  error("no such field: " .. tostring(doc.nope.x))
+end
+"""
+
+
+def transform_fails(env):
+    """Item 10: a transform that fails on every document stops the run
+    after RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS of them in a row, once,
+    naming the script's line, and error.log has it."""
+    loaded(env, count=300, orphans=0)
+    env.mongo({"update": "ads", "updates": [{"q": {}, "u": {"$set": {
+        "updatedAt": {"$date": "2026-06-01T12:00:00Z"}}}, "multi": True}]})
+    script = write(env, "t.lua", FAILING)
+    r = env.run("check", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    check(run["status"] == "failed" and r.returncode != 0 and
+          "100 documents in a row" in (run["error"] or "") and "t.lua:3" in (run["error"] or ""),
+          "fails: the run stops, failed, naming the script's line (exit %d, %s, %s)"
+          % (r.returncode, run["status"], run["error"]))
+    check(run["failed_count"] == 100,
+          "fails: it stopped at the 100th failure (%s)" % run["failed_count"])
+    import os
+    path = os.path.join(env.env["LOG_DIR"], "error.log")
+    text = open(path).read() if os.path.exists(path) else ""
+    check("in a row" in text and "t.lua:3" in text,
+          "fails: error.log has it (%d bytes)" % len(text))
+    r = env.run("check", RECONCILE_TRANSFORM=script,
+                RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS=0)
+    run = env.last_run()
+    check(run["status"] == "completed" and run["failed_count"] == 300,
+          "fails: 0 never stops (%s, %s)" % (run["status"], run["failed_count"]))
+
+
+run_all([transform_fails, full_not_verified, orphans_kept, empty_index_check, left_out_version,
          left_out_content])
