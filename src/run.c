@@ -606,6 +606,23 @@ prepare(struct run *r)
 	return RC_OK;
 }
 
+/* Whether two MongoDB ids may share one index _id (42 and "42", an
+ * ObjectId and its hex as a string): only with string ids and ids of
+ * another type. The pass finds such conflicts; a stream written whole
+ * would write both to one copy and say nothing. */
+static RC_MUST_CHECK rcode
+ids_may_conflict(struct run *r, bool *may)
+{
+	static const enum id_type others[] = {ID_OID, ID_INT, ID_DOUBLE, ID_DATE, ID_BOOL};
+	bool has = false;
+	rcode rc = mongo_has_type(r->mongo, ID_STRING, &has, r->err);
+
+	*may = false;
+	for (size_t i = 0; rc == RC_OK && has && !*may && i < sizeof(others) / sizeof(*others); i++)
+		rc = mongo_has_type(r->mongo, others[i], may, r->err);
+	return rc;
+}
+
 /* A check whose index holds no documents has nothing to compare: every
  * document is missing, and the pass would find each one, look it up and
  * fetch it again by id ($in: a scan per chunk on FerretDB; 1 m 46 s for
@@ -613,20 +630,24 @@ prepare(struct run *r)
  * re-index's path instead (repair.c as_missing), said in its log and
  * journal (a full_write event), and stays a check: each document is
  * journaled the missing drift it is, and it verified what a check
- * verifies, since an empty index has no orphan and no stale copy. Only a
- * new check: one resumed goes on as a pass from its cursor (its batches
- * carry their drift rows, so its pending ones are sent again as a
- * check's are). */
+ * verifies, since an empty index has no orphan and no stale copy (string
+ * ids beside ids of another type take the pass: it finds two that share
+ * an index _id, ids_may_conflict). Only a new check: one resumed goes on as a pass from its cursor
+ * (its batches carry their drift rows, so its pending ones are sent again as a check's are). */
 static RC_MUST_CHECK rcode
 empty_index_full(struct run *r)
 {
 	const char *why = "the index holds no documents: the check writes every document "
 	                  "straight from MongoDB's stream, as a full re-index does (no lookups, "
 	                  "no fetch by id), each journaled missing";
+
+	bool may = false;
 	rcode rc;
 
 	if (r->kind != RUN_CHECK || r->full || r->resumed || r->os_count != 0)
 		return RC_OK;
+	if ((rc = ids_may_conflict(r, &may)) || may)
+		return rc; /* the pass, which finds them */
 	r->full = r->full_write = true;
 	r->content.on = false; /* no copy to compare */
 	log_msg(LOG_INFO, r->id, "%s", why);
