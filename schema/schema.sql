@@ -57,16 +57,6 @@ CREATE INDEX run_ids_batch ON run_ids (run_id, batch_no);
 CREATE VIEW v_run_errors AS
 SELECT e.run_id, r.mirror, e.at, e.phase, e.source, e.batch_no, e.doc_id, e.code, e.message
 FROM errors e LEFT JOIN runs r ON r.id = e.run_id ORDER BY e.id DESC;
-CREATE VIEW v_runs AS
-SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
-       CAST(ROUND((julianday(COALESCE(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, 1) AS REAL) AS seconds,
-       mongo_count, opensearch_count, compared,
-       missing_count AS missing, orphan_count AS orphans, stale_count AS stale,
-       skipped_count AS skipped, repaired_count AS repaired, deleted_count AS deleted,
-       failed_count AS failed, resume_count AS resumes, error,
-       duplicate_count AS duplicates, conflict_count AS conflicts,
-       skipped_newer_count AS skipped_newer
-FROM runs ORDER BY id DESC;
 CREATE TABLE drift_history (
     mirror        TEXT NOT NULL,
     kind          TEXT NOT NULL
@@ -142,10 +132,21 @@ CREATE TABLE "runs" (
     index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
     delete_brake     TEXT NOT NULL DEFAULT 'on'
                      CHECK (delete_brake IN ('on', 'released', 'passed', 'held'))
-);
+, full_write INTEGER NOT NULL DEFAULT 0, reindexed_count INTEGER NOT NULL DEFAULT 0, kept_count INTEGER NOT NULL DEFAULT 0, transform_digest TEXT);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
        i.os_index, i.os_id, i.routing, i.reason, i.fields
 FROM run_ids i JOIN runs r ON r.id = i.run_id;
+CREATE VIEW v_runs AS
+SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
+       CAST(ROUND((julianday(COALESCE(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, 1) AS REAL) AS seconds,
+       mongo_count, opensearch_count, compared,
+       missing_count AS missing, orphan_count AS orphans, stale_count AS stale,
+       skipped_count AS skipped, repaired_count AS repaired, deleted_count AS deleted,
+       failed_count AS failed, resume_count AS resumes, error,
+       duplicate_count AS duplicates, conflict_count AS conflicts,
+       skipped_newer_count AS skipped_newer,
+       reindexed_count AS reindexed, kept_count AS kept
+FROM runs ORDER BY id DESC;

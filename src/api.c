@@ -560,6 +560,7 @@ progress_json(const struct engine_progress *p)
 	cJSON_AddNumberToObject(o, "orphanCount", (double)p->orphans);
 	cJSON_AddNumberToObject(o, "staleCount", (double)p->stale);
 	cJSON_AddNumberToObject(o, "repairedCount", (double)p->repaired);
+	cJSON_AddNumberToObject(o, "reindexedCount", (double)p->reindexed);
 	cJSON_AddNumberToObject(o, "deletedCount", (double)p->deleted);
 	cJSON_AddNumberToObject(o, "failedCount", (double)p->failed);
 	return o;
@@ -767,11 +768,15 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	bool begun = res->run_id > 0;
 #define COUNT(v) (begun ? (int64_t)(v) : -1)
 
+	int sync = engine_result_in_sync(res, rc);
+	char note[600];
+
 	cJSON_AddBoolToObject(o, "success", rc == RC_OK);
-	cJSON_AddBoolToObject(o, "inSync",
-	                      rc == RC_OK && res->missing + res->orphans + res->stale +
-	                                             res->duplicates + res->conflicts ==
-	                                         0);
+	/* null: not known (a full re-index does not look for drift) */
+	if (sync < 0)
+		cJSON_AddNullToObject(o, "inSync");
+	else
+		cJSON_AddBoolToObject(o, "inSync", sync == 1);
 	add_count(o, "mongoCount", COUNT(res->mongo_count));
 	add_count(o, "opensearchCount", COUNT(res->opensearch_count));
 	if (begun && res->mongo_count >= 0 && res->opensearch_count >= 0)
@@ -779,7 +784,9 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 		                        (double)(res->mongo_count - res->opensearch_count));
 	else
 		cJSON_AddNullToObject(o, "difference");
-	add_count(o, "synced", COUNT(res->repaired + res->deleted));
+	/* the seed's "documents indexed + deleted": a re-index's writes too
+	 * (reindexedCount says how many of them) */
+	add_count(o, "synced", COUNT(res->repaired + res->reindexed + res->deleted));
 	add_count(o, "missingCount", COUNT(res->missing));
 	add_count(o, "orphanCount", COUNT(res->orphans));
 	add_count(o, "staleCount", COUNT(res->stale));
@@ -787,7 +794,12 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	add_count(o, "duplicateCount", COUNT(res->duplicates));
 	add_count(o, "conflictCount", COUNT(res->conflicts));
 	add_count(o, "skippedNewerCount", COUNT(res->skipped_newer));
+	add_count(o, "reindexedCount", COUNT(res->reindexed));
+	add_count(o, "keptCount", COUNT(res->kept));
 	add_count(o, "runId", begun ? res->run_id : -1);
+	engine_result_note(res, note, sizeof(note));
+	if (*note)
+		cJSON_AddStringToObject(o, "note", note);
 #undef COUNT
 	if (res->run_id && res->status == RUN_HELD) {
 		/* the brake kept the orphan deletes: why, and how to release it */
@@ -904,9 +916,10 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
 }
 
 /* The counts run_all sums over the mirrors. */
-static const char *const all_counts[] = {
-    "mongoCount",  "opensearchCount", "difference",  "synced",         "missingCount",
-    "orphanCount", "staleCount",      "failedCount", "duplicateCount", "conflictCount"};
+static const char *const all_counts[] = {"mongoCount",    "opensearchCount", "difference",
+                                         "synced",        "missingCount",    "orphanCount",
+                                         "staleCount",    "failedCount",     "duplicateCount",
+                                         "conflictCount", "reindexedCount",  "keptCount"};
 
 /* Whether every mirror takes the ids of a targeted check; false after a 400. */
 static bool
@@ -1028,7 +1041,7 @@ static int
 all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int http)
 {
 	struct api *a = c->api;
-	bool all_ok = true, all_in_sync = true;
+	bool all_ok = true, all_in_sync = true, unknown = false;
 	/* or how the first mirror that did not complete ended */
 	enum run_status status = RUN_COMPLETED;
 
@@ -1051,13 +1064,18 @@ all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int h
 		all_ok &= rc == RC_OK;
 		if (rc == RC_ERR_BUSY && res.run_id == 0)
 			http = 409; /* another process took it since the look */
-		all_in_sync &= cJSON_IsTrue(cJSON_GetObjectItem(e, "inSync"));
+		all_in_sync &= !cJSON_IsFalse(cJSON_GetObjectItem(e, "inSync"));
+		unknown |= cJSON_IsNull(cJSON_GetObjectItem(e, "inSync"));
 		if (status == RUN_COMPLETED && (res.run_id == 0 || res.status != RUN_COMPLETED))
 			status = res.run_id ? res.status : RUN_FAILED;
 		cJSON_AddItemToArray(list, e);
 	}
 	cJSON_ReplaceItemInObject(o, "success", cJSON_CreateBool(all_ok && http == 200));
-	cJSON_ReplaceItemInObject(o, "inSync", cJSON_CreateBool(all_ok && all_in_sync));
+	/* null when every mirror found none but some did not look (re-indexed) */
+	cJSON_ReplaceItemInObject(o, "inSync",
+	                          all_ok && all_in_sync && unknown
+	                              ? cJSON_CreateNull()
+	                              : cJSON_CreateBool(all_ok && all_in_sync));
 	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
 	cJSON_AddStringToObject(o, "status", store_run_status_name(status));
 	return !all_ok && http == 200 ? 500 : http;
@@ -1555,6 +1573,8 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	    {"reconciler_drift_found_total", "counter", "Drifted documents found, by kind."},
 	    {"reconciler_documents_repaired_total", "counter",
 	     "Documents indexed (index) or deleted (delete) by repairs."},
+	    {"reconciler_documents_reindexed_total", "counter",
+	     "Documents written by full re-indexes (not drift: counted apart from repairs)."},
 	    {"reconciler_documents_failed_total", "counter", "Documents OpenSearch rejected."},
 	    {"reconciler_documents_skipped_newer_total", "counter",
 	     "Writes OpenSearch refused because its copy holds a newer external version."},

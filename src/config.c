@@ -223,6 +223,10 @@ static const struct cfg_entry cfg_table[] = {
         17179869184LL,
         "most bytes the script's Lua state may hold (per thread); past it the document fails and "
         "the state is rebuilt"),
+    INT_SETTING("RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS", transform_max_consecutive_errors,
+                CFG_MIRROR, "100", 0, 1000000000,
+                "the run stops (failed, one error naming the script's message) once the "
+                "transform fails on this many documents in a row; 0 = never"),
     FIELDS_SETTING(
         "OPENSEARCH_ROUTING_FIELD", routing_field, CFG_MIRROR | CFG_RUN, "",
         "top-level fields whose value routes a written document, tried in order (e.g. "
@@ -245,7 +249,8 @@ static const struct cfg_entry cfg_table[] = {
         "run no named pipeline, only the index's index.default_pipeline (a warning says so); "
         "empty = none named (docs/ENGINE.md)"),
     NONEMPTY_SETTING(
-        "HTTP_BIND", http_bind, CFG_GLOBAL, "127.0.0.1",
+        "HTTP_BIND",
+        http_bind, CFG_GLOBAL, "127.0.0.1",
         "IPv4 or IPv6 address the HTTP API listens on (0.0.0.0: every interface; beyond "
         "loopback set API_TOKEN: the service warns at start without one)"),
     INT_SETTING("PORT", port, CFG_GLOBAL, "3000", 0, 65535,

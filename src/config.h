@@ -72,12 +72,13 @@ struct config {
 	char *exclude;          /* RECONCILE_EXCLUDE: comma list */
 	char *rename;           /* RECONCILE_RENAME: comma list of from:to */
 	char *transform;        /* RECONCILE_TRANSFORM: Lua script path; "" = none */
-	int64_t transform_max_instructions; /* per transform(doc) call */
-	int64_t transform_max_memory;       /* bytes per Lua state */
-	char *routing_field;                /* OPENSEARCH_ROUTING_FIELD: comma list; "" = none */
-	int write_mode;                     /* enum write_mode */
-	int version_type;                   /* enum version_type */
-	char *pipeline;                     /* OPENSEARCH_PIPELINE: ingest pipeline; "" = none */
+	int64_t transform_max_instructions;       /* per transform(doc) call */
+	int64_t transform_max_memory;             /* bytes per Lua state */
+	int64_t transform_max_consecutive_errors; /* the run stops after so many; 0 never */
+	char *routing_field; /* OPENSEARCH_ROUTING_FIELD: comma list; "" = none */
+	int write_mode;      /* enum write_mode */
+	int version_type;    /* enum version_type */
+	char *pipeline;      /* OPENSEARCH_PIPELINE: ingest pipeline; "" = none */
 	int64_t concurrency; /* global: runs of different mirrors the service runs at once */
 	char *http_bind;
 	int64_t port;

@@ -285,14 +285,19 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 			snprintf(mcount, sizeof(mcount), "%" PRId64, res.mongo_count);
 		if (res.opensearch_count >= 0)
 			snprintf(ocount, sizeof(ocount), "%" PRId64, res.opensearch_count);
+		char note[600], reindexed[48] = ""; /* a full re-index's writes, apart */
+		engine_result_note(&res, note, sizeof(note));
+		if (res.full_write)
+			snprintf(reindexed, sizeof(reindexed), ", reindexed %" PRId64,
+			         res.reindexed);
 		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
 		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
-		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
+		       ", repaired %" PRId64 "%s, deleted %" PRId64 ", failed %" PRId64 "%s%s%s\n",
 		       who, res.run_id, store_run_kind_name(res.kind),
 		       store_run_status_name(res.status), mcount, ocount, res.missing, res.orphans,
 		       res.stale, res.duplicates, res.conflicts, res.skipped, res.repaired,
-		       res.deleted, res.failed, newer);
+		       reindexed, res.deleted, res.failed, newer, *note ? "; " : "", note);
 		fflush(stdout);
 	}
 	if (rc) {

@@ -149,7 +149,9 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .seq_no = d->seq_no,
 	                  .primary_term = d->primary_term,
 	                  .left_by_transform =
-	                      d->reason && strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0};
+	                      d->reason &&
+	                      (strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0 ||
+	                       strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL_OLD) == 0)};
 
 	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
 	return idvec_push(del ? &rp->del : &rp->fix, &q);
@@ -180,19 +182,49 @@ repair_release(struct repair *rp)
 }
 
 /* Journals one document as failed, with the reason, and goes on: one bad
- * document never stops the others. */
+ * document never stops the others. level: how loud its log line is. */
 static RC_MUST_CHECK rcode
-fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+fail_item_at(struct repair *rp, const struct qitem *q, const char *code, const char *reason,
+             enum log_level level)
 {
 	struct store_drift d = qitem_drift(q);
 	rcode rc;
 
-	log_msg(LOG_WARN, rp->run_id, "document %s failed: %s", q->id, reason);
+	log_msg(level, rp->run_id, "document %s failed: %s", q->id, reason);
 	rc = store_error(rp->store, rp->run_id, -1, q->id, "repair", "engine", code, reason);
-	if (rc == RC_OK && q->kind >= 0)
+	if (rc == RC_OK && q->kind >= 0 && rp->as_missing) /* no row yet: it is added */
+		rc = store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_FAILED, reason, NULL);
+	else if (rc == RC_OK && q->kind >= 0)
 		rc = store_drift_set(rp->store, rp->run_id, &d, DRIFT_FAILED, reason);
 	if (rc)
 		rerror_set(rp->err, rc, "journal: cannot record the failure of %s", q->id);
+	return rc;
+}
+
+static RC_MUST_CHECK rcode
+fail_item(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+{
+	return fail_item_at(rp, q, code, reason, LOG_WARN);
+}
+
+/* A document the transform failed on: an error (error.log), journaled,
+ * and the run goes on, unless it failed on the last
+ * RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS documents in a row: a script
+ * that fails on every document would write thousands of identical lines and
+ * nothing else, so the run stops there, failed, with the script's message
+ * (its file and line) once. */
+static RC_MUST_CHECK rcode
+fail_transform(struct repair *rp, const struct qitem *q, const char *code, const char *reason)
+{
+	int64_t max = rp->cfg->transform_max_consecutive_errors;
+	rcode rc = fail_item_at(rp, q, code, reason, LOG_ERROR);
+
+	if (rc == RC_OK && max > 0 && ++rp->tf_failed_in_row >= max)
+		rc = rerror_set(rp->err, RC_ERR_CONFIG,
+		                "the transform failed on %" PRId64
+		                " documents in a row (RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS): "
+		                "the run stops; the last, %.200s: %.600s",
+		                rp->tf_failed_in_row, q->id, reason);
 	return rc;
 }
 
@@ -599,13 +631,13 @@ finish_oldest(struct repair *rp, struct sender *s, struct rerror *err)
 		/* committed with every document's outcome */
 		for (size_t i = 0; i < b->n; i++) {
 			int st = f->docs[i].status;
-			f->out[i] = (struct store_outcome){.d = rp->full ? NULL : &f->rows[i],
-			                                   .doc_id = b->items[i].id,
-			                                   .ok = (st >= 200 && st < 300) ||
-			                                         (del && st == 404),
-			                                   .newer = f->docs[i].newer,
-			                                   .status = st,
-			                                   .reason = f->docs[i].reason};
+			f->out[i] = (struct store_outcome){
+			    .d = rp->full && !rp->as_missing ? NULL : &f->rows[i],
+			    .doc_id = b->items[i].id,
+			    .ok = (st >= 200 && st < 300) || (del && st == 404),
+			    .newer = f->docs[i].newer,
+			    .status = st,
+			    .reason = f->docs[i].reason};
 			if (f->out[i].newer && b->items[i].version >= 0)
 				log_msg(LOG_INFO, rp->run_id,
 				        "document %s: the index holds a newer version (%" PRId64
@@ -757,6 +789,23 @@ ask_index_pipeline(struct repair *rp)
 	return rc;
 }
 
+/* as_missing: the batch's documents are journaled as missing drift rows,
+ * pending, in one transaction (what the pass would have written). */
+static RC_MUST_CHECK rcode
+journal_missing(struct repair *rp, const struct store_drift *d, size_t n)
+{
+	struct store_drift_row *rows = calloc(n ? n : 1, sizeof(*rows));
+	rcode rc;
+
+	if (rows == NULL)
+		return RC_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		rows[i] = (struct store_drift_row){.d = d[i], .state = DRIFT_PENDING};
+	rc = store_drift_record(rp->store, rp->run_id, rows, n);
+	free(rows);
+	return rc;
+}
+
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
  * back empty (a recycled batch). When every slot is taken, the oldest
  * batch is committed first. batch_no > 0 re-sends that journaled batch
@@ -829,10 +878,14 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	}
 	/* written as pending, with its ids, before anything is sent */
 	f->batch_no = batch_no;
-	rc = store_batch_open(rp->store, rp->run_id, &f->batch_no, f->b.action, (int64_t)f->b.n,
-	                      (int64_t)f->b.bytes, rp->full ? f->b.items[0].id : NULL,
-	                      rp->full ? f->b.items[f->b.n - 1].id : NULL,
-	                      rp->full ? NULL : f->rows, rp->full ? 0 : f->b.n);
+	bool rows = !rp->full || rp->as_missing;
+	rc = rp->as_missing ? journal_missing(rp, f->rows, f->b.n) : RC_OK;
+	if (rc == RC_OK)
+		rc = store_batch_open(rp->store, rp->run_id, &f->batch_no, f->b.action,
+		                      (int64_t)f->b.n, (int64_t)f->b.bytes,
+		                      rp->full ? f->b.items[0].id : NULL,
+		                      rp->full ? f->b.items[f->b.n - 1].id : NULL,
+		                      rows ? f->rows : NULL, rows ? f->b.n : 0);
 	if (rc) {
 		batch_clear(&f->b);
 		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot write batch as pending");
@@ -1060,12 +1113,15 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		         transform_active(rp->tf) ? "the transform failed"
 		                                  : "cannot convert the document to JSON",
 		         cerr.message);
-		return fail_item(rp, q, rcode_name(rc), msg);
+		return transform_scripted(rp->tf) ? fail_transform(rp, q, rcode_name(rc), msg)
+		                                  : fail_item(rp, q, rcode_name(rc), msg);
 	}
+	rp->tf_failed_in_row = 0;
 	if (skip) {
 		/* the script leaves it out of the index, like RECONCILE_FILTER:
 		 * nothing to write, and a copy it has is an orphan */
 		struct store_drift d = qitem_drift(q);
+		rp->left_out++;
 		if (q->kind >= 0 && store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
 		                                    "the transform leaves it out of the index"))
 			return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
@@ -1531,7 +1587,10 @@ repair_full(struct repair *rp)
 			break;
 		}
 		/* written conditionally on the copy found right before the send */
-		struct qitem q = {.id = idtext.data, .type = type, .kind = -1, .guard = true};
+		struct qitem q = {.id = idtext.data,
+		                  .type = type,
+		                  .kind = rp->as_missing ? DRIFT_MISSING : -1,
+		                  .guard = true};
 		if (memchr(idtext.data, '\0', idtext.len)) {
 			/* cut at the NUL it would overwrite another document's copy */
 			for (size_t i = 0; i < idtext.len; i++)

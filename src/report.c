@@ -79,46 +79,29 @@ kind_word(const enum drift_kind *kind)
 
 #define LIVE(EXPR, COL, AS) STORE_LIVE(EXPR, COL) " AS " AS
 
-#define RUN_COLUMNS                                                                                                                                                                                           \
-	"id, mirror, kind, trigger, status, phase, started_at AS startedAt, finished_at AS "                                                                                                                  \
-	"finishedAt, heartbeat_at AS heartbeatAt, mongo_count AS mongoCount, opensearch_count "                                                                                                               \
-	"AS opensearchCount, compared, " LIVE(STORE_CNT_KIND("runs.id", "missing"), "missing_count", "missingCount") ", " LIVE(STORE_CNT_KIND("runs.id", "orphan"), "orphan_count", "orphanCount") ", " LIVE( \
-	    STORE_CNT_KIND("runs.id", "stale"), "stale_count",                                                                                                                                                \
-	    "staleCount") ", " LIVE(STORE_CNT_SKIPPED("runs.id"),                                                                                                                                             \
-	                            "skipped_"                                                                                                                                                                \
-	                            "count",                                                                                                                                                                  \
-	                            "skippedCo"                                                                                                                                                               \
-	                            "unt") ","                                                                                                                                                                \
-	                                   " " LIVE(STORE_CNT_REPAIRED("runs.id"), "repaired_count", "repairedCount") ", " LIVE(                                                                              \
-	                                       STORE_CNT_DELETED("runs.id"), "deleted_count",                                                                                                                 \
-	                                       "deletedCount") ", " LIVE(STORE_CNT_FAILED("runs."                                                                                                             \
-	                                                                                  "id"),                                                                                                              \
-	                                                                 "failed_count",                                                                                                                      \
-	                                                                 "failedCount") ", "                                                                                                                  \
-	                                                                                "resume_"                                                                                                             \
-	                                                                                "count "                                                                                                              \
-	                                                                                "AS "                                                                                                                 \
-	                                                                                "resumeCo"                                                                                                            \
-	                                                                                "unt, "                                                                                                               \
-	                                                                                "error,"                                                                                                              \
-	                                                                                " " LIVE(                                                                                                             \
-	                                                                                    STORE_CNT_KIND(                                                                                                   \
-	                                                                                        "runs.id",                                                                                                    \
-	                                                                                        "duplicate"),                                                                                                 \
-	                                                                                    "dupl"                                                                                                            \
-	                                                                                    "icat"                                                                                                            \
-	                                                                                    "e_"                                                                                                              \
-	                                                                                    "coun"                                                                                                            \
-	                                                                                    "t",                                                                                                              \
-	                                                                                    "dupl"                                                                                                            \
-	                                                                                    "icat"                                                                                                            \
-	                                                                                    "eCou"                                                                                                            \
-	                                                                                    "nt") ", " LIVE(STORE_CNT_KIND("runs.id",                                                                         \
-	                                                                                                                   "conflict"),                                                                       \
-	                                                                                                    "conflict_count",                                                                                 \
-	                                                                                                    "conflictCount") ", " LIVE(STORE_CNT_NEWER("runs.id"),                                            \
-	                                                                                                                               "skipped_newer_count",                                                 \
-	                                                                                                                               "skippedNewerCount")
+/* A run's columns as the API names them; its counters live while it has
+ * not ended. One clause per line, kept out of clang-format, which flows it
+ * across hundreds of columns differently on every pass. */
+/* clang-format off */
+#define RUN_COLUMNS                                                                                \
+	"id, mirror, kind, trigger, status, phase, started_at AS startedAt, "                      \
+	"finished_at AS finishedAt, heartbeat_at AS heartbeatAt, mongo_count AS mongoCount, "      \
+	"opensearch_count AS opensearchCount, compared, "                                          \
+	LIVE(STORE_CNT_KIND("runs.id", "missing"), "missing_count", "missingCount") ", "           \
+	LIVE(STORE_CNT_KIND("runs.id", "orphan"), "orphan_count", "orphanCount") ", "              \
+	LIVE(STORE_CNT_KIND("runs.id", "stale"), "stale_count", "staleCount") ", "                 \
+	LIVE(STORE_CNT_SKIPPED("runs.id"), "skipped_count", "skippedCount") ", "                   \
+	LIVE(STORE_CNT_REPAIRED("runs.id"), "repaired_count", "repairedCount") ", "                \
+	LIVE(STORE_CNT_DELETED("runs.id"), "deleted_count", "deletedCount") ", "                   \
+	LIVE(STORE_CNT_FAILED("runs.id"), "failed_count", "failedCount") ", "                      \
+	"resume_count AS resumeCount, error, "                                                     \
+	LIVE(STORE_CNT_KIND("runs.id", "duplicate"), "duplicate_count", "duplicateCount") ", "     \
+	LIVE(STORE_CNT_KIND("runs.id", "conflict"), "conflict_count", "conflictCount") ", "        \
+	LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count", "skippedNewerCount") ", "          \
+	"full_write AS fullWrite, "                                                                \
+	LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count", "reindexedCount") ", "             \
+	LIVE(STORE_CNT_KEPT("runs.id"), "kept_count", "keptCount")
+/* clang-format on */
 
 rcode
 report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,
@@ -375,6 +358,7 @@ report_totals(struct store *s, cJSON **out, const char *mirror)
 	    " (SELECT count(*) FROM r WHERE repaired_count + deleted_count > 0) AS totalSyncs,"
 	    " (SELECT COALESCE(SUM(repaired_count + deleted_count), 0) FROM r)"
 	    "  AS documentsSynced,"
+	    " (SELECT COALESCE(SUM(reindexed_count), 0) FROM r) AS documentsReindexed,"
 	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
 	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)) AS errors",
 	    "t", mirror);
@@ -396,8 +380,8 @@ _Static_assert(sizeof(metric_order) / sizeof(metric_order[0]) == RUN_STATUS_COUN
  * written, so each family's series come together as the format wants. */
 struct mirror_metrics {
 	int64_t runs[N_METRIC_STATUSES];
-	int64_t sums[10]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
-	                   * conflict, skipped_newer */
+	int64_t sums[11]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
+	                   * conflict, skipped_newer, reindexed */
 	bool has_last, has_mc, has_oc, has_success;
 	double last_start, last_duration, mc, oc, last_success;
 	int64_t open[DRIFT_CONFLICT + 1]; /* drift history: open ids by kind */
@@ -434,14 +418,14 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
 	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)),"
 	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0),"
-	    " COALESCE(SUM(skipped_newer_count),0)"
+	    " COALESCE(SUM(skipped_newer_count),0), COALESCE(SUM(reindexed_count),0)"
 	    " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
 	    "t", mirror);
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW)
-		for (int i = 0; i < 10; i++)
+		for (int i = 0; i < 11; i++)
 			m->sums[i] = sqlite3_column_int64(st, i);
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW)
@@ -571,6 +555,8 @@ metrics_sums(const struct metric_out *out, const struct mirror_metrics *m)
 	    {"reconciler_drift_found_total", "kind=\"conflict\"", 8},
 	    {"reconciler_documents_repaired_total", "action=\"index\"", 3},
 	    {"reconciler_documents_repaired_total", "action=\"delete\"", 4},
+	    /* what full re-indexes wrote: no drift, counted apart */
+	    {"reconciler_documents_reindexed_total", "", 10},
 	    {"reconciler_documents_failed_total", "", 5},
 	    {"reconciler_documents_skipped_newer_total", "", 9},
 	    {"reconciler_errors_total", "", 6},

@@ -43,6 +43,7 @@ struct engine_progress {
 	enum run_phase phase;
 	int64_t mongo_count, opensearch_count;
 	int64_t compared, missing, orphans, stale, skipped, repaired, deleted, failed;
+	int64_t reindexed;  /* written by a full re-index (not drift) */
 	int64_t started_ms; /* wall clock */
 	int64_t elapsed_ms;
 };
@@ -58,12 +59,29 @@ struct engine_result {
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
-	char why[1400];        /* held: why, in numbers, and how to release it */
+	/* a full re-index: it wrote every document, reindexed of them (not
+	 * drift, not repaired) */
+	bool full_write;
+	int64_t reindexed;
+	int64_t kept; /* orphans found and kept: RECONCILE_ORPHANS=report */
+	/* a check that found the index empty took the full re-index's path */
+	bool empty_index;
+	char why[1400]; /* held: why, in numbers, and how to release it */
 	/* run_id was not resumed: settings that bind a run changed since it
 	 * began (why says which); it is cancelled and nothing ran (only with
 	 * engine_opts.resume_only; otherwise a new run ran in its place) */
 	bool not_resumed;
 };
+
+/* What a finished run says of the mirror's sync: 1 it found no drift, 0
+ * it found some (or did not complete), -1 not known: a full re-index
+ * writes every document and does not look for drift (orphans and copies
+ * it does not overwrite stay as they were), so it never says "in sync". */
+int engine_result_in_sync(const struct engine_result *res, rcode rc);
+/* What the counts alone do not say, for the summary line and the API's
+ * `note` ("" when nothing): a re-index not verified, a check that took
+ * the full re-index path, orphans kept by RECONCILE_ORPHANS=report. */
+void engine_result_note(const struct engine_result *res, char *out, size_t len);
 
 /* Most ids one targeted run takes (`check --ids`, {"ids": [...]}). */
 #define ENGINE_IDS_MAX 10000

@@ -120,6 +120,8 @@ resume(struct run *r, struct store_run *sr)
 	r->compared = sr->compared;
 	r->stats.index_read = sr->index_read;
 	r->brake = sr->brake;
+	r->full_write = sr->full_write;
+	r->resumed = true;
 	store_run_free(sr);
 	/* a release was for the run as it was started and looked at: an
 	 * interruption may have changed what it reads (a MongoDB restored in

@@ -46,7 +46,14 @@ struct content {
 	struct stashed *v;
 	size_t n, cap;
 	int64_t pairs, differ, unconverted, mget_requests, mget_bytes, mongo_bytes, ms;
+	int64_t left_out; /* copies of documents the transform leaves out */
+	/* on for this run only: the transform changed since a run last compared
+	 * every copy with it (RECONCILE_COMPARE=version, run.c) */
+	bool for_transform;
 };
+/* content_differs' fields of a copy whose document the transform leaves
+ * out: not stale, an orphan (run_sink.c) */
+#define CONTENT_LEFT_OUT "(left out by the transform)"
 
 /* The index stream read one page ahead (read_index_page): while the pass
  * merges a page with MongoDB's ids, the next page is asked for on a
@@ -78,6 +85,10 @@ struct run {
 	int64_t id;
 	enum run_kind kind;
 	bool dry_run, full;
+	/* a check that found the index empty takes the full re-index's path
+	 * (full is then set too); journaled, so a resume takes it again */
+	bool full_write;
+	bool resumed; /* an unfinished run taken up (run_begin.c) */
 	struct os_keys keys;
 	char *id_field;     /* effective id field for documents ("" or cfg's) */
 	char *write_index;  /* the alias's write index (NULL: OPENSEARCH_INDEX) */
@@ -112,6 +123,7 @@ struct run {
 	bool not_resumed;       /* opts->resume_only: the run found was cancelled */
 	struct content content; /* RECONCILE_COMPARE=content */
 	int64_t left_out;       /* missing documents the script leaves out */
+	char digest[17];        /* run_transform_digest: what the transform writes */
 	struct prefetch pre;    /* the index stream's next page */
 };
 

@@ -279,6 +279,23 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		size_t k = d->stale[i], o = d->stale_os[i];
 		if (pd->conflict[k])
 			continue;
+		if (pd->stale_fields && pd->stale_fields[i] &&
+		    strcmp(pd->stale_fields[i], CONTENT_LEFT_OUT) == 0) {
+			/* the transform leaves its document out: the copy has no
+			 * place in the index, an orphan held for the brake like
+			 * the pass's others (never asked again: its document is
+			 * there on purpose) */
+			struct store_drift sd = {.doc_id = idlist_id(m, k),
+			                         .id_type = doc_id_type_name(m->v[k].type),
+			                         .kind = DRIFT_ORPHAN,
+			                         .os_index = idlist_index(osl, o),
+			                         .routing = idlist_routing(osl, o),
+			                         .os_id = idlist_docid(osl, o),
+			                         .reason = DRIFT_REASON_TRANSFORM_NIL};
+			rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, delete_orphans,
+			             false, true);
+			continue;
+		}
 		/* the overwrite goes to the copy: its index and its routing */
 		struct store_drift sd = {.doc_id = idlist_id(m, k),
 		                         .id_type = doc_id_type_name(m->v[k].type),

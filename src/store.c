@@ -838,10 +838,10 @@ store_run_begin(struct store *s, int64_t *run_id, const char *mirror, enum run_k
 	now(ts);
 	rc = sql_run(
 	    s,
-	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	    "tttttti", mirror ? mirror : "default", store_run_kind_name(kind), trigger, ts, ts,
-	    config_json, (int64_t)getpid());
+	    "INSERT INTO runs (mirror, kind, trigger, started_at, heartbeat_at, config, pid, "
+	    "full_write) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	    "ttttttii", mirror ? mirror : "default", store_run_kind_name(kind), trigger, ts, ts,
+	    config_json, (int64_t)getpid(), (int64_t)(kind == RUN_FULL));
 	if (rc)
 		return rc;
 	*run_id = sqlite3_last_insert_rowid(s->db);
@@ -883,7 +883,9 @@ static const char run_get_sql[] =
 	STORE_LIVE(STORE_CNT_KIND("runs.id", "conflict"), "conflict_count") ", "
 	"mirror, "
 	STORE_LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count") ", "
-	"index_read, delete_brake "
+	"index_read, delete_brake, full_write, "
+	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
+	STORE_LIVE(STORE_CNT_KEPT("runs.id"), "kept_count") " "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -929,6 +931,9 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 	for (int b = 0; b <= BRAKE_HELD; b++)
 		if (brake && strcmp(brake, brake_names[b]) == 0)
 			r->brake = (enum delete_brake)b;
+	r->full_write = sqlite3_column_int64(st, 30) != 0;
+	r->reindexed = sqlite3_column_int64(st, 31);
+	r->kept = sqlite3_column_int64(st, 32);
 	return known;
 }
 
@@ -1091,6 +1096,36 @@ store_run_brake(struct store *s, int64_t run_id, enum delete_brake b)
 {
 	return sql_run(s, "UPDATE runs SET delete_brake = ? WHERE id = ?", "ti",
 	               store_brake_name(b), run_id);
+}
+
+rcode
+store_run_transform_digest(struct store *s, int64_t run_id, const char *digest)
+{
+	return sql_run(s, "UPDATE runs SET transform_digest = ? WHERE id = ?", "ti", digest,
+	               run_id);
+}
+
+rcode
+store_transform_digest_last(struct store *s, char **out, const char *mirror)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+	int step;
+
+	*out = NULL;
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT transform_digest FROM runs WHERE mirror = ? AND"
+	                       " transform_digest IS NOT NULL ORDER BY id DESC LIMIT 1",
+	                       "t", mirror ? mirror : "default");
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && (*out = col_text(st, 0)) == NULL)
+		rc = RC_ERR_NOMEM;
+	else if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* Held orphan deletes: orphan rows journaled pending, in no batch yet. */

@@ -112,6 +112,11 @@ struct store_run {
 	char *config, *error;
 	int64_t index_read; /* index copies the judging sweep read up to the cursor */
 	enum delete_brake brake;
+	/* the run writes every document by id range (a full re-index):
+	 * reindexed counts what it wrote, apart from repaired (drift) */
+	bool full_write;
+	int64_t reindexed;
+	int64_t kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
 };
 void store_run_free(struct store_run *r);
 
@@ -145,6 +150,11 @@ RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char
                                      const char *cursor, int64_t seen_types, int64_t compared,
                                      int64_t index_read);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
+/* The transform digest a run compared every copy against and left no copy
+ * behind (runs.transform_digest); and the newest such of a mirror (*out
+ * NULL when none; the caller frees it). */
+RC_MUST_CHECK rcode store_run_transform_digest(struct store *s, int64_t run_id, const char *digest);
+RC_MUST_CHECK rcode store_transform_digest_last(struct store *s, char **out, const char *mirror);
 /* Ids of the run's MongoDB stream it could not carry (NUL in the _id). */
 RC_MUST_CHECK rcode store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n);
 /* Recomputes the run's counters from run_ids and batches: O(the run's
@@ -191,7 +201,9 @@ const char *store_drift_state_name(enum drift_state st);
 
 /* The reasons of orphans whose MongoDB document exists (docs/ENGINE.md#filters). */
 #define DRIFT_REASON_LEFT_FILTER   "left the filter"
-#define DRIFT_REASON_TRANSFORM_NIL "left the filter (transform returned nil)"
+#define DRIFT_REASON_TRANSFORM_NIL "left out by the transform"
+/* the same reason as journals from before issue 24 spell it */
+#define DRIFT_REASON_TRANSFORM_NIL_OLD "left the filter (transform returned nil)"
 
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {

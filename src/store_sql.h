@@ -36,17 +36,27 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 #define STORE_CNT_SKIPPED(ID)                                                                      \
 	"((SELECT count(*) FROM run_ids WHERE run_id = " ID                                        \
 	" AND status = 'skipped') - CASE WHEN "                                                    \
-	"kind = 'full' THEN 0 ELSE " STORE_CNT_NEWER(ID) " END)"
+	"full_write = 1 THEN 0 ELSE " STORE_CNT_NEWER(ID) " END)"
+/* drift repaired; a run that writes every document by id range
+ * (full_write: a full re-index) counts what it wrote apart */
 #define STORE_CNT_REPAIRED(ID)                                                                     \
-	"(CASE WHEN kind = 'full' THEN (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id "    \
-	"= " ID " AND action = 'index' AND status = 'committed') ELSE (SELECT count(*) FROM "      \
-	"run_ids WHERE "                                                                           \
-	"run_id = " ID " AND kind IN ('missing', 'stale') AND status = 'done') END)"
+	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
+	" AND kind IN ('missing', 'stale') AND "                                                   \
+	"status = 'done')"
+#define STORE_CNT_REINDEXED(ID)                                                                    \
+	"(CASE WHEN full_write = 1 THEN (SELECT COALESCE(SUM(ok), 0) FROM batches WHERE run_id "   \
+	"= " ID " AND action = 'index' AND status = 'committed' AND first_id IS NOT NULL) ELSE 0 " \
+	"END)"
+/* orphans a check found and kept (RECONCILE_ORPHANS=report); a dry run
+ * keeps nothing (it writes nothing), a held run says so itself */
+#define STORE_CNT_KEPT(ID)                                                                         \
+	"(CASE WHEN kind = 'dry_run' OR delete_brake = 'held' THEN 0 ELSE (SELECT count(*) "       \
+	"FROM run_ids WHERE run_id = " ID " AND kind = 'orphan' AND status = 'reported') END)"
 #define STORE_CNT_DELETED(ID)                                                                      \
 	"(SELECT count(*) FROM run_ids WHERE run_id = " ID                                         \
 	" AND kind IN ('orphan', 'duplicate') AND status = 'done')"
 #define STORE_CNT_FAILED(ID)                                                                       \
-	"(CASE WHEN kind = 'full' THEN (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE "       \
+	"(CASE WHEN full_write = 1 THEN (SELECT COALESCE(SUM(failed), 0) FROM batches WHERE "      \
 	"run_id = " ID ") + (SELECT count(*) FROM errors WHERE run_id = " ID " AND batch_no IS "   \
 	"NULL AND doc_id IS NOT NULL AND phase = 'repair') ELSE (SELECT count(*) FROM run_ids "    \
 	"WHERE run_id = " ID " AND status = 'failed') END)"
@@ -69,6 +79,8 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 	"skipped_newer_count = " STORE_CNT_NEWER(ID) ", "                                          \
 	"skipped_count = " STORE_CNT_SKIPPED(ID) ", "                                              \
 	"repaired_count = " STORE_CNT_REPAIRED(ID) ", "                                            \
+	"reindexed_count = " STORE_CNT_REINDEXED(ID) ", "                                          \
+	"kept_count = " STORE_CNT_KEPT(ID) ", "                                                    \
 	"deleted_count = " STORE_CNT_DELETED(ID) ", "                                              \
 	"failed_count = " STORE_CNT_FAILED(ID)
 /* clang-format on */

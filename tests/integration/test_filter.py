@@ -172,7 +172,7 @@ def transform_nil_scenario():
         r = env.run("check", RECONCILE_TRANSFORM=script)
         run = env.last_run()
         rows = drift(env, run["id"])
-        check(rows.get(("orphan", oid(2))) == ("reported", "left the filter (transform returned nil)"),
+        check(rows.get(("orphan", oid(2))) == ("reported", "left out by the transform"),
               "transform nil: a stale copy the script leaves out is an orphan with that reason (%s)"
               % rows)
         check(("missing", oid(3)) not in rows and oid(3) not in env.os_docs(),
@@ -183,7 +183,7 @@ def transform_nil_scenario():
         r = env.run("check", RECONCILE_TRANSFORM=script, RECONCILE_ORPHANS="delete")
         run = env.last_run()
         rows = drift(env, run["id"])
-        check(rows.get(("orphan", oid(2))) == ("done", "left the filter (transform returned nil)")
+        check(rows.get(("orphan", oid(2))) == ("done", "left out by the transform")
               and oid(2) not in env.os_docs() and oid(1) in env.os_docs(),
               "transform nil: delete removes that copy, and only it (%s)" % rows)
     finally:
