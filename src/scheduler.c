@@ -581,8 +581,11 @@ scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, e
 	*run_id = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->running || s->req || s->stopping) {
-		/* a run that is starting has no id yet: the answer should name it */
-		int64_t deadline = util_now_ms() + 2000;
+		/* a run that is starting has no id yet: the answer should name it.
+		 * A start takes the journal lock and the lease (a few OpenSearch
+		 * requests: lease.c), slower on a loaded cluster; the wait ends as
+		 * soon as the id is known */
+		int64_t deadline = util_now_ms() + 10000;
 		while (!s->stopping &&
 		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started) ||
 		        (s->running && atomic_load(&s->leave))) &&
