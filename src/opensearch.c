@@ -70,6 +70,7 @@ struct opensearch {
 	char *token_file;       /* OPENSEARCH_BEARER_TOKEN_FILE; NULL: none */
 	struct stat token_seen; /* the token file when bearer was read from it */
 	const char *auth_hint;  /* the settings a 401 names */
+	bool client_cert;       /* OPENSEARCH_CLIENT_CERT is set */
 	int64_t max_retries;
 	cJSON *query; /* OPENSEARCH_QUERY's clause; NULL: the whole index */
 	char errbuf[CURL_ERROR_SIZE];
@@ -267,7 +268,8 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 	curl_easy_setopt(os->curl, CURLOPT_SSL_VERIFYHOST, cfg->opensearch_tls_verify ? 2L : 0L);
 	if (*cfg->opensearch_ca_file)
 		curl_easy_setopt(os->curl, CURLOPT_CAINFO, cfg->opensearch_ca_file);
-	if (*cfg->opensearch_client_cert) {
+	os->client_cert = *cfg->opensearch_client_cert != '\0';
+	if (os->client_cert) {
 		/* mutual TLS: the key may share the certificate's file */
 		curl_easy_setopt(os->curl, CURLOPT_SSLCERT, cfg->opensearch_client_cert);
 		curl_easy_setopt(os->curl, CURLOPT_SSLKEY,
@@ -293,6 +295,25 @@ opensearch_free(struct opensearch *os)
 	free_secret(os->bearer);
 	free(os->token_file);
 	free(os);
+}
+
+/* What to look at when a request over https failed in or after the TLS
+ * handshake: a server that asks for a client certificate ends the
+ * connection (TLS 1.3: at the first read), which curl reports in several
+ * ways. Empty for a plain connection failure or http. */
+static const char *
+tls_hint(const struct opensearch *os, CURLcode cc)
+{
+	if (strncmp(os->base, "https:", 6) != 0 || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT)
+		return "";
+	if (strstr(os->errbuf, "certificate required") && !os->client_cert)
+		return " (the server asks for a client certificate: set OPENSEARCH_CLIENT_CERT "
+		       "and OPENSEARCH_CLIENT_KEY)";
+	return os->client_cert ? " (TLS: check OPENSEARCH_CLIENT_CERT, OPENSEARCH_CLIENT_KEY and "
+	                         "OPENSEARCH_CA_FILE)"
+	                       : " (TLS: does the server ask for a client certificate "
+	                         "(OPENSEARCH_CLIENT_CERT)? check OPENSEARCH_CA_FILE too)";
 }
 
 static size_t
@@ -348,9 +369,9 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	curl_easy_setopt(os->curl, CURLOPT_NOBODY, 0L);
 	if (cc != CURLE_OK) {
 		char *masked = util_mask_uri(os->base);
-		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch %s unreachable: %s",
-		                masked ? masked : "",
-		                *os->errbuf ? os->errbuf : curl_easy_strerror(cc));
+		rc = rerror_set(
+		    err, RC_ERR_OPENSEARCH, "opensearch %s unreachable: %s%s", masked ? masked : "",
+		    *os->errbuf ? os->errbuf : curl_easy_strerror(cc), tls_hint(os, cc));
 		free(masked);
 	} else {
 		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
