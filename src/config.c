@@ -140,6 +140,17 @@ static const struct cfg_entry cfg_table[] = {
                  "verify OpenSearch's TLS certificate"),
     STRING_SETTING("OPENSEARCH_CA_FILE", opensearch_ca_file, CFG_MIRROR, "",
                    "CA bundle for OpenSearch's certificate; empty = system store"),
+    STRING_SETTING("OPENSEARCH_BEARER_TOKEN", opensearch_bearer_token, CFG_MIRROR | CFG_SECRET, "",
+                   "bearer token sent as `Authorization: Bearer` to OpenSearch (JWT, OIDC); "
+                   "not with OPENSEARCH_USERNAME or OPENSEARCH_BEARER_TOKEN_FILE"),
+    STRING_SETTING("OPENSEARCH_BEARER_TOKEN_FILE", opensearch_bearer_token_file, CFG_MIRROR, "",
+                   "file holding the bearer token (surrounding whitespace dropped); read again "
+                   "before a request whenever the file changed, so the token can rotate"),
+    STRING_SETTING("OPENSEARCH_CLIENT_CERT", opensearch_client_cert, CFG_MIRROR, "",
+                   "PEM client certificate for mutual TLS with OpenSearch; empty = none"),
+    STRING_SETTING("OPENSEARCH_CLIENT_KEY", opensearch_client_key, CFG_MIRROR, "",
+                   "PEM private key of OPENSEARCH_CLIENT_CERT (unencrypted); empty = in the "
+                   "certificate's file"),
     INT_SETTING("OPENSEARCH_SCAN_PAGE", opensearch_scan_page, CFG_MIRROR, "10000", 10, 10000,
                 "ids per page of the index's id stream (search_after); larger pages stream faster, "
                 "10000 is the default index.max_result_window (docs/PERFORMANCE.md)"),
@@ -1405,6 +1416,10 @@ config_same_opensearch(const struct config *a, const struct config *b)
 	       !strcmp(a->opensearch_username, b->opensearch_username) &&
 	       !strcmp(a->opensearch_password, b->opensearch_password) &&
 	       !strcmp(a->opensearch_ca_file, b->opensearch_ca_file) &&
+	       !strcmp(a->opensearch_bearer_token, b->opensearch_bearer_token) &&
+	       !strcmp(a->opensearch_bearer_token_file, b->opensearch_bearer_token_file) &&
+	       !strcmp(a->opensearch_client_cert, b->opensearch_client_cert) &&
+	       !strcmp(a->opensearch_client_key, b->opensearch_client_key) &&
 	       a->opensearch_tls_verify == b->opensearch_tls_verify &&
 	       a->opensearch_timeout_ms == b->opensearch_timeout_ms;
 }
@@ -1524,14 +1539,62 @@ out:
 	return rc;
 }
 
+/* A file setting that must be readable now: a missing key or token file
+ * is a configuration error at load, not a TLS failure at the first
+ * request. */
+static rcode
+readable(const char *who, const char *name, const char *path, struct rerror *err)
+{
+	if (*path == '\0' || access(path, R_OK) == 0)
+		return RC_OK;
+	return rerror_set(err, RC_ERR_CONFIG, "%s%s=%s: cannot read: %s", who, name, path,
+	                  strerror(errno));
+}
+
+/* OpenSearch's credentials: one way to authenticate (basic, a token, a
+ * token file), a key only beside its certificate, their files readable. */
+static rcode
+check_auth(const struct config *cfg, const char *who, struct rerror *err)
+{
+	bool token = *cfg->opensearch_bearer_token, token_file = *cfg->opensearch_bearer_token_file;
+	rcode rc;
+
+	if (token && token_file)
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%sOPENSEARCH_BEARER_TOKEN and OPENSEARCH_BEARER_TOKEN_FILE are both "
+		    "set: give one",
+		    who);
+	if ((token || token_file) && *cfg->opensearch_username)
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%s%s and OPENSEARCH_USERNAME (basic auth) are both set: "
+		    "OpenSearch takes one Authorization header, give one",
+		    who, token ? "OPENSEARCH_BEARER_TOKEN" : "OPENSEARCH_BEARER_TOKEN_FILE");
+	if (*cfg->opensearch_client_key && !*cfg->opensearch_client_cert)
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sOPENSEARCH_CLIENT_KEY is set without OPENSEARCH_CLIENT_CERT",
+		                  who);
+	rc = readable(who, "OPENSEARCH_BEARER_TOKEN_FILE", cfg->opensearch_bearer_token_file, err);
+	if (rc == RC_OK)
+		rc = readable(who, "OPENSEARCH_CLIENT_CERT", cfg->opensearch_client_cert, err);
+	if (rc == RC_OK)
+		rc = readable(who, "OPENSEARCH_CLIENT_KEY", cfg->opensearch_client_key, err);
+	return rc;
+}
+
 /* Rules between settings of one mirror, which no single row can say. */
 static rcode
 check_combinations(const struct config *cfg, bool named, struct rerror *err)
 {
 	char who[96] = "";
+	rcode rc;
 
 	if (named)
 		snprintf(who, sizeof(who), "mirror %s: ", cfg->name);
+	rc = check_auth(cfg, who, err);
+	if (rc)
+		return rc;
 	if (cfg->version_type == VERSION_EXTERNAL_GTE && cfg->write_mode != WRITE_INDEX)
 		return rerror_set(err, RC_ERR_CONFIG,
 		                  "%sOPENSEARCH_VERSION_TYPE=external_gte needs "
@@ -2490,7 +2553,8 @@ static const char markdown_intro[] =
     "command warns (`FILE:LINE: KEY is overridden by the environment's NAME`, or by "
     "`.env`'s) when an environment variable or a `.env` line overrides a value the "
     "file's top level sets. A relative path "
-    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`) is read from "
+    "(`reconcile_transform`, `state_db`, `log_dir`, `opensearch_ca_file`, the client "
+    "certificate, key and token files) is read from "
     "the working directory, not from the file's directory.\n\n"
     "A YAML syntax error, an unknown key, a key given twice, a global setting inside a "
     "mirror, a missing, bad or duplicate mirror name, a bad value or a YAML tag other "

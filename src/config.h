@@ -49,6 +49,10 @@ struct config {
 	char *opensearch_index;
 	char *opensearch_id_field;
 	char *opensearch_ca_file;
+	char *opensearch_bearer_token;      /* secret */
+	char *opensearch_bearer_token_file; /* re-read when it changes (opensearch.c) */
+	char *opensearch_client_cert;
+	char *opensearch_client_key;
 	bool opensearch_tls_verify;
 	int64_t opensearch_timeout_ms;
 	int64_t sync_batch_size;

@@ -4,6 +4,12 @@
  * - One curl easy handle per struct, reused so requests share a keep-alive
  *   connection. TLS verification is on unless OPENSEARCH_TLS_VERIFY=false
  *   (the system this replaces turned it off unconditionally).
+ * - Authentication (apply_auth, auth_header: one place): basic auth, a
+ *   bearer token, or a token file read again before a request whenever
+ *   its file changed (inode, size or mtime: a rotated Kubernetes or
+ *   identity-provider token is picked up without a restart); a client
+ *   certificate and key for mutual TLS. A 401 names the settings in use
+ *   (auth_hint), never their values.
  * - The id stream sorts on the keyword id field (or _id) and pages with
  *   search_after. The key is read from each hit's sort value (not asked
  *   for again as a doc value) and the version from doc values (a date as
@@ -46,8 +52,11 @@
 #include "doc.h"
 #include "log.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -57,6 +66,11 @@ struct opensearch {
 	char *base;
 	char *index_path; /* "/<escaped index>" */
 	char *userpwd;
+	char *bearer;           /* "Authorization: Bearer ..." header; NULL: none */
+	char *token_file;       /* OPENSEARCH_BEARER_TOKEN_FILE; NULL: none */
+	struct stat token_seen; /* the token file when bearer was read from it */
+	const char *auth_hint;  /* the settings a 401 names */
+	bool client_cert;       /* OPENSEARCH_CLIENT_CERT is set */
 	int64_t max_retries;
 	cJSON *query; /* OPENSEARCH_QUERY's clause; NULL: the whole index */
 	char errbuf[CURL_ERROR_SIZE];
@@ -80,11 +94,141 @@ opensearch_index(const struct opensearch *os)
 	return os->index_path;
 }
 
+/* Zeroes and frees a string that held a credential. */
+static void
+free_secret(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
+}
+
+/* os->bearer from a token: the whole header line. */
+static RC_MUST_CHECK rcode
+set_bearer(struct opensearch *os, const char *token, size_t len, struct rerror *err)
+{
+	static const char pfx[] = "Authorization: Bearer ";
+	char *h = malloc(sizeof(pfx) + len);
+
+	if (h == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	memcpy(h, pfx, sizeof(pfx) - 1);
+	memcpy(h + sizeof(pfx) - 1, token, len);
+	h[sizeof(pfx) - 1 + len] = '\0';
+	free_secret(os->bearer);
+	os->bearer = h;
+	return RC_OK;
+}
+
+/* A token file's text (at most 64 KiB: a JWT is a few KiB). */
+static RC_MUST_CHECK rcode
+read_token_file(struct buf *out, const char *path, struct rerror *err)
+{
+	char chunk[4096];
+	size_t n;
+	rcode rc = RC_OK;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return rerror_set(err, RC_ERR_CONFIG, "OPENSEARCH_BEARER_TOKEN_FILE=%s: %s", path,
+		                  strerror(errno));
+	while (rc == RC_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		rc = out->len + n > 65536
+		         ? rerror_set(err, RC_ERR_CONFIG,
+		                      "OPENSEARCH_BEARER_TOKEN_FILE=%s: larger than 64 KiB", path)
+		         : buf_append(out, chunk, n);
+	}
+	memset(chunk, 0, sizeof(chunk));
+	fclose(f);
+	return rc;
+}
+
+/* Reads the token file again when it is not the file last read: a rotated
+ * token (written in place or swapped in by a rename or a symlink, as
+ * Kubernetes does) is used from the next request on. */
+static RC_MUST_CHECK rcode
+token_refresh(struct opensearch *os, struct rerror *err)
+{
+	struct stat st;
+	struct buf text = {0};
+	const char *t;
+	size_t n;
+	rcode rc;
+
+	if (stat(os->token_file, &st) != 0)
+		return rerror_set(err, RC_ERR_CONFIG, "OPENSEARCH_BEARER_TOKEN_FILE=%s: %s",
+		                  os->token_file, strerror(errno));
+	if (os->bearer && st.st_ino == os->token_seen.st_ino &&
+	    st.st_dev == os->token_seen.st_dev && st.st_size == os->token_seen.st_size &&
+	    st.st_mtim.tv_sec == os->token_seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == os->token_seen.st_mtim.tv_nsec)
+		return RC_OK;
+	rc = read_token_file(&text, os->token_file, err);
+	if (rc)
+		return rc;
+	t = text.data ? text.data : "";
+	n = text.len;
+	while (n > 0 &&
+	       (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	while (n > 0 && (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r'))
+		t++, n--;
+	if (n == 0 || memchr(t, '\n', n) || memchr(t, '\r', n))
+		rc = rerror_set(err, RC_ERR_CONFIG, "OPENSEARCH_BEARER_TOKEN_FILE=%s: %s",
+		                os->token_file, n == 0 ? "empty" : "holds more than one line");
+	else
+		rc = set_bearer(os, t, n, err);
+	if (rc == RC_OK)
+		os->token_seen = st;
+	if (text.data)
+		memset(text.data, 0, text.len);
+	buf_free(&text);
+	return rc;
+}
+
+/* The credentials on the handle (basic auth) or kept for each request's
+ * headers (a bearer token); which settings a 401 should name. */
+static RC_MUST_CHECK rcode
+apply_auth(struct opensearch *os, const struct config *cfg, struct rerror *err)
+{
+	os->auth_hint = "no credentials are set (OPENSEARCH_USERNAME, OPENSEARCH_BEARER_TOKEN, "
+	                "OPENSEARCH_CLIENT_CERT)";
+	if (*cfg->opensearch_bearer_token) {
+		os->auth_hint = "check OPENSEARCH_BEARER_TOKEN";
+		return set_bearer(os, cfg->opensearch_bearer_token,
+		                  strlen(cfg->opensearch_bearer_token), err);
+	}
+	if (*cfg->opensearch_bearer_token_file) {
+		os->auth_hint = "check the token in OPENSEARCH_BEARER_TOKEN_FILE";
+		os->token_file = strdup(cfg->opensearch_bearer_token_file);
+		if (os->token_file == NULL)
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		return token_refresh(os, err);
+	}
+	if (*cfg->opensearch_username) {
+		size_t n = strlen(cfg->opensearch_username) + strlen(cfg->opensearch_password) + 2;
+
+		os->auth_hint = "check OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD";
+		os->userpwd = malloc(n);
+		if (os->userpwd == NULL)
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		snprintf(os->userpwd, n, "%s:%s", cfg->opensearch_username,
+		         cfg->opensearch_password);
+		curl_easy_setopt(os->curl, CURLOPT_USERPWD, os->userpwd);
+		curl_easy_setopt(os->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	} else if (*cfg->opensearch_client_cert) {
+		os->auth_hint = "check the certificate in OPENSEARCH_CLIENT_CERT";
+	}
+	return RC_OK;
+}
+
 rcode
 opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror *err)
 {
 	struct opensearch *os;
 	char *esc;
+	rcode rc;
 
 	*out = NULL;
 	os = calloc(1, sizeof(*os));
@@ -111,17 +255,10 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 			                  "OPENSEARCH_QUERY is invalid: not a JSON object");
 		}
 	}
-	if (*cfg->opensearch_username) {
-		size_t n = strlen(cfg->opensearch_username) + strlen(cfg->opensearch_password) + 2;
-		os->userpwd = malloc(n);
-		if (os->userpwd == NULL) {
-			opensearch_free(os);
-			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-		}
-		snprintf(os->userpwd, n, "%s:%s", cfg->opensearch_username,
-		         cfg->opensearch_password);
-		curl_easy_setopt(os->curl, CURLOPT_USERPWD, os->userpwd);
-		curl_easy_setopt(os->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	rc = apply_auth(os, cfg, err);
+	if (rc) {
+		opensearch_free(os);
+		return rc;
 	}
 	curl_easy_setopt(os->curl, CURLOPT_ERRORBUFFER, os->errbuf);
 	curl_easy_setopt(os->curl, CURLOPT_NOSIGNAL, 1L);
@@ -131,6 +268,14 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 	curl_easy_setopt(os->curl, CURLOPT_SSL_VERIFYHOST, cfg->opensearch_tls_verify ? 2L : 0L);
 	if (*cfg->opensearch_ca_file)
 		curl_easy_setopt(os->curl, CURLOPT_CAINFO, cfg->opensearch_ca_file);
+	os->client_cert = *cfg->opensearch_client_cert != '\0';
+	if (os->client_cert) {
+		/* mutual TLS: the key may share the certificate's file */
+		curl_easy_setopt(os->curl, CURLOPT_SSLCERT, cfg->opensearch_client_cert);
+		curl_easy_setopt(os->curl, CURLOPT_SSLKEY,
+		                 *cfg->opensearch_client_key ? cfg->opensearch_client_key
+		                                             : cfg->opensearch_client_cert);
+	}
 	curl_easy_setopt(os->curl, CURLOPT_ACCEPT_ENCODING, "");
 	*out = os;
 	return RC_OK;
@@ -146,11 +291,29 @@ opensearch_free(struct opensearch *os)
 	free(os->base);
 	free(os->index_path);
 	cJSON_Delete(os->query);
-	if (os->userpwd) {
-		memset(os->userpwd, 0, strlen(os->userpwd));
-		free(os->userpwd);
-	}
+	free_secret(os->userpwd);
+	free_secret(os->bearer);
+	free(os->token_file);
 	free(os);
+}
+
+/* What to look at when a request over https failed in or after the TLS
+ * handshake: a server that asks for a client certificate ends the
+ * connection (TLS 1.3: at the first read), which curl reports in several
+ * ways. Empty for a plain connection failure or http. */
+static const char *
+tls_hint(const struct opensearch *os, CURLcode cc)
+{
+	if (strncmp(os->base, "https:", 6) != 0 || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT)
+		return "";
+	if (strstr(os->errbuf, "certificate required") && !os->client_cert)
+		return " (the server asks for a client certificate: set OPENSEARCH_CLIENT_CERT "
+		       "and OPENSEARCH_CLIENT_KEY)";
+	return os->client_cert ? " (TLS: check OPENSEARCH_CLIENT_CERT, OPENSEARCH_CLIENT_KEY and "
+	                         "OPENSEARCH_CA_FILE)"
+	                       : " (TLS: does the server ask for a client certificate "
+	                         "(OPENSEARCH_CLIENT_CERT)? check OPENSEARCH_CA_FILE too)";
 }
 
 static size_t
@@ -178,6 +341,13 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	    curl_slist_append(headers, strstr(path, "_bulk") ? "Content-Type: application/x-ndjson"
 	                                                     : "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
+	if (os->token_file && (rc = token_refresh(os, err)) != RC_OK) {
+		curl_slist_free_all(headers);
+		buf_free(&url);
+		return rc;
+	}
+	if (os->bearer)
+		headers = curl_slist_append(headers, os->bearer);
 	curl_easy_setopt(os->curl, CURLOPT_URL, url.data);
 	curl_easy_setopt(os->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(os->curl, CURLOPT_HTTPHEADER, headers);
@@ -199,9 +369,9 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	curl_easy_setopt(os->curl, CURLOPT_NOBODY, 0L);
 	if (cc != CURLE_OK) {
 		char *masked = util_mask_uri(os->base);
-		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch %s unreachable: %s",
-		                masked ? masked : "",
-		                *os->errbuf ? os->errbuf : curl_easy_strerror(cc));
+		rc = rerror_set(
+		    err, RC_ERR_OPENSEARCH, "opensearch %s unreachable: %s%s", masked ? masked : "",
+		    *os->errbuf ? os->errbuf : curl_easy_strerror(cc), tls_hint(os, cc));
 		free(masked);
 	} else {
 		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
@@ -244,15 +414,19 @@ format_error(const cJSON *e, char *out, size_t len)
 	}
 }
 
-/* A short reason from an OpenSearch error body. */
+/* A short reason from an OpenSearch error body; a 401 says which
+ * credentials were refused. */
 static void
-error_reason(const struct buf *resp, long status, char *out, size_t len)
+error_reason(const struct opensearch *os, const struct buf *resp, long status, char *out,
+             size_t len)
 {
 	cJSON *j = resp->data ? cJSON_Parse(resp->data) : NULL;
 	cJSON *e = j ? cJSON_GetObjectItem(j, "error") : NULL;
 	char text[1024];
 
-	if (cJSON_IsObject(e)) {
+	if (status == 401) {
+		snprintf(out, len, "authentication failed (HTTP 401): %s", os->auth_hint);
+	} else if (cJSON_IsObject(e)) {
 		format_error(e, text, sizeof(text));
 		snprintf(out, len, "HTTP %ld: %s", status, text);
 	} else if (cJSON_IsString(e)) {
@@ -303,7 +477,7 @@ request_json_nul(struct opensearch *os, cJSON **json, bool *nul, const char *met
 	                        err);
 	if (rc == RC_OK && status != 200) {
 		char reason[1100];
-		error_reason(&resp, status, reason, sizeof(reason));
+		error_reason(os, &resp, status, reason, sizeof(reason));
 		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
 		                "opensearch %s %s: %s", method, path, reason);
 	}
@@ -654,7 +828,7 @@ put_id_keyword(struct opensearch *os, const char *id_field, bool create, struct 
 	    !(create && status == 400 && resp.data &&
 	      strstr(resp.data, "resource_already_exists_exception"))) {
 		char reason[1100];
-		error_reason(&resp, status, reason, sizeof(reason));
+		error_reason(os, &resp, status, reason, sizeof(reason));
 		rc = rerror_set(err, RC_ERR_OPENSEARCH, "cannot %s %s as keyword: %s",
 		                create ? "create the index with" : "map", id_field, reason);
 	}
@@ -1106,7 +1280,7 @@ opensearch_get_source(struct opensearch *os, struct buf *out, bool *found, const
 		*found = true;
 	else if (rc == RC_OK && status != 404) {
 		char reason[1100];
-		error_reason(out, status, reason, sizeof(reason));
+		error_reason(os, out, status, reason, sizeof(reason));
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: reading the copy of %.200s: %s", id, reason);
 	}
@@ -1130,7 +1304,7 @@ request_raw(struct opensearch *os, struct buf *resp, const char *method, const c
 	rc = opensearch_request(os, &status, resp, method, path, body->data, body->len, err);
 	if (rc == RC_OK && status != 200) {
 		char reason[1100];
-		error_reason(resp, status, reason, sizeof(reason));
+		error_reason(os, resp, status, reason, sizeof(reason));
 		rc = rerror_set(err, status == 404 ? RC_ERR_NOTFOUND : RC_ERR_OPENSEARCH,
 		                "opensearch %s %s: %s", method, path, reason);
 	}
@@ -1342,7 +1516,7 @@ bulk_once(struct opensearch *os, struct bulk_result *res, int *attempts, const c
 		    rc != RC_OK || status == 429 || status == 502 || status == 503 || status == 504;
 		if (rc == RC_OK && !transient) {
 			char reason[1100];
-			error_reason(&resp, status, reason, sizeof(reason));
+			error_reason(os, &resp, status, reason, sizeof(reason));
 			/* 400: the request as a whole was refused for what it holds
 			 * (a validation failure): the caller splits it */
 			rc = rerror_set(err, status == 400 ? RC_ERR_INVALID : RC_ERR_OPENSEARCH,
