@@ -51,6 +51,8 @@ struct config {
 	char *opensearch_ca_file;
 	bool opensearch_tls_verify;
 	int64_t opensearch_timeout_ms;
+	char *opensearch_aws_region; /* "": no AWS signing */
+	int opensearch_aws_service;  /* enum aws_service */
 	int64_t sync_batch_size;
 	int64_t sync_batch_size_bytes;
 	int64_t sync_batch_delay_ms;

@@ -43,6 +43,7 @@
  *   holds (413, 400) is split until the document at fault stands alone.
  */
 #include "opensearch.h"
+#include "aws.h"
 #include "doc.h"
 #include "log.h"
 
@@ -57,6 +58,8 @@ struct opensearch {
 	char *base;
 	char *index_path; /* "/<escaped index>" */
 	char *userpwd;
+	char *aws_region; /* OPENSEARCH_AWS_REGION: every request signed; NULL: off */
+	int aws_service;  /* enum aws_service */
 	int64_t max_retries;
 	cJSON *query; /* OPENSEARCH_QUERY's clause; NULL: the whole index */
 	char errbuf[CURL_ERROR_SIZE];
@@ -103,6 +106,12 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 	sprintf(os->index_path, "/%s", esc);
 	curl_free(esc);
 	os->max_retries = cfg->sync_max_retries;
+	os->aws_service = cfg->opensearch_aws_service;
+	if (*cfg->opensearch_aws_region &&
+	    (os->aws_region = strdup(cfg->opensearch_aws_region)) == NULL) {
+		opensearch_free(os);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
 	if (cfg->opensearch_query && *cfg->opensearch_query) {
 		os->query = cJSON_Parse(cfg->opensearch_query);
 		if (!cJSON_IsObject(os->query)) {
@@ -145,6 +154,7 @@ opensearch_free(struct opensearch *os)
 		curl_easy_cleanup(os->curl);
 	free(os->base);
 	free(os->index_path);
+	free(os->aws_region);
 	cJSON_Delete(os->query);
 	if (os->userpwd) {
 		memset(os->userpwd, 0, strlen(os->userpwd));
@@ -178,6 +188,13 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	    curl_slist_append(headers, strstr(path, "_bulk") ? "Content-Type: application/x-ndjson"
 	                                                     : "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
+	/* AWS SigV4 (docs/AWS.md): may rewrite the URL's query into the form it signs */
+	if (os->aws_region && (rc = aws_sign(&headers, &url, method, body, body_len, os->aws_region,
+	                                     os->aws_service, err))) {
+		curl_slist_free_all(headers);
+		buf_free(&url);
+		return rc;
+	}
 	curl_easy_setopt(os->curl, CURLOPT_URL, url.data);
 	curl_easy_setopt(os->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(os->curl, CURLOPT_HTTPHEADER, headers);
@@ -717,6 +734,10 @@ opensearch_refresh(struct opensearch *os, struct rerror *err)
 	cJSON *j;
 	rcode rc;
 
+	/* Serverless has no _refresh: its documents become searchable on their
+	 * own, within seconds (docs/AWS.md) */
+	if (os->aws_region && os->aws_service == AWS_SERVICE_AOSS)
+		return RC_OK;
 	snprintf(path, sizeof(path), "%s/_refresh", os->index_path);
 	rc = request_json(os, &j, "POST", path, NULL, err);
 	cJSON_Delete(j);
