@@ -2,10 +2,11 @@
  * aws.c: AWS Signature Version 4 and the AWS credential chain.
  *
  * - Signing is done here, not by libcurl's CURLOPT_AWS_SIGV4: the libcurl
- *   Debian bookworm ships (7.88.1) signs the query as it is written
- *   (neither sorted nor encoded again: filter_path=a,b fails), sends no
- *   x-amz-content-sha256 (OpenSearch Serverless requires it) and cannot
- *   sign a session token. docs/AWS.md, "Why not libcurl's signing".
+ *   Debian bookworm ships (7.88.1) hashes a POSTFIELDS body right, but it
+ *   signs the query as it is written (not sorted: b=1&a=2 is refused; not
+ *   encoded again: a ',' is signed raw where SigV4 asks for %2C) and sends
+ *   no x-amz-content-sha256, which OpenSearch Serverless requires (tried
+ *   against the test's botocore proxy; docs/AWS.md).
  * - What is signed is what is sent: aws_sign rewrites the URL's query into
  *   its canonical form first (decoded, encoded again, sorted), so the
  *   server, botocore and this file all see one query.
@@ -798,6 +799,26 @@ aws_global_cleanup(void)
 	aws_creds_clear(&cache.c);
 	cache.have = false;
 	pthread_mutex_unlock(&cache.lock);
+}
+
+rcode
+aws_refusal(long status, const struct buf *resp, struct rerror *err)
+{
+	cJSON *j, *m;
+	rcode rc = RC_OK;
+
+	if (status != 403 || resp->data == NULL || (j = cJSON_Parse(resp->data)) == NULL)
+		return RC_OK;
+	m = cJSON_GetObjectItemCaseSensitive(j, "message");
+	if (cJSON_IsString(m) && !cJSON_HasObjectItem(j, "error"))
+		rc = rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "OpenSearch: AWS authentication failed (HTTP 403): %.300s (check the "
+		    "AWS credentials, OPENSEARCH_AWS_REGION and OPENSEARCH_AWS_SERVICE; "
+		    "docs/AWS.md)",
+		    m->valuestring);
+	cJSON_Delete(j);
+	return rc;
 }
 
 /* The signed headers' canonical lines and names. */

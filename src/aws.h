@@ -58,6 +58,12 @@ RC_MUST_CHECK rcode aws_sign(struct curl_slist **headers, struct buf *url, const
                              const char *body, size_t body_len, const char *region, int service,
                              struct rerror *err);
 
+/* A 403 of a signed request as AWS answers it ({"message": ...}, no
+ * OpenSearch "error" object: a bad signature, an unknown, expired or
+ * unauthorized key): RC_ERR_CONFIG naming OpenSearch and AWS's reason, so
+ * no caller takes it for a refusal of what it asked. RC_OK otherwise. */
+RC_MUST_CHECK rcode aws_refusal(long status, const struct buf *resp, struct rerror *err);
+
 /* The chain's current credentials (fetched or refreshed as needed); the
  * caller frees with aws_creds_clear. source: which link gave them. */
 RC_MUST_CHECK rcode aws_credentials(struct aws_creds *out, const char **source, const char *region,

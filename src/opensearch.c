@@ -222,6 +222,8 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 		free(masked);
 	} else {
 		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
+		if (os->aws_region)
+			rc = aws_refusal(*status, resp, err);
 	}
 	curl_slist_free_all(headers);
 	buf_free(&url);

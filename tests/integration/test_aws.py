@@ -120,11 +120,22 @@ def wrong_secret(env):
         r = env.run("check", **signed(stub, AWS_ACCESS_KEY_ID=AKID,
                                       AWS_SECRET_ACCESS_KEY="not-the-secret"))
         err = r.stderr
-        check(r.returncode != 0, "a wrong secret fails the check (%d)" % r.returncode)
-        check("opensearch" in err.lower() and "403" in err and "signature" in err.lower(),
+        check(r.returncode == 78, "a wrong secret fails the check as configuration (%d)"
+              % r.returncode)
+        check("OpenSearch: AWS authentication failed (HTTP 403)" in err
+              and "signature" in err.lower(),
               "the error names OpenSearch, the 403 and AWS's reason: %r" % err[-600:])
         check(no_secret_anywhere(env, r, "not-the-secret"), "the wrong secret is not shown")
         check(stub.stats()["verified"] == 0, "nothing got through")
+        svc = Service(env, **signed(stub, AWS_ACCESS_KEY_ID=AKID,
+                                    AWS_SECRET_ACCESS_KEY="not-the-secret"))
+        try:
+            st, body, _ = svc.http("GET", "/api/health")
+            check(not body["opensearch"]["ok"] and "AWS authentication failed"
+                  in json.dumps(body["opensearch"]),
+                  "wrong secret: /api/health says OpenSearch refused it: %s" % body)
+        finally:
+            svc.stop()
     finally:
         stub.close()
 
