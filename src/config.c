@@ -2553,6 +2553,8 @@ static const char markdown_intro[] =
     "is resumed by nothing: `serve` at start, `reconciler resume` and `reconciler doctor` "
     "name each such run and its mirror in a warning, with how to close it "
     "(docs/JOURNAL.md#runs-of-a-mirror-no-longer-configured).\n\n"
+    "Amazon OpenSearch Service and OpenSearch Serverless (requests signed with AWS SigV4, "
+    "`OPENSEARCH_AWS_REGION`, credentials from the AWS chain): [AWS.md](AWS.md).\n\n"
     "## Settings\n\n"
     "| name | scope | type | default | allowed | help |\n"
     "|---|---|---|---|---|---|\n";
