@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -662,8 +663,9 @@ from_imds(struct aws_creds *c, bool *found, struct rerror *err)
 	*found = true;
 	curl_slist_free_all(hdr);
 	hdr = NULL;
-	if (status == 200 && (buf_printf(&th, "X-aws-ec2-metadata-token: %s", resp.data) ||
-	                      (hdr = curl_slist_append(NULL, th.data)) == NULL)) {
+	if (status == 200 &&
+	    (buf_printf(&th, "X-aws-ec2-metadata-token: %s", resp.data ? resp.data : "") ||
+	     (hdr = curl_slist_append(NULL, th.data)) == NULL)) {
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
