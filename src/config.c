@@ -16,6 +16,7 @@
  * keeps its line for the message when something is wrong.
  */
 #include "config.h"
+#include "aws.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -156,6 +157,14 @@ static const struct cfg_entry cfg_table[] = {
                 "10000 is the default index.max_result_window (docs/PERFORMANCE.md)"),
     INT_SETTING("OPENSEARCH_TIMEOUT_MS", opensearch_timeout_ms, CFG_MIRROR, "60000", 1000, DAY_MS,
                 "timeout of one OpenSearch request"),
+    STRING_SETTING("OPENSEARCH_AWS_REGION", opensearch_aws_region, CFG_MIRROR, "",
+                   "AWS region whose SigV4 signs every OpenSearch request (Amazon OpenSearch "
+                   "Service or Serverless); empty = no signing; credentials from the AWS chain "
+                   "(docs/AWS.md)"),
+    ENUM_SETTING("OPENSEARCH_AWS_SERVICE", opensearch_aws_service, CFG_MIRROR, "es",
+                 WORDS({"es", AWS_SERVICE_ES}, {"aoss", AWS_SERVICE_AOSS}),
+                 "the signing service: es (Amazon OpenSearch Service) or aoss (OpenSearch "
+                 "Serverless: no _refresh, docs/AWS.md)"),
     INT_SETTING("SYNC_BATCH_SIZE", sync_batch_size, CFG_MIRROR, "100", 1, 10000,
                 "most documents in one _bulk request"),
     INT_SETTING("SYNC_BATCH_SIZE_BYTES", sync_batch_size_bytes, CFG_MIRROR, "5242880", 1024,
@@ -1421,7 +1430,9 @@ config_same_opensearch(const struct config *a, const struct config *b)
 	       !strcmp(a->opensearch_client_cert, b->opensearch_client_cert) &&
 	       !strcmp(a->opensearch_client_key, b->opensearch_client_key) &&
 	       a->opensearch_tls_verify == b->opensearch_tls_verify &&
-	       a->opensearch_timeout_ms == b->opensearch_timeout_ms;
+	       a->opensearch_timeout_ms == b->opensearch_timeout_ms &&
+	       !strcmp(a->opensearch_aws_region, b->opensearch_aws_region) &&
+	       a->opensearch_aws_service == b->opensearch_aws_service;
 }
 
 bool
@@ -1571,6 +1582,12 @@ check_auth(const struct config *cfg, const char *who, struct rerror *err)
 		    "%s%s and OPENSEARCH_USERNAME (basic auth) are both set: "
 		    "OpenSearch takes one Authorization header, give one",
 		    who, token ? "OPENSEARCH_BEARER_TOKEN" : "OPENSEARCH_BEARER_TOKEN_FILE");
+	if ((token || token_file) && *cfg->opensearch_aws_region)
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%s%s and OPENSEARCH_AWS_REGION (AWS SigV4 signing) are both set: "
+		    "OpenSearch takes one Authorization header, give one",
+		    who, token ? "OPENSEARCH_BEARER_TOKEN" : "OPENSEARCH_BEARER_TOKEN_FILE");
 	if (*cfg->opensearch_client_key && !*cfg->opensearch_client_cert)
 		return rerror_set(err, RC_ERR_CONFIG,
 		                  "%sOPENSEARCH_CLIENT_KEY is set without OPENSEARCH_CLIENT_CERT",
@@ -1607,6 +1624,18 @@ check_combinations(const struct config *cfg, bool named, struct rerror *err)
 		                  "RECONCILE_VERSION_FIELD: the external version is that field's "
 		                  "value in epoch ms",
 		                  who);
+	if (strspn(cfg->opensearch_aws_region, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+	    strlen(cfg->opensearch_aws_region))
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sOPENSEARCH_AWS_REGION \"%.40s\" is not an AWS region name "
+		                  "(like eu-west-1)",
+		                  who, cfg->opensearch_aws_region);
+	if (*cfg->opensearch_aws_region && *cfg->opensearch_username)
+		return rerror_set(
+		    err, RC_ERR_CONFIG,
+		    "%sOPENSEARCH_AWS_REGION (AWS SigV4 signing) and OPENSEARCH_USERNAME "
+		    "(basic auth) exclude each other: both use the Authorization header",
+		    who);
 	return RC_OK;
 }
 
@@ -2594,6 +2623,8 @@ static const char markdown_intro[] =
     "is resumed by nothing: `serve` at start, `reconciler resume` and `reconciler doctor` "
     "name each such run and its mirror in a warning, with how to close it "
     "(docs/JOURNAL.md#runs-of-a-mirror-no-longer-configured).\n\n"
+    "Amazon OpenSearch Service and OpenSearch Serverless (requests signed with AWS SigV4, "
+    "`OPENSEARCH_AWS_REGION`, credentials from the AWS chain): [AWS.md](AWS.md).\n\n"
     "## Settings\n\n"
     "| name | scope | type | default | allowed | help |\n"
     "|---|---|---|---|---|---|\n";

@@ -55,6 +55,8 @@ struct config {
 	char *opensearch_client_key;
 	bool opensearch_tls_verify;
 	int64_t opensearch_timeout_ms;
+	char *opensearch_aws_region; /* "": no AWS signing */
+	int opensearch_aws_service;  /* enum aws_service */
 	int64_t sync_batch_size;
 	int64_t sync_batch_size_bytes;
 	int64_t sync_batch_delay_ms;

@@ -49,6 +49,7 @@
  *   holds (413, 400) is split until the document at fault stands alone.
  */
 #include "opensearch.h"
+#include "aws.h"
 #include "doc.h"
 #include "log.h"
 
@@ -71,6 +72,8 @@ struct opensearch {
 	struct stat token_seen; /* the token file when bearer was read from it */
 	const char *auth_hint;  /* the settings a 401 names */
 	bool client_cert;       /* OPENSEARCH_CLIENT_CERT is set */
+	char *aws_region;       /* OPENSEARCH_AWS_REGION: every request signed; NULL: off */
+	int aws_service;        /* enum aws_service */
 	int64_t max_retries;
 	cJSON *query; /* OPENSEARCH_QUERY's clause; NULL: the whole index */
 	char errbuf[CURL_ERROR_SIZE];
@@ -247,6 +250,12 @@ opensearch_open(struct opensearch **out, const struct config *cfg, struct rerror
 	sprintf(os->index_path, "/%s", esc);
 	curl_free(esc);
 	os->max_retries = cfg->sync_max_retries;
+	os->aws_service = cfg->opensearch_aws_service;
+	if (*cfg->opensearch_aws_region &&
+	    (os->aws_region = strdup(cfg->opensearch_aws_region)) == NULL) {
+		opensearch_free(os);
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
 	if (cfg->opensearch_query && *cfg->opensearch_query) {
 		os->query = cJSON_Parse(cfg->opensearch_query);
 		if (!cJSON_IsObject(os->query)) {
@@ -290,6 +299,7 @@ opensearch_free(struct opensearch *os)
 		curl_easy_cleanup(os->curl);
 	free(os->base);
 	free(os->index_path);
+	free(os->aws_region);
 	cJSON_Delete(os->query);
 	free_secret(os->userpwd);
 	free_secret(os->bearer);
@@ -341,7 +351,12 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	    curl_slist_append(headers, strstr(path, "_bulk") ? "Content-Type: application/x-ndjson"
 	                                                     : "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
-	if (os->token_file && (rc = token_refresh(os, err)) != RC_OK) {
+	/* a token file is read again when it changed; AWS SigV4 (docs/AWS.md)
+	 * may rewrite the URL's query into the form it signs (config.c refuses
+	 * a token together with AWS signing) */
+	if ((os->token_file && (rc = token_refresh(os, err)) != RC_OK) ||
+	    (os->aws_region && (rc = aws_sign(&headers, &url, method, body, body_len,
+	                                      os->aws_region, os->aws_service, err)))) {
 		curl_slist_free_all(headers);
 		buf_free(&url);
 		return rc;
@@ -375,6 +390,8 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 		free(masked);
 	} else {
 		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
+		if (os->aws_region)
+			rc = aws_refusal(*status, resp, err);
 	}
 	curl_slist_free_all(headers);
 	buf_free(&url);
@@ -891,6 +908,10 @@ opensearch_refresh(struct opensearch *os, struct rerror *err)
 	cJSON *j;
 	rcode rc;
 
+	/* Serverless has no _refresh: its documents become searchable on their
+	 * own, within seconds (docs/AWS.md) */
+	if (os->aws_region && os->aws_service == AWS_SERVICE_AOSS)
+		return RC_OK;
 	snprintf(path, sizeof(path), "%s/_refresh", os->index_path);
 	rc = request_json(os, &j, "POST", path, NULL, err);
 	cJSON_Delete(j);
