@@ -6,7 +6,7 @@
 -- repaired_count, so "12,000 documents repaired" was said of a mirror with
 -- no drift; repaired_count now counts drift repaired only. Finished full
 -- runs move their number over.
--- kept_count: orphans a check found and kept (RECONCILE_ORPHANS=report):
+-- orphans_kept_count: orphans a check found and kept (RECONCILE_ORPHANS=report):
 -- in the index, reported, not deleted (a dry run keeps nothing: it writes
 -- nothing; a run the brake held says so itself).
 -- transform_digest: the digest of what the transform writes (field lists,
@@ -16,12 +16,12 @@
 
 ALTER TABLE runs ADD COLUMN full_write INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN reindexed_count INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE runs ADD COLUMN kept_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN orphans_kept_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN transform_digest TEXT;
 
 UPDATE runs SET full_write = 1 WHERE kind = 'full';
 UPDATE runs SET reindexed_count = repaired_count, repaired_count = 0 WHERE kind = 'full';
-UPDATE runs SET kept_count =
+UPDATE runs SET orphans_kept_count =
     (SELECT count(*) FROM run_ids WHERE run_id = runs.id AND kind = 'orphan'
      AND status = 'reported')
     WHERE kind IN ('check', 'ids') AND delete_brake <> 'held';
@@ -36,5 +36,5 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        failed_count AS failed, resume_count AS resumes, error,
        duplicate_count AS duplicates, conflict_count AS conflicts,
        skipped_newer_count AS skipped_newer,
-       reindexed_count AS reindexed, kept_count AS kept
+       reindexed_count AS reindexed, orphans_kept_count AS orphans_kept
 FROM runs ORDER BY id DESC;

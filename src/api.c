@@ -795,7 +795,7 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	add_count(o, "conflictCount", COUNT(res->conflicts));
 	add_count(o, "skippedNewerCount", COUNT(res->skipped_newer));
 	add_count(o, "reindexedCount", COUNT(res->reindexed));
-	add_count(o, "keptCount", COUNT(res->kept));
+	add_count(o, "orphansKept", COUNT(res->orphans_kept));
 	add_count(o, "runId", begun ? res->run_id : -1);
 	engine_result_note(res, note, sizeof(note));
 	if (*note)
@@ -919,7 +919,7 @@ add_sum_counts(cJSON *sum, const cJSON *one, const char *key)
 static const char *const all_counts[] = {"mongoCount",    "opensearchCount", "difference",
                                          "synced",        "missingCount",    "orphanCount",
                                          "staleCount",    "failedCount",     "duplicateCount",
-                                         "conflictCount", "reindexedCount",  "keptCount"};
+                                         "conflictCount", "reindexedCount",  "orphansKept"};
 
 /* Whether every mirror takes the ids of a targeted check; false after a 400. */
 static bool

@@ -1576,6 +1576,13 @@ check_auth(const struct config *cfg, const char *who, struct rerror *err)
 		    "%sOPENSEARCH_BEARER_TOKEN and OPENSEARCH_BEARER_TOKEN_FILE are both "
 		    "set: give one",
 		    who);
+	/* a header value: a line break would end it and start another header */
+	for (const char *c = cfg->opensearch_bearer_token; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return rerror_set(err, RC_ERR_CONFIG,
+			                  "%sOPENSEARCH_BEARER_TOKEN holds a control character "
+			                  "(a line break?): a token is one line of printable text",
+			                  who);
 	if ((token || token_file) && *cfg->opensearch_username)
 		return rerror_set(
 		    err, RC_ERR_CONFIG,

@@ -510,6 +510,33 @@ lease_free(struct lease *l)
 
 /* Names what the lease stands for: l->id from the concrete index the mirror
  * writes, and the request paths. */
+/* The lease index must not be, by any name (an alias, a wildcard's match),
+ * an index the mirror reads: the lease would be a copy there, counted as an
+ * orphan and maybe deleted by the run itself (QA round 7 F8). Compared by
+ * the concrete indices' uuids both names resolve to. */
+static RC_MUST_CHECK rcode
+lease_shares_index(struct lease *l, const struct config *cfg, struct rerror *err)
+{
+	struct os_concrete *mine = NULL, *theirs = NULL;
+	size_t n_mine = 0, n_theirs = 0;
+	rcode rc = opensearch_concrete(l->os, &mine, &n_mine, cfg->opensearch_index, err);
+
+	if (rc == RC_OK)
+		rc = opensearch_concrete(l->os, &theirs, &n_theirs, l->index, err);
+	for (size_t i = 0; rc == RC_OK && i < n_mine; i++)
+		for (size_t k = 0; rc == RC_OK && k < n_theirs; k++)
+			if (strcmp(mine[i].uuid, theirs[k].uuid) == 0)
+				rc = rerror_set(
+				    err, RC_ERR_CONFIG,
+				    "RECONCILE_LEASE_INDEX=%s resolves to index %s, which "
+				    "mirror %s reads (OPENSEARCH_INDEX=%s): leases would be "
+				    "copies there; name an index of their own",
+				    l->index, theirs[k].name, l->mirror, cfg->opensearch_index);
+	opensearch_concrete_free(mine, n_mine);
+	opensearch_concrete_free(theirs, n_theirs);
+	return rc;
+}
+
 static RC_MUST_CHECK rcode
 name_lease(struct lease *l, const struct config *cfg, struct rerror *err)
 {
@@ -531,7 +558,8 @@ name_lease(struct lease *l, const struct config *cfg, struct rerror *err)
 		               l->index, l->mirror);
 		goto out;
 	}
-	if ((rc = lease_id(&l->id, target, cfg->mongodb_database, cfg->mongodb_collection, err)))
+	if ((rc = lease_shares_index(l, cfg, err)) ||
+	    (rc = lease_id(&l->id, target, cfg->mongodb_database, cfg->mongodb_collection, err)))
 		goto out;
 	if (lease_escape(&eidx, l->index) || lease_escape(&eid, l->id) ||
 	    (l->path_doc = malloc(strlen(eidx) + strlen(eid) + 8)) == NULL ||

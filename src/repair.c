@@ -220,7 +220,7 @@ fail_transform(struct repair *rp, const struct qitem *q, const char *code, const
 	rcode rc = fail_item_at(rp, q, code, reason, LOG_ERROR);
 
 	if (rc == RC_OK && max > 0 && ++rp->tf_failed_in_row >= max)
-		rc = rerror_set(rp->err, RC_ERR_CONFIG,
+		rc = rerror_set(rp->err, RC_ERR_INVALID,
 		                "the transform failed on %" PRId64
 		                " documents in a row (RECONCILE_TRANSFORM_MAX_CONSECUTIVE_ERRORS): "
 		                "the run stops; the last, %.200s: %.600s",

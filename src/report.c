@@ -100,7 +100,7 @@ kind_word(const enum drift_kind *kind)
 	LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count", "skippedNewerCount") ", "          \
 	"full_write AS fullWrite, "                                                                \
 	LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count", "reindexedCount") ", "             \
-	LIVE(STORE_CNT_KEPT("runs.id"), "kept_count", "keptCount")
+	LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count", "orphansKept")
 /* clang-format on */
 
 rcode

@@ -730,7 +730,7 @@ result_copy(struct run *r, struct engine_result *res, enum run_status status)
 		res->skipped_newer = sr->skipped_newer;
 		res->full_write = sr->full_write;
 		res->reindexed = sr->reindexed;
-		res->kept = sr->kept;
+		res->orphans_kept = sr->orphans_kept;
 		store_run_free(sr);
 	}
 	if (status == RUN_HELD) {
@@ -767,11 +767,11 @@ engine_result_note(const struct engine_result *res, char *out, size_t len)
 		    (size_t)snprintf(out + at, len - at,
 		                     "the index held no documents: the check wrote every document "
 		                     "as a full re-index does");
-	if (res->kept > 0 && at < len)
+	if (res->orphans_kept > 0 && at < len)
 		snprintf(out + at, len - at,
 		         "%s%" PRId64 " orphan%s kept: RECONCILE_ORPHANS=report (=delete deletes "
 		         "them)",
-		         at ? "; " : "", res->kept, res->kept == 1 ? "" : "s");
+		         at ? "; " : "", res->orphans_kept, res->orphans_kept == 1 ? "" : "s");
 }
 
 /* A run found and cancelled, not resumed (engine_opts.resume_only). */
@@ -861,7 +861,7 @@ static void
 record_digest(struct run *r, const struct engine_result *res, enum run_status status)
 {
 	bool all = (r->content.on && r->pass_done) || (r->full_write && r->kind == RUN_CHECK);
-	bool clean = res->failed == 0 && res->kept == 0 &&
+	bool clean = res->failed == 0 && res->orphans_kept == 0 &&
 	             (!r->dry_run || res->missing + res->stale + res->orphans == 0);
 
 	if (status != RUN_COMPLETED || !all || !clean)

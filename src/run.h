@@ -63,7 +63,7 @@ struct engine_result {
 	 * drift, not repaired) */
 	bool full_write;
 	int64_t reindexed;
-	int64_t kept; /* orphans found and kept: RECONCILE_ORPHANS=report */
+	int64_t orphans_kept; /* orphans found and kept: RECONCILE_ORPHANS=report */
 	/* a check that found the index empty took the full re-index's path */
 	bool empty_index;
 	char why[1400]; /* held: why, in numbers, and how to release it */

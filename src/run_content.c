@@ -133,12 +133,23 @@ content_body(struct run *r, struct jt **out, bool *left, struct buf *body, const
 	if (rc == RC_ERR_NOMEM)
 		return rc;
 	*left = rc == RC_OK && skip;
+	if (rc == RC_OK)
+		r->content.unconverted_in_row = 0;
 	if (rc || skip) {
-		if (rc) {
-			r->content.unconverted++;
-			log_msg(LOG_DEBUG, r->id, "content compare: document %s: %s", id,
-			        e.message);
-		}
+		int64_t max = r->cfg->transform_max_consecutive_errors;
+		if (rc == RC_OK)
+			return RC_OK;
+		r->content.unconverted++;
+		log_msg(LOG_DEBUG, r->id, "content compare: document %s: %s", id, e.message);
+		/* as repairs do (repair.c, fail_transform): a script that fails on
+		 * every document stops the run once, naming its line */
+		if (max > 0 && ++r->content.unconverted_in_row >= max)
+			return rerror_set(
+			    r->err, RC_ERR_INVALID,
+			    "the transform failed on %" PRId64
+			    " documents in a row (RECONCILE_TRANSFORM_MAX_CONSECUTIVE_"
+			    "ERRORS): the run stops; the last, %.200s: %.600s",
+			    r->content.unconverted_in_row, id, e.message);
 		return RC_OK;
 	}
 	rc = jt_parse(out, body->data ? body->data : "{}", body->data ? body->len : 2, &e);

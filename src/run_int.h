@@ -45,7 +45,8 @@ struct content {
 	bool on;
 	struct stashed *v;
 	size_t n, cap;
-	int64_t pairs, differ, unconverted, mget_requests, mget_bytes, mongo_bytes, ms;
+	int64_t pairs, differ, unconverted, unconverted_in_row, mget_requests, mget_bytes,
+	    mongo_bytes, ms;
 	int64_t left_out; /* copies of documents the transform leaves out */
 	/* on for this run only: the transform changed since a run last compared
 	 * every copy with it (RECONCILE_COMPARE=version, run.c) */

@@ -885,7 +885,7 @@ static const char run_get_sql[] =
 	STORE_LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count") ", "
 	"index_read, delete_brake, full_write, "
 	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
-	STORE_LIVE(STORE_CNT_KEPT("runs.id"), "kept_count") " "
+	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") " "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -933,7 +933,7 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 			r->brake = (enum delete_brake)b;
 	r->full_write = sqlite3_column_int64(st, 30) != 0;
 	r->reindexed = sqlite3_column_int64(st, 31);
-	r->kept = sqlite3_column_int64(st, 32);
+	r->orphans_kept = sqlite3_column_int64(st, 32);
 	return known;
 }
 

@@ -116,7 +116,7 @@ struct store_run {
 	 * reindexed counts what it wrote, apart from repaired (drift) */
 	bool full_write;
 	int64_t reindexed;
-	int64_t kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
+	int64_t orphans_kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
 };
 void store_run_free(struct store_run *r);
 

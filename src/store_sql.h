@@ -49,7 +49,7 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 	"END)"
 /* orphans a check found and kept (RECONCILE_ORPHANS=report); a dry run
  * keeps nothing (it writes nothing), a held run says so itself */
-#define STORE_CNT_KEPT(ID)                                                                         \
+#define STORE_CNT_ORPHANS_KEPT(ID)                                                                 \
 	"(CASE WHEN kind = 'dry_run' OR delete_brake = 'held' THEN 0 ELSE (SELECT count(*) "       \
 	"FROM run_ids WHERE run_id = " ID " AND kind = 'orphan' AND status = 'reported') END)"
 #define STORE_CNT_DELETED(ID)                                                                      \
@@ -80,7 +80,7 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
 	"skipped_count = " STORE_CNT_SKIPPED(ID) ", "                                              \
 	"repaired_count = " STORE_CNT_REPAIRED(ID) ", "                                            \
 	"reindexed_count = " STORE_CNT_REINDEXED(ID) ", "                                          \
-	"kept_count = " STORE_CNT_KEPT(ID) ", "                                                    \
+	"orphans_kept_count = " STORE_CNT_ORPHANS_KEPT(ID) ", "                                                    \
 	"deleted_count = " STORE_CNT_DELETED(ID) ", "                                              \
 	"failed_count = " STORE_CNT_FAILED(ID)
 /* clang-format on */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 int64_t
@@ -287,9 +288,26 @@ util_sleep_ms(int64_t ms, volatile int *stop)
 void
 util_mask_secrets(char *s, size_t cap)
 {
+	static const char token_key[] = "AWS_SESSION_TOKEN:";
 	char *p = s;
 
 	(void)cap;
+	/* MONGODB-AWS's session token in the URI's authMechanismProperties
+	 * (docs/CONNECTING.md): "AWS_SESSION_TOKEN:value", up to the next
+	 * option, property, blank or quote */
+	for (char *q = s; *q; q++) {
+		if (strncasecmp(q, token_key, sizeof(token_key) - 1) != 0)
+			continue;
+		char *v = q + sizeof(token_key) - 1;
+		size_t vlen = strcspn(v, "&,; \"'\n");
+		if (vlen >= 3) {
+			memcpy(v, "***", 3);
+			memmove(v + 3, v + vlen, strlen(v + vlen) + 1);
+		} else {
+			memset(v, '*', vlen);
+		}
+		q = v;
+	}
 	while ((p = strstr(p, "://")) != NULL) {
 		char *start = p + 3, *at, *colon, *end;
 

@@ -201,11 +201,11 @@
     if (!policy && state.orphanPolicy.has(run.id)) policy = state.orphanPolicy.get(run.id);
     policy = policy ? String(policy).toLowerCase() : null;
     let count = null;
-    if (typeof run.keptCount === 'number') {
+    if (typeof run.orphansKept === 'number') {
       /* the journal's count of orphans a check kept (RECONCILE_ORPHANS=report) */
-      count = run.keptCount;
+      count = run.orphansKept;
       policy = policy || 'report';
-    } else if (typeof run.orphansKept === 'number') count = run.orphansKept;
+    }
     else if (policy === 'report') count = Number(run.orphanCount || 0);
     if (!count || count <= 0) return null;
     return { count, policy };
@@ -221,7 +221,7 @@
   function needsPolicy(run) {
     return !!run && run.status === 'completed' && run.kind !== 'dry_run' && Number(run.orphanCount || 0) > 0 &&
       Number(run.deletedCount || 0) < Number(run.orphanCount || 0) && typeof run.orphanPolicy !== 'string' &&
-      typeof run.orphansKept !== 'number' && typeof run.keptCount !== 'number' && !state.orphanPolicy.has(run.id);
+      typeof run.orphansKept !== 'number' && !state.orphanPolicy.has(run.id);
   }
 
   async function loadPolicies() {
