@@ -228,6 +228,7 @@ pass_diff(struct run *r)
 	                      .compare_content = r->content.on,
 	                      .index_missing = r->index_missing,
 	                      .write_index = r->write_index,
+	                      .routing_rule = *r->cfg->routing_field || transform_scripted(r->tf),
 	                      .filtered = mongo_filtered(r->mongo),
 	                      .cursor = r->cursor,
 	                      .cursor_type = r->cursor_type,
@@ -247,6 +248,7 @@ pass_diff(struct run *r)
 	                     .mongo_other = read_mongo_other,
 	                     .mongo_has_type = read_mongo_has_type,
 	                     .mongo_lookup = read_mongo_lookup,
+	                     .rule_routing = sink_rule_routing,
 	                     .on_drift = sink_on_drift,
 	                     .on_chunk = sink_on_chunk,
 	                     .content_differs = content_differs};

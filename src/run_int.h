@@ -170,6 +170,10 @@ void content_report(struct run *r);
 RC_MUST_CHECK rcode sink_on_unsafe(void *ctx, const char *text, enum id_type type,
                                    struct rerror *err);
 RC_MUST_CHECK rcode sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err);
+/* pass_io.rule_routing: the documents read from MongoDB, their routing as
+ * a repair writes them (the transform, OPENSEARCH_ROUTING_FIELD). */
+RC_MUST_CHECK rcode sink_rule_routing(void *ctx, const struct idlist *m, const size_t *mi, size_t n,
+                                      char **routing, struct rerror *err);
 RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared,
                                   int64_t seen, struct rerror *err);
 /* Repairs the queued drift, then commits the cursor that waited for it. */

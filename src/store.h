@@ -192,6 +192,8 @@ const char *store_drift_state_name(enum drift_state st);
 /* The reasons of orphans whose MongoDB document exists (docs/ENGINE.md#filters). */
 #define DRIFT_REASON_LEFT_FILTER   "left the filter"
 #define DRIFT_REASON_TRANSFORM_NIL "left the filter (transform returned nil)"
+/* a stale document with several copies, none where its routing rule places it */
+#define DRIFT_REASON_MISPLACED "no copy where its routing rule places it"
 
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {
