@@ -142,7 +142,7 @@ CREATE TABLE "runs" (
     index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
     delete_brake     TEXT NOT NULL DEFAULT 'on'
                      CHECK (delete_brake IN ('on', 'released', 'passed', 'held'))
-);
+, kept_count INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_drift AS

@@ -787,6 +787,7 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	add_count(o, "duplicateCount", COUNT(res->duplicates));
 	add_count(o, "conflictCount", COUNT(res->conflicts));
 	add_count(o, "skippedNewerCount", COUNT(res->skipped_newer));
+	add_count(o, "keptCount", COUNT(res->kept));
 	add_count(o, "runId", begun ? res->run_id : -1);
 #undef COUNT
 	if (res->run_id && res->status == RUN_HELD) {

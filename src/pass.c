@@ -685,6 +685,32 @@ out:
 	return rc;
 }
 
+/* Drops from the orphans those the index keeps on purpose (they match
+ * OPENSEARCH_KEEP_QUERY): never deleted, never reported, counted. */
+static RC_MUST_CHECK rcode
+keep_orphans(struct pass *p, const struct idlist *osl, size_t *orph, bool *orph_left,
+             size_t *n_orph)
+{
+	bool *kept = malloc(*n_orph * sizeof(*kept));
+	size_t n = 0;
+	rcode rc =
+	    kept ? p->io->kept_orphans(p->io->ctx, osl, orph, *n_orph, kept, p->err) : RC_ERR_NOMEM;
+
+	for (size_t i = 0; rc == RC_OK && i < *n_orph; i++) {
+		if (kept[i]) {
+			if (p->o->stats)
+				p->o->stats->kept++;
+			continue;
+		}
+		orph_left[n] = orph_left[i];
+		orph[n++] = orph[i];
+	}
+	if (rc == RC_OK)
+		*n_orph = n;
+	free(kept);
+	return rc;
+}
+
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
@@ -725,6 +751,8 @@ judge(struct pass *p, const struct idlist *m, struct idlist *osl, bool lookup)
 	}
 	if (rc == RC_OK)
 		rc = spare_foreign(p, osl, &d, orph, orph_left, &n_orph);
+	if (rc == RC_OK && n_orph && p->o->keep_orphans)
+		rc = keep_orphans(p, osl, orph, orph_left, &n_orph);
 	if (rc == RC_OK && m->n) {
 		conflict = calloc(m->n, sizeof(*conflict));
 		rc = conflict ? find_conflicts(p, m, conflict) : RC_ERR_NOMEM;

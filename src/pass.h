@@ -97,6 +97,11 @@ struct pass_io {
 	 * out or fails on it). Asked for ids with several copies only. */
 	rcode (*rule_routing)(void *ctx, const struct idlist *m, const size_t *mi, size_t n,
 	                      char **routing, struct rerror *err);
+	/* OPENSEARCH_KEEP_QUERY (pass_opts.keep_orphans): kept[i] for the
+	 * copy osl[idx[i]] (an orphan: no MongoDB document): it matches the
+	 * keep clause, so the index keeps it on purpose. */
+	rcode (*kept_orphans)(void *ctx, const struct idlist *osl, const size_t *idx, size_t n,
+	                      bool *kept, struct rerror *err);
 	/* A chunk's drift: journal it, queue its repair. */
 	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
 	/* The pass is past a chunk ending at (id, type): compared MongoDB ids
@@ -111,6 +116,9 @@ struct pass_stats {
 	 * segment's, or the final one); in: what a resumed run had read up to
 	 * its cursor */
 	int64_t index_read;
+	/* orphans the keep clause kept (pass_opts.keep_orphans), by the same
+	 * sweep; in: up to the cursor */
+	int64_t kept;
 };
 
 struct pass_opts {
@@ -123,6 +131,9 @@ struct pass_opts {
 	 * of several copies of a document the one under the rule's routing (in
 	 * the write index) is kept (io->rule_routing) */
 	bool routing_rule;
+	/* OPENSEARCH_KEEP_QUERY is set: orphans matching it are kept
+	 * (io->kept_orphans), counted in stats->kept, never handed over */
+	bool keep_orphans;
 	bool filtered; /* RECONCILE_FILTER is set: every orphan candidate is asked
 	                  of MongoDB, for the reason (absent, or left the filter) */
 	/* resume: the last committed id (NULL: from the start) and what the

@@ -118,7 +118,7 @@ kind_word(const enum drift_kind *kind)
 	                                                                                                    "conflict_count",                                                                                 \
 	                                                                                                    "conflictCount") ", " LIVE(STORE_CNT_NEWER("runs.id"),                                            \
 	                                                                                                                               "skipped_newer_count",                                                 \
-	                                                                                                                               "skippedNewerCount")
+	                                                                                                                               "skippedNewerCount") ", kept_count AS keptCount"
 
 rcode
 report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int64_t before,

@@ -57,6 +57,7 @@ struct engine_result {
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
+	int64_t kept;          /* orphans OPENSEARCH_KEEP_QUERY kept: not deleted, not reported */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
 	char why[1400];        /* held: why, in numbers, and how to release it */
 	/* run_id was not resumed: settings that bind a run changed since it

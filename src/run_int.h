@@ -93,7 +93,7 @@ struct run {
 	struct transform *tf; /* body and routing of writes */
 	/* the cursor that waits for queued drift to be committed */
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
-	int64_t queued_compared, queued_seen, queued_index_read;
+	int64_t queued_compared, queued_seen, queued_index_read, queued_kept;
 	int64_t os_count, mongo_count;
 	const struct engine_opts *opts; /* never NULL */
 	struct pass_stats stats;        /* what the pass read (the brake) */
@@ -145,6 +145,9 @@ RC_MUST_CHECK rcode read_index_page(void *ctx, struct idlist *out, bool *more, c
                                     int size, struct rerror *err);
 RC_MUST_CHECK rcode read_index_lookup(void *ctx, struct idlist *out, const char *const *ids,
                                       size_t n, struct rerror *err);
+/* pass_io.kept_orphans: the orphans' copies that match OPENSEARCH_KEEP_QUERY. */
+RC_MUST_CHECK rcode read_kept_orphans(void *ctx, const struct idlist *osl, const size_t *idx,
+                                      size_t n, bool *kept, struct rerror *err);
 RC_MUST_CHECK rcode read_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists,
                                       bool *outside, struct rerror *err);
 RC_MUST_CHECK rcode read_mongo_other(void *ctx, const char *const *texts, const enum id_type *types,

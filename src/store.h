@@ -112,6 +112,7 @@ struct store_run {
 	char *config, *error;
 	int64_t index_read; /* index copies the judging sweep read up to the cursor */
 	enum delete_brake brake;
+	int64_t kept; /* orphans OPENSEARCH_KEEP_QUERY kept, up to the cursor */
 };
 void store_run_free(struct store_run *r);
 
@@ -143,7 +144,9 @@ RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mo
  * work before it. */
 RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type,
                                      const char *cursor, int64_t seen_types, int64_t compared,
-                                     int64_t index_read);
+                                     int64_t index_read, int64_t kept);
+/* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
+RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
 /* Ids of the run's MongoDB stream it could not carry (NUL in the _id). */
 RC_MUST_CHECK rcode store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n);

@@ -185,6 +185,13 @@ def alias(env):
                 put(env, v1, idv, shop, shop, NEW)
                 put(env, v2, idv, shop, shop, DATE0)
             else:        # two copies in v2 (two shards), the misrouted one newer
+                # on a lower shard (a06) and a higher one (a07): whichever
+                # of the two the index's order puts first, one is misrouted
+                shards = {s: shard_of(env, v2, s) for s in SHOPS}
+                lo, hi = min(shards.values()), max(shards.values())
+                shop = [s for s in SHOPS if shards[s] == (hi if i == 6 else lo)][0]
+                wrong = [s for s in SHOPS if shards[s] == (lo if i == 6 else hi)][0]
+                docs[-1]["shop_id"] = want[idv] = shop
                 put(env, v2, idv, shop, shop, DATE0)
                 put(env, v2, idv, shop, wrong, NEW)
         env.mongo({"insert": "ads", "documents": docs})
