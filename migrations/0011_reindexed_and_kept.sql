@@ -36,5 +36,6 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        failed_count AS failed, resume_count AS resumes, error,
        duplicate_count AS duplicates, conflict_count AS conflicts,
        skipped_newer_count AS skipped_newer,
-       reindexed_count AS reindexed, orphans_kept_count AS orphans_kept
+       reindexed_count AS reindexed, orphans_kept_count AS orphans_kept,
+       kept_count AS kept
 FROM runs ORDER BY id DESC;

@@ -796,6 +796,7 @@ result_json(const struct engine_result *res, rcode rc, const struct rerror *err)
 	add_count(o, "skippedNewerCount", COUNT(res->skipped_newer));
 	add_count(o, "reindexedCount", COUNT(res->reindexed));
 	add_count(o, "orphansKept", COUNT(res->orphans_kept));
+	add_count(o, "keptCount", COUNT(res->kept));
 	add_count(o, "runId", begun ? res->run_id : -1);
 	engine_result_note(res, note, sizeof(note));
 	if (*note)

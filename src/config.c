@@ -219,6 +219,13 @@ static const struct cfg_entry cfg_table[] = {
         "documents of this mirror in an index shared with others; documents outside it are "
         "never this mirror's orphans, and the transform must write what it selects; empty = "
         "the whole index (docs/ENGINE.md#filters)"),
+    OS_QUERY_SETTING(
+        "OPENSEARCH_KEEP_QUERY", opensearch_keep_query, CFG_MIRROR | CFG_RUN, "",
+        "query-DSL clause (JSON, e.g. {\"range\": {\"expiresAt\": {\"lt\": \"now\"}}}) "
+        "selecting index documents that may exist without a MongoDB document (an archive of "
+        "documents MongoDB expires): such copies are never orphans, never deleted, counted "
+        "as kept; a document MongoDB has is compared as any other; empty = none "
+        "(docs/ENGINE.md#filters)"),
     FIELDS_SETTING(
         "RECONCILE_FIELDS", fields, CFG_MIRROR | CFG_RUN, "",
         "top-level fields written to the index (e.g. title,price); empty = all; the id field is "

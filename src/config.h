@@ -72,12 +72,13 @@ struct config {
 	int64_t max_deletes;     /* the brake: most orphans deleted per run */
 	int64_t chunk_size;
 	int64_t min_age_ms;
-	char *filter;           /* RECONCILE_FILTER: MongoDB query, extended JSON; "" = none */
-	char *opensearch_query; /* OPENSEARCH_QUERY: query-DSL clause, JSON; "" = none */
-	char *fields;           /* RECONCILE_FIELDS: comma list; "" = all */
-	char *exclude;          /* RECONCILE_EXCLUDE: comma list */
-	char *rename;           /* RECONCILE_RENAME: comma list of from:to */
-	char *transform;        /* RECONCILE_TRANSFORM: Lua script path; "" = none */
+	char *filter;                /* RECONCILE_FILTER: MongoDB query, extended JSON; "" = none */
+	char *opensearch_query;      /* OPENSEARCH_QUERY: query-DSL clause, JSON; "" = none */
+	char *opensearch_keep_query; /* OPENSEARCH_KEEP_QUERY: query-DSL clause; "" = none */
+	char *fields;                /* RECONCILE_FIELDS: comma list; "" = all */
+	char *exclude;               /* RECONCILE_EXCLUDE: comma list */
+	char *rename;                /* RECONCILE_RENAME: comma list of from:to */
+	char *transform;             /* RECONCILE_TRANSFORM: Lua script path; "" = none */
 	int64_t transform_max_instructions;       /* per transform(doc) call */
 	int64_t transform_max_memory;             /* bytes per Lua state */
 	int64_t transform_max_consecutive_errors; /* the run stops after so many; 0 never */

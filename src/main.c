@@ -275,10 +275,13 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		return EXIT_NOT_RESUMED;
 	}
 	if (res.run_id) {
-		char newer[48] = ""; /* said only where external versions refused writes */
+		char newer[96] = ""; /* said only where external versions refused writes */
 		if (res.skipped_newer > 0)
 			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
 			         res.skipped_newer);
+		if (res.kept > 0) /* and where OPENSEARCH_KEEP_QUERY kept orphans */
+			snprintf(newer + strlen(newer), sizeof(newer) - strlen(newer),
+			         ", kept %" PRId64, res.kept);
 		char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
 		char ocount[32] = "not counted"; /* nor is an index the run never reached */
 		if (res.mongo_count >= 0)

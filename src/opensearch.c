@@ -1279,6 +1279,32 @@ opensearch_conditions(struct opensearch *os, struct os_cond *c, size_t n, const 
 }
 
 rcode
+opensearch_lookup_kept(struct opensearch *os, struct idlist *out, const struct os_keys *k,
+                       const char *keep_query, const char *const *ids, size_t n, struct rerror *err)
+{
+	cJSON *keep = cJSON_Parse(keep_query), *both = cJSON_CreateObject(), *mine = os->query;
+	cJSON *filter = cJSON_AddArrayToObject(cJSON_AddObjectToObject(both, "bool"), "filter");
+	rcode rc = RC_OK;
+
+	if (!cJSON_IsObject(keep))
+		rc = rerror_set(err, RC_ERR_CONFIG, "OPENSEARCH_KEEP_QUERY is not a JSON object");
+	else if (filter == NULL || add_mirror_query(os, filter) ||
+	         !cJSON_AddItemToArray(filter, keep))
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	else
+		keep = NULL; /* both's */
+	/* the lookup under the mirror's clause and the keep clause both */
+	if (rc == RC_OK) {
+		os->query = both;
+		rc = opensearch_lookup(os, out, k, ids, n, err);
+		os->query = mine;
+	}
+	cJSON_Delete(keep);
+	cJSON_Delete(both);
+	return rc;
+}
+
+rcode
 opensearch_get_source(struct opensearch *os, struct buf *out, bool *found, const char *index,
                       const char *id, const char *routing, struct rerror *err)
 {

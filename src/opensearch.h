@@ -134,6 +134,12 @@ RC_MUST_CHECK rcode opensearch_conditions(struct opensearch *os, struct os_cond 
                                           const struct os_keys *k, const char *write_index,
                                           bool by_docid, struct rerror *err);
 
+/* opensearch_lookup of the copies that also match keep_query (one query-DSL
+ * clause, JSON: OPENSEARCH_KEEP_QUERY). RC_ERR_CONFIG when it is not a JSON
+ * object. */
+RC_MUST_CHECK rcode opensearch_lookup_kept(struct opensearch *os, struct idlist *out,
+                                           const struct os_keys *k, const char *keep_query,
+                                           const char *const *ids, size_t n, struct rerror *err);
 /* The _source of one copy, byte for byte as the index holds it (numbers
  * untouched), into out; *found false when there is no such copy. index
  * NULL: OPENSEARCH_INDEX; routing NULL: none. */

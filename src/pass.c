@@ -30,6 +30,12 @@
  * ("42" and 42) is asked of MongoDB for that other type when such ids may exist: a conflict (one
  * index _id for two documents), never rewritten.
  *
+ * Of several copies of one document the one kept (compared, the others
+ * deleted as duplicates) is, with a routing rule, the one under the rule's
+ * routing in the write index (the rule's routing is read from those
+ * documents: io->rule_routing); a document with no copy there is stale
+ * (misplaced), moved there by its repair. Without a rule: keep_rank.
+ *
  * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
  */
 #include "pass.h"
@@ -513,6 +519,123 @@ spare_foreign(struct pass *p, const struct idlist *osl, struct drift *d, size_t 
 	return rc;
 }
 
+/* Whether copy i of l is where a routing rule puts its document: under
+ * its own _id, with that routing (none: routed by _id), in the write index. */
+static bool
+placed(const struct pass *p, const struct idlist *l, size_t i, const char *routing)
+{
+	const char *idx = idlist_index(l, i);
+	const char *at = idlist_routing(l, i) ? idlist_routing(l, i) : idlist_id(l, i);
+
+	return idlist_docid(l, i) == NULL && strcmp(at, routing) == 0 &&
+	       (idx == NULL || p->o->write_index == NULL || strcmp(idx, p->o->write_index) == 0);
+}
+
+/* Puts first the copy at its place (placed) in the run of copies at..at+n. */
+static bool
+place_first(const struct pass *p, struct idlist *osl, size_t at, size_t n, const char *routing)
+{
+	for (size_t c = at; c < at + n; c++)
+		if (placed(p, osl, c, routing)) {
+			struct idrec keep = osl->v[c];
+			memmove(&osl->v[at + 1], &osl->v[at], (c - at) * sizeof(keep));
+			osl->v[at] = keep;
+			return true;
+		}
+	return false;
+}
+
+/* With a routing rule, of several copies of a MongoDB document the one its
+ * rule places is kept, whatever keep_rank says: the pass has only ids, so
+ * the rule's routing is asked of the documents (io->rule_routing; several
+ * copies are rare). That copy goes first in its run (diff_merge compares
+ * the first); *misplaced (per entry of m, NULL when no document has
+ * several copies) marks the documents with no copy there. */
+static RC_MUST_CHECK rcode
+place_copies(struct pass *p, const struct idlist *m, struct idlist *osl, bool **misplaced)
+{
+	size_t cap = m->n ? m->n : 1, n = 0;
+	size_t *mi = NULL, *at = NULL, *len = NULL;
+	char **routing = NULL;
+	rcode rc = RC_OK;
+
+	*misplaced = NULL;
+	if (!p->o->routing_rule || p->io->rule_routing == NULL || m->n == 0 || osl->n < 2)
+		return RC_OK;
+	mi = malloc(cap * sizeof(*mi));
+	at = malloc(cap * sizeof(*at));
+	len = malloc(cap * sizeof(*len));
+	routing = calloc(cap, sizeof(*routing));
+	if (mi == NULL || at == NULL || len == NULL || routing == NULL) {
+		rc = RC_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0, j = 0; i < m->n && j < osl->n;) {
+		int c = diff_compare(idlist_id(m, i), m->v[i].id_len, idlist_id(osl, j),
+		                     osl->v[j].id_len);
+		size_t k = j + 1;
+		if (c) {
+			i += c < 0;
+			j += c > 0;
+			continue;
+		}
+		while (k < osl->n && diff_compare(idlist_id(osl, j), osl->v[j].id_len,
+		                                  idlist_id(osl, k), osl->v[k].id_len) == 0)
+			k++;
+		if (k - j > 1) {
+			mi[n] = i;
+			at[n] = j;
+			len[n++] = k - j;
+		}
+		i++;
+		j = k;
+	}
+	if (n == 0)
+		goto out;
+	rc = p->io->rule_routing(p->io->ctx, m, mi, n, routing, p->err);
+	if (rc == RC_OK && (*misplaced = calloc(m->n, sizeof(**misplaced))) == NULL)
+		rc = RC_ERR_NOMEM;
+	for (size_t t = 0; rc == RC_OK && t < n; t++)
+		if (routing[t] && !place_first(p, osl, at[t], len[t], routing[t]))
+			(*misplaced)[mi[t]] = true;
+out:
+	for (size_t t = 0; routing && t < n; t++)
+		free(routing[t]);
+	free(routing);
+	free(mi);
+	free(at);
+	free(len);
+	return rc;
+}
+
+/* A misplaced document's kept copy, in sync by version, is stale all the
+ * same: its repair writes the document where the rule places it and
+ * deletes that copy (repair.c, move_copy). */
+static RC_MUST_CHECK rcode
+misplaced_stale(struct drift *d, const bool *misplaced)
+{
+	size_t cap = d->n_stale + d->n_same, kept = 0;
+	size_t *st = realloc(d->stale, (cap ? cap : 1) * sizeof(*st));
+
+	if (st)
+		d->stale = st;
+	st = st ? realloc(d->stale_os, (cap ? cap : 1) * sizeof(*st)) : NULL;
+	if (st == NULL)
+		return RC_ERR_NOMEM;
+	d->stale_os = st;
+	for (size_t k = 0; k < d->n_same; k++) {
+		if (!misplaced[d->same[k]]) {
+			d->same[kept] = d->same[k];
+			d->same_os[kept++] = d->same_os[k];
+			continue;
+		}
+		d->stale[d->n_stale] = d->same[k];
+		d->stale_os[d->n_stale++] = d->same_os[k];
+	}
+	d->n_same = kept;
+	return RC_OK;
+}
+
 /* RECONCILE_COMPARE=content: the pairs the versions left in sync (but
  * conflicts, never rewritten) are compared by content; those that differ
  * join d's stale list. *fields: per entry of d->stale, the differing
@@ -562,25 +685,57 @@ out:
 	return rc;
 }
 
+/* Drops from the orphans those the index keeps on purpose (they match
+ * OPENSEARCH_KEEP_QUERY): never deleted, never reported, counted. */
+static RC_MUST_CHECK rcode
+keep_orphans(struct pass *p, const struct idlist *osl, size_t *orph, bool *orph_left,
+             size_t *n_orph)
+{
+	bool *kept = malloc(*n_orph * sizeof(*kept));
+	size_t n = 0;
+	rcode rc =
+	    kept ? p->io->kept_orphans(p->io->ctx, osl, orph, *n_orph, kept, p->err) : RC_ERR_NOMEM;
+
+	for (size_t i = 0; rc == RC_OK && i < *n_orph; i++) {
+		if (kept[i]) {
+			if (p->o->stats)
+				p->o->stats->kept++;
+			continue;
+		}
+		orph_left[n] = orph_left[i];
+		orph[n++] = orph[i];
+	}
+	if (rc == RC_OK)
+		*n_orph = n;
+	free(kept);
+	return rc;
+}
+
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
 static RC_MUST_CHECK rcode
-judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool lookup)
+judge(struct pass *p, const struct idlist *m, struct idlist *osl, bool lookup)
 {
-	struct drift d;
-	bool *real = NULL, *left = NULL, *orph_left = NULL;
+	struct drift d = {0};
+	bool *real = NULL, *left = NULL, *orph_left = NULL, *misplaced = NULL;
 	size_t *orph = NULL, n_orph = 0;
 	char **conflict = NULL, **fields = NULL;
 	rcode rc;
 
-	rc = diff_merge(&d, m, osl, p->o->compare_versions);
-	if (rc)
+	rc = place_copies(p, m, osl, &misplaced);
+	if (rc == RC_OK)
+		rc = diff_merge(&d, m, osl, p->o->compare_versions);
+	if (rc) {
+		free(misplaced);
 		return rc;
+	}
+	if (misplaced)
+		rc = misplaced_stale(&d, misplaced);
 	/* the first merge segment (strings) swept and judged the whole index:
 	 * the ObjectId segment's candidates were all judged already */
 	bool judged = p->cur_class == CLASS_OID && (p->seen & (1 << CLASS_STRING));
-	if (d.n_orphan && !lookup && !judged) {
+	if (rc == RC_OK && d.n_orphan && !lookup && !judged) {
 		real = malloc(d.n_orphan * sizeof(bool));
 		left = malloc(d.n_orphan * sizeof(bool));
 		orph = malloc(d.n_orphan * sizeof(size_t));
@@ -596,6 +751,8 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	}
 	if (rc == RC_OK)
 		rc = spare_foreign(p, osl, &d, orph, orph_left, &n_orph);
+	if (rc == RC_OK && n_orph && p->o->keep_orphans)
+		rc = keep_orphans(p, osl, orph, orph_left, &n_orph);
 	if (rc == RC_OK && m->n) {
 		conflict = calloc(m->n, sizeof(*conflict));
 		rc = conflict ? find_conflicts(p, m, conflict) : RC_ERR_NOMEM;
@@ -610,7 +767,8 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 		                        .n_orphans = n_orph,
 		                        .left_filter = orph_left,
 		                        .conflict = conflict,
-		                        .stale_fields = fields};
+		                        .stale_fields = fields,
+		                        .misplaced = misplaced};
 		rc = p->io->on_drift(p->io->ctx, &pd, p->err);
 	}
 	for (size_t i = 0; fields && i < d.n_stale; i++)
@@ -623,6 +781,7 @@ judge(struct pass *p, const struct idlist *m, const struct idlist *osl, bool loo
 	free(left);
 	free(orph);
 	free(orph_left);
+	free(misplaced);
 	drift_free(&d);
 	return rc;
 }
@@ -687,7 +846,7 @@ drain_segment(struct pass *p)
  * as a lookup of their own texts' copies, so the second is never taken
  * for a missing document and its copy never rewritten. xm, xf: scratch. */
 static RC_MUST_CHECK rcode
-judge_ids(struct pass *p, const struct idlist *ms, const struct idlist *fs, struct idlist *xm,
+judge_ids(struct pass *p, const struct idlist *ms, struct idlist *fs, struct idlist *xm,
           struct idlist *xf)
 {
 	struct idlist first = {0};

@@ -31,6 +31,10 @@ struct pass_drift {
 	 * (RECONCILE_COMPARE=content; comma-separated, bounded), or NULL when
 	 * the versions told (or no list) */
 	char *const *stale_fields;
+	/* per entry of m (NULL: none is): the document has several copies and
+	 * none where its routing rule places it (pass_opts.routing_rule); its
+	 * kept copy is in d's stale list, to be moved there */
+	const bool *misplaced;
 };
 
 /* What the pass reads and where it reports. Each returns an rcode and, on
@@ -86,6 +90,18 @@ struct pass_io {
 	rcode (*content_differs)(void *ctx, const struct idlist *m, const struct idlist *osl,
 	                         const size_t *mi, const size_t *oi, size_t n, char **fields,
 	                         struct rerror *err);
+	/* With a routing rule (pass_opts.routing_rule): routing[k] gets a
+	 * malloc'd copy of the routing the rule gives the MongoDB document of
+	 * m's entry mi[k] (its OPENSEARCH_ROUTING_FIELD, or its transform's),
+	 * or stays NULL (no such document, no routing, the script leaves it
+	 * out or fails on it). Asked for ids with several copies only. */
+	rcode (*rule_routing)(void *ctx, const struct idlist *m, const size_t *mi, size_t n,
+	                      char **routing, struct rerror *err);
+	/* OPENSEARCH_KEEP_QUERY (pass_opts.keep_orphans): kept[i] for the
+	 * copy osl[idx[i]] (an orphan: no MongoDB document): it matches the
+	 * keep clause, so the index keeps it on purpose. */
+	rcode (*kept_orphans)(void *ctx, const struct idlist *osl, const size_t *idx, size_t n,
+	                      bool *kept, struct rerror *err);
 	/* A chunk's drift: journal it, queue its repair. */
 	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
 	/* The pass is past a chunk ending at (id, type): compared MongoDB ids
@@ -100,6 +116,9 @@ struct pass_stats {
 	 * segment's, or the final one); in: what a resumed run had read up to
 	 * its cursor */
 	int64_t index_read;
+	/* orphans the keep clause kept (pass_opts.keep_orphans), by the same
+	 * sweep; in: up to the cursor */
+	int64_t kept;
 };
 
 struct pass_opts {
@@ -108,8 +127,15 @@ struct pass_opts {
 	bool compare_content;    /* RECONCILE_COMPARE=content: io->content_differs */
 	bool index_missing;      /* the index does not exist: its side is empty */
 	const char *write_index; /* of several copies the one here is kept; NULL: the first */
-	bool filtered;           /* RECONCILE_FILTER is set: every orphan candidate is asked
-	                            of MongoDB, for the reason (absent, or left the filter) */
+	/* a routing rule exists (OPENSEARCH_ROUTING_FIELD, a transform script):
+	 * of several copies of a document the one under the rule's routing (in
+	 * the write index) is kept (io->rule_routing) */
+	bool routing_rule;
+	/* OPENSEARCH_KEEP_QUERY is set: orphans matching it are kept
+	 * (io->kept_orphans), counted in stats->kept, never handed over */
+	bool keep_orphans;
+	bool filtered; /* RECONCILE_FILTER is set: every orphan candidate is asked
+	                  of MongoDB, for the reason (absent, or left the filter) */
 	/* resume: the last committed id (NULL: from the start) and what the
 	 * pass had seen and compared up to it */
 	const char *cursor;

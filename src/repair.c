@@ -56,7 +56,8 @@ qitem_copy(struct qitem *dst, const struct qitem *src)
 	                      .guard = src->guard,
 	                      .gone = src->gone,
 	                      .write_default_index = src->write_default_index,
-	                      .left_by_transform = src->left_by_transform};
+	                      .left_by_transform = src->left_by_transform,
+	                      .misplaced = src->misplaced};
 	dst->id = strdup(src->id);
 	dst->read_version = src->read_version ? strdup(src->read_version) : NULL;
 	dst->index = src->index ? strdup(src->index) : NULL;
@@ -149,9 +150,9 @@ repair_queue(struct repair *rp, const struct store_drift *d, enum id_type type)
 	                  .seq_no = d->seq_no,
 	                  .primary_term = d->primary_term,
 	                  .left_by_transform =
-	                      d->reason &&
-	                      (strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0 ||
-	                       strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL_OLD) == 0)};
+	                      d->reason && (strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL) == 0 ||
+	                                    strcmp(d->reason, DRIFT_REASON_TRANSFORM_NIL_OLD) == 0),
+	                  .misplaced = d->reason && strcmp(d->reason, DRIFT_REASON_MISPLACED) == 0};
 
 	assert(d->kind != DRIFT_CONFLICT); /* conflicts are never written */
 	return idvec_push(del ? &rp->del : &rp->fix, &q);
@@ -1149,11 +1150,12 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 	}
 	/* a copy without _routing lives where its _id routes it */
 	const char *was = q->routing ? q->routing : q->docid ? q->docid : q->id;
-	if (routing && q->kind == DRIFT_STALE && strcmp(was, routing) != 0) {
-		/* the copy lives under another routing (another shard): remove it
-		 * first, journaled, then write the document where the routing rule
-		 * says (the other order would delete the fresh write in a one-shard
-		 * index) */
+	if (routing && q->kind == DRIFT_STALE && (strcmp(was, routing) != 0 || q->misplaced)) {
+		/* the copy lives under another routing (another shard), or in an
+		 * index other than the write index while the document has no copy
+		 * where the rule places it: remove it first, journaled, then write
+		 * the document where the routing rule says (the other order would
+		 * delete the fresh write in a one-shard index) */
 		bool left = false;
 		rc = move_copy(rp, q, routing, &left);
 		if (rc || left) {

@@ -57,6 +57,10 @@ struct qitem {
 	/* an orphan because the transform leaves its document out: MongoDB
 	 * holds it on purpose, so it is never asked again (recheck) */
 	bool left_by_transform;
+	/* stale, with several copies and none where the routing rule places it
+	 * (DRIFT_REASON_MISPLACED): the copy moves there even when its routing
+	 * is the rule's (it is in another backing index than the write index) */
+	bool misplaced;
 };
 
 struct idvec {

@@ -100,7 +100,8 @@ kind_word(const enum drift_kind *kind)
 	LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count", "skippedNewerCount") ", "          \
 	"full_write AS fullWrite, "                                                                \
 	LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count", "reindexedCount") ", "             \
-	LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count", "orphansKept")
+	LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count", "orphansKept") ", "         \
+	"kept_count AS keptCount"
 /* clang-format on */
 
 rcode

@@ -231,6 +231,8 @@ pass_diff(struct run *r)
 	                      .compare_content = r->content.on,
 	                      .index_missing = r->index_missing,
 	                      .write_index = r->write_index,
+	                      .routing_rule = *r->cfg->routing_field || transform_scripted(r->tf),
+	                      .keep_orphans = *r->cfg->opensearch_keep_query != '\0',
 	                      .filtered = mongo_filtered(r->mongo),
 	                      .cursor = r->cursor,
 	                      .cursor_type = r->cursor_type,
@@ -250,6 +252,8 @@ pass_diff(struct run *r)
 	                     .mongo_other = read_mongo_other,
 	                     .mongo_has_type = read_mongo_has_type,
 	                     .mongo_lookup = read_mongo_lookup,
+	                     .rule_routing = sink_rule_routing,
+	                     .kept_orphans = read_kept_orphans,
 	                     .on_drift = sink_on_drift,
 	                     .on_chunk = sink_on_chunk,
 	                     .content_differs = content_differs};
@@ -731,6 +735,7 @@ result_copy(struct run *r, struct engine_result *res, enum run_status status)
 		res->full_write = sr->full_write;
 		res->reindexed = sr->reindexed;
 		res->orphans_kept = sr->orphans_kept;
+		res->kept = sr->kept;
 		store_run_free(sr);
 	}
 	if (status == RUN_HELD) {
@@ -884,6 +889,10 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	if (rc == RC_OK && !e->stop && r->cfg->mongo_count == MONGO_COUNT_PASS &&
 	    store_run_counts(r->store, r->id, r->compared, r->os_count))
 		log_msg(LOG_WARN, r->id, "journal: cannot record the pass's count");
+	/* the orphans judged past the last chunk's cursor (the index's end) too */
+	if (rc == RC_OK && !e->stop && r->stats.kept &&
+	    store_run_kept(r->store, r->id, r->stats.kept))
+		log_msg(LOG_WARN, r->id, "journal: cannot record the kept count");
 	if (r->os && !r->dry_run)
 		setup_refresh(r);
 	if (rc == RC_OK && !e->stop)
@@ -911,11 +920,11 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", reindexed %" PRId64 ", deleted %" PRId64 ", failed %" PRId64
-	        ", skipped_newer %" PRId64 "%s%s",
+	        ", skipped_newer %" PRId64 ", kept %" PRId64 "%s%s",
 	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
 	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
-	        res->reindexed, res->deleted, res->failed, res->skipped_newer, *note ? "; " : "",
-	        note);
+	        res->reindexed, res->deleted, res->failed, res->skipped_newer, res->kept,
+	        *note ? "; " : "", note);
 	if (rc == RC_OK && e->stop)
 		return rerror_set(r->err, RC_ERR_CANCELLED, "run %" PRId64 " %s", r->id,
 		                  store_run_status_name(status));

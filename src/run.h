@@ -58,6 +58,7 @@ struct engine_result {
 	int64_t missing, orphans, stale, skipped, repaired, deleted, failed;
 	int64_t duplicates, conflicts;
 	int64_t skipped_newer; /* writes refused: the index holds a newer version */
+	int64_t kept;          /* orphans OPENSEARCH_KEEP_QUERY kept: not deleted, not reported */
 	int64_t held;          /* orphans the brake kept (status held): none deleted */
 	/* a full re-index: it wrote every document, reindexed of them (not
 	 * drift, not repaired) */

@@ -119,6 +119,7 @@ resume(struct run *r, struct store_run *sr)
 	r->seen = sr->seen_types;
 	r->compared = sr->compared;
 	r->stats.index_read = sr->index_read;
+	r->stats.kept = sr->kept;
 	r->brake = sr->brake;
 	r->full_write = sr->full_write;
 	r->resumed = true;

@@ -111,25 +111,27 @@ stash_find(const struct content *c, const struct stashed *const *order, const ch
 }
 
 /* What a repair would write for doc: the transform's body (or the raw
- * copy), parsed. NULL in *out when the document is left out of the index
+ * copy), parsed, and its routing rule's routing (*routing, malloc'd; NULL
+ * without one). NULL in *out when the document is left out of the index
  * or cannot be converted (its repair would fail the same way). */
 static RC_MUST_CHECK rcode
-content_body(struct run *r, struct jt **out, bool *left, struct buf *body, const bson_t *doc,
-             const char *id)
+content_body(struct run *r, struct jt **out, bool *left, char **routing, struct buf *body,
+             const bson_t *doc, const char *id)
 {
 	struct rerror e = {0};
-	char *routing = NULL;
 	bool skip = false;
 	rcode rc;
 
 	*out = NULL;
 	*left = false;
+	*routing = NULL;
 	buf_reset(body);
-	if (transform_active(r->tf))
-		rc = transform_apply(r->tf, doc, r->id_field, id, body, &routing, &skip, &e);
-	else
-		rc = doc_to_json(doc, r->id_field, id, body, &e);
-	free(routing);
+	/* doc_to_json's body without a transform; the routing field's routing */
+	rc = transform_apply(r->tf, doc, r->id_field, id, body, routing, &skip, &e);
+	if (rc || skip) {
+		free(*routing);
+		*routing = NULL;
+	}
 	if (rc == RC_ERR_NOMEM)
 		return rc;
 	*left = rc == RC_OK && skip;
@@ -217,7 +219,8 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 			continue;
 		}
 		bool left = false;
-		rc = content_body(r, &bodies[k], &left, &texts[k], doc, id);
+		char *routing = NULL;
+		rc = content_body(r, &bodies[k], &left, &routing, &texts[k], doc, id);
 		if (rc == RC_OK && left) {
 			/* its copy has no place in the index: an orphan (run_sink.c),
 			 * whatever it holds, so it is not read */
@@ -225,7 +228,19 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 			if ((fields[k] = strdup(CONTENT_LEFT_OUT)) == NULL)
 				rc = RC_ERR_NOMEM;
 		}
-		if (rc || bodies[k] == NULL)
+		/* a copy that is not where its routing rule places it (another
+		 * shard) differs whatever it holds: its repair moves it there */
+		const char *was = idlist_routing(osl, oi[k]) ? idlist_routing(osl, oi[k])
+		                                             : idlist_target(osl, oi[k]);
+		bool moved = rc == RC_OK && bodies[k] && routing && strcmp(routing, was) != 0;
+		free(routing);
+		if (moved && (fields[k] = strdup("_routing")) == NULL)
+			rc = RC_ERR_NOMEM;
+		if (moved) {
+			r->content.pairs++;
+			r->content.differ++;
+		}
+		if (rc || bodies[k] == NULL || moved)
 			continue;
 		gets[ng] = (struct os_get){.index = idlist_index(osl, oi[k]),
 		                           .id = idlist_target(osl, oi[k]),

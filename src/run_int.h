@@ -105,7 +105,7 @@ struct run {
 	struct transform *tf; /* body and routing of writes */
 	/* the cursor that waits for queued drift to be committed */
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
-	int64_t queued_compared, queued_seen, queued_index_read;
+	int64_t queued_compared, queued_seen, queued_index_read, queued_kept;
 	int64_t os_count, mongo_count;
 	const struct engine_opts *opts; /* never NULL */
 	struct pass_stats stats;        /* what the pass read (the brake) */
@@ -158,6 +158,9 @@ RC_MUST_CHECK rcode read_index_page(void *ctx, struct idlist *out, bool *more, c
                                     int size, struct rerror *err);
 RC_MUST_CHECK rcode read_index_lookup(void *ctx, struct idlist *out, const char *const *ids,
                                       size_t n, struct rerror *err);
+/* pass_io.kept_orphans: the orphans' copies that match OPENSEARCH_KEEP_QUERY. */
+RC_MUST_CHECK rcode read_kept_orphans(void *ctx, const struct idlist *osl, const size_t *idx,
+                                      size_t n, bool *kept, struct rerror *err);
 RC_MUST_CHECK rcode read_mongo_exists(void *ctx, const char *const *texts, size_t n, bool *exists,
                                       bool *outside, struct rerror *err);
 RC_MUST_CHECK rcode read_mongo_other(void *ctx, const char *const *texts, const enum id_type *types,
@@ -183,6 +186,10 @@ void content_report(struct run *r);
 RC_MUST_CHECK rcode sink_on_unsafe(void *ctx, const char *text, enum id_type type,
                                    struct rerror *err);
 RC_MUST_CHECK rcode sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err);
+/* pass_io.rule_routing: the documents read from MongoDB, their routing as
+ * a repair writes them (the transform, OPENSEARCH_ROUTING_FIELD). */
+RC_MUST_CHECK rcode sink_rule_routing(void *ctx, const struct idlist *m, const size_t *mi, size_t n,
+                                      char **routing, struct rerror *err);
 RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared,
                                   int64_t seen, struct rerror *err);
 /* Repairs the queued drift, then commits the cursor that waited for it. */

@@ -123,6 +123,57 @@ read_index_lookup(void *ctx, struct idlist *out, const char *const *ids, size_t 
 	return opensearch_lookup(r->os, out, &r->keys, ids, n, err);
 }
 
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether found (in key order) holds the copy osl[k]: its key, index,
+ * routing and _id. */
+static bool
+holds_copy(const struct idlist *found, const struct idlist *osl, size_t k)
+{
+	const char *id = idlist_id(osl, k);
+	size_t lo = 0, hi = found->n, len = osl->v[k].id_len;
+
+	while (lo < hi) { /* the first entry not before id */
+		size_t mid = lo + (hi - lo) / 2;
+		if (diff_compare(idlist_id(found, mid), found->v[mid].id_len, id, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t j = lo; j < found->n && strcmp(idlist_id(found, j), id) == 0; j++)
+		if (same_text(idlist_index(found, j), idlist_index(osl, k)) &&
+		    same_text(idlist_routing(found, j), idlist_routing(osl, k)) &&
+		    same_text(idlist_docid(found, j), idlist_docid(osl, k)))
+			return true;
+	return false;
+}
+
+rcode
+read_kept_orphans(void *ctx, const struct idlist *osl, const size_t *idx, size_t n, bool *kept,
+                  struct rerror *err)
+{
+	struct run *r = ctx;
+	struct idlist found = {0};
+	const char **ids = malloc((n ? n : 1) * sizeof(*ids));
+	rcode rc = ids ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+
+	/* the orphans' copies under the keep clause: one lookup per 1000 */
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		ids[i] = idlist_id(osl, idx[i]);
+	for (size_t at = 0; rc == RC_OK && at < n; at += 1000)
+		rc = opensearch_lookup_kept(r->os, &found, &r->keys, r->cfg->opensearch_keep_query,
+		                            ids + at, n - at < 1000 ? n - at : 1000, err);
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		kept[i] = holds_copy(&found, osl, idx[i]);
+	idlist_free(&found);
+	free(ids);
+	return rc;
+}
+
 struct exists_ctx {
 	const char *const *texts;
 	const enum id_type *types; /* NULL: any type counts */

@@ -49,10 +49,10 @@ too_young(struct run *r, int64_t t)
 
 static RC_MUST_CHECK rcode
 commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen,
-              int64_t index_read)
+              int64_t index_read, int64_t kept)
 {
 	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared,
-	                            index_read);
+	                            index_read, kept);
 	char *c;
 
 	if (rc)
@@ -82,7 +82,7 @@ sink_flush(struct run *r)
 	if (rc == RC_OK && r->queued_cursor.n) {
 		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0),
 		                   (enum id_type)r->queued_cursor.v[0].type, r->queued_compared,
-		                   r->queued_seen, r->queued_index_read);
+		                   r->queued_seen, r->queued_index_read, r->queued_kept);
 		idlist_clear(&r->queued_cursor);
 	}
 	run_progress_sync(r, false);
@@ -130,35 +130,37 @@ add_row(struct run *r, struct store_drift_row *rows, size_t *n, const struct sto
 	return RC_OK;
 }
 
-/* A missing document's place: its id and type, and its index in out. */
-struct left_out_ref {
+/* A document asked about: its id and type, and its index in the answers. */
+struct place_ref {
 	const char *id;
 	int type;
 	size_t i;
 };
 
 static int
-cmp_left_out(const void *a, const void *b)
+cmp_place_ref(const void *a, const void *b)
 {
-	const struct left_out_ref *x = a, *y = b;
+	const struct place_ref *x = a, *y = b;
 	int c = strcmp(x->id, y->id);
 
 	return c ? c : (x->type > y->type) - (x->type < y->type);
 }
 
-struct left_out_ctx {
+struct place_ctx {
 	struct run *r;
-	struct left_out_ref *refs; /* the missing documents, sorted (cmp_left_out) */
+	struct place_ref *refs; /* the documents asked about, sorted (cmp_place_ref) */
 	size_t n;
-	bool *out;
+	bool *seen;     /* per document: answered */
+	bool *skip;     /* per document: the script leaves it out; may be NULL */
+	char **routing; /* per document: its routing rule's routing; may be NULL */
 	struct buf body;
 	rcode rc;
 };
 
 static int
-on_left_out_doc(void *ctx, const bson_t *doc)
+on_place_doc(void *ctx, const bson_t *doc)
 {
-	struct left_out_ctx *x = ctx;
+	struct place_ctx *x = ctx;
 	struct rerror e = {0};
 	struct buf id = {0};
 	enum id_type type;
@@ -169,18 +171,23 @@ on_left_out_doc(void *ctx, const bson_t *doc)
 	if (!bson_iter_init_find(&it, doc, "_id") ||
 	    doc_id_canonical(bson_iter_value(&it), &id, &type))
 		goto out; /* its repair says what is wrong with it */
-	struct left_out_ref key = {.id = id.data, .type = (int)type};
-	const struct left_out_ref *hit =
-	    bsearch(&key, x->refs, x->n, sizeof(*x->refs), cmp_left_out);
-	if (hit == NULL || x->out[hit->i])
+	struct place_ref key = {.id = id.data, .type = (int)type};
+	const struct place_ref *hit = bsearch(&key, x->refs, x->n, sizeof(*x->refs), cmp_place_ref);
+	if (hit == NULL || x->seen[hit->i])
 		goto out;
+	x->seen[hit->i] = true;
 	buf_reset(&x->body);
 	rcode rc =
 	    transform_apply(x->r->tf, doc, x->r->id_field, id.data, &x->body, &routing, &skip, &e);
 	if (rc == RC_ERR_NOMEM)
 		x->rc = rc;
-	/* a script error is the repair's to journal: the document stays missing */
-	x->out[hit->i] = rc == RC_OK && skip;
+	/* a script error is the repair's to journal: no answer here */
+	if (x->skip)
+		x->skip[hit->i] = rc == RC_OK && skip;
+	if (x->routing && rc == RC_OK && !skip) {
+		x->routing[hit->i] = routing;
+		routing = NULL;
+	}
 out:
 	free(routing);
 	buf_free(&id);
@@ -188,9 +195,59 @@ out:
 }
 
 static void
-on_left_out_refused(void *ctx, size_t index, const char *reason)
+on_place_refused(void *ctx, size_t index, const char *reason)
 {
-	(void)ctx, (void)index, (void)reason; /* stays missing; its repair fails it */
+	(void)ctx, (void)index, (void)reason; /* no answer; its repair fails it */
+}
+
+/* Where the documents of m's entries idx[0..n) go, as a repair writes them
+ * (transform_apply, with the script): skip[i] (may be NULL), the script
+ * leaves it out of the index; routing[i] (may be NULL; each set to a
+ * malloc'd text or NULL), its routing rule's routing. One $in. */
+static RC_MUST_CHECK rcode
+read_placement(struct run *r, const struct idlist *m, const size_t *idx, size_t n, bool *skip,
+               char **routing, struct rerror *err)
+{
+	struct place_ctx x = {.r = r, .n = n, .skip = skip, .routing = routing};
+	bson_t arr = BSON_INITIALIZER;
+	rcode rc = RC_OK;
+
+	/* each fetched document found by a binary search, not a scan of the
+	 * ones asked about (a first check of an empty index: all of them) */
+	x.refs = malloc((n ? n : 1) * sizeof(*x.refs));
+	x.seen = calloc(n ? n : 1, sizeof(*x.seen));
+	if (x.refs == NULL || x.seen == NULL) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k = idx[i];
+		if (skip)
+			skip[i] = false;
+		if (routing)
+			routing[i] = NULL;
+		x.refs[i] = (struct place_ref){idlist_id(m, k), m->v[k].type, i};
+	}
+	qsort(x.refs, n, sizeof(*x.refs), cmp_place_ref);
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		char key[16];
+		const char *kp;
+		bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
+		rc = doc_id_append(&arr, kp, idlist_id(m, idx[i]), (enum id_type)m->v[idx[i]].type);
+	}
+	if (rc)
+		rc = rerror_set(err, rc, "id %s cannot be rebuilt", idlist_id(m, idx[0]));
+	else if (n)
+		rc = mongo_fetch(r->mongo, &arr, NULL, read_point_queries(r, &arr), on_place_doc,
+		                 on_place_refused, &x, err);
+	if (rc == RC_OK && x.rc)
+		rc = rerror_set(err, x.rc, "out of memory");
+out:
+	free(x.refs);
+	free(x.seen);
+	buf_free(&x.body);
+	bson_destroy(&arr);
+	return rc;
 }
 
 /* Which of a chunk's missing documents the script leaves out of the index
@@ -202,41 +259,18 @@ static RC_MUST_CHECK rcode
 missing_left_out(struct run *r, const struct idlist *m, const struct drift *d, bool *out,
                  struct rerror *err)
 {
-	struct left_out_ctx x = {.r = r, .n = d->n_missing, .out = out};
-	bson_t arr = BSON_INITIALIZER;
-	rcode rc = RC_OK;
+	rcode rc = read_placement(r, m, d->missing, d->n_missing, out, NULL, err);
 
-	/* each fetched document found by a binary search, not a scan of the
-	 * chunk's missing ones (a first check of an empty index: all of them) */
-	x.refs = malloc(d->n_missing * sizeof(*x.refs));
-	if (x.refs == NULL)
-		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < d->n_missing; i++) {
-		size_t k = d->missing[i];
-		out[i] = false;
-		x.refs[i] = (struct left_out_ref){idlist_id(m, k), m->v[k].type, i};
-	}
-	qsort(x.refs, d->n_missing, sizeof(*x.refs), cmp_left_out);
-	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
-		char key[16];
-		const char *kp;
-		size_t k = d->missing[i];
-		bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
-		rc = doc_id_append(&arr, kp, idlist_id(m, k), (enum id_type)m->v[k].type);
-	}
-	if (rc)
-		rc = rerror_set(err, rc, "id %s cannot be rebuilt", idlist_id(m, d->missing[0]));
-	else
-		rc = mongo_fetch(r->mongo, &arr, NULL, read_point_queries(r, &arr), on_left_out_doc,
-		                 on_left_out_refused, &x, err);
-	if (rc == RC_OK && x.rc)
-		rc = rerror_set(err, x.rc, "out of memory");
 	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++)
 		r->left_out += out[i];
-	free(x.refs);
-	buf_free(&x.body);
-	bson_destroy(&arr);
 	return rc;
+}
+
+rcode
+sink_rule_routing(void *ctx, const struct idlist *m, const size_t *mi, size_t n, char **routing,
+                  struct rerror *err)
+{
+	return read_placement(ctx, m, mi, n, NULL, routing, err);
 }
 
 /* The sink: journals a chunk's drift in one transaction, queues what is
@@ -297,13 +331,15 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			continue;
 		}
 		/* the overwrite goes to the copy: its index and its routing */
-		struct store_drift sd = {.doc_id = idlist_id(m, k),
-		                         .id_type = doc_id_type_name(m->v[k].type),
-		                         .kind = DRIFT_STALE,
-		                         .os_index = idlist_index(osl, o),
-		                         .routing = idlist_routing(osl, o),
-		                         .seq_no = osl->v[o].seq_no,
-		                         .primary_term = osl->v[o].primary_term};
+		struct store_drift sd = {
+		    .doc_id = idlist_id(m, k),
+		    .id_type = doc_id_type_name(m->v[k].type),
+		    .kind = DRIFT_STALE,
+		    .os_index = idlist_index(osl, o),
+		    .routing = idlist_routing(osl, o),
+		    .seq_no = osl->v[o].seq_no,
+		    .primary_term = osl->v[o].primary_term,
+		    .reason = pd->misplaced && pd->misplaced[k] ? DRIFT_REASON_MISPLACED : NULL};
 		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
 		             too_young(r, m->v[k].time_ms), false);
 		if (rc == RC_OK && pd->stale_fields)
@@ -359,7 +395,7 @@ sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, in
 	if (r->content.on)
 		content_stash_drop_through(&r->content, id, (int)type);
 	if (repair_queued(&r->rp) == 0) {
-		rc = commit_cursor(r, id, type, compared, seen, r->stats.index_read);
+		rc = commit_cursor(r, id, type, compared, seen, r->stats.index_read, r->stats.kept);
 		run_progress_sync(r, false);
 		return rc;
 	}
@@ -367,6 +403,7 @@ sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, in
 	r->queued_compared = compared;
 	r->queued_seen = seen;
 	r->queued_index_read = r->stats.index_read;
+	r->queued_kept = r->stats.kept;
 	if (idlist_push(&r->queued_cursor, id, strlen(id), (int)type, NULL, -1))
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	/* the drift found so far is journaled even while its repairs wait:

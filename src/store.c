@@ -885,7 +885,7 @@ static const char run_get_sql[] =
 	STORE_LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count") ", "
 	"index_read, delete_brake, full_write, "
 	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
-	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") " "
+	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") ", kept_count "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -927,6 +927,7 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 	r->mirror = col_text(st, 26);
 	r->skipped_newer = sqlite3_column_int64(st, 27);
 	r->index_read = sqlite3_column_int64(st, 28);
+	r->kept = sqlite3_column_int64(st, 33);
 	r->brake = BRAKE_ON;
 	for (int b = 0; b <= BRAKE_HELD; b++)
 		if (brake && strcmp(brake, brake_names[b]) == 0)
@@ -1072,16 +1073,22 @@ store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count, int64_t o
 
 rcode
 store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
-                 int64_t seen_types, int64_t compared, int64_t index_read)
+                 int64_t seen_types, int64_t compared, int64_t index_read, int64_t kept)
 {
 	char ts[32];
 
 	now(ts);
 	return sql_run(s,
 	               "UPDATE runs SET cursor_type = ?, cursor = ?, seen_types = ?, compared = ?, "
-	               "index_read = ?, heartbeat_at = ? WHERE id = ?",
-	               "ttiiiti", cursor_type, cursor, seen_types, compared, index_read, ts,
+	               "index_read = ?, kept_count = ?, heartbeat_at = ? WHERE id = ?",
+	               "ttiiiiti", cursor_type, cursor, seen_types, compared, index_read, kept, ts,
 	               run_id);
+}
+
+rcode
+store_run_kept(struct store *s, int64_t run_id, int64_t kept)
+{
+	return sql_run(s, "UPDATE runs SET kept_count = ? WHERE id = ?", "ii", kept, run_id);
 }
 
 const char *
@@ -1686,7 +1693,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 		    "iii", newer, run_id, batch_no);
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
-		                      cursor->compared, 0);
+		                      cursor->compared, 0, 0);
 	return tx_end(s, run_id, rc);
 }
 

@@ -117,6 +117,7 @@ struct store_run {
 	bool full_write;
 	int64_t reindexed;
 	int64_t orphans_kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
+	int64_t kept;         /* orphans OPENSEARCH_KEEP_QUERY kept, up to the cursor */
 };
 void store_run_free(struct store_run *r);
 
@@ -148,7 +149,9 @@ RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mo
  * work before it. */
 RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type,
                                      const char *cursor, int64_t seen_types, int64_t compared,
-                                     int64_t index_read);
+                                     int64_t index_read, int64_t kept);
+/* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
+RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
 /* The transform digest a run compared every copy against and left no copy
  * behind (runs.transform_digest); and the newest such of a mirror (*out
@@ -204,6 +207,8 @@ const char *store_drift_state_name(enum drift_state st);
 #define DRIFT_REASON_TRANSFORM_NIL "left out by the transform"
 /* the same reason as journals from before issue 24 spell it */
 #define DRIFT_REASON_TRANSFORM_NIL_OLD "left the filter (transform returned nil)"
+/* a stale document with several copies, none where its routing rule places it */
+#define DRIFT_REASON_MISPLACED "no copy where its routing rule places it"
 
 /* One drift row's key and where its copy lives. Borrowed strings. */
 struct store_drift {

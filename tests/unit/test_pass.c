@@ -36,6 +36,7 @@ struct world {
 	 * it matches, the only ones its stream gives) */
 	const char *const *outside;
 	size_t n_outside;
+	struct pass_stats stats;
 };
 
 /* The filter of the next run() (test_filter sets it) */
@@ -44,6 +45,18 @@ static struct {
 	const char *const *outside;
 	size_t n_outside;
 } filter;
+
+/* The routing rule of the next run(): id, routing pairs (test_rule) */
+static struct {
+	const char *const *pairs;
+	size_t n; /* pairs */
+} rule;
+
+/* OPENSEARCH_KEEP_QUERY of the next run(): the ids whose copies match it */
+static struct {
+	const char *const *ids;
+	size_t n;
+} keep;
 
 static void
 say(struct world *w, const char *kind, const char *text, const char *index)
@@ -190,6 +203,33 @@ f_mongo_has_type(void *ctx, enum id_type type, bool *has, struct rerror *err)
 }
 
 static rcode
+f_rule_routing(void *ctx, const struct idlist *m, const size_t *mi, size_t n, char **routing,
+               struct rerror *err)
+{
+	(void)ctx, (void)err;
+	for (size_t i = 0; i < n; i++) {
+		routing[i] = NULL;
+		for (size_t k = 0; k < rule.n; k++)
+			if (strcmp(rule.pairs[2 * k], idlist_id(m, mi[i])) == 0)
+				routing[i] = strdup(rule.pairs[2 * k + 1]);
+	}
+	return RC_OK;
+}
+
+static rcode
+f_kept_orphans(void *ctx, const struct idlist *osl, const size_t *idx, size_t n, bool *kept,
+               struct rerror *err)
+{
+	(void)ctx, (void)err;
+	for (size_t i = 0; i < n; i++) {
+		kept[i] = false;
+		for (size_t k = 0; k < keep.n; k++)
+			kept[i] |= strcmp(keep.ids[k], idlist_id(osl, idx[i])) == 0;
+	}
+	return RC_OK;
+}
+
+static rcode
 f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 {
 	struct world *w = ctx;
@@ -206,6 +246,9 @@ f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	}
 	for (size_t i = 0; i < d->n_missing; i++)
 		say(w, "missing", idlist_id(pd->m, d->missing[i]), NULL);
+	for (size_t i = 0; pd->misplaced && i < pd->m->n; i++)
+		if (pd->misplaced[i])
+			say(w, "misplaced", idlist_id(pd->m, i), NULL);
 	for (size_t i = 0; i < pd->m->n; i++)
 		if (pd->conflict[i])
 			say(w, "conflict", idlist_id(pd->m, i), NULL);
@@ -244,6 +287,8 @@ static const struct pass_io fake_io = {
     .mongo_exists = f_mongo_exists,
     .mongo_other = f_mongo_other,
     .mongo_has_type = f_mongo_has_type,
+    .rule_routing = f_rule_routing,
+    .kept_orphans = f_kept_orphans,
     .on_drift = f_on_drift,
     .on_chunk = f_on_chunk,
 };
@@ -260,6 +305,9 @@ run(struct world *w, const struct mdoc *m, size_t nm, const struct odoc *o, size
 	                         .compare_versions = true,
 	                         .write_index = write_index,
 	                         .filtered = filter.on,
+	                         .routing_rule = rule.n > 0,
+	                         .keep_orphans = keep.n > 0,
+	                         .stats = &w->stats,
 	                         .stop = &no_stop};
 	struct rerror err = {0};
 
@@ -428,6 +476,61 @@ test_routing_copies(void)
 }
 
 static void
+test_rule(void)
+{
+	struct world w;
+	/* custom routing with a rule: the copy it places is kept, whichever
+	 * the index gives first; with none placed the document is stale
+	 * (misplaced) and its other copies duplicates */
+	static const char *const pairs[] = {"a", "r1", "b", "rb", "c", "c"};
+	static const struct mdoc m[] = {
+	    {"a", ID_STRING, "1"}, {"b", ID_STRING, "1"}, {"c", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"a", "1", NULL, "r0", NULL}, {"a", "0", NULL, "r1", NULL},
+	    {"b", "1", NULL, "x", NULL},  {"b", "1", NULL, "y", NULL},
+	    {"c", "1", NULL, "z", NULL},  {"c", "1", NULL, NULL, NULL},
+	};
+	/* without the rule the first copy of a is kept, the routed one deleted */
+	CHECK(strstr(run(&w, m, N(m), o, N(o), 3, NULL), "duplicate:a@r1 ") != NULL);
+	rule.pairs = pairs;
+	rule.n = N(pairs) / 2;
+	for (int64_t chunk = 1; chunk <= 4; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		CHECK(strstr(out, "stale:a ") != NULL && strstr(out, "duplicate:a@r0 ") != NULL);
+		CHECK(strstr(out, "a@r1") == NULL && strstr(out, "misplaced:a") == NULL);
+		CHECK(strstr(out, "misplaced:b ") != NULL && strstr(out, "stale:b ") != NULL);
+		CHECK(strstr(out, "duplicate:b@y ") != NULL);
+		CHECK(strstr(out, "duplicate:c@z ") != NULL && strstr(out, "stale:c") == NULL);
+	}
+	rule.n = 0;
+}
+
+static void
+test_kept(void)
+{
+	struct world w;
+	/* orphans matching OPENSEARCH_KEEP_QUERY: counted, not handed over */
+	static const char *const ids[] = {"k1", "k2", "a"};
+	static const struct mdoc m[] = {{"a", ID_STRING, "1"}, {"b", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"a", "0", NULL, NULL, NULL},
+	    {"k1", "1", NULL, NULL, NULL},
+	    {"k2", "1", NULL, NULL, NULL},
+	    {"o1", "1", NULL, NULL, NULL},
+	};
+	keep.ids = ids;
+	keep.n = N(ids);
+	for (int64_t chunk = 1; chunk <= 3; chunk++) {
+		const char *out = run(&w, m, N(m), o, N(o), chunk, NULL);
+		CHECK(strcmp(out, "missing:b stale:a orphan:o1 ") == 0 ||
+		      strcmp(out, "stale:a missing:b orphan:o1 ") == 0 ||
+		      strcmp(out, "stale:a orphan:o1 missing:b ") == 0);
+		CHECK(w.stats.kept == 2);
+	}
+	keep.n = 0;
+}
+
+static void
 test_misnamed(void)
 {
 	struct world w;
@@ -539,6 +642,8 @@ main(void)
 	test_empty_sides();
 	test_duplicates();
 	test_routing_copies();
+	test_rule();
+	test_kept();
 	test_misnamed();
 	test_conflicts();
 	test_resume();

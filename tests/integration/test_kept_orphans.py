@@ -1,0 +1,97 @@
+"""Orphans the index keeps on purpose (issue 19, item 4): with
+OPENSEARCH_KEEP_QUERY, index copies that match the clause and have no
+MongoDB document (an archive of documents MongoDB expires by TTL) are
+never deleted, never reported as orphans, and counted as kept; orphans
+outside the clause still are orphans; a document MongoDB has is compared
+as any other, whether or not its copy matches the clause."""
+from harness import check, run_all
+
+DATE0 = 1704067200000  # 2024-01-01T00:00:00.000Z
+KEEP = '{"range": {"expiresAt": {"lt": "now"}}}'
+PAST, FUTURE = "2020-01-01T00:00:00.000Z", "2099-01-01T00:00:00.000Z"
+
+
+def date(ms):
+    return {"$date": {"$numberLong": str(ms)}}
+
+
+def iso(ms):
+    import datetime
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
+
+
+def ttl(env):
+    env.create_index({"expiresAt": {"type": "date"}})
+    # in MongoDB: m0-m5; m0, m1 expire in the past but are still there
+    # (TTL runs late) and their copies are stale; m2 (past) is missing
+    docs = [{"_id": "m%d" % i, "title": "t%d" % i, "updatedAt": date(DATE0 + 10),
+             "expiresAt": date(DATE0 - 86400000 if i < 3 else 4070908800000)} for i in range(6)]
+    env.mongo({"insert": "ads", "documents": docs})
+    acts = []
+    for i in range(6):
+        if i == 2:
+            continue
+        acts += [{"index": {"_id": "m%d" % i}},
+                 {"mongo_id": "m%d" % i, "title": "old",
+                  "updatedAt": iso(DATE0 if i < 2 else DATE0 + 10),
+                  "expiresAt": PAST if i < 3 else FUTURE}]
+    # expired in MongoDB, archived in the index: kept
+    for i in range(5):
+        acts += [{"index": {"_id": "k%d" % i}},
+                 {"mongo_id": "k%d" % i, "updatedAt": iso(DATE0), "expiresAt": PAST}]
+    # real orphans: not expired, or no expiresAt at all
+    for i in range(3):
+        acts += [{"index": {"_id": "o%d" % i}},
+                 {"mongo_id": "o%d" % i, "updatedAt": iso(DATE0), "expiresAt": FUTURE}]
+    acts += [{"index": {"_id": "o3"}}, {"mongo_id": "o3", "updatedAt": iso(DATE0)}]
+    env.bulk(acts)
+    settings = dict(OPENSEARCH_KEEP_QUERY=KEEP, RECONCILE_ORPHANS="delete",
+                    RECONCILE_MAX_DELETE_RATIO=1)
+
+    r = env.run("check", "--dry-run", **settings)
+    run = env.last_run()
+    check(r.returncode == 1 and (run["orphan_count"], run["stale_count"], run["missing_count"],
+                                 run["kept_count"]) == (4, 2, 1, 5)
+          and "kept 5" in r.stdout,
+          "ttl dry run: 4 orphans, 2 stale, 1 missing, 5 kept (%d %s %s)"
+          % (r.returncode, r.stdout.strip(), r.stderr[-300:]))
+    with env.journal() as db:
+        rows = {x[0] for x in db.execute("SELECT doc_id FROM run_ids WHERE run_id = ?",
+                                         (run["id"],))}
+    check(not any(x.startswith("k") for x in rows),
+          "ttl dry run: no kept copy is reported (%s)" % sorted(rows))
+
+    r = env.run("check", **settings)
+    run = env.last_run()
+    have = env.os_docs()
+    check(r.returncode == 0 and run["deleted_count"] == 4 and run["kept_count"] == 5,
+          "ttl check: the 4 real orphans deleted, 5 kept (%d deleted %s kept %s %s)"
+          % (r.returncode, run["deleted_count"], run["kept_count"], r.stderr[-300:]))
+    check(all("k%d" % i in have for i in range(5)) and
+          not any("o%d" % i in have for i in range(4)),
+          "ttl check: the kept copies are all there, the orphans gone (%s)" % sorted(have))
+    check(all(have.get("m%d" % i) == DATE0 + 10 for i in range(6)),
+          "ttl check: documents MongoDB has are repaired even where their copy matches the "
+          "keep clause (%s)" % {k: v for k, v in have.items() if k.startswith("m")})
+    r = env.run("check", "--dry-run", **settings)
+    run = env.last_run()
+    check(r.returncode == 0 and run["kept_count"] == 5,
+          "ttl: the dry run after is clean, still 5 kept (%d %s)" % (r.returncode, r.stdout))
+
+    # without the clause they are orphans again (what the setting changes)
+    r = env.run("check", "--dry-run")
+    check(r.returncode == 1 and env.last_run()["orphan_count"] == 5,
+          "ttl: without OPENSEARCH_KEEP_QUERY the 5 are orphans (%d %s)"
+          % (r.returncode, r.stdout))
+
+
+def bad_clause(env):
+    for v in ("[1]", "{not json", '"range"'):
+        r = env.run("check", "--dry-run", OPENSEARCH_KEEP_QUERY=v)
+        check(r.returncode == 78 and "OPENSEARCH_KEEP_QUERY" in r.stderr,
+              "bad clause %r: exits 78 naming the setting (%d %s)"
+              % (v, r.returncode, r.stderr[-200:]))
+
+
+run_all([ttl, bad_clause], prefix="ko_")
