@@ -222,10 +222,10 @@ def external(env):
     run = runs_row(env)
     newer = copies(env, "newer")
     check(newer[0][2].get("title") == "live" and run["skipped_newer_count"] == 1 and
-          run["repaired_count"] == 2 and run["failed_count"] == 2,
+          run["reindexed_count"] == 2 and run["failed_count"] == 2,
           "external_gte: a full re-index skips the newer copy too (%s, skipped_newer %s, "
-          "repaired %s)" % (newer[0][2].get("title"), run["skipped_newer_count"],
-                            run["repaired_count"]))
+          "reindexed %s)" % (newer[0][2].get("title"), run["skipped_newer_count"],
+                             run["reindexed_count"]))
 
 
 # -- ingest pipeline -----------------------------------------------------
