@@ -722,37 +722,25 @@ cmd_show(const struct cli *cli)
 		return EXIT_ERROR;
 	}
 	rc = report_run(s, &report, id);
-	if (rc == RC_OK && ndjson &&
-	    (!cli->mirror || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
-	                            cli->mirror->name) == 0)) {
-		cJSON_Delete(report);
-		rc = print_ndjson(s, id);
-		store_free(s);
+	const char *owner = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror"));
+	if (rc == RC_ERR_NOTFOUND)
+		fprintf(stderr, "show: no run %" PRId64 "\n", id);
+	else if (rc)
+		fprintf(stderr, "show: cannot read the journal\n");
+	else if (cli->mirror && strcmp(owner ? owner : "", cli->mirror->name) != 0) {
+		fprintf(stderr, "show: no run %" PRId64 " in mirror %s (it is mirror %s's)\n", id,
+		        cli->mirror->name, owner ? owner : "?");
+		rc = RC_ERR_NOTFOUND;
+	} else if (ndjson || !cli->a->json) {
+		/* a person's report, or every drift row: both read the journal again */
+		rc = ndjson ? print_ndjson(s, id) : report_run_text(s, stdout, id);
 		if (rc)
 			fprintf(stderr, "show: cannot read the journal\n");
-		return rc ? EXIT_ERROR : 0;
-	}
-	store_free(s);
-	if (rc == RC_OK && cli->mirror &&
-	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
-	           cli->mirror->name) != 0) {
-		fprintf(stderr, "show: no run %" PRId64 " in mirror %s (it is mirror %s's)\n", id,
-		        cli->mirror->name,
-		        cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")));
-		cJSON_Delete(report);
-		return EXIT_ERROR;
-	}
-	if (rc == RC_ERR_NOTFOUND) {
-		fprintf(stderr, "show: no run %" PRId64 "\n", id);
-		return EXIT_ERROR;
-	}
-	if (rc) {
-		fprintf(stderr, "show: cannot read the journal\n");
-		return EXIT_ERROR;
-	}
-	print_json(report);
+	} else
+		print_json(report);
 	cJSON_Delete(report);
-	return 0;
+	store_free(s);
+	return rc ? EXIT_ERROR : 0;
 }
 
 /* One document's diff: exit 0 in sync (or left out of the index on
