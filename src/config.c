@@ -330,7 +330,7 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 	case CFG_HTTP_URL:
 		snprintf(out, len,
 		         "an http:// or https:// URL that libcurl parses, without "
-		         "query or fragment");
+		         "path, query or fragment");
 		break;
 	case CFG_STRING:
 		snprintf(out, len, e->min ? "a non-empty string" : "any string");
@@ -476,6 +476,14 @@ http_url_parses(const char *v, char *why, size_t len)
 	         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
 		/* paths are appended to it: a query or fragment would break them */
 		snprintf(why, len, "a base URL has no query or fragment");
+	else if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK &&
+	         part[strspn(part, "/")] != '\0')
+		/* every request's path is appended to it: http://h:9200/myindex
+		 * would send /myindex/myindex/_search, "no handler found" */
+		snprintf(why, len,
+		         "a base URL has no path (%.64s): name the index in OPENSEARCH_INDEX, "
+		         "and give the cluster's URL, e.g. http://host:9200",
+		         part);
 	else
 		ok = true;
 	curl_free(part);

@@ -165,11 +165,49 @@ mirror_names(const struct config_set *set, char *out, size_t len)
 		                      set->mirrors[i]->name);
 }
 
+/* A side's error without the words its line already says: "mongodb:
+ * unreachable: X" under "mongodb  UNREACHABLE" is X; "opensearch URL
+ * unreachable: X" is "URL: X". */
+static const char *
+side_detail(char *out, size_t len, const char *side, const char *msg)
+{
+	size_t n = strlen(side);
+	const char *at;
+
+	if (strncmp(msg, side, n) == 0 && (msg[n] == ':' || msg[n] == ' '))
+		msg += n + (msg[n] == ':' ? 2 : 1);
+	if (strncmp(msg, "unreachable: ", 13) == 0)
+		msg += 13;
+	if ((at = strstr(msg, " unreachable: ")) != NULL)
+		snprintf(out, len, "%.*s: %s", (int)(at - msg), msg, at + 14);
+	else
+		snprintf(out, len, "%s", msg);
+	return out;
+}
+
+/* One side's line: reachable (with what the run compares), or why not. */
+static void
+doctor_side(const struct probe_side *p, const char *side, const char *what)
+{
+	char detail[sizeof(p->err.message)];
+	const char *state = p->auth_failed                   ? "AUTH FAILED"
+	                    : !p->reached                    ? "UNREACHABLE"
+	                    : p->ok || p->collection_missing ? "reachable"
+	                                                     : "ERROR";
+
+	printf("%-11s %-12s ", side, state);
+	if (p->version)
+		printf("version %s  ", p->version);
+	printf("%s\n", p->ok || p->collection_missing
+	                   ? what
+	                   : side_detail(detail, sizeof(detail), side, p->err.message));
+}
+
 static int
 doctor_one(const struct config *cfg, bool several)
 {
 	struct probe p;
-	char *masked;
+	char *masked, what[1024] = "";
 	const struct probe_side *bad;
 	rcode rc;
 
@@ -177,50 +215,41 @@ doctor_one(const struct config *cfg, bool several)
 		printf("mirror %s\n", cfg->name);
 	rc = probe_servers(&p, cfg, PROBE_VERSION | PROBE_COUNT, NULL);
 	masked = util_mask_uri(cfg->mongodb_uri);
-	if (p.mongodb.ok)
-		/* the counts a run compares: under RECONCILE_FILTER, OPENSEARCH_QUERY */
-		printf("mongodb     reachable    version %s  documents %" PRId64 "%s  (%s %s.%s)\n",
-		       p.mongodb.version, p.mongodb.count,
-		       *cfg->filter ? " matching RECONCILE_FILTER" : "", masked ? masked : "",
-		       cfg->mongodb_database, cfg->mongodb_collection);
-	else if (p.mongodb.collection_missing)
-		printf("mongodb     reachable    version %s  collection %s does not exist in "
-		       "database %s (a run refuses it: check MONGODB_DATABASE and "
-		       "MONGODB_COLLECTION)\n",
-		       p.mongodb.version, cfg->mongodb_collection, cfg->mongodb_database);
-	else if (!p.mongodb.reached)
-		printf("mongodb     UNREACHABLE  %s\n", p.mongodb.err.message);
-	else /* it answers, but refuses something (a filter it cannot take) */
-		printf("mongodb     ERROR        %s\n", p.mongodb.err.message);
+	if (p.mongodb.collection_missing)
+		snprintf(what, sizeof(what),
+		         "collection %s does not exist in database %s (a run refuses it: check "
+		         "MONGODB_DATABASE and MONGODB_COLLECTION)",
+		         cfg->mongodb_collection, cfg->mongodb_database);
+	else /* the counts a run compares: under RECONCILE_FILTER, OPENSEARCH_QUERY */
+		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s %s.%s)", p.mongodb.count,
+		         *cfg->filter ? " matching RECONCILE_FILTER" : "", masked ? masked : "",
+		         cfg->mongodb_database, cfg->mongodb_collection);
+	doctor_side(&p.mongodb, "mongodb", what);
 	free(masked);
 	masked = util_mask_uri(cfg->opensearch_url);
-	if (p.opensearch.ok && p.opensearch.index_missing)
-		printf("opensearch  reachable    version %s  index %s does not exist yet (%s)\n",
-		       p.opensearch.version, cfg->opensearch_index, masked ? masked : "");
-	else if (p.opensearch.ok)
-		printf("opensearch  reachable    version %s  documents %" PRId64
-		       "%s  (%s index %s)\n",
-		       p.opensearch.version, p.opensearch.count,
-		       *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
-		       masked ? masked : "", cfg->opensearch_index);
-	else if (!p.opensearch.reached)
-		printf("opensearch  UNREACHABLE  %s\n", p.opensearch.err.message);
+	if (p.opensearch.index_missing)
+		snprintf(what, sizeof(what), "index %s does not exist yet (%s)",
+		         cfg->opensearch_index, masked ? masked : "");
 	else
-		printf("opensearch  ERROR        %s\n", p.opensearch.err.message);
+		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s index %s)",
+		         p.opensearch.count,
+		         *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
+		         masked ? masked : "", cfg->opensearch_index);
+	doctor_side(&p.opensearch, "opensearch", what);
 	free(masked);
 	/* a line for each side that is not ok: one side's trouble never hides
 	 * the other's */
 	for (int side = 0; side < 2; side++) {
+		const char *name = side == 0 ? "mongodb" : "opensearch";
 		bad = side == 0 ? &p.mongodb : &p.opensearch;
 		if (bad->ok)
 			continue;
-		if (several)
-			fprintf(stderr, "doctor: mirror %s: %s %s: %s\n", cfg->name,
-			        side == 0 ? "mongodb" : "opensearch",
-			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
-		else
-			fprintf(stderr, "doctor: %s %s: %s\n", side == 0 ? "mongodb" : "opensearch",
-			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
+		fprintf(stderr, "doctor: %s%s%s%s %s: %s\n", several ? "mirror " : "",
+		        several ? cfg->name : "", several ? ": " : "", name,
+		        bad->auth_failed ? "refuses the credentials"
+		        : bad->reached   ? "answers, but"
+		                         : "unreachable",
+		        side_detail(what, sizeof(what), name, bad->err.message));
 	}
 	probe_clear(&p);
 	return rc ? EXIT_DRIFT : 0;

@@ -200,6 +200,16 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	} else {
 		curl_easy_getinfo(os->curl, CURLINFO_RESPONSE_CODE, status);
 	}
+	if (rc == RC_OK && *status == 401) {
+		/* wrong credentials are no outage: no retry or resume mends them
+		 * (RC_ERR_CONFIG: exit 78, the run is not resumable) */
+		char *masked = util_mask_uri(os->base);
+		rc = rerror_set(err, RC_ERR_CONFIG,
+		                "opensearch %s: authentication failed (HTTP 401): check "
+		                "OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD",
+		                masked ? masked : "");
+		free(masked);
+	}
 	curl_slist_free_all(headers);
 	buf_free(&url);
 	return rc;
