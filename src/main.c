@@ -87,12 +87,12 @@ struct command {
 };
 
 static struct engine *signal_engine;
-static volatile sig_atomic_t signal_count;
+static volatile sig_atomic_t signal_count, signal_number;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
+	signal_number = sig;
 	if (++signal_count > 1)
 		_exit(130); /* a second signal: at once; the journal is transactional */
 	if (signal_engine)
@@ -278,6 +278,29 @@ cmd_doctor(const struct cli *cli)
 	return code;
 }
 
+/* The summary line of a run: its counts, what it did. */
+static void
+run_summary(const struct engine_result *r, const char *who)
+{
+	char newer[48] = ""; /* said only where external versions refused writes */
+	if (r->skipped_newer > 0)
+		snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64, r->skipped_newer);
+	char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
+	char ocount[32] = "not counted"; /* nor is an index the run never reached */
+	if (r->mongo_count >= 0)
+		snprintf(mcount, sizeof(mcount), "%" PRId64, r->mongo_count);
+	if (r->opensearch_count >= 0)
+		snprintf(ocount, sizeof(ocount), "%" PRId64, r->opensearch_count);
+	printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
+	       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64 ", duplicates %" PRId64
+	       ", conflicts %" PRId64 ", skipped %" PRId64 ", repaired %" PRId64
+	       ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
+	       who, r->run_id, store_run_kind_name(r->kind), store_run_status_name(r->status),
+	       mcount, ocount, r->missing, r->orphans, r->stale, r->duplicates, r->conflicts,
+	       r->skipped, r->repaired, r->deleted, r->failed, newer);
+	fflush(stdout);
+}
+
 /* One run of one mirror in the foreground; several says to name the
  * mirror on the summary line. */
 static int
@@ -306,6 +329,18 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_ERROR;
 	}
+	if (signal_number && res.run_id && res.status == RUN_INTERRUPTED) {
+		/* a person stopped it: no server error (2), the shell's 128 + signal */
+		run_summary(&res, who);
+		fprintf(stderr,
+		        "reconciler: %srun %" PRId64 " interrupted by %s; `reconciler resume%s%s` "
+		        "continues it where it stopped\n",
+		        who, res.run_id, signal_number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM",
+		        several ? " --mirror " : "", several ? cfg->name : "");
+		return 128 + signal_number;
+	}
+	if (signal_number && res.run_id == 0) /* stopped before a run began */
+		return 128 + signal_number;
 	if (rc == RC_ERR_CONFIG) { /* e.g. a transform script that does not compile */
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_CONFIG;
@@ -314,27 +349,8 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		fprintf(stderr, "reconciler: %srun %" PRId64 " %s\n", who, res.run_id, res.why);
 		return EXIT_NOT_RESUMED;
 	}
-	if (res.run_id) {
-		char newer[48] = ""; /* said only where external versions refused writes */
-		if (res.skipped_newer > 0)
-			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
-			         res.skipped_newer);
-		char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
-		char ocount[32] = "not counted"; /* nor is an index the run never reached */
-		if (res.mongo_count >= 0)
-			snprintf(mcount, sizeof(mcount), "%" PRId64, res.mongo_count);
-		if (res.opensearch_count >= 0)
-			snprintf(ocount, sizeof(ocount), "%" PRId64, res.opensearch_count);
-		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
-		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
-		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
-		       ", repaired %" PRId64 ", deleted %" PRId64 ", failed %" PRId64 "%s\n",
-		       who, res.run_id, store_run_kind_name(res.kind),
-		       store_run_status_name(res.status), mcount, ocount, res.missing, res.orphans,
-		       res.stale, res.duplicates, res.conflicts, res.skipped, res.repaired,
-		       res.deleted, res.failed, newer);
-		fflush(stdout);
-	}
+	if (res.run_id)
+		run_summary(&res, who);
 	if (rc) {
 		fprintf(stderr, "reconciler: %s%s\n", who,
 		        err.message[0] ? err.message : rcode_name(rc));
