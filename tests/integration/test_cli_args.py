@@ -64,6 +64,10 @@ def dry_never_writes(env):
     check(r.returncode == 78 and "given twice" in r.stderr, "--ids twice: 78")
     r = env.run("drift", "--all", "--recurring")
     check(r.returncode == 78 and "conflict" in r.stderr, "drift --all --recurring: 78")
+    # a typo in an environment name is a warning with the nearest (item 8)
+    r = env.run("config", RECONCILE_ORPHAN="delete")
+    check(r.returncode == 0 and "RECONCILE_ORPHAN is not a setting (did you mean "
+          "RECONCILE_ORPHANS?)" in r.stderr, "env typo: a warning (%s)" % r.stderr[-300:])
     # the order of options and operands is free
     r = env.run("show", "--json", "1")
     check(r.returncode == 0 and '"id"' in r.stdout, "show --json 1")
