@@ -1,17 +1,22 @@
 /*
  * main.c: the reconciler command line.
  *
- * A table of commands (name, handler, usage, help) drives dispatch and
- * --help. Exit codes: 0 in sync or repaired; 1 a dry run found drift, or a
- * doctor check failed; 2 an error (including "another run holds the
- * journal"); 3 the run completed but some documents could not be repaired
- * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
- * 4 the run ended held: the brake on deletes kept its orphans (nothing
+ * A table of commands (name, handler, options, operands, usage, help)
+ * drives dispatch and --help. The whole command line is parsed with
+ * getopt_long (--opt value, --opt=value, `reconciler COMMAND --help`)
+ * before the configuration loads: an unknown option, or options that ask
+ * for opposite things (--dry-run with --full, --ids or --since), is 78
+ * before anything runs, whatever their order. Exit codes: 0 in sync or repaired; 1 a dry run found
+ * drift, or a doctor check failed; 2 an error (including "another run holds the journal"); 3 the
+ * run completed but some documents could not be repaired (journaled failed, or id conflicts), as
+ * rsync's 23/24 say "partial"; 4 the run ended held: the brake on deletes kept its orphans (nothing
  * deleted; a person decides: --allow-deletes); 5 `resume` did not resume
  * a run: settings that bind a run changed since it began, so it was
  * cancelled and nothing ran (`check` starts a new run); 78 bad
- * configuration (EX_CONFIG), also bad --ids / --since input, and
- * --allow-deletes without --mirror when there are several mirrors.
+ * configuration (EX_CONFIG; also wrong credentials), a bad command line,
+ * bad --ids / --since input, and --allow-deletes without --mirror when
+ * there are several mirrors; 128 + the signal (130 for Ctrl-C) when a
+ * signal stopped the run, with the `resume` hint.
  *
  * Mirrors: `--mirror NAME` picks one for check, resume, runs, show, doctor
  * and config (an unknown name exits 78 with the names there are). Without
