@@ -1270,12 +1270,15 @@ take_option(struct args *a, const struct command *cmd, int c)
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
-	case OPT_LIMIT:
+	case OPT_LIMIT: {
+		/* runs reads its page whole; drift pages through any number */
+		int64_t max = strcmp(cmd->name, "runs") == 0 ? 100000 : INT64_MAX;
 		if (a->limit || util_parse_i64(optarg, &a->limit) || a->limit <= 0 ||
-		    a->limit > 100000)
-			return usage_error(cmd, "--limit %s: a number from 1 to 100000, once",
-			                   optarg);
+		    a->limit > max)
+			return usage_error(cmd, "--limit %s: a number from 1%s, once", optarg,
+			                   max == 100000 ? " to 100000" : "");
 		return 0;
+	}
 	default:
 		return usage_error(cmd, "%s", "cannot take this option");
 	}
@@ -1304,7 +1307,7 @@ args_conflict(const struct args *a, const struct command *cmd)
 		return usage_error(cmd,
 		                   "%s conflict: --dry-run detects only and never writes, --full "
 		                   "re-indexes every document, --ids and --since check and repair "
-		                   "given documents; give one",
+		                   "given documents (not with --dry-run or --full); give one",
 		                   both);
 	}
 	if (a->recurring && a->all)
@@ -1340,7 +1343,11 @@ parse_args(struct args *a, const struct command *cmd, int argc, char **argv)
 			                   optopt > 0 && optopt < 256 ? shrt : argv[optind - 1]);
 		}
 		if (c == ':')
-			return usage_error(cmd, "%s needs a value", argv[optind - 1]);
+			return usage_error(
+			    cmd, "%s needs %s", argv[optind - 1],
+			    optopt == OPT_IDS     ? "a FILE of ids, one a line (or - for stdin)"
+			    : optopt == OPT_SINCE ? "a TIME, ISO 8601 (2026-11-29T10:00:00Z)"
+			                          : "a value");
 		if ((code = take_option(a, cmd, c)) != 0)
 			return code;
 	}
