@@ -1156,10 +1156,18 @@ out:
 static void
 h_full(struct call *c)
 {
-	bool wait;
+	bool wait, dry;
 
-	if (!api_body_bool(c, "wait", false, &wait) || (c->mirror == NULL && !query_mirror(c)))
+	if (!api_body_bool(c, "wait", false, &wait) || !api_body_bool(c, "dryRun", false, &dry) ||
+	    (c->mirror == NULL && !query_mirror(c)))
 		return;
+	/* nothing named "dry" writes: a full re-index is nothing but writes */
+	if (dry) {
+		reply_error(c, 400,
+		            "dryRun: a full re-index writes every document, it has no dry run "
+		            "(POST .../check {\"dryRun\": true} detects drift without writing)");
+		return;
+	}
 	if (c->mirror || c->api->n_mirrors == 1)
 		run_one(c, c->mirror ? c->mirror : &c->api->mirrors[0], RUN_FULL, NULL, wait,
 		        c->mirror != NULL);
@@ -1718,53 +1726,67 @@ h_doc_diff(struct call *c)
 const char *const api_body_members[] = {"wait",       "dryRun", "allowDeletes", "ids", "since",
                                         "intervalMs", NULL};
 
+/* Each POST route's members (a route's body is read against its list). */
+static const char *const check_members[] = {"wait", "dryRun", "allowDeletes", "ids", "since", NULL};
+static const char *const full_members[] = {"wait", "dryRun", NULL};
+static const char *const start_members[] = {"intervalMs", NULL};
+
 const struct route api_routes[] = {
-    {"GET", "/", h_root, "service, version and endpoints"},
-    {"GET", "/api/health", h_health, "MongoDB, OpenSearch and journal, each with ok and latency"},
-    {"GET", "/api/health/live", h_live, "liveness probe"},
-    {"GET", "/api/health/ready", h_ready, "readiness probe: the journal answers"},
+    {"GET", "/", h_root, "service, version and endpoints", NULL},
+    {"GET", "/api/health", h_health, "MongoDB, OpenSearch and journal, each with ok and latency",
+     NULL},
+    {"GET", "/api/health/live", h_live, "liveness probe", NULL},
+    {"GET", "/api/health/ready", h_ready, "readiness probe: the journal answers", NULL},
     {"POST", "/api/reconciliation/start", h_start,
-     "start the schedule ({\"intervalMs\": N}; every mirror, or ?mirror=)"},
-    {"POST", "/api/reconciliation/stop", h_stop, "stop the schedule (every mirror, or ?mirror=)"},
+     "start the schedule ({\"intervalMs\": N}; every mirror, or ?mirror=)", start_members},
+    {"POST", "/api/reconciliation/stop", h_stop, "stop the schedule (every mirror, or ?mirror=)",
+     NULL},
     {"GET", "/api/reconciliation/status", h_status,
-     "totals from the journal and the active run (several mirrors: summed, and each)"},
+     "totals from the journal and the active run (several mirrors: summed, and each)", NULL},
     {"POST", "/api/reconciliation/check", h_check,
      "run now ({\"wait\": true, \"dryRun\": false, \"allowDeletes\": false, \"ids\": [...], "
      "\"since\": TIME}; every mirror, or ?mirror=); 409 while "
-     "a run is active"},
-    {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=&mirror=)"},
-    {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report"},
+     "a run is active",
+     check_members},
+    {"GET", "/api/reconciliation/runs", h_runs, "run history (?limit=&before=&status=&mirror=)",
+     NULL},
+    {"GET", "/api/reconciliation/runs/{id}", h_run, "one run's report", NULL},
     {"GET", "/api/reconciliation/runs/{id}/ids", h_ids,
-     "drift ids of a run (?kind=missing|stale|orphan|duplicate|conflict&limit=&after=)"},
+     "drift ids of a run (?kind=missing|stale|orphan|duplicate|conflict&limit=&after=)", NULL},
     {"GET", "/api/reconciliation/runs/{id}/ids.ndjson", h_ids_ndjson,
-     "every drift row of a run as NDJSON, streamed (?kind=)"},
-    {"GET", "/api/reconciliation/runs/{id}/errors", h_errors, "errors of a run (?limit=)"},
+     "every drift row of a run as NDJSON, streamed (?kind=)", NULL},
+    {"GET", "/api/reconciliation/runs/{id}/errors", h_errors, "errors of a run (?limit=)", NULL},
     {"GET", "/api/reconciliation/drift", h_drift,
      "drift across runs: each id's history (?state=open|recurring|all&kind=&limit=&after="
-     "&mirror=)"},
-    {"POST", "/api/reconciliation/runs/{id}/cancel", h_cancel, "cancel a run"},
+     "&mirror=)",
+     NULL},
+    {"POST", "/api/reconciliation/runs/{id}/cancel", h_cancel, "cancel a run", NULL},
     {"POST", "/api/sync/full", h_full,
-     "start a full, resumable re-index (every mirror, or ?mirror=)"},
-    {"GET", "/api/mirrors", h_mirrors, "the mirrors, each with its status and newest run"},
-    {"GET", "/api/mirrors/{m}", h_mirror, "one mirror's status and newest run"},
+     "start a full, resumable re-index ({\"wait\": false}; every mirror, or ?mirror=)",
+     full_members},
+    {"GET", "/api/mirrors", h_mirrors, "the mirrors, each with its status and newest run", NULL},
+    {"GET", "/api/mirrors/{m}", h_mirror, "one mirror's status and newest run", NULL},
     {"POST", "/api/mirrors/{m}/check", h_check,
      "run the mirror now ({\"wait\": true, \"dryRun\": false, \"allowDeletes\": false, "
-     "\"ids\": [...], \"since\": TIME}); 409 while it has a run"},
-    {"POST", "/api/mirrors/{m}/full", h_full, "a full re-index of the mirror ({\"wait\": false})"},
-    {"GET", "/api/mirrors/{m}/runs", h_runs, "the mirror's runs (?limit=&before=&status=)"},
-    {"GET", "/api/mirrors/{m}/runs/{id}", h_run, "one run of the mirror"},
-    {"GET", "/api/mirrors/{m}/runs/{id}/ids", h_ids, "drift ids of a run of the mirror"},
+     "\"ids\": [...], \"since\": TIME}); 409 while it has a run",
+     check_members},
+    {"POST", "/api/mirrors/{m}/full", h_full, "a full re-index of the mirror ({\"wait\": false})",
+     full_members},
+    {"GET", "/api/mirrors/{m}/runs", h_runs, "the mirror's runs (?limit=&before=&status=)", NULL},
+    {"GET", "/api/mirrors/{m}/runs/{id}", h_run, "one run of the mirror", NULL},
+    {"GET", "/api/mirrors/{m}/runs/{id}/ids", h_ids, "drift ids of a run of the mirror", NULL},
     {"GET", "/api/mirrors/{m}/runs/{id}/ids.ndjson", h_ids_ndjson,
-     "every drift row of a run of the mirror as NDJSON, streamed (?kind=)"},
-    {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror"},
+     "every drift row of a run of the mirror as NDJSON, streamed (?kind=)", NULL},
+    {"GET", "/api/mirrors/{m}/runs/{id}/errors", h_errors, "errors of a run of the mirror", NULL},
     {"GET", "/api/mirrors/{m}/drift", h_drift,
-     "the mirror's drift across runs (?state=open|recurring|all&kind=&limit=&after=)"},
-    {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror"},
+     "the mirror's drift across runs (?state=open|recurring|all&kind=&limit=&after=)", NULL},
+    {"POST", "/api/mirrors/{m}/runs/{id}/cancel", h_cancel, "cancel a run of the mirror", NULL},
     {"GET", "/api/mirrors/{m}/docs/{doc}/diff", h_doc_diff,
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
-     "({doc}: the canonical id, percent-encoded)"},
-    {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)"},
-    {"GET", "/ui", h_ui, "the dashboard page (also GET / when Accept prefers text/html)"},
-    {"GET", "/ui/{id}", h_ui, "a file of the dashboard page (app.js, app.css, icon.svg)"},
+     "({doc}: the canonical id, percent-encoded)",
+     NULL},
+    {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)", NULL},
+    {"GET", "/ui", h_ui, "the dashboard page (also GET / when Accept prefers text/html)", NULL},
+    {"GET", "/ui/{id}", h_ui, "a file of the dashboard page (app.js, app.css, icon.svg)", NULL},
 };
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -362,7 +362,7 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 	case CFG_HTTP_URL:
 		snprintf(out, len,
 		         "an http:// or https:// URL that libcurl parses, without "
-		         "query or fragment");
+		         "path, query or fragment");
 		break;
 	case CFG_STRING:
 		snprintf(out, len, e->min ? "a non-empty string" : "any string");
@@ -508,6 +508,14 @@ http_url_parses(const char *v, char *why, size_t len)
 	         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
 		/* paths are appended to it: a query or fragment would break them */
 		snprintf(why, len, "a base URL has no query or fragment");
+	else if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK &&
+	         part[strspn(part, "/")] != '\0')
+		/* every request's path is appended to it: http://h:9200/myindex
+		 * would send /myindex/myindex/_search, "no handler found" */
+		snprintf(why, len,
+		         "a base URL has no path (%.64s): name the index in OPENSEARCH_INDEX, "
+		         "and give the cluster's URL, e.g. http://host:9200",
+		         part);
 	else
 		ok = true;
 	curl_free(part);
@@ -1134,8 +1142,13 @@ set_value(struct config *cfg, const struct cfg_entry *e, const char *v, const ch
 /* Reads KEY=VALUE lines; '#' comments, optional `export `, optional quotes.
  * Values are only used for names the environment does not set; set_by
  * (CFG_COUNT flags, or NULL) marks each setting the file gave. */
+struct unknown_names; /* below, with config_set_load */
+static RC_MUST_CHECK rcode unknown_name(struct unknown_names *u, const char *name,
+                                        const char *where, int line);
+
 static RC_MUST_CHECK rcode
-load_dotenv(struct config *cfg, const char *path, bool *set_by, struct rerror *err)
+load_dotenv(struct config *cfg, const char *path, bool *set_by, struct unknown_names *unknown,
+            struct rerror *err)
 {
 	char line[8192];
 	FILE *f = fopen(path, "r");
@@ -1169,7 +1182,9 @@ load_dotenv(struct config *cfg, const char *path, bool *set_by, struct rerror *e
 			v[vl - 1] = '\0';
 			v++;
 		}
-		if (getenv(k) != NULL)
+		if (unknown && unknown_name(unknown, k, path, lineno))
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		if (rc || getenv(k) != NULL)
 			continue;
 		for (size_t i = 0; i < CFG_COUNT; i++) {
 			if (strcmp(cfg_table[i].name, k))
@@ -1664,7 +1679,7 @@ config_load(struct config **out, const char *dotenv_path, struct rerror *err)
 	if (rc == RC_OK && (cfg->name = strdup("default")) == NULL)
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	if (rc == RC_OK && dotenv_path)
-		rc = load_dotenv(cfg, dotenv_path, NULL, err);
+		rc = load_dotenv(cfg, dotenv_path, NULL, NULL, err);
 	if (rc == RC_OK)
 		rc = load_env(cfg, err);
 	if (rc == RC_OK)
@@ -2198,6 +2213,95 @@ add_default_mirror(struct config_set *set, struct rerror *err)
 	return RC_OK;
 }
 
+/* Where names no setting has are gathered: the set's warnings. */
+struct unknown_names {
+	struct config_set *set;
+};
+
+/* Whether a name begins with a word this program's settings use: the
+ * first word of each setting's name that two or more settings share
+ * (MONGODB_, OPENSEARCH_, RECONCILE_, SYNC_, ...), derived from the table.
+ * A word only one setting has (HTTP_ of HTTP_BIND) is left out: HTTP_PROXY
+ * is curl's, not a typo of ours. */
+static bool
+has_our_prefix(const char *name)
+{
+	for (size_t i = 0; i < CFG_COUNT; i++) {
+		const char *u = strchr(cfg_table[i].name, '_');
+		size_t n = u ? (size_t)(u - cfg_table[i].name) + 1 : 0;
+		if (n == 0 || strncmp(name, cfg_table[i].name, n) != 0)
+			continue;
+		for (size_t j = 0; j < CFG_COUNT; j++)
+			if (j != i && strncmp(cfg_table[j].name, cfg_table[i].name, n) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* A name of the environment or .env (where, line; line 0: the
+ * environment) that looks like a setting and is none: a warning with the
+ * nearest setting's name, as a YAML key's typo gets ("RECONCILE_ORPHAN=
+ * delete" would otherwise change nothing, silently). */
+static rcode
+unknown_name(struct unknown_names *u, const char *name, const char *where, int line)
+{
+	const char *best = NULL;
+	size_t best_d = 3, d;
+	char **v;
+	char hint[96] = "";
+
+	for (size_t i = 0; i < CFG_COUNT; i++)
+		if (strcmp(cfg_table[i].name, name) == 0)
+			return RC_OK;
+	if (!has_our_prefix(name))
+		return RC_OK;
+	for (size_t i = 0; i < CFG_COUNT; i++)
+		if ((d = distance(name, cfg_table[i].name)) < best_d) {
+			best_d = d;
+			best = cfg_table[i].name;
+		}
+	if (best)
+		snprintf(hint, sizeof(hint), " (did you mean %s?)", best);
+	v = realloc(u->set->warnings, (u->set->n_warnings + 1) * sizeof(*v));
+	if (v == NULL)
+		return RC_ERR_NOMEM;
+	u->set->warnings = v;
+	size_t len = strlen(where) + strlen(name) + sizeof(hint) + 160;
+	if ((v[u->set->n_warnings] = malloc(len)) == NULL)
+		return RC_ERR_NOMEM;
+	if (line)
+		snprintf(v[u->set->n_warnings], len,
+		         "%s:%d: %.100s is not a setting%s: ignored (the settings: reconciler "
+		         "config, docs/CONFIG.md)",
+		         where, line, name, hint);
+	else
+		snprintf(v[u->set->n_warnings], len,
+		         "%s: %.100s is not a setting%s: ignored (the settings: reconciler config, "
+		         "docs/CONFIG.md)",
+		         where, name, hint);
+	u->set->n_warnings++;
+	return RC_OK;
+}
+
+/* The environment's names, as load_dotenv does .env's. */
+static RC_MUST_CHECK rcode
+env_unknown_names(struct unknown_names *u)
+{
+	extern char **environ;
+	char name[128];
+
+	for (char **e = environ; e && *e; e++) {
+		size_t n = strcspn(*e, "=");
+		if (n == 0 || n >= sizeof(name))
+			continue;
+		memcpy(name, *e, n);
+		name[n] = '\0';
+		if (unknown_name(u, name, "the environment", 0))
+			return RC_ERR_NOMEM;
+	}
+	return RC_OK;
+}
+
 rcode
 config_set_load(struct config_set **out, const char *file, const char *dotenv_path,
                 struct rerror *err)
@@ -2206,6 +2310,7 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	yaml_document_t doc;
 	const yaml_node_t *mirrors = NULL;
 	bool from_dotenv[CFG_COUNT] = {false};
+	struct unknown_names unknown;
 	rcode rc;
 
 	*out = NULL;
@@ -2213,6 +2318,7 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	set = calloc(1, sizeof(*set));
 	if (set == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	unknown.set = set;
 	rc = config_defaults(&set->global, err);
 	if (rc == RC_OK && file) {
 		set->file = strdup(file);
@@ -2225,7 +2331,9 @@ config_set_load(struct config_set **out, const char *file, const char *dotenv_pa
 	}
 	/* the environment overrides the file's top level; mirrors override both */
 	if (rc == RC_OK && dotenv_path)
-		rc = load_dotenv(set->global, dotenv_path, from_dotenv, err);
+		rc = load_dotenv(set->global, dotenv_path, from_dotenv, &unknown, err);
+	if (rc == RC_OK && env_unknown_names(&unknown))
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	if (rc == RC_OK)
 		rc = load_env(set->global, err);
 	if (rc == RC_OK)
@@ -2560,7 +2668,15 @@ static const char markdown_intro[] =
     "Values come from the environment, then from `.env` in the working "
     "directory for names the environment does not set. They define one mirror named "
     "`default`. A bad value stops the program with a message naming the variable "
-    "(exit 78).\n\n"
+    "(exit 78). A name that begins as settings do (`MONGODB_`, `OPENSEARCH_`, "
+    "`RECONCILE_`, `SYNC_`, ...: a first word two or more settings share) but is no "
+    "setting is a warning naming the nearest one, from the environment or `.env` "
+    "(`.env:1: RECONCILE_ORPHAN is not a setting (did you mean RECONCILE_ORPHANS?): "
+    "ignored`). `OPENSEARCH_URL` is the cluster's base URL: a path in it "
+    "(`http://host:9200/myindex`) is refused; the index goes in `OPENSEARCH_INDEX`. "
+    "Wrong credentials (MongoDB's handshake, OpenSearch's 401) are a configuration "
+    "error too: `authentication failed`, naming the setting, exit 78, and no run is "
+    "left to resume.\n\n"
     "## From a file: several mirrors\n\n"
     "`RECONCILER_CONFIG` names a YAML file; without it, `reconciler.yaml` in the working "
     "directory is read when it exists (`RECONCILER_CONFIG` set but empty: no file). In the "

@@ -232,6 +232,50 @@ http_body_doubtful(const char *text, size_t len, const char *const *members)
 	return why;
 }
 
+const char *
+http_body_unknown(const cJSON *body, const char *const *members)
+{
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, body)
+	{
+		bool known = false;
+		for (size_t i = 0; members && members[i] && !known; i++)
+			known = strcmp(members[i], m->string) == 0;
+		if (!known)
+			return m->string;
+	}
+	return NULL;
+}
+
+/* A body member the route does not read is a 400 naming it and the ones
+ * it reads (docs/API.md), before the handler runs. */
+static bool
+body_members_known(struct call *c, const struct route *hit)
+{
+	const char *bad = http_body_unknown(c->body, hit->members);
+	char list[256] = "", name[65];
+	size_t n = 0;
+
+	if (bad == NULL)
+		return true;
+	/* the client's bytes, shown as printable ASCII: a reply stays valid UTF-8 */
+	for (n = 0; bad[n] && n + 1 < sizeof(name); n++)
+		name[n] = bad[n] >= 0x20 && bad[n] < 0x7f && bad[n] != '"' ? bad[n] : '?';
+	name[n] = '\0';
+	n = 0;
+	for (size_t i = 0; hit->members && hit->members[i] && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+		                      hit->members[i]);
+	if (*list)
+		reply_error(c, 400, "unknown body member \"%s\" (%s %s takes: %s)", name,
+		            hit->method, hit->pattern, list);
+	else
+		reply_error(c, 400, "unknown body member \"%s\" (%s %s takes no body members)",
+		            name, hit->method, hit->pattern);
+	return false;
+}
+
 /* The query's parameter names, gathered to find one given twice. */
 struct query_names {
 	const char **names;
@@ -461,6 +505,10 @@ dispatch_route(const struct http_server *srv, struct MHD_Connection *conn, const
 		return;
 	if (!is_get && !body_parse(&c, rq, srv->body_members))
 		return;
+	if (!is_get && !body_members_known(&c, hit)) {
+		cJSON_Delete(c.body);
+		return;
+	}
 	hit->fn(&c);
 	cJSON_Delete(c.body);
 }

@@ -64,6 +64,10 @@ struct route {
 	const char *pattern;
 	handler_fn fn;
 	const char *help;
+	/* the body members the route reads, NULL-terminated; NULL: none. Any
+	 * other member is a 400 naming it: a misspelt "allowDelete" must not
+	 * run a check without the option the client meant */
+	const char *const *members;
 };
 
 /* What serve.c hands the libmicrohttpd callbacks (their cls). */
@@ -126,6 +130,9 @@ bool http_token_ok(const char *header, const char *token);
  * route reads (one of members, NULL-terminated) given twice, or a NUL
  * (\u0000) in its name or in a string of its value. */
 const char *http_body_doubtful(const char *text, size_t len, const char *const *members);
+/* The first member of body (an object) not among members (NULL-terminated,
+ * or NULL for none), or NULL when every one is known. */
+const char *http_body_unknown(const cJSON *body, const char *const *members);
 /* The first name given twice among names (n of them; sorted in place), or
  * NULL. */
 const char *http_name_twice(const char **names, size_t n);

@@ -1,17 +1,22 @@
 /*
  * main.c: the reconciler command line.
  *
- * A table of commands (name, handler, usage, help) drives dispatch and
- * --help. Exit codes: 0 in sync or repaired; 1 a dry run found drift, or a
- * doctor check failed; 2 an error (including "another run holds the
- * journal"); 3 the run completed but some documents could not be repaired
- * (journaled failed, or id conflicts), as rsync's 23/24 say "partial";
- * 4 the run ended held: the brake on deletes kept its orphans (nothing
+ * A table of commands (name, handler, options, operands, usage, help)
+ * drives dispatch and --help. The whole command line is parsed with
+ * getopt_long (--opt value, --opt=value, `reconciler COMMAND --help`)
+ * before the configuration loads: an unknown option, or options that ask
+ * for opposite things (--dry-run with --full, --ids or --since), is 78
+ * before anything runs, whatever their order. Exit codes: 0 in sync or repaired; 1 a dry run found
+ * drift, or a doctor check failed; 2 an error (including "another run holds the journal"); 3 the
+ * run completed but some documents could not be repaired (journaled failed, or id conflicts), as
+ * rsync's 23/24 say "partial"; 4 the run ended held: the brake on deletes kept its orphans (nothing
  * deleted; a person decides: --allow-deletes); 5 `resume` did not resume
  * a run: settings that bind a run changed since it began, so it was
  * cancelled and nothing ran (`check` starts a new run); 78 bad
- * configuration (EX_CONFIG), also bad --ids / --since input, and
- * --allow-deletes without --mirror when there are several mirrors.
+ * configuration (EX_CONFIG; also wrong credentials), a bad command line,
+ * bad --ids / --since input, and --allow-deletes without --mirror when
+ * there are several mirrors; 128 + the signal (130 for Ctrl-C) when a
+ * signal stopped the run, with the `resume` hint.
  *
  * Mirrors: `--mirror NAME` picks one for check, resume, runs, show, doctor
  * and config (an unknown name exits 78 with the names there are). Without
@@ -38,8 +43,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,28 +62,42 @@
 #define EXIT_NOT_RESUMED 5
 #define EXIT_CONFIG      78
 
-/* What a command gets: every mirror, and the one --mirror named (NULL when
- * it was not given). */
+/* What the command line said, all of it parsed (getopt_long) before the
+ * configuration loads: a conflict or an unknown option is refused before
+ * anything runs. Each command's option table says which members it can
+ * set. */
+struct args {
+	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
+	const char *ids, *since, *mirror, *file, *kind;
+	int64_t limit;        /* 0: not given */
+	char *const *operand; /* RUN_ID or ID */
+	int n_operands;
+};
+
+/* What a command gets: every mirror, the one --mirror named (NULL when
+ * it was not given), and its arguments. */
 struct cli {
 	const struct config_set *set;
 	const struct config *mirror;
+	const struct args *a;
 };
 
 struct command {
 	const char *name;
-	int (*fn)(const struct cli *cli, int argc, char **argv);
+	int (*fn)(const struct cli *cli);
+	const struct option *options;
+	int min_operands, max_operands;
 	const char *usage;
 	const char *help;
-	bool takes_mirror; /* --mirror NAME, taken out of argv by main */
 };
 
 static struct engine *signal_engine;
-static volatile sig_atomic_t signal_count;
+static volatile sig_atomic_t signal_count, signal_number;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
+	signal_number = sig;
 	if (++signal_count > 1)
 		_exit(130); /* a second signal: at once; the journal is transactional */
 	if (signal_engine)
@@ -149,11 +170,49 @@ mirror_names(const struct config_set *set, char *out, size_t len)
 		                      set->mirrors[i]->name);
 }
 
+/* A side's error without the words its line already says: "mongodb:
+ * unreachable: X" under "mongodb  UNREACHABLE" is X; "opensearch URL
+ * unreachable: X" is "URL: X". */
+static const char *
+side_detail(char *out, size_t len, const char *side, const char *msg)
+{
+	size_t n = strlen(side);
+	const char *at;
+
+	if (strncmp(msg, side, n) == 0 && (msg[n] == ':' || msg[n] == ' '))
+		msg += n + (msg[n] == ':' ? 2 : 1);
+	if (strncmp(msg, "unreachable: ", 13) == 0)
+		msg += 13;
+	if ((at = strstr(msg, " unreachable: ")) != NULL)
+		snprintf(out, len, "%.*s: %s", (int)(at - msg), msg, at + 14);
+	else
+		snprintf(out, len, "%s", msg);
+	return out;
+}
+
+/* One side's line: reachable (with what the run compares), or why not. */
+static void
+doctor_side(const struct probe_side *p, const char *side, const char *what)
+{
+	char detail[sizeof(p->err.message)];
+	const char *state = p->auth_failed                   ? "AUTH FAILED"
+	                    : !p->reached                    ? "UNREACHABLE"
+	                    : p->ok || p->collection_missing ? "reachable"
+	                                                     : "ERROR";
+
+	printf("%-11s %-12s ", side, state);
+	if (p->version)
+		printf("version %s  ", p->version);
+	printf("%s\n", p->ok || p->collection_missing
+	                   ? what
+	                   : side_detail(detail, sizeof(detail), side, p->err.message));
+}
+
 static int
 doctor_one(const struct config *cfg, bool several)
 {
 	struct probe p;
-	char *masked;
+	char *masked, what[1024] = "";
 	const struct probe_side *bad;
 	rcode rc;
 
@@ -161,67 +220,53 @@ doctor_one(const struct config *cfg, bool several)
 		printf("mirror %s\n", cfg->name);
 	rc = probe_servers(&p, cfg, PROBE_VERSION | PROBE_COUNT, NULL);
 	masked = util_mask_uri(cfg->mongodb_uri);
-	if (p.mongodb.ok)
-		/* the counts a run compares: under RECONCILE_FILTER, OPENSEARCH_QUERY */
-		printf("mongodb     reachable    version %s  documents %" PRId64 "%s  (%s %s.%s)\n",
-		       p.mongodb.version, p.mongodb.count,
-		       *cfg->filter ? " matching RECONCILE_FILTER" : "", masked ? masked : "",
-		       cfg->mongodb_database, cfg->mongodb_collection);
-	else if (p.mongodb.collection_missing)
-		printf("mongodb     reachable    version %s  collection %s does not exist in "
-		       "database %s (a run refuses it: check MONGODB_DATABASE and "
-		       "MONGODB_COLLECTION)\n",
-		       p.mongodb.version, cfg->mongodb_collection, cfg->mongodb_database);
-	else if (!p.mongodb.reached)
-		printf("mongodb     UNREACHABLE  %s\n", p.mongodb.err.message);
-	else /* it answers, but refuses something (a filter it cannot take) */
-		printf("mongodb     ERROR        %s\n", p.mongodb.err.message);
+	if (p.mongodb.collection_missing)
+		snprintf(what, sizeof(what),
+		         "collection %s does not exist in database %s (a run refuses it: check "
+		         "MONGODB_DATABASE and MONGODB_COLLECTION)",
+		         cfg->mongodb_collection, cfg->mongodb_database);
+	else /* the counts a run compares: under RECONCILE_FILTER, OPENSEARCH_QUERY */
+		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s %s.%s)", p.mongodb.count,
+		         *cfg->filter ? " matching RECONCILE_FILTER" : "", masked ? masked : "",
+		         cfg->mongodb_database, cfg->mongodb_collection);
+	doctor_side(&p.mongodb, "mongodb", what);
 	free(masked);
 	masked = util_mask_uri(cfg->opensearch_url);
-	if (p.opensearch.ok && p.opensearch.index_missing)
-		printf("opensearch  reachable    version %s  index %s does not exist yet (%s)\n",
-		       p.opensearch.version, cfg->opensearch_index, masked ? masked : "");
-	else if (p.opensearch.ok)
-		printf("opensearch  reachable    version %s  documents %" PRId64
-		       "%s  (%s index %s)\n",
-		       p.opensearch.version, p.opensearch.count,
-		       *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
-		       masked ? masked : "", cfg->opensearch_index);
-	else if (!p.opensearch.reached)
-		printf("opensearch  UNREACHABLE  %s\n", p.opensearch.err.message);
+	if (p.opensearch.index_missing)
+		snprintf(what, sizeof(what), "index %s does not exist yet (%s)",
+		         cfg->opensearch_index, masked ? masked : "");
 	else
-		printf("opensearch  ERROR        %s\n", p.opensearch.err.message);
+		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s index %s)",
+		         p.opensearch.count,
+		         *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
+		         masked ? masked : "", cfg->opensearch_index);
+	doctor_side(&p.opensearch, "opensearch", what);
 	free(masked);
 	/* a line for each side that is not ok: one side's trouble never hides
 	 * the other's */
 	for (int side = 0; side < 2; side++) {
+		const char *name = side == 0 ? "mongodb" : "opensearch";
 		bad = side == 0 ? &p.mongodb : &p.opensearch;
 		if (bad->ok)
 			continue;
-		if (several)
-			fprintf(stderr, "doctor: mirror %s: %s %s: %s\n", cfg->name,
-			        side == 0 ? "mongodb" : "opensearch",
-			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
-		else
-			fprintf(stderr, "doctor: %s %s: %s\n", side == 0 ? "mongodb" : "opensearch",
-			        bad->reached ? "answers, but" : "unreachable", bad->err.message);
+		fprintf(stderr, "doctor: %s%s%s%s %s: %s\n", several ? "mirror " : "",
+		        several ? cfg->name : "", several ? ": " : "", name,
+		        bad->auth_failed ? "refuses the credentials"
+		        : bad->reached   ? "answers, but"
+		                         : "unreachable",
+		        side_detail(what, sizeof(what), name, bad->err.message));
 	}
 	probe_clear(&p);
 	return rc ? EXIT_DRIFT : 0;
 }
 
 static int
-cmd_doctor(const struct cli *cli, int argc, char **argv)
+cmd_doctor(const struct cli *cli)
 {
 	const struct config *const *m;
 	size_t n;
 	int code = 0;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: reconciler doctor [--mirror NAME]\n");
-		return EXIT_ERROR;
-	}
-	(void)argv;
 	mirrors_of(cli, &m, &n);
 	for (size_t i = 0; i < n; i++)
 		code = worst(code, doctor_one(m[i], cli->set->n_mirrors > 1));
@@ -236,6 +281,38 @@ cmd_doctor(const struct cli *cli, int argc, char **argv)
 		       "(warnings above)\n");
 	store_free(s);
 	return code;
+}
+
+/* The summary line of a run: its counts, what it did, and what the counts
+ * do not say (engine_result_note: re-indexed, not verified; orphans kept). */
+static void
+run_summary(const struct engine_result *r, const char *who)
+{
+	char newer[96] = ""; /* said only where writes were left to newer copies */
+	if (r->skipped_newer > 0)
+		snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64, r->skipped_newer);
+	if (r->kept > 0) /* and where OPENSEARCH_KEEP_QUERY kept orphans */
+		snprintf(newer + strlen(newer), sizeof(newer) - strlen(newer), ", kept %" PRId64,
+		         r->kept);
+	char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
+	char ocount[32] = "not counted"; /* nor is an index the run never reached */
+	if (r->mongo_count >= 0)
+		snprintf(mcount, sizeof(mcount), "%" PRId64, r->mongo_count);
+	if (r->opensearch_count >= 0)
+		snprintf(ocount, sizeof(ocount), "%" PRId64, r->opensearch_count);
+	char note[600], reindexed[48] = ""; /* a full re-index's writes, apart */
+	engine_result_note(r, note, sizeof(note));
+	if (r->full_write)
+		snprintf(reindexed, sizeof(reindexed), ", reindexed %" PRId64, r->reindexed);
+	printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
+	       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64 ", duplicates %" PRId64
+	       ", conflicts %" PRId64 ", skipped %" PRId64 ", repaired %" PRId64
+	       "%s, deleted %" PRId64 ", failed %" PRId64 "%s%s%s\n",
+	       who, r->run_id, store_run_kind_name(r->kind), store_run_status_name(r->status),
+	       mcount, ocount, r->missing, r->orphans, r->stale, r->duplicates, r->conflicts,
+	       r->skipped, r->repaired, reindexed, r->deleted, r->failed, newer, *note ? "; " : "",
+	       note);
+	fflush(stdout);
 }
 
 /* One run of one mirror in the foreground; several says to name the
@@ -266,6 +343,18 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_ERROR;
 	}
+	if (signal_number && res.run_id && res.status == RUN_INTERRUPTED) {
+		/* a person stopped it: no server error (2), the shell's 128 + signal */
+		run_summary(&res, who);
+		fprintf(stderr,
+		        "reconciler: %srun %" PRId64 " interrupted by %s; `reconciler resume%s%s` "
+		        "continues it where it stopped\n",
+		        who, res.run_id, signal_number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM",
+		        several ? " --mirror " : "", several ? cfg->name : "");
+		return 128 + signal_number;
+	}
+	if (signal_number && res.run_id == 0) /* stopped before a run began */
+		return 128 + signal_number;
 	if (rc == RC_ERR_CONFIG) { /* e.g. a transform script that does not compile */
 		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
 		return EXIT_CONFIG;
@@ -274,35 +363,8 @@ run_engine(const struct config *cfg, enum run_kind kind, const char *trigger, in
 		fprintf(stderr, "reconciler: %srun %" PRId64 " %s\n", who, res.run_id, res.why);
 		return EXIT_NOT_RESUMED;
 	}
-	if (res.run_id) {
-		char newer[96] = ""; /* said only where external versions refused writes */
-		if (res.skipped_newer > 0)
-			snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64,
-			         res.skipped_newer);
-		if (res.kept > 0) /* and where OPENSEARCH_KEEP_QUERY kept orphans */
-			snprintf(newer + strlen(newer), sizeof(newer) - strlen(newer),
-			         ", kept %" PRId64, res.kept);
-		char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
-		char ocount[32] = "not counted"; /* nor is an index the run never reached */
-		if (res.mongo_count >= 0)
-			snprintf(mcount, sizeof(mcount), "%" PRId64, res.mongo_count);
-		if (res.opensearch_count >= 0)
-			snprintf(ocount, sizeof(ocount), "%" PRId64, res.opensearch_count);
-		char note[600], reindexed[48] = ""; /* a full re-index's writes, apart */
-		engine_result_note(&res, note, sizeof(note));
-		if (res.full_write)
-			snprintf(reindexed, sizeof(reindexed), ", reindexed %" PRId64,
-			         res.reindexed);
-		printf("%srun %" PRId64 " (%s) %s: mongodb %s, opensearch %s"
-		       ", missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
-		       ", duplicates %" PRId64 ", conflicts %" PRId64 ", skipped %" PRId64
-		       ", repaired %" PRId64 "%s, deleted %" PRId64 ", failed %" PRId64 "%s%s%s\n",
-		       who, res.run_id, store_run_kind_name(res.kind),
-		       store_run_status_name(res.status), mcount, ocount, res.missing, res.orphans,
-		       res.stale, res.duplicates, res.conflicts, res.skipped, res.repaired,
-		       reindexed, res.deleted, res.failed, newer, *note ? "; " : "", note);
-		fflush(stdout);
-	}
+	if (res.run_id)
+		run_summary(&res, who);
 	if (rc) {
 		fprintf(stderr, "reconciler: %s%s\n", who,
 		        err.message[0] ? err.message : rcode_name(rc));
@@ -404,51 +466,19 @@ release_names_mirror(const struct cli *cli, const char *cmd)
 }
 
 static int
-cmd_check(const struct cli *cli, int argc, char **argv)
+cmd_check(const struct cli *cli)
 {
-	enum run_kind kind = RUN_CHECK;
+	enum run_kind kind = cli->a->dry_run ? RUN_DRY_RUN : cli->a->full ? RUN_FULL : RUN_CHECK;
 	const struct config *const *m;
-	struct engine_opts opts = {0};
-	const char *ids = NULL, *since = NULL;
+	struct engine_opts opts = {.allow_deletes = cli->a->allow_deletes};
+	const char *ids = cli->a->ids, *since = cli->a->since;
 	size_t n;
 	int code = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--dry-run") == 0)
-			kind = RUN_DRY_RUN;
-		else if (strcmp(argv[i], "--full") == 0)
-			kind = RUN_FULL;
-		else if (strcmp(argv[i], "--allow-deletes") == 0)
-			opts.allow_deletes = true;
-		else if ((strcmp(argv[i], "--ids") == 0 && ids) ||
-		         (strcmp(argv[i], "--since") == 0 && since)) {
-			fprintf(stderr, "check: %s given twice: give it once\n", argv[i]);
-			return EXIT_CONFIG;
-		} else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc)
-			ids = argv[++i];
-		else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
-			since = argv[++i];
-		else if (strcmp(argv[i], "--ids") == 0 || strcmp(argv[i], "--since") == 0) {
-			fprintf(stderr, "check: %s needs %s\n", argv[i],
-			        argv[i][2] == 'i' ? "a FILE of ids, one a line (or - for stdin)"
-			                          : "a TIME, ISO 8601 (2026-11-29T10:00:00Z)");
-			return EXIT_CONFIG;
-		} else {
-			fprintf(stderr, "check: unknown option %s\n", argv[i]);
-			return EXIT_ERROR;
-		}
-	}
 	if (opts.allow_deletes && (code = release_names_mirror(cli, "check")) != 0)
 		return code;
-	if (ids || since) {
-		if (kind != RUN_CHECK) {
-			fprintf(stderr,
-			        "check: --ids and --since check and repair given documents: "
-			        "not with --dry-run or --full\n");
-			return EXIT_CONFIG;
-		}
+	if (ids || since) /* args_conflict refused them with --dry-run or --full */
 		kind = RUN_IDS;
-	}
 	if (since) {
 		opts.since = true;
 		if (util_iso_to_ms(since, &opts.since_ms)) {
@@ -509,6 +539,19 @@ read_store(const struct cli *cli, struct store **s, bool *none)
 	if (rc && !*none)
 		fprintf(stderr, "reconciler: %s\n", err.message);
 	return rc ? EXIT_ERROR : 0;
+}
+
+/* RUN_ID of show and resume: a number from 1. */
+static int
+run_id_operand(const char *text, int64_t *id)
+{
+	if (util_parse_i64(text, id) || *id <= 0) {
+		fprintf(stderr,
+		        "reconciler: %s is not a run's id (a number from 1: reconciler runs)\n",
+		        text);
+		return EXIT_CONFIG;
+	}
+	return 0;
 }
 
 /* `resume RUN_ID`: that run, with its own mirror's settings. Frees s
@@ -596,26 +639,16 @@ out:
 }
 
 static int
-cmd_resume(const struct cli *cli, int argc, char **argv)
+cmd_resume(const struct cli *cli)
 {
 	struct store *s = NULL;
 	int64_t id = 0;
 	int code = 0;
-	struct engine_opts opts = {0};
-	int args = 0;
-
 	/* --allow-deletes: a resume re-arms the brake of a released run */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--allow-deletes") == 0)
-			opts.allow_deletes = true;
-		else if (args++ || util_parse_i64(argv[i], &id) || id <= 0)
-			args = 9;
-	}
-	if (args > 1) {
-		fprintf(stderr,
-		        "usage: reconciler resume [RUN_ID] [--allow-deletes] [--mirror NAME]\n");
-		return EXIT_ERROR;
-	}
+	struct engine_opts opts = {.allow_deletes = cli->a->allow_deletes};
+
+	if (cli->a->n_operands && (code = run_id_operand(cli->a->operand[0], &id)) != 0)
+		return code;
 	/* a RUN_ID names its mirror: the release is that run's */
 	if (opts.allow_deletes && id == 0 && (code = release_names_mirror(cli, "resume")) != 0)
 		return code;
@@ -636,22 +669,13 @@ count_text(char *out, size_t len, const cJSON *v)
 }
 
 static int
-cmd_runs(const struct cli *cli, int argc, char **argv)
+cmd_runs(const struct cli *cli)
 {
 	struct store *s;
 	cJSON *runs = NULL, *r;
-	int64_t limit = 20;
+	int64_t limit = cli->a->limit ? cli->a->limit : 20;
 	bool none;
 
-	if (argc == 3 && strcmp(argv[1], "--limit") == 0) {
-		if (util_parse_i64(argv[2], &limit) || limit <= 0 || limit > 100000) {
-			fprintf(stderr, "runs: --limit takes a number from 1 to 100000\n");
-			return EXIT_ERROR;
-		}
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: reconciler runs [--limit N] [--mirror NAME]\n");
-		return EXIT_ERROR;
-	}
 	if (read_store(cli, &s, &none)) {
 		if (!none)
 			return EXIT_ERROR;
@@ -739,18 +763,17 @@ print_ndjson(struct store *s, int64_t id)
 }
 
 static int
-cmd_show(const struct cli *cli, int argc, char **argv)
+cmd_show(const struct cli *cli)
 {
 	struct store *s;
 	cJSON *report = NULL;
 	int64_t id;
-	bool none, ndjson = argc == 3 && strcmp(argv[2], "--ndjson") == 0;
+	bool none, ndjson = cli->a->ndjson;
 	rcode rc;
+	int code = run_id_operand(cli->a->operand[0], &id);
 
-	if ((argc != 2 && !ndjson) || util_parse_i64(argv[1], &id) || id <= 0) {
-		fprintf(stderr, "usage: reconciler show RUN_ID [--ndjson] [--mirror NAME]\n");
-		return EXIT_ERROR;
-	}
+	if (code)
+		return code;
 	if (read_store(cli, &s, &none)) {
 		if (none)
 			fprintf(stderr, "show: no run %" PRId64 " (there is no journal at %s)\n",
@@ -758,44 +781,32 @@ cmd_show(const struct cli *cli, int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	rc = report_run(s, &report, id);
-	if (rc == RC_OK && ndjson &&
-	    (!cli->mirror || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
-	                            cli->mirror->name) == 0)) {
-		cJSON_Delete(report);
-		rc = print_ndjson(s, id);
-		store_free(s);
+	const char *owner = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror"));
+	if (rc == RC_ERR_NOTFOUND)
+		fprintf(stderr, "show: no run %" PRId64 "\n", id);
+	else if (rc)
+		fprintf(stderr, "show: cannot read the journal\n");
+	else if (cli->mirror && strcmp(owner ? owner : "", cli->mirror->name) != 0) {
+		fprintf(stderr, "show: no run %" PRId64 " in mirror %s (it is mirror %s's)\n", id,
+		        cli->mirror->name, owner ? owner : "?");
+		rc = RC_ERR_NOTFOUND;
+	} else if (ndjson || !cli->a->json) {
+		/* a person's report, or every drift row: both read the journal again */
+		rc = ndjson ? print_ndjson(s, id) : report_run_text(s, stdout, id);
 		if (rc)
 			fprintf(stderr, "show: cannot read the journal\n");
-		return rc ? EXIT_ERROR : 0;
-	}
-	store_free(s);
-	if (rc == RC_OK && cli->mirror &&
-	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")),
-	           cli->mirror->name) != 0) {
-		fprintf(stderr, "show: no run %" PRId64 " in mirror %s (it is mirror %s's)\n", id,
-		        cli->mirror->name,
-		        cJSON_GetStringValue(cJSON_GetObjectItem(report, "mirror")));
-		cJSON_Delete(report);
-		return EXIT_ERROR;
-	}
-	if (rc == RC_ERR_NOTFOUND) {
-		fprintf(stderr, "show: no run %" PRId64 "\n", id);
-		return EXIT_ERROR;
-	}
-	if (rc) {
-		fprintf(stderr, "show: cannot read the journal\n");
-		return EXIT_ERROR;
-	}
-	print_json(report);
+	} else
+		print_json(report);
 	cJSON_Delete(report);
-	return 0;
+	store_free(s);
+	return rc ? EXIT_ERROR : 0;
 }
 
 /* One document's diff: exit 0 in sync (or left out of the index on
  * purpose, with no copy), 1 when it differs, 2 on an error or an id
  * neither side has, 78 when the transform does not load. */
 static int
-cmd_diff(const struct cli *cli, int argc, char **argv)
+cmd_diff(const struct cli *cli)
 {
 	const struct config *cfg = cli->mirror;
 	struct buf out = {0};
@@ -804,10 +815,6 @@ cmd_diff(const struct cli *cli, int argc, char **argv)
 	char names[400];
 	rcode rc;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: reconciler diff ID [--mirror NAME]\n");
-		return EXIT_ERROR;
-	}
 	if (cfg == NULL && cli->set->n_mirrors == 1)
 		cfg = cli->set->mirrors[0];
 	if (cfg == NULL) {
@@ -815,7 +822,7 @@ cmd_diff(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "diff: name the mirror with --mirror NAME (one of: %s)\n", names);
 		return EXIT_CONFIG;
 	}
-	rc = docdiff_json(&out, &state, cfg, argv[1], &err);
+	rc = docdiff_json(&out, &state, cfg, cli->a->operand[0], &err);
 	if (rc) {
 		util_mask_secrets(err.message, sizeof(err.message));
 		fprintf(stderr, "diff: %s\n", err.message);
@@ -842,41 +849,33 @@ cell(char *out, size_t len, const cJSON *v)
 }
 
 static int
-cmd_drift(const struct cli *cli, int argc, char **argv)
+cmd_drift(const struct cli *cli)
 {
 	static const char *const cols[] = {"mirror",  "kind",      "id",     "firstRun",
 	                                   "lastRun", "timesSeen", "streak", "repairedRun",
 	                                   "returns", "recurring", "open",   "lastStatus"};
 	static const int widths[] = {-16, -9, -26, 6, 6, 5, 6, 8, 7, -9, -4, -9};
-	enum drift_history_state state = DRIFT_HISTORY_OPEN;
+	enum drift_history_state state = cli->a->recurring ? DRIFT_HISTORY_RECURRING
+	                                 : cli->a->all     ? DRIFT_HISTORY_ALL
+	                                                   : DRIFT_HISTORY_OPEN;
 	const enum drift_kind *kind = NULL;
-	int64_t limit = INT64_MAX, shown = 0;
-	bool ndjson = false, none;
+	int64_t limit = cli->a->limit ? cli->a->limit : INT64_MAX, shown = 0;
+	bool ndjson = cli->a->ndjson, none;
 	char *after = NULL;
 	struct store *s;
 	cJSON *rows = NULL, *r;
 	enum drift_kind dk;
 	rcode rc = RC_OK;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--recurring") == 0)
-			state = DRIFT_HISTORY_RECURRING;
-		else if (strcmp(argv[i], "--all") == 0)
-			state = DRIFT_HISTORY_ALL;
-		else if (strcmp(argv[i], "--ndjson") == 0)
-			ndjson = true;
-		else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
-		         store_drift_kind_parse(argv[i + 1], &dk) == 0)
-			kind = &dk, i++;
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
-		         util_parse_i64(argv[i + 1], &limit) == 0 && limit > 0)
-			i++;
-		else {
-			fprintf(stderr, "usage: reconciler drift [--recurring|--all] [--kind "
-			                "missing|stale|orphan|duplicate|conflict] [--limit N] "
-			                "[--ndjson] [--mirror NAME]\n");
-			return EXIT_ERROR;
+	if (cli->a->kind) {
+		if (store_drift_kind_parse(cli->a->kind, &dk)) {
+			fprintf(stderr,
+			        "drift: --kind %s: one of missing, stale, orphan, duplicate, "
+			        "conflict\n",
+			        cli->a->kind);
+			return EXIT_CONFIG;
 		}
+		kind = &dk;
 	}
 	if (read_store(cli, &s, &none)) {
 		if (!none)
@@ -928,18 +927,14 @@ cmd_drift(const struct cli *cli, int argc, char **argv)
 }
 
 static int
-cmd_mirrors(const struct cli *cli, int argc, char **argv)
+cmd_mirrors(const struct cli *cli)
 {
 	const struct config_set *set = cli->set;
 	struct store *s;
 	cJSON *list = NULL, *item;
-	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	bool json = cli->a->json;
 	rcode rc = RC_OK;
 
-	if (argc != 1 && !json) {
-		fprintf(stderr, "usage: reconciler mirrors [--json]\n");
-		return EXIT_ERROR;
-	}
 	if (with_store(cli, &s))
 		return EXIT_ERROR;
 	list = cJSON_CreateArray();
@@ -1004,12 +999,10 @@ cmd_mirrors(const struct cli *cli, int argc, char **argv)
 }
 
 static int
-cmd_migrate(const struct cli *cli, int argc, char **argv)
+cmd_migrate(const struct cli *cli)
 {
 	struct store *s;
 
-	(void)argc;
-	(void)argv;
 	if (with_store(cli, &s))
 		return EXIT_ERROR;
 	store_free(s); /* opening applies what is pending */
@@ -1057,27 +1050,14 @@ check_transforms(const struct config_set *set, const struct config *only)
 }
 
 static int
-cmd_config(const struct cli *cli, int argc, char **argv)
+cmd_config(const struct cli *cli)
 {
 	const struct config_set *set = cli->set;
 	const struct config *one = cli->mirror ? cli->mirror : set->mirrors[0];
-	bool json = false, markdown = false;
+	bool json = cli->a->json, markdown = cli->a->markdown;
 	struct buf b = {0};
 	rcode rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (strcmp(argv[i], "--markdown") == 0)
-			markdown = true;
-		else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
-			i++; /* main read it */
-		else {
-			fprintf(stderr, "usage: reconciler config [--file FILE] [--mirror NAME] "
-			                "[--json|--markdown]\n");
-			return EXIT_ERROR;
-		}
-	}
 	if (!markdown) {
 		int code = check_transforms(set, cli->mirror);
 		if (code)
@@ -1098,110 +1078,295 @@ cmd_config(const struct cli *cli, int argc, char **argv)
 }
 
 static int
-cmd_serve(const struct cli *cli, int argc, char **argv)
+cmd_serve(const struct cli *cli)
 {
-	(void)argc;
-	(void)argv;
 	int code = check_transforms(cli->set, NULL);
 	return code ? code : serve_main(cli->set);
 }
 
-static int cmd_help(const struct cli *cli, int argc, char **argv);
+static int cmd_help(const struct cli *cli);
+
+/* getopt_long's codes of the long options (past any character). */
+enum opt {
+	OPT_DRY_RUN = 256,
+	OPT_FULL,
+	OPT_IDS,
+	OPT_SINCE,
+	OPT_ALLOW_DELETES,
+	OPT_MIRROR,
+	OPT_LIMIT,
+	OPT_NDJSON,
+	OPT_JSON,
+	OPT_MARKDOWN,
+	OPT_FILE,
+	OPT_RECURRING,
+	OPT_ALL,
+	OPT_KIND,
+};
+
+#define O_MIRROR                                                                                   \
+	{                                                                                          \
+		"mirror", required_argument, NULL, OPT_MIRROR                                      \
+	}
+#define O_HELP                                                                                     \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+#define O_END                                                                                      \
+	{                                                                                          \
+		NULL, 0, NULL, 0                                                                   \
+	}
+
+static const struct option o_none[] = {O_HELP, O_END};
+static const struct option o_mirror[] = {O_MIRROR, O_HELP, O_END};
+static const struct option o_check[] = {{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                                        {"full", no_argument, NULL, OPT_FULL},
+                                        {"ids", required_argument, NULL, OPT_IDS},
+                                        {"since", required_argument, NULL, OPT_SINCE},
+                                        {"allow-deletes", no_argument, NULL, OPT_ALLOW_DELETES},
+                                        O_MIRROR,
+                                        O_HELP,
+                                        O_END};
+static const struct option o_resume[] = {
+    {"allow-deletes", no_argument, NULL, OPT_ALLOW_DELETES}, O_MIRROR, O_HELP, O_END};
+static const struct option o_runs[] = {
+    {"limit", required_argument, NULL, OPT_LIMIT}, O_MIRROR, O_HELP, O_END};
+static const struct option o_show[] = {{"ndjson", no_argument, NULL, OPT_NDJSON},
+                                       {"json", no_argument, NULL, OPT_JSON},
+                                       O_MIRROR,
+                                       O_HELP,
+                                       O_END};
+static const struct option o_drift[] = {{"recurring", no_argument, NULL, OPT_RECURRING},
+                                        {"all", no_argument, NULL, OPT_ALL},
+                                        {"kind", required_argument, NULL, OPT_KIND},
+                                        {"limit", required_argument, NULL, OPT_LIMIT},
+                                        {"ndjson", no_argument, NULL, OPT_NDJSON},
+                                        O_MIRROR,
+                                        O_HELP,
+                                        O_END};
+static const struct option o_mirrors[] = {{"json", no_argument, NULL, OPT_JSON}, O_HELP, O_END};
+static const struct option o_config[] = {{"file", required_argument, NULL, OPT_FILE},
+                                         {"json", no_argument, NULL, OPT_JSON},
+                                         {"markdown", no_argument, NULL, OPT_MARKDOWN},
+                                         O_MIRROR,
+                                         O_HELP,
+                                         O_END};
 
 static const struct command commands[] = {
-    {"serve", cmd_serve, "serve",
-     "run the service: HTTP API, each mirror's schedule, resume on start", false},
-    {"check", cmd_check,
-     "check [--dry-run] [--full] [--ids FILE|-] [--since TIME] [--allow-deletes] [--mirror NAME]",
+    {"serve", cmd_serve, o_none, 0, 0, "serve",
+     "run the service: HTTP API, each mirror's schedule, resume on start"},
+    {"check", cmd_check, o_check, 0, 0,
+     "check [--dry-run | --full | --ids FILE|- | --since TIME] [--allow-deletes] [--mirror NAME]",
      "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
-     "detect only; --full: re-index everything; --ids: just the ids in FILE, one a line, "
-     "or - for stdin; --since: documents whose version field is newer than TIME, ISO 8601 "
-     "(orphans need a full check); --allow-deletes: release the brake on orphan deletes "
-     "for this run). Exit 0 in sync or repaired, 1 drift (dry run), 2 error, 3 some "
-     "documents not repaired, 4 held (the brake kept the orphan deletes), 78 bad "
-     "configuration or input",
-     true},
-    {"resume", cmd_resume, "resume [RUN_ID] [--allow-deletes] [--mirror NAME]",
+     "detect only, never writes; --full: re-index everything; --ids: just the ids in FILE, "
+     "one a line, or - for stdin; --since: documents whose version field is newer than "
+     "TIME, ISO 8601 (orphans need a full check); one of the four at most; "
+     "--allow-deletes: release the brake on orphan deletes for this run). Exit 0 in sync or "
+     "repaired, 1 drift (dry run), 2 error, 3 some documents not repaired, 4 held (the "
+     "brake kept the orphan deletes), 78 bad configuration or input, 130 interrupted"},
+    {"resume", cmd_resume, o_resume, 0, 1, "resume [RUN_ID] [--allow-deletes] [--mirror NAME]",
      "continue interrupted runs (each mirror's, or that one) with the settings they began "
      "with (changed: cancelled, exit 5); the brake on deletes is re-armed, --allow-deletes "
-     "releases it again (several mirrors: with --mirror or RUN_ID)",
-     true},
-    {"runs", cmd_runs, "runs [--limit N] [--mirror NAME]", "list recent runs from the journal",
-     true},
-    {"show", cmd_show, "show RUN_ID [--ndjson] [--mirror NAME]",
-     "a run's report: counts, batches, errors, drift sample (--ndjson: every drift row, one "
-     "JSON object a line)",
-     true},
-    {"diff", cmd_diff, "diff ID [--mirror NAME]",
-     "one document: what a repair would write, the index copy, and a JSON Patch between them",
-     true},
-    {"drift", cmd_drift,
-     "drift [--recurring|--all] [--kind KIND] [--limit N] [--ndjson] [--mirror NAME]",
-     "drift across runs: each open (or recurring, or every) id's history", true},
-    {"mirrors", cmd_mirrors, "mirrors [--json]",
-     "the mirrors: collection, index and newest run of each", false},
-    {"doctor", cmd_doctor, "doctor [--mirror NAME]",
-     "can both servers be reached? versions and counts, for each mirror", true},
-    {"migrate", cmd_migrate, "migrate", "apply pending journal migrations", false},
-    {"config", cmd_config, "config [--file FILE] [--mirror NAME] [--json|--markdown]",
-     "the effective configuration, secrets masked (--file: check a configuration file)", true},
-    {"help", cmd_help, "help", "this text", false},
+     "releases it again (several mirrors: with --mirror or RUN_ID)"},
+    {"runs", cmd_runs, o_runs, 0, 0, "runs [--limit N] [--mirror NAME]",
+     "list recent runs from the journal"},
+    {"show", cmd_show, o_show, 1, 1, "show RUN_ID [--json | --ndjson] [--mirror NAME]",
+     "a run's report: counts, time, batches, errors, a drift sample by kind (--json: the "
+     "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
+     "line)"},
+    {"diff", cmd_diff, o_mirror, 1, 1, "diff ID [--mirror NAME]",
+     "one document: what a repair would write, the index copy, and a JSON Patch between them "
+     "(an ID that begins with - after --)"},
+    {"drift", cmd_drift, o_drift, 0, 0,
+     "drift [--recurring | --all] [--kind KIND] [--limit N] [--ndjson] [--mirror NAME]",
+     "drift across runs: each open (or recurring, or every) id's history"},
+    {"mirrors", cmd_mirrors, o_mirrors, 0, 0, "mirrors [--json]",
+     "the mirrors: collection, index and newest run of each"},
+    {"doctor", cmd_doctor, o_mirror, 0, 0, "doctor [--mirror NAME]",
+     "can both servers be reached? versions and counts, for each mirror"},
+    {"migrate", cmd_migrate, o_none, 0, 0, "migrate", "apply pending journal migrations"},
+    {"config", cmd_config, o_config, 0, 0,
+     "config [--file FILE] [--mirror NAME] [--json | --markdown]",
+     "the effective configuration, secrets masked (--file: check a configuration file)"},
+    {"help", cmd_help, o_none, 0, 0, "help", "this text"},
 };
 
 static int
-cmd_help(const struct cli *cli, int argc, char **argv)
+cmd_help(const struct cli *cli)
 {
 	(void)cli;
-	(void)argc;
-	(void)argv;
 	printf("reconciler %s: keeps an OpenSearch index equal to the MongoDB collection it "
-	       "mirrors\n\nusage: reconciler COMMAND [ARGS]\n\n",
+	       "mirrors\n\nusage: reconciler COMMAND [OPTIONS] (reconciler COMMAND --help: "
+	       "one command's)\n\n",
 	       RECONCILER_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		printf("  %-42s %s\n", commands[i].usage, commands[i].help);
 	printf("\nSettings come from the environment, ./.env and a YAML file (RECONCILER_CONFIG, "
 	       "else ./reconciler.yaml):\nsee `reconciler config` and docs/CONFIG.md.\nExit codes: "
 	       "0 ok (the index equals MongoDB, but for what the settings leave alone), 1 drift "
-	       "found by a dry run (or doctor failed), 2 error, 3 completed but some documents "
-	       "could not be repaired, 4 held (the brake kept the orphan deletes), 78 bad "
-	       "configuration or input (an unknown --mirror, one without a name or given twice, "
-	       "bad --ids / --since). Several mirrors: the worst, 78 before 2 before 4 before 3 "
-	       "before 1 before 0.\n");
+	       "found by a dry run (or doctor failed), 2 error (also an unknown command), 3 "
+	       "completed but some documents could not be repaired, 4 held (the brake kept the "
+	       "orphan deletes), 5 resume did not resume (settings changed), 78 bad "
+	       "configuration or input (an unknown option, options that conflict, an unknown "
+	       "--mirror, one without a name or given twice, bad --ids / --since), 130 "
+	       "interrupted (Ctrl-C; 143 SIGTERM): `reconciler resume` continues. Several "
+	       "mirrors: the worst, 78 before 2 before 5 before 4 before 3 before 1 before 0.\n");
 	return 0;
 }
 
-/* Takes `--mirror NAME` (or --mirror=NAME) out of argv into *name; NULL,
- * or why not: --mirror without a name, or given twice (running one of two
- * named mirrors silently would surprise). Bad input, like --ids: 78. */
-static const char *
-take_mirror_option(int *argc, char **argv, const char **name)
+/* A bad command line: what is wrong and the command's usage, exit 78. */
+__attribute__((format(printf, 2, 3))) static int
+usage_error(const struct command *cmd, const char *fmt, ...)
 {
-	int out = 0;
+	va_list ap;
 
-	*name = NULL;
-	for (int i = 0; i < *argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			/* the end of options: the rest as it is (an id "--mirror") */
-			while (++i < *argc)
-				argv[out++] = argv[i];
-			break;
-		}
-		if (strcmp(argv[i], "--mirror") == 0) {
-			if (*name)
-				return "is given twice";
-			if (i + 1 >= *argc)
-				return "needs a mirror's name";
-			*name = argv[++i];
-		} else if (strncmp(argv[i], "--mirror=", 9) == 0) {
-			if (*name)
-				return "is given twice";
-			*name = argv[i] + 9;
-		} else {
-			argv[out++] = argv[i];
-		}
+	fprintf(stderr, "reconciler %s: ", cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (usage: reconciler %s; reconciler %s --help)\n", cmd->usage, cmd->name);
+	return EXIT_CONFIG;
+}
+
+/* An option with a value given twice: which one was meant? (QA8b F12: the
+ * last won.) */
+static int
+take_once(const struct command *cmd, const char **slot, const char *name)
+{
+	if (*slot)
+		return usage_error(cmd, "%s is given twice: give it once", name);
+	*slot = optarg;
+	return 0;
+}
+
+/* One option into a; 0 or an exit code. */
+static int
+take_option(struct args *a, const struct command *cmd, int c)
+{
+	switch (c) {
+	case OPT_DRY_RUN:
+		a->dry_run = true;
+		return 0;
+	case OPT_FULL:
+		a->full = true;
+		return 0;
+	case OPT_ALLOW_DELETES:
+		a->allow_deletes = true;
+		return 0;
+	case OPT_NDJSON:
+		a->ndjson = true;
+		return 0;
+	case OPT_JSON:
+		a->json = true;
+		return 0;
+	case OPT_MARKDOWN:
+		a->markdown = true;
+		return 0;
+	case OPT_RECURRING:
+		a->recurring = true;
+		return 0;
+	case OPT_ALL:
+		a->all = true;
+		return 0;
+	case OPT_IDS:
+		return take_once(cmd, &a->ids, "--ids");
+	case OPT_SINCE:
+		return take_once(cmd, &a->since, "--since");
+	case OPT_FILE:
+		return take_once(cmd, &a->file, "--file");
+	case OPT_KIND:
+		return take_once(cmd, &a->kind, "--kind");
+	case OPT_MIRROR:
+		/* running one of two named mirrors silently would surprise */
+		return take_once(cmd, &a->mirror, "--mirror");
+	case OPT_LIMIT: {
+		/* runs reads its page whole; drift pages through any number */
+		int64_t max = strcmp(cmd->name, "runs") == 0 ? 100000 : INT64_MAX;
+		if (a->limit || util_parse_i64(optarg, &a->limit) || a->limit <= 0 ||
+		    a->limit > max)
+			return usage_error(cmd, "--limit %s: a number from 1%s, once", optarg,
+			                   max == 100000 ? " to 100000" : "");
+		return 0;
 	}
-	*argc = out;
-	return NULL;
+	default:
+		return usage_error(cmd, "%s", "cannot take this option");
+	}
+}
+
+/* Options that ask for opposite things are refused, whatever their order:
+ * a dry run never writes, so --dry-run with a writing mode (--full,
+ * --ids, --since) is not "the last one wins". */
+static int
+args_conflict(const struct args *a, const struct command *cmd)
+{
+	const char *modes[4];
+	int n = 0;
+	char both[64];
+
+	if (a->dry_run)
+		modes[n++] = "--dry-run";
+	if (a->full)
+		modes[n++] = "--full";
+	if (a->ids)
+		modes[n++] = "--ids";
+	if (a->since && (n == 0 || !a->ids)) /* --ids with --since: engine_opts_check says */
+		modes[n++] = "--since";
+	if (n > 1) {
+		snprintf(both, sizeof(both), "%s and %s", modes[0], modes[1]);
+		return usage_error(cmd,
+		                   "%s conflict: --dry-run detects only and never writes, --full "
+		                   "re-indexes every document, --ids and --since check and repair "
+		                   "given documents (not with --dry-run or --full); give one",
+		                   both);
+	}
+	if (a->recurring && a->all)
+		return usage_error(cmd, "%s conflict: give one", "--recurring and --all");
+	if (a->json && a->markdown)
+		return usage_error(cmd, "%s conflict: give one", "--json and --markdown");
+	if (a->json && a->ndjson)
+		return usage_error(cmd, "%s conflict: give one", "--json and --ndjson");
+	return 0;
+}
+
+/* argv past the command's name into a: getopt_long over the command's
+ * table (--opt value, --opt=value, options and operands in any order, --
+ * ends the options). 0, -1 after --help (exit 0), or an exit code. */
+static int
+parse_args(struct args *a, const struct command *cmd, int argc, char **argv)
+{
+	int c, code;
+
+	memset(a, 0, sizeof(*a));
+	opterr = 0; /* the messages are ours, with the usage */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", cmd->options, NULL)) != -1) {
+		if (c == 'h') {
+			printf("usage: reconciler %s\n\n%s\n", cmd->usage, cmd->help);
+			return -1;
+		}
+		if (c == '?' && optopt >= OPT_DRY_RUN) /* --dry-run=yes */
+			return usage_error(cmd, "%s takes no value", argv[optind - 1]);
+		if (c == '?') {
+			char shrt[3] = {'-', (char)optopt, '\0'};
+			return usage_error(cmd, "unknown option %s",
+			                   optopt > 0 && optopt < 256 ? shrt : argv[optind - 1]);
+		}
+		if (c == ':')
+			return usage_error(
+			    cmd, "%s needs %s", argv[optind - 1],
+			    optopt == OPT_IDS     ? "a FILE of ids, one a line (or - for stdin)"
+			    : optopt == OPT_SINCE ? "a TIME, ISO 8601 (2026-11-29T10:00:00Z)"
+			                          : "a value");
+		if ((code = take_option(a, cmd, c)) != 0)
+			return code;
+	}
+	a->operand = argv + optind;
+	a->n_operands = argc - optind;
+	if (a->n_operands < cmd->min_operands || a->n_operands > cmd->max_operands)
+		return usage_error(cmd, "%s",
+		                   a->n_operands < cmd->min_operands ? "an operand is missing"
+		                                                     : "too many operands");
+	return args_conflict(a, cmd);
 }
 
 int
@@ -1209,14 +1374,14 @@ main(int argc, char **argv)
 {
 	struct config_set *set = NULL;
 	struct cli cli = {0};
-	const char *file, *mirror = NULL;
+	struct args a;
 	struct rerror err = {0};
 	const struct command *cmd = NULL;
 	enum log_level level = LOG_INFO;
 	int rc;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
-		return cmd_help(NULL, 0, NULL);
+		return cmd_help(NULL);
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		printf("reconciler %s\n", RECONCILER_VERSION);
 		return 0;
@@ -1228,41 +1393,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "reconciler: unknown command %s (try --help)\n", argv[1]);
 		return EXIT_ERROR;
 	}
-	argc--;
-	argv++;
-	const char *bad = cmd->takes_mirror ? take_mirror_option(&argc, argv, &mirror) : NULL;
-	if (bad) {
-		fprintf(stderr,
-		        "reconciler: --mirror %s: it takes one mirror's name, once (usage: "
-		        "reconciler %s)\n",
-		        bad, cmd->usage);
-		return EXIT_CONFIG;
-	}
-	file = config_file_default();
-	for (int i = 1, given = 0; cmd->fn == cmd_config && i + 1 < argc; i++) {
-		if (strcmp(argv[i], "--file") != 0)
-			continue;
-		if (given++) { /* which one was meant? (QA8b F12: the last won) */
-			fprintf(stderr,
-			        "reconciler: --file %s: it takes one file, once (usage: "
-			        "reconciler %s)\n",
-			        argv[i + 1], cmd->usage);
-			return EXIT_CONFIG;
-		}
-		file = argv[++i];
-	}
-	if (config_set_load(&set, file, ".env", &err)) {
+	/* everything the line says is read before anything runs */
+	if ((rc = parse_args(&a, cmd, argc - 1, argv + 1)) != 0)
+		return rc < 0 ? 0 : rc;
+	cli.a = &a;
+	if (config_set_load(&set, a.file ? a.file : config_file_default(), ".env", &err)) {
 		fprintf(stderr, "reconciler: %s\n", err.message);
 		return EXIT_CONFIG;
 	}
 	cli.set = set;
 	for (size_t i = 0; i < set->n_warnings; i++)
 		fprintf(stderr, "reconciler: warning: %s\n", set->warnings[i]);
-	if (mirror && (cli.mirror = config_set_find(set, mirror)) == NULL) {
+	if (a.mirror && (cli.mirror = config_set_find(set, a.mirror)) == NULL) {
 		char names[400];
 		mirror_names(set, names, sizeof(names));
 		fprintf(stderr, "reconciler: no mirror named %s in %s (mirrors: %s)\n",
-		        *mirror ? mirror : "\"\" (an empty name)",
+		        *a.mirror ? a.mirror : "\"\" (an empty name)",
 		        set->file ? set->file : "the environment", names);
 		config_set_free(set);
 		return EXIT_CONFIG;
@@ -1276,7 +1422,7 @@ main(int argc, char **argv)
 	         strcmp(cmd->name, "doctor") == 0 && level > LOG_WARN ? LOG_WARN : level);
 	mongo_global_init();
 	opensearch_global_init();
-	rc = cmd->fn(&cli, argc, argv);
+	rc = cmd->fn(&cli);
 	mongo_global_cleanup();
 	opensearch_global_cleanup();
 	log_close();

@@ -99,6 +99,14 @@ mongo_global_cleanup(void)
 static RC_MUST_CHECK rcode
 mongo_err(struct rerror *err, const bson_error_t *e, const char *what)
 {
+	/* wrong credentials are no outage: a retry or a resume will not mend
+	 * them, the setting must change (RC_ERR_CONFIG: exit 78, no resume) */
+	if ((e->domain == MONGOC_ERROR_CLIENT && e->code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+	    (e->domain == MONGOC_ERROR_SERVER && (e->code == 18 || e->code == 334)))
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "mongodb: authentication failed: check the user and password "
+		                  "in MONGODB_URI (and its authSource, authMechanism): %s",
+		                  e->message);
 	return rerror_set(err, RC_ERR_MONGO, "mongodb: %s: %s", what, e->message);
 }
 

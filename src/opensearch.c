@@ -393,6 +393,15 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 		if (os->aws_region)
 			rc = aws_refusal(*status, resp, err);
 	}
+	if (rc == RC_OK && *status == 401) {
+		/* wrong credentials are no outage: no retry or resume mends them
+		 * (RC_ERR_CONFIG: exit 78, the run is not resumable) */
+		char *masked = util_mask_uri(os->base);
+		rc = rerror_set(err, RC_ERR_CONFIG,
+		                "opensearch %s: authentication failed (HTTP 401): %s",
+		                masked ? masked : "", os->auth_hint);
+		free(masked);
+	}
 	curl_slist_free_all(headers);
 	buf_free(&url);
 	return rc;

@@ -27,7 +27,8 @@ probe_mongo(struct probe_side *side, const struct config *cfg, unsigned what, st
 		rc = mongo_set_filter(m, cfg->filter, &side->err);
 	if (rc == RC_OK && (what & PROBE_VERSION))
 		rc = mongo_ping(m, &side->version, &side->err);
-	side->reached = rc == RC_OK;
+	side->auth_failed = rc == RC_ERR_CONFIG;
+	side->reached = rc == RC_OK || side->auth_failed;
 	if (rc == RC_OK && (what & PROBE_COUNT)) {
 		bool exists;
 		rc = mongo_collection_exists(m, &exists, &side->err);
@@ -43,8 +44,6 @@ probe_mongo(struct probe_side *side, const struct config *cfg, unsigned what, st
 	side->ok = rc == RC_OK;
 	side->latency_ms = util_mono_ms() - t0;
 	if (!side->ok) {
-		free(side->version);
-		side->version = NULL;
 		mongo_free(m);
 		m = NULL;
 	}
@@ -63,7 +62,8 @@ probe_opensearch(struct probe_side *side, const struct config *cfg, unsigned wha
 		rc = opensearch_open(&os, cfg, &side->err);
 	if (rc == RC_OK && (what & PROBE_VERSION))
 		rc = opensearch_info(os, &side->version, &side->err);
-	side->reached = rc == RC_OK;
+	side->auth_failed = rc == RC_ERR_CONFIG;
+	side->reached = rc == RC_OK || side->auth_failed;
 	if (rc == RC_OK && (what & PROBE_COUNT)) {
 		rc = opensearch_count(os, &side->count, &side->err);
 		if (rc == RC_ERR_NOTFOUND) { /* reachable; the first run creates it */
@@ -76,8 +76,6 @@ probe_opensearch(struct probe_side *side, const struct config *cfg, unsigned wha
 	side->ok = rc == RC_OK;
 	side->latency_ms = util_mono_ms() - t0;
 	if (!side->ok) {
-		free(side->version);
-		side->version = NULL;
 		opensearch_free(os);
 		os = NULL;
 	}

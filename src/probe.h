@@ -29,11 +29,13 @@ struct probe_side {
 	bool ok;                 /* reachable, and counted when PROBE_COUNT was asked */
 	bool reached;            /* it answered (its version, when asked): a failed count is not
 	                            "unreachable" */
+	bool auth_failed;        /* it answered, refusing the credentials (RC_ERR_CONFIG from
+	                            mongo.c or opensearch.c): reached, not ok */
 	bool index_missing;      /* OpenSearch only: the index does not exist yet (count 0) */
 	bool collection_missing; /* MongoDB only, with PROBE_COUNT: no such collection (not ok:
 	                            a run refuses it) */
 	int64_t latency_ms;      /* the whole side: connect, version, count */
-	char *version;           /* owned; NULL unless ok and PROBE_VERSION */
+	char *version;           /* owned; NULL unless PROBE_VERSION was asked and answered */
 	int64_t count;           /* -1: not taken */
 	struct rerror err;       /* why not ok (secrets masked by the caller's output) */
 };

@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,189 @@ report_run(struct store *s, cJSON **out, int64_t run_id)
 	}
 	*out = run;
 	return RC_OK;
+}
+
+/* ---- one run's report as text ----------------------------------------- */
+
+static const char *
+text_of(const cJSON *o, const char *key)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+	return v ? v : "-";
+}
+
+/* A count, or "-" where it was not taken (a JSON null). */
+static const char *
+count_of(char *buf, size_t len, const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	if (!cJSON_IsNumber(v))
+		return "-";
+	snprintf(buf, len, "%.0f", v->valuedouble);
+	return buf;
+}
+
+static void
+text_head(FILE *out, const cJSON *r)
+{
+	char a[32], b[32], c[32], d[32], e[32];
+	int64_t t0, t1;
+	const char *err = cJSON_GetStringValue(cJSON_GetObjectItem(r, "error"));
+
+	fprintf(out, "run %s of mirror %s: %s, %s (trigger %s, phase %s)\n",
+	        count_of(a, sizeof(a), r, "id"), text_of(r, "mirror"), text_of(r, "kind"),
+	        text_of(r, "status"), text_of(r, "trigger"), text_of(r, "phase"));
+	fprintf(out, "  started    %s\n", text_of(r, "startedAt"));
+	if (util_iso_to_ms(text_of(r, "startedAt"), &t0) == 0 &&
+	    util_iso_to_ms(text_of(r, "finishedAt"), &t1) == 0)
+		fprintf(out, "  finished   %s (took %.1f s)\n", text_of(r, "finishedAt"),
+		        (double)(t1 - t0) / 1000.0);
+	else
+		fprintf(out, "  finished   -  (last heartbeat %s)\n", text_of(r, "heartbeatAt"));
+	fprintf(out, "  counted    mongodb %s, opensearch %s; compared %s\n",
+	        count_of(a, sizeof(a), r, "mongoCount"),
+	        count_of(b, sizeof(b), r, "opensearchCount"),
+	        count_of(c, sizeof(c), r, "compared"));
+	fprintf(out, "  drift      missing %s, stale %s, orphans %s, duplicates %s, conflicts %s\n",
+	        count_of(a, sizeof(a), r, "missingCount"), count_of(b, sizeof(b), r, "staleCount"),
+	        count_of(c, sizeof(c), r, "orphanCount"),
+	        count_of(d, sizeof(d), r, "duplicateCount"),
+	        count_of(e, sizeof(e), r, "conflictCount"));
+	fprintf(out, "  done       repaired %s, deleted %s, failed %s, skipped %s",
+	        count_of(a, sizeof(a), r, "repairedCount"),
+	        count_of(b, sizeof(b), r, "deletedCount"), count_of(c, sizeof(c), r, "failedCount"),
+	        count_of(d, sizeof(d), r, "skippedCount"));
+	fprintf(out, " (newer in the index %s); resumed %s times\n",
+	        count_of(a, sizeof(a), r, "skippedNewerCount"),
+	        count_of(b, sizeof(b), r, "resumeCount"));
+	if (err)
+		fprintf(out, "  error      %s\n", err);
+}
+
+static void
+text_batches(FILE *out, const cJSON *r)
+{
+	const cJSON *b;
+	char n[32], d[32], ok[32], f[32], at[32], ms[32];
+
+	if (cJSON_GetArraySize(cJSON_GetObjectItem(r, "batches")) == 0) {
+		fprintf(out, "batches: none\n");
+		return;
+	}
+	fprintf(out, "batches\n  %-8s %-11s %8s %9s %9s %7s %8s %9s\n", "action", "status",
+	        "batches", "docs", "ok", "failed", "attempts", "took ms");
+	cJSON_ArrayForEach(b, cJSON_GetObjectItem(r, "batches"))
+	    fprintf(out, "  %-8s %-11s %8s %9s %9s %7s %8s %9s\n", text_of(b, "action"),
+	            text_of(b, "status"), count_of(n, sizeof(n), b, "batches"),
+	            count_of(d, sizeof(d), b, "docs"), count_of(ok, sizeof(ok), b, "ok"),
+	            count_of(f, sizeof(f), b, "failed"), count_of(at, sizeof(at), b, "attempts"),
+	            count_of(ms, sizeof(ms), b, "tookMs"));
+}
+
+/* Errors, and the events a person reads (warnings, holds, the start and
+ * the end; the phases are left to --json). */
+static void
+text_events(FILE *out, const cJSON *r)
+{
+	const cJSON *e, *errs = cJSON_GetObjectItem(r, "errors");
+	int shown = 0, left = 0;
+
+	if (cJSON_GetArraySize(errs) == 0)
+		fprintf(out, "errors: none\n");
+	else
+		fprintf(out, "errors (the first %d)\n", cJSON_GetArraySize(errs));
+	cJSON_ArrayForEach(e, errs)
+	{
+		const char *doc = cJSON_GetStringValue(cJSON_GetObjectItem(e, "id"));
+		fprintf(out, "  %s %s%s%s%s\n", text_of(e, "at"), doc ? "id " : "", doc ? doc : "",
+		        doc ? ": " : "", text_of(e, "message"));
+	}
+	fprintf(out, "events\n");
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "events"))
+	{
+		if (strcmp(text_of(e, "event"), "phase") == 0)
+			continue;
+		if (shown++ >= 12) {
+			left++;
+			continue;
+		}
+		fprintf(out, "  %s %-9s %s\n", text_of(e, "at"), text_of(e, "event"),
+		        text_of(e, "detail"));
+	}
+	if (left)
+		fprintf(out, "  ... %d more (reconciler show %.0f --json)\n", left,
+		        cJSON_GetNumberValue(cJSON_GetObjectItem(r, "id")));
+}
+
+/* A few ids of each kind the run found, with their state and why. */
+static RC_MUST_CHECK rcode
+text_drift(struct store *s, FILE *out, const cJSON *r, int64_t run_id)
+{
+	static const struct {
+		enum drift_kind kind;
+		const char *count;
+	} kinds[] = {{DRIFT_MISSING, "missingCount"},
+	             {DRIFT_STALE, "staleCount"},
+	             {DRIFT_ORPHAN, "orphanCount"},
+	             {DRIFT_DUPLICATE, "duplicateCount"},
+	             {DRIFT_CONFLICT, "conflictCount"}};
+	enum { SAMPLE = 5 };
+	bool any = false;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		cJSON *rows = NULL, *row;
+		char n[32];
+		int i = 0;
+		rcode rc = report_ids_page(s, &rows, run_id, &kinds[k].kind, NULL, SAMPLE);
+		if (rc)
+			return rc;
+		if (cJSON_GetArraySize(rows) > 0) {
+			if (!any)
+				fprintf(out,
+				        "drift sample (every row: reconciler show %" PRId64
+				        " --ndjson)\n",
+				        run_id);
+			any = true;
+			fprintf(out, "  %s (%s)\n", store_drift_kind_name(kinds[k].kind),
+			        count_of(n, sizeof(n), r, kinds[k].count));
+		}
+		cJSON_ArrayForEach(row, rows)
+		{
+			const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(row, "reason"));
+			const char *fields =
+			    cJSON_GetStringValue(cJSON_GetObjectItem(row, "fields"));
+			const char *error = cJSON_GetStringValue(cJSON_GetObjectItem(row, "error"));
+			if (i++ >= SAMPLE)
+				break;
+			fprintf(out, "    %-26s %s%s%s%s%s%s%s\n", text_of(row, "id"),
+			        text_of(row, "status"), why ? ": " : "", why ? why : "",
+			        fields ? " fields " : "", fields ? fields : "",
+			        error ? " error: " : "", error ? error : "");
+		}
+		cJSON_Delete(rows);
+	}
+	if (!any)
+		fprintf(out, "drift: none journaled\n");
+	return RC_OK;
+}
+
+rcode
+report_run_text(struct store *s, FILE *out, int64_t run_id)
+{
+	cJSON *r = NULL;
+	rcode rc = report_run(s, &r, run_id);
+
+	if (rc)
+		return rc;
+	text_head(out, r);
+	text_batches(out, r);
+	text_events(out, r);
+	rc = text_drift(s, out, r, run_id);
+	fprintf(out, "settings, every event and batch: reconciler show %" PRId64 " --json\n",
+	        run_id);
+	cJSON_Delete(r);
+	return rc;
 }
 
 rcode

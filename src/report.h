@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,6 +26,10 @@
 RC_MUST_CHECK rcode report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit,
                                 int64_t before, const enum run_status *status);
 RC_MUST_CHECK rcode report_run(struct store *s, cJSON **out, int64_t run_id);
+/* report_run for a person (`reconciler show`): what ran, when and for how
+ * long, the counts, batches, errors, warnings and a few drift ids of each
+ * kind, in about a screen; `show --json` is report_run's JSON. */
+RC_MUST_CHECK rcode report_run_text(struct store *s, FILE *out, int64_t run_id);
 /* A run's drift rows of one kind (NULL: any) by id, after the id `after`
  * (NULL: from the first): at least limit rows unless there are fewer, and
  * every row of the last id listed. */

@@ -21,12 +21,14 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -86,6 +88,32 @@ listen_addr(const struct config *cfg, struct sockaddr_in *sin, struct sockaddr_i
 		return true;
 	}
 	return false;
+}
+
+/* The listening socket, bound before anything else is done: a second
+ * `serve` on a busy port fails here, before it resumes a run (QA: it
+ * resumed one, then failed to bind). libmicrohttpd takes it over once the
+ * mirrors are ready; connections wait in the backlog until then. -1 after
+ * logging why. */
+static int
+listen_first(const struct config *cfg, const struct sockaddr *addr)
+{
+	int one = 1;
+	socklen_t len = addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+	                                            : (socklen_t)sizeof(struct sockaddr_in);
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, addr, len) || listen(fd, 128)) {
+		log_error("cannot listen on %s:%lld: %s (another service on the port, or not an "
+		          "address of this host); nothing was started",
+		          cfg->http_bind, (long long)cfg->port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Each mirror's scheduler, started (resuming its interrupted run); counts
@@ -215,7 +243,7 @@ serve_main(const struct config_set *set)
 	unsigned flags =
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	size_t resuming = 0, enabled = 0;
-	int sig = 0, rc = 0;
+	int sig = 0, rc = 0, sock = -1;
 
 	pthread_mutex_init(&a.store_mu, NULL);
 	pthread_mutex_init(&a.health_mu, NULL);
@@ -228,7 +256,10 @@ serve_main(const struct config_set *set)
 		goto out;
 	}
 	signals_take();
-
+	if ((sock = listen_first(cfg, addr)) < 0) {
+		rc = 2;
+		goto out;
+	}
 	if (store_open(&a.store, cfg->state_db, &err)) {
 		log_error("%s", err.message);
 		rc = 2;
@@ -248,18 +279,18 @@ serve_main(const struct config_set *set)
 		rc = 2;
 		goto out;
 	}
-	d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &srv,
-	                     MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
-	                     http_on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri,
-	                     NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)128,
-	                     MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_END);
+	d = MHD_start_daemon(
+	    flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, &srv, MHD_OPTION_LISTEN_SOCKET,
+	    (MHD_socket)sock, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, NULL,
+	    MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_UNESCAPE_CALLBACK,
+	    http_unescape, NULL, MHD_OPTION_END);
 	if (d == NULL) {
-		log_error("cannot listen on %s:%lld (in use, or not an address of this host)",
-		          cfg->http_bind, (long long)cfg->port);
+		log_error("cannot serve on %s:%lld", cfg->http_bind, (long long)cfg->port);
 		rc = 2;
 		goto out;
 	}
+	sock = -1; /* the daemon's now */
 	log_listening(set, d, resuming, enabled);
 	while (sigwait(&wait_signals, &sig) == 0 && sig == SIGHUP) {
 		log_reopen();
@@ -273,6 +304,8 @@ serve_main(const struct config_set *set)
 out:
 	if (d)
 		MHD_stop_daemon(d);
+	if (sock >= 0)
+		close(sock);
 	for (size_t i = 0; i < a.n_mirrors; i++)
 		scheduler_stop(a.mirrors[i].sched);
 	for (size_t i = 0; i < a.n_mirrors; i++) {

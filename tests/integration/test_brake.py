@@ -307,7 +307,7 @@ def old_journal(env):
             bad = True
         db.rollback()
     check(bad, "the widened CHECK takes ids and held, and still refuses other words")
-    r = env.run("show", "2")
+    r = env.run("show", "2", "--json")
     check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 20, "show of an old run")
 
 

@@ -57,11 +57,18 @@ try:
     # reports
     r = env.run("runs")
     check(r.returncode == 0 and "completed" in r.stdout and "dry_run" in r.stdout, "runs lists runs")
-    r = env.run("show", "2")
+    r = env.run("show", "2", "--json")
     report = json.loads(r.stdout)
     check(report["missingCount"] == 1500 and report["repairedCount"] == 1500,
           "show reports the counts")
     check(report["batches"] and report["events"] and "config" in report, "show has batches, events, config")
+    # show's default is a report a person reads, about a screen (issue 24 item 13)
+    r = env.run("show", "2")
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and lines and lines[0].startswith("run 2 of mirror default: check, completed")
+          and "missing 1500" in r.stdout and "repaired 1500" in r.stdout and "batches" in r.stdout
+          and "drift sample" in r.stdout and len(lines) < 60,
+          "show prints a readable report (%d lines): %s" % (len(lines), r.stdout[:300]))
     r = env.run("show", "99")
     check(r.returncode == 2 and "no run 99" in r.stderr, "show of an unknown run says so")
     r = env.run("resume")

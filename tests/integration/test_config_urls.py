@@ -19,6 +19,7 @@ try:
         ("OPENSEARCH_URL", "http://admin:Secr3tPw@[::1", "libcurl"),
         ("OPENSEARCH_URL", "https://admin:Secr3tPw@search:99999", "Port number"),
         ("OPENSEARCH_URL", "http://search:9200/?pretty", "no query or fragment"),
+        ("OPENSEARCH_URL", "http://search:9200/myindex", "name the index in OPENSEARCH_INDEX"),
     ]
     for command in (["check"], ["check", "--dry-run"], ["serve"], ["resume"], ["doctor"]):
         for name, value, reason in cases:

@@ -167,7 +167,7 @@ def content_scenario():
               "content: the run says what the compare cost (%s)" % events)
 
         # the run report and the ids route show the fields
-        r2 = env.run("show", str(run["id"]))
+        r2 = env.run("show", str(run["id"]), "--json")
         check(r2.returncode == 0 and '"fields":\t"n_long"' in r2.stdout.replace(": ", ":\t")
               or '"n_long"' in r2.stdout, "content: show lists the differing fields")
         svc = Service(env)

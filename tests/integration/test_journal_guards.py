@@ -112,7 +112,7 @@ def guards():
         r = env.run("runs")
         check(r.returncode == 0 and "completed" in r.stdout and "reading only" in r.stderr,
               "runs reads it, saying so: %r %r" % (r.stdout[-200:], r.stderr))
-        r = env.run("show", "1")
+        r = env.run("show", "1", "--json")
         check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 200, "show reads it")
         with journal_db(env) as db:
             runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]

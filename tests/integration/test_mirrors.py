@@ -352,7 +352,7 @@ mirrors:
           and "completed" in lines[2], "reconciler mirrors lists them with their newest run: %s" % r.stdout)
     r = env.run("show", str(b_run), "--mirror", "ads")
     check(r.returncode == 2 and "users" in r.stderr, "show --mirror of another mirror's run: %s" % r.stderr)
-    r = env.run("show", str(b_run), "--mirror", "users")
+    r = env.run("show", str(b_run), "--mirror", "users", "--json")
     check(r.returncode == 0 and json.loads(r.stdout)["mirror"] == "users", "show --mirror")
     r = env.run("check", "--mirror", "nope")
     check(r.returncode == 78 and "no mirror named nope" in r.stderr and "ads, users, ads-search" in r.stderr,
@@ -415,7 +415,7 @@ def old_journal(env):
     check(ids == 245, "the old drift rows are default's (%d)" % ids)
     r = env.run("runs", "--mirror", "default")
     check(r.returncode == 0 and len(r.stdout.splitlines()) == 5, "runs --mirror default: the old runs")
-    r = env.run("show", "2", "--mirror", "default")
+    r = env.run("show", "2", "--mirror", "default", "--json")
     check(r.returncode == 0 and json.loads(r.stdout)["repairedCount"] == 20, "show of an old run")
 
     # the interrupted run 4 is default's: it resumes on the same documents.

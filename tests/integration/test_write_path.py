@@ -208,7 +208,7 @@ def external(env):
           "external_gte: documents without a usable version fail with the reason, exit 3 "
           "(%d %s skipped %s)" % (r.returncode, fails, run["skipped_count"]))
     # the journal reports it: the run report and the views
-    r2 = env.run("show", str(run["id"]))
+    r2 = env.run("show", str(run["id"]), "--json")
     shown = json.loads(r2.stdout)
     shown = shown.get("run", shown)
     check(shown.get("skippedNewerCount") == 1,

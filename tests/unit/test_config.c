@@ -59,6 +59,7 @@ test_validation(void)
 	bad("OPENSEARCH_URL", "http://search:99999", "libcurl: Port number");
 	bad("OPENSEARCH_URL", "http://u:p@@search:9200", "libcurl");
 	bad("OPENSEARCH_URL", "http://search:9200/?pretty", "no query or fragment");
+	bad("OPENSEARCH_URL", "http://search:9200/myindex", "a base URL has no path (/myindex)");
 	bad("RECONCILIATION_INTERVAL_MS", "-5", "integer");
 	/* what the allowed column says, no more: no blank, no '+', no hex or
 	 * inf in a decimal, booleans and enum words as listed */

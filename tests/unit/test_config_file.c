@@ -313,10 +313,10 @@ test_shared_index_spellings(void)
 	       "each needs");
 	shared("HTTP://search:9200", "http://search:9200", q,
 	       "{\"constant_score\": {\"filter\": {\"match_all\": {}}}}", "each needs");
-	/* told apart: other port, host, path, or query */
+	/* told apart: other port, host, or query (a path is refused at load) */
 	shared("http://search:9200", "http://search:9201", "", "", NULL);
 	shared("http://search:9200", "http://other:9200", "", "", NULL);
-	shared("http://proxy/a", "http://proxy/b", "", "", NULL);
+	shared("http://proxy-a", "http://proxy-b", "", "", NULL);
 	shared("http://search:9200", "http://search:9200", q, "{\"term\":{\"source\":\"b\"}}",
 	       NULL);
 	/* the password never shows in the message */
@@ -594,6 +594,36 @@ test_example(void)
 	config_set_free(set);
 }
 
+/* Issue 24 item 8: a name with a settings' prefix that is no setting, in
+ * the environment or in .env, is a warning with the nearest name (as a
+ * YAML key's typo is); a name with another prefix is none of ours. */
+static void
+test_unknown_names(void)
+{
+	struct config_set *set = NULL;
+	struct rerror e = {0};
+	const char *env = write_file("dotenv", "# typos\nRECONCILE_ORPHAN=delete\nOTHER_TOOL=1\n");
+	bool dotenv = false, environ_typo = false, other = false;
+
+	setenv("SYNC_BATCH_SIZ", "10", 1);
+	setenv("HTTP_PROXY", "http://proxy:3128", 1); /* curl's, not a typo of HTTP_BIND */
+	CHECK(config_set_load(&set, NULL, env, &e) == RC_OK);
+	for (size_t i = 0; set && i < set->n_warnings; i++) {
+		const char *w = set->warnings[i];
+		dotenv |= strstr(w, "dotenv:2: RECONCILE_ORPHAN is not a setting (did you mean "
+		                    "RECONCILE_ORPHANS?)") != NULL;
+		environ_typo |= strstr(w, "the environment: SYNC_BATCH_SIZ is not a setting (did "
+		                          "you mean SYNC_BATCH_SIZE?)") != NULL;
+		other |= strstr(w, "OTHER_TOOL") || strstr(w, "HTTP_PROXY");
+	}
+	CHECK(dotenv);
+	CHECK(environ_typo);
+	CHECK(!other);
+	config_set_free(set);
+	unsetenv("SYNC_BATCH_SIZ");
+	unsetenv("HTTP_PROXY");
+}
+
 static void
 test_markdown(void)
 {
@@ -624,6 +654,7 @@ main(void)
 	test_names();
 	test_example();
 	test_markdown();
+	test_unknown_names();
 	unlink(write_file("good.yaml", ""));
 	unlink(write_file("bad.yaml", ""));
 	unlink(write_file("flat.yaml", ""));

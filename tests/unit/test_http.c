@@ -122,6 +122,23 @@ test_body_doubtful(void)
 }
 
 static void
+test_body_unknown(void)
+{
+	static const char *const members[] = {"wait", "allowDeletes", NULL};
+	cJSON *b = cJSON_Parse("{\"wait\": true, \"allowDelete\": true}");
+
+	CHECK_STR(http_body_unknown(b, members), "allowDelete");
+	CHECK_STR(http_body_unknown(b, NULL), "wait"); /* a route that takes none */
+	cJSON_Delete(b);
+	b = cJSON_Parse("{\"wait\": true, \"allowDeletes\": false}");
+	CHECK(http_body_unknown(b, members) == NULL);
+	cJSON_Delete(b);
+	b = cJSON_Parse("{}");
+	CHECK(http_body_unknown(b, NULL) == NULL);
+	cJSON_Delete(b);
+}
+
+static void
 test_name_twice(void)
 {
 	const char *none[] = {"limit", "kind", "after"};
@@ -168,6 +185,7 @@ main(void)
 	test_unescape();
 	test_token();
 	test_body_doubtful();
+	test_body_unknown();
 	test_name_twice();
 	test_replies();
 	return check_done("test_http");
