@@ -195,8 +195,8 @@ token_refresh(struct opensearch *os, struct rerror *err)
 static RC_MUST_CHECK rcode
 apply_auth(struct opensearch *os, const struct config *cfg, struct rerror *err)
 {
-	os->auth_hint = "no credentials are set (OPENSEARCH_USERNAME, OPENSEARCH_BEARER_TOKEN, "
-	                "OPENSEARCH_CLIENT_CERT)";
+	os->auth_hint = "no credentials are set (OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD, "
+	                "OPENSEARCH_BEARER_TOKEN, OPENSEARCH_CLIENT_CERT)";
 	if (*cfg->opensearch_bearer_token) {
 		os->auth_hint = "check OPENSEARCH_BEARER_TOKEN";
 		return set_bearer(os, cfg->opensearch_bearer_token,
