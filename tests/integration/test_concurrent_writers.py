@@ -207,7 +207,7 @@ def verdict(env, name, rc, out, err, held, newer, want_rc=0):
     check(run["skipped_newer_count"] == newer and ("skipped_newer %d" % newer) in out,
           "%s: the run says it left %d to the newer copy (skipped_newer %s; %s)"
           % (name, newer, run["skipped_newer_count"], out.strip()[-300:]))
-    r = env.run("show", str(run["id"]))
+    r = env.run("show", str(run["id"]), "--json")
     shown = json.loads(r.stdout) if r.returncode == 0 else {}
     shown = shown.get("run", shown)
     check(shown.get("skippedNewerCount") == newer,
