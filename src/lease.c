@@ -68,6 +68,7 @@ struct lease {
 	char *path_doc, *path_make; /* "/INDEX/_doc/ID", "/INDEX/_create/ID" */
 	char *journal;
 	int64_t ttl_ms;
+	bool busy;             /* the last try met a busy cluster (429, 5xx): wait, try again */
 	struct opensearch *os; /* the taker's, then the heartbeat thread's */
 	struct lease_doc mine; /* what was last written; seq_no, primary_term */
 	pthread_t thread;
@@ -576,8 +577,17 @@ out:
 	return rc;
 }
 
+/* A cluster too busy to answer now (429 rejected, 502/503/504): the same
+ * request is worth sending again after a pause, as _bulk's are. */
+static bool
+busy_status(long status)
+{
+	return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
 /* One try at the lease: *got true when it is this process's now; *again
- * when it changed hands while we looked (try again). */
+ * when it changed hands while we looked, or the cluster was too busy to
+ * answer (l->busy): try again. */
 static RC_MUST_CHECK rcode
 try_take(struct lease *l, bool *got, bool *again, bool *no_index, struct rerror *err)
 {
@@ -594,6 +604,10 @@ try_take(struct lease *l, bool *got, bool *again, bool *no_index, struct rerror 
 	    opensearch_request(l->os, &status, &resp, "PUT", l->path_make, body, strlen(body), err);
 	if (rc)
 		goto out;
+	if (busy_status(status)) {
+		*again = l->busy = true;
+		goto out;
+	}
 	if (status == 201 || status == 200) {
 		*got = take_seq(l, &resp);
 		if (!*got)
@@ -615,8 +629,9 @@ try_take(struct lease *l, bool *got, bool *again, bool *no_index, struct rerror 
 	rc = opensearch_request(l->os, &status, &resp, "GET", l->path_doc, NULL, 0, err);
 	if (rc)
 		goto out;
-	if (status == 404) { /* given back since */
+	if (status == 404 || busy_status(status)) { /* given back since, or busy */
 		*again = true;
+		l->busy = busy_status(status);
 		goto out;
 	}
 	if (status != 200 || lease_doc_parse(&held, resp.data)) {
@@ -636,8 +651,9 @@ try_take(struct lease *l, bool *got, bool *again, bool *no_index, struct rerror 
 	rc = conditional(l, &status, &resp, "PUT", body, held.seq_no, held.primary_term, err);
 	if (rc)
 		goto out;
-	if (status == 409) { /* another contender won */
+	if (status == 409 || busy_status(status)) { /* another contender won, or busy */
 		*again = true;
+		l->busy = busy_status(status);
 		goto out;
 	}
 	if (status != 200 && status != 201) {
@@ -664,6 +680,61 @@ out:
 	return rc;
 }
 
+/* Takes l's lease (*got), creating the lease index when the cluster
+ * does not on a first write, waiting out a busy cluster, trying again when
+ * it changed hands while we looked. Called under taking_mu. */
+static RC_MUST_CHECK rcode
+take_lease(struct lease *l, const struct config *cfg, bool *got, struct rerror *err)
+{
+	bool again = false, no_index = false, made = false;
+	rcode rc = RC_OK;
+
+	*got = false;
+	for (int i = 0, busy = 0; i < LEASE_ATTEMPTS && !*got; i++) {
+		l->busy = false;
+		if ((rc = try_take(l, got, &again, &no_index, err)))
+			break;
+		/* a busy cluster is waited for as SYNC_MAX_RETRIES says for _bulk:
+		 * 100 ms doubling up to 5 s; a busy answer is not a changed hand */
+		if (l->busy && busy++ < cfg->sync_max_retries) {
+			int64_t ms = 100LL << (busy < 6 ? busy : 6);
+			usleep((useconds_t)((ms < 5000 ? ms : 5000) * 1000));
+			i--;
+			continue;
+		}
+		if (l->busy) {
+			rc = rerror_set(
+			    err, RC_ERR_OPENSEARCH,
+			    "mirror %s: the cluster was too busy to take the lease (%s/%s) "
+			    "after %d tries (HTTP 429/5xx): try again later, or raise "
+			    "SYNC_MAX_RETRIES",
+			    l->mirror, l->index, l->id, busy);
+			break;
+		}
+		if (no_index && !made) {
+			made = true;
+			if ((rc = create_index(l, err)))
+				break;
+		} else if (no_index) {
+			rc = rerror_set(err, RC_ERR_OPENSEARCH, "the lease index %s is missing",
+			                l->index);
+			break;
+		}
+	}
+	if (rc == RC_OK && !*got)
+		rc = rerror_set(err, RC_ERR_BUSY,
+		                "mirror %s: its lease (%s/%s) changed hands %d times while this "
+		                "process tried to take it",
+		                l->mirror, l->index, l->id, LEASE_ATTEMPTS);
+	if (*got) {
+		pthread_mutex_lock(&registry_mu);
+		l->next = registry;
+		registry = l;
+		pthread_mutex_unlock(&registry_mu);
+	}
+	return rc;
+}
+
 rcode
 lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void *ctx), void *ctx,
               struct rerror *err)
@@ -671,7 +742,7 @@ lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void
 	struct lease *l = NULL;
 	struct config quick;
 	unsigned char rnd[4] = {0};
-	bool got = false, again = false, no_index = false, made = false;
+	bool got = false;
 	rcode rc = RC_OK;
 
 	*out = NULL;
@@ -716,30 +787,7 @@ lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void
 
 	pthread_mutex_lock(&taking_mu);
 	self.pid = getpid();
-	for (int i = 0; i < LEASE_ATTEMPTS && !got; i++) {
-		if ((rc = try_take(l, &got, &again, &no_index, err)))
-			break;
-		if (no_index && !made) {
-			made = true;
-			if ((rc = create_index(l, err)))
-				break;
-		} else if (no_index) {
-			rc = rerror_set(err, RC_ERR_OPENSEARCH, "the lease index %s is missing",
-			                l->index);
-			break;
-		}
-	}
-	if (rc == RC_OK && !got)
-		rc = rerror_set(err, RC_ERR_BUSY,
-		                "mirror %s: its lease (%s/%s) changed hands %d times while this "
-		                "process tried to take it",
-		                l->mirror, l->index, l->id, LEASE_ATTEMPTS);
-	if (got) {
-		pthread_mutex_lock(&registry_mu);
-		l->next = registry;
-		registry = l;
-		pthread_mutex_unlock(&registry_mu);
-	}
+	rc = take_lease(l, cfg, &got, err);
 	pthread_mutex_unlock(&taking_mu);
 	if (rc)
 		goto out;

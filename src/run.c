@@ -670,6 +670,26 @@ empty_index_full(struct run *r)
 	return RC_OK;
 }
 
+/* A resumed run whose index now holds nothing (deleted, or a cluster
+ * restored empty while the run was down) goes on from its cursor: what it
+ * wrote before the cursor is gone and this run will not see it. Said, with
+ * what to do, where the user looks (log and journal). */
+static RC_MUST_CHECK rcode
+warn_index_emptied(struct run *r)
+{
+	const char *why = "the index holds no documents although this run wrote some before it "
+	                  "was interrupted (the index was deleted or the cluster replaced "
+	                  "meanwhile): the pass goes on from its cursor, so what it wrote before "
+	                  "is not written again; run `reconciler check` after it";
+
+	if (!r->resumed || r->cursor == NULL || r->os_count != 0 || r->dry_run)
+		return RC_OK;
+	log_msg(LOG_WARN, r->id, "%s", why);
+	if (store_event(r->store, r->id, "warning", why))
+		return rerror_set(r->err, RC_ERR_STORE, "journal: cannot record an event");
+	return RC_OK;
+}
+
 /* The servers, what the run asks them first, the pending batches sent
  * again, and the pass (or the full re-index). */
 static RC_MUST_CHECK rcode
@@ -683,7 +703,7 @@ run_steps(struct run *r)
 	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
 	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
 	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
-	    (rc = setup_keys(r)) || (rc = empty_index_full(r)))
+	    (rc = setup_keys(r)) || (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
 		return rc;
 	repair_setup(r);
 	if (!r->dry_run && r->kind != RUN_IDS &&
