@@ -658,7 +658,10 @@ empty_index_full(struct run *r)
 	bool may = false;
 	rcode rc;
 
-	if (r->kind != RUN_CHECK || r->full || r->resumed || r->os_count != 0)
+	/* RECONCILE_MIN_AGE_MS leaves documents that changed a moment ago to
+	 * the live syncer: the pass judges their age, the stream would not */
+	if (r->kind != RUN_CHECK || r->full || r->resumed || r->os_count != 0 ||
+	    r->cfg->min_age_ms > 0)
 		return RC_OK;
 	if ((rc = ids_may_conflict(r, &may)) || may)
 		return rc; /* the pass, which finds them */

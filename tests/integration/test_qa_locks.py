@@ -120,7 +120,8 @@ def queued_cancel(env):
                                      (name,)).fetchone()
             except sqlite3.OperationalError:  # not made yet
                 return False
-            return row is not None and row[0] == "repairing"
+            # an empty index is written from the stream (phase indexing)
+            return row is not None and row[0] in ("repairing", "indexing")
         wait_for("mirror %s repairing" % name, repairing)
         p.send_signal(signal.SIGKILL)
         p.communicate()
