@@ -2,7 +2,9 @@
  * TestNode: one OpenSearch 2.19 node in this JVM, for the reconciler's
  * integration tests. Plain HTTP on 127.0.0.1, single-node discovery, with
  * only the modules the tests need (HTTP transport, analysis, extra mappers,
- * ingest processors such as set for ingest pipelines).
+ * ingest processors such as set for ingest pipelines, Painless for the
+ * range summaries' scripted_metric). With -Dtestnode.painless=false the
+ * node runs without Painless, as a cluster with scripts disabled does.
  *
  * Usage: java -cp CP TestNode HOME_DIR HTTP_PORT [key=value ...]
  * Extra key=value pairs become node settings, e.g. a tiny
@@ -10,6 +12,7 @@
  */
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.concurrent.CountDownLatch;
@@ -21,6 +24,7 @@ import org.opensearch.env.Environment;
 import org.opensearch.index.mapper.MapperExtrasPlugin;
 import org.opensearch.ingest.common.IngestCommonPlugin;
 import org.opensearch.node.Node;
+import org.opensearch.painless.PainlessPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
 
@@ -60,9 +64,11 @@ public class TestNode extends Node {
         LogConfigurator.registerErrorListener();
         LogConfigurator.configureWithoutConfig(settings);
         Environment env = new Environment(settings, home.resolve("config"));
-        Collection<Class<? extends Plugin>> plugins = Arrays.asList(
+        Collection<Class<? extends Plugin>> plugins = new ArrayList<>(Arrays.asList(
             Netty4Plugin.class, CommonAnalysisPlugin.class, MapperExtrasPlugin.class,
-            IngestCommonPlugin.class);
+            IngestCommonPlugin.class));
+        if (!"false".equals(System.getProperty("testnode.painless", "true")))
+            plugins.add(PainlessPlugin.class);
         TestNode node = new TestNode(env, plugins);
         CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
