@@ -4,9 +4,17 @@
  * opensearch modules for the index).
  *
  *   load --count N [--start K] [--ids oid|string|int|mixed] [--size BYTES]
- *        insert N realistic ad documents (nested, ~1 KB) with ids K..K+N-1
- *   sync [--skip-every K]   index every MongoDB document (leaving out every
- *        K-th one, to inject missing documents), then refresh
+ *        [--shuffle]
+ *        insert N realistic ad documents (nested, ~1 KB; --size 0: a title,
+ *        a status and updatedAt, ~100 bytes) with ids K..K+N-1;
+ *        --shuffle inserts them in a random-looking id order (number
+ *        K + (i * P mod N), P a prime N is not a multiple of), so an index
+ *        written in insertion order holds them scattered, as a production
+ *        index written by a live syncer does
+ *   sync [--skip-every K] [--natural]   index every MongoDB document
+ *        (leaving out every K-th one, to inject missing documents), then
+ *        refresh; in _id order, or with --natural in the collection's
+ *        natural (insertion) order
  *   command JSON            run a database command (extended JSON), print the reply
  *   nested ID DEPTH         insert a document nested DEPTH levels deep (deeper than
  *                           extended JSON can say)
@@ -78,6 +86,11 @@ make_doc(bson_t *doc, int64_t n, const char *idkind, int size)
 	snprintf(text, sizeof(text), "%s %s %s #%" PRId64, words[n % 18], words[(n / 18) % 18],
 	         words[(n / 324) % 18], n);
 	BSON_APPEND_UTF8(doc, "title", text);
+	if (size == 0) { /* --size 0: small documents (about 100 bytes) */
+		BSON_APPEND_UTF8(doc, "status", n % 5 ? "active" : "paused");
+		BSON_APPEND_DATE_TIME(doc, "updatedAt", base);
+		return;
+	}
 	size_t len = 0;
 	for (int i = 0; len + 12 < (size_t)size / 2 && len + 12 < sizeof(text); i++)
 		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s ",
@@ -147,23 +160,31 @@ client_for(const struct config *cfg)
 static int
 cmd_load(const struct config *cfg, int argc, char **argv)
 {
-	int64_t count = 0, start = 0, size = 1000;
+	int64_t count = 0, start = 0, size = 1000, prime = 1;
 	const char *ids = "oid";
 	mongoc_client_t *client;
 	mongoc_collection_t *coll;
 	bson_error_t e;
 	int rc = 0;
 
-	for (int i = 0; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--count"))
-			count = atoll(argv[i + 1]);
-		else if (!strcmp(argv[i], "--start"))
-			start = atoll(argv[i + 1]);
-		else if (!strcmp(argv[i], "--ids"))
-			ids = argv[i + 1];
-		else if (!strcmp(argv[i], "--size"))
-			size = atoll(argv[i + 1]);
+	for (int i = 0; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : "";
+		if (!strcmp(argv[i], "--shuffle"))
+			prime = 1000003; /* a prime: i -> i * P mod N is a permutation */
+		else if (!strcmp(argv[i], "--count") && ++i)
+			count = atoll(v);
+		else if (!strcmp(argv[i], "--start") && ++i)
+			start = atoll(v);
+		else if (!strcmp(argv[i], "--ids") && ++i)
+			ids = v;
+		else if (!strcmp(argv[i], "--size") && ++i)
+			size = atoll(v);
+		else
+			return die("load", "usage: load --count N [--start K] [--ids KIND] "
+			                   "[--size BYTES] [--shuffle]");
 	}
+	if (prime > 1 && count > 0 && count % prime == 0)
+		return die("load", "--shuffle: N must not be a multiple of 1000003");
 	client = client_for(cfg);
 	if (client == NULL)
 		return die("load", "bad MONGODB_URI");
@@ -173,7 +194,9 @@ cmd_load(const struct config *cfg, int argc, char **argv)
 		bson_t **docs = calloc((size_t)n, sizeof(*docs));
 		for (int64_t i = 0; i < n; i++) {
 			docs[i] = bson_new();
-			make_doc(docs[i], at + i, ids, (int)size);
+			int64_t k = (at + i - start) % count;
+			make_doc(docs[i], start + (int64_t)((__int128)k * prime % count), ids,
+			         (int)size);
 		}
 		if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, (size_t)n, NULL,
 		                                   NULL, &e))
@@ -312,22 +335,52 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 	struct buf body = {0}, idtext = {0};
 	size_t items = 0;
 	int rc = 0;
+	bool natural = false;
+	/* --natural: a plain find without sort (insertion order) */
+	mongoc_client_t *client = NULL;
+	mongoc_collection_t *coll = NULL;
+	mongoc_cursor_t *cur = NULL;
+	bson_t none = BSON_INITIALIZER;
 
-	for (int i = 0; i + 1 < argc; i += 2)
-		if (!strcmp(argv[i], "--skip-every"))
-			skip_every = atoll(argv[i + 1]);
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--natural"))
+			natural = true;
+		else if (!strcmp(argv[i], "--skip-every") && i + 1 < argc)
+			skip_every = atoll(argv[++i]);
+		else
+			return die("sync", "usage: sync [--skip-every K] [--natural]");
+	}
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) ||
 	    opensearch_open(&os, cfg, &err) ||
-	    mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, false, &err)) {
+	    (!natural && mongo_scan_open(&scan, m, NULL, ID_OID, NULL, true, 1000, false, &err))) {
 		rc = die("sync", err.message);
 		goto out;
+	}
+	if (natural) {
+		client = client_for(cfg);
+		if (client == NULL) {
+			rc = die("sync", "bad MONGODB_URI");
+			goto out;
+		}
+		coll = mongoc_client_get_collection(client, cfg->mongodb_database,
+		                                    cfg->mongodb_collection);
+		cur = mongoc_collection_find_with_opts(coll, &none, NULL, NULL);
 	}
 	for (;;) {
 		const bson_t *doc;
 		bson_iter_t it;
 		enum id_type type;
-		if (mongo_scan_next(scan, &doc, &err)) {
+		bson_error_t be;
+		if (natural) {
+			if (!mongoc_cursor_next(cur, &doc)) {
+				doc = NULL;
+				if (mongoc_cursor_error(cur, &be)) {
+					rc = die("sync", be.message);
+					goto out;
+				}
+			}
+		} else if (mongo_scan_next(scan, &doc, &err)) {
 			rc = die("sync", err.message);
 			goto out;
 		}
@@ -362,6 +415,10 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 	if (opensearch_refresh(os, &err))
 		rc = die("refresh", err.message);
 out:
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	mongoc_client_destroy(client);
+	bson_destroy(&none);
 	buf_free(&body);
 	buf_free(&idtext);
 	mongo_scan_free(scan);
