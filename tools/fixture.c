@@ -365,7 +365,11 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		}
 		coll = mongoc_client_get_collection(client, cfg->mongodb_database,
 		                                    cfg->mongodb_collection);
-		cur = mongoc_collection_find_with_opts(coll, &none, NULL, NULL);
+		/* a batch size: mongo-java-server otherwise answers with one
+		 * reply of every document (over the wire protocol's 48 MB) */
+		bson_t *opts = BCON_NEW("batchSize", BCON_INT32(1000));
+		cur = mongoc_collection_find_with_opts(coll, &none, opts, NULL);
+		bson_destroy(opts);
 	}
 	for (;;) {
 		const bson_t *doc;
