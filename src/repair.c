@@ -474,6 +474,188 @@ out:
 	return rc;
 }
 
+/* One copy as a real-time _mget read it (pointers into the parsed answer). */
+struct got_copy {
+	bool found;
+	const char *index, *routing; /* routing NULL: none */
+	int64_t seq_no, primary_term;
+	const char *src; /* its _source, bytes as the index holds them */
+	size_t src_len;
+};
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int64_t
+jt_int(const struct jt *v)
+{
+	char text[32];
+	int64_t n = 0;
+
+	if (v == NULL || v->type != JT_NUMBER || v->raw_len >= sizeof(text))
+		return 0;
+	memcpy(text, v->raw, v->raw_len);
+	text[v->raw_len] = '\0';
+	return util_parse_i64(text, &n) == 0 ? n : 0;
+}
+
+static struct got_copy
+got_copy_of(const struct jt *d)
+{
+	const struct jt *found = jt_get(d, "found"), *index = jt_get(d, "_index");
+	const struct jt *routing = jt_get(d, "_routing"), *src = jt_get(d, "_source");
+	struct got_copy c = {.found = found && found->type == JT_TRUE};
+
+	if (!c.found)
+		return c;
+	c.index = index && index->type == JT_STRING ? index->str : NULL;
+	c.routing = routing && routing->type == JT_STRING ? routing->str : NULL;
+	c.seq_no = jt_int(jt_get(d, "_seq_no"));
+	c.primary_term = jt_int(jt_get(d, "_primary_term"));
+	if (src && src->type == JT_OBJECT) {
+		c.src = src->raw;
+		c.src_len = src->raw_len;
+	}
+	return c;
+}
+
+/* Whether a copy's _source (as _mget answered it) has field, a name or a
+ * dotted path of object members. */
+static bool
+has_field(const struct jt *src, const char *field)
+{
+	const char *names[16];
+	char buf[256];
+	size_t n = 0;
+
+	if (src == NULL || jt_get(src, field))
+		return src != NULL;
+	if (strlen(field) >= sizeof(buf))
+		return true; /* not asked of this copy: as if it had it (left alone) */
+	strcpy(buf, field);
+	for (char *p = buf, *dot; n < 16; p = dot + 1) {
+		names[n++] = p;
+		if ((dot = strchr(p, '.')) == NULL)
+			break;
+		*dot = '\0';
+	}
+	return n == 16 || jt_path(src, names, n) != NULL;
+}
+
+/* A create still refused because a document exists under its _id that no
+ * lookup found (overwrite_foreign): an index document with that _id but no
+ * id field (OPENSEARCH_ID_FIELD; written by another writer or mapping, or
+ * before the field was), which the pass cannot see, so the document would
+ * be reported missing, and refused as "newer", on every run. The copies
+ * under those _ids are read (one real-time _mget of the id field alone):
+ * one without the id field is its document's place, overwritten
+ * conditionally on what was read (as a foreign copy is), unless the mirror
+ * has OPENSEARCH_QUERY (the copy may be outside it: another mirror's): then
+ * it fails, saying what is there. A copy with the id field stays left to
+ * it (its own copy, created since). */
+static RC_MUST_CHECK rcode
+keyless_copies(struct sender *s, struct opensearch *os, struct flight *f)
+{
+	const char *field = s->cfg->opensearch_id_field;
+	struct os_get *gets = NULL;
+	struct bulk_doc *again = NULL;
+	struct buf resp = {0};
+	struct jt *tree = NULL;
+	size_t *at = NULL, m = 0, k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; *field && i < f->b.n; i++)
+		m += f->docs[i].newer && f->docs[i].action == BULK_CREATE && f->docs[i].reason &&
+		     strstr(f->docs[i].reason, "document already exists");
+	if (m == 0)
+		return RC_OK;
+	gets = calloc(m, sizeof(*gets));
+	at = calloc(m, sizeof(*at));
+	again = calloc(m, sizeof(*again));
+	if (gets == NULL || at == NULL || again == NULL) {
+		rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	m = 0;
+	for (size_t i = 0; i < f->b.n; i++) {
+		struct bulk_doc *d = &f->docs[i];
+		if (!(d->newer && d->action == BULK_CREATE && d->reason &&
+		      strstr(d->reason, "document already exists")))
+			continue;
+		gets[m] = (struct os_get){.index = d->index, .id = d->id, .routing = d->routing};
+		at[m++] = i;
+	}
+	rc = opensearch_mget(os, &resp, gets, m, &field, 1, &f->err);
+	if (rc == RC_OK && jt_parse(&tree, resp.data ? resp.data : "", resp.len, &f->err))
+		rc = rerror_set(&f->err, RC_ERR_OPENSEARCH, "opensearch _mget: an answer not JSON");
+	const struct jt *docs = rc == RC_OK ? jt_get(tree, "docs") : NULL;
+	if (rc == RC_OK && (docs == NULL || docs->type != JT_ARRAY || docs->n != m))
+		rc = rerror_set(&f->err, RC_ERR_OPENSEARCH,
+		                "opensearch _mget: the answer does not have the %zu docs asked", m);
+	for (size_t j = 0; rc == RC_OK && j < m; j++) {
+		struct got_copy c = got_copy_of(&docs->kids[j]);
+		const struct jt *src = jt_get(&docs->kids[j], "_source");
+		struct bulk_doc *d = &f->docs[at[j]];
+		if (!c.found || has_field(src, field))
+			continue;
+		if (*s->cfg->opensearch_query) {
+			char why[600];
+			snprintf(
+			    why, sizeof(why),
+			    "an index document has this _id but no %.200s, so no lookup sees it "
+			    "(nor OPENSEARCH_QUERY's bounds): left as it is; set "
+			    "OPENSEARCH_ID_FIELD= to read ids from _id, or re-index it",
+			    field);
+			free(d->reason);
+			d->newer = false;
+			if ((d->reason = strdup(why)) == NULL)
+				rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		bool update = s->cfg->write_mode == WRITE_UPSERT;
+		again[k] = *d;
+		again[k].action = update ? BULK_UPDATE : BULK_INDEX;
+		again[k].reason = NULL;
+		again[k].decided = again[k].newer = false;
+		again[k].if_seq_no = again[k].if_primary_term = 0;
+		if (!(update && f->plain_updates)) {
+			again[k].if_seq_no = c.seq_no;
+			again[k].if_primary_term = c.primary_term;
+		}
+		log_info(
+		    "document %.200s: an index document held its _id without %.200s (no lookup "
+		    "sees it): written over, as its document's place",
+		    d->id, field);
+		at[k++] = at[j];
+	}
+	if (rc == RC_OK && k) {
+		int attempts = 0;
+		rc = opensearch_bulk_send(os, again, k, &attempts, s->stop, &f->err);
+		f->attempts += attempts;
+	}
+	for (size_t j = 0; rc == RC_OK && j < k; j++) {
+		struct bulk_doc *d = &f->docs[at[j]];
+		free(d->reason);
+		d->action = again[j].action;
+		d->status = again[j].status;
+		d->newer = again[j].newer;
+		d->reason = again[j].reason;
+		again[j].reason = NULL;
+	}
+	if (again)
+		bulk_docs_reset(again, k);
+out:
+	jt_free(tree);
+	buf_free(&resp);
+	free(gets);
+	free(at);
+	free(again);
+	return rc;
+}
+
 static void *
 sender_worker(void *arg)
 {
@@ -505,6 +687,8 @@ sender_worker(void *arg)
 			                             &f->err);
 		if (f->rc == RC_OK)
 			f->rc = overwrite_foreign(s, os, f);
+		if (f->rc == RC_OK)
+			f->rc = keyless_copies(s, os, f);
 		f->took_ms = util_mono_ms() - f->t0;
 		pthread_mutex_lock(&s->mu);
 		f->state = FL_DONE;
@@ -926,54 +1110,6 @@ static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *
                                          int64_t resend_no);
 
 /* ---- a copy moved under the routing rule's routing -------------------- */
-
-/* One copy as a real-time _mget read it (pointers into the parsed answer). */
-struct got_copy {
-	bool found;
-	const char *index, *routing; /* routing NULL: none */
-	int64_t seq_no, primary_term;
-	const char *src; /* its _source, bytes as the index holds them */
-	size_t src_len;
-};
-
-static bool
-same_text(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static int64_t
-jt_int(const struct jt *v)
-{
-	char text[32];
-	int64_t n = 0;
-
-	if (v == NULL || v->type != JT_NUMBER || v->raw_len >= sizeof(text))
-		return 0;
-	memcpy(text, v->raw, v->raw_len);
-	text[v->raw_len] = '\0';
-	return util_parse_i64(text, &n) == 0 ? n : 0;
-}
-
-static struct got_copy
-got_copy_of(const struct jt *d)
-{
-	const struct jt *found = jt_get(d, "found"), *index = jt_get(d, "_index");
-	const struct jt *routing = jt_get(d, "_routing"), *src = jt_get(d, "_source");
-	struct got_copy c = {.found = found && found->type == JT_TRUE};
-
-	if (!c.found)
-		return c;
-	c.index = index && index->type == JT_STRING ? index->str : NULL;
-	c.routing = routing && routing->type == JT_STRING ? routing->str : NULL;
-	c.seq_no = jt_int(jt_get(d, "_seq_no"));
-	c.primary_term = jt_int(jt_get(d, "_primary_term"));
-	if (src && src->type == JT_OBJECT) {
-		c.src = src->raw;
-		c.src_len = src->raw_len;
-	}
-	return c;
-}
 
 /* Reads, in one real-time _mget, the copy where a moved document's write
  * lands (its _id under the rule's routing in the write index: an _id is
