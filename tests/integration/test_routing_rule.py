@@ -318,6 +318,45 @@ def two_wrong_script_index(env):
               RECONCILE_WRITE_MODE="index")
 
 
+def last_copy(env, **settings):
+    """The first rule whatever fails: a document whose write the index
+    refuses (a field its mapping cannot take) while its copies are under
+    two wrong routings (both on other shards than the rule's) keeps a
+    copy: the move's write fails, and of the copies to delete the last one
+    left is kept (journaled, not failed)."""
+    make_index(env, env.index)
+    st, res = env.os("PUT", "/%s/_mapping" % env.index,
+                     {"properties": {"n": {"type": "integer"}}})
+    assert st == 200, res
+    shop, cands = SHOPS[0], ["shop-%d" % i for i in range(64)]
+    mine = shard_of(env, env.index, shop)
+    far = [c for c in cands if shard_of(env, env.index, c) != mine][:2]
+    for routing in far:
+        st, res = env.os("POST", "/%s/_bulk?refresh=true" % env.index, [
+            {"index": {"_id": "x0", "routing": routing}},
+            {"mongo_id": "x0", "shop_id": shop, "n": 1, "updatedAt": iso(DATE0)}],
+            ndjson=True)
+        assert st == 200 and not res.get("errors"), res
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "x0", "shop_id": shop, "n": "not a number", "updatedAt": date(NEW)}]})
+    r = env.run("check", OPENSEARCH_ROUTING_FIELD="shop_id", **settings)
+    got = copies(env, env.index).get("x0", [])
+    check(len(got) == 1 and counts(r.stdout).get("failed") == 1,
+          "%s: a document whose write fails keeps one copy (%s; %s)"
+          % (env.index, got, r.stderr[-600:]))
+    return r
+
+
+def last_copy_index(env):
+    r = last_copy(env, RECONCILE_WRITE_MODE="index")
+    check("the only one left in the index: kept" in r.stderr,
+          "index mode: the run says the last copy was kept (%s)" % r.stderr[-600:])
+
+
+def last_copy_upsert(env):
+    last_copy(env)
+
+
 run_all([routing_field, routing_field_index_mode, routing_script, single_by_content, alias,
          two_wrong_upsert, two_wrong_index, two_wrong_external, two_wrong_script_upsert,
-         two_wrong_script_index], prefix="rr_")
+         two_wrong_script_index, last_copy_index, last_copy_upsert], prefix="rr_")
