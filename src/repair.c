@@ -27,6 +27,7 @@
  */
 #include "repair.h"
 #include "diff.h"
+#include "jtree.h"
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
@@ -175,6 +176,7 @@ repair_release(struct repair *rp)
 	rp->sender = NULL;
 	idvec_free(&rp->fix);
 	idvec_free(&rp->del);
+	idvec_free(&rp->moved);
 	free(rp->cursor);
 	rp->cursor = NULL;
 	free(rp->reuse);
@@ -472,6 +474,188 @@ out:
 	return rc;
 }
 
+/* One copy as a real-time _mget read it (pointers into the parsed answer). */
+struct got_copy {
+	bool found;
+	const char *index, *routing; /* routing NULL: none */
+	int64_t seq_no, primary_term;
+	const char *src; /* its _source, bytes as the index holds them */
+	size_t src_len;
+};
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int64_t
+jt_int(const struct jt *v)
+{
+	char text[32];
+	int64_t n = 0;
+
+	if (v == NULL || v->type != JT_NUMBER || v->raw_len >= sizeof(text))
+		return 0;
+	memcpy(text, v->raw, v->raw_len);
+	text[v->raw_len] = '\0';
+	return util_parse_i64(text, &n) == 0 ? n : 0;
+}
+
+static struct got_copy
+got_copy_of(const struct jt *d)
+{
+	const struct jt *found = jt_get(d, "found"), *index = jt_get(d, "_index");
+	const struct jt *routing = jt_get(d, "_routing"), *src = jt_get(d, "_source");
+	struct got_copy c = {.found = found && found->type == JT_TRUE};
+
+	if (!c.found)
+		return c;
+	c.index = index && index->type == JT_STRING ? index->str : NULL;
+	c.routing = routing && routing->type == JT_STRING ? routing->str : NULL;
+	c.seq_no = jt_int(jt_get(d, "_seq_no"));
+	c.primary_term = jt_int(jt_get(d, "_primary_term"));
+	if (src && src->type == JT_OBJECT) {
+		c.src = src->raw;
+		c.src_len = src->raw_len;
+	}
+	return c;
+}
+
+/* Whether a copy's _source (as _mget answered it) has field, a name or a
+ * dotted path of object members. */
+static bool
+has_field(const struct jt *src, const char *field)
+{
+	const char *names[16];
+	char buf[256];
+	size_t n = 0;
+
+	if (src == NULL || jt_get(src, field))
+		return src != NULL;
+	if (strlen(field) >= sizeof(buf))
+		return true; /* not asked of this copy: as if it had it (left alone) */
+	strcpy(buf, field);
+	for (char *p = buf, *dot; n < 16; p = dot + 1) {
+		names[n++] = p;
+		if ((dot = strchr(p, '.')) == NULL)
+			break;
+		*dot = '\0';
+	}
+	return n == 16 || jt_path(src, names, n) != NULL;
+}
+
+/* A create still refused because a document exists under its _id that no
+ * lookup found (overwrite_foreign): an index document with that _id but no
+ * id field (OPENSEARCH_ID_FIELD; written by another writer or mapping, or
+ * before the field was), which the pass cannot see, so the document would
+ * be reported missing, and refused as "newer", on every run. The copies
+ * under those _ids are read (one real-time _mget of the id field alone):
+ * one without the id field is its document's place, overwritten
+ * conditionally on what was read (as a foreign copy is), unless the mirror
+ * has OPENSEARCH_QUERY (the copy may be outside it: another mirror's): then
+ * it fails, saying what is there. A copy with the id field stays left to
+ * it (its own copy, created since). */
+static RC_MUST_CHECK rcode
+keyless_copies(struct sender *s, struct opensearch *os, struct flight *f)
+{
+	const char *field = s->cfg->opensearch_id_field;
+	struct os_get *gets = NULL;
+	struct bulk_doc *again = NULL;
+	struct buf resp = {0};
+	struct jt *tree = NULL;
+	size_t *at = NULL, m = 0, k = 0;
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; *field && i < f->b.n; i++)
+		m += f->docs[i].newer && f->docs[i].action == BULK_CREATE && f->docs[i].reason &&
+		     strstr(f->docs[i].reason, "document already exists");
+	if (m == 0)
+		return RC_OK;
+	gets = calloc(m, sizeof(*gets));
+	at = calloc(m, sizeof(*at));
+	again = calloc(m, sizeof(*again));
+	if (gets == NULL || at == NULL || again == NULL) {
+		rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	m = 0;
+	for (size_t i = 0; i < f->b.n; i++) {
+		struct bulk_doc *d = &f->docs[i];
+		if (!(d->newer && d->action == BULK_CREATE && d->reason &&
+		      strstr(d->reason, "document already exists")))
+			continue;
+		gets[m] = (struct os_get){.index = d->index, .id = d->id, .routing = d->routing};
+		at[m++] = i;
+	}
+	rc = opensearch_mget(os, &resp, gets, m, &field, 1, &f->err);
+	if (rc == RC_OK && jt_parse(&tree, resp.data ? resp.data : "", resp.len, &f->err))
+		rc = rerror_set(&f->err, RC_ERR_OPENSEARCH, "opensearch _mget: an answer not JSON");
+	const struct jt *docs = rc == RC_OK ? jt_get(tree, "docs") : NULL;
+	if (rc == RC_OK && (docs == NULL || docs->type != JT_ARRAY || docs->n != m))
+		rc = rerror_set(&f->err, RC_ERR_OPENSEARCH,
+		                "opensearch _mget: the answer does not have the %zu docs asked", m);
+	for (size_t j = 0; rc == RC_OK && j < m; j++) {
+		struct got_copy c = got_copy_of(&docs->kids[j]);
+		const struct jt *src = jt_get(&docs->kids[j], "_source");
+		struct bulk_doc *d = &f->docs[at[j]];
+		if (!c.found || has_field(src, field))
+			continue;
+		if (*s->cfg->opensearch_query) {
+			char why[600];
+			snprintf(
+			    why, sizeof(why),
+			    "an index document has this _id but no %.200s, so no lookup sees it "
+			    "(nor OPENSEARCH_QUERY's bounds): left as it is; set "
+			    "OPENSEARCH_ID_FIELD= to read ids from _id, or re-index it",
+			    field);
+			free(d->reason);
+			d->newer = false;
+			if ((d->reason = strdup(why)) == NULL)
+				rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		bool update = s->cfg->write_mode == WRITE_UPSERT;
+		again[k] = *d;
+		again[k].action = update ? BULK_UPDATE : BULK_INDEX;
+		again[k].reason = NULL;
+		again[k].decided = again[k].newer = false;
+		again[k].if_seq_no = again[k].if_primary_term = 0;
+		if (!(update && f->plain_updates)) {
+			again[k].if_seq_no = c.seq_no;
+			again[k].if_primary_term = c.primary_term;
+		}
+		log_info(
+		    "document %.200s: an index document held its _id without %.200s (no lookup "
+		    "sees it): written over, as its document's place",
+		    d->id, field);
+		at[k++] = at[j];
+	}
+	if (rc == RC_OK && k) {
+		int attempts = 0;
+		rc = opensearch_bulk_send(os, again, k, &attempts, s->stop, &f->err);
+		f->attempts += attempts;
+	}
+	for (size_t j = 0; rc == RC_OK && j < k; j++) {
+		struct bulk_doc *d = &f->docs[at[j]];
+		free(d->reason);
+		d->action = again[j].action;
+		d->status = again[j].status;
+		d->newer = again[j].newer;
+		d->reason = again[j].reason;
+		again[j].reason = NULL;
+	}
+	if (again)
+		bulk_docs_reset(again, k);
+out:
+	jt_free(tree);
+	buf_free(&resp);
+	free(gets);
+	free(at);
+	free(again);
+	return rc;
+}
+
 static void *
 sender_worker(void *arg)
 {
@@ -503,6 +687,8 @@ sender_worker(void *arg)
 			                             &f->err);
 		if (f->rc == RC_OK)
 			f->rc = overwrite_foreign(s, os, f);
+		if (f->rc == RC_OK)
+			f->rc = keyless_copies(s, os, f);
 		f->took_ms = util_mono_ms() - f->t0;
 		pthread_mutex_lock(&s->mu);
 		f->state = FL_DONE;
@@ -744,15 +930,14 @@ condition_write(const struct repair *rp, const struct qitem *q, struct bulk_doc 
 		return;
 	if (!del && q->kind == DRIFT_MISSING) {
 		d->action = BULK_CREATE;
-	} else if (q->primary_term > 0 && !q->write_default_index &&
-	           !(rp->plain_updates && d->action == BULK_UPDATE)) {
-		/* not moved: the write lands on the copy judged (a routing the
-		 * rule gives that differs from the copy's moved it) */
+	} else if (q->primary_term > 0 && !(rp->plain_updates && d->action == BULK_UPDATE)) {
+		/* the write lands on the copy judged, or (a moved copy) on the
+		 * one move_copy read where the rule places the document */
 		d->if_seq_no = q->seq_no;
 		d->if_primary_term = q->primary_term;
 	} else if (!del && q->write_default_index && rp->cfg->write_mode == WRITE_INDEX) {
-		/* a moved copy: its old copy was deleted (move_copy), so nothing
-		 * should be where the write goes but what a newer write put there */
+		/* a moved copy with nothing where the rule places it (move_copy
+		 * read it): a copy found there now is a newer write's */
 		d->action = BULK_CREATE;
 	}
 }
@@ -924,85 +1109,241 @@ flush_if_full(struct repair *rp, struct batch *b, size_t more)
 static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *items, size_t n,
                                          int64_t resend_no);
 
-/* Deletes a stale copy that a rewrite will not overwrite (another routing):
- * journaled as a duplicate of its document, in a batch of its own. In
- * upsert mode the copy's _source is first read (bytes as stored) and put
- * back under the new routing after the delete, so the partial update that
- * follows merges into it as it would have into the old copy: fields only
- * the index has (an enrichment job's embeddings) move with the document.
- * The delete comes first because both routings may lead to one shard,
- * where the copy put back is the same document. */
+/* ---- a copy moved under the routing rule's routing -------------------- */
+
+/* Reads, in one real-time _mget, the copy where a moved document's write
+ * lands (its _id under the rule's routing in the write index: an _id is
+ * unique per shard, so the shard answers with whatever copy of that _id it
+ * holds, under any _routing) and the copy judged, as they are now. */
 static RC_MUST_CHECK rcode
-move_copy(struct repair *rp, const struct qitem *q, const char *routing, bool *left)
+move_look(struct repair *rp, const struct qitem *q, const char *routing, struct buf *resp,
+          struct jt **tree, struct got_copy *there, struct got_copy *judged)
 {
-	struct qitem old = *q;
-	struct store_drift d;
-	struct buf src = {0};
-	bool found = false;
+	const char *id = q->docid ? q->docid : q->id;
+	struct os_get gets[2] = {{.index = rp->write_index, .id = id, .routing = routing},
+	                         {.index = q->index, .id = id, .routing = q->routing}};
+	const struct jt *docs = NULL;
+	char why[600];
+	rcode rc;
+
+	*tree = NULL;
+	*there = *judged = (struct got_copy){0};
+	rc = opensearch_mget(rp->os, resp, gets, 2, NULL, 0, rp->err);
+	if (rc == RC_OK && jt_parse(tree, resp->data ? resp->data : "", resp->len, rp->err)) {
+		snprintf(why, sizeof(why), "%s", rp->err->message);
+		return rerror_set(rp->err, RC_ERR_OPENSEARCH, "opensearch _mget: %s", why);
+	}
+	if (rc == RC_OK)
+		docs = jt_get(*tree, "docs");
+	if (rc == RC_OK && (docs == NULL || docs->type != JT_ARRAY || docs->n != 2))
+		rc = rerror_set(rp->err, RC_ERR_OPENSEARCH,
+		                "opensearch _mget: the answer does not have the 2 docs asked");
+	for (size_t i = 0; rc == RC_OK && i < 2; i++)
+		if (jt_get(&docs->kids[i], "error"))
+			rc = rerror_set(rp->err, RC_ERR_OPENSEARCH,
+			                "opensearch _mget: cannot read the copy of %.200s %s", id,
+			                i ? "being moved" : "where the routing rule places it");
+	if (rc == RC_OK) {
+		*there = got_copy_of(&docs->kids[0]);
+		*judged = got_copy_of(&docs->kids[1]);
+	}
+	return rc;
+}
+
+/* The copy where a moved document's write lands is another copy of it
+ * under another routing than the rule's (a duplicate on that shard): the
+ * write goes over it, so the pass's delete of it as a duplicate is
+ * dropped, journaled. One written since the pass judged it is left to
+ * that newer write (*newer says why). */
+static RC_MUST_CHECK rcode
+absorb_duplicate(struct repair *rp, const struct qitem *q, const struct got_copy *there,
+                 const char *routing, const char **newer)
+{
+	const char *id = q->docid ? q->docid : q->id;
+	size_t at = rp->del.n;
+	char why[400];
+
+	*newer = NULL;
+	for (size_t i = 0; i < rp->del.n && at == rp->del.n; i++) {
+		const struct qitem *d = &rp->del.v[i];
+		if (d->kind == DRIFT_DUPLICATE && strcmp(d->id, q->id) == 0 &&
+		    strcmp(d->docid ? d->docid : d->id, id) == 0 &&
+		    (d->index == NULL || there->index == NULL ||
+		     strcmp(d->index, there->index) == 0) &&
+		    same_text(d->routing, there->routing))
+			at = i;
+	}
+	if (at == rp->del.n)
+		return RC_OK; /* not seen by the pass: written over, conditionally */
+	struct qitem *d = &rp->del.v[at];
+	if (d->primary_term > 0 &&
+	    (d->seq_no != there->seq_no || d->primary_term != there->primary_term)) {
+		*newer = "the copy where the routing rule places the document changed after it was "
+		         "judged: left to the newer write";
+		return RC_OK;
+	}
+	struct store_drift sd = qitem_drift(d);
+	snprintf(why, sizeof(why),
+	         "on the shard where the routing rule places its document: the document's write "
+	         "under routing %.200s goes over it, not deleted",
+	         routing);
+	log_msg(LOG_INFO, rp->run_id, "document %s: its copy under routing %s %s", q->id,
+	        d->routing ? d->routing : "(none)",
+	        "is on the shard of the rule's routing: written over, not deleted");
+	if (store_drift_set(rp->store, rp->run_id, &sd, DRIFT_SKIPPED, why))
+		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a duplicate kept");
+	qitem_free(d);
+	memmove(d, d + 1, (rp->del.n - at - 1) * sizeof(*d));
+	rp->del.n--;
+	return RC_OK;
+}
+
+/* The copy judged, moved: journaled as a duplicate of its document and
+ * deleted once the document's write where the rule places it was answered
+ * (repair_index), conditionally on what was judged (or read just now). */
+static RC_MUST_CHECK rcode
+defer_delete(struct repair *rp, const struct qitem *q, const struct got_copy *judged)
+{
+	struct qitem old = {.id = q->id,
+	                    .type = q->type,
+	                    .kind = DRIFT_DUPLICATE,
+	                    .index = q->index,
+	                    .routing = q->routing,
+	                    .docid = q->docid,
+	                    .version = -1,
+	                    .seq_no = q->seq_no,
+	                    .primary_term = q->primary_term};
+	struct store_drift d = qitem_drift(&old);
+
+	if (old.primary_term == 0) {
+		old.seq_no = judged->seq_no;
+		old.primary_term = judged->primary_term;
+	}
+	if (store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_PENDING,
+	                    "its routing is not the routing rule's: moved", NULL))
+		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
+	if (idvec_push(&rp->moved, &old))
+		return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+	return RC_OK;
+}
+
+/* Upsert mode: a partial update keeps the _routing of the copy it lands
+ * on, so the copy's _source (bytes as stored) is first put where the write
+ * lands, under the rule's routing (conditionally on the copy there, or
+ * created), and the update that follows merges into it as it would have
+ * into the old copy: fields only the index has (an enrichment job's) move
+ * with the document. *newer: refused as a conflict (written meanwhile). */
+static RC_MUST_CHECK rcode
+put_source(struct repair *rp, const struct qitem *q, const char *routing,
+           const struct got_copy *there, const struct got_copy *from, const char **newer)
+{
+	char *src = strndup(from->src, from->src_len);
 	int attempts = 0;
 	rcode rc;
 
-	*left = false;
-	old.kind = DRIFT_DUPLICATE;
-	d = qitem_drift(&old);
-	if (rp->cfg->write_mode == WRITE_UPSERT &&
-	    (rc = opensearch_get_source(rp->os, &src, &found, q->index, q->docid ? q->docid : q->id,
-	                                q->routing, rp->err))) {
-		buf_free(&src);
-		return rc;
-	}
-	if (store_drift_add(rp->store, rp->run_id, &d, -1, DRIFT_PENDING,
-	                    "its routing is not the routing rule's: moved", NULL)) {
-		buf_free(&src);
-		return rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a move");
-	}
-	/* repair_delete drains the sender: the delete is answered before the
-	 * copy is put back and before the write that follows is sent */
-	rc = repair_delete(rp, &old, 1, 0);
-	if (rc == RC_OK && old.primary_term > 0) {
-		/* the delete was conditional on the copy judged: still there, it
-		 * was refused (written since): the whole move is left to that
-		 * newer write, journaled with the delete's outcome */
-		struct buf still = {0};
-		bool there = false;
-		rc = opensearch_get_source(rp->os, &still, &there, q->index,
-		                           q->docid ? q->docid : q->id, q->routing, rp->err);
-		buf_free(&still);
-		if (rc == RC_OK && there) {
-			struct store_drift sd = qitem_drift(q);
-			*left = true;
-			log_msg(LOG_INFO, rp->run_id,
-			        "document %s: its copy changed after it was judged: not moved",
-			        q->id);
-			if (store_drift_set(rp->store, rp->run_id, &sd, DRIFT_SKIPPED,
-			                    "skipped_newer: the index copy changed after it was "
-			                    "judged: left to the newer write"))
-				rc = rerror_set(rp->err, RC_ERR_STORE,
-				                "journal: cannot record a skip");
-		}
-	}
+	*newer = NULL;
+	if (src == NULL)
+		return rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
 	/* one NDJSON line: a raw line break is only ever blank space in JSON */
-	for (size_t i = 0; found && i < src.len; i++)
-		if (src.data[i] == '\n' || src.data[i] == '\r')
-			src.data[i] = ' ';
-	if (rc == RC_OK && !*left && found && !q->docid) {
-		/* create: a copy a newer write put there meanwhile is kept */
-		struct bulk_doc put = {.action = BULK_CREATE,
-		                       .id = q->id,
-		                       .routing = routing,
-		                       .source = src.data,
-		                       .source_len = src.len,
-		                       .version = -1};
-		rc = opensearch_bulk_send(rp->os, &put, 1, &attempts, rp->stop, rp->err);
-		if (rc == RC_OK && (put.status < 200 || put.status >= 300))
-			log_msg(
-			    LOG_WARN, rp->run_id,
-			    "document %s: its copy could not be carried to routing %s (HTTP %d: "
-			    "%s): fields only the index had are not kept",
-			    q->id, routing, put.status, put.reason ? put.reason : "rejected");
-		bulk_docs_reset(&put, 1);
+	for (char *c = src; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	struct bulk_doc put = {.action = there->found ? BULK_INDEX : BULK_CREATE,
+	                       .id = q->docid ? q->docid : q->id,
+	                       .routing = routing,
+	                       .source = src,
+	                       .source_len = from->src_len,
+	                       .version = -1,
+	                       .if_seq_no = there->found ? there->seq_no : 0,
+	                       .if_primary_term = there->found ? there->primary_term : 0};
+	rc = opensearch_bulk_send(rp->os, &put, 1, &attempts, rp->stop, rp->err);
+	if (rc == RC_OK && put.newer)
+		*newer = "the copy where the routing rule places the document changed after it was "
+		         "read: left to the newer write";
+	else if (rc == RC_OK && (put.status < 200 || put.status >= 300))
+		log_msg(LOG_WARN, rp->run_id,
+		        "document %s: its copy could not be carried to routing %s (HTTP %d: %s): "
+		        "fields only the index had are not kept",
+		        q->id, routing, put.status, put.reason ? put.reason : "rejected");
+	bulk_docs_reset(&put, 1);
+	free(src);
+	return rc;
+}
+
+/* A stale copy under another routing than the rule's (another shard), or
+ * in an index other than the write index while its document has no copy
+ * where the rule places it: the document is written where the rule places
+ * it (routed: the batch's write, its condition set here) and the copy is
+ * deleted after that write was answered, never before (rp->moved): the
+ * document keeps a copy throughout (docs/ENGINE.md, "The routing rule").
+ * The shard where the write lands may already hold a copy of this _id (an
+ * _id is unique per shard, whatever its _routing), read right now:
+ *  - the copy judged itself (both routings lead to its shard): written
+ *    over, conditionally on what was judged; nothing deleted;
+ *  - a copy under another wrong routing (one of the document's own
+ *    duplicates, or one the pass did not see): written over, conditionally
+ *    on that copy, and no longer deleted as a duplicate;
+ *  - a copy under the rule's routing that the pass did not see: written
+ *    since, left to that newer write (a resumed run's guarded write
+ *    compares versions with it instead);
+ *  - none: created (one that appears meanwhile is kept).
+ * The copy judged changed since it was judged: the whole move is left to
+ * that newer write (*left). */
+static RC_MUST_CHECK rcode
+move_copy(struct repair *rp, const struct qitem *q, const char *routing, struct qitem *routed,
+          bool *left)
+{
+	struct buf resp = {0};
+	struct jt *tree = NULL;
+	struct got_copy there, judged;
+	const char *newer = NULL;
+	bool same, placed, drop_old = true;
+	rcode rc;
+
+	*left = false;
+	rc = move_look(rp, q, routing, &resp, &tree, &there, &judged);
+	if (rc)
+		goto out;
+	same = there.found && judged.found && same_text(there.index, judged.index) &&
+	       same_text(there.routing, judged.routing) && there.seq_no == judged.seq_no &&
+	       there.primary_term == judged.primary_term;
+	placed = there.found && !same && same_text(there.routing, routing);
+	if (q->primary_term > 0 && judged.found &&
+	    (judged.seq_no != q->seq_no || judged.primary_term != q->primary_term)) {
+		newer = "the index copy changed after it was judged: left to the newer write";
+		drop_old = false;
+	} else if (placed && !q->guard) {
+		newer = "a copy where the routing rule places the document was written after the "
+		        "pass read the index: left to that newer write";
+	} else if (there.found && !same && !placed) {
+		rc = absorb_duplicate(rp, q, &there, routing, &newer);
+		drop_old = newer == NULL;
 	}
-	buf_free(&src);
+	if (rc == RC_OK && newer == NULL && rp->cfg->write_mode == WRITE_UPSERT && !placed) {
+		const struct got_copy *from = judged.found ? &judged : &there;
+		if (from->src)
+			rc = put_source(rp, q, routing, &there, from, &newer);
+	}
+	/* the write: on the copy there (read just now), created where none is;
+	 * in upsert mode the update after the put is unconditional, as before */
+	routed->seq_no = there.found && rp->cfg->write_mode == WRITE_INDEX ? there.seq_no : 0;
+	routed->primary_term =
+	    there.found && rp->cfg->write_mode == WRITE_INDEX ? there.primary_term : 0;
+	routed->guard = q->guard && placed;
+	if (rc == RC_OK && newer) {
+		struct store_drift sd = qitem_drift(q);
+		char why[300];
+		*left = true;
+		snprintf(why, sizeof(why), "skipped_newer: %s", newer);
+		log_msg(LOG_INFO, rp->run_id, "document %s: not moved: %s", q->id, newer);
+		if (store_drift_set(rp->store, rp->run_id, &sd, DRIFT_SKIPPED, why))
+			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
+	}
+	if (rc == RC_OK && !same && drop_old && judged.found)
+		rc = defer_delete(rp, q, &judged);
+out:
+	jt_free(tree);
+	buf_free(&resp);
 	return rc;
 }
 
@@ -1157,7 +1498,7 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		 * the document where the routing rule says (the other order would
 		 * delete the fresh write in a one-shard index) */
 		bool left = false;
-		rc = move_copy(rp, q, routing, &left);
+		rc = move_copy(rp, q, routing, &routed, &left);
 		if (rc || left) {
 			free(routing);
 			return rc;
@@ -1344,6 +1685,11 @@ repair_index(struct repair *rp, const struct qitem *items, size_t n, int64_t res
 		            : "no longer in MongoDB"))
 			rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a skip");
 	}
+	/* the copies moved, now that their documents' writes were answered
+	 * (what stays pending here is found again by the next run) */
+	if (rc == RC_OK && !*rp->stop && rp->moved.n)
+		rc = repair_delete(rp, rp->moved.v, rp->moved.n, 0);
+	idvec_clear(&rp->moved);
 out:
 	free(found);
 	free(order);
@@ -1354,13 +1700,132 @@ out:
 	return rc;
 }
 
+/* Whether copy j of l is the one item q deletes. */
+static bool
+is_copy(const struct idlist *l, size_t j, const struct qitem *q)
+{
+	const char *index = idlist_index(l, j);
+
+	return strcmp(idlist_target(l, j), q->docid ? q->docid : q->id) == 0 &&
+	       (q->index == NULL || index == NULL || strcmp(index, q->index) == 0) &&
+	       same_text(idlist_routing(l, j), q->routing);
+}
+
+/* The first copy of key in l (in key order), or l->n. */
+static size_t
+first_of(const struct idlist *l, const char *key)
+{
+	size_t lo = 0, hi = l->n, len = strlen(key);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (diff_compare(idlist_id(l, mid), l->v[mid].id_len, key, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The safety net of duplicate deletes (the first rule: a document MongoDB
+ * holds is never deleted from the index), whatever order the repairs came
+ * in and whatever failed before: an extra copy is deleted only while
+ * another copy of its document is known to exist. The copies of the
+ * duplicates' ids are looked up now, after a refresh (a search sees the
+ * writes this run just made only then); of a document whose every copy
+ * would go, one is kept (*spare[i]), journaled skipped with why, not
+ * failed. *spare stays NULL when nothing is spared. */
+static RC_MUST_CHECK rcode
+spare_last_copies(struct repair *rp, const struct qitem *items, size_t n, bool **spare)
+{
+	const char **keys = calloc(n ? n : 1, sizeof(*keys));
+	size_t *at = calloc(n ? n : 1, sizeof(*at)), nk = 0, kept = 0;
+	bool *going = NULL, *sp = calloc(n ? n : 1, sizeof(*sp));
+	struct idlist l = {0};
+	rcode rc = keys && at && sp ? RC_OK : rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+
+	*spare = NULL;
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		if (items[i].kind == DRIFT_DUPLICATE)
+			keys[nk++] = items[i].id;
+	if (rc || nk == 0 || rp->keys == NULL)
+		goto out;
+	rc = opensearch_refresh(rp->os, rp->err);
+	if (rc == RC_OK)
+		rc = opensearch_lookup(rp->os, &l, rp->keys, keys, nk, rp->err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index: nothing to delete */
+		*rp->err = (struct rerror){0};
+		rc = RC_OK;
+		goto out;
+	}
+	if (rc == RC_OK && (going = calloc(l.n ? l.n : 1, sizeof(*going))) == NULL)
+		rc = rerror_set(rp->err, RC_ERR_NOMEM, "out of memory");
+	/* the copies the deletes would remove */
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		at[i] = l.n;
+		if (items[i].kind != DRIFT_DUPLICATE)
+			continue;
+		size_t len = strlen(items[i].id);
+		for (size_t j = first_of(&l, items[i].id);
+		     j < l.n &&
+		     diff_compare(idlist_id(&l, j), l.v[j].id_len, items[i].id, len) == 0;
+		     j++)
+			if (!going[j] && is_copy(&l, j, &items[i])) {
+				going[j] = true;
+				at[i] = j;
+				break;
+			}
+	}
+	/* a document left with none: the first of its copies asked for stays */
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		if (at[i] == l.n)
+			continue; /* not a duplicate, or its copy is gone already */
+		bool stays = false;
+		size_t len = strlen(items[i].id);
+		for (size_t j = first_of(&l, items[i].id);
+		     !stays && j < l.n &&
+		     diff_compare(idlist_id(&l, j), l.v[j].id_len, items[i].id, len) == 0;
+		     j++)
+			stays = !going[j];
+		if (stays)
+			continue;
+		struct store_drift d = qitem_drift(&items[i]);
+		sp[i] = true;
+		going[at[i]] = false;
+		kept++;
+		log_msg(LOG_WARN, rp->run_id,
+		        "document %s: its copy under routing %s is the only one left in the index: "
+		        "kept, not deleted",
+		        items[i].id, items[i].routing ? items[i].routing : "(none)");
+		if (store_drift_set(rp->store, rp->run_id, &d, DRIFT_SKIPPED,
+		                    "the only copy of its document left in the index: kept, not "
+		                    "deleted"))
+			rc =
+			    rerror_set(rp->err, RC_ERR_STORE, "journal: cannot record a copy kept");
+	}
+out:
+	if (rc == RC_OK && kept) {
+		*spare = sp;
+		sp = NULL;
+	}
+	idlist_free(&l);
+	free(keys);
+	free(at);
+	free(going);
+	free(sp);
+	return rc;
+}
+
 static RC_MUST_CHECK rcode
 repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t resend_no)
 {
 	struct batch b = {.action = BATCH_DELETE};
-	rcode rc = RC_OK;
+	bool *spare = NULL, empty;
+	rcode rc = spare_last_copies(rp, items, n, &spare);
 
 	for (size_t i = 0; rc == RC_OK && i < n && !*rp->stop; i++) {
+		if (spare && spare[i])
+			continue;
 		if ((rc = batch_add(&b, &items[i], NULL))) {
 			rc = rerror_set(rp->err, rc, "out of memory");
 			break;
@@ -1370,9 +1835,16 @@ repair_delete(struct repair *rp, const struct qitem *items, size_t n, int64_t re
 			batch_clear(&b);
 		}
 	}
+	empty = b.n == 0;
 	if (rc == RC_OK && !*rp->stop)
 		rc = flush_batch(rp, &b, resend_no);
 	rc = sender_drain(rp, rc);
+	/* a resumed batch whose every copy was kept: done as it is */
+	if (rc == RC_OK && !*rp->stop && resend_no > 0 && empty &&
+	    store_batch_commit(rp->store, rp->run_id, resend_no, BATCH_COMMITTED, 0, 0, 0, 0))
+		rc = rerror_set(rp->err, RC_ERR_STORE, "journal: cannot commit batch %" PRId64,
+		                resend_no);
+	free(spare);
 	batch_free(&b);
 	return rc;
 }

@@ -110,6 +110,9 @@ struct repair {
 	enum id_type cursor_type;
 	/* the queue: to index (missing, stale), to delete (orphan, duplicate) */
 	struct idvec fix, del;
+	/* copies moved under the routing rule's routing: deleted once their
+	 * document's write there was answered (repair.c, move_copy) */
+	struct idvec moved;
 	struct sender *sender; /* _bulk requests in flight (repair.c); owned */
 };
 

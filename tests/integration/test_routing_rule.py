@@ -213,4 +213,150 @@ def alias(env):
             env.os("DELETE", "/" + ix)
 
 
-run_all([routing_field, routing_field_index_mode, routing_script, single_by_content, alias], prefix="rr_")
+
+def counts(out):
+    """{name: n} of the run's summary line ("..., skipped_newer 0")."""
+    import re
+    line = [x for x in out.splitlines() if "completed:" in x]
+    return {k: int(v) for k, v in re.findall(r"([a-z_]+) (-?\d+)", line[-1] if line else "")}
+
+
+def shard_mates(env, index, shop, candidates):
+    """(far, near): a routing on another shard than shop's, and one other
+    than shop on the same shard (asked of the index, not assumed)."""
+    mine = shard_of(env, index, shop)
+    far = near = None
+    for c in candidates:
+        if c == shop:
+            continue
+        s = shard_of(env, index, c)
+        if s != mine and far is None:
+            far = c
+        if s == mine and near is None:
+            near = c
+    assert far and near, "no routing found on %s's shard and another" % shop
+    return far, near
+
+
+def two_wrong(env, upsert=True, **settings):
+    """QA19 F1/F2: copies under two wrong routings, one of them on the same
+    shard as the rule's (an _id is unique per shard, whatever its
+    _routing): the move of one copy must not be refused by the other (it
+    is the document's own duplicate, not a newer write), nor the document
+    end with no copy. Versions: both equal (w0-w2), the near copy newer
+    (w3-w5), the far copy newer (w6-w8). A field only the index has
+    (extra) stays in upsert mode."""
+    make_index(env, env.index)
+    cands = ["shop-%d" % i for i in range(64)]
+    docs, want = [], {}
+    for i in range(9):
+        idv, shop = "w%02d" % i, SHOPS[i % len(SHOPS)]
+        docs.append({"_id": idv, "shop_id": shop, "title": "new-" + idv, "updatedAt": date(NEW)})
+        want[idv] = shop
+        far, near = shard_mates(env, env.index, shop, cands)
+        v_near, v_far = [(NEW, NEW), (NEW, DATE0), (DATE0, NEW)][i // 3]
+        for routing, ms in ((far, v_far), (near, v_near)):
+            st, res = env.os("POST", "/%s/_bulk?refresh=true" % env.index, [
+                {"index": {"_id": idv, "routing": routing}},
+                {"mongo_id": idv, "shop_id": shop, "title": "old-" + idv, "extra": "e",
+                 "updatedAt": iso(ms)}], ndjson=True)
+            assert st == 200 and not res.get("errors"), res
+    before = copies(env, env.index)
+    assert all(len(before[k]) == 2 for k in want), before
+    env.mongo({"insert": "ads", "documents": docs})
+    r = env.run("check", **settings)
+    got = copies(env, env.index)
+    bad = {k: got.get(k) for k, shop in want.items()
+           if [(c[1], c[2]) for c in got.get(k, [])] != [(shop, iso(NEW))]}
+    n = counts(r.stdout)
+    check(r.returncode == 0 and not bad,
+          "%s: one copy each, under its rule's routing, after one check (%d; wrong: %s; %s)"
+          % (env.index, r.returncode, bad, r.stderr[-600:]))
+    check("failed" in n and n.get("skipped_newer", 0) == 0 and n["failed"] == 0,
+          "%s: no false skipped_newer, nothing failed (%s)" % (env.index, n))
+    lost = [k for k, shop in want.items() if not routed_get(env, env.index, k, shop)]
+    check(not lost, "%s: GET ?routing=<shop_id> finds every document (%s)" % (env.index, lost))
+    env.os("POST", "/%s/_refresh" % env.index)
+    st, res = env.os("POST", "/%s/_search" % env.index, {"size": 100})
+    srcs = {h["_id"]: h["_source"] for h in res["hits"]["hits"]}
+    stale = [k for k in want if srcs.get(k, {}).get("title") != "new-" + k]
+    check(not stale, "%s: every copy holds MongoDB's body (%s)" % (env.index, stale))
+    if upsert:
+        gone = [k for k in want if srcs.get(k, {}).get("extra") != "e"]
+        check(not gone, "%s: upsert keeps a field only the index had (%s)" % (env.index, gone))
+    for compare in ("version", "content"):
+        r = env.run("check", "--dry-run", RECONCILE_COMPARE=compare, **settings)
+        check(r.returncode == 0, "%s: the dry run after is clean (compare %s: %d %s)"
+              % (env.index, compare, r.returncode, r.stdout[-300:]))
+
+
+def two_wrong_upsert(env):
+    two_wrong(env, OPENSEARCH_ROUTING_FIELD="shop_id")
+
+
+def two_wrong_index(env):
+    two_wrong(env, upsert=False, OPENSEARCH_ROUTING_FIELD="shop_id",
+              RECONCILE_WRITE_MODE="index")
+
+
+def two_wrong_external(env):
+    two_wrong(env, upsert=False, OPENSEARCH_ROUTING_FIELD="shop_id",
+              RECONCILE_WRITE_MODE="index", OPENSEARCH_VERSION_TYPE="external_gte")
+
+
+LUA = ("function transform(doc)\n"
+       "  return {shop_id = doc.shop_id, title = doc.title,\n"
+       "          updatedAt = doc.updatedAt}, doc.shop_id\nend\n")
+
+
+def two_wrong_script_upsert(env):
+    two_wrong(env, RECONCILE_TRANSFORM=write(env, "shop.lua", LUA))
+
+
+def two_wrong_script_index(env):
+    two_wrong(env, upsert=False, RECONCILE_TRANSFORM=write(env, "shop.lua", LUA),
+              RECONCILE_WRITE_MODE="index")
+
+
+def last_copy(env, **settings):
+    """The first rule whatever fails: a document whose write the index
+    refuses (a field its mapping cannot take) while its copies are under
+    two wrong routings (both on other shards than the rule's) keeps a
+    copy: the move's write fails, and of the copies to delete the last one
+    left is kept (journaled, not failed)."""
+    make_index(env, env.index)
+    st, res = env.os("PUT", "/%s/_mapping" % env.index,
+                     {"properties": {"n": {"type": "integer"}}})
+    assert st == 200, res
+    shop, cands = SHOPS[0], ["shop-%d" % i for i in range(64)]
+    mine = shard_of(env, env.index, shop)
+    far = [c for c in cands if shard_of(env, env.index, c) != mine][:2]
+    for routing in far:
+        st, res = env.os("POST", "/%s/_bulk?refresh=true" % env.index, [
+            {"index": {"_id": "x0", "routing": routing}},
+            {"mongo_id": "x0", "shop_id": shop, "n": 1, "updatedAt": iso(DATE0)}],
+            ndjson=True)
+        assert st == 200 and not res.get("errors"), res
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "x0", "shop_id": shop, "n": "not a number", "updatedAt": date(NEW)}]})
+    r = env.run("check", OPENSEARCH_ROUTING_FIELD="shop_id", **settings)
+    got = copies(env, env.index).get("x0", [])
+    check(len(got) == 1 and counts(r.stdout).get("failed") == 1,
+          "%s: a document whose write fails keeps one copy (%s; %s)"
+          % (env.index, got, r.stderr[-600:]))
+    return r
+
+
+def last_copy_index(env):
+    r = last_copy(env, RECONCILE_WRITE_MODE="index")
+    check("the only one left in the index: kept" in r.stderr,
+          "index mode: the run says the last copy was kept (%s)" % r.stderr[-600:])
+
+
+def last_copy_upsert(env):
+    last_copy(env)
+
+
+run_all([routing_field, routing_field_index_mode, routing_script, single_by_content, alias,
+         two_wrong_upsert, two_wrong_index, two_wrong_external, two_wrong_script_upsert,
+         two_wrong_script_index, last_copy_index, last_copy_upsert], prefix="rr_")
