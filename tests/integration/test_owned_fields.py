@@ -98,6 +98,14 @@ def rename(mode):
               "%s: each names the field written and the leftover (%s)"
               % (mode, [got.get(i, {}).get("fields") for i in IDS]))
         check(sources(env)["a"].get("title") == "t-a", "%s: the dry run wrote nothing" % mode)
+        r = env.run("diff", "a", RECONCILE_TRANSFORM=t2, **owned)
+        d = json.loads(r.stdout) if r.returncode in (0, 1) else {}
+        check(r.returncode == 1 and d.get("state") == "stale" and
+              d.get("fields") == ["name", "-title"] and
+              d.get("patch") == [{"op": "add", "path": "/name", "value": "t-a"},
+                                 {"op": "remove", "path": "/title"}],
+              "%s: diff names the leftover and its patch removes it (%d, %s)"
+              % (mode, r.returncode, d or r.stderr[-300:]))
 
         r = env.run("check", RECONCILE_TRANSFORM=t2, **owned)
         run = env.last_run()
@@ -146,6 +154,11 @@ def not_said(env):
               "not said: %s warns naming the setting" % " ".join(args))
     check(sources(env)["a"].get("title") == "t-a" and sources(env)["a"].get("embedding"),
           "not said: nothing was removed")
+    r = env.run("diff", "c", RECONCILE_TRANSFORM=t2)
+    d = json.loads(r.stdout) if r.returncode in (0, 1) else {}
+    check(r.returncode == 1 and d.get("state") == "stale" and d.get("fields") == ["-title"] and
+          d.get("patch") == [{"op": "remove", "path": "/title"}],
+          "not said: diff shows the leftover (%d, %s)" % (r.returncode, d or r.stderr[-300:]))
     r = env.run("check", RECONCILE_TRANSFORM=t2, OPENSEARCH_INDEX_OWNED_FIELDS="embedding")
     check(r.returncode == 0, "not said: once said, the check repairs (%d)" % r.returncode)
     renamed("not said, then said", sources(env))
