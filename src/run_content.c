@@ -221,6 +221,42 @@ keep_leftovers(struct run *r, const struct idlist *m, size_t mk, const struct id
 	return RC_OK;
 }
 
+/* One copy found (src: its _source) against the body a repair writes:
+ * *field gets the fields that differ and its leftovers ("name,-title"),
+ * or stays NULL when it is in sync, or kept (keep_leftovers). names: a
+ * scratch buffer. */
+static RC_MUST_CHECK rcode
+judge_copy(struct run *r, const struct idlist *m, size_t mk, const struct idlist *osl, size_t ok,
+           const struct jt *src, const struct jt *body, char **field, struct buf *names,
+           struct rerror *err)
+{
+	bool said = owned_said(r->cfg->owned_fields);
+	size_t count = 0, left = 0;
+	rcode rc;
+
+	buf_reset(names);
+	rc = jt_diff_fields(names, CONTENT_FIELDS_MAX, &count, src, body,
+	                    r->cfg->write_mode == WRITE_UPSERT);
+	if (rc == RC_OK)
+		rc = owned_leftovers(names, CONTENT_FIELDS_MAX, &left, src, body,
+		                     r->cfg->owned_fields);
+	if (rc)
+		return rerror_set(err, rc, "out of memory");
+	if (count == 0 && left == 0)
+		return RC_OK;
+	r->content.differ++;
+	if (left) {
+		note_leftovers(&r->content, names->data);
+		/* without the setting, a check leaves them where they are */
+		r->content.kept += !said;
+	}
+	if (count == 0 && !said && !r->dry_run)
+		return keep_leftovers(r, m, mk, osl, ok, names->data, err);
+	if ((*field = strdup(names->data ? names->data : "")) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	return RC_OK;
+}
+
 /* One batch of pairs: bodies, one _mget of the copies, compared. */
 static RC_MUST_CHECK rcode
 content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, const size_t *mi,
@@ -297,35 +333,12 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 	for (size_t g = 0; rc == RC_OK && g < ng; g++) {
 		const struct jt *d = &docs->kids[g], *src = jt_get(d, "_source");
 		const struct jt *found = jt_get(d, "found");
-		size_t k = at[g], count = 0, left = 0;
+		size_t k = at[g];
 		/* gone since the scan: the next run sees it missing */
 		if (found == NULL || found->type != JT_TRUE)
 			continue;
 		r->content.pairs++;
-		buf_reset(&names);
-		rc = jt_diff_fields(&names, CONTENT_FIELDS_MAX, &count, src ? src : NULL, bodies[k],
-		                    r->cfg->write_mode == WRITE_UPSERT);
-		if (rc == RC_OK)
-			rc = owned_leftovers(&names, CONTENT_FIELDS_MAX, &left, src, bodies[k],
-			                     r->cfg->owned_fields);
-		if (rc == RC_OK && left)
-			note_leftovers(&r->content, names.data);
-		/* without the setting, a check leaves them where they are */
-		if (rc == RC_OK && left && !owned_said(r->cfg->owned_fields))
-			r->content.kept++;
-		if (rc == RC_OK && count == 0 && left && !r->dry_run &&
-		    !owned_said(r->cfg->owned_fields)) {
-			r->content.differ++;
-			rc = keep_leftovers(r, m, mi[k], osl, oi[k], names.data, err);
-			continue;
-		}
-		if (rc == RC_OK && (count || left)) {
-			r->content.differ++;
-			if ((fields[k] = strdup(names.data ? names.data : "")) == NULL)
-				rc = RC_ERR_NOMEM;
-		}
-		if (rc)
-			rc = rerror_set(err, rc, "out of memory");
+		rc = judge_copy(r, m, mi[k], osl, oi[k], src, bodies[k], &fields[k], &names, err);
 	}
 out:
 	for (size_t k = 0; bodies && k < n; k++)
