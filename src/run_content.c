@@ -221,6 +221,31 @@ keep_leftovers(struct run *r, const struct idlist *m, size_t mk, const struct id
 	return RC_OK;
 }
 
+/* The owned fields the _mget leaves out of every copy's _source (they are
+ * neither leftovers nor compared, and an embedding is most of a copy's
+ * bytes): those no body of the batch writes, and none that _source
+ * filtering would read as a pattern. */
+static RC_MUST_CHECK rcode
+content_excludes(char ***out, size_t *n, struct jt *const *bodies, size_t nb, const char *list)
+{
+	size_t keep = 0;
+	rcode rc = owned_names(out, n, list);
+
+	for (size_t i = 0; rc == RC_OK && i < *n; i++) {
+		char *name = (*out)[i];
+		bool written = strchr(name, '*') != NULL;
+		for (size_t k = 0; !written && k < nb; k++)
+			written = bodies[k] && jt_get(bodies[k], name) != NULL;
+		if (written)
+			free(name);
+		else
+			(*out)[keep++] = name;
+	}
+	if (rc == RC_OK)
+		*n = keep;
+	return rc;
+}
+
 /* One copy found (src: its _source) against the body a repair writes:
  * *field gets the fields that differ and its leftovers ("name,-title"),
  * or stays NULL when it is in sync, or kept (keep_leftovers). names: a
@@ -265,7 +290,8 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 {
 	struct jt **bodies = calloc(n, sizeof(*bodies)), *resp_tree = NULL;
 	struct os_get *gets = calloc(n, sizeof(*gets));
-	size_t *at = calloc(n, sizeof(*at)), ng = 0;
+	size_t *at = calloc(n, sizeof(*at)), ng = 0, n_exc = 0;
+	char **exc = NULL;
 	/* each body's text outlives its tree: the tree points into it */
 	struct buf *texts = calloc(n, sizeof(*texts)), resp = {0}, names = {0};
 	rcode rc = bodies && gets && at && texts ? RC_OK : RC_ERR_NOMEM;
@@ -306,14 +332,18 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 		                           .routing = idlist_routing(osl, oi[k])};
 		at[ng++] = k;
 	}
+	if (rc == RC_OK && ng)
+		rc = content_excludes(&exc, &n_exc, bodies, n, r->cfg->owned_fields);
 	if (rc) {
 		rc = rerror_set(err, rc, "out of memory");
 		goto out;
 	}
 	if (ng == 0)
 		goto out;
-	/* the whole _source: leftovers are among its top-level names */
-	rc = opensearch_mget(r->os, &resp, gets, ng, NULL, 0, err);
+	/* the whole _source but the index's own fields: leftovers are among
+	 * its top-level names */
+	rc =
+	    opensearch_mget_excluding(r->os, &resp, gets, ng, (const char *const *)exc, n_exc, err);
 	if (rc)
 		goto out;
 	r->content.mget_requests++;
@@ -350,6 +380,7 @@ out:
 	free(gets);
 	free(at);
 	jt_free(resp_tree);
+	owned_names_free(exc, n_exc);
 	buf_free(&resp);
 	buf_free(&names);
 	return rc;

@@ -16,6 +16,7 @@ import datetime
 import http.client
 import http.server
 import json
+import re
 import threading
 import urllib.parse
 
@@ -198,12 +199,28 @@ def content_no_transform(env):
           % (r.returncode, sorted(src.items())[:2]))
     r = env.run("check", "--dry-run", **settings)
     check(r.returncode == 0, "content: then a dry run is clean (%d)" % r.returncode)
+    owned_read = source_bytes(env, env.last_run()["id"])
     # none: the index owns no field
     r = env.run("check", "--dry-run", RECONCILE_COMPARE="content",
                 OPENSEARCH_INDEX_OWNED_FIELDS="none")
     got = rows(env, env.last_run()["id"])
     check(r.returncode == 1 and got.get("a", {}).get("fields") == "-embedding" and "c" not in got,
           "content: none makes the embedding a leftover (%d, %s)" % (r.returncode, got))
+    all_read = source_bytes(env, env.last_run()["id"])
+    check(0 < owned_read < all_read,
+          "content: the compare does not read the owned field (%d < %d bytes of _source)"
+          % (owned_read, all_read))
+
+
+def source_bytes(env, run_id):
+    """The bytes of _source a run's content compare read (its event)."""
+    with env.journal() as db:
+        for (detail,) in db.execute("SELECT detail FROM run_events WHERE run_id = ? AND "
+                                    "event = 'content'", (run_id,)):
+            m = re.search(r"and (\d+) bytes of _source", detail or "")
+            if m:
+                return int(m.group(1))
+    return -1
 
 
 class Proxy:
