@@ -1017,6 +1017,33 @@ flush_if_full(struct repair *rp, struct batch *b, size_t more)
 static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *items, size_t n,
                                          int64_t resend_no);
 
+/* A moved copy's owned fields (its old _source in src) added to body, the
+ * write that takes its place. */
+static RC_MUST_CHECK rcode
+carry_moved(struct repair *rp, struct buf *body, const struct buf *src)
+{
+	struct jt *tree = NULL;
+	struct buf out = {0};
+	struct rerror perr = {0};
+	size_t n = 0;
+	rcode rc = jt_parse(&tree, src->data ? src->data : "", src->len, &perr);
+
+	if (rc == RC_ERR_INVALID) { /* not JSON: nothing to carry */
+		log_msg(LOG_WARN, rp->run_id, "a moved copy's _source: %s", perr.message);
+		return RC_OK;
+	}
+	if (rc == RC_OK)
+		rc = owned_carry(&out, &n, body->data, body->len, tree, rp->cfg->owned_fields);
+	if (rc == RC_OK) {
+		buf_free(body);
+		*body = out;
+		out = (struct buf){0};
+	}
+	jt_free(tree);
+	buf_free(&out);
+	return rc ? rerror_set(rp->err, rc, "out of memory") : RC_OK;
+}
+
 /* Deletes a stale copy that a rewrite will not overwrite (another routing):
  * journaled as a duplicate of its document, in a batch of its own. In
  * upsert mode the copy's _source is first read (bytes as stored) and put
@@ -1024,10 +1051,15 @@ static RC_MUST_CHECK rcode repair_delete(struct repair *rp, const struct qitem *
  * follows merges into it as it would have into the old copy: fields only
  * the index has (an enrichment job's embeddings) move with the document.
  * The delete comes first because both routings may lead to one shard,
- * where the copy put back is the same document. */
+ * where the copy put back is the same document. With
+ * OPENSEARCH_INDEX_OWNED_FIELDS (either mode) nothing is put back: the
+ * owned fields are read from the old copy and added to body, the write that
+ * follows, so the copy's leftovers do not move with it. */
 static RC_MUST_CHECK rcode
-move_copy(struct repair *rp, const struct qitem *q, const char *routing, bool *left)
+move_copy(struct repair *rp, const struct qitem *q, const char *routing, struct buf *body,
+          bool *left)
 {
+	bool carry = owned_said(rp->cfg->owned_fields);
 	struct qitem old = *q;
 	struct store_drift d;
 	struct buf src = {0};
@@ -1038,7 +1070,7 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing, bool *l
 	*left = false;
 	old.kind = DRIFT_DUPLICATE;
 	d = qitem_drift(&old);
-	if (rp->cfg->write_mode == WRITE_UPSERT &&
+	if ((rp->cfg->write_mode == WRITE_UPSERT || carry) &&
 	    (rc = opensearch_get_source(rp->os, &src, &found, q->index, q->docid ? q->docid : q->id,
 	                                q->routing, rp->err))) {
 		buf_free(&src);
@@ -1078,7 +1110,9 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing, bool *l
 	for (size_t i = 0; found && i < src.len; i++)
 		if (src.data[i] == '\n' || src.data[i] == '\r')
 			src.data[i] = ' ';
-	if (rc == RC_OK && !*left && found && !q->docid) {
+	if (rc == RC_OK && !*left && found && carry) {
+		rc = carry_moved(rp, body, &src);
+	} else if (rc == RC_OK && !*left && found && !q->docid) {
 		/* create: a copy a newer write put there meanwhile is kept */
 		struct bulk_doc put = {.action = BULK_CREATE,
 		                       .id = q->id,
@@ -1250,7 +1284,7 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		 * the document where the routing rule says (the other order would
 		 * delete the fresh write in a one-shard index) */
 		bool left = false;
-		rc = move_copy(rp, q, routing, &left);
+		rc = move_copy(rp, q, routing, json, &left);
 		if (rc || left) {
 			free(routing);
 			return rc;

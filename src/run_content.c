@@ -6,7 +6,8 @@
  * copy's _source, one _mget per CONTENT_BATCH pairs, on the fields the
  * body has (jtree.h), and on the fields the copy has that the body does not
  * write (leftovers, owned.h: a renamed field's old name). The whole _source
- * is read: its top-level names are what leftovers are found among. A copy
+ * is read, less the fields OPENSEARCH_INDEX_OWNED_FIELDS names: its
+ * top-level names are what leftovers are found among. A copy
  * whose only difference is leftovers is kept, reported, by a check without
  * OPENSEARCH_INDEX_OWNED_FIELDS: nothing says they are not an enrichment
  * job's, and a guess would lose them. What it cost is said once, at the end

@@ -223,6 +223,45 @@ def source_bytes(env, run_id):
     return -1
 
 
+def moved(mode):
+    """A copy whose routing the new transform changes is moved: its owned
+    field goes with it, its leftovers do not."""
+    def case(env):
+        st, body = env.os("PUT", "/" + env.index, {
+            "settings": {"number_of_shards": 3, "number_of_replicas": 0},
+            "mappings": {"properties": {"mongo_id": {"type": "keyword"},
+                                        "updatedAt": {"type": "date"},
+                                        "embedding": {"type": "float"}}}})
+        assert st == 200, body
+        owned = dict(OPENSEARCH_INDEX_OWNED_FIELDS="embedding", RECONCILE_WRITE_MODE=mode)
+        env.mongo({"insert": "ads", "documents": [
+            {"_id": i, "title": "t-" + i, "shard": "s-" + i, "updatedAt": date(DATE0)}
+            for i in IDS]})
+        assert env.run("check", RECONCILE_TRANSFORM=write(env, "t1.lua", T1),
+                       **owned).returncode == 0
+        enrich(env)
+        t3 = write(env, "t3.lua", "function transform(doc)\n  return {name = doc.title, "
+                   "updatedAt = doc.updatedAt}, doc.shard\nend\n")
+        r = env.run("check", RECONCILE_TRANSFORM=t3, **owned)
+        env.refresh()
+        st, res = env.os("POST", "/%s/_search" % env.index, {"size": 100})
+        got = {}
+        for h in res["hits"]["hits"]:
+            got.setdefault(h["_id"], []).append((h.get("_routing"), h["_source"]))
+        bad = {i: c for i, c in got.items()
+               if len(c) != 1 or c[0][0] != "s-" + i or "title" in c[0][1] or
+               c[0][1].get("name") != "t-" + i or c[0][1].get("embedding") != EMB.get(i)}
+        check(r.returncode == 0 and len(got) == len(IDS) and not bad,
+              "%s moved: one copy each under its new routing, name not title, the embedding "
+              "moved with it (%d, %s, %s)" % (mode, r.returncode, sorted(bad.items())[:2],
+                                               r.stderr[-300:]))
+        r = env.run("check", "--dry-run", RECONCILE_TRANSFORM=t3, RECONCILE_COMPARE="content",
+                    **owned)
+        check(r.returncode == 0, "%s moved: then a content dry run is clean (%d, %s)"
+              % (mode, r.returncode, r.stdout[-300:]))
+    return case
+
+
 class Proxy:
     """Forwards to the real node; holds the first _bulk until release()."""
 
@@ -314,5 +353,6 @@ def live_writer(mode):
 
 run_all([("rename_upsert", rename("upsert")), ("rename_index", rename("index")),
          not_said, content_no_transform,
+         ("moved_upsert", moved("upsert")), ("moved_index", moved("index")),
          ("live_upsert", live_writer("upsert")), ("live_index", live_writer("index"))],
         prefix="owned_")
