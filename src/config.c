@@ -264,6 +264,13 @@ static const struct cfg_entry cfg_table[] = {
         WORDS({"upsert", WRITE_UPSERT}, {"index", WRITE_INDEX}),
         "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
         "the index has survive) or index (the whole copy replaced: an exact mirror)"),
+    FIELDS_SETTING(
+        "OPENSEARCH_INDEX_OWNED_FIELDS", owned_fields, CFG_MIRROR | CFG_RUN, "",
+        "top-level fields only the index writes, kept by every repair (e.g. "
+        "image_embedding,image_phash: an enrichment job's); any other field a copy holds and "
+        "the transform does not write is a leftover, stale content a check removes; none = the "
+        "index owns no field; empty = not said: leftovers are reported, never removed "
+        "(docs/TRANSFORM.md)"),
     ENUM_SETTING(
         "OPENSEARCH_VERSION_TYPE", version_type, CFG_MIRROR | CFG_RUN, "internal",
         WORDS({"internal", VERSION_INTERNAL}, {"external_gte", VERSION_EXTERNAL_GTE}),

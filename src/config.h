@@ -84,6 +84,9 @@ struct config {
 	int64_t transform_max_consecutive_errors; /* the run stops after so many; 0 never */
 	char *routing_field; /* OPENSEARCH_ROUTING_FIELD: comma list; "" = none */
 	int write_mode;      /* enum write_mode */
+	/* OPENSEARCH_INDEX_OWNED_FIELDS: comma list of the top-level fields only
+	 * the index writes; "" = not said (leftovers kept), "none" = no field */
+	char *owned_fields;
 	int version_type;    /* enum version_type */
 	char *pipeline;      /* OPENSEARCH_PIPELINE: ingest pipeline; "" = none */
 	int64_t concurrency; /* global: runs of different mirrors the service runs at once */

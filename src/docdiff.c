@@ -9,7 +9,9 @@
  * The index side is every copy of the id whatever its routing or backing
  * index (opensearch_copies), read as text with jtree so numbers stay exact.
  * The comparison is the content compare's (jtree.h): on the fields the body
- * has; fields only the copy has (embeddings, ...) are not looked at.
+ * has, and on the copy's leftovers (owned.h): top-level fields the body does
+ * not write that OPENSEARCH_INDEX_OWNED_FIELDS does not name (a field the
+ * transform renamed), named "-name" in "fields" and removed by the patch.
  *
  * Nothing secret is in the answer: documents, the copy, names of indices.
  */
@@ -20,6 +22,7 @@
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "owned.h"
 #include "transform.h"
 
 #include <stdlib.h>
@@ -234,6 +237,28 @@ index_side(struct sides *s, struct rerror *err)
 	return RC_OK;
 }
 
+/* The i-th member of the copy's _source is a leftover: the body does not
+ * write it, the index does not own it (and it is the first of its name). */
+static bool
+leftover_at(const struct sides *s, size_t i)
+{
+	const struct jt *c = &s->src->kids[i];
+
+	if (jt_get(s->btree, c->key) || jt_get(s->src, c->key) != c ||
+	    owned_has(s->cfg->owned_fields, c->key, c->key_len))
+		return false;
+	return true;
+}
+
+static bool
+has_leftovers(const struct sides *s)
+{
+	for (size_t i = 0; s->src && s->src->type == JT_OBJECT && i < s->src->n; i++)
+		if (leftover_at(s, i))
+			return true;
+	return false;
+}
+
 static enum docdiff_state
 sides_state(const struct sides *s)
 {
@@ -247,7 +272,8 @@ sides_state(const struct sides *s)
 		return s->copy ? DOCDIFF_ORPHAN : DOCDIFF_EXCLUDED;
 	if (s->copy == NULL)
 		return DOCDIFF_MISSING;
-	return jt_same_fields(s->src, s->btree, s->upsert) ? DOCDIFF_IN_SYNC : DOCDIFF_STALE;
+	return jt_same_fields(s->src, s->btree, s->upsert) && !has_leftovers(s) ? DOCDIFF_IN_SYNC
+	                                                                        : DOCDIFF_STALE;
 }
 
 /* The answer's "index": the copy kept, or null. */
@@ -278,11 +304,13 @@ copy_json(struct buf *out, const struct sides *s)
 	return rc;
 }
 
-/* The answer's "fields" (the body's fields the copy does not hold alike)
- * and "patch", or nulls without a body. */
+/* The answer's "fields" (the body's fields the copy does not hold alike,
+ * then the copy's leftovers as "-name") and "patch", or nulls without a
+ * body. */
 static RC_MUST_CHECK rcode
 fields_json(struct buf *out, const struct sides *s)
 {
+	struct buf name = {0};
 	bool first = true;
 	rcode rc;
 
@@ -298,10 +326,45 @@ fields_json(struct buf *out, const struct sides *s)
 		if (rc == RC_OK)
 			rc = doc_json_string(out, mb->key, mb->key_len);
 	}
+	/* the leftovers, "-name" */
+	for (size_t i = 0; rc == RC_OK && s->src && s->src->type == JT_OBJECT && i < s->src->n;
+	     i++) {
+		if (!leftover_at(s, i))
+			continue;
+		buf_reset(&name);
+		rc = buf_puts(&name, "-");
+		if (rc == RC_OK)
+			rc = buf_append(&name, s->src->kids[i].key, s->src->kids[i].key_len);
+		if (rc == RC_OK)
+			rc = buf_puts(out, first ? "" : ",");
+		first = false;
+		if (rc == RC_OK)
+			rc = doc_json_string(out, name.data, name.len);
+	}
 	if (rc == RC_OK)
 		rc = buf_puts(out, "],\"patch\":");
 	if (rc == RC_OK)
 		rc = jt_patch(out, s->src, s->btree, s->upsert);
+	/* and their removal, before the patch's closing bracket */
+	for (size_t i = 0; rc == RC_OK && s->src && s->src->type == JT_OBJECT && i < s->src->n;
+	     i++) {
+		if (!leftover_at(s, i))
+			continue;
+		out->len--; /* the "]" */
+		buf_reset(&name);
+		rc = buf_puts(&name, "/");
+		if (rc == RC_OK)
+			rc = jt_pointer_token(&name, s->src->kids[i].key, s->src->kids[i].key_len);
+		if (rc == RC_OK)
+			rc = buf_puts(out, out->data[out->len - 1] == '['
+			                       ? "{\"op\":\"remove\",\"path\":"
+			                       : ",{\"op\":\"remove\",\"path\":");
+		if (rc == RC_OK)
+			rc = doc_json_string(out, name.data, name.len);
+		if (rc == RC_OK)
+			rc = buf_puts(out, "}]");
+	}
+	buf_free(&name);
 	return rc;
 }
 

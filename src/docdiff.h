@@ -2,7 +2,8 @@
  * docdiff.h: one document's diff (`reconciler diff ID`, GET
  * /api/mirrors/{m}/docs/{id}/diff): what a repair would write for the
  * MongoDB document (after the mirror's transform), the index copy, and the
- * difference as a JSON Patch (RFC 6902) on the fields the transform writes.
+ * difference as a JSON Patch (RFC 6902) on the fields the transform writes
+ * and the leftover fields it no longer writes.
  * docs/API.md has the answer's shape.
  */
 #ifndef RECONCILER_DOCDIFF_H
@@ -16,7 +17,8 @@
  * table, docdiff.c). */
 enum docdiff_state {
 	DOCDIFF_IN_SYNC,  /* the copy holds what a repair would write */
-	DOCDIFF_STALE,    /* the copy differs on fields the transform writes */
+	DOCDIFF_STALE,    /* the copy differs on fields the transform writes, or holds
+	                     leftovers (owned.h) */
 	DOCDIFF_MISSING,  /* in MongoDB (and in the index's share), no copy */
 	DOCDIFF_ORPHAN,   /* a copy, and no MongoDB document it belongs to */
 	DOCDIFF_CONFLICT, /* two MongoDB documents whose ids have this text */

@@ -1417,6 +1417,55 @@ opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *do
 }
 
 rcode
+opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct os_get *docs,
+                          size_t n, const char *const *excludes, size_t n_exc, struct rerror *err)
+{
+	struct buf body = {0}, src = {0};
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	rcode rc = buf_puts(&src, n_exc ? "{\"excludes\":[" : "true");
+
+	for (size_t i = 0; rc == RC_OK && i < n_exc; i++) {
+		if (i)
+			rc = buf_puts(&src, ",");
+		if (rc == RC_OK)
+			rc = doc_json_string(&src, excludes[i], strlen(excludes[i]));
+	}
+	if (rc == RC_OK && n_exc)
+		rc = buf_puts(&src, "]}");
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "{\"docs\":[");
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		rc = buf_puts(&body, i ? ",{\"_id\":" : "{\"_id\":");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, docs[i].id, strlen(docs[i].id));
+		if (rc == RC_OK && docs[i].index) {
+			rc = buf_puts(&body, ",\"_index\":");
+			if (rc == RC_OK)
+				rc = doc_json_string(&body, docs[i].index, strlen(docs[i].index));
+		}
+		if (rc == RC_OK && docs[i].routing) {
+			rc = buf_puts(&body, ",\"routing\":");
+			if (rc == RC_OK)
+				rc = doc_json_string(&body, docs[i].routing,
+				                     strlen(docs[i].routing));
+		}
+		if (rc == RC_OK)
+			rc = buf_printf(&body, ",\"_source\":%s}", src.data);
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}");
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else {
+		snprintf(path, sizeof(path), "%s/_mget", os->index_path);
+		rc = request_raw(os, resp, "POST", path, &body, err);
+	}
+	buf_free(&body);
+	buf_free(&src);
+	return rc;
+}
+
+rcode
 opensearch_copies(struct opensearch *os, struct buf *resp, const char *id_field, const char *id,
                   struct rerror *err)
 {

@@ -157,6 +157,15 @@ struct os_get {
 RC_MUST_CHECK rcode opensearch_mget(struct opensearch *os, struct buf *resp,
                                     const struct os_get *docs, size_t n,
                                     const char *const *includes, size_t n_inc, struct rerror *err);
+/* As opensearch_mget, each copy's whole _source less the top-level fields
+ * named in excludes (n_exc of them; 0: the whole _source): the content
+ * compare reads every top-level name but the index's own fields (an
+ * embedding's floats). A name is an exact field name here, never a
+ * pattern: the caller leaves out names with '*'. */
+RC_MUST_CHECK rcode opensearch_mget_excluding(struct opensearch *os, struct buf *resp,
+                                              const struct os_get *docs, size_t n,
+                                              const char *const *excludes, size_t n_exc,
+                                              struct rerror *err);
 /* Every copy of one id whatever its routing or backing index (an ids
  * query on _id, or a term on id_field when it is not empty), at most 100,
  * with _source, _index and _routing: the raw search answer in resp.

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "owned.h"
 #include "transform.h"
 #include "util.h"
 
@@ -58,7 +59,8 @@ qitem_copy(struct qitem *dst, const struct qitem *src)
 	                      .gone = src->gone,
 	                      .write_default_index = src->write_default_index,
 	                      .left_by_transform = src->left_by_transform,
-	                      .misplaced = src->misplaced};
+	                      .misplaced = src->misplaced,
+	                      .replace = src->replace};
 	dst->id = strdup(src->id);
 	dst->read_version = src->read_version ? strdup(src->read_version) : NULL;
 	dst->index = src->index ? strdup(src->index) : NULL;
@@ -992,6 +994,95 @@ journal_missing(struct repair *rp, const struct store_drift *d, size_t n)
 	return rc;
 }
 
+/* Whether q's write replaces the copy judged (owned.h): a stale copy the
+ * pass read, written where it was found, not from a resumed batch (those
+ * are looked up at the send, guard_writes, and updated as before). */
+static bool
+replaces(const struct qitem *q)
+{
+	return q->kind == DRIFT_STALE && q->primary_term > 0 && !q->guard &&
+	       !q->write_default_index;
+}
+
+/* With OPENSEARCH_INDEX_OWNED_FIELDS: a stale copy is replaced whole, so
+ * the fields the transform no longer writes go, and its body carries the
+ * owned fields' values as the copy holds them, read now in one _mget (a
+ * copy written since it was judged fails the write's condition: left to
+ * that write). An update could not drop a field; a script could, but
+ * clusters without Painless exist. */
+static RC_MUST_CHECK rcode
+carry_owned(struct repair *rp, struct batch *b)
+{
+	struct os_get *gets = calloc(b->n ? b->n : 1, sizeof(*gets));
+	size_t *at = calloc(b->n ? b->n : 1, sizeof(*at)), ng = 0, nn = 0, carried = 0;
+	char **names = NULL;
+	struct buf resp = {0}, src = {0};
+	struct jt *tree = NULL;
+	const struct jt *docs = NULL;
+	rcode rc = gets && at ? owned_names(&names, &nn, rp->cfg->owned_fields) : RC_ERR_NOMEM;
+
+	for (size_t i = 0; rc == RC_OK && i < b->n; i++) {
+		struct qitem *q = &b->items[i];
+		if (!(q->replace = replaces(q)) || nn == 0)
+			continue;
+		gets[ng] = (struct os_get){
+		    .index = q->index, .id = q->docid ? q->docid : q->id, .routing = q->routing};
+		at[ng++] = i;
+	}
+	if (rc) {
+		rc = rerror_set(rp->err, rc, "out of memory");
+		goto out;
+	}
+	if (ng == 0)
+		goto out;
+	rc = opensearch_mget(rp->os, &resp, gets, ng, (const char *const *)names, nn, rp->err);
+	if (rc == RC_OK && jt_parse(&tree, resp.data ? resp.data : "", resp.len, rp->err))
+		rc = rerror_set(rp->err, RC_ERR_OPENSEARCH, "opensearch _mget: %s",
+		                rp->err->message);
+	docs = rc == RC_OK ? jt_get(tree, "docs") : NULL;
+	if (rc == RC_OK && (docs == NULL || docs->type != JT_ARRAY || docs->n != ng))
+		rc =
+		    rerror_set(rp->err, RC_ERR_OPENSEARCH,
+		               "opensearch _mget: the answer does not have the %zu docs asked", ng);
+	/* the bodies again, each asked copy's owned fields added */
+	for (size_t i = 0, g = 0; rc == RC_OK && i < b->n; i++) {
+		const struct jt *copy = NULL;
+		size_t off = src.len, n = 0;
+		if (g < ng && at[g] == i) {
+			const struct jt *d = &docs->kids[g++], *found = jt_get(d, "found");
+			if (found && found->type == JT_TRUE)
+				copy = jt_get(d, "_source");
+		}
+		rc = copy ? owned_carry(&src, &n, b->src.data + b->off[i], b->len[i], copy,
+		                        rp->cfg->owned_fields)
+		          : buf_append(&src, b->src.data + b->off[i], b->len[i]);
+		carried += n;
+		b->off[i] = off;
+		b->len[i] = src.len - off;
+		if (rc)
+			rc = rerror_set(rp->err, rc, "out of memory");
+	}
+	if (rc == RC_OK) {
+		b->bytes += src.len - b->src.len;
+		buf_free(&b->src);
+		b->src = src;
+		src = (struct buf){0};
+		log_msg(
+		    LOG_DEBUG, rp->run_id,
+		    "%zu stale copies replaced with %zu fields of OPENSEARCH_INDEX_OWNED_FIELDS "
+		    "carried",
+		    ng, carried);
+	}
+out:
+	free(gets);
+	free(at);
+	owned_names_free(names, nn);
+	buf_free(&resp);
+	buf_free(&src);
+	jt_free(tree);
+	return rc;
+}
+
 /* Journals b as pending (with its ids) and hands it to the sender; b comes
  * back empty (a recycled batch). When every slot is taken, the oldest
  * batch is committed first. batch_no > 0 re-sends that journaled batch
@@ -1008,6 +1099,8 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		return RC_OK;
 	if (!rp->pipeline_asked && rp->cfg->write_mode == WRITE_UPSERT && action != BATCH_DELETE &&
 	    (rc = ask_index_pipeline(rp)))
+		return rc;
+	if (action == BATCH_INDEX && owned_said(rp->cfg->owned_fields) && (rc = carry_owned(rp, b)))
 		return rc;
 	if ((rc = sender_get(rp, &s)))
 		return rc;
@@ -1051,7 +1144,7 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 		f->rows[i] = qitem_drift(q);
 		/* a copy is acted on by its own _id where that is not its key */
 		f->docs[i] =
-		    (struct bulk_doc){.action = op,
+		    (struct bulk_doc){.action = q->replace ? BULK_INDEX : op,
 		                      .id = q->docid ? q->docid : q->id,
 		                      .index = q->write_default_index ? NULL : q->index,
 		                      .routing = q->write_routing ? q->write_routing : q->routing,
@@ -1270,6 +1363,33 @@ put_source(struct repair *rp, const struct qitem *q, const char *routing,
 	return rc;
 }
 
+/* A moved copy's owned fields (its _source as stored: src_len bytes at src) added to body, the
+ * write that takes its place. */
+static RC_MUST_CHECK rcode
+carry_moved(struct repair *rp, struct buf *body, const char *src, size_t src_len)
+{
+	struct jt *tree = NULL;
+	struct buf out = {0};
+	struct rerror perr = {0};
+	size_t n = 0;
+	rcode rc = jt_parse(&tree, src, src_len, &perr);
+
+	if (rc == RC_ERR_INVALID) { /* not JSON: nothing to carry */
+		log_msg(LOG_WARN, rp->run_id, "a moved copy's _source: %s", perr.message);
+		return RC_OK;
+	}
+	if (rc == RC_OK)
+		rc = owned_carry(&out, &n, body->data, body->len, tree, rp->cfg->owned_fields);
+	if (rc == RC_OK) {
+		buf_free(body);
+		*body = out;
+		out = (struct buf){0};
+	}
+	jt_free(tree);
+	buf_free(&out);
+	return rc ? rerror_set(rp->err, rc, "out of memory") : RC_OK;
+}
+
 /* A stale copy under another routing than the rule's (another shard), or
  * in an index other than the write index while its document has no copy
  * where the rule places it: the document is written where the rule places
@@ -1291,7 +1411,7 @@ put_source(struct repair *rp, const struct qitem *q, const char *routing,
  * that newer write (*left). */
 static RC_MUST_CHECK rcode
 move_copy(struct repair *rp, const struct qitem *q, const char *routing, struct qitem *routed,
-          bool *left)
+          struct buf *body, bool *left)
 {
 	struct buf resp = {0};
 	struct jt *tree = NULL;
@@ -1319,8 +1439,14 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing, struct 
 		rc = absorb_duplicate(rp, q, &there, routing, &newer);
 		drop_old = newer == NULL;
 	}
-	if (rc == RC_OK && newer == NULL && rp->cfg->write_mode == WRITE_UPSERT && !placed) {
-		const struct got_copy *from = judged.found ? &judged : &there;
+	const struct got_copy *from = judged.found ? &judged : &there;
+	if (rc == RC_OK && newer == NULL && owned_said(rp->cfg->owned_fields)) {
+		/* OPENSEARCH_INDEX_OWNED_FIELDS (either mode): nothing is put
+		 * back; the owned fields of the copy moved join the write that
+		 * follows, so its leftovers do not move with it */
+		if (from->src)
+			rc = carry_moved(rp, body, from->src, from->src_len);
+	} else if (rc == RC_OK && newer == NULL && rp->cfg->write_mode == WRITE_UPSERT && !placed) {
 		if (from->src)
 			rc = put_source(rp, q, routing, &there, from, &newer);
 	}
@@ -1498,7 +1624,7 @@ batch_add_doc(struct repair *rp, struct batch *b, struct buf *json, const bson_t
 		 * the document where the routing rule says (the other order would
 		 * delete the fresh write in a one-shard index) */
 		bool left = false;
-		rc = move_copy(rp, q, routing, &routed, &left);
+		rc = move_copy(rp, q, routing, &routed, json, &left);
 		if (rc || left) {
 			free(routing);
 			return rc;

@@ -61,6 +61,10 @@ struct qitem {
 	 * (DRIFT_REASON_MISPLACED): the copy moves there even when its routing
 	 * is the rule's (it is in another backing index than the write index) */
 	bool misplaced;
+	/* a stale copy replaced whole (an index action, conditional on the copy
+	 * judged) carrying the fields OPENSEARCH_INDEX_OWNED_FIELDS names, read
+	 * from the copy: its leftovers go (docs/TRANSFORM.md). Set at the send */
+	bool replace;
 };
 
 struct idvec {

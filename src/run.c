@@ -883,13 +883,15 @@ content_for_transform(struct run *r)
 
 /* After a completed run: the digest of the transform every copy now
  * matches, when the run compared them all (a content pass) or wrote them
- * all into an empty index, and left none behind (nothing kept or failed;
- * a dry run: nothing found). */
+ * all into an empty index, and left none behind (nothing kept or failed,
+ * no leftover fields left, no copy left to a newer write, which was not
+ * compared; a dry run: nothing found). */
 static void
 record_digest(struct run *r, const struct engine_result *res, enum run_status status)
 {
 	bool all = (r->content.on && r->pass_done) || (r->full_write && r->kind == RUN_CHECK);
-	bool clean = res->failed == 0 && res->orphans_kept == 0 &&
+	bool clean = res->failed == 0 && res->orphans_kept == 0 && r->content.kept == 0 &&
+	             res->skipped_newer == 0 &&
 	             (!r->dry_run || res->missing + res->stale + res->orphans == 0);
 
 	if (status != RUN_COMPLETED || !all || !clean)

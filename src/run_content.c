@@ -4,12 +4,20 @@
  * (the stash), so its pairs are compared without a second query: what a
  * repair would write (the transform's body, or the raw copy) against the
  * copy's _source, one _mget per CONTENT_BATCH pairs, on the fields the
- * body has (jtree.h). What it cost is said once, at the end of the pass.
+ * body has (jtree.h), and on the fields the copy has that the body does not
+ * write (leftovers, owned.h: a renamed field's old name). The whole _source
+ * is read, less the fields OPENSEARCH_INDEX_OWNED_FIELDS names: its
+ * top-level names are what leftovers are found among. A copy
+ * whose only difference is leftovers is kept, reported, by a check without
+ * OPENSEARCH_INDEX_OWNED_FIELDS: nothing says they are not an enrichment
+ * job's, and a guess would lose them. What it cost is said once, at the end
+ * of the pass, with a warning naming the leftovers.
  */
 #include "run_int.h"
 
 #include "jtree.h"
 #include "log.h"
+#include "owned.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,8 +81,6 @@ content_stash_free(struct content *c)
 
 /* Pairs compared per _mget. */
 #define CONTENT_BATCH 500
-/* Most distinct top-level names asked of _source; past it, the whole. */
-#define CONTENT_MAX_INCLUDES 256
 /* Bytes of a stale row's field list (then ",..."). */
 #define CONTENT_FIELDS_MAX 200
 
@@ -162,38 +168,118 @@ content_body(struct run *r, struct jt **out, bool *left, char **routing, struct 
 	return rc;
 }
 
-/* The distinct top-level names of the bodies, for _source filtering; n
- * 0 (the whole _source) when there are too many or a name that source
- * filtering reads as a pattern or a path. */
-static RC_MUST_CHECK rcode
-content_includes(const char ***out, size_t *n, struct jt *const *bodies, size_t nb)
+/* Adds the leftovers of one copy (names: "-a,-b", maybe ending ",...",
+ * after the fields that differ) to the distinct names the warning gives,
+ * while they fit. */
+static void
+note_leftovers(struct content *c, const char *names)
 {
-	const char **v = malloc(CONTENT_MAX_INCLUDES * sizeof(*v));
+	const char *at = names;
 
-	*n = 0;
-	*out = v;
-	if (v == NULL)
-		return RC_ERR_NOMEM;
-	for (size_t i = 0; i < nb; i++) {
-		for (size_t k = 0; bodies[i] && k < bodies[i]->n; k++) {
-			const struct jt *m = &bodies[i]->kids[k];
-			size_t j = 0;
-			if (m->key_len == 0 || strlen(m->key) != m->key_len ||
-			    strpbrk(m->key, "*.,") != NULL) {
-				*n = 0;
-				return RC_OK;
-			}
-			while (j < *n && strcmp(v[j], m->key))
-				j++;
-			if (j < *n)
-				continue;
-			if (*n == CONTENT_MAX_INCLUDES) {
-				*n = 0;
-				return RC_OK;
-			}
-			v[(*n)++] = m->key;
+	c->leftover++;
+	while (*at) {
+		size_t n = strcspn(at, ","), have = strlen(c->leftover_names);
+		const char *item = at, *hay = c->leftover_names;
+		bool known = false;
+		at += at[n] ? n + 1 : n;
+		if (n == 3 && memcmp(item, "...", 3) == 0)
+			c->leftover_cut = true;
+		if (*item != '-' || n < 2)
+			continue; /* a field that differs, or the cut */
+		while (*hay && !known) {
+			size_t hn = strcspn(hay, ",");
+			known = hn == n - 1 && memcmp(hay, item + 1, n - 1) == 0;
+			hay += hay[hn] ? hn + 1 : hn;
 		}
+		if (!known && have + n + 1 >= sizeof(c->leftover_names))
+			c->leftover_cut = true;
+		else if (!known)
+			snprintf(c->leftover_names + have, sizeof(c->leftover_names) - have,
+			         "%s%.*s", have ? "," : "", (int)(n - 1), item + 1);
 	}
+}
+
+/* A copy whose only difference is leftovers, in a check without
+ * OPENSEARCH_INDEX_OWNED_FIELDS: journaled stale and reported (kept), not
+ * written, and not given to the pass, which would queue its repair. */
+static RC_MUST_CHECK rcode
+keep_leftovers(struct run *r, const struct idlist *m, size_t mk, const struct idlist *osl,
+               size_t ok, const char *names, struct rerror *err)
+{
+	struct store_drift_row row = {
+	    .d = {.doc_id = idlist_id(m, mk),
+	          .id_type = doc_id_type_name((enum id_type)m->v[mk].type),
+	          .kind = DRIFT_STALE,
+	          .os_index = idlist_index(osl, ok),
+	          .routing = idlist_routing(osl, ok)},
+	    .state = DRIFT_REPORTED,
+	    .error = "kept: the copy holds fields the transform does not write (-name), and "
+	             "OPENSEARCH_INDEX_OWNED_FIELDS does not say which fields are the index's own",
+	    .fields = names};
+
+	if (store_drift_record(r->store, r->id, &row, 1))
+		return rerror_set(err, RC_ERR_STORE, "journal: cannot record drift");
+	return RC_OK;
+}
+
+/* The owned fields the _mget leaves out of every copy's _source (they are
+ * neither leftovers nor compared, and an embedding is most of a copy's
+ * bytes): those no body of the batch writes, and none that _source
+ * filtering would read as a pattern. */
+static RC_MUST_CHECK rcode
+content_excludes(char ***out, size_t *n, struct jt *const *bodies, size_t nb, const char *list)
+{
+	size_t keep = 0;
+	rcode rc = owned_names(out, n, list);
+
+	for (size_t i = 0; rc == RC_OK && i < *n; i++) {
+		char *name = (*out)[i];
+		bool written = strchr(name, '*') != NULL;
+		for (size_t k = 0; !written && k < nb; k++)
+			written = bodies[k] && jt_get(bodies[k], name) != NULL;
+		if (written)
+			free(name);
+		else
+			(*out)[keep++] = name;
+	}
+	if (rc == RC_OK)
+		*n = keep;
+	return rc;
+}
+
+/* One copy found (src: its _source) against the body a repair writes:
+ * *field gets the fields that differ and its leftovers ("name,-title"),
+ * or stays NULL when it is in sync, or kept (keep_leftovers). names: a
+ * scratch buffer. */
+static RC_MUST_CHECK rcode
+judge_copy(struct run *r, const struct idlist *m, size_t mk, const struct idlist *osl, size_t ok,
+           const struct jt *src, const struct jt *body, char **field, struct buf *names,
+           struct rerror *err)
+{
+	bool said = owned_said(r->cfg->owned_fields);
+	size_t count = 0, left = 0;
+	rcode rc;
+
+	buf_reset(names);
+	rc = jt_diff_fields(names, CONTENT_FIELDS_MAX, &count, src, body,
+	                    r->cfg->write_mode == WRITE_UPSERT);
+	if (rc == RC_OK)
+		rc = owned_leftovers(names, CONTENT_FIELDS_MAX, &left, src, body,
+		                     r->cfg->owned_fields);
+	if (rc)
+		return rerror_set(err, rc, "out of memory");
+	if (count == 0 && left == 0)
+		return RC_OK;
+	r->content.differ++;
+	if (left) {
+		note_leftovers(&r->content, names->data);
+		/* without the setting, a check leaves them where they are */
+		r->content.kept += !said;
+	}
+	if (count == 0 && !said && !r->dry_run)
+		return keep_leftovers(r, m, mk, osl, ok, names->data, err);
+	if ((*field = strdup(names->data ? names->data : "")) == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	return RC_OK;
 }
 
@@ -205,8 +291,8 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 {
 	struct jt **bodies = calloc(n, sizeof(*bodies)), *resp_tree = NULL;
 	struct os_get *gets = calloc(n, sizeof(*gets));
-	size_t *at = calloc(n, sizeof(*at)), ng = 0, n_inc = 0;
-	const char **inc = NULL;
+	size_t *at = calloc(n, sizeof(*at)), ng = 0, n_exc = 0;
+	char **exc = NULL;
 	/* each body's text outlives its tree: the tree points into it */
 	struct buf *texts = calloc(n, sizeof(*texts)), resp = {0}, names = {0};
 	rcode rc = bodies && gets && at && texts ? RC_OK : RC_ERR_NOMEM;
@@ -247,15 +333,18 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 		                           .routing = idlist_routing(osl, oi[k])};
 		at[ng++] = k;
 	}
-	if (rc == RC_OK)
-		rc = content_includes(&inc, &n_inc, bodies, n);
+	if (rc == RC_OK && ng)
+		rc = content_excludes(&exc, &n_exc, bodies, n, r->cfg->owned_fields);
 	if (rc) {
 		rc = rerror_set(err, rc, "out of memory");
 		goto out;
 	}
 	if (ng == 0)
 		goto out;
-	rc = opensearch_mget(r->os, &resp, gets, ng, inc, n_inc, err);
+	/* the whole _source but the index's own fields: leftovers are among
+	 * its top-level names */
+	rc =
+	    opensearch_mget_excluding(r->os, &resp, gets, ng, (const char *const *)exc, n_exc, err);
 	if (rc)
 		goto out;
 	r->content.mget_requests++;
@@ -275,21 +364,12 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 	for (size_t g = 0; rc == RC_OK && g < ng; g++) {
 		const struct jt *d = &docs->kids[g], *src = jt_get(d, "_source");
 		const struct jt *found = jt_get(d, "found");
-		size_t k = at[g], count = 0;
+		size_t k = at[g];
 		/* gone since the scan: the next run sees it missing */
 		if (found == NULL || found->type != JT_TRUE)
 			continue;
 		r->content.pairs++;
-		buf_reset(&names);
-		rc = jt_diff_fields(&names, CONTENT_FIELDS_MAX, &count, src ? src : NULL, bodies[k],
-		                    r->cfg->write_mode == WRITE_UPSERT);
-		if (rc == RC_OK && count) {
-			r->content.differ++;
-			if ((fields[k] = strdup(names.data ? names.data : "")) == NULL)
-				rc = RC_ERR_NOMEM;
-		}
-		if (rc)
-			rc = rerror_set(err, rc, "out of memory");
+		rc = judge_copy(r, m, mi[k], osl, oi[k], src, bodies[k], &fields[k], &names, err);
 	}
 out:
 	for (size_t k = 0; bodies && k < n; k++)
@@ -300,8 +380,8 @@ out:
 	free(bodies);
 	free(gets);
 	free(at);
-	free(inc);
 	jt_free(resp_tree);
+	owned_names_free(exc, n_exc);
 	buf_free(&resp);
 	buf_free(&names);
 	return rc;
@@ -331,25 +411,64 @@ content_differs(void *ctx, const struct idlist *m, const struct idlist *osl, con
 	return rc;
 }
 
+/* Copies holding leftovers, said once at the end of the pass: a warning
+ * while nothing says which fields are the index's own (they are kept), else
+ * what the repairs do with them. */
+static void
+leftovers_report(struct run *r)
+{
+	const struct content *c = &r->content;
+	bool said = owned_said(r->cfg->owned_fields);
+	char msg[900];
+
+	if (c->leftover == 0)
+		return;
+	if (!said)
+		snprintf(msg, sizeof(msg),
+		         "%" PRId64 " cop%s hold%s fields the transform does not write (%s%s): "
+		         "stale, and %s, because OPENSEARCH_INDEX_OWNED_FIELDS does not say which "
+		         "fields only the index writes (an enrichment job's): name those there (or "
+		         "none) and a check removes the others",
+		         c->leftover, c->leftover == 1 ? "y" : "ies", c->leftover == 1 ? "s" : "",
+		         c->leftover_names, c->leftover_cut ? ", ..." : "",
+		         r->dry_run ? "a check leaves these fields where they are"
+		                    : "these fields stay (a copy that differs in nothing else is "
+		                      "reported, not written)");
+	else
+		snprintf(msg, sizeof(msg),
+		         "%" PRId64 " cop%s hold%s fields the transform does not write and "
+		         "OPENSEARCH_INDEX_OWNED_FIELDS does not name (%s): %s",
+		         c->leftover, c->leftover == 1 ? "y" : "ies", c->leftover == 1 ? "s" : "",
+		         c->leftover_names,
+		         r->dry_run ? "a check replaces them without those, keeping the fields it "
+		                      "names"
+		                    : "replaced without those, keeping the fields it names");
+	log_msg(said ? LOG_INFO : LOG_WARN, r->id, "%s", msg);
+	if (store_event(r->store, r->id, said ? "content" : "warning", msg))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+}
+
 /* What comparing by content cost, said once at the end of the pass. */
 void
 content_report(struct run *r)
 {
 	const struct content *c = &r->content;
-	char msg[400];
+	char msg[500];
 
 	if (!c->on)
 		return;
 	snprintf(
 	    msg, sizeof(msg),
 	    "content compare%s: %" PRId64 " copies compared, %" PRId64 " differ, %" PRId64
+	    " hold leftover fields (%" PRId64 " left as they are), %" PRId64
 	    " of documents the transform leaves out, %" PRId64 " not convertible; read %" PRId64
 	    " bytes of MongoDB documents and %" PRId64 " bytes of _source in %" PRId64
 	    " _mget requests; %" PRId64 " ms transforming, reading copies and comparing",
 	    c->for_transform ? " (the transform changed since a run last compared every copy)" : "",
-	    c->pairs, c->differ, c->left_out, c->unconverted, c->mongo_bytes, c->mget_bytes,
-	    c->mget_requests, c->ms);
+	    c->pairs, c->differ, c->leftover, c->kept, c->left_out, c->unconverted, c->mongo_bytes,
+	    c->mget_bytes, c->mget_requests, c->ms);
 	log_msg(LOG_INFO, r->id, "%s", msg);
 	if (store_event(r->store, r->id, "content", msg))
 		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+	leftovers_report(r);
 }

@@ -48,6 +48,13 @@ struct content {
 	int64_t pairs, differ, unconverted, unconverted_in_row, mget_requests, mget_bytes,
 	    mongo_bytes, ms;
 	int64_t left_out; /* copies of documents the transform leaves out */
+	/* copies holding leftovers (fields the body does not write, the index
+	 * does not own: owned.h); those kept as they are (a check without
+	 * OPENSEARCH_INDEX_OWNED_FIELDS: reported, not written); and the
+	 * leftovers' distinct names, comma-separated, for the warning */
+	int64_t leftover, kept;
+	char leftover_names[200];
+	bool leftover_cut; /* some names did not fit */
 	/* on for this run only: the transform changed since a run last compared
 	 * every copy with it (RECONCILE_COMPARE=version, run.c) */
 	bool for_transform;

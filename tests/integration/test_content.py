@@ -8,7 +8,7 @@ arrays of objects with arrays, nested objects, nulls and unicode, are
 indexed the way a repair does (a first `check`). Thirty copies are then
 rewritten with other texts of the same content (key order, 7.0 for 7,
 1e-1 for 0.1, the same instant at +02:00, \\u escapes) and an embedding
-only the index has: not stale. Seven copies get one real difference each:
+only the index has (OPENSEARCH_INDEX_OWNED_FIELDS): not stale. Seven copies get one real difference each:
 exactly those are stale, with the differing field journaled. (FerretDB 1.x
 refuses arrays directly inside arrays, so arrays nest through objects.)
 """
@@ -121,7 +121,7 @@ def load(env):
 
 def content_scenario():
     env = Env("content", RECONCILE_VERSION_FIELD="", RECONCILE_COMPARE="content",
-              RECONCILE_CHUNK_SIZE=1000)
+              RECONCILE_CHUNK_SIZE=1000, OPENSEARCH_INDEX_OWNED_FIELDS="image_embedding")
     try:
         env.create_index()
         load(env)
@@ -215,7 +215,8 @@ def content_scenario():
 
 def diff_scenario():
     env = Env("diff", RECONCILE_VERSION_FIELD="", RECONCILE_COMPARE="content",
-              RECONCILE_FIELDS="title,price,tags,x/y~z")
+              RECONCILE_FIELDS="title,price,tags,x/y~z",
+              OPENSEARCH_INDEX_OWNED_FIELDS="image_embedding")
     try:
         env.create_index()
         env.mongo({"insert": "ads", "documents": [

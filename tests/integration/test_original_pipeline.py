@@ -264,7 +264,9 @@ def main():
 
         settings = dict(RECONCILE_TRANSFORM=SCRIPT, RECONCILE_WRITE_MODE="upsert",
                         RECONCILE_FILTER=FILTER, RECONCILE_VERSION_FIELD="scraped_at",
-                        RECONCILE_ORPHANS="delete", OPENSEARCH_INDEX=alias)
+                        RECONCILE_ORPHANS="delete", OPENSEARCH_INDEX=alias,
+                        # the enrichment job's: kept (docs/TRANSFORM.md)
+                        OPENSEARCH_INDEX_OWNED_FIELDS="image_embedding,image_phash")
 
         r = env.run("check", "--dry-run", **settings)
         run = env.last_run()
