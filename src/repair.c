@@ -317,6 +317,8 @@ struct flight {
 	struct rerror err;
 	enum flight_state state;
 	bool guard;         /* some writes are conditioned on a lookup right before the send */
+	bool guarded;       /* that lookup is done (guard_writes, maybe with an earlier batch) */
+	bool guarding;      /* a worker is looking it up with its own batch: not to be taken */
 	bool plain_updates; /* rp->plain_updates when it was queued */
 };
 
@@ -327,12 +329,13 @@ struct sender {
 	int started;
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
-	/* n + 1 slots; from head, count batches in order: answered ones
-	 * waiting to be committed, sending ones, queued ones. The one slot more
-	 * than workers lets the next batch be queued before the oldest is
-	 * committed, so a worker starts it while the journal commits: the
-	 * index never waits for the journal (nor for the next batch's reading
-	 * and converting, which run while a batch is sent) */
+	/* n + GUARD_GROUP_MAX slots; from head, count batches in order:
+	 * answered ones waiting to be committed, sending ones, queued ones. A
+	 * slot more than workers lets the next batch be queued before the
+	 * oldest is committed, so a worker starts it while the journal
+	 * commits: the index never waits for the journal (nor for the next
+	 * batch's reading and converting, which run while a batch is sent);
+	 * the others let one lookup guard several queued batches */
 	struct flight *ring;
 	size_t slots, head, count;
 	volatile int *stop;
@@ -354,27 +357,51 @@ struct worker_arg {
  * search. A copy holding a newer version than the one read is left to
  * that newer write (decided, not sent); the others are written
  * conditionally on the copy found (if_seq_no), or created where there is
- * none. Runs on the sender's thread, right before the _bulk. */
+ * none. Runs on the sender's thread before the _bulk, for the batch about
+ * to be sent and the guarded batches queued behind it (fl[0..nf), at most
+ * GUARD_GROUP_IDS writes in all): one search of up to 1,000 ids costs
+ * about a third of ten searches of 100 (docs/PERFORMANCE.md), and a write
+ * that lands between the lookup and a later batch's send is still refused
+ * by its if_seq_no (counted skipped_newer, as any newer write). Errors go
+ * to fl[0]'s err; fl[1..] are marked guarded only on success. */
+#define GUARD_GROUP_IDS 1000
+#define GUARD_GROUP_MAX 10 /* batches */
 static RC_MUST_CHECK rcode
-guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
+guard_writes(struct sender *s, struct opensearch *os, struct flight *const *fl, size_t nf)
 {
-	struct os_cond *c = calloc(f->b.n, sizeof(*c));
-	size_t *at = calloc(f->b.n, sizeof(*at)), m = 0;
-	rcode rc = c && at ? RC_OK : rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+	size_t total = 0, m = 0;
+	struct os_cond *c;
+	struct bulk_doc **at;
+	const struct qitem **qs;
+	bool *plain; /* per write: its batch sends plain updates (no condition) */
+	rcode rc = RC_OK;
 
-	for (size_t i = 0; rc == RC_OK && i < f->b.n; i++) {
-		struct bulk_doc *d = &f->docs[i];
-		if (!f->b.items[i].guard || d->decided || d->action == BULK_DELETE)
-			continue;
-		c[m] = (struct os_cond){
-		    .key = f->b.items[i].id, .id = d->id, .index = d->index, .routing = d->routing};
-		at[m++] = i;
-	}
+	for (size_t g = 0; g < nf; g++)
+		total += fl[g]->b.n;
+	c = calloc(total ? total : 1, sizeof(*c));
+	at = calloc(total ? total : 1, sizeof(*at));
+	qs = calloc(total ? total : 1, sizeof(*qs));
+	plain = calloc(total ? total : 1, sizeof(*plain));
+	if (c == NULL || at == NULL || qs == NULL || plain == NULL)
+		rc = rerror_set(&fl[0]->err, RC_ERR_NOMEM, "out of memory");
+	for (size_t g = 0; rc == RC_OK && g < nf; g++)
+		for (size_t i = 0; i < fl[g]->b.n; i++) {
+			struct bulk_doc *d = &fl[g]->docs[i];
+			if (!fl[g]->b.items[i].guard || d->decided || d->action == BULK_DELETE)
+				continue;
+			c[m] = (struct os_cond){.key = fl[g]->b.items[i].id,
+			                        .id = d->id,
+			                        .index = d->index,
+			                        .routing = d->routing};
+			qs[m] = &fl[g]->b.items[i];
+			plain[m] = fl[g]->plain_updates;
+			at[m++] = d;
+		}
 	if (rc == RC_OK && m)
-		rc = opensearch_conditions(os, c, m, s->keys, s->write_index, false, &f->err);
+		rc = opensearch_conditions(os, c, m, s->keys, s->write_index, false, &fl[0]->err);
 	for (size_t k = 0; rc == RC_OK && k < m; k++) {
-		struct bulk_doc *d = &f->docs[at[k]];
-		const char *read = f->b.items[at[k]].read_version;
+		struct bulk_doc *d = at[k];
+		const char *read = qs[k]->read_version;
 		if (!c[k].found) {
 			d->action = BULK_CREATE; /* one that appears meanwhile is not replaced */
 			continue;
@@ -388,16 +415,20 @@ guard_writes(struct sender *s, struct opensearch *os, struct flight *f)
 			d->decided = d->newer = true;
 			d->status = 409;
 			if ((d->reason = strdup(why)) == NULL)
-				rc = rerror_set(&f->err, RC_ERR_NOMEM, "out of memory");
+				rc = rerror_set(&fl[0]->err, RC_ERR_NOMEM, "out of memory");
 			continue;
 		}
-		if (!(f->plain_updates && d->action == BULK_UPDATE)) {
+		if (!(plain[k] && d->action == BULK_UPDATE)) {
 			d->if_seq_no = c[k].seq_no;
 			d->if_primary_term = c[k].primary_term;
 		}
 	}
+	for (size_t g = 0; rc == RC_OK && g < nf; g++)
+		fl[g]->guarded = true;
 	free(c);
 	free(at);
+	free(qs);
+	free(plain);
 	return rc;
 }
 
@@ -671,7 +702,7 @@ sender_worker(void *arg)
 		struct flight *f = NULL;
 		for (size_t k = 0; k < s->count && f == NULL; k++) {
 			struct flight *c = &s->ring[(s->head + k) % s->slots];
-			if (c->state == FL_QUEUED)
+			if (c->state == FL_QUEUED && !c->guarding)
 				f = c;
 		}
 		if (f == NULL) {
@@ -679,11 +710,32 @@ sender_worker(void *arg)
 			continue;
 		}
 		f->state = FL_SENDING;
+		/* the guarded batches queued behind it are looked up with it */
+		struct flight *grp[GUARD_GROUP_MAX];
+		size_t ng = 0, ids = f->b.n;
+		grp[ng++] = f;
+		for (size_t k = 0; f->guard && !f->guarded && k < s->count && ng < GUARD_GROUP_MAX;
+		     k++) {
+			struct flight *c = &s->ring[(s->head + k) % s->slots];
+			if (c->state != FL_QUEUED || c->guarding || !c->guard || c->guarded ||
+			    ids + c->b.n > GUARD_GROUP_IDS)
+				continue;
+			c->guarding = true;
+			ids += c->b.n;
+			grp[ng++] = c;
+		}
 		pthread_mutex_unlock(&s->mu);
 		f->t0 = util_mono_ms();
 		f->err = (struct rerror){0};
 		f->attempts = 0;
-		f->rc = f->guard ? guard_writes(s, os, f) : RC_OK;
+		f->rc = f->guard && !f->guarded ? guard_writes(s, os, grp, ng) : RC_OK;
+		if (ng > 1) {
+			pthread_mutex_lock(&s->mu);
+			for (size_t k = 1; k < ng; k++)
+				grp[k]->guarding = false;
+			pthread_cond_broadcast(&s->work);
+			pthread_mutex_unlock(&s->mu);
+		}
 		if (f->rc == RC_OK)
 			f->rc = opensearch_bulk_send(os, f->docs, f->b.n, &f->attempts, s->stop,
 			                             &f->err);
@@ -750,7 +802,8 @@ sender_get(struct repair *rp, struct sender **out)
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	s->n = n;
-	s->slots = (size_t)n + 1;
+	/* n + 1, and room for the guarded batches one lookup covers */
+	s->slots = (size_t)n + GUARD_GROUP_MAX;
 	s->stop = rp->stop;
 	s->cfg = rp->cfg;
 	s->keys = rp->keys;
@@ -1137,7 +1190,7 @@ flush_batch(struct repair *rp, struct batch *b, int64_t batch_no)
 	 * as the update it stands for would not (docs/ENGINE.md) */
 	const char *pipeline =
 	    *rp->cfg->pipeline && rp->cfg->write_mode == WRITE_INDEX ? rp->cfg->pipeline : NULL;
-	f->guard = false;
+	f->guard = f->guarded = f->guarding = false;
 	f->plain_updates = rp->plain_updates;
 	for (size_t i = 0; i < f->b.n; i++) {
 		const struct qitem *q = &f->b.items[i];
