@@ -84,13 +84,26 @@ put_search(struct opensearch *os, struct buf *b, const char *field, const char *
 	return rc;
 }
 
-/* Why one search failed, short: its error object as text. */
+/* Why one search failed, short: its first root cause ("type: reason"),
+ * else its error object as text. */
 static char *
 search_error(const cJSON *resp)
 {
 	cJSON *e = cJSON_GetObjectItem(resp, "error");
-	char *text = e ? cJSON_PrintUnformatted(e) : NULL;
+	cJSON *root = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "root_cause"), 0);
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(root, "type"));
+	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(root, "reason"));
+	char *text;
 
+	if (type && reason) {
+		struct buf b = {0};
+		if (buf_printf(&b, "%.100s: %.400s", type, reason)) {
+			buf_free(&b);
+			return NULL;
+		}
+		return b.data;
+	}
+	text = e ? cJSON_PrintUnformatted(e) : NULL;
 	if (text && strlen(text) > 600)
 		strcpy(text + 597, "...");
 	return text;
