@@ -282,10 +282,21 @@ f_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64
 /* Range summaries (RECONCILE_VERIFY) of the next run(): the index's side
  * computed here from the array, as the script computes it. */
 static struct {
-	bool on;
+	bool on, fallback;
 	size_t range;
-	int asked; /* ranges asked of the fake */
+	int asked;     /* ranges asked of the fake */
+	int merged;    /* on_verify_merge calls */
+	char why[200]; /* the last one's */
 } sums;
+
+static rcode
+f_verify_merge(void *ctx, const char *why, struct rerror *err)
+{
+	(void)ctx, (void)err;
+	sums.merged++;
+	snprintf(sums.why, sizeof(sums.why), "%s", why);
+	return RC_OK;
+}
 
 static rcode
 f_index_summaries(void *ctx, struct summary_range *r, size_t n, struct rerror *err)
@@ -364,6 +375,8 @@ run(struct world *w, const struct mdoc *m, size_t nm, const struct odoc *o, size
 	if (sums.on) {
 		opts.summaries = true;
 		opts.range_size = sums.range;
+		opts.summaries_fallback = sums.fallback;
+		io.on_verify_merge = f_verify_merge;
 		io.index_summaries = f_index_summaries;
 		io.index_range = f_index_range;
 	}
@@ -828,6 +841,43 @@ test_summaries_random(void)
 	}
 }
 
+/* auto: when more than a fifth of the first 50 ranges differ, the rest of
+ * the pass merges (said once), and finds the same drift. */
+static void
+test_summaries_fallback(void)
+{
+	static char text[120][8];
+	struct mdoc m[120];
+	struct odoc o[120];
+	struct world w;
+	char want[8192], got[8192];
+
+	for (int i = 0; i < 120; i++) {
+		snprintf(text[i], sizeof(text[i]), "k%03d", i);
+		m[i] = (struct mdoc){text[i], ID_STRING, "2"};
+		/* every third copy is stale */
+		o[i] = (struct odoc){text[i], i % 3 ? "2" : "1", NULL, NULL, NULL};
+	}
+	sums.on = false;
+	sorted_words(want, sizeof(want), run(&w, m, 120, o, 120, 10, NULL));
+	sums.on = sums.fallback = true;
+	sums.range = 2;
+	sums.merged = 0;
+	sorted_words(got, sizeof(got), run(&w, m, 120, o, 120, 10, NULL));
+	CHECK(strcmp(want, got) == 0);
+	CHECK(sums.merged == 1 && strstr(sums.why, "of the first 50 key ranges differ") != NULL);
+	/* chunks of 5 ranges: the 10th reaches 50 and is merged whole, like
+	 * the rest: 9 chunks' ranges counted */
+	CHECK(w.stats.ranges_summarized + w.stats.ranges_descended == 45);
+	/* summary (no fallback): every range summarized or streamed */
+	sums.fallback = false;
+	sums.merged = 0;
+	sorted_words(got, sizeof(got), run(&w, m, 120, o, 120, 10, NULL));
+	CHECK(strcmp(want, got) == 0 && sums.merged == 0 &&
+	      w.stats.ranges_summarized + w.stats.ranges_descended == 61);
+	sums.on = false;
+}
+
 int
 main(void)
 {
@@ -845,5 +895,6 @@ main(void)
 	test_filter();
 	test_summaries();
 	test_summaries_random();
+	test_summaries_fallback();
 	return check_done("test_pass");
 }
