@@ -131,6 +131,7 @@ struct run {
 	/* RECONCILE_VERIFY (setup_verify): the pass verifies by range
 	 * summaries; the version field's type in the index ("" unknown) */
 	bool verify_summary;
+	bool summary_failed_said; /* a range's search failed: logged once a run */
 	char version_type[32];
 };
 

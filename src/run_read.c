@@ -146,9 +146,12 @@ read_index_summaries(void *ctx, struct summary_range *rg, size_t n, struct rerro
 
 	read_summary_keys(r, &k);
 	rc = opensearch_summaries(r->os, rg, n, &k, &failed, err);
-	if (rc == RC_OK && failed)
-		log_msg(LOG_WARN, r->id, "a range summary failed (the range is streamed): %s",
+	if (rc == RC_OK && failed && !r->summary_failed_said) {
+		r->summary_failed_said = true;
+		log_msg(LOG_WARN, r->id,
+		        "a range's summary failed (such ranges are streamed; said once): %s",
 		        failed);
+	}
 	free(failed);
 	return rc;
 }
