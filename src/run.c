@@ -266,11 +266,13 @@ pass_diff(struct run *r)
 	                     .index_summaries = read_index_summaries,
 	                     .index_range = read_index_range,
 	                     .on_verify_merge = read_verify_merge};
+	/* RECONCILE_VERIFY: summaries where the mirror qualifies (a targeted
+	 * run looks its ids up) */
 	rcode rc = r->kind == RUN_IDS ? RC_OK : setup_verify(r);
 
+	o.summaries = r->verify_summary;
 	/* by content, the stream reads whole documents: the chunk's are at
 	 * hand when its copies are compared, and no second query is needed */
-	o.summaries = r->verify_summary;
 	if (rc == RC_OK && r->kind == RUN_IDS && r->opts->since)
 		rc = mongo_scan_open_since(&r->scan, r->mongo, r->cfg->version_field,
 		                           r->opts->since_ms, (int)r->cfg->chunk_size, r->err);
