@@ -132,7 +132,7 @@ CREATE TABLE "runs" (
     index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
     delete_brake     TEXT NOT NULL DEFAULT 'on'
                      CHECK (delete_brake IN ('on', 'released', 'passed', 'held'))
-, kept_count INTEGER NOT NULL DEFAULT 0, full_write INTEGER NOT NULL DEFAULT 0, reindexed_count INTEGER NOT NULL DEFAULT 0, orphans_kept_count INTEGER NOT NULL DEFAULT 0, transform_digest TEXT);
+, kept_count INTEGER NOT NULL DEFAULT 0, full_write INTEGER NOT NULL DEFAULT 0, reindexed_count INTEGER NOT NULL DEFAULT 0, orphans_kept_count INTEGER NOT NULL DEFAULT 0, transform_digest TEXT, verify TEXT, verify_note TEXT, ranges_summarized INTEGER NOT NULL DEFAULT 0, ranges_descended INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_drift AS
@@ -149,5 +149,5 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        duplicate_count AS duplicates, conflict_count AS conflicts,
        skipped_newer_count AS skipped_newer,
        reindexed_count AS reindexed, orphans_kept_count AS orphans_kept,
-       kept_count AS kept
+       kept_count AS kept, verify, ranges_summarized, ranges_descended
 FROM runs ORDER BY id DESC;

@@ -191,6 +191,14 @@ static const struct cfg_entry cfg_table[] = {
         "transformed MongoDB document differs from the copy's _source on the fields the transform "
         "writes; with a version field set, also when the versions differ; docs/ENGINE.md)"),
     ENUM_SETTING(
+        "RECONCILE_VERIFY", verify, CFG_MIRROR, "auto",
+        WORDS({"auto", VERIFY_AUTO}, {"summary", VERIFY_SUMMARY}, {"merge", VERIFY_MERGE}),
+        "how a check proves key ranges in sync: summary (per range, a count and a 64-bit hash "
+        "sum of the ids and versions computed by the index, compared with MongoDB's; only "
+        "differing ranges are streamed; needs Painless), merge (every index id streamed), or "
+        "auto (summaries where the mirror qualifies and scripts run, else the merge; "
+        "docs/ENGINE.md)"),
+    ENUM_SETTING(
         "RECONCILE_MONGO_COUNT", mongo_count, CFG_MIRROR, "before",
         WORDS({"before", MONGO_COUNT_BEFORE}, {"pass", MONGO_COUNT_PASS}),
         "MongoDB count of a run: before (countDocuments first) or pass (the ids the pass read: "

@@ -29,6 +29,9 @@ enum write_mode { WRITE_UPSERT = 0, WRITE_INDEX = 1 };
  * as an external_gte version (index mode only). */
 enum version_type { VERSION_INTERNAL = 0, VERSION_EXTERNAL_GTE = 1 };
 enum compare_mode { COMPARE_VERSION = 0, COMPARE_CONTENT = 1 };
+/* RECONCILE_VERIFY: how a check proves key ranges in sync (docs/ENGINE.md,
+ * "Verifying by range summaries"). */
+enum verify_mode { VERIFY_AUTO = 0, VERIFY_SUMMARY = 1, VERIFY_MERGE = 2 };
 
 struct config_set;
 
@@ -68,6 +71,7 @@ struct config {
 	int orphans;             /* enum orphan_policy */
 	int mongo_count;         /* enum mongo_count_mode */
 	int compare;             /* enum compare_mode */
+	int verify;              /* enum verify_mode */
 	double max_delete_ratio; /* the brake: most orphans deleted per run, of the index count */
 	int64_t max_deletes;     /* the brake: most orphans deleted per run */
 	int64_t chunk_size;

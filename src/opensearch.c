@@ -347,9 +347,9 @@ opensearch_request(struct opensearch *os, long *status, struct buf *resp, const 
 	buf_reset(resp);
 	if (buf_printf(&url, "%s%s", os->base, path))
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	headers =
-	    curl_slist_append(headers, strstr(path, "_bulk") ? "Content-Type: application/x-ndjson"
-	                                                     : "Content-Type: application/json");
+	headers = curl_slist_append(headers, strstr(path, "_bulk") || strstr(path, "_msearch")
+	                                         ? "Content-Type: application/x-ndjson"
+	                                         : "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
 	/* a token file is read again when it changed; AWS SigV4 (docs/AWS.md)
 	 * may rewrite the URL's query into the form it signs (config.c refuses
@@ -1061,11 +1061,11 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 
 /* One page of copies in key order: of all copies (ids NULL) or of the n
  * ids given (keys; with docids, _ids), strictly after `after` (NULL: from
- * the start); *full when the page was full. */
+ * the start) and up to hi (NULL: the end); *full when the page was full. */
 static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
-            const char *const *ids, size_t n, bool docids, const char *after, int size,
-            struct rerror *err)
+            const char *const *ids, size_t n, bool docids, const char *after, const char *hi,
+            int size, struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0, skipped = 0;
@@ -1084,7 +1084,7 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	cJSON_AddFalseToObject(body, "track_total_hits");
 	/* what a repair's write is conditional on: the copy as judged */
 	cJSON_AddTrueToObject(body, "seq_no_primary_term");
-	if (ids || os->query) {
+	if (ids || os->query || hi) {
 		/* {"bool": {"filter": [ids or terms, the mirror's clause]}}: no
 		 * scores, and the sort and search_after page within it */
 		cJSON *filter = cJSON_AddArrayToObject(
@@ -1099,6 +1099,17 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 			    cJSON_AddArrayToObject(terms, ids_query ? "values" : k->sort_field);
 			for (size_t i = 0; vals && i < n; i++)
 				cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+		}
+		if (hi && filter) {
+			/* a range's pages stop at its end: a page past it would be
+			 * read for nothing (docs/ENGINE.md, "Verifying by range
+			 * summaries") */
+			cJSON *q = cJSON_CreateObject();
+			cJSON_AddItemToArray(filter, q);
+			cJSON_AddStringToObject(
+			    cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "range"),
+			                            k->sort_field),
+			    "lte", hi);
 		}
 		if (add_mirror_query(os, filter))
 			goto out;
@@ -1137,15 +1148,15 @@ out:
  * is completed with every copy of that key. *more: there may be more. */
 static RC_MUST_CHECK rcode
 page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
-                  const char *const *ids, size_t n, bool docids, const char *after, int size,
-                  struct rerror *err)
+                  const char *const *ids, size_t n, bool docids, const char *after, const char *hi,
+                  int size, struct rerror *err)
 {
 	size_t before = out->n, run;
 	bool full;
 	rcode rc;
 
 	*more = false;
-	rc = search_page(os, out, &full, k, ids, n, docids, after, size, err);
+	rc = search_page(os, out, &full, k, ids, n, docids, after, hi, size, err);
 	if (rc || !full || out->n == before)
 		return rc;
 	*more = true;
@@ -1165,7 +1176,7 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	out->n = before;
 	const char *one[1] = {key};
-	rc = search_page(os, out, &full, k, one, 1, false, NULL, 10000, err);
+	rc = search_page(os, out, &full, k, one, 1, false, NULL, NULL, 10000, err);
 	if (rc == RC_OK && full)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: more than 10000 copies of the id %.200s", key);
@@ -1177,7 +1188,21 @@ rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                 const char *after, int size, struct rerror *err)
 {
-	return page_in_key_order(os, out, more, k, NULL, 0, false, after, size, err);
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, NULL, size, err);
+}
+
+rcode
+opensearch_scan_range(struct opensearch *os, struct idlist *out, bool *more,
+                      const struct os_keys *k, const char *after, const char *hi, int size,
+                      struct rerror *err)
+{
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, hi, size, err);
+}
+
+rcode
+opensearch_add_query(const struct opensearch *os, struct cJSON *filter)
+{
+	return add_mirror_query(os, filter);
 }
 
 /* Every copy of the n keys (with docids: under the n _ids), in key order. */
@@ -1193,7 +1218,7 @@ lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k, const
 	/* every copy of every id, in pages: an id may have several */
 	while (rc == RC_OK && more) {
 		size_t before = out->n;
-		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, 1000, err);
+		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, NULL, 1000, err);
 		if (rc == RC_OK && more && out->n > before) {
 			free(last);
 			if ((last = strdup(idlist_id(out, out->n - 1))) == NULL)

@@ -105,6 +105,15 @@ struct os_keys {
 RC_MUST_CHECK rcode opensearch_scan(struct opensearch *os, struct idlist *out, bool *more,
                                     const struct os_keys *k, const char *after, int size,
                                     struct rerror *err);
+/* opensearch_scan bounded above: only copies whose key is at most hi (a
+ * range the summaries found different; docs/ENGINE.md). */
+RC_MUST_CHECK rcode opensearch_scan_range(struct opensearch *os, struct idlist *out, bool *more,
+                                          const struct os_keys *k, const char *after,
+                                          const char *hi, int size, struct rerror *err);
+/* Adds OPENSEARCH_QUERY's clause (a copy; nothing without one) to filter,
+ * the array of a bool query (opensearch_summary.c's searches). */
+struct cJSON;
+RC_MUST_CHECK rcode opensearch_add_query(const struct opensearch *os, struct cJSON *filter);
 /* Every copy of the n ids (canonical texts) the index has, with their
  * versions, appended to out in key order. */
 RC_MUST_CHECK rcode opensearch_lookup(struct opensearch *os, struct idlist *out,

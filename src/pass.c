@@ -36,11 +36,23 @@
  * documents: io->rule_routing); a document with no copy there is stale
  * (misplaced), moved there by its repair. Without a rule: keep_rank.
  *
+ * With range summaries (pass_opts.summaries) a merge segment's chunk is
+ * cut into key ranges (summary.c) whose count and hash sum the index
+ * computes too (io->index_summaries): a range whose summaries agree is in
+ * sync and none of its index ids is read; a range that differs is streamed
+ * (pages bounded to it, io->index_range) and judged exactly as above, with
+ * the chunk's ids still in memory. The ranges of a segment tile its key
+ * space: the first from its start, each next one from the previous one's
+ * last id, and one more past its last id, so orphans before the first and
+ * after the last id are summarized too (docs/ENGINE.md).
+ *
  * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
  */
 #include "pass.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +67,13 @@ struct pass {
 	char *os_after;
 	bool os_more;
 	bool index_gone;
+	const char *os_hi; /* the stream stops after this key (a streamed range); NULL: none */
+	/* range summaries: on for the current segment; its last chunk's last
+	 * id (NULL: the segment's start); ranges met and differing (auto's
+	 * fallback looks at the first ones) */
+	bool sum_on;
+	char *sum_prev;
+	int64_t sum_ranges, sum_differ;
 	/* held over: the first id of the next chunk when a class changes */
 	struct idlist held;
 	int held_class;
@@ -144,8 +163,10 @@ os_fetch_page(struct pass *p)
 	size_t before = p->os_buf.n;
 	rcode rc;
 
-	rc = p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
-	                       (int)p->o->chunk_size, p->err);
+	rc = p->os_hi ? p->io->index_range(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
+	                                   p->os_hi, (int)p->o->chunk_size, p->err)
+	              : p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
+	                                  (int)p->o->chunk_size, p->err);
 	if (rc == RC_ERR_NOTFOUND) {
 		/* the index went away mid-run: nothing more on its side */
 		*p->err = (struct rerror){0};
@@ -839,6 +860,175 @@ drain_segment(struct pass *p)
 	return rc;
 }
 
+/* ---- range summaries ------------------------------------------------------ */
+
+/* auto (summaries_fallback): when more than a fifth of the first ranges
+ * differ, summaries cost more than they save (each differing range is a
+ * summary and a stream): the rest of the pass merges. */
+#define SUM_FIRST_RANGES 50
+
+/* Summaries stop for the rest of the pass: within a merge segment, the
+ * index stream takes up after the last key judged (sum_prev). */
+static RC_MUST_CHECK rcode
+sum_stop(struct pass *p, const char *why)
+{
+	rcode rc = RC_OK;
+
+	if (!p->sum_on)
+		return RC_OK;
+	p->sum_on = false;
+	p->os_hi = NULL;
+	if (p->io->on_verify_merge)
+		rc = p->io->on_verify_merge(p->io->ctx, why, p->err);
+	if (rc == RC_OK && p->cur_class >= 0 && doc_class_merges(p->cur_class))
+		rc = os_restart(p, p->sum_prev);
+	return rc;
+}
+
+/* Streams the index's copies in (lo, hi] (pages bounded to it) and judges
+ * them with m's entries [from, to): a range whose summaries differ. */
+static RC_MUST_CHECK rcode
+sum_descend(struct pass *p, const struct idlist *m, size_t from, size_t to, const char *lo,
+            const char *hi)
+{
+	struct idlist sub = {0}, part = {0};
+	rcode rc = RC_OK;
+
+	for (size_t i = from; rc == RC_OK && i < to; i++)
+		rc = idlist_push_from(&sub, m, i);
+	p->os_hi = hi;
+	if (rc == RC_OK)
+		rc = os_restart(p, lo);
+	if (rc == RC_OK)
+		rc = os_take(p, &part, hi, strlen(hi));
+	if (rc == RC_OK)
+		rc = judge(p, &sub, &part, false);
+	p->os_hi = NULL;
+	idlist_free(&sub);
+	idlist_free(&part);
+	return rc;
+}
+
+static void
+sum_count(struct pass *p, int64_t summarized, int64_t descended, int64_t read)
+{
+	if (p->o->stats == NULL)
+		return;
+	p->o->stats->ranges_summarized += summarized;
+	p->o->stats->ranges_descended += descended;
+	/* the brake compares what the judging sweep saw with the index's count */
+	if (sweep_judges(p))
+		p->o->stats->index_read += read;
+}
+
+/* The index side of n ranges; a vanished index answers nothing (every
+ * range is then streamed, and finds nothing). */
+static RC_MUST_CHECK rcode
+sum_ask(struct pass *p, struct summary_range *r, size_t n)
+{
+	rcode rc;
+
+	if (p->index_gone)
+		return RC_OK;
+	rc = p->io->index_summaries(p->io->ctx, r, n, p->err);
+	if (rc == RC_ERR_NOTFOUND) {
+		*p->err = (struct rerror){0};
+		p->index_gone = true;
+		rc = RC_OK;
+	}
+	return rc;
+}
+
+/* auto: whether this chunk's ranges tip the first ranges over a fifth
+ * differing; then the chunk is merged whole and so is the rest. */
+static RC_MUST_CHECK rcode
+sum_fallback(struct pass *p, const struct idlist *m, size_t n, size_t ndiff, bool *merged)
+{
+	struct idlist part = {0};
+	char why[200];
+	rcode rc;
+
+	*merged = false;
+	p->sum_ranges += (int64_t)n;
+	p->sum_differ += (int64_t)ndiff;
+	if (!p->o->summaries_fallback || p->sum_ranges - (int64_t)n >= SUM_FIRST_RANGES ||
+	    p->sum_ranges < SUM_FIRST_RANGES || p->sum_differ * 5 <= p->sum_ranges)
+		return RC_OK;
+	snprintf(why, sizeof(why),
+	         "%" PRId64 " of the first %" PRId64 " key ranges differ: verifying by merge",
+	         p->sum_differ, p->sum_ranges);
+	*merged = true;
+	rc = sum_stop(p, why);
+	if (rc == RC_OK)
+		rc = os_take(p, &part, idlist_id(m, m->n - 1), m->v[m->n - 1].id_len);
+	if (rc == RC_OK)
+		rc = judge(p, m, &part, false);
+	idlist_free(&part);
+	return rc;
+}
+
+/* A merge segment's chunk by summaries: its ranges whose summaries agree
+ * are in sync; runs of differing ranges are streamed and judged. */
+static RC_MUST_CHECK rcode
+sum_chunk(struct pass *p, const struct idlist *m)
+{
+	struct summary_range *r = NULL;
+	size_t n = 0, ndiff = 0;
+	bool merged = false;
+	char *last;
+	rcode rc = summary_plan(&r, &n, m, p->sum_prev, p->o->range_size, p->o->compare_versions);
+
+	if (rc == RC_OK)
+		rc = sum_ask(p, r, n);
+	for (size_t i = 0; rc == RC_OK && i < n; i++)
+		ndiff += !summary_equal(&r[i]);
+	if (rc == RC_OK)
+		rc = sum_fallback(p, m, n, ndiff, &merged);
+	for (size_t i = 0; rc == RC_OK && !merged && i < n;) {
+		size_t j = i + 1;
+		if (summary_equal(&r[i])) {
+			sum_count(p, 1, 0, r[i].os_count);
+			i++;
+			continue;
+		}
+		while (j < n && !summary_equal(&r[j]))
+			j++;
+		sum_count(p, 0, (int64_t)(j - i), 0);
+		rc = sum_descend(p, m, r[i].from, r[j - 1].to, r[i].lo, r[j - 1].hi);
+		i = j;
+	}
+	free(r);
+	if (rc == RC_OK && (last = strdup(idlist_id(m, m->n - 1))) == NULL)
+		rc = RC_ERR_NOMEM;
+	if (rc == RC_OK) {
+		free(p->sum_prev);
+		p->sum_prev = last;
+	}
+	return rc;
+}
+
+/* The end of a summarized segment: the range past its last id holds
+ * nothing MongoDB has; anything there is streamed and judged. */
+static RC_MUST_CHECK rcode
+sum_tail(struct pass *p)
+{
+	struct summary_range r = {.lo = p->sum_prev, .summarizable = true};
+	rcode rc = sum_ask(p, &r, 1);
+
+	if (rc == RC_OK && summary_equal(&r)) {
+		sum_count(p, 1, 0, 0);
+	} else if (rc == RC_OK) {
+		sum_count(p, 0, 1, 0);
+		p->os_hi = NULL;
+		rc = os_restart(p, p->sum_prev);
+		if (rc == RC_OK)
+			rc = drain_segment(p);
+	}
+	free(p->sum_prev);
+	p->sum_prev = NULL;
+	return rc;
+}
+
 /* Judges a targeted run's chunk: ms the documents found (sorted, each
  * once), fs the copies found. Two documents of one text (a string "42"
  * and an int 42: an id conflict) are judged as a pass meets them, in two
@@ -974,11 +1164,15 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 		rc = pass_ids(&p);
 		goto out;
 	}
+	p.sum_on = o->summaries && !o->targeted && !o->index_missing;
 	if (o->cursor && !o->targeted) {
-		/* resume inside the segment the cursor is in */
+		/* resume inside the segment the cursor is in (its next range
+		 * starts after the cursor) */
 		p.cur_class = (int)doc_id_class_of(o->cursor, o->cursor_type);
 		if (doc_class_merges(p.cur_class))
 			rc = os_restart(&p, o->cursor);
+		if (rc == RC_OK && p.sum_on && (p.sum_prev = strdup(o->cursor)) == NULL)
+			rc = RC_ERR_NOMEM;
 	}
 	while (rc == RC_OK && !*o->stop) {
 		rc = read_chunk(&p, &chunk, &cls);
@@ -991,7 +1185,12 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 		}
 		if (cls != p.cur_class) {
 			if (p.cur_class >= 0 && doc_class_merges(p.cur_class))
-				rc = drain_segment(&p);
+				rc = p.sum_on ? sum_tail(&p) : drain_segment(&p);
+			/* another class's keys sit among this one's in the index:
+			 * every range would differ */
+			if (rc == RC_OK && p.sum_on && (p.cur_class >= 0 || !doc_class_merges(cls)))
+				rc = sum_stop(&p, "the collection holds ids of several classes: "
+				                  "verifying by merge");
 			p.cur_class = cls;
 			if (rc == RC_OK && doc_class_merges(cls))
 				rc = os_restart(&p, NULL);
@@ -999,7 +1198,9 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 		p.seen |= 1 << cls;
 		if (rc)
 			break;
-		if (doc_class_merges(cls)) {
+		if (doc_class_merges(cls) && p.sum_on) {
+			rc = sum_chunk(&p, &chunk);
+		} else if (doc_class_merges(cls)) {
 			rc = os_take(&p, &part, idlist_id(&chunk, chunk.n - 1),
 			             chunk.v[chunk.n - 1].id_len);
 			if (rc == RC_OK)
@@ -1018,7 +1219,7 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 	}
 	if (rc == RC_OK && !*o->stop && !o->targeted) {
 		if (p.cur_class >= 0 && doc_class_merges(p.cur_class)) {
-			rc = drain_segment(&p);
+			rc = p.sum_on ? sum_tail(&p) : drain_segment(&p);
 		} else if (!(p.seen & ((1 << CLASS_STRING) | (1 << CLASS_OID)))) {
 			/* no merge segment swept the index: sweep it now for orphans */
 			p.cur_class = -1;
@@ -1035,5 +1236,6 @@ out:
 	idlist_free(&p.os_buf);
 	idlist_free(&p.held);
 	free(p.os_after);
+	free(p.sum_prev);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include "diff.h"
 #include "doc.h"
 #include "error.h"
+#include "summary.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -102,6 +103,17 @@ struct pass_io {
 	 * keep clause, so the index keeps it on purpose. */
 	rcode (*kept_orphans)(void *ctx, const struct idlist *osl, const size_t *idx, size_t n,
 	                      bool *kept, struct rerror *err);
+	/* Range summaries (pass_opts.summaries): the index's side of the n
+	 * ranges (os_ok, os_count, os_sum); a range it could not answer keeps
+	 * os_ok false and is streamed. RC_ERR_NOTFOUND: the index is gone. */
+	rcode (*index_summaries)(void *ctx, struct summary_range *r, size_t n, struct rerror *err);
+	/* index_page bounded above: only copies whose key is at most hi (a
+	 * range whose summaries differ). */
+	rcode (*index_range)(void *ctx, struct idlist *out, bool *more, const char *after,
+	                     const char *hi, int size, struct rerror *err);
+	/* The pass stops summarizing and merges the rest (too many ranges
+	 * differ, a second id class): why, said once. May be NULL. */
+	rcode (*on_verify_merge)(void *ctx, const char *why, struct rerror *err);
 	/* A chunk's drift: journal it, queue its repair. */
 	rcode (*on_drift)(void *ctx, const struct pass_drift *d, struct rerror *err);
 	/* The pass is past a chunk ending at (id, type): compared MongoDB ids
@@ -119,6 +131,10 @@ struct pass_stats {
 	/* orphans the keep clause kept (pass_opts.keep_orphans), by the same
 	 * sweep; in: up to the cursor */
 	int64_t kept;
+	/* key ranges proven in sync by their summaries, and ranges streamed
+	 * (their summaries differed, or could not be had); in: up to the
+	 * cursor */
+	int64_t ranges_summarized, ranges_descended;
 };
 
 struct pass_opts {
@@ -136,6 +152,13 @@ struct pass_opts {
 	bool keep_orphans;
 	bool filtered; /* RECONCILE_FILTER is set: every orphan candidate is asked
 	                  of MongoDB, for the reason (absent, or left the filter) */
+	/* RECONCILE_VERIFY: merge segments are verified by range summaries of
+	 * range_size ids (io->index_summaries), and only ranges that differ are
+	 * streamed; with summaries_fallback (auto), a pass whose first ranges
+	 * mostly differ merges the rest. The caller decided the mirror
+	 * qualifies (docs/ENGINE.md, "Verifying by range summaries"). */
+	bool summaries, summaries_fallback;
+	size_t range_size;
 	/* resume: the last committed id (NULL: from the start) and what the
 	 * pass had seen and compared up to it */
 	const char *cursor;

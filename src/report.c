@@ -102,7 +102,8 @@ kind_word(const enum drift_kind *kind)
 	"full_write AS fullWrite, "                                                                \
 	LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count", "reindexedCount") ", "             \
 	LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count", "orphansKept") ", "         \
-	"kept_count AS keptCount"
+	"kept_count AS keptCount, verify, verify_note AS verifyNote, "                              \
+	"ranges_summarized AS rangesSummarized, ranges_descended AS rangesDescended"
 /* clang-format on */
 
 rcode
@@ -201,6 +202,29 @@ count_of(char *buf, size_t len, const cJSON *o, const char *key)
 	return buf;
 }
 
+/* How the pass verified its key ranges (RECONCILE_VERIFY), where it had
+ * one. */
+static void
+text_verify(FILE *out, const cJSON *r)
+{
+	const char *verify = cJSON_GetStringValue(cJSON_GetObjectItem(r, "verify"));
+	const char *note = cJSON_GetStringValue(cJSON_GetObjectItem(r, "verifyNote"));
+	char a[32], b[32];
+
+	if (verify == NULL)
+		return;
+	if (strcmp(verify, "summary") == 0)
+		fprintf(out,
+		        "  verified   by range summaries: %s ranges in sync by their summaries, %s "
+		        "streamed (they differed)%s%s\n",
+		        count_of(a, sizeof(a), r, "rangesSummarized"),
+		        count_of(b, sizeof(b), r, "rangesDescended"), note ? "; " : "",
+		        note ? note : "");
+	else
+		fprintf(out, "  verified   by merge (every index id streamed)%s%s\n",
+		        note ? ": " : "", note ? note : "");
+}
+
 static void
 text_head(FILE *out, const cJSON *r)
 {
@@ -234,6 +258,7 @@ text_head(FILE *out, const cJSON *r)
 	fprintf(out, " (newer in the index %s); resumed %s times\n",
 	        count_of(a, sizeof(a), r, "skippedNewerCount"),
 	        count_of(b, sizeof(b), r, "resumeCount"));
+	text_verify(out, r);
 	if (err)
 		fprintf(out, "  error      %s\n", err);
 }
@@ -565,8 +590,9 @@ _Static_assert(sizeof(metric_order) / sizeof(metric_order[0]) == RUN_STATUS_COUN
  * written, so each family's series come together as the format wants. */
 struct mirror_metrics {
 	int64_t runs[N_METRIC_STATUSES];
-	int64_t sums[11]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
-	                   * conflict, skipped_newer, reindexed */
+	int64_t sums[13]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
+	                   * conflict, skipped_newer, reindexed, ranges summarized and
+	                   * descended (RECONCILE_VERIFY) */
 	bool has_last, has_mc, has_oc, has_success;
 	double last_start, last_duration, mc, oc, last_success;
 	int64_t open[DRIFT_CONFLICT + 1]; /* drift history: open ids by kind */
@@ -603,14 +629,15 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	    " (SELECT count(*) FROM errors WHERE ?1 IS NULL"
 	    "  OR run_id IN (SELECT id FROM runs WHERE mirror = ?1)),"
 	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0),"
-	    " COALESCE(SUM(skipped_newer_count),0), COALESCE(SUM(reindexed_count),0)"
+	    " COALESCE(SUM(skipped_newer_count),0), COALESCE(SUM(reindexed_count),0),"
+	    " COALESCE(SUM(ranges_summarized),0), COALESCE(SUM(ranges_descended),0)"
 	    " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
 	    "t", mirror);
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW)
-		for (int i = 0; i < 11; i++)
+		for (int i = 0; i < 13; i++)
 			m->sums[i] = sqlite3_column_int64(st, i);
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW)
@@ -745,6 +772,10 @@ metrics_sums(const struct metric_out *out, const struct mirror_metrics *m)
 	    {"reconciler_documents_failed_total", "", 5},
 	    {"reconciler_documents_skipped_newer_total", "", 9},
 	    {"reconciler_errors_total", "", 6},
+	    /* RECONCILE_VERIFY: key ranges proven by their summaries, and
+	     * ranges streamed because theirs differed */
+	    {"reconciler_ranges_summarized_total", "", 11},
+	    {"reconciler_ranges_descended_total", "", 12},
 	};
 	const size_t n_sums = sizeof(sums) / sizeof(sums[0]);
 

@@ -223,6 +223,10 @@ on_repair_commit(void *ctx)
 	run_progress_sync(r, false);
 }
 
+/* Ids per range of the summaries (docs/ENGINE.md, "Verifying by range
+ * summaries"): at most a chunk. */
+#define RANGE_IDS 1024
+
 static RC_MUST_CHECK rcode
 pass_diff(struct run *r)
 {
@@ -234,6 +238,8 @@ pass_diff(struct run *r)
 	                      .routing_rule = *r->cfg->routing_field || transform_scripted(r->tf),
 	                      .keep_orphans = *r->cfg->opensearch_keep_query != '\0',
 	                      .filtered = mongo_filtered(r->mongo),
+	                      .summaries_fallback = r->cfg->verify == VERIFY_AUTO,
+	                      .range_size = RANGE_IDS,
 	                      .cursor = r->cursor,
 	                      .cursor_type = r->cursor_type,
 	                      .seen = r->seen,
@@ -256,15 +262,21 @@ pass_diff(struct run *r)
 	                     .kept_orphans = read_kept_orphans,
 	                     .on_drift = sink_on_drift,
 	                     .on_chunk = sink_on_chunk,
-	                     .content_differs = content_differs};
-	rcode rc = RC_OK;
+	                     .content_differs = content_differs,
+	                     .index_summaries = read_index_summaries,
+	                     .index_range = read_index_range,
+	                     .on_verify_merge = read_verify_merge};
+	/* RECONCILE_VERIFY: summaries where the mirror qualifies (a targeted
+	 * run looks its ids up) */
+	rcode rc = r->kind == RUN_IDS ? RC_OK : setup_verify(r);
 
+	o.summaries = r->verify_summary;
 	/* by content, the stream reads whole documents: the chunk's are at
 	 * hand when its copies are compared, and no second query is needed */
-	if (r->kind == RUN_IDS && r->opts->since)
+	if (rc == RC_OK && r->kind == RUN_IDS && r->opts->since)
 		rc = mongo_scan_open_since(&r->scan, r->mongo, r->cfg->version_field,
 		                           r->opts->since_ms, (int)r->cfg->chunk_size, r->err);
-	else if (r->kind != RUN_IDS)
+	else if (rc == RC_OK && r->kind != RUN_IDS)
 		rc = mongo_scan_open(&r->scan, r->mongo, r->cursor, r->cursor_type,
 		                     r->cfg->version_field, r->content.on, (int)r->cfg->chunk_size,
 		                     true, r->err);
@@ -918,6 +930,10 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	if (rc == RC_OK && !e->stop && r->stats.kept &&
 	    store_run_kept(r->store, r->id, r->stats.kept))
 		log_msg(LOG_WARN, r->id, "journal: cannot record the kept count");
+	if (rc == RC_OK && !e->stop && r->stats.ranges_summarized + r->stats.ranges_descended &&
+	    store_run_ranges(r->store, r->id, r->stats.ranges_summarized,
+	                     r->stats.ranges_descended))
+		log_msg(LOG_WARN, r->id, "journal: cannot record the ranges verified");
 	if (r->os && !r->dry_run)
 		setup_refresh(r);
 	if (rc == RC_OK && !e->stop)

@@ -120,6 +120,8 @@ resume(struct run *r, struct store_run *sr)
 	r->compared = sr->compared;
 	r->stats.index_read = sr->index_read;
 	r->stats.kept = sr->kept;
+	r->stats.ranges_summarized = sr->ranges_summarized;
+	r->stats.ranges_descended = sr->ranges_descended;
 	r->brake = sr->brake;
 	r->full_write = sr->full_write;
 	r->resumed = true;

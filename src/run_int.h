@@ -11,6 +11,7 @@
 #include "doc.h"
 #include "mongo.h"
 #include "opensearch.h"
+#include "opensearch_summary.h"
 #include "pass.h"
 #include "repair.h"
 #include "run.h"
@@ -112,7 +113,8 @@ struct run {
 	struct transform *tf; /* body and routing of writes */
 	/* the cursor that waits for queued drift to be committed */
 	struct idlist queued_cursor; /* 0 or 1 entry: the last chunk's last id */
-	int64_t queued_compared, queued_seen, queued_index_read, queued_kept;
+	int64_t queued_compared, queued_seen;
+	struct pass_stats queued_stats; /* what the pass had counted at that cursor */
 	int64_t os_count, mongo_count;
 	const struct engine_opts *opts; /* never NULL */
 	struct pass_stats stats;        /* what the pass read (the brake) */
@@ -133,6 +135,11 @@ struct run {
 	int64_t left_out;       /* missing documents the script leaves out */
 	char digest[17];        /* run_transform_digest: what the transform writes */
 	struct prefetch pre;    /* the index stream's next page */
+	/* RECONCILE_VERIFY (setup_verify): the pass verifies by range
+	 * summaries; the version field's type in the index ("" unknown) */
+	bool verify_summary;
+	bool summary_failed_said; /* a range's search failed: logged once a run */
+	char version_type[32];
 };
 
 /* A targeted run of a few ids asks one {_id: v} query per value; more
@@ -156,6 +163,10 @@ RC_MUST_CHECK rcode begin_run(struct run *r, enum run_kind kind, const char *tri
 RC_MUST_CHECK rcode setup_check_peers(struct run *r);
 RC_MUST_CHECK rcode setup_count(struct run *r);
 RC_MUST_CHECK rcode setup_keys(struct run *r);
+/* RECONCILE_VERIFY: whether the pass verifies by range summaries (the
+ * mirror qualifies and the cluster runs the script), journaled with why
+ * not; RC_ERR_CONFIG when summary is required and cannot be had. */
+RC_MUST_CHECK rcode setup_verify(struct run *r);
 void setup_refresh(struct run *r);
 
 /* run_read.c: pass_io's reads (ctx: the run) */
@@ -163,6 +174,15 @@ RC_MUST_CHECK rcode read_mongo_next(void *ctx, struct idlist *out, int *cls, boo
                                     bool *unsafe, struct rerror *err);
 RC_MUST_CHECK rcode read_index_page(void *ctx, struct idlist *out, bool *more, const char *after,
                                     int size, struct rerror *err);
+/* pass_io.index_range and index_summaries (RECONCILE_VERIFY) */
+RC_MUST_CHECK rcode read_index_range(void *ctx, struct idlist *out, bool *more, const char *after,
+                                     const char *hi, int size, struct rerror *err);
+RC_MUST_CHECK rcode read_index_summaries(void *ctx, struct summary_range *r, size_t n,
+                                         struct rerror *err);
+/* What the summaries' script reads for this run. */
+void read_summary_keys(const struct run *r, struct os_summary_keys *k);
+/* pass_io.on_verify_merge: said once, journaled in verify_note */
+RC_MUST_CHECK rcode read_verify_merge(void *ctx, const char *why, struct rerror *err);
 RC_MUST_CHECK rcode read_index_lookup(void *ctx, struct idlist *out, const char *const *ids,
                                       size_t n, struct rerror *err);
 /* pass_io.kept_orphans: the orphans' copies that match OPENSEARCH_KEEP_QUERY. */

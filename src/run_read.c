@@ -6,7 +6,9 @@
  *
  * The index stream is read one page ahead (struct prefetch, run_int.h):
  * while the pass merges a page with MongoDB's ids, the next page is asked
- * for on a connection of its own, so the two streams overlap.
+ * for on a connection of its own, so the two streams overlap. A range the
+ * summaries found different (RECONCILE_VERIFY) is read without prefetch:
+ * its pages stop at its end, and it is mostly one page.
  */
 #include "run_int.h"
 
@@ -112,6 +114,59 @@ read_index_page(void *ctx, struct idlist *out, bool *more, const char *after, in
 	if (rc == RC_OK && *more && out->n)
 		prefetch_start(r, idlist_id(out, out->n - 1), size);
 	return rc;
+}
+
+rcode
+read_index_range(void *ctx, struct idlist *out, bool *more, const char *after, const char *hi,
+                 int size, struct rerror *err)
+{
+	struct run *r = ctx;
+
+	(void)size;
+	return opensearch_scan_range(r->os, out, more, &r->keys, after, hi,
+	                             (int)r->cfg->opensearch_scan_page, err);
+}
+
+void
+read_summary_keys(const struct run *r, struct os_summary_keys *k)
+{
+	*k = (struct os_summary_keys){.id_field = r->keys.sort_field,
+	                              .version_field =
+	                                  *r->cfg->version_field ? r->cfg->version_field : NULL,
+	                              .version_date = strcmp(r->version_type, "date") == 0};
+}
+
+rcode
+read_index_summaries(void *ctx, struct summary_range *rg, size_t n, struct rerror *err)
+{
+	struct run *r = ctx;
+	struct os_summary_keys k;
+	char *failed = NULL;
+	rcode rc;
+
+	read_summary_keys(r, &k);
+	rc = opensearch_summaries(r->os, rg, n, &k, &failed, err);
+	if (rc == RC_OK && failed && !r->summary_failed_said) {
+		r->summary_failed_said = true;
+		log_msg(LOG_WARN, r->id,
+		        "a range's summary failed (such ranges are streamed; said once): %s",
+		        failed);
+	}
+	free(failed);
+	return rc;
+}
+
+rcode
+read_verify_merge(void *ctx, const char *why, struct rerror *err)
+{
+	struct run *r = ctx;
+	rcode rc;
+
+	log_msg(LOG_INFO, r->id, "%s", why);
+	rc = store_run_verify(r->store, r->id, "summary", why);
+	if (rc == RC_OK)
+		rc = store_event(r->store, r->id, "verify", why);
+	return rc ? rerror_set(err, rc, "journal: cannot record how the run verifies") : RC_OK;
 }
 
 rcode

@@ -141,6 +141,7 @@ version_keys(struct run *r)
 	                  strcmp(type, "unsigned_long") == 0 || strcmp(type, "short") == 0);
 	if (docvalues && strncmp(type, "date", 4) == 0)
 		r->keys.version_format = "epoch_millis";
+	snprintf(r->version_type, sizeof(r->version_type), "%s", type ? type : "");
 	r->keys.version_source = type && !docvalues;
 	if (r->keys.version_source)
 		log_msg(LOG_INFO, r->id, "versions are read from _source: %s %s",
@@ -171,6 +172,94 @@ setup_keys(struct run *r)
 		rc = id_field_keys(r);
 	if (rc == RC_OK && *r->cfg->version_field && !r->index_missing)
 		rc = version_keys(r);
+	return rc;
+}
+
+/* Why this mirror's ranges cannot be verified by summaries (NULL: they
+ * can): what the script cannot read, or reproduce as the merge judges it
+ * (docs/ENGINE.md, "Verifying by range summaries"). */
+static const char *
+verify_unqualified(const struct run *r, char *buf, size_t len)
+{
+	const struct config *c = r->cfg;
+	const char *t = r->version_type;
+
+	if (r->index_missing)
+		return "the index does not exist";
+	if (strcmp(r->keys.sort_field, "_id") == 0)
+		return "ids are read from _id (OPENSEARCH_ID_FIELD is empty or not an exact "
+		       "keyword), and a range of _id cannot be searched";
+	if (*c->routing_field)
+		return "OPENSEARCH_ROUTING_FIELD is set, and a script cannot read a copy's routing";
+	if (transform_scripted(r->tf))
+		return "a transform script routes and leaves out documents";
+	if (r->content.on)
+		return "RECONCILE_COMPARE=content compares each copy's content";
+	if (*c->opensearch_keep_query)
+		return "OPENSEARCH_KEEP_QUERY is set";
+	if (*c->version_field &&
+	    (r->keys.version_source ||
+	     !(strcmp(t, "date") == 0 || strcmp(t, "long") == 0 || strcmp(t, "integer") == 0 ||
+	       strcmp(t, "short") == 0 || strcmp(t, "byte") == 0))) {
+		snprintf(buf, len,
+		         "RECONCILE_VERSION_FIELD %s is %s in the index, and the script reads "
+		         "only a date or an integer from doc values",
+		         c->version_field,
+		         r->keys.version_source ? "read from _source"
+		         : *t                   ? t
+		                                : "not mapped");
+		return buf;
+	}
+	return NULL;
+}
+
+static RC_MUST_CHECK rcode
+journal_verify(struct run *r, const char *verify, const char *note)
+{
+	rcode rc = store_run_verify(r->store, r->id, verify, note);
+
+	if (rc == RC_OK && note)
+		rc = store_event(r->store, r->id, "verify", note);
+	return rc ? rerror_set(r->err, rc, "journal: cannot record how the run verifies") : RC_OK;
+}
+
+rcode
+setup_verify(struct run *r)
+{
+	char buf[700], note[900];
+	const char *why;
+	char *refused = NULL;
+	rcode rc = RC_OK;
+
+	r->verify_summary = false;
+	if (r->cfg->verify == VERIFY_MERGE)
+		return journal_verify(r, "merge", NULL);
+	why = verify_unqualified(r, buf, sizeof(buf));
+	if (why == NULL) {
+		struct os_summary_keys k;
+		read_summary_keys(r, &k);
+		if ((rc = opensearch_summary_probe(r->os, &refused, &k, r->err)))
+			return rc;
+		if (refused) {
+			snprintf(buf, sizeof(buf),
+			         "the cluster refuses the summaries' script (%.500s)", refused);
+			why = buf;
+		}
+	}
+	if (why && r->cfg->verify == VERIFY_SUMMARY) {
+		rc = rerror_set(r->err, RC_ERR_CONFIG,
+		                "RECONCILE_VERIFY=summary: %s (RECONCILE_VERIFY=auto or merge "
+		                "verifies by streaming every id)",
+		                why);
+	} else if (why) {
+		snprintf(note, sizeof(note), "%s: verifying by merge", why);
+		log_msg(refused ? LOG_WARN : LOG_INFO, r->id, "%s", note);
+		rc = journal_verify(r, "merge", note);
+	} else {
+		r->verify_summary = true;
+		rc = journal_verify(r, "summary", NULL);
+	}
+	free(refused);
 	return rc;
 }
 

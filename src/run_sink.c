@@ -49,10 +49,12 @@ too_young(struct run *r, int64_t t)
 
 static RC_MUST_CHECK rcode
 commit_cursor(struct run *r, const char *id, enum id_type type, int64_t compared, int64_t seen,
-              int64_t index_read, int64_t kept)
+              const struct pass_stats *st)
 {
-	rcode rc = store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared,
-	                            index_read, kept);
+	struct store_tally t = {st->index_read, st->kept, st->ranges_summarized,
+	                        st->ranges_descended};
+	rcode rc =
+	    store_run_cursor(r->store, r->id, doc_id_type_name(type), id, seen, compared, &t);
 	char *c;
 
 	if (rc)
@@ -82,7 +84,7 @@ sink_flush(struct run *r)
 	if (rc == RC_OK && r->queued_cursor.n) {
 		rc = commit_cursor(r, idlist_id(&r->queued_cursor, 0),
 		                   (enum id_type)r->queued_cursor.v[0].type, r->queued_compared,
-		                   r->queued_seen, r->queued_index_read, r->queued_kept);
+		                   r->queued_seen, &r->queued_stats);
 		idlist_clear(&r->queued_cursor);
 	}
 	run_progress_sync(r, false);
@@ -395,15 +397,14 @@ sink_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, in
 	if (r->content.on)
 		content_stash_drop_through(&r->content, id, (int)type);
 	if (repair_queued(&r->rp) == 0) {
-		rc = commit_cursor(r, id, type, compared, seen, r->stats.index_read, r->stats.kept);
+		rc = commit_cursor(r, id, type, compared, seen, &r->stats);
 		run_progress_sync(r, false);
 		return rc;
 	}
 	idlist_clear(&r->queued_cursor);
 	r->queued_compared = compared;
 	r->queued_seen = seen;
-	r->queued_index_read = r->stats.index_read;
-	r->queued_kept = r->stats.kept;
+	r->queued_stats = r->stats;
 	if (idlist_push(&r->queued_cursor, id, strlen(id), (int)type, NULL, -1))
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	/* the drift found so far is journaled even while its repairs wait:

@@ -822,6 +822,8 @@ store_run_free(struct store_run *r)
 	free(r->heartbeat_at);
 	free(r->cursor_type);
 	free(r->cursor);
+	free(r->verify);
+	free(r->verify_note);
 	free(r->config);
 	free(r->error);
 	free(r);
@@ -885,7 +887,8 @@ static const char run_get_sql[] =
 	STORE_LIVE(STORE_CNT_NEWER("runs.id"), "skipped_newer_count") ", "
 	"index_read, delete_brake, full_write, "
 	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
-	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") ", kept_count "
+	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") ", kept_count, "
+	"verify, verify_note, ranges_summarized, ranges_descended "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -935,6 +938,10 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 	r->full_write = sqlite3_column_int64(st, 30) != 0;
 	r->reindexed = sqlite3_column_int64(st, 31);
 	r->orphans_kept = sqlite3_column_int64(st, 32);
+	r->verify = col_text(st, 34);
+	r->verify_note = col_text(st, 35);
+	r->ranges_summarized = sqlite3_column_int64(st, 36);
+	r->ranges_descended = sqlite3_column_int64(st, 37);
 	return known;
 }
 
@@ -1073,16 +1080,35 @@ store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count, int64_t o
 
 rcode
 store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type, const char *cursor,
-                 int64_t seen_types, int64_t compared, int64_t index_read, int64_t kept)
+                 int64_t seen_types, int64_t compared, const struct store_tally *t)
 {
+	static const struct store_tally none = {0};
 	char ts[32];
 
+	if (t == NULL)
+		t = &none;
 	now(ts);
 	return sql_run(s,
 	               "UPDATE runs SET cursor_type = ?, cursor = ?, seen_types = ?, compared = ?, "
-	               "index_read = ?, kept_count = ?, heartbeat_at = ? WHERE id = ?",
-	               "ttiiiiti", cursor_type, cursor, seen_types, compared, index_read, kept, ts,
-	               run_id);
+	               "index_read = ?, kept_count = ?, ranges_summarized = ?, "
+	               "ranges_descended = ?, heartbeat_at = ? WHERE id = ?",
+	               "ttiiiiiiti", cursor_type, cursor, seen_types, compared, t->index_read,
+	               t->kept, t->ranges_summarized, t->ranges_descended, ts, run_id);
+}
+
+rcode
+store_run_ranges(struct store *s, int64_t run_id, int64_t summarized, int64_t descended)
+{
+	return sql_run(s,
+	               "UPDATE runs SET ranges_summarized = ?, ranges_descended = ? WHERE id = ?",
+	               "iii", summarized, descended, run_id);
+}
+
+rcode
+store_run_verify(struct store *s, int64_t run_id, const char *verify, const char *note)
+{
+	return sql_run(s, "UPDATE runs SET verify = ?, verify_note = ? WHERE id = ?", "tti", verify,
+	               note, run_id);
 }
 
 rcode
@@ -1693,7 +1719,7 @@ store_batch_close(struct store *s, int64_t run_id, int64_t batch_no, const struc
 		    "iii", newer, run_id, batch_no);
 	if (rc == RC_OK && cursor)
 		rc = store_run_cursor(s, run_id, cursor->type, cursor->id, cursor->seen_types,
-		                      cursor->compared, 0, 0);
+		                      cursor->compared, NULL);
 	return tx_end(s, run_id, rc);
 }
 

@@ -118,6 +118,11 @@ struct store_run {
 	int64_t reindexed;
 	int64_t orphans_kept; /* orphans found and kept (RECONCILE_ORPHANS=report) */
 	int64_t kept;         /* orphans OPENSEARCH_KEEP_QUERY kept, up to the cursor */
+	/* RECONCILE_VERIFY: 'summary' or 'merge' (NULL: no pass, or before
+	 * 0012), why it merged (NULL: no note), and the key ranges proven by
+	 * their summaries and streamed, up to the cursor */
+	char *verify, *verify_note;
+	int64_t ranges_summarized, ranges_descended;
 };
 void store_run_free(struct store_run *r);
 
@@ -145,11 +150,26 @@ RC_MUST_CHECK rcode store_run_resumed(struct store *s, int64_t run_id);
 RC_MUST_CHECK rcode store_run_phase(struct store *s, int64_t run_id, const char *phase);
 RC_MUST_CHECK rcode store_run_counts(struct store *s, int64_t run_id, int64_t mongo_count,
                                      int64_t opensearch_count);
-/* Advances the cursor: only call inside the transaction that commits the
- * work before it. */
+/* What the pass counted up to a cursor, committed with it. */
+struct store_tally {
+	int64_t index_read;        /* index copies the judging sweep read */
+	int64_t kept;              /* orphans OPENSEARCH_KEEP_QUERY kept */
+	int64_t ranges_summarized; /* key ranges proven in sync by their summaries */
+	int64_t ranges_descended;  /* key ranges streamed: their summaries differed */
+};
+/* Advances the cursor (t NULL: every count 0): only call inside the
+ * transaction that commits the work before it. */
 RC_MUST_CHECK rcode store_run_cursor(struct store *s, int64_t run_id, const char *cursor_type,
                                      const char *cursor, int64_t seen_types, int64_t compared,
-                                     int64_t index_read, int64_t kept);
+                                     const struct store_tally *t);
+/* The key ranges counted at the end of the pass (past the last cursor:
+ * the range after the last id). */
+RC_MUST_CHECK rcode store_run_ranges(struct store *s, int64_t run_id, int64_t summarized,
+                                     int64_t descended);
+/* How the run verifies its key ranges ('summary', 'merge') and why it
+ * merged (NULL: nothing to say). */
+RC_MUST_CHECK rcode store_run_verify(struct store *s, int64_t run_id, const char *verify,
+                                     const char *note);
 /* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
 RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);

@@ -804,6 +804,7 @@
       ['indexed', 'repairedCount'], ['deleted', 'deletedCount'], ['failed', 'failedCount']];
     box.appendChild(table(counts.map((c) => c[0]), [run], (r) =>
       counts.map((c) => el('td', { class: 'num', text: num(r[c[1]]) }))));
+    if (run.verify) box.appendChild(el('p', { id: 'report-verify', text: run.verify === 'summary' ? 'Verified by range summaries: ' + num(run.rangesSummarized) + ' ranges in sync by their summaries, ' + num(run.rangesDescended) + ' streamed' + (run.verifyNote ? '; ' + run.verifyNote : '') : 'Verified by merge (every index id streamed)' + (run.verifyNote ? ': ' + run.verifyNote : '') }));
     const kept = run.status === 'completed' ? keptOrphans(run) : null;
     if (kept)
       box.appendChild(el('p', { id: 'report-kept', class: 'kept', text: keptText(kept) +

@@ -119,7 +119,7 @@ test_lifecycle(struct store *s)
 	CHECK(store_drift_set(s, id, &a, DRIFT_DONE, NULL) == RC_OK);
 	CHECK(store_drift_set(s, id, &b2, DRIFT_DONE, NULL) == RC_OK);
 	CHECK(store_batch_commit(s, id, no, BATCH_COMMITTED, 1, 0, 1, 5) == RC_OK);
-	CHECK(store_run_cursor(s, id, "oid", "a", 8, 10, 0, 0) == RC_OK);
+	CHECK(store_run_cursor(s, id, "oid", "a", 8, 10, NULL) == RC_OK);
 	CHECK(store_error(s, id, no, "a", "repair", "opensearch", "x", "boom") == RC_OK);
 	CHECK(store_run_finish(s, id, RUN_COMPLETED, NULL) == RC_OK);
 	CHECK(store_run_get(s, &r, id) == RC_OK);
