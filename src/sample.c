@@ -233,8 +233,12 @@ draw_mongo(struct ids *out, struct sample_result *res, const struct config *cfg,
 		        why.message, o->n);
 		res->method = "id stream";
 		rc = draw_stream(out, &res->population, m, o, err);
+		res->mongo_all = res->population <= o->n;
 		goto out;
 	}
+	/* fewer than asked: $sample handed every document (it may hand one
+	 * twice, so fewer distinct ids alone would not say it) */
+	res->mongo_all = (int64_t)got.n < o->n;
 	if ((out->v = calloc(got.n ? got.n : 1, sizeof(*out->v))) == NULL)
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == RC_OK && i < got.n; i++)
@@ -299,18 +303,22 @@ draw_index(struct ids *out, bool *answered, struct sample_result *res, const str
 	if (body == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	if ((rc = opensearch_open(&os, cfg, err)) ||
-	    (rc = buf_printf(&path, "/%s/_search", opensearch_index(os))) ||
+	    (rc = buf_printf(&path, "%s/_search", opensearch_index(os))) || /* "/INDEX", escaped */
 	    (rc = opensearch_request(os, &status, &resp, "POST", path.data, body, strlen(body),
 	                             err)))
 		goto out;
 	j = resp.data ? cJSON_Parse(resp.data) : NULL;
 	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits");
 	if (status != 200 || !cJSON_IsArray(hits)) {
-		note(res, "orphans not estimated: the index answered the draw with HTTP %ld%s",
-		     status, status == 404 ? " (it does not exist)" : "");
+		const cJSON *e = cJSON_GetObjectItem(j, "error");
+		const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
+		note(res,
+		     "orphans not estimated: the index answered the draw with HTTP %ld%s%.200s",
+		     status, why ? ": " : "", why ? why : "");
 		goto out;
 	}
 	*answered = true;
+	res->index_all = cJSON_GetArraySize(hits) < o->n; /* a search hands a copy once */
 	if ((out->v = calloc((size_t)cJSON_GetArraySize(hits) + 1, sizeof(*out->v))) == NULL) {
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;
@@ -389,10 +397,14 @@ estimate(struct sample_result *res, const struct config *cfg, const struct ids *
 	res->missing = n_missing;
 	res->stale = n_drifted - n_missing;
 	res->index_n = (int64_t)is->n;
-	sample_wilson(n_drifted, res->mongo_n, SAMPLE_Z95, &res->low, &res->high);
 	res->rate = res->mongo_n ? (double)n_drifted / (double)res->mongo_n : 0;
-	sample_wilson(res->orphans, res->index_n, SAMPLE_Z95, &res->orphan_low, &res->orphan_high);
+	sample_wilson(n_drifted, res->mongo_n, SAMPLE_Z95, &res->low, &res->high);
+	if (res->mongo_all && res->mongo_n)
+		res->low = res->high = res->rate;
 	res->orphan_rate = res->index_n ? (double)res->orphans / (double)res->index_n : 0;
+	sample_wilson(res->orphans, res->index_n, SAMPLE_Z95, &res->orphan_low, &res->orphan_high);
+	if (res->index_all && res->index_n)
+		res->orphan_low = res->orphan_high = res->orphan_rate;
 	if (rc == RC_OK) {
 		struct store_sample row = {
 		    .asked = res->asked,
@@ -461,15 +473,15 @@ sample_run(struct sample_result *res, struct engine *e, const struct config *cfg
 		goto out;
 	ids_distinct(&ms);
 	ids_distinct(&is);
-	if ((int64_t)ms.n < o->n)
+	if (res->mongo_all)
 		note(res,
 		     "the collection holds %" PRId64 " documents (of %" PRId64
 		     " asked): every one was looked up, so its rate is exact for this moment",
 		     (int64_t)ms.n, o->n);
-	if (res->orphans_estimated && (int64_t)is.n < o->n)
+	if (res->orphans_estimated && res->index_all)
 		note(res,
 		     "the index holds %" PRId64 " copies (of %" PRId64
-		     " asked): every one was looked up",
+		     " asked): every one was looked up, so its orphan rate is exact",
 		     (int64_t)is.n, o->n);
 	if (ms.n + is.n == 0) {
 		rc =

@@ -59,6 +59,9 @@ struct sample_result {
 	int64_t population; /* documents the id stream read; -1: not counted */
 	int64_t mongo_n, missing, stale;
 	double rate, low, high;
+	/* every document (copy) of the side was looked up: its rate is exact for
+	 * that moment, and its interval that rate alone */
+	bool mongo_all, index_all;
 	bool orphans_estimated; /* the index answered the draw */
 	int64_t index_n, orphans;
 	double orphan_rate, orphan_low, orphan_high;

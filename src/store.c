@@ -1106,7 +1106,7 @@ store_sample_record(struct store *s, int64_t run_id, const struct store_sample *
 	               "population, mongo_n, missing, stale, rate, rate_low, rate_high, index_n, "
 	               "orphans, orphan_rate, orphan_low, orphan_high, seconds, note) VALUES (?, "
 	               "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	               "iiitniiidddnndddt", run_id, e->asked, (int64_t)e->seed, e->method,
+	               "iiitniiidddnnddddt", run_id, e->asked, (int64_t)e->seed, e->method,
 	               e->population, e->mongo_n, e->missing, e->stale, e->rate, e->rate_low,
 	               e->rate_high, e->index_n, e->orphans, e->orphan_rate, e->orphan_low,
 	               e->orphan_high, e->seconds, e->note);
