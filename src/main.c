@@ -5,13 +5,15 @@
  * drives dispatch and --help. The whole command line is parsed with
  * getopt_long (--opt value, --opt=value, `reconciler COMMAND --help`)
  * before the configuration loads: an unknown option, or options that ask
- * for opposite things (--dry-run with --full, --ids or --since), is 78
- * before anything runs, whatever their order. Exit codes: 0 in sync or repaired; 1 a dry run found
- * drift, or a doctor check failed; 2 an error (including "another run holds the journal"); 3 the
- * run completed but some documents could not be repaired (journaled failed, or id conflicts), as
- * rsync's 23/24 say "partial"; 4 the run ended held: the brake on deletes kept its orphans (nothing
- * deleted; a person decides: --allow-deletes); 5 `resume` did not resume
- * a run: settings that bind a run changed since it began, so it was
+ * for opposite things (--dry-run with --full, --ids or --since; --sample
+ * with --full, --ids, --since or --allow-deletes: a sample is a dry run, so
+ * --dry-run with it is taken), is 78 before anything runs, whatever their
+ * order. Exit codes: 0 in sync or repaired (a sample: its run found no
+ * drift); 1 a dry run or a sample found drift, or a doctor check failed; 2 an error (including
+ * "another run holds the journal"); 3 the run completed but some documents could not be repaired
+ * (journaled failed, or id conflicts), as rsync's 23/24 say "partial"; 4 the run ended held: the
+ * brake on deletes kept its orphans (nothing deleted; a person decides: --allow-deletes); 5
+ * `resume` did not resume a run: settings that bind a run changed since it began, so it was
  * cancelled and nothing ran (`check` starts a new run); 78 bad
  * configuration (EX_CONFIG; also wrong credentials), a bad command line,
  * bad --ids / --since input, and --allow-deletes without --mirror when
