@@ -1,12 +1,19 @@
 /* test_sample.c: the sample's maths: the Wilson score interval (known
  * values, the ends, its coverage over seeded binomial draws) and the
- * reservoir (size, the same seed the same ids, each id as likely). */
+ * reservoir (size, the same seed the same ids, each id as likely); the
+ * journal's side: a run of kind sample, never resumed, and its estimate
+ * as the run report shows it. */
 #include "check.h"
+#include "report.h"
 #include "sample.h"
+#include "store.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 static bool
 near(double a, double b)
@@ -129,9 +136,67 @@ test_reservoir(void)
 	CHECK(lo > 880 && hi < 1120); /* about 4 standard deviations */
 }
 
+static void
+test_journal(void)
+{
+	char path[] = "/tmp/test_sample_XXXXXX";
+	int fd = mkstemp(path);
+	struct store *s = NULL;
+	struct store_run *r = NULL;
+	struct rerror err = {0};
+	int64_t id = 0, unfinished = -1;
+	cJSON *rep = NULL;
+
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path);
+	CHECK(store_open(&s, path, &err) == RC_OK);
+	CHECK(store_run_begin(s, &id, "default", RUN_SAMPLE, "cli", "{}") == RC_OK);
+	CHECK(store_run_get(s, &r, id) == RC_OK && r->kind == RUN_SAMPLE);
+	CHECK(strcmp(store_run_kind_name(RUN_SAMPLE), "sample") == 0);
+	store_run_free(r);
+	/* running, yet nothing `resume` or the service would take up */
+	CHECK(store_run_unfinished(s, &unfinished, NULL) == RC_OK && unfinished == 0);
+	struct store_sample e = {.asked = 500,
+	                         .seed = 11,
+	                         .method = "id stream",
+	                         .population = 2000,
+	                         .mongo_n = 500,
+	                         .missing = 30,
+	                         .stale = 20,
+	                         .rate = 0.1,
+	                         .rate_low = 0.07667756273730172,
+	                         .rate_high = 0.1294219096319401,
+	                         .index_n = -1,
+	                         .orphans = -1,
+	                         .orphan_rate = NAN,
+	                         .orphan_low = NAN,
+	                         .orphan_high = NAN,
+	                         .seconds = 2.5};
+	CHECK(store_sample_record(s, id, &e) == RC_OK);
+	CHECK(report_run(s, &rep, id) == RC_OK);
+	const cJSON *j = cJSON_GetObjectItem(rep, "sample");
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "rate")) == 0.1 &&
+	      cJSON_GetNumberValue(cJSON_GetObjectItem(j, "missing")) == 30 &&
+	      cJSON_IsNull(cJSON_GetObjectItem(j, "orphanRate")) &&
+	      cJSON_IsNull(cJSON_GetObjectItem(j, "indexN")) &&
+	      cJSON_IsNull(cJSON_GetObjectItem(j, "note")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "interval")), "wilson95");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(rep, "kind")), "sample");
+	cJSON_Delete(rep);
+	store_free(s);
+	unlink(path);
+	for (const char *ext = "-wal\0-shm\0"; *ext; ext += 5) {
+		char side[64];
+		snprintf(side, sizeof(side), "%s%s", path, ext);
+		unlink(side);
+	}
+}
+
 int
 main(void)
 {
+	test_journal();
 	test_wilson_values();
 	test_wilson_coverage();
 	test_reservoir();
