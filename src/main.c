@@ -548,6 +548,11 @@ sample_one(const struct config *cfg, const struct args *a, uint64_t seed, bool s
 		        err.message[0] ? err.message : rcode_name(rc));
 		return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
 	}
+	if (res.run.status != RUN_COMPLETED) { /* no estimate without every lookup */
+		fprintf(stderr, "reconciler: %srun %" PRId64 " (sample) %s: no estimate\n", who,
+		        res.run.run_id, store_run_status_name(res.run.status));
+		return EXIT_ERROR;
+	}
 	sample_print(&res, who);
 	return res.run.missing + res.run.orphans + res.run.stale + res.run.duplicates +
 	                   res.run.conflicts >
