@@ -145,6 +145,28 @@ ids_distinct(struct ids *s)
 	s->n = k;
 }
 
+/* Leaves out the ids a targeted run refuses (engine_opts_check): over
+ * OpenSearch's _id limit or not UTF-8. No index copy can carry them, so a
+ * check journals such a document failed; the estimate says how many it
+ * left out. Returns how many. */
+static size_t
+ids_lookable(struct ids *s)
+{
+	size_t k = 0, out = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		size_t len = strlen(s->v[i]);
+		if (len > OPENSEARCH_ID_MAX_BYTES || !util_utf8_valid(s->v[i], len)) {
+			free(s->v[i]);
+			out++;
+		} else {
+			s->v[k++] = s->v[i];
+		}
+	}
+	s->n = k;
+	return out;
+}
+
 static bool
 ids_has(const struct ids *s, const char *id, size_t *at)
 {
@@ -479,6 +501,13 @@ sample_run(struct sample_result *res, struct engine *e, const struct config *cfg
 		goto out;
 	ids_distinct(&ms);
 	ids_distinct(&is);
+	size_t unfit = ids_lookable(&ms);
+	if (unfit)
+		note(res,
+		     "%zu sampled document%s left out: an _id over %d bytes or not UTF-8, which no "
+		     "index copy can carry (a check journals it failed)",
+		     unfit, unfit == 1 ? "" : "s", OPENSEARCH_ID_MAX_BYTES);
+	(void)ids_lookable(&is); /* a copy's id came from the index: never */
 	if (res->mongo_all)
 		note(res,
 		     "the collection holds %" PRId64 " documents (of %" PRId64
