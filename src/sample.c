@@ -508,6 +508,15 @@ sample_run(struct sample_result *res, struct engine *e, const struct config *cfg
 		     "index copy can carry (a check journals it failed)",
 		     unfit, unfit == 1 ? "" : "s", OPENSEARCH_ID_MAX_BYTES);
 	(void)ids_lookable(&is); /* a copy's id came from the index: never */
+	/* what the lookups cannot see, said where the numbers are read */
+	if (!*cfg->version_field)
+		note(res, "%s",
+		     "no RECONCILE_VERSION_FIELD: stale copies cannot be told (missing and orphans "
+		     "only)");
+	else if (cfg->compare == COMPARE_CONTENT)
+		note(res, "%s",
+		     "RECONCILE_COMPARE=content: the lookups compare versions, as a targeted run "
+		     "does, so copies stale by content alone are not counted");
 	if (res->mongo_all)
 		note(res,
 		     "the collection holds %" PRId64 " documents (of %" PRId64
