@@ -97,44 +97,6 @@ LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
 LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
      AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
      AND i.routing = h.routing;
-CREATE TABLE "runs" (
-    id               INTEGER PRIMARY KEY,
-    kind             TEXT NOT NULL CHECK (kind IN ('check', 'dry_run', 'full', 'ids')),
-    trigger          TEXT NOT NULL,                 -- cli, api, schedule, count_monitor, resume
-    status           TEXT NOT NULL DEFAULT 'running'
-                     CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'cancelled',
-                                       'held')),
-    phase            TEXT NOT NULL DEFAULT 'starting', -- starting, counting, diffing, repairing, finishing, done
-    started_at       TEXT NOT NULL,
-    finished_at      TEXT,
-    heartbeat_at     TEXT,
-    mongo_count      INTEGER,
-    opensearch_count INTEGER,
-    compared         INTEGER NOT NULL DEFAULT 0,    -- MongoDB ids compared so far
-    missing_count    INTEGER NOT NULL DEFAULT 0,
-    orphan_count     INTEGER NOT NULL DEFAULT 0,
-    stale_count      INTEGER NOT NULL DEFAULT 0,
-    skipped_count    INTEGER NOT NULL DEFAULT 0,    -- left alone: changed within RECONCILE_MIN_AGE_MS
-    repaired_count   INTEGER NOT NULL DEFAULT 0,    -- documents indexed
-    deleted_count    INTEGER NOT NULL DEFAULT 0,    -- orphans deleted
-    failed_count     INTEGER NOT NULL DEFAULT 0,    -- documents OpenSearch rejected
-    cursor_type      TEXT,                          -- type of the last committed MongoDB _id
-    cursor           TEXT,                          -- last committed MongoDB _id (canonical text)
-    seen_types       INTEGER NOT NULL DEFAULT 0,    -- bit set of _id classes met so far
-    resume_count     INTEGER NOT NULL DEFAULT 0,
-    pid              INTEGER,                       -- process that last ran it
-    config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
-    error            TEXT,
-    duplicate_count  INTEGER NOT NULL DEFAULT 0,
-    conflict_count   INTEGER NOT NULL DEFAULT 0,
-    mirror           TEXT NOT NULL DEFAULT 'default',
-    skipped_newer_count INTEGER NOT NULL DEFAULT 0,
-    index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
-    delete_brake     TEXT NOT NULL DEFAULT 'on'
-                     CHECK (delete_brake IN ('on', 'released', 'passed', 'held'))
-, kept_count INTEGER NOT NULL DEFAULT 0, full_write INTEGER NOT NULL DEFAULT 0, reindexed_count INTEGER NOT NULL DEFAULT 0, orphans_kept_count INTEGER NOT NULL DEFAULT 0, transform_digest TEXT, verify TEXT, verify_note TEXT, ranges_summarized INTEGER NOT NULL DEFAULT 0, ranges_descended INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX runs_status ON runs (status);
-CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
        i.os_index, i.os_id, i.routing, i.reason, i.fields
@@ -151,3 +113,66 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        reindexed_count AS reindexed, orphans_kept_count AS orphans_kept,
        kept_count AS kept, verify, ranges_summarized, ranges_descended
 FROM runs ORDER BY id DESC;
+CREATE TABLE "runs" (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('check', 'dry_run', 'full', 'ids', 'sample')),
+    trigger          TEXT NOT NULL,                 -- cli, api, schedule, count_monitor, resume
+    status           TEXT NOT NULL DEFAULT 'running'
+                     CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'cancelled',
+                                       'held')),
+    phase            TEXT NOT NULL DEFAULT 'starting', -- starting, counting, diffing, repairing, finishing, done
+    started_at       TEXT NOT NULL,
+    finished_at      TEXT,
+    heartbeat_at     TEXT,
+    mongo_count      INTEGER,
+    opensearch_count INTEGER,
+    compared         INTEGER NOT NULL DEFAULT 0,    -- MongoDB ids compared so far
+    missing_count    INTEGER NOT NULL DEFAULT 0,
+    orphan_count     INTEGER NOT NULL DEFAULT 0,
+    stale_count      INTEGER NOT NULL DEFAULT 0,
+    skipped_count    INTEGER NOT NULL DEFAULT 0,    -- left alone: changed within RECONCILE_MIN_AGE_MS
+    repaired_count   INTEGER NOT NULL DEFAULT 0,    -- drift repaired
+    deleted_count    INTEGER NOT NULL DEFAULT 0,    -- orphans deleted
+    failed_count     INTEGER NOT NULL DEFAULT 0,    -- documents OpenSearch rejected
+    cursor_type      TEXT,                          -- type of the last committed MongoDB _id
+    cursor           TEXT,                          -- last committed MongoDB _id (canonical text)
+    seen_types       INTEGER NOT NULL DEFAULT 0,    -- bit set of _id classes met so far
+    resume_count     INTEGER NOT NULL DEFAULT 0,
+    pid              INTEGER,                       -- process that last ran it
+    config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
+    error            TEXT,
+    duplicate_count  INTEGER NOT NULL DEFAULT 0,
+    conflict_count   INTEGER NOT NULL DEFAULT 0,
+    mirror           TEXT NOT NULL DEFAULT 'default',
+    skipped_newer_count INTEGER NOT NULL DEFAULT 0,
+    index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
+    delete_brake     TEXT NOT NULL DEFAULT 'on'
+                     CHECK (delete_brake IN ('on', 'released', 'passed', 'held')),
+    kept_count       INTEGER NOT NULL DEFAULT 0,
+    full_write       INTEGER NOT NULL DEFAULT 0,
+    reindexed_count  INTEGER NOT NULL DEFAULT 0,
+    orphans_kept_count INTEGER NOT NULL DEFAULT 0,
+    transform_digest TEXT
+);
+CREATE INDEX runs_status ON runs (status);
+CREATE INDEX runs_mirror ON runs (mirror, id);
+CREATE TABLE run_samples (
+    run_id          INTEGER PRIMARY KEY REFERENCES runs (id),
+    asked           INTEGER NOT NULL,               -- N of --sample N
+    seed            INTEGER NOT NULL,               -- the draw's seed (--seed, else random)
+    method          TEXT NOT NULL,                  -- '$sample' or 'id stream' (reservoir)
+    population      INTEGER,                        -- MongoDB documents the id stream read; NULL: not counted
+    mongo_n         INTEGER NOT NULL,               -- distinct MongoDB documents looked up
+    missing         INTEGER NOT NULL,               -- of them, judged missing
+    stale           INTEGER NOT NULL,               -- of them, judged stale
+    rate            REAL NOT NULL,                  -- (missing + stale) / mongo_n
+    rate_low        REAL NOT NULL,                  -- 95% Wilson score interval
+    rate_high       REAL NOT NULL,
+    index_n         INTEGER,                        -- distinct index ids looked up
+    orphans         INTEGER,                        -- of them, judged orphans
+    orphan_rate     REAL,
+    orphan_low      REAL,
+    orphan_high     REAL,
+    seconds         REAL NOT NULL,                  -- drawing and looking up, wall clock
+    note            TEXT                            -- what the numbers do not say
+);

@@ -5,13 +5,15 @@
  * drives dispatch and --help. The whole command line is parsed with
  * getopt_long (--opt value, --opt=value, `reconciler COMMAND --help`)
  * before the configuration loads: an unknown option, or options that ask
- * for opposite things (--dry-run with --full, --ids or --since), is 78
- * before anything runs, whatever their order. Exit codes: 0 in sync or repaired; 1 a dry run found
- * drift, or a doctor check failed; 2 an error (including "another run holds the journal"); 3 the
- * run completed but some documents could not be repaired (journaled failed, or id conflicts), as
- * rsync's 23/24 say "partial"; 4 the run ended held: the brake on deletes kept its orphans (nothing
- * deleted; a person decides: --allow-deletes); 5 `resume` did not resume
- * a run: settings that bind a run changed since it began, so it was
+ * for opposite things (--dry-run with --full, --ids or --since; --sample
+ * with --full, --ids, --since or --allow-deletes: a sample is a dry run, so
+ * --dry-run with it is taken), is 78 before anything runs, whatever their
+ * order. Exit codes: 0 in sync or repaired (a sample: its run found no
+ * drift); 1 a dry run or a sample found drift, or a doctor check failed; 2 an error (including
+ * "another run holds the journal"); 3 the run completed but some documents could not be repaired
+ * (journaled failed, or id conflicts), as rsync's 23/24 say "partial"; 4 the run ended held: the
+ * brake on deletes kept its orphans (nothing deleted; a person decides: --allow-deletes); 5
+ * `resume` did not resume a run: settings that bind a run changed since it began, so it was
  * cancelled and nothing ran (`check` starts a new run); 78 bad
  * configuration (EX_CONFIG; also wrong credentials), a bad command line,
  * bad --ids / --since input, and --allow-deletes without --mirror when
@@ -37,6 +39,7 @@
 #include "opensearch.h"
 #include "probe.h"
 #include "report.h"
+#include "sample.h"
 #include "serve.h"
 #include "store.h"
 #include "transform.h"
@@ -70,6 +73,8 @@ struct args {
 	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
 	const char *ids, *since, *mirror, *file, *kind;
 	int64_t limit;        /* 0: not given */
+	int64_t sample;       /* check --sample N; 0: not given */
+	int64_t seed;         /* --seed S; -1: not given */
 	char *const *operand; /* RUN_ID or ID */
 	int n_operands;
 };
@@ -465,6 +470,116 @@ release_names_mirror(const struct cli *cli, const char *cmd)
 	return EXIT_CONFIG;
 }
 
+/* A share as a person reads it: 10.2%, 0.31%. */
+static void
+percent(char *out, size_t len, double share)
+{
+	snprintf(out, len, share * 100 >= 1 || share == 0 ? "%.1f%%" : "%.2f%%", share * 100);
+}
+
+/* The estimate of a sample run, on stdout. */
+static void
+sample_print(const struct sample_result *r, const char *who)
+{
+	char rate[16], lo[16], hi[16];
+
+	printf("%srun %" PRId64 " (sample) %s in %.1f s: %" PRId64
+	       " MongoDB documents looked up (%s, seed %" PRIu64 ")\n",
+	       who, r->run.run_id, store_run_status_name(r->run.status), r->seconds, r->mongo_n,
+	       r->method, r->seed);
+	percent(rate, sizeof(rate), r->rate);
+	percent(lo, sizeof(lo), r->low);
+	percent(hi, sizeof(hi), r->high);
+	printf("%sdrift rate %s (%" PRId64 " of %" PRId64 ": missing %" PRId64 ", stale %" PRId64
+	       "), 95%% interval %s to %s (Wilson score)\n",
+	       who, rate, r->missing + r->stale, r->mongo_n, r->missing, r->stale, lo, hi);
+	if (r->orphans_estimated) {
+		percent(rate, sizeof(rate), r->orphan_rate);
+		percent(lo, sizeof(lo), r->orphan_low);
+		percent(hi, sizeof(hi), r->orphan_high);
+		printf("%sorphan rate %s (%" PRId64 " of %" PRId64
+		       " index copies), 95%% interval %s to %s (Wilson score)\n",
+		       who, rate, r->orphans, r->index_n, lo, hi);
+	}
+	if (*r->note)
+		printf("%snote: %s\n", who, r->note);
+	fflush(stdout);
+}
+
+/* `check --sample N` of one mirror: an estimate, a dry run of its own
+ * kind. Exit codes as a dry run's: 1 when the run found drift (any id of
+ * either sample), 0 when none. */
+static int
+sample_one(const struct config *cfg, const struct args *a, uint64_t seed, bool several)
+{
+	struct engine *e = NULL;
+	struct sample_result res;
+	struct rerror err = {0};
+	struct sample_opts o = {.n = a->sample, .seed = seed, .stop = &signal_count};
+	char who[96] = "";
+	rcode rc;
+
+	if (several)
+		snprintf(who, sizeof(who), "mirror %s: ", cfg->name);
+	if (engine_new(&e, cfg, &err)) {
+		fprintf(stderr, "reconciler: %s%s\n", who, err.message);
+		return EXIT_ERROR;
+	}
+	engine_set_progress_output(e, isatty(STDERR_FILENO));
+	signal_engine = e;
+	install_signals();
+	rc = sample_run(&res, e, cfg, &o, &err);
+	signal_engine = NULL;
+	engine_free(e);
+	if (signal_number) {
+		fprintf(stderr, "reconciler: %ssample stopped by %s: nothing to resume\n", who,
+		        signal_number == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM");
+		return 128 + signal_number;
+	}
+	if (rc == RC_ERR_INVALID && res.run.run_id == 0) { /* nothing to sample */
+		printf("%s%s\n", who, err.message);
+		return 0;
+	}
+	if (rc) {
+		if (res.run.run_id)
+			fprintf(stderr, "reconciler: %srun %" PRId64 " (sample) %s\n", who,
+			        res.run.run_id, store_run_status_name(res.run.status));
+		fprintf(stderr, "reconciler: %s%s\n", who,
+		        err.message[0] ? err.message : rcode_name(rc));
+		return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
+	}
+	if (res.run.status != RUN_COMPLETED) { /* no estimate without every lookup */
+		fprintf(stderr, "reconciler: %srun %" PRId64 " (sample) %s: no estimate\n", who,
+		        res.run.run_id, store_run_status_name(res.run.status));
+		return EXIT_ERROR;
+	}
+	sample_print(&res, who);
+	return res.run.missing + res.run.orphans + res.run.stale + res.run.duplicates +
+	                   res.run.conflicts >
+	               0
+	           ? EXIT_DRIFT
+	           : 0;
+}
+
+/* `check --sample N [--seed S]`: each mirror in turn, one seed for all
+ * (said on each line, so a draw can be made again). */
+static int
+cmd_sample(const struct cli *cli)
+{
+	const struct config *const *m;
+	size_t n;
+	int code = 0;
+	/* below 2^31: the journal and JSON keep it exactly */
+	uint64_t seed = cli->a->seed >= 0
+	                    ? (uint64_t)cli->a->seed
+	                    : ((uint64_t)util_now_ms() ^ ((uint64_t)getpid() << 16)) % INT32_MAX;
+
+	mirrors_of(cli, &m, &n);
+	for (size_t i = 0; i < n && signal_count == 0; i++)
+		code = worst(code, sample_one(m[i], cli->a, seed, cli->set->n_mirrors > 1));
+	return code;
+}
+
 static int
 cmd_check(const struct cli *cli)
 {
@@ -475,6 +590,8 @@ cmd_check(const struct cli *cli)
 	size_t n;
 	int code = 0;
 
+	if (cli->a->sample)
+		return cmd_sample(cli);
 	if (opts.allow_deletes && (code = release_names_mirror(cli, "check")) != 0)
 		return code;
 	if (ids || since) /* args_conflict refused them with --dry-run or --full */
@@ -1102,6 +1219,8 @@ enum opt {
 	OPT_RECURRING,
 	OPT_ALL,
 	OPT_KIND,
+	OPT_SAMPLE,
+	OPT_SEED,
 };
 
 #define O_MIRROR                                                                                   \
@@ -1124,6 +1243,8 @@ static const struct option o_check[] = {{"dry-run", no_argument, NULL, OPT_DRY_R
                                         {"ids", required_argument, NULL, OPT_IDS},
                                         {"since", required_argument, NULL, OPT_SINCE},
                                         {"allow-deletes", no_argument, NULL, OPT_ALLOW_DELETES},
+                                        {"sample", required_argument, NULL, OPT_SAMPLE},
+                                        {"seed", required_argument, NULL, OPT_SEED},
                                         O_MIRROR,
                                         O_HELP,
                                         O_END};
@@ -1156,14 +1277,19 @@ static const struct command commands[] = {
     {"serve", cmd_serve, o_none, 0, 0, "serve",
      "run the service: HTTP API, each mirror's schedule, resume on start"},
     {"check", cmd_check, o_check, 0, 0,
-     "check [--dry-run | --full | --ids FILE|- | --since TIME] [--allow-deletes] [--mirror NAME]",
+     "check [--dry-run | --full | --ids FILE|- | --since TIME | --sample N [--seed S]] "
+     "[--allow-deletes] [--mirror NAME]",
      "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
      "detect only, never writes; --full: re-index everything; --ids: just the ids in FILE, "
      "one a line, or - for stdin; --since: documents whose version field is newer than "
-     "TIME, ISO 8601 (orphans need a full check); one of the four at most; "
-     "--allow-deletes: release the brake on orphan deletes for this run). Exit 0 in sync or "
-     "repaired, 1 drift (dry run), 2 error, 3 some documents not repaired, 4 held (the "
-     "brake kept the orphan deletes), 78 bad configuration or input, 130 interrupted"},
+     "TIME, ISO 8601 (orphans need a full check); --sample N: an estimate of the drift "
+     "rate from N (1 to 5000) random documents and N random index copies looked up on "
+     "both sides, with a 95% Wilson score interval, a dry run of kind sample (--seed S: "
+     "the same draw again); one of them at most; --allow-deletes: release the brake on "
+     "orphan deletes for this run). Exit 0 in sync or repaired (a sample: none of its "
+     "documents drifted), 1 drift (dry run, sample), 2 error, 3 some documents not "
+     "repaired, 4 held (the brake kept the orphan deletes), 78 bad configuration or input, "
+     "130 interrupted"},
     {"resume", cmd_resume, o_resume, 0, 1, "resume [RUN_ID] [--allow-deletes] [--mirror NAME]",
      "continue interrupted runs (each mirror's, or that one) with the settings they began "
      "with (changed: cancelled, exit 5); the brake on deletes is re-armed, --allow-deletes "
@@ -1279,6 +1405,19 @@ take_option(struct args *a, const struct command *cmd, int c)
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
+	case OPT_SAMPLE:
+		if (a->sample || util_parse_i64(optarg, &a->sample) || a->sample <= 0 ||
+		    a->sample > SAMPLE_MAX)
+			return usage_error(cmd,
+			                   "--sample %s: a number of documents from 1 to %d, once",
+			                   optarg, SAMPLE_MAX);
+		return 0;
+	case OPT_SEED:
+		if (a->seed >= 0 || util_parse_i64(optarg, &a->seed) || a->seed < 0 ||
+		    a->seed > INT32_MAX)
+			return usage_error(cmd, "--seed %s: a number from 0 to %d, once", optarg,
+			                   INT32_MAX);
+		return 0;
 	case OPT_LIMIT: {
 		/* runs reads its page whole; drift pages through any number */
 		int64_t max = strcmp(cmd->name, "runs") == 0 ? 100000 : INT64_MAX;
@@ -1303,6 +1442,17 @@ args_conflict(const struct args *a, const struct command *cmd)
 	int n = 0;
 	char both[64];
 
+	/* a sample only looks: it is a dry run (--dry-run says nothing more) */
+	if (a->sample && (a->full || a->ids || a->since || a->allow_deletes))
+		return usage_error(cmd,
+		                   "--sample and %s conflict: a sample looks N random documents up "
+		                   "and writes nothing; give one",
+		                   a->full    ? "--full"
+		                   : a->ids   ? "--ids"
+		                   : a->since ? "--since"
+		                              : "--allow-deletes");
+	if (a->seed >= 0 && !a->sample)
+		return usage_error(cmd, "%s", "--seed goes with --sample N (the draw's seed)");
 	if (a->dry_run)
 		modes[n++] = "--dry-run";
 	if (a->full)
@@ -1337,6 +1487,7 @@ parse_args(struct args *a, const struct command *cmd, int argc, char **argv)
 	int c, code;
 
 	memset(a, 0, sizeof(*a));
+	a->seed = -1;
 	opterr = 0; /* the messages are ours, with the usage */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", cmd->options, NULL)) != -1) {
@@ -1354,9 +1505,10 @@ parse_args(struct args *a, const struct command *cmd, int argc, char **argv)
 		if (c == ':')
 			return usage_error(
 			    cmd, "%s needs %s", argv[optind - 1],
-			    optopt == OPT_IDS     ? "a FILE of ids, one a line (or - for stdin)"
-			    : optopt == OPT_SINCE ? "a TIME, ISO 8601 (2026-11-29T10:00:00Z)"
-			                          : "a value");
+			    optopt == OPT_IDS      ? "a FILE of ids, one a line (or - for stdin)"
+			    : optopt == OPT_SINCE  ? "a TIME, ISO 8601 (2026-11-29T10:00:00Z)"
+			    : optopt == OPT_SAMPLE ? "a number of documents (1 to 5000)"
+			                           : "a value");
 		if ((code = take_option(a, cmd, c)) != 0)
 			return code;
 	}

@@ -847,6 +847,57 @@ mongo_scan_free(struct mongo_scan *s)
 	free(s);
 }
 
+rcode
+mongo_sample_ids(struct mongo *m, struct idlist *out, int64_t n, bool *refused, struct rerror *err)
+{
+	bson_t pipeline = BSON_INITIALIZER, stages, stage, inner, match;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_error_t e;
+	rcode rc = RC_OK;
+	size_t n0 = out->n;
+	int cls;
+	bool unsafe;
+
+	*refused = false;
+	with_filter(&match, m, NULL);
+	BSON_APPEND_ARRAY_BEGIN(&pipeline, "pipeline", &stages);
+	BSON_APPEND_DOCUMENT_BEGIN(&stages, "0", &stage);
+	BSON_APPEND_DOCUMENT(&stage, "$match", &match);
+	bson_append_document_end(&stages, &stage);
+	BSON_APPEND_DOCUMENT_BEGIN(&stages, "1", &stage);
+	BSON_APPEND_DOCUMENT_BEGIN(&stage, "$sample", &inner);
+	BSON_APPEND_INT64(&inner, "size", n);
+	bson_append_document_end(&stage, &inner);
+	bson_append_document_end(&stages, &stage);
+	BSON_APPEND_DOCUMENT_BEGIN(&stages, "2", &stage);
+	BSON_APPEND_DOCUMENT_BEGIN(&stage, "$project", &inner);
+	BSON_APPEND_INT32(&inner, "_id", 1);
+	bson_append_document_end(&stage, &inner);
+	bson_append_document_end(&stages, &stage);
+	bson_append_array_end(&pipeline, &stages);
+	cur = mongoc_collection_aggregate(m->coll, MONGOC_QUERY_NONE, &pipeline, NULL, NULL);
+	while (rc == RC_OK && mongoc_cursor_next(cur, &doc))
+		if ((rc = mongo_doc_id_entry(doc, out, &cls, &unsafe, NULL, err)) == RC_OK &&
+		    unsafe)
+			out->n--; /* its text stands for no id a lookup could find */
+	if (rc == RC_OK && mongoc_cursor_error(cur, &e)) {
+		/* the server answered, and said no to the stage: not an outage */
+		*refused = e.domain == MONGOC_ERROR_SERVER || e.domain == MONGOC_ERROR_QUERY ||
+		           e.domain == MONGOC_ERROR_COMMAND;
+		rc = mongo_err(err, &e, "$sample failed");
+		*refused = *refused && rc != RC_ERR_CONFIG; /* wrong credentials stay errors */
+		if (*refused) {
+			out->n = n0;
+			rc = RC_OK;
+		}
+	}
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&pipeline);
+	bson_destroy(&match);
+	return rc;
+}
+
 /* Runs one find (cond under m's filter when filtered); *refused says
  * whether an error was the query itself being refused (a value that cannot
  * be matched, e.g. a document _id with an empty key) rather than the

@@ -91,6 +91,16 @@ RC_MUST_CHECK rcode mongo_scan_open_since(struct mongo_scan **out, struct mongo 
                                           int batch_size, struct rerror *err);
 void mongo_scan_free(struct mongo_scan *s);
 
+/* Up to n random documents of the collection (under its filter) through
+ * the aggregation stage $sample, their ids appended to out as
+ * mongo_scan_next_id appends them (unsafe ids, holding a NUL, left out).
+ * $sample may hand one document twice; out is as the server answered.
+ * *refused: the server does not take $sample (FerretDB 1.x: "not
+ * implemented"), why in err's message, RC_OK and out untouched: the caller
+ * draws from the id stream instead. A lost connection is an error. */
+RC_MUST_CHECK rcode mongo_sample_ids(struct mongo *m, struct idlist *out, int64_t n, bool *refused,
+                                     struct rerror *err);
+
 /* Calls fn for every document whose _id is in ids (a BSON array of typed
  * values). projection may be NULL for whole documents. With point true,
  * one {_id: v} query per id instead of one $in (FerretDB only pushes _id

@@ -123,6 +123,29 @@ report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int
 	return rc ? rc : query_json(s, out, st);
 }
 
+/* A sample run's estimate (run_samples, `check --sample N`) as "sample";
+ * no key for a run that has none. */
+static RC_MUST_CHECK rcode
+add_sample(struct store *s, cJSON *run, int64_t run_id)
+{
+	sqlite3_stmt *st;
+	cJSON *arr = NULL;
+	rcode rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT asked, seed, method, population, mongo_n AS mongoN, missing, stale,"
+	    " rate, rate_low AS rateLow, rate_high AS rateHigh, 'wilson95' AS interval,"
+	    " index_n AS indexN, orphans, orphan_rate AS orphanRate, orphan_low AS orphanLow,"
+	    " orphan_high AS orphanHigh, seconds, note FROM run_samples WHERE run_id = ?",
+	    "i", run_id);
+
+	if (rc || (rc = query_json(s, &arr, st)))
+		return rc;
+	if (cJSON_GetArraySize(arr) > 0)
+		cJSON_AddItemToObject(run, "sample", cJSON_DetachItemFromArray(arr, 0));
+	cJSON_Delete(arr);
+	return RC_OK;
+}
+
 rcode
 report_run(struct store *s, cJSON **out, int64_t run_id)
 {
@@ -173,6 +196,8 @@ report_run(struct store *s, cJSON **out, int64_t run_id)
 		                       "i", run_id);
 	if (rc == RC_OK && (rc = query_json(s, &part, st)) == RC_OK)
 		cJSON_AddItemToObject(run, "driftSample", part);
+	if (rc == RC_OK)
+		rc = add_sample(s, run, run_id);
 	if (rc) {
 		cJSON_Delete(run);
 		return rc;
@@ -318,6 +343,47 @@ text_events(FILE *out, const cJSON *r)
 		        cJSON_GetNumberValue(cJSON_GetObjectItem(r, "id")));
 }
 
+/* A share as a person reads it: 10.2%, 0.31%. */
+static const char *
+percent_of(char *buf, size_t len, const cJSON *o, const char *key)
+{
+	double v = cJSON_GetNumberValue(cJSON_GetObjectItem(o, key)) * 100;
+
+	snprintf(buf, len, v >= 1 || v == 0 ? "%.1f%%" : "%.2f%%", v);
+	return buf;
+}
+
+/* A sample run's estimate: each side's rate and its interval. */
+static void
+text_sample(FILE *out, const cJSON *r)
+{
+	const cJSON *e = cJSON_GetObjectItem(r, "sample");
+	char a[32], b[32], c[32], d[32], f[32], g[32];
+	const char *note = cJSON_GetStringValue(cJSON_GetObjectItem(e, "note"));
+
+	if (e == NULL)
+		return;
+	fprintf(out, "estimate   %s MongoDB documents of %s asked (%s, seed %s) in %.1f s\n",
+	        count_of(a, sizeof(a), e, "mongoN"), count_of(b, sizeof(b), e, "asked"),
+	        text_of(e, "method"), count_of(c, sizeof(c), e, "seed"),
+	        cJSON_GetNumberValue(cJSON_GetObjectItem(e, "seconds")));
+	fprintf(out,
+	        "  drift rate %s (missing %s, stale %s), 95%% interval %s to %s (Wilson score)\n",
+	        percent_of(a, sizeof(a), e, "rate"), count_of(b, sizeof(b), e, "missing"),
+	        count_of(c, sizeof(c), e, "stale"), percent_of(d, sizeof(d), e, "rateLow"),
+	        percent_of(f, sizeof(f), e, "rateHigh"));
+	if (cJSON_IsNumber(cJSON_GetObjectItem(e, "indexN")))
+		fprintf(out, "  orphan rate %s (%s of %s index copies), 95%% interval %s to %s\n",
+		        percent_of(a, sizeof(a), e, "orphanRate"),
+		        count_of(b, sizeof(b), e, "orphans"), count_of(c, sizeof(c), e, "indexN"),
+		        percent_of(d, sizeof(d), e, "orphanLow"),
+		        percent_of(g, sizeof(g), e, "orphanHigh"));
+	else
+		fprintf(out, "  orphan rate not estimated\n");
+	if (note)
+		fprintf(out, "  note       %s\n", note);
+}
+
 /* A few ids of each kind the run found, with their state and why. */
 static RC_MUST_CHECK rcode
 text_drift(struct store *s, FILE *out, const cJSON *r, int64_t run_id)
@@ -379,6 +445,7 @@ report_run_text(struct store *s, FILE *out, int64_t run_id)
 	if (rc)
 		return rc;
 	text_head(out, r);
+	text_sample(out, r);
 	text_batches(out, r);
 	text_events(out, r);
 	rc = text_drift(s, out, r, run_id);

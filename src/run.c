@@ -603,7 +603,7 @@ prepare(struct run *r)
 	struct engine *e = r->e;
 
 	r->full = r->kind == RUN_FULL || r->full_write;
-	r->dry_run = r->kind == RUN_DRY_RUN;
+	r->dry_run = r->kind == RUN_DRY_RUN || r->opts->sample;
 	if (r->full) {
 		struct store_pending *p = NULL;
 		size_t n = 0;

@@ -100,6 +100,9 @@ struct engine_opts {
 	 * settings changed since it began is cancelled and no new run starts
 	 * (engine_result.not_resumed); without it a new run starts instead */
 	bool resume_only;
+	/* the ids are a random sample (sample.c, `check --sample N`): a RUN_IDS
+	 * run journaled as kind sample, and a dry run: it writes nothing */
+	bool sample;
 };
 
 /* Whether a targeted run may start: ids given (1 to ENGINE_IDS_MAX, each

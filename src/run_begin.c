@@ -183,7 +183,7 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 			store_run_free(sr);
 			return rc;
 		}
-		if (sr->kind == RUN_IDS) {
+		if (sr->kind == RUN_IDS || sr->kind == RUN_SAMPLE) {
 			store_run_free(sr);
 			return rerror_set(r->err, RC_ERR_INVALID,
 			                  "run %" PRId64
@@ -211,7 +211,8 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 	if (rc == RC_OK && (snapshot = with_digest(cfg.data, transform_digest(r->tf))) == NULL)
 		rc = RC_ERR_NOMEM;
 	if (rc == RC_OK)
-		rc = store_run_begin(r->store, &r->id, r->cfg->name, kind, trigger, snapshot);
+		rc = store_run_begin(r->store, &r->id, r->cfg->name,
+		                     r->opts->sample ? RUN_SAMPLE : kind, trigger, snapshot);
 	free(snapshot);
 	buf_free(&cfg);
 	r->kind = kind;
@@ -224,8 +225,9 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 			                 "released for this run (allowDeletes / --allow-deletes)");
 	}
 	if (rc == RC_OK)
-		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)%s", store_run_kind_name(kind),
-		        trigger, r->opts->allow_deletes ? ", brake on deletes released" : "");
+		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)%s",
+		        store_run_kind_name(r->opts->sample ? RUN_SAMPLE : kind), trigger,
+		        r->opts->allow_deletes ? ", brake on deletes released" : "");
 	if (rc == RC_OK && replaced) {
 		char what[64];
 		snprintf(what, sizeof(what), "in place of run %" PRId64, replaced);

@@ -8,8 +8,8 @@
  * - Migrations are compiled in (migrations/NNNN_name.sql), applied in order,
  *   each in its own transaction, and recorded in schema_migrations.
  * - Every statement binds its values (sql_run's type string: i = int64,
- *   n = int64 or NULL when negative, t = text or NULL); no SQL is built from
- *   data.
+ *   n = int64 or NULL when negative, t = text or NULL, d = double or NULL
+ *   when NaN); no SQL is built from data.
  * - Counters in runs are recomputed from run_ids and batches
  *   (store_run_recount) rather than incremented, so a resumed run that sees
  *   the same drift twice still counts it once. A recount reads every row
@@ -187,6 +187,11 @@ bind_args(sqlite3_stmt *st, const char *types, va_list ap)
 			const char *v = va_arg(ap, const char *);
 			rc = v ? sqlite3_bind_text(st, col, v, -1, SQLITE_TRANSIENT)
 			       : sqlite3_bind_null(st, col);
+			break;
+		}
+		case 'd': { /* a NaN is NULL: a rate not estimated */
+			double v = va_arg(ap, double);
+			rc = v == v ? sqlite3_bind_double(st, col, v) : sqlite3_bind_null(st, col);
 			break;
 		}
 		default:
@@ -985,10 +990,12 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 rcode
 store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror)
 {
-	return sql_int(s, run_id,
-	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
-	               "AND kind <> 'ids' AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
-	               "t", mirror);
+	return sql_int(
+	    s, run_id,
+	    "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
+	    "AND kind NOT IN ('ids', 'sample') AND (?1 IS NULL OR mirror = ?1) ORDER BY id "
+	    "DESC LIMIT 1",
+	    "t", mirror);
 }
 
 rcode
@@ -1117,6 +1124,20 @@ store_run_kept(struct store *s, int64_t run_id, int64_t kept)
 	return sql_run(s, "UPDATE runs SET kept_count = ? WHERE id = ?", "ii", kept, run_id);
 }
 
+rcode
+store_sample_record(struct store *s, int64_t run_id, const struct store_sample *e)
+{
+	return sql_run(s,
+	               "INSERT OR REPLACE INTO run_samples (run_id, asked, seed, method, "
+	               "population, mongo_n, missing, stale, rate, rate_low, rate_high, index_n, "
+	               "orphans, orphan_rate, orphan_low, orphan_high, seconds, note) VALUES (?, "
+	               "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	               "iiitniiidddnnddddt", run_id, e->asked, (int64_t)e->seed, e->method,
+	               e->population, e->mongo_n, e->missing, e->stale, e->rate, e->rate_low,
+	               e->rate_high, e->index_n, e->orphans, e->orphan_rate, e->orphan_low,
+	               e->orphan_high, e->seconds, e->note);
+}
+
 const char *
 store_brake_name(enum delete_brake b)
 {
@@ -1237,7 +1258,7 @@ store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n)
 	               "i", run_id);
 }
 
-static const char *const run_kind_names[] = {"check", "dry_run", "full", "ids"};
+static const char *const run_kind_names[] = {"check", "dry_run", "full", "ids", "sample"};
 static const char *const run_status_names[] = {"running",     "completed", "failed",
                                                "interrupted", "cancelled", "held"};
 

@@ -71,6 +71,7 @@ enum run_kind {
 	RUN_DRY_RUN, /* detect and journal only */
 	RUN_FULL,    /* re-index every document */
 	RUN_IDS,     /* detect and repair given ids, or those changed since a time; never resumed */
+	RUN_SAMPLE,  /* random ids looked up on both sides: an estimate; a dry run, never resumed */
 };
 enum run_status {
 	RUN_RUNNING,
@@ -80,7 +81,7 @@ enum run_status {
 	RUN_CANCELLED,
 	RUN_HELD, /* finished; the brake held its orphan deletes (none sent) */
 };
-#define RUN_KIND_COUNT   ((int)RUN_IDS + 1)
+#define RUN_KIND_COUNT   ((int)RUN_SAMPLE + 1)
 #define RUN_STATUS_COUNT ((int)RUN_HELD + 1)
 
 /* The brake on a run's orphan deletes, as runs.delete_brake spells it: on
@@ -172,6 +173,24 @@ RC_MUST_CHECK rcode store_run_verify(struct store *s, int64_t run_id, const char
                                      const char *note);
 /* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
 RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
+/* A sample run's estimate (run_samples, migration 0013): each side's
+ * sample and the 95% Wilson score interval of its rate. index_n and
+ * orphans < 0 and the orphan rates NaN: orphans not estimated; population
+ * < 0: not counted. */
+struct store_sample {
+	int64_t asked;
+	uint64_t seed;
+	const char *method; /* "$sample" or "id stream" */
+	int64_t population;
+	int64_t mongo_n, missing, stale;
+	double rate, rate_low, rate_high;
+	int64_t index_n, orphans;
+	double orphan_rate, orphan_low, orphan_high;
+	double seconds;
+	const char *note; /* NULL: none */
+};
+RC_MUST_CHECK rcode store_sample_record(struct store *s, int64_t run_id,
+                                        const struct store_sample *e);
 RC_MUST_CHECK rcode store_run_brake(struct store *s, int64_t run_id, enum delete_brake b);
 /* The transform digest a run compared every copy against and left no copy
  * behind (runs.transform_digest); and the newest such of a mirror (*out

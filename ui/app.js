@@ -139,9 +139,9 @@
   /* In sync, drift or unknown, judged from a mirror's newest run. */
   /* Whether the mirror is in sync is judged from a pass over the whole
    * collection (check, dry run, full re-index): a targeted run (kind ids)
-   * looked at a few ids and says nothing about the rest. */
+   * or a sample looked at a few ids and says nothing about the rest. */
   function isPass(run) {
-    return run && run.kind !== 'ids';
+    return run && run.kind !== 'ids' && run.kind !== 'sample';
   }
 
   /* The newest pass of a mirror: from the selected mirror's runs when at
