@@ -3,7 +3,7 @@
 -- random index copies) looked up on both sides, whose estimate of the
 -- mirror's drift rate is kept in run_samples. SQLite cannot alter a CHECK
 -- constraint, so runs is rebuilt as 0008 did, with every column in its
--- order (through 0011), its indexes and its history; the tables that
+-- order (through 0012), its indexes and its history; the tables that
 -- reference it keep their foreign keys (store_migrate runs a migration with
 -- foreign key enforcement off and checks every key before it commits). The
 -- views read runs by name and are left as they are. A migration before this
@@ -50,7 +50,11 @@ CREATE TABLE runs_new (
     full_write       INTEGER NOT NULL DEFAULT 0,
     reindexed_count  INTEGER NOT NULL DEFAULT 0,
     orphans_kept_count INTEGER NOT NULL DEFAULT 0,
-    transform_digest TEXT
+    transform_digest TEXT,
+    verify           TEXT,
+    verify_note      TEXT,
+    ranges_summarized INTEGER NOT NULL DEFAULT 0,
+    ranges_descended INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO runs_new (id, kind, trigger, status, phase, started_at, finished_at, heartbeat_at,
                       mongo_count, opensearch_count, compared, missing_count, orphan_count,
@@ -58,14 +62,15 @@ INSERT INTO runs_new (id, kind, trigger, status, phase, started_at, finished_at,
                       cursor_type, cursor, seen_types, resume_count, pid, config, error,
                       duplicate_count, conflict_count, mirror, skipped_newer_count, index_read,
                       delete_brake, kept_count, full_write, reindexed_count, orphans_kept_count,
-                      transform_digest)
+                      transform_digest, verify, verify_note, ranges_summarized,
+                      ranges_descended)
     SELECT id, kind, trigger, status, phase, started_at, finished_at, heartbeat_at,
            mongo_count, opensearch_count, compared, missing_count, orphan_count,
            stale_count, skipped_count, repaired_count, deleted_count, failed_count,
            cursor_type, cursor, seen_types, resume_count, pid, config, error,
            duplicate_count, conflict_count, mirror, skipped_newer_count, index_read,
            delete_brake, kept_count, full_write, reindexed_count, orphans_kept_count,
-           transform_digest
+           transform_digest, verify, verify_note, ranges_summarized, ranges_descended
     FROM runs;
 DROP TABLE runs;
 ALTER TABLE runs_new RENAME TO runs;

@@ -152,7 +152,11 @@ CREATE TABLE "runs" (
     full_write       INTEGER NOT NULL DEFAULT 0,
     reindexed_count  INTEGER NOT NULL DEFAULT 0,
     orphans_kept_count INTEGER NOT NULL DEFAULT 0,
-    transform_digest TEXT
+    transform_digest TEXT,
+    verify           TEXT,
+    verify_note      TEXT,
+    ranges_summarized INTEGER NOT NULL DEFAULT 0,
+    ranges_descended INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
