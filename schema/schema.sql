@@ -151,3 +151,28 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        reindexed_count AS reindexed, orphans_kept_count AS orphans_kept,
        kept_count AS kept
 FROM runs ORDER BY id DESC;
+CREATE TABLE streams (
+    mirror          TEXT PRIMARY KEY,
+    token           TEXT,
+    cluster_time    TEXT,
+    cluster_ts      INTEGER,
+    events_applied  INTEGER NOT NULL DEFAULT 0,
+    events_failed   INTEGER NOT NULL DEFAULT 0,
+    batches         INTEGER NOT NULL DEFAULT 0,
+    gaps            INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    started_at      TEXT,
+    updated_at      TEXT NOT NULL
+);
+CREATE TABLE stream_gaps (
+    id              INTEGER PRIMARY KEY,
+    mirror          TEXT NOT NULL,
+    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate')),
+    detail          TEXT,
+    lost_from       TEXT,
+    lost_from_ts    INTEGER,
+    reopened_at     TEXT NOT NULL,
+    catchup_run_id  INTEGER REFERENCES runs(id),
+    closed_at       TEXT
+);
+CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);
