@@ -816,20 +816,26 @@ open_stream(struct stream *st)
 			rc = code ? unsupported(st, code) : rc;
 			goto out;
 		}
-		rc = journal_gap(st, GAP_HISTORY_LOST, st->err.message);
-	} else if (js.open_gaps == 0) {
+		if ((rc = journal_gap(st, GAP_HISTORY_LOST, st->err.message)))
+			goto out;
+	}
+	/* from now: opened before a first gap is journaled, so a server without
+	 * change streams journals none */
+	if ((rc = watch(st, NULL, &code))) {
+		rc = code ? unsupported(st, code) : rc;
+		goto out;
+	}
+	if (token == NULL && js.open_gaps == 0) {
 		rc = journal_gap(st, GAP_FIRST_START,
 		                 js.token ? "the journaled token could not be read"
 		                          : "no place journaled yet (a first start)");
-	} else {
+	} else if (token == NULL) {
 		log_msg(LOG_WARN, 0,
 		        "mirror %s: live sync: %" PRId64 " gap(s) still open: the stream goes on "
 		        "from now and a check run closes them",
 		        st->cfg->name, js.open_gaps);
 		st->catchup_due = st->cfg->change_stream_catchup;
 	}
-	if (rc == RC_OK && (rc = watch(st, NULL, &code)) && code)
-		rc = unsupported(st, code);
 	if (rc == RC_OK) /* its start is the place now: a kill from here loses nothing */
 		rc = commit_place(st, 0, 0, NULL);
 out:
@@ -1001,6 +1007,19 @@ ensure_index(struct stream *st)
 	return rc;
 }
 
+/* One change stream opened and closed: RC_ERR_CONFIG when the server
+ * refuses them (FerretDB). */
+static RC_MUST_CHECK rcode
+probe_watch(struct stream *st)
+{
+	int code = 0;
+	rcode rc = watch(st, NULL, &code);
+
+	mongo_watch_free(st->w);
+	st->w = NULL;
+	return rc && code ? unsupported(st, code) : rc;
+}
+
 static RC_MUST_CHECK rcode
 setup(struct stream *st)
 {
@@ -1034,6 +1053,8 @@ setup(struct stream *st)
 	 * is a duplicate, deleted when its document is written */
 	rc = opensearch_targets(st->os, &st->write_index, &n_indices, err);
 	st->keys = (struct os_keys){.sort_field = "_id", .n_indices = n_indices};
+	if (rc == RC_OK) /* a server without change streams: said before anything is made */
+		rc = probe_watch(st);
 	return rc ? rc : ensure_index(st);
 }
 
