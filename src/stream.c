@@ -712,6 +712,21 @@ catch_up(struct stream *st)
 	st->catchup_due = false;
 	if (gap == 0)
 		return RC_OK;
+	bool exists = false;
+	if ((rc = mongo_collection_exists(st->mongo, &exists, &st->err)))
+		return rc;
+	if (!exists) {
+		/* nothing in MongoDB was missed yet; a check would refuse the
+		 * mirror (a typo guard): it runs once the collection has a
+		 * change (take_event), or in a minute */
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: the collection %s.%s does not exist (yet): the "
+		        "catch-up of gap %" PRId64 " waits for it",
+		        st->cfg->name, st->cfg->mongodb_database, st->cfg->mongodb_collection, gap);
+		st->catchup_due = true;
+		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
+		return RC_OK;
+	}
 	log_msg(LOG_INFO, 0, "mirror %s: live sync: catch-up: a check run closes gap %" PRId64,
 	        st->cfg->name, gap);
 	if ((rc = engine_new(&e, st->cfg, &rerr)))
@@ -916,6 +931,7 @@ take_event(struct stream *st, const bson_t *ev)
 	bool del = !strcmp(op, "delete");
 	if (!del && strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "replace"))
 		return RC_OK; /* other events (DDL) change no document */
+	st->catchup_at = 0;   /* a catch-up waiting for the collection runs now */
 	if (bson_iter_init(&it, ev) && bson_iter_find_descendant(&it, "clusterTime", &it) &&
 	    BSON_ITER_HOLDS_TIMESTAMP(&it))
 		bson_iter_timestamp(&it, &st->ct_t, &st->ct_i);
