@@ -1023,6 +1023,25 @@ ensure_index(struct stream *st)
 	return rc;
 }
 
+/* One sync per mirror: a lock of its own (the journal's
+ * "<db>.<mirror>.stream.lock"; mirror names hold no dot, so it is no
+ * mirror's run lock: checks and the catch-up run beside it). */
+static RC_MUST_CHECK rcode
+lock_stream(struct stream *st)
+{
+	char name[128];
+	int64_t holder = 0;
+	struct rerror e = {0};
+
+	snprintf(name, sizeof(name), "%s.stream", st->cfg->name);
+	if (store_lock(st->store, &holder, name, &e) == RC_OK)
+		return RC_OK;
+	return rerror_set(&st->err, RC_ERR_BUSY,
+	                  "mirror %s: another reconciler sync tails this mirror's change stream "
+	                  "with the journal %s (%s)",
+	                  st->cfg->name, st->cfg->state_db, e.message);
+}
+
 /* One change stream opened and closed: RC_ERR_CONFIG when the server
  * refuses them (FerretDB). */
 static RC_MUST_CHECK rcode
@@ -1047,7 +1066,7 @@ setup(struct stream *st)
 
 	bson_init(&st->pipeline);
 	st->has_pipeline = true;
-	if ((rc = store_open(&st->store, st->cfg->state_db, err)) ||
+	if ((rc = store_open(&st->store, st->cfg->state_db, err)) || (rc = lock_stream(st)) ||
 	    (rc = transform_new(&st->tf, st->cfg, err)) ||
 	    (rc = mongo_open(&st->mongo, st->cfg->mongodb_uri, st->cfg->mongodb_database,
 	                     st->cfg->mongodb_collection, err)) ||
@@ -1102,12 +1121,12 @@ teardown(struct stream *st)
 	st->write_index = NULL;
 }
 
-/* Whether an error ends the mirror's sync (a setting, the journal) rather
- * than reopening the stream. */
+/* Whether an error ends the mirror's sync (a setting, the journal,
+ * another sync of the mirror) rather than reopening the stream. */
 static bool
 fatal(rcode rc)
 {
-	return rc == RC_ERR_CONFIG || rc == RC_ERR_STORE || rc == RC_ERR_NOMEM;
+	return rc == RC_ERR_CONFIG || rc == RC_ERR_STORE || rc == RC_ERR_NOMEM || rc == RC_ERR_BUSY;
 }
 
 static void *

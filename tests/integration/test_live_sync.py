@@ -147,7 +147,10 @@ def in_sync(env):
 
 
 def every_change(env):
+    """RECONCILE_WRITE_MODE=index: the copy is the document (upsert, the
+    default, merges a replace into the copy as repairs do)."""
     env.create_index()
+    env.env["RECONCILE_WRITE_MODE"] = "index"
     sync = Sync(env)
     try:
         started(env, sync)
@@ -165,6 +168,9 @@ def every_change(env):
         check(len(h) == 1 and h[0]["_source"].get("other") is True and "n" not in h[0]["_source"],
               "the replace is the whole copy: %r" % h)
         check(source(env, "d0003") == [] and source(env, "d0004") == [], "deletes reach the index")
+        r = env.run("sync", timeout=60)
+        check(r.returncode == 2 and "another reconciler sync" in r.stderr,
+              "a second sync of the mirror is refused (%d: %s)" % (r.returncode, r.stderr[-300:]))
         s = streams(env)
         check(s["events_applied"] >= 44 and s["events_failed"] == 0 and s["cluster_time"],
               "streams counts the events and keeps the cluster time: %r" % s)
