@@ -69,6 +69,7 @@
 #define STREAM_IDLE_COMMIT_MS   1000  /* a quiet stream journals its post-batch token this often */
 #define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
 #define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
+#define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
 #define CODE_HISTORY_LOST  286 /* ChangeStreamHistoryLost */
@@ -115,6 +116,8 @@ struct stream {
 	/* the journal */
 	bson_t *committed; /* the token last journaled */
 	int64_t last_commit_ms;
+	/* what the once-a-minute line says */
+	int64_t applied, failed, report_ms;
 	bool catchup_due;
 	int64_t catchup_at; /* mono ms: not before */
 	/* stop reaches a catch-up run through its engine */
@@ -651,6 +654,8 @@ flush(struct stream *st)
 	}
 	if (rc == RC_OK)
 		rc = commit_place(st, applied, failed, last_error);
+	st->applied += rc == RC_OK ? applied : 0;
+	st->failed += rc == RC_OK ? failed : 0;
 	if (rc == RC_OK)
 		log_msg(LOG_DEBUG, 0,
 		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64 " failed",
@@ -974,6 +979,28 @@ token_moved(struct stream *st)
 	return t && (st->committed == NULL || !bson_equal(t, st->committed));
 }
 
+/* Once a minute: what was applied since, and how far behind the last
+ * event is (its cluster time against this clock). */
+static void
+report(struct stream *st, int64_t now)
+{
+	char lag[64] = "";
+
+	if (now - st->report_ms < STREAM_REPORT_MS)
+		return;
+	if (st->report_ms && st->ct_t)
+		snprintf(lag, sizeof(lag), "; the last event applied was written %" PRId64 " s ago",
+		         util_now_ms() / 1000 - (int64_t)st->ct_t);
+	if (st->report_ms)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64
+		        " failed in the last minute%s",
+		        st->cfg->name, st->applied, st->failed,
+		        st->applied + st->failed ? lag : "");
+	st->applied = st->failed = 0;
+	st->report_ms = now;
+}
+
 /* Reads events until stop (the batch written and journaled) or an error. */
 static RC_MUST_CHECK rcode
 tail(struct stream *st)
@@ -993,6 +1020,7 @@ tail(struct stream *st)
 		if (ev && (rc = take_event(st, ev)))
 			break;
 		now = util_mono_ms();
+		report(st, now);
 		if (st->n && now - st->first_ms >= st->cfg->change_stream_batch_ms)
 			rc = flush(st);
 		else if (st->n == 0 && now - st->last_commit_ms >= STREAM_IDLE_COMMIT_MS &&
