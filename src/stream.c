@@ -1186,6 +1186,7 @@ mirror_main(void *arg)
 		        "%" PRId64 " ms",
 		        st->cfg->name, st->err.message, backoff);
 		batch_clear(st);
+		st->ct_t = st->ct_i = 0; /* the dropped events' time is not the place's */
 		st->err = (struct rerror){0};
 		util_sleep_ms(backoff, st->stop);
 		backoff = backoff * 2 > STREAM_BACKOFF_MAX_MS ? STREAM_BACKOFF_MAX_MS : backoff * 2;

@@ -205,6 +205,41 @@ def leaving_filter(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def filter_not_movable(env):
+    """A filter the server cannot apply to the stream ($expr): every event is
+    read and documents are fetched under the filter."""
+    env.create_index()
+    sync = Sync(env, RECONCILE_FILTER='{"$expr": {"$gte": ["$n", 5]}}')
+    try:
+        started(env, sync)
+        insert(env, [doc(i) for i in range(10)])
+        wait_for(lambda: set(env.os_docs()) == {"d%04d" % i for i in range(5, 10)},
+                 "only documents the $expr filter matches reach the index")
+        env.mongo({"update": "ads", "updates": [
+            {"q": {"_id": "d0007"}, "u": {"$set": {"n": 1, "updatedAt": now_date()}}}]})
+        wait_for(lambda: set(env.os_docs()) == {"d0005", "d0006", "d0008", "d0009"},
+                 "a document leaving an $expr filter is deleted")
+        check("cannot be moved onto the change stream" in sync.stderr(), "the log says so")
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
+def held_catchup(env):
+    """A catch-up check the brake holds leaves its gap open, and says so."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(20)])
+    env.run("check")  # the index holds them: the deletes below are orphans
+    env.mongo({"delete": "ads", "deletes": [{"q": {"n": {"$lt": 10}}, "limit": 0}]})
+    sync = Sync(env, RECONCILE_ORPHANS="delete")  # 10 of 20 orphans: over the 5% brake
+    try:
+        wait_for(lambda: "held its deletes" in sync.stderr(), "the held catch-up is logged")
+        g = gaps(env)
+        check(len(g) == 1 and g[0]["catchup_run_id"] and not g[0]["closed_at"],
+              "the gap stays open, naming its run: %r" % g)
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
 def routing_moves(env):
     st, res = env.os("PUT", "/" + env.index, {
         "settings": {"number_of_shards": 3},
@@ -352,7 +387,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, leaving_filter, routing_moves, kill9_resume, history_lost,
+        scenarios = [every_change, leaving_filter, filter_not_movable, held_catchup, routing_moves, kill9_resume, history_lost,
                      dropped, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
         scenarios = [f for f in scenarios if not only or f.__name__ == only]
