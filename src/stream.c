@@ -1214,6 +1214,15 @@ stream_sync(const struct config *const *mirrors, size_t n, volatile int *stop, s
 
 	if (v == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (n) { /* migrated once, here: the threads' own handles then find nothing to apply */
+		struct store *s = NULL;
+		rc = store_open(&s, mirrors[0]->state_db, err);
+		store_free(s);
+		if (rc) {
+			free(v);
+			return rc;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		v[i] = (struct stream){.cfg = mirrors[i], .stop = stop};
 		pthread_mutex_init(&v[i].mu, NULL);

@@ -240,6 +240,44 @@ def held_catchup(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def two_mirrors(env):
+    """Two mirrors in one sync, a thread each; --mirror picks one."""
+    other = env.index + "_b"
+    path = harness.write(env, "reconciler.yaml", """
+mirrors:
+  - name: a
+    mongodb_collection: ads
+    opensearch_index: %s
+  - name: b
+    mongodb_collection: users
+    opensearch_index: %s
+""" % (env.index, other))
+    env.env["RECONCILER_CONFIG"] = path
+    try:
+        sync = Sync(env)
+        try:
+            wait_for(lambda: len([r for r in env.journal().execute(
+                "SELECT token FROM streams WHERE token IS NOT NULL")]) == 2, "both streams open")
+            insert(env, [doc(i) for i in range(5)])
+            r = env.mongo({"insert": "users", "documents": [doc(i) for i in range(7)]})
+            check(r.get("n") == 7, "users inserted")
+            wait_for(lambda: len(env.os_docs()) == 5 and len(env.os_docs(other)) == 7,
+                     "each mirror's changes reach its own index")
+        finally:
+            check(sync.stop() == 0, "sync of two mirrors stops with 0")
+        env.mongo({"delete": "ads", "deletes": [{"q": {}, "limit": 0}]})
+        env.mongo({"delete": "users", "deletes": [{"q": {}, "limit": 0}]})
+        sync = Sync(env, "--mirror", "b")
+        try:
+            wait_for(lambda: len(env.os_docs(other)) == 0, "--mirror b syncs b")
+            time.sleep(2)
+            check(len(env.os_docs()) == 5, "and not a")
+        finally:
+            check(sync.stop() == 0, "sync --mirror stops with 0")
+    finally:
+        env.os("DELETE", "/" + other)
+
+
 def routing_moves(env):
     st, res = env.os("PUT", "/" + env.index, {
         "settings": {"number_of_shards": 3},
@@ -387,7 +425,8 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, leaving_filter, filter_not_movable, held_catchup, routing_moves, kill9_resume, history_lost,
+        scenarios = [every_change, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
+                     routing_moves, kill9_resume, history_lost,
                      dropped, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
         scenarios = [f for f in scenarios if not only or f.__name__ == only]
