@@ -8,7 +8,8 @@
 -- the last place was lost: see stream_gaps).
 -- stream_gaps: every time the stream could not continue from its place
 -- (no token yet, the token fell off the oplog: 286 ChangeStreamHistoryLost
--- or 136 CappedPositionLost, an invalidate after a drop or rename) and
+-- or 136 CappedPositionLost, an invalidate after a drop or rename, an
+-- event over 16 MB the server cannot return: 10334 BSONObjectTooLarge) and
 -- was opened again from now. lost_from is the cluster time of the last
 -- committed event (NULL: none was ever committed); the changes after it
 -- until reopened_at reached no index by the stream. catchup_run_id is the
@@ -31,7 +32,8 @@ CREATE TABLE streams (
 CREATE TABLE stream_gaps (
     id              INTEGER PRIMARY KEY,
     mirror          TEXT NOT NULL,
-    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate')),
+    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate',
+                                            'event_too_large')),
     detail          TEXT,
     lost_from       TEXT,
     lost_from_ts    INTEGER,

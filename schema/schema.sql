@@ -167,7 +167,8 @@ CREATE TABLE streams (
 CREATE TABLE stream_gaps (
     id              INTEGER PRIMARY KEY,
     mirror          TEXT NOT NULL,
-    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate')),
+    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate',
+                                            'event_too_large')),
     detail          TEXT,
     lost_from       TEXT,
     lost_from_ts    INTEGER,

@@ -1837,7 +1837,8 @@ store_ping(struct store *s)
 
 /* ---- live sync: the streams' places and their gaps (migration 0014) ---- */
 
-static const char *const gap_reason_names[] = {"first_start", "history_lost", "invalidate"};
+static const char *const gap_reason_names[] = {"first_start", "history_lost", "invalidate",
+                                               "event_too_large"};
 
 const char *
 store_gap_reason_name(enum stream_gap_reason r)

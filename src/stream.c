@@ -72,9 +72,10 @@
 #define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
-#define CODE_HISTORY_LOST  286 /* ChangeStreamHistoryLost */
-#define CODE_CAPPED_LOST   136 /* CappedPositionLost (Amazon DocumentDB) */
-#define CODE_FATAL_CSTREAM 280 /* ChangeStreamFatalError: resume point not found */
+#define CODE_HISTORY_LOST  286   /* ChangeStreamHistoryLost */
+#define CODE_CAPPED_LOST   136   /* CappedPositionLost (Amazon DocumentDB) */
+#define CODE_FATAL_CSTREAM 280   /* ChangeStreamFatalError: resume point not found */
+#define CODE_TOO_LARGE     10334 /* BSONObjectTooLarge: an event over 16 MB */
 
 enum sev_op { SEV_WRITE, SEV_DELETE };
 
@@ -913,6 +914,27 @@ on_invalidate(struct stream *st, const bson_t *ev)
 	return rc ? rc : commit_place(st, 0, 0, NULL);
 }
 
+/* An event over 16 MB (a large document with its update description,
+ * updateLookup's whole document): the server cannot return it, so the
+ * stream can never pass it from its place. What was read is written, the
+ * gap journaled, and the stream goes on from now: the catch-up writes that
+ * document as it is (a document itself is at most 16 MB). */
+static RC_MUST_CHECK rcode
+pass_too_large(struct stream *st)
+{
+	char detail[sizeof(st->err.message)];
+	int code = 0;
+	rcode rc;
+
+	snprintf(detail, sizeof(detail), "%s", st->err.message);
+	st->err = (struct rerror){0};
+	if ((rc = flush(st)) || (rc = journal_gap(st, GAP_TOO_LARGE, detail)))
+		return rc;
+	if ((rc = watch(st, NULL, &code)))
+		return rc;
+	return commit_place(st, 0, 0, NULL);
+}
+
 /* One event into the batch (written when the batch is full). */
 static RC_MUST_CHECK rcode
 take_event(struct stream *st, const bson_t *ev)
@@ -1015,7 +1037,9 @@ tail(struct stream *st)
 			return flush(st);
 		if (st->catchup_due && now >= st->catchup_at && (rc = catch_up(st)))
 			break;
-		if ((rc = mongo_watch_next(st->w, &ev, &code, &st->err)))
+		if ((rc = mongo_watch_next(st->w, &ev, &code, &st->err)) && code == CODE_TOO_LARGE)
+			rc = pass_too_large(st);
+		if (rc)
 			break;
 		if (ev && (rc = take_event(st, ev)))
 			break;
