@@ -5,6 +5,8 @@
  * write path: the transform (body, routing, leaving out), the write mode,
  * the pipeline, external versions, and opensearch_bulk_send's _bulk
  * protocol (retries, splitting, item results). Docs: docs/LIVE-SYNC.md.
+ * This file is the loop, the journal's place, gaps and the catch-up; a
+ * batch and its write are stream_write.c's (stream_int.h).
  *
  * Batches: events gather until SYNC_BATCH_SIZE documents,
  * SYNC_BATCH_SIZE_BYTES bytes or CHANGE_STREAM_BATCH_MS since the first.
@@ -47,15 +49,11 @@
  * index unreachable past SYNC_MAX_RETRIES) drops the batch not committed
  * and reopens the stream from the journaled place, with backoff.
  */
-#include "stream.h"
-#include "diff.h"
-#include "doc.h"
+#include "stream_int.h"
+
 #include "log.h"
 #include "mongo.h"
-#include "opensearch.h"
-#include "repair.h"
 #include "run.h"
-#include "store.h"
 #include "transform.h"
 #include "util.h"
 
@@ -76,60 +74,6 @@
 #define CODE_CAPPED_LOST   136   /* CappedPositionLost (Amazon DocumentDB) */
 #define CODE_FATAL_CSTREAM 280   /* ChangeStreamFatalError: resume point not found */
 #define CODE_TOO_LARGE     10334 /* BSONObjectTooLarge: an event over 16 MB */
-
-enum sev_op { SEV_WRITE, SEV_DELETE };
-
-/* One document's latest change in the batch. */
-struct sev {
-	char *id;
-	enum id_type type;
-	enum sev_op op;
-	bson_t *doc; /* the document to write (fullDocument, or fetched); NULL: none */
-	size_t seq;  /* arrival order: the last change of an id wins */
-	int64_t events;
-	/* at flush */
-	struct buf body;
-	char *routing;
-	int64_t version;
-	bool failed;
-	char *why;
-};
-
-struct stream {
-	const struct config *cfg;
-	volatile int *stop;
-	struct store *store;
-	struct mongo *mongo;
-	struct opensearch *os;
-	struct transform *tf;
-	char *write_index; /* an alias's write index; NULL: OPENSEARCH_INDEX */
-	struct os_keys keys;
-	struct mongo_watch *w;
-	bson_t pipeline;
-	bool has_pipeline, filtered;
-	/* the batch */
-	struct sev *ev;
-	size_t n, cap, seq;
-	size_t bytes;
-	int64_t first_ms;
-	uint32_t ct_t, ct_i; /* the last event's cluster time */
-	const char *drop_op; /* a drop or rename seen before its invalidate */
-	/* the journal */
-	bson_t *committed; /* the token last journaled */
-	int64_t last_commit_ms;
-	/* what the once-a-minute line says */
-	int64_t applied, failed, report_ms;
-	bool catchup_due;
-	int64_t catchup_at; /* mono ms: not before */
-	/* stop reaches a catch-up run through its engine */
-	pthread_mutex_t mu;
-	struct engine *catchup;
-	/* the thread's outcome */
-	pthread_t thread;
-	volatile int done;
-	rcode rc;
-	struct rerror err;
-};
 
 /* ---- the $match stage (pure) -------------------------------------------- */
 
@@ -230,360 +174,6 @@ stream_match_stage(bson_t *out, bool *built, const char *filter, struct rerror *
 	return RC_OK;
 }
 
-/* ---- the batch ------------------------------------------------------------ */
-
-static void
-sev_free(struct sev *e)
-{
-	free(e->id);
-	if (e->doc)
-		bson_destroy(e->doc);
-	buf_free(&e->body);
-	free(e->routing);
-	free(e->why);
-	*e = (struct sev){0};
-}
-
-static void
-batch_clear(struct stream *st)
-{
-	for (size_t i = 0; i < st->n; i++)
-		sev_free(&st->ev[i]);
-	st->n = 0;
-	st->bytes = 0;
-	st->first_ms = 0;
-}
-
-/* Adds one change (doc copied; NULL: none). */
-static RC_MUST_CHECK rcode
-batch_add(struct stream *st, const char *id, enum id_type type, enum sev_op op, const bson_t *doc)
-{
-	struct sev *e;
-
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 128;
-		struct sev *v = realloc(st->ev, cap * sizeof(*v));
-		if (v == NULL)
-			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-		st->ev = v;
-		st->cap = cap;
-	}
-	e = &st->ev[st->n];
-	*e = (struct sev){.type = type, .op = op, .seq = st->seq++, .events = 1, .version = -1};
-	e->id = strdup(id);
-	e->doc = doc ? bson_copy(doc) : NULL;
-	if (e->id == NULL || (doc && e->doc == NULL)) {
-		sev_free(e);
-		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-	}
-	if (st->n == 0)
-		st->first_ms = util_mono_ms();
-	st->n++;
-	st->bytes += strlen(id) + (doc ? doc->len : 0) + 64;
-	return RC_OK;
-}
-
-static int
-cmp_sev(const void *a, const void *b)
-{
-	const struct sev *x = a, *y = b;
-	int c = strcmp(x->id, y->id);
-
-	if (c == 0)
-		c = (int)x->type - (int)y->type;
-	if (c == 0)
-		c = x->seq < y->seq ? -1 : x->seq > y->seq;
-	return c;
-}
-
-/* Sorts the batch by id and keeps each document's last change (its
- * events counted on it). */
-static void
-batch_dedupe(struct stream *st)
-{
-	size_t k = 0;
-
-	qsort(st->ev, st->n, sizeof(*st->ev), cmp_sev);
-	for (size_t i = 0; i < st->n; i++) {
-		if (k > 0 && strcmp(st->ev[k - 1].id, st->ev[i].id) == 0 &&
-		    st->ev[k - 1].type == st->ev[i].type) {
-			int64_t events = st->ev[k - 1].events + st->ev[i].events;
-			sev_free(&st->ev[k - 1]);
-			st->ev[k - 1] = st->ev[i];
-			st->ev[k - 1].events = events;
-			continue;
-		}
-		st->ev[k++] = st->ev[i];
-	}
-	st->n = k;
-}
-
-/* The batch's change of (id, type); -1 when none (it is sorted). */
-static long
-batch_find(const struct stream *st, const char *id, enum id_type type)
-{
-	size_t lo = 0, hi = st->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(st->ev[mid].id, id);
-		if (c == 0)
-			c = (int)st->ev[mid].type - (int)type;
-		if (c < 0)
-			lo = mid + 1;
-		else if (c > 0)
-			hi = mid;
-		else
-			return (long)mid;
-	}
-	return -1;
-}
-
-/* ---- writing a batch -------------------------------------------------------- */
-
-struct fetched {
-	struct stream *st;
-	bool *found;
-	struct buf idtext;
-	rcode rc;
-};
-
-static int
-on_fetched(void *ctx, const bson_t *doc)
-{
-	struct fetched *f = ctx;
-	bson_iter_t it;
-	enum id_type type;
-	long k;
-
-	if (!bson_iter_init_find(&it, doc, "_id"))
-		return 0;
-	buf_reset(&f->idtext);
-	if ((f->rc = doc_id_canonical(bson_iter_value(&it), &f->idtext, &type)))
-		return 1;
-	if ((k = batch_find(f->st, f->idtext.data, type)) < 0)
-		return 0;
-	struct sev *e = &f->st->ev[k];
-	if (e->doc)
-		bson_destroy(e->doc);
-	if ((e->doc = bson_copy(doc)) == NULL) {
-		f->rc = RC_ERR_NOMEM;
-		return 1;
-	}
-	f->found[k] = true;
-	return 0;
-}
-
-/* With RECONCILE_FILTER: every changed document fetched again under it;
- * one not found (deleted, or no longer matching) is deleted. */
-static RC_MUST_CHECK rcode
-fetch_filtered(struct stream *st)
-{
-	bson_t arr = BSON_INITIALIZER;
-	struct fetched f = {.st = st, .found = calloc(st->n ? st->n : 1, sizeof(bool))};
-	uint32_t m = 0;
-	rcode rc = f.found ? RC_OK : rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-
-	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
-		char key[16];
-		const char *kp;
-		if (st->ev[i].op != SEV_WRITE)
-			continue;
-		bson_uint32_to_string(m++, &kp, key, sizeof(key));
-		if (doc_id_append(&arr, kp, st->ev[i].id, st->ev[i].type))
-			rc = rerror_set(&st->err, RC_ERR_INVALID, "id %s cannot be rebuilt",
-			                st->ev[i].id);
-	}
-	if (rc == RC_OK && m)
-		rc = mongo_fetch(st->mongo, &arr, NULL, false, on_fetched, NULL, &f, &st->err);
-	if (rc == RC_OK && f.rc)
-		rc = rerror_set(&st->err, f.rc, "mongodb: a fetched _id cannot be read");
-	for (size_t i = 0; rc == RC_OK && i < st->n; i++)
-		if (st->ev[i].op == SEV_WRITE && !f.found[i])
-			st->ev[i].op = SEV_DELETE;
-	bson_destroy(&arr);
-	buf_free(&f.idtext);
-	free(f.found);
-	return rc;
-}
-
-/* The body, routing and version of each write (the transform, as a repair
- * writes it); a document the transform leaves out is deleted, one it
- * cannot convert fails alone. */
-static RC_MUST_CHECK rcode
-convert_writes(struct stream *st)
-{
-	for (size_t i = 0; i < st->n; i++) {
-		struct sev *e = &st->ev[i];
-		struct rerror cerr = {0};
-		char why[700];
-		bool skip = false;
-		if (e->op != SEV_WRITE)
-			continue;
-		if (e->doc == NULL) { /* updateLookup found nothing: deleted since */
-			e->op = SEV_DELETE;
-			continue;
-		}
-		rcode rc = transform_apply(st->tf, e->doc, st->cfg->opensearch_id_field, e->id,
-		                           &e->body, &e->routing, &skip, &cerr);
-		if (rc == RC_ERR_NOMEM)
-			return rerror_set(&st->err, rc, "out of memory converting %s", e->id);
-		if (rc) {
-			snprintf(why, sizeof(why), "%s: %s",
-			         transform_active(st->tf) ? "the transform failed"
-			                                  : "cannot convert the document to JSON",
-			         cerr.message);
-		} else if (skip) {
-			e->op = SEV_DELETE; /* left out of the index, like RECONCILE_FILTER */
-			continue;
-		} else if (strlen(e->id) > OPENSEARCH_ID_MAX_BYTES) {
-			snprintf(why, sizeof(why),
-			         "the id is over OpenSearch's _id limit of %d bytes",
-			         OPENSEARCH_ID_MAX_BYTES);
-			rc = RC_ERR_INVALID;
-		} else if (st->cfg->version_type == VERSION_EXTERNAL_GTE &&
-		           !repair_external_version(e->doc, st->cfg->version_field, &e->version,
-		                                    why, sizeof(why))) {
-			rc = RC_ERR_INVALID;
-		}
-		if (rc) {
-			e->failed = true;
-			if ((e->why = strdup(why)) == NULL)
-				return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-		}
-	}
-	return RC_OK;
-}
-
-/* Whether copy i of l is where a write of id with routing lands: its own
- * _id, the write index, and the same shard key (none: the _id). */
-static bool
-copy_is_target(const struct stream *st, const struct idlist *l, size_t i, const char *id,
-               const char *routing)
-{
-	const char *index = idlist_index(l, i), *r = idlist_routing(l, i);
-
-	if (idlist_docid(l, i) != NULL)
-		return false;
-	if (st->write_index && index && strcmp(index, st->write_index) != 0)
-		return false;
-	return strcmp(r ? r : id, routing ? routing : id) == 0;
-}
-
-/* The first copy of key in l (sorted by key), or l->n. */
-static size_t
-first_copy(const struct idlist *l, const char *key)
-{
-	size_t lo = 0, hi = l->n, len = strlen(key);
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (diff_compare(idlist_id(l, mid), l->v[mid].id_len, key, len) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-struct plan {
-	struct bulk_doc *docs;
-	size_t *owner; /* the batch entry each action is for */
-	size_t n;
-};
-
-static void
-plan_add(struct plan *p, size_t owner, struct bulk_doc d)
-{
-	p->owner[p->n] = owner;
-	p->docs[p->n++] = d;
-}
-
-/* The _bulk actions: deletes of copies where they are, then the writes. */
-static RC_MUST_CHECK rcode
-plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
-{
-	enum bulk_action wop = st->cfg->write_mode == WRITE_UPSERT ? BULK_UPDATE : BULK_INDEX;
-	const char *pipeline =
-	    *st->cfg->pipeline && st->cfg->write_mode == WRITE_INDEX ? st->cfg->pipeline : NULL;
-	size_t most = copies->n + st->n;
-
-	p->docs = calloc(most ? most : 1, sizeof(*p->docs));
-	p->owner = calloc(most ? most : 1, sizeof(*p->owner));
-	if (p->docs == NULL || p->owner == NULL)
-		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < st->n; i++) {
-		const struct sev *e = &st->ev[i];
-		if (e->failed)
-			continue;
-		for (size_t j = first_copy(copies, e->id);
-		     j < copies->n && strcmp(idlist_id(copies, j), e->id) == 0; j++) {
-			if (e->op == SEV_WRITE && copy_is_target(st, copies, j, e->id, e->routing))
-				continue;
-			plan_add(p, i,
-			         (struct bulk_doc){.action = BULK_DELETE,
-			                           .id = idlist_target(copies, j),
-			                           .index = idlist_index(copies, j),
-			                           .routing = idlist_routing(copies, j),
-			                           .version = -1});
-		}
-		if (e->op == SEV_WRITE)
-			plan_add(p, i,
-			         (struct bulk_doc){.action = wop,
-			                           .id = e->id,
-			                           .routing = e->routing,
-			                           .source = e->body.data,
-			                           .source_len = e->body.len,
-			                           .version = e->version,
-			                           .pipeline = pipeline});
-	}
-	return RC_OK;
-}
-
-/* Each action's outcome onto its document: a delete of nothing is done, a
- * write refused as older than the copy (external versions) too. */
-static RC_MUST_CHECK rcode
-take_outcomes(struct stream *st, const struct plan *p)
-{
-	for (size_t k = 0; k < p->n; k++) {
-		const struct bulk_doc *d = &p->docs[k];
-		struct sev *e = &st->ev[p->owner[k]];
-		bool ok = (d->status >= 200 && d->status < 300) ||
-		          (d->action == BULK_DELETE && d->status == 404) || d->newer;
-		if (ok || e->failed)
-			continue;
-		e->failed = true;
-		char why[700];
-		snprintf(why, sizeof(why), "HTTP %d: %s", d->status,
-		         d->reason ? d->reason : "rejected");
-		if ((e->why = strdup(why)) == NULL)
-			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-	}
-	return RC_OK;
-}
-
-/* The lookups of the batch's copies (no index yet: none). */
-static RC_MUST_CHECK rcode
-lookup_copies(struct stream *st, struct idlist *copies)
-{
-	const char **ids = calloc(st->n ? st->n : 1, sizeof(*ids));
-	size_t m = 0;
-	rcode rc;
-
-	if (ids == NULL)
-		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < st->n; i++)
-		if (!st->ev[i].failed)
-			ids[m++] = st->ev[i].id;
-	rc = m ? opensearch_lookup(st->os, copies, &st->keys, ids, m, &st->err) : RC_OK;
-	if (rc == RC_ERR_NOTFOUND) {
-		st->err = (struct rerror){0};
-		rc = RC_OK;
-	}
-	free(ids);
-	return rc;
-}
-
 /* Journals the stream's place now (the token the server gave last), with
  * the counts of what was acknowledged. */
 static RC_MUST_CHECK rcode
@@ -613,60 +203,29 @@ commit_place(struct stream *st, int64_t applied, int64_t failed, const char *las
 	st->last_commit_ms = util_mono_ms();
 	return RC_OK;
 }
-
 /* Writes the batch and journals its place after OpenSearch acknowledged
  * it; on an error nothing is journaled (the stream reopens from the last
  * place, and the events are written again). */
 static RC_MUST_CHECK rcode
 flush(struct stream *st)
 {
-	struct idlist copies = {0};
-	struct plan p = {0};
 	int64_t applied = 0, failed = 0;
 	const char *last_error = NULL;
-	int attempts = 0;
-	rcode rc = RC_OK;
+	rcode rc;
 
 	if (st->n == 0)
 		return RC_OK;
-	batch_dedupe(st);
-	if (st->filtered)
-		rc = fetch_filtered(st);
-	if (rc == RC_OK)
-		rc = convert_writes(st);
-	if (rc == RC_OK)
-		rc = lookup_copies(st, &copies);
-	if (rc == RC_OK)
-		rc = plan_batch(st, &copies, &p);
-	if (rc == RC_OK && p.n)
-		rc = opensearch_bulk_send(st->os, p.docs, p.n, &attempts, st->stop, &st->err);
-	if (rc == RC_OK)
-		rc = take_outcomes(st, &p);
-	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
-		const struct sev *e = &st->ev[i];
-		if (!e->failed) {
-			applied += e->events;
-			continue;
-		}
-		failed += e->events;
-		last_error = e->why;
-		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %s not written: %s",
-		        st->cfg->name, e->id, e->why);
-	}
+	rc = stream_batch_write(st, &applied, &failed, &last_error);
 	if (rc == RC_OK)
 		rc = commit_place(st, applied, failed, last_error);
-	st->applied += rc == RC_OK ? applied : 0;
-	st->failed += rc == RC_OK ? failed : 0;
-	if (rc == RC_OK)
+	if (rc == RC_OK) {
+		st->applied += applied;
+		st->failed += failed;
 		log_msg(LOG_DEBUG, 0,
 		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64 " failed",
 		        st->cfg->name, applied, failed);
-	if (p.docs)
-		bulk_docs_reset(p.docs, p.n);
-	free(p.docs);
-	free(p.owner);
-	idlist_free(&copies);
-	batch_clear(st);
+	}
+	stream_batch_clear(st);
 	return rc;
 }
 
@@ -982,8 +541,8 @@ take_event(struct stream *st, const bson_t *ev)
 		log_msg(LOG_WARN, 0, "mirror %s: live sync: an _id holding a NUL is not written",
 		        st->cfg->name);
 	else
-		rc = batch_add(st, id.data, type, del ? SEV_DELETE : SEV_WRITE,
-		               st->filtered ? NULL : doc);
+		rc = stream_batch_add(st, id.data, type, del ? SEV_DELETE : SEV_WRITE,
+		                      st->filtered ? NULL : doc);
 	buf_free(&id);
 	if (rc == RC_OK && (st->n >= (size_t)st->cfg->sync_batch_size ||
 	                    st->bytes >= (size_t)st->cfg->sync_batch_size_bytes))
@@ -1150,7 +709,7 @@ static void
 teardown(struct stream *st)
 {
 	mongo_watch_free(st->w);
-	batch_clear(st);
+	stream_batch_clear(st);
 	free(st->ev);
 	if (st->committed)
 		bson_destroy(st->committed);
@@ -1209,7 +768,7 @@ mirror_main(void *arg)
 		        "mirror %s: live sync: %s; the stream reopens from its journaled place in "
 		        "%" PRId64 " ms",
 		        st->cfg->name, st->err.message, backoff);
-		batch_clear(st);
+		stream_batch_clear(st);
 		st->ct_t = st->ct_i = 0; /* the dropped events' time is not the place's */
 		st->err = (struct rerror){0};
 		util_sleep_ms(backoff, st->stop);
