@@ -5,7 +5,8 @@ reaches the index, a document leaving the filter is deleted, a routed
 document moving routing leaves one copy, a kill -9 mid-stream resumes with
 nothing lost, history pruned while sync is down is a journaled gap that
 the catch-up check closes (deletes included), a drop is a journaled gap,
-and a server without change streams (FerretDB) is refused with 78.
+and a server without change streams (FerretDB) is refused with 78; doctor
+and check work against SecantusDB too.
 
 SecantusDB is installed from PyPI on first use (tools/test-servers); when it
 cannot be installed here the test says SKIP and passes."""
@@ -408,6 +409,19 @@ def dropped(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def doctor_and_check(env):
+    """The reconciler's other commands work against SecantusDB too."""
+    insert(env, [doc(i) for i in range(30)])
+    r = env.run("doctor")
+    check(r.returncode == 0 and "version 8." in r.stdout, "doctor (%d): %s" % (
+        r.returncode, r.stdout + r.stderr[-300:]))
+    r = env.run("check", "--dry-run")
+    check(r.returncode == 1 and "missing 30" in r.stdout, "check --dry-run finds 30 missing (%d)"
+          % r.returncode)
+    r = env.run("check")
+    check(r.returncode == 0 and in_sync(env), "check repairs (%d)" % r.returncode)
+
+
 def no_change_streams(env):
     """FerretDB (the shared set's MongoDB) has no change streams: 78."""
     env.env["MONGODB_URI"] = env.ferretdb_uri
@@ -430,7 +444,7 @@ def main():
             return
         scenarios = [every_change, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost,
-                     dropped, no_change_streams]
+                     dropped, doctor_and_check, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
         scenarios = [f for f in scenarios if not only or f.__name__ == only]
         for fn in scenarios:
