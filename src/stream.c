@@ -616,13 +616,19 @@ tail(struct stream *st)
 /* ---- one mirror --------------------------------------------------------------- */
 
 /* The index as a check makes it: created (the id field a keyword) when it
- * does not exist, so the first writes do not map the id field as text. */
+ * does not exist, so the first writes do not map the id field as text.
+ * Without OPENSEARCH_ID_FIELD a check creates none either: the first write
+ * does. */
 static RC_MUST_CHECK rcode
 ensure_index(struct stream *st)
 {
 	struct os_concrete *v = NULL;
 	size_t n = 0;
-	rcode rc = opensearch_concrete(st->os, &v, &n, NULL, &st->err);
+	rcode rc;
+
+	if (*st->cfg->opensearch_id_field == '\0')
+		return RC_OK;
+	rc = opensearch_concrete(st->os, &v, &n, NULL, &st->err);
 
 	opensearch_concrete_free(v, n);
 	if (rc == RC_OK && n == 0) {
