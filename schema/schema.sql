@@ -180,3 +180,29 @@ CREATE TABLE run_samples (
     seconds         REAL NOT NULL,                  -- drawing and looking up, wall clock
     note            TEXT                            -- what the numbers do not say
 );
+CREATE TABLE streams (
+    mirror          TEXT PRIMARY KEY,
+    token           TEXT,
+    cluster_time    TEXT,
+    cluster_ts      INTEGER,
+    events_applied  INTEGER NOT NULL DEFAULT 0,
+    events_failed   INTEGER NOT NULL DEFAULT 0,
+    batches         INTEGER NOT NULL DEFAULT 0,
+    gaps            INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    started_at      TEXT,
+    updated_at      TEXT NOT NULL
+);
+CREATE TABLE stream_gaps (
+    id              INTEGER PRIMARY KEY,
+    mirror          TEXT NOT NULL,
+    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate',
+                                            'event_too_large')),
+    detail          TEXT,
+    lost_from       TEXT,
+    lost_from_ts    INTEGER,
+    reopened_at     TEXT NOT NULL,
+    catchup_run_id  INTEGER REFERENCES runs(id),
+    closed_at       TEXT
+);
+CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);

@@ -309,6 +309,12 @@ static const struct cfg_entry cfg_table[] = {
                 1000, 30 * DAY_MS, "time between count comparisons"),
     INT_SETTING("COUNT_MONITOR_THRESHOLD", count_monitor_threshold, CFG_MIRROR, "100", 0,
                 1000000000, "count difference that starts a run"),
+    INT_SETTING("CHANGE_STREAM_BATCH_MS", change_stream_batch_ms, CFG_MIRROR, "500", 10, 60000,
+                "live sync (reconciler sync): longest an event waits for its _bulk batch "
+                "(batches are also cut by SYNC_BATCH_SIZE and SYNC_BATCH_SIZE_BYTES)"),
+    BOOL_SETTING("CHANGE_STREAM_CATCHUP", change_stream_catchup, CFG_MIRROR, "true",
+                 "live sync: close a gap in the change stream (its place lost) with a check "
+                 "run of the mirror (trigger catchup); false: the gap is only journaled"),
     STRING_SETTING("API_TOKEN", api_token, CFG_GLOBAL | CFG_SECRET, "",
                    "when set, POST routes require Authorization: Bearer <token>"),
     BOOL_SETTING("API_TOKEN_READ", api_token_read, CFG_GLOBAL, "false",

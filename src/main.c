@@ -42,6 +42,7 @@
 #include "sample.h"
 #include "serve.h"
 #include "store.h"
+#include "stream.h"
 #include "transform.h"
 #include "util.h"
 
@@ -1201,6 +1202,54 @@ cmd_serve(const struct cli *cli)
 	return code ? code : serve_main(cli->set);
 }
 
+/* `sync`: the stop flag the signal handler sets; the mirrors' threads
+ * commit what OpenSearch acknowledged and end. */
+static volatile int sync_stop;
+
+static void
+on_sync_signal(int sig)
+{
+	signal_number = sig;
+	if (++signal_count > 1)
+		_exit(128 + sig); /* a second signal: at once; the journal is transactional */
+	sync_stop = 1;
+}
+
+/* Live sync in the foreground (docs/LIVE-SYNC.md): the named mirror, else
+ * every mirror, until SIGINT or SIGTERM (exit 0: every acknowledged batch
+ * journaled). 78: a setting (no change streams on the server, a transform
+ * that does not compile); 2: the journal failed. */
+static int
+cmd_sync(const struct cli *cli)
+{
+	const struct config *const *m;
+	struct rerror err = {0};
+	struct sigaction sa;
+	size_t n;
+	int code = check_transforms(cli->set, cli->mirror);
+
+	if (code)
+		return code;
+	mirrors_of(cli, &m, &n);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sync_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rcode rc = stream_sync(m, n, &sync_stop, &err);
+	if (rc) {
+		fprintf(stderr, "reconciler: %s\n", err.message[0] ? err.message : rcode_name(rc));
+		return rc == RC_ERR_CONFIG ? EXIT_CONFIG : EXIT_ERROR;
+	}
+	fprintf(stderr,
+	        "reconciler: sync stopped%s; every batch OpenSearch acknowledged is journaled\n",
+	        signal_number == SIGINT ? " by Ctrl-C (SIGINT)"
+	        : signal_number         ? " by SIGTERM"
+	                                : "");
+	return 0;
+}
+
 static int cmd_help(const struct cli *cli);
 
 /* getopt_long's codes of the long options (past any character). */
@@ -1308,6 +1357,10 @@ static const struct command commands[] = {
      "drift across runs: each open (or recurring, or every) id's history"},
     {"mirrors", cmd_mirrors, o_mirrors, 0, 0, "mirrors [--json]",
      "the mirrors: collection, index and newest run of each"},
+    {"sync", cmd_sync, o_mirror, 0, 0, "sync [--mirror NAME]",
+     "live sync in the foreground: tail each mirror's change stream (or that one's) into its "
+     "index until SIGINT/SIGTERM; gaps are journaled and closed by a check run "
+     "(docs/LIVE-SYNC.md). Exit 0 stopped, 2 error, 78 bad configuration (no change streams)"},
     {"doctor", cmd_doctor, o_mirror, 0, 0, "doctor [--mirror NAME]",
      "can both servers be reached? versions and counts, for each mirror"},
     {"migrate", cmd_migrate, o_none, 0, 0, "migrate", "apply pending journal migrations"},
@@ -1568,7 +1621,7 @@ main(int argc, char **argv)
 	level = (enum log_level)set->global->log_level;
 	/* one-shot commands log to stderr; the service and runs also to files */
 	log_open(strcmp(cmd->name, "serve") == 0 || strcmp(cmd->name, "check") == 0 ||
-	                 strcmp(cmd->name, "resume") == 0
+	                 strcmp(cmd->name, "sync") == 0 || strcmp(cmd->name, "resume") == 0
 	             ? set->global->log_dir
 	             : NULL,
 	         strcmp(cmd->name, "doctor") == 0 && level > LOG_WARN ? LOG_WARN : level);

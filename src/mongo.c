@@ -1059,3 +1059,84 @@ mongo_fetch_unfiltered(struct mongo *m, const bson_t *ids, const bson_t *project
 {
 	return fetch_ids(m, ids, projection, false, false, fn, refused, ctx, err);
 }
+
+/* ---- change streams (live sync) ---------------------------------------- */
+
+struct mongo_watch {
+	mongoc_change_stream_t *cs;
+};
+
+/* The stream's error, if any: the server's code apart (0 when the error
+ * is not the server's), the message through mongo_err. */
+static RC_MUST_CHECK rcode
+watch_error(struct mongo_watch *w, int *server_code, struct rerror *err, const char *what)
+{
+	bson_error_t e;
+	const bson_t *reply = NULL;
+
+	if (!mongoc_change_stream_error_document(w->cs, &e, &reply))
+		return RC_OK;
+	*server_code =
+	    e.domain == MONGOC_ERROR_SERVER || e.domain == MONGOC_ERROR_QUERY ? (int)e.code : 0;
+	return mongo_err(err, &e, what);
+}
+
+rcode
+mongo_watch_open(struct mongo_watch **out, struct mongo *m, const bson_t *pipeline,
+                 const bson_t *start_after, int32_t max_await_ms, int *server_code,
+                 struct rerror *err)
+{
+	bson_t opts = BSON_INITIALIZER, empty = BSON_INITIALIZER;
+	struct mongo_watch *w;
+	rcode rc;
+
+	*out = NULL;
+	*server_code = 0;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	BSON_APPEND_UTF8(&opts, "fullDocument", "updateLookup");
+	BSON_APPEND_INT32(&opts, "maxAwaitTimeMS", max_await_ms);
+	if (start_after)
+		BSON_APPEND_DOCUMENT(&opts, "startAfter", start_after);
+	w->cs = mongoc_collection_watch(m->coll, pipeline ? pipeline : &empty, &opts);
+	bson_destroy(&opts);
+	bson_destroy(&empty);
+	if (w->cs == NULL) {
+		free(w);
+		return rerror_set(err, RC_ERR_MONGO, "mongodb: cannot open a change stream");
+	}
+	/* the aggregate is sent now: a refused start is known at once */
+	if ((rc = watch_error(w, server_code, err, "cannot open a change stream"))) {
+		mongo_watch_free(w);
+		return rc;
+	}
+	*out = w;
+	return RC_OK;
+}
+
+rcode
+mongo_watch_next(struct mongo_watch *w, const bson_t **event, int *server_code, struct rerror *err)
+{
+	*event = NULL;
+	*server_code = 0;
+	if (mongoc_change_stream_next(w->cs, event))
+		return RC_OK;
+	*event = NULL;
+	return watch_error(w, server_code, err, "the change stream failed");
+}
+
+const bson_t *
+mongo_watch_token(struct mongo_watch *w)
+{
+	return mongoc_change_stream_get_resume_token(w->cs);
+}
+
+void
+mongo_watch_free(struct mongo_watch *w)
+{
+	if (w == NULL)
+		return;
+	mongoc_change_stream_destroy(w->cs);
+	free(w);
+}

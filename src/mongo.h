@@ -121,4 +121,26 @@ RC_MUST_CHECK rcode mongo_fetch_unfiltered(
     int (*fn)(void *ctx, const bson_t *doc),
     void (*refused)(void *ctx, size_t index, const char *reason), void *ctx, struct rerror *err);
 
+/* A change stream on the collection (live sync, stream.c): an aggregate
+ * with $changeStream, fullDocument updateLookup, then the stages of
+ * pipeline (a BSON array; NULL: none), opened after start_after (a resume
+ * token document; NULL: from now). Every wait for events lasts at most
+ * max_await_ms. Errors: RC_ERR_MONGO with the server's code in
+ * *server_code (0 when the error was not the server's: a lost
+ * connection); 286 ChangeStreamHistoryLost and 136 CappedPositionLost mean
+ * the token fell off the oplog. */
+struct mongo_watch;
+RC_MUST_CHECK rcode mongo_watch_open(struct mongo_watch **out, struct mongo *m,
+                                     const bson_t *pipeline, const bson_t *start_after,
+                                     int32_t max_await_ms, int *server_code, struct rerror *err);
+/* The next event (NULL when none came within max_await_ms), valid until
+ * the next call. */
+RC_MUST_CHECK rcode mongo_watch_next(struct mongo_watch *w, const bson_t **event, int *server_code,
+                                     struct rerror *err);
+/* The stream's resume token now: the last event's, or past the events the
+ * server left out (the post-batch token); NULL when none. Valid until the
+ * next call. */
+const bson_t *mongo_watch_token(struct mongo_watch *w);
+void mongo_watch_free(struct mongo_watch *w);
+
 #endif

@@ -1567,6 +1567,12 @@ external_version(const bson_t *doc, const char *field, int64_t *out, char *why, 
 	return false;
 }
 
+bool
+repair_external_version(const bson_t *doc, const char *field, int64_t *out, char *why, size_t len)
+{
+	return external_version(doc, field, out, why, len);
+}
+
 /* A stale copy whose document the script now leaves out (transform
  * returned nil): the document exists, but no longer belongs in the index,
  * as if it had left RECONCILE_FILTER. Its copy is an orphan with that

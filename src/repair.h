@@ -137,6 +137,12 @@ RC_MUST_CHECK rcode repair_recheck_deletes(struct repair *rp);
 RC_MUST_CHECK rcode repair_resend_pending(struct repair *rp);
 /* The full re-index: every document, from the cursor on, in batches. */
 RC_MUST_CHECK rcode repair_full(struct repair *rp);
+/* The external version a repair writes doc with
+ * (OPENSEARCH_VERSION_TYPE=external_gte): field's value as epoch ms (a
+ * date, ISO-8601 text) or a whole number >= 0; false, with why, when doc
+ * has none usable. Live sync (stream.c) writes through it too. */
+bool repair_external_version(const bson_t *doc, const char *field, int64_t *out, char *why,
+                             size_t len);
 /* Frees the queue and cursor (the struct itself is the caller's). */
 void repair_release(struct repair *rp);
 

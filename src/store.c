@@ -1881,3 +1881,163 @@ store_ping(struct store *s)
 
 	return sql_int(s, &v, "SELECT count(*) FROM schema_migrations", "");
 }
+
+/* ---- live sync: the streams' places and their gaps (migration 0014) ---- */
+
+static const char *const gap_reason_names[] = {"first_start", "history_lost", "invalidate",
+                                               "event_too_large"};
+
+const char *
+store_gap_reason_name(enum stream_gap_reason r)
+{
+	return (unsigned)r < sizeof(gap_reason_names) / sizeof(gap_reason_names[0])
+	           ? gap_reason_names[r]
+	           : "?";
+}
+
+void
+store_stream_clear(struct store_stream *st)
+{
+	if (st == NULL)
+		return;
+	free(st->token);
+	free(st->cluster_time);
+	*st = (struct store_stream){0};
+}
+
+rcode
+store_stream_get(struct store *s, struct store_stream *out, const char *mirror)
+{
+	static const char sql[] =
+	    "SELECT token, cluster_time, cluster_ts, events_applied, events_failed, batches, gaps, "
+	    "(SELECT count(*) FROM stream_gaps g WHERE g.mirror = ?1 AND g.closed_at IS NULL) "
+	    "FROM streams WHERE mirror = ?1";
+	sqlite3_stmt *st;
+	rcode rc;
+	int step;
+
+	*out = (struct store_stream){0};
+	if ((rc = stmt_take(s, &st, sql)))
+		return rc;
+	if (sqlite3_bind_text(st, 1, mirror, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+		stmt_give(s, sql, st);
+		return RC_ERR_STORE;
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		out->token = col_text(st, 0);
+		out->cluster_time = col_text(st, 1);
+		out->cluster_ts = sqlite3_column_int64(st, 2);
+		out->events_applied = sqlite3_column_int64(st, 3);
+		out->events_failed = sqlite3_column_int64(st, 4);
+		out->batches = sqlite3_column_int64(st, 5);
+		out->gaps = sqlite3_column_int64(st, 6);
+		out->open_gaps = sqlite3_column_int64(st, 7);
+		if ((sqlite3_column_type(st, 0) != SQLITE_NULL && out->token == NULL) ||
+		    (sqlite3_column_type(st, 1) != SQLITE_NULL && out->cluster_time == NULL))
+			rc = RC_ERR_NOMEM;
+	} else if (step != SQLITE_DONE) {
+		log_db_error(s, "cannot read a stream's place");
+		rc = RC_ERR_STORE;
+	}
+	stmt_give(s, sql, st);
+	if (rc)
+		store_stream_clear(out);
+	return rc;
+}
+
+/* The mirror's row, made if it has none (inside a transaction). */
+static RC_MUST_CHECK rcode
+stream_row(struct store *s, const char *mirror, const char *ts)
+{
+	return sql_run(s,
+	               "INSERT INTO streams (mirror, started_at, updated_at) VALUES (?, ?, ?) "
+	               "ON CONFLICT (mirror) DO NOTHING",
+	               "ttt", mirror, ts, ts);
+}
+
+rcode
+store_stream_commit(struct store *s, const char *mirror, const char *token,
+                    const char *cluster_time, int64_t cluster_ts, int64_t applied, int64_t failed,
+                    const char *last_error)
+{
+	char ts[32];
+	rcode rc;
+
+	now(ts);
+	if ((rc = store_tx_begin(s)))
+		return rc;
+	rc = stream_row(s, mirror, ts);
+	if (rc == RC_OK)
+		rc = sql_run(
+		    s,
+		    "UPDATE streams SET token = COALESCE(?, token), "
+		    "cluster_time = COALESCE(?, cluster_time), "
+		    "cluster_ts = CASE WHEN ? > 0 THEN ? ELSE cluster_ts END, "
+		    "events_applied = events_applied + ?, events_failed = events_failed + ?, "
+		    "batches = batches + CASE WHEN ? + ? > 0 THEN 1 ELSE 0 END, "
+		    "last_error = COALESCE(?, last_error), updated_at = ? WHERE mirror = ?",
+		    "ttiiiiiittt", token, cluster_time, cluster_ts, cluster_ts, applied, failed,
+		    applied, failed, last_error, ts, mirror);
+	if (rc) {
+		store_tx_rollback(s);
+		return rc;
+	}
+	return store_tx_commit(s);
+}
+
+rcode
+store_stream_gap(struct store *s, int64_t *gap_id, const char *mirror,
+                 enum stream_gap_reason reason, const char *detail)
+{
+	char ts[32];
+	rcode rc;
+
+	*gap_id = 0;
+	now(ts);
+	if ((rc = store_tx_begin(s)))
+		return rc;
+	rc = stream_row(s, mirror, ts);
+	if (rc == RC_OK)
+		rc = sql_run(
+		    s,
+		    "INSERT INTO stream_gaps (mirror, reason, detail, lost_from, lost_from_ts, "
+		    "reopened_at) SELECT mirror, ?, ?, cluster_time, cluster_ts, ? FROM "
+		    "streams WHERE mirror = ?",
+		    "tttt", store_gap_reason_name(reason), detail, ts, mirror);
+	if (rc == RC_OK)
+		*gap_id = sqlite3_last_insert_rowid(s->db);
+	if (rc == RC_OK)
+		rc = sql_run(s,
+		             "UPDATE streams SET token = NULL, gaps = gaps + 1, updated_at = ? "
+		             "WHERE mirror = ?",
+		             "tt", ts, mirror);
+	if (rc) {
+		*gap_id = 0;
+		store_tx_rollback(s);
+		return rc;
+	}
+	return store_tx_commit(s);
+}
+
+rcode
+store_stream_gaps_caught(struct store *s, const char *mirror, int64_t gap_max, int64_t run_id,
+                         bool closed)
+{
+	char ts[32];
+
+	now(ts);
+	return sql_run(s,
+	               "UPDATE stream_gaps SET catchup_run_id = ?, closed_at = ? "
+	               "WHERE mirror = ? AND id <= ? AND closed_at IS NULL",
+	               "ntti", run_id > 0 ? run_id : -1, closed ? ts : NULL, mirror, gap_max);
+}
+
+rcode
+store_stream_gap_open(struct store *s, int64_t *gap_id, const char *mirror)
+{
+	return sql_int(s, gap_id,
+	               "SELECT COALESCE(MAX(id), 0) FROM stream_gaps WHERE mirror = ? AND "
+	               "closed_at IS NULL",
+	               "t", mirror);
+}

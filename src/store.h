@@ -358,6 +358,46 @@ RC_MUST_CHECK rcode store_batches_pending(struct store *s, int64_t run_id,
 RC_MUST_CHECK rcode store_batch_ids(struct store *s, int64_t run_id, int64_t batch_no,
                                     int (*fn)(void *ctx, const struct store_drift *d), void *ctx);
 
+/* Live sync (`reconciler sync`, docs/LIVE-SYNC.md): each mirror's change
+ * stream's place (streams) and the gaps where it lost it (stream_gaps),
+ * migration 0014. Why a gap was opened, as stream_gaps.reason spells it
+ * (one name table, store.c). */
+enum stream_gap_reason {
+	GAP_FIRST_START,  /* no place journaled yet */
+	GAP_HISTORY_LOST, /* the place fell off the oplog (286, 136) */
+	GAP_INVALIDATE,   /* the stream was invalidated (drop, rename) */
+	GAP_TOO_LARGE,    /* an event over 16 MB: the stream cannot pass it (10334) */
+};
+const char *store_gap_reason_name(enum stream_gap_reason r);
+
+/* A mirror's stream as journaled; strings owned (store_stream_clear). */
+struct store_stream {
+	char *token;        /* the resume token as extended JSON; NULL: no place */
+	char *cluster_time; /* the last committed event's (ISO 8601); NULL: none */
+	int64_t cluster_ts; /* the same as a BSON timestamp (t << 32 | i); 0: none */
+	int64_t events_applied, events_failed, batches, gaps;
+	int64_t open_gaps; /* gaps no catch-up closed yet */
+};
+RC_MUST_CHECK rcode store_stream_get(struct store *s, struct store_stream *out, const char *mirror);
+void store_stream_clear(struct store_stream *st);
+/* One batch OpenSearch acknowledged: the token and cluster time of its last
+ * event, and its counts, in one transaction (token NULL: the counts only;
+ * cluster_time NULL: the one journaled stays). The commit of the stream's
+ * journal: a place is never journaled before the writes it covers. */
+RC_MUST_CHECK rcode store_stream_commit(struct store *s, const char *mirror, const char *token,
+                                        const char *cluster_time, int64_t cluster_ts,
+                                        int64_t applied, int64_t failed, const char *last_error);
+/* The place is lost: a gap row (lost_from: the last committed cluster
+ * time) and the token cleared, in one transaction; *gap_id its row. */
+RC_MUST_CHECK rcode store_stream_gap(struct store *s, int64_t *gap_id, const char *mirror,
+                                     enum stream_gap_reason reason, const char *detail);
+/* The catch-up run_id ran for every open gap of mirror up to gap_max;
+ * closed: it completed, and they are closed now. */
+RC_MUST_CHECK rcode store_stream_gaps_caught(struct store *s, const char *mirror, int64_t gap_max,
+                                             int64_t run_id, bool closed);
+/* The newest open gap's id (0: none). */
+RC_MUST_CHECK rcode store_stream_gap_open(struct store *s, int64_t *gap_id, const char *mirror);
+
 /* A cheap check that the journal answers (health). */
 RC_MUST_CHECK rcode store_ping(struct store *s);
 

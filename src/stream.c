@@ -1,0 +1,852 @@
+/*
+ * stream.c: live sync. Each mirror's collection is watched through a
+ * change stream (fullDocument: updateLookup, startAfter the journaled
+ * token) and every change is written to the index through the repairs'
+ * write path: the transform (body, routing, leaving out), the write mode,
+ * the pipeline, external versions, and opensearch_bulk_send's _bulk
+ * protocol (retries, splitting, item results). Docs: docs/LIVE-SYNC.md.
+ * This file is the loop, the journal's place, gaps and the catch-up; a
+ * batch and its write are stream_write.c's (stream_int.h).
+ *
+ * Batches: events gather until SYNC_BATCH_SIZE documents,
+ * SYNC_BATCH_SIZE_BYTES bytes or CHANGE_STREAM_BATCH_MS since the first.
+ * A batch keeps one change per document (its last: updateLookup's document
+ * is the newest anyway), so one _bulk holds one write or delete per id.
+ *
+ * Where copies are: before each _bulk the copies of the batch's ids are
+ * looked up (one search). A delete removes every copy of the id where it
+ * is (its index and routing: the copy's, not a guess); a write goes where
+ * the routing rule says, and a copy elsewhere (another routing, another
+ * backing index) is deleted first, in the same request before the write
+ * (one shard runs its items in order, so a delete never removes the fresh
+ * write when both routings lead to one shard).
+ *
+ * RECONCILE_FILTER: inserts it leaves out are dropped by the server (a
+ * $match on fullDocument, where the filter can be moved there); with a
+ * filter every changed document is fetched again under it (one $in per
+ * batch, as repairs fetch): found, it is written; not found (deleted, or
+ * it left the filter), its copies are deleted.
+ *
+ * The journal: the batch's last resume token and cluster time are written
+ * after OpenSearch acknowledged the batch, in one transaction with its
+ * counts (store_stream_commit). A kill -9 resumes from the last committed
+ * token; the writes of the events after it are made again (idempotent:
+ * the same documents written again), never skipped. A quiet stream
+ * journals its post-batch token about once a second, so its place stays
+ * inside the oplog.
+ *
+ * Gaps: when the stream cannot continue from its place (no token yet, 286
+ * ChangeStreamHistoryLost or 136 CappedPositionLost, an invalidate after a
+ * drop or rename) it is opened again from now (after the invalidate) and
+ * the gap is journaled (stream_gaps: from which cluster time, why) and
+ * logged as an error. With CHANGE_STREAM_CATCHUP a check run of the mirror
+ * (trigger "catchup") then closes it: it compares the whole mirror, so
+ * missing, stale and deleted documents of the missed window are all found
+ * (deletes under RECONCILE_ORPHANS and the brake, as any check). The new
+ * stream is opened before the check starts, so together they cover every
+ * change; a gap stays open until its check completes (busy mirror, held
+ * deletes, a stop: tried again). Any other failure (a lost connection, the
+ * index unreachable past SYNC_MAX_RETRIES) drops the batch not committed
+ * and reopens the stream from the journaled place, with backoff.
+ */
+#include "stream_int.h"
+
+#include "log.h"
+#include "mongo.h"
+#include "run.h"
+#include "transform.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_AWAIT_MS         200 /* each wait for events: stop and time bounds are checked between */
+#define STREAM_IDLE_COMMIT_MS   1000  /* a quiet stream journals its post-batch token this often */
+#define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
+#define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
+#define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
+
+/* Server codes: the place fell off the oplog. */
+#define CODE_HISTORY_LOST  286   /* ChangeStreamHistoryLost */
+#define CODE_CAPPED_LOST   136   /* CappedPositionLost (Amazon DocumentDB) */
+#define CODE_FATAL_CSTREAM 280   /* ChangeStreamFatalError: resume point not found */
+#define CODE_TOO_LARGE     10334 /* BSONObjectTooLarge: an event over 16 MB */
+
+/* ---- the $match stage (pure) -------------------------------------------- */
+
+static bool rewrite_filter(const bson_t *src, bson_t *dst);
+
+/* An array of filters ($and, $or, $nor), each rewritten. */
+static bool
+rewrite_array(bson_iter_t *it, bson_t *dst, const char *key)
+{
+	bson_iter_t sub;
+	bson_t arr;
+	bool ok = true;
+
+	if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &sub))
+		return false;
+	bson_append_array_begin(dst, key, -1, &arr);
+	while (ok && bson_iter_next(&sub)) {
+		const uint8_t *data;
+		uint32_t len;
+		bson_t in, out;
+		if (!BSON_ITER_HOLDS_DOCUMENT(&sub))
+			ok = false;
+		if (!ok)
+			break;
+		bson_iter_document(&sub, &len, &data);
+		ok = bson_init_static(&in, data, len);
+		bson_append_document_begin(&arr, bson_iter_key(&sub), -1, &out);
+		ok = ok && rewrite_filter(&in, &out);
+		bson_append_document_end(&arr, &out);
+	}
+	bson_append_array_end(dst, &arr);
+	return ok;
+}
+
+/* src's conditions on the document as conditions on the event's
+ * fullDocument; false when some operator cannot be moved there. */
+static bool
+rewrite_filter(const bson_t *src, bson_t *dst)
+{
+	bson_iter_t it;
+	char key[1100];
+	bool ok = bson_iter_init(&it, src);
+
+	while (ok && bson_iter_next(&it)) {
+		const char *k = bson_iter_key(&it);
+		if (k[0] != '$') {
+			int w = snprintf(key, sizeof(key), "fullDocument.%s", k);
+			ok =
+			    w > 0 && (size_t)w < sizeof(key) && bson_append_iter(dst, key, -1, &it);
+		} else if (!strcmp(k, "$and") || !strcmp(k, "$or") || !strcmp(k, "$nor")) {
+			ok = rewrite_array(&it, dst, k);
+		} else if (!strcmp(k, "$comment")) {
+			ok = bson_append_iter(dst, k, -1, &it);
+		} else {
+			ok = false; /* $expr, $where, $text, $jsonSchema...: not on fullDocument */
+		}
+	}
+	return ok;
+}
+
+rcode
+stream_match_stage(bson_t *out, bool *built, const char *filter, struct rerror *err)
+{
+	bson_error_t e;
+	bson_t *f = NULL, match, ors, ne, cond, op;
+	bool ok;
+
+	bson_init(out);
+	*built = false;
+	if (filter == NULL || *filter == '\0')
+		return RC_OK;
+	if ((f = bson_new_from_json((const uint8_t *)filter, -1, &e)) == NULL)
+		return rerror_set(err, RC_ERR_CONFIG, "RECONCILE_FILTER is not valid JSON: %s",
+		                  e.message);
+	if (bson_empty(f)) {
+		bson_destroy(f);
+		return RC_OK;
+	}
+	/* {$match: {$or: [{operationType: {$ne: "insert"}}, filter on fullDocument]}} */
+	bson_append_document_begin(out, "$match", -1, &match);
+	bson_append_array_begin(&match, "$or", -1, &ors);
+	bson_append_document_begin(&ors, "0", -1, &op);
+	bson_append_document_begin(&op, "operationType", -1, &ne);
+	BSON_APPEND_UTF8(&ne, "$ne", "insert");
+	bson_append_document_end(&op, &ne);
+	bson_append_document_end(&ors, &op);
+	bson_append_document_begin(&ors, "1", -1, &cond);
+	ok = rewrite_filter(f, &cond);
+	bson_append_document_end(&ors, &cond);
+	bson_append_array_end(&match, &ors);
+	bson_append_document_end(out, &match);
+	bson_destroy(f);
+	if (!ok) {
+		bson_reinit(out);
+		return RC_OK;
+	}
+	*built = true;
+	return RC_OK;
+}
+
+/* Journals the stream's place now (the token the server gave last), with
+ * the counts of what was acknowledged. */
+static RC_MUST_CHECK rcode
+commit_place(struct stream *st, int64_t applied, int64_t failed, const char *last_error)
+{
+	const bson_t *token = st->w ? mongo_watch_token(st->w) : NULL;
+	char *json = token ? bson_as_canonical_extended_json(token, NULL) : NULL;
+	char when[40] = "";
+	int64_t ts = ((int64_t)st->ct_t << 32) | st->ct_i;
+	rcode rc;
+
+	if (token && json == NULL)
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	if (st->ct_t)
+		util_ms_to_iso((int64_t)st->ct_t * 1000, when, sizeof(when));
+	rc = store_stream_commit(st->store, st->cfg->name, json, st->ct_t ? when : NULL,
+	                         st->ct_t ? ts : 0, applied, failed, last_error);
+	bson_free(json);
+	if (rc)
+		return rerror_set(&st->err, RC_ERR_STORE,
+		                  "journal: cannot commit the stream's place");
+	if (token) {
+		if (st->committed)
+			bson_destroy(st->committed);
+		st->committed = bson_copy(token);
+	}
+	st->last_commit_ms = util_mono_ms();
+	return RC_OK;
+}
+/* Writes the batch and journals its place after OpenSearch acknowledged
+ * it; on an error nothing is journaled (the stream reopens from the last
+ * place, and the events are written again). */
+static RC_MUST_CHECK rcode
+flush(struct stream *st)
+{
+	int64_t applied = 0, failed = 0;
+	const char *last_error = NULL;
+	rcode rc;
+
+	if (st->n == 0)
+		return RC_OK;
+	rc = stream_batch_write(st, &applied, &failed, &last_error);
+	if (rc == RC_OK)
+		rc = commit_place(st, applied, failed, last_error);
+	if (rc == RC_OK) {
+		st->applied += applied;
+		st->failed += failed;
+		log_msg(LOG_DEBUG, 0,
+		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64 " failed",
+		        st->cfg->name, applied, failed);
+	}
+	stream_batch_clear(st);
+	return rc;
+}
+
+/* ---- gaps and the catch-up ------------------------------------------------- */
+
+/* Journals a gap (the place is cleared) and logs it as an error. */
+static RC_MUST_CHECK rcode
+journal_gap(struct stream *st, enum stream_gap_reason reason, const char *detail)
+{
+	struct store_stream js = {0};
+	int64_t gap = 0;
+	rcode rc = store_stream_get(st->store, &js, st->cfg->name);
+
+	if (rc == RC_OK)
+		rc = store_stream_gap(st->store, &gap, st->cfg->name, reason, detail);
+	if (rc) {
+		store_stream_clear(&js);
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot record a gap");
+	}
+	log_msg(reason == GAP_FIRST_START ? LOG_WARN : LOG_ERROR, 0,
+	        "mirror %s: live sync: gap %" PRId64 " (%s): changes after %s reached no index "
+	        "by the stream: %s; the stream goes on from now%s",
+	        st->cfg->name, gap, store_gap_reason_name(reason),
+	        js.cluster_time ? js.cluster_time : "the beginning", detail,
+	        st->cfg->change_stream_catchup
+	            ? ", and a check run (catchup) closes the gap"
+	            : " (CHANGE_STREAM_CATCHUP=false: a check closes it)");
+	store_stream_clear(&js);
+	st->catchup_due = st->cfg->change_stream_catchup;
+	st->catchup_at = 0;
+	return RC_OK;
+}
+
+/* A check run of the mirror over the gaps open now; closes them when it
+ * completes. The stream is open (its start fixed) before it begins. */
+static RC_MUST_CHECK rcode
+catch_up(struct stream *st)
+{
+	struct engine *e = NULL;
+	struct engine_result res = {0};
+	struct rerror rerr = {0};
+	int64_t gap = 0;
+	rcode rc;
+
+	if ((rc = flush(st)))
+		return rc;
+	if ((rc = store_stream_gap_open(st->store, &gap, st->cfg->name)))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
+	st->catchup_due = false;
+	if (gap == 0)
+		return RC_OK;
+	bool exists = false;
+	if ((rc = mongo_collection_exists(st->mongo, &exists, &st->err)))
+		return rc;
+	if (!exists) {
+		/* nothing in MongoDB was missed yet; a check would refuse the
+		 * mirror (a typo guard): it runs once the collection has a
+		 * change (take_event), or in a minute */
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: the collection %s.%s does not exist (yet): the "
+		        "catch-up of gap %" PRId64 " waits for it",
+		        st->cfg->name, st->cfg->mongodb_database, st->cfg->mongodb_collection, gap);
+		st->catchup_due = true;
+		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
+		return RC_OK;
+	}
+	log_msg(LOG_INFO, 0, "mirror %s: live sync: catch-up: a check run closes gap %" PRId64,
+	        st->cfg->name, gap);
+	if ((rc = engine_new(&e, st->cfg, &rerr)))
+		return rerror_set(&st->err, rc, "catch-up: %s", rerr.message);
+	pthread_mutex_lock(&st->mu);
+	st->catchup = e;
+	pthread_mutex_unlock(&st->mu);
+	if (!*st->stop)
+		rc = engine_run_opts(e, &res, RUN_CHECK, "catchup", -1, NULL, &rerr);
+	pthread_mutex_lock(&st->mu);
+	st->catchup = NULL;
+	pthread_mutex_unlock(&st->mu);
+	engine_free(e);
+	if (*st->stop)
+		return RC_OK; /* the gap stays open: the next start runs it */
+	bool closed = rc == RC_OK && res.status == RUN_COMPLETED;
+	if (res.run_id &&
+	    store_stream_gaps_caught(st->store, st->cfg->name, gap, res.run_id, closed))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot record a catch-up");
+	if (closed) {
+		log_msg(LOG_INFO, 0, "mirror %s: live sync: gap closed by run %" PRId64,
+		        st->cfg->name, res.run_id);
+	} else if (rc == RC_OK && res.status == RUN_HELD) {
+		log_msg(LOG_ERROR, 0,
+		        "mirror %s: live sync: the catch-up run %" PRId64 " held its deletes (the "
+		        "brake): the gap stays open until they are decided (reconciler resume "
+		        "--allow-deletes --mirror %s, or a check)",
+		        st->cfg->name, res.run_id, st->cfg->name);
+	} else {
+		log_msg(LOG_ERROR, 0,
+		        "mirror %s: live sync: the catch-up did not complete (%s): tried again in "
+		        "%d s",
+		        st->cfg->name, rc ? rerr.message : store_run_status_name(res.status),
+		        STREAM_CATCHUP_RETRY_MS / 1000);
+		st->catchup_due = true;
+		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
+	}
+	return RC_OK;
+}
+
+/* ---- the stream ------------------------------------------------------------- */
+
+static bool
+history_lost(int code)
+{
+	return code == CODE_HISTORY_LOST || code == CODE_CAPPED_LOST || code == CODE_FATAL_CSTREAM;
+}
+
+/* A server that refuses a change stream outright: a setting to change,
+ * not an outage. */
+static RC_MUST_CHECK rcode
+unsupported(struct stream *st, int code)
+{
+	char msg[sizeof(st->err.message)];
+
+	snprintf(msg, sizeof(msg), "%s", st->err.message);
+	return rerror_set(&st->err, RC_ERR_CONFIG,
+	                  "mirror %s: MONGODB_URI's server refuses a change stream on %s.%s (code "
+	                  "%d: %s): live sync needs change streams (a replica set or a sharded "
+	                  "cluster; FerretDB has none)",
+	                  st->cfg->name, st->cfg->mongodb_database, st->cfg->mongodb_collection,
+	                  code, msg);
+}
+
+/* Opens the stream after start_after (NULL: from now). */
+static RC_MUST_CHECK rcode
+watch(struct stream *st, const bson_t *start_after, int *code)
+{
+	mongo_watch_free(st->w);
+	st->w = NULL;
+	return mongo_watch_open(&st->w, st->mongo, &st->pipeline, start_after, STREAM_AWAIT_MS,
+	                        code, &st->err);
+}
+
+/* Opens the stream at its journaled place; where there is none (or it
+ * fell off the oplog) from now, with the gap journaled. */
+static RC_MUST_CHECK rcode
+open_stream(struct stream *st)
+{
+	struct store_stream js = {0};
+	bson_error_t e;
+	bson_t *token = NULL;
+	int code = 0;
+	rcode rc = store_stream_get(st->store, &js, st->cfg->name);
+
+	if (rc) {
+		rc = rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the stream's place");
+		goto out;
+	}
+	if (js.token && (token = bson_new_from_json((const uint8_t *)js.token, -1, &e)) == NULL)
+		log_msg(LOG_ERROR, 0, "mirror %s: live sync: the journaled token is not JSON: %s",
+		        st->cfg->name, e.message);
+	if (token) {
+		rc = watch(st, token, &code);
+		if (rc == RC_OK) {
+			log_msg(LOG_INFO, 0, "mirror %s: live sync: resumed after %s",
+			        st->cfg->name,
+			        js.cluster_time ? js.cluster_time : "the journaled token");
+			goto out;
+		}
+		if (!history_lost(code)) {
+			rc = code ? unsupported(st, code) : rc;
+			goto out;
+		}
+		if ((rc = journal_gap(st, GAP_HISTORY_LOST, st->err.message)))
+			goto out;
+	}
+	/* from now: opened before a first gap is journaled, so a server without
+	 * change streams journals none */
+	if ((rc = watch(st, NULL, &code))) {
+		rc = code ? unsupported(st, code) : rc;
+		goto out;
+	}
+	if (token == NULL && js.open_gaps == 0) {
+		rc = journal_gap(st, GAP_FIRST_START,
+		                 js.token ? "the journaled token could not be read"
+		                          : "no place journaled yet (a first start)");
+	} else if (token == NULL) {
+		log_msg(LOG_WARN, 0,
+		        "mirror %s: live sync: %" PRId64 " gap(s) still open: the stream goes on "
+		        "from now and a check run closes them",
+		        st->cfg->name, js.open_gaps);
+		st->catchup_due = st->cfg->change_stream_catchup;
+	}
+	if (rc == RC_OK) /* its start is the place now: a kill from here loses nothing */
+		rc = commit_place(st, 0, 0, NULL);
+out:
+	if (token)
+		bson_destroy(token);
+	store_stream_clear(&js);
+	return rc;
+}
+
+/* A field of an event as text ("" when absent). */
+static const char *
+event_str(const bson_t *ev, const char *path)
+{
+	bson_iter_t it;
+
+	if (bson_iter_init(&it, ev) && bson_iter_find_descendant(&it, path, &it) &&
+	    BSON_ITER_HOLDS_UTF8(&it))
+		return bson_iter_utf8(&it, NULL);
+	return "";
+}
+
+/* An invalidate: the batch before it is written, the gap journaled, and
+ * the stream opened again right after it (startAfter its token). */
+static RC_MUST_CHECK rcode
+on_invalidate(struct stream *st, const bson_t *ev)
+{
+	bson_iter_t it;
+	bson_t tok;
+	const uint8_t *data;
+	uint32_t len;
+	char detail[300];
+	int code = 0;
+	rcode rc = flush(st);
+
+	if (rc)
+		return rc;
+	snprintf(detail, sizeof(detail),
+	         "the change stream was invalidated (%s of %s.%s): what the collection held "
+	         "then is not known to the stream",
+	         st->drop_op ? st->drop_op : "a drop or rename", st->cfg->mongodb_database,
+	         st->cfg->mongodb_collection);
+	st->drop_op = NULL;
+	if ((rc = journal_gap(st, GAP_INVALIDATE, detail)))
+		return rc;
+	if (!bson_iter_init_find(&it, ev, "_id") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+		return rerror_set(&st->err, RC_ERR_MONGO, "mongodb: an invalidate without a token");
+	bson_iter_document(&it, &len, &data);
+	if (!bson_init_static(&tok, data, len))
+		return rerror_set(&st->err, RC_ERR_MONGO,
+		                  "mongodb: an invalidate's token is corrupt");
+	bson_t *copy = bson_copy(&tok); /* ev dies with the old stream */
+	rc = copy ? watch(st, copy, &code) : rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	if (copy)
+		bson_destroy(copy);
+	return rc ? rc : commit_place(st, 0, 0, NULL);
+}
+
+/* An event over 16 MB (a large document with its update description,
+ * updateLookup's whole document): the server cannot return it, so the
+ * stream can never pass it from its place. What was read is written, the
+ * gap journaled, and the stream goes on from now: the catch-up writes that
+ * document as it is (a document itself is at most 16 MB). */
+static RC_MUST_CHECK rcode
+pass_too_large(struct stream *st)
+{
+	char detail[sizeof(st->err.message)];
+	int code = 0;
+	rcode rc;
+
+	snprintf(detail, sizeof(detail), "%s", st->err.message);
+	st->err = (struct rerror){0};
+	if ((rc = flush(st)) || (rc = journal_gap(st, GAP_TOO_LARGE, detail)))
+		return rc;
+	if ((rc = watch(st, NULL, &code)))
+		return rc;
+	return commit_place(st, 0, 0, NULL);
+}
+
+/* One event into the batch (written when the batch is full). */
+static RC_MUST_CHECK rcode
+take_event(struct stream *st, const bson_t *ev)
+{
+	const char *op = event_str(ev, "operationType");
+	bson_iter_t it;
+	struct buf id = {0};
+	enum id_type type;
+	rcode rc;
+
+	if (!strcmp(op, "invalidate"))
+		return on_invalidate(st, ev);
+	if (!strcmp(op, "drop") || !strcmp(op, "rename") || !strcmp(op, "dropDatabase")) {
+		st->drop_op = !strcmp(op, "drop")     ? "a drop"
+		              : !strcmp(op, "rename") ? "a rename"
+		                                      : "a dropDatabase";
+		log_msg(LOG_ERROR, 0, "mirror %s: live sync: %s.%s: %s", st->cfg->name,
+		        st->cfg->mongodb_database, st->cfg->mongodb_collection, op);
+		return RC_OK;
+	}
+	bool del = !strcmp(op, "delete");
+	if (!del && strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "replace"))
+		return RC_OK; /* other events (DDL) change no document */
+	st->catchup_at = 0;   /* a catch-up waiting for the collection runs now */
+	if (bson_iter_init(&it, ev) && bson_iter_find_descendant(&it, "clusterTime", &it) &&
+	    BSON_ITER_HOLDS_TIMESTAMP(&it))
+		bson_iter_timestamp(&it, &st->ct_t, &st->ct_i);
+	if (!bson_iter_init(&it, ev) || !bson_iter_find_descendant(&it, "documentKey._id", &it))
+		return RC_OK;
+	if ((rc = doc_id_canonical(bson_iter_value(&it), &id, &type))) {
+		buf_free(&id);
+		return rerror_set(&st->err, rc, "mongodb: an event's _id cannot be read");
+	}
+	const bson_t *doc = NULL;
+	bson_t full;
+	bson_iter_t f;
+	if (!del && bson_iter_init_find(&f, ev, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&f)) {
+		const uint8_t *data;
+		uint32_t len;
+		bson_iter_document(&f, &len, &data);
+		if (bson_init_static(&full, data, len))
+			doc = &full;
+	}
+	if (memchr(id.data, '\0', id.len))
+		log_msg(LOG_WARN, 0, "mirror %s: live sync: an _id holding a NUL is not written",
+		        st->cfg->name);
+	else
+		rc = stream_batch_add(st, id.data, type, del ? SEV_DELETE : SEV_WRITE,
+		                      st->filtered ? NULL : doc);
+	buf_free(&id);
+	if (rc == RC_OK && (st->n >= (size_t)st->cfg->sync_batch_size ||
+	                    st->bytes >= (size_t)st->cfg->sync_batch_size_bytes))
+		rc = flush(st);
+	return rc;
+}
+
+/* Whether the token now is past the one journaled (a quiet stream's
+ * post-batch token). */
+static bool
+token_moved(struct stream *st)
+{
+	const bson_t *t = mongo_watch_token(st->w);
+
+	return t && (st->committed == NULL || !bson_equal(t, st->committed));
+}
+
+/* Once a minute: what was applied since, and how far behind the last
+ * event is (its cluster time against this clock). */
+static void
+report(struct stream *st, int64_t now)
+{
+	char lag[64] = "";
+
+	if (now - st->report_ms < STREAM_REPORT_MS)
+		return;
+	if (st->report_ms && st->ct_t)
+		snprintf(lag, sizeof(lag), "; the last event applied was written %" PRId64 " s ago",
+		         util_now_ms() / 1000 - (int64_t)st->ct_t);
+	if (st->report_ms)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64
+		        " failed in the last minute%s",
+		        st->cfg->name, st->applied, st->failed,
+		        st->applied + st->failed ? lag : "");
+	st->applied = st->failed = 0;
+	st->report_ms = now;
+}
+
+/* Reads events until stop (the batch written and journaled) or an error. */
+static RC_MUST_CHECK rcode
+tail(struct stream *st)
+{
+	rcode rc = RC_OK;
+
+	while (rc == RC_OK) {
+		const bson_t *ev = NULL;
+		int code = 0;
+		int64_t now = util_mono_ms();
+		if (*st->stop)
+			return flush(st);
+		if (st->catchup_due && now >= st->catchup_at && (rc = catch_up(st)))
+			break;
+		if ((rc = mongo_watch_next(st->w, &ev, &code, &st->err)) && code == CODE_TOO_LARGE)
+			rc = pass_too_large(st);
+		if (rc)
+			break;
+		if (ev && (rc = take_event(st, ev)))
+			break;
+		now = util_mono_ms();
+		report(st, now);
+		if (st->n && now - st->first_ms >= st->cfg->change_stream_batch_ms)
+			rc = flush(st);
+		else if (st->n == 0 && now - st->last_commit_ms >= STREAM_IDLE_COMMIT_MS &&
+		         token_moved(st))
+			rc = commit_place(st, 0, 0, NULL);
+	}
+	return rc;
+}
+
+/* ---- one mirror --------------------------------------------------------------- */
+
+/* The index as a check makes it: created (the id field a keyword) when it
+ * does not exist, so the first writes do not map the id field as text.
+ * Without OPENSEARCH_ID_FIELD a check creates none either: the first write
+ * does. */
+static RC_MUST_CHECK rcode
+ensure_index(struct stream *st)
+{
+	struct os_concrete *v = NULL;
+	size_t n = 0;
+	rcode rc;
+
+	if (*st->cfg->opensearch_id_field == '\0')
+		return RC_OK;
+	rc = opensearch_concrete(st->os, &v, &n, NULL, &st->err);
+
+	opensearch_concrete_free(v, n);
+	if (rc == RC_OK && n == 0) {
+		rc = opensearch_create_index(st->os, st->cfg->opensearch_id_field, &st->err);
+		if (rc == RC_OK)
+			log_msg(LOG_INFO, 0, "mirror %s: live sync: created the index %s",
+			        st->cfg->name, st->cfg->opensearch_index);
+	}
+	return rc;
+}
+
+/* One sync per mirror: a lock of its own (the journal's
+ * "<db>.<mirror>.stream.lock"; mirror names hold no dot, so it is no
+ * mirror's run lock: checks and the catch-up run beside it). */
+static RC_MUST_CHECK rcode
+lock_stream(struct stream *st)
+{
+	char name[128];
+	int64_t holder = 0;
+	struct rerror e = {0};
+
+	snprintf(name, sizeof(name), "%s.stream", st->cfg->name);
+	if (store_lock(st->store, &holder, name, &e) == RC_OK)
+		return RC_OK;
+	return rerror_set(&st->err, RC_ERR_BUSY,
+	                  "mirror %s: another reconciler sync tails this mirror's change stream "
+	                  "with the journal %s (%s)",
+	                  st->cfg->name, st->cfg->state_db, e.message);
+}
+
+/* One change stream opened and closed: RC_ERR_CONFIG when the server
+ * refuses them (FerretDB). */
+static RC_MUST_CHECK rcode
+probe_watch(struct stream *st)
+{
+	int code = 0;
+	rcode rc = watch(st, NULL, &code);
+
+	mongo_watch_free(st->w);
+	st->w = NULL;
+	return rc && code ? unsupported(st, code) : rc;
+}
+
+static RC_MUST_CHECK rcode
+setup(struct stream *st)
+{
+	struct rerror *err = &st->err;
+	bool built = false;
+	bson_t stage;
+	int n_indices = 1;
+	rcode rc;
+
+	bson_init(&st->pipeline);
+	st->has_pipeline = true;
+	if ((rc = store_open(&st->store, st->cfg->state_db, err)) || (rc = lock_stream(st)) ||
+	    (rc = transform_new(&st->tf, st->cfg, err)) ||
+	    (rc = mongo_open(&st->mongo, st->cfg->mongodb_uri, st->cfg->mongodb_database,
+	                     st->cfg->mongodb_collection, err)) ||
+	    (rc = mongo_set_filter(st->mongo, st->cfg->filter, err)) ||
+	    (rc = opensearch_open(&st->os, st->cfg, err)))
+		return rc;
+	st->filtered = mongo_filtered(st->mongo);
+	if ((rc = stream_match_stage(&stage, &built, st->cfg->filter, err)))
+		return rc;
+	if (built)
+		BSON_APPEND_DOCUMENT(&st->pipeline, "0", &stage);
+	else if (st->filtered)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: RECONCILE_FILTER cannot be moved onto the change "
+		        "stream: every event is read, and documents are fetched under the filter",
+		        st->cfg->name);
+	bson_destroy(&stage);
+	/* an alias writes to its write index: a copy in another backing index
+	 * is a duplicate, deleted when its document is written */
+	rc = opensearch_targets(st->os, &st->write_index, &n_indices, err);
+	st->keys = (struct os_keys){.sort_field = "_id", .n_indices = n_indices};
+	if (rc == RC_OK) /* a server without change streams: said before anything is made */
+		rc = probe_watch(st);
+	return rc ? rc : ensure_index(st);
+}
+
+/* Frees what setup made (also a part of it); the stream can be set up again. */
+static void
+teardown(struct stream *st)
+{
+	mongo_watch_free(st->w);
+	stream_batch_clear(st);
+	free(st->ev);
+	if (st->committed)
+		bson_destroy(st->committed);
+	if (st->has_pipeline)
+		bson_destroy(&st->pipeline);
+	transform_free(st->tf);
+	mongo_free(st->mongo);
+	opensearch_free(st->os);
+	store_free(st->store);
+	free(st->write_index);
+	st->w = NULL;
+	st->ev = NULL;
+	st->n = st->cap = 0;
+	st->committed = NULL;
+	st->has_pipeline = false;
+	st->tf = NULL;
+	st->mongo = NULL;
+	st->os = NULL;
+	st->store = NULL;
+	st->write_index = NULL;
+}
+
+/* Whether an error ends the mirror's sync (a setting, the journal,
+ * another sync of the mirror) rather than reopening the stream. */
+static bool
+fatal(rcode rc)
+{
+	return rc == RC_ERR_CONFIG || rc == RC_ERR_STORE || rc == RC_ERR_NOMEM || rc == RC_ERR_BUSY;
+}
+
+static void *
+mirror_main(void *arg)
+{
+	struct stream *st = arg;
+	int64_t backoff = 1000;
+	bool ready = false;
+	rcode rc = RC_OK;
+
+	while (!fatal(rc) && !*st->stop) {
+		if (!ready) { /* the servers are set up again after a failed setup */
+			teardown(st);
+			if ((rc = setup(st)) == RC_OK)
+				log_msg(LOG_INFO, 0, "mirror %s: live sync of %s.%s into %s",
+				        st->cfg->name, st->cfg->mongodb_database,
+				        st->cfg->mongodb_collection, st->cfg->opensearch_index);
+			ready = rc == RC_OK;
+		}
+		if (rc == RC_OK && (rc = open_stream(st)) == RC_OK) {
+			backoff = 1000;
+			rc = tail(st);
+		}
+		if (rc == RC_OK || fatal(rc) || *st->stop)
+			break;
+		/* what was read and not journaled is read again from the place */
+		log_msg(LOG_WARN, 0,
+		        "mirror %s: live sync: %s; the stream reopens from its journaled place in "
+		        "%" PRId64 " ms",
+		        st->cfg->name, st->err.message, backoff);
+		stream_batch_clear(st);
+		st->ct_t = st->ct_i = 0; /* the dropped events' time is not the place's */
+		st->err = (struct rerror){0};
+		util_sleep_ms(backoff, st->stop);
+		backoff = backoff * 2 > STREAM_BACKOFF_MAX_MS ? STREAM_BACKOFF_MAX_MS : backoff * 2;
+		rc = RC_OK;
+	}
+	if (rc && !fatal(rc) && *st->stop)
+		rc = RC_OK; /* stopped while reopening */
+	if (rc == RC_OK)
+		log_msg(LOG_INFO, 0, "mirror %s: live sync stopped; its place is journaled",
+		        st->cfg->name);
+	st->rc = rc;
+	if (fatal(rc))
+		*st->stop = 1; /* one mirror's setting ends the command: the others stop too */
+	teardown(st);
+	st->done = 1;
+	return NULL;
+}
+
+rcode
+stream_sync(const struct config *const *mirrors, size_t n, volatile int *stop, struct rerror *err)
+{
+	struct stream *v = calloc(n ? n : 1, sizeof(*v));
+	size_t started = 0;
+	rcode rc = RC_OK;
+
+	if (v == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (n) { /* migrated once, here: the threads' own handles then find nothing to apply */
+		struct store *s = NULL;
+		rc = store_open(&s, mirrors[0]->state_db, err);
+		store_free(s);
+		if (rc) {
+			free(v);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		v[i] = (struct stream){.cfg = mirrors[i], .stop = stop};
+		pthread_mutex_init(&v[i].mu, NULL);
+		if (pthread_create(&v[i].thread, NULL, mirror_main, &v[i])) {
+			rc = rerror_set(err, RC_ERR_NOMEM, "cannot start a thread");
+			*stop = 1;
+			break;
+		}
+		started++;
+	}
+	/* a stop reaches a catch-up run through its engine (the signal
+	 * handler only sets the flag) */
+	for (bool all = false; !all;) {
+		all = true;
+		for (size_t i = 0; i < started; i++) {
+			all = all && v[i].done;
+			if (*stop) {
+				pthread_mutex_lock(&v[i].mu);
+				if (v[i].catchup)
+					engine_stop(v[i].catchup, false);
+				pthread_mutex_unlock(&v[i].mu);
+			}
+		}
+		if (!all)
+			util_sleep_ms(100, NULL);
+	}
+	for (size_t i = 0; i < started; i++) {
+		pthread_join(v[i].thread, NULL);
+		if (v[i].rc && (rc == RC_OK || (v[i].rc == RC_ERR_CONFIG && rc != RC_ERR_CONFIG))) {
+			rc = v[i].rc;
+			*err = v[i].err;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		pthread_mutex_destroy(&v[i].mu);
+	free(v);
+	return rc;
+}

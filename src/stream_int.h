@@ -1,0 +1,88 @@
+/*
+ * stream_int.h: what stream.c (the loop, gaps, the catch-up) and
+ * stream_write.c (a batch and its write) share: the state of one mirror's
+ * live sync. Not for other modules: they call stream.h.
+ */
+#ifndef RECONCILER_STREAM_INT_H
+#define RECONCILER_STREAM_INT_H
+
+#include "stream.h"
+
+#include "doc.h"
+#include "opensearch.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct engine;
+struct mongo;
+struct mongo_watch;
+struct transform;
+
+enum sev_op { SEV_WRITE, SEV_DELETE };
+
+/* One document's latest change in the batch. */
+struct sev {
+	char *id;
+	enum id_type type;
+	enum sev_op op;
+	bson_t *doc; /* the document to write (fullDocument, or fetched); NULL: none */
+	size_t seq;  /* arrival order: the last change of an id wins */
+	int64_t events;
+	/* at flush */
+	struct buf body;
+	char *routing;
+	int64_t version;
+	bool failed;
+	char *why;
+};
+
+struct stream {
+	const struct config *cfg;
+	volatile int *stop;
+	struct store *store;
+	struct mongo *mongo;
+	struct opensearch *os;
+	struct transform *tf;
+	char *write_index; /* an alias's write index; NULL: OPENSEARCH_INDEX */
+	struct os_keys keys;
+	struct mongo_watch *w;
+	bson_t pipeline;
+	bool has_pipeline, filtered;
+	/* the batch */
+	struct sev *ev;
+	size_t n, cap, seq;
+	size_t bytes;
+	int64_t first_ms;
+	uint32_t ct_t, ct_i; /* the last event's cluster time */
+	const char *drop_op; /* a drop or rename seen before its invalidate */
+	/* the journal */
+	bson_t *committed; /* the token last journaled */
+	int64_t last_commit_ms;
+	/* what the once-a-minute line says */
+	int64_t applied, failed, report_ms;
+	bool catchup_due;
+	int64_t catchup_at; /* mono ms: not before */
+	/* stop reaches a catch-up run through its engine */
+	pthread_mutex_t mu;
+	struct engine *catchup;
+	/* the thread's outcome */
+	pthread_t thread;
+	volatile int done;
+	rcode rc;
+	struct rerror err;
+};
+
+/* Adds one change (doc copied; NULL: none). */
+RC_MUST_CHECK rcode stream_batch_add(struct stream *st, const char *id, enum id_type type,
+                                     enum sev_op op, const bson_t *doc);
+/* Writes the batch to the index (not journaled: the caller commits its
+ * place); *applied and *failed count its events, *last_error (the batch's,
+ * valid until stream_batch_clear) the last document's failure. An error:
+ * the outcome is not known (the index unreachable past the retries). */
+RC_MUST_CHECK rcode stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed,
+                                       const char **last_error);
+void stream_batch_clear(struct stream *st);
+
+#endif

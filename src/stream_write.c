@@ -1,0 +1,426 @@
+/*
+ * stream_write.c: live sync's batch (stream_int.h): the changes gathered
+ * from the change stream, one per document (its last), and their write to
+ * the index through the repairs' write path. Design: stream.c's comment;
+ * the journal's commit of a written batch is stream.c's (commit_place).
+ *
+ * A batch is written in one _bulk request: with RECONCILE_FILTER its
+ * documents are fetched again under the filter (one $in, as repairs
+ * fetch; not found: deleted or out of the filter, so deleted here), the
+ * transform gives each body and routing (nil: deleted), the copies of its
+ * ids are looked up (one search), and the request deletes every copy not
+ * where its document's write lands (a delete's, a moved routing's, another
+ * backing index's) before that write.
+ */
+#include "stream_int.h"
+
+#include "diff.h"
+#include "log.h"
+#include "mongo.h"
+#include "opensearch.h"
+#include "repair.h"
+#include "transform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the batch ------------------------------------------------------------ */
+
+static void
+sev_free(struct sev *e)
+{
+	free(e->id);
+	if (e->doc)
+		bson_destroy(e->doc);
+	buf_free(&e->body);
+	free(e->routing);
+	free(e->why);
+	*e = (struct sev){0};
+}
+
+void
+stream_batch_clear(struct stream *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		sev_free(&st->ev[i]);
+	st->n = 0;
+	st->bytes = 0;
+	st->first_ms = 0;
+}
+
+/* Adds one change (doc copied; NULL: none). */
+rcode
+stream_batch_add(struct stream *st, const char *id, enum id_type type, enum sev_op op,
+                 const bson_t *doc)
+{
+	struct sev *e;
+
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 128;
+		struct sev *v = realloc(st->ev, cap * sizeof(*v));
+		if (v == NULL)
+			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+		st->ev = v;
+		st->cap = cap;
+	}
+	e = &st->ev[st->n];
+	*e = (struct sev){.type = type, .op = op, .seq = st->seq++, .events = 1, .version = -1};
+	e->id = strdup(id);
+	e->doc = doc ? bson_copy(doc) : NULL;
+	if (e->id == NULL || (doc && e->doc == NULL)) {
+		sev_free(e);
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	}
+	if (st->n == 0)
+		st->first_ms = util_mono_ms();
+	st->n++;
+	st->bytes += strlen(id) + (doc ? doc->len : 0) + 64;
+	return RC_OK;
+}
+
+static int
+cmp_sev(const void *a, const void *b)
+{
+	const struct sev *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c == 0)
+		c = (int)x->type - (int)y->type;
+	if (c == 0)
+		c = x->seq < y->seq ? -1 : x->seq > y->seq;
+	return c;
+}
+
+/* Sorts the batch by id and keeps each document's last change (its
+ * events counted on it). */
+static void
+batch_dedupe(struct stream *st)
+{
+	size_t k = 0;
+
+	qsort(st->ev, st->n, sizeof(*st->ev), cmp_sev);
+	for (size_t i = 0; i < st->n; i++) {
+		if (k > 0 && strcmp(st->ev[k - 1].id, st->ev[i].id) == 0 &&
+		    st->ev[k - 1].type == st->ev[i].type) {
+			int64_t events = st->ev[k - 1].events + st->ev[i].events;
+			sev_free(&st->ev[k - 1]);
+			st->ev[k - 1] = st->ev[i];
+			st->ev[k - 1].events = events;
+			continue;
+		}
+		st->ev[k++] = st->ev[i];
+	}
+	st->n = k;
+}
+
+/* The batch's change of (id, type); -1 when none (it is sorted). */
+static long
+batch_find(const struct stream *st, const char *id, enum id_type type)
+{
+	size_t lo = 0, hi = st->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(st->ev[mid].id, id);
+		if (c == 0)
+			c = (int)st->ev[mid].type - (int)type;
+		if (c < 0)
+			lo = mid + 1;
+		else if (c > 0)
+			hi = mid;
+		else
+			return (long)mid;
+	}
+	return -1;
+}
+
+/* ---- writing a batch -------------------------------------------------------- */
+
+struct fetched {
+	struct stream *st;
+	bool *found;
+	struct buf idtext;
+	rcode rc;
+};
+
+static int
+on_fetched(void *ctx, const bson_t *doc)
+{
+	struct fetched *f = ctx;
+	bson_iter_t it;
+	enum id_type type;
+	long k;
+
+	if (!bson_iter_init_find(&it, doc, "_id"))
+		return 0;
+	buf_reset(&f->idtext);
+	if ((f->rc = doc_id_canonical(bson_iter_value(&it), &f->idtext, &type)))
+		return 1;
+	if ((k = batch_find(f->st, f->idtext.data, type)) < 0)
+		return 0;
+	struct sev *e = &f->st->ev[k];
+	if (e->doc)
+		bson_destroy(e->doc);
+	if ((e->doc = bson_copy(doc)) == NULL) {
+		f->rc = RC_ERR_NOMEM;
+		return 1;
+	}
+	f->found[k] = true;
+	return 0;
+}
+
+/* With RECONCILE_FILTER: every changed document fetched again under it;
+ * one not found (deleted, or no longer matching) is deleted. */
+static RC_MUST_CHECK rcode
+fetch_filtered(struct stream *st)
+{
+	bson_t arr = BSON_INITIALIZER;
+	struct fetched f = {.st = st, .found = calloc(st->n ? st->n : 1, sizeof(bool))};
+	uint32_t m = 0;
+	rcode rc = f.found ? RC_OK : rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
+		char key[16];
+		const char *kp;
+		if (st->ev[i].op != SEV_WRITE)
+			continue;
+		bson_uint32_to_string(m++, &kp, key, sizeof(key));
+		if (doc_id_append(&arr, kp, st->ev[i].id, st->ev[i].type))
+			rc = rerror_set(&st->err, RC_ERR_INVALID, "id %s cannot be rebuilt",
+			                st->ev[i].id);
+	}
+	if (rc == RC_OK && m)
+		rc = mongo_fetch(st->mongo, &arr, NULL, false, on_fetched, NULL, &f, &st->err);
+	if (rc == RC_OK && f.rc)
+		rc = rerror_set(&st->err, f.rc, "mongodb: a fetched _id cannot be read");
+	for (size_t i = 0; rc == RC_OK && i < st->n; i++)
+		if (st->ev[i].op == SEV_WRITE && !f.found[i])
+			st->ev[i].op = SEV_DELETE;
+	bson_destroy(&arr);
+	buf_free(&f.idtext);
+	free(f.found);
+	return rc;
+}
+
+/* The body, routing and version of each write (the transform, as a repair
+ * writes it); a document the transform leaves out is deleted, one it
+ * cannot convert fails alone. */
+static RC_MUST_CHECK rcode
+convert_writes(struct stream *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		struct sev *e = &st->ev[i];
+		struct rerror cerr = {0};
+		char why[700];
+		bool skip = false;
+		if (e->op != SEV_WRITE)
+			continue;
+		if (e->doc == NULL) { /* updateLookup found nothing: deleted since */
+			e->op = SEV_DELETE;
+			continue;
+		}
+		rcode rc = transform_apply(st->tf, e->doc, st->cfg->opensearch_id_field, e->id,
+		                           &e->body, &e->routing, &skip, &cerr);
+		if (rc == RC_ERR_NOMEM)
+			return rerror_set(&st->err, rc, "out of memory converting %s", e->id);
+		if (rc) {
+			snprintf(why, sizeof(why), "%s: %s",
+			         transform_active(st->tf) ? "the transform failed"
+			                                  : "cannot convert the document to JSON",
+			         cerr.message);
+		} else if (skip) {
+			e->op = SEV_DELETE; /* left out of the index, like RECONCILE_FILTER */
+			continue;
+		} else if (strlen(e->id) > OPENSEARCH_ID_MAX_BYTES) {
+			snprintf(why, sizeof(why),
+			         "the id is over OpenSearch's _id limit of %d bytes",
+			         OPENSEARCH_ID_MAX_BYTES);
+			rc = RC_ERR_INVALID;
+		} else if (st->cfg->version_type == VERSION_EXTERNAL_GTE &&
+		           !repair_external_version(e->doc, st->cfg->version_field, &e->version,
+		                                    why, sizeof(why))) {
+			rc = RC_ERR_INVALID;
+		}
+		if (rc) {
+			e->failed = true;
+			if ((e->why = strdup(why)) == NULL)
+				return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+		}
+	}
+	return RC_OK;
+}
+
+/* Whether copy i of l is where a write of id with routing lands: its own
+ * _id, the write index, and the same shard key (none: the _id). */
+static bool
+copy_is_target(const struct stream *st, const struct idlist *l, size_t i, const char *id,
+               const char *routing)
+{
+	const char *index = idlist_index(l, i), *r = idlist_routing(l, i);
+
+	if (idlist_docid(l, i) != NULL)
+		return false;
+	if (st->write_index && index && strcmp(index, st->write_index) != 0)
+		return false;
+	return strcmp(r ? r : id, routing ? routing : id) == 0;
+}
+
+/* The first copy of key in l (sorted by key), or l->n. */
+static size_t
+first_copy(const struct idlist *l, const char *key)
+{
+	size_t lo = 0, hi = l->n, len = strlen(key);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (diff_compare(idlist_id(l, mid), l->v[mid].id_len, key, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct plan {
+	struct bulk_doc *docs;
+	size_t *owner; /* the batch entry each action is for */
+	size_t n;
+};
+
+static void
+plan_add(struct plan *p, size_t owner, struct bulk_doc d)
+{
+	p->owner[p->n] = owner;
+	p->docs[p->n++] = d;
+}
+
+/* The _bulk actions: deletes of copies where they are, then the writes. */
+static RC_MUST_CHECK rcode
+plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
+{
+	enum bulk_action wop = st->cfg->write_mode == WRITE_UPSERT ? BULK_UPDATE : BULK_INDEX;
+	const char *pipeline =
+	    *st->cfg->pipeline && st->cfg->write_mode == WRITE_INDEX ? st->cfg->pipeline : NULL;
+	size_t most = copies->n + st->n;
+
+	p->docs = calloc(most ? most : 1, sizeof(*p->docs));
+	p->owner = calloc(most ? most : 1, sizeof(*p->owner));
+	if (p->docs == NULL || p->owner == NULL)
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < st->n; i++) {
+		const struct sev *e = &st->ev[i];
+		if (e->failed)
+			continue;
+		for (size_t j = first_copy(copies, e->id);
+		     j < copies->n && strcmp(idlist_id(copies, j), e->id) == 0; j++) {
+			if (e->op == SEV_WRITE && copy_is_target(st, copies, j, e->id, e->routing))
+				continue;
+			plan_add(p, i,
+			         (struct bulk_doc){.action = BULK_DELETE,
+			                           .id = idlist_target(copies, j),
+			                           .index = idlist_index(copies, j),
+			                           .routing = idlist_routing(copies, j),
+			                           .version = -1});
+		}
+		if (e->op == SEV_WRITE)
+			plan_add(p, i,
+			         (struct bulk_doc){.action = wop,
+			                           .id = e->id,
+			                           .routing = e->routing,
+			                           .source = e->body.data,
+			                           .source_len = e->body.len,
+			                           .version = e->version,
+			                           .pipeline = pipeline});
+	}
+	return RC_OK;
+}
+
+/* Each action's outcome onto its document: a delete of nothing is done, a
+ * write refused as older than the copy (external versions) too. */
+static RC_MUST_CHECK rcode
+take_outcomes(struct stream *st, const struct plan *p)
+{
+	for (size_t k = 0; k < p->n; k++) {
+		const struct bulk_doc *d = &p->docs[k];
+		struct sev *e = &st->ev[p->owner[k]];
+		bool ok = (d->status >= 200 && d->status < 300) ||
+		          (d->action == BULK_DELETE && d->status == 404) || d->newer;
+		if (ok || e->failed)
+			continue;
+		e->failed = true;
+		char why[700];
+		snprintf(why, sizeof(why), "HTTP %d: %s", d->status,
+		         d->reason ? d->reason : "rejected");
+		if ((e->why = strdup(why)) == NULL)
+			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	}
+	return RC_OK;
+}
+
+/* The lookups of the batch's copies (no index yet: none). */
+static RC_MUST_CHECK rcode
+lookup_copies(struct stream *st, struct idlist *copies)
+{
+	const char **ids = calloc(st->n ? st->n : 1, sizeof(*ids));
+	size_t m = 0;
+	rcode rc;
+
+	if (ids == NULL)
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < st->n; i++)
+		if (!st->ev[i].failed)
+			ids[m++] = st->ev[i].id;
+	rc = m ? opensearch_lookup(st->os, copies, &st->keys, ids, m, &st->err) : RC_OK;
+	if (rc == RC_ERR_NOTFOUND) {
+		st->err = (struct rerror){0};
+		rc = RC_OK;
+	}
+	free(ids);
+	return rc;
+}
+
+/* Writes the batch (one change per document, its last): fetched under the
+ * filter, converted, the copies looked up, one _bulk; each document's
+ * outcome counted by its events. */
+rcode
+stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const char **last_error)
+{
+	struct idlist copies = {0};
+	struct plan p = {0};
+	int attempts = 0;
+	rcode rc = RC_OK;
+
+	*applied = *failed = 0;
+	*last_error = NULL;
+	batch_dedupe(st);
+	if (st->filtered)
+		rc = fetch_filtered(st);
+	if (rc == RC_OK)
+		rc = convert_writes(st);
+	if (rc == RC_OK)
+		rc = lookup_copies(st, &copies);
+	if (rc == RC_OK)
+		rc = plan_batch(st, &copies, &p);
+	if (rc == RC_OK && p.n)
+		rc = opensearch_bulk_send(st->os, p.docs, p.n, &attempts, st->stop, &st->err);
+	if (rc == RC_OK)
+		rc = take_outcomes(st, &p);
+	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
+		const struct sev *e = &st->ev[i];
+		if (!e->failed) {
+			*applied += e->events;
+			continue;
+		}
+		*failed += e->events;
+		*last_error = e->why;
+		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %s not written: %s",
+		        st->cfg->name, e->id, e->why);
+	}
+	if (p.docs)
+		bulk_docs_reset(p.docs, p.n);
+	free(p.docs);
+	free(p.owner);
+	idlist_free(&copies);
+	return rc;
+}
