@@ -60,7 +60,8 @@ qitem_copy(struct qitem *dst, const struct qitem *src)
 	                      .write_default_index = src->write_default_index,
 	                      .left_by_transform = src->left_by_transform,
 	                      .misplaced = src->misplaced,
-	                      .replace = src->replace};
+	                      .replace = src->replace,
+	                      .carried = src->carried};
 	dst->id = strdup(src->id);
 	dst->read_version = src->read_version ? strdup(src->read_version) : NULL;
 	dst->index = src->index ? strdup(src->index) : NULL;
@@ -990,7 +991,8 @@ condition_write(const struct repair *rp, const struct qitem *q, struct bulk_doc 
 		 * one move_copy read where the rule places the document */
 		d->if_seq_no = q->seq_no;
 		d->if_primary_term = q->primary_term;
-	} else if (!del && q->write_default_index && rp->cfg->write_mode == WRITE_INDEX) {
+	} else if (!del && q->write_default_index &&
+	           (rp->cfg->write_mode == WRITE_INDEX || q->replace)) {
 		/* a moved copy with nothing where the rule places it (move_copy
 		 * read it): a copy found there now is a newer write's */
 		d->action = BULK_CREATE;
@@ -1076,6 +1078,8 @@ carry_owned(struct repair *rp, struct batch *b)
 
 	for (size_t i = 0; rc == RC_OK && i < b->n; i++) {
 		struct qitem *q = &b->items[i];
+		if (q->carried)
+			continue; /* a moved copy: its owned fields joined it at the move */
 		if (!(q->replace = replaces(q)) || nn == 0)
 			continue;
 		gets[ng] = (struct os_get){
@@ -1493,21 +1497,25 @@ move_copy(struct repair *rp, const struct qitem *q, const char *routing, struct 
 		drop_old = newer == NULL;
 	}
 	const struct got_copy *from = judged.found ? &judged : &there;
-	if (rc == RC_OK && newer == NULL && owned_said(rp->cfg->owned_fields)) {
+	bool carry = owned_said(rp->cfg->owned_fields);
+	if (rc == RC_OK && newer == NULL && carry) {
 		/* OPENSEARCH_INDEX_OWNED_FIELDS (either mode): nothing is put
 		 * back; the owned fields of the copy moved join the write that
-		 * follows, so its leftovers do not move with it */
+		 * follows, which replaces whatever is there whole (an update
+		 * would keep the leftovers, and the _routing, of a copy on the
+		 * same shard), so its leftovers do not move with it */
 		if (from->src)
 			rc = carry_moved(rp, body, from->src, from->src_len);
+		routed->replace = routed->carried = true;
 	} else if (rc == RC_OK && newer == NULL && rp->cfg->write_mode == WRITE_UPSERT && !placed) {
 		if (from->src)
 			rc = put_source(rp, q, routing, &there, from, &newer);
 	}
 	/* the write: on the copy there (read just now), created where none is;
 	 * in upsert mode the update after the put is unconditional, as before */
-	routed->seq_no = there.found && rp->cfg->write_mode == WRITE_INDEX ? there.seq_no : 0;
-	routed->primary_term =
-	    there.found && rp->cfg->write_mode == WRITE_INDEX ? there.primary_term : 0;
+	bool whole = rp->cfg->write_mode == WRITE_INDEX || carry;
+	routed->seq_no = there.found && whole ? there.seq_no : 0;
+	routed->primary_term = there.found && whole ? there.primary_term : 0;
 	routed->guard = q->guard && placed;
 	if (rc == RC_OK && newer) {
 		struct store_drift sd = qitem_drift(q);

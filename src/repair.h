@@ -63,8 +63,9 @@ struct qitem {
 	bool misplaced;
 	/* a stale copy replaced whole (an index action, conditional on the copy
 	 * judged) carrying the fields OPENSEARCH_INDEX_OWNED_FIELDS names, read
-	 * from the copy: its leftovers go (docs/TRANSFORM.md). Set at the send */
-	bool replace;
+	 * from the copy: its leftovers go (docs/TRANSFORM.md). Set at the send,
+	 * or by a move (then carried: the owned fields are in its body already) */
+	bool replace, carried;
 };
 
 struct idvec {
