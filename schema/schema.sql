@@ -192,7 +192,7 @@ CREATE TABLE streams (
     last_error      TEXT,
     started_at      TEXT,
     updated_at      TEXT NOT NULL
-);
+, target TEXT);
 CREATE TABLE stream_gaps (
     id              INTEGER PRIMARY KEY,
     mirror          TEXT NOT NULL,

@@ -1902,6 +1902,7 @@ store_stream_clear(struct store_stream *st)
 		return;
 	free(st->token);
 	free(st->cluster_time);
+	free(st->target);
 	*st = (struct store_stream){0};
 }
 
@@ -1910,8 +1911,8 @@ store_stream_get(struct store *s, struct store_stream *out, const char *mirror)
 {
 	static const char sql[] =
 	    "SELECT token, cluster_time, cluster_ts, events_applied, events_failed, batches, gaps, "
-	    "(SELECT count(*) FROM stream_gaps g WHERE g.mirror = ?1 AND g.closed_at IS NULL) "
-	    "FROM streams WHERE mirror = ?1";
+	    "(SELECT count(*) FROM stream_gaps g WHERE g.mirror = ?1 AND g.closed_at IS NULL), "
+	    "target FROM streams WHERE mirror = ?1";
 	sqlite3_stmt *st;
 	rcode rc;
 	int step;
@@ -1933,8 +1934,10 @@ store_stream_get(struct store *s, struct store_stream *out, const char *mirror)
 		out->batches = sqlite3_column_int64(st, 5);
 		out->gaps = sqlite3_column_int64(st, 6);
 		out->open_gaps = sqlite3_column_int64(st, 7);
+		out->target = col_text(st, 8);
 		if ((sqlite3_column_type(st, 0) != SQLITE_NULL && out->token == NULL) ||
-		    (sqlite3_column_type(st, 1) != SQLITE_NULL && out->cluster_time == NULL))
+		    (sqlite3_column_type(st, 1) != SQLITE_NULL && out->cluster_time == NULL) ||
+		    (sqlite3_column_type(st, 8) != SQLITE_NULL && out->target == NULL))
 			rc = RC_ERR_NOMEM;
 	} else if (step != SQLITE_DONE) {
 		log_db_error(s, "cannot read a stream's place");
@@ -2031,6 +2034,49 @@ store_stream_gaps_caught(struct store *s, const char *mirror, int64_t gap_max, i
 	               "UPDATE stream_gaps SET catchup_run_id = ?, closed_at = ? "
 	               "WHERE mirror = ? AND id <= ? AND closed_at IS NULL",
 	               "ntti", run_id > 0 ? run_id : -1, closed ? ts : NULL, mirror, gap_max);
+}
+
+rcode
+store_stream_set_target(struct store *s, const char *mirror, const char *target)
+{
+	char ts[32];
+	rcode rc;
+
+	now(ts);
+	if ((rc = store_tx_begin(s)))
+		return rc;
+	rc = stream_row(s, mirror, ts);
+	if (rc == RC_OK)
+		rc = sql_run(s, "UPDATE streams SET target = ? WHERE mirror = ?", "tt", target,
+		             mirror);
+	if (rc) {
+		store_tx_rollback(s);
+		return rc;
+	}
+	return store_tx_commit(s);
+}
+
+rcode
+store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror)
+{
+	/* the first such run closes the gap: the earliest proof */
+#define COVERING                                                                                   \
+	"FROM runs r WHERE r.mirror = stream_gaps.mirror AND r.kind = 'check' AND "                \
+	"r.status = 'completed' AND r.started_at >= stream_gaps.reopened_at"
+	static const char sql[] =
+	    "UPDATE stream_gaps SET catchup_run_id = (SELECT min(r.id) " COVERING
+	    "), closed_at = ? WHERE mirror = ? AND closed_at IS NULL AND "
+	    "EXISTS (SELECT 1 " COVERING ")";
+#undef COVERING
+	char ts[32];
+	rcode rc;
+
+	*closed = 0;
+	now(ts);
+	if ((rc = sql_run(s, sql, "tt", ts, mirror)))
+		return rc;
+	*closed = sqlite3_changes(s->db);
+	return RC_OK;
 }
 
 rcode

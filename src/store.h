@@ -377,6 +377,7 @@ struct store_stream {
 	int64_t cluster_ts; /* the same as a BSON timestamp (t << 32 | i); 0: none */
 	int64_t events_applied, events_failed, batches, gaps;
 	int64_t open_gaps; /* gaps no catch-up closed yet */
+	char *target;      /* "db.collection -> index" the place belongs to; NULL: not known */
 };
 RC_MUST_CHECK rcode store_stream_get(struct store *s, struct store_stream *out, const char *mirror);
 void store_stream_clear(struct store_stream *st);
@@ -395,6 +396,14 @@ RC_MUST_CHECK rcode store_stream_gap(struct store *s, int64_t *gap_id, const cha
  * closed: it completed, and they are closed now. */
 RC_MUST_CHECK rcode store_stream_gaps_caught(struct store *s, const char *mirror, int64_t gap_max,
                                              int64_t run_id, bool closed);
+/* Sets what the mirror's place belongs to (migration 0016: streams.target). */
+RC_MUST_CHECK rcode store_stream_set_target(struct store *s, const char *mirror,
+                                            const char *target);
+/* Closes the mirror's open gaps that a completed check run of the mirror
+ * (kind check) begun at or after the gap's reopening covers: that run
+ * compared the whole mirror after the stream was open again. *closed: how
+ * many. */
+RC_MUST_CHECK rcode store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror);
 /* The newest open gap's id (0: none). */
 RC_MUST_CHECK rcode store_stream_gap_open(struct store *s, int64_t *gap_id, const char *mirror);
 

@@ -272,11 +272,28 @@ catch_up(struct stream *st)
 
 	if ((rc = flush(st)))
 		return rc;
+	int64_t checked = 0;
+	if (store_stream_gaps_checked(st->store, &checked, st->cfg->name))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
+	if (checked)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
+		        "since they opened",
+		        st->cfg->name, checked);
 	if ((rc = store_stream_gap_open(st->store, &gap, st->cfg->name)))
 		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
 	st->catchup_due = false;
-	if (gap == 0)
+	if (gap == 0) {
+		st->catchup_held = false;
 		return RC_OK;
+	}
+	if (st->catchup_held) {
+		/* a person decides the held deletes (a check with
+		 * --allow-deletes): looked for again in a minute, not run again */
+		st->catchup_due = true;
+		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
+		return RC_OK;
+	}
 	bool exists = false;
 	if ((rc = mongo_collection_exists(st->mongo, &exists, &st->err)))
 		return rc;
@@ -317,9 +334,13 @@ catch_up(struct stream *st)
 	} else if (rc == RC_OK && res.status == RUN_HELD) {
 		log_msg(LOG_ERROR, 0,
 		        "mirror %s: live sync: the catch-up run %" PRId64 " held its deletes (the "
-		        "brake): the gap stays open until they are decided (reconciler resume "
-		        "--allow-deletes --mirror %s, or a check)",
+		        "brake): the gap stays open until a check of the mirror completes (to "
+		        "delete them: reconciler check --allow-deletes --mirror %s; the stream "
+		        "sees that check and closes the gap)",
 		        st->cfg->name, res.run_id, st->cfg->name);
+		st->catchup_held = true;
+		st->catchup_due = true;
+		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
 	} else {
 		log_msg(LOG_ERROR, 0,
 		        "mirror %s: live sync: the catch-up did not complete (%s): tried again in "
@@ -368,10 +389,40 @@ watch(struct stream *st, const bson_t *start_after, int *code)
 
 /* Opens the stream at its journaled place; where there is none (or it
  * fell off the oplog) from now, with the gap journaled. */
+/* Gaps still open at a start (a stop or a held catch-up left them): those
+ * a completed check has covered since are closed; the others are caught up
+ * now. */
+static RC_MUST_CHECK rcode
+open_gaps_due(struct stream *st, int64_t open)
+{
+	int64_t closed = 0;
+
+	if (open == 0)
+		return RC_OK;
+	if (store_stream_gaps_checked(st->store, &closed, st->cfg->name))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
+	if (closed)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
+		        "since they opened",
+		        st->cfg->name, closed);
+	if (open - closed <= 0)
+		return RC_OK;
+	log_msg(LOG_WARN, 0, "mirror %s: live sync: %" PRId64 " gap(s) still open: %s",
+	        st->cfg->name, open - closed,
+	        st->cfg->change_stream_catchup
+	            ? "a check run (catchup) closes them now"
+	            : "CHANGE_STREAM_CATCHUP=false: a completed check of the mirror closes them");
+	st->catchup_due = st->cfg->change_stream_catchup;
+	st->catchup_at = 0;
+	return RC_OK;
+}
+
 static RC_MUST_CHECK rcode
 open_stream(struct stream *st)
 {
 	struct store_stream js = {0};
+	char target[800];
 	bson_error_t e;
 	bson_t *token = NULL;
 	int code = 0;
@@ -381,22 +432,53 @@ open_stream(struct stream *st)
 		rc = rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the stream's place");
 		goto out;
 	}
-	if (js.token && (token = bson_new_from_json((const uint8_t *)js.token, -1, &e)) == NULL)
+	snprintf(target, sizeof(target), "%s.%s -> %s", st->cfg->mongodb_database,
+	         st->cfg->mongodb_collection, st->cfg->opensearch_index);
+	if (js.token && js.target && strcmp(js.target, target) != 0) {
+		/* another collection's place, or one whose writes went to another
+		 * index: resuming would skip what the new pair never saw */
+		char detail[sizeof(target) * 2 + 120];
+		snprintf(detail, sizeof(detail),
+		         "the journaled place belongs to %s, the mirror is now %s: started afresh",
+		         js.target, target);
+		if ((rc = journal_gap(st, GAP_FIRST_START, detail)))
+			goto out;
+		free(js.token);
+		js.token = NULL;
+		js.open_gaps++;
+	} else if (js.token &&
+	           (token = bson_new_from_json((const uint8_t *)js.token, -1, &e)) == NULL) {
 		log_msg(LOG_ERROR, 0, "mirror %s: live sync: the journaled token is not JSON: %s",
 		        st->cfg->name, e.message);
+	}
+	if ((rc = store_stream_set_target(st->store, st->cfg->name, target))) {
+		rc = rerror_set(&st->err, RC_ERR_STORE,
+		                "journal: cannot record the stream's target");
+		goto out;
+	}
 	if (token) {
 		rc = watch(st, token, &code);
 		if (rc == RC_OK) {
 			log_msg(LOG_INFO, 0, "mirror %s: live sync: resumed after %s",
 			        st->cfg->name,
 			        js.cluster_time ? js.cluster_time : "the journaled token");
+			/* gaps a stop left open (their catch-up stopped, or held):
+			 * tried again now, as on a start from now */
+			rc = open_gaps_due(st, js.open_gaps);
 			goto out;
 		}
-		if (!history_lost(code)) {
-			rc = code ? unsupported(st, code) : rc;
+		if (code == 0) /* no answer from the server: an outage, retried */
 			goto out;
-		}
-		if ((rc = journal_gap(st, GAP_HISTORY_LOST, st->err.message)))
+		/* the server answered but will not resume there (the place fell
+		 * off the oplog, or another refusal, e.g. a token of another
+		 * collection): the place is lost either way; opened from now
+		 * below, where a server without change streams is told apart */
+		char why[sizeof(st->err.message)];
+		snprintf(why, sizeof(why), "%s%s",
+		         history_lost(code) ? "" : "the server refused to resume from the place: ",
+		         st->err.message);
+		st->err = (struct rerror){0};
+		if ((rc = journal_gap(st, GAP_HISTORY_LOST, why)))
 			goto out;
 	}
 	/* from now: opened before a first gap is journaled, so a server without
@@ -410,11 +492,7 @@ open_stream(struct stream *st)
 		                 js.token ? "the journaled token could not be read"
 		                          : "no place journaled yet (a first start)");
 	} else if (token == NULL) {
-		log_msg(LOG_WARN, 0,
-		        "mirror %s: live sync: %" PRId64 " gap(s) still open: the stream goes on "
-		        "from now and a check run closes them",
-		        st->cfg->name, js.open_gaps);
-		st->catchup_due = st->cfg->change_stream_catchup;
+		rc = open_gaps_due(st, js.open_gaps);
 	}
 	if (rc == RC_OK) /* its start is the place now: a kill from here loses nothing */
 		rc = commit_place(st, 0, 0, NULL);
@@ -574,11 +652,12 @@ report(struct stream *st, int64_t now)
 		         util_now_ms() / 1000 - (int64_t)st->ct_t);
 	if (st->report_ms)
 		log_msg(LOG_INFO, 0,
-		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64
+		        "mirror %s: live sync: %" PRId64 " events applied (%" PRId64
+		        " of them left to a newer copy the index holds), %" PRId64
 		        " failed in the last minute%s",
-		        st->cfg->name, st->applied, st->failed,
+		        st->cfg->name, st->applied, st->newer, st->failed,
 		        st->applied + st->failed ? lag : "");
-	st->applied = st->failed = 0;
+	st->applied = st->failed = st->newer = 0;
 	st->report_ms = now;
 }
 

@@ -62,7 +62,9 @@ struct stream {
 	int64_t last_commit_ms;
 	/* what the once-a-minute line says */
 	int64_t applied, failed, report_ms;
+	int64_t newer; /* of applied: refused as older than the copy (external versions) */
 	bool catchup_due;
+	bool catchup_held;  /* the last catch-up held its deletes: a person decides */
 	int64_t catchup_at; /* mono ms: not before */
 	/* stop reaches a catch-up run through its engine */
 	pthread_mutex_t mu;

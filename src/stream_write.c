@@ -346,6 +346,15 @@ take_outcomes(struct stream *st, const struct plan *p)
 		struct sev *e = &st->ev[p->owner[k]];
 		bool ok = (d->status >= 200 && d->status < 300) ||
 		          (d->action == BULK_DELETE && d->status == 404) || d->newer;
+		if (d->newer && !e->failed) {
+			/* the index holds a newer version (external versions): not a
+			 * failure, and not silent */
+			st->newer += e->events;
+			log_msg(LOG_INFO, 0,
+			        "mirror %s: live sync: document %s: the index holds a newer "
+			        "version than the change's: left as is",
+			        st->cfg->name, e->id);
+		}
 		if (ok || e->failed)
 			continue;
 		e->failed = true;
