@@ -242,10 +242,12 @@ doctor_one(const struct config *cfg, bool several)
 		snprintf(what, sizeof(what), "index %s does not exist yet (%s)",
 		         cfg->opensearch_index, masked ? masked : "");
 	else
-		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s index %s)",
-		         p.opensearch.count,
-		         *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
-		         masked ? masked : "", cfg->opensearch_index);
+		snprintf(
+		    what, sizeof(what), "documents %" PRId64 "%s%s  (%s index %s)",
+		    p.opensearch.count, *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
+		    *cfg->opensearch_keep_query ? ", not counting those OPENSEARCH_KEEP_QUERY keeps"
+		                                : "",
+		    masked ? masked : "", cfg->opensearch_index);
 	doctor_side(&p.opensearch, "opensearch", what);
 	free(masked);
 	/* a line for each side that is not ok: one side's trouble never hides

@@ -716,7 +716,10 @@ run_steps(struct run *r)
 	if ((rc = mongo_open(&r->mongo, cfg->mongodb_uri, cfg->mongodb_database,
 	                     cfg->mongodb_collection, r->err)) ||
 	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
-	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
+	    (rc = opensearch_open(&r->os, cfg, r->err)) ||
+	    /* a clause OpenSearch refuses fails the first lookup mid-pass
+	     * (QA19 F3): refused here, before anything is written */
+	    (rc = opensearch_check_queries(r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
 	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
 	    (rc = setup_keys(r)) || (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
 		return rc;

@@ -4,6 +4,8 @@ MongoDB document (an archive of documents MongoDB expires by TTL) are
 never deleted, never reported as orphans, and counted as kept; orphans
 outside the clause still are orphans; a document MongoDB has is compared
 as any other, whether or not its copy matches the clause."""
+import json
+
 from harness import check, run_all
 
 DATE0 = 1704067200000  # 2024-01-01T00:00:00.000Z
@@ -94,4 +96,48 @@ def bad_clause(env):
               % (v, r.returncode, r.stderr[-200:]))
 
 
-run_all([ttl, bad_clause], prefix="ko_")
+def refused_clause(env):
+    """QA19 F3: a clause that is JSON but that OpenSearch refuses on this
+    index is refused at the run's start (78, the setting and OpenSearch's
+    reason named, nothing written), by doctor, and by the API (422)."""
+    from service import Service
+    env.create_index({"expiresAt": {"type": "date"}, "tag": {"type": "keyword"}})
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "m0", "title": "t", "updatedAt": date(DATE0 + 10)}]})
+    env.bulk([{"index": {"_id": "o0"}}, {"mongo_id": "o0", "updatedAt": iso(DATE0)},
+              {"index": {"_id": "m0"}}, {"mongo_id": "m0", "updatedAt": iso(DATE0)}])
+    many = {"bool": {"should": [{"term": {"tag": "t%d" % i}} for i in range(1100)]}}
+    bad = [('{"no_such_clause": {"x": 1}}', "no_such_clause"),
+           ('{"range": {"expiresAt": {"lt": "notadate"}}}', "notadate"),
+           (json.dumps(many), "maxClauseCount")]
+    for setting in ("OPENSEARCH_KEEP_QUERY", "OPENSEARCH_QUERY"):
+        for clause, why in bad:
+            r = env.run("check", RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETE_RATIO=1,
+                        **{setting: clause})
+            run = env.last_run()
+            check(r.returncode == 78 and setting + " is refused by OpenSearch" in r.stderr
+                  and why in r.stderr and (run is None or run["status"] == "failed"),
+                  "%s %s: the run refuses it, 78, naming the setting and the reason "
+                  "(%d %s %s)" % (setting, why, r.returncode, r.stderr[-400:],
+                                  run and run["status"]))
+        have = env.os_docs()
+        check("o0" in have and have.get("m0") == DATE0,
+              "%s: nothing was written or deleted (%s)" % (setting, have))
+        r = env.run("doctor", **{setting: bad[0][0]})
+        check(r.returncode == 1 and setting + " is refused by OpenSearch" in r.stdout + r.stderr,
+              "%s: doctor fails naming it (%d %s %s)"
+              % (setting, r.returncode, r.stdout[-300:], r.stderr[-300:]))
+    svc = Service(env, OPENSEARCH_KEEP_QUERY=bad[0][0])
+    try:
+        st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": True})
+        check(st == 422 and "OPENSEARCH_KEEP_QUERY is refused by OpenSearch"
+              in body.get("error", ""),
+              "API check: 422 naming the setting, not 500 (%d %s)" % (st, body))
+    finally:
+        svc.stop()
+    # a good clause, to show the settings and the data are otherwise fine
+    r = env.run("check", "--dry-run", OPENSEARCH_KEEP_QUERY=KEEP)
+    check(r.returncode == 1, "a good clause runs (%d %s)" % (r.returncode, r.stderr[-300:]))
+
+
+run_all([ttl, bad_clause, refused_clause], prefix="ko_")
