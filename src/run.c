@@ -395,6 +395,7 @@ repair_setup(struct run *r)
 	rp->full = r->full;
 	rp->as_missing = r->full_write && r->kind == RUN_CHECK;
 	rp->tf = r->tf;
+	rp->kept = &r->stats.kept;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
 	rp->on_commit = on_repair_commit;
 	rp->on_commit_ctx = r; /* also mongo_exists' */

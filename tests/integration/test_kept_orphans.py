@@ -140,4 +140,44 @@ def refused_clause(env):
     check(r.returncode == 1, "a good clause runs (%d %s)" % (r.returncode, r.stderr[-300:]))
 
 
-run_all([ttl, bad_clause, refused_clause], prefix="ko_")
+def left_out_kept(env):
+    """QA19 F4: a copy the transform leaves out (nil) whose copy matches the
+    keep clause is kept, not deleted as an orphan "left out by the
+    transform": found by a content compare (h1, same version) and at the
+    repair of a stale copy (h0, older version); a left-out copy outside the
+    clause (h2) still goes."""
+    from harness import write
+    env.create_index({"expiresAt": {"type": "date"}})
+    script = write(env, "nil.lua", "function transform(doc)\n"
+                   "  if doc.hidden then return nil end\n  return doc\nend\n")
+    docs = [{"_id": "h%d" % i, "hidden": True, "updatedAt": date(DATE0 + 10)} for i in range(3)]
+    docs.append({"_id": "m0", "title": "t", "updatedAt": date(DATE0 + 10)})
+    env.mongo({"insert": "ads", "documents": docs})
+    env.bulk([{"index": {"_id": "h0"}}, {"mongo_id": "h0", "updatedAt": iso(DATE0),
+                                         "expiresAt": PAST},
+              {"index": {"_id": "h1"}}, {"mongo_id": "h1", "hidden": True,
+                                         "updatedAt": iso(DATE0 + 10), "expiresAt": PAST},
+              {"index": {"_id": "h2"}}, {"mongo_id": "h2", "updatedAt": iso(DATE0 + 10),
+                                         "expiresAt": FUTURE},
+              {"index": {"_id": "m0"}}, {"mongo_id": "m0", "title": "t",
+                                         "updatedAt": iso(DATE0 + 10)}])
+    settings = dict(OPENSEARCH_KEEP_QUERY=KEEP, RECONCILE_ORPHANS="delete",
+                    RECONCILE_MAX_DELETE_RATIO=1, RECONCILE_TRANSFORM=script,
+                    RECONCILE_COMPARE="content")
+    r = env.run("check", **settings)
+    run = env.last_run()
+    have = env.os_docs()
+    check(r.returncode == 0 and "h0" in have and "h1" in have and "h2" not in have
+          and run["kept_count"] == 2,
+          "left out by the transform: copies matching the keep clause kept (2), the other "
+          "deleted (%d kept %s %s %s)" % (r.returncode, run["kept_count"], sorted(have),
+                                          r.stderr[-400:]))
+    with env.journal() as db:
+        rows = [tuple(x) for x in db.execute(
+            "SELECT doc_id, kind, status FROM run_ids WHERE run_id = ? AND kind = 'orphan'",
+            (run["id"],))]
+    check(not any(x[0] in ("h0", "h1") for x in rows),
+          "left out by the transform: no orphan row for a kept copy (%s)" % rows)
+
+
+run_all([ttl, bad_clause, refused_clause, left_out_kept], prefix="ko_")
