@@ -180,4 +180,28 @@ def left_out_kept(env):
           "left out by the transform: no orphan row for a kept copy (%s)" % rows)
 
 
-run_all([ttl, bad_clause, refused_clause, left_out_kept], prefix="ko_")
+def brake_without_kept(env):
+    """QA19 F5: the brake's ratio leaves the kept copies out of the index's
+    size: 10 orphans of 110 live copies are 9% (held), not 2% of the 510
+    copies an archive of 400 makes."""
+    env.create_index({"expiresAt": {"type": "date"}})
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "m%03d" % i, "updatedAt": date(DATE0)} for i in range(100)]})
+    acts = []
+    for i in range(110):
+        acts += [{"index": {"_id": "m%03d" % i}},
+                 {"mongo_id": "m%03d" % i, "updatedAt": iso(DATE0), "expiresAt": FUTURE}]
+    for i in range(400):
+        acts += [{"index": {"_id": "k%03d" % i}},
+                 {"mongo_id": "k%03d" % i, "updatedAt": iso(DATE0), "expiresAt": PAST}]
+    env.bulk(acts)
+    r = env.run("check", OPENSEARCH_KEEP_QUERY=KEEP, RECONCILE_ORPHANS="delete")
+    run = env.last_run()
+    have = env.os_docs()
+    check(r.returncode == 4 and run["status"] == "held" and len(have) == 510
+          and run["kept_count"] == 400 and "not counting 400" in (run["error"] or ""),
+          "brake: 10 orphans of 110 live copies hold, whatever the 400 kept (%d %s %d %s)"
+          % (r.returncode, run["status"], len(have), run["error"]))
+
+
+run_all([ttl, bad_clause, refused_clause, left_out_kept, brake_without_kept], prefix="ko_")
