@@ -204,4 +204,43 @@ def brake_without_kept(env):
           % (r.returncode, run["status"], len(have), run["error"]))
 
 
-run_all([ttl, bad_clause, refused_clause, left_out_kept, brake_without_kept], prefix="ko_")
+def counts_without_kept(env):
+    """QA19 F6: doctor's and the count monitor's index count leave the kept
+    copies out: an index in sync with 50 kept copies does not start a run."""
+    import time
+    from service import Service
+    env.create_index({"expiresAt": {"type": "date"}})
+    env.mongo({"insert": "ads", "documents": [
+        {"_id": "m%d" % i, "updatedAt": date(DATE0)} for i in range(5)]})
+    acts = []
+    for i in range(5):
+        acts += [{"index": {"_id": "m%d" % i}}, {"mongo_id": "m%d" % i, "updatedAt": iso(DATE0)}]
+    for i in range(50):
+        acts += [{"index": {"_id": "k%02d" % i}},
+                 {"mongo_id": "k%02d" % i, "updatedAt": iso(DATE0), "expiresAt": PAST}]
+    env.bulk(acts)
+    r = env.run("doctor", OPENSEARCH_KEEP_QUERY=KEEP)
+    line = [x for x in r.stdout.splitlines() if x.startswith("opensearch")]
+    check(r.returncode == 0 and line and "documents 5," in line[0]
+          and "OPENSEARCH_KEEP_QUERY" in line[0],
+          "doctor counts the index without the kept copies (%d %s)" % (r.returncode, line))
+    svc = Service(env, OPENSEARCH_KEEP_QUERY=KEEP, COUNT_MONITOR_ENABLED="true",
+                  COUNT_MONITOR_INTERVAL_MS=1000, COUNT_MONITOR_THRESHOLD=10)
+    events = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not events:
+        time.sleep(0.5)
+        with env.journal() as db:
+            events = [json.loads(x[0]) for x in db.execute(
+                "SELECT detail FROM run_events WHERE event = 'count_check' ORDER BY id")]
+    time.sleep(1.5)
+    svc.stop()
+    with env.journal() as db:
+        runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    check(events and events[0].get("opensearchCount") == 5 and not events[0]["triggered"]
+          and runs == 0,
+          "the count monitor leaves the kept copies out: no run (%s, %d runs)"
+          % (events[:1], runs))
+
+
+run_all([ttl, bad_clause, refused_clause, left_out_kept, brake_without_kept, counts_without_kept], prefix="ko_")
