@@ -1612,6 +1612,9 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	     "Recurring drifted ids (3 runs in a row, or back after a repair) the latest pass or "
 	     "one since saw."},
 	    {"reconciler_documents", "gauge", "Documents counted on each side by the last run."},
+	    {"reconciler_kept_copies", "gauge",
+	     "Index copies without a MongoDB document that OPENSEARCH_KEEP_QUERY kept, by the "
+	     "last check or dry run that ended."},
 	    {"reconciler_run_active", "gauge", "1 while a run is in progress."},
 	    {"reconciler_schedule_enabled", "gauge", "1 while the schedule is on."},
 	    {"reconciler_schedule_interval_seconds", "gauge",

@@ -31,13 +31,13 @@
 static const char *const state_names[] = {
     [DOCDIFF_IN_SYNC] = "in_sync", [DOCDIFF_STALE] = "stale",       [DOCDIFF_MISSING] = "missing",
     [DOCDIFF_ORPHAN] = "orphan",   [DOCDIFF_CONFLICT] = "conflict", [DOCDIFF_EXCLUDED] = "excluded",
-    [DOCDIFF_FAILED] = "failed",
+    [DOCDIFF_FAILED] = "failed",   [DOCDIFF_KEPT] = "kept",
 };
 
 const char *
 docdiff_state_name(enum docdiff_state s)
 {
-	return s <= DOCDIFF_FAILED ? state_names[s] : "unknown";
+	return s <= DOCDIFF_KEPT ? state_names[s] : "unknown";
 }
 
 const char *
@@ -406,6 +406,13 @@ answer_json(struct buf *out, const struct sides *s, enum docdiff_state state)
 		if (rc == RC_OK)
 			rc = json_str(out, s->failure);
 	}
+	if (rc == RC_OK && state == DOCDIFF_KEPT)
+		rc = buf_printf(out, ",\"why\":\"%s\"",
+		                s->f.doc ? "the transform leaves the document out, and its copy "
+		                           "matches OPENSEARCH_KEEP_QUERY: kept on purpose, never "
+		                           "deleted"
+		                         : "no MongoDB document, and the copy matches "
+		                           "OPENSEARCH_KEEP_QUERY: kept on purpose, never deleted");
 	if (rc == RC_OK && state == DOCDIFF_CONFLICT)
 		rc = buf_puts(out,
 		              ",\"error\":\"MongoDB has documents of several types whose id has "
@@ -443,6 +450,15 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		goto out;
 	}
 	*state = sides_state(&s);
+	if (*state == DOCDIFF_ORPHAN && *cfg->opensearch_keep_query) {
+		/* what a run does with it: kept when it matches the clause (QA19 F7) */
+		bool kept = false;
+		if ((rc = opensearch_copy_matches(s.os, &kept, str_of(s.copy, "_index"),
+		                                  str_of(s.copy, "_id"), cfg->opensearch_keep_query,
+		                                  err)))
+			goto out;
+		*state = kept ? DOCDIFF_KEPT : *state;
+	}
 	if ((rc = answer_json(out, &s, *state)))
 		rc = rerror_set(err, rc, "out of memory");
 out:

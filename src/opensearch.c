@@ -704,6 +704,46 @@ opensearch_count_unkept(struct opensearch *os, int64_t *count, const char *keep_
 	return rc;
 }
 
+rcode
+opensearch_copy_matches(struct opensearch *os, bool *match, const char *index, const char *docid,
+                        const char *clause, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *id = cJSON_CreateString(docid), *c = cJSON_Parse(clause), *extra = NULL;
+	char *idt = id ? cJSON_PrintUnformatted(id) : NULL, *ct = NULL, *body = NULL;
+	char *esc = index ? curl_easy_escape(os->curl, index, 0) : NULL;
+	struct buf q = {0};
+	int64_t n = 0;
+	rcode rc = RC_OK;
+
+	*match = false;
+	if (!cJSON_IsObject(c))
+		rc = rerror_set(err, RC_ERR_CONFIG, "the clause is not a JSON object");
+	/* {"bool": {"filter": [{"ids": ...}, clause]}}, under the mirror's query */
+	else if (idt == NULL || (index && esc == NULL) ||
+	         (ct = cJSON_PrintUnformatted(c)) == NULL ||
+	         buf_printf(&q, "{\"bool\":{\"filter\":[{\"ids\":{\"values\":[%s]}},%s]}}", idt,
+	                    ct) ||
+	         (extra = cJSON_Parse(q.data)) == NULL || (body = filter_body(os, extra)) == NULL)
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (rc == RC_OK) {
+		if (esc)
+			snprintf(path, sizeof(path), "/%s/_count", esc);
+		else
+			snprintf(path, sizeof(path), "%s/_count", os->index_path);
+		rc = count_request(os, &n, path, body, err);
+		*match = rc == RC_OK && n > 0;
+	}
+	cJSON_Delete(id);
+	cJSON_Delete(c);
+	curl_free(esc);
+	free(idt);
+	free(ct);
+	free(body);
+	buf_free(&q);
+	return rc;
+}
+
 /* OpenSearch's reason for refusing the _count body `body` ("" when it
  * takes it, or the index does not exist: nothing to run it on). A 400 is
  * the query's fault (a closed index aside); a shard that failed on an

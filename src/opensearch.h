@@ -53,6 +53,12 @@ RC_MUST_CHECK rcode opensearch_count_missing(struct opensearch *os, int64_t *cou
  * MongoDB's leaves them out. */
 RC_MUST_CHECK rcode opensearch_count_unkept(struct opensearch *os, int64_t *count,
                                             const char *keep_query, struct rerror *err);
+/* Whether the copy `docid` of the concrete index `index` (NULL:
+ * OPENSEARCH_INDEX) matches clause (query DSL JSON) under the mirror's
+ * query: one _count. */
+RC_MUST_CHECK rcode opensearch_copy_matches(struct opensearch *os, bool *match, const char *index,
+                                            const char *docid, const char *clause,
+                                            struct rerror *err);
 /* Whether OpenSearch takes cfg's OPENSEARCH_QUERY and OPENSEARCH_KEEP_QUERY
  * on this index (a _count with each; a missing index takes anything):
  * RC_ERR_CONFIG naming the setting (and the mirror, of several) with

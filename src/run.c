@@ -813,8 +813,8 @@ engine_result_note(const struct engine_result *res, char *out, size_t len)
 		                     "as a full re-index does");
 	if (res->orphans_kept > 0 && at < len)
 		snprintf(out + at, len - at,
-		         "%s%" PRId64 " orphan%s kept: RECONCILE_ORPHANS=report (=delete deletes "
-		         "them)",
+		         "%s%" PRId64 " orphan%s not deleted: RECONCILE_ORPHANS=report (=delete "
+		         "deletes them)",
 		         at ? "; " : "", res->orphans_kept, res->orphans_kept == 1 ? "" : "s");
 }
 
@@ -965,7 +965,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", reindexed %" PRId64 ", deleted %" PRId64 ", failed %" PRId64
-	        ", skipped_newer %" PRId64 ", kept %" PRId64 "%s%s",
+	        ", skipped_newer %" PRId64 ", kept by OPENSEARCH_KEEP_QUERY %" PRId64 "%s%s",
 	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
 	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
 	        res->reindexed, res->deleted, res->failed, res->skipped_newer, res->kept,
