@@ -1993,9 +1993,14 @@ pair_value(const char **out, const yaml_node_t *v, const char *where, const char
 	const char *s;
 
 	*out = NULL;
+	/* an unquoted JSON clause (opensearch_query: {"term": ...}) is a YAML
+	 * flow mapping: say how to write it (QA19 F10) */
 	if (v->type != YAML_SCALAR_NODE)
-		return rerror_set(err, RC_ERR_CONFIG, "%s%s: expected one value, not a %s", where,
-		                  key, v->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s%s: expected one value, not a %s (a JSON value is quoted in "
+		                  "YAML: %s: '{\"term\": {\"source\": \"ads\"}}')",
+		                  where, key, v->type == YAML_SEQUENCE_NODE ? "list" : "mapping",
+		                  key);
 	s = (const char *)v->data.scalar.value;
 	if (strlen(s) != v->data.scalar.length)
 		return rerror_set(err, RC_ERR_CONFIG, "%s%s: the value holds a NUL byte", where,

@@ -200,9 +200,9 @@ repair_body(struct sides *s, struct rerror *err)
 	const char *idf = s->cfg->opensearch_id_field;
 	struct rerror te = {0};
 	bool skip = false;
-	rcode trc = transform_active(s->tf) ? transform_apply(s->tf, s->f.doc, idf, s->id, &s->body,
-	                                                      &s->routing, &skip, &te)
-	                                    : doc_to_json(s->f.doc, idf, s->id, &s->body, &te);
+	/* transform_apply as a repair calls it, with or without steps: it also
+	 * gives OPENSEARCH_ROUTING_FIELD's routing (QA19 F10: null before) */
+	rcode trc = transform_apply(s->tf, s->f.doc, idf, s->id, &s->body, &s->routing, &skip, &te);
 
 	if (trc == RC_ERR_NOMEM)
 		return rerror_set(err, trc, "out of memory");
