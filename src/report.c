@@ -673,6 +673,31 @@ struct mirror_metrics {
 	int64_t recurring;                /* recurring ids the latest pass (or one since) saw */
 };
 
+/* The copies OPENSEARCH_KEEP_QUERY kept by the last pass over the whole
+ * index that ended (QA19 F7): a full re-index, a targeted run or a sample
+ * sees no kept copy. */
+static RC_MUST_CHECK rcode
+metrics_kept(struct store *s, struct mirror_metrics *m, const char *mirror)
+{
+	sqlite3_stmt *st;
+	int step;
+	rcode rc = store_sql_prepare(s, &st,
+	                             "SELECT kept_count FROM runs WHERE status IN ('completed', "
+	                             "'held') AND kind IN ('check', 'dry_run') AND (?1 IS NULL OR "
+	                             "mirror = ?1) ORDER BY id DESC LIMIT 1",
+	                             "t", mirror);
+
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		m->has_kept = true;
+		m->kept = sqlite3_column_double(st, 0);
+	}
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
+
 static RC_MUST_CHECK rcode
 metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 {
@@ -738,23 +763,8 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return RC_ERR_STORE;
-	/* the last pass over the whole index that ended (QA19 F7): a full
-	 * re-index, a targeted run or a sample sees no kept copy */
-	rc = store_sql_prepare(s, &st,
-	                       "SELECT kept_count FROM runs WHERE status IN ('completed', 'held')"
-	                       " AND kind IN ('check', 'dry_run') AND (?1 IS NULL OR mirror = ?1)"
-	                       " ORDER BY id DESC LIMIT 1",
-	                       "t", mirror);
-	if (rc)
+	if ((rc = metrics_kept(s, m, mirror)))
 		return rc;
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		m->has_kept = true;
-		m->kept = sqlite3_column_double(st, 0);
-	}
-	sqlite3_finalize(st);
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return RC_ERR_STORE;
 	rc = store_sql_prepare(s, &st,
 	                       "SELECT (julianday(finished_at) - 2440587.5) * 86400.0 FROM runs"
 	                       " WHERE status = 'completed' AND (?1 IS NULL OR mirror = ?1)"

@@ -310,6 +310,26 @@ left_out_kept(struct run *r, const struct pass_drift *pd, bool *kept, struct rer
 	return rc;
 }
 
+/* The rows of a chunk's missing documents, but those the script leaves out. */
+static RC_MUST_CHECK rcode
+missing_rows(struct run *r, struct store_drift_row *rows, size_t *n, const struct idlist *m,
+             const struct drift *d, const bool *left_out)
+{
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
+		size_t k = d->missing[i];
+		if (left_out[i])
+			continue;
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_MISSING};
+		rc = add_row(r, rows, n, &sd, (enum id_type)m->v[k].type, !r->dry_run,
+		             too_young(r, m->v[k].time_ms), false);
+	}
+	return rc;
+}
+
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
 rcode
@@ -340,16 +360,8 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			rc = record_conflict(r, idlist_id(m, k), (enum id_type)m->v[k].type,
 			                     pd->conflict[k]);
 
-	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
-		size_t k = d->missing[i];
-		if (left_out[i])
-			continue;
-		struct store_drift sd = {.doc_id = idlist_id(m, k),
-		                         .id_type = doc_id_type_name(m->v[k].type),
-		                         .kind = DRIFT_MISSING};
-		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
-		             too_young(r, m->v[k].time_ms), false);
-	}
+	if (rc == RC_OK)
+		rc = missing_rows(r, rows, &n, m, d, left_out);
 	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++) {
 		size_t k = d->stale[i], o = d->stale_os[i];
 		if (pd->conflict[k])
