@@ -140,6 +140,40 @@ def refused_clause(env):
     check(r.returncode == 1, "a good clause runs (%d %s)" % (r.returncode, r.stderr[-300:]))
 
 
+def mirror_refused(env):
+    """QA19 F3, a mirror's own clause: refused naming the mirror; the other
+    mirror still runs."""
+    from harness import write
+    env.create_index()
+    other = env.index + "_b"
+    env.os("PUT", "/" + other, {"mappings": {"properties": {"mongo_id": {"type": "keyword"}}}})
+    env.mongo({"insert": "ads", "documents": [{"_id": "m0", "updatedAt": date(DATE0)}]})
+    path = write(env, "two.yaml", "mirrors:\n"
+                 "  - name: a\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                 "  - name: b\n    mongodb_collection: ads\n    opensearch_index: %s\n"
+                 "    opensearch_keep_query: '{\"no_such_clause\": {\"x\": 1}}'\n"
+                 % (env.index, other))
+    try:
+        r = env.run("check", "--mirror", "b", RECONCILER_CONFIG=path)
+        check(r.returncode == 78
+              and "OPENSEARCH_KEEP_QUERY (mirror b) is refused by OpenSearch" in r.stderr
+              and "no_such_clause" in r.stderr,
+              "mirror b's clause: 78 naming the mirror (%d %s)" % (r.returncode, r.stderr[-400:]))
+        r = env.run("check", RECONCILER_CONFIG=path)
+        with env.journal() as db:
+            runs = dict(db.execute("SELECT mirror, status FROM runs WHERE id IN "
+                                   "(SELECT max(id) FROM runs GROUP BY mirror)").fetchall())
+        check(r.returncode == 78 and runs.get("a") == "completed" and runs.get("b") == "failed",
+              "every mirror: a runs, b refused, 78 (%d %s %s)"
+              % (r.returncode, runs, r.stderr[-300:]))
+        r = env.run("doctor", RECONCILER_CONFIG=path)
+        check(r.returncode == 1 and "OPENSEARCH_KEEP_QUERY (mirror b) is refused"
+              in r.stdout + r.stderr,
+              "doctor names mirror b's clause (%d %s)" % (r.returncode, r.stderr[-300:]))
+    finally:
+        env.os("DELETE", "/" + other)
+
+
 def left_out_kept(env):
     """QA19 F4: a copy the transform leaves out (nil) whose copy matches the
     keep clause is kept, not deleted as an orphan "left out by the
@@ -284,5 +318,5 @@ def kept_said(env):
         svc.stop()
 
 
-run_all([ttl, bad_clause, refused_clause, left_out_kept, brake_without_kept, counts_without_kept,
-         kept_said], prefix="ko_")
+run_all([ttl, bad_clause, refused_clause, mirror_refused, left_out_kept, brake_without_kept,
+         counts_without_kept, kept_said], prefix="ko_")
