@@ -849,6 +849,15 @@ lock_held(struct api *a, const struct api_mirror *m, int64_t *holder, struct rer
 	return rc == RC_ERR_BUSY;
 }
 
+/* The status of a run's answer: 422 when a setting refused it at its
+ * start (a clause OpenSearch refuses, a transform that does not load: the
+ * error names it, nothing ran; the request was fine), 500 when it failed. */
+static int
+run_http(rcode rc)
+{
+	return rc == RC_OK ? 200 : rc == RC_ERR_CONFIG ? 422 : 500;
+}
+
 /* A run of one mirror now: the seed's answers (named says the mirror was
  * named by the route, and the answer names it too). */
 static void
@@ -895,13 +904,13 @@ run_one(struct call *c, struct api_mirror *m, enum run_kind kind, const struct e
 		return;
 	}
 	if (rc && res.run_id == 0) {
-		reply_error(c, err.code == RC_ERR_BUSY ? 409 : 500, "%s", err.message);
+		reply_error(c, err.code == RC_ERR_BUSY ? 409 : run_http(rc), "%s", err.message);
 		return;
 	}
 	o = result_json(&res, rc, &err);
 	if (named)
 		cJSON_AddStringToObject(o, "mirror", m->cfg->name);
-	reply_json(c, rc ? 500 : 200, o);
+	reply_json(c, run_http(rc), o);
 }
 
 static void
@@ -1042,7 +1051,7 @@ static int
 all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int http)
 {
 	struct api *a = c->api;
-	bool all_ok = true, all_in_sync = true, unknown = false;
+	bool all_ok = true, all_in_sync = true, unknown = false, all_config = true;
 	/* or how the first mirror that did not complete ended */
 	enum run_status status = RUN_COMPLETED;
 
@@ -1063,6 +1072,7 @@ all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int h
 		for (size_t k = 0; k < sizeof(all_counts) / sizeof(all_counts[0]); k++)
 			add_sum_counts(o, e, all_counts[k]);
 		all_ok &= rc == RC_OK;
+		all_config &= rc == RC_OK || rc == RC_ERR_CONFIG;
 		if (rc == RC_ERR_BUSY && res.run_id == 0)
 			http = 409; /* another process took it since the look */
 		all_in_sync &= !cJSON_IsFalse(cJSON_GetObjectItem(e, "inSync"));
@@ -1079,7 +1089,7 @@ all_waited(struct call *c, const uint64_t *tickets, cJSON *o, cJSON *list, int h
 	                              : cJSON_CreateBool(all_ok && all_in_sync));
 	cJSON_AddNullToObject(o, "runId"); /* several runs: each mirror's below */
 	cJSON_AddStringToObject(o, "status", store_run_status_name(status));
-	return !all_ok && http == 200 ? 500 : http;
+	return !all_ok && http == 200 ? (all_config ? 422 : 500) : http;
 }
 
 /* Runs every mirror (in the slots RECONCILE_CONCURRENCY gives): the seed's
@@ -1602,6 +1612,9 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	     "Recurring drifted ids (3 runs in a row, or back after a repair) the latest pass or "
 	     "one since saw."},
 	    {"reconciler_documents", "gauge", "Documents counted on each side by the last run."},
+	    {"reconciler_kept_copies", "gauge",
+	     "Index copies without a MongoDB document that OPENSEARCH_KEEP_QUERY kept, by the "
+	     "last check or dry run that ended."},
 	    {"reconciler_run_active", "gauge", "1 while a run is in progress."},
 	    {"reconciler_schedule_enabled", "gauge", "1 while the schedule is on."},
 	    {"reconciler_schedule_interval_seconds", "gauge",

@@ -1127,11 +1127,21 @@ static RC_MUST_CHECK rcode
 invalid(const struct cfg_entry *e, const char *v, const char *where, const char *why,
         struct rerror *err)
 {
-	char what[400], key[64];
+	char what[400], key[64], cut[160];
 	bool uri = e->type == CFG_MONGO_URI || e->type == CFG_HTTP_URL;
 	char *shown = uri ? mask_bad_uri(v) : NULL;
 	const char *value = shown ? shown : ((e->flags & CFG_SECRET) ? "***" : v);
+	size_t n = strlen(value);
 
+	/* a long value is shown in part, so the reason after it always fits
+	 * the message (QA19 F8: a 9 KB clause left no room for why) */
+	if (n > 120) {
+		int k = 100;
+		while (k > 0 && ((unsigned char)value[k] & 0xC0) == 0x80)
+			k--; /* not inside a UTF-8 sequence */
+		snprintf(cut, sizeof(cut), "%.*s... (%zu bytes)", k, value, n);
+		value = cut;
+	}
 	allowed(e, what, sizeof(what));
 	if (where) {
 		file_key(e, key, sizeof(key));
@@ -1171,14 +1181,17 @@ static RC_MUST_CHECK rcode
 load_dotenv(struct config *cfg, const char *path, bool *set_by, struct unknown_names *unknown,
             struct rerror *err)
 {
-	char line[8192];
+	/* a line of any length (a long OPENSEARCH_KEEP_QUERY, a certificate
+	 * path list): a fixed buffer cut them silently (QA19 F8) */
+	char *line = NULL;
+	size_t cap = 0;
 	FILE *f = fopen(path, "r");
 	rcode rc = RC_OK;
 	int lineno = 0;
 
 	if (f == NULL)
 		return RC_OK;
-	while (rc == RC_OK && fgets(line, sizeof(line), f)) {
+	while (rc == RC_OK && getline(&line, &cap, f) >= 0) {
 		char *k = line, *v, *end;
 		lineno++;
 		line[strcspn(line, "\r\n")] = '\0';
@@ -1215,6 +1228,10 @@ load_dotenv(struct config *cfg, const char *path, bool *set_by, struct unknown_n
 				set_by[i] = true;
 		}
 	}
+	if (rc == RC_OK && ferror(f))
+		rc = rerror_set(err, RC_ERR_CONFIG, "%s: cannot read line %d: %s", path, lineno + 1,
+		                strerror(errno));
+	free(line);
 	fclose(f);
 	return rc;
 }
@@ -1976,9 +1993,14 @@ pair_value(const char **out, const yaml_node_t *v, const char *where, const char
 	const char *s;
 
 	*out = NULL;
+	/* an unquoted JSON clause (opensearch_query: {"term": ...}) is a YAML
+	 * flow mapping: say how to write it (QA19 F10) */
 	if (v->type != YAML_SCALAR_NODE)
-		return rerror_set(err, RC_ERR_CONFIG, "%s%s: expected one value, not a %s", where,
-		                  key, v->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%s%s: expected one value, not a %s (a JSON value is quoted in "
+		                  "YAML: %s: '{\"term\": {\"source\": \"ads\"}}')",
+		                  where, key, v->type == YAML_SEQUENCE_NODE ? "list" : "mapping",
+		                  key);
 	s = (const char *)v->data.scalar.value;
 	if (strlen(s) != v->data.scalar.length)
 		return rerror_set(err, RC_ERR_CONFIG, "%s%s: the value holds a NUL byte", where,

@@ -31,13 +31,13 @@
 static const char *const state_names[] = {
     [DOCDIFF_IN_SYNC] = "in_sync", [DOCDIFF_STALE] = "stale",       [DOCDIFF_MISSING] = "missing",
     [DOCDIFF_ORPHAN] = "orphan",   [DOCDIFF_CONFLICT] = "conflict", [DOCDIFF_EXCLUDED] = "excluded",
-    [DOCDIFF_FAILED] = "failed",
+    [DOCDIFF_FAILED] = "failed",   [DOCDIFF_KEPT] = "kept",
 };
 
 const char *
 docdiff_state_name(enum docdiff_state s)
 {
-	return s <= DOCDIFF_FAILED ? state_names[s] : "unknown";
+	return s <= DOCDIFF_KEPT ? state_names[s] : "unknown";
 }
 
 const char *
@@ -200,9 +200,9 @@ repair_body(struct sides *s, struct rerror *err)
 	const char *idf = s->cfg->opensearch_id_field;
 	struct rerror te = {0};
 	bool skip = false;
-	rcode trc = transform_active(s->tf) ? transform_apply(s->tf, s->f.doc, idf, s->id, &s->body,
-	                                                      &s->routing, &skip, &te)
-	                                    : doc_to_json(s->f.doc, idf, s->id, &s->body, &te);
+	/* transform_apply as a repair calls it, with or without steps: it also
+	 * gives OPENSEARCH_ROUTING_FIELD's routing (QA19 F10: null before) */
+	rcode trc = transform_apply(s->tf, s->f.doc, idf, s->id, &s->body, &s->routing, &skip, &te);
 
 	if (trc == RC_ERR_NOMEM)
 		return rerror_set(err, trc, "out of memory");
@@ -406,6 +406,13 @@ answer_json(struct buf *out, const struct sides *s, enum docdiff_state state)
 		if (rc == RC_OK)
 			rc = json_str(out, s->failure);
 	}
+	if (rc == RC_OK && state == DOCDIFF_KEPT)
+		rc = buf_printf(out, ",\"why\":\"%s\"",
+		                s->f.doc ? "the transform leaves the document out, and its copy "
+		                           "matches OPENSEARCH_KEEP_QUERY: kept on purpose, never "
+		                           "deleted"
+		                         : "no MongoDB document, and the copy matches "
+		                           "OPENSEARCH_KEEP_QUERY: kept on purpose, never deleted");
 	if (rc == RC_OK && state == DOCDIFF_CONFLICT)
 		rc = buf_puts(out,
 		              ",\"error\":\"MongoDB has documents of several types whose id has "
@@ -443,6 +450,15 @@ docdiff_json(struct buf *out, enum docdiff_state *state, const struct config *cf
 		goto out;
 	}
 	*state = sides_state(&s);
+	if (*state == DOCDIFF_ORPHAN && *cfg->opensearch_keep_query) {
+		/* what a run does with it: kept when it matches the clause (QA19 F7) */
+		bool kept = false;
+		if ((rc = opensearch_copy_matches(s.os, &kept, str_of(s.copy, "_index"),
+		                                  str_of(s.copy, "_id"), cfg->opensearch_keep_query,
+		                                  err)))
+			goto out;
+		*state = kept ? DOCDIFF_KEPT : *state;
+	}
 	if ((rc = answer_json(out, &s, *state)))
 		rc = rerror_set(err, rc, "out of memory");
 out:

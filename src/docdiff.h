@@ -24,6 +24,8 @@ enum docdiff_state {
 	DOCDIFF_CONFLICT, /* two MongoDB documents whose ids have this text */
 	DOCDIFF_EXCLUDED, /* the transform leaves it out, and there is no copy */
 	DOCDIFF_FAILED,   /* the transform cannot convert it (error says why) */
+	DOCDIFF_KEPT,     /* an orphan's copy that matches OPENSEARCH_KEEP_QUERY: kept on
+	                     purpose, never deleted ("why" says so) */
 };
 const char *docdiff_state_name(enum docdiff_state s);
 

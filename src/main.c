@@ -242,10 +242,12 @@ doctor_one(const struct config *cfg, bool several)
 		snprintf(what, sizeof(what), "index %s does not exist yet (%s)",
 		         cfg->opensearch_index, masked ? masked : "");
 	else
-		snprintf(what, sizeof(what), "documents %" PRId64 "%s  (%s index %s)",
-		         p.opensearch.count,
-		         *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
-		         masked ? masked : "", cfg->opensearch_index);
+		snprintf(
+		    what, sizeof(what), "documents %" PRId64 "%s%s  (%s index %s)",
+		    p.opensearch.count, *cfg->opensearch_query ? " matching OPENSEARCH_QUERY" : "",
+		    *cfg->opensearch_keep_query ? ", not counting those OPENSEARCH_KEEP_QUERY keeps"
+		                                : "",
+		    masked ? masked : "", cfg->opensearch_index);
 	doctor_side(&p.opensearch, "opensearch", what);
 	free(masked);
 	/* a line for each side that is not ok: one side's trouble never hides
@@ -290,7 +292,8 @@ cmd_doctor(const struct cli *cli)
 }
 
 /* The summary line of a run: its counts, what it did, and what the counts
- * do not say (engine_result_note: re-indexed, not verified; orphans kept). */
+ * do not say (engine_result_note: re-indexed, not verified; orphans not
+ * deleted: RECONCILE_ORPHANS=report). */
 static void
 run_summary(const struct engine_result *r, const char *who)
 {
@@ -298,8 +301,8 @@ run_summary(const struct engine_result *r, const char *who)
 	if (r->skipped_newer > 0)
 		snprintf(newer, sizeof(newer), ", skipped_newer %" PRId64, r->skipped_newer);
 	if (r->kept > 0) /* and where OPENSEARCH_KEEP_QUERY kept orphans */
-		snprintf(newer + strlen(newer), sizeof(newer) - strlen(newer), ", kept %" PRId64,
-		         r->kept);
+		snprintf(newer + strlen(newer), sizeof(newer) - strlen(newer),
+		         ", kept by OPENSEARCH_KEEP_QUERY %" PRId64, r->kept);
 	char mcount[32] = "not counted"; /* targeted runs skip countDocuments */
 	char ocount[32] = "not counted"; /* nor is an index the run never reached */
 	if (r->mongo_count >= 0)
@@ -949,7 +952,9 @@ cmd_diff(const struct cli *cli)
 	/* as it is, not through cJSON: numbers past a double's precision stay */
 	puts(out.data);
 	buf_free(&out);
-	return state == DOCDIFF_IN_SYNC || state == DOCDIFF_EXCLUDED ? 0 : EXIT_DRIFT;
+	return state == DOCDIFF_IN_SYNC || state == DOCDIFF_EXCLUDED || state == DOCDIFF_KEPT
+	           ? 0
+	           : EXIT_DRIFT;
 }
 
 /* "-" for a JSON null, else the number or the text. */

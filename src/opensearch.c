@@ -669,6 +669,158 @@ opensearch_count_missing(struct opensearch *os, int64_t *count, const char *fiel
 }
 
 rcode
+opensearch_count_unkept(struct opensearch *os, int64_t *count, const char *keep_query,
+                        struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *body, *bq, *keep;
+	char *text = NULL;
+	rcode rc;
+
+	*count = -1;
+	if (keep_query == NULL || *keep_query == '\0')
+		return opensearch_count(os, count, err);
+	if (!cJSON_IsObject(keep = cJSON_Parse(keep_query))) {
+		cJSON_Delete(keep);
+		return rerror_set(err, RC_ERR_CONFIG, "OPENSEARCH_KEEP_QUERY is not a JSON object");
+	}
+	/* {"query": {"bool": {"filter": [mirror's], "must_not": [keep]}}} */
+	body = cJSON_CreateObject();
+	bq = cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "query"), "bool");
+	cJSON *not = cJSON_AddArrayToObject(bq, "must_not");
+	if (not &&cJSON_AddItemToArray(not, keep)) {
+		keep = NULL; /* the body's */
+		if (add_mirror_query(os, os->query ? cJSON_AddArrayToObject(bq, "filter") : NULL) ==
+		    RC_OK)
+			text = cJSON_PrintUnformatted(body);
+	}
+	cJSON_Delete(keep);
+	cJSON_Delete(body);
+	if (text == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/_count", os->index_path);
+	rc = count_request(os, count, path, text, err);
+	free(text);
+	return rc;
+}
+
+rcode
+opensearch_copy_matches(struct opensearch *os, bool *match, const char *index, const char *docid,
+                        const char *clause, struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *id = cJSON_CreateString(docid), *c = cJSON_Parse(clause), *extra = NULL;
+	char *idt = id ? cJSON_PrintUnformatted(id) : NULL, *ct = NULL, *body = NULL;
+	char *esc = index ? curl_easy_escape(os->curl, index, 0) : NULL;
+	struct buf q = {0};
+	int64_t n = 0;
+	rcode rc = RC_OK;
+
+	*match = false;
+	if (!cJSON_IsObject(c))
+		rc = rerror_set(err, RC_ERR_CONFIG, "the clause is not a JSON object");
+	/* {"bool": {"filter": [{"ids": ...}, clause]}}, under the mirror's query */
+	else if (idt == NULL || (index && esc == NULL) ||
+	         (ct = cJSON_PrintUnformatted(c)) == NULL ||
+	         buf_printf(&q, "{\"bool\":{\"filter\":[{\"ids\":{\"values\":[%s]}},%s]}}", idt,
+	                    ct) ||
+	         (extra = cJSON_Parse(q.data)) == NULL || (body = filter_body(os, extra)) == NULL)
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (rc == RC_OK) {
+		if (esc)
+			snprintf(path, sizeof(path), "/%s/_count", esc);
+		else
+			snprintf(path, sizeof(path), "%s/_count", os->index_path);
+		rc = count_request(os, &n, path, body, err);
+		*match = rc == RC_OK && n > 0;
+	}
+	cJSON_Delete(id);
+	cJSON_Delete(c);
+	curl_free(esc);
+	free(idt);
+	free(ct);
+	free(body);
+	buf_free(&q);
+	return rc;
+}
+
+/* OpenSearch's reason for refusing the _count body `body` ("" when it
+ * takes it, or the index does not exist: nothing to run it on). A 400 is
+ * the query's fault (a closed index aside); a shard that failed on an
+ * answer of 200 (an alias whose indices map a field apart) too. */
+static RC_MUST_CHECK rcode
+refused_reason(struct opensearch *os, char *reason, size_t len, const char *body,
+               struct rerror *err)
+{
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	struct buf resp = {0};
+	cJSON *j = NULL;
+	long status = 0;
+	rcode rc;
+
+	reason[0] = '\0';
+	snprintf(path, sizeof(path), "%s/_count", os->index_path);
+	rc = opensearch_request(os, &status, &resp, "POST", path, body, strlen(body), err);
+	if (rc == RC_OK)
+		j = resp.data ? cJSON_ParseWithLength(resp.data, resp.len) : NULL;
+	const cJSON *e = cJSON_GetObjectItem(j, "error");
+	const cJSON *type = cJSON_GetObjectItem(e, "type");
+	bool closed =
+	    cJSON_IsString(type) && strcmp(type->valuestring, "index_closed_exception") == 0;
+	if (rc == RC_OK && status == 400 && cJSON_IsObject(e) && !closed) {
+		format_error(e, reason, len);
+	} else if (rc == RC_OK && status == 200) {
+		const cJSON *f = cJSON_GetArrayItem(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(j, "_shards"), "failures"), 0);
+		if (cJSON_IsObject(cJSON_GetObjectItem(f, "reason")))
+			format_error(cJSON_GetObjectItem(f, "reason"), reason, len);
+	} else if (rc == RC_OK && status != 404) {
+		char why[1100];
+		error_reason(os, &resp, status, why, sizeof(why));
+		rc = rerror_set(err, RC_ERR_OPENSEARCH, "opensearch POST %s: %s", path, why);
+	}
+	cJSON_Delete(j);
+	buf_free(&resp);
+	return rc;
+}
+
+rcode
+opensearch_check_queries(struct opensearch *os, const struct config *cfg, struct rerror *err)
+{
+	const char *names[2] = {"OPENSEARCH_QUERY", "OPENSEARCH_KEEP_QUERY"};
+	const char *texts[2] = {cfg->opensearch_query, cfg->opensearch_keep_query};
+	char reason[700], who[300] = "";
+	rcode rc = RC_OK;
+
+	if (cfg->set && cfg->set->n_mirrors > 1)
+		snprintf(who, sizeof(who), " (mirror %s)", cfg->name);
+	for (int i = 0; i < 2 && rc == RC_OK; i++) {
+		if (texts[i] == NULL || *texts[i] == '\0')
+			continue;
+		/* the keep clause as the run asks it: under the mirror's own */
+		cJSON *keep = i ? cJSON_Parse(texts[i]) : NULL;
+		if (i && !cJSON_IsObject(keep)) {
+			cJSON_Delete(keep);
+			return rerror_set(err, RC_ERR_CONFIG, "%s%s is not a JSON object", names[i],
+			                  who);
+		}
+		char *body = filter_body(os, keep);
+		if (body == NULL)
+			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		rc = refused_reason(os, reason, sizeof(reason), body, err);
+		free(body);
+		if (rc == RC_OK && reason[0])
+			rc = rerror_set(
+			    err, RC_ERR_CONFIG,
+			    "%s%s is refused by OpenSearch (index %.100s): %.260s. Correct "
+			    "it so that the index's _count takes {\"query\": CLAUSE}; "
+			    "nothing was changed",
+			    names[i], who, cfg->opensearch_index, reason);
+	}
+	return rc;
+}
+
+rcode
 opensearch_field_type(struct opensearch *os, char **type, char **inexact, const char *field,
                       struct rerror *err)
 {

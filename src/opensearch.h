@@ -47,6 +47,24 @@ RC_MUST_CHECK rcode opensearch_count_shared(struct opensearch *os, int64_t *coun
 /* How many documents of the index lack field (0 when the index is missing). */
 RC_MUST_CHECK rcode opensearch_count_missing(struct opensearch *os, int64_t *count,
                                              const char *field, struct rerror *err);
+/* The mirror's copies (under OPENSEARCH_QUERY) that do not match
+ * keep_query (OPENSEARCH_KEEP_QUERY; NULL or "": opensearch_count): kept
+ * copies have no MongoDB document on purpose, so a count compared with
+ * MongoDB's leaves them out. */
+RC_MUST_CHECK rcode opensearch_count_unkept(struct opensearch *os, int64_t *count,
+                                            const char *keep_query, struct rerror *err);
+/* Whether the copy `docid` of the concrete index `index` (NULL:
+ * OPENSEARCH_INDEX) matches clause (query DSL JSON) under the mirror's
+ * query: one _count. */
+RC_MUST_CHECK rcode opensearch_copy_matches(struct opensearch *os, bool *match, const char *index,
+                                            const char *docid, const char *clause,
+                                            struct rerror *err);
+/* Whether OpenSearch takes cfg's OPENSEARCH_QUERY and OPENSEARCH_KEEP_QUERY
+ * on this index (a _count with each; a missing index takes anything):
+ * RC_ERR_CONFIG naming the setting (and the mirror, of several) with
+ * OpenSearch's reason when it refuses one, before a run writes anything. */
+RC_MUST_CHECK rcode opensearch_check_queries(struct opensearch *os, const struct config *cfg,
+                                             struct rerror *err);
 /* The mapping type of a field of the index (caller frees), or NULL when the
  * field is not mapped; *inexact (may be NULL; caller frees) says why the
  * field's doc values do not hold every value exactly (a normalizer,

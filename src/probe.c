@@ -64,8 +64,17 @@ probe_opensearch(struct probe_side *side, const struct config *cfg, unsigned wha
 		rc = opensearch_info(os, &side->version, &side->err);
 	side->auth_failed = rc == RC_ERR_CONFIG;
 	side->reached = rc == RC_OK || side->auth_failed;
+	/* a clause OpenSearch refuses: said as what a run refuses (exit 78),
+	 * not as a count that failed */
 	if (rc == RC_OK && (what & PROBE_COUNT)) {
-		rc = opensearch_count(os, &side->count, &side->err);
+		rc = opensearch_check_queries(os, cfg, &side->err);
+		side->query_refused = rc == RC_ERR_CONFIG;
+	}
+	/* copies OPENSEARCH_KEEP_QUERY keeps have no MongoDB document on
+	 * purpose: counted out, or an index in sync never counts even (QA19 F6) */
+	if (rc == RC_OK && (what & PROBE_COUNT)) {
+		rc = opensearch_count_unkept(os, &side->count, cfg->opensearch_keep_query,
+		                             &side->err);
 		if (rc == RC_ERR_NOTFOUND) { /* reachable; the first run creates it */
 			side->index_missing = true;
 			side->count = 0;

@@ -6,7 +6,8 @@
  * A probe opens (or reuses) a connection to each side, asks its version
  * and, when asked, its document count: MongoDB's for the collection,
  * OpenSearch's for the index (an index that does not exist yet counts 0
- * and is reported as such, not as an error). Each side carries its own
+ * and is reported as such, not as an error), without the copies
+ * OPENSEARCH_KEEP_QUERY keeps (they have no MongoDB document on purpose). Each side carries its own
  * latency and error, so one side down never hides the other's answer.
  */
 #ifndef RECONCILER_PROBE_H
@@ -32,6 +33,8 @@ struct probe_side {
 	bool auth_failed;        /* it answered, refusing the credentials (RC_ERR_CONFIG from
 	                            mongo.c or opensearch.c): reached, not ok */
 	bool index_missing;      /* OpenSearch only: the index does not exist yet (count 0) */
+	bool query_refused;      /* OpenSearch only, with PROBE_COUNT: it refuses
+	                            OPENSEARCH_QUERY or OPENSEARCH_KEEP_QUERY (err says which) */
 	bool collection_missing; /* MongoDB only, with PROBE_COUNT: no such collection (not ok:
 	                            a run refuses it) */
 	int64_t latency_ms;      /* the whole side: connect, version, count */

@@ -1581,6 +1581,36 @@ repair_external_version(const bson_t *doc, const char *field, int64_t *out, char
 	return external_version(doc, field, out, why, len);
 }
 
+/* a and b, NULL and "" alike (a journal row says "" where the pass said NULL) */
+static bool
+same_or_none(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Whether q's copy matches OPENSEARCH_KEEP_QUERY: one lookup of its id
+ * under the mirror's query and the clause (QA19 F4). */
+static RC_MUST_CHECK rcode
+copy_kept(struct repair *rp, const struct qitem *q, bool *kept)
+{
+	struct idlist found = {0};
+	const char *ids[1] = {q->id};
+	rcode rc;
+
+	*kept = false;
+	if (!*rp->cfg->opensearch_keep_query)
+		return RC_OK;
+	rc = opensearch_lookup_kept(rp->os, &found, rp->keys, rp->cfg->opensearch_keep_query, ids,
+	                            1, rp->err);
+	for (size_t j = 0; rc == RC_OK && j < found.n && !*kept; j++)
+		*kept = strcmp(idlist_id(&found, j), q->id) == 0 &&
+		        same_or_none(idlist_index(&found, j), q->index) &&
+		        same_or_none(idlist_routing(&found, j), q->routing) &&
+		        same_or_none(idlist_docid(&found, j), q->docid);
+	idlist_free(&found);
+	return rc;
+}
+
 /* A stale copy whose document the script now leaves out (transform
  * returned nil): the document exists, but no longer belongs in the index,
  * as if it had left RECONCILE_FILTER. Its copy is an orphan with that
@@ -1588,14 +1618,21 @@ repair_external_version(const bson_t *doc, const char *field, int64_t *out, char
  * no batch) like the pass's other orphans: the brake decides on all of
  * them when the pass ends (run.c), and they are deleted where they are
  * (their index and routing). Only documents the pass sent here run the
- * script: a copy in sync by version is not looked at (docs/TRANSFORM.md). */
+ * script: a copy in sync by version is not looked at (docs/TRANSFORM.md).
+ * A copy matching OPENSEARCH_KEEP_QUERY is kept and counted instead. */
 static rcode
 orphan_left_transform(struct repair *rp, const struct qitem *q)
 {
-	bool del = rp->cfg->orphans == ORPHANS_DELETE;
+	bool del = rp->cfg->orphans == ORPHANS_DELETE, kept;
 	struct qitem o = *q;
 	struct store_drift d;
+	rcode rc = copy_kept(rp, q, &kept);
 
+	if (rc || kept) { /* kept by the clause, whatever the reason it has no document */
+		if (kept && rp->kept)
+			(*rp->kept)++;
+		return rc;
+	}
 	o.kind = DRIFT_ORPHAN;
 	d = qitem_drift(&o);
 	d.reason = DRIFT_REASON_TRANSFORM_NIL;

@@ -95,7 +95,8 @@ struct repair {
 	 * from the stream, each journaled as the missing drift it is (a drift
 	 * row per document, done or failed), not by id range alone */
 	bool as_missing;
-	int64_t left_out;         /* documents the transform left out (not written) */
+	int64_t left_out; /* documents the transform left out (not written) */
+	int64_t *kept;    /* the run's count of copies OPENSEARCH_KEEP_QUERY kept (NULL: none) */
 	int64_t tf_failed_in_row; /* the transform's failures since its last success */
 	size_t point_max; /* fetch at most this many ids with one {_id: v} query each, not a $in */
 	void (*on_commit)(void *ctx); /* after every committed batch (progress) */

@@ -283,6 +283,12 @@ text_head(FILE *out, const cJSON *r)
 	fprintf(out, " (newer in the index %s); resumed %s times\n",
 	        count_of(a, sizeof(a), r, "skippedNewerCount"),
 	        count_of(b, sizeof(b), r, "resumeCount"));
+	/* two different things a person may call kept (QA19 F7): copies the
+	 * keep clause protects, and orphans only reported by the policy */
+	fprintf(out,
+	        "  kept       %s by OPENSEARCH_KEEP_QUERY; orphans not deleted %s "
+	        "(RECONCILE_ORPHANS=report)\n",
+	        count_of(a, sizeof(a), r, "keptCount"), count_of(b, sizeof(b), r, "orphansKept"));
 	text_verify(out, r);
 	if (err)
 		fprintf(out, "  error      %s\n", err);
@@ -660,11 +666,37 @@ struct mirror_metrics {
 	int64_t sums[13]; /* missing, orphan, stale, repaired, deleted, failed, errors, dup,
 	                   * conflict, skipped_newer, reindexed, ranges summarized and
 	                   * descended (RECONCILE_VERIFY) */
-	bool has_last, has_mc, has_oc, has_success;
+	bool has_last, has_mc, has_oc, has_success, has_kept;
 	double last_start, last_duration, mc, oc, last_success;
+	double kept; /* copies OPENSEARCH_KEEP_QUERY kept, by the last pass that ended */
 	int64_t open[DRIFT_CONFLICT + 1]; /* drift history: open ids by kind */
 	int64_t recurring;                /* recurring ids the latest pass (or one since) saw */
 };
+
+/* The copies OPENSEARCH_KEEP_QUERY kept by the last pass over the whole
+ * index that ended (QA19 F7): a full re-index, a targeted run or a sample
+ * sees no kept copy. */
+static RC_MUST_CHECK rcode
+metrics_kept(struct store *s, struct mirror_metrics *m, const char *mirror)
+{
+	sqlite3_stmt *st;
+	int step;
+	rcode rc = store_sql_prepare(s, &st,
+	                             "SELECT kept_count FROM runs WHERE status IN ('completed', "
+	                             "'held') AND kind IN ('check', 'dry_run') AND (?1 IS NULL OR "
+	                             "mirror = ?1) ORDER BY id DESC LIMIT 1",
+	                             "t", mirror);
+
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		m->has_kept = true;
+		m->kept = sqlite3_column_double(st, 0);
+	}
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? RC_OK : RC_ERR_STORE;
+}
 
 static RC_MUST_CHECK rcode
 metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
@@ -731,6 +763,8 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return RC_ERR_STORE;
+	if ((rc = metrics_kept(s, m, mirror)))
+		return rc;
 	rc = store_sql_prepare(s, &st,
 	                       "SELECT (julianday(finished_at) - 2440587.5) * 86400.0 FROM runs"
 	                       " WHERE status = 'completed' AND (?1 IS NULL OR mirror = ?1)"
@@ -897,6 +931,9 @@ metrics_last(const struct metric_out *out, const struct mirror_metrics *m)
 		if (m[i].has_last && m[i].has_oc)
 			metric_emit(out, i, "reconciler_documents", "side=\"opensearch\"", m[i].oc);
 	}
+	for (size_t i = 0; i < out->n; i++)
+		if (m[i].has_kept)
+			metric_emit(out, i, "reconciler_kept_copies", "", m[i].kept);
 }
 
 rcode

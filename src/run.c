@@ -395,6 +395,7 @@ repair_setup(struct run *r)
 	rp->full = r->full;
 	rp->as_missing = r->full_write && r->kind == RUN_CHECK;
 	rp->tf = r->tf;
+	rp->kept = &r->stats.kept;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
 	rp->on_commit = on_repair_commit;
 	rp->on_commit_ctx = r; /* also mongo_exists' */
@@ -716,7 +717,10 @@ run_steps(struct run *r)
 	if ((rc = mongo_open(&r->mongo, cfg->mongodb_uri, cfg->mongodb_database,
 	                     cfg->mongodb_collection, r->err)) ||
 	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
-	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
+	    (rc = opensearch_open(&r->os, cfg, r->err)) ||
+	    /* a clause OpenSearch refuses fails the first lookup mid-pass
+	     * (QA19 F3): refused here, before anything is written */
+	    (rc = opensearch_check_queries(r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
 	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
 	    (rc = setup_keys(r)) || (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
 		return rc;
@@ -809,8 +813,8 @@ engine_result_note(const struct engine_result *res, char *out, size_t len)
 		                     "as a full re-index does");
 	if (res->orphans_kept > 0 && at < len)
 		snprintf(out + at, len - at,
-		         "%s%" PRId64 " orphan%s kept: RECONCILE_ORPHANS=report (=delete deletes "
-		         "them)",
+		         "%s%" PRId64 " orphan%s not deleted: RECONCILE_ORPHANS=report (=delete "
+		         "deletes them)",
 		         at ? "; " : "", res->orphans_kept, res->orphans_kept == 1 ? "" : "s");
 }
 
@@ -961,7 +965,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", reindexed %" PRId64 ", deleted %" PRId64 ", failed %" PRId64
-	        ", skipped_newer %" PRId64 ", kept %" PRId64 "%s%s",
+	        ", skipped_newer %" PRId64 ", kept by OPENSEARCH_KEEP_QUERY %" PRId64 "%s%s",
 	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
 	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
 	        res->reindexed, res->deleted, res->failed, res->skipped_newer, res->kept,

@@ -409,9 +409,11 @@ setup_count(struct run *r)
 	r->e->progress.mongo_count = mc;
 	r->e->progress.opensearch_count = oc;
 	pthread_mutex_unlock(&r->e->lock);
+	char mtext[32] = "not counted"; /* a targeted run, or RECONCILE_MONGO_COUNT=pass */
+	if (mc >= 0)
+		snprintf(mtext, sizeof(mtext), "%" PRId64, mc);
 	log_msg(LOG_INFO, r->id,
-	        "counts: MongoDB %" PRId64 ", OpenSearch %" PRId64
-	        " (counts are reported, never trusted)",
-	        mc, oc);
+	        "counts: MongoDB %s, OpenSearch %" PRId64 " (counts are reported, never trusted)",
+	        mtext, oc);
 	return store_run_counts(r->store, r->id, mc, oc);
 }

@@ -275,6 +275,61 @@ sink_rule_routing(void *ctx, const struct idlist *m, const size_t *mi, size_t n,
 	return read_placement(ctx, m, mi, n, NULL, routing, err);
 }
 
+/* Which copies of documents the transform leaves out match
+ * OPENSEARCH_KEEP_QUERY (QA19 F4): kept like any orphan the clause keeps,
+ * whatever the reason the copy has no document. kept[i] for d->stale[i];
+ * all false without the clause or such copies. */
+static RC_MUST_CHECK rcode
+left_out_kept(struct run *r, const struct pass_drift *pd, bool *kept, struct rerror *err)
+{
+	const struct drift *d = pd->d;
+	size_t *idx = NULL, *at = NULL, n = 0;
+	bool *found = NULL;
+	rcode rc = RC_OK;
+
+	if (!*r->cfg->opensearch_keep_query || pd->stale_fields == NULL || d->n_stale == 0)
+		return RC_OK;
+	idx = malloc(d->n_stale * sizeof(*idx));
+	at = malloc(d->n_stale * sizeof(*at));
+	found = malloc(d->n_stale * sizeof(*found));
+	if (idx == NULL || at == NULL || found == NULL)
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++)
+		if (pd->stale_fields[i] && strcmp(pd->stale_fields[i], CONTENT_LEFT_OUT) == 0 &&
+		    !pd->conflict[d->stale[i]]) {
+			at[n] = i;
+			idx[n++] = d->stale_os[i];
+		}
+	if (rc == RC_OK && n)
+		rc = read_kept_orphans(r, pd->osl, idx, n, found, err);
+	for (size_t k = 0; rc == RC_OK && k < n; k++)
+		kept[at[k]] = found[k];
+	free(idx);
+	free(at);
+	free(found);
+	return rc;
+}
+
+/* The rows of a chunk's missing documents, but those the script leaves out. */
+static RC_MUST_CHECK rcode
+missing_rows(struct run *r, struct store_drift_row *rows, size_t *n, const struct idlist *m,
+             const struct drift *d, const bool *left_out)
+{
+	rcode rc = RC_OK;
+
+	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
+		size_t k = d->missing[i];
+		if (left_out[i])
+			continue;
+		struct store_drift sd = {.doc_id = idlist_id(m, k),
+		                         .id_type = doc_id_type_name(m->v[k].type),
+		                         .kind = DRIFT_MISSING};
+		rc = add_row(r, rows, n, &sd, (enum id_type)m->v[k].type, !r->dry_run,
+		             too_young(r, m->v[k].time_ms), false);
+	}
+	return rc;
+}
+
 /* The sink: journals a chunk's drift in one transaction, queues what is
  * to be repaired, and repairs when the queue is full. */
 rcode
@@ -288,10 +343,14 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	size_t cap = d->n_missing + d->n_stale + pd->n_orphans + d->n_duplicate, n = 0;
 	struct store_drift_row *rows = malloc((cap ? cap : 1) * sizeof(*rows));
 	bool *left_out = calloc(d->n_missing ? d->n_missing : 1, sizeof(*left_out));
-	rcode rc = rows && left_out ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	bool *kept = calloc(d->n_stale ? d->n_stale : 1, sizeof(*kept));
+	rcode rc =
+	    rows && left_out && kept ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
 
 	if (rc == RC_OK && d->n_missing && transform_scripted(r->tf))
 		rc = missing_left_out(r, m, d, left_out, err);
+	if (rc == RC_OK)
+		rc = left_out_kept(r, pd, kept, err);
 
 	/* two documents, one index _id: say so, whatever else the id is. A
 	 * missing one is still indexed (one of the two is better than none);
@@ -301,20 +360,16 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 			rc = record_conflict(r, idlist_id(m, k), (enum id_type)m->v[k].type,
 			                     pd->conflict[k]);
 
-	for (size_t i = 0; rc == RC_OK && i < d->n_missing; i++) {
-		size_t k = d->missing[i];
-		if (left_out[i])
-			continue;
-		struct store_drift sd = {.doc_id = idlist_id(m, k),
-		                         .id_type = doc_id_type_name(m->v[k].type),
-		                         .kind = DRIFT_MISSING};
-		rc = add_row(r, rows, &n, &sd, (enum id_type)m->v[k].type, act,
-		             too_young(r, m->v[k].time_ms), false);
-	}
+	if (rc == RC_OK)
+		rc = missing_rows(r, rows, &n, m, d, left_out);
 	for (size_t i = 0; rc == RC_OK && i < d->n_stale; i++) {
 		size_t k = d->stale[i], o = d->stale_os[i];
 		if (pd->conflict[k])
 			continue;
+		if (kept[i]) { /* OPENSEARCH_KEEP_QUERY: neither drift nor deleted */
+			r->stats.kept++;
+			continue;
+		}
 		if (pd->stale_fields && pd->stale_fields[i] &&
 		    strcmp(pd->stale_fields[i], CONTENT_LEFT_OUT) == 0) {
 			/* the transform leaves its document out: the copy has no
@@ -378,6 +433,7 @@ sink_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 		rc = rerror_set(err, rc, "journal: cannot record drift");
 	free(rows);
 	free(left_out);
+	free(kept);
 	if (rc == RC_OK && repair_queued(&r->rp) >= REPAIR_QUEUE_MAX)
 		rc = sink_flush(r);
 	return rc;

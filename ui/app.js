@@ -212,7 +212,7 @@
   }
 
   function keptText(kept) {
-    return num(kept.count) + (kept.count === 1 ? ' orphan' : ' orphans') + ' kept' +
+    return num(kept.count) + (kept.count === 1 ? ' orphan' : ' orphans') + ' not deleted' +
       (kept.policy ? ': RECONCILE_ORPHANS=' + kept.policy : '');
   }
 
@@ -805,6 +805,11 @@
     box.appendChild(table(counts.map((c) => c[0]), [run], (r) =>
       counts.map((c) => el('td', { class: 'num', text: num(r[c[1]]) }))));
     if (run.verify) box.appendChild(el('p', { id: 'report-verify', text: run.verify === 'summary' ? 'Verified by range summaries: ' + num(run.rangesSummarized) + ' ranges in sync by their summaries, ' + num(run.rangesDescended) + ' streamed' + (run.verifyNote ? '; ' + run.verifyNote : '') : 'Verified by merge (every index id streamed)' + (run.verifyNote ? ': ' + run.verifyNote : '') }));
+    /* copies the keep clause protects: not drift, and not the orphans
+     * RECONCILE_ORPHANS=report leaves (said apart, below) */
+    if (run.keptCount > 0)
+      box.appendChild(el('p', { id: 'report-kept-copies', text: num(run.keptCount) +
+        (run.keptCount === 1 ? ' copy' : ' copies') + ' kept by OPENSEARCH_KEEP_QUERY (no MongoDB document on purpose: never orphans, never deleted)' }));
     const kept = run.status === 'completed' ? keptOrphans(run) : null;
     if (kept)
       box.appendChild(el('p', { id: 'report-kept', class: 'kept', text: keptText(kept) +

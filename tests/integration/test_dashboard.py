@@ -515,8 +515,8 @@ def two_mirrors():
         badge = page.text('.card[data-mirror="first"] .badge')
         page.wait("the kept orphans on the first card",
                   lambda: page.text('.card[data-mirror="first"] .badge') ==
-                  "3 orphans kept: RECONCILE_ORPHANS=report")
-        check(page.text("#mirror-sync") == "3 orphans kept: RECONCILE_ORPHANS=report",
+                  "3 orphans not deleted: RECONCILE_ORPHANS=report")
+        check(page.text("#mirror-sync") == "3 orphans not deleted: RECONCILE_ORPHANS=report",
               "the first mirror's badge: orphans kept by the policy: %r (card %r)" %
               (page.text("#mirror-sync"), badge))
         page.shot("08-mirrors-running")
@@ -557,7 +557,7 @@ def two_mirrors():
         page.wait("the history", lambda: page.q('#history tbody tr[data-run-id="1"]'))
         page.click('#history tbody tr[data-run-id="1"]')
         page.wait("the report says the orphans were kept",
-                  lambda: "3 orphans kept: RECONCILE_ORPHANS=report" in page.text("#report"))
+                  lambda: "3 orphans not deleted: RECONCILE_ORPHANS=report" in page.text("#report"))
         check(slow_running(), "the slow run lasted through the page's checks")
         st, _, _ = svc.http("POST", "/api/mirrors/slow/runs/%s/cancel" % slow_run)
         check(st == 202, "the slow run cancelled: %s" % st)

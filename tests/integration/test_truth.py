@@ -73,7 +73,7 @@ def orphans_kept(env):
     check(r.returncode == 0 and run["orphan_count"] == 30 and run["orphans_kept_count"] == 30,
           "kept: 30 orphans found and kept (exit %d, kept %s)"
           % (r.returncode, run.get("orphans_kept_count")))
-    check("30 orphans kept: RECONCILE_ORPHANS=report" in r.stdout,
+    check("30 orphans not deleted: RECONCILE_ORPHANS=report" in r.stdout,
           "kept: the summary line says so: %s" % r.stdout)
     r = env.run("check", "--dry-run")
     check(r.returncode == 1 and env.last_run()["orphans_kept_count"] == 0,
@@ -82,7 +82,7 @@ def orphans_kept(env):
     try:
         st, body, _ = svc.http("POST", "/api/reconciliation/check", {"wait": True})
         check(st == 200 and body["orphansKept"] == 30 and
-              "30 orphans kept: RECONCILE_ORPHANS=report" in body.get("note", ""),
+              "30 orphans not deleted: RECONCILE_ORPHANS=report" in body.get("note", ""),
               "kept (API): orphansKept 30 and the note: %s" % body)
         st, runs, _ = svc.http("GET", "/api/reconciliation/runs?limit=1")
         last = (runs.get("runs") or [{}])[0]
@@ -157,7 +157,7 @@ def left_out(env, compare):
     check(len(paused) == 40 and rows == want,
           "%s: the 40 copies left out are orphans with their reason (%d rows, e.g. %s)"
           % (compare, len(rows), sorted(rows)[:2]))
-    check(run["orphans_kept_count"] == 40 and "40 orphans kept" in r.stdout,
+    check(run["orphans_kept_count"] == 40 and "40 orphans not deleted" in r.stdout,
           "%s: and kept, said so: %s" % (compare, r.stdout))
     r = env.run("check", RECONCILE_COMPARE=compare, RECONCILE_TRANSFORM=script,
                 RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETES=10)
