@@ -123,7 +123,7 @@ read_index_range(void *ctx, struct idlist *out, bool *more, const char *after, c
 	struct run *r = ctx;
 
 	(void)size;
-	return opensearch_scan_range(r->os, out, more, &r->keys, after, hi,
+	return opensearch_scan_range(r->os, out, more, &r->keys, after, hi, false,
 	                             (int)r->cfg->opensearch_scan_page, err);
 }
 
