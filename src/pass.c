@@ -1102,12 +1102,18 @@ sum_reread(struct pass *p, const struct idlist *sub, struct idlist *l)
 static RC_MUST_CHECK rcode
 sum_descend(struct pass *p, const struct idlist *m, const struct summary_range *r, size_t nr)
 {
-	struct idlist sub = {0}, part = {0}, checked = {0};
+	struct idlist sub = {0}, part = {0}, checked = {0}, *judged;
 	bool keys = !p->o->routing_rule && !p->o->compare_content && !p->o->keep_orphans;
+	bool answered = false;
 	int64_t read0 = p->o->stats ? p->o->stats->index_read : 0;
-	struct idlist *judged = keys ? &checked : &part;
 	rcode rc = RC_OK;
 
+	/* a run no range of which the index summarized cannot check a
+	 * keys-only read: stored fields at once */
+	for (size_t k = 0; k < nr; k++)
+		answered |= r[k].os_ok;
+	keys = keys && answered;
+	judged = keys ? &checked : &part;
 	for (size_t i = r[0].from; rc == RC_OK && i < r[nr - 1].to; i++)
 		rc = idlist_push_from(&sub, m, i);
 	if (rc == RC_OK)
