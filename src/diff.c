@@ -66,6 +66,7 @@ idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type, const
 	r->time_ms = time_ms;
 	r->seq_no = w ? w->seq_no : 0;
 	r->primary_term = w ? w->primary_term : 0;
+	r->where_unknown = w ? w->where_unknown : false;
 	l->n++;
 	return RC_OK;
 }
@@ -80,8 +81,9 @@ idlist_push(struct idlist *l, const char *id, size_t id_len, int type, const cha
 rcode
 idlist_push_from(struct idlist *dst, const struct idlist *src, size_t i)
 {
-	struct hit_where w = {idlist_index(src, i), idlist_routing(src, i), idlist_docid(src, i),
-	                      src->v[i].seq_no, src->v[i].primary_term};
+	struct hit_where w = {idlist_index(src, i),   idlist_routing(src, i),
+	                      idlist_docid(src, i),   src->v[i].seq_no,
+	                      src->v[i].primary_term, src->v[i].where_unknown};
 
 	return idlist_push_hit(dst, idlist_id(src, i), src->v[i].id_len, src->v[i].type,
 	                       idlist_version(src, i), src->v[i].time_ms, &w);

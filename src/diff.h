@@ -27,6 +27,11 @@ struct idrec {
 	 * judged it saw them (term 0: not known); a repair's write is
 	 * conditional on them, so it never lands on a copy written since */
 	int64_t seq_no, primary_term;
+	/* index side: read keys-only (no stored fields): the _id is assumed to
+	 * be the key and the routing is unknown; nothing is written to such a
+	 * copy without a fresh read (docs/ENGINE.md, "Verifying by range
+	 * summaries") */
+	bool where_unknown;
 };
 
 struct idlist {
@@ -46,6 +51,7 @@ RC_MUST_CHECK rcode idlist_push(struct idlist *l, const char *id, size_t id_len,
 struct hit_where {
 	const char *index, *routing, *docid;
 	int64_t seq_no, primary_term; /* term 0: not known */
+	bool where_unknown;           /* no _id, no _routing read (idrec) */
 };
 RC_MUST_CHECK rcode idlist_push_hit(struct idlist *l, const char *id, size_t id_len, int type,
                                     const char *version, int64_t time_ms,

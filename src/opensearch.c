@@ -1114,10 +1114,12 @@ hit_version(cJSON *h, const struct os_keys *k, char *out, size_t len, int64_t *m
 
 /* Appends the hits of a search answer to out; *count says how many hits
  * there were (a page is full by them), *skipped how many were left alone:
- * with nul, ids that held a NUL (see mangle_nul). */
+ * with nul, ids that held a NUL (see mangle_nul). keys_only: the search
+ * read no stored fields, so hits carry no _id and no _routing: each copy
+ * is taken to be under its key, its place marked unknown. */
 static RC_MUST_CHECK rcode
-read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_t *count,
-          size_t *skipped, struct rerror *err)
+read_hits(cJSON *j, bool nul, bool keys_only, struct idlist *out, const struct os_keys *k,
+          size_t *count, size_t *skipped, struct rerror *err)
 {
 	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits"), *h;
 	bool by_id = strcmp(k->sort_field, "_id") == 0;
@@ -1149,6 +1151,8 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 			cJSON *v = cJSON_IsArray(arr) ? cJSON_GetArrayItem(arr, 0) : NULL;
 			key = cJSON_IsString(v) ? v->valuestring : NULL;
 		}
+		if (keys_only && !by_id)
+			docid = key;
 		if (key == NULL || docid == NULL)
 			continue; /* no id value: cannot be placed in key order */
 		if (nul && (strchr(key, '\x01') || strchr(docid, '\x01'))) {
@@ -1161,7 +1165,8 @@ read_hits(cJSON *j, bool nul, struct idlist *out, const struct os_keys *k, size_
 		    .routing = cJSON_IsString(routing) ? routing->valuestring : NULL,
 		    .docid = strcmp(key, docid) ? docid : NULL,
 		    .seq_no = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : 0,
-		    .primary_term = cJSON_IsNumber(term) ? (int64_t)term->valuedouble : 0};
+		    .primary_term = cJSON_IsNumber(term) ? (int64_t)term->valuedouble : 0,
+		    .where_unknown = keys_only && !by_id};
 		if (idlist_push_hit(out, key, strlen(key), -1, has_version ? version : NULL, ms,
 		                    &w))
 			return rerror_set(err, RC_ERR_NOMEM, "out of memory");
@@ -1213,11 +1218,12 @@ search(struct opensearch *os, cJSON *body, cJSON **answer, bool *nul, struct rer
 
 /* One page of copies in key order: of all copies (ids NULL) or of the n
  * ids given (keys; with docids, _ids), strictly after `after` (NULL: from
- * the start) and up to hi (NULL: the end); *full when the page was full. */
+ * the start) and up to hi (NULL: the end); *full when the page was full.
+ * keys_only: no stored fields are read (read_hits). */
 static RC_MUST_CHECK rcode
 search_page(struct opensearch *os, struct idlist *out, bool *full, const struct os_keys *k,
             const char *const *ids, size_t n, bool docids, const char *after, const char *hi,
-            int size, struct rerror *err)
+            bool keys_only, int size, struct rerror *err)
 {
 	cJSON *body = cJSON_CreateObject(), *sort, *s, *answer = NULL;
 	size_t got = 0, skipped = 0;
@@ -1228,11 +1234,19 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	if (body == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	cJSON_AddNumberToObject(body, "size", size);
+	/* _source needs the stored fields, and a search by _id has no other
+	 * key than the stored _id */
+	keys_only = keys_only && !by_id && !k->version_source;
 	if (k->version_source && k->version_field && *k->version_field)
 		cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "_source"),
 		                     cJSON_CreateString(k->version_field));
 	else
 		cJSON_AddFalseToObject(body, "_source");
+	/* in an index written in a random id order, reading the stored _id
+	 * and _routing of scattered documents is most of a page's cost; the
+	 * key, the version (doc values), _index and _seq_no still come back */
+	if (keys_only)
+		cJSON_AddStringToObject(body, "stored_fields", "_none_");
 	cJSON_AddFalseToObject(body, "track_total_hits");
 	/* what a repair's write is conditional on: the copy as judged */
 	cJSON_AddTrueToObject(body, "seq_no_primary_term");
@@ -1282,7 +1296,7 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		goto out;
 	rc = search(os, body, &answer, &nul, err);
 	if (rc == RC_OK)
-		rc = read_hits(answer, nul, out, k, &got, &skipped, err);
+		rc = read_hits(answer, nul, keys_only, out, k, &got, &skipped, err);
 	if (rc == RC_OK)
 		*full = got == (size_t)size;
 out:
@@ -1301,14 +1315,14 @@ out:
 static RC_MUST_CHECK rcode
 page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                   const char *const *ids, size_t n, bool docids, const char *after, const char *hi,
-                  int size, struct rerror *err)
+                  bool keys_only, int size, struct rerror *err)
 {
 	size_t before = out->n, run;
 	bool full;
 	rcode rc;
 
 	*more = false;
-	rc = search_page(os, out, &full, k, ids, n, docids, after, hi, size, err);
+	rc = search_page(os, out, &full, k, ids, n, docids, after, hi, keys_only, size, err);
 	if (rc || !full || out->n == before)
 		return rc;
 	*more = true;
@@ -1328,7 +1342,7 @@ page_in_key_order(struct opensearch *os, struct idlist *out, bool *more, const s
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	out->n = before;
 	const char *one[1] = {key};
-	rc = search_page(os, out, &full, k, one, 1, false, NULL, NULL, 10000, err);
+	rc = search_page(os, out, &full, k, one, 1, false, NULL, NULL, keys_only, 10000, err);
 	if (rc == RC_OK && full)
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch: more than 10000 copies of the id %.200s", key);
@@ -1340,15 +1354,15 @@ rcode
 opensearch_scan(struct opensearch *os, struct idlist *out, bool *more, const struct os_keys *k,
                 const char *after, int size, struct rerror *err)
 {
-	return page_in_key_order(os, out, more, k, NULL, 0, false, after, NULL, size, err);
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, NULL, false, size, err);
 }
 
 rcode
 opensearch_scan_range(struct opensearch *os, struct idlist *out, bool *more,
-                      const struct os_keys *k, const char *after, const char *hi, int size,
-                      struct rerror *err)
+                      const struct os_keys *k, const char *after, const char *hi, bool keys_only,
+                      int size, struct rerror *err)
 {
-	return page_in_key_order(os, out, more, k, NULL, 0, false, after, hi, size, err);
+	return page_in_key_order(os, out, more, k, NULL, 0, false, after, hi, keys_only, size, err);
 }
 
 rcode
@@ -1370,7 +1384,8 @@ lookup(struct opensearch *os, struct idlist *out, const struct os_keys *k, const
 	/* every copy of every id, in pages: an id may have several */
 	while (rc == RC_OK && more) {
 		size_t before = out->n;
-		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, NULL, 1000, err);
+		rc = page_in_key_order(os, out, &more, k, ids, n, docids, after, NULL, false, 1000,
+		                       err);
 		if (rc == RC_OK && more && out->n > before) {
 			free(last);
 			if ((last = strdup(idlist_id(out, out->n - 1))) == NULL)

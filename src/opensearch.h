@@ -124,10 +124,16 @@ RC_MUST_CHECK rcode opensearch_scan(struct opensearch *os, struct idlist *out, b
                                     const struct os_keys *k, const char *after, int size,
                                     struct rerror *err);
 /* opensearch_scan bounded above: only copies whose key is at most hi (a
- * range the summaries found different; docs/ENGINE.md). */
+ * range the summaries found different; docs/ENGINE.md). keys_only: no
+ * stored fields are read (the cost of a page in a randomly written index):
+ * each copy comes with its key, version, _index and _seq_no only, taken
+ * to be under its key (no _id), its routing unknown (idrec.where_unknown).
+ * A search by _id (k->sort_field "_id") or a version read from _source
+ * reads the stored fields all the same. */
 RC_MUST_CHECK rcode opensearch_scan_range(struct opensearch *os, struct idlist *out, bool *more,
                                           const struct os_keys *k, const char *after,
-                                          const char *hi, int size, struct rerror *err);
+                                          const char *hi, bool keys_only, int size,
+                                          struct rerror *err);
 /* Adds OPENSEARCH_QUERY's clause (a copy; nothing without one) to filter,
  * the array of a bool query (opensearch_summary.c's searches). */
 struct cJSON;

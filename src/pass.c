@@ -46,6 +46,18 @@
  * last id, and one more past its last id, so orphans before the first and
  * after the last id are summarized too (docs/ENGINE.md).
  *
+ * A differing range is streamed keys-only (no stored fields: in an index
+ * written in a random id order, reading the stored _id and _routing of
+ * scattered documents is most of a page's cost), each copy taken to be
+ * under its own key. The range's summary checks that: the copies' hash
+ * sum with _id = key equals the index's sum only when it holds (up to the
+ * summaries' 2^-64); a range where it does not is streamed again with
+ * stored fields. Then every copy that can become drift (an orphan
+ * candidate, another version, several copies of a key) is read again by
+ * a lookup of its key, with its _id, routing and seq_no, before judge():
+ * copies read keys-only reach judge() only in sync, and nothing is ever
+ * written to them (where_unknown).
+ *
  * Memory is O(chunk): one chunk of MongoDB ids, one page of index ids.
  */
 #include "pass.h"
@@ -68,6 +80,7 @@ struct pass {
 	bool os_more;
 	bool index_gone;
 	const char *os_hi; /* the stream stops after this key (a streamed range); NULL: none */
+	bool os_keys_only; /* a streamed range's pages without stored fields */
 	/* range summaries: on for the current segment; its last chunk's last
 	 * id (NULL: the segment's start); ranges met and differing (auto's
 	 * fallback looks at the first ones) */
@@ -164,7 +177,7 @@ os_fetch_page(struct pass *p)
 	rcode rc;
 
 	rc = p->os_hi ? p->io->index_range(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
-	                                   p->os_hi, (int)p->o->chunk_size, p->err)
+	                                   p->os_hi, p->os_keys_only, (int)p->o->chunk_size, p->err)
 	              : p->io->index_page(p->io->ctx, &p->os_buf, &p->os_more, p->os_after,
 	                                  (int)p->o->chunk_size, p->err);
 	if (rc == RC_ERR_NOTFOUND) {
@@ -732,6 +745,24 @@ keep_orphans(struct pass *p, const struct idlist *osl, size_t *orph, bool *orph_
 	return rc;
 }
 
+/* Whether the drift d would act on a copy of osl read keys-only (its _id
+ * assumed, its routing unknown): a write there could land on another
+ * document. sum_reread reads every such copy again first. */
+static bool
+acts_on_unknown(const struct idlist *osl, const struct drift *d)
+{
+	for (size_t i = 0; i < d->n_stale; i++)
+		if (osl->v[d->stale_os[i]].where_unknown)
+			return true;
+	for (size_t i = 0; i < d->n_orphan; i++)
+		if (osl->v[d->orphan[i]].where_unknown)
+			return true;
+	for (size_t i = 0; i < d->n_duplicate; i++)
+		if (osl->v[d->duplicate[i]].where_unknown)
+			return true;
+	return false;
+}
+
 /* Merges MongoDB ids m with index copies osl (both sorted), judges the
  * candidates and hands the drift over. `lookup`: osl holds only what a
  * lookup of m found, so copies of no id of m belong to other types. */
@@ -753,6 +784,9 @@ judge(struct pass *p, const struct idlist *m, struct idlist *osl, bool lookup)
 	}
 	if (misplaced)
 		rc = misplaced_stale(&d, misplaced);
+	if (rc == RC_OK && acts_on_unknown(osl, &d))
+		rc = rerror_set(p->err, RC_ERR_INTERNAL,
+		                "pass: drift on an index copy read without its _id and routing");
 	/* the first merge segment (strings) swept and judged the whole index:
 	 * the ObjectId segment's candidates were all judged already */
 	bool judged = p->cur_class == CLASS_OID && (p->seen & (1 << CLASS_STRING));
@@ -885,27 +919,218 @@ sum_stop(struct pass *p, const char *why)
 	return rc;
 }
 
-/* Streams the index's copies in (lo, hi] (pages bounded to it) and judges
- * them with m's entries [from, to): a range whose summaries differ. */
+/* The index's copies in (lo, hi] into part, pages bounded to the range;
+ * keys_only: without stored fields (os_keys_only). */
 static RC_MUST_CHECK rcode
-sum_descend(struct pass *p, const struct idlist *m, size_t from, size_t to, const char *lo,
-            const char *hi)
+sum_stream(struct pass *p, struct idlist *part, const char *lo, const char *hi, bool keys_only)
 {
-	struct idlist sub = {0}, part = {0};
+	rcode rc;
+
+	p->os_hi = hi;
+	p->os_keys_only = keys_only;
+	rc = os_restart(p, lo);
+	if (rc == RC_OK)
+		rc = os_take(p, part, hi, strlen(hi));
+	p->os_hi = NULL;
+	p->os_keys_only = false;
+	return rc;
+}
+
+/* Whether the keys-only copies part[from, to) of a range are all under
+ * their own key: their summary with _id = key is the index's (os_count,
+ * os_sum, over (key, _id, version)); a copy under a foreign _id changes
+ * its term. False too where it cannot be told (no answer, a version the
+ * script does not read as an integer, a copy read with stored fields). */
+static bool
+sum_vouches(const struct pass *p, const struct summary_range *r, const struct idlist *part,
+            size_t from, size_t to)
+{
+	uint64_t sum = 0;
+
+	if (!r->os_ok || r->os_count != (int64_t)(to - from))
+		return false;
+	for (size_t i = from; i < to; i++) {
+		const char *ver = p->o->compare_versions ? idlist_version(part, i) : NULL;
+		int64_t num = 0;
+		if (!part->v[i].where_unknown || (ver && !summary_version(ver, &num)))
+			return false;
+		sum += summary_hash(idlist_id(part, i), part->v[i].id_len, idlist_id(part, i),
+		                    part->v[i].id_len, ver != NULL, num);
+	}
+	return sum == r->os_sum;
+}
+
+/* The keys-only copies of the run of ranges r[0, nr) (part) checked range
+ * by range (sum_vouches) into out; a range that fails is streamed again
+ * with stored fields, as the merge streams it. */
+static RC_MUST_CHECK rcode
+sum_check(struct pass *p, const struct summary_range *r, size_t nr, const struct idlist *part,
+          struct idlist *out)
+{
+	struct idlist again = {0};
+	size_t at = 0;
 	rcode rc = RC_OK;
 
-	for (size_t i = from; rc == RC_OK && i < to; i++)
+	idlist_clear(out);
+	for (size_t k = 0; rc == RC_OK && k < nr; k++) {
+		size_t from = at, hilen = strlen(r[k].hi);
+		while (at < part->n &&
+		       diff_compare(idlist_id(part, at), part->v[at].id_len, r[k].hi, hilen) <= 0)
+			at++;
+		if (sum_vouches(p, &r[k], part, from, at)) {
+			for (size_t i = from; rc == RC_OK && i < at; i++)
+				rc = idlist_push_from(out, part, i);
+			continue;
+		}
+		rc = sum_stream(p, &again, r[k].lo, r[k].hi, false);
+		for (size_t i = 0; rc == RC_OK && i < again.n; i++)
+			rc = idlist_push_from(out, &again, i);
+	}
+	idlist_free(&again);
+	return rc;
+}
+
+/* Whether the copies l[a, b) of one key (read keys-only) can become
+ * drift: not one copy of an id of m (sub, from *j on) with its version. */
+static bool
+sum_may_drift(const struct pass *p, const struct idlist *sub, size_t *j, const struct idlist *l,
+              size_t a, size_t b)
+{
+	const char *key = idlist_id(l, a);
+	size_t len = l->v[a].id_len;
+	int c = -1;
+
+	while (*j < sub->n &&
+	       (c = diff_compare(idlist_id(sub, *j), sub->v[*j].id_len, key, len)) < 0)
+		(*j)++;
+	if (*j == sub->n || c != 0 || b - a > 1)
+		return true; /* an orphan candidate, or duplicates */
+	if (!p->o->compare_versions)
+		return false;
+	const char *x = idlist_version(sub, *j), *y = idlist_version(l, a);
+	return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+}
+
+/* Asks the index again, with stored fields, for every copy of the keys
+ * (n) into found; a vanished index has none. */
+static RC_MUST_CHECK rcode
+sum_lookup(struct pass *p, const char **keys, size_t n, struct idlist *found)
+{
+	rcode rc = RC_OK;
+
+	for (size_t at = 0; rc == RC_OK && at < n && !p->index_gone; at += 1000) {
+		rc = p->io->index_lookup(p->io->ctx, found, keys + at,
+		                         n - at < 1000 ? n - at : 1000, p->err);
+		if (rc == RC_ERR_NOTFOUND) {
+			*p->err = (struct rerror){0};
+			p->index_gone = true;
+			idlist_clear(found);
+			rc = RC_OK;
+		}
+	}
+	return rc;
+}
+
+/* Replaces in l every keys-only copy that can become drift (sum_may_drift)
+ * by what a lookup of its key reads now, with its _id, _routing, _index
+ * and seq_no: judge() then sees what the stored-fields stream would have
+ * given for every copy it can act on. */
+static RC_MUST_CHECK rcode
+sum_reread(struct pass *p, const struct idlist *sub, struct idlist *l)
+{
+	struct idlist found = {0}, fs = {0}, out = {0};
+	const char **keys = malloc((l->n ? l->n : 1) * sizeof(*keys));
+	bool *again = calloc(l->n ? l->n : 1, sizeof(*again));
+	size_t n = 0, j = 0;
+	rcode rc = keys && again ? RC_OK : RC_ERR_NOMEM;
+
+	for (size_t a = 0, b; rc == RC_OK && a < l->n; a = b) {
+		bool unknown = false;
+		for (b = a; b < l->n && diff_compare(idlist_id(l, a), l->v[a].id_len,
+		                                     idlist_id(l, b), l->v[b].id_len) == 0;
+		     b++)
+			unknown |= l->v[b].where_unknown;
+		if (unknown && sum_may_drift(p, sub, &j, l, a, b)) {
+			again[a] = true;
+			keys[n++] = idlist_id(l, a);
+		}
+	}
+	if (rc == RC_OK && n)
+		rc = sum_lookup(p, keys, n, &found);
+	if (rc == RC_OK && n)
+		rc = idlist_sorted(p, &fs, &found);
+	for (size_t a = 0, b, f = 0; rc == RC_OK && n && a < l->n; a = b) {
+		for (b = a + 1; b < l->n && diff_compare(idlist_id(l, a), l->v[a].id_len,
+		                                         idlist_id(l, b), l->v[b].id_len) == 0;
+		     b++)
+			;
+		if (!again[a]) {
+			for (size_t i = a; rc == RC_OK && i < b; i++)
+				rc = idlist_push_from(&out, l, i);
+			continue;
+		}
+		/* the key's copies as read now (none: gone since) */
+		int c = -1;
+		while (f < fs.n && (c = diff_compare(idlist_id(&fs, f), fs.v[f].id_len,
+		                                     idlist_id(l, a), l->v[a].id_len)) < 0)
+			f++;
+		for (; rc == RC_OK && f < fs.n && c == 0 &&
+		       diff_compare(idlist_id(&fs, f), fs.v[f].id_len, idlist_id(l, a),
+		                    l->v[a].id_len) == 0;
+		     f++)
+			rc = idlist_push_from(&out, &fs, f);
+	}
+	if (rc == RC_OK && n) {
+		struct idlist t = *l;
+		*l = out;
+		out = t;
+	}
+	free(keys);
+	free(again);
+	idlist_free(&found);
+	idlist_free(&fs);
+	idlist_free(&out);
+	return rc;
+}
+
+/* Streams the index's copies of the run of differing ranges r[0, nr) and
+ * judges them with m's entries in those ranges. Keys-only first (pages
+ * without stored fields), checked by each range's summary, and the copies
+ * that can become drift read again (sum_check, sum_reread); with a
+ * routing rule, a content compare or a keep clause (which look at every
+ * copy's place) with stored fields throughout. */
+static RC_MUST_CHECK rcode
+sum_descend(struct pass *p, const struct idlist *m, const struct summary_range *r, size_t nr)
+{
+	struct idlist sub = {0}, part = {0}, checked = {0}, *judged;
+	bool keys = !p->o->routing_rule && !p->o->compare_content && !p->o->keep_orphans;
+	bool answered = false;
+	int64_t read0 = p->o->stats ? p->o->stats->index_read : 0;
+	rcode rc = RC_OK;
+
+	/* a run no range of which the index summarized cannot check a
+	 * keys-only read: stored fields at once */
+	for (size_t k = 0; k < nr; k++)
+		answered |= r[k].os_ok;
+	keys = keys && answered;
+	judged = keys ? &checked : &part;
+	for (size_t i = r[0].from; rc == RC_OK && i < r[nr - 1].to; i++)
 		rc = idlist_push_from(&sub, m, i);
-	p->os_hi = hi;
 	if (rc == RC_OK)
-		rc = os_restart(p, lo);
+		rc = sum_stream(p, &part, r[0].lo, r[nr - 1].hi, keys);
+	if (rc == RC_OK && keys)
+		rc = sum_check(p, r, nr, &part, &checked);
+	if (rc == RC_OK && keys)
+		rc = sum_reread(p, &sub, &checked);
+	/* the brake compares what the judging sweep read with the index's
+	 * count: the copies judged, however often they were read */
+	if (rc == RC_OK && keys && p->o->stats)
+		p->o->stats->index_read = read0 + (sweep_judges(p) ? (int64_t)checked.n : 0);
 	if (rc == RC_OK)
-		rc = os_take(p, &part, hi, strlen(hi));
-	if (rc == RC_OK)
-		rc = judge(p, &sub, &part, false);
-	p->os_hi = NULL;
+		rc = judge(p, &sub, judged, false);
 	idlist_free(&sub);
 	idlist_free(&part);
+	idlist_free(&checked);
 	return rc;
 }
 
@@ -994,7 +1219,7 @@ sum_chunk(struct pass *p, const struct idlist *m)
 		while (j < n && !summary_equal(&r[j]))
 			j++;
 		sum_count(p, 0, (int64_t)(j - i), 0);
-		rc = sum_descend(p, m, r[i].from, r[j - 1].to, r[i].lo, r[j - 1].hi);
+		rc = sum_descend(p, m, r + i, j - i);
 		i = j;
 	}
 	free(r);

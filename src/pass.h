@@ -108,9 +108,13 @@ struct pass_io {
 	 * os_ok false and is streamed. RC_ERR_NOTFOUND: the index is gone. */
 	rcode (*index_summaries)(void *ctx, struct summary_range *r, size_t n, struct rerror *err);
 	/* index_page bounded above: only copies whose key is at most hi (a
-	 * range whose summaries differ). */
+	 * range whose summaries differ). keys_only: without stored fields
+	 * (the cost of a page in a randomly written index): each copy is
+	 * taken to be under its key, its routing unknown (where_unknown); the
+	 * pass checks that assumption against the range's summary and reads
+	 * again, with stored fields, every copy that can become drift. */
 	rcode (*index_range)(void *ctx, struct idlist *out, bool *more, const char *after,
-	                     const char *hi, int size, struct rerror *err);
+	                     const char *hi, bool keys_only, int size, struct rerror *err);
 	/* The pass stops summarizing and merges the rest (too many ranges
 	 * differ, a second id class): why, said once. May be NULL. */
 	rcode (*on_verify_merge)(void *ctx, const char *why, struct rerror *err);

@@ -176,7 +176,7 @@ RC_MUST_CHECK rcode read_index_page(void *ctx, struct idlist *out, bool *more, c
                                     int size, struct rerror *err);
 /* pass_io.index_range and index_summaries (RECONCILE_VERIFY) */
 RC_MUST_CHECK rcode read_index_range(void *ctx, struct idlist *out, bool *more, const char *after,
-                                     const char *hi, int size, struct rerror *err);
+                                     const char *hi, bool keys_only, int size, struct rerror *err);
 RC_MUST_CHECK rcode read_index_summaries(void *ctx, struct summary_range *r, size_t n,
                                          struct rerror *err);
 /* What the summaries' script reads for this run. */

@@ -118,12 +118,12 @@ read_index_page(void *ctx, struct idlist *out, bool *more, const char *after, in
 
 rcode
 read_index_range(void *ctx, struct idlist *out, bool *more, const char *after, const char *hi,
-                 int size, struct rerror *err)
+                 bool keys_only, int size, struct rerror *err)
 {
 	struct run *r = ctx;
 
 	(void)size;
-	return opensearch_scan_range(r->os, out, more, &r->keys, after, hi,
+	return opensearch_scan_range(r->os, out, more, &r->keys, after, hi, keys_only,
 	                             (int)r->cfg->opensearch_scan_page, err);
 }
 

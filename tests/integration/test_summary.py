@@ -19,6 +19,12 @@ streamed and merged. Against the real servers:
 - the fallbacks: a node without Painless (a node of this test's own) makes
   auto say so once and merge, and summary fail with exit 78; a mirror that
   does not qualify merges and journals why;
+- a differing range is read keys-only (no stored _id, no _routing) and
+  the copies that can drift are read again with their stored fields: in a
+  3-shard index a stale copy under a custom _routing is repaired where it
+  is (one copy after, the dry run clean, no copy on another shard), a copy
+  under a foreign _id and one key's copies under two routings are found as
+  the merge finds them;
 - a run killed between chunks resumes after its last committed range, and
   its range counts add up;
 - show (text and --json), the API's run report and /metrics show them."""
@@ -261,6 +267,69 @@ def alias_duplicates(env):
         env.os("DELETE", "/%s,%s" % (a, b))
 
 
+def other_shard_routing(env, key):
+    """A routing value that puts a copy on another shard than key's own."""
+    own = env.shard_of(key)
+    return next(r for r in ("r%d" % i for i in range(100)) if env.shard_of(r) != own)
+
+
+def keys_only_descent(env):
+    """Copies whose place a keys-only read cannot tell (docs/ENGINE.md):
+    the descent reads them again before anything is written to them."""
+    props = {"mongo_id": {"type": "keyword"}, "updatedAt": {"type": "date"}}
+    st, res = env.os("PUT", "/" + env.index, {"settings": {"number_of_shards": 3},
+                                               "mappings": {"properties": props}})
+    assert st == 200, res
+    keys, versions = seed_collection(env, "string", 200)
+    r = env.run("check", RECONCILE_VERIFY="merge")
+    check(r.returncode == 0, "keys-only: the first check (%s)" % r.stderr[-300:])
+    stale, dup, foreign = keys[40], keys[120], keys[160]
+    rs, rd = other_shard_routing(env, stale), other_shard_routing(env, dup)
+    # stale: its only copy under a custom routing, one millisecond old
+    env.bulk([{"delete": {"_id": stale}},
+              {"index": {"_id": stale, "routing": rs}},
+              {"mongo_id": stale, "updatedAt": versions[stale] - 1},
+              # duplicates: a second copy of one key under another routing
+              {"index": {"_id": dup, "routing": rd}},
+              {"mongo_id": dup, "updatedAt": versions[dup]},
+              # a copy under a foreign _id next to its own
+              {"index": {"_id": "auto-foreign"}},
+              {"mongo_id": foreign, "updatedAt": versions[foreign]}])
+    small = dict(RECONCILE_CHUNK_SIZE=40)
+    rs_, runs, ss = dry(env, "summary", **small)
+    rm, runm, sm = dry(env, "merge", **small)
+    check(rs_.returncode == rm.returncode == 1 and ss == sm and runs["ranges_descended"] == 3,
+          "keys-only: summary and merge find the same drift (%s vs %s; %s streamed; %s)"
+          % (ss, sm, runs["ranges_descended"], rs_.stderr[-300:]))
+    check(any(x[0] == "stale" and x[1] == stale and x[3] in ("", stale) and x[4] == rs
+              for x in ss) and
+          any(x[0] == "duplicate" and x[1] == dup and x[4] == rd for x in ss) and
+          any(x[0] == "duplicate" and x[3] == "auto-foreign" for x in ss),
+          "keys-only: the stale copy under its routing, the duplicate's routing and the "
+          "foreign _id are the index's (%s)" % ss)
+    r = env.run("check", RECONCILE_VERIFY="summary", RECONCILE_ORPHANS="delete",
+                RECONCILE_MAX_DELETE_RATIO=1, **small)
+    check(r.returncode == 0, "keys-only: the repair by summaries exits 0 (%d %s)"
+          % (r.returncode, r.stderr[-300:]))
+    env.refresh()
+    copies = {}
+    for k in (stale, dup, foreign):
+        st, res = env.os("POST", "/%s/_search" % env.index,
+                         {"query": {"term": {"mongo_id": k}}, "seq_no_primary_term": True})
+        copies[k] = [(h["_id"], h.get("_routing"), h["_source"]["updatedAt"])
+                     for h in res["hits"]["hits"]]
+    check(len(copies[stale]) == 1 and copies[stale][0][1] == rs and
+          len(copies[dup]) == 1 and len(copies[foreign]) == 1 and
+          copies[foreign][0][0] == foreign,
+          "keys-only: one copy of each after the repair, the stale one rewritten under its "
+          "routing, none created on another shard (%s)" % copies)
+    rs_, runs, ss = dry(env, "summary", **small)
+    rm, runm, sm = dry(env, "merge", **small)
+    check(rs_.returncode == 0 and rm.returncode == 0 and ss == [] and sm == [] and
+          runs["ranges_descended"] == 0,
+          "keys-only: after the repair both dry runs are clean (%s %s)" % (ss[:3], sm[:3]))
+
+
 def hash_forms(env):
     """Every id and version form: all ranges summarized, none streamed."""
     env.create_index()
@@ -476,7 +545,7 @@ def shown(env):
 
 
 scenarios = [exactness(c, s) for c in ("oid", "string") for s in (1, 2)]
-scenarios += [alias_duplicates, hash_forms, hash_forms_oid_long, not_qualified, killed_resume,
+scenarios += [alias_duplicates, keys_only_descent, hash_forms, hash_forms_oid_long, not_qualified, killed_resume,
               shown, no_painless]
 # a name on the command line runs just the scenarios whose names hold it
 only = sys.argv[1:]

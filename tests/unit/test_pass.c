@@ -229,6 +229,9 @@ f_kept_orphans(void *ctx, const struct idlist *osl, const size_t *idx, size_t n,
 	return RC_OK;
 }
 
+/* the routing of the last stale copy reported under one */
+static char stale_routing[32];
+
 static rcode
 f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 {
@@ -252,6 +255,10 @@ f_on_drift(void *ctx, const struct pass_drift *pd, struct rerror *err)
 	for (size_t i = 0; i < pd->m->n; i++)
 		if (pd->conflict[i])
 			say(w, "conflict", idlist_id(pd->m, i), NULL);
+	for (size_t i = 0; i < d->n_stale; i++)
+		if (idlist_routing(pd->osl, d->stale_os[i]))
+			snprintf(stale_routing, sizeof(stale_routing), "%s",
+			         idlist_routing(pd->osl, d->stale_os[i]));
 	for (size_t i = 0; i < d->n_stale; i++)
 		if (!pd->conflict[d->stale[i]])
 			say(w, "stale", idlist_id(pd->m, d->stale[i]),
@@ -284,9 +291,13 @@ f_on_chunk(void *ctx, const char *id, enum id_type type, int64_t compared, int64
 static struct {
 	bool on, fallback;
 	size_t range;
-	int asked;     /* ranges asked of the fake */
-	int merged;    /* on_verify_merge calls */
-	char why[200]; /* the last one's */
+	int asked;  /* ranges asked of the fake */
+	int merged; /* on_verify_merge calls */
+	/* pages of a streamed range read keys-only and with stored fields,
+	 * and ids looked up */
+	int keys_pages, stored_pages, looked_up;
+	bool unanswered; /* the index answers no range */
+	char why[200];   /* the last one's */
 } sums;
 
 static rcode
@@ -304,7 +315,7 @@ f_index_summaries(void *ctx, struct summary_range *r, size_t n, struct rerror *e
 	struct world *w = ctx;
 	(void)err;
 	for (size_t k = 0; k < n; k++, sums.asked++) {
-		r[k].os_ok = true;
+		r[k].os_ok = !sums.unanswered;
 		r[k].os_count = 0;
 		r[k].os_sum = 0;
 		for (size_t i = 0; i < w->no; i++) {
@@ -323,13 +334,15 @@ f_index_summaries(void *ctx, struct summary_range *r, size_t n, struct rerror *e
 	return RC_OK;
 }
 
-/* f_index_page over the copies up to hi only. */
+/* f_index_page over the copies up to hi only; keys_only as
+ * opensearch_scan_range gives them: no _id (taken to be the key), no
+ * routing, the place unknown. */
 static rcode
 f_index_range(void *ctx, struct idlist *out, bool *more, const char *after, const char *hi,
-              int size, struct rerror *err)
+              bool keys_only, int size, struct rerror *err)
 {
 	struct world *w = ctx;
-	size_t all = w->no, upto = 0;
+	size_t all = w->no, upto = 0, before = out->n;
 	rcode rc;
 
 	while (upto < all && cmp_o(&w->o[upto], hi, NULL) <= 0)
@@ -337,7 +350,21 @@ f_index_range(void *ctx, struct idlist *out, bool *more, const char *after, cons
 	w->no = upto;
 	rc = f_index_page(ctx, out, more, after, size, err);
 	w->no = all;
+	*(keys_only ? &sums.keys_pages : &sums.stored_pages) += 1;
+	for (size_t i = before; keys_only && i < out->n; i++) {
+		out->v[i].docid_off = out->v[i].routing_off = SIZE_MAX;
+		out->v[i].where_unknown = true;
+	}
 	return rc;
+}
+
+/* f_index_lookup, counted. */
+static rcode
+f_index_lookup_counted(void *ctx, struct idlist *out, const char *const *ids, size_t n,
+                       struct rerror *err)
+{
+	sums.looked_up += (int)n;
+	return f_index_lookup(ctx, out, ids, n, err);
 }
 
 static const struct pass_io fake_io = {
@@ -379,6 +406,7 @@ run(struct world *w, const struct mdoc *m, size_t nm, const struct odoc *o, size
 		io.on_verify_merge = f_verify_merge;
 		io.index_summaries = f_index_summaries;
 		io.index_range = f_index_range;
+		io.index_lookup = f_index_lookup_counted;
 	}
 	memset(w, 0, sizeof(*w));
 	w->outside = filter.outside;
@@ -841,6 +869,63 @@ test_summaries_random(void)
 	}
 }
 
+/* A differing range is streamed keys-only: copies under their own key
+ * need no stored fields; a copy under a foreign _id fails the range's
+ * check (streamed again with stored fields); stale, orphan and duplicate
+ * copies are looked up again, so their routing and _id are the index's. */
+static void
+test_summaries_keys_only(void)
+{
+	/* a stale copy under a custom routing, an orphan, one key under two
+	 * routings, and copies in sync (never looked up) */
+	static const struct mdoc m[] = {{"a", ID_STRING, "1"},
+	                                {"b", ID_STRING, "2"},
+	                                {"c", ID_STRING, "1"},
+	                                {"e", ID_STRING, "1"},
+	                                {"f", ID_STRING, "1"}};
+	static const struct odoc o[] = {
+	    {"a", "1", NULL, NULL, NULL}, {"b", "1", NULL, "rb", NULL},
+	    {"c", "1", NULL, "r1", NULL}, {"c", "1", NULL, "r2", NULL},
+	    {"d", "1", NULL, "rd", NULL}, {"e", "1", NULL, "re", NULL},
+	    {"f", "1", NULL, NULL, NULL},
+	};
+	/* a copy under a foreign _id next to in-sync ones */
+	static const struct mdoc mf[] = {
+	    {"a", ID_STRING, "1"}, {"b", ID_STRING, "1"}, {"c", ID_STRING, "1"}};
+	static const struct odoc of[] = {{"a", "1", NULL, NULL, NULL},
+	                                 {"b", "1", NULL, NULL, "auto-b"},
+	                                 {"c", "1", NULL, NULL, NULL}};
+	struct world w;
+	const char *out;
+
+	CHECK(same_by_summaries(m, N(m), o, N(o), NULL));
+	CHECK(same_by_summaries(mf, N(mf), of, N(of), NULL));
+	sums.on = true;
+	sums.range = 10;
+	sums.keys_pages = sums.stored_pages = sums.looked_up = 0;
+	stale_routing[0] = '\0';
+	out = run(&w, m, N(m), o, N(o), 10, NULL);
+	/* one range, read keys-only once; b, c, d looked up (not a, e, f) */
+	CHECK(sums.keys_pages == 1 && sums.stored_pages == 0 && sums.looked_up == 3);
+	CHECK(strstr(out, "stale:b ") != NULL && strcmp(stale_routing, "rb") == 0);
+	CHECK(strstr(out, "orphan:d ") != NULL && strstr(out, "duplicate:c@r") != NULL);
+	CHECK(w.stats.index_read == 7 && w.stats.ranges_descended == 1);
+	/* the foreign _id: the range fails its check and is read again */
+	sums.keys_pages = sums.stored_pages = sums.looked_up = 0;
+	out = run(&w, mf, N(mf), of, N(of), 10, NULL);
+	CHECK(sums.keys_pages == 1 && sums.stored_pages == 1);
+	CHECK(strstr(out, "missing:b ") != NULL && strstr(out, "duplicate:auto-b ") != NULL);
+	CHECK(w.stats.index_read == 3);
+	/* no range answered: nothing to check a keys-only read by */
+	sums.keys_pages = sums.stored_pages = 0;
+	sums.unanswered = true;
+	out = run(&w, mf, N(mf), of, N(of), 10, NULL);
+	CHECK(sums.keys_pages == 0 && sums.stored_pages == 1);
+	CHECK(strstr(out, "missing:b ") != NULL && strstr(out, "duplicate:auto-b ") != NULL);
+	sums.unanswered = false;
+	sums.on = false;
+}
+
 /* auto: when more than a fifth of the first 50 ranges differ, the rest of
  * the pass merges (said once), and finds the same drift. */
 static void
@@ -895,6 +980,7 @@ main(void)
 	test_filter();
 	test_summaries();
 	test_summaries_random();
+	test_summaries_keys_only();
 	test_summaries_fallback();
 	return check_done("test_pass");
 }
