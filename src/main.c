@@ -1059,7 +1059,7 @@ cmd_mirrors(const struct cli *cli)
 	for (size_t i = 0; list && rc == RC_OK && i < set->n_mirrors; i++) {
 		const struct config *m = set->mirrors[i];
 		cJSON *runs = NULL;
-		rc = report_runs(s, &runs, m->name, 1, 0, NULL);
+		rc = report_last_run(s, &runs, m->name);
 		if (rc)
 			break;
 		item = cJSON_CreateObject();

@@ -21,6 +21,7 @@ estimate of a mirror's drift rate, against the real servers.
   and taken.
 """
 import math
+import sys
 
 from harness import check, run_all, write
 from service import Service
@@ -194,6 +195,55 @@ def census(env):
           "created (%d %s %s)" % (r.returncode, e, r.stdout))
 
 
+def no_pass(env):
+    """A sample is no pass (QA20 F7): its drift rows enter no drift history,
+    and the status (lastCheck, totalChecks), the newest run of `mirrors`
+    and of /api/mirrors, and reconciler_drift_open stay the last dry run's."""
+    import json
+    env.create_index()
+    env.fixture("load", "--count", 60)
+    env.fixture("sync")
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"delete": {"_id": i}} for i in ids[:4]])
+    r = env.run("check", "--dry-run")
+    dry_id = runs(env)[-1]["id"]
+
+    def seen():
+        with env.journal() as db:
+            hist = [tuple(x) for x in db.execute(
+                "SELECT kind, doc_id, last_run, times_seen, streak FROM drift_history"
+                " ORDER BY kind, doc_id")]
+        m = json.loads(env.run("mirrors", "--json").stdout)
+        svc = Service(env)
+        try:
+            _, status, _ = svc.http("GET", "/api/reconciliation/status")
+            _, ms, _ = svc.http("GET", "/api/mirrors")
+            _, metrics, _ = svc.http("GET", "/metrics")
+        finally:
+            svc.stop()
+        st = status.get("stats", {})
+        return (hist, [x["lastRun"]["id"] for x in m],
+                [x["lastRun"]["id"] for x in ms.get("mirrors", ms)
+                 if isinstance(x, dict) and x.get("lastRun")],
+                st.get("lastCheck"), st.get("totalChecks"),
+                sorted(line for line in metrics.splitlines()
+                       if line.startswith("reconciler_drift_")))
+    before = seen()
+    check(r.returncode == 1 and len(before[0]) == 4 and before[1] == [dry_id],
+          "no pass: the dry run found 4 missing (%s, %s)" % (before[0], before[1]))
+    # a sample with a query selecting nothing: every sampled id "missing"
+    r = env.run("check", "--sample", "30", "--seed", "3",
+                OPENSEARCH_QUERY='{"term": {"mongo_id": "none-such"}}')
+    check(r.returncode == 1 and runs(env)[-1]["kind"] == "sample",
+          "no pass: the sample ran and found drift (%d %s)" % (r.returncode, r.stderr[-300:]))
+    after = seen()
+    names = ["drift history", "mirrors' newest run", "/api/mirrors' newest run", "lastCheck",
+             "totalChecks", "reconciler_drift_* metrics"]
+    for name, b, a in zip(names, before, after):
+        check(a == b, "no pass: a sample leaves the %s as the dry run left it (%s, then %s)"
+              % (name, b, a))
+
+
 def bad_input(env):
     env.create_index()
     env.fixture("load", "--count", 20)
@@ -218,4 +268,6 @@ def bad_input(env):
     check("--sample N" in r.stdout and "Wilson" in r.stdout, "--help names --sample")
 
 
-run_all([estimate, in_sync, census, bad_input], prefix="sample_")
+scenarios = [estimate, in_sync, census, no_pass, bad_input]
+only = sys.argv[1:]  # a name on the command line runs just those scenarios
+run_all([x for x in scenarios if not only or x.__name__ in only], prefix="sample_")
