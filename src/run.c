@@ -962,10 +962,10 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", reindexed %" PRId64 ", deleted %" PRId64 ", failed %" PRId64
 	        ", skipped_newer %" PRId64 ", kept %" PRId64 "%s%s",
-	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
-	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
-	        res->reindexed, res->deleted, res->failed, res->skipped_newer, res->kept,
-	        *note ? "; " : "", note);
+	        store_run_kind_name(r->opts->sample ? RUN_SAMPLE : r->kind),
+	        store_run_status_name(status), res->missing, res->orphans, res->stale,
+	        res->duplicates, res->conflicts, res->repaired, res->reindexed, res->deleted,
+	        res->failed, res->skipped_newer, res->kept, *note ? "; " : "", note);
 	if (rc == RC_OK && e->stop)
 		return rerror_set(r->err, RC_ERR_CANCELLED, "run %" PRId64 " %s", r->id,
 		                  store_run_status_name(status));

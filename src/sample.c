@@ -296,6 +296,8 @@ index_draw_body(const struct config *cfg, const char *id_field, const struct sam
 		cJSON_AddStringToObject(rs, "field", "_seq_no");
 		cJSON_AddStringToObject(fs, "boost_mode", "replace");
 		cJSON_AddNumberToObject(b, "size", (double)o->n);
+		/* counted up to N + 1: whether the draw took every copy */
+		cJSON_AddNumberToObject(b, "track_total_hits", (double)o->n + 1);
 		cJSON_AddFalseToObject(b, "_source");
 		if (id_field && (dv = cJSON_AddArrayToObject(b, "docvalue_fields")) != NULL)
 			cJSON_AddItemToArray(dv, cJSON_CreateString(id_field));
@@ -387,7 +389,12 @@ draw_index(struct ids *out, bool *answered, struct sample_result *res, const str
 		goto out;
 	}
 	*answered = true;
-	res->index_all = cJSON_GetArraySize(hits) < o->n; /* a search hands a copy once */
+	/* a search hands a copy once: fewer than N, or a total of N (N copies
+	 * and N asked: every one, QA20 F10), is the whole index */
+	const cJSON *total = cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "total"), "value");
+	res->index_all = cJSON_GetArraySize(hits) < o->n ||
+	                 (cJSON_IsNumber(total) && total->valuedouble <= (double)o->n);
 	if ((out->v = calloc((size_t)cJSON_GetArraySize(hits) + 1, sizeof(*out->v))) == NULL) {
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;

@@ -195,6 +195,38 @@ def census(env):
           "created (%d %s %s)" % (r.returncode, e, r.stdout))
 
 
+def whole_both(env):
+    """N equal to the collection and to the index (QA20 F10): both sides
+    exact, no interval; the log calls it a sample run; the seed is said
+    where it is used."""
+    env.create_index()
+    env.fixture("load", "--count", 30)
+    env.fixture("sync")
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"update": {"_id": ids[3]}},
+              {"doc": {"updatedAt": "2020-01-01T00:00:00.000Z"}}])
+    r = env.run("check", "--sample", "30", "--seed", "5")
+    e = estimate_of(env, runs(env)[-1]["id"])
+    check(r.returncode == 1 and e["mongo_n"] == 30 and e["index_n"] == 30 and
+          e["rate_low"] == e["rate_high"] == e["rate"] and
+          e["orphan_low"] == e["orphan_high"] == e["orphan_rate"] == 0 and
+          "the index holds 30 copies" in r.stdout,
+          "N = the collection = the index: both rates exact, no interval (%s; %s)"
+          % (e, r.stdout))
+    check("sample run completed" in r.stderr and "ids run" not in r.stderr,
+          "the log calls it a sample run (%s)" % r.stderr[-400:])
+    said = r.stdout.splitlines()[0] if r.stdout else ""
+    check(("id stream, seed 5, the index's draw's too" in said) if "id stream" in said else
+          ("takes no seed" in said and "the index's draw's seed 5" in r.stdout),
+          "the seed is said where it is used (%s)" % r.stdout)
+    r = env.run("check", "--sample", "10", "--sample", "20")
+    check(r.returncode == 78 and "--sample is given twice (10, then 20)" in r.stderr,
+          "--sample twice says so (%s)" % r.stderr[-300:])
+    r = env.run("check", "--sample", "10", "--seed", "1", "--seed", "2")
+    check(r.returncode == 78 and "--seed is given twice" in r.stderr,
+          "--seed twice says so (%s)" % r.stderr[-300:])
+
+
 def dynamic_mapping(env):
     """An index whose id field is dynamically mapped (text with a .keyword
     subfield, QA20 F5): the draw reads ids as the pass does (_id here), so
@@ -290,6 +322,6 @@ def bad_input(env):
     check("--sample N" in r.stdout and "Wilson" in r.stdout, "--help names --sample")
 
 
-scenarios = [estimate, in_sync, census, dynamic_mapping, no_pass, bad_input]
+scenarios = [estimate, in_sync, census, whole_both, dynamic_mapping, no_pass, bad_input]
 only = sys.argv[1:]  # a name on the command line runs just those scenarios
 run_all([x for x in scenarios if not only or x.__name__ in only], prefix="sample_")
