@@ -389,6 +389,34 @@ def not_qualified(env):
           % (run["verify_note"], r.stderr[-300:]))
 
 
+def looked_up_classes(env):
+    """Ids that are looked up, not merged (QA20 F8): an int-only collection
+    journals verify merge with a note naming numbers (not "several
+    classes"), and so does one of ints, strings and ObjectIds, whose whole
+    pass merged: no range was summarized."""
+    env.create_index()
+    insert(env, [{"_id": i, "updatedAt": date(DATE0 + i)} for i in range(300)])
+    r = env.run("check", RECONCILE_VERIFY="merge")
+    check(r.returncode == 0, "int ids: the first check (%s)" % r.stderr[-300:])
+    for mode in ("auto", "summary"):
+        r, run, s = dry(env, mode)
+        note = run["verify_note"] or ""
+        check(run["verify"] == "merge" and "numbers" in note and "several" not in note and
+              run["ranges_summarized"] == 0 and s == [],
+              "int ids (%s): verify merge, the note names numbers (%s: %s)"
+              % (mode, run["verify"], note))
+    r = env.run("show", str(run["id"]))
+    check("verified   by merge" in r.stdout and "range summaries" not in r.stdout,
+          "int ids: show says verified by merge (%s)" % r.stdout[:900])
+    insert(env, [{"_id": "s%d" % i, "updatedAt": date(DATE0)} for i in range(5)] +
+           [{"_id": {"$oid": oid_key(i)}, "updatedAt": date(DATE0)} for i in range(5)])
+    r, run, s = dry(env, "auto")
+    check(run["verify"] == "merge" and run["ranges_summarized"] == 0 and
+          run["missing_count"] == 10,
+          "ints, strings, ObjectIds: verify merge, no range summarized (%s: %s)"
+          % (run["verify"], run["verify_note"]))
+
+
 def no_painless(env):
     """A node without Painless: auto says so once and merges; summary exits 78."""
     node = ServerSet(OPENSEARCH_HEAP="512m", OPENSEARCH_PAINLESS="off")
@@ -508,7 +536,7 @@ def shown(env):
 
 scenarios = [exactness(c, s) for c in ("oid", "string") for s in (1, 2)]
 scenarios += [alias_duplicates, hash_forms, hash_forms_oid_long, no_version, not_qualified,
-              killed_resume, shown, no_painless]
+              looked_up_classes, killed_resume, shown, no_painless]
 # a name on the command line runs just the scenarios whose names hold it
 only = sys.argv[1:]
 run_all([x for x in scenarios
