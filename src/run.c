@@ -624,7 +624,7 @@ prepare(struct run *r)
 	e->progress.mongo_count = e->progress.opensearch_count = -1;
 	e->progress.compared = r->compared;
 	e->progress.started_ms = util_now_ms();
-	e->progress.kind = r->kind;
+	e->progress.kind = r->opts->sample ? RUN_SAMPLE : r->kind; /* as journaled */
 	e->progress.phase = RUN_PHASE_STARTING;
 	pthread_mutex_unlock(&e->lock);
 	if (e->start_hook)
