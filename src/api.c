@@ -596,7 +596,7 @@ mirror_json(struct api *a, const struct api_mirror *m, rcode *rc)
 	*rc = mirror_stats(a, m, &stats, &st);
 	if (*rc == RC_OK) {
 		pthread_mutex_lock(&a->store_mu);
-		*rc = report_runs(a->store, &runs, m->cfg->name, 1, 0, NULL);
+		*rc = report_last_run(a->store, &runs, m->cfg->name);
 		pthread_mutex_unlock(&a->store_mu);
 	}
 	if (*rc) {

@@ -36,6 +36,8 @@
 
 /* CFG_FIELDS and CFG_RENAMES are text too: comma lists of top-level field
  * names ("a, b") and of renames ("from:to, ..."), checked for shape here;
+ * CFG_OWNED is a field list for OPENSEARCH_INDEX_OWNED_FIELDS, or the word
+ * none (src/owned.c);
  * src/transform.c gives them meaning. CFG_MONGO_QUERY (a MongoDB query in
  * extended JSON, parsed with libbson) and CFG_OS_QUERY (one query-DSL
  * clause, parsed with cJSON) are text as well; src/mongo.c and
@@ -51,6 +53,7 @@ enum cfg_type {
 	CFG_INDEX_NAME,
 	CFG_FIELDS,
 	CFG_RENAMES,
+	CFG_OWNED,
 	CFG_MONGO_QUERY,
 	CFG_OS_QUERY,
 	CFG_RATIO /* a decimal fraction; min and max in millionths */
@@ -114,6 +117,7 @@ struct cfg_entry {
 	ROW(nm, CFG_INDEX_NAME, fld, fl, df, 0, hi, NULL, hlp)
 #define FIELDS_SETTING(nm, fld, fl, df, hlp)  ROW(nm, CFG_FIELDS, fld, fl, df, 0, 0, NULL, hlp)
 #define RENAMES_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_RENAMES, fld, fl, df, 0, 0, NULL, hlp)
+#define OWNED_SETTING(nm, fld, fl, df, hlp)   ROW(nm, CFG_OWNED, fld, fl, df, 0, 0, NULL, hlp)
 #define MONGO_QUERY_SETTING(nm, fld, fl, df, hlp)                                                  \
 	ROW(nm, CFG_MONGO_QUERY, fld, fl, df, 0, 0, NULL, hlp)
 #define OS_QUERY_SETTING(nm, fld, fl, df, hlp) ROW(nm, CFG_OS_QUERY, fld, fl, df, 0, 0, NULL, hlp)
@@ -272,7 +276,7 @@ static const struct cfg_entry cfg_table[] = {
         WORDS({"upsert", WRITE_UPSERT}, {"index", WRITE_INDEX}),
         "how a repair writes a document: upsert (a partial update with doc_as_upsert: fields only "
         "the index has survive) or index (the whole copy replaced: an exact mirror)"),
-    FIELDS_SETTING(
+    OWNED_SETTING(
         "OPENSEARCH_INDEX_OWNED_FIELDS", owned_fields, CFG_MIRROR | CFG_RUN, "",
         "top-level fields only the index writes, kept by every repair (e.g. "
         "image_embedding,image_phash: an enrichment job's); any other field a copy holds and "
@@ -404,6 +408,13 @@ allowed(const struct cfg_entry *e, char *out, size_t len)
 		snprintf(out, len,
 		         "from:to pairs of field names separated by commas (top level: no "
 		         "'.'; each name renamed once, each new name used once)");
+		break;
+	case CFG_OWNED:
+		snprintf(out, len,
+		         "empty (blanks alone too), the word none alone (lowercase), or field "
+		         "names separated by commas (top level: no '.'; each once; none of "
+		         "them none in any case, nor starting with _: metadata the index "
+		         "keeps itself)");
 		break;
 	case CFG_MONGO_QUERY:
 		snprintf(out, len,
@@ -1070,6 +1081,59 @@ parse_renames(struct config *cfg, const struct cfg_entry *e, const char *v, char
 	return list_ok(v, true) ? set_text(cfg, e, v) : RC_ERR_CONFIG;
 }
 
+/* OPENSEARCH_INDEX_OWNED_FIELDS (QA20 F9): what src/owned.c reads must
+ * have one meaning. Blanks alone are empty (not said); none is the keyword
+ * only alone and lowercase; a name is given once, is not none in another
+ * case (a field named None would read as the keyword to a person) and
+ * does not start with '_' (_id, _routing, _source ...: the index's
+ * metadata, never a copy's field). */
+static RC_MUST_CHECK rcode
+parse_owned(struct config *cfg, const struct cfg_entry *e, const char *v, char *why, size_t len)
+{
+	const char *all, *item;
+	size_t n = trimmed(v, strlen(v), &all);
+
+	if (n == 0)
+		return set_text(cfg, e, "");
+	if (n == 4 && memcmp(all, "none", 4) == 0)
+		return set_text(cfg, e, "none");
+	if (!list_ok(v, false)) {
+		snprintf(why, len, "a name is empty or holds '.' or ':'");
+		return RC_ERR_CONFIG;
+	}
+	for (item = v;; item += strcspn(item, ",") + 1) {
+		const char *name, *prev = v;
+		size_t nn = trimmed(item, strcspn(item, ","), &name);
+		if (nn == 4 && strncasecmp(name, "none", 4) == 0) {
+			snprintf(why, len,
+			         "%.4s is a field name here: the word none (the index owns no "
+			         "field) is lowercase and stands alone",
+			         name);
+			return RC_ERR_CONFIG;
+		}
+		if (*name == '_') {
+			snprintf(why, len,
+			         "%.*s is metadata (a name starting with _), kept by the index "
+			         "itself, not a field of the copies",
+			         (int)(nn > 100 ? 100 : nn), name);
+			return RC_ERR_CONFIG;
+		}
+		while (prev < item) {
+			const char *pn;
+			size_t pl = trimmed(prev, strcspn(prev, ","), &pn);
+			if (same_name(pn, pl, name, nn)) {
+				snprintf(why, len, "%.*s is given twice",
+				         (int)(nn > 100 ? 100 : nn), name);
+				return RC_ERR_CONFIG;
+			}
+			prev += strcspn(prev, ",") + 1;
+		}
+		if (item[strcspn(item, ",")] == '\0')
+			break;
+	}
+	return set_text(cfg, e, v);
+}
+
 static RC_MUST_CHECK rcode
 parse_mongo_query(struct config *cfg, const struct cfg_entry *e, const char *v, char *why,
                   size_t len)
@@ -1116,6 +1180,7 @@ static const struct cfg_type_info {
     [CFG_INDEX_NAME] = {"index name", true, parse_index_name},
     [CFG_FIELDS] = {"field list", true, parse_fields},
     [CFG_RENAMES] = {"rename list", true, parse_renames},
+    [CFG_OWNED] = {"owned field list", true, parse_owned},
     [CFG_MONGO_QUERY] = {"MongoDB query", true, parse_mongo_query},
     [CFG_OS_QUERY] = {"query DSL", true, parse_os_query},
     [CFG_RATIO] = {"ratio", false, parse_ratio},
@@ -2452,6 +2517,7 @@ shown_value(const struct config *cfg, const struct cfg_entry *e)
 	case CFG_INDEX_NAME:
 	case CFG_FIELDS:
 	case CFG_RENAMES:
+	case CFG_OWNED:
 	case CFG_MONGO_QUERY:
 	case CFG_OS_QUERY: {
 		const char *s = *(char *const *)cfield(cfg, e);

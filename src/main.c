@@ -487,10 +487,19 @@ sample_print(const struct sample_result *r, const char *who)
 {
 	char rate[16], lo[16], hi[16];
 
-	printf("%srun %" PRId64 " (sample) %s in %.1f s: %" PRId64
-	       " MongoDB documents looked up (%s, seed %" PRIu64 ")\n",
-	       who, r->run.run_id, store_run_status_name(r->run.status), r->seconds, r->mongo_n,
-	       r->method, r->seed);
+	/* the seed where it is used (QA20 F10): the reservoir over the id
+	 * stream and the index's draw; $sample takes none */
+	if (strcmp(r->method, "id stream") == 0)
+		printf("%srun %" PRId64 " (sample) %s in %.1f s: %" PRId64
+		       " MongoDB documents looked up (id stream, seed %" PRIu64
+		       ", the index's draw's too)\n",
+		       who, r->run.run_id, store_run_status_name(r->run.status), r->seconds,
+		       r->mongo_n, r->seed);
+	else
+		printf("%srun %" PRId64 " (sample) %s in %.1f s: %" PRId64
+		       " MongoDB documents looked up (%s, which takes no seed)\n",
+		       who, r->run.run_id, store_run_status_name(r->run.status), r->seconds,
+		       r->mongo_n, r->method);
 	percent(rate, sizeof(rate), r->rate);
 	percent(lo, sizeof(lo), r->low);
 	percent(hi, sizeof(hi), r->high);
@@ -501,9 +510,12 @@ sample_print(const struct sample_result *r, const char *who)
 		percent(rate, sizeof(rate), r->orphan_rate);
 		percent(lo, sizeof(lo), r->orphan_low);
 		percent(hi, sizeof(hi), r->orphan_high);
+		char seed[64] = ""; /* else said above */
+		if (strcmp(r->method, "id stream"))
+			snprintf(seed, sizeof(seed), "; the index's draw's seed %" PRIu64, r->seed);
 		printf("%sorphan rate %s (%" PRId64 " of %" PRId64
-		       " index copies), 95%% interval %s to %s (Wilson score)\n",
-		       who, rate, r->orphans, r->index_n, lo, hi);
+		       " index copies), 95%% interval %s to %s (Wilson score)%s\n",
+		       who, rate, r->orphans, r->index_n, lo, hi, seed);
 	}
 	if (*r->note)
 		printf("%snote: %s\n", who, r->note);
@@ -1064,7 +1076,7 @@ cmd_mirrors(const struct cli *cli)
 	for (size_t i = 0; list && rc == RC_OK && i < set->n_mirrors; i++) {
 		const struct config *m = set->mirrors[i];
 		cJSON *runs = NULL;
-		rc = report_runs(s, &runs, m->name, 1, 0, NULL);
+		rc = report_last_run(s, &runs, m->name);
 		if (rc)
 			break;
 		item = cJSON_CreateObject();
@@ -1464,16 +1476,21 @@ take_option(struct args *a, const struct command *cmd, int c)
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
 	case OPT_SAMPLE:
-		if (a->sample || util_parse_i64(optarg, &a->sample) || a->sample <= 0 ||
-		    a->sample > SAMPLE_MAX)
+		if (a->sample) /* a valid second value must not read as a bad one */
 			return usage_error(cmd,
-			                   "--sample %s: a number of documents from 1 to %d, once",
+			                   "--sample is given twice (%" PRId64 ", then %s): once",
+			                   a->sample, optarg);
+		if (util_parse_i64(optarg, &a->sample) || a->sample <= 0 || a->sample > SAMPLE_MAX)
+			return usage_error(cmd, "--sample %s: a number of documents from 1 to %d",
 			                   optarg, SAMPLE_MAX);
 		return 0;
 	case OPT_SEED:
-		if (a->seed >= 0 || util_parse_i64(optarg, &a->seed) || a->seed < 0 ||
-		    a->seed > INT32_MAX)
-			return usage_error(cmd, "--seed %s: a number from 0 to %d, once", optarg,
+		if (a->seed >= 0)
+			return usage_error(cmd,
+			                   "--seed is given twice (%" PRId64 ", then %s): once",
+			                   a->seed, optarg);
+		if (util_parse_i64(optarg, &a->seed) || a->seed < 0 || a->seed > INT32_MAX)
+			return usage_error(cmd, "--seed %s: a number from 0 to %d", optarg,
 			                   INT32_MAX);
 		return 0;
 	case OPT_LIMIT: {

@@ -35,10 +35,9 @@ agg_text(const struct os_summary_keys *k)
 	cJSON_AddStringToObject(sm, "combine_script", summary_script_combine);
 	cJSON_AddStringToObject(sm, "reduce_script", summary_script_reduce);
 	cJSON_AddStringToObject(params, "f", k->id_field);
-	if (k->version_field && *k->version_field)
-		cJSON_AddStringToObject(params, "v", k->version_field);
-	else
-		cJSON_AddNullToObject(params, "v");
+	/* "" when there is no version field: a scripted_metric deep-copies
+	 * its params and fails on a null (QA20 F3) */
+	cJSON_AddStringToObject(params, "v", k->version_field ? k->version_field : "");
 	cJSON_AddBoolToObject(params, "d", k->version_date);
 	if (params && cJSON_GetObjectItem(params, "d"))
 		text = cJSON_PrintUnformatted(a);
@@ -208,4 +207,20 @@ opensearch_summary_probe(struct opensearch *os, char **refused, const struct os_
 	}
 	free(failed);
 	return rc;
+}
+
+bool
+opensearch_summary_refused(const char *reason)
+{
+	static const char *const said[] = {
+	    "script_lang not supported", /* no Painless */
+	    "cannot execute",            /* script.allowed_types / allowed_contexts */
+	    "compilations",              /* max_compilations_rate */
+	    "_id field is disallowed",   /* indices.id_field_data.enabled: false */
+	};
+
+	for (size_t i = 0; reason && i < sizeof(said) / sizeof(said[0]); i++)
+		if (strstr(reason, said[i]))
+			return true;
+	return false;
 }

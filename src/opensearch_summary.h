@@ -32,5 +32,10 @@ RC_MUST_CHECK rcode opensearch_summaries(struct opensearch *os, struct summary_r
  * missing, scripts off, doc['_id'] unreadable), else stays NULL. */
 RC_MUST_CHECK rcode opensearch_summary_probe(struct opensearch *os, char **refused,
                                              const struct os_summary_keys *k, struct rerror *err);
+/* Whether the probe's reason says the cluster does not run such scripts
+ * (no Painless, scripts or their context disabled, no dynamic compiles,
+ * doc['_id'] disallowed); false: the script ran and failed (QA20 F3: not
+ * the cluster's refusal, the reason is reported as such). */
+bool opensearch_summary_refused(const char *reason);
 
 #endif

@@ -919,6 +919,30 @@ sum_stop(struct pass *p, const char *why)
 	return rc;
 }
 
+/* Why a pass whose first ids are of class c (one that is looked up by id,
+ * not merged: doc_class_merges) summarizes no range. Numbers and the rarer
+ * classes sort by value in MongoDB but as text in the index, so they have
+ * no key ranges the two sides share (QA20 F8: an int-only collection was
+ * said to hold "several classes"). */
+static const char *
+sum_class_why(int c)
+{
+	switch (c) {
+	case CLASS_NUMBER:
+		return "the collection's first ids are numbers, which MongoDB sorts by value and "
+		       "the index as text: they are looked up by id, not summarized in key "
+		       "ranges: verifying by merge";
+	case CLASS_OTHER_LOW:
+		return "the collection's first ids are objects, arrays or binary values, which "
+		       "MongoDB sorts by value and the index as text: they are looked up by id, "
+		       "not summarized in key ranges: verifying by merge";
+	default:
+		return "the collection's first ids are booleans, dates or other values, which "
+		       "MongoDB sorts by value and the index as text: they are looked up by id, "
+		       "not summarized in key ranges: verifying by merge";
+	}
+}
+
 /* The index's copies in (lo, hi] into part, pages bounded to the range;
  * keys_only: without stored fields (os_keys_only). */
 static RC_MUST_CHECK rcode
@@ -1413,9 +1437,11 @@ pass_run(const struct pass_opts *o, const struct pass_io *io, struct rerror *err
 				rc = p.sum_on ? sum_tail(&p) : drain_segment(&p);
 			/* another class's keys sit among this one's in the index:
 			 * every range would differ */
-			if (rc == RC_OK && p.sum_on && (p.cur_class >= 0 || !doc_class_merges(cls)))
+			if (rc == RC_OK && p.sum_on && p.cur_class >= 0)
 				rc = sum_stop(&p, "the collection holds ids of several classes: "
 				                  "verifying by merge");
+			else if (rc == RC_OK && p.sum_on && !doc_class_merges(cls))
+				rc = sum_stop(&p, sum_class_why(cls));
 			p.cur_class = cls;
 			if (rc == RC_OK && doc_class_merges(cls))
 				rc = os_restart(&p, NULL);

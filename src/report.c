@@ -123,6 +123,20 @@ report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit, int
 	return rc ? rc : query_json(s, out, st);
 }
 
+rcode
+report_last_run(struct store *s, cJSON **out, const char *mirror)
+{
+	sqlite3_stmt *st;
+	rcode rc;
+
+	*out = NULL;
+	rc = store_sql_prepare(s, &st,
+	                       "SELECT " RUN_COLUMNS " FROM runs WHERE " STORE_VERIFYING
+	                       " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	                       "t", mirror);
+	return rc ? rc : query_json(s, out, st);
+}
+
 /* A sample run's estimate (run_samples, `check --sample N`) as "sample";
  * no key for a run that has none. */
 static RC_MUST_CHECK rcode
@@ -633,7 +647,8 @@ report_totals(struct store *s, cJSON **out, const char *mirror)
 	*out = NULL;
 	rc = store_sql_prepare(
 	    s, &st,
-	    "WITH r AS (SELECT * FROM runs WHERE ?1 IS NULL OR mirror = ?1)"
+	    "WITH r AS (SELECT * FROM runs WHERE " STORE_VERIFYING
+	    " AND (?1 IS NULL OR mirror = ?1))"
 	    " SELECT (SELECT max(started_at) FROM r) AS lastCheck,"
 	    " (SELECT max(finished_at) FROM r WHERE repaired_count + deleted_count > 0)"
 	    "  AS lastSync,"
@@ -730,7 +745,7 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	    " COALESCE(SUM(duplicate_count),0), COALESCE(SUM(conflict_count),0),"
 	    " COALESCE(SUM(skipped_newer_count),0), COALESCE(SUM(reindexed_count),0),"
 	    " COALESCE(SUM(ranges_summarized),0), COALESCE(SUM(ranges_descended),0)"
-	    " FROM runs WHERE ?1 IS NULL OR mirror = ?1",
+	    " FROM runs WHERE " STORE_VERIFYING " AND (?1 IS NULL OR mirror = ?1)",
 	    "t", mirror);
 	if (rc)
 		return rc;
@@ -746,7 +761,7 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 	    "SELECT CAST(strftime('%s', started_at) AS INTEGER),"
 	    " (julianday(finished_at) - julianday(started_at)) * 86400.0,"
 	    " mongo_count, opensearch_count FROM runs WHERE finished_at IS NOT NULL"
-	    " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	    " AND " STORE_VERIFYING " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
 	    "t", mirror);
 	if (rc)
 		return rc;
@@ -767,7 +782,8 @@ metrics_read(struct store *s, struct mirror_metrics *m, const char *mirror)
 		return rc;
 	rc = store_sql_prepare(s, &st,
 	                       "SELECT (julianday(finished_at) - 2440587.5) * 86400.0 FROM runs"
-	                       " WHERE status = 'completed' AND (?1 IS NULL OR mirror = ?1)"
+	                       " WHERE status = 'completed' AND " STORE_VERIFYING
+	                       " AND (?1 IS NULL OR mirror = ?1)"
 	                       " ORDER BY id DESC LIMIT 1",
 	                       "t", mirror);
 	if (rc)

@@ -25,6 +25,9 @@
  * newest), of one status (NULL: any). */
 RC_MUST_CHECK rcode report_runs(struct store *s, cJSON **out, const char *mirror, int64_t limit,
                                 int64_t before, const enum run_status *status);
+/* The mirror's (NULL: any) newest run that verifies, as an array of at
+ * most one: a sample is no verification (STORE_VERIFYING). */
+RC_MUST_CHECK rcode report_last_run(struct store *s, cJSON **out, const char *mirror);
 RC_MUST_CHECK rcode report_run(struct store *s, cJSON **out, int64_t run_id);
 /* report_run for a person (`reconciler show`): what ran, when and for how
  * long, the counts, batches, errors, warnings and a few drift ids of each

@@ -625,7 +625,7 @@ prepare(struct run *r)
 	e->progress.mongo_count = e->progress.opensearch_count = -1;
 	e->progress.compared = r->compared;
 	e->progress.started_ms = util_now_ms();
-	e->progress.kind = r->kind;
+	e->progress.kind = r->opts->sample ? RUN_SAMPLE : r->kind; /* as journaled */
 	e->progress.phase = RUN_PHASE_STARTING;
 	pthread_mutex_unlock(&e->lock);
 	if (e->start_hook)
@@ -966,10 +966,10 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64
 	        ", reindexed %" PRId64 ", deleted %" PRId64 ", failed %" PRId64
 	        ", skipped_newer %" PRId64 ", kept by OPENSEARCH_KEEP_QUERY %" PRId64 "%s%s",
-	        store_run_kind_name(r->kind), store_run_status_name(status), res->missing,
-	        res->orphans, res->stale, res->duplicates, res->conflicts, res->repaired,
-	        res->reindexed, res->deleted, res->failed, res->skipped_newer, res->kept,
-	        *note ? "; " : "", note);
+	        store_run_kind_name(r->opts->sample ? RUN_SAMPLE : r->kind),
+	        store_run_status_name(status), res->missing, res->orphans, res->stale,
+	        res->duplicates, res->conflicts, res->repaired, res->reindexed, res->deleted,
+	        res->failed, res->skipped_newer, res->kept, *note ? "; " : "", note);
 	if (rc == RC_OK && e->stop)
 		return rerror_set(r->err, RC_ERR_CANCELLED, "run %" PRId64 " %s", r->id,
 		                  store_run_status_name(status));

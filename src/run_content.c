@@ -10,7 +10,10 @@
  * top-level names are what leftovers are found among. A copy
  * whose only difference is leftovers is kept, reported, by a check without
  * OPENSEARCH_INDEX_OWNED_FIELDS: nothing says they are not an enrichment
- * job's, and a guess would lose them. What it cost is said once, at the end
+ * job's, and a guess would lose them. In RECONCILE_WRITE_MODE=index so is
+ * every copy holding leftovers, whatever else differs: its repair would
+ * replace it whole and drop them (QA20 F4: an enrichment's embedding was
+ * lost while the warning said the fields stay). What it cost is said once, at the end
  * of the pass, with a warning naming the leftovers.
  */
 #include "run_int.h"
@@ -199,13 +202,15 @@ note_leftovers(struct content *c, const char *names)
 	}
 }
 
-/* A copy whose only difference is leftovers, in a check without
- * OPENSEARCH_INDEX_OWNED_FIELDS: journaled stale and reported (kept), not
- * written, and not given to the pass, which would queue its repair. */
+/* A copy holding leftovers that a check without
+ * OPENSEARCH_INDEX_OWNED_FIELDS keeps (its only difference, or any copy in
+ * index mode): journaled stale and reported (kept), not written, and not
+ * given to the pass, which would queue its repair. */
 static RC_MUST_CHECK rcode
 keep_leftovers(struct run *r, const struct idlist *m, size_t mk, const struct idlist *osl,
                size_t ok, const char *names, struct rerror *err)
 {
+	bool whole = r->cfg->write_mode == WRITE_INDEX;
 	struct store_drift_row row = {
 	    .d = {.doc_id = idlist_id(m, mk),
 	          .id_type = doc_id_type_name((enum id_type)m->v[mk].type),
@@ -213,8 +218,13 @@ keep_leftovers(struct run *r, const struct idlist *m, size_t mk, const struct id
 	          .os_index = idlist_index(osl, ok),
 	          .routing = idlist_routing(osl, ok)},
 	    .state = DRIFT_REPORTED,
-	    .error = "kept: the copy holds fields the transform does not write (-name), and "
-	             "OPENSEARCH_INDEX_OWNED_FIELDS does not say which fields are the index's own",
+	    .error = whole ? "kept: the copy holds fields the transform does not write (-name), "
+	                     "which RECONCILE_WRITE_MODE=index would drop by replacing it whole, "
+	                     "and OPENSEARCH_INDEX_OWNED_FIELDS does not say which fields are "
+	                     "the index's own"
+	                   : "kept: the copy holds fields the transform does not write (-name), "
+	                     "and OPENSEARCH_INDEX_OWNED_FIELDS does not say which fields are "
+	                     "the index's own",
 	    .fields = names};
 
 	if (store_drift_record(r->store, r->id, &row, 1))
@@ -276,8 +286,19 @@ judge_copy(struct run *r, const struct idlist *m, size_t mk, const struct idlist
 		/* without the setting, a check leaves them where they are */
 		r->content.kept += !said;
 	}
-	if (count == 0 && !said && !r->dry_run)
+	/* an update keeps leftovers, a whole replacement (index mode) would not */
+	if (left && !said && !r->dry_run && (count == 0 || r->cfg->write_mode == WRITE_INDEX)) {
+		if (r->cfg->write_mode == WRITE_INDEX && r->content.kept == 1)
+			log_msg(
+			    LOG_WARN, r->id,
+			    "a copy holds fields the transform does not write (%.200s): "
+			    "RECONCILE_WRITE_MODE=index would replace it whole and drop them, so "
+			    "copies holding such fields are kept as they are (reported, not "
+			    "written) until OPENSEARCH_INDEX_OWNED_FIELDS names the fields only "
+			    "the index writes (or none); the names are said at the end of the pass",
+			    names->data ? names->data : "");
 		return keep_leftovers(r, m, mk, osl, ok, names->data, err);
+	}
 	if ((*field = strdup(names->data ? names->data : "")) == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	return RC_OK;
@@ -431,9 +452,16 @@ leftovers_report(struct run *r)
 		         "none) and a check removes the others",
 		         c->leftover, c->leftover == 1 ? "y" : "ies", c->leftover == 1 ? "s" : "",
 		         c->leftover_names, c->leftover_cut ? ", ..." : "",
-		         r->dry_run ? "a check leaves these fields where they are"
-		                    : "these fields stay (a copy that differs in nothing else is "
-		                      "reported, not written)");
+		         r->cfg->write_mode == WRITE_INDEX
+		             ? (r->dry_run ? "a check keeps these copies as they are (reported, "
+		                             "not written): RECONCILE_WRITE_MODE=index would "
+		                             "replace them whole, dropping these fields"
+		                           : "these copies are kept as they are (reported, not "
+		                             "written): RECONCILE_WRITE_MODE=index would replace "
+		                             "them whole, dropping these fields")
+		         : r->dry_run ? "a check leaves these fields where they are"
+		                      : "these fields stay (a copy that differs in nothing else is "
+		                        "reported, not written)");
 	else
 		snprintf(msg, sizeof(msg),
 		         "%" PRId64 " cop%s hold%s fields the transform does not write and "

@@ -242,7 +242,10 @@ setup_verify(struct run *r)
 			return rc;
 		if (refused) {
 			snprintf(buf, sizeof(buf),
-			         "the cluster refuses the summaries' script (%.500s)", refused);
+			         opensearch_summary_refused(refused)
+			             ? "the cluster refuses the summaries' script (%.500s)"
+			             : "the summaries' script failed on the index (%.500s)",
+			         refused);
 			why = buf;
 		}
 	}

@@ -276,9 +276,10 @@ out:
 
 /* The search body of the index side's draw: n copies scored by a seeded
  * random_score over _seq_no (doc values every copy has) under the
- * mirror's query, each with the id field's value (NULL: no memory). */
+ * mirror's query, each with the id field's value (id_field NULL: their
+ * _id alone) (NULL: no memory). */
 static char *
-index_draw_body(const struct config *cfg, const struct sample_opts *o)
+index_draw_body(const struct config *cfg, const char *id_field, const struct sample_opts *o)
 {
 	cJSON *b = cJSON_CreateObject(), *fs, *rs, *q = NULL, *dv;
 	char *text = NULL;
@@ -295,15 +296,63 @@ index_draw_body(const struct config *cfg, const struct sample_opts *o)
 		cJSON_AddStringToObject(rs, "field", "_seq_no");
 		cJSON_AddStringToObject(fs, "boost_mode", "replace");
 		cJSON_AddNumberToObject(b, "size", (double)o->n);
+		/* counted up to N + 1: whether the draw took every copy */
+		cJSON_AddNumberToObject(b, "track_total_hits", (double)o->n + 1);
 		cJSON_AddFalseToObject(b, "_source");
-		if (*cfg->opensearch_id_field &&
-		    (dv = cJSON_AddArrayToObject(b, "docvalue_fields")) != NULL)
-			cJSON_AddItemToArray(dv, cJSON_CreateString(cfg->opensearch_id_field));
+		if (id_field && (dv = cJSON_AddArrayToObject(b, "docvalue_fields")) != NULL)
+			cJSON_AddItemToArray(dv, cJSON_CreateString(id_field));
 		text = cJSON_PrintUnformatted(b);
 	}
 	cJSON_Delete(q);
 	cJSON_Delete(b);
 	return text;
+}
+
+/* Where the draw reads each copy's id, as the pass reads it (QA20 F5):
+ * *field is OPENSEARCH_ID_FIELD when it is a keyword whose doc values are
+ * the ids exactly, else NULL: the copies' _id (a dynamically mapped text
+ * field, whose .keyword has ignore_above, has no usable doc values; asking
+ * for them fails the whole search). A missing index is no error here: the
+ * draw says so. */
+static RC_MUST_CHECK rcode
+draw_id_field(const char **field, struct opensearch *os, const struct config *cfg,
+              struct rerror *err)
+{
+	const char *idf = cfg->opensearch_id_field;
+	char *type = NULL, *inexact = NULL;
+	rcode rc;
+
+	*field = NULL;
+	if (*idf == '\0')
+		return RC_OK;
+	rc = opensearch_field_type(os, &type, &inexact, idf, err);
+	if (rc == RC_ERR_NOTFOUND) {
+		*err = (struct rerror){0};
+		rc = RC_OK;
+	}
+	if (rc == RC_OK && type && strcmp(type, "keyword") == 0 && inexact == NULL)
+		*field = idf;
+	free(type);
+	free(inexact);
+	return rc;
+}
+
+/* Why a search failed: its first root cause, else its reason. */
+static void
+draw_failed(struct sample_result *res, long status, const cJSON *j)
+{
+	const cJSON *e = cJSON_GetObjectItem(j, "error");
+	const cJSON *root = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "root_cause"), 0);
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(root, "type"));
+	const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(root, "reason"));
+
+	if (why == NULL) {
+		type = cJSON_GetStringValue(cJSON_GetObjectItem(e, "type"));
+		why = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
+	}
+	note(res, "orphans not estimated: the index answered the draw with HTTP %ld%s%.60s%s%.250s",
+	     status, why || type ? ": " : "", type ? type : "", type && why ? ": " : "",
+	     why ? why : "");
 }
 
 /* The index side: n random copies' ids (the id field's value, else _id).
@@ -315,32 +364,37 @@ draw_index(struct ids *out, bool *answered, struct sample_result *res, const str
 {
 	struct opensearch *os = NULL;
 	struct buf resp = {0}, path = {0};
-	char *body = index_draw_body(cfg, o);
+	const char *idf = NULL;
+	char *body = NULL;
 	cJSON *j = NULL, *hit;
 	long status = 0;
 	rcode rc;
 
 	*out = (struct ids){0};
 	*answered = false;
-	if (body == NULL)
-		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
-	if ((rc = opensearch_open(&os, cfg, err)) ||
-	    (rc = buf_printf(&path, "%s/_search", opensearch_index(os))) || /* "/INDEX", escaped */
+	if ((rc = opensearch_open(&os, cfg, err)) || (rc = draw_id_field(&idf, os, cfg, err)))
+		goto out;
+	if ((body = index_draw_body(cfg, idf, o)) == NULL) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = buf_printf(&path, "%s/_search", opensearch_index(os))) || /* "/INDEX", escaped */
 	    (rc = opensearch_request(os, &status, &resp, "POST", path.data, body, strlen(body),
 	                             err)))
 		goto out;
 	j = resp.data ? cJSON_Parse(resp.data) : NULL;
 	cJSON *hits = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "hits");
 	if (status != 200 || !cJSON_IsArray(hits)) {
-		const cJSON *e = cJSON_GetObjectItem(j, "error");
-		const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
-		note(res,
-		     "orphans not estimated: the index answered the draw with HTTP %ld%s%.200s",
-		     status, why ? ": " : "", why ? why : "");
+		draw_failed(res, status, j);
 		goto out;
 	}
 	*answered = true;
-	res->index_all = cJSON_GetArraySize(hits) < o->n; /* a search hands a copy once */
+	/* a search hands a copy once: fewer than N, or a total of N (N copies
+	 * and N asked: every one, QA20 F10), is the whole index */
+	const cJSON *total = cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hits"), "total"), "value");
+	res->index_all = cJSON_GetArraySize(hits) < o->n ||
+	                 (cJSON_IsNumber(total) && total->valuedouble <= (double)o->n);
 	if ((out->v = calloc((size_t)cJSON_GetArraySize(hits) + 1, sizeof(*out->v))) == NULL) {
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;
@@ -348,9 +402,9 @@ draw_index(struct ids *out, bool *answered, struct sample_result *res, const str
 	cJSON_ArrayForEach(hit, hits)
 	{
 		const cJSON *f =
-		    cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(hit, "fields"),
-		                                           cfg->opensearch_id_field),
-		                       0);
+		    idf ? cJSON_GetArrayItem(
+		              cJSON_GetObjectItem(cJSON_GetObjectItem(hit, "fields"), idf), 0)
+		        : NULL;
 		const char *id = cJSON_IsString(f)
 		                     ? f->valuestring
 		                     : cJSON_GetStringValue(cJSON_GetObjectItem(hit, "_id"));

@@ -85,6 +85,7 @@ struct store {
 	/* drift history: the run whose mirror and previous pass are known */
 	int64_t hist_run, hist_prev;
 	char *hist_mirror;
+	bool hist_off;                /* the run is a sample: its rows enter no history */
 	struct util_throttle recount; /* store_run_recount_due */
 	/* sql_run's and sql_int's prepared statements, for reuse */
 	pthread_mutex_t stmt_mu;
@@ -1491,12 +1492,15 @@ hist_run(struct store *s, int64_t run_id)
 	free(s->hist_mirror);
 	s->hist_mirror = NULL;
 	s->hist_run = 0;
-	rc = store_sql_prepare(s, &st, "SELECT mirror FROM runs WHERE id = ?", "i", run_id);
+	rc = store_sql_prepare(
+	    s, &st, "SELECT mirror, NOT (" STORE_VERIFYING ") FROM runs WHERE id = ?", "i", run_id);
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
-	if (step == SQLITE_ROW && sqlite3_column_text(st, 0))
+	if (step == SQLITE_ROW && sqlite3_column_text(st, 0)) {
 		s->hist_mirror = strdup((const char *)sqlite3_column_text(st, 0));
+		s->hist_off = sqlite3_column_int(st, 1) != 0;
+	}
 	sqlite3_finalize(st);
 	if (step != SQLITE_ROW)
 		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
@@ -1519,7 +1523,7 @@ hist_seen(struct store *s, int64_t run_id, const struct store_drift *d)
 	char ts[32];
 	rcode rc = hist_run(s, run_id);
 
-	if (rc)
+	if (rc || s->hist_off)
 		return rc;
 	now(ts);
 	return sql_run(
@@ -1548,7 +1552,7 @@ hist_repaired(struct store *s, int64_t run_id, const struct store_drift *d)
 	char ts[32];
 	rcode rc = hist_run(s, run_id);
 
-	if (rc)
+	if (rc || s->hist_off)
 		return rc;
 	now(ts);
 	return sql_run(

@@ -21,6 +21,11 @@ RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const
  * completed (SQL lists, for "kind IN" and "status IN"). */
 #define STORE_PASS_KINDS    "('check', 'dry_run')"
 #define STORE_PASS_STATUSES "('completed', 'held')" /* held: a whole pass, its deletes kept */
+/* A run that verifies (a pass, a targeted run, a full re-index): every kind
+ * but a sample, an estimate that is no verification (docs/ENGINE.md "A
+ * quick estimate"; QA20 F7). For status, totals, the newest run and drift
+ * history. */
+#define STORE_VERIFYING "kind <> 'sample'"
 
 /* A run's counters, computed from its rows (ID: the SQL for the run's id,
  * "?1" in a statement that binds it or "runs.id" in a query over runs;

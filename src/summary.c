@@ -199,7 +199,7 @@ const char summary_script_map[] =
     " for (int j = 0; j < k.length(); ++j) { h = (h ^ (long) k.charAt(j)) * p; }"
     " h = h * p;"
     " for (int j = 0; j < i.length(); ++j) { h = (h ^ (long) i.charAt(j)) * p; }"
-    " if (params.v != null && doc.containsKey(params.v) && doc[params.v].size() > 0) {"
+    " if (params.v.length() > 0 && doc.containsKey(params.v) && doc[params.v].size() > 0) {"
     " long v; if (params.d) { v = doc[params.v].value.toInstant().toEpochMilli(); }"
     " else { v = doc[params.v].value; }"
     " h = (h ^ 1L) * p;"

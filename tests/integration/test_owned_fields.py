@@ -17,6 +17,7 @@ import http.client
 import http.server
 import json
 import re
+import sys
 import threading
 import urllib.parse
 
@@ -166,6 +167,40 @@ def not_said(env):
     r = env.run("check", "--dry-run", RECONCILE_TRANSFORM=t2,
                 OPENSEARCH_INDEX_OWNED_FIELDS="embedding")
     check(r.returncode == 0, "not said: then a dry run is clean (%d)" % r.returncode)
+
+
+def not_said_index(env):
+    """RECONCILE_WRITE_MODE=index without the setting (QA20 F4): a repair
+    would replace each copy whole and drop its leftovers (an enrichment's
+    embedding), so copies holding them are kept, reported, and the warning
+    says so, before any write and at the end; once the setting names the
+    index's fields, the check replaces them keeping those."""
+    mode = dict(RECONCILE_WRITE_MODE="index")
+    t2 = setup(env, **mode)
+    r = env.run("check", RECONCILE_TRANSFORM=t2, **mode)
+    run = env.last_run()
+    got = sources(env)
+    check(all(s.get("title") == "t-" + i and s.get("embedding") == EMB.get(i)
+              for i, s in got.items()) and len(got) == len(IDS),
+          "not said, index mode: nothing dropped, the embeddings kept (%s)"
+          % sorted(got.items())[:2])
+    check(run["stale_count"] == len(IDS) and run["repaired_count"] == 0 and
+          all(x["status"] == "reported" for x in rows(env, run["id"]).values()),
+          "not said, index mode: every copy reported stale, none written (stale %s, "
+          "repaired %s)" % (run["stale_count"], run["repaired_count"]))
+    check("these fields stay" not in r.stderr and "would replace it whole" in r.stderr and
+          "kept as they are" in r.stderr and "OPENSEARCH_INDEX_OWNED_FIELDS" in r.stderr and
+          "embedding" in r.stderr,
+          "not said, index mode: the warnings say what happens (%s)" % r.stderr[-900:])
+    r = env.run("check", "--dry-run", RECONCILE_TRANSFORM=t2, **mode)
+    check(r.returncode == 1 and "these fields stay" not in r.stderr and
+          "a check keeps these copies as they are" in r.stderr,
+          "not said, index mode: the dry run says what a check does (%s)" % r.stderr[-600:])
+    r = env.run("check", RECONCILE_TRANSFORM=t2, OPENSEARCH_INDEX_OWNED_FIELDS="embedding",
+                **mode)
+    check(r.returncode == 0, "not said, index mode: once said, the check repairs (%d %s)"
+          % (r.returncode, r.stderr[-300:]))
+    renamed("not said, index mode, then said", sources(env))
 
 
 def content_no_transform(env):
@@ -351,8 +386,12 @@ def live_writer(mode):
     return case
 
 
-run_all([("rename_upsert", rename("upsert")), ("rename_index", rename("index")),
-         not_said, content_no_transform,
-         ("moved_upsert", moved("upsert")), ("moved_index", moved("index")),
-         ("live_upsert", live_writer("upsert")), ("live_index", live_writer("index"))],
+scenarios = [("rename_upsert", rename("upsert")), ("rename_index", rename("index")),
+             not_said, not_said_index, content_no_transform,
+             ("moved_upsert", moved("upsert")), ("moved_index", moved("index")),
+             ("live_upsert", live_writer("upsert")), ("live_index", live_writer("index"))]
+# a name on the command line runs just the scenarios whose names hold it
+only = sys.argv[1:]
+run_all([x for x in scenarios
+         if not only or any(o in (x[0] if isinstance(x, tuple) else x.__name__) for o in only)],
         prefix="owned_")

@@ -21,6 +21,7 @@ estimate of a mirror's drift rate, against the real servers.
   and taken.
 """
 import math
+import sys
 
 from harness import check, run_all, write
 from service import Service
@@ -194,6 +195,109 @@ def census(env):
           "created (%d %s %s)" % (r.returncode, e, r.stdout))
 
 
+def whole_both(env):
+    """N equal to the collection and to the index (QA20 F10): both sides
+    exact, no interval; the log calls it a sample run; the seed is said
+    where it is used."""
+    env.create_index()
+    env.fixture("load", "--count", 30)
+    env.fixture("sync")
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"update": {"_id": ids[3]}},
+              {"doc": {"updatedAt": "2020-01-01T00:00:00.000Z"}}])
+    r = env.run("check", "--sample", "30", "--seed", "5")
+    e = estimate_of(env, runs(env)[-1]["id"])
+    check(r.returncode == 1 and e["mongo_n"] == 30 and e["index_n"] == 30 and
+          e["rate_low"] == e["rate_high"] == e["rate"] and
+          e["orphan_low"] == e["orphan_high"] == e["orphan_rate"] == 0 and
+          "the index holds 30 copies" in r.stdout,
+          "N = the collection = the index: both rates exact, no interval (%s; %s)"
+          % (e, r.stdout))
+    check("sample run completed" in r.stderr and "ids run" not in r.stderr,
+          "the log calls it a sample run (%s)" % r.stderr[-400:])
+    said = r.stdout.splitlines()[0] if r.stdout else ""
+    check(("id stream, seed 5, the index's draw's too" in said) if "id stream" in said else
+          ("takes no seed" in said and "the index's draw's seed 5" in r.stdout),
+          "the seed is said where it is used (%s)" % r.stdout)
+    r = env.run("check", "--sample", "10", "--sample", "20")
+    check(r.returncode == 78 and "--sample is given twice (10, then 20)" in r.stderr,
+          "--sample twice says so (%s)" % r.stderr[-300:])
+    r = env.run("check", "--sample", "10", "--seed", "1", "--seed", "2")
+    check(r.returncode == 78 and "--seed is given twice" in r.stderr,
+          "--seed twice says so (%s)" % r.stderr[-300:])
+
+
+def dynamic_mapping(env):
+    """An index whose id field is dynamically mapped (text with a .keyword
+    subfield, QA20 F5): the draw reads ids as the pass does (_id here), so
+    orphans are estimated; asking the text field's doc values failed the
+    whole search and hid why."""
+    env.fixture("load", "--count", 40)
+    env.fixture("sync")  # no create_index: the index is mapped dynamically
+    st, m = env.os("GET", "/%s/_mapping/field/mongo_id" % env.index)
+    typ = list(m.values())[0]["mappings"]["mongo_id"]["mapping"]["mongo_id"]["type"]
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"delete": {"_id": i}} for i in ids[:3]] +
+             [x for k in range(4) for x in
+              ({"index": {"_id": "orphan%d" % k}},
+               {"mongo_id": "orphan%d" % k, "updatedAt": "2024-01-01T00:00:00.000Z"})])
+    r = env.run("check", "--sample", "500", "--seed", "1")
+    e = estimate_of(env, runs(env)[-1]["id"])
+    check(typ == "text" and r.returncode == 1 and e and e["orphans"] == 4 and
+          e["index_n"] == 41 and "not estimated" not in r.stdout,
+          "dynamic mapping (%s): orphans estimated from the index's sample, ids from _id "
+          "(%s; %s %s)" % (typ, e, r.stdout[-400:], r.stderr[-300:]))
+
+
+def no_pass(env):
+    """A sample is no pass (QA20 F7): its drift rows enter no drift history,
+    and the status (lastCheck, totalChecks), the newest run of `mirrors`
+    and of /api/mirrors, and reconciler_drift_open stay the last dry run's."""
+    import json
+    env.create_index()
+    env.fixture("load", "--count", 60)
+    env.fixture("sync")
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"delete": {"_id": i}} for i in ids[:4]])
+    r = env.run("check", "--dry-run")
+    dry_id = runs(env)[-1]["id"]
+
+    def seen():
+        with env.journal() as db:
+            hist = [tuple(x) for x in db.execute(
+                "SELECT kind, doc_id, last_run, times_seen, streak FROM drift_history"
+                " ORDER BY kind, doc_id")]
+        m = json.loads(env.run("mirrors", "--json").stdout)
+        svc = Service(env)
+        try:
+            _, status, _ = svc.http("GET", "/api/reconciliation/status")
+            _, ms, _ = svc.http("GET", "/api/mirrors")
+            _, metrics, _ = svc.http("GET", "/metrics")
+        finally:
+            svc.stop()
+        st = status.get("stats", {})
+        return (hist, [x["lastRun"]["id"] for x in m],
+                [x["lastRun"]["id"] for x in ms.get("mirrors", ms)
+                 if isinstance(x, dict) and x.get("lastRun")],
+                st.get("lastCheck"), st.get("totalChecks"),
+                sorted(line for line in metrics.splitlines()
+                       if line.startswith("reconciler_drift_")))
+    before = seen()
+    check(r.returncode == 1 and len(before[0]) == 4 and before[1] == [dry_id],
+          "no pass: the dry run found 4 missing (%s, %s)" % (before[0], before[1]))
+    # a sample with a query selecting nothing: every sampled id "missing"
+    r = env.run("check", "--sample", "30", "--seed", "3",
+                OPENSEARCH_QUERY='{"term": {"mongo_id": "none-such"}}')
+    check(r.returncode == 1 and runs(env)[-1]["kind"] == "sample",
+          "no pass: the sample ran and found drift (%d %s)" % (r.returncode, r.stderr[-300:]))
+    after = seen()
+    names = ["drift history", "mirrors' newest run", "/api/mirrors' newest run", "lastCheck",
+             "totalChecks", "reconciler_drift_* metrics"]
+    for name, b, a in zip(names, before, after):
+        check(a == b, "no pass: a sample leaves the %s as the dry run left it (%s, then %s)"
+              % (name, b, a))
+
+
 def bad_input(env):
     env.create_index()
     env.fixture("load", "--count", 20)
@@ -218,4 +322,6 @@ def bad_input(env):
     check("--sample N" in r.stdout and "Wilson" in r.stdout, "--help names --sample")
 
 
-run_all([estimate, in_sync, census, bad_input], prefix="sample_")
+scenarios = [estimate, in_sync, census, whole_both, dynamic_mapping, no_pass, bad_input]
+only = sys.argv[1:]  # a name on the command line runs just those scenarios
+run_all([x for x in scenarios if not only or x.__name__ in only], prefix="sample_")

@@ -391,6 +391,37 @@ def hash_forms_oid_long(env):
           % bad)
 
 
+def no_version(env):
+    """RECONCILE_VERSION_FIELD empty (QA20 F3): the script gets no null param
+    (the node's scripted_metric failed on it and auto blamed the cluster);
+    every range is summarized in the no-version form, the script and C hash
+    alike, and drift is found as merge finds it."""
+    env.create_index()
+    ids = ["a%02d" % i for i in range(25)] + ["é1", "😀2"]
+    insert(env, [{"_id": k, "title": "t", "updatedAt": date(DATE0 + i)}
+                 for i, k in enumerate(ids)])
+    nv = dict(RECONCILE_VERSION_FIELD="")
+    r = env.run("check", RECONCILE_VERIFY="merge", **nv)
+    check(r.returncode == 0, "no version: the first check (%s)" % r.stderr[-300:])
+    r, run, s = dry(env, "summary", RECONCILE_CHUNK_SIZE=10, **nv)
+    check(r.returncode == 0 and s == [] and run["verify"] == "summary" and
+          run["ranges_summarized"] >= 3 and run["ranges_descended"] == 0,
+          "no version: summary verifies every range by its summary (%d, %s summarized, "
+          "%s streamed, %s)" % (r.returncode, run["ranges_summarized"],
+                                run["ranges_descended"], r.stderr[-400:]))
+    bad = [k for k in ids if script_value(env, k, "", False) != (1, summary_hash(k, k, None))]
+    check(bad == [], "no version: the script's hash (params.v \"\") is the stated "
+          "function's no-version form (%s)" % bad)
+    env.bulk([{"delete": {"_id": "a05"}}, {"index": {"_id": "a05x"}},
+              {"mongo_id": "a05x", "title": "t"}])
+    rs, runs, ss = dry(env, "auto", RECONCILE_CHUNK_SIZE=10, **nv)
+    rm, runm, sm = dry(env, "merge", RECONCILE_CHUNK_SIZE=10, **nv)
+    check(runs["verify"] == "summary" and runs["verify_note"] is None and ss == sm and
+          [x[:2] for x in ss] == [("missing", "a05"), ("orphan", "a05x")],
+          "no version: auto summarizes, and finds what merge finds (%s, %s; %s vs %s)"
+          % (runs["verify"], runs["verify_note"], ss, sm))
+
+
 def not_qualified(env):
     """Mirrors the script cannot verify: auto merges and says why."""
     env.create_index({"region": {"type": "keyword"}, "ver": {"type": "keyword"}})
@@ -425,6 +456,34 @@ def not_qualified(env):
           and run["missing_count"] == 5,
           "mixed id classes: auto merges the rest and journals why (%s; %s)"
           % (run["verify_note"], r.stderr[-300:]))
+
+
+def looked_up_classes(env):
+    """Ids that are looked up, not merged (QA20 F8): an int-only collection
+    journals verify merge with a note naming numbers (not "several
+    classes"), and so does one of ints, strings and ObjectIds, whose whole
+    pass merged: no range was summarized."""
+    env.create_index()
+    insert(env, [{"_id": i, "updatedAt": date(DATE0 + i)} for i in range(300)])
+    r = env.run("check", RECONCILE_VERIFY="merge")
+    check(r.returncode == 0, "int ids: the first check (%s)" % r.stderr[-300:])
+    for mode in ("auto", "summary"):
+        r, run, s = dry(env, mode)
+        note = run["verify_note"] or ""
+        check(run["verify"] == "merge" and "numbers" in note and "several" not in note and
+              run["ranges_summarized"] == 0 and s == [],
+              "int ids (%s): verify merge, the note names numbers (%s: %s)"
+              % (mode, run["verify"], note))
+    r = env.run("show", str(run["id"]))
+    check("verified   by merge" in r.stdout and "range summaries" not in r.stdout,
+          "int ids: show says verified by merge (%s)" % r.stdout[:900])
+    insert(env, [{"_id": "s%d" % i, "updatedAt": date(DATE0)} for i in range(5)] +
+           [{"_id": {"$oid": oid_key(i)}, "updatedAt": date(DATE0)} for i in range(5)])
+    r, run, s = dry(env, "auto")
+    check(run["verify"] == "merge" and run["ranges_summarized"] == 0 and
+          run["missing_count"] == 10,
+          "ints, strings, ObjectIds: verify merge, no range summarized (%s: %s)"
+          % (run["verify"], run["verify_note"]))
 
 
 def no_painless(env):
@@ -545,8 +604,8 @@ def shown(env):
 
 
 scenarios = [exactness(c, s) for c in ("oid", "string") for s in (1, 2)]
-scenarios += [alias_duplicates, keys_only_descent, hash_forms, hash_forms_oid_long, not_qualified, killed_resume,
-              shown, no_painless]
+scenarios += [alias_duplicates, keys_only_descent, hash_forms, hash_forms_oid_long, no_version,
+              not_qualified, looked_up_classes, killed_resume, shown, no_painless]
 # a name on the command line runs just the scenarios whose names hold it
 only = sys.argv[1:]
 run_all([x for x in scenarios

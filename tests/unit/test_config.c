@@ -330,6 +330,41 @@ test_run_changes(void)
 	unsetenv("RECONCILE_ORPHANS");
 }
 
+/* OPENSEARCH_INDEX_OWNED_FIELDS has one meaning or is refused (QA20 F9). */
+static void
+test_owned_fields(void)
+{
+	static const struct {
+		const char *value, *stored;
+	} ok[] = {{"", ""},           {" ", ""},
+	          {" \t ", ""},       {"none", "none"},
+	          {" none ", "none"}, {"embedding", "embedding"},
+	          {"a, b", "a, b"},   {"nonexistent", "nonexistent"}};
+	const char *name = "OPENSEARCH_INDEX_OWNED_FIELDS";
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config *c = NULL;
+		struct rerror e = {0};
+		setenv(name, ok[i].value, 1);
+		CHECK(config_load(&c, NULL, &e) == RC_OK &&
+		      strcmp(c->owned_fields, ok[i].stored) == 0);
+		if (c == NULL)
+			fprintf(stderr, "  \"%s\": %s\n", ok[i].value, e.message);
+		config_free(c);
+	}
+	unsetenv(name);
+	bad(name, "none,embedding", "stands alone");
+	bad(name, "embedding, none", "stands alone");
+	bad(name, "NONE", "lowercase");
+	bad(name, "None", "lowercase");
+	bad(name, "embedding,embedding", "embedding is given twice");
+	bad(name, "a, b ,a", "a is given twice");
+	bad(name, "_id", "_id is metadata");
+	bad(name, "embedding,_routing", "_routing is metadata");
+	bad(name, "a,,b", "expected");
+	bad(name, "a.b", "expected");
+}
+
 int
 main(void)
 {
@@ -340,5 +375,6 @@ main(void)
 	test_docs_match();
 	test_write_settings();
 	test_run_changes();
+	test_owned_fields();
 	return check_done("test_config");
 }

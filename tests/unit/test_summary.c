@@ -3,6 +3,7 @@
  * script against the same function), versions, the plan of a chunk's
  * ranges and the parse of the script's answer. */
 #include "check.h"
+#include "opensearch_summary.h"
 #include "summary.h"
 
 #include <stdint.h>
@@ -29,6 +30,13 @@ test_vectors(void)
 	    {"", "", true, 0, 0x618e669a88981fa6ULL},
 	    {"𐍈", "𐍈", true, 9007199254740991LL, 0x4e821e291c75fdf7ULL},
 	    {"a", "a", true, INT64_MIN, 0x39169d788a4a3523ULL},
+	    /* no version (RECONCILE_VERSION_FIELD empty, or the copy lacks it):
+	     * unit 2, what the script gives with params.v "" (QA20 F3) */
+	    {"é😀x", "é😀x", false, 0, 0x444b6181e573e11eULL},
+	    {"507f1f77bcf86cd799439011", "507f1f77bcf86cd799439011", false, 0,
+	     0x7b1854571072e00cULL},
+	    {"k", "auto-1", false, 0, 0x5fcdf98a20c1e8b4ULL},
+	    {"", "", false, 0, 0x88c8df212e94f520ULL},
 	};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -93,11 +101,34 @@ test_plan(void)
 	r[1].os_sum = r[1].sum;
 	CHECK(!summary_equal(&r[1]));
 	free(r);
-	/* no versions compared: every range can be summarized */
+	/* no versions compared: every range can be summarized, each id
+	 * hashed in the no-version form whatever its document holds */
 	CHECK(summary_plan(&r, &n, &m, NULL, 10, false) == RC_OK);
 	CHECK(n == 1 && r[0].lo == NULL && r[0].summarizable && r[0].count == 5);
+	sum = 0;
+	for (size_t i = 0; i < 5; i++)
+		sum += summary_hash(ids[i], 1, ids[i], 1, false, 0);
+	CHECK(n == 1 && r[0].sum == sum);
 	free(r);
 	idlist_free(&m);
+}
+
+/* Which probe answers are the cluster refusing scripts, and which a
+ * script that ran and failed (QA20 F3: a null param was blamed on the
+ * cluster). */
+static void
+test_refused(void)
+{
+	CHECK(opensearch_summary_refused(
+	    "illegal_argument_exception: script_lang not supported [painless]"));
+	CHECK(opensearch_summary_refused(
+	    "illegal_argument_exception: cannot execute [inline] scripts"));
+	CHECK(opensearch_summary_refused(
+	    "illegal_argument_exception: cannot execute scripts using [aggs] context"));
+	CHECK(!opensearch_summary_refused("null_pointer_exception: Cannot invoke "
+	                                  "\"Object.getClass()\" because \"original\" is null"));
+	CHECK(!opensearch_summary_refused("script_exception: runtime error"));
+	CHECK(!opensearch_summary_refused(NULL));
 }
 
 static void
@@ -122,5 +153,6 @@ main(void)
 	test_version();
 	test_plan();
 	test_parse();
+	test_refused();
 	return check_done("test_summary");
 }
