@@ -195,6 +195,18 @@ lag_mark(struct stream *st, int64_t from)
 	pthread_mutex_unlock(&st->mu);
 }
 
+/* The stream stops reading for a while (a catch-up runs, it reopens after
+ * an error): caught up so far, it is behind from now on, as far as it can
+ * tell. */
+static void
+lag_pause(struct stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	if (st->lag_from == 0)
+		st->lag_from = util_now_ms() / 1000;
+	pthread_mutex_unlock(&st->mu);
+}
+
 /* Journals the stream's place now (the token the server gave last), with
  * the counts of what was acknowledged. */
 static RC_MUST_CHECK rcode
@@ -297,6 +309,7 @@ catch_up(struct stream *st)
 	if ((rc = store_stream_gap_open(st->store, &gap, st->cfg->name)))
 		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
 	st->catchup_due = false;
+	lag_pause(st);
 	if (gap == 0)
 		return RC_OK;
 	bool exists = false;
@@ -806,6 +819,7 @@ mirror_main(void *arg)
 		        st->cfg->name, st->err.message, backoff);
 		stream_batch_clear(st);
 		st->ct_t = st->ct_i = 0; /* the dropped events' time is not the place's */
+		lag_pause(st);
 		pthread_mutex_lock(&st->mu);
 		st->reconnecting = true;
 		snprintf(st->error, sizeof(st->error), "%s", st->err.message);

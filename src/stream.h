@@ -42,7 +42,8 @@ struct stream_status {
 	bool catching_up;  /* a catch-up check runs: the stream waits for it */
 	bool reconnecting; /* running, waiting to reopen after error */
 	int64_t lag_s;     /* now - the oldest event read and not applied (the last applied
-	                    * while more come); 0 caught up; -1 not running */
+	                    * while more come; the pause's start while a catch-up runs or
+	                    * the stream reopens); 0 caught up; -1 not running */
 	char error[512];   /* the last failure ("": none) */
 };
 
