@@ -1782,9 +1782,46 @@ metric(void *ctx, const char *name, const char *labels, double value)
 		m->rc = buf_printf(m->out, "%s %.17g\n", name, value);
 }
 
-/* Live sync's series, family by family, for each mirror whose stream
- * runs here or was stopped here, or whose journal has a stream (a
- * `reconciler sync` of its own): up and lag only for the first. */
+/* One mirror's series of live sync's family (0 up, 1 lag, 2-3 events
+ * applied and failed, 4 gaps, 5 gaps open): for a mirror whose stream runs
+ * or ran here, or whose journal has a stream (a `reconciler sync` of its
+ * own); up and lag only for the first. */
+static void
+stream_series(struct metrics_ctx *m, int family, const char *labels, const struct stream_status *ss,
+              const struct store_stream *j)
+{
+	bool here = ss->state != STREAM_DISABLED;
+	char l2[200];
+
+	if (!here && !(j->token || j->batches || j->gaps || j->events_applied || j->events_failed))
+		return;
+	switch (family) {
+	case 0:
+		if (here)
+			metric(m, "reconciler_stream_up", labels,
+			       ss->state == STREAM_RUNNING ? 1 : 0);
+		break;
+	case 1:
+		if (here && ss->lag_s >= 0)
+			metric(m, "reconciler_stream_lag_seconds", labels, (double)ss->lag_s);
+		break;
+	case 2:
+	case 3:
+		snprintf(l2, sizeof(l2), "%s%soutcome=\"%s\"", labels, *labels ? "," : "",
+		         family == 2 ? "applied" : "failed");
+		metric(m, "reconciler_stream_events_total", l2,
+		       (double)(family == 2 ? j->events_applied : j->events_failed));
+		break;
+	case 4:
+		metric(m, "reconciler_stream_gaps_total", labels, (double)j->gaps);
+		break;
+	default:
+		metric(m, "reconciler_stream_gaps_open", labels, (double)j->open_gaps);
+		break;
+	}
+}
+
+/* Live sync's series, family by family (stream_series). */
 static RC_MUST_CHECK rcode
 stream_metrics(struct api *a, struct metrics_ctx *m)
 {
@@ -1801,34 +1838,12 @@ stream_metrics(struct api *a, struct metrics_ctx *m)
 		stream_tailer_status(a->mirrors[i].stream, &ss[i]);
 	for (int family = 0; rc == RC_OK && family < 6; family++)
 		for (size_t i = 0; i < a->n_mirrors; i++) {
-			const struct store_stream *j = &js[i];
-			bool here, journaled = j->token || j->batches || j->gaps ||
-			                       j->events_applied || j->events_failed;
-			const char *sep = a->labelled ? "," : "";
-			here = ss[i].state != STREAM_DISABLED;
 			if (a->labelled)
 				snprintf(labels, sizeof(labels), "mirror=\"%s\"",
 				         a->mirrors[i].cfg->name);
 			else
 				labels[0] = '\0';
-			if (family == 0 && here)
-				metric(m, "reconciler_stream_up", labels,
-				       ss[i].state == STREAM_RUNNING ? 1 : 0);
-			else if (family == 1 && here && ss[i].lag_s >= 0)
-				metric(m, "reconciler_stream_lag_seconds", labels,
-				       (double)ss[i].lag_s);
-			else if ((family == 2 || family == 3) && (here || journaled)) {
-				char l2[200];
-				snprintf(l2, sizeof(l2), "%s%soutcome=\"%s\"", labels, sep,
-				         family == 2 ? "applied" : "failed");
-				metric(
-				    m, "reconciler_stream_events_total", l2,
-				    (double)(family == 2 ? j->events_applied : j->events_failed));
-			} else if (family == 4 && (here || journaled))
-				metric(m, "reconciler_stream_gaps_total", labels, (double)j->gaps);
-			else if (family == 5 && (here || journaled))
-				metric(m, "reconciler_stream_gaps_open", labels,
-				       (double)j->open_gaps);
+			stream_series(m, family, labels, &ss[i], &js[i]);
 		}
 	for (size_t i = 0; js && i < a->n_mirrors; i++)
 		store_stream_clear(&js[i]);

@@ -398,7 +398,7 @@ RC_MUST_CHECK rcode store_stream_gaps_caught(struct store *s, const char *mirror
 /* One gap as journaled (stream_gaps); strings owned. */
 struct store_gap {
 	int64_t id;
-	char *reason; /* store_gap_reason_name's word */
+	char *reason;                                       /* store_gap_reason_name's word */
 	char *detail, *lost_from, *reopened_at, *closed_at; /* NULL: none */
 	int64_t catchup_run_id;                             /* 0: none yet */
 };
