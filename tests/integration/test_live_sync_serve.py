@@ -180,7 +180,7 @@ def serve_tails(env):
     check(rc == 0, "SIGTERM: serve exits 0 (%d)" % rc)
     err = srv.stderr()
     check("live sync stopped; its place is journaled" in err, "the stream says it stopped")
-    check(len(written) > 10, "the load wrote while serve stopped (%d rounds)" % len(written))
+    check(len(written) >= 3, "the load wrote while serve stopped (%d rounds)" % len(written))
     before = streams(env)
     srv = Serve(env, CHANGE_STREAM_ENABLED="true", API_TOKEN=TOKEN)
     try:
