@@ -7,7 +7,9 @@ with its catch-up, shows the stream at GET /api/mirrors/{m}/stream, in
 batch journaled (a restart loses nothing), starts and stops it through the
 API behind API_TOKEN (a restart from the journaled place opens no gap), and
 one sync per mirror stays exclusive (a `reconciler sync` holding the
-mirror: the service's stream is failed, saying why).
+mirror: the service's stream is failed, saying why), and with several
+mirrors one failing (FerretDB: no change streams) leaves the others running,
+every series labelled by mirror.
 
 When SecantusDB cannot be installed here the test says SKIP and passes."""
 import json
@@ -271,6 +273,53 @@ def exclusive(env):
             sync.stop()
 
 
+def two_mirrors(env):
+    """Two mirrors with live sync: b's server has no change streams
+    (FerretDB): b fails alone, a runs; the series say mirror="..."."""
+    path = harness.write(env, "reconciler.yaml", """
+mirrors:
+  - name: a
+    mongodb_collection: ads
+    opensearch_index: %s
+    change_stream_enabled: true
+  - name: b
+    mongodb_uri: "%s"
+    mongodb_collection: users
+    opensearch_index: %s_b
+    change_stream_enabled: true
+  - name: c
+    mongodb_collection: other
+    opensearch_index: %s_c
+""" % (env.index, env.ferretdb_uri, env.index, env.index))
+    env.env["RECONCILER_CONFIG"] = path
+    env.create_index()
+    srv = Serve(env, API_TOKEN=TOKEN)
+    try:
+        def state(m):
+            return srv.http("GET", "/api/mirrors/%s/stream" % m, TOKEN)[1]["state"]
+        wait_for(lambda: state("b") == "failed" and state("a") == "running", "b fails, a runs")
+        check(state("c") == "disabled", "c has no live sync")
+        err = srv.http("GET", "/api/mirrors/b/stream", TOKEN)[1]["error"]
+        check("change stream" in err and "FerretDB" in err, "b says why: %r" % err)
+        insert(env, [doc(i) for i in range(5)])
+        wait_for(lambda: len(env.os_docs()) == 5, "a's changes reach its index")
+        st, text = srv.http("GET", "/metrics", TOKEN)
+        check(metric(text, "reconciler_stream_up", mirror="a") == 1
+              and metric(text, "reconciler_stream_up", mirror="b") == 0
+              and metric(text, "reconciler_stream_up", mirror="c") is None,
+              "reconciler_stream_up by mirror: a 1, b 0, c none")
+        check(metric(text, "reconciler_stream_events_total", mirror="a", outcome="applied")
+              is not None, "events by mirror and outcome")
+        st, body = srv.http("GET", "/api/mirrors", TOKEN)
+        check([m["stream"]["state"] for m in body["mirrors"]] == ["running", "failed", "disabled"],
+              "/api/mirrors: each mirror's stream")
+    finally:
+        rc = srv.stop()
+        env.os("DELETE", "/%s_b" % env.index)
+        env.os("DELETE", "/%s_c" % env.index)
+    check(rc == 0, "serve exits 0 (%d)" % rc)
+
+
 def main():
     sec = Secantus(retention=3600)
     try:
@@ -279,7 +328,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [serve_tails, api_start_stop, exclusive]
+        scenarios = [serve_tails, api_start_stop, exclusive, two_mirrors]
         only = os.environ.get("LIVE_SYNC_ONLY")
         for fn in scenarios:
             if only and fn.__name__ != only:
@@ -287,6 +336,7 @@ def main():
             env = None
             try:
                 env = Env(fn.__name__)
+                env.ferretdb_uri = env.env["MONGODB_URI"]
                 env.env["MONGODB_URI"] = sec.uri
                 fn(env)
             except Exception as e:
