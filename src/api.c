@@ -18,6 +18,7 @@
 #include "report.h"
 #include "scheduler.h"
 #include "store.h"
+#include "stream.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -585,6 +586,146 @@ mirror_stats(struct api *a, const struct api_mirror *m, cJSON **stats, struct sc
 	return RC_OK;
 }
 
+/* ---- live sync ------------------------------------------------------------ */
+
+#define STREAM_GAPS_SHOWN   20    /* GET .../stream lists the open gaps and the newest closed */
+#define STREAM_STOP_WAIT_MS 10000 /* POST .../stream/stop waits this long for the batch */
+
+static void
+add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+	if (v && *v)
+		cJSON_AddStringToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* A gap of the journal as .../stream lists it. */
+static cJSON *
+gap_json(const struct store_gap *g)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "id", (double)g->id);
+	cJSON_AddStringToObject(o, "reason", g->reason);
+	add_str_or_null(o, "detail", g->detail);
+	add_str_or_null(o, "lostFrom", g->lost_from);
+	add_str_or_null(o, "reopenedAt", g->reopened_at);
+	add_count(o, "catchupRunId", g->catchup_run_id > 0 ? g->catchup_run_id : -1);
+	add_str_or_null(o, "closedAt", g->closed_at);
+	cJSON_AddBoolToObject(o, "open", g->closed_at == NULL);
+	return o;
+}
+
+/* A mirror's live sync into o: the tailer's state and lag, the journal's
+ * place and counts, and (gaps) its gaps. RC_ERR_STORE when the journal
+ * fails. */
+static RC_MUST_CHECK rcode
+stream_fill(cJSON *o, struct api *a, const struct api_mirror *m, bool gaps)
+{
+	struct stream_status ss;
+	struct store_stream js = {0};
+	struct store_gap *g = NULL;
+	size_t ng = 0;
+	rcode rc;
+
+	stream_tailer_status(m->stream, &ss);
+	pthread_mutex_lock(&a->store_mu);
+	rc = store_stream_get(a->store, &js, m->cfg->name);
+	if (rc == RC_OK && gaps)
+		rc = store_stream_gaps_list(a->store, &g, &ng, m->cfg->name, STREAM_GAPS_SHOWN);
+	pthread_mutex_unlock(&a->store_mu);
+	if (rc == RC_OK) {
+		cJSON_AddBoolToObject(o, "enabled", m->cfg->change_stream_enabled);
+		cJSON_AddStringToObject(o, "state", stream_state_name(ss.state));
+		cJSON_AddBoolToObject(o, "catchingUp", ss.catching_up);
+		cJSON_AddBoolToObject(o, "reconnecting", ss.reconnecting);
+		add_count(o, "lagSeconds", ss.lag_s);
+		add_str_or_null(o, "clusterTime", js.cluster_time);
+		cJSON_AddNumberToObject(o, "eventsApplied", (double)js.events_applied);
+		cJSON_AddNumberToObject(o, "eventsFailed", (double)js.events_failed);
+		cJSON_AddNumberToObject(o, "batches", (double)js.batches);
+		cJSON_AddNumberToObject(o, "gapsTotal", (double)js.gaps);
+		cJSON_AddNumberToObject(o, "gapsOpen", (double)js.open_gaps);
+		add_str_or_null(o, "error", ss.error);
+	}
+	if (rc == RC_OK && gaps) {
+		cJSON *list = cJSON_AddArrayToObject(o, "gaps");
+		for (size_t i = 0; i < ng; i++)
+			cJSON_AddItemToArray(list, gap_json(&g[i]));
+	}
+	store_stream_gaps_free(g, ng);
+	store_stream_clear(&js);
+	return rc ? RC_ERR_STORE : RC_OK;
+}
+
+static void
+h_stream(struct call *c)
+{
+	cJSON *o = ok_object();
+
+	cJSON_AddStringToObject(o, "mirror", c->mirror->cfg->name);
+	if (stream_fill(o, c->api, c->mirror, true)) {
+		cJSON_Delete(o);
+		reply_error(c, 500, "cannot read the journal");
+		return;
+	}
+	reply_json(c, 200, o);
+}
+
+/* The answer of start and stop: the stream as it is now. */
+static void
+reply_stream(struct call *c, int status, const char *message)
+{
+	cJSON *o = ok_object();
+
+	cJSON_AddStringToObject(o, "mirror", c->mirror->cfg->name);
+	cJSON_AddStringToObject(o, "message", message);
+	if (stream_fill(o, c->api, c->mirror, false)) {
+		cJSON_Delete(o);
+		reply_error(c, 500, "cannot read the journal");
+		return;
+	}
+	reply_json(c, status, o);
+}
+
+static void
+h_stream_start(struct call *c)
+{
+	struct rerror err = {0};
+	rcode rc = stream_tailer_start(c->mirror->stream, &err);
+
+	if (rc == RC_ERR_BUSY) {
+		reply_error(c, 409, "%s", err.message);
+		return;
+	}
+	if (rc) {
+		reply_error(c, 500, "%s", err.message);
+		return;
+	}
+	log_info("api: mirror %s: live sync started (until restart)", c->mirror->cfg->name);
+	reply_stream(c, 202, "live sync started (until restart)");
+}
+
+static void
+h_stream_stop(struct call *c)
+{
+	struct stream_status ss;
+
+	stream_tailer_status(c->mirror->stream, &ss);
+	if (ss.state != STREAM_RUNNING) {
+		reply_error(c, 409, "mirror %s: the stream is not running (%s)",
+		            c->mirror->cfg->name, stream_state_name(ss.state));
+		return;
+	}
+	log_info("api: mirror %s: live sync stopping (until restart)", c->mirror->cfg->name);
+	/* the batch being read is written and journaled first: a short wait */
+	if (stream_tailer_stop(c->mirror->stream, STREAM_STOP_WAIT_MS))
+		reply_stream(c, 200, "live sync stopped; every acknowledged batch is journaled");
+	else
+		reply_stream(c, 202, "live sync stopping after its batch");
+}
+
 /* One mirror as /api/mirrors shows it: what it mirrors, its status and its
  * newest run. NULL (and *rc) when the journal fails. */
 static cJSON *
@@ -609,6 +750,11 @@ mirror_json(struct api *a, const struct api_mirror *m, rcode *rc)
 	cJSON_AddStringToObject(o, "mongodbCollection", m->cfg->mongodb_collection);
 	cJSON_AddStringToObject(o, "opensearchIndex", m->cfg->opensearch_index);
 	cJSON_AddItemToObject(o, "stats", stats);
+	if ((*rc = stream_fill(cJSON_AddObjectToObject(o, "stream"), a, m, false))) {
+		cJSON_Delete(runs);
+		cJSON_Delete(o);
+		return NULL;
+	}
 	if (st.progress.active)
 		cJSON_AddItemToObject(o, "currentRun", progress_json(&st.progress));
 	else
@@ -1620,6 +1766,16 @@ metric(void *ctx, const char *name, const char *labels, double value)
 	    {"reconciler_schedule_interval_seconds", "gauge",
 	     "Time between scheduled runs (also while the schedule is off)."},
 	    {"reconciler_current_run_compared", "gauge", "Ids compared so far by the active run."},
+	    {"reconciler_stream_up", "gauge",
+	     "1 while the mirror's live sync runs in this service (0: stopped or failed)."},
+	    {"reconciler_stream_lag_seconds", "gauge",
+	     "Seconds since the cluster time of the oldest change the stream read and did not "
+	     "apply yet (0 caught up)."},
+	    {"reconciler_stream_events_total", "counter",
+	     "Change events written to the index by live sync, by outcome (applied, failed)."},
+	    {"reconciler_stream_gaps_total", "counter",
+	     "Gaps: times the stream lost its place and went on from now (closed by a catch-up)."},
+	    {"reconciler_stream_gaps_open", "gauge", "Gaps no catch-up run has closed yet."},
 	};
 
 	if (strcmp(m->last, name) != 0) {
@@ -1637,6 +1793,76 @@ metric(void *ctx, const char *name, const char *labels, double value)
 		m->rc = buf_printf(m->out, "%s{%s} %.17g\n", name, labels, value);
 	else
 		m->rc = buf_printf(m->out, "%s %.17g\n", name, value);
+}
+
+/* One mirror's series of live sync's family (0 up, 1 lag, 2-3 events
+ * applied and failed, 4 gaps, 5 gaps open): for a mirror whose stream runs
+ * or ran here, or whose journal has a stream (a `reconciler sync` of its
+ * own); up and lag only for the first. */
+static void
+stream_series(struct metrics_ctx *m, int family, const char *labels, const struct stream_status *ss,
+              const struct store_stream *j)
+{
+	bool here = ss->state != STREAM_DISABLED;
+	char l2[200];
+
+	if (!here && !(j->token || j->batches || j->gaps || j->events_applied || j->events_failed))
+		return;
+	switch (family) {
+	case 0:
+		if (here)
+			metric(m, "reconciler_stream_up", labels,
+			       ss->state == STREAM_RUNNING ? 1 : 0);
+		break;
+	case 1:
+		if (here && ss->lag_s >= 0)
+			metric(m, "reconciler_stream_lag_seconds", labels, (double)ss->lag_s);
+		break;
+	case 2:
+	case 3:
+		snprintf(l2, sizeof(l2), "%s%soutcome=\"%s\"", labels, *labels ? "," : "",
+		         family == 2 ? "applied" : "failed");
+		metric(m, "reconciler_stream_events_total", l2,
+		       (double)(family == 2 ? j->events_applied : j->events_failed));
+		break;
+	case 4:
+		metric(m, "reconciler_stream_gaps_total", labels, (double)j->gaps);
+		break;
+	default:
+		metric(m, "reconciler_stream_gaps_open", labels, (double)j->open_gaps);
+		break;
+	}
+}
+
+/* Live sync's series, family by family (stream_series). */
+static RC_MUST_CHECK rcode
+stream_metrics(struct api *a, struct metrics_ctx *m)
+{
+	struct stream_status *ss = calloc(a->n_mirrors ? a->n_mirrors : 1, sizeof(*ss));
+	struct store_stream *js = calloc(a->n_mirrors ? a->n_mirrors : 1, sizeof(*js));
+	char labels[160];
+	rcode rc = ss && js ? RC_OK : RC_ERR_NOMEM;
+
+	pthread_mutex_lock(&a->store_mu);
+	for (size_t i = 0; rc == RC_OK && i < a->n_mirrors; i++)
+		rc = store_stream_get(a->store, &js[i], a->mirrors[i].cfg->name);
+	pthread_mutex_unlock(&a->store_mu);
+	for (size_t i = 0; rc == RC_OK && i < a->n_mirrors; i++)
+		stream_tailer_status(a->mirrors[i].stream, &ss[i]);
+	for (int family = 0; rc == RC_OK && family < 6; family++)
+		for (size_t i = 0; i < a->n_mirrors; i++) {
+			if (a->labelled)
+				snprintf(labels, sizeof(labels), "mirror=\"%s\"",
+				         a->mirrors[i].cfg->name);
+			else
+				labels[0] = '\0';
+			stream_series(m, family, labels, &ss[i], &js[i]);
+		}
+	for (size_t i = 0; js && i < a->n_mirrors; i++)
+		store_stream_clear(&js[i]);
+	free(ss);
+	free(js);
+	return rc == RC_ERR_NOMEM ? rc : rc ? RC_ERR_STORE : RC_OK;
 }
 
 static void
@@ -1687,7 +1913,12 @@ h_metrics(struct call *c)
 		}
 	free(st);
 	free(names);
-	if (m.rc) {
+	if ((rc = stream_metrics(a, &m)) == RC_ERR_STORE) {
+		buf_free(&c->reply->text);
+		reply_error(c, 500, "cannot read the journal");
+		return;
+	}
+	if (m.rc || rc) {
 		buf_free(&c->reply->text);
 		reply_error(c, 500, "out of memory writing the metrics");
 		return;
@@ -1802,6 +2033,14 @@ const struct route api_routes[] = {
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
      "({doc}: the canonical id, percent-encoded)",
      NULL},
+    {"GET", "/api/mirrors/{m}/stream", h_stream,
+     "the mirror's live sync: state, lag, the last cluster time, events, gaps and their "
+     "catch-up runs",
+     NULL},
+    {"POST", "/api/mirrors/{m}/stream/start", h_stream_start,
+     "start tailing the mirror's change stream (until restart); 409 while it runs", NULL},
+    {"POST", "/api/mirrors/{m}/stream/stop", h_stream_stop,
+     "stop the mirror's live sync (its batch journaled first); 409 when it does not run", NULL},
     {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)", NULL},
     {"GET", "/ui", h_ui, "the dashboard page (also GET / when Accept prefers text/html)", NULL},
     {"GET", "/ui/{id}", h_ui, "a file of the dashboard page (app.js, app.css, icon.svg)", NULL},

@@ -25,11 +25,14 @@
 struct engine_opts;
 struct scheduler;
 struct scheduler_slots;
+struct stream_tailer;
 
-/* One mirror of the service: its settings and the worker that runs it. */
+/* One mirror of the service: its settings, the worker that runs it and
+ * its change stream's tailer. */
 struct api_mirror {
 	const struct config *cfg;
 	struct scheduler *sched;
+	struct stream_tailer *stream;    /* live sync (CHANGE_STREAM_ENABLED, the API) */
 	struct probe_conns health_conns; /* kept open between health probes */
 };
 

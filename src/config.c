@@ -313,6 +313,9 @@ static const struct cfg_entry cfg_table[] = {
                 1000, 30 * DAY_MS, "time between count comparisons"),
     INT_SETTING("COUNT_MONITOR_THRESHOLD", count_monitor_threshold, CFG_MIRROR, "100", 0,
                 1000000000, "count difference that starts a run"),
+    BOOL_SETTING("CHANGE_STREAM_ENABLED", change_stream_enabled, CFG_MIRROR, "false",
+                 "live sync in the service: reconciler serve tails the mirror's change stream "
+                 "beside its schedule (as reconciler sync does); the API starts and stops it"),
     INT_SETTING("CHANGE_STREAM_BATCH_MS", change_stream_batch_ms, CFG_MIRROR, "500", 10, 60000,
                 "live sync (reconciler sync): longest an event waits for its _bulk batch "
                 "(batches are also cut by SYNC_BATCH_SIZE and SYNC_BATCH_SIZE_BYTES)"),

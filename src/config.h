@@ -108,6 +108,7 @@ struct config {
 	int64_t lease_ttl_ms; /* RECONCILE_LEASE_TTL_MS */
 	int log_level;        /* enum log_level */
 	char *log_dir;
+	bool change_stream_enabled;     /* live sync: serve tails the change stream */
 	int64_t change_stream_batch_ms; /* live sync: the time bound of a batch */
 	bool change_stream_catchup;     /* live sync: a gap runs a check */
 };

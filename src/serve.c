@@ -6,10 +6,15 @@
  * body members the routes read and the mirror resolver (api.c's), so http.c
  * never calls api.c.
  *
+ * Live sync: a mirror with CHANGE_STREAM_ENABLED has its change stream
+ * tailed beside its scheduler (stream.h's tailer: the loop of `reconciler
+ * sync`, in a thread of its own); the API starts and stops it.
+ *
  * Shutdown (SIGTERM/SIGINT): stop accepting, interrupt the runs after their
- * in-flight batch, exit 0 within 10 s; a second signal exits at once (a run
+ * in-flight batch and stop the streams (the batch being read written and
+ * journaled), exit 0 within 10 s; a second signal exits at once (a run
  * still running is marked interrupted first, so it resumes at the next
- * start).
+ * start; a stream resumes from its last journaled place).
  */
 #include "serve.h"
 #include "api.h"
@@ -18,6 +23,7 @@
 #include "log.h"
 #include "scheduler.h"
 #include "store.h"
+#include "stream.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -136,7 +142,9 @@ mirrors_start(struct api *a, const struct config_set *set, size_t *resuming, siz
 			return false;
 		}
 		a->n_mirrors = i + 1; /* started or not, freed at out */
-		if (scheduler_start(m->sched, unfinished, &err)) {
+		if (scheduler_start(m->sched, unfinished, &err) ||
+		    stream_tailer_new(&m->stream, m->cfg, &err) ||
+		    (m->cfg->change_stream_enabled && stream_tailer_start(m->stream, &err))) {
 			log_error("%s", err.message);
 			return false;
 		}
@@ -196,12 +204,18 @@ shutdown_runs(struct api *a, struct MHD_Daemon *d)
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
 	/* every mirror told first, so they stop together within the one wait */
-	for (size_t i = 0; i < a->n_mirrors; i++)
+	for (size_t i = 0; i < a->n_mirrors; i++) {
 		scheduler_stop(a->mirrors[i].sched);
+		stream_tailer_signal(a->mirrors[i].stream);
+	}
 	int64_t deadline = util_now_ms() + SHUTDOWN_WAIT_MS;
 	for (size_t i = 0; i < a->n_mirrors; i++) {
 		int64_t left = deadline - util_now_ms();
 		all_stopped &= scheduler_shutdown(a->mirrors[i].sched, left > 0 ? left : 0);
+		left = deadline - util_now_ms();
+		/* a stream not stopped in time loses nothing: it resumes from its
+		 * last journaled place */
+		all_stopped &= stream_tailer_stop(a->mirrors[i].stream, left > 0 ? left : 0);
 	}
 	if (all_stopped)
 		return;
@@ -306,11 +320,14 @@ out:
 		MHD_stop_daemon(d);
 	if (sock >= 0)
 		close(sock);
-	for (size_t i = 0; i < a.n_mirrors; i++)
+	for (size_t i = 0; i < a.n_mirrors; i++) {
 		scheduler_stop(a.mirrors[i].sched);
+		stream_tailer_signal(a.mirrors[i].stream);
+	}
 	for (size_t i = 0; i < a.n_mirrors; i++) {
 		scheduler_shutdown(a.mirrors[i].sched, SHUTDOWN_WAIT_MS);
 		scheduler_free(a.mirrors[i].sched);
+		stream_tailer_free(a.mirrors[i].stream);
 	}
 	for (size_t i = 0; a.mirrors && i < set->n_mirrors; i++)
 		probe_conns_close(&a.mirrors[i].health_conns);

@@ -2040,6 +2040,79 @@ store_stream_gaps_caught(struct store *s, const char *mirror, int64_t gap_max, i
 	               "ntti", run_id > 0 ? run_id : -1, closed ? ts : NULL, mirror, gap_max);
 }
 
+void
+store_stream_gaps_free(struct store_gap *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].reason);
+		free(v[i].detail);
+		free(v[i].lost_from);
+		free(v[i].reopened_at);
+		free(v[i].closed_at);
+	}
+	free(v);
+}
+
+rcode
+store_stream_gaps_list(struct store *s, struct store_gap **out, size_t *n, const char *mirror,
+                       int64_t limit)
+{
+	/* open gaps first (they matter), newest first */
+	static const char sql[] =
+	    "SELECT id, reason, detail, lost_from, reopened_at, catchup_run_id, closed_at "
+	    "FROM stream_gaps WHERE mirror = ?1 "
+	    "ORDER BY closed_at IS NOT NULL, id DESC LIMIT ?2";
+	struct store_gap *v = NULL;
+	size_t cap = 0;
+	sqlite3_stmt *st;
+	rcode rc;
+	int step = SQLITE_DONE;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = stmt_take(s, &st, sql)))
+		return rc;
+	if (sqlite3_bind_text(st, 1, mirror, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, limit) != SQLITE_OK) {
+		stmt_give(s, sql, st);
+		return RC_ERR_STORE;
+	}
+	while (rc == RC_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t c = cap ? cap * 2 : 8;
+			struct store_gap *p = realloc(v, c * sizeof(*v));
+			if (p == NULL) {
+				rc = RC_ERR_NOMEM;
+				break;
+			}
+			v = p;
+			cap = c;
+		}
+		struct store_gap *g = &v[(*n)++];
+		*g = (struct store_gap){.id = sqlite3_column_int64(st, 0),
+		                        .reason = col_text(st, 1),
+		                        .detail = col_text(st, 2),
+		                        .lost_from = col_text(st, 3),
+		                        .reopened_at = col_text(st, 4),
+		                        .catchup_run_id = sqlite3_column_int64(st, 5),
+		                        .closed_at = col_text(st, 6)};
+		if (g->reason == NULL || g->reopened_at == NULL)
+			rc = RC_ERR_NOMEM;
+	}
+	if (rc == RC_OK && step != SQLITE_DONE) {
+		log_db_error(s, "cannot read a stream's gaps");
+		rc = RC_ERR_STORE;
+	}
+	stmt_give(s, sql, st);
+	if (rc) {
+		store_stream_gaps_free(v, *n);
+		*n = 0;
+		return rc;
+	}
+	*out = v;
+	return RC_OK;
+}
+
 rcode
 store_stream_set_target(struct store *s, const char *mirror, const char *target)
 {

@@ -404,6 +404,18 @@ RC_MUST_CHECK rcode store_stream_set_target(struct store *s, const char *mirror,
  * compared the whole mirror after the stream was open again. *closed: how
  * many. */
 RC_MUST_CHECK rcode store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror);
+/* One gap as journaled (stream_gaps); strings owned. */
+struct store_gap {
+	int64_t id;
+	char *reason;                                       /* store_gap_reason_name's word */
+	char *detail, *lost_from, *reopened_at, *closed_at; /* NULL: none */
+	int64_t catchup_run_id;                             /* 0: none yet */
+};
+/* The mirror's gaps, newest first, at most limit: every open one, then
+ * closed ones up to limit (*out NULL when none). */
+RC_MUST_CHECK rcode store_stream_gaps_list(struct store *s, struct store_gap **out, size_t *n,
+                                           const char *mirror, int64_t limit);
+void store_stream_gaps_free(struct store_gap *v, size_t n);
 /* The newest open gap's id (0: none). */
 RC_MUST_CHECK rcode store_stream_gap_open(struct store *s, int64_t *gap_id, const char *mirror);
 

@@ -48,6 +48,17 @@
  * deletes, a stop: tried again). Any other failure (a lost connection, the
  * index unreachable past SYNC_MAX_RETRIES) drops the batch not committed
  * and reopens the stream from the journaled place, with backoff.
+ *
+ * Two ways in, one loop (mirror_main): `reconciler sync` (stream_sync: a
+ * thread per mirror, one stop flag for all, the first fatal error ends the
+ * command) and the service's tailer (stream_tailer_*: serve's mirrors with
+ * CHANGE_STREAM_ENABLED, started and stopped by the API; a thread and stop
+ * flag of its own, a fatal error ends that mirror's stream only, as
+ * "failed"). Either way the stream lock keeps one tailer per mirror. The
+ * tailer also keeps what GET /api/mirrors/{m}/stream shows: the lag counts
+ * from the cluster time of the oldest event read and not yet applied (the
+ * last applied while events keep coming; 0 once the server has nothing
+ * more), and the error the stream last reopened after.
  */
 #include "stream_int.h"
 
@@ -174,6 +185,28 @@ stream_match_stage(bson_t *out, bool *built, const char *filter, struct rerror *
 	return RC_OK;
 }
 
+/* Where the lag counts from now (the service's status): a cluster time in
+ * seconds, 0 when the stream is caught up. */
+static void
+lag_mark(struct stream *st, int64_t from)
+{
+	pthread_mutex_lock(&st->mu);
+	st->lag_from = from;
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* The stream stops reading for a while (a catch-up runs, it reopens after
+ * an error): caught up so far, it is behind from now on, as far as it can
+ * tell. */
+static void
+lag_pause(struct stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	if (st->lag_from == 0)
+		st->lag_from = util_now_ms() / 1000;
+	pthread_mutex_unlock(&st->mu);
+}
+
 /* Journals the stream's place now (the token the server gave last), with
  * the counts of what was acknowledged. */
 static RC_MUST_CHECK rcode
@@ -221,6 +254,7 @@ flush(struct stream *st)
 	if (rc == RC_OK) {
 		st->applied += applied;
 		st->failed += failed;
+		lag_mark(st, st->ct_t); /* applied; more may be waiting */
 		log_msg(LOG_DEBUG, 0,
 		        "mirror %s: live sync: %" PRId64 " events applied, %" PRId64 " failed",
 		        st->cfg->name, applied, failed);
@@ -283,6 +317,7 @@ catch_up(struct stream *st)
 	if ((rc = store_stream_gap_open(st->store, &gap, st->cfg->name)))
 		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
 	st->catchup_due = false;
+	lag_pause(st);
 	if (gap == 0) {
 		st->catchup_held = false;
 		return RC_OK;
@@ -599,6 +634,8 @@ take_event(struct stream *st, const bson_t *ev)
 	if (bson_iter_init(&it, ev) && bson_iter_find_descendant(&it, "clusterTime", &it) &&
 	    BSON_ITER_HOLDS_TIMESTAMP(&it))
 		bson_iter_timestamp(&it, &st->ct_t, &st->ct_i);
+	if (st->n == 0) /* the oldest event not applied */
+		lag_mark(st, st->ct_t);
 	if (!bson_iter_init(&it, ev) || !bson_iter_find_descendant(&it, "documentKey._id", &it))
 		return RC_OK;
 	if ((rc = doc_id_canonical(bson_iter_value(&it), &id, &type))) {
@@ -681,6 +718,8 @@ tail(struct stream *st)
 			break;
 		if (ev && (rc = take_event(st, ev)))
 			break;
+		if (ev == NULL && st->n == 0) /* the server had nothing more: caught up */
+			lag_mark(st, 0);
 		now = util_mono_ms();
 		report(st, now);
 		if (st->n && now - st->first_ms >= st->cfg->change_stream_batch_ms)
@@ -732,10 +771,11 @@ lock_stream(struct stream *st)
 	snprintf(name, sizeof(name), "%s.stream", st->cfg->name);
 	if (store_lock(st->store, &holder, name, &e) == RC_OK)
 		return RC_OK;
-	return rerror_set(&st->err, RC_ERR_BUSY,
-	                  "mirror %s: another reconciler sync tails this mirror's change stream "
-	                  "with the journal %s (%s)",
-	                  st->cfg->name, st->cfg->state_db, e.message);
+	return rerror_set(
+	    &st->err, RC_ERR_BUSY,
+	    "mirror %s: another reconciler sync (or serve) tails this mirror's change "
+	    "stream with the journal %s (%s)",
+	    st->cfg->name, st->cfg->state_db, e.message);
 }
 
 /* One change stream opened and closed: RC_ERR_CONFIG when the server
@@ -844,6 +884,9 @@ mirror_main(void *arg)
 		}
 		if (rc == RC_OK && (rc = open_stream(st)) == RC_OK) {
 			backoff = 1000;
+			pthread_mutex_lock(&st->mu);
+			st->reconnecting = false;
+			pthread_mutex_unlock(&st->mu);
 			rc = tail(st);
 		}
 		if (rc == RC_OK || fatal(rc) || *st->stop)
@@ -855,7 +898,12 @@ mirror_main(void *arg)
 		        st->cfg->name, st->err.message, backoff);
 		stream_batch_clear(st);
 		st->ct_t = st->ct_i = 0; /* the dropped events' time is not the place's */
+		lag_pause(st);
+		pthread_mutex_lock(&st->mu);
+		st->reconnecting = true;
+		snprintf(st->error, sizeof(st->error), "%s", st->err.message);
 		st->err = (struct rerror){0};
+		pthread_mutex_unlock(&st->mu);
 		util_sleep_ms(backoff, st->stop);
 		backoff = backoff * 2 > STREAM_BACKOFF_MAX_MS ? STREAM_BACKOFF_MAX_MS : backoff * 2;
 		rc = RC_OK;
@@ -865,12 +913,30 @@ mirror_main(void *arg)
 	if (rc == RC_OK)
 		log_msg(LOG_INFO, 0, "mirror %s: live sync stopped; its place is journaled",
 		        st->cfg->name);
+	else if (st->in_service)
+		log_msg(LOG_ERROR, 0,
+		        "mirror %s: live sync ended: %s (the service goes on; POST "
+		        "/api/mirrors/%s/stream/start tries again)",
+		        st->cfg->name, st->err.message, st->cfg->name);
 	st->rc = rc;
 	if (fatal(rc))
 		*st->stop = 1; /* one mirror's setting ends the command: the others stop too */
 	teardown(st);
+	pthread_mutex_lock(&st->mu); /* rc, err and done seen together */
 	st->done = 1;
+	pthread_mutex_unlock(&st->mu);
 	return NULL;
+}
+
+/* A stop reaches a catch-up run through its engine: interrupted after
+ * its in-flight batch (the gap stays open). */
+static void
+stop_catchup(struct stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	if (st->catchup)
+		engine_stop(st->catchup, false);
+	pthread_mutex_unlock(&st->mu);
 }
 
 rcode
@@ -907,12 +973,8 @@ stream_sync(const struct config *const *mirrors, size_t n, volatile int *stop, s
 		all = true;
 		for (size_t i = 0; i < started; i++) {
 			all = all && v[i].done;
-			if (*stop) {
-				pthread_mutex_lock(&v[i].mu);
-				if (v[i].catchup)
-					engine_stop(v[i].catchup, false);
-				pthread_mutex_unlock(&v[i].mu);
-			}
+			if (*stop)
+				stop_catchup(&v[i]);
 		}
 		if (!all)
 			util_sleep_ms(100, NULL);
@@ -928,4 +990,188 @@ stream_sync(const struct config *const *mirrors, size_t n, volatile int *stop, s
 		pthread_mutex_destroy(&v[i].mu);
 	free(v);
 	return rc;
+}
+
+/* ---- the service's tailer ------------------------------------------------- */
+
+static const char *const state_names[] = {
+    [STREAM_DISABLED] = "disabled",
+    [STREAM_RUNNING] = "running",
+    [STREAM_STOPPED] = "stopped",
+    [STREAM_FAILED] = "failed",
+};
+
+const char *
+stream_state_name(enum stream_state s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s]
+	                                                                  : "unknown";
+}
+
+/* One mirror's tailer in the service: a struct stream per start (a fresh
+ * one each time, so no state of a previous start leaks into the next),
+ * kept after its thread ended until the next start, stop or free, so the
+ * status can say why it ended. */
+struct stream_tailer {
+	const struct config *cfg;
+	pthread_mutex_t mu; /* st and state: the API's threads against start/stop */
+	struct stream *st;  /* NULL: never started, or joined */
+	volatile int stop;
+	enum stream_state state; /* when st is NULL */
+	char error[sizeof(((struct rerror *)0)->message)];
+};
+
+rcode
+stream_tailer_new(struct stream_tailer **out, const struct config *cfg, struct rerror *err)
+{
+	struct stream_tailer *t = calloc(1, sizeof(*t));
+
+	*out = NULL;
+	if (t == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	t->cfg = cfg;
+	t->state = STREAM_DISABLED;
+	pthread_mutex_init(&t->mu, NULL);
+	*out = t;
+	return RC_OK;
+}
+
+/* The state of an ended thread. */
+static enum stream_state
+ended_state(const struct stream *st)
+{
+	return fatal(st->rc) ? STREAM_FAILED : STREAM_STOPPED;
+}
+
+/* Whether st's thread ended (its rc and err are final then). */
+static bool
+ended(struct stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	bool done = st->done;
+	pthread_mutex_unlock(&st->mu);
+	return done;
+}
+
+/* Joins an ended thread and keeps what it said (under t->mu). */
+static void
+reap(struct stream_tailer *t)
+{
+	if (t->st == NULL || !ended(t->st))
+		return;
+	pthread_join(t->st->thread, NULL);
+	t->state = ended_state(t->st);
+	snprintf(t->error, sizeof(t->error), "%s", t->st->rc ? t->st->err.message : "");
+	pthread_mutex_destroy(&t->st->mu);
+	free(t->st);
+	t->st = NULL;
+}
+
+rcode
+stream_tailer_start(struct stream_tailer *t, struct rerror *err)
+{
+	struct stream *st;
+	rcode rc = RC_OK;
+
+	pthread_mutex_lock(&t->mu);
+	reap(t);
+	if (t->st) {
+		rc = rerror_set(err, RC_ERR_BUSY, "mirror %s: the stream runs already",
+		                t->cfg->name);
+		goto out;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	t->stop = 0;
+	*st = (struct stream){.cfg = t->cfg, .stop = &t->stop, .in_service = true};
+	pthread_mutex_init(&st->mu, NULL);
+	if (pthread_create(&st->thread, NULL, mirror_main, st)) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		rc = rerror_set(err, RC_ERR_NOMEM, "cannot start a thread");
+		goto out;
+	}
+	t->st = st;
+	t->state = STREAM_RUNNING;
+	t->error[0] = '\0';
+out:
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+void
+stream_tailer_signal(struct stream_tailer *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->mu);
+	if (t->st) {
+		t->stop = 1;
+		stop_catchup(t->st);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool
+stream_tailer_stop(struct stream_tailer *t, int64_t wait_ms)
+{
+	int64_t end = util_mono_ms() + wait_ms;
+	bool stopped = false;
+
+	if (t == NULL)
+		return true;
+	for (;;) {
+		stream_tailer_signal(t); /* again: a catch-up may have begun since */
+		pthread_mutex_lock(&t->mu);
+		reap(t);
+		stopped = t->st == NULL;
+		pthread_mutex_unlock(&t->mu);
+		if (stopped || util_mono_ms() >= end)
+			return stopped;
+		util_sleep_ms(50, NULL);
+	}
+}
+
+/* NULL: disabled (a unit test's mirror without a tailer). */
+void
+stream_tailer_status(struct stream_tailer *t, struct stream_status *out)
+{
+	*out = (struct stream_status){.state = STREAM_DISABLED, .lag_s = -1};
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->mu);
+	out->state = t->state;
+	snprintf(out->error, sizeof(out->error), "%s", t->error);
+	if (t->st && ended(t->st)) {
+		out->state = ended_state(t->st);
+		snprintf(out->error, sizeof(out->error), "%s", t->st->rc ? t->st->err.message : "");
+	} else if (t->st) {
+		struct stream *st = t->st;
+		pthread_mutex_lock(&st->mu);
+		out->state = STREAM_RUNNING;
+		out->catching_up = st->catchup != NULL;
+		out->reconnecting = st->reconnecting;
+		snprintf(out->error, sizeof(out->error), "%s", st->error);
+		if (st->lag_from > 0) {
+			int64_t lag = util_now_ms() / 1000 - st->lag_from;
+			out->lag_s = lag > 0 ? lag : 0;
+		} else {
+			out->lag_s = 0;
+		}
+		pthread_mutex_unlock(&st->mu);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void
+stream_tailer_free(struct stream_tailer *t)
+{
+	if (t == NULL)
+		return;
+	while (!stream_tailer_stop(t, 60000))
+		log_msg(LOG_WARN, 0, "mirror %s: live sync: still stopping", t->cfg->name);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
 }

@@ -41,6 +41,7 @@ struct sev {
 struct stream {
 	const struct config *cfg;
 	volatile int *stop;
+	bool in_service; /* serve's tailer: it logs its own end (sync's caller says it) */
 	struct store *store;
 	struct mongo *mongo;
 	struct opensearch *os;
@@ -69,6 +70,10 @@ struct stream {
 	/* stop reaches a catch-up run through its engine */
 	pthread_mutex_t mu;
 	struct engine *catchup;
+	/* what the service shows (stream_tailer_status), under mu */
+	int64_t lag_from; /* cluster time (s) the lag counts from; 0: caught up */
+	bool reconnecting;
+	char error[sizeof(((struct rerror *)0)->message)]; /* the last error reopened after */
 	/* the thread's outcome */
 	pthread_t thread;
 	volatile int done;

@@ -418,12 +418,30 @@
       ', ' + when(run.startedAt) + (duration(run) !== null ? ', took ' + span(duration(run)) : ''));
   }
 
+  /* The mirror's live sync in one line (null when it has none here):
+   * state, lag and gaps (GET /api/mirrors' stream, docs/LIVE-SYNC.md). */
+  function streamLine(m) {
+    const s = m.stream;
+    if (!s || (s.state === 'disabled' && !s.gapsTotal)) return null;
+    let text = 'live sync ' + s.state;
+    if (s.state === 'running') {
+      text += s.catchingUp ? ', catching up' : s.reconnecting ? ', reconnecting' : '';
+      text += ', lag ' + (s.lagSeconds === null ? '?' : s.lagSeconds + ' s');
+    }
+    text += ' · ' + num(s.gapsTotal) + (s.gapsTotal === 1 ? ' gap' : ' gaps') +
+      (s.gapsOpen ? ', ' + num(s.gapsOpen) + ' open' : '');
+    const bad = s.state === 'failed' || s.state === 'stopped' || s.gapsOpen > 0 ||
+      (s.lagSeconds !== null && s.lagSeconds > 60);
+    return el('p', { class: 'card-stream' + (bad ? ' bad' : ''), title: s.error || '', text: text });
+  }
+
   function renderMirrors() {
     /* rebuilt only when what it shows changed: focus and clicks survive polls */
     const key = JSON.stringify([state.selected, state.chartMirror, state.orphanPolicy.size,
       state.mirrors.map((m) => [m.name, m.mongodbDatabase, m.mongodbCollection, m.opensearchIndex, m.lastRun,
         m.currentRun && [m.currentRun.runId, m.currentRun.phase, m.currentRun.compared, m.currentRun.mongoCount],
-        m.queued])]);
+        m.queued, m.stream && [m.stream.state, m.stream.lagSeconds, m.stream.gapsTotal,
+          m.stream.gapsOpen, m.stream.catchingUp, m.stream.reconnecting, m.stream.error]])]);
     renderRunning();
     if (key === state.mirrorsKey) return;
     state.mirrorsKey = key;
@@ -444,6 +462,7 @@
       el('h3', null, el('span', { text: m.name }), el('span', { class: 'badge ' + sync.cls, text: sync.text })),
       el('p', { class: 'muted' }, m.mongodbDatabase + '.' + m.mongodbCollection + ' → ' + m.opensearchIndex),
       lastRunLine(run, p),
+      streamLine(m),
       p ? el('p', { class: 'card-run' }, 'running ' + runLine(p)) : null,
       p ? el('progress', { max: total || 1, value: total ? Math.min(runDone(p), total) : 0 }) : null,
       m.queued ? el('p', { class: 'muted', text: 'a run waits for a slot' }) : null);

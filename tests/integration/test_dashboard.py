@@ -274,6 +274,14 @@ def main():
         card = page.text('.card[data-mirror="default"]')
         check("last run #3" in card and "dry run" in card and "drift" in card,
               "the card shows the last run and that the mirror drifts: %r" % card)
+        check("live sync" not in card, "no live sync line without live sync: %r" % card)
+        # live sync started on FerretDB (no change streams): failed, in one line
+        st, res, _ = svc.http("POST", "/api/mirrors/default/stream/start", headers=auth)
+        check(st == 202, "the stream started through the API: %s %r" % (st, res))
+        page.wait("the card's live sync line", lambda: "live sync failed" in page.text(
+            '.card[data-mirror="default"] .card-stream.bad'))
+        check("0 gaps" in page.text('.card[data-mirror="default"] .card-stream'),
+              "the line says the gaps")
 
         # the report of the check: the HTML id and the error message are text
         page.click('#history tbody tr[data-run-id="2"]')

@@ -65,9 +65,36 @@ test_match(void)
 	free(j);
 }
 
+/* The service's tailer before any start: disabled, no lag, stops and
+ * frees at once; the states' one name table. */
+static void
+test_tailer(void)
+{
+	struct config cfg = {.name = "ads"};
+	struct stream_tailer *t = NULL;
+	struct stream_status ss;
+	struct rerror err = {0};
+
+	CHECK(stream_tailer_new(&t, &cfg, &err) == RC_OK && t != NULL);
+	stream_tailer_status(t, &ss);
+	CHECK(ss.state == STREAM_DISABLED && ss.lag_s == -1 && !ss.catching_up && !ss.error[0]);
+	CHECK(stream_tailer_stop(t, 0)); /* not running: stopped at once */
+	stream_tailer_signal(t);
+	stream_tailer_free(t);
+	stream_tailer_free(NULL);
+	stream_tailer_status(NULL, &ss);
+	CHECK(ss.state == STREAM_DISABLED && ss.lag_s == -1);
+	CHECK_STR(stream_state_name(STREAM_DISABLED), "disabled");
+	CHECK_STR(stream_state_name(STREAM_RUNNING), "running");
+	CHECK_STR(stream_state_name(STREAM_STOPPED), "stopped");
+	CHECK_STR(stream_state_name(STREAM_FAILED), "failed");
+	CHECK_STR(stream_state_name((enum stream_state)9), "unknown");
+}
+
 int
 main(void)
 {
 	test_match();
+	test_tailer();
 	return check_done("test_stream");
 }
