@@ -508,7 +508,7 @@ open_stream(struct stream *st)
 		 * off the oplog, or another refusal, e.g. a token of another
 		 * collection): the place is lost either way; opened from now
 		 * below, where a server without change streams is told apart */
-		char why[sizeof(st->err.message)];
+		char why[sizeof(st->err.message) + 64];
 		snprintf(why, sizeof(why), "%s%s",
 		         history_lost(code) ? "" : "the server refused to resume from the place: ",
 		         st->err.message);
