@@ -39,6 +39,7 @@
 #include "opensearch.h"
 #include "probe.h"
 #include "report.h"
+#include "partition.h"
 #include "sample.h"
 #include "serve.h"
 #include "store.h"
@@ -73,10 +74,11 @@
 struct args {
 	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
 	const char *ids, *since, *mirror, *file, *kind;
-	int64_t limit;        /* 0: not given */
-	int64_t sample;       /* check --sample N; 0: not given */
-	int64_t seed;         /* --seed S; -1: not given */
-	char *const *operand; /* RUN_ID or ID */
+	const char *partition; /* check --partition K/N */
+	int64_t limit;         /* 0: not given */
+	int64_t sample;        /* check --sample N; 0: not given */
+	int64_t seed;          /* --seed S; -1: not given */
+	char *const *operand;  /* RUN_ID or ID */
 	int n_operands;
 };
 
@@ -593,6 +595,14 @@ cmd_check(const struct cli *cli)
 
 	if (cli->a->sample)
 		return cmd_sample(cli);
+	if (cli->a->partition) {
+		struct rerror err = {0};
+		if (partition_parse(&opts.partition_k, &opts.partition_n, cli->a->partition,
+		                    &err)) {
+			fprintf(stderr, "check: %s\n", err.message);
+			return EXIT_CONFIG;
+		}
+	}
 	if (opts.allow_deletes && (code = release_names_mirror(cli, "check")) != 0)
 		return code;
 	if (ids || since) /* args_conflict refused them with --dry-run or --full */
@@ -1270,6 +1280,7 @@ enum opt {
 	OPT_KIND,
 	OPT_SAMPLE,
 	OPT_SEED,
+	OPT_PARTITION,
 };
 
 #define O_MIRROR                                                                                   \
@@ -1294,6 +1305,7 @@ static const struct option o_check[] = {{"dry-run", no_argument, NULL, OPT_DRY_R
                                         {"allow-deletes", no_argument, NULL, OPT_ALLOW_DELETES},
                                         {"sample", required_argument, NULL, OPT_SAMPLE},
                                         {"seed", required_argument, NULL, OPT_SEED},
+                                        {"partition", required_argument, NULL, OPT_PARTITION},
                                         O_MIRROR,
                                         O_HELP,
                                         O_END};
@@ -1327,14 +1339,16 @@ static const struct command commands[] = {
      "run the service: HTTP API, each mirror's schedule, resume on start"},
     {"check", cmd_check, o_check, 0, 0,
      "check [--dry-run | --full | --ids FILE|- | --since TIME | --sample N [--seed S]] "
-     "[--allow-deletes] [--mirror NAME]",
+     "[--partition K/N] [--allow-deletes] [--mirror NAME]",
      "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
      "detect only, never writes; --full: re-index everything; --ids: just the ids in FILE, "
      "one a line, or - for stdin; --since: documents whose version field is newer than "
      "TIME, ISO 8601 (orphans need a full check); --sample N: an estimate of the drift "
      "rate from N (1 to 5000) random documents and N random index copies looked up on "
      "both sides, with a 95% Wilson score interval, a dry run of kind sample (--seed S: "
-     "the same draw again); one of them at most; --allow-deletes: release the brake on "
+     "the same draw again); one of them at most; --partition K/N: only key range K "
+     "(0-based) of N of a check or dry run, journaled as such, for a split run over N "
+     "processes (reconciler report --merge); --allow-deletes: release the brake on "
      "orphan deletes for this run). Exit 0 in sync or repaired (a sample: none of its "
      "documents drifted), 1 drift (dry run, sample), 2 error, 3 some documents not "
      "repaired, 4 held (the brake kept the orphan deletes), 78 bad configuration or input, "
@@ -1455,6 +1469,8 @@ take_option(struct args *a, const struct command *cmd, int c)
 		return take_once(cmd, &a->file, "--file");
 	case OPT_KIND:
 		return take_once(cmd, &a->kind, "--kind");
+	case OPT_PARTITION:
+		return take_once(cmd, &a->partition, "--partition");
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
@@ -1506,6 +1522,15 @@ args_conflict(const struct args *a, const struct command *cmd)
 		                              : "--allow-deletes");
 	if (a->seed >= 0 && !a->sample)
 		return usage_error(cmd, "%s", "--seed goes with --sample N (the draw's seed)");
+	/* a partition is a share of a pass: a check's or a dry run's */
+	if (a->partition && (a->full || a->ids || a->since || a->sample))
+		return usage_error(cmd,
+		                   "--partition and %s conflict: a partition is one key range of a "
+		                   "check's or a dry run's pass; give one",
+		                   a->full    ? "--full"
+		                   : a->ids   ? "--ids"
+		                   : a->since ? "--since"
+		                              : "--sample");
 	if (a->dry_run)
 		modes[n++] = "--dry-run";
 	if (a->full)

@@ -530,8 +530,11 @@ open_run(struct run *r)
 		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
 	/* one run per mirror across journals and hosts (lease.c); the journal
 	 * lock stays the first line, and nothing is begun without both */
+	char part[32];
+	snprintf(part, sizeof(part), "%d/%d", r->opts->partition_k, r->opts->partition_n);
 	if (rc == RC_OK)
-		rc = lease_acquire(&r->lease, r->cfg, lease_lost_stop, r->e, r->err);
+		rc = lease_acquire_part(&r->lease, r->cfg, r->opts->partition_n ? part : NULL,
+		                        lease_lost_stop, r->e, r->err);
 	return rc;
 }
 
@@ -716,9 +719,10 @@ run_steps(struct run *r)
 	if ((rc = mongo_open(&r->mongo, cfg->mongodb_uri, cfg->mongodb_database,
 	                     cfg->mongodb_collection, r->err)) ||
 	    (rc = mongo_set_filter(r->mongo, cfg->filter, r->err)) ||
-	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
-	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
-	    (rc = setup_keys(r)) || (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
+	    (rc = opensearch_open(&r->os, cfg, r->err)) || (rc = partition_setup(r)) ||
+	    (rc = setup_check_peers(r)) || (rc = run_set_phase(r, RUN_PHASE_COUNTING)) ||
+	    (rc = setup_count(r)) || (rc = setup_keys(r)) || (rc = partition_check_keys(r)) ||
+	    (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
 		return rc;
 	repair_setup(r);
 	if (!r->dry_run && r->kind != RUN_IDS &&
@@ -991,6 +995,7 @@ release_run(struct run *r)
 	free(r->peers_count);
 	free(r->cursor);
 	free(r->id_field);
+	partition_clear(&r->part);
 	lease_release(r->lease); /* given back before the journal lock */
 	store_free(r->store);    /* releases the journal lock */
 	transform_free(r->tf);
@@ -1010,6 +1015,10 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	 * not read whole from a stream */
 	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
 	memset(res, 0, sizeof(*res));
+	if (r.opts->partition_n > 0 && (kind == RUN_IDS || kind == RUN_FULL || r.opts->sample))
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "a partition is a check's or a dry run's, not a full re-index's "
+		                  "nor a targeted run's");
 	if (kind == RUN_IDS) {
 		/* checked once more here: every way in gets the same answer */
 		if ((rc = engine_opts_check(e->cfg, r.opts, err)) ||
