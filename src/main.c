@@ -40,6 +40,7 @@
 #include "probe.h"
 #include "report.h"
 #include "partition.h"
+#include "report_merge.h"
 #include "sample.h"
 #include "serve.h"
 #include "store.h"
@@ -73,6 +74,7 @@
  * set. */
 struct args {
 	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
+	bool merge; /* report --merge */
 	const char *ids, *since, *mirror, *file, *kind;
 	const char *partition; /* check --partition K/N */
 	int64_t limit;         /* 0: not given */
@@ -930,6 +932,41 @@ cmd_show(const struct cli *cli)
 	return rc ? EXIT_ERROR : 0;
 }
 
+/* `report --merge JOURNAL...`: a split run's journals, read only. */
+static int
+cmd_report(const struct cli *cli)
+{
+	struct rerror err = {0};
+	cJSON *m = NULL;
+	bool complete = false;
+	rcode rc;
+
+	if (!cli->a->merge) {
+		fprintf(stderr,
+		        "report: give --merge JOURNAL... (the journals of one split run)\n");
+		return EXIT_CONFIG;
+	}
+	rc = report_merge(&m, &complete, (const char *const *)cli->a->operand,
+	                  (size_t)cli->a->n_operands, &err);
+	if (rc == RC_OK && cli->a->ndjson)
+		rc = report_merge_ndjson(stdout, m, &err);
+	else if (rc == RC_OK && cli->a->json)
+		print_json(m);
+	else if (rc == RC_OK && report_merge_text(stdout, m))
+		rc = rerror_set(&err, RC_ERR_INTERNAL, "cannot write the report");
+	if (rc == RC_OK && !complete) {
+		cJSON *p;
+		cJSON_ArrayForEach(p, cJSON_GetObjectItem(m, "problems"))
+		    fprintf(stderr, "report: %s\n", cJSON_GetStringValue(p));
+	}
+	cJSON_Delete(m);
+	if (rc) {
+		fprintf(stderr, "report: %s\n", err.message[0] ? err.message : rcode_name(rc));
+		return EXIT_ERROR;
+	}
+	return complete ? 0 : EXIT_DRIFT;
+}
+
 /* One document's diff: exit 0 in sync (or left out of the index on
  * purpose, with no copy), 1 when it differs, 2 on an error or an id
  * neither side has, 78 when the transform does not load. */
@@ -1281,6 +1318,7 @@ enum opt {
 	OPT_SAMPLE,
 	OPT_SEED,
 	OPT_PARTITION,
+	OPT_MERGE,
 };
 
 #define O_MIRROR                                                                                   \
@@ -1318,6 +1356,11 @@ static const struct option o_show[] = {{"ndjson", no_argument, NULL, OPT_NDJSON}
                                        O_MIRROR,
                                        O_HELP,
                                        O_END};
+static const struct option o_report[] = {{"merge", no_argument, NULL, OPT_MERGE},
+                                         {"ndjson", no_argument, NULL, OPT_NDJSON},
+                                         {"json", no_argument, NULL, OPT_JSON},
+                                         O_HELP,
+                                         O_END};
 static const struct option o_drift[] = {{"recurring", no_argument, NULL, OPT_RECURRING},
                                         {"all", no_argument, NULL, OPT_ALL},
                                         {"kind", required_argument, NULL, OPT_KIND},
@@ -1363,6 +1406,13 @@ static const struct command commands[] = {
      "a run's report: counts, time, batches, errors, a drift sample by kind (--json: the "
      "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
      "line)"},
+    {"report", cmd_report, o_report, 1, PARTITION_MAX,
+     "report --merge JOURNAL... [--json | --ndjson]",
+     "the combined report of a split run (check --partition K/N in N processes): each "
+     "journal's newest partition run, the counts summed, whether the partitions make up "
+     "the whole plan, their errors (--json: as JSON; --ndjson: every drift row, with its "
+     "partition). Reads only. Exit 0 a complete plan, 1 a partition missing or plans that "
+     "do not meet, 2 a journal that cannot be read or holds no partition run"},
     {"diff", cmd_diff, o_mirror, 1, 1, "diff ID [--mirror NAME]",
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
      "(an ID that begins with - after --)"},
@@ -1471,6 +1521,9 @@ take_option(struct args *a, const struct command *cmd, int c)
 		return take_once(cmd, &a->kind, "--kind");
 	case OPT_PARTITION:
 		return take_once(cmd, &a->partition, "--partition");
+	case OPT_MERGE:
+		a->merge = true;
+		return 0;
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
