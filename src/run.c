@@ -519,22 +519,23 @@ lease_lost_stop(void *ctx)
  * compile stops here, before any run is begun), the journal and its lock.
  * Released by release_run, whatever of it was taken. */
 static RC_MUST_CHECK rcode
-open_run(struct run *r)
+open_run(struct run *r, enum run_kind kind, int64_t resume_id)
 {
 	int64_t holder = 0;
+	char part[32] = "";
 	rcode rc = transform_new(&r->tf, r->cfg, r->err);
 
 	if (rc == RC_OK)
 		rc = store_open(&r->store, r->cfg->state_db, r->err);
 	if (rc == RC_OK)
 		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
+	if (rc == RC_OK)
+		rc = partition_of_lease(r, kind, resume_id, part, sizeof(part));
 	/* one run per mirror across journals and hosts (lease.c); the journal
 	 * lock stays the first line, and nothing is begun without both */
-	char part[32];
-	snprintf(part, sizeof(part), "%d/%d", r->opts->partition_k, r->opts->partition_n);
 	if (rc == RC_OK)
-		rc = lease_acquire_part(&r->lease, r->cfg, r->opts->partition_n ? part : NULL,
-		                        lease_lost_stop, r->e, r->err);
+		rc = lease_acquire_part(&r->lease, r->cfg, *part ? part : NULL, lease_lost_stop,
+		                        r->e, r->err);
 	return rc;
 }
 
@@ -1027,7 +1028,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		resume_id = -1;    /* a new run: an interrupted check stays resumable */
 		r.opts = &uniq;
 	}
-	if ((rc = open_run(&r)) || (rc = begin_run(&r, kind, trigger, resume_id)))
+	if ((rc = open_run(&r, kind, resume_id)) || (rc = begin_run(&r, kind, trigger, resume_id)))
 		goto out;
 	lease_set_run(r.lease, r.id); /* the lease names its holder's run */
 	if (r.not_resumed) {

@@ -231,6 +231,10 @@ RC_MUST_CHECK rcode sink_flush(struct run *r);
 RC_MUST_CHECK rcode partition_setup(struct run *r);
 /* After setup_keys: RC_ERR_CONFIG when the index is read by _id. */
 RC_MUST_CHECK rcode partition_check_keys(struct run *r);
+/* Which partition's lease the run takes ("K/N", "" for the whole
+ * mirror's): the one asked for, else the one the run to be resumed is. */
+RC_MUST_CHECK rcode partition_of_lease(struct run *r, enum run_kind kind, int64_t resume_id,
+                                       char *part, size_t len);
 /* A resumed run's partition and plan, as journaled. */
 RC_MUST_CHECK rcode partition_from_journal(struct run *r, const struct store_run *sr);
 

@@ -160,3 +160,27 @@ partition_from_journal(struct run *r, const struct store_run *sr)
 	r->part.planned = true;
 	return RC_OK;
 }
+
+rcode
+partition_of_lease(struct run *r, enum run_kind kind, int64_t resume_id, char *part, size_t len)
+{
+	struct store_run *sr = NULL;
+	int64_t id = resume_id;
+	rcode rc = RC_OK;
+
+	part[0] = '\0';
+	if (r->opts->partition_n > 0) {
+		snprintf(part, len, "%d/%d", r->opts->partition_k, r->opts->partition_n);
+		return RC_OK;
+	}
+	/* a resume asked without --partition resumes the partition the run is */
+	if (resume_id == 0 && kind != RUN_IDS &&
+	    (rc = store_run_unfinished_of_kind(r->store, kind, &id, r->cfg->name)))
+		return rerror_set(r->err, rc, "journal: cannot look for unfinished runs");
+	if (id <= 0)
+		return RC_OK;
+	if (store_run_get(r->store, &sr, id) == RC_OK && sr->partition_n > 0)
+		snprintf(part, len, "%d/%d", sr->partition_k, sr->partition_n);
+	store_run_free(sr); /* not found: begin_run says so */
+	return RC_OK;
+}

@@ -187,16 +187,14 @@ def same_as_one_pass(kind):
     return scenario
 
 
-def killed_resumes_own_part(env):
-    env.create_index()
-    env.fixture("load", "--count", 16000, "--size", 0)
-    env.fixture("sync", "--skip-every", 7)
-    j = os.path.join(env.tmp, "p1.db")
-    p = env.spawn("check", "--partition", "1/4", STATE_DB=j, RECONCILE_CHUNK_SIZE=20,
-                  OPENSEARCH_SCAN_PAGE=20, RECONCILE_VERIFY="merge")
+def kill_after(env, j, batches, *args):
+    """Starts `check ARGS` on journal j, kills it with kill -9 once `batches`
+    batches are committed; whether it was still working then."""
+    p = env.spawn(*args, STATE_DB=j, RECONCILE_CHUNK_SIZE=20, OPENSEARCH_SCAN_PAGE=20,
+                  RECONCILE_VERIFY="merge")
     deadline = time.monotonic() + 120
     committed = 0
-    while committed < 2 and time.monotonic() < deadline and p.poll() is None:
+    while committed < batches and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.02)
         try:
             db = sqlite3.connect(j, timeout=10)
@@ -205,23 +203,43 @@ def killed_resumes_own_part(env):
             db.close()
         except sqlite3.Error:
             pass
-    check(p.poll() is None, "the partition was still working when killed")
+    working = p.poll() is None
     p.send_signal(signal.SIGKILL)
     p.wait()
+    return working
+
+
+def killed_resumes_own_part(env):
+    env.create_index()
+    env.fixture("load", "--count", 16000, "--size", 0)
+    env.fixture("sync", "--skip-every", 7)
+    j = os.path.join(env.tmp, "p1.db")
+    check(kill_after(env, j, 2, "check", "--partition", "1/4"),
+          "the partition was still working when killed")
     before = run_row(j)
     check(before["status"] == "running" and before["compared"] < 4000,
           "killed mid-pass: %s, %d compared" % (before["status"], before["compared"]))
-    r = env.run("check", "--partition", "1/4", STATE_DB=j, RECONCILE_CHUNK_SIZE=20,
-                OPENSEARCH_SCAN_PAGE=20, RECONCILE_VERIFY="merge")
+    # run again as the pod restarts it: the same run, its journaled plan
+    check(kill_after(env, j, 4, "check", "--partition", "1/4"),
+          "run again, it was working when killed again")
+    again = run_row(j)
+    check(again["id"] == before["id"] and again["resume_count"] == 1,
+          "check --partition 1/4 resumed the same run (%d, resumes %d)" % (
+              again["id"], again["resume_count"]))
+    # `reconciler resume` without --partition keeps the partition
+    r = env.run("resume", STATE_DB=j, RECONCILE_CHUNK_SIZE=20, OPENSEARCH_SCAN_PAGE=20,
+                RECONCILE_VERIFY="merge")
     after = run_row(j)
-    check(r.returncode == 0 and after["id"] == before["id"] and after["resume_count"] == 1,
-          "run again, it resumes the same run (%d): %s" % (r.returncode, r.stderr[-300:]))
-    check((after["partition_lo"], after["partition_hi"]) ==
-          (before["partition_lo"], before["partition_hi"]), "with its journaled plan")
+    check(r.returncode == 0 and after["id"] == before["id"] and after["resume_count"] == 2 and
+          after["status"] == "completed",
+          "resume completes the same run (%d): %s" % (r.returncode, r.stderr[-300:]))
+    check((after["partition_k"], after["partition_n"], after["partition_lo"],
+           after["partition_hi"]) == (1, 4, before["partition_lo"], before["partition_hi"]),
+          "with its journaled partition and plan")
     lo, hi = after["partition_lo"], after["partition_hi"]
     ids = sorted(env.mongo_docs())
     mine = [i for i in ids if lo <= i < hi]
-    check(after["compared"] == len(mine),
+    check(3000 < len(mine) < 5000 and after["compared"] == len(mine),
           "it compared its own range's ids only (%d of %d)" % (after["compared"], len(mine)))
     d = drift_set(j)
     check(d and all(lo <= x < hi for _, x in d), "its drift is in its own range (%d)" % len(d))
@@ -229,6 +247,28 @@ def killed_resumes_own_part(env):
     check(all(i in os_ids for i in mine), "its missing documents are indexed")
     check(any(i not in os_ids for i in ids if not (lo <= i < hi)),
           "the other partitions' missing documents are not (nothing outside it ran)")
+
+
+def brake_share(env):
+    """RECONCILE_MAX_DELETES=4 over 4 partitions: each may delete 1."""
+    env.create_index()
+    env.fixture("load", "--count", 200, "--size", 0)
+    env.fixture("sync")
+    env.bulk([{"index": {"_id": "ffffffffffffffffffffffff"}},
+              {"mongo_id": "ffffffffffffffffffffffff", "updatedAt": "2024-01-01T00:00:00Z"},
+              {"index": {"_id": "zzz"}}, {"mongo_id": "zzz", "updatedAt": "2024-01-01T00:00:00Z"}])
+    parts = split(env, RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETES=4,
+                  RECONCILE_MAX_DELETE_RATIO=1)
+    check([c for c, _, _ in parts] == [0, 0, 0, 4],
+          "the last partition holds its 2 orphans, over its share 1: %s" % (
+              [(c, e[-200:]) for c, _, e in parts]))
+    why = run_row(journals(env)[3])["error"] or ""
+    check("share of RECONCILE_MAX_DELETES=4 (1 of 4 partitions)" in why,
+          "the held run says the share: %s" % why[:300])
+    r = env.run("check", RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETES=4,
+                RECONCILE_MAX_DELETE_RATIO=1)
+    check(r.returncode == 0 and run_row(env.env["STATE_DB"])["deleted_count"] == 2,
+          "one whole run deletes the 2 (%d)" % r.returncode)
 
 
 def refused(env):
@@ -251,4 +291,4 @@ def refused(env):
 
 run_all([same_as_one_pass("oid"), same_as_one_pass("string"),
          (killed_resumes_own_part.__name__, killed_resumes_own_part, {"SYNC_BATCH_SIZE": 20}),
-         refused], prefix="partitions_")
+         brake_share, refused], prefix="partitions_")
