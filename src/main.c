@@ -954,7 +954,7 @@ cmd_report(const struct cli *cli)
 		print_json(m);
 	else if (rc == RC_OK && report_merge_text(stdout, m))
 		rc = rerror_set(&err, RC_ERR_INTERNAL, "cannot write the report");
-	if (rc == RC_OK && !complete) {
+	if (rc == RC_OK && !complete && (cli->a->json || cli->a->ndjson)) {
 		cJSON *p;
 		cJSON_ArrayForEach(p, cJSON_GetObjectItem(m, "problems"))
 		    fprintf(stderr, "report: %s\n", cJSON_GetStringValue(p));
