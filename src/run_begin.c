@@ -75,9 +75,13 @@ not_resumable(struct run *r, const struct store_run *sr)
 	 * the partition it is) */
 	if (rc == RC_OK && r->opts->partition_n > 0 &&
 	    (sr->partition_n != r->opts->partition_n || sr->partition_k != r->opts->partition_k))
-		rc = buf_printf(&changed, "%sthe partition (%d/%d -> %d/%d)",
-		                changed.len ? "; " : "", sr->partition_k, sr->partition_n,
-		                r->opts->partition_k, r->opts->partition_n);
+		rc = sr->partition_n > 0
+		         ? buf_printf(&changed, "%sthe partition (%d/%d -> %d/%d)",
+		                      changed.len ? "; " : "", sr->partition_k, sr->partition_n,
+		                      r->opts->partition_k, r->opts->partition_n)
+		         : buf_printf(&changed, "%sthe partition (a whole run -> %d/%d)",
+		                      changed.len ? "; " : "", r->opts->partition_k,
+		                      r->opts->partition_n);
 
 	r->why[0] = '\0';
 	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */

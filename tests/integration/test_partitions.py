@@ -247,6 +247,17 @@ def killed_resumes_own_part(env):
     check(all(i in os_ids for i in mine), "its missing documents are indexed")
     check(any(i not in os_ids for i in ids if not (lo <= i < hi)),
           "the other partitions' missing documents are not (nothing outside it ran)")
+    # another partition asked of a journal whose partition run is unfinished:
+    # that run is cancelled (as changed settings cancel one), a new one begins
+    j2 = os.path.join(env.tmp, "p0.db")
+    check(kill_after(env, j2, 2, "check", "--partition", "0/4"), "partition 0 killed")
+    r = env.run("check", "--partition", "3/4", STATE_DB=j2)
+    old_run, new_run = run_row(j2, 1), run_row(j2)
+    check(r.returncode == 0 and old_run["status"] == "cancelled" and
+          "the partition (0/4 -> 3/4)" in (old_run["error"] or "") and
+          (new_run["id"], new_run["partition_k"]) == (2, 3),
+          "another partition cancels the unfinished one and runs its own: %s / %s" % (
+              old_run["error"], r.stderr[-200:]))
 
 
 def brake_share(env):
