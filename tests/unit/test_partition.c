@@ -1,11 +1,16 @@
 /* test_partition.c: the arithmetic of a partition plan: K/N parsed or
  * refused, ObjectId split points (exact over 96 bits, in order, by time
  * first, ids of one second still split) and bounds that tile the key
- * space, the first open below and the last open above. */
+ * space, the first open below and the last open above; the journal keeps
+ * a run's partition and plan (migration 0015) and report --merge reads
+ * them back, saying when the partitions do not make up the plan. */
 #include "check.h"
 #include "partition.h"
+#include "report_merge.h"
+#include "store.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static void
 test_parse(void)
@@ -98,11 +103,75 @@ test_bounds(void)
 	partition_clear(&one);
 }
 
+/* A journal with one partition run k of n, range [lo, hi). */
+static void
+journal_with(char *path, int k, int n, const char *lo, const char *hi)
+{
+	int fd = mkstemp(path);
+	struct store *s = NULL;
+	struct store_run *r = NULL;
+	struct rerror err = {0};
+	int64_t id = 0;
+
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path);
+	CHECK(store_open(&s, path, &err) == RC_OK);
+	CHECK(store_run_begin(s, &id, "default", RUN_DRY_RUN, "cli", "{}") == RC_OK);
+	CHECK(store_run_partition(s, id, k, n, NULL, NULL, NULL) == RC_OK);
+	CHECK(store_run_get(s, &r, id) == RC_OK && r->partition_k == k && r->partition_n == n &&
+	      r->partition_type == NULL);
+	store_run_free(r);
+	CHECK(store_run_partition(s, id, k, n, "oid", lo, hi) == RC_OK);
+	CHECK(store_run_get(s, &r, id) == RC_OK && r->partition_type &&
+	      strcmp(r->partition_type, "oid") == 0);
+	CHECK(r && (lo ? r->partition_lo && strcmp(r->partition_lo, lo) == 0 : !r->partition_lo));
+	CHECK(r && (hi ? r->partition_hi && strcmp(r->partition_hi, hi) == 0 : !r->partition_hi));
+	store_run_free(r);
+	CHECK(store_run_finish(s, id, RUN_COMPLETED, NULL) == RC_OK);
+	store_free(s);
+}
+
+static void
+test_journal_merge(void)
+{
+	char a[] = "/tmp/test_partition_XXXXXX", b[] = "/tmp/test_partition_XXXXXX",
+	     c[] = "/tmp/test_partition_XXXXXX";
+	const char *two[] = {a, b}, *gap[] = {a, c}, *one[] = {a};
+	struct rerror err = {0};
+	cJSON *m = NULL;
+	bool complete = true;
+
+	journal_with(a, 0, 2, NULL, "65920080000000000000000a");
+	journal_with(b, 1, 2, "65920080000000000000000a", NULL);
+	journal_with(c, 1, 2, "65920080000000000000000b", NULL);
+	CHECK(report_merge(&m, &complete, two, 2, &err) == RC_OK && complete);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "partitions")) == 2);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "problems")) == 0);
+	cJSON_Delete(m);
+	/* plans that do not meet (computed from different collections) */
+	CHECK(report_merge(&m, &complete, gap, 2, &err) == RC_OK && !complete);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "problems")) == 1);
+	cJSON_Delete(m);
+	/* a partition missing, or given twice */
+	CHECK(report_merge(&m, &complete, one, 1, &err) == RC_OK && !complete);
+	cJSON_Delete(m);
+	const char *twice[] = {a, a};
+	CHECK(report_merge(&m, &complete, twice, 2, &err) == RC_OK && !complete);
+	cJSON_Delete(m);
+	unlink(a);
+	unlink(b);
+	unlink(c);
+	/* a journal that is not there */
+	CHECK(report_merge(&m, &complete, two, 1, &err) == RC_ERR_NOTFOUND && m == NULL);
+}
+
 int
 main(void)
 {
 	test_parse();
 	test_oid_split();
 	test_bounds();
+	test_journal_merge();
 	return check_done("test_partition");
 }
