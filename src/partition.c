@@ -92,6 +92,36 @@ partition_oid_split(char out[25], const char *min, const char *max, int i, int n
 		snprintf(out + 2 * j, 3, "%02x", a[j]);
 }
 
+/* An ObjectId text's time (its first 4 bytes). */
+static unsigned long
+oid_time(const char *hex)
+{
+	unsigned long t = 0;
+	for (int j = 0; j < 8; j++)
+		t = t << 4 | (unsigned long)hexval(hex[j]);
+	return t;
+}
+
+void
+partition_oid_ends(char lo[25], char hi[25], const char *min, const char *max, int n)
+{
+	unsigned long t0 = oid_time(min), t1 = oid_time(max);
+
+	if (t1 < t0 || t1 - t0 < 3600UL * (unsigned long)n) {
+		memcpy(lo, min, 24);
+		memcpy(hi, max, 24);
+		lo[24] = hi[24] = '\0';
+		return;
+	}
+	t0 -= t0 % 3600;
+	t1 = t1 - t1 % 3600 + 3600;
+	if (t1 > 0xffffffffUL)
+		snprintf(hi, 25, "ffffffffffffffffffffffff");
+	else
+		snprintf(hi, 25, "%08lx0000000000000000", t1);
+	snprintf(lo, 25, "%08lx0000000000000000", t0);
+}
+
 void
 partition_clear(struct partition *p)
 {

@@ -35,6 +35,15 @@ RC_MUST_CHECK rcode partition_parse(int *k, int *n, const char *text, struct rer
  * digits into out. */
 void partition_oid_split(char out[25], const char *min, const char *max, int i, int n);
 
+/* The ends the ObjectId split points are taken between, from the
+ * collection's smallest and largest id: the ids themselves, or, when they
+ * are at least n hours apart, their times rounded out to whole hours (the
+ * smallest's down, the largest's up) with the other 8 bytes zero. Rounded,
+ * the plan stays the same while a live collection gains newer ids, so the
+ * n processes of a split run, started seconds apart, compute the same one
+ * (unless an hour begins between their starts: report --merge says so). */
+void partition_oid_ends(char lo[25], char hi[25], const char *min, const char *max, int n);
+
 /* Sets p's bounds: lo = split k (NULL for k == 0), hi = split k + 1 (NULL
  * for k == n - 1), splits[i - 1] being the i-th split point (n - 1 of
  * them, in order; equal neighbours give an empty range). RC_ERR_NOMEM. */

@@ -71,12 +71,14 @@ plan(struct run *r)
 			if ((splits[i - 1] = strdup("")) == NULL)
 				rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 	} else if (tmin == ID_OID && tmax == ID_OID) {
+		char lo[25], hi[25];
 		type = ID_OID;
+		partition_oid_ends(lo, hi, min, max, n);
 		for (int i = 1; rc == RC_OK && i < n; i++)
 			if ((splits[i - 1] = malloc(25)) == NULL)
 				rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 			else
-				partition_oid_split(splits[i - 1], min, max, i, n);
+				partition_oid_split(splits[i - 1], lo, hi, i, n);
 	} else if (tmin == ID_STRING && tmax == ID_STRING) {
 		rc = string_splits(r, splits, max);
 	} else {

@@ -66,6 +66,32 @@ test_oid_split(void)
 }
 
 static void
+test_oid_ends(void)
+{
+	char lo[25], hi[25], a[25], b[25];
+
+	/* a second apart (a test's ids): the ids themselves */
+	partition_oid_ends(lo, hi, "65920080000000000000000a", "659200800000000000000fa0", 4);
+	CHECK_STR(lo, "65920080000000000000000a");
+	CHECK_STR(hi, "659200800000000000000fa0");
+	/* under n hours apart: still the ids */
+	partition_oid_ends(lo, hi, "659200800000000000000001", "659230bf0000000000000001", 4);
+	CHECK_STR(hi, "659230bf0000000000000001");
+	/* a year apart: whole hours, the smallest down, the largest up */
+	partition_oid_ends(lo, hi, "659200a1aabbccddeeff0011", "67744d15aabbccddeeff0011", 4);
+	CHECK_STR(lo, "659200800000000000000000");
+	CHECK_STR(hi, "67744d400000000000000000");
+	/* newer ids within the hour leave the plan as it was */
+	partition_oid_split(a, lo, hi, 1, 4);
+	partition_oid_ends(lo, hi, "659200a1aabbccddeeff0011", "67744d3f0000000000000099", 4);
+	partition_oid_split(b, lo, hi, 1, 4);
+	CHECK_STR(a, b);
+	/* the end of time */
+	partition_oid_ends(lo, hi, "000000000000000000000000", "fffffff00000000000000000", 2);
+	CHECK_STR(hi, "ffffffffffffffffffffffff");
+}
+
+static void
 test_bounds(void)
 {
 	const char *splits[] = {"b", "d", "f"};
@@ -171,6 +197,7 @@ main(void)
 {
 	test_parse();
 	test_oid_split();
+	test_oid_ends();
 	test_bounds();
 	test_journal_merge();
 	return check_done("test_partition");
