@@ -260,6 +260,47 @@ def killed_resumes_own_part(env):
               old_run["error"], r.stderr[-200:]))
 
 
+def oids_over_days(env):
+    """ObjectIds made over 30 days (the plan's ends rounded to hours): the
+    split finds one pass's drift, and a newer id written between two
+    partitions' starts leaves the plan as it was."""
+    env.create_index()
+    base = 1704067200  # 2024-01-01
+    docs = [{"_id": {"$oid": "%08x%016x" % (base + i * 4001, i)},
+             "updatedAt": {"$date": "2024-02-01T00:00:00Z"}} for i in range(600)]
+    for at in range(0, len(docs), 200):
+        env.mongo({"insert": "ads", "documents": docs[at:at + 200]})
+    env.fixture("sync", "--skip-every", 11)
+    env.bulk([{"index": {"_id": "%08x%016x" % (base + 5, 7)}},
+              {"mongo_id": "%08x%016x" % (base + 5, 7), "updatedAt": "2024-01-01T00:00:00Z"},
+              {"index": {"_id": "%08x%016x" % (base + 1200000, 7)}},
+              {"mongo_id": "%08x%016x" % (base + 1200000, 7),
+               "updatedAt": "2024-01-01T00:00:00Z"}])
+    one = env.run("check", "--dry-run")
+    whole = drift_set(env.env["STATE_DB"])
+    parts = []
+    for k, j in enumerate(journals(env)):
+        parts.append(env.run("check", "--dry-run", "--partition", "%d/%d" % (k, N), STATE_DB=j))
+        if k == 1:  # a newer document arrives between the starts
+            env.mongo({"insert": "ads", "documents": [
+                {"_id": {"$oid": "%08x%016x" % (base + 599 * 4001 + 60, 1)},
+                 "updatedAt": {"$date": "2024-02-01T00:00:00Z"}}]})
+    union = set()
+    for j in journals(env):
+        union |= drift_set(j)
+    newer = ("missing", "%08x%016x" % (base + 599 * 4001 + 60, 1))
+    check(one.returncode == 1 and all(p.returncode == 1 for p in parts) and
+          union - {newer} == whole, "the partitions find one pass's drift: only whole %s, "
+          "only split %s" % (sorted(whole - union), sorted(union - whole - {newer})))
+    rows = [run_row(j) for j in journals(env)]
+    check(all(rows[k]["partition_hi"] == rows[k + 1]["partition_lo"] for k in range(N - 1)),
+          "the plans meet though the collection gained an id: %s" % (
+              [(r["partition_lo"], r["partition_hi"]) for r in rows]))
+    r = env.run("report", "--merge", *journals(env))
+    check(r.returncode == 0, "report --merge: the plan is complete (%d): %s" % (
+        r.returncode, r.stdout[-300:]))
+
+
 def brake_share(env):
     """RECONCILE_MAX_DELETES=4 over 4 partitions: each may delete 1."""
     env.create_index()
@@ -302,4 +343,4 @@ def refused(env):
 
 run_all([same_as_one_pass("oid"), same_as_one_pass("string"),
          (killed_resumes_own_part.__name__, killed_resumes_own_part, {"SYNC_BATCH_SIZE": 20}),
-         brake_share, refused], prefix="partitions_")
+         oids_over_days, brake_share, refused], prefix="partitions_")
