@@ -87,10 +87,9 @@ plan(struct run *r)
 		rc = rerror_set(
 		    r->err, RC_ERR_CONFIG,
 		    "--partition needs a collection whose ids are all ObjectIds or all strings "
-		    "(its smallest id is a %s, its largest a %s): ids of other types, or of "
-		    "several, "
-		    "do not sort the same in MongoDB and in the index, so key ranges cannot split "
-		    "them; check it whole",
+		    "(its smallest id is of type %s, its largest of type %s): ids of other types, "
+		    "or of several, do not sort the same in MongoDB and in the index, so key "
+		    "ranges cannot split them; check it whole",
 		    doc_id_type_name(tmin), doc_id_type_name(tmax));
 	}
 	if (rc == RC_OK && partition_set_bounds(&r->part, type, (const char *const *)splits))
