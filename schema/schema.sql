@@ -157,7 +157,7 @@ CREATE TABLE "runs" (
     verify_note      TEXT,
     ranges_summarized INTEGER NOT NULL DEFAULT 0,
     ranges_descended INTEGER NOT NULL DEFAULT 0
-);
+, partition_k INTEGER, partition_n INTEGER, partition_type TEXT, partition_lo TEXT, partition_hi TEXT);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE TABLE run_samples (

@@ -67,6 +67,7 @@ struct lease {
 	char *mirror, *index, *id;  /* index: RECONCILE_LEASE_INDEX */
 	char *path_doc, *path_make; /* "/INDEX/_doc/ID", "/INDEX/_create/ID" */
 	char *journal;
+	const char *part; /* lease_acquire_part's "K/N" while naming it (NULL: whole) */
 	int64_t ttl_ms;
 	bool busy;             /* the last try met a busy cluster (429, 5xx): wait, try again */
 	struct opensearch *os; /* the taker's, then the heartbeat thread's */
@@ -562,6 +563,16 @@ name_lease(struct lease *l, const struct config *cfg, struct rerror *err)
 	if ((rc = lease_shares_index(l, cfg, err)) ||
 	    (rc = lease_id(&l->id, target, cfg->mongodb_database, cfg->mongodb_collection, err)))
 		goto out;
+	if (l->part) { /* one partition of a split run: a lease of its own */
+		char *both = malloc(strlen(l->id) + strlen(l->part) + 12);
+		if (both == NULL) {
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		sprintf(both, "%s#partition-%s", l->id, l->part);
+		free(l->id);
+		l->id = both;
+	}
 	if (lease_escape(&eidx, l->index) || lease_escape(&eid, l->id) ||
 	    (l->path_doc = malloc(strlen(eidx) + strlen(eid) + 8)) == NULL ||
 	    (l->path_make = malloc(strlen(eidx) + strlen(eid) + 11)) == NULL) {
@@ -739,6 +750,13 @@ rcode
 lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void *ctx), void *ctx,
               struct rerror *err)
 {
+	return lease_acquire_part(out, cfg, NULL, on_lost, ctx, err);
+}
+
+rcode
+lease_acquire_part(struct lease **out, const struct config *cfg, const char *part,
+                   void (*on_lost)(void *ctx), void *ctx, struct rerror *err)
+{
 	struct lease *l = NULL;
 	struct config quick;
 	unsigned char rnd[4] = {0};
@@ -759,6 +777,7 @@ lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void
 	pthread_condattr_destroy(&ca);
 	l->on_lost = on_lost;
 	l->on_lost_ctx = ctx;
+	l->part = part;
 	l->ttl_ms = cfg->lease_ttl_ms;
 	l->mirror = strdup(cfg->name ? cfg->name : "default");
 	l->index = strdup(cfg->lease_index);
@@ -782,7 +801,11 @@ lease_acquire(struct lease **out, const struct config *cfg, void (*on_lost)(void
 	quick = *cfg;
 	if (quick.opensearch_timeout_ms > l->ttl_ms / 3)
 		quick.opensearch_timeout_ms = l->ttl_ms / 3 > 1000 ? l->ttl_ms / 3 : 1000;
-	if ((rc = opensearch_open(&l->os, &quick, err)) || (rc = name_lease(l, cfg, err)))
+	rc = opensearch_open(&l->os, &quick, err);
+	if (rc == RC_OK)
+		rc = name_lease(l, cfg, err);
+	l->part = NULL; /* the caller's: named by now */
+	if (rc)
 		goto out;
 
 	pthread_mutex_lock(&taking_mu);

@@ -76,6 +76,11 @@ void lease_held_message(char *out, size_t len, const char *mirror, const struct 
  * index is the mirror's own) with what to do. */
 RC_MUST_CHECK rcode lease_acquire(struct lease **out, const struct config *cfg,
                                   void (*on_lost)(void *ctx), void *ctx, struct rerror *err);
+/* The same for partition part ("K/N") of a split run: a lease of its own
+ * (ID#partition-K/N), so the N partitions run at once (NULL: lease_acquire). */
+RC_MUST_CHECK rcode lease_acquire_part(struct lease **out, const struct config *cfg,
+                                       const char *part, void (*on_lost)(void *ctx), void *ctx,
+                                       struct rerror *err);
 /* The run's id, written into the lease at once (the holder is named by it). */
 void lease_set_run(struct lease *l, int64_t run_id);
 /* Whether the lease was lost (taken over, or not renewed in time); then,

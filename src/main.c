@@ -39,6 +39,8 @@
 #include "opensearch.h"
 #include "probe.h"
 #include "report.h"
+#include "partition.h"
+#include "report_merge.h"
 #include "sample.h"
 #include "serve.h"
 #include "store.h"
@@ -72,11 +74,13 @@
  * set. */
 struct args {
 	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
+	bool merge; /* report --merge */
 	const char *ids, *since, *mirror, *file, *kind;
-	int64_t limit;        /* 0: not given */
-	int64_t sample;       /* check --sample N; 0: not given */
-	int64_t seed;         /* --seed S; -1: not given */
-	char *const *operand; /* RUN_ID or ID */
+	const char *partition; /* check --partition K/N */
+	int64_t limit;         /* 0: not given */
+	int64_t sample;        /* check --sample N; 0: not given */
+	int64_t seed;          /* --seed S; -1: not given */
+	char *const *operand;  /* RUN_ID or ID */
 	int n_operands;
 };
 
@@ -608,6 +612,14 @@ cmd_check(const struct cli *cli)
 
 	if (cli->a->sample)
 		return cmd_sample(cli);
+	if (cli->a->partition) {
+		struct rerror err = {0};
+		if (partition_parse(&opts.partition_k, &opts.partition_n, cli->a->partition,
+		                    &err)) {
+			fprintf(stderr, "check: %s\n", err.message);
+			return EXIT_CONFIG;
+		}
+	}
 	if (opts.allow_deletes && (code = release_names_mirror(cli, "check")) != 0)
 		return code;
 	if (ids || since) /* args_conflict refused them with --dry-run or --full */
@@ -933,6 +945,41 @@ cmd_show(const struct cli *cli)
 	cJSON_Delete(report);
 	store_free(s);
 	return rc ? EXIT_ERROR : 0;
+}
+
+/* `report --merge JOURNAL...`: a split run's journals, read only. */
+static int
+cmd_report(const struct cli *cli)
+{
+	struct rerror err = {0};
+	cJSON *m = NULL;
+	bool complete = false;
+	rcode rc;
+
+	if (!cli->a->merge) {
+		fprintf(stderr,
+		        "report: give --merge JOURNAL... (the journals of one split run)\n");
+		return EXIT_CONFIG;
+	}
+	rc = report_merge(&m, &complete, (const char *const *)cli->a->operand,
+	                  (size_t)cli->a->n_operands, &err);
+	if (rc == RC_OK && cli->a->ndjson)
+		rc = report_merge_ndjson(stdout, m, &err);
+	else if (rc == RC_OK && cli->a->json)
+		print_json(m);
+	else if (rc == RC_OK && report_merge_text(stdout, m))
+		rc = rerror_set(&err, RC_ERR_INTERNAL, "cannot write the report");
+	if (rc == RC_OK && !complete && (cli->a->json || cli->a->ndjson)) {
+		cJSON *p;
+		cJSON_ArrayForEach(p, cJSON_GetObjectItem(m, "problems"))
+		    fprintf(stderr, "report: %s\n", cJSON_GetStringValue(p));
+	}
+	cJSON_Delete(m);
+	if (rc) {
+		fprintf(stderr, "report: %s\n", err.message[0] ? err.message : rcode_name(rc));
+		return EXIT_ERROR;
+	}
+	return complete ? 0 : EXIT_DRIFT;
 }
 
 /* One document's diff: exit 0 in sync (or left out of the index on
@@ -1287,6 +1334,8 @@ enum opt {
 	OPT_KIND,
 	OPT_SAMPLE,
 	OPT_SEED,
+	OPT_PARTITION,
+	OPT_MERGE,
 };
 
 #define O_MIRROR                                                                                   \
@@ -1311,6 +1360,7 @@ static const struct option o_check[] = {{"dry-run", no_argument, NULL, OPT_DRY_R
                                         {"allow-deletes", no_argument, NULL, OPT_ALLOW_DELETES},
                                         {"sample", required_argument, NULL, OPT_SAMPLE},
                                         {"seed", required_argument, NULL, OPT_SEED},
+                                        {"partition", required_argument, NULL, OPT_PARTITION},
                                         O_MIRROR,
                                         O_HELP,
                                         O_END};
@@ -1323,6 +1373,11 @@ static const struct option o_show[] = {{"ndjson", no_argument, NULL, OPT_NDJSON}
                                        O_MIRROR,
                                        O_HELP,
                                        O_END};
+static const struct option o_report[] = {{"merge", no_argument, NULL, OPT_MERGE},
+                                         {"ndjson", no_argument, NULL, OPT_NDJSON},
+                                         {"json", no_argument, NULL, OPT_JSON},
+                                         O_HELP,
+                                         O_END};
 static const struct option o_drift[] = {{"recurring", no_argument, NULL, OPT_RECURRING},
                                         {"all", no_argument, NULL, OPT_ALL},
                                         {"kind", required_argument, NULL, OPT_KIND},
@@ -1344,14 +1399,16 @@ static const struct command commands[] = {
      "run the service: HTTP API, each mirror's schedule, resume on start"},
     {"check", cmd_check, o_check, 0, 0,
      "check [--dry-run | --full | --ids FILE|- | --since TIME | --sample N [--seed S]] "
-     "[--allow-deletes] [--mirror NAME]",
+     "[--partition K/N] [--allow-deletes] [--mirror NAME]",
      "runs in the foreground, one mirror after the other: detect and repair (--dry-run: "
      "detect only, never writes; --full: re-index everything; --ids: just the ids in FILE, "
      "one a line, or - for stdin; --since: documents whose version field is newer than "
      "TIME, ISO 8601 (orphans need a full check); --sample N: an estimate of the drift "
      "rate from N (1 to 5000) random documents and N random index copies looked up on "
      "both sides, with a 95% Wilson score interval, a dry run of kind sample (--seed S: "
-     "the same draw again); one of them at most; --allow-deletes: release the brake on "
+     "the same draw again); one of them at most; --partition K/N: only key range K "
+     "(0-based) of N of a check or dry run, journaled as such, for a split run over N "
+     "processes (reconciler report --merge); --allow-deletes: release the brake on "
      "orphan deletes for this run). Exit 0 in sync or repaired (a sample: none of its "
      "documents drifted), 1 drift (dry run, sample), 2 error, 3 some documents not "
      "repaired, 4 held (the brake kept the orphan deletes), 78 bad configuration or input, "
@@ -1366,6 +1423,13 @@ static const struct command commands[] = {
      "a run's report: counts, time, batches, errors, a drift sample by kind (--json: the "
      "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
      "line)"},
+    {"report", cmd_report, o_report, 1, PARTITION_MAX,
+     "report --merge JOURNAL... [--json | --ndjson]",
+     "the combined report of a split run (check --partition K/N in N processes): each "
+     "journal's newest partition run, the counts summed, whether the partitions make up "
+     "the whole plan, their errors (--json: as JSON; --ndjson: every drift row, with its "
+     "partition). Reads only. Exit 0 a complete plan, 1 a partition missing or plans that "
+     "do not meet, 2 a journal that cannot be read or holds no partition run"},
     {"diff", cmd_diff, o_mirror, 1, 1, "diff ID [--mirror NAME]",
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
      "(an ID that begins with - after --)"},
@@ -1472,6 +1536,11 @@ take_option(struct args *a, const struct command *cmd, int c)
 		return take_once(cmd, &a->file, "--file");
 	case OPT_KIND:
 		return take_once(cmd, &a->kind, "--kind");
+	case OPT_PARTITION:
+		return take_once(cmd, &a->partition, "--partition");
+	case OPT_MERGE:
+		a->merge = true;
+		return 0;
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
@@ -1528,6 +1597,15 @@ args_conflict(const struct args *a, const struct command *cmd)
 		                              : "--allow-deletes");
 	if (a->seed >= 0 && !a->sample)
 		return usage_error(cmd, "%s", "--seed goes with --sample N (the draw's seed)");
+	/* a partition is a share of a pass: a check's or a dry run's */
+	if (a->partition && (a->full || a->ids || a->since || a->sample))
+		return usage_error(cmd,
+		                   "--partition and %s conflict: a partition is one key range of a "
+		                   "check's or a dry run's pass; give one",
+		                   a->full    ? "--full"
+		                   : a->ids   ? "--ids"
+		                   : a->since ? "--since"
+		                              : "--sample");
 	if (a->dry_run)
 		modes[n++] = "--dry-run";
 	if (a->full)

@@ -33,6 +33,10 @@ struct mongo {
 	char *collection;
 	char *uri;
 	bson_t *filter; /* RECONCILE_FILTER; NULL: every document */
+	/* a partition's {_id: {$gte: lo, $lt: hi}} (mongo_set_range); NULL:
+	 * the whole collection. Counts and streams only: a fetch or an
+	 * existence check by id sees past it */
+	bson_t *range;
 };
 
 /* Read-ahead: the stream's documents, copied into pages of raw BSON. */
@@ -170,6 +174,8 @@ mongo_free(struct mongo *m)
 	free(m->uri);
 	if (m->filter)
 		bson_destroy(m->filter);
+	if (m->range)
+		bson_destroy(m->range);
 	free(m);
 }
 
@@ -199,6 +205,52 @@ bool
 mongo_filtered(const struct mongo *m)
 {
 	return m->filter != NULL;
+}
+
+rcode
+mongo_set_range(struct mongo *m, const char *lo, const char *hi, enum id_type type,
+                struct rerror *err)
+{
+	bson_t *r = NULL, child;
+
+	if (lo || hi) {
+		r = bson_new();
+		BSON_APPEND_DOCUMENT_BEGIN(r, "_id", &child);
+		if ((lo && doc_id_append(&child, "$gte", lo, type)) ||
+		    (hi && doc_id_append(&child, "$lt", hi, type))) {
+			bson_destroy(r);
+			return rerror_set(err, RC_ERR_INVALID, "a partition bound is not a %s",
+			                  doc_id_type_name(type));
+		}
+		bson_append_document_end(r, &child);
+	}
+	if (m->range)
+		bson_destroy(m->range);
+	m->range = r;
+	return RC_OK;
+}
+
+/* *out (initialized here) = cond within m's range (cond itself without
+ * one), before with_filter puts it under the filter. */
+static void
+with_range(bson_t *out, const struct mongo *m, const bson_t *cond)
+{
+	bson_t arr;
+
+	bson_init(out);
+	if (m->range == NULL) {
+		if (cond)
+			bson_concat(out, cond);
+		return;
+	}
+	if (cond == NULL || bson_empty(cond)) {
+		bson_concat(out, m->range);
+		return;
+	}
+	BSON_APPEND_ARRAY_BEGIN(out, "$and", &arr);
+	BSON_APPEND_DOCUMENT(&arr, "0", m->range);
+	BSON_APPEND_DOCUMENT(&arr, "1", cond);
+	bson_append_array_end(out, &arr);
 }
 
 /* *out (initialized here) = cond under m's filter: cond itself without a
@@ -265,10 +317,14 @@ mongo_count(struct mongo *m, int64_t *count, struct rerror *err)
 	bson_error_t e;
 	int64_t n;
 
+	bson_t ranged;
+
 	*count = -1;
-	with_filter(&filter, m, NULL);
+	with_range(&ranged, m, NULL);
+	with_filter(&filter, m, &ranged);
 	n = mongoc_collection_count_documents(m->coll, &filter, NULL, NULL, NULL, &e);
 	bson_destroy(&filter);
+	bson_destroy(&ranged);
 	if (n < 0)
 		return mongo_err(err, &e, "countDocuments failed");
 	*count = n;
@@ -405,6 +461,45 @@ mongo_has_type(struct mongo *m, enum id_type type, bool *has, struct rerror *err
 	return rc;
 }
 
+rcode
+mongo_id_at(struct mongo *m, char **id, enum id_type *type, int64_t skip, bool descending,
+            struct rerror *err)
+{
+	bson_t filter, opts = BSON_INITIALIZER, child;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_error_t e;
+	bson_iter_t it;
+	struct buf text = {0};
+	rcode rc = RC_OK;
+
+	*id = NULL;
+	*type = ID_JSON;
+	with_filter(&filter, m, NULL); /* the mirror's documents, whole collection */
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
+	BSON_APPEND_INT32(&child, "_id", descending ? -1 : 1);
+	bson_append_document_end(&opts, &child);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &child);
+	BSON_APPEND_INT32(&child, "_id", 1);
+	bson_append_document_end(&opts, &child);
+	if (skip > 0)
+		BSON_APPEND_INT64(&opts, "skip", skip);
+	BSON_APPEND_INT64(&opts, "limit", 1);
+	cur = mongoc_collection_find_with_opts(m->coll, &filter, &opts, NULL);
+	if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "_id")) {
+		if (doc_id_canonical(bson_iter_value(&it), &text, type) ||
+		    (*id = strdup(text.data ? text.data : "")) == NULL)
+			rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	}
+	if (rc == RC_OK && mongoc_cursor_error(cur, &e))
+		rc = mongo_err(err, &e, "reading an id in _id order failed");
+	mongoc_cursor_destroy(cur);
+	buf_free(&text);
+	bson_destroy(&filter);
+	bson_destroy(&opts);
+	return rc;
+}
+
 static void *read_ahead(void *arg);
 
 rcode
@@ -441,8 +536,12 @@ mongo_scan_open(struct mongo_scan **out, struct mongo *m, const char *after,
 		bson_append_document_end(& or, &c2);
 		bson_append_array_end(&resume, & or);
 	}
-	/* the resume condition, under the mirror's filter */
-	with_filter(&filter, m, &resume);
+	/* the resume condition, within the partition, under the mirror's
+	 * filter */
+	bson_t ranged;
+	with_range(&ranged, m, &resume);
+	with_filter(&filter, m, &ranged);
+	bson_destroy(&ranged);
 	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
 	BSON_APPEND_INT32(&child, "_id", 1);
 	bson_append_document_end(&opts, &child);

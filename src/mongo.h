@@ -32,6 +32,19 @@ void mongo_free(struct mongo *m);
 RC_MUST_CHECK rcode mongo_set_filter(struct mongo *m, const char *json, struct rerror *err);
 /* Whether a filter is set. */
 bool mongo_filtered(const struct mongo *m);
+/* A partition's key range (partition.h): from then on mongo_count and the
+ * streams of mongo_scan_open see only the ids in [lo, hi) of that type
+ * (NULL: open on that side); fetches and existence checks by id do not, so
+ * an orphan is still proven absent from the whole collection. */
+RC_MUST_CHECK rcode mongo_set_range(struct mongo *m, const char *lo, const char *hi,
+                                    enum id_type type, struct rerror *err);
+/* The collection's (under its filter) id at place skip (0-based) in _id
+ * order, ascending or descending: its canonical text (*id NULL past the
+ * end; the caller frees) and type. One find with sort, skip and limit 1,
+ * which MongoDB 4.4+ and FerretDB both take (a partition plan's bounds and
+ * split points). */
+RC_MUST_CHECK rcode mongo_id_at(struct mongo *m, char **id, enum id_type *type, int64_t skip,
+                                bool descending, struct rerror *err);
 
 /* Server version (caller frees) after a ping. */
 RC_MUST_CHECK rcode mongo_ping(struct mongo *m, char **version, struct rerror *err);

@@ -541,6 +541,33 @@ opensearch_info(struct opensearch *os, char **version, struct rerror *err)
 	return *version ? RC_OK : RC_ERR_NOMEM;
 }
 
+rcode
+opensearch_set_range(struct opensearch *os, const char *field, const char *lo, const char *hi)
+{
+	cJSON *both, *f, *range, *bounds;
+
+	if (lo == NULL && hi == NULL)
+		return RC_OK;
+	both = cJSON_CreateObject();
+	f = cJSON_AddArrayToObject(cJSON_AddObjectToObject(both, "bool"), "filter");
+	range = cJSON_CreateObject();
+	bounds = cJSON_AddObjectToObject(cJSON_AddObjectToObject(range, "range"), field);
+	if (f == NULL || bounds == NULL || (lo && !cJSON_AddStringToObject(bounds, "gte", lo)) ||
+	    (hi && !cJSON_AddStringToObject(bounds, "lt", hi)) || !cJSON_AddItemToArray(f, range)) {
+		cJSON_Delete(range);
+		cJSON_Delete(both);
+		return RC_ERR_NOMEM;
+	}
+	/* the mirror's query and the range: every search, count and summary
+	 * of this connection selects both */
+	if (os->query && !cJSON_AddItemToArray(f, os->query)) {
+		cJSON_Delete(both);
+		return RC_ERR_NOMEM;
+	}
+	os->query = both;
+	return RC_OK;
+}
+
 /* Adds OPENSEARCH_QUERY's clause (a copy) to the array `filter` of a bool
  * query; nothing without one. */
 static rcode

@@ -134,6 +134,11 @@ RC_MUST_CHECK rcode opensearch_scan_range(struct opensearch *os, struct idlist *
                                           const struct os_keys *k, const char *after,
                                           const char *hi, bool keys_only, int size,
                                           struct rerror *err);
+/* A partition's key range [lo, hi) on the keyword id field (NULL: open on
+ * that side), joined to OPENSEARCH_QUERY: from then on every search, count
+ * and summary of this connection sees only the copies in it. RC_ERR_NOMEM. */
+RC_MUST_CHECK rcode opensearch_set_range(struct opensearch *os, const char *field, const char *lo,
+                                         const char *hi);
 /* Adds OPENSEARCH_QUERY's clause (a copy; nothing without one) to filter,
  * the array of a bool query (opensearch_summary.c's searches). */
 struct cJSON;

@@ -103,7 +103,9 @@ kind_word(const enum drift_kind *kind)
 	LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count", "reindexedCount") ", "             \
 	LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count", "orphansKept") ", "         \
 	"kept_count AS keptCount, verify, verify_note AS verifyNote, "                              \
-	"ranges_summarized AS rangesSummarized, ranges_descended AS rangesDescended"
+	"ranges_summarized AS rangesSummarized, ranges_descended AS rangesDescended, "             \
+	"partition_k AS partitionK, partition_n AS partitionN, partition_type AS partitionType, "  \
+	"partition_lo AS partitionLo, partition_hi AS partitionHi"
 /* clang-format on */
 
 rcode

@@ -520,19 +520,23 @@ lease_lost_stop(void *ctx)
  * compile stops here, before any run is begun), the journal and its lock.
  * Released by release_run, whatever of it was taken. */
 static RC_MUST_CHECK rcode
-open_run(struct run *r)
+open_run(struct run *r, enum run_kind kind, int64_t resume_id)
 {
 	int64_t holder = 0;
+	char part[32] = "";
 	rcode rc = transform_new(&r->tf, r->cfg, r->err);
 
 	if (rc == RC_OK)
 		rc = store_open(&r->store, r->cfg->state_db, r->err);
 	if (rc == RC_OK)
 		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
+	if (rc == RC_OK)
+		rc = partition_of_lease(r, kind, resume_id, part, sizeof(part));
 	/* one run per mirror across journals and hosts (lease.c); the journal
 	 * lock stays the first line, and nothing is begun without both */
 	if (rc == RC_OK)
-		rc = lease_acquire(&r->lease, r->cfg, lease_lost_stop, r->e, r->err);
+		rc = lease_acquire_part(&r->lease, r->cfg, *part ? part : NULL, lease_lost_stop,
+		                        r->e, r->err);
 	return rc;
 }
 
@@ -720,9 +724,10 @@ run_steps(struct run *r)
 	    (rc = opensearch_open(&r->os, cfg, r->err)) ||
 	    /* a clause OpenSearch refuses fails the first lookup mid-pass
 	     * (QA19 F3): refused here, before anything is written */
-	    (rc = opensearch_check_queries(r->os, cfg, r->err)) || (rc = setup_check_peers(r)) ||
-	    (rc = run_set_phase(r, RUN_PHASE_COUNTING)) || (rc = setup_count(r)) ||
-	    (rc = setup_keys(r)) || (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
+	    (rc = opensearch_check_queries(r->os, cfg, r->err)) || (rc = partition_setup(r)) ||
+	    (rc = setup_check_peers(r)) || (rc = run_set_phase(r, RUN_PHASE_COUNTING)) ||
+	    (rc = setup_count(r)) || (rc = setup_keys(r)) || (rc = partition_check_keys(r)) ||
+	    (rc = warn_index_emptied(r)) || (rc = empty_index_full(r)))
 		return rc;
 	repair_setup(r);
 	if (!r->dry_run && r->kind != RUN_IDS &&
@@ -995,6 +1000,7 @@ release_run(struct run *r)
 	free(r->peers_count);
 	free(r->cursor);
 	free(r->id_field);
+	partition_clear(&r->part);
 	lease_release(r->lease); /* given back before the journal lock */
 	store_free(r->store);    /* releases the journal lock */
 	transform_free(r->tf);
@@ -1014,6 +1020,10 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	 * not read whole from a stream */
 	r.content.on = e->cfg->compare == COMPARE_CONTENT && kind != RUN_IDS;
 	memset(res, 0, sizeof(*res));
+	if (r.opts->partition_n > 0 && (kind == RUN_IDS || kind == RUN_FULL || r.opts->sample))
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "a partition is a check's or a dry run's, not a full re-index's "
+		                  "nor a targeted run's");
 	if (kind == RUN_IDS) {
 		/* checked once more here: every way in gets the same answer */
 		if ((rc = engine_opts_check(e->cfg, r.opts, err)) ||
@@ -1022,7 +1032,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 		resume_id = -1;    /* a new run: an interrupted check stays resumable */
 		r.opts = &uniq;
 	}
-	if ((rc = open_run(&r)) || (rc = begin_run(&r, kind, trigger, resume_id)))
+	if ((rc = open_run(&r, kind, resume_id)) || (rc = begin_run(&r, kind, trigger, resume_id)))
 		goto out;
 	lease_set_run(r.lease, r.id); /* the lease names its holder's run */
 	if (r.not_resumed) {

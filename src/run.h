@@ -103,6 +103,10 @@ struct engine_opts {
 	/* the ids are a random sample (sample.c, `check --sample N`): a RUN_IDS
 	 * run journaled as kind sample, and a dry run: it writes nothing */
 	bool sample;
+	/* `check --partition K/N`: only partition K (0-based) of N of the key
+	 * space (partition_n 0: the whole; docs/ENGINE.md, "Partitions"); a
+	 * check or a dry run only */
+	int partition_k, partition_n;
 };
 
 /* Whether a targeted run may start: ids given (1 to ENGINE_IDS_MAX, each

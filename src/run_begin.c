@@ -71,6 +71,17 @@ not_resumable(struct run *r, const struct store_run *sr)
 	if (rc == RC_OK)
 		rc =
 		    digest_change(sr->config, r->cfg->transform, transform_digest(r->tf), &changed);
+	/* another partition asked for (a run asked without one resumes as
+	 * the partition it is) */
+	if (rc == RC_OK && r->opts->partition_n > 0 &&
+	    (sr->partition_n != r->opts->partition_n || sr->partition_k != r->opts->partition_k))
+		rc = sr->partition_n > 0
+		         ? buf_printf(&changed, "%sthe partition (%d/%d -> %d/%d)",
+		                      changed.len ? "; " : "", sr->partition_k, sr->partition_n,
+		                      r->opts->partition_k, r->opts->partition_n)
+		         : buf_printf(&changed, "%sthe partition (a whole run -> %d/%d)",
+		                      changed.len ? "; " : "", r->opts->partition_k,
+		                      r->opts->partition_n);
 
 	r->why[0] = '\0';
 	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */
@@ -125,7 +136,10 @@ resume(struct run *r, struct store_run *sr)
 	r->brake = sr->brake;
 	r->full_write = sr->full_write;
 	r->resumed = true;
+	rc = partition_from_journal(r, sr);
 	store_run_free(sr);
+	if (rc)
+		return rc;
 	/* a release was for the run as it was started and looked at: an
 	 * interruption may have changed what it reads (a MongoDB restored in
 	 * part, QA: a resume at service start deleted half the index), so a
@@ -217,6 +231,10 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 	buf_free(&cfg);
 	r->kind = kind;
 	r->brake = BRAKE_ON;
+	r->part.k = r->opts->partition_k;
+	r->part.n = r->opts->partition_n;
+	if (rc == RC_OK && r->part.n > 0)
+		rc = store_run_partition(r->store, r->id, r->part.k, r->part.n, NULL, NULL, NULL);
 	if (rc == RC_OK && r->opts->allow_deletes) {
 		rc = store_run_brake(r->store, r->id, BRAKE_RELEASED);
 		r->brake = BRAKE_RELEASED;

@@ -115,7 +115,14 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 		    " documents%s, over RECONCILE_MAX_DELETE_RATIO=%g",
 		    n, size > 0 ? 100.0 * (double)n / (double)size : 100.0, size, kept,
 		    r->cfg->max_delete_ratio);
-	if (limits && n > r->cfg->max_deletes)
+	/* a partition's share of the limit (its ratio is its own index count's) */
+	int64_t max = r->part.n ? r->cfg->max_deletes / r->part.n : r->cfg->max_deletes;
+	if (limits && n > max && r->part.n)
+		WHY("%" PRId64
+		    " orphans, over this partition's share of RECONCILE_MAX_DELETES=%" PRId64
+		    " (%" PRId64 " of %d partitions)",
+		    n, r->cfg->max_deletes, max, r->part.n);
+	else if (limits && n > max)
 		WHY("%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
 		    r->cfg->max_deletes);
 	/* asked again now: every orphan was proven absent from this collection */

@@ -12,6 +12,7 @@
 #include "mongo.h"
 #include "opensearch.h"
 #include "opensearch_summary.h"
+#include "partition.h"
 #include "pass.h"
 #include "repair.h"
 #include "run.h"
@@ -140,6 +141,8 @@ struct run {
 	bool verify_summary;
 	bool summary_failed_said; /* a range's search failed: logged once a run */
 	char version_type[32];
+	/* `check --partition K/N` (run_partition.c): part.n 0 for a whole run */
+	struct partition part;
 };
 
 /* A targeted run of a few ids asks one {_id: v} query per value; more
@@ -221,6 +224,19 @@ RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, 
                                   int64_t seen, struct rerror *err);
 /* Repairs the queued drift, then commits the cursor that waited for it. */
 RC_MUST_CHECK rcode sink_flush(struct run *r);
+
+/* run_partition.c */
+/* The partition's plan (computed and journaled, or the journal's) and
+ * both sides narrowed to its key range; nothing without a partition. */
+RC_MUST_CHECK rcode partition_setup(struct run *r);
+/* After setup_keys: RC_ERR_CONFIG when the index is read by _id. */
+RC_MUST_CHECK rcode partition_check_keys(struct run *r);
+/* Which partition's lease the run takes ("K/N", "" for the whole
+ * mirror's): the one asked for, else the one the run to be resumed is. */
+RC_MUST_CHECK rcode partition_of_lease(struct run *r, enum run_kind kind, int64_t resume_id,
+                                       char *part, size_t len);
+/* A resumed run's partition and plan, as journaled. */
+RC_MUST_CHECK rcode partition_from_journal(struct run *r, const struct store_run *sr);
 
 /* run_brake.c */
 /* The end of a pass: sends the held orphan deletes, or keeps them all. */

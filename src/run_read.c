@@ -77,8 +77,14 @@ prefetch_start(struct run *r, const char *after, int size)
 	p->more = false;
 	p->rc = RC_OK;
 	p->err = (struct rerror){0};
-	if (p->after == NULL || (p->os == NULL && opensearch_open(&p->os, r->cfg, &e)))
+	if (p->after == NULL ||
+	    (p->os == NULL &&
+	     (opensearch_open(&p->os, r->cfg, &e) ||
+	      opensearch_set_range(p->os, r->cfg->opensearch_id_field, r->part.lo, r->part.hi)))) {
+		opensearch_free(p->os); /* a connection without the partition's range: none */
+		p->os = NULL;
 		return; /* e dropped: the page is read in turn instead */
+	}
 	p->running = pthread_create(&p->thread, NULL, prefetch_main, p) == 0;
 }
 

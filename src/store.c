@@ -830,6 +830,9 @@ store_run_free(struct store_run *r)
 	free(r->cursor);
 	free(r->verify);
 	free(r->verify_note);
+	free(r->partition_type);
+	free(r->partition_lo);
+	free(r->partition_hi);
 	free(r->config);
 	free(r->error);
 	free(r);
@@ -894,7 +897,8 @@ static const char run_get_sql[] =
 	"index_read, delete_brake, full_write, "
 	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
 	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") ", kept_count, "
-	"verify, verify_note, ranges_summarized, ranges_descended "
+	"verify, verify_note, ranges_summarized, ranges_descended, "
+	"partition_k, partition_n, partition_type, partition_lo, partition_hi "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -948,6 +952,11 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 	r->verify_note = col_text(st, 35);
 	r->ranges_summarized = sqlite3_column_int64(st, 36);
 	r->ranges_descended = sqlite3_column_int64(st, 37);
+	r->partition_k = (int)sqlite3_column_int64(st, 38);
+	r->partition_n = (int)sqlite3_column_int64(st, 39);
+	r->partition_type = col_text(st, 40);
+	r->partition_lo = col_text(st, 41);
+	r->partition_hi = col_text(st, 42);
 	return known;
 }
 
@@ -1117,6 +1126,19 @@ store_run_verify(struct store *s, int64_t run_id, const char *verify, const char
 {
 	return sql_run(s, "UPDATE runs SET verify = ?, verify_note = ? WHERE id = ?", "tti", verify,
 	               note, run_id);
+}
+
+rcode
+store_run_partition(struct store *s, int64_t run_id, int k, int n, const char *type, const char *lo,
+                    const char *hi)
+{
+	if (type == NULL)
+		return sql_run(s, "UPDATE runs SET partition_k = ?, partition_n = ? WHERE id = ?",
+		               "iii", (int64_t)k, (int64_t)n, run_id);
+	return sql_run(s,
+	               "UPDATE runs SET partition_k = ?, partition_n = ?, partition_type = ?, "
+	               "partition_lo = ?, partition_hi = ? WHERE id = ?",
+	               "iittti", (int64_t)k, (int64_t)n, type, lo, hi, run_id);
 }
 
 rcode

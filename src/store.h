@@ -124,6 +124,11 @@ struct store_run {
 	 * their summaries and streamed, up to the cursor */
 	char *verify, *verify_note;
 	int64_t ranges_summarized, ranges_descended;
+	/* one partition of a split run (migration 0015): K of N (n 0: a whole
+	 * run), the bounds' id type (NULL: not planned yet) and [lo, hi) (NULL:
+	 * open) */
+	int partition_k, partition_n;
+	char *partition_type, *partition_lo, *partition_hi;
 };
 void store_run_free(struct store_run *r);
 
@@ -171,6 +176,10 @@ RC_MUST_CHECK rcode store_run_ranges(struct store *s, int64_t run_id, int64_t su
  * merged (NULL: nothing to say). */
 RC_MUST_CHECK rcode store_run_verify(struct store *s, int64_t run_id, const char *verify,
                                      const char *note);
+/* The run is partition k of n of a split run (written when it begins);
+ * with type (not NULL) its plan too: [lo, hi), NULL for an open end. */
+RC_MUST_CHECK rcode store_run_partition(struct store *s, int64_t run_id, int k, int n,
+                                        const char *type, const char *lo, const char *hi);
 /* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
 RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
 /* A sample run's estimate (run_samples, migration 0013): each side's

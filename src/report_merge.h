@@ -1,0 +1,35 @@
+/*
+ * report_merge.h: `reconciler report --merge JOURNAL...`: the combined
+ * report of one split run (`check --partition K/N` in N processes, each
+ * with its own journal): the counts summed, each partition's run and key
+ * range, whether the partitions make up the whole plan, their errors, and
+ * every drift row (docs/ENGINE.md, "Partitions"). Reads only: each journal
+ * is opened read-only (store_open_read), every query has bound parameters.
+ */
+#ifndef RECONCILER_REPORT_MERGE_H
+#define RECONCILER_REPORT_MERGE_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+/* The combined report (JSON, the keys of show --json's where they are the
+ * same counts): in each journal its newest partition run. *complete: the
+ * runs are partitions 0..N-1 of one N, each once, of one mirror and kind,
+ * and their ranges tile the key space (what is not, in "problems").
+ * RC_ERR_NOTFOUND / RC_ERR_STORE with the journal in err when one cannot
+ * be read or holds no partition run. */
+RC_MUST_CHECK rcode report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n,
+                                 struct rerror *err);
+/* The same for a person: a line per partition, the total, problems and
+ * errors. */
+RC_MUST_CHECK rcode report_merge_text(FILE *out, const cJSON *merged);
+/* Every drift row of every partition's run, one JSON object a line (show
+ * --ndjson's keys and "partition"), journal by journal, page by page. */
+RC_MUST_CHECK rcode report_merge_ndjson(FILE *out, const cJSON *merged, struct rerror *err);
+
+#endif
