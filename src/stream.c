@@ -835,6 +835,7 @@ teardown(struct stream *st)
 {
 	mongo_watch_free(st->w);
 	stream_batch_clear(st);
+	stream_recent_free(st);
 	free(st->ev);
 	if (st->committed)
 		bson_destroy(st->committed);

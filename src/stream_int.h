@@ -38,6 +38,20 @@ struct sev {
 	char *why;
 };
 
+/* The routings of the documents the stream wrote last, remembered because
+ * a search (the copies' lookup) sees a write only after the index's next
+ * refresh: a delete (or a move to another routing) of a document written a
+ * moment before must still find its copy. Two generations of up to
+ * RECENT_MAX each: an entry lives for at least RECENT_MAX writes after it. */
+#define RECENT_MAX 65536
+struct recent_gen {
+	char **id, **routing; /* open addressing, cap slots; routing NULL: by _id */
+	size_t cap, n;
+};
+struct recent {
+	struct recent_gen cur, old;
+};
+
 struct stream {
 	const struct config *cfg;
 	volatile int *stop;
@@ -56,8 +70,9 @@ struct stream {
 	size_t n, cap, seq;
 	size_t bytes;
 	int64_t first_ms;
-	uint32_t ct_t, ct_i; /* the last event's cluster time */
-	const char *drop_op; /* a drop or rename seen before its invalidate */
+	uint32_t ct_t, ct_i;  /* the last event's cluster time */
+	const char *drop_op;  /* a drop or rename seen before its invalidate */
+	struct recent recent; /* stream_write.c */
 	/* the journal */
 	bson_t *committed; /* the token last journaled */
 	int64_t last_commit_ms;
@@ -91,5 +106,7 @@ RC_MUST_CHECK rcode stream_batch_add(struct stream *st, const char *id, enum id_
 RC_MUST_CHECK rcode stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed,
                                        const char **last_error);
 void stream_batch_clear(struct stream *st);
+/* Forgets the recent writes (teardown). */
+void stream_recent_free(struct stream *st);
 
 #endif

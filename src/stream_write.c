@@ -21,9 +21,105 @@
 #include "repair.h"
 #include "transform.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- the recent writes ------------------------------------------------- */
+
+static size_t
+recent_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* The slot of id in g (its entry, or the empty slot where it goes). */
+static size_t
+recent_slot(const struct recent_gen *g, const char *id)
+{
+	size_t i = recent_hash(id) & (g->cap - 1);
+
+	while (g->id[i] && strcmp(g->id[i], id) != 0)
+		i = (i + 1) & (g->cap - 1);
+	return i;
+}
+
+static void
+recent_gen_free(struct recent_gen *g)
+{
+	for (size_t i = 0; i < g->cap; i++) {
+		free(g->id[i]);
+		free(g->routing[i]);
+	}
+	free(g->id);
+	free(g->routing);
+	*g = (struct recent_gen){0};
+}
+
+void
+stream_recent_free(struct stream *st)
+{
+	recent_gen_free(&st->recent.cur);
+	recent_gen_free(&st->recent.old);
+}
+
+/* Whether id was written lately; *routing then its routing (NULL: by _id). */
+static bool
+recent_get(const struct stream *st, const char *id, const char **routing)
+{
+	const struct recent_gen *gens[2] = {&st->recent.cur, &st->recent.old};
+
+	for (int k = 0; k < 2; k++) {
+		const struct recent_gen *g = gens[k];
+		if (g->cap == 0)
+			continue;
+		size_t i = recent_slot(g, id);
+		if (g->id[i]) {
+			*routing = g->routing[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Remembers id written under routing (NULL: by _id). */
+static RC_MUST_CHECK rcode
+recent_put(struct stream *st, const char *id, const char *routing)
+{
+	struct recent_gen *g = &st->recent.cur;
+	char *r = NULL;
+
+	if (g->cap == 0 || g->n >= RECENT_MAX) {
+		recent_gen_free(&st->recent.old);
+		st->recent.old = *g;
+		*g = (struct recent_gen){0};
+		g->cap = RECENT_MAX * 2; /* at most half full */
+		g->id = calloc(g->cap, sizeof(*g->id));
+		g->routing = calloc(g->cap, sizeof(*g->routing));
+		if (g->id == NULL || g->routing == NULL) {
+			recent_gen_free(g);
+			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+		}
+	}
+	size_t i = recent_slot(g, id);
+	if (routing && (r = strdup(routing)) == NULL)
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	if (g->id[i] == NULL) {
+		if ((g->id[i] = strdup(id)) == NULL) {
+			free(r);
+			return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+		}
+		g->n++;
+	}
+	free(g->routing[i]);
+	g->routing[i] = r;
+	return RC_OK;
+}
 
 /* ---- the batch ------------------------------------------------------------ */
 
@@ -302,7 +398,9 @@ plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
 	enum bulk_action wop = st->cfg->write_mode == WRITE_UPSERT ? BULK_UPDATE : BULK_INDEX;
 	const char *pipeline =
 	    *st->cfg->pipeline && st->cfg->write_mode == WRITE_INDEX ? st->cfg->pipeline : NULL;
-	size_t most = copies->n + st->n;
+	/* a delete per copy found, one per document written lately (recent),
+	 * and its write */
+	size_t most = copies->n + 2 * st->n;
 
 	p->docs = calloc(most ? most : 1, sizeof(*p->docs));
 	p->owner = calloc(most ? most : 1, sizeof(*p->owner));
@@ -312,8 +410,13 @@ plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
 		const struct sev *e = &st->ev[i];
 		if (e->failed)
 			continue;
+		bool seen = false; /* the copy the stream wrote last, found by the lookup */
+		const char *was = NULL;
+		bool lately = recent_get(st, e->id, &was);
 		for (size_t j = first_copy(copies, e->id);
 		     j < copies->n && strcmp(idlist_id(copies, j), e->id) == 0; j++) {
+			seen = seen || (lately && idlist_docid(copies, j) == NULL &&
+			                copy_is_target(st, copies, j, e->id, was));
 			if (e->op == SEV_WRITE && copy_is_target(st, copies, j, e->id, e->routing))
 				continue;
 			plan_add(p, i,
@@ -323,6 +426,17 @@ plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
 			                           .routing = idlist_routing(copies, j),
 			                           .version = -1});
 		}
+		/* written lately and not seen by the search yet (no refresh since):
+		 * deleted where the stream wrote it, unless the write goes there */
+		bool there = e->op == SEV_WRITE &&
+		             strcmp(was ? was : e->id, e->routing ? e->routing : e->id) == 0;
+		if (lately && !seen && !there)
+			plan_add(p, i,
+			         (struct bulk_doc){.action = BULK_DELETE,
+			                           .id = e->id,
+			                           .index = st->write_index,
+			                           .routing = was,
+			                           .version = -1});
 		if (e->op == SEV_WRITE)
 			plan_add(p, i,
 			         (struct bulk_doc){.action = wop,
@@ -415,6 +529,9 @@ stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const c
 		rc = opensearch_bulk_send(st->os, p.docs, p.n, &attempts, st->stop, &st->err);
 	if (rc == RC_OK)
 		rc = take_outcomes(st, &p);
+	for (size_t i = 0; rc == RC_OK && i < st->n; i++)
+		if (!st->ev[i].failed && st->ev[i].op == SEV_WRITE)
+			rc = recent_put(st, st->ev[i].id, st->ev[i].routing);
 	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
 		const struct sev *e = &st->ev[i];
 		if (!e->failed) {

@@ -139,6 +139,42 @@ def external_older(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def before_refresh(env):
+    """QA21 2: a delete (or a move to another routing) of a document the
+    stream wrote a moment before, when the index has not refreshed since:
+    the copy is not visible to the lookup's search yet, and must still go.
+    refresh_interval 30 s makes the window certain."""
+    st, body = env.os("PUT", "/" + env.index, {
+        "settings": {"number_of_shards": 3, "number_of_replicas": 0,
+                     "refresh_interval": "30s"},
+        "mappings": {"properties": {"mongo_id": {"type": "keyword"},
+                                    "updatedAt": {"type": "date"}}}})
+    check(st == 200, "the index is created (%d %s)" % (st, body))
+    # the collection exists, so the first start's catch-up (whose check
+    # refreshes the index) is over before the changes below
+    insert(env, [doc(100, shop="s100")])
+    sync = Sync(env, OPENSEARCH_ROUTING_FIELD="shop")
+    try:
+        started(env, sync)
+        base = streams(env)["events_applied"]
+        insert(env, [doc(i, shop="s%d" % i) for i in range(8)])
+        wait_for(lambda: streams(env)["events_applied"] >= base + 8, "the inserts are applied")
+        env.mongo({"delete": "ads", "deletes": [{"q": {"n": {"$lt": 4}}, "limit": 0}]})
+        for i in range(4, 8):
+            env.mongo({"update": "ads", "updates": [
+                {"q": {"_id": "d%04d" % i}, "u": {"$set": {"shop": "moved-%d" % i}}}]})
+        wait_for(lambda: streams(env)["events_applied"] >= base + 16,
+                 "the deletes and moves are applied")
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+    env.os("POST", "/%s/_refresh" % env.index)
+    st, res = env.os("POST", "/%s/_search" % env.index, {"size": 100})
+    got = sorted((h["_id"], h.get("_routing")) for h in res["hits"]["hits"])
+    want = [("d%04d" % i, "moved-%d" % i) for i in range(4, 8)] + [("d0100", "s100")]
+    check(got == want, "deleted documents are gone and moved ones have one copy under "
+          "their new routing: %r" % got)
+
+
 def main():
     db = Secantus(retention=3600)
     try:
@@ -147,7 +183,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [stopped_catchup, new_index, held_then_checked, external_older]
+        scenarios = [stopped_catchup, new_index, held_then_checked, external_older, before_refresh]
         only = os.environ.get("LIVE_SYNC_ONLY")
         for fn in [f for f in scenarios if not only or f.__name__ == only]:
             env = None
