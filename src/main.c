@@ -1428,12 +1428,15 @@ static const struct command commands[] = {
      "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
      "line)"},
     {"report", cmd_report, o_report, 1, PARTITION_MAX,
-     "report --merge JOURNAL... [--json | --ndjson]",
+     "report --merge [--max-spread SECONDS] JOURNAL... [--json | --ndjson]",
      "the combined report of a split run (check --partition K/N in N processes): each "
      "journal's newest partition run, the counts summed, whether the partitions make up "
      "the whole plan, their errors (--json: as JSON; --ndjson: every drift row, with its "
-     "partition). Reads only. Exit 0 a complete plan, 1 a partition missing or plans that "
-     "do not meet, 2 a journal that cannot be read or holds no partition run"},
+     "partition). Reads only, never migrates. --max-spread: the seconds the runs may begin "
+     "apart (default 3600; an older run is a problem). Exit 0 a complete plan, 1 a "
+     "partition missing or given twice, runs of other collections or indexes or too far "
+     "apart, plans that do not meet, 2 a journal that cannot be read or holds no "
+     "partition run"},
     {"diff", cmd_diff, o_mirror, 1, 1, "diff ID [--mirror NAME]",
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
      "(an ID that begins with - after --)"},
