@@ -74,7 +74,8 @@
  * set. */
 struct args {
 	bool dry_run, full, allow_deletes, ndjson, json, markdown, recurring, all;
-	bool merge; /* report --merge */
+	bool merge;         /* report --merge */
+	int64_t max_spread; /* report --merge --max-spread; -1: not given */
 	const char *ids, *since, *mirror, *file, *kind;
 	const char *partition; /* check --partition K/N */
 	int64_t limit;         /* 0: not given */
@@ -961,8 +962,9 @@ cmd_report(const struct cli *cli)
 		        "report: give --merge JOURNAL... (the journals of one split run)\n");
 		return EXIT_CONFIG;
 	}
-	rc = report_merge(&m, &complete, (const char *const *)cli->a->operand,
-	                  (size_t)cli->a->n_operands, &err);
+	rc = report_merge(
+	    &m, &complete, (const char *const *)cli->a->operand, (size_t)cli->a->n_operands,
+	    cli->a->max_spread >= 0 ? cli->a->max_spread : REPORT_MERGE_MAX_SPREAD, &err);
 	if (rc == RC_OK && cli->a->ndjson)
 		rc = report_merge_ndjson(stdout, m, &err);
 	else if (rc == RC_OK && cli->a->json)
@@ -1336,6 +1338,7 @@ enum opt {
 	OPT_SEED,
 	OPT_PARTITION,
 	OPT_MERGE,
+	OPT_MAX_SPREAD,
 };
 
 #define O_MIRROR                                                                                   \
@@ -1374,6 +1377,7 @@ static const struct option o_show[] = {{"ndjson", no_argument, NULL, OPT_NDJSON}
                                        O_HELP,
                                        O_END};
 static const struct option o_report[] = {{"merge", no_argument, NULL, OPT_MERGE},
+                                         {"max-spread", required_argument, NULL, OPT_MAX_SPREAD},
                                          {"ndjson", no_argument, NULL, OPT_NDJSON},
                                          {"json", no_argument, NULL, OPT_JSON},
                                          O_HELP,
@@ -1424,12 +1428,15 @@ static const struct command commands[] = {
      "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
      "line)"},
     {"report", cmd_report, o_report, 1, PARTITION_MAX,
-     "report --merge JOURNAL... [--json | --ndjson]",
+     "report --merge [--max-spread SECONDS] JOURNAL... [--json | --ndjson]",
      "the combined report of a split run (check --partition K/N in N processes): each "
      "journal's newest partition run, the counts summed, whether the partitions make up "
      "the whole plan, their errors (--json: as JSON; --ndjson: every drift row, with its "
-     "partition). Reads only. Exit 0 a complete plan, 1 a partition missing or plans that "
-     "do not meet, 2 a journal that cannot be read or holds no partition run"},
+     "partition). Reads only, never migrates. --max-spread: the seconds the runs may begin "
+     "apart (default 3600; an older run is a problem). Exit 0 a complete plan, 1 a "
+     "partition missing or given twice, runs of other collections or indexes or too far "
+     "apart, plans that do not meet, 2 a journal that cannot be read or holds no "
+     "partition run"},
     {"diff", cmd_diff, o_mirror, 1, 1, "diff ID [--mirror NAME]",
      "one document: what a repair would write, the index copy, and a JSON Patch between them "
      "(an ID that begins with - after --)"},
@@ -1541,6 +1548,16 @@ take_option(struct args *a, const struct command *cmd, int c)
 	case OPT_MERGE:
 		a->merge = true;
 		return 0;
+	case OPT_MAX_SPREAD:
+		if (a->max_spread >= 0)
+			return usage_error(
+			    cmd, "--max-spread is given twice (%" PRId64 ", then %s): once",
+			    a->max_spread, optarg);
+		if (util_parse_i64(optarg, &a->max_spread) || a->max_spread < 0 ||
+		    a->max_spread > INT32_MAX)
+			return usage_error(cmd, "--max-spread %s: a number of seconds from 0 to %d",
+			                   optarg, INT32_MAX);
+		return 0;
 	case OPT_MIRROR:
 		/* running one of two named mirrors silently would surprise */
 		return take_once(cmd, &a->mirror, "--mirror");
@@ -1641,6 +1658,7 @@ parse_args(struct args *a, const struct command *cmd, int argc, char **argv)
 
 	memset(a, 0, sizeof(*a));
 	a->seed = -1;
+	a->max_spread = -1;
 	opterr = 0; /* the messages are ours, with the usage */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", cmd->options, NULL)) != -1) {

@@ -16,10 +16,14 @@
 #include "report.h"
 #include "store.h"
 #include "store_sql.h"
+#include "util.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The counts summed (show --json's keys). */
 static const char *const summed[] = {
@@ -69,6 +73,71 @@ text_or_null(const char *s)
 	return s ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
+/* Whether the journal's runs table has the partition columns (a journal
+ * of an older reconciler has none; it is read as it is, not migrated). */
+static RC_MUST_CHECK rcode
+has_partitions(struct store *s, bool *yes)
+{
+	sqlite3_stmt *st;
+	rcode rc =
+	    store_sql_prepare(s, &st, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?",
+	                      "tt", "runs", "partition_n");
+
+	*yes = false;
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*yes = sqlite3_column_int64(st, 0) > 0;
+	else
+		rc = RC_ERR_STORE;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* A journal opened read-only and never changed (another pod's file):
+ * what is not a journal file is said before SQLite would create, migrate
+ * or misread it. */
+static RC_MUST_CHECK rcode
+open_journal(struct store **out, const char *journal, struct rerror *err)
+{
+	struct stat sb;
+	bool yes = false;
+	int pending = 0;
+	rcode rc;
+
+	*out = NULL;
+	if (stat(journal, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return rerror_set(err, RC_ERR_INVALID,
+		                  "journal %s is a directory: give the journal files "
+		                  "(each partition's STATE_DB)",
+		                  journal);
+	if (stat(journal, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+		return rerror_set(err, RC_ERR_INVALID,
+		                  "journal %s is an empty file, not a journal (no run was "
+		                  "recorded in it)",
+		                  journal);
+	if ((rc = store_open_read_as_is(out, &pending, journal, err)))
+		return rc;
+	if ((rc = has_partitions(*out, &yes)) || !yes) {
+		store_free(*out);
+		*out = NULL;
+		return rerror_set(err, rc ? rc : RC_ERR_NOTFOUND,
+		                  "journal %s is not a partition journal (written by an older "
+		                  "reconciler)",
+		                  journal);
+	}
+	return RC_OK;
+}
+
+/* The setting key of the journaled configuration snapshot, NULL if none. */
+static cJSON *
+config_text(const cJSON *rep, const char *key)
+{
+	const char *v =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "config"), key));
+	return v ? cJSON_CreateString(v) : cJSON_CreateNull();
+}
+
 /* One journal's partition: its report, with its place and plan. */
 static RC_MUST_CHECK rcode
 read_part(cJSON **out, const char *journal, struct rerror *err)
@@ -77,7 +146,7 @@ read_part(cJSON **out, const char *journal, struct rerror *err)
 	struct store_run *sr = NULL;
 	cJSON *rep = NULL, *errors = NULL;
 	int64_t id = 0;
-	rcode rc = store_open_read(&s, journal, err);
+	rcode rc = open_journal(&s, journal, err);
 
 	*out = NULL;
 	if (rc)
@@ -97,6 +166,10 @@ read_part(cJSON **out, const char *journal, struct rerror *err)
 		rc = rerror_set(err, rc, "journal %s: cannot read run %" PRId64, journal, id);
 		goto out;
 	}
+	/* what the run read and wrote, from its configuration snapshot */
+	cJSON_AddItemToObject(rep, "mongodbDatabase", config_text(rep, "MONGODB_DATABASE"));
+	cJSON_AddItemToObject(rep, "mongodbCollection", config_text(rep, "MONGODB_COLLECTION"));
+	cJSON_AddItemToObject(rep, "opensearchIndex", config_text(rep, "OPENSEARCH_INDEX"));
 	/* the bulky parts of show's report stay in show */
 	cJSON_DeleteItemFromObject(rep, "config");
 	cJSON_DeleteItemFromObject(rep, "events");
@@ -159,9 +232,11 @@ plan_whole(cJSON *parts, cJSON *problems)
 			cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
 			ok = false;
 		} else if (at && at[k]) {
-			snprintf(msg, sizeof(msg), "partition %d/%d is in %s and in %s", k, n,
-			         str_of(at[k], "journal"), str_of(p, "journal"));
+			snprintf(msg, sizeof(msg),
+			         "partition %d/%d is in %s and in %s: counted once (the first)", k,
+			         n, str_of(at[k], "journal"), str_of(p, "journal"));
 			cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+			cJSON_AddBoolToObject((cJSON *)p, "twice", true);
 			ok = false;
 		} else if (at) {
 			at[k] = (cJSON *)p;
@@ -199,34 +274,179 @@ plan_whole(cJSON *parts, cJSON *problems)
 		}
 	}
 	free(at);
+	/* a partition given twice is counted once: the second copy goes */
+	for (int i = cJSON_GetArraySize(parts) - 1; i >= 0; i--)
+		if (cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(parts, i), "twice")))
+			cJSON_DeleteItemFromArray(parts, i);
 	return ok;
 }
 
-rcode
-report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n, struct rerror *err)
+/* Whether every partition's run read the same collection into the same
+ * index (their journaled configurations): journals of two mirrors' or
+ * two environments' splits do not add up. */
+static bool
+same_targets(cJSON *parts, cJSON *problems)
 {
-	cJSON *m = cJSON_CreateObject(), *parts = cJSON_CreateArray(), *problems, *p;
+	static const char *const keys[] = {"mongodbDatabase", "mongodbCollection",
+	                                   "opensearchIndex"};
+	const cJSON *first = cJSON_GetArrayItem(parts, 0), *p;
+	char msg[1400];
+	bool ok = true;
+
+	cJSON_ArrayForEach(p, parts)
+	{
+		bool same = true;
+		for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+			same = same && same_text(str_of(p, keys[i]), str_of(first, keys[i]));
+		if (same)
+			continue;
+		snprintf(msg, sizeof(msg),
+		         "partition %d (%.200s) read %.100s.%.100s into index %.100s, partition "
+		         "%d (%.200s) %.100s.%.100s into %.100s: not one split run",
+		         int_of(p, "partition"), str_of(p, "journal"), str_of(p, "mongodbDatabase"),
+		         str_of(p, "mongodbCollection"), str_of(p, "opensearchIndex"),
+		         int_of(first, "partition"), str_of(first, "journal"),
+		         str_of(first, "mongodbDatabase"), str_of(first, "mongodbCollection"),
+		         str_of(first, "opensearchIndex"));
+		cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+		ok = false;
+	}
+	return ok;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* "5.0 h", "12 min", "40 s": a difference of start times for a person. */
+static void
+span_text(char *buf, size_t len, int64_t ms)
+{
+	if (ms >= 3600 * 1000)
+		snprintf(buf, len, "%.1f h", (double)ms / 3600000.0);
+	else if (ms >= 60 * 1000)
+		snprintf(buf, len, "%" PRId64 " min", ms / 60000);
+	else
+		snprintf(buf, len, "%" PRId64 " s", ms / 1000);
+}
+
+/* Whether the runs belong to one split run: each began within max_spread
+ * seconds of the middle start (the median). A pod that failed before it
+ * journaled a new run (it could not take its lease, it was not
+ * scheduled) leaves its previous run, a CronJob's day older, which must
+ * not make the report an all-clear. */
+static bool
+one_split_run(cJSON *parts, int64_t max_spread, cJSON *problems)
+{
+	int count = cJSON_GetArraySize(parts), i = 0;
+	int64_t *t = calloc((size_t)(count > 0 ? count : 1), sizeof(*t)), mid;
+	const cJSON *p;
+	char msg[700], span[32];
+	bool ok = t != NULL;
+
+	cJSON_ArrayForEach(p, parts)
+	{
+		if (t && util_iso_to_ms(str_of(p, "startedAt"), &t[i++]) != 0)
+			ok = false;
+	}
+	if (!ok || count == 0) {
+		free(t);
+		if (count > 0)
+			cJSON_AddItemToArray(
+			    problems,
+			    cJSON_CreateString("a partition's start time cannot be read"));
+		return count > 0 ? false : true;
+	}
+	qsort(t, (size_t)count, sizeof(*t), cmp_i64);
+	mid = t[count / 2];
+	free(t);
+	cJSON_ArrayForEach(p, parts)
+	{
+		int64_t at = 0, d;
+		if (util_iso_to_ms(str_of(p, "startedAt"), &at) != 0)
+			continue;
+		d = at < mid ? mid - at : at - mid;
+		if (d <= max_spread * 1000)
+			continue;
+		span_text(span, sizeof(span), d);
+		snprintf(msg, sizeof(msg),
+		         "partition %d's run (run %d in %.250s) began at %s, %s %s the others "
+		         "(more than --max-spread %" PRId64 " s): from %s split run? run it again",
+		         int_of(p, "partition"), int_of(p, "id"), str_of(p, "journal"),
+		         str_of(p, "startedAt"), span, at < mid ? "before" : "after", max_spread,
+		         at < mid ? "an earlier" : "a later");
+		cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+		ok = false;
+	}
+	return ok;
+}
+
+/* Whether journals[i] is the same file as an earlier one (the same path
+ * after realpath, or the same device and inode: a hard link, a bind
+ * mount): counted once, the second named as a problem. */
+static bool
+given_before(const char *const *journals, size_t i, cJSON *problems)
+{
+	struct stat a, b;
+	char ra[PATH_MAX], rb[PATH_MAX], msg[600];
+
+	for (size_t j = 0; j < i; j++) {
+		bool same =
+		    realpath(journals[i], ra) && realpath(journals[j], rb) && strcmp(ra, rb) == 0;
+		same = same || (stat(journals[i], &a) == 0 && stat(journals[j], &b) == 0 &&
+		                a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+		if (same) {
+			snprintf(msg, sizeof(msg),
+			         "%.250s is the same journal as %.250s (given twice): counted once",
+			         journals[i], journals[j]);
+			cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+			return true;
+		}
+	}
+	return false;
+}
+
+rcode
+report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n, int64_t max_spread,
+             struct rerror *err)
+{
+	cJSON *m = cJSON_CreateObject(), *parts = cJSON_CreateArray(),
+	      *problems = cJSON_CreateArray(), *p;
 	const char *worst = "completed";
-	rcode rc = m && parts ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	rcode rc = m && parts && problems ? RC_OK : rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	bool twice = false;
 
 	*out = NULL;
 	*complete = false;
 	for (size_t i = 0; rc == RC_OK && i < n; i++) {
 		cJSON *part = NULL;
-		if ((rc = read_part(&part, journals[i], err)) == RC_OK)
+		if (given_before(journals, i, problems))
+			twice = true;
+		else if ((rc = read_part(&part, journals[i], err)) == RC_OK)
 			cJSON_AddItemToArray(parts, part);
 	}
 	if (rc) {
 		cJSON_Delete(m);
 		cJSON_Delete(parts);
+		cJSON_Delete(problems);
 		return rc;
 	}
 	p = cJSON_GetArrayItem(parts, 0);
 	cJSON_AddStringToObject(m, "mirror", str_of(p, "mirror"));
 	cJSON_AddStringToObject(m, "kind", str_of(p, "kind"));
 	cJSON_AddNumberToObject(m, "partitionCount", int_of(p, "partitionCount"));
-	problems = cJSON_CreateArray();
-	*complete = plan_whole(parts, problems);
+	cJSON_AddItemToObject(m, "mongodbDatabase",
+	                      cJSON_Duplicate(cJSON_GetObjectItem(p, "mongodbDatabase"), 1));
+	cJSON_AddItemToObject(m, "mongodbCollection",
+	                      cJSON_Duplicate(cJSON_GetObjectItem(p, "mongodbCollection"), 1));
+	cJSON_AddItemToObject(m, "opensearchIndex",
+	                      cJSON_Duplicate(cJSON_GetObjectItem(p, "opensearchIndex"), 1));
+	cJSON_AddNumberToObject(m, "maxSpreadSeconds", (double)max_spread);
+	*complete = plan_whole(parts, problems) & same_targets(parts, problems) &
+	            one_split_run(parts, max_spread, problems) & !twice;
 	cJSON_AddBoolToObject(m, "complete", *complete);
 	cJSON_AddItemToObject(m, "problems", problems);
 	for (size_t c = 0; c < N_SUMMED; c++) {
@@ -286,6 +506,10 @@ report_merge_text(FILE *out, const cJSON *m)
 	        cJSON_IsTrue(cJSON_GetObjectItem(m, "complete")) ? "the plan is complete"
 	                                                         : "the plan is NOT complete",
 	        str_of(m, "status"));
+	fprintf(out, "%s.%s -> index %s\n",
+	        str_of(m, "mongodbDatabase") ? str_of(m, "mongodbDatabase") : "?",
+	        str_of(m, "mongodbCollection") ? str_of(m, "mongodbCollection") : "?",
+	        str_of(m, "opensearchIndex") ? str_of(m, "opensearchIndex") : "?");
 	fprintf(out, "%-8s %-11s %9s %9s %9s %9s %9s %9s %9s %9s\n", "part", "status", "compared",
 	        "missing", "orphans", "stale", "dupl.", "repaired", "deleted", "failed");
 	cJSON_ArrayForEach(p, parts)
@@ -303,6 +527,9 @@ report_merge_text(FILE *out, const cJSON *m)
 		        int_of(p, "partitionCount"), int_of(p, "id"), str_of(p, "journal"),
 		        str_of(p, "idType") ? str_of(p, "idType") : "(not planned)",
 		        lo ? lo : "-inf", hi ? hi : "+inf");
+		fprintf(out, "   %s, started %s, finished %s\n", str_of(p, "status"),
+		        str_of(p, "startedAt") ? str_of(p, "startedAt") : "-",
+		        str_of(p, "finishedAt") ? str_of(p, "finishedAt") : "(not finished)");
 		if (str_of(p, "error"))
 			fprintf(out, "   error: %s\n", str_of(p, "error"));
 		cJSON_ArrayForEach(e, cJSON_GetObjectItem(p, "errors"))
@@ -371,7 +598,7 @@ report_merge_ndjson(FILE *out, const cJSON *m, struct rerror *err)
 	{
 		struct store *s = NULL;
 		const char *journal = str_of(p, "journal");
-		if ((rc = store_open_read(&s, journal, err)))
+		if ((rc = open_journal(&s, journal, err)))
 			return rc;
 		rc =
 		    part_ndjson(out, s, (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "id")),

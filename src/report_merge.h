@@ -4,7 +4,8 @@
  * with its own journal): the counts summed, each partition's run and key
  * range, whether the partitions make up the whole plan, their errors, and
  * every drift row (docs/ENGINE.md, "Partitions"). Reads only: each journal
- * is opened read-only (store_open_read), every query has bound parameters.
+ * is opened read-only and never migrated (store_open_read_as_is), every
+ * query has bound parameters.
  */
 #ifndef RECONCILER_REPORT_MERGE_H
 #define RECONCILER_REPORT_MERGE_H
@@ -13,18 +14,27 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
 
+/* The default of report --merge --max-spread: the seconds the partitions'
+ * runs may begin apart (a CronJob's previous run is a day older). */
+#define REPORT_MERGE_MAX_SPREAD 3600
+
 /* The combined report (JSON, the keys of show --json's where they are the
  * same counts): in each journal its newest partition run. *complete: the
- * runs are partitions 0..N-1 of one N, each once, of one mirror and kind,
- * and their ranges tile the key space (what is not, in "problems").
- * RC_ERR_NOTFOUND / RC_ERR_STORE with the journal in err when one cannot
- * be read or holds no partition run. */
+ * runs are partitions 0..N-1 of one N, each once (a file or partition
+ * given twice is counted once), of one mirror and kind, of one MongoDB
+ * database and collection and one index (their journaled configuration),
+ * began within max_spread seconds of each other's middle, and their
+ * ranges tile the key space (what is not, in "problems").
+ * RC_ERR_NOTFOUND / RC_ERR_STORE / RC_ERR_INVALID with the journal in err
+ * when one cannot be read (a directory, an empty file, an older
+ * reconciler's journal) or holds no partition run. */
 RC_MUST_CHECK rcode report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n,
-                                 struct rerror *err);
+                                 int64_t max_spread, struct rerror *err);
 /* The same for a person: a line per partition, the total, problems and
  * errors. */
 RC_MUST_CHECK rcode report_merge_text(FILE *out, const cJSON *merged);

@@ -246,6 +246,14 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 		log_msg(LOG_INFO, r->id, "started %s run (trigger %s)%s",
 		        store_run_kind_name(r->opts->sample ? RUN_SAMPLE : kind), trigger,
 		        r->opts->allow_deletes ? ", brake on deletes released" : "");
+	/* the share rounds down: said now, not first when the brake holds */
+	if (rc == RC_OK && r->part.n > 0 && r->cfg->orphans == ORPHANS_DELETE &&
+	    !r->opts->allow_deletes && r->cfg->max_deletes / r->part.n == 0)
+		log_msg(LOG_WARN, r->id,
+		        "this partition's share of the brake is 0 = RECONCILE_MAX_DELETES %" PRId64
+		        " / %d partitions: every orphan delete will be held (raise "
+		        "RECONCILE_MAX_DELETES to at least %d, or release with --allow-deletes)",
+		        r->cfg->max_deletes, r->part.n, r->part.n);
 	if (rc == RC_OK && replaced) {
 		char what[64];
 		snprintf(what, sizeof(what), "in place of run %" PRId64, replaced);

@@ -118,10 +118,9 @@ brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
 	/* a partition's share of the limit (its ratio is its own index count's) */
 	int64_t max = r->part.n ? r->cfg->max_deletes / r->part.n : r->cfg->max_deletes;
 	if (limits && n > max && r->part.n)
-		WHY("%" PRId64
-		    " orphans, over this partition's share of RECONCILE_MAX_DELETES=%" PRId64
-		    " (%" PRId64 " of %d partitions)",
-		    n, r->cfg->max_deletes, max, r->part.n);
+		WHY("%" PRId64 " orphans, over this partition's share: %" PRId64
+		    " = RECONCILE_MAX_DELETES %" PRId64 " / %d partitions",
+		    n, max, r->cfg->max_deletes, r->part.n);
 	else if (limits && n > max)
 		WHY("%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
 		    r->cfg->max_deletes);
@@ -179,6 +178,11 @@ brake_decide(struct run *r)
 				    release, sizeof(release),
 				    "Released for this run, but releasing lifts the limits, never "
 				    "this: run the check again once the cause is gone");
+			else if (r->part.n > 0) /* released for this partition alone */
+				snprintf(release, sizeof(release),
+				         "To delete them: reconciler check --partition %d/%d "
+				         "--allow-deletes --mirror %s",
+				         r->part.k, r->part.n, mirror);
 			else
 				snprintf(release, sizeof(release),
 				         "To delete them: %s --allow-deletes --mirror %s, or POST "

@@ -562,15 +562,16 @@ store_probe_write(struct store *s, int wait_ms, struct rerror *err)
 }
 
 rcode
-store_open_read(struct store **out, const char *path, struct rerror *err)
+store_open_read_as_is(struct store **out, int *pending, const char *path, struct rerror *err)
 {
 	struct store *s;
 	struct stat sb;
 	char unknown[128], uri[4200];
-	int pending = 0, code;
+	int code;
 	rcode rc;
 
 	*out = NULL;
+	*pending = 0;
 	if (stat(path, &sb) != 0)
 		return rerror_set(
 		    err, errno == ENOENT ? RC_ERR_NOTFOUND : RC_ERR_STORE, "journal %s: %s", path,
@@ -584,7 +585,7 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 	}
 	sqlite3_busy_timeout(s->db, BUSY_WAIT_MS);
 	sqlite3_extended_result_codes(s->db, 1);
-	rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
+	rc = migration_state(s, pending, unknown, sizeof(unknown), err);
 	snprintf(uri, sizeof(uri), "%s-wal", path);
 	code = sqlite3_errcode(s->db) & 0xff;
 	if (rc && (code == SQLITE_READONLY || code == SQLITE_CANTOPEN) && stat(uri, &sb) != 0 &&
@@ -601,24 +602,35 @@ store_open_read(struct store **out, const char *path, struct rerror *err)
 			rc = db_error(s, err, "cannot open");
 			goto fail;
 		}
-		rc = migration_state(s, &pending, unknown, sizeof(unknown), err);
+		rc = migration_state(s, pending, unknown, sizeof(unknown), err);
 	}
 	if (rc)
 		goto fail;
-	if (pending > 0 && !*unknown) {
-		/* an older journal: bring it up to date, which writes */
-		store_free(s);
-		return store_open(out, path, err);
-	}
-	if (*unknown)
+	if (*unknown) {
+		*pending = 0;
 		log_warn("journal %s was written by a newer reconciler (migration %s; this one "
 		         "knows up to %s): reading only",
 		         path, unknown, latest_migration());
+	}
 	*out = s;
 	return RC_OK;
 fail:
 	store_free(s);
 	return rc;
+}
+
+rcode
+store_open_read(struct store **out, const char *path, struct rerror *err)
+{
+	int pending = 0;
+	rcode rc = store_open_read_as_is(out, &pending, path, err);
+
+	if (rc || pending == 0)
+		return rc;
+	/* an older journal: bring it up to date, which writes */
+	store_free(*out);
+	*out = NULL;
+	return store_open(out, path, err);
 }
 
 void

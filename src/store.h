@@ -32,6 +32,11 @@ RC_MUST_CHECK rcode store_open(struct store **out, const char *path, struct rerr
  * (RC_ERR_NOTFOUND when there is none) and reads a newer reconciler's
  * journal. An older journal is brought up to date as store_open does. */
 RC_MUST_CHECK rcode store_open_read(struct store **out, const char *path, struct rerror *err);
+/* The same, never writing: an older journal is read as it is, with
+ * *pending its migrations this binary would apply (report --merge reads
+ * other pods' journals, which it must not change). */
+RC_MUST_CHECK rcode store_open_read_as_is(struct store **out, int *pending, const char *path,
+                                          struct rerror *err);
 /* A small committed write that changes nothing: can the journal be written
  * now? (disk full, read-only, another process's lock, waited for at most
  * wait_ms) */

@@ -322,8 +322,17 @@ def brake_share(env):
           "the last partition holds its 2 orphans, over its share 1: %s" % (
               [(c, e[-200:]) for c, _, e in parts]))
     why = run_row(journals(env)[3])["error"] or ""
-    check("share of RECONCILE_MAX_DELETES=4 (1 of 4 partitions)" in why,
+    check("this partition's share: 1 = RECONCILE_MAX_DELETES 4 / 4 partitions" in why,
           "the held run says the share: %s" % why[:300])
+    check("reconciler check --partition 3/4 --allow-deletes --mirror default" in why,
+          "the release keeps the partition: %s" % why[-300:])
+    # a share of 0 (RECONCILE_MAX_DELETES < N): said at start
+    r = env.run("check", "--partition", "3/4", RECONCILE_ORPHANS="delete",
+                RECONCILE_MAX_DELETES=3, RECONCILE_MAX_DELETE_RATIO=1,
+                STATE_DB=journals(env)[3])
+    check(r.returncode == 4 and "share of the brake is 0 = RECONCILE_MAX_DELETES 3 / 4"
+          in r.stderr, "a share of 0 is warned at start (%d): %s" % (
+              r.returncode, r.stderr[-500:]))
     r = env.run("check", RECONCILE_ORPHANS="delete", RECONCILE_MAX_DELETES=4,
                 RECONCILE_MAX_DELETE_RATIO=1)
     check(r.returncode == 0 and run_row(env.env["STATE_DB"])["deleted_count"] == 2,
