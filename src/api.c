@@ -995,6 +995,31 @@ lock_held(struct api *a, const struct api_mirror *m, int64_t *holder, struct rer
 	return rc == RC_ERR_BUSY;
 }
 
+/* Whether mirror m has a run: this service's (*other false; waits for the
+ * id of one that is starting, so a 409 names it) or another process's
+ * (*other true, err naming it). *run_id that run, 0 when unknown. The
+ * journal lock is also held by this service's own run from just after its
+ * request, so a held lock is looked at twice: a run of ours that appeared
+ * meanwhile is named as ours. */
+static bool
+mirror_busy(struct api *a, const struct api_mirror *m, int64_t *run_id, bool *other,
+            struct rerror *err)
+{
+	*other = false;
+	if (scheduler_busy_run(m->sched, run_id))
+		return true;
+	if (!lock_held(a, m, run_id, err))
+		return false;
+	int64_t ours = 0;
+	if (scheduler_busy_run(m->sched, &ours)) {
+		*run_id = ours;
+		*err = (struct rerror){0}; /* handled: it is ours */
+		return true;
+	}
+	*other = true;
+	return true;
+}
+
 /* The status of a run's answer: 422 when a setting refused it at its
  * start (a clause OpenSearch refuses, a transform that does not load: the
  * error names it, nothing ran; the request was fine), 500 when it failed. */
@@ -1020,13 +1045,14 @@ run_one(struct call *c, struct api_mirror *m, enum run_kind kind, const struct e
 		reply_error(c, 400, "%s", err.message);
 		return;
 	}
-	struct scheduler_status st;
-	scheduler_status(m->sched, &st);
-	/* another process's run: 409 naming it, and no run queued to fail on it */
-	if (!st.active && lock_held(c->api, m, &run_id, &err)) {
+	bool other = false;
+	/* another process's run: 409 naming it, and no run queued to fail on it;
+	 * ours: the request below names it */
+	if (mirror_busy(c->api, m, &run_id, &other, &err) && other) {
 		reply_busy(c, m, run_id, err.message);
 		return;
 	}
+	run_id = 0;
 	rc = scheduler_run_now_opts(m->sched, &run_id, &res, kind, "api", opts, wait, &err);
 	if (rc == RC_ERR_BUSY && res.run_id == 0 && run_id == 0) {
 		/* taken by another process since the look: name its run if it can */
@@ -1105,18 +1131,16 @@ all_free(struct call *c)
 	bool busy_other = false;
 
 	for (size_t i = 0; i < a->n_mirrors; i++) {
-		struct scheduler_status st;
 		struct rerror err = {0};
 		int64_t holder = 0;
 		bool other = false;
-		scheduler_status(a->mirrors[i].sched, &st);
-		if (!st.active && !(other = lock_held(a, &a->mirrors[i], &holder, &err)))
+		if (!mirror_busy(a, &a->mirrors[i], &holder, &other, &err))
 			continue;
-		if (n_busy++ == 0) {
+		/* named: the first busy mirror whose run has an id (one queued for
+		 * a slot has none yet), else the first busy one */
+		if (n_busy++ == 0 || (busy_run <= 0 && holder > 0)) {
 			first_busy = i;
-			busy_run = other                ? holder
-			           : st.progress.active ? st.progress.run_id
-			                                : st.queued_run;
+			busy_run = holder;
 			busy_other = other;
 		}
 		if (len < sizeof(busy))

@@ -562,6 +562,43 @@ wait_done_briefly(struct scheduler *s)
 	pthread_cond_timedwait(&s->done, &s->mu, &ts);
 }
 
+/* Whether the mirror has a run (active, starting, queued, or the service
+ * stopping), *run_id that run (0 when it has none yet). A run that is
+ * starting has no id yet and an answer should name it: a start takes the
+ * journal lock and the lease (a few OpenSearch requests: lease.c), slower on
+ * a loaded cluster, so this waits up to 10 s, ending as soon as the id is
+ * known. Called with s->mu held. */
+static bool
+busy_locked(struct scheduler *s, int64_t *run_id)
+{
+	*run_id = 0;
+	if (s->running || s->req || s->stopping) {
+		int64_t deadline = util_now_ms() + 10000;
+		while (!s->stopping &&
+		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started) ||
+		        (s->running && atomic_load(&s->leave))) &&
+		       util_now_ms() < deadline)
+			wait_done_briefly(s);
+	}
+	if (!(s->running || s->req || s->stopping))
+		return false; /* a run that just ended frees it */
+	*run_id = s->running && s->seq_with_id >= s->seq_started ? s->run_id : 0;
+	if (s->running && s->waiting && *run_id == 0)
+		*run_id = s->waiting_run; /* a resume knows its run */
+	return true;
+}
+
+bool
+scheduler_busy_run(struct scheduler *s, int64_t *run_id)
+{
+	bool busy;
+
+	pthread_mutex_lock(&s->mu);
+	busy = busy_locked(s, run_id);
+	pthread_mutex_unlock(&s->mu);
+	return busy;
+}
+
 rcode
 scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id, enum run_kind kind,
                   const char *trigger, struct rerror *err)
@@ -580,23 +617,8 @@ scheduler_request_opts(struct scheduler *s, uint64_t *ticket, int64_t *run_id, e
 	*ticket = 0;
 	*run_id = 0;
 	pthread_mutex_lock(&s->mu);
-	if (s->running || s->req || s->stopping) {
-		/* a run that is starting has no id yet: the answer should name it.
-		 * A start takes the journal lock and the lease (a few OpenSearch
-		 * requests: lease.c), slower on a loaded cluster; the wait ends as
-		 * soon as the id is known */
-		int64_t deadline = util_now_ms() + 10000;
-		while (!s->stopping &&
-		       (s->req || (s->running && !s->waiting && s->seq_with_id < s->seq_started) ||
-		        (s->running && atomic_load(&s->leave))) &&
-		       util_now_ms() < deadline)
-			wait_done_briefly(s);
-	}
-	if (s->running || s->req || s->stopping) { /* still (a run that just ended frees it) */
-		*run_id = s->running && s->seq_with_id >= s->seq_started ? s->run_id : 0;
+	if (busy_locked(s, run_id)) {
 		bool queued = s->running && s->waiting, stopping = s->stopping;
-		if (queued && *run_id == 0)
-			*run_id = s->waiting_run; /* a resume knows its run */
 		pthread_mutex_unlock(&s->mu);
 		engine_opts_release(&copy);
 		if (stopping)

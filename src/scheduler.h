@@ -55,10 +55,14 @@ void scheduler_free(struct scheduler *s);
 void scheduler_enable(struct scheduler *s, int64_t interval_ms);
 void scheduler_disable(struct scheduler *s);
 void scheduler_status(struct scheduler *s, struct scheduler_status *out);
+/* Whether the mirror has a run (or the service is stopping): *run_id that
+ * run, waiting up to 10 s for the id of one that is starting (0 when it has
+ * none yet: it waits for a slot, or is still starting). */
+bool scheduler_busy_run(struct scheduler *s, int64_t *run_id);
 
 /* Queues a run now. RC_ERR_BUSY when the mirror has a run active or queued:
  * *run_id is then that run (0 while it has no id yet: it waits for a slot,
- * or is starting for longer than 2 s). *ticket names the request for
+ * or is starting for longer than 10 s). *ticket names the request for
  * scheduler_wait. */
 RC_MUST_CHECK rcode scheduler_request(struct scheduler *s, uint64_t *ticket, int64_t *run_id,
                                       enum run_kind kind, const char *trigger, struct rerror *err);

@@ -1,13 +1,18 @@
 """`reconciler serve` against the real servers: the seed's routes and keys,
 history, bad input, auth, concurrency, schedule, count monitor, metrics,
 shutdown and resume."""
+import http.client
+import http.server
 import json
+import os
 import re
 import signal
+import subprocess
 import threading
 import time
+import urllib.parse
 
-from harness import check, run_all
+from harness import FIXTURE, check, run_all
 from service import Service
 
 SEED_STATS = {"lastCheck", "lastSync", "totalChecks", "totalSyncs", "documentsSynced", "errors",
@@ -259,6 +264,115 @@ def concurrency_and_shutdown(env):
         svc.stop()
 
 
+class SlowLeaseProxy:
+    """Forwards to the real node; holds every request on the lease index for
+    `delay` seconds, so a run stays "starting" (no run id yet) that long."""
+
+    def __init__(self, upstream, delay):
+        u = urllib.parse.urlparse(upstream)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if "reconciler-leases" in self.path and "_create" in self.path:
+                    time.sleep(delay)
+                c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+                c.request(self.command, self.path, body=body,
+                          headers={"Content-Type": self.headers.get("Content-Type") or
+                                   "application/json"})
+                r = c.getresponse()
+                data = r.read()
+                c.close()
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.getheader("Content-Type") or
+                                 "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def busy_names_starting_run(env):
+    """A check that arrives while the active run is still starting (its
+    lease taken slowly: no run id yet) waits for the id and names it in its
+    409, instead of answering runId -1 (CI on a loaded machine)."""
+    env.create_index()
+    env.fixture("load", "--count", 200)
+    proxy = SlowLeaseProxy(env.env["OPENSEARCH_URL"], 2.0)
+    svc = Service(env, OPENSEARCH_URL=proxy.url)
+    try:
+        results = []
+
+        def call():
+            results.append(svc.http("POST", "/api/reconciliation/check", timeout=300))
+
+        first = threading.Thread(target=call)
+        first.start()
+        time.sleep(0.5)  # the first run is taking its lease
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads + [first]:
+            t.join(timeout=120)
+        busy = [r for r in results if r[0] == 409]
+        check(len(busy) == 3 and all(r[1].get("runId") == 1 for r in busy),
+              "checks during a slow start: 409 naming run 1 (%s)"
+              % [(r[0], r[1].get("runId")) for r in results])
+        done = [r for r in results if r[0] == 200]
+        check(len(done) == 1 and done[0][1]["runId"] == 1, "the first check completes run 1")
+    finally:
+        svc.stop()
+    # two mirrors: the seed check runs both, the others look at every mirror
+    for coll in ("a", "b"):
+        subprocess.run([FIXTURE, "load", "--count", "50"], capture_output=True, timeout=120,
+                       env=dict(env.env, MONGODB_COLLECTION=coll), check=True)
+    path = os.path.join(env.tmp, "two.yaml")
+    with open(path, "w") as f:
+        f.write("mirrors:\n  - name: a\n    mongodb_collection: a\n    opensearch_index: %s_a\n"
+                "  - name: b\n    mongodb_collection: b\n    opensearch_index: %s_b\n"
+                % (env.index, env.index))
+    env.env["RECONCILER_CONFIG"] = path
+    svc = Service(env, OPENSEARCH_URL=proxy.url, RECONCILE_CONCURRENCY=1)
+    try:
+        results = []
+        first = threading.Thread(target=call)
+        first.start()
+        time.sleep(0.5)
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads + [first]:
+            t.join(timeout=120)
+        busy = [r for r in results if r[0] == 409]
+        check(len(busy) == 3 and all((r[1].get("runId") or -1) > 0 for r in busy),
+              "two mirrors, checks during a slow start: 409 naming the run (%s)"
+              % [(r[0], r[1].get("runId")) for r in results])
+    finally:
+        svc.stop()
+        proxy.close()
+        del env.env["RECONCILER_CONFIG"]
+        env.os("DELETE", "/%s_a" % env.index)
+        env.os("DELETE", "/%s_b" % env.index)
+
+
 def hung_batch_signals(env):
     """With the in-flight batch hung (the OpenSearch node frozen with
     SIGSTOP: the scenario's own node, own_servers): one signal exits 0
@@ -384,7 +498,7 @@ def secrets(env):
         check(secret not in journal, "%s not in the journal" % secret)
 
 
-run_all([("api", seed_routes), ("badinput", bad_input), ("auth", auth),
+run_all([("slowstart", busy_names_starting_run), ("api", seed_routes), ("badinput", bad_input), ("auth", auth),
          ("shutdown", concurrency_and_shutdown),
          ("hungbatch", hung_batch_signals, {"own_servers": "opensearch"}),
          ("schedule", schedule), ("countmon", count_monitor), ("secrets", secrets)])
