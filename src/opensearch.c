@@ -1685,6 +1685,80 @@ opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct 
 }
 
 rcode
+opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, struct rerror *err)
+{
+	struct buf body = {0}, resp = {0};
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	cJSON *answer = NULL, *docs, *d;
+	size_t i = 0;
+	rcode rc = buf_puts(&body, "{\"docs\":[");
+
+	for (size_t k = 0; k < n; k++) {
+		c[k].found = c[k].own = false;
+		c[k].seq_no = c[k].primary_term = 0;
+		c[k].version[0] = '\0';
+	}
+	if (n == 0) {
+		buf_free(&body);
+		return RC_OK;
+	}
+	for (size_t k = 0; rc == RC_OK && k < n; k++) {
+		rc = buf_puts(&body, k ? ",{\"_id\":" : "{\"_id\":");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, c[k].id, strlen(c[k].id));
+		if (rc == RC_OK && c[k].index && (rc = buf_puts(&body, ",\"_index\":")) == RC_OK)
+			rc = doc_json_string(&body, c[k].index, strlen(c[k].index));
+		if (rc == RC_OK && c[k].routing && (rc = buf_puts(&body, ",\"routing\":")) == RC_OK)
+			rc = doc_json_string(&body, c[k].routing, strlen(c[k].routing));
+		if (rc == RC_OK)
+			rc = buf_puts(&body, ",\"_source\":false}");
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}");
+	if (rc) {
+		rc = rerror_set(err, rc, "out of memory");
+		goto out;
+	}
+	/* every doc keeps its _id, so the answer's array stays in the order asked */
+	snprintf(path, sizeof(path),
+	         "%s/_mget?filter_path=docs._id,docs.found,docs._seq_no,docs._primary_term",
+	         os->index_path);
+	rc = request_raw(os, &resp, "POST", path, &body, err);
+	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
+		*err = (struct rerror){0};
+		rc = RC_OK;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	answer = cJSON_ParseWithLength(resp.data, resp.len);
+	docs = cJSON_GetObjectItem(answer, "docs");
+	if (!cJSON_IsArray(docs) || (size_t)cJSON_GetArraySize(docs) != n) {
+		rc = rerror_set(err, RC_ERR_OPENSEARCH,
+		                "opensearch _mget: an answer not understood");
+		goto out;
+	}
+	cJSON_ArrayForEach(d, docs)
+	{
+		cJSON *seq = cJSON_GetObjectItem(d, "_seq_no");
+		cJSON *term = cJSON_GetObjectItem(d, "_primary_term");
+		/* not found, or an error for this copy (its index missing): none there */
+		if (cJSON_IsTrue(cJSON_GetObjectItem(d, "found")) && cJSON_IsNumber(seq) &&
+		    cJSON_IsNumber(term)) {
+			c[i].found = c[i].own = true;
+			c[i].seq_no = (int64_t)seq->valuedouble;
+			c[i].primary_term = (int64_t)term->valuedouble;
+		}
+		i++;
+	}
+out:
+	cJSON_Delete(answer);
+	buf_free(&body);
+	buf_free(&resp);
+	return rc;
+}
+
+rcode
 opensearch_copies(struct opensearch *os, struct buf *resp, const char *id_field, const char *id,
                   struct rerror *err)
 {

@@ -172,6 +172,15 @@ RC_MUST_CHECK rcode opensearch_conditions(struct opensearch *os, struct os_cond 
                                           const struct os_keys *k, const char *write_index,
                                           bool by_docid, struct rerror *err);
 
+/* opensearch_conditions read now: each c[i]'s copy (its id, index and
+ * routing) by a real-time _mget, which sees a write at once where a
+ * search sees it only after the index's next refresh (live sync writes a
+ * document again a moment after it wrote it). Fills found, own (= found:
+ * whatever is under that _id) and _seq_no and _primary_term; no version.
+ * An index that does not exist holds none. */
+RC_MUST_CHECK rcode opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n,
+                                              struct rerror *err);
+
 /* opensearch_lookup of the copies that also match keep_query (one query-DSL
  * clause, JSON: OPENSEARCH_KEEP_QUERY). RC_ERR_CONFIG when it is not a JSON
  * object. */
