@@ -856,6 +856,7 @@ teardown(struct stream *st)
 	st->os = NULL;
 	st->store = NULL;
 	st->write_index = NULL;
+	st->pipeline_asked = false;
 }
 
 /* Whether an error ends the mirror's sync (a setting, the journal,

@@ -36,6 +36,9 @@ struct sev {
 	int64_t version;
 	bool failed;
 	char *why;
+	/* the write's round: 0, or the re-read after a conflict (1 to
+	 * STREAM_REREADS): another writer changed the copy it was conditional on */
+	int round;
 };
 
 /* The routings of the documents the stream wrote last, remembered because
@@ -73,6 +76,11 @@ struct stream {
 	uint32_t ct_t, ct_i;  /* the last event's cluster time */
 	const char *drop_op;  /* a drop or rename seen before its invalidate */
 	struct recent recent; /* stream_write.c */
+	int round;            /* stream_write.c: the round being written (sev.round) */
+	/* upsert mode with an index's default pipeline: updates stay plain
+	 * (OpenSearch runs it on an update only with doc_as_upsert, refused on a
+	 * conditional one); asked at the first batch after each setup */
+	bool pipeline_asked, plain_updates;
 	/* the journal */
 	bson_t *committed; /* the token last journaled */
 	int64_t last_commit_ms;

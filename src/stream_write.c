@@ -11,6 +11,18 @@
  * ids are looked up (one search), and the request deletes every copy not
  * where its document's write lands (a delete's, a moved routing's, another
  * backing index's) before that write.
+ *
+ * Every action is conditional on the copy looked up (docs/ENGINE.md,
+ * "Concurrent writers"): a write over a copy and a delete carry its
+ * if_seq_no and if_primary_term, a write where there is none is a create.
+ * A run (or any writer) that changed the copy since makes OpenSearch
+ * refuse it (409): the document is then read again from MongoDB, its
+ * copies looked up again and written again, conditionally, up to
+ * STREAM_REREADS times. The stream's document is MongoDB's newest at its
+ * read, so what MongoDB holds at the re-read wins, whichever wrote first.
+ * A search sees a write only after the next refresh: where the stream
+ * wrote a document lately, and at a re-read, the copy where the write
+ * lands is read by a real-time _mget instead.
  */
 #include "stream_int.h"
 
@@ -233,6 +245,17 @@ batch_find(const struct stream *st, const char *id, enum id_type type)
 
 /* ---- writing a batch -------------------------------------------------------- */
 
+/* Re-reads of a document whose conditional write met a newer copy, before
+ * it fails (another writer writes it at the same moment, again and again). */
+#define STREAM_REREADS 3
+
+/* Whether the batch's change e is written in the round being written. */
+static bool
+in_round(const struct stream *st, const struct sev *e)
+{
+	return !e->failed && e->round == st->round;
+}
+
 struct fetched {
 	struct stream *st;
 	bool *found;
@@ -266,8 +289,9 @@ on_fetched(void *ctx, const bson_t *doc)
 	return 0;
 }
 
-/* With RECONCILE_FILTER: every changed document fetched again under it;
- * one not found (deleted, or no longer matching) is deleted. */
+/* With RECONCILE_FILTER, and at a re-read: every changed document of the
+ * round fetched again under the filter; one not found (deleted, or no
+ * longer matching) is deleted. */
 static RC_MUST_CHECK rcode
 fetch_filtered(struct stream *st)
 {
@@ -279,7 +303,7 @@ fetch_filtered(struct stream *st)
 	for (size_t i = 0; rc == RC_OK && i < st->n; i++) {
 		char key[16];
 		const char *kp;
-		if (st->ev[i].op != SEV_WRITE)
+		if (st->ev[i].op != SEV_WRITE || !in_round(st, &st->ev[i]))
 			continue;
 		bson_uint32_to_string(m++, &kp, key, sizeof(key));
 		if (doc_id_append(&arr, kp, st->ev[i].id, st->ev[i].type))
@@ -291,7 +315,7 @@ fetch_filtered(struct stream *st)
 	if (rc == RC_OK && f.rc)
 		rc = rerror_set(&st->err, f.rc, "mongodb: a fetched _id cannot be read");
 	for (size_t i = 0; rc == RC_OK && i < st->n; i++)
-		if (st->ev[i].op == SEV_WRITE && !f.found[i])
+		if (st->ev[i].op == SEV_WRITE && in_round(st, &st->ev[i]) && !f.found[i])
 			st->ev[i].op = SEV_DELETE;
 	bson_destroy(&arr);
 	buf_free(&f.idtext);
@@ -310,7 +334,7 @@ convert_writes(struct stream *st)
 		struct rerror cerr = {0};
 		char why[700];
 		bool skip = false;
-		if (e->op != SEV_WRITE)
+		if (e->op != SEV_WRITE || !in_round(st, e))
 			continue;
 		if (e->doc == NULL) { /* updateLookup found nothing: deleted since */
 			e->op = SEV_DELETE;
@@ -391,15 +415,62 @@ plan_add(struct plan *p, size_t owner, struct bulk_doc d)
 	p->docs[p->n++] = d;
 }
 
-/* The _bulk actions: deletes of copies where they are, then the writes. */
-static RC_MUST_CHECK rcode
-plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
+/* What is where, for the round's documents: the copies the search found,
+ * and two spots of entry i read now (real-time; key NULL: not read): now[2i]
+ * where its write lands, now[2i+1] where the stream wrote it lately. */
+struct where {
+	struct idlist copies;
+	struct os_cond *now;
+};
+
+static void
+where_free(struct where *w)
 {
+	idlist_free(&w->copies);
+	free(w->now);
+	*w = (struct where){0};
+}
+
+/* A delete of copy j of the search's, on the _seq_no it was found with. */
+static struct bulk_doc
+delete_found(const struct idlist *l, size_t j)
+{
+	return (struct bulk_doc){.action = BULK_DELETE,
+	                         .id = idlist_target(l, j),
+	                         .index = idlist_index(l, j),
+	                         .routing = idlist_routing(l, j),
+	                         .version = -1,
+	                         .if_seq_no = l->v[j].seq_no,
+	                         .if_primary_term = l->v[j].primary_term};
+}
+
+/* The write of e made conditional on the copy where it lands (found: its
+ * _seq_no; none: a create). External versions are the condition where
+ * set (OpenSearch takes one or the other), and plain updates stay plain. */
+static void
+condition_write(const struct stream *st, const struct sev *e, struct bulk_doc *d, bool found,
+                int64_t seq_no, int64_t primary_term)
+{
+	if (e->version >= 0)
+		return;
+	if (!found)
+		d->action = BULK_CREATE; /* one created meanwhile is not replaced */
+	else if (!(st->plain_updates && d->action == BULK_UPDATE)) {
+		d->if_seq_no = seq_no;
+		d->if_primary_term = primary_term;
+	}
+}
+
+/* The _bulk actions of the round: deletes of copies where they are, then
+ * the writes, each conditional on the copy it acts on. */
+static RC_MUST_CHECK rcode
+plan_batch(struct stream *st, const struct where *w, struct plan *p)
+{
+	const struct idlist *copies = &w->copies;
 	enum bulk_action wop = st->cfg->write_mode == WRITE_UPSERT ? BULK_UPDATE : BULK_INDEX;
 	const char *pipeline =
 	    *st->cfg->pipeline && st->cfg->write_mode == WRITE_INDEX ? st->cfg->pipeline : NULL;
-	/* a delete per copy found, one per document written lately (recent),
-	 * and its write */
+	/* a delete per copy found, one per document written lately, and its write */
 	size_t most = copies->n + 2 * st->n;
 
 	p->docs = calloc(most ? most : 1, sizeof(*p->docs));
@@ -408,58 +479,94 @@ plan_batch(struct stream *st, const struct idlist *copies, struct plan *p)
 		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < st->n; i++) {
 		const struct sev *e = &st->ev[i];
-		if (e->failed)
+		const struct os_cond *at = &w->now[2 * i], *was = &w->now[2 * i + 1];
+		size_t mine = SIZE_MAX; /* the search's copy where the write lands */
+		if (!in_round(st, e))
 			continue;
-		bool seen = false; /* the copy the stream wrote last, found by the lookup */
-		const char *was = NULL;
-		bool lately = recent_get(st, e->id, &was);
 		for (size_t j = first_copy(copies, e->id);
 		     j < copies->n && strcmp(idlist_id(copies, j), e->id) == 0; j++) {
-			seen = seen || (lately && idlist_docid(copies, j) == NULL &&
-			                copy_is_target(st, copies, j, e->id, was));
 			if (e->op == SEV_WRITE && copy_is_target(st, copies, j, e->id, e->routing))
-				continue;
-			plan_add(p, i,
-			         (struct bulk_doc){.action = BULK_DELETE,
-			                           .id = idlist_target(copies, j),
-			                           .index = idlist_index(copies, j),
-			                           .routing = idlist_routing(copies, j),
-			                           .version = -1});
+				mine = j;
+			else if (!(was->key && copy_is_target(st, copies, j, e->id, was->routing)))
+				plan_add(p, i, delete_found(copies, j));
+			/* else read now: below */
 		}
-		/* written lately and not seen by the search yet (no refresh since):
-		 * deleted where the stream wrote it, unless the write goes there */
-		bool there = e->op == SEV_WRITE &&
-		             strcmp(was ? was : e->id, e->routing ? e->routing : e->id) == 0;
-		if (lately && !seen && !there)
+		/* written lately, read now (the search may not see it yet) */
+		if (was->key && was->found)
 			plan_add(p, i,
 			         (struct bulk_doc){.action = BULK_DELETE,
 			                           .id = e->id,
 			                           .index = st->write_index,
-			                           .routing = was,
-			                           .version = -1});
-		if (e->op == SEV_WRITE)
-			plan_add(p, i,
-			         (struct bulk_doc){.action = wop,
-			                           .id = e->id,
-			                           .routing = e->routing,
-			                           .source = e->body.data,
-			                           .source_len = e->body.len,
-			                           .version = e->version,
-			                           .pipeline = pipeline});
+			                           .routing = was->routing,
+			                           .version = -1,
+			                           .if_seq_no = was->seq_no,
+			                           .if_primary_term = was->primary_term});
+		if (e->op != SEV_WRITE)
+			continue;
+		struct bulk_doc d = {.action = wop,
+		                     .id = e->id,
+		                     .routing = e->routing,
+		                     .source = e->body.data,
+		                     .source_len = e->body.len,
+		                     .version = e->version,
+		                     .pipeline = pipeline};
+		if (at->key)
+			condition_write(st, e, &d, at->found, at->seq_no, at->primary_term);
+		else if (mine != SIZE_MAX)
+			condition_write(st, e, &d, true, copies->v[mine].seq_no,
+			                copies->v[mine].primary_term);
+		else
+			condition_write(st, e, &d, false, 0, 0);
+		plan_add(p, i, d);
 	}
 	return RC_OK;
 }
 
-/* Each action's outcome onto its document: a delete of nothing is done, a
- * write refused as older than the copy (external versions) too. */
+/* A document whose copy another writer changed since it was looked up:
+ * read again in the next round, or failed after STREAM_REREADS. */
+static RC_MUST_CHECK rcode
+reread_or_fail(struct stream *st, struct sev *e)
+{
+	if (e->round > st->round)
+		return RC_OK; /* another of its actions said so already */
+	if (st->round < STREAM_REREADS) {
+		e->round = st->round + 1;
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: document %s: the index copy changed after it was "
+		        "looked up (another writer): read again from MongoDB and written again",
+		        st->cfg->name, e->id);
+		return RC_OK;
+	}
+	char why[700];
+	snprintf(why, sizeof(why),
+	         "the index copy changed after each lookup, %d times (another writer writes "
+	         "this document at the same moment): left as the index holds it; `reconciler "
+	         "check --mirror %.200s` compares it with MongoDB and repairs it",
+	         STREAM_REREADS + 1, st->cfg->name);
+	e->failed = true;
+	if ((e->why = strdup(why)) == NULL)
+		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+	return RC_OK;
+}
+
+/* Each action's outcome onto its document: a delete of nothing is done; a
+ * write refused as older than the copy (external versions) too; an action
+ * refused because the copy it was conditional on changed: read again. */
 static RC_MUST_CHECK rcode
 take_outcomes(struct stream *st, const struct plan *p)
 {
 	for (size_t k = 0; k < p->n; k++) {
 		const struct bulk_doc *d = &p->docs[k];
 		struct sev *e = &st->ev[p->owner[k]];
+		bool cond = d->if_primary_term > 0 || d->action == BULK_CREATE;
 		bool ok = (d->status >= 200 && d->status < 300) ||
 		          (d->action == BULK_DELETE && d->status == 404) || d->newer;
+		if (d->newer && cond && !e->failed) {
+			rcode rc = reread_or_fail(st, e);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (d->newer && !e->failed) {
 			/* the index holds a newer version (external versions): not a
 			 * failure, and not silent */
@@ -481,54 +588,151 @@ take_outcomes(struct stream *st, const struct plan *p)
 	return RC_OK;
 }
 
-/* The lookups of the batch's copies (no index yet: none). */
+/* The copies of the round's ids: one search (no index yet: none), and the
+ * spots a search may not see yet read now: where the stream wrote a
+ * document lately, and at a re-read where its write lands. */
 static RC_MUST_CHECK rcode
-lookup_copies(struct stream *st, struct idlist *copies)
+lookup_copies(struct stream *st, struct where *w)
 {
 	const char **ids = calloc(st->n ? st->n : 1, sizeof(*ids));
-	size_t m = 0;
-	rcode rc;
+	struct os_cond *q = calloc(2 * st->n + 1, sizeof(*q));
+	size_t *back = calloc(2 * st->n + 1, sizeof(*back));
+	size_t m = 0, nq = 0;
+	rcode rc = RC_OK;
 
-	if (ids == NULL)
-		return rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < st->n; i++)
-		if (!st->ev[i].failed)
-			ids[m++] = st->ev[i].id;
-	rc = m ? opensearch_lookup(st->os, copies, &st->keys, ids, m, &st->err) : RC_OK;
+	w->now = calloc(2 * st->n + 1, sizeof(*w->now));
+	if (ids == NULL || q == NULL || back == NULL || w->now == NULL) {
+		rc = rerror_set(&st->err, RC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < st->n; i++) {
+		const struct sev *e = &st->ev[i];
+		const char *was = NULL;
+		if (!in_round(st, e))
+			continue;
+		ids[m++] = e->id;
+		bool lately = recent_get(st, e->id, &was);
+		bool write = e->op == SEV_WRITE;
+		if (write && (lately || st->round > 0))
+			w->now[2 * i] = (struct os_cond){.key = e->id,
+			                                 .id = e->id,
+			                                 .index = st->write_index,
+			                                 .routing = e->routing};
+		if (lately &&
+		    !(write && strcmp(was ? was : e->id, e->routing ? e->routing : e->id) == 0))
+			w->now[2 * i + 1] = (struct os_cond){
+			    .key = e->id, .id = e->id, .index = st->write_index, .routing = was};
+	}
+	rc = m ? opensearch_lookup(st->os, &w->copies, &st->keys, ids, m, &st->err) : RC_OK;
 	if (rc == RC_ERR_NOTFOUND) {
 		st->err = (struct rerror){0};
 		rc = RC_OK;
 	}
+	for (size_t k = 0; rc == RC_OK && k < 2 * st->n; k++)
+		if (w->now[k].key) {
+			back[nq] = k;
+			q[nq++] = w->now[k];
+		}
+	if (rc == RC_OK && nq)
+		rc = opensearch_conditions_now(st->os, q, nq, &st->err);
+	for (size_t j = 0; rc == RC_OK && j < nq; j++)
+		w->now[back[j]] = q[j];
+out:
 	free(ids);
+	free(q);
+	free(back);
 	return rc;
 }
 
-/* Writes the batch (one change per document, its last): fetched under the
- * filter, converted, the copies looked up, one _bulk; each document's
- * outcome counted by its events. */
-rcode
-stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const char **last_error)
+/* Upsert mode: whether the index runs a default pipeline, which a
+ * conditional update would skip (repair.c's ask_index_pipeline): then
+ * updates stay plain, as the original live syncer sent them. */
+static RC_MUST_CHECK rcode
+ask_index_pipeline(struct stream *st)
 {
-	struct idlist copies = {0};
+	char *name = NULL;
+	rcode rc;
+
+	if (st->pipeline_asked || st->cfg->write_mode != WRITE_UPSERT)
+		return RC_OK;
+	if ((rc = opensearch_index_pipeline(st->os, &name, &st->err)))
+		return rc;
+	st->pipeline_asked = true;
+	st->plain_updates = name != NULL;
+	if (name)
+		log_msg(LOG_WARN, 0,
+		        "mirror %s: live sync: the index runs the pipeline %.200s by default, "
+		        "which OpenSearch runs on an update only with doc_as_upsert, refused on "
+		        "conditional updates: in upsert mode copies are updated unconditionally "
+		        "(a run's newer write meanwhile may be overwritten; "
+		        "RECONCILE_WRITE_MODE=index writes conditionally)",
+		        st->cfg->name, name);
+	free(name);
+	return RC_OK;
+}
+
+/* One round: the round's documents (re-read from MongoDB after the first)
+ * converted, their copies looked up, one _bulk, the outcomes taken. */
+static RC_MUST_CHECK rcode
+write_round(struct stream *st)
+{
+	struct where w = {0};
 	struct plan p = {0};
 	int attempts = 0;
 	rcode rc = RC_OK;
 
-	*applied = *failed = 0;
-	*last_error = NULL;
-	batch_dedupe(st);
-	if (st->filtered)
+	for (size_t i = 0; st->round > 0 && i < st->n; i++) {
+		struct sev *e = &st->ev[i];
+		if (!in_round(st, e))
+			continue;
+		/* what MongoDB holds now is written: the newer write either way */
+		e->op = SEV_WRITE;
+		buf_reset(&e->body);
+		free(e->routing);
+		e->routing = NULL;
+		e->version = -1;
+	}
+	if (st->filtered || st->round > 0)
 		rc = fetch_filtered(st);
 	if (rc == RC_OK)
 		rc = convert_writes(st);
 	if (rc == RC_OK)
-		rc = lookup_copies(st, &copies);
+		rc = lookup_copies(st, &w);
 	if (rc == RC_OK)
-		rc = plan_batch(st, &copies, &p);
+		rc = plan_batch(st, &w, &p);
 	if (rc == RC_OK && p.n)
 		rc = opensearch_bulk_send(st->os, p.docs, p.n, &attempts, st->stop, &st->err);
 	if (rc == RC_OK)
 		rc = take_outcomes(st, &p);
+	if (p.docs)
+		bulk_docs_reset(p.docs, p.n);
+	free(p.docs);
+	free(p.owner);
+	where_free(&w);
+	return rc;
+}
+
+/* Writes the batch (one change per document, its last): fetched under the
+ * filter, converted, the copies looked up, one _bulk, then the documents
+ * another writer changed meanwhile read again and written again; each
+ * document's outcome counted by its events. */
+rcode
+stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const char **last_error)
+{
+	rcode rc;
+
+	*applied = *failed = 0;
+	*last_error = NULL;
+	batch_dedupe(st);
+	rc = ask_index_pipeline(st);
+	for (st->round = 0; rc == RC_OK && st->round <= STREAM_REREADS; st->round++) {
+		bool any = false;
+		for (size_t i = 0; !any && i < st->n; i++)
+			any = in_round(st, &st->ev[i]);
+		if (!any)
+			break;
+		rc = write_round(st);
+	}
 	for (size_t i = 0; rc == RC_OK && i < st->n; i++)
 		if (!st->ev[i].failed && st->ev[i].op == SEV_WRITE)
 			rc = recent_put(st, st->ev[i].id, st->ev[i].routing);
@@ -543,10 +747,5 @@ stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const c
 		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %s not written: %s",
 		        st->cfg->name, e->id, e->why);
 	}
-	if (p.docs)
-		bulk_docs_reset(p.docs, p.n);
-	free(p.docs);
-	free(p.owner);
-	idlist_free(&copies);
 	return rc;
 }
