@@ -80,6 +80,7 @@
 #define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
 #define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
 #define STREAM_GAPS_NAMED       8     /* a catch-up's journal names this many of its gaps */
+#define STREAM_GAPS_READ        10000 /* and counts the others up to this many */
 #define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
@@ -306,7 +307,7 @@ gaps_note(struct stream *st, char *out, size_t len, int64_t gap)
 	rcode rc;
 
 	*out = '\0';
-	if ((rc = store_stream_gaps_list(st->store, &v, &n, st->cfg->name, STREAM_GAPS_NAMED * 4)))
+	if ((rc = store_stream_gaps_list(st->store, &v, &n, st->cfg->name, STREAM_GAPS_READ)))
 		return rc;
 	for (size_t i = n; i-- > 0;) { /* newest first: read from the end */
 		const struct store_gap *g = &v[i];
@@ -316,10 +317,16 @@ gaps_note(struct stream *st, char *out, size_t len, int64_t gap)
 		if (shown == STREAM_GAPS_NAMED || at >= len)
 			continue;
 		shown++;
-		at += (size_t)snprintf(
-		    out + at, len - at, "%sgap %" PRId64 " (%s): changes after %s reached no index",
-		    at ? "; " : "closes ", g->id, g->reason,
-		    g->lost_from ? g->lost_from : "its start (no place journaled)");
+		at += (size_t)snprintf(out + at, len - at,
+		                       "%sgap %" PRId64 " (%s): ", at ? "; " : "closes ", g->id,
+		                       g->reason);
+		if (at < len && g->lost_from)
+			at += (size_t)snprintf(out + at, len - at,
+			                       "changes after %s reached no index", g->lost_from);
+		else if (at < len)
+			at += (size_t)snprintf(out + at, len - at,
+			                       "no place was journaled: every change before %s",
+			                       g->reopened_at);
 	}
 	if (open > shown && at < len)
 		snprintf(out + at, len - at, "; and %zu more", open - shown);
