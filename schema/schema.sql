@@ -82,21 +82,6 @@ CREATE TABLE drift_history (
 CREATE INDEX drift_history_last ON drift_history (mirror, last_run);
 CREATE INDEX drift_history_recurring ON drift_history (mirror, recurring_run)
     WHERE recurring_run IS NOT NULL;
-CREATE VIEW v_drift_history AS
-SELECT h.mirror, h.kind, h.doc_id, h.id_type, h.os_index, h.os_id, h.routing,
-       h.first_run, h.first_seen_at, h.last_run, h.last_seen_at, h.times_seen, h.streak,
-       h.repaired_run, h.repaired_at, h.repairs, h.returns,
-       h.recurring_run IS NOT NULL AS recurring, h.recurring_run,
-       (h.last_run >= COALESCE(p.pass, 0)
-        AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run)) AS open,
-       i.status AS last_status, i.error AS last_error
-FROM drift_history h
-LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
-           WHERE kind IN ('check', 'dry_run') AND status = 'completed'
-           GROUP BY mirror) p ON p.mirror = h.mirror
-LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
-     AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
-     AND i.routing = h.routing;
 CREATE VIEW v_drift AS
 SELECT i.run_id, r.mirror, i.kind, i.doc_id, i.id_type, i.status, i.batch_no, i.error,
        i.os_index, i.os_id, i.routing, i.reason, i.fields
@@ -113,53 +98,6 @@ SELECT id, mirror, kind, trigger, status, phase, started_at, finished_at,
        reindexed_count AS reindexed, orphans_kept_count AS orphans_kept,
        kept_count AS kept, verify, ranges_summarized, ranges_descended
 FROM runs ORDER BY id DESC;
-CREATE TABLE "runs" (
-    id               INTEGER PRIMARY KEY,
-    kind             TEXT NOT NULL CHECK (kind IN ('check', 'dry_run', 'full', 'ids', 'sample')),
-    trigger          TEXT NOT NULL,                 -- cli, api, schedule, count_monitor, resume
-    status           TEXT NOT NULL DEFAULT 'running'
-                     CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'cancelled',
-                                       'held')),
-    phase            TEXT NOT NULL DEFAULT 'starting', -- starting, counting, diffing, repairing, finishing, done
-    started_at       TEXT NOT NULL,
-    finished_at      TEXT,
-    heartbeat_at     TEXT,
-    mongo_count      INTEGER,
-    opensearch_count INTEGER,
-    compared         INTEGER NOT NULL DEFAULT 0,    -- MongoDB ids compared so far
-    missing_count    INTEGER NOT NULL DEFAULT 0,
-    orphan_count     INTEGER NOT NULL DEFAULT 0,
-    stale_count      INTEGER NOT NULL DEFAULT 0,
-    skipped_count    INTEGER NOT NULL DEFAULT 0,    -- left alone: changed within RECONCILE_MIN_AGE_MS
-    repaired_count   INTEGER NOT NULL DEFAULT 0,    -- drift repaired
-    deleted_count    INTEGER NOT NULL DEFAULT 0,    -- orphans deleted
-    failed_count     INTEGER NOT NULL DEFAULT 0,    -- documents OpenSearch rejected
-    cursor_type      TEXT,                          -- type of the last committed MongoDB _id
-    cursor           TEXT,                          -- last committed MongoDB _id (canonical text)
-    seen_types       INTEGER NOT NULL DEFAULT 0,    -- bit set of _id classes met so far
-    resume_count     INTEGER NOT NULL DEFAULT 0,
-    pid              INTEGER,                       -- process that last ran it
-    config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
-    error            TEXT,
-    duplicate_count  INTEGER NOT NULL DEFAULT 0,
-    conflict_count   INTEGER NOT NULL DEFAULT 0,
-    mirror           TEXT NOT NULL DEFAULT 'default',
-    skipped_newer_count INTEGER NOT NULL DEFAULT 0,
-    index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
-    delete_brake     TEXT NOT NULL DEFAULT 'on'
-                     CHECK (delete_brake IN ('on', 'released', 'passed', 'held')),
-    kept_count       INTEGER NOT NULL DEFAULT 0,
-    full_write       INTEGER NOT NULL DEFAULT 0,
-    reindexed_count  INTEGER NOT NULL DEFAULT 0,
-    orphans_kept_count INTEGER NOT NULL DEFAULT 0,
-    transform_digest TEXT,
-    verify           TEXT,
-    verify_note      TEXT,
-    ranges_summarized INTEGER NOT NULL DEFAULT 0,
-    ranges_descended INTEGER NOT NULL DEFAULT 0
-, partition_k INTEGER, partition_n INTEGER, partition_type TEXT, partition_lo TEXT, partition_hi TEXT);
-CREATE INDEX runs_status ON runs (status);
-CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE TABLE run_samples (
     run_id          INTEGER PRIMARY KEY REFERENCES runs (id),
     asked           INTEGER NOT NULL,               -- N of --sample N
@@ -206,3 +144,71 @@ CREATE TABLE stream_gaps (
     closed_at       TEXT
 );
 CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);
+CREATE TABLE "runs" (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('check', 'dry_run', 'full', 'ids', 'sample',
+                                                   'catchup')),
+    trigger          TEXT NOT NULL,                 -- cli, api, schedule, count_monitor, resume, catchup
+    status           TEXT NOT NULL DEFAULT 'running'
+                     CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'cancelled',
+                                       'held')),
+    phase            TEXT NOT NULL DEFAULT 'starting', -- starting, counting, diffing, repairing, finishing, done
+    started_at       TEXT NOT NULL,
+    finished_at      TEXT,
+    heartbeat_at     TEXT,
+    mongo_count      INTEGER,
+    opensearch_count INTEGER,
+    compared         INTEGER NOT NULL DEFAULT 0,    -- MongoDB ids compared so far
+    missing_count    INTEGER NOT NULL DEFAULT 0,
+    orphan_count     INTEGER NOT NULL DEFAULT 0,
+    stale_count      INTEGER NOT NULL DEFAULT 0,
+    skipped_count    INTEGER NOT NULL DEFAULT 0,    -- left alone: changed within RECONCILE_MIN_AGE_MS
+    repaired_count   INTEGER NOT NULL DEFAULT 0,    -- drift repaired
+    deleted_count    INTEGER NOT NULL DEFAULT 0,    -- orphans deleted
+    failed_count     INTEGER NOT NULL DEFAULT 0,    -- documents OpenSearch rejected
+    cursor_type      TEXT,                          -- type of the last committed MongoDB _id
+    cursor           TEXT,                          -- last committed MongoDB _id (canonical text)
+    seen_types       INTEGER NOT NULL DEFAULT 0,    -- bit set of _id classes met so far
+    resume_count     INTEGER NOT NULL DEFAULT 0,
+    pid              INTEGER,                       -- process that last ran it
+    config           TEXT NOT NULL,                 -- JSON snapshot, secrets masked
+    error            TEXT,
+    duplicate_count  INTEGER NOT NULL DEFAULT 0,
+    conflict_count   INTEGER NOT NULL DEFAULT 0,
+    mirror           TEXT NOT NULL DEFAULT 'default',
+    skipped_newer_count INTEGER NOT NULL DEFAULT 0,
+    index_read       INTEGER NOT NULL DEFAULT 0,    -- index copies the judging sweep read up to the cursor
+    delete_brake     TEXT NOT NULL DEFAULT 'on'
+                     CHECK (delete_brake IN ('on', 'released', 'passed', 'held')),
+    kept_count       INTEGER NOT NULL DEFAULT 0,
+    full_write       INTEGER NOT NULL DEFAULT 0,
+    reindexed_count  INTEGER NOT NULL DEFAULT 0,
+    orphans_kept_count INTEGER NOT NULL DEFAULT 0,
+    transform_digest TEXT,
+    verify           TEXT,
+    verify_note      TEXT,
+    ranges_summarized INTEGER NOT NULL DEFAULT 0,
+    ranges_descended INTEGER NOT NULL DEFAULT 0,
+    partition_k      INTEGER,
+    partition_n      INTEGER,
+    partition_type   TEXT,
+    partition_lo     TEXT,
+    partition_hi     TEXT
+);
+CREATE INDEX runs_status ON runs (status);
+CREATE INDEX runs_mirror ON runs (mirror, id);
+CREATE VIEW v_drift_history AS
+SELECT h.mirror, h.kind, h.doc_id, h.id_type, h.os_index, h.os_id, h.routing,
+       h.first_run, h.first_seen_at, h.last_run, h.last_seen_at, h.times_seen, h.streak,
+       h.repaired_run, h.repaired_at, h.repairs, h.returns,
+       h.recurring_run IS NOT NULL AS recurring, h.recurring_run,
+       (h.last_run >= COALESCE(p.pass, 0)
+        AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run)) AS open,
+       i.status AS last_status, i.error AS last_error
+FROM drift_history h
+LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
+           WHERE kind IN ('check', 'dry_run', 'catchup') AND status = 'completed'
+           GROUP BY mirror) p ON p.mirror = h.mirror
+LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
+     AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
+     AND i.routing = h.routing;

@@ -320,8 +320,9 @@ static const struct cfg_entry cfg_table[] = {
                 "live sync (reconciler sync): longest an event waits for its _bulk batch "
                 "(batches are also cut by SYNC_BATCH_SIZE and SYNC_BATCH_SIZE_BYTES)"),
     BOOL_SETTING("CHANGE_STREAM_CATCHUP", change_stream_catchup, CFG_MIRROR, "true",
-                 "live sync: close a gap in the change stream (its place lost) with a check "
-                 "run of the mirror (trigger catchup); false: the gap is only journaled"),
+                 "live sync: close a gap in the change stream (its place lost) with a run "
+                 "of kind catchup (a check of the whole mirror); false: the gap is only "
+                 "journaled"),
     STRING_SETTING("API_TOKEN", api_token, CFG_GLOBAL | CFG_SECRET, "",
                    "when set, POST routes require Authorization: Bearer <token>"),
     BOOL_SETTING("API_TOKEN_READ", api_token_read, CFG_GLOBAL, "false",

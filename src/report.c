@@ -700,7 +700,7 @@ metrics_kept(struct store *s, struct mirror_metrics *m, const char *mirror)
 	int step;
 	rcode rc = store_sql_prepare(s, &st,
 	                             "SELECT kept_count FROM runs WHERE status IN ('completed', "
-	                             "'held') AND kind IN ('check', 'dry_run') AND (?1 IS NULL OR "
+	                             "'held') AND kind IN " STORE_PASS_KINDS " AND (?1 IS NULL OR "
 	                             "mirror = ?1) ORDER BY id DESC LIMIT 1",
 	                             "t", mirror);
 

@@ -393,7 +393,7 @@ repair_setup(struct run *r)
 	rp->keys = &r->keys;
 	rp->write_index = r->write_index;
 	rp->full = r->full;
-	rp->as_missing = r->full_write && r->kind == RUN_CHECK;
+	rp->as_missing = r->full_write && store_run_kind_checks(r->kind);
 	rp->tf = r->tf;
 	rp->kept = &r->stats.kept;
 	rp->point_max = r->kind == RUN_IDS ? POINT_QUERIES_MAX : 0;
@@ -588,6 +588,9 @@ warn_settings(struct run *r)
 	}
 	if (r->kind == RUN_IDS)
 		journal_target(r);
+	if (r->kind == RUN_CATCHUP && *r->opts->catchup_gaps &&
+	    store_event(r->store, r->id, "gaps", r->opts->catchup_gaps))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
 	if (r->kind != RUN_FULL && cfg->compare == COMPARE_CONTENT && *cfg->pipeline) {
 		snprintf(
 		    msg, sizeof(msg),
@@ -677,7 +680,7 @@ empty_index_full(struct run *r)
 
 	/* RECONCILE_MIN_AGE_MS leaves documents that changed a moment ago to
 	 * the live syncer: the pass judges their age, the stream would not */
-	if (r->kind != RUN_CHECK || r->full || r->resumed || r->os_count != 0 ||
+	if (!store_run_kind_checks(r->kind) || r->full || r->resumed || r->os_count != 0 ||
 	    r->cfg->min_age_ms > 0)
 		return RC_OK;
 	if ((rc = ids_may_conflict(r, &may)) || may)
@@ -885,7 +888,7 @@ content_for_transform(struct run *r)
 
 	digest_transform(r);
 	if (r->content.on || !transform_active(r->tf) ||
-	    (r->kind != RUN_CHECK && r->kind != RUN_DRY_RUN))
+	    (!store_run_kind_checks(r->kind) && r->kind != RUN_DRY_RUN))
 		return RC_OK;
 	if ((rc = store_transform_digest_last(r->store, &last, r->cfg->name)))
 		return rerror_set(r->err, rc, "journal: cannot read the transform's digest");
@@ -910,7 +913,8 @@ content_for_transform(struct run *r)
 static void
 record_digest(struct run *r, const struct engine_result *res, enum run_status status)
 {
-	bool all = (r->content.on && r->pass_done) || (r->full_write && r->kind == RUN_CHECK);
+	bool all =
+	    (r->content.on && r->pass_done) || (r->full_write && store_run_kind_checks(r->kind));
 	bool clean = res->failed == 0 && res->orphans_kept == 0 && r->content.kept == 0 &&
 	             res->skipped_newer == 0 &&
 	             (!r->dry_run || res->missing + res->stale + res->orphans == 0);
@@ -960,7 +964,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	if (frc)
 		log_msg(LOG_ERROR, r->id, "journal: cannot record the end of the run");
 	result_copy(r, res, status);
-	res->empty_index = r->full_write && r->kind == RUN_CHECK;
+	res->empty_index = r->full_write && store_run_kind_checks(r->kind);
 	record_digest(r, res, status);
 	run_progress_sync(r, true);
 	progress_print(e, true);

@@ -107,6 +107,9 @@ struct engine_opts {
 	 * space (partition_n 0: the whole; docs/ENGINE.md, "Partitions"); a
 	 * check or a dry run only */
 	int partition_k, partition_n;
+	/* a RUN_CATCHUP run: the live sync's gaps it closes, with their reason
+	 * and cluster time (stream.c), journaled as its event "gaps" */
+	char catchup_gaps[600];
 };
 
 /* Whether a targeted run may start: ids given (1 to ENGINE_IDS_MAX, each

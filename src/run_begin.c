@@ -166,6 +166,25 @@ resume(struct run *r, struct store_run *sr)
 	return rc;
 }
 
+/* The kinds never resumed: a targeted run or a sample (run it again), and
+ * a catch-up, whose pass began before gaps that may have opened since (the
+ * stream runs a new one, which compares them all). */
+static RC_MUST_CHECK rcode
+kind_resumes(struct run *r, enum run_kind kind, int64_t id)
+{
+	if (kind == RUN_IDS || kind == RUN_SAMPLE)
+		return rerror_set(r->err, RC_ERR_INVALID,
+		                  "run %" PRId64 " checked given ids and is not resumed: run "
+		                  "the targeted check again",
+		                  id);
+	if (kind == RUN_CATCHUP)
+		return rerror_set(r->err, RC_ERR_INVALID,
+		                  "run %" PRId64 " was a live sync's catch-up and is not resumed: "
+		                  "the stream runs a new one for the gaps still open",
+		                  id);
+	return RC_OK;
+}
+
 rcode
 begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume_id)
 {
@@ -197,13 +216,9 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 			store_run_free(sr);
 			return rc;
 		}
-		if (sr->kind == RUN_IDS || sr->kind == RUN_SAMPLE) {
+		if ((rc = kind_resumes(r, sr->kind, id))) {
 			store_run_free(sr);
-			return rerror_set(r->err, RC_ERR_INVALID,
-			                  "run %" PRId64
-			                  " checked given ids and is not resumed: run "
-			                  "the targeted check again",
-			                  id);
+			return rc;
 		}
 		rc = not_resumable(r, sr);
 		if (rc == RC_OK && r->why[0] == '\0')

@@ -1012,12 +1012,12 @@ store_run_get(struct store *s, struct store_run **out, int64_t run_id)
 rcode
 store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror)
 {
-	return sql_int(
-	    s, run_id,
-	    "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
-	    "AND kind NOT IN ('ids', 'sample') AND (?1 IS NULL OR mirror = ?1) ORDER BY id "
-	    "DESC LIMIT 1",
-	    "t", mirror);
+	return sql_int(s, run_id,
+	               "SELECT id FROM runs WHERE status IN ('running', 'interrupted') "
+	               "AND kind NOT IN ('ids', 'sample', 'catchup') AND (?1 IS NULL OR mirror = "
+	               "?1) ORDER BY id "
+	               "DESC LIMIT 1",
+	               "t", mirror);
 }
 
 rcode
@@ -1293,7 +1293,8 @@ store_run_unsafe_ids(struct store *s, int64_t run_id, int64_t *n)
 	               "i", run_id);
 }
 
-static const char *const run_kind_names[] = {"check", "dry_run", "full", "ids", "sample"};
+static const char *const run_kind_names[] = {"check", "dry_run", "full",
+                                             "ids",   "sample",  "catchup"};
 static const char *const run_status_names[] = {"running",     "completed", "failed",
                                                "interrupted", "cancelled", "held"};
 
@@ -1317,6 +1318,12 @@ store_run_kind_name(enum run_kind k)
 {
 	assert(k >= 0 && (int)k < RUN_KIND_COUNT);
 	return run_kind_names[k];
+}
+
+bool
+store_run_kind_checks(enum run_kind k)
+{
+	return k == RUN_CHECK || k == RUN_CATCHUP;
 }
 
 int
@@ -2170,9 +2177,10 @@ store_stream_set_target(struct store *s, const char *mirror, const char *target)
 rcode
 store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror)
 {
-	/* the first such run closes the gap: the earliest proof */
+	/* the first such run closes the gap: the earliest proof (a check
+	 * or a catch-up: both compare the whole mirror) */
 #define COVERING                                                                                   \
-	"FROM runs r WHERE r.mirror = stream_gaps.mirror AND r.kind = 'check' AND "                \
+	"FROM runs r WHERE r.mirror = stream_gaps.mirror AND r.kind IN ('check', 'catchup') AND "  \
 	"r.status = 'completed' AND r.started_at >= stream_gaps.reopened_at"
 	static const char sql[] =
 	    "UPDATE stream_gaps SET catchup_run_id = (SELECT min(r.id) " COVERING

@@ -77,6 +77,8 @@ enum run_kind {
 	RUN_FULL,    /* re-index every document */
 	RUN_IDS,     /* detect and repair given ids, or those changed since a time; never resumed */
 	RUN_SAMPLE,  /* random ids looked up on both sides: an estimate; a dry run, never resumed */
+	RUN_CATCHUP, /* live sync's check of the mirror closing its gaps (stream.c); never resumed
+	              */
 };
 enum run_status {
 	RUN_RUNNING,
@@ -86,7 +88,7 @@ enum run_status {
 	RUN_CANCELLED,
 	RUN_HELD, /* finished; the brake held its orphan deletes (none sent) */
 };
-#define RUN_KIND_COUNT   ((int)RUN_SAMPLE + 1)
+#define RUN_KIND_COUNT   ((int)RUN_CATCHUP + 1)
 #define RUN_STATUS_COUNT ((int)RUN_HELD + 1)
 
 /* The brake on a run's orphan deletes, as runs.delete_brake spells it: on
@@ -97,6 +99,9 @@ enum delete_brake { BRAKE_ON, BRAKE_RELEASED, BRAKE_PASSED, BRAKE_HELD };
 const char *store_brake_name(enum delete_brake b);
 const char *store_run_kind_name(enum run_kind k);
 int store_run_kind_parse(const char *name, enum run_kind *out); /* 0 or -1 */
+/* A check of the whole mirror that detects and repairs: a check, or a
+ * catch-up (which is one under its own name). */
+bool store_run_kind_checks(enum run_kind k);
 const char *store_run_status_name(enum run_status st);
 int store_run_status_parse(const char *name, enum run_status *out); /* 0 or -1 */
 bool store_run_status_unfinished(enum run_status st);
@@ -142,7 +147,7 @@ RC_MUST_CHECK rcode store_run_begin(struct store *s, int64_t *run_id, const char
                                     const char *config_json);
 RC_MUST_CHECK rcode store_run_get(struct store *s, struct store_run **out, int64_t run_id);
 /* Newest run of mirror (NULL: of any) left running or interrupted, of a
- * kind that resumes (not ids); *run_id = 0 when none. */
+ * kind that resumes (not ids, sample or catchup); *run_id = 0 when none. */
 RC_MUST_CHECK rcode store_run_unfinished(struct store *s, int64_t *run_id, const char *mirror);
 /* The same among runs of one kind: a dry run never continues a check (it
  * would write), nor a check a dry run (it would repair nothing). */
@@ -413,8 +418,8 @@ RC_MUST_CHECK rcode store_stream_gaps_caught(struct store *s, const char *mirror
 /* Sets what the mirror's place belongs to (migration 0016: streams.target). */
 RC_MUST_CHECK rcode store_stream_set_target(struct store *s, const char *mirror,
                                             const char *target);
-/* Closes the mirror's open gaps that a completed check run of the mirror
- * (kind check) begun at or after the gap's reopening covers: that run
+/* Closes the mirror's open gaps that a completed run of the mirror of kind
+ * check or catchup begun at or after the gap's reopening covers: that run
  * compared the whole mirror after the stream was open again. *closed: how
  * many. */
 RC_MUST_CHECK rcode store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror);

@@ -17,9 +17,9 @@
 RC_MUST_CHECK rcode store_sql_prepare(struct store *s, sqlite3_stmt **out, const char *sql,
                                       const char *types, ...);
 
-/* A pass, for drift history: a check or dry run of the mirror that
- * completed (SQL lists, for "kind IN" and "status IN"). */
-#define STORE_PASS_KINDS    "('check', 'dry_run')"
+/* A pass, for drift history: a check, dry run or catch-up of the mirror
+ * that completed (SQL lists, for "kind IN" and "status IN"). */
+#define STORE_PASS_KINDS    "('check', 'dry_run', 'catchup')"
 #define STORE_PASS_STATUSES "('completed', 'held')" /* held: a whole pass, its deletes kept */
 /* A run that verifies (a pass, a targeted run, a full re-index): every kind
  * but a sample, an estimate that is no verification (docs/ENGINE.md "A

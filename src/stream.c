@@ -39,8 +39,9 @@
  * ChangeStreamHistoryLost or 136 CappedPositionLost, an invalidate after a
  * drop or rename) it is opened again from now (after the invalidate) and
  * the gap is journaled (stream_gaps: from which cluster time, why) and
- * logged as an error. With CHANGE_STREAM_CATCHUP a check run of the mirror
- * (trigger "catchup") then closes it: it compares the whole mirror, so
+ * logged as an error. With CHANGE_STREAM_CATCHUP a run of kind catchup (a
+ * check of the mirror under its own name, journaling which gaps it closes,
+ * their reason and cluster time) then closes it: it compares the whole mirror, so
  * missing, stale and deleted documents of the missed window are all found
  * (deletes under RECONCILE_ORPHANS and the brake, as any check). The new
  * stream is opened before the check starts, so together they cover every
@@ -78,6 +79,8 @@
 #define STREAM_IDLE_COMMIT_MS   1000  /* a quiet stream journals its post-batch token this often */
 #define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
 #define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
+#define STREAM_GAPS_NAMED       8     /* a catch-up's journal names this many of its gaps */
+#define STREAM_GAPS_READ        10000 /* and counts the others up to this many */
 #define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
@@ -285,7 +288,7 @@ journal_gap(struct stream *st, enum stream_gap_reason reason, const char *detail
 	        st->cfg->name, gap, store_gap_reason_name(reason),
 	        js.cluster_time ? js.cluster_time : "the beginning", detail,
 	        st->cfg->change_stream_catchup
-	            ? ", and a check run (catchup) closes the gap"
+	            ? ", and a catchup run closes the gap"
 	            : " (CHANGE_STREAM_CATCHUP=false: a check closes it)");
 	store_stream_clear(&js);
 	st->catchup_due = st->cfg->change_stream_catchup;
@@ -293,13 +296,53 @@ journal_gap(struct stream *st, enum stream_gap_reason reason, const char *detail
 	return RC_OK;
 }
 
-/* A check run of the mirror over the gaps open now; closes them when it
- * completes. The stream is open (its start fixed) before it begins. */
+/* What the catch-up closes, for its journal (event "gaps"): each gap open
+ * up to gap, its reason and the cluster time its changes were lost from
+ * (oldest first; a few, then how many more). */
+static RC_MUST_CHECK rcode
+gaps_note(struct stream *st, char *out, size_t len, int64_t gap)
+{
+	struct store_gap *v = NULL;
+	size_t n = 0, at = 0, shown = 0, open = 0;
+	rcode rc;
+
+	*out = '\0';
+	if ((rc = store_stream_gaps_list(st->store, &v, &n, st->cfg->name, STREAM_GAPS_READ)))
+		return rc;
+	for (size_t i = n; i-- > 0;) { /* newest first: read from the end */
+		const struct store_gap *g = &v[i];
+		if (g->closed_at || g->id > gap)
+			continue;
+		open++;
+		if (shown == STREAM_GAPS_NAMED || at >= len)
+			continue;
+		shown++;
+		at += (size_t)snprintf(out + at, len - at,
+		                       "%sgap %" PRId64 " (%s): ", at ? "; " : "closes ", g->id,
+		                       g->reason);
+		if (at < len && g->lost_from)
+			at += (size_t)snprintf(out + at, len - at,
+			                       "changes after %s reached no index", g->lost_from);
+		else if (at < len)
+			at += (size_t)snprintf(out + at, len - at,
+			                       "no place was journaled: every change before %s",
+			                       g->reopened_at);
+	}
+	if (open > shown && at < len)
+		snprintf(out + at, len - at, "; and %zu more", open - shown);
+	store_stream_gaps_free(v, n);
+	return RC_OK;
+}
+
+/* A catchup run of the mirror (a check of the whole mirror under its own
+ * kind) over the gaps open now; closes them when it completes. The stream
+ * is open (its start fixed) before it begins. */
 static RC_MUST_CHECK rcode
 catch_up(struct stream *st)
 {
 	struct engine *e = NULL;
 	struct engine_result res = {0};
+	struct engine_opts eo = {0};
 	struct rerror rerr = {0};
 	int64_t gap = 0;
 	rcode rc;
@@ -344,15 +387,17 @@ catch_up(struct stream *st)
 		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
 		return RC_OK;
 	}
-	log_msg(LOG_INFO, 0, "mirror %s: live sync: catch-up: a check run closes gap %" PRId64,
+	log_msg(LOG_INFO, 0, "mirror %s: live sync: catch-up: a catchup run closes gap %" PRId64,
 	        st->cfg->name, gap);
+	if (gaps_note(st, eo.catchup_gaps, sizeof(eo.catchup_gaps), gap))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
 	if ((rc = engine_new(&e, st->cfg, &rerr)))
 		return rerror_set(&st->err, rc, "catch-up: %s", rerr.message);
 	pthread_mutex_lock(&st->mu);
 	st->catchup = e;
 	pthread_mutex_unlock(&st->mu);
 	if (!*st->stop)
-		rc = engine_run_opts(e, &res, RUN_CHECK, "catchup", -1, NULL, &rerr);
+		rc = engine_run_opts(e, &res, RUN_CATCHUP, "catchup", -1, &eo, &rerr);
 	pthread_mutex_lock(&st->mu);
 	st->catchup = NULL;
 	pthread_mutex_unlock(&st->mu);
@@ -446,7 +491,7 @@ open_gaps_due(struct stream *st, int64_t open)
 	log_msg(LOG_WARN, 0, "mirror %s: live sync: %" PRId64 " gap(s) still open: %s",
 	        st->cfg->name, open - closed,
 	        st->cfg->change_stream_catchup
-	            ? "a check run (catchup) closes them now"
+	            ? "a catchup run closes them now"
 	            : "CHANGE_STREAM_CATCHUP=false: a completed check of the mirror closes them");
 	st->catchup_due = st->cfg->change_stream_catchup;
 	st->catchup_at = 0;

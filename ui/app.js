@@ -138,7 +138,7 @@
 
   /* In sync, drift or unknown, judged from a mirror's newest run. */
   /* Whether the mirror is in sync is judged from a pass over the whole
-   * collection (check, dry run, full re-index): a targeted run (kind ids)
+   * collection (check, dry run, full re-index, a live sync's catchup): a targeted run (kind ids)
    * or a sample looked at a few ids and says nothing about the rest. */
   function isPass(run) {
     return run && run.kind !== 'ids' && run.kind !== 'sample';

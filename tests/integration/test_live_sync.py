@@ -186,9 +186,14 @@ def every_change(env):
     check(len(g) == 1 and g[0]["reason"] == "first_start" and g[0]["closed_at"],
           "the first start is a gap, closed by the catch-up: %r" % g)
     with env.journal() as db:
-        runs = [dict(r) for r in db.execute("SELECT kind, trigger, status FROM runs")]
-    check(runs == [{"kind": "check", "trigger": "catchup", "status": "completed"}],
-          "the catch-up is a check run with trigger catchup: %r" % runs)
+        runs = [dict(r) for r in db.execute("SELECT id, kind, trigger, status FROM runs")]
+        events = [r[0] for r in db.execute("SELECT detail FROM run_events WHERE event = 'gaps'")]
+    check([{k: r[k] for k in ("kind", "trigger", "status")} for r in runs]
+          == [{"kind": "catchup", "trigger": "catchup", "status": "completed"}],
+          "the catch-up is a run of kind catchup: %r" % runs)
+    check(g[0]["catchup_run_id"] == runs[0]["id"], "the gap names its catch-up run: %r" % g)
+    check(len(events) == 1 and ("gap %d (first_start)" % g[0]["id"]) in events[0],
+          "the catch-up's journal names the gap it closes and why: %r" % events)
 
 
 def leaving_filter(env):
@@ -384,6 +389,15 @@ def history_lost(env):
               and g[1]["lost_from"] == before["cluster_time"] and g[1]["closed_at"]
               and g[1]["catchup_run_id"], "the gap is journaled from the last committed "
               "cluster time and closed by its run: %r (before %r)" % (g, before))
+        with env.journal() as db:
+            kind = db.execute("SELECT kind FROM runs WHERE id = ?",
+                              (g[1]["catchup_run_id"],)).fetchone()[0]
+            ev = [r[0] for r in db.execute("SELECT detail FROM run_events WHERE run_id = ? "
+                                           "AND event = 'gaps'", (g[1]["catchup_run_id"],))]
+        check(kind == "catchup", "the gap's run is a catchup run: %r" % kind)
+        check(len(ev) == 1 and ("gap %d (history_lost): changes after %s" % (
+            g[1]["id"], before["cluster_time"])) in ev[0],
+              "the catchup run names its gap, why and from when: %r" % ev)
         wait_for(lambda: in_sync(env), "the index equals the collection (deletes included)")
         h = source(env, "d0001")
         check(len(h) == 1 and h[0]["_source"].get("late") == 1, "the missed update is written")

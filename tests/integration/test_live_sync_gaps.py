@@ -34,7 +34,7 @@ def stopped_catchup(env):
         insert(env, [doc(i) for i in range(k, k + 200)])
     slow = dict(SYNC_BATCH_SIZE=50, SYNC_BATCH_DELAY_MS=100)  # the catch-up takes seconds
     sync = Sync(env, **slow)
-    wait_for(lambda: "a check run closes gap" in sync.stderr(), "the catch-up starts")
+    wait_for(lambda: "a catchup run closes gap" in sync.stderr(), "the catch-up starts")
     time.sleep(1)
     check(sync.stop() == 0, "sync stops with 0 during its catch-up")
     g = gaps(env)
@@ -49,6 +49,14 @@ def stopped_catchup(env):
         wait_for(lambda: count(env) == 3000, "the index holds every document", timeout=60)
         g = gaps(env)
         check(len(g) == 1 and g[0]["closed_at"], "the gap is closed: %r" % g)
+        with env.journal() as db:
+            runs = [dict(r) for r in db.execute("SELECT id, kind, status FROM runs ORDER BY id")]
+        # the stopped catch-up is not resumed (as a check or as itself): a
+        # new catchup run closes the gap and supersedes it
+        check(len(runs) == 2 and all(r["kind"] == "catchup" for r in runs)
+              and runs[0]["status"] == "cancelled" and runs[1]["status"] == "completed"
+              and g[0]["catchup_run_id"] == runs[1]["id"],
+              "two catchup runs, the stopped one superseded by the next: %r" % runs)
     finally:
         check(sync.stop() == 0, "sync stops with 0")
 

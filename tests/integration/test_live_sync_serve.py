@@ -140,6 +140,12 @@ def serve_tails(env):
               and isinstance(g["catchupRunId"], int), "the gap names its catch-up run: %r" % g)
         st, run = srv.http("GET", "/api/mirrors/default/runs/%d" % g["catchupRunId"], TOKEN)
         check(st == 200, "the catch-up run is in the journal (%d)" % st)
+        check(run["run"]["kind"] == "catchup" and run["run"]["trigger"] == "catchup",
+              "the catch-up is a run of kind catchup: %r" % {k: run["run"].get(k)
+                                                            for k in ("kind", "trigger")})
+        ev = [e["detail"] for e in run["run"]["events"] if e["event"] == "gaps"]
+        check(len(ev) == 1 and ("gap %d (first_start)" % g["id"]) in ev[0],
+              "the catch-up run's events name its gap: %r" % run["run"]["events"])
         wait_for(lambda: srv.stream()["lagSeconds"] == 0, "a quiet stream is caught up: lag 0")
         st, body = srv.http("GET", "/api/mirrors", TOKEN)
         m = body["mirrors"][0]["stream"]

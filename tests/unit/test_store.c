@@ -254,6 +254,28 @@ test_mirrors(const char *path, struct store *s)
 	store_free(s2);
 }
 
+/* A live sync's catch-up is a run of its own kind: named "catchup", a
+ * whole check (store_run_kind_checks), never offered for a resume. */
+static void
+test_catchup_kind(struct store *s)
+{
+	struct store_run *r = NULL;
+	enum run_kind k = RUN_CHECK;
+	int64_t id = 0, unfinished = -1;
+
+	CHECK(strcmp(store_run_kind_name(RUN_CATCHUP), "catchup") == 0);
+	CHECK(store_run_kind_parse("catchup", &k) == 0 && k == RUN_CATCHUP);
+	CHECK(store_run_kind_checks(RUN_CHECK) && store_run_kind_checks(RUN_CATCHUP));
+	CHECK(!store_run_kind_checks(RUN_DRY_RUN) && !store_run_kind_checks(RUN_IDS) &&
+	      !store_run_kind_checks(RUN_FULL) && !store_run_kind_checks(RUN_SAMPLE));
+	CHECK(store_run_begin(s, &id, "cu", RUN_CATCHUP, "catchup", "{}") == RC_OK);
+	CHECK(store_run_get(s, &r, id) == RC_OK && r->kind == RUN_CATCHUP);
+	store_run_free(r);
+	CHECK(store_run_finish(s, id, RUN_INTERRUPTED, "killed") == RC_OK);
+	CHECK(store_run_unfinished(s, &unfinished, "cu") == RC_OK && unfinished == 0);
+	CHECK(store_run_finish(s, id, RUN_CANCELLED, "test") == RC_OK);
+}
+
 /* A completed run closes older unfinished runs of its mirror and kind
  * (resuming them later would re-send stale batches); other mirrors' and
  * other kinds' runs stay resumable. */
@@ -412,6 +434,7 @@ main(void)
 	test_lock(path, s);
 	test_mirrors(path, s);
 	test_supersede(s);
+	test_catchup_kind(s);
 	test_history(s);
 	store_free(s);
 	test_stmt_cache(dir);
