@@ -53,6 +53,7 @@
 #include "doc.h"
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1260,6 +1261,18 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 	*full = false;
 	if (body == NULL)
 		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
+	if (ids && (by_id || docids)) {
+		/* OpenSearch refuses an ids query holding "" (400 "Ids can't be
+		 * empty") and holds no copy under an empty _id (it refuses one on
+		 * write): such ids have no copies, and the others are asked */
+		size_t asked = 0;
+		for (size_t i = 0; i < n; i++)
+			asked += *ids[i] != '\0';
+		if (asked == 0) {
+			cJSON_Delete(body);
+			return RC_OK;
+		}
+	}
 	cJSON_AddNumberToObject(body, "size", size);
 	/* _source needs the stored fields, and a search by _id has no other
 	 * key than the stored _id */
@@ -1291,7 +1304,8 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 			cJSON *vals =
 			    cJSON_AddArrayToObject(terms, ids_query ? "values" : k->sort_field);
 			for (size_t i = 0; vals && i < n; i++)
-				cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
+				if (!ids_query || *ids[i])
+					cJSON_AddItemToArray(vals, cJSON_CreateString(ids[i]));
 		}
 		if (hi && filter) {
 			/* a range's pages stop at its end: a page past it would be
@@ -1698,12 +1712,19 @@ opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, st
 		c[k].seq_no = c[k].primary_term = 0;
 		c[k].version[0] = '\0';
 	}
-	if (n == 0) {
+	/* an empty _id holds no copy, and _mget refuses the whole request
+	 * for it: such ids are not asked (found false) */
+	size_t asked = 0;
+	for (size_t k = 0; k < n; k++)
+		asked += *c[k].id != '\0';
+	if (asked == 0) {
 		buf_free(&body);
 		return RC_OK;
 	}
-	for (size_t k = 0; rc == RC_OK && k < n; k++) {
-		rc = buf_puts(&body, k ? ",{\"_id\":" : "{\"_id\":");
+	for (size_t k = 0, m = 0; rc == RC_OK && k < n; k++) {
+		if (*c[k].id == '\0')
+			continue;
+		rc = buf_puts(&body, m++ ? ",{\"_id\":" : "{\"_id\":");
 		if (rc == RC_OK)
 			rc = doc_json_string(&body, c[k].id, strlen(c[k].id));
 		if (rc == RC_OK && c[k].index && (rc = buf_puts(&body, ",\"_index\":")) == RC_OK)
@@ -1733,7 +1754,7 @@ opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, st
 		goto out;
 	answer = cJSON_ParseWithLength(resp.data, resp.len);
 	docs = cJSON_GetObjectItem(answer, "docs");
-	if (!cJSON_IsArray(docs) || (size_t)cJSON_GetArraySize(docs) != n) {
+	if (!cJSON_IsArray(docs) || (size_t)cJSON_GetArraySize(docs) != asked) {
 		rc = rerror_set(err, RC_ERR_OPENSEARCH,
 		                "opensearch _mget: an answer not understood");
 		goto out;
@@ -1742,6 +1763,9 @@ opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, st
 	{
 		cJSON *seq = cJSON_GetObjectItem(d, "_seq_no");
 		cJSON *term = cJSON_GetObjectItem(d, "_primary_term");
+		while (i < n && *c[i].id == '\0')
+			i++; /* not asked */
+		assert(i < n);
 		/* not found, or an error for this copy (its index missing): none there */
 		if (cJSON_IsTrue(cJSON_GetObjectItem(d, "found")) && cJSON_IsNumber(seq) &&
 		    cJSON_IsNumber(term)) {

@@ -237,6 +237,8 @@ commit_place(struct stream *st, int64_t applied, int64_t failed, const char *las
 		st->committed = bson_copy(token);
 	}
 	st->last_commit_ms = util_mono_ms();
+	if (applied || failed)
+		st->batches_committed++;
 	return RC_OK;
 }
 /* Writes the batch and journals its place after OpenSearch acknowledged
@@ -930,11 +932,16 @@ mirror_main(void *arg)
 			ready = rc == RC_OK;
 		}
 		if (rc == RC_OK && (rc = open_stream(st)) == RC_OK) {
-			backoff = 1000;
+			int64_t before = st->batches_committed;
 			pthread_mutex_lock(&st->mu);
 			st->reconnecting = false;
 			pthread_mutex_unlock(&st->mu);
 			rc = tail(st);
+			/* the backoff starts again only once a batch went through: a
+			 * batch that fails each time (the stream reopens fine) waits
+			 * longer each time, as an unreachable server does */
+			if (st->batches_committed != before)
+				backoff = 1000;
 		}
 		if (rc == RC_OK || fatal(rc) || *st->stop)
 			break;

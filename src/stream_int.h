@@ -84,6 +84,8 @@ struct stream {
 	/* the journal */
 	bson_t *committed; /* the token last journaled */
 	int64_t last_commit_ms;
+	int64_t
+	    batches_committed; /* with changes in them: the stream went on (its backoff resets) */
 	/* what the once-a-minute line says */
 	int64_t applied, failed, report_ms;
 	int64_t newer; /* of applied: refused as older than the copy (external versions) */

@@ -196,6 +196,26 @@ def every_change(env):
           "the catch-up's journal names the gap it closes and why: %r" % events)
 
 
+def empty_id(env):
+    """QA22 F2: a document whose _id is "" (MongoDB takes it; OpenSearch
+    holds no copy under an empty _id and refuses an ids query holding one)
+    fails alone; the stream goes on with the others."""
+    env.create_index()
+    sync = Sync(env)
+    try:
+        started(env, sync)
+        insert(env, [{"_id": "", "n": 0}])
+        insert(env, [doc(i) for i in range(5)])
+        wait_for(lambda: {"d%04d" % i for i in range(5)} <= set(env.os_docs()),
+                 "the changes after the empty _id reach the index")
+        wait_for(lambda: streams(env)["events_failed"] >= 1, "the empty _id is counted failed")
+        check("Ids can't be empty" not in sync.stderr() and
+              "reopens from its journaled place" not in sync.stderr(),
+              "no lookup refused, no reopen: %s" % sync.stderr()[-800:])
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
 def leaving_filter(env):
     env.create_index()
     sync = Sync(env, RECONCILE_FILTER='{"status": "on"}', RECONCILE_ORPHANS="delete")
@@ -456,7 +476,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
+        scenarios = [every_change, empty_id, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost,
                      dropped, doctor_and_check, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
