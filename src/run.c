@@ -905,6 +905,26 @@ content_for_transform(struct run *r)
 	return RC_OK;
 }
 
+/* A catch-up closes a gap in which documents may have been updated: with
+ * no version field (RECONCILE_COMPARE=version then sees no stale copy) it
+ * compares by content, or updates made during the gap would stay unseen
+ * while the gap is said closed (QA22 F1). */
+static void
+content_for_catchup(struct run *r)
+{
+	const char *why = "a catch-up must find the documents updated during the gap, and the "
+	                  "mirror has no RECONCILE_VERSION_FIELD to see them by: this run "
+	                  "compares each copy's content (set RECONCILE_VERSION_FIELD for a "
+	                  "cheaper catch-up)";
+
+	if (r->kind != RUN_CATCHUP || r->content.on || *r->cfg->version_field)
+		return;
+	r->content.on = true;
+	log_msg(LOG_INFO, r->id, "%s", why);
+	if (store_event(r->store, r->id, "catchup", why))
+		log_msg(LOG_WARN, r->id, "journal: cannot record an event");
+}
+
 /* After a completed run: the digest of the transform every copy now
  * matches, when the run compared them all (a content pass) or wrote them
  * all into an empty index, and left none behind (nothing kept or failed,
@@ -1045,6 +1065,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 	}
 	r.why[0] = '\0'; /* the held reason's, from here on */
 	warn_settings(&r);
+	content_for_catchup(&r);
 	if ((rc = content_for_transform(&r)) || (rc = prepare(&r)))
 		goto out;
 	rc = finish(&r, res, run_steps(&r));
