@@ -79,9 +79,11 @@
 #define STREAM_IDLE_COMMIT_MS   1000  /* a quiet stream journals its post-batch token this often */
 #define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
 #define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
-#define STREAM_GAPS_NAMED       8     /* a catch-up's journal names this many of its gaps */
-#define STREAM_GAPS_READ        10000 /* and counts the others up to this many */
-#define STREAM_REPORT_MS        60000 /* a line of what was applied, this often */
+#define STREAM_GAPS_LOOK_MS     10000 /* without catch-ups: how often completed checks are looked for \
+	                               */
+#define STREAM_GAPS_NAMED 8           /* a catch-up's journal names this many of its gaps */
+#define STREAM_GAPS_READ  10000       /* and counts the others up to this many */
+#define STREAM_REPORT_MS  60000       /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
 #define CODE_HISTORY_LOST  286   /* ChangeStreamHistoryLost */
@@ -745,6 +747,27 @@ report(struct stream *st, int64_t now)
 	st->report_ms = now;
 }
 
+/* CHANGE_STREAM_CATCHUP=false: the gaps a check completed since they
+ * opened are closed while the stream runs (not only at its next start),
+ * looked for every STREAM_GAPS_LOOK_MS (one query of the journal). */
+static RC_MUST_CHECK rcode
+close_checked_gaps(struct stream *st, int64_t now)
+{
+	int64_t closed = 0;
+
+	if (st->cfg->change_stream_catchup || now < st->gaps_look_at)
+		return RC_OK;
+	st->gaps_look_at = now + STREAM_GAPS_LOOK_MS;
+	if (store_stream_gaps_checked(st->store, &closed, st->cfg->name))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
+	if (closed)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
+		        "since they opened",
+		        st->cfg->name, closed);
+	return RC_OK;
+}
+
 /* Reads events until stop (the batch written and journaled) or an error. */
 static RC_MUST_CHECK rcode
 tail(struct stream *st)
@@ -758,6 +781,8 @@ tail(struct stream *st)
 		if (*st->stop)
 			return flush(st);
 		if (st->catchup_due && now >= st->catchup_at && (rc = catch_up(st)))
+			break;
+		if ((rc = close_checked_gaps(st, now)))
 			break;
 		if ((rc = mongo_watch_next(st->w, &ev, &code, &st->err)) && code == CODE_TOO_LARGE)
 			rc = pass_too_large(st);

@@ -216,6 +216,24 @@ def empty_id(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def gap_closed_by_check(env):
+    """QA22 F3: with CHANGE_STREAM_CATCHUP=false a check completed while
+    the stream runs closes its open gaps then, not at the next start."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(5)])
+    sync = Sync(env, CHANGE_STREAM_CATCHUP="false")
+    try:
+        started(env, sync, catchup=False)
+        g = gaps(env)
+        check(len(g) == 1 and not g[0]["closed_at"], "the first start's gap is open: %r" % g)
+        r = env.run("check")
+        check(r.returncode == 0, "a check completes (%d)" % r.returncode)
+        wait_for(lambda: gaps(env)[0]["closed_at"], "the running stream closes the gap", 40)
+        check("gap(s) closed by a check run" in sync.stderr(), "and says so")
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
 def leaving_filter(env):
     env.create_index()
     sync = Sync(env, RECONCILE_FILTER='{"status": "on"}', RECONCILE_ORPHANS="delete")
@@ -511,7 +529,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, empty_id, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
+        scenarios = [every_change, empty_id, gap_closed_by_check, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost, history_lost_no_version,
                      dropped, doctor_and_check, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
