@@ -79,11 +79,12 @@
 #define STREAM_IDLE_COMMIT_MS   1000  /* a quiet stream journals its post-batch token this often */
 #define STREAM_BACKOFF_MAX_MS   30000 /* reopening after failures, doubling from 1 s */
 #define STREAM_CATCHUP_RETRY_MS 60000 /* a catch-up that could not run (busy) is tried again */
-#define STREAM_GAPS_LOOK_MS     10000 /* without catch-ups: how often completed checks are looked for \
-	                               */
-#define STREAM_GAPS_NAMED 8           /* a catch-up's journal names this many of its gaps */
-#define STREAM_GAPS_READ  10000       /* and counts the others up to this many */
-#define STREAM_REPORT_MS  60000       /* a line of what was applied, this often */
+#define STREAM_GAPS_LOOK_MS                                                                        \
+	10000                   /* without catch-ups: how often completed checks are looked for    \
+	                         */
+#define STREAM_GAPS_NAMED 8     /* a catch-up's journal names this many of its gaps */
+#define STREAM_GAPS_READ  10000 /* and counts the others up to this many */
+#define STREAM_REPORT_MS  60000 /* a line of what was applied, this often */
 
 /* Server codes: the place fell off the oplog. */
 #define CODE_HISTORY_LOST  286   /* ChangeStreamHistoryLost */
@@ -387,10 +388,11 @@ catch_up(struct stream *st)
 		        "mirror %s: live sync: the collection %s.%s does not exist (yet): the "
 		        "catch-up of gap %" PRId64 " waits for it",
 		        st->cfg->name, st->cfg->mongodb_database, st->cfg->mongodb_collection, gap);
-		st->catchup_due = true;
+		st->catchup_due = st->catchup_for_coll = true;
 		st->catchup_at = util_mono_ms() + STREAM_CATCHUP_RETRY_MS;
 		return RC_OK;
 	}
+	st->catchup_for_coll = false;
 	log_msg(LOG_INFO, 0, "mirror %s: live sync: catch-up: a catchup run closes gap %" PRId64,
 	        st->cfg->name, gap);
 	if (gaps_note(st, eo.catchup_gaps, sizeof(eo.catchup_gaps), gap))
@@ -678,8 +680,11 @@ take_event(struct stream *st, const bson_t *ev)
 	}
 	bool del = !strcmp(op, "delete");
 	if (!del && strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "replace"))
-		return RC_OK; /* other events (DDL) change no document */
-	st->catchup_at = 0;   /* a catch-up waiting for the collection runs now */
+		return RC_OK;       /* other events (DDL) change no document */
+	if (st->catchup_for_coll) { /* a catch-up waiting for the collection runs now */
+		st->catchup_for_coll = false;
+		st->catchup_at = 0;
+	}
 	if (bson_iter_init(&it, ev) && bson_iter_find_descendant(&it, "clusterTime", &it) &&
 	    BSON_ITER_HOLDS_TIMESTAMP(&it))
 		bson_iter_timestamp(&it, &st->ct_t, &st->ct_i);

@@ -90,10 +90,11 @@ struct stream {
 	int64_t applied, failed, report_ms;
 	int64_t newer; /* of applied: refused as older than the copy (external versions) */
 	bool catchup_due;
-	bool catchup_held;    /* the last catch-up held its deletes: a person decides */
-	int64_t catchup_at;   /* mono ms: not before */
-	int64_t gaps_look_at; /* CHANGE_STREAM_CATCHUP=false: when to look for checks that closed
-	                         gaps */
+	bool catchup_for_coll; /* the catch-up waits for the collection: its first change runs it */
+	bool catchup_held;     /* the last catch-up held its deletes: a person decides */
+	int64_t catchup_at;    /* mono ms: not before */
+	int64_t gaps_look_at;  /* CHANGE_STREAM_CATCHUP=false: when to look for checks that closed
+	                          gaps */
 	/* stop reaches a catch-up run through its engine */
 	pthread_mutex_t mu;
 	struct engine *catchup;

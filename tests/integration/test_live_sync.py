@@ -234,6 +234,33 @@ def gap_closed_by_check(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def busy_catchup_waits(env):
+    """QA22 F5: a catch-up refused because the mirror is busy is tried again
+    in a minute, not at every change the stream reads meanwhile."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(300)])
+    e = dict(env.env, SYNC_BATCH_SIZE="10", SYNC_BATCH_DELAY_MS="400")
+    slow = subprocess.Popen([BIN, "check"], env=e, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=env.tmp)
+    sync = None
+    try:
+        wait_for(lambda: env.last_run() and env.last_run()["status"] == "running",
+                 "a slow check holds the mirror")
+        sync = Sync(env)
+        wait_for(lambda: "catch-up did not complete" in sync.stderr(), "the catch-up is refused")
+        for i in range(300, 320):
+            insert(env, [doc(i)])
+            time.sleep(0.1)
+        time.sleep(2)
+        n = sync.stderr().count("catch-up did not complete")
+        check(n == 1, "refused once, tried again in a minute, not per change (%d)" % n)
+    finally:
+        if sync:
+            check(sync.stop() == 0, "sync stops with 0")
+        slow.kill()
+        slow.wait()
+
+
 def leaving_filter(env):
     env.create_index()
     sync = Sync(env, RECONCILE_FILTER='{"status": "on"}', RECONCILE_ORPHANS="delete")
@@ -529,7 +556,8 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, empty_id, gap_closed_by_check, leaving_filter, filter_not_movable, held_catchup, two_mirrors,
+        scenarios = [every_change, empty_id, gap_closed_by_check, busy_catchup_waits,
+                     leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost, history_lost_no_version,
                      dropped, doctor_and_check, no_change_streams]
         only = os.environ.get("LIVE_SYNC_ONLY")  # one scenario by name, while debugging
