@@ -131,19 +131,6 @@ CREATE TABLE streams (
     started_at      TEXT,
     updated_at      TEXT NOT NULL
 , target TEXT);
-CREATE TABLE stream_gaps (
-    id              INTEGER PRIMARY KEY,
-    mirror          TEXT NOT NULL,
-    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate',
-                                            'event_too_large')),
-    detail          TEXT,
-    lost_from       TEXT,
-    lost_from_ts    INTEGER,
-    reopened_at     TEXT NOT NULL,
-    catchup_run_id  INTEGER REFERENCES runs(id),
-    closed_at       TEXT
-);
-CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);
 CREATE TABLE "runs" (
     id               INTEGER PRIMARY KEY,
     kind             TEXT NOT NULL CHECK (kind IN ('check', 'dry_run', 'full', 'ids', 'sample',
@@ -212,3 +199,16 @@ LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
 LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
      AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
      AND i.routing = h.routing;
+CREATE TABLE "stream_gaps" (
+    id              INTEGER PRIMARY KEY,
+    mirror          TEXT NOT NULL,
+    reason          TEXT NOT NULL CHECK (reason IN ('first_start', 'history_lost', 'invalidate',
+                                            'event_too_large', 'index_lost')),
+    detail          TEXT,
+    lost_from       TEXT,
+    lost_from_ts    INTEGER,
+    reopened_at     TEXT NOT NULL,
+    catchup_run_id  INTEGER REFERENCES runs(id),
+    closed_at       TEXT
+);
+CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);

@@ -1930,7 +1930,7 @@ store_ping(struct store *s)
 /* ---- live sync: the streams' places and their gaps (migration 0014) ---- */
 
 static const char *const gap_reason_names[] = {"first_start", "history_lost", "invalidate",
-                                               "event_too_large"};
+                                               "event_too_large", "index_lost"};
 
 const char *
 store_gap_reason_name(enum stream_gap_reason r)
@@ -2050,8 +2050,11 @@ store_stream_gap(struct store *s, int64_t *gap_id, const char *mirror,
 		rc = sql_run(
 		    s,
 		    "INSERT INTO stream_gaps (mirror, reason, detail, lost_from, lost_from_ts, "
-		    "reopened_at) SELECT mirror, ?, ?, cluster_time, cluster_ts, ? FROM "
-		    "streams WHERE mirror = ?",
+		    "reopened_at) SELECT mirror, ?1, ?2, "
+		    /* a lost index lost every change before: from the beginning */
+		    "CASE WHEN ?1 = 'index_lost' THEN NULL ELSE cluster_time END, "
+		    "CASE WHEN ?1 = 'index_lost' THEN NULL ELSE cluster_ts END, ?3 FROM "
+		    "streams WHERE mirror = ?4",
 		    "tttt", store_gap_reason_name(reason), detail, ts, mirror);
 	if (rc == RC_OK)
 		*gap_id = sqlite3_last_insert_rowid(s->db);

@@ -386,6 +386,7 @@ enum stream_gap_reason {
 	GAP_HISTORY_LOST, /* the place fell off the oplog (286, 136) */
 	GAP_INVALIDATE,   /* the stream was invalidated (drop, rename) */
 	GAP_TOO_LARGE,    /* an event over 16 MB: the stream cannot pass it (10334) */
+	GAP_INDEX_LOST,   /* the index was deleted while the stream ran (migration 0018) */
 };
 const char *store_gap_reason_name(enum stream_gap_reason r);
 

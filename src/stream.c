@@ -287,14 +287,14 @@ journal_gap(struct stream *st, enum stream_gap_reason reason, const char *detail
 		store_stream_clear(&js);
 		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot record a gap");
 	}
-	log_msg(reason == GAP_FIRST_START ? LOG_WARN : LOG_ERROR, 0,
-	        "mirror %s: live sync: gap %" PRId64 " (%s): changes after %s reached no index "
-	        "by the stream: %s; the stream goes on from now%s",
-	        st->cfg->name, gap, store_gap_reason_name(reason),
-	        js.cluster_time ? js.cluster_time : "the beginning", detail,
-	        st->cfg->change_stream_catchup
-	            ? ", and a catchup run closes the gap"
-	            : " (CHANGE_STREAM_CATCHUP=false: a check closes it)");
+	log_msg(
+	    reason == GAP_FIRST_START ? LOG_WARN : LOG_ERROR, 0,
+	    "mirror %s: live sync: gap %" PRId64 " (%s): changes after %s reached no index "
+	    "by the stream: %s; the stream goes on from now%s",
+	    st->cfg->name, gap, store_gap_reason_name(reason),
+	    js.cluster_time && reason != GAP_INDEX_LOST ? js.cluster_time : "the beginning", detail,
+	    st->cfg->change_stream_catchup ? ", and a catchup run closes the gap"
+	                                   : " (CHANGE_STREAM_CATCHUP=false: a check closes it)");
 	store_stream_clear(&js);
 	st->catchup_due = st->cfg->change_stream_catchup;
 	st->catchup_at = 0;
@@ -833,6 +833,22 @@ ensure_index(struct stream *st)
 			        st->cfg->name, st->cfg->opensearch_index);
 	}
 	return rc;
+}
+
+rcode
+stream_index_lost(struct stream *st)
+{
+	char detail[700];
+	rcode rc;
+
+	st->index_seen = false;
+	snprintf(detail, sizeof(detail),
+	         "the index %.500s was deleted while the stream ran: the copies written before "
+	         "are gone (a write alone would make OpenSearch create it with default settings)",
+	         st->cfg->opensearch_index);
+	if ((rc = journal_gap(st, GAP_INDEX_LOST, detail)))
+		return rc;
+	return ensure_index(st);
 }
 
 /* One sync per mirror: a lock of its own (the journal's

@@ -81,6 +81,7 @@ struct stream {
 	 * (OpenSearch runs it on an update only with doc_as_upsert, refused on a
 	 * conditional one); asked at the first batch after each setup */
 	bool pipeline_asked, plain_updates;
+	bool index_seen; /* a lookup found the index: a later 404 means it was deleted */
 	/* the journal */
 	bson_t *committed; /* the token last journaled */
 	int64_t last_commit_ms;
@@ -119,6 +120,11 @@ RC_MUST_CHECK rcode stream_batch_add(struct stream *st, const char *id, enum id_
 RC_MUST_CHECK rcode stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed,
                                        const char **last_error);
 void stream_batch_clear(struct stream *st);
+/* The index was deleted while the stream ran (a copy lookup found it
+ * gone after it had been there): a gap of reason index_lost is journaled
+ * (its catch-up writes the mirror again) and the index made again as a
+ * check makes it (stream.c). */
+RC_MUST_CHECK rcode stream_index_lost(struct stream *st);
 /* Forgets the recent writes (teardown). */
 void stream_recent_free(struct stream *st);
 

@@ -624,9 +624,11 @@ lookup_copies(struct stream *st, struct where *w)
 			    .key = e->id, .id = e->id, .index = st->write_index, .routing = was};
 	}
 	rc = m ? opensearch_lookup(st->os, &w->copies, &st->keys, ids, m, &st->err) : RC_OK;
-	if (rc == RC_ERR_NOTFOUND) {
+	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
 		st->err = (struct rerror){0};
-		rc = RC_OK;
+		rc = st->index_seen ? stream_index_lost(st) : RC_OK;
+	} else if (rc == RC_OK && m) {
+		st->index_seen = true;
 	}
 	for (size_t k = 0; rc == RC_OK && k < 2 * st->n; k++)
 		if (w->now[k].key) {

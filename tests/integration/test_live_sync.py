@@ -261,6 +261,38 @@ def busy_catchup_waits(env):
         slow.wait()
 
 
+def index_lost(env):
+    """QA22 F4: the index deleted while the stream runs is a journaled gap
+    (index_lost, from the beginning), the index is made again and the
+    catch-up writes the whole mirror into it: no write silently creates an
+    index holding only the later changes."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(30)])
+    sync = Sync(env, OPENSEARCH_ID_FIELD="mongo_id")
+    try:
+        started(env, sync)
+        wait_for(lambda: in_sync(env), "synced")
+        insert(env, [doc(30)])
+        wait_for(lambda: len(env.os_docs()) == 31, "the stream's write")
+        env.os("DELETE", "/" + env.index)
+        insert(env, [doc(31)])
+        env.mongo({"update": "ads", "updates": [
+            {"q": {"_id": "d0001"}, "u": {"$set": {"late": 1, "updatedAt": now_date()}}}]})
+        wait_for(lambda: any(g["reason"] == "index_lost" for g in gaps(env)),
+                 "the lost index is a journaled gap")
+        wait_for(lambda: all(g["closed_at"] for g in gaps(env)), "its catch-up closes it")
+        wait_for(lambda: in_sync(env), "the index holds the whole collection again")
+        g = [x for x in gaps(env) if x["reason"] == "index_lost"]
+        check(len(g) == 1 and g[0]["lost_from"] is None, "lost from the beginning: %r" % g)
+        st, m = env.os("GET", "/%s/_mapping" % env.index)
+        props = m[env.index]["mappings"]["properties"]
+        check(props.get("mongo_id", {}).get("type") == "keyword",
+              "the index is made again as a check makes it: %r" % props.get("mongo_id"))
+        check("index_lost" in sync.stderr(), "the gap is logged")
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
 def leaving_filter(env):
     env.create_index()
     sync = Sync(env, RECONCILE_FILTER='{"status": "on"}', RECONCILE_ORPHANS="delete")
@@ -556,7 +588,7 @@ def main():
             print("SKIP: SecantusDB cannot be installed or started here: %s" % why)
             print("0 passed, 0 failed")
             return
-        scenarios = [every_change, empty_id, gap_closed_by_check, busy_catchup_waits,
+        scenarios = [every_change, empty_id, gap_closed_by_check, busy_catchup_waits, index_lost,
                      leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost, history_lost_no_version,
                      dropped, doctor_and_check, no_change_streams]
