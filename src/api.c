@@ -703,6 +703,21 @@ h_stream_start(struct call *c)
 		reply_error(c, 500, "%s", err.message);
 		return;
 	}
+	/* a stream that cannot start (another sync holds the mirror, a setting)
+	 * ends within its setup's first steps: the answer says so instead of
+	 * "running" (QA22) */
+	struct stream_status ss;
+	for (int waited = 0; waited < 2000; waited += 50) {
+		stream_tailer_status(c->mirror->stream, &ss);
+		if (ss.state != STREAM_RUNNING || ss.reconnecting)
+			break;
+		util_sleep_ms(50, NULL);
+	}
+	if (ss.state == STREAM_FAILED) {
+		reply_error(c, ss.busy ? 409 : 500, "mirror %s: live sync did not start: %s",
+		            c->mirror->cfg->name, ss.error);
+		return;
+	}
 	log_info("api: mirror %s: live sync started (until restart)", c->mirror->cfg->name);
 	reply_stream(c, 202, "live sync started (until restart)");
 }
@@ -2062,7 +2077,9 @@ const struct route api_routes[] = {
      "catch-up runs",
      NULL},
     {"POST", "/api/mirrors/{m}/stream/start", h_stream_start,
-     "start tailing the mirror's change stream (until restart); 409 while it runs", NULL},
+     "start tailing the mirror's change stream (until restart); 409 while it runs or another sync "
+     "tails it",
+     NULL},
     {"POST", "/api/mirrors/{m}/stream/stop", h_stream_stop,
      "stop the mirror's live sync (its batch journaled first); 409 when it does not run", NULL},
     {"GET", "/metrics", h_metrics, "Prometheus metrics (mirror=\"...\" on every series)", NULL},

@@ -864,11 +864,12 @@ lock_stream(struct stream *st)
 	snprintf(name, sizeof(name), "%s.stream", st->cfg->name);
 	if (store_lock(st->store, &holder, name, &e) == RC_OK)
 		return RC_OK;
-	return rerror_set(
-	    &st->err, RC_ERR_BUSY,
-	    "mirror %s: another reconciler sync (or serve) tails this mirror's change "
-	    "stream with the journal %s (%s)",
-	    st->cfg->name, st->cfg->state_db, e.message);
+	/* e names the lock's internal name; said here in the user's terms */
+	return rerror_set(&st->err, RC_ERR_BUSY,
+	                  "mirror %s: another reconciler sync (or serve) tails this mirror's "
+	                  "change stream with the journal %s (one stream per mirror; stop it "
+	                  "first)",
+	                  st->cfg->name, st->cfg->state_db);
 }
 
 /* One change stream opened and closed: RC_ERR_CONFIG when the server
@@ -1246,6 +1247,7 @@ stream_tailer_status(struct stream_tailer *t, struct stream_status *out)
 	snprintf(out->error, sizeof(out->error), "%s", t->error);
 	if (t->st && ended(t->st)) {
 		out->state = ended_state(t->st);
+		out->busy = t->st->rc == RC_ERR_BUSY;
 		snprintf(out->error, sizeof(out->error), "%s", t->st->rc ? t->st->err.message : "");
 	} else if (t->st) {
 		struct stream *st = t->st;

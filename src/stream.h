@@ -45,6 +45,7 @@ struct stream_status {
 	                    * while more come; the pause's start while a catch-up runs or
 	                    * the stream reopens); 0 caught up; -1 not running */
 	char error[512];   /* the last failure ("": none) */
+	bool busy;         /* failed because another sync (or serve) tails the mirror */
 };
 
 /* One mirror's tailer (cfg borrowed, outliving it), not started. */

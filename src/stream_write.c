@@ -531,10 +531,11 @@ reread_or_fail(struct stream *st, struct sev *e)
 		return RC_OK; /* another of its actions said so already */
 	if (st->round < STREAM_REREADS) {
 		e->round = st->round + 1;
-		log_msg(LOG_INFO, 0,
-		        "mirror %s: live sync: document %s: the index copy changed after it was "
-		        "looked up (another writer): read again from MongoDB and written again",
-		        st->cfg->name, e->id);
+		log_msg(
+		    LOG_INFO, 0,
+		    "mirror %s: live sync: document %.200s: the index copy changed after it was "
+		    "looked up (another writer): read again from MongoDB and written again",
+		    st->cfg->name, e->id);
 		return RC_OK;
 	}
 	char why[700];
@@ -572,7 +573,7 @@ take_outcomes(struct stream *st, const struct plan *p)
 			 * failure, and not silent */
 			st->newer += e->events;
 			log_msg(LOG_INFO, 0,
-			        "mirror %s: live sync: document %s: the index holds a newer "
+			        "mirror %s: live sync: document %.200s: the index holds a newer "
 			        "version than the change's: left as is",
 			        st->cfg->name, e->id);
 		}
@@ -746,7 +747,7 @@ stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const c
 		}
 		*failed += e->events;
 		*last_error = e->why;
-		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %s not written: %s",
+		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %.200s not written: %s",
 		        st->cfg->name, e->id, e->why);
 	}
 	return rc;

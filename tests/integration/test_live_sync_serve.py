@@ -265,6 +265,10 @@ def exclusive(env):
             st, text = srv.http("GET", "/metrics", TOKEN)
             check(metric(text, "reconciler_stream_up") == 0, "failed: up 0")
             check(srv.http("GET", "/api/health/live")[0] == 200, "the service goes on")
+            st, body = srv.http("POST", "/api/mirrors/default/stream/start", TOKEN)
+            check(st == 409 and "another reconciler sync" in (body.get("error") or ""),
+                  "a start while sync holds the mirror: 409 saying why, not 202 running "
+                  "(%d %r)" % (st, body))
             rc = sync.stop()
             check(rc == 0, "sync stopped (%d)" % rc)
             st, body = srv.http("POST", "/api/mirrors/default/stream/start", TOKEN)
