@@ -714,8 +714,8 @@ h_stream_start(struct call *c)
 		util_sleep_ms(50, NULL);
 	}
 	if (ss.state == STREAM_FAILED) {
-		reply_error(c, ss.busy ? 409 : 500, "mirror %s: live sync did not start: %s",
-		            c->mirror->cfg->name, ss.error);
+		/* the error names the mirror already */
+		reply_error(c, ss.busy ? 409 : 500, "live sync did not start: %s", ss.error);
 		return;
 	}
 	log_info("api: mirror %s: live sync started (until restart)", c->mirror->cfg->name);

@@ -1866,6 +1866,9 @@ parse_bulk(struct bulk_result *res, const struct buf *resp, size_t n_items, stru
 			res->items[i].version_conflict =
 			    res->items[i].status == 409 && cJSON_IsString(type) &&
 			    strcmp(type->valuestring, "version_conflict_engine_exception") == 0;
+			res->items[i].blocked =
+			    res->items[i].status == 403 && cJSON_IsString(type) &&
+			    strcmp(type->valuestring, "cluster_block_exception") == 0;
 			char text[1024];
 			format_error(e, text, sizeof(text));
 			res->items[i].reason = strdup(text);
@@ -2147,6 +2150,7 @@ bulk_split(struct opensearch *os, struct bulk_doc *docs, const size_t *idx, size
 		/* an external version, or a condition on the copy judged, makes a
 		 * conflict mean "newer there" */
 		d->newer = res.items[i].version_conflict && d->version >= 0;
+		d->blocked = res.items[i].blocked;
 		d->reason = res.items[i].reason;
 		res.items[i].reason = NULL;
 		rc = conditional_outcome(d, res.items[i].version_conflict);
@@ -2186,7 +2190,7 @@ opensearch_bulk_send(struct opensearch *os, struct bulk_doc *docs, size_t n, int
 			continue; /* its outcome was known before sending */
 		idx[m++] = i;
 		docs[i].status = 0;
-		docs[i].newer = false;
+		docs[i].newer = docs[i].blocked = false;
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 	}
@@ -2219,7 +2223,7 @@ bulk_docs_reset(struct bulk_doc *docs, size_t n)
 		free(docs[i].reason);
 		docs[i].reason = NULL;
 		docs[i].status = 0;
-		docs[i].newer = false;
+		docs[i].newer = docs[i].blocked = false;
 		docs[i].decided = false;
 	}
 }

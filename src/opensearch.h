@@ -224,6 +224,7 @@ RC_MUST_CHECK rcode opensearch_copies(struct opensearch *os, struct buf *resp, c
 struct bulk_item {
 	int status; /* HTTP status of the item: 200/201 ok, 404 for a delete of nothing */
 	bool version_conflict; /* 409 version_conflict_engine_exception */
+	bool blocked;          /* 403 cluster_block_exception: the index refuses writes */
 	char *reason;          /* OpenSearch's reason when the item failed (owned) */
 };
 struct bulk_result {
@@ -276,6 +277,9 @@ struct bulk_doc {
 	int status;   /* out: the item's HTTP status (413/400 when refused alone) */
 	bool newer;   /* out: refused as a conflict: the index holds a newer version (an
 	                 external one, or a copy written since it was judged) */
+	bool blocked; /* out: refused by a block on the whole index (403
+	                 cluster_block_exception: index.blocks.write, the disk's flood
+	                 stage), not for anything in this document */
 	char *reason; /* out: why it failed (owned; bulk_docs_reset frees) */
 };
 

@@ -271,6 +271,8 @@ flush(struct stream *st)
 	return rc;
 }
 
+static RC_MUST_CHECK rcode ensure_index(struct stream *st);
+
 /* ---- gaps and the catch-up ------------------------------------------------- */
 
 /* Journals a gap (the place is cleared) and logs it as an error. */
@@ -417,6 +419,9 @@ catch_up(struct stream *st)
 	if (closed) {
 		log_msg(LOG_INFO, 0, "mirror %s: live sync: gap closed by run %" PRId64,
 		        st->cfg->name, res.run_id);
+		/* the run wrote the index (or found it): seen from here on */
+		if ((rc = ensure_index(st)))
+			return rc;
 	} else if (rc == RC_OK && res.status == RUN_HELD) {
 		log_msg(LOG_ERROR, 0,
 		        "mirror %s: live sync: the catch-up run %" PRId64 " held its deletes (the "
@@ -819,18 +824,18 @@ ensure_index(struct stream *st)
 {
 	struct os_concrete *v = NULL;
 	size_t n = 0;
-	rcode rc;
-
-	if (*st->cfg->opensearch_id_field == '\0')
-		return RC_OK;
-	rc = opensearch_concrete(st->os, &v, &n, NULL, &st->err);
+	rcode rc = opensearch_concrete(st->os, &v, &n, NULL, &st->err);
 
 	opensearch_concrete_free(v, n);
-	if (rc == RC_OK && n == 0) {
+	/* an index there now that a batch's lookup later finds gone was
+	 * deleted (stream_index_lost) */
+	st->index_seen = rc == RC_OK && n > 0;
+	if (rc == RC_OK && n == 0 && *st->cfg->opensearch_id_field) {
 		rc = opensearch_create_index(st->os, st->cfg->opensearch_id_field, &st->err);
 		if (rc == RC_OK)
 			log_msg(LOG_INFO, 0, "mirror %s: live sync: created the index %s",
 			        st->cfg->name, st->cfg->opensearch_index);
+		st->index_seen = rc == RC_OK;
 	}
 	return rc;
 }

@@ -556,6 +556,17 @@ reread_or_fail(struct stream *st, struct sev *e)
 static RC_MUST_CHECK rcode
 take_outcomes(struct stream *st, const struct plan *p)
 {
+	/* a block on the whole index (index.blocks.write, the disk's flood
+	 * stage) is no document's fault: the batch is not journaled, and the
+	 * stream writes it again from its place, with backoff, once the index
+	 * takes writes (QA22b N2: each change was dropped as failed alone) */
+	for (size_t k = 0; k < p->n; k++)
+		if (p->docs[k].blocked)
+			return rerror_set(
+			    &st->err, RC_ERR_RETRY,
+			    "the index refuses writes (HTTP 403: %.300s): the batch is "
+			    "not journaled and is written again once the block is lifted",
+			    p->docs[k].reason ? p->docs[k].reason : "a block");
 	for (size_t k = 0; k < p->n; k++) {
 		const struct bulk_doc *d = &p->docs[k];
 		struct sev *e = &st->ev[p->owner[k]];
@@ -747,7 +758,7 @@ stream_batch_write(struct stream *st, int64_t *applied, int64_t *failed, const c
 		}
 		*failed += e->events;
 		*last_error = e->why;
-		log_msg(LOG_WARN, 0, "mirror %s: live sync: document %.200s not written: %s",
+		log_msg(LOG_WARN, 0, "mirror %s: live sync: document \"%.200s\" not written: %s",
 		        st->cfg->name, e->id, e->why);
 	}
 	return rc;

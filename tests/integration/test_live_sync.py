@@ -293,6 +293,52 @@ def index_lost(env):
         check(sync.stop() == 0, "sync stops with 0")
 
 
+def index_lost_at_start(env):
+    """QA22b N1: the index deleted after the stream started but before any
+    batch of it looked the index up is a gap too (the stream saw the index
+    at its start, and after its catch-up)."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(20)])
+    sync = Sync(env)
+    try:
+        started(env, sync)
+        wait_for(lambda: in_sync(env), "synced by the catch-up")
+        env.os("DELETE", "/" + env.index)
+        insert(env, [doc(20)])
+        wait_for(lambda: any(g["reason"] == "index_lost" for g in gaps(env)),
+                 "the lost index is a journaled gap")
+        wait_for(lambda: in_sync(env), "the catch-up writes the whole collection again")
+    finally:
+        check(sync.stop() == 0, "sync stops with 0")
+
+
+def write_block(env):
+    """QA22b N2: a block on the whole index (index.blocks.write, as the
+    disk's flood stage sets) fails no document alone: the batch waits and
+    is written once the block is lifted."""
+    env.create_index()
+    insert(env, [doc(i) for i in range(5)])
+    sync = Sync(env)
+    try:
+        started(env, sync)
+        wait_for(lambda: in_sync(env), "synced")
+        st, _ = env.os("PUT", "/%s/_settings" % env.index, {"index.blocks.write": True})
+        check(st == 200, "the index refuses writes")
+        insert(env, [doc(5)])
+        env.mongo({"update": "ads", "updates": [
+            {"q": {"_id": "d0001"}, "u": {"$set": {"late": 1, "updatedAt": now_date()}}}]})
+        wait_for(lambda: "the index refuses writes" in sync.stderr(), "the block is logged")
+        time.sleep(2)
+        env.os("PUT", "/%s/_settings" % env.index, {"index.blocks.write": None})
+        wait_for(lambda: in_sync(env), "written once the block is lifted", 90)
+        h = source(env, "d0001")
+        check(len(h) == 1 and h[0]["_source"].get("late") == 1, "the update too")
+        check(streams(env)["events_failed"] == 0, "no change counted failed: %r" % streams(env))
+    finally:
+        env.os("PUT", "/%s/_settings" % env.index, {"index.blocks.write": None})
+        check(sync.stop() == 0, "sync stops with 0")
+
+
 def leaving_filter(env):
     env.create_index()
     sync = Sync(env, RECONCILE_FILTER='{"status": "on"}', RECONCILE_ORPHANS="delete")
@@ -589,6 +635,7 @@ def main():
             print("0 passed, 0 failed")
             return
         scenarios = [every_change, empty_id, gap_closed_by_check, busy_catchup_waits, index_lost,
+                     index_lost_at_start, write_block,
                      leaving_filter, filter_not_movable, held_catchup, two_mirrors,
                      routing_moves, kill9_resume, history_lost, history_lost_no_version,
                      dropped, doctor_and_check, no_change_streams]
