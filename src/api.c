@@ -715,7 +715,11 @@ h_stream_start(struct call *c)
 	}
 	if (ss.state == STREAM_FAILED) {
 		/* the error names the mirror already */
-		reply_error(c, ss.busy ? 409 : 500, "live sync did not start: %s", ss.error);
+		reply_error(c,
+		            ss.end_rc == RC_ERR_BUSY     ? 409
+		            : ss.end_rc == RC_ERR_CONFIG ? 422
+		                                         : 500,
+		            "live sync did not start: %s", ss.error);
 		return;
 	}
 	log_info("api: mirror %s: live sync started (until restart)", c->mirror->cfg->name);

@@ -1252,7 +1252,7 @@ stream_tailer_status(struct stream_tailer *t, struct stream_status *out)
 	snprintf(out->error, sizeof(out->error), "%s", t->error);
 	if (t->st && ended(t->st)) {
 		out->state = ended_state(t->st);
-		out->busy = t->st->rc == RC_ERR_BUSY;
+		out->end_rc = t->st->rc;
 		snprintf(out->error, sizeof(out->error), "%s", t->st->rc ? t->st->err.message : "");
 	} else if (t->st) {
 		struct stream *st = t->st;

@@ -45,7 +45,8 @@ struct stream_status {
 	                    * while more come; the pause's start while a catch-up runs or
 	                    * the stream reopens); 0 caught up; -1 not running */
 	char error[512];   /* the last failure ("": none) */
-	bool busy;         /* failed because another sync (or serve) tails the mirror */
+	rcode end_rc;      /* failed: why it ended (RC_ERR_BUSY: another sync tails the
+	                    * mirror; RC_ERR_CONFIG: a setting or the server refused it) */
 };
 
 /* One mirror's tailer (cfg borrowed, outliving it), not started. */
