@@ -1600,12 +1600,46 @@ request_raw(struct opensearch *os, struct buf *resp, const char *method, const c
 	return rc;
 }
 
+/* One _mget of docs (in the order given; each its _id, and its index and
+ * routing where set), each asking for source (a JSON value: true, false,
+ * a list of fields, {"excludes": ...}); query: "" or "?filter_path=...". */
+static RC_MUST_CHECK rcode
+mget_request(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
+             const char *source, const char *query, struct rerror *err)
+{
+	struct buf body = {0};
+	char path[2048]; /* an index name escapes to up to 765 bytes */
+	rcode rc = buf_puts(&body, "{\"docs\":[");
+
+	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+		rc = buf_puts(&body, i ? ",{\"_id\":" : "{\"_id\":");
+		if (rc == RC_OK)
+			rc = doc_json_string(&body, docs[i].id, strlen(docs[i].id));
+		if (rc == RC_OK && docs[i].index && (rc = buf_puts(&body, ",\"_index\":")) == RC_OK)
+			rc = doc_json_string(&body, docs[i].index, strlen(docs[i].index));
+		if (rc == RC_OK && docs[i].routing &&
+		    (rc = buf_puts(&body, ",\"routing\":")) == RC_OK)
+			rc = doc_json_string(&body, docs[i].routing, strlen(docs[i].routing));
+		if (rc == RC_OK)
+			rc = buf_printf(&body, ",\"_source\":%s}", source);
+	}
+	if (rc == RC_OK)
+		rc = buf_puts(&body, "]}");
+	if (rc)
+		rc = rerror_set(err, rc, "out of memory");
+	else {
+		snprintf(path, sizeof(path), "%s/_mget%s", os->index_path, query);
+		rc = request_raw(os, resp, "POST", path, &body, err);
+	}
+	buf_free(&body);
+	return rc;
+}
+
 rcode
 opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
                 const char *const *includes, size_t n_inc, struct rerror *err)
 {
-	struct buf body = {0}, inc = {0};
-	char path[2048]; /* an index name escapes to up to 765 bytes */
+	struct buf inc = {0};
 	rcode rc = buf_puts(&inc, n_inc ? "[" : "true");
 
 	for (size_t i = 0; rc == RC_OK && i < n_inc; i++) {
@@ -1616,35 +1650,10 @@ opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *do
 	}
 	if (rc == RC_OK && n_inc)
 		rc = buf_puts(&inc, "]");
-	if (rc == RC_OK)
-		rc = buf_puts(&body, "{\"docs\":[");
-	for (size_t i = 0; rc == RC_OK && i < n; i++) {
-		rc = buf_puts(&body, i ? ",{\"_id\":" : "{\"_id\":");
-		if (rc == RC_OK)
-			rc = doc_json_string(&body, docs[i].id, strlen(docs[i].id));
-		if (rc == RC_OK && docs[i].index) {
-			rc = buf_puts(&body, ",\"_index\":");
-			if (rc == RC_OK)
-				rc = doc_json_string(&body, docs[i].index, strlen(docs[i].index));
-		}
-		if (rc == RC_OK && docs[i].routing) {
-			rc = buf_puts(&body, ",\"routing\":");
-			if (rc == RC_OK)
-				rc = doc_json_string(&body, docs[i].routing,
-				                     strlen(docs[i].routing));
-		}
-		if (rc == RC_OK)
-			rc = buf_printf(&body, ",\"_source\":%s}", inc.data);
-	}
-	if (rc == RC_OK)
-		rc = buf_puts(&body, "]}");
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
-	else {
-		snprintf(path, sizeof(path), "%s/_mget", os->index_path);
-		rc = request_raw(os, resp, "POST", path, &body, err);
-	}
-	buf_free(&body);
+	else
+		rc = mget_request(os, resp, docs, n, inc.data, "", err);
 	buf_free(&inc);
 	return rc;
 }
@@ -1653,8 +1662,7 @@ rcode
 opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct os_get *docs,
                           size_t n, const char *const *excludes, size_t n_exc, struct rerror *err)
 {
-	struct buf body = {0}, src = {0};
-	char path[2048]; /* an index name escapes to up to 765 bytes */
+	struct buf src = {0};
 	rcode rc = buf_puts(&src, n_exc ? "{\"excludes\":[" : "true");
 
 	for (size_t i = 0; rc == RC_OK && i < n_exc; i++) {
@@ -1665,35 +1673,10 @@ opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct 
 	}
 	if (rc == RC_OK && n_exc)
 		rc = buf_puts(&src, "]}");
-	if (rc == RC_OK)
-		rc = buf_puts(&body, "{\"docs\":[");
-	for (size_t i = 0; rc == RC_OK && i < n; i++) {
-		rc = buf_puts(&body, i ? ",{\"_id\":" : "{\"_id\":");
-		if (rc == RC_OK)
-			rc = doc_json_string(&body, docs[i].id, strlen(docs[i].id));
-		if (rc == RC_OK && docs[i].index) {
-			rc = buf_puts(&body, ",\"_index\":");
-			if (rc == RC_OK)
-				rc = doc_json_string(&body, docs[i].index, strlen(docs[i].index));
-		}
-		if (rc == RC_OK && docs[i].routing) {
-			rc = buf_puts(&body, ",\"routing\":");
-			if (rc == RC_OK)
-				rc = doc_json_string(&body, docs[i].routing,
-				                     strlen(docs[i].routing));
-		}
-		if (rc == RC_OK)
-			rc = buf_printf(&body, ",\"_source\":%s}", src.data);
-	}
-	if (rc == RC_OK)
-		rc = buf_puts(&body, "]}");
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
-	else {
-		snprintf(path, sizeof(path), "%s/_mget", os->index_path);
-		rc = request_raw(os, resp, "POST", path, &body, err);
-	}
-	buf_free(&body);
+	else
+		rc = mget_request(os, resp, docs, n, src.data, "", err);
 	buf_free(&src);
 	return rc;
 }
@@ -1701,50 +1684,29 @@ opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct 
 rcode
 opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, struct rerror *err)
 {
-	struct buf body = {0}, resp = {0};
-	char path[2048]; /* an index name escapes to up to 765 bytes */
+	struct buf resp = {0};
+	struct os_get *gets = calloc(n ? n : 1, sizeof(*gets));
 	cJSON *answer = NULL, *docs, *d;
-	size_t i = 0;
-	rcode rc = buf_puts(&body, "{\"docs\":[");
+	size_t i = 0, asked = 0;
+	rcode rc = RC_OK;
 
+	if (gets == NULL)
+		return rerror_set(err, RC_ERR_NOMEM, "out of memory");
 	for (size_t k = 0; k < n; k++) {
 		c[k].found = c[k].own = false;
 		c[k].seq_no = c[k].primary_term = 0;
 		c[k].version[0] = '\0';
+		/* an empty _id holds no copy, and _mget refuses the whole request
+		 * for it: such ids are not asked (found false) */
+		if (*c[k].id)
+			gets[asked++] = (struct os_get){
+			    .index = c[k].index, .id = c[k].id, .routing = c[k].routing};
 	}
-	/* an empty _id holds no copy, and _mget refuses the whole request
-	 * for it: such ids are not asked (found false) */
-	size_t asked = 0;
-	for (size_t k = 0; k < n; k++)
-		asked += *c[k].id != '\0';
-	if (asked == 0) {
-		buf_free(&body);
-		return RC_OK;
-	}
-	for (size_t k = 0, m = 0; rc == RC_OK && k < n; k++) {
-		if (*c[k].id == '\0')
-			continue;
-		rc = buf_puts(&body, m++ ? ",{\"_id\":" : "{\"_id\":");
-		if (rc == RC_OK)
-			rc = doc_json_string(&body, c[k].id, strlen(c[k].id));
-		if (rc == RC_OK && c[k].index && (rc = buf_puts(&body, ",\"_index\":")) == RC_OK)
-			rc = doc_json_string(&body, c[k].index, strlen(c[k].index));
-		if (rc == RC_OK && c[k].routing && (rc = buf_puts(&body, ",\"routing\":")) == RC_OK)
-			rc = doc_json_string(&body, c[k].routing, strlen(c[k].routing));
-		if (rc == RC_OK)
-			rc = buf_puts(&body, ",\"_source\":false}");
-	}
-	if (rc == RC_OK)
-		rc = buf_puts(&body, "]}");
-	if (rc) {
-		rc = rerror_set(err, rc, "out of memory");
+	if (asked == 0)
 		goto out;
-	}
 	/* every doc keeps its _id, so the answer's array stays in the order asked */
-	snprintf(path, sizeof(path),
-	         "%s/_mget?filter_path=docs._id,docs.found,docs._seq_no,docs._primary_term",
-	         os->index_path);
-	rc = request_raw(os, &resp, "POST", path, &body, err);
+	rc = mget_request(os, &resp, gets, asked, "false",
+	                  "?filter_path=docs._id,docs.found,docs._seq_no,docs._primary_term", err);
 	if (rc == RC_ERR_NOTFOUND) { /* no index: no copies */
 		*err = (struct rerror){0};
 		rc = RC_OK;
@@ -1777,8 +1739,8 @@ opensearch_conditions_now(struct opensearch *os, struct os_cond *c, size_t n, st
 	}
 out:
 	cJSON_Delete(answer);
-	buf_free(&body);
 	buf_free(&resp);
+	free(gets);
 	return rc;
 }
 
