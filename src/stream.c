@@ -341,6 +341,21 @@ gaps_note(struct stream *st, char *out, size_t len, int64_t gap)
 	return RC_OK;
 }
 
+/* Closes the open gaps a check or catchup run completed since they
+ * opened covers (store_stream_gaps_checked), logging how many: *closed. */
+static RC_MUST_CHECK rcode
+gaps_checked(struct stream *st, int64_t *closed)
+{
+	if (store_stream_gaps_checked(st->store, closed, st->cfg->name))
+		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
+	if (*closed)
+		log_msg(LOG_INFO, 0,
+		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
+		        "since they opened",
+		        st->cfg->name, *closed);
+	return RC_OK;
+}
+
 /* A catchup run of the mirror (a check of the whole mirror under its own
  * kind) over the gaps open now; closes them when it completes. The stream
  * is open (its start fixed) before it begins. */
@@ -357,13 +372,8 @@ catch_up(struct stream *st)
 	if ((rc = flush(st)))
 		return rc;
 	int64_t checked = 0;
-	if (store_stream_gaps_checked(st->store, &checked, st->cfg->name))
-		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
-	if (checked)
-		log_msg(LOG_INFO, 0,
-		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
-		        "since they opened",
-		        st->cfg->name, checked);
+	if ((rc = gaps_checked(st, &checked)))
+		return rc;
 	if ((rc = store_stream_gap_open(st->store, &gap, st->cfg->name)))
 		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot read the open gaps");
 	st->catchup_due = false;
@@ -487,16 +497,12 @@ static RC_MUST_CHECK rcode
 open_gaps_due(struct stream *st, int64_t open)
 {
 	int64_t closed = 0;
+	rcode rc;
 
 	if (open == 0)
 		return RC_OK;
-	if (store_stream_gaps_checked(st->store, &closed, st->cfg->name))
-		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
-	if (closed)
-		log_msg(LOG_INFO, 0,
-		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
-		        "since they opened",
-		        st->cfg->name, closed);
+	if ((rc = gaps_checked(st, &closed)))
+		return rc;
 	if (open - closed <= 0)
 		return RC_OK;
 	log_msg(LOG_WARN, 0, "mirror %s: live sync: %" PRId64 " gap(s) still open: %s",
@@ -768,14 +774,7 @@ close_checked_gaps(struct stream *st, int64_t now)
 	if (st->cfg->change_stream_catchup || now < st->gaps_look_at)
 		return RC_OK;
 	st->gaps_look_at = now + STREAM_GAPS_LOOK_MS;
-	if (store_stream_gaps_checked(st->store, &closed, st->cfg->name))
-		return rerror_set(&st->err, RC_ERR_STORE, "journal: cannot close the gaps checked");
-	if (closed)
-		log_msg(LOG_INFO, 0,
-		        "mirror %s: live sync: %" PRId64 " gap(s) closed by a check run completed "
-		        "since they opened",
-		        st->cfg->name, closed);
-	return RC_OK;
+	return gaps_checked(st, &closed);
 }
 
 /* Reads events until stop (the batch written and journaled) or an error. */
