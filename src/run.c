@@ -721,9 +721,15 @@ ids_may_conflict(struct run *r, bool *may)
 static RC_MUST_CHECK rcode
 empty_index_full(struct run *r)
 {
-	const char *why = "the index holds no documents: the check writes every document "
-	                  "straight from MongoDB's stream, as a full re-index does (no lookups, "
-	                  "no fetch by id), each journaled missing";
+	/* a partition's count is its key range's (QA25 F6) */
+	const char *why =
+	    r->part.n > 0 ? "this partition's key range of the index holds no documents: the "
+	                    "check writes every document of the range straight from MongoDB's "
+	                    "stream, as a full re-index does (no lookups, no fetch by id), each "
+	                    "journaled missing"
+	                  : "the index holds no documents: the check writes every document "
+	                    "straight from MongoDB's stream, as a full re-index does (no lookups, "
+	                    "no fetch by id), each journaled missing";
 
 	bool may = false;
 	rcode rc;

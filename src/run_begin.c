@@ -87,11 +87,12 @@ not_resumable(struct run *r, const struct store_run *sr)
 	 * its own shape (RECONCILE_PARTITIONS changed): resumed alone it
 	 * would leave the other partitions' key ranges unread (QA25 F2) */
 	if ((rc == RC_OK || rc == RC_ERR_INVALID) && sr->split_of > 0 && !r->opts->split) {
-		rc = buf_printf(&changed,
-		                "%sRECONCILE_PARTITIONS (the run is partition %d/%d of split run "
-		                "%" PRId64 ", whose other partitions are cancelled with it)",
-		                changed.len ? "; " : "", sr->partition_k, sr->partition_n,
-		                sr->split_of);
+		rc =
+		    buf_printf(&changed,
+		               "%sRECONCILE_PARTITIONS (split run %" PRId64
+		               " was split into %d partitions, and is taken up outside that split: "
+		               "every partition of it is cancelled)",
+		               changed.len ? "; " : "", sr->split_of, sr->partition_n);
 	}
 
 	r->why[0] = '\0';
@@ -263,11 +264,11 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 	r->brake = BRAKE_ON;
 	r->part.k = r->opts->partition_k;
 	r->part.n = r->opts->partition_n;
-	if (rc == RC_OK && r->part.n > 0)
-		rc = store_run_partition(r->store, r->id, r->part.k, r->part.n, NULL, NULL, NULL);
 	if (rc == RC_OK && r->opts->split)
-		rc =
-		    store_run_split(r->store, r->id, r->opts->split_of ? r->opts->split_of : r->id);
+		rc = store_run_split(r->store, r->id, r->part.k, r->part.n,
+		                     r->opts->split_of ? r->opts->split_of : r->id);
+	else if (rc == RC_OK && r->part.n > 0)
+		rc = store_run_partition(r->store, r->id, r->part.k, r->part.n, NULL, NULL, NULL);
 	if (rc == RC_OK && r->opts->allow_deletes) {
 		rc = store_run_brake(r->store, r->id, BRAKE_RELEASED);
 		r->brake = BRAKE_RELEASED;

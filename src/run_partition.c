@@ -200,7 +200,11 @@ partition_of_lease(struct run *r, enum run_kind kind, int64_t resume_id, char *p
 		return rerror_set(r->err, rc, "journal: cannot look for unfinished runs");
 	if (id <= 0)
 		return RC_OK;
-	if (store_run_get(r->store, &sr, id) == RC_OK && sr->partition_n > 0)
+	/* a partition of a split run, asked outside its split, is not resumed
+	 * (run_begin.c): the whole run that replaces it takes the mirror's own
+	 * lease (QA25b N1) */
+	if (store_run_get(r->store, &sr, id) == RC_OK && sr->partition_n > 0 &&
+	    (sr->split_of == 0 || r->opts->split))
 		snprintf(part, len, "%d/%d", sr->partition_k, sr->partition_n);
 	store_run_free(sr); /* not found: begin_run says so */
 	return RC_OK;

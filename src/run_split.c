@@ -725,8 +725,9 @@ split_run(struct engine *e, struct engine_result *res, enum run_kind kind, const
 	if (res->run_id)
 		log_info("split run %" PRId64
 		         " of mirror %s (%d partitions) %s: `reconciler report "
-		         "--merge %s` shows its partitions",
+		         "--merge%s%s %s` shows its partitions",
 		         res->run_id, mirror_name(c.cfg), c.n, store_run_status_name(res->status),
+		         c.cfg->name ? " --mirror " : "", c.cfg->name ? c.cfg->name : "",
 		         c.cfg->state_db);
 out:
 	store_run_free(given);

@@ -1157,10 +1157,14 @@ store_run_partition(struct store *s, int64_t run_id, int k, int n, const char *t
 }
 
 rcode
-store_run_split(struct store *s, int64_t run_id, int64_t split_of)
+store_run_split(struct store *s, int64_t run_id, int k, int n, int64_t split_of)
 {
-	assert(split_of > 0);
-	return sql_run(s, "UPDATE runs SET split_of = ? WHERE id = ?", "ii", split_of, run_id);
+	assert(split_of > 0 && k >= 0 && k < n);
+	/* one statement: a run is never journaled a partition without its
+	 * split (a kill between two would leave one to resume alone: QA25b N2) */
+	return sql_run(
+	    s, "UPDATE runs SET partition_k = ?, partition_n = ?, split_of = ? WHERE id = ?",
+	    "iiii", (int64_t)k, (int64_t)n, split_of, run_id);
 }
 
 rcode

@@ -194,9 +194,11 @@ RC_MUST_CHECK rcode store_run_verify(struct store *s, int64_t run_id, const char
  * with type (not NULL) its plan too: [lo, hi), NULL for an open end. */
 RC_MUST_CHECK rcode store_run_partition(struct store *s, int64_t run_id, int k, int n,
                                         const char *type, const char *lo, const char *hi);
-/* The run is one partition of the split run split_of (> 0: the id of
- * its partition 0's run, which is its own for partition 0). */
-RC_MUST_CHECK rcode store_run_split(struct store *s, int64_t run_id, int64_t split_of);
+/* The run is partition k of the n of the split run split_of (> 0: the id
+ * of its partition 0's run, which is its own for partition 0), written
+ * when it begins, in one statement. */
+RC_MUST_CHECK rcode store_run_split(struct store *s, int64_t run_id, int k, int n,
+                                    int64_t split_of);
 /* The newest split run (its split_of) of mirror in n partitions of the
  * given kind with an unfinished partition; *split_of = 0 when none. */
 RC_MUST_CHECK rcode store_split_unfinished(struct store *s, int64_t *split_of, const char *mirror,

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 
 from harness import Env, check, run_all
@@ -211,9 +212,25 @@ def other_shape_never_half(env):
     env.fixture("load", "--count", 6000, "--size", 0)
     env.fixture("sync", "--skip-every", 7)
     j = os.path.join(env.tmp, "o.db")
-    check(kill_split(env, j, 2), "the split run was killed mid-run")
+    lease = env.index + "-lease"
+    check(kill_split(env, j, 2, RECONCILE_LEASE_INDEX=lease), "the split run was killed mid-run")
     split = split_rows(j)
-    r = env.run("check", STATE_DB=j, RECONCILE_PARTITIONS=1)
+    # the whole run that takes it up holds the mirror's own lease (QA25b
+    # N1): a whole run from another journal is kept out meanwhile
+    whole = env.spawn("check", STATE_DB=j, RECONCILE_PARTITIONS=1, RECONCILE_LEASE_INDEX=lease,
+                      SYNC_BATCH_SIZE=10, SYNC_BATCH_DELAY_MS=200)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and whole.poll() is None and \
+            all(x["status"] != "cancelled" for x in split_rows(j)):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    other = env.run("check", STATE_DB=os.path.join(env.tmp, "other.db"),
+                    RECONCILE_LEASE_INDEX=lease, timeout=120)
+    out, err = whole.communicate(timeout=600)
+    check(other.returncode == 2 and "another process" in other.stderr,
+          "another journal's whole run is refused meanwhile (%d): %s" % (
+              other.returncode, other.stderr[-300:]))
+    r = subprocess.CompletedProcess([], whole.returncode, out, err)
     db = sqlite3.connect(j)
     rows = db.execute("SELECT id, status, error FROM runs ORDER BY id").fetchall()
     db.close()

@@ -321,9 +321,9 @@ test_split(struct store *s)
 	for (int i = 0; i < 3; i++) {
 		for (int k = 0; k < 2; k++) {
 			CHECK(store_run_begin(s, &p[i][k], "sp", RUN_CHECK, "test", "{}") == RC_OK);
+			CHECK(store_run_split(s, p[i][k], k, 2, p[i][0]) == RC_OK);
 			CHECK(store_run_partition(s, p[i][k], k, 2, "string", k ? "m" : NULL,
 			                          k ? NULL : "m") == RC_OK);
-			CHECK(store_run_split(s, p[i][k], p[i][0]) == RC_OK);
 			CHECK(store_drift_add(s, p[i][k], k ? &b : &a, -1, DRIFT_REPORTED, NULL,
 			                      NULL) == RC_OK);
 		}
