@@ -181,7 +181,7 @@ CREATE TABLE "runs" (
     partition_type   TEXT,
     partition_lo     TEXT,
     partition_hi     TEXT
-);
+, split_of INTEGER);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
 CREATE VIEW v_drift_history AS
@@ -212,3 +212,4 @@ CREATE TABLE "stream_gaps" (
     closed_at       TEXT
 );
 CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);
+CREATE INDEX runs_split_of ON runs(split_of) WHERE split_of IS NOT NULL;

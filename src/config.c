@@ -218,6 +218,12 @@ static const struct cfg_entry cfg_table[] = {
         "them and ends held"),
     INT_SETTING("RECONCILE_CHUNK_SIZE", chunk_size, CFG_MIRROR, "5000", 10, 100000,
                 "ids compared per chunk (memory is proportional to this)"),
+    INT_SETTING(
+        "RECONCILE_PARTITIONS", partitions, CFG_MIRROR, "1", 1, 64,
+        "key ranges a check or dry run splits into and runs at once in this process, each "
+        "with its own cursors, connections and journaled run; the brake decides over them all "
+        "(1 = one pass; needs OPENSEARCH_ID_FIELD; a full re-index, targeted runs and "
+        "catch-ups run whole; docs/ENGINE.md#partitions)"),
     INT_SETTING("RECONCILE_MIN_AGE_MS", min_age_ms, CFG_MIRROR, "0", 0, 30 * DAY_MS,
                 "leave documents changed more recently than this alone (0 = off)"),
     MONGO_QUERY_SETTING(

@@ -75,6 +75,7 @@ struct config {
 	double max_delete_ratio; /* the brake: most orphans deleted per run, of the index count */
 	int64_t max_deletes;     /* the brake: most orphans deleted per run */
 	int64_t chunk_size;
+	int64_t partitions; /* RECONCILE_PARTITIONS: key ranges run at once (1: one pass) */
 	int64_t min_age_ms;
 	char *filter;                /* RECONCILE_FILTER: MongoDB query, extended JSON; "" = none */
 	char *opensearch_query;      /* OPENSEARCH_QUERY: query-DSL clause, JSON; "" = none */

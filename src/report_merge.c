@@ -138,20 +138,55 @@ config_text(const cJSON *rep, const char *key)
 	return v ? cJSON_CreateString(v) : cJSON_CreateNull();
 }
 
-/* One journal's partition: its report, with its place and plan. */
+/* The runs of the split run of one process (RECONCILE_PARTITIONS,
+ * migration 0019) that the journal's newest partition run is one of:
+ * ids[k] for each of its *n partitions (0: none in the journal); *n = 0
+ * when that run is not of one (a `check --partition K/N` run, or a
+ * journal from before split runs). */
 static RC_MUST_CHECK rcode
-read_part(cJSON **out, const char *journal, struct rerror *err)
+split_ids(int64_t *ids, int *n, const char *journal, struct rerror *err)
+{
+	struct store *s = NULL;
+	struct store_run *sr = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0, has = 0;
+	rcode rc = open_journal(&s, journal, err);
+
+	*n = 0;
+	if (rc)
+		return rc;
+	if ((rc = store_sql_prepare(s, &st,
+	                            "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?",
+	                            "tt", "runs", "split_of")) == RC_OK) {
+		has = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_finalize(st);
+	}
+	if (rc == RC_OK && has && (rc = newest_partition_run(s, &id)) == RC_OK && id &&
+	    (rc = store_run_get(s, &sr, id)) == RC_OK && sr->split_of > 0 &&
+	    sr->partition_n <= REPORT_MERGE_MAX) {
+		for (int k = 0; rc == RC_OK && k < sr->partition_n; k++)
+			rc = store_split_partition(s, &ids[k], sr->split_of, k);
+		*n = rc == RC_OK ? sr->partition_n : 0;
+	}
+	store_run_free(sr);
+	store_free(s);
+	return rc ? rerror_set(err, rc, "journal %s: cannot be read", journal) : RC_OK;
+}
+
+/* One journal's partition: its report, with its place and plan; run id
+ * (0: the journal's newest partition run). */
+static RC_MUST_CHECK rcode
+read_part(cJSON **out, const char *journal, int64_t id, struct rerror *err)
 {
 	struct store *s = NULL;
 	struct store_run *sr = NULL;
 	cJSON *rep = NULL, *errors = NULL;
-	int64_t id = 0;
 	rcode rc = open_journal(&s, journal, err);
 
 	*out = NULL;
 	if (rc)
 		return rc;
-	if ((rc = newest_partition_run(s, &id))) {
+	if (id == 0 && (rc = newest_partition_run(s, &id))) {
 		rc = rerror_set(err, rc, "journal %s: cannot be read", journal);
 		goto out;
 	}
@@ -421,11 +456,21 @@ report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n,
 
 	*out = NULL;
 	*complete = false;
-	for (size_t i = 0; rc == RC_OK && i < n; i++) {
+	/* one journal of a split run of one process: its partitions */
+	int64_t ids[REPORT_MERGE_MAX] = {0};
+	int n_split = 0;
+	if (rc == RC_OK && n == 1)
+		rc = split_ids(ids, &n_split, journals[0], err);
+	for (int k = 0; rc == RC_OK && k < n_split; k++) {
+		cJSON *part = NULL;
+		if (ids[k] && (rc = read_part(&part, journals[0], ids[k], err)) == RC_OK)
+			cJSON_AddItemToArray(parts, part);
+	}
+	for (size_t i = 0; rc == RC_OK && n_split == 0 && i < n; i++) {
 		cJSON *part = NULL;
 		if (given_before(journals, i, problems))
 			twice = true;
-		else if ((rc = read_part(&part, journals[i], err)) == RC_OK)
+		else if ((rc = read_part(&part, journals[i], 0, err)) == RC_OK)
 			cJSON_AddItemToArray(parts, part);
 	}
 	if (rc) {

@@ -1,7 +1,8 @@
 /*
  * report_merge.h: `reconciler report --merge JOURNAL...`: the combined
  * report of one split run (`check --partition K/N` in N processes, each
- * with its own journal): the counts summed, each partition's run and key
+ * with its own journal, or RECONCILE_PARTITIONS=P in one process, whose
+ * one journal holds its P runs): the counts summed, each partition's run and key
  * range, whether the partitions make up the whole plan, their errors, and
  * every drift row (docs/ENGINE.md, "Partitions"). Reads only: each journal
  * is opened read-only and never migrated (store_open_read_as_is), every
@@ -22,9 +23,15 @@
 /* The default of report --merge --max-spread: the seconds the partitions'
  * runs may begin apart (a CronJob's previous run is a day older). */
 #define REPORT_MERGE_MAX_SPREAD 3600
+/* Most partitions of a split run of one process read from its one journal
+ * (RECONCILE_PARTITIONS' bound). */
+#define REPORT_MERGE_MAX 64
 
 /* The combined report (JSON, the keys of show --json's where they are the
- * same counts): in each journal its newest partition run. *complete: the
+ * same counts): in each journal its newest partition run; one journal
+ * whose newest partition run is of a split run of one process
+ * (runs.split_of): that split's runs, the newest of each partition.
+ * *complete: the
  * runs are partitions 0..N-1 of one N, each once (a file or partition
  * given twice is counted once), of one mirror and kind, of one MongoDB
  * database and collection and one index (their journaled configuration),

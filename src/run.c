@@ -74,6 +74,8 @@ engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
+	for (int i = 0; i < RUN_SPLIT_MAX; i++)
+		engine_free(e->sub[i]);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -82,12 +84,16 @@ void
 engine_stop(struct engine *e, bool cancel)
 {
 	e->stop = cancel ? 2 : 1;
+	for (int i = 0; i < e->n_sub; i++) /* a split run's partitions */
+		e->sub[i]->stop = cancel ? 2 : 1;
 }
 
 void
 engine_clear_stop(struct engine *e)
 {
 	e->stop = 0;
+	for (int i = 0; i < e->n_sub; i++)
+		e->sub[i]->stop = 0;
 }
 
 void
@@ -103,9 +109,52 @@ engine_set_progress_output(struct engine *e, bool on)
 	e->progress_output = on;
 }
 
+/* A split run's progress: its partitions' counts summed, the first one
+ * running's id and kind, the earliest phase, the earliest start. */
+static void
+progress_sum(struct engine *e, struct engine_progress *out)
+{
+	struct engine_progress p;
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < e->n_sub; i++) {
+		engine_progress(e->sub[i], &p);
+		if (!p.active)
+			continue;
+		if (!out->active) {
+			*out = p;
+			continue;
+		}
+		out->mongo_count = out->mongo_count < 0 || p.mongo_count < 0
+		                       ? -1
+		                       : out->mongo_count + p.mongo_count;
+		out->opensearch_count = out->opensearch_count < 0 || p.opensearch_count < 0
+		                            ? -1
+		                            : out->opensearch_count + p.opensearch_count;
+		out->compared += p.compared;
+		out->missing += p.missing;
+		out->orphans += p.orphans;
+		out->stale += p.stale;
+		out->skipped += p.skipped;
+		out->repaired += p.repaired;
+		out->deleted += p.deleted;
+		out->failed += p.failed;
+		out->reindexed += p.reindexed;
+		out->phase = p.phase < out->phase ? p.phase : out->phase;
+		if (p.started_ms < out->started_ms) {
+			out->started_ms = p.started_ms;
+			out->elapsed_ms = p.elapsed_ms;
+		}
+	}
+}
+
 void
 engine_progress(struct engine *e, struct engine_progress *out)
 {
+	if (e->splitting) {
+		progress_sum(e, out);
+		return;
+	}
 	pthread_mutex_lock(&e->lock);
 	*out = e->progress;
 	if (out->active)
@@ -528,7 +577,8 @@ open_run(struct run *r, enum run_kind kind, int64_t resume_id)
 
 	if (rc == RC_OK)
 		rc = store_open(&r->store, r->cfg->state_db, r->err);
-	if (rc == RC_OK)
+	/* a partition of a split run: its coordinator holds the lock */
+	if (rc == RC_OK && r->e->split == NULL)
 		rc = store_lock(r->store, &holder, r->cfg->name, r->err);
 	if (rc == RC_OK)
 		rc = partition_of_lease(r, kind, resume_id, part, sizeof(part));
@@ -1034,6 +1084,17 @@ rcode
 engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
                 const char *trigger, int64_t resume_id, const struct engine_opts *opts,
                 struct rerror *err)
+{
+	static const struct engine_opts none = {0};
+
+	if (split_wanted(e, kind, resume_id, opts ? opts : &none))
+		return split_run(e, res, kind, trigger, resume_id, opts ? opts : &none, err);
+	return engine_run_one(e, res, kind, trigger, resume_id, opts, err);
+}
+
+rcode
+engine_run_one(struct engine *e, struct engine_result *res, enum run_kind kind, const char *trigger,
+               int64_t resume_id, const struct engine_opts *opts, struct rerror *err)
 {
 	static const struct engine_opts none = {0};
 	struct engine_opts uniq = {0};

@@ -107,6 +107,17 @@ struct engine_opts {
 	 * space (partition_n 0: the whole; docs/ENGINE.md, "Partitions"); a
 	 * check or a dry run only */
 	int partition_k, partition_n;
+	/* RECONCILE_PARTITIONS (run_split.c sets these for each partition it
+	 * runs): the partition is one of a split run of this process, whose
+	 * partition 0's run is split_of (0: this is partition 0, its own id),
+	 * and a new run of it takes the split's plan, split_points[i - 1]
+	 * being the i-th of partition_n - 1 split points (canonical texts of
+	 * id type split_type, enum id_type), not one of its own; not copied
+	 * by engine_opts_copy (the coordinator owns them) */
+	bool split;
+	int64_t split_of;
+	const char *const *split_points;
+	int split_type;
 	/* a RUN_CATCHUP run: the live sync's gaps it closes, with their reason
 	 * and cluster time (stream.c), journaled as its event "gaps" */
 	char catchup_gaps[600];

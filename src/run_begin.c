@@ -250,6 +250,9 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 	r->part.n = r->opts->partition_n;
 	if (rc == RC_OK && r->part.n > 0)
 		rc = store_run_partition(r->store, r->id, r->part.k, r->part.n, NULL, NULL, NULL);
+	if (rc == RC_OK && r->opts->split)
+		rc =
+		    store_run_split(r->store, r->id, r->opts->split_of ? r->opts->split_of : r->id);
 	if (rc == RC_OK && r->opts->allow_deletes) {
 		rc = store_run_brake(r->store, r->id, BRAKE_RELEASED);
 		r->brake = BRAKE_RELEASED;
@@ -262,7 +265,7 @@ begin_run(struct run *r, enum run_kind kind, const char *trigger, int64_t resume
 		        store_run_kind_name(r->opts->sample ? RUN_SAMPLE : kind), trigger,
 		        r->opts->allow_deletes ? ", brake on deletes released" : "");
 	/* the share rounds down: said now, not first when the brake holds */
-	if (rc == RC_OK && r->part.n > 0 && r->cfg->orphans == ORPHANS_DELETE &&
+	if (rc == RC_OK && r->part.n > 0 && !r->opts->split && r->cfg->orphans == ORPHANS_DELETE &&
 	    !r->opts->allow_deletes && r->cfg->max_deletes / r->part.n == 0)
 		log_msg(LOG_WARN, r->id,
 		        "this partition's share of the brake is 0 = RECONCILE_MAX_DELETES %" PRId64

@@ -12,7 +12,9 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static int
 on_held(void *ctx, const struct store_drift *d)
@@ -80,78 +82,123 @@ peers_overlap(struct run *r, char *why, size_t len)
 	return rc == RC_ERR_NOMEM ? rerror_set(r->err, rc, "out of memory") : RC_OK;
 }
 
-/* Why the brake holds this run's n held orphan deletes ("" when it does
- * not): the limits (unless limits is false: released for the run), and,
- * always, whether each side's stream read what its count said and whether
- * the collection is still there. Those are not a number a person judged
- * when releasing the limits: a collection renamed away during a released
- * run made every copy an orphan (QA), so they hold even then. */
-static RC_MUST_CHECK rcode
-brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
+/* Appends one reason to why ("; " between them), cut at len. */
+static void why_add(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+why_add(char *why, size_t len, const char *fmt, ...)
 {
-	size_t at = 0;
+	size_t at = strlen(why);
+	va_list ap;
+
+	if (at + 3 >= len)
+		return;
+	if (at)
+		at += (size_t)snprintf(why + at, len - at, "; ");
+	va_start(ap, fmt);
+	vsnprintf(why + at, len - at, fmt, ap);
+	va_end(ap);
+}
+
+void
+brake_limits(const struct config *cfg, int64_t n, int64_t size, int64_t kept, int share_of,
+             char *why, size_t len)
+{
+	char kept_text[120] = "";
+
+	if (kept > 0)
+		snprintf(kept_text, sizeof(kept_text),
+		         " (not counting %" PRId64 " OPENSEARCH_KEEP_QUERY kept)", kept);
+	if ((double)n > cfg->max_delete_ratio * (double)size)
+		why_add(why, len,
+		        "%" PRId64 " orphans are %.1f%% of the index's %" PRId64
+		        " documents%s, over RECONCILE_MAX_DELETE_RATIO=%g",
+		        n, size > 0 ? 100.0 * (double)n / (double)size : 100.0, size, kept_text,
+		        cfg->max_delete_ratio);
+	/* a partition's share of the limit (its ratio is its own index count's) */
+	int64_t max = share_of ? cfg->max_deletes / share_of : cfg->max_deletes;
+	if (n > max && share_of)
+		why_add(why, len,
+		        "%" PRId64 " orphans, over this partition's share: %" PRId64
+		        " = RECONCILE_MAX_DELETES %" PRId64 " / %d partitions",
+		        n, max, cfg->max_deletes, share_of);
+	else if (n > max)
+		why_add(why, len, "%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
+		        cfg->max_deletes);
+}
+
+/* What holds the run's deletes whatever the limits say (appended to why):
+ * whether each side's stream read what its count said and whether the
+ * collection is still there. Those are not a number a person judged when
+ * releasing the limits: a collection renamed away during a released run
+ * made every copy an orphan (QA), so they hold even then. */
+static RC_MUST_CHECK rcode
+brake_checks(struct run *r, char *why, size_t len)
+{
 	int64_t unsafe = 0;
 	bool exists = true;
 
-#define WHY(...)                                                                                   \
-	do {                                                                                       \
-		if (at < len)                                                                      \
-			at += (size_t)snprintf(why + at, len - at, "%s", at ? "; " : "");          \
-		if (at < len)                                                                      \
-			at += (size_t)snprintf(why + at, len - at, __VA_ARGS__);                   \
-	} while (0)
-
-	why[0] = '\0';
-	/* the index's size without the copies OPENSEARCH_KEEP_QUERY kept: an
-	 * archive of 3000 made 60 deletes of 100 live copies look like 2%
-	 * (QA19 F5) */
-	int64_t size = r->os_count - r->stats.kept > 0 ? r->os_count - r->stats.kept : 0;
-	char kept[120] = "";
-	if (r->stats.kept > 0)
-		snprintf(kept, sizeof(kept),
-		         " (not counting %" PRId64 " OPENSEARCH_KEEP_QUERY kept)", r->stats.kept);
-	if (limits && (double)n > r->cfg->max_delete_ratio * (double)size)
-		WHY("%" PRId64 " orphans are %.1f%% of the index's %" PRId64
-		    " documents%s, over RECONCILE_MAX_DELETE_RATIO=%g",
-		    n, size > 0 ? 100.0 * (double)n / (double)size : 100.0, size, kept,
-		    r->cfg->max_delete_ratio);
-	/* a partition's share of the limit (its ratio is its own index count's) */
-	int64_t max = r->part.n ? r->cfg->max_deletes / r->part.n : r->cfg->max_deletes;
-	if (limits && n > max && r->part.n)
-		WHY("%" PRId64 " orphans, over this partition's share: %" PRId64
-		    " = RECONCILE_MAX_DELETES %" PRId64 " / %d partitions",
-		    n, max, r->cfg->max_deletes, r->part.n);
-	else if (limits && n > max)
-		WHY("%" PRId64 " orphans, over RECONCILE_MAX_DELETES=%" PRId64, n,
-		    r->cfg->max_deletes);
 	/* asked again now: every orphan was proven absent from this collection */
 	if (mongo_collection_exists(r->mongo, &exists, r->err))
 		return r->err->code;
 	if (!exists)
-		WHY("the collection %s.%s does not exist any more (renamed or dropped during "
-		    "the run?)",
-		    r->cfg->mongodb_database, r->cfg->mongodb_collection);
+		why_add(why, len,
+		        "the collection %s.%s does not exist any more (renamed or dropped during "
+		        "the run?)",
+		        r->cfg->mongodb_database, r->cfg->mongodb_collection);
 	if (r->peer_unknown[0])
-		WHY("%s", r->peer_unknown);
+		why_add(why, len, "%s", r->peer_unknown);
 	char overlap[400];
 	if (peers_overlap(r, overlap, sizeof(overlap)))
 		return r->err->code;
 	if (overlap[0])
-		WHY("%s", overlap);
+		why_add(why, len, "%s", overlap);
 	if (r->kind == RUN_IDS)
 		return RC_OK; /* looked up one by one: no stream to be short */
 	if (store_run_unsafe_ids(r->store, r->id, &unsafe))
 		return rerror_set(r->err, RC_ERR_STORE, "journal: cannot count unsafe ids");
 	if (r->mongo_count >= 0 && r->compared + unsafe < r->mongo_count)
-		WHY("the MongoDB id stream read %" PRId64
-		    " ids, fewer than its count said (%" PRId64 ")",
-		    r->compared + unsafe, r->mongo_count);
+		why_add(why, len,
+		        "the MongoDB id stream read %" PRId64
+		        " ids, fewer than its count said (%" PRId64 ")",
+		        r->compared + unsafe, r->mongo_count);
 	if (!r->index_missing && r->stats.index_read + r->lacking < r->os_count)
-		WHY("the index id stream read %" PRId64 " copies (+%" PRId64
-		    " without the id field), fewer than its count said (%" PRId64 ")",
-		    r->stats.index_read, r->lacking, r->os_count);
-#undef WHY
+		why_add(why, len,
+		        "the index id stream read %" PRId64 " copies (+%" PRId64
+		        " without the id field), fewer than its count said (%" PRId64 ")",
+		        r->stats.index_read, r->lacking, r->os_count);
 	return RC_OK;
+}
+
+/* The index's size without the copies OPENSEARCH_KEEP_QUERY kept: an
+ * archive of 3000 made 60 deletes of 100 live copies look like 2% (QA19
+ * F5). */
+int64_t
+brake_size(const struct run *r)
+{
+	return r->os_count - r->stats.kept > 0 ? r->os_count - r->stats.kept : 0;
+}
+
+/* Why the brake holds this run's n held orphan deletes ("" when it does
+ * not): the limits (unless limits is false: released for the run), and,
+ * always, brake_checks'. A partition of a split run of this process
+ * (RECONCILE_PARTITIONS) waits for the others and takes the verdict on
+ * the whole run's totals (run_split.c). */
+static RC_MUST_CHECK rcode
+brake_reasons(struct run *r, int64_t n, bool limits, char *why, size_t len)
+{
+	char own[700] = "";
+	rcode rc;
+
+	why[0] = '\0';
+	if (r->e->split) {
+		if (n > 0 && (rc = brake_checks(r, own, sizeof(own))))
+			return rc;
+		return split_brake(r, n, limits, own, why, len);
+	}
+	if (limits)
+		brake_limits(r->cfg, n, brake_size(r), r->stats.kept, r->part.n, why, len);
+	return brake_checks(r, why, len);
 }
 
 /* The end of a pass: sends the held orphan deletes, or keeps them all. */
@@ -164,12 +211,19 @@ brake_decide(struct run *r)
 
 	if ((rc = store_held_count(r->store, r->id, &n)))
 		return rerror_set(r->err, rc, "journal: cannot count held deletes");
+	/* each partition of a split run is counted in the whole run's decision,
+	 * with its deletes or without: judged or not, it says it is there */
+	bool judge = r->brake == BRAKE_ON || r->brake == BRAKE_RELEASED;
+	if (r->e->split && (rc = brake_reasons(r, judge ? n : 0, judge && r->brake == BRAKE_ON,
+	                                       reasons, sizeof(reasons))))
+		return rc;
 	if (n == 0)
 		return RC_OK;
 	/* said once, before deciding changes it: decided now, or on resume */
 	const char *how = r->brake == BRAKE_ON ? "passed" : store_brake_name(r->brake);
-	if (r->brake == BRAKE_ON || r->brake == BRAKE_RELEASED) {
-		if ((rc = brake_reasons(r, n, r->brake == BRAKE_ON, reasons, sizeof(reasons))))
+	if (judge) {
+		if (!r->e->split &&
+		    (rc = brake_reasons(r, n, r->brake == BRAKE_ON, reasons, sizeof(reasons))))
 			return rc;
 		if (reasons[0]) {
 			const char *mirror = r->cfg->name ? r->cfg->name : "default";
@@ -178,7 +232,7 @@ brake_decide(struct run *r)
 				    release, sizeof(release),
 				    "Released for this run, but releasing lifts the limits, never "
 				    "this: run the check again once the cause is gone");
-			else if (r->part.n > 0) /* released for this partition alone */
+			else if (r->part.n > 0 && !r->e->split) /* this partition alone */
 				snprintf(release, sizeof(release),
 				         "To delete them: reconciler check --partition %d/%d "
 				         "--allow-deletes --mirror %s",

@@ -24,6 +24,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Most partitions one process runs (RECONCILE_PARTITIONS' bound). */
+#define RUN_SPLIT_MAX 64
+
+struct split;
+
 struct engine {
 	const struct config *cfg;
 	volatile int stop;    /* 1: interrupt, 2: cancel */
@@ -33,6 +38,15 @@ struct engine {
 	int64_t last_print_ms;
 	void (*start_hook)(void *ctx, int64_t run_id);
 	void *start_ctx;
+	/* RECONCILE_PARTITIONS (run_split.c): this engine runs one partition
+	 * of a split run (the coordinator holds the journal lock); NULL
+	 * otherwise */
+	struct split *split;
+	/* the engines of this engine's partitions, kept until engine_free so
+	 * that engine_stop (a signal handler) never writes freed memory */
+	struct engine *sub[RUN_SPLIT_MAX];
+	volatile int n_sub;
+	volatile bool splitting; /* a split run is running: progress sums sub */
 };
 
 /* RECONCILE_COMPARE=content: the MongoDB documents of the chunk the pass
@@ -155,6 +169,11 @@ struct run {
 #define POINT_QUERIES_MAX 16
 
 /* run.c */
+/* engine_run_opts without the split: one run (a whole one, or the one
+ * partition opts names). */
+RC_MUST_CHECK rcode engine_run_one(struct engine *e, struct engine_result *res, enum run_kind kind,
+                                   const char *trigger, int64_t resume_id,
+                                   const struct engine_opts *opts, struct rerror *err);
 RC_MUST_CHECK rcode run_set_phase(struct run *r, enum run_phase phase);
 void run_progress_sync(struct run *r, bool final);
 
@@ -225,7 +244,41 @@ RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, 
 /* Repairs the queued drift, then commits the cursor that waited for it. */
 RC_MUST_CHECK rcode sink_flush(struct run *r);
 
+/* run_brake.c */
+/* The limits' reasons (appended to why) to hold n orphan deletes of an
+ * index of size documents, kept of them not counted (said): over
+ * RECONCILE_MAX_DELETE_RATIO of size, over RECONCILE_MAX_DELETES, or,
+ * share_of > 0 (`check --partition K/N`), over its N-th share. */
+void brake_limits(const struct config *cfg, int64_t n, int64_t size, int64_t kept, int share_of,
+                  char *why, size_t len);
+/* The index count the ratio is taken of: without the kept copies. */
+int64_t brake_size(const struct run *r);
+
+/* run_split.c */
+/* RECONCILE_PARTITIONS: whether this run is split into partitions of this
+ * process (a check or dry run of the whole key space, P > 1, and not a
+ * resume of one given run). */
+bool split_wanted(const struct engine *e, enum run_kind kind, int64_t resume_id,
+                  const struct engine_opts *opts);
+/* The split run: P partition runs at once, their results combined into
+ * res (run_id: partition 0's, the split's id). */
+RC_MUST_CHECK rcode split_run(struct engine *e, struct engine_result *res, enum run_kind kind,
+                              const char *trigger, int64_t resume_id,
+                              const struct engine_opts *opts, struct rerror *err);
+/* At the brake's decision: partition r arrives with n held deletes (0
+ * when it does not judge them), limits (its brake is on) and its own
+ * brake_checks' reasons, waits for every partition of the split (or its
+ * end), and gets the one verdict on the whole run's totals into why (""
+ * = send). RC_ERR_CANCELLED when the run is stopped while it waits. */
+RC_MUST_CHECK rcode split_brake(struct run *r, int64_t n, bool limits, const char *own, char *why,
+                                size_t len);
+
 /* run_partition.c */
+/* The n - 1 split points (r->part.n = n) of the collection as it is now,
+ * into splits[0..n-2] (each the caller's to free, even on error), and
+ * their id type; RC_ERR_CONFIG for a collection of several id classes.
+ * Reads r->mongo, r->cfg, r->err. */
+RC_MUST_CHECK rcode partition_plan(struct run *r, char **splits, enum id_type *type);
 /* The partition's plan (computed and journaled, or the journal's) and
  * both sides narrowed to its key range; nothing without a partition. */
 RC_MUST_CHECK rcode partition_setup(struct run *r);

@@ -48,18 +48,15 @@ string_splits(struct run *r, char **splits, const char *max)
 	return rc;
 }
 
-/* The plan: partition k's bounds from the collection as it is now. */
-static RC_MUST_CHECK rcode
-plan(struct run *r)
+rcode
+partition_plan(struct run *r, char **splits, enum id_type *type)
 {
 	int n = r->part.n;
 	char *min = NULL, *max = NULL;
-	enum id_type tmin = ID_JSON, tmax = ID_JSON, type = ID_STRING;
-	char **splits = calloc((size_t)n, sizeof(*splits));
-	rcode rc = splits ? RC_OK : rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
+	enum id_type tmin = ID_JSON, tmax = ID_JSON;
+	rcode rc = mongo_id_at(r->mongo, &min, &tmin, 0, false, r->err);
 
-	if (rc == RC_OK)
-		rc = mongo_id_at(r->mongo, &min, &tmin, 0, false, r->err);
+	*type = ID_STRING;
 	if (rc == RC_OK)
 		rc = mongo_id_at(r->mongo, &max, &tmax, 0, true, r->err);
 	if (rc)
@@ -72,7 +69,7 @@ plan(struct run *r)
 				rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 	} else if (tmin == ID_OID && tmax == ID_OID) {
 		char lo[25], hi[25];
-		type = ID_OID;
+		*type = ID_OID;
 		partition_oid_ends(lo, hi, min, max, n);
 		for (int i = 1; rc == RC_OK && i < n; i++)
 			if ((splits[i - 1] = malloc(25)) == NULL)
@@ -84,26 +81,47 @@ plan(struct run *r)
 	} else {
 		/* MongoDB sorts ids by type first: with the smallest and the
 		 * largest of one type, every id between is of it */
-		rc = rerror_set(
-		    r->err, RC_ERR_CONFIG,
-		    "--partition needs a collection whose ids are all ObjectIds or all strings "
-		    "(its smallest id is of type %s, its largest of type %s): ids of other types, "
-		    "or of several, do not sort the same in MongoDB and in the index, so key "
-		    "ranges cannot split them; check it whole",
-		    doc_id_type_name(tmin), doc_id_type_name(tmax));
+		rc = rerror_set(r->err, RC_ERR_CONFIG,
+		                "partitions (--partition, RECONCILE_PARTITIONS) need a collection "
+		                "whose ids are "
+		                "all ObjectIds or all strings (its smallest id is of type %s, its "
+		                "largest of type "
+		                "%s): ids of other types, or of several, do not sort the same in "
+		                "MongoDB and in "
+		                "the index, so key ranges cannot split them; check it whole",
+		                doc_id_type_name(tmin), doc_id_type_name(tmax));
 	}
+out:
+	free(min);
+	free(max);
+	return rc;
+}
+
+/* The plan: partition k's bounds from the collection as it is now, or
+ * the split run's (RECONCILE_PARTITIONS: one plan for its partitions). */
+static RC_MUST_CHECK rcode
+plan(struct run *r)
+{
+	int n = r->part.n;
+	enum id_type type = (enum id_type)r->opts->split_type;
+	char **splits = calloc((size_t)n, sizeof(*splits));
+	rcode rc = splits ? RC_OK : rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
+
+	if (rc == RC_OK && r->opts->split_points)
+		for (int i = 1; rc == RC_OK && i < n; i++)
+			if ((splits[i - 1] = strdup(r->opts->split_points[i - 1])) == NULL)
+				rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
+	if (rc == RC_OK && r->opts->split_points == NULL)
+		rc = partition_plan(r, splits, &type);
 	if (rc == RC_OK && partition_set_bounds(&r->part, type, (const char *const *)splits))
 		rc = rerror_set(r->err, RC_ERR_NOMEM, "out of memory");
 	if (rc == RC_OK &&
 	    (rc = store_run_partition(r->store, r->id, r->part.k, n, doc_id_type_name(type),
 	                              r->part.lo, r->part.hi)))
 		rc = rerror_set(r->err, rc, "journal: cannot record the partition plan");
-out:
 	for (int i = 0; splits && i < n; i++)
 		free(splits[i]);
 	free(splits);
-	free(min);
-	free(max);
 	return rc;
 }
 
@@ -119,8 +137,8 @@ partition_setup(struct run *r)
 	if (*idf == '\0')
 		return rerror_set(
 		    r->err, RC_ERR_CONFIG,
-		    "--partition needs OPENSEARCH_ID_FIELD (a keyword field holding the "
-		    "id): a key range of _id cannot be searched");
+		    "partitions (--partition, RECONCILE_PARTITIONS) need OPENSEARCH_ID_FIELD (a "
+		    "keyword field holding the id): a key range of _id cannot be searched");
 	if (!r->part.planned && (rc = plan(r)))
 		return rc;
 	partition_describe(&r->part, what, sizeof(what));
@@ -140,10 +158,12 @@ partition_check_keys(struct run *r)
 {
 	if (r->part.n == 0 || r->index_missing || strcmp(r->keys.sort_field, "_id") != 0)
 		return RC_OK;
-	return rerror_set(r->err, RC_ERR_CONFIG,
-	                  "--partition needs OPENSEARCH_ID_FIELD %s to be an exact keyword in the "
-	                  "index (the run reads ids from _id, whose key ranges cannot be searched)",
-	                  r->cfg->opensearch_id_field);
+	return rerror_set(
+	    r->err, RC_ERR_CONFIG,
+	    "partitions (--partition, RECONCILE_PARTITIONS) need OPENSEARCH_ID_FIELD %s "
+	    "to be an exact keyword in the "
+	    "index (the run reads ids from _id, whose key ranges cannot be searched)",
+	    r->cfg->opensearch_id_field);
 }
 
 rcode

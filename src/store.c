@@ -910,7 +910,7 @@ static const char run_get_sql[] =
 	STORE_LIVE(STORE_CNT_REINDEXED("runs.id"), "reindexed_count") ", "
 	STORE_LIVE(STORE_CNT_ORPHANS_KEPT("runs.id"), "orphans_kept_count") ", kept_count, "
 	"verify, verify_note, ranges_summarized, ranges_descended, "
-	"partition_k, partition_n, partition_type, partition_lo, partition_hi "
+	"partition_k, partition_n, partition_type, partition_lo, partition_hi, split_of "
 	"FROM runs "
 	"WHERE id = ?";
 /* clang-format on */
@@ -969,6 +969,7 @@ run_from_row(struct store_run *r, sqlite3_stmt *st)
 	r->partition_type = col_text(st, 40);
 	r->partition_lo = col_text(st, 41);
 	r->partition_hi = col_text(st, 42);
+	r->split_of = sqlite3_column_int64(st, 43);
 	return known;
 }
 
@@ -1151,6 +1152,33 @@ store_run_partition(struct store *s, int64_t run_id, int k, int n, const char *t
 	               "UPDATE runs SET partition_k = ?, partition_n = ?, partition_type = ?, "
 	               "partition_lo = ?, partition_hi = ? WHERE id = ?",
 	               "iittti", (int64_t)k, (int64_t)n, type, lo, hi, run_id);
+}
+
+rcode
+store_run_split(struct store *s, int64_t run_id, int64_t split_of)
+{
+	assert(split_of > 0);
+	return sql_run(s, "UPDATE runs SET split_of = ? WHERE id = ?", "ii", split_of, run_id);
+}
+
+rcode
+store_split_unfinished(struct store *s, int64_t *split_of, const char *mirror, enum run_kind kind,
+                       int n)
+{
+	return sql_int(s, split_of,
+	               "SELECT split_of FROM runs WHERE status IN ('running', 'interrupted') AND "
+	               "split_of IS NOT NULL AND mirror = ? AND kind = ? AND partition_n = ? "
+	               "ORDER BY id DESC LIMIT 1",
+	               "tti", mirror, store_run_kind_name(kind), (int64_t)n);
+}
+
+rcode
+store_split_partition(struct store *s, int64_t *run_id, int64_t split_of, int k)
+{
+	return sql_int(s, run_id,
+	               "SELECT id FROM runs WHERE split_of = ? AND partition_k = ? "
+	               "ORDER BY id DESC LIMIT 1",
+	               "ii", split_of, (int64_t)k);
 }
 
 rcode

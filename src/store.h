@@ -139,6 +139,10 @@ struct store_run {
 	 * open) */
 	int partition_k, partition_n;
 	char *partition_type, *partition_lo, *partition_hi;
+	/* one of the P partitions of a split run of one process
+	 * (RECONCILE_PARTITIONS, migration 0019): its partition 0's run id
+	 * (0: not a split run) */
+	int64_t split_of;
 };
 void store_run_free(struct store_run *r);
 
@@ -190,6 +194,16 @@ RC_MUST_CHECK rcode store_run_verify(struct store *s, int64_t run_id, const char
  * with type (not NULL) its plan too: [lo, hi), NULL for an open end. */
 RC_MUST_CHECK rcode store_run_partition(struct store *s, int64_t run_id, int k, int n,
                                         const char *type, const char *lo, const char *hi);
+/* The run is one partition of the split run split_of (> 0: the id of
+ * its partition 0's run, which is its own for partition 0). */
+RC_MUST_CHECK rcode store_run_split(struct store *s, int64_t run_id, int64_t split_of);
+/* The newest split run (its split_of) of mirror in n partitions of the
+ * given kind with an unfinished partition; *split_of = 0 when none. */
+RC_MUST_CHECK rcode store_split_unfinished(struct store *s, int64_t *split_of, const char *mirror,
+                                           enum run_kind kind, int n);
+/* The newest run of partition k of the split run split_of; 0 when none. */
+RC_MUST_CHECK rcode store_split_partition(struct store *s, int64_t *run_id, int64_t split_of,
+                                          int k);
 /* The orphans OPENSEARCH_KEEP_QUERY kept, at the end of the pass. */
 RC_MUST_CHECK rcode store_run_kept(struct store *s, int64_t run_id, int64_t kept);
 /* A sample run's estimate (run_samples, migration 0013): each side's

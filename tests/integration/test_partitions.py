@@ -357,6 +357,8 @@ def refused(env):
     check(r.returncode == 2, "report --merge of a journal that does not exist: exit 2")
 
 
-run_all([same_as_one_pass("oid"), same_as_one_pass("string"),
-         (killed_resumes_own_part.__name__, killed_resumes_own_part, {"SYNC_BATCH_SIZE": 20}),
-         oids_over_days, brake_share, refused], prefix="partitions_")
+if __name__ == "__main__":
+    run_all([same_as_one_pass("oid"), same_as_one_pass("string"),
+             (killed_resumes_own_part.__name__, killed_resumes_own_part,
+              {"SYNC_BATCH_SIZE": 20}),
+             oids_over_days, brake_share, refused], prefix="partitions_")
