@@ -807,6 +807,30 @@ end_status(const struct run *r, rcode rc)
 	return resumable(rc) ? RUN_INTERRUPTED : RUN_FAILED;
 }
 
+void
+result_from_run(struct engine_result *res, const struct store_run *sr)
+{
+	res->run_id = sr->id;
+	res->status = sr->status;
+	res->kind = sr->kind;
+	res->mongo_count = sr->mongo_count;
+	res->opensearch_count = sr->opensearch_count;
+	res->missing = sr->missing;
+	res->orphans = sr->orphans;
+	res->stale = sr->stale;
+	res->skipped = sr->skipped;
+	res->repaired = sr->repaired;
+	res->deleted = sr->deleted;
+	res->failed = sr->failed;
+	res->duplicates = sr->duplicates;
+	res->conflicts = sr->conflicts;
+	res->skipped_newer = sr->skipped_newer;
+	res->full_write = sr->full_write;
+	res->reindexed = sr->reindexed;
+	res->orphans_kept = sr->orphans_kept;
+	res->kept = sr->kept;
+}
+
 /* What the run found, as the journal has it now that it has ended. */
 static void
 result_copy(struct run *r, struct engine_result *res, enum run_status status)
@@ -814,25 +838,7 @@ result_copy(struct run *r, struct engine_result *res, enum run_status status)
 	struct store_run *sr = NULL;
 
 	if (store_run_get(r->store, &sr, r->id) == RC_OK) {
-		res->run_id = sr->id;
-		res->status = sr->status;
-		res->kind = sr->kind;
-		res->mongo_count = sr->mongo_count;
-		res->opensearch_count = sr->opensearch_count;
-		res->missing = sr->missing;
-		res->orphans = sr->orphans;
-		res->stale = sr->stale;
-		res->skipped = sr->skipped;
-		res->repaired = sr->repaired;
-		res->deleted = sr->deleted;
-		res->failed = sr->failed;
-		res->duplicates = sr->duplicates;
-		res->conflicts = sr->conflicts;
-		res->skipped_newer = sr->skipped_newer;
-		res->full_write = sr->full_write;
-		res->reindexed = sr->reindexed;
-		res->orphans_kept = sr->orphans_kept;
-		res->kept = sr->kept;
+		result_from_run(res, sr);
 		store_run_free(sr);
 	}
 	if (status == RUN_HELD) {

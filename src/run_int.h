@@ -169,6 +169,8 @@ struct run {
 #define POINT_QUERIES_MAX 16
 
 /* run.c */
+/* The journaled run sr's counts and status into res (the rest as it was). */
+void result_from_run(struct engine_result *res, const struct store_run *sr);
 /* engine_run_opts without the split: one run (a whole one, or the one
  * partition opts names). */
 RC_MUST_CHECK rcode engine_run_one(struct engine *e, struct engine_result *res, enum run_kind kind,

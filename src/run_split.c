@@ -275,24 +275,7 @@ static void
 result_from_row(struct engine_result *res, const struct store_run *sr)
 {
 	memset(res, 0, sizeof(*res));
-	res->run_id = sr->id;
-	res->status = sr->status;
-	res->kind = sr->kind;
-	res->mongo_count = sr->mongo_count;
-	res->opensearch_count = sr->opensearch_count;
-	res->missing = sr->missing;
-	res->orphans = sr->orphans;
-	res->stale = sr->stale;
-	res->skipped = sr->skipped;
-	res->repaired = sr->repaired;
-	res->deleted = sr->deleted;
-	res->failed = sr->failed;
-	res->duplicates = sr->duplicates;
-	res->conflicts = sr->conflicts;
-	res->skipped_newer = sr->skipped_newer;
-	res->kept = sr->kept;
-	res->reindexed = sr->reindexed;
-	res->orphans_kept = sr->orphans_kept;
+	result_from_run(res, sr);
 	if (sr->status == RUN_HELD && sr->error)
 		snprintf(res->why, sizeof(res->why), "%s", sr->error);
 }
