@@ -184,21 +184,6 @@ CREATE TABLE "runs" (
 , split_of INTEGER);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_mirror ON runs (mirror, id);
-CREATE VIEW v_drift_history AS
-SELECT h.mirror, h.kind, h.doc_id, h.id_type, h.os_index, h.os_id, h.routing,
-       h.first_run, h.first_seen_at, h.last_run, h.last_seen_at, h.times_seen, h.streak,
-       h.repaired_run, h.repaired_at, h.repairs, h.returns,
-       h.recurring_run IS NOT NULL AS recurring, h.recurring_run,
-       (h.last_run >= COALESCE(p.pass, 0)
-        AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run)) AS open,
-       i.status AS last_status, i.error AS last_error
-FROM drift_history h
-LEFT JOIN (SELECT mirror, max(id) AS pass FROM runs
-           WHERE kind IN ('check', 'dry_run', 'catchup') AND status = 'completed'
-           GROUP BY mirror) p ON p.mirror = h.mirror
-LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
-     AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
-     AND i.routing = h.routing;
 CREATE TABLE "stream_gaps" (
     id              INTEGER PRIMARY KEY,
     mirror          TEXT NOT NULL,
@@ -213,3 +198,18 @@ CREATE TABLE "stream_gaps" (
 );
 CREATE INDEX stream_gaps_mirror ON stream_gaps (mirror, id);
 CREATE INDEX runs_split_of ON runs(split_of) WHERE split_of IS NOT NULL;
+CREATE VIEW v_drift_history AS
+SELECT h.mirror, h.kind, h.doc_id, h.id_type, h.os_index, h.os_id, h.routing,
+       h.first_run, h.first_seen_at, h.last_run, h.last_seen_at, h.times_seen, h.streak,
+       h.repaired_run, h.repaired_at, h.repairs, h.returns,
+       h.recurring_run IS NOT NULL AS recurring, h.recurring_run,
+       (h.last_run >= COALESCE(p.pass, 0)
+        AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run)) AS open,
+       i.status AS last_status, i.error AS last_error
+FROM drift_history h
+LEFT JOIN (SELECT mirror, max(COALESCE(split_of, id)) AS pass FROM runs
+           WHERE kind IN ('check', 'dry_run', 'catchup') AND status = 'completed'
+           GROUP BY mirror) p ON p.mirror = h.mirror
+LEFT JOIN run_ids i ON i.run_id = h.last_run AND i.kind = h.kind AND i.doc_id = h.doc_id
+     AND i.id_type = h.id_type AND i.os_index = h.os_index AND i.os_id = h.os_id
+     AND i.routing = h.routing;

@@ -1746,7 +1746,11 @@ h_cancel(struct call *c)
 		 * cleared its active run must not answer 202 for it */
 		reply_error(c, 409, "run %lld is %s", (long long)id,
 		            store_run_status_name(r->status));
-	} else if (m && scheduler_cancel(m->sched, id)) {
+	} else if (m && (scheduler_cancel(m->sched, id) ||
+	                 /* a partition of the split run in progress: the split
+	                  * (its partition 0's run) is what the scheduler runs */
+	                 (r->split_of > 0 && r->split_of != id &&
+	                  scheduler_cancel(m->sched, r->split_of)))) {
 		log_msg(LOG_INFO, id, "api: cancel requested");
 		cJSON *o = ok_object();
 		cJSON_AddNumberToObject(o, "runId", (double)id);

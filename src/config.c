@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1778,6 +1779,13 @@ check_combinations(const struct config *cfg, bool named, struct rerror *err)
 		    "%sOPENSEARCH_AWS_REGION (AWS SigV4 signing) and OPENSEARCH_USERNAME "
 		    "(basic auth) exclude each other: both use the Authorization header",
 		    who);
+	if (cfg->partitions > 1 && *cfg->opensearch_id_field == '\0')
+		return rerror_set(err, RC_ERR_CONFIG,
+		                  "%sRECONCILE_PARTITIONS=%" PRId64
+		                  " needs OPENSEARCH_ID_FIELD (a keyword field holding the id): a "
+		                  "key range of _id cannot be searched; set it, or "
+		                  "RECONCILE_PARTITIONS=1",
+		                  who, cfg->partitions);
 	return RC_OK;
 }
 

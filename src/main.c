@@ -962,9 +962,10 @@ cmd_report(const struct cli *cli)
 		        "report: give --merge JOURNAL... (the journals of one split run)\n");
 		return EXIT_CONFIG;
 	}
-	rc = report_merge(
-	    &m, &complete, (const char *const *)cli->a->operand, (size_t)cli->a->n_operands,
-	    cli->a->max_spread >= 0 ? cli->a->max_spread : REPORT_MERGE_MAX_SPREAD, &err);
+	rc = report_merge(&m, &complete, (const char *const *)cli->a->operand,
+	                  (size_t)cli->a->n_operands,
+	                  cli->a->max_spread >= 0 ? cli->a->max_spread : REPORT_MERGE_MAX_SPREAD,
+	                  cli->a->mirror, &err);
 	if (rc == RC_OK && cli->a->ndjson)
 		rc = report_merge_ndjson(stdout, m, &err);
 	else if (rc == RC_OK && cli->a->json)
@@ -1378,6 +1379,7 @@ static const struct option o_show[] = {{"ndjson", no_argument, NULL, OPT_NDJSON}
                                        O_END};
 static const struct option o_report[] = {{"merge", no_argument, NULL, OPT_MERGE},
                                          {"max-spread", required_argument, NULL, OPT_MAX_SPREAD},
+                                         O_MIRROR,
                                          {"ndjson", no_argument, NULL, OPT_NDJSON},
                                          {"json", no_argument, NULL, OPT_JSON},
                                          O_HELP,
@@ -1428,9 +1430,10 @@ static const struct command commands[] = {
      "report as JSON, GET .../runs/{id}'s; --ndjson: every drift row, one JSON object a "
      "line)"},
     {"report", cmd_report, o_report, 1, PARTITION_MAX,
-     "report --merge [--max-spread SECONDS] JOURNAL... [--json | --ndjson]",
-     "the combined report of a split run (check --partition K/N in N processes): each "
-     "journal's newest partition run, the counts summed, whether the partitions make up "
+     "report --merge [--max-spread SECONDS] [--mirror NAME] JOURNAL... [--json | --ndjson]",
+     "the combined report of a split run (check --partition K/N in N processes, or one "
+     "journal of a run split by RECONCILE_PARTITIONS): each journal's newest partition run "
+     "(of --mirror's, when given), the counts summed, whether the partitions make up "
      "the whole plan, their errors (--json: as JSON; --ndjson: every drift row, with its "
      "partition). Reads only, never migrates. --max-spread: the seconds the runs may begin "
      "apart (default 3600; an older run is a problem). Exit 0 a complete plan, 1 a "

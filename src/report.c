@@ -105,7 +105,7 @@ kind_word(const enum drift_kind *kind)
 	"kept_count AS keptCount, verify, verify_note AS verifyNote, "                              \
 	"ranges_summarized AS rangesSummarized, ranges_descended AS rangesDescended, "             \
 	"partition_k AS partitionK, partition_n AS partitionN, partition_type AS partitionType, "  \
-	"partition_lo AS partitionLo, partition_hi AS partitionHi"
+	"partition_lo AS partitionLo, partition_hi AS partitionHi, split_of AS splitOf"
 /* clang-format on */
 
 rcode
@@ -559,11 +559,13 @@ report_history_state_name(enum drift_history_state st)
 	return drift_history_state_names[st];
 }
 
-/* Each mirror (?1: that one) with its newest pass (0: none yet). */
+/* Each mirror (?1: that one) with its newest pass (0: none yet); a split
+ * run (RECONCILE_PARTITIONS) is one pass, named by its first run's id
+ * (QA25 F12; v_drift_history says the same). */
 #define PASSES                                                                                     \
 	"p AS (SELECT mirror, COALESCE(max(CASE WHEN kind IN " STORE_PASS_KINDS                    \
-	" AND status IN " STORE_PASS_STATUSES " THEN id END), 0) AS pass FROM runs"                \
-	" WHERE ?1 IS NULL OR mirror = ?1 GROUP BY mirror)"
+	" AND status IN " STORE_PASS_STATUSES " THEN COALESCE(split_of, id) END), 0) AS pass "     \
+	"FROM runs WHERE ?1 IS NULL OR mirror = ?1 GROUP BY mirror)"
 #define HIST_OPEN                                                                                  \
 	"(h.last_run >= p.pass AND (h.repaired_run IS NULL OR h.repaired_run < h.last_run))"
 /* the rows of one state with ids after ?3, then a page of them by id */
@@ -698,16 +700,18 @@ metrics_kept(struct store *s, struct mirror_metrics *m, const char *mirror)
 {
 	sqlite3_stmt *st;
 	int step;
-	rcode rc = store_sql_prepare(s, &st,
-	                             "SELECT kept_count FROM runs WHERE status IN ('completed', "
-	                             "'held') AND kind IN " STORE_PASS_KINDS " AND (?1 IS NULL OR "
-	                             "mirror = ?1) ORDER BY id DESC LIMIT 1",
-	                             "t", mirror);
+	/* a split run's partitions each kept their own range's: summed */
+	rcode rc = store_sql_prepare(
+	    s, &st,
+	    "SELECT sum(kept_count) FROM runs WHERE COALESCE(split_of, id) = (SELECT "
+	    "COALESCE(split_of, id) FROM runs WHERE status IN ('completed', 'held') AND kind "
+	    "IN " STORE_PASS_KINDS " AND (?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1)",
+	    "t", mirror);
 
 	if (rc)
 		return rc;
 	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
+	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
 		m->has_kept = true;
 		m->kept = sqlite3_column_double(st, 0);
 	}

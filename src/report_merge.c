@@ -46,14 +46,16 @@ status_weight(const char *st)
 	return 6;
 }
 
-/* The newest partition run of the journal s (0: none). */
+/* The newest partition run of the journal s (of mirror; NULL: of any)
+ * (0: none). */
 static RC_MUST_CHECK rcode
-newest_partition_run(struct store *s, int64_t *id)
+newest_partition_run(struct store *s, int64_t *id, const char *mirror)
 {
 	sqlite3_stmt *st;
-	rcode rc = store_sql_prepare(
-	    s, &st, "SELECT id FROM runs WHERE partition_n IS NOT NULL ORDER BY id DESC LIMIT ?",
-	    "i", (int64_t)1);
+	rcode rc = store_sql_prepare(s, &st,
+	                             "SELECT id FROM runs WHERE partition_n IS NOT NULL AND "
+	                             "(?1 IS NULL OR mirror = ?1) ORDER BY id DESC LIMIT 1",
+	                             "t", mirror);
 
 	*id = 0;
 	if (rc)
@@ -144,7 +146,7 @@ config_text(const cJSON *rep, const char *key)
  * when that run is not of one (a `check --partition K/N` run, or a
  * journal from before split runs). */
 static RC_MUST_CHECK rcode
-split_ids(int64_t *ids, int *n, const char *journal, struct rerror *err)
+split_ids(int64_t *ids, int *n, const char *journal, const char *mirror, struct rerror *err)
 {
 	struct store *s = NULL;
 	struct store_run *sr = NULL;
@@ -161,7 +163,7 @@ split_ids(int64_t *ids, int *n, const char *journal, struct rerror *err)
 		has = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 		sqlite3_finalize(st);
 	}
-	if (rc == RC_OK && has && (rc = newest_partition_run(s, &id)) == RC_OK && id &&
+	if (rc == RC_OK && has && (rc = newest_partition_run(s, &id, mirror)) == RC_OK && id &&
 	    (rc = store_run_get(s, &sr, id)) == RC_OK && sr->split_of > 0 &&
 	    sr->partition_n <= REPORT_MERGE_MAX) {
 		for (int k = 0; rc == RC_OK && k < sr->partition_n; k++)
@@ -176,7 +178,7 @@ split_ids(int64_t *ids, int *n, const char *journal, struct rerror *err)
 /* One journal's partition: its report, with its place and plan; run id
  * (0: the journal's newest partition run). */
 static RC_MUST_CHECK rcode
-read_part(cJSON **out, const char *journal, int64_t id, struct rerror *err)
+read_part(cJSON **out, const char *journal, int64_t id, const char *mirror, struct rerror *err)
 {
 	struct store *s = NULL;
 	struct store_run *sr = NULL;
@@ -186,7 +188,7 @@ read_part(cJSON **out, const char *journal, int64_t id, struct rerror *err)
 	*out = NULL;
 	if (rc)
 		return rc;
-	if (id == 0 && (rc = newest_partition_run(s, &id))) {
+	if (id == 0 && (rc = newest_partition_run(s, &id, mirror))) {
 		rc = rerror_set(err, rc, "journal %s: cannot be read", journal);
 		goto out;
 	}
@@ -446,7 +448,7 @@ given_before(const char *const *journals, size_t i, cJSON *problems)
 
 rcode
 report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n, int64_t max_spread,
-             struct rerror *err)
+             const char *mirror, struct rerror *err)
 {
 	cJSON *m = cJSON_CreateObject(), *parts = cJSON_CreateArray(),
 	      *problems = cJSON_CreateArray(), *p;
@@ -460,17 +462,17 @@ report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n,
 	int64_t ids[REPORT_MERGE_MAX] = {0};
 	int n_split = 0;
 	if (rc == RC_OK && n == 1)
-		rc = split_ids(ids, &n_split, journals[0], err);
+		rc = split_ids(ids, &n_split, journals[0], mirror, err);
 	for (int k = 0; rc == RC_OK && k < n_split; k++) {
 		cJSON *part = NULL;
-		if (ids[k] && (rc = read_part(&part, journals[0], ids[k], err)) == RC_OK)
+		if (ids[k] && (rc = read_part(&part, journals[0], ids[k], mirror, err)) == RC_OK)
 			cJSON_AddItemToArray(parts, part);
 	}
 	for (size_t i = 0; rc == RC_OK && n_split == 0 && i < n; i++) {
 		cJSON *part = NULL;
 		if (given_before(journals, i, problems))
 			twice = true;
-		else if ((rc = read_part(&part, journals[i], 0, err)) == RC_OK)
+		else if ((rc = read_part(&part, journals[i], 0, mirror, err)) == RC_OK)
 			cJSON_AddItemToArray(parts, part);
 	}
 	if (rc) {

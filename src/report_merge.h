@@ -31,6 +31,7 @@
  * same counts): in each journal its newest partition run; one journal
  * whose newest partition run is of a split run of one process
  * (runs.split_of): that split's runs, the newest of each partition.
+ * mirror (NULL: any): the newest partition run of that mirror only.
  * *complete: the
  * runs are partitions 0..N-1 of one N, each once (a file or partition
  * given twice is counted once), of one mirror and kind, of one MongoDB
@@ -41,7 +42,7 @@
  * when one cannot be read (a directory, an empty file, an older
  * reconciler's journal) or holds no partition run. */
 RC_MUST_CHECK rcode report_merge(cJSON **out, bool *complete, const char *const *journals, size_t n,
-                                 int64_t max_spread, struct rerror *err);
+                                 int64_t max_spread, const char *mirror, struct rerror *err);
 /* The same for a person: a line per partition, the total, problems and
  * errors. */
 RC_MUST_CHECK rcode report_merge_text(FILE *out, const cJSON *merged);

@@ -83,6 +83,17 @@ not_resumable(struct run *r, const struct store_run *sr)
 		                      changed.len ? "; " : "", r->opts->partition_k,
 		                      r->opts->partition_n);
 
+	/* a partition of a split run of one process, asked outside a split of
+	 * its own shape (RECONCILE_PARTITIONS changed): resumed alone it
+	 * would leave the other partitions' key ranges unread (QA25 F2) */
+	if ((rc == RC_OK || rc == RC_ERR_INVALID) && sr->split_of > 0 && !r->opts->split) {
+		rc = buf_printf(&changed,
+		                "%sRECONCILE_PARTITIONS (the run is partition %d/%d of split run "
+		                "%" PRId64 ", whose other partitions are cancelled with it)",
+		                changed.len ? "; " : "", sr->partition_k, sr->partition_n,
+		                sr->split_of);
+	}
+
 	r->why[0] = '\0';
 	if (rc == RC_ERR_INVALID) { /* no snapshot to hold it to */
 		log_msg(LOG_WARN, sr->id,
@@ -108,6 +119,10 @@ not_resumable(struct run *r, const struct store_run *sr)
 	log_msg(LOG_WARN, sr->id, "%s", r->why);
 	if ((rc = store_run_finish(r->store, sr->id, RUN_CANCELLED, r->why)))
 		return rerror_set(r->err, rc, "journal: cannot cancel run %" PRId64, sr->id);
+	if (sr->split_of > 0 && !r->opts->split &&
+	    (rc = split_cancel(r->store, sr->split_of, sr->partition_n, r->why)))
+		return rerror_set(r->err, rc, "journal: cannot cancel split run %" PRId64,
+		                  sr->split_of);
 	r->not_resumed = r->opts->resume_only;
 	return RC_OK;
 }

@@ -356,10 +356,14 @@ content_batch(struct run *r, const struct idlist *m, const struct idlist *osl, c
 	}
 	if (rc == RC_OK && ng)
 		rc = content_excludes(&exc, &n_exc, bodies, n, r->cfg->owned_fields);
-	if (rc) {
+	/* only memory is "out of memory": a script that failed too often in a
+	 * row keeps content_body's message (QA25 F10) */
+	if (rc == RC_ERR_NOMEM)
 		rc = rerror_set(err, rc, "out of memory");
+	else if (rc && err != r->err)
+		*err = *r->err;
+	if (rc)
 		goto out;
-	}
 	if (ng == 0)
 		goto out;
 	/* the whole _source but the index's own fields: leftovers are among

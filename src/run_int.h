@@ -267,6 +267,9 @@ bool split_wanted(const struct engine *e, enum run_kind kind, int64_t resume_id,
 RC_MUST_CHECK rcode split_run(struct engine *e, struct engine_result *res, enum run_kind kind,
                               const char *trigger, int64_t resume_id,
                               const struct engine_opts *opts, struct rerror *err);
+/* Cancels the unfinished runs of split run split_of (its n partitions),
+ * each with why. */
+RC_MUST_CHECK rcode split_cancel(struct store *s, int64_t split_of, int n, const char *why);
 /* At the brake's decision: partition r arrives with n held deletes (0
  * when it does not judge them), limits (its brake is on) and its own
  * brake_checks' reasons, waits for every partition of the split (or its

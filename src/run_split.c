@@ -29,6 +29,7 @@
  */
 #include "run_int.h"
 
+#include "lease.h"
 #include "log.h"
 
 #include <assert.h>
@@ -264,7 +265,9 @@ result_add(struct engine_result *res, const struct engine_result *p, bool first)
 	res->reindexed += p->reindexed;
 	res->orphans_kept += p->orphans_kept;
 	res->full_write = res->full_write || p->full_write;
-	res->empty_index = res->empty_index || p->empty_index;
+	/* the whole index was empty only when every partition's range was
+	 * (one empty range is not an empty index: QA25 F6) */
+	res->empty_index = first ? p->empty_index : res->empty_index && p->empty_index;
 	res->not_resumed = res->not_resumed || p->not_resumed;
 	if (!res->why[0] && p->why[0])
 		snprintf(res->why, sizeof(res->why), "%s", p->why);
@@ -286,6 +289,7 @@ struct coord {
 	const struct config *cfg;
 	struct rerror *err;
 	struct store *store;
+	struct lease *lease; /* the mirror's own lease: one run of it anywhere */
 	enum run_kind kind;
 	int n;
 	int64_t split_of; /* the split resumed (0: a new one) */
@@ -300,6 +304,26 @@ static const char *
 mirror_name(const struct config *cfg)
 {
 	return cfg->name ? cfg->name : "default";
+}
+
+rcode
+split_cancel(struct store *s, int64_t split_of, int n, const char *why)
+{
+	rcode rc = RC_OK;
+
+	for (int k = 0; rc == RC_OK && k < n && k < RUN_SPLIT_MAX; k++) {
+		struct store_run *sr = NULL;
+		int64_t id = 0;
+		if ((rc = store_split_partition(s, &id, split_of, k)) || id == 0 ||
+		    (rc = store_run_get(s, &sr, id)))
+			continue;
+		if (store_run_status_unfinished(sr->status)) {
+			log_msg(LOG_WARN, id, "%s", why);
+			rc = store_run_finish(s, id, RUN_CANCELLED, why);
+		}
+		store_run_free(sr);
+	}
+	return rc;
 }
 
 /* Cancels the mirror's unfinished runs of this kind that are not of split
@@ -319,7 +343,17 @@ cancel_others(struct coord *c, int64_t keep)
 			continue;
 		if ((rc = store_run_get(c->store, &sr, v[i].id)))
 			break;
-		if (keep == 0 || sr->split_of != keep) {
+		if ((keep == 0 || sr->split_of != keep) && sr->split_of > 0 &&
+		    sr->partition_n == c->n) {
+			snprintf(why, sizeof(why),
+			         "not resumed: its split run %" PRId64
+			         " cannot be taken up (a partition of it failed, was cancelled, or "
+			         "never began before it stopped); it is cancelled and a new split "
+			         "run starts",
+			         sr->split_of);
+			log_msg(LOG_WARN, sr->id, "%s", why);
+			rc = store_run_finish(c->store, sr->id, RUN_CANCELLED, why);
+		} else if (keep == 0 || sr->split_of != keep) {
 			if (sr->partition_n > 0)
 				snprintf(was, sizeof(was), "partition %d/%d", sr->partition_k,
 				         sr->partition_n);
@@ -468,6 +502,8 @@ run_parts(struct coord *c, const struct engine_opts *opts, const char *trigger)
 	c->e->splitting = true;
 	if (c->parts[0].finished && c->e->start_hook) /* the split's id all the same */
 		c->e->start_hook(c->e->start_ctx, c->split_of);
+	if (c->split_of)
+		lease_set_run(c->lease, c->split_of);
 	for (int k = 0; rc == RC_OK && k < c->n; k++) {
 		if (c->parts[k].finished)
 			continue;
@@ -478,6 +514,8 @@ run_parts(struct coord *c, const struct engine_opts *opts, const char *trigger)
 			pthread_mutex_unlock(&c->sp.mu);
 			if (c->sp.first_id < 0)
 				break; /* partition 0 never began: its error is the run's */
+			if (k == 1)
+				lease_set_run(c->lease, c->sp.first_id);
 		}
 		rc = start_part(c, k, opts, trigger);
 	}
@@ -494,6 +532,22 @@ run_parts(struct coord *c, const struct engine_opts *opts, const char *trigger)
 			pthread_join(c->parts[k].thread, NULL);
 	c->e->splitting = false;
 	return rc;
+}
+
+/* A held split's why speaks for the whole run: a partition's text begins
+ * "held N orphan deletes, nothing deleted: " with its own N (QA25 F7). */
+static void
+held_why(struct engine_result *res)
+{
+	static const char head[] = "nothing deleted: ";
+	const char *rest = strstr(res->why, head);
+	char why[sizeof(res->why)];
+
+	if (res->status != RUN_HELD || rest == NULL || strncmp(res->why, "held ", 5) != 0)
+		return;
+	snprintf(why, sizeof(why), "held %" PRId64 " orphan deletes (all partitions), %s",
+	         res->held, rest);
+	snprintf(res->why, sizeof(res->why), "%s", why);
 }
 
 /* The partitions' results into res, and the first error (one of a server
@@ -519,14 +573,36 @@ combine(struct coord *c, struct engine_result *res, rcode rc)
 			bad = k;
 	}
 	res->run_id = c->parts[0].res.run_id ? c->parts[0].res.run_id : c->split_of;
+	held_why(res);
 	if (rc)
 		return rc;
 	if (bad < 0)
 		return RC_OK;
-	return rerror_set(c->err, c->parts[bad].rc, "partition %d/%d (run %" PRId64 "): %s", bad,
-	                  c->n, c->parts[bad].res.run_id,
+	char run[40] = "";
+	if (c->parts[bad].res.run_id)
+		snprintf(run, sizeof(run), " (run %" PRId64 ")", c->parts[bad].res.run_id);
+	return rerror_set(c->err, c->parts[bad].rc, "partition %d/%d%s: %s", bad, c->n, run,
 	                  c->parts[bad].err.message[0] ? c->parts[bad].err.message
 	                                               : rcode_name(c->parts[bad].rc));
+}
+
+/* Hands the lease and the journal lock back (a run that goes on whole
+ * takes its own). */
+static void
+coord_release(struct coord *c)
+{
+	lease_release(c->lease); /* given back before the journal lock */
+	c->lease = NULL;
+	store_free(c->store); /* releases the journal lock */
+	c->store = NULL;
+}
+
+/* The mirror's lease was lost (lease.c's heartbeat thread): every
+ * partition stops as interrupted. */
+static void
+split_lease_lost(void *ctx)
+{
+	engine_stop(ctx, false);
 }
 
 static void
@@ -535,9 +611,37 @@ coord_free(struct coord *c)
 	for (int k = 0; c->splits && k < c->n; k++)
 		free(c->splits[k]);
 	free(c->splits);
-	store_free(c->store); /* releases the journal lock */
+	coord_release(c);
 	pthread_cond_destroy(&c->sp.cv);
 	pthread_mutex_destroy(&c->sp.mu);
+}
+
+/* The given run is a partition of a split run into another number of
+ * partitions: that split's unfinished runs are cancelled, saying why; with
+ * resume_only nothing else runs (res->not_resumed), else a new split. */
+static RC_MUST_CHECK rcode
+not_resumed_split(struct coord *c, struct engine_result *res, const struct store_run *given,
+                  const struct engine_opts *opts)
+{
+	char why[600];
+	rcode rc;
+
+	snprintf(why, sizeof(why),
+	         "not resumed: run %" PRId64 " is partition %d/%d of split run %" PRId64
+	         ", and RECONCILE_PARTITIONS is %d now; its split is cancelled and %s",
+	         given->id, given->partition_k, given->partition_n, given->split_of, c->n,
+	         opts->resume_only ? "nothing was sent; `reconciler check` starts a new run"
+	                           : "a new split run starts");
+	if ((rc = split_cancel(c->store, given->split_of, given->partition_n, why)))
+		return rerror_set(c->err, rc, "journal: cannot cancel split run %" PRId64,
+		                  given->split_of);
+	if (opts->resume_only) {
+		res->not_resumed = true;
+		res->run_id = given->id;
+		res->kind = given->kind;
+		snprintf(res->why, sizeof(res->why), "%s", why);
+	}
+	return RC_OK;
 }
 
 rcode
@@ -550,6 +654,7 @@ split_run(struct engine *e, struct engine_result *res, enum run_kind kind, const
 	struct store_run *given = NULL;
 	rcode rc;
 
+	memset(res, 0, sizeof(*res)); /* every way out says what ran: nothing yet */
 	pthread_mutex_init(&c.sp.mu, NULL);
 	pthread_cond_init(&c.sp.cv, NULL);
 	c.sp.cfg = c.cfg;
@@ -569,8 +674,12 @@ split_run(struct engine *e, struct engine_result *res, enum run_kind kind, const
 		rc = rerror_set(err, RC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	/* the journal lock keeps this journal's other runs of the mirror out,
+	 * the mirror's lease those of other journals and hosts (QA25 F3): a
+	 * whole run, or a split into another P, anywhere */
 	if ((rc = store_open(&c.store, c.cfg->state_db, err)) ||
-	    (rc = store_lock(c.store, &holder, c.cfg->name, err)))
+	    (rc = store_lock(c.store, &holder, c.cfg->name, err)) ||
+	    (rc = lease_acquire(&c.lease, c.cfg, split_lease_lost, e, err)))
 		goto out;
 	/* a given run: its split, or itself alone (a whole run, a partition
 	 * of another shape: resumed as the run it is) */
@@ -579,9 +688,16 @@ split_run(struct engine *e, struct engine_result *res, enum run_kind kind, const
 		    given->partition_n == c.n) {
 			split_of = given->split_of;
 			c.kind = kind = given->kind;
+		} else if (rc == RC_OK && given->split_of) {
+			/* a partition of a split into another P: the whole split is
+			 * cancelled (one partition resumed alone would leave the
+			 * others' key ranges unread: QA25 F2) */
+			c.kind = kind = given->kind;
+			if ((rc = not_resumed_split(&c, res, given, opts)) || res->not_resumed)
+				goto out;
+			resume_id = 0;
 		} else if (rc == RC_OK || rc == RC_ERR_NOTFOUND) {
-			store_free(c.store); /* the run takes the lock itself */
-			c.store = NULL;
+			coord_release(&c); /* the run takes the lock and lease itself */
 			rc = engine_run_one(e, res, kind, trigger, resume_id, opts, err);
 			goto out;
 		} else {
@@ -600,12 +716,12 @@ split_run(struct engine *e, struct engine_result *res, enum run_kind kind, const
 	if (c.split_of == 0 && (rc = new_plan(&c)))
 		goto out;
 	if (c.whole) {
-		store_free(c.store);
-		c.store = NULL;
+		coord_release(&c);
 		rc = engine_run_one(e, res, kind, trigger, resume_id, opts, err);
 		goto out;
 	}
 	rc = combine(&c, res, run_parts(&c, opts, trigger));
+	(void)lease_lost(c.lease, &rc, err); /* a lost lease stopped it: say why */
 	if (res->run_id)
 		log_info("split run %" PRId64
 		         " of mirror %s (%d partitions) %s: `reconciler report "

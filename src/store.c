@@ -752,7 +752,9 @@ lock_take(struct store *s, int64_t *holder_run, const char *mirror, struct rerro
 	s->lock_fd = -1;
 	/* only to name the holder: when the journal cannot say, the message says less */
 	if (sql_int(s, holder_run,
-	            "SELECT id FROM runs WHERE status = 'running' AND mirror = ? ORDER BY id DESC",
+	            /* a split run by its partition 0's run, as the service names it */
+	            "SELECT COALESCE(split_of, id) FROM runs WHERE status = 'running' AND "
+	            "mirror = ? ORDER BY id DESC",
 	            "t", mirror))
 		*holder_run = 0;
 	if (*holder_run)
@@ -1446,7 +1448,9 @@ store_run_recount_due(struct store *s, int64_t run_id)
  * (a CLI run killed while the service ran others): its pass saw everything
  * they would have, and resuming one later would re-send its old pending
  * batches, deletes included, against a world that has moved on. The caller
- * holds the mirror's lock, so none of them is running anywhere. */
+ * holds the mirror's lock, so none of them is running anywhere. Only a
+ * whole run does: a partition's pass saw its own key range, and the other
+ * partitions of its split run are still running (QA25 F2). */
 static RC_MUST_CHECK rcode
 supersede(struct store *s, int64_t run_id, const char *ts)
 {
@@ -1458,7 +1462,8 @@ supersede(struct store *s, int64_t run_id, const char *ts)
 	                   " SELECT id, ?, 'superseded', ? FROM runs WHERE id < ?3"
 	                   " AND status IN ('running', 'interrupted')"
 	                   " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
-	                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
+	                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)"
+	                   " AND (SELECT partition_n FROM runs WHERE id = ?3) IS NULL",
 	                   "tti", ts, why, run_id);
 	if (rc == RC_OK)
 		rc = sql_run(
@@ -1470,7 +1475,8 @@ supersede(struct store *s, int64_t run_id, const char *ts)
 		        "runs.id") " WHERE id < ?3"
 		                   " AND status IN ('running', 'interrupted')"
 		                   " AND mirror = (SELECT mirror FROM runs WHERE id = ?3)"
-		                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)",
+		                   " AND kind = (SELECT kind FROM runs WHERE id = ?3)"
+		                   " AND (SELECT partition_n FROM runs WHERE id = ?3) IS NULL",
 		    "tti", ts, why, run_id);
 	return rc;
 }
@@ -1575,9 +1581,14 @@ hist_run(struct store *s, int64_t run_id)
 		return step == SQLITE_DONE ? RC_ERR_NOTFOUND : RC_ERR_STORE;
 	if (s->hist_mirror == NULL)
 		return RC_ERR_NOMEM;
+	/* a pass is a run, or the runs of one split run (RECONCILE_PARTITIONS),
+	 * named by their first run's id: the previous pass's first run id,
+	 * so that a key its partition K saw counts as seen by it (QA25 F12) */
 	rc = sql_int(s, &s->hist_prev,
-	             "SELECT COALESCE(max(id), 0) FROM runs WHERE mirror = ? AND id < ? AND"
-	             " kind IN " STORE_PASS_KINDS " AND status IN " STORE_PASS_STATUSES,
+	             "SELECT COALESCE(max(COALESCE(split_of, id)), 0) FROM runs WHERE mirror = ?1"
+	             " AND COALESCE(split_of, id) < (SELECT COALESCE(split_of, id) FROM runs"
+	             " WHERE id = ?2) AND kind IN " STORE_PASS_KINDS
+	             " AND status IN " STORE_PASS_STATUSES,
 	             "ti", s->hist_mirror, run_id);
 	if (rc == RC_OK)
 		s->hist_run = run_id;
@@ -2208,11 +2219,16 @@ store_stream_set_target(struct store *s, const char *mirror, const char *target)
 rcode
 store_stream_gaps_checked(struct store *s, int64_t *closed, const char *mirror)
 {
-	/* the first such run closes the gap: the earliest proof (a check
-	 * or a catch-up: both compare the whole mirror) */
+	/* the first such run closes the gap: the earliest proof (a whole
+	 * check or a catch-up: both compare the whole mirror; or a split run
+	 * of one process, by its partition 0's run, once every partition of
+	 * it completed; a partition alone covers its key range only: QA25
+	 * F13) */
 #define COVERING                                                                                   \
 	"FROM runs r WHERE r.mirror = stream_gaps.mirror AND r.kind IN ('check', 'catchup') AND "  \
-	"r.status = 'completed' AND r.started_at >= stream_gaps.reopened_at"
+	"r.status = 'completed' AND r.started_at >= stream_gaps.reopened_at AND "                  \
+	"(r.partition_n IS NULL OR (r.split_of = r.id AND (SELECT count(DISTINCT x.partition_k) "  \
+	"FROM runs x WHERE x.split_of = r.id AND x.status = 'completed') = r.partition_n))"
 	static const char sql[] =
 	    "UPDATE stream_gaps SET catchup_run_id = (SELECT min(r.id) " COVERING
 	    "), closed_at = ? WHERE mirror = ? AND closed_at IS NULL AND "

@@ -26,13 +26,18 @@ from test_partitions import build, drift_set, run_row
 
 
 def split_rows(journal):
-    """The runs of the newest split run, by partition."""
-    db = sqlite3.connect(journal)
+    """The runs of the newest split run, by partition ([] while the
+    journal is not there or not migrated yet)."""
+    if not os.path.exists(journal):
+        return []
+    db = sqlite3.connect(journal, timeout=10)
     db.row_factory = sqlite3.Row
     try:
         s = db.execute("SELECT max(split_of) FROM runs").fetchone()[0]
         return [dict(r) for r in db.execute(
             "SELECT * FROM runs WHERE split_of = ? ORDER BY partition_k, id", (s,))]
+    except sqlite3.OperationalError:
+        return []
     finally:
         db.close()
 
@@ -177,6 +182,102 @@ def killed_resumes(env):
     check(sorted(env.os_docs()) == ids, "every missing document is indexed")
 
 
+def kill_split(env, j, p, **more):
+    """Starts a check split into p partitions on journal j, kills it with
+    kill -9 once each partition committed 2 batches; whether it was still
+    working then."""
+    settings = dict(STATE_DB=j, RECONCILE_CHUNK_SIZE=20, OPENSEARCH_SCAN_PAGE=20,
+                    RECONCILE_VERIFY="merge", RECONCILE_PARTITIONS=p, SYNC_BATCH_SIZE=20)
+    settings.update(more)
+    proc = env.spawn("check", **settings)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        c = committed(j)
+        if len(c) == p and all(v >= 2 for v in c.values()):
+            break
+        time.sleep(0.02)
+    working = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return working
+
+
+def other_shape_never_half(env):
+    """QA25 F2: a killed split taken up with another RECONCILE_PARTITIONS
+    (1, or another P, by check or resume) is cancelled whole, saying why,
+    and a new run covers every key range: never one partition resumed
+    alone with the others' ranges left unread."""
+    env.create_index()
+    env.fixture("load", "--count", 6000, "--size", 0)
+    env.fixture("sync", "--skip-every", 7)
+    j = os.path.join(env.tmp, "o.db")
+    check(kill_split(env, j, 2), "the split run was killed mid-run")
+    split = split_rows(j)
+    r = env.run("check", STATE_DB=j, RECONCILE_PARTITIONS=1)
+    db = sqlite3.connect(j)
+    rows = db.execute("SELECT id, status, error FROM runs ORDER BY id").fetchall()
+    db.close()
+    old = [x for x in rows if x[0] in {y["id"] for y in split}]
+    check(r.returncode == 0 and all(x[1] == "cancelled" and "RECONCILE_PARTITIONS" in (x[2] or "")
+                                    for x in old),
+          "P=1: the split's runs are all cancelled, saying why (%d): %s" % (
+              r.returncode, old))
+    d = env.run("check", "--dry-run", STATE_DB=j)
+    check(d.returncode == 0, "P=1: the new whole run left nothing (dry run %d): %s" % (
+        d.returncode, d.stderr[-300:]))
+    # resume with another P: not resumed (exit 5), the split cancelled
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"delete": {"_id": i}} for i in ids[::5]])
+    j2 = os.path.join(env.tmp, "o2.db")
+    check(kill_split(env, j2, 2), "the second split run was killed mid-run")
+    r = env.run("resume", STATE_DB=j2, RECONCILE_PARTITIONS=3)
+    check(r.returncode == 5 and "not resumed" in r.stderr,
+          "resume with P=3: not resumed, exit 5 (%d): %s" % (r.returncode, r.stderr[-300:]))
+    check(all(x["status"] == "cancelled" for x in split_rows(j2)),
+          "resume with P=3: every partition of the split cancelled")
+    r = env.run("check", STATE_DB=j2, RECONCILE_PARTITIONS=3)
+    d = env.run("check", "--dry-run", STATE_DB=j2, RECONCILE_PARTITIONS=3)
+    check(r.returncode == 0 and d.returncode == 0 and len(split_rows(j2)) == 3,
+          "P=3: a new split of 3 repairs everything (%d, dry run %d)" % (
+              r.returncode, d.returncode))
+
+
+def one_run_anywhere(env):
+    """QA25 F3 and F1: a split holds the mirror's own lease, so a whole run
+    from another journal is refused while it runs; a split that cannot
+    begin says only its error (no summary of a run never begun)."""
+    env.create_index()
+    env.fixture("load", "--count", 3000, "--size", 0)
+    env.fixture("sync", "--skip-every", 3)
+    lease = env.index + "-lease"
+    a = env.spawn("check", STATE_DB=os.path.join(env.tmp, "a.db"), RECONCILE_PARTITIONS=2,
+                  RECONCILE_LEASE_INDEX=lease, SYNC_BATCH_SIZE=10, SYNC_BATCH_DELAY_MS=300)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and a.poll() is None and \
+            len(split_rows(os.path.join(env.tmp, "a.db"))) < 2:
+        time.sleep(0.05)
+    b = env.run("check", STATE_DB=os.path.join(env.tmp, "b.db"), RECONCILE_LEASE_INDEX=lease,
+                timeout=120)
+    c = env.run("check", STATE_DB=os.path.join(env.tmp, "c.db"), RECONCILE_PARTITIONS=3,
+                RECONCILE_LEASE_INDEX=lease, timeout=120)
+    running = a.poll() is None
+    a.send_signal(signal.SIGINT)
+    a.communicate(timeout=120)
+    check(running, "the split was still running while the others tried")
+    check(b.returncode == 2 and "another process" in b.stderr,
+          "a whole run from another journal is refused (%d): %s" % (
+              b.returncode, b.stderr[-300:]))
+    check(c.returncode == 2 and "another process" in c.stderr,
+          "a split into 3 from another journal is refused (%d): %s" % (
+              c.returncode, c.stderr[-300:]))
+    r = env.run("check", RECONCILE_PARTITIONS=2,
+                MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000",
+                STATE_DB=os.path.join(env.tmp, "d.db"))
+    check(r.returncode == 2 and not any(x.startswith("run ") for x in r.stderr.splitlines()),
+          "MongoDB unreachable while planning: exit 2, no run summary (%d): %s" % (
+              r.returncode, r.stderr[-300:]))
+
+
 def orphans(env, ids, n, at_end):
     """n orphan copies just after ids[0] (partition 0) or past the last id."""
     acts = []
@@ -212,6 +313,8 @@ def brake_over_whole_run(env):
           sum(x["deleted_count"] for x in rows) == 0,
           "3 + 3 orphans over RECONCILE_MAX_DELETES=5: every partition held (%d): %s" % (
               r.returncode, [(x["status"], x["deleted_count"]) for x in rows]))
+    check("held 6 orphan deletes (all partitions)" in r.stderr,
+          "the CLI's held line counts every partition's deletes: %s" % r.stderr[-300:])
     why = rows[0]["error"] or ""
     check("6 orphans, over RECONCILE_MAX_DELETES=5" in why and
           "reconciler check --allow-deletes --mirror default" in why,
@@ -242,7 +345,7 @@ def whole_or_refused(env):
 
 
 SCENARIOS = [same_as_one_pass("oid"), same_as_one_pass("string"), killed_resumes,
-             brake_over_whole_run, whole_or_refused]
+             other_shape_never_half, one_run_anywhere, brake_over_whole_run, whole_or_refused]
 # PARTITIONS_ONLY=name runs one scenario (by hand, while working on it)
 ONLY = os.environ.get("PARTITIONS_ONLY")
 run_all([s for s in SCENARIOS if not ONLY or s.__name__ == ONLY], prefix="partitions_inproc_")

@@ -224,5 +224,21 @@ def transform_fails(env):
           "fails: 0 never stops (%s, %s)" % (run["status"], run["failed_count"]))
 
 
-run_all([transform_fails, full_not_verified, orphans_kept, empty_index_check, left_out_version,
+def transform_fails_compare(env):
+    """QA25 F10: a transform failing on every document while a dry run
+    compares the copies with it (the script changed since a run last
+    compared) stops the run with the script's message, not "out of
+    memory"."""
+    loaded(env, count=300, orphans=0)
+    script = write(env, "t.lua", FAILING)
+    r = env.run("check", "--dry-run", RECONCILE_TRANSFORM=script)
+    run = env.last_run()
+    check(r.returncode == 2 and run["status"] == "failed" and
+          "documents in a row" in (run["error"] or "") and "t.lua:3" in r.stderr and
+          "out of memory" not in r.stderr,
+          "the dry run stops naming the script's line (exit %d, %s): %s" % (
+              r.returncode, run["error"], r.stderr[-300:]))
+
+
+run_all([transform_fails, transform_fails_compare, full_not_verified, orphans_kept, empty_index_check, left_out_version,
          left_out_content])

@@ -171,25 +171,26 @@ test_journal_merge(void)
 	journal_with(a, 0, 2, NULL, "65920080000000000000000a");
 	journal_with(b, 1, 2, "65920080000000000000000a", NULL);
 	journal_with(c, 1, 2, "65920080000000000000000b", NULL);
-	CHECK(report_merge(&m, &complete, two, 2, 3600, &err) == RC_OK && complete);
+	CHECK(report_merge(&m, &complete, two, 2, 3600, NULL, &err) == RC_OK && complete);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "partitions")) == 2);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "problems")) == 0);
 	cJSON_Delete(m);
 	/* plans that do not meet (computed from different collections) */
-	CHECK(report_merge(&m, &complete, gap, 2, 3600, &err) == RC_OK && !complete);
+	CHECK(report_merge(&m, &complete, gap, 2, 3600, NULL, &err) == RC_OK && !complete);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(m, "problems")) == 1);
 	cJSON_Delete(m);
 	/* a partition missing, or given twice */
-	CHECK(report_merge(&m, &complete, one, 1, 3600, &err) == RC_OK && !complete);
+	CHECK(report_merge(&m, &complete, one, 1, 3600, NULL, &err) == RC_OK && !complete);
 	cJSON_Delete(m);
 	const char *twice[] = {a, a};
-	CHECK(report_merge(&m, &complete, twice, 2, 3600, &err) == RC_OK && !complete);
+	CHECK(report_merge(&m, &complete, twice, 2, 3600, NULL, &err) == RC_OK && !complete);
 	cJSON_Delete(m);
 	unlink(a);
 	unlink(b);
 	unlink(c);
 	/* a journal that is not there */
-	CHECK(report_merge(&m, &complete, two, 1, 3600, &err) == RC_ERR_NOTFOUND && m == NULL);
+	CHECK(report_merge(&m, &complete, two, 1, 3600, NULL, &err) == RC_ERR_NOTFOUND &&
+	      m == NULL);
 }
 
 int

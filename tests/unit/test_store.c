@@ -302,6 +302,53 @@ test_supersede(struct store *s)
 	CHECK(store_run_finish(s, other, RUN_COMPLETED, NULL) == RC_OK);
 }
 
+/* A split run of one process (RECONCILE_PARTITIONS, migration 0019): its
+ * partitions' runs tied by split_of. A completed partition supersedes no
+ * run (its siblings run on: QA25 F2), a live-sync gap is closed only when
+ * every partition completed (F13), and the split is one pass of the drift
+ * history (F12): three splits that each see "a" in partition 0 and "b" in
+ * partition 1 make both recurring and open. */
+static void
+test_split(struct store *s)
+{
+	struct store_drift a = {.doc_id = "a", .id_type = "string", .kind = DRIFT_MISSING};
+	struct store_drift b = {.doc_id = "b", .id_type = "string", .kind = DRIFT_MISSING};
+	struct store_run *r = NULL;
+	int64_t p[3][2], gap = 0, closed = -1, split = 0, id = 0;
+	cJSON *j = NULL;
+
+	CHECK(store_stream_gap(s, &gap, "sp", GAP_HISTORY_LOST, "test") == RC_OK);
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 2; k++) {
+			CHECK(store_run_begin(s, &p[i][k], "sp", RUN_CHECK, "test", "{}") == RC_OK);
+			CHECK(store_run_partition(s, p[i][k], k, 2, "string", k ? "m" : NULL,
+			                          k ? NULL : "m") == RC_OK);
+			CHECK(store_run_split(s, p[i][k], p[i][0]) == RC_OK);
+			CHECK(store_drift_add(s, p[i][k], k ? &b : &a, -1, DRIFT_REPORTED, NULL,
+			                      NULL) == RC_OK);
+		}
+		CHECK(store_split_unfinished(s, &split, "sp", RUN_CHECK, 2) == RC_OK &&
+		      split == p[i][0]);
+		CHECK(store_split_partition(s, &id, p[i][0], 1) == RC_OK && id == p[i][1]);
+		/* partition 1 ends first: partition 0 runs on, and the gap stays open */
+		CHECK(store_run_finish(s, p[i][1], RUN_COMPLETED, NULL) == RC_OK);
+		CHECK(store_run_get(s, &r, p[i][0]) == RC_OK && r->status == RUN_RUNNING &&
+		      r->split_of == p[i][0]);
+		store_run_free(r);
+		CHECK(store_stream_gaps_checked(s, &closed, "sp") == RC_OK);
+		CHECK(closed == 0);
+		CHECK(store_run_finish(s, p[i][0], RUN_COMPLETED, NULL) == RC_OK);
+		CHECK(store_stream_gaps_checked(s, &closed, "sp") == RC_OK);
+		CHECK(closed == (i == 0 ? 1 : 0));
+	}
+	CHECK(report_drift(s, &j, "sp", DRIFT_HISTORY_OPEN, NULL, NULL, 10) == RC_OK &&
+	      cJSON_GetArraySize(j) == 2);
+	cJSON_Delete(j);
+	CHECK(report_drift(s, &j, "sp", DRIFT_HISTORY_RECURRING, NULL, NULL, 10) == RC_OK &&
+	      cJSON_GetArraySize(j) == 2);
+	cJSON_Delete(j);
+}
+
 /* The drift history row of id "h" in mirror hist as the drift report
  * shows it (state all). */
 static cJSON *
@@ -436,6 +483,7 @@ main(void)
 	test_supersede(s);
 	test_catchup_kind(s);
 	test_history(s);
+	test_split(s);
 	store_free(s);
 	test_stmt_cache(dir);
 	/* reopening applies nothing */
