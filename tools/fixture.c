@@ -18,9 +18,11 @@
  *   command JSON            run a database command (extended JSON), print the reply
  *   nested ID DEPTH         insert a document nested DEPTH levels deep (deeper than
  *                           extended JSON can say)
- *   ids                     print "canonical-id<TAB>type<TAB>version" in _id order
+ *   ids [--range LO HI]     print "canonical-id<TAB>type<TAB>version" in _id order
  *   idof N [oid|string|int] print the canonical id the loader gives number N
- *   os-ids                  stream the index's ids in key order (raw cost of the index side)
+ *   os-ids [--range LO HI]  stream the index's ids in key order (raw cost of the index side)
+ *        --range: only the ObjectIds in [LO, HI) ("-": open on that side),
+ *        as a partition reads them (tools/bench-partitions)
  *   os-dump                 every copy's whole _source in key order, to stdout (raw cost)
  *   dump                    the collection as _bulk NDJSON on stdout (for bulk-file)
  *   bulk-file FILE [--batch N]  send FILE's actions with _bulk, N per request
@@ -498,6 +500,20 @@ cmd_command(const struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* --range LO HI ("-": open on that side) into *lo, *hi (NULL: none given). */
+static int
+range_arg(const char **lo, const char **hi, int argc, char **argv)
+{
+	*lo = *hi = NULL;
+	if (argc == 0)
+		return 0;
+	if (argc != 3 || strcmp(argv[0], "--range"))
+		return die("range", "usage: ids|os-ids [--range LO HI]");
+	*lo = strcmp(argv[1], "-") ? argv[1] : NULL;
+	*hi = strcmp(argv[2], "-") ? argv[2] : NULL;
+	return 0;
+}
+
 static int
 cmd_ids(const struct config *cfg, int argc, char **argv)
 {
@@ -505,12 +521,14 @@ cmd_ids(const struct config *cfg, int argc, char **argv)
 	struct mongo_scan *scan = NULL;
 	struct rerror err = {0};
 	struct buf idtext = {0};
-	int rc = 0;
+	const char *lo, *hi;
+	int rc = range_arg(&lo, &hi, argc, argv);
 
-	(void)argc;
-	(void)argv;
+	if (rc)
+		return rc;
 	if (mongo_open(&m, cfg->mongodb_uri, cfg->mongodb_database, cfg->mongodb_collection,
 	               &err) ||
+	    ((lo || hi) && mongo_set_range(m, lo, hi, ID_OID, &err)) ||
 	    mongo_scan_open(&scan, m, NULL, ID_OID, cfg->version_field, false, 1000, false, &err)) {
 		rc = die("ids", err.message);
 		goto out;
@@ -569,7 +587,7 @@ cmd_idof(int argc, char **argv)
 }
 
 static int
-cmd_os_ids(const struct config *cfg)
+cmd_os_ids(const struct config *cfg, int argc, char **argv)
 {
 	struct opensearch *os = NULL;
 	struct rerror err = {0};
@@ -581,10 +599,17 @@ cmd_os_ids(const struct config *cfg)
 	char *after = NULL;
 	bool more = true;
 	int64_t n = 0;
-	int rc = 0;
+	const char *lo, *hi;
+	int rc = range_arg(&lo, &hi, argc, argv);
 
+	if (rc)
+		return rc;
 	if (opensearch_open(&os, cfg, &err))
 		return die("os-ids", err.message);
+	if ((lo || hi) && opensearch_set_range(os, k.sort_field, lo, hi)) {
+		opensearch_free(os);
+		return die("os-ids", "out of memory");
+	}
 	while (more) {
 		idlist_clear(&page);
 		if (opensearch_scan(os, &page, &more, &k, after, (int)cfg->opensearch_scan_page,
@@ -789,7 +814,7 @@ main(int argc, char **argv)
 	else if (!strcmp(argv[1], "nested"))
 		rc = cmd_nested(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "os-ids"))
-		rc = cmd_os_ids(cfg);
+		rc = cmd_os_ids(cfg, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "os-dump"))
 		rc = cmd_os_dump(cfg);
 	else if (!strcmp(argv[1], "dump"))
