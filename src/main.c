@@ -833,16 +833,25 @@ cmd_runs(const struct cli *cli)
 		fprintf(stderr, "runs: cannot read the journal\n");
 		return EXIT_ERROR;
 	}
-	printf("%-6s %-16s %-8s %-13s %-11s %-24s %9s %9s %8s %8s %8s %8s %8s\n", "id", "mirror",
+	printf("%-6s %-16s %-8s %-13s %-11s %-24s %9s %9s %8s %8s %8s %8s %8s %s\n", "id", "mirror",
 	       "kind", "trigger", "status", "started", "mongodb", "index", "missing", "orphans",
-	       "stale", "repaired", "failed");
+	       "stale", "repaired", "failed", "partition");
 	cJSON_ArrayForEach(r, runs)
 	{
-		char mc[24], oc[24];
+		char mc[24], oc[24], part[64] = "-";
+		const cJSON *k = cJSON_GetObjectItem(r, "partitionK"),
+		            *n = cJSON_GetObjectItem(r, "partitionN"),
+		            *of = cJSON_GetObjectItem(r, "splitOf");
 		count_text(mc, sizeof(mc), cJSON_GetObjectItem(r, "mongoCount"));
 		count_text(oc, sizeof(oc), cJSON_GetObjectItem(r, "opensearchCount"));
+		/* a partition's place, and the split run it is of (QA25 F9) */
+		if (cJSON_IsNumber(k) && cJSON_IsNumber(n) && cJSON_IsNumber(of))
+			snprintf(part, sizeof(part), "%d/%d of split %.0f", k->valueint,
+			         n->valueint, of->valuedouble);
+		else if (cJSON_IsNumber(k) && cJSON_IsNumber(n))
+			snprintf(part, sizeof(part), "%d/%d", k->valueint, n->valueint);
 		printf("%-6d %-16s %-8s %-13s %-11s %-24s %9s %9s %8.0f %8.0f %8.0f %8.0f "
-		       "%8.0f\n",
+		       "%8.0f %s\n",
 		       cJSON_GetObjectItem(r, "id")->valueint,
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "mirror")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "kind")),
@@ -853,7 +862,7 @@ cmd_runs(const struct cli *cli)
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "orphanCount")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "staleCount")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "repairedCount")),
-		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "failedCount")));
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "failedCount")), part);
 	}
 	cJSON_Delete(runs);
 	store_free(s);
