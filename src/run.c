@@ -1007,6 +1007,26 @@ record_digest(struct run *r, const struct engine_result *res, enum run_status st
 		log_msg(LOG_WARN, r->id, "journal: cannot record the transform's digest");
 }
 
+/* The run's note for its log line: a partition that found its key range
+ * of the index empty says so, not that the index was (QA25 F6). */
+static void
+partition_note(const struct run *r, const struct engine_result *res, char *out, size_t len)
+{
+	struct engine_result rest = *res;
+	char more[600];
+
+	if (r->part.n == 0 || !res->empty_index) {
+		engine_result_note(res, out, len);
+		return;
+	}
+	rest.empty_index = false;
+	engine_result_note(&rest, more, sizeof(more));
+	snprintf(out, len,
+	         "this partition's key range of the index held no documents: it wrote "
+	         "every document of the range as a full re-index does%s%s",
+	         *more ? "; " : "", more);
+}
+
 /* The end of a run whose steps returned rc: its last checks, its status
  * and error journaled, res filled, the last progress. Returns the run's
  * rcode: rc, or why it did not complete (stopped, or its end unrecorded). */
@@ -1051,7 +1071,7 @@ finish(struct run *r, struct engine_result *res, rcode rc)
 	run_progress_sync(r, true);
 	progress_print(e, true);
 	journal_left_out(r);
-	engine_result_note(res, note, sizeof(note));
+	partition_note(r, res, note, sizeof(note));
 	log_msg(rc ? LOG_WARN : LOG_INFO, r->id,
 	        "%s run %s: missing %" PRId64 ", orphans %" PRId64 ", stale %" PRId64
 	        ", duplicates %" PRId64 ", conflicts %" PRId64 ", repaired %" PRId64

@@ -341,6 +341,23 @@ def brake_over_whole_run(env):
           "released, the split run deletes them (%d)" % r.returncode)
 
 
+def empty_range_note(env):
+    """QA25 F6: a partition whose key range of the index is empty writes
+    its range as a full re-index does and says so of its range; the split's
+    summary does not say the index was empty."""
+    env.create_index()
+    env.fixture("load", "--count", 400, "--size", 0)
+    env.fixture("sync")
+    ids = sorted(env.mongo_docs())
+    env.bulk([{"delete": {"_id": i}} for i in ids[22:]])
+    r = env.run("check", RECONCILE_PARTITIONS=4, STATE_DB=os.path.join(env.tmp, "e.db"))
+    summary = [x for x in r.stderr.splitlines() if x.startswith("run ")]
+    check(r.returncode == 0 and "this partition's key range of the index held no documents"
+          in r.stderr and not any("the index held no documents" in x for x in summary) and
+          sorted(env.os_docs()) == ids,
+          "one empty range is not an empty index (%d): %s" % (r.returncode, summary))
+
+
 def whole_or_refused(env):
     env.create_index()
     env.fixture("load", "--count", 30, "--ids", "mixed", "--size", 0)
@@ -362,7 +379,8 @@ def whole_or_refused(env):
 
 
 SCENARIOS = [same_as_one_pass("oid"), same_as_one_pass("string"), killed_resumes,
-             other_shape_never_half, one_run_anywhere, brake_over_whole_run, whole_or_refused]
+             other_shape_never_half, one_run_anywhere, brake_over_whole_run, empty_range_note,
+             whole_or_refused]
 # PARTITIONS_ONLY=name runs one scenario (by hand, while working on it)
 ONLY = os.environ.get("PARTITIONS_ONLY")
 run_all([s for s in SCENARIOS if not ONLY or s.__name__ == ONLY], prefix="partitions_inproc_")
