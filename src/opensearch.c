@@ -1635,50 +1635,44 @@ mget_request(struct opensearch *os, struct buf *resp, const struct os_get *docs,
 	return rc;
 }
 
-rcode
-opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
-                const char *const *includes, size_t n_inc, struct rerror *err)
-{
-	struct buf inc = {0};
-	rcode rc = buf_puts(&inc, n_inc ? "[" : "true");
-
-	for (size_t i = 0; rc == RC_OK && i < n_inc; i++) {
-		if (i)
-			rc = buf_puts(&inc, ",");
-		if (rc == RC_OK)
-			rc = doc_json_string(&inc, includes[i], strlen(includes[i]));
-	}
-	if (rc == RC_OK && n_inc)
-		rc = buf_puts(&inc, "]");
-	if (rc)
-		rc = rerror_set(err, rc, "out of memory");
-	else
-		rc = mget_request(os, resp, docs, n, inc.data, "", err);
-	buf_free(&inc);
-	return rc;
-}
-
-rcode
-opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct os_get *docs,
-                          size_t n, const char *const *excludes, size_t n_exc, struct rerror *err)
+/* An _mget whose _source is `open names close` (each name a JSON string),
+ * or true when there are no names. */
+static RC_MUST_CHECK rcode
+mget_source(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
+            const char *open, const char *const *names, size_t n_names, const char *close,
+            struct rerror *err)
 {
 	struct buf src = {0};
-	rcode rc = buf_puts(&src, n_exc ? "{\"excludes\":[" : "true");
+	rcode rc = buf_puts(&src, n_names ? open : "true");
 
-	for (size_t i = 0; rc == RC_OK && i < n_exc; i++) {
+	for (size_t i = 0; rc == RC_OK && i < n_names; i++) {
 		if (i)
 			rc = buf_puts(&src, ",");
 		if (rc == RC_OK)
-			rc = doc_json_string(&src, excludes[i], strlen(excludes[i]));
+			rc = doc_json_string(&src, names[i], strlen(names[i]));
 	}
-	if (rc == RC_OK && n_exc)
-		rc = buf_puts(&src, "]}");
+	if (rc == RC_OK && n_names)
+		rc = buf_puts(&src, close);
 	if (rc)
 		rc = rerror_set(err, rc, "out of memory");
 	else
 		rc = mget_request(os, resp, docs, n, src.data, "", err);
 	buf_free(&src);
 	return rc;
+}
+
+rcode
+opensearch_mget(struct opensearch *os, struct buf *resp, const struct os_get *docs, size_t n,
+                const char *const *includes, size_t n_inc, struct rerror *err)
+{
+	return mget_source(os, resp, docs, n, "[", includes, n_inc, "]", err);
+}
+
+rcode
+opensearch_mget_excluding(struct opensearch *os, struct buf *resp, const struct os_get *docs,
+                          size_t n, const char *const *excludes, size_t n_exc, struct rerror *err)
+{
+	return mget_source(os, resp, docs, n, "{\"excludes\":[", excludes, n_exc, "]}", err);
 }
 
 rcode

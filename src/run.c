@@ -1119,7 +1119,7 @@ engine_run_opts(struct engine *e, struct engine_result *res, enum run_kind kind,
 {
 	static const struct engine_opts none = {0};
 
-	if (split_wanted(e, kind, resume_id, opts ? opts : &none))
+	if (split_wanted(e, kind, opts ? opts : &none))
 		return split_run(e, res, kind, trigger, resume_id, opts ? opts : &none, err);
 	return engine_run_one(e, res, kind, trigger, resume_id, opts, err);
 }

@@ -82,10 +82,7 @@ peers_overlap(struct run *r, char *why, size_t len)
 	return rc == RC_ERR_NOMEM ? rerror_set(r->err, rc, "out of memory") : RC_OK;
 }
 
-/* Appends one reason to why ("; " between them), cut at len. */
-static void why_add(char *why, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
+void
 why_add(char *why, size_t len, const char *fmt, ...)
 {
 	size_t at = strlen(why);

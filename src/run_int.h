@@ -247,6 +247,8 @@ RC_MUST_CHECK rcode sink_on_chunk(void *ctx, const char *id, enum id_type type, 
 RC_MUST_CHECK rcode sink_flush(struct run *r);
 
 /* run_brake.c */
+/* Appends one reason to why ("; " between them), cut at len. */
+void why_add(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The limits' reasons (appended to why) to hold n orphan deletes of an
  * index of size documents, kept of them not counted (said): over
  * RECONCILE_MAX_DELETE_RATIO of size, over RECONCILE_MAX_DELETES, or,
@@ -260,8 +262,7 @@ int64_t brake_size(const struct run *r);
 /* RECONCILE_PARTITIONS: whether this run is split into partitions of this
  * process (a check or dry run of the whole key space, P > 1, and not a
  * resume of one given run). */
-bool split_wanted(const struct engine *e, enum run_kind kind, int64_t resume_id,
-                  const struct engine_opts *opts);
+bool split_wanted(const struct engine *e, enum run_kind kind, const struct engine_opts *opts);
 /* The split run: P partition runs at once, their results combined into
  * res (run_id: partition 0's, the split's id). */
 RC_MUST_CHECK rcode split_run(struct engine *e, struct engine_result *res, enum run_kind kind,

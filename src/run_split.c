@@ -74,24 +74,13 @@ struct part {
 	struct engine *top; /* whose start hook hears the split's id */
 };
 
+/* A given run (resume_id > 0) too: split_run finds whether it is a split's. */
 bool
-split_wanted(const struct engine *e, enum run_kind kind, int64_t resume_id,
-             const struct engine_opts *o)
+split_wanted(const struct engine *e, enum run_kind kind, const struct engine_opts *o)
 {
-	(void)resume_id; /* a given run: split_run finds whether it is a split's */
 	return e->split == NULL && e->cfg->partitions > 1 &&
 	       (kind == RUN_CHECK || kind == RUN_DRY_RUN) && o->partition_n == 0 && !o->sample &&
 	       o->n_ids == 0 && !o->since;
-}
-
-/* Appends "; text" (or text) to buf, cut at len. */
-static void
-add_text(char *buf, size_t len, const char *text)
-{
-	size_t at = strlen(buf);
-
-	if (at + 3 < len)
-		snprintf(buf + at, len - at, "%s%s", at ? "; " : "", text);
 }
 
 /* Every partition is at the decision or has ended: one verdict. Called
@@ -104,14 +93,14 @@ decide(struct split *sp)
 		brake_limits(sp->cfg, sp->held, sp->size, sp->kept, 0, sp->verdict,
 		             sizeof(sp->verdict));
 	if (sp->checks[0])
-		add_text(sp->verdict, sizeof(sp->verdict), sp->checks);
+		why_add(sp->verdict, sizeof(sp->verdict), "%s", sp->checks);
 	if (sp->early[0]) {
 		char msg[400];
 		snprintf(msg, sizeof(msg),
 		         "partition %s of this split run ended before the decision, so the whole "
 		         "run's orphans are not known",
 		         sp->early);
-		add_text(sp->verdict, sizeof(sp->verdict), msg);
+		why_add(sp->verdict, sizeof(sp->verdict), "%s", msg);
 	}
 	sp->decided = true;
 	pthread_cond_broadcast(&sp->cv);
@@ -134,7 +123,7 @@ split_brake(struct run *r, int64_t n, bool limits, const char *own, char *why, s
 		if (own[0]) {
 			char msg[800];
 			snprintf(msg, sizeof(msg), "partition %d/%d: %s", k, sp->n, own);
-			add_text(sp->checks, sizeof(sp->checks), msg);
+			why_add(sp->checks, sizeof(sp->checks), "%s", msg);
 		}
 		if (++sp->arrived == sp->expected)
 			decide(sp);
@@ -171,7 +160,7 @@ split_leave(struct split *sp, int k, enum run_status status)
 		if (status != RUN_COMPLETED && status != RUN_HELD) {
 			snprintf(msg, sizeof(msg), "%d/%d (%s)", k, sp->n,
 			         store_run_status_name(status));
-			add_text(sp->early, sizeof(sp->early), msg);
+			why_add(sp->early, sizeof(sp->early), "%s", msg);
 		}
 		if (++sp->arrived == sp->expected)
 			decide(sp);
