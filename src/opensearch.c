@@ -1309,14 +1309,18 @@ search_page(struct opensearch *os, struct idlist *out, bool *full, const struct 
 		}
 		if (hi && filter) {
 			/* a range's pages stop at its end: a page past it would be
-			 * read for nothing (docs/ENGINE.md, "Verifying by range
-			 * summaries") */
-			cJSON *q = cJSON_CreateObject();
+			 * read for nothing; and start after `after`, as search_after
+			 * does: without that bound every copy from the start of the
+			 * key space matches, and OpenSearch visits them all to sort,
+			 * so a page cost more the later its range (docs/ENGINE.md,
+			 * "Verifying by range summaries") */
+			cJSON *q = cJSON_CreateObject(), *rq;
 			cJSON_AddItemToArray(filter, q);
-			cJSON_AddStringToObject(
-			    cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "range"),
-			                            k->sort_field),
-			    "lte", hi);
+			rq = cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "range"),
+			                             k->sort_field);
+			if (after)
+				cJSON_AddStringToObject(rq, "gt", after);
+			cJSON_AddStringToObject(rq, "lte", hi);
 		}
 		if (add_mirror_query(os, filter))
 			goto out;
