@@ -82,11 +82,12 @@ struct pass {
 	const char *os_hi; /* the stream stops after this key (a streamed range); NULL: none */
 	bool os_keys_only; /* a streamed range's pages without stored fields */
 	/* range summaries: on for the current segment; its last chunk's last
-	 * id (NULL: the segment's start); ranges met and differing (auto's
-	 * fallback looks at the first ones) */
+	 * id (NULL: the segment's start); ranges met, the MongoDB ids in them,
+	 * and the copies read with stored fields (auto's fallback looks at the
+	 * first ranges) */
 	bool sum_on;
 	char *sum_prev;
-	int64_t sum_ranges, sum_differ;
+	int64_t sum_ranges, sum_ids, sum_stored;
 	/* held over: the first id of the next chunk when a class changes */
 	struct idlist held;
 	int held_class;
@@ -896,9 +897,13 @@ drain_segment(struct pass *p)
 
 /* ---- range summaries ------------------------------------------------------ */
 
-/* auto (summaries_fallback): when more than a fifth of the first ranges
- * differ, summaries cost more than they save (each differing range is a
- * summary and a stream): the rest of the pass merges. */
+/* auto (summaries_fallback): when the first ranges' copies read with
+ * stored fields (a descent's lookups and the ranges streamed with them)
+ * outnumber a fifth of their MongoDB ids, summaries cost more than they
+ * save: the rest of the pass merges. Not the share of ranges that differ:
+ * a differing range read keys-only costs a sixth of a merged one or less,
+ * and 1% of drift spread evenly makes every range differ (docs/ENGINE.md,
+ * "Verifying by range summaries"). */
 #define SUM_FIRST_RANGES 50
 
 /* Summaries stop for the rest of the pass: within a merge segment, the
@@ -955,6 +960,8 @@ sum_stream(struct pass *p, struct idlist *part, const char *lo, const char *hi, 
 	rc = os_restart(p, lo);
 	if (rc == RC_OK)
 		rc = os_take(p, part, hi, strlen(hi));
+	if (rc == RC_OK && !keys_only)
+		p->sum_stored += (int64_t)part->n;
 	p->os_hi = NULL;
 	p->os_keys_only = false;
 	return rc;
@@ -1042,6 +1049,7 @@ sum_lookup(struct pass *p, const char **keys, size_t n, struct idlist *found)
 {
 	rcode rc = RC_OK;
 
+	p->sum_stored += (int64_t)n;
 	for (size_t at = 0; rc == RC_OK && at < n && !p->index_gone; at += 1000) {
 		rc = p->io->index_lookup(p->io->ctx, found, keys + at,
 		                         n - at < 1000 ? n - at : 1000, p->err);
@@ -1188,32 +1196,22 @@ sum_ask(struct pass *p, struct summary_range *r, size_t n)
 	return rc;
 }
 
-/* auto: whether this chunk's ranges tip the first ranges over a fifth
- * differing; then the chunk is merged whole and so is the rest. */
+/* auto: whether the first ranges, this chunk's the last of them, read
+ * more than a fifth of their ids' copies with stored fields; then the rest
+ * of the pass merges, from after this chunk. */
 static RC_MUST_CHECK rcode
-sum_fallback(struct pass *p, const struct idlist *m, size_t n, size_t ndiff, bool *merged)
+sum_fallback(struct pass *p, size_t n)
 {
-	struct idlist part = {0};
 	char why[200];
-	rcode rc;
 
-	*merged = false;
-	p->sum_ranges += (int64_t)n;
-	p->sum_differ += (int64_t)ndiff;
 	if (!p->o->summaries_fallback || p->sum_ranges - (int64_t)n >= SUM_FIRST_RANGES ||
-	    p->sum_ranges < SUM_FIRST_RANGES || p->sum_differ * 5 <= p->sum_ranges)
+	    p->sum_ranges < SUM_FIRST_RANGES || p->sum_stored * 5 <= p->sum_ids)
 		return RC_OK;
 	snprintf(why, sizeof(why),
-	         "%" PRId64 " of the first %" PRId64 " key ranges differ: verifying by merge",
-	         p->sum_differ, p->sum_ranges);
-	*merged = true;
-	rc = sum_stop(p, why);
-	if (rc == RC_OK)
-		rc = os_take(p, &part, idlist_id(m, m->n - 1), m->v[m->n - 1].id_len);
-	if (rc == RC_OK)
-		rc = judge(p, m, &part, false);
-	idlist_free(&part);
-	return rc;
+	         "the first %" PRId64 " key ranges read %" PRId64 " copies whole for %" PRId64
+	         " ids (more than a fifth): verifying by merge",
+	         p->sum_ranges, p->sum_stored, p->sum_ids);
+	return sum_stop(p, why);
 }
 
 /* A merge segment's chunk by summaries: its ranges whose summaries agree
@@ -1222,18 +1220,15 @@ static RC_MUST_CHECK rcode
 sum_chunk(struct pass *p, const struct idlist *m)
 {
 	struct summary_range *r = NULL;
-	size_t n = 0, ndiff = 0;
-	bool merged = false;
+	size_t n = 0;
 	char *last;
 	rcode rc = summary_plan(&r, &n, m, p->sum_prev, p->o->range_size, p->o->compare_versions);
 
 	if (rc == RC_OK)
 		rc = sum_ask(p, r, n);
-	for (size_t i = 0; rc == RC_OK && i < n; i++)
-		ndiff += !summary_equal(&r[i]);
-	if (rc == RC_OK)
-		rc = sum_fallback(p, m, n, ndiff, &merged);
-	for (size_t i = 0; rc == RC_OK && !merged && i < n;) {
+	p->sum_ranges += (int64_t)n;
+	p->sum_ids += (int64_t)m->n;
+	for (size_t i = 0; rc == RC_OK && i < n;) {
 		size_t j = i + 1;
 		if (summary_equal(&r[i])) {
 			sum_count(p, 1, 0, r[i].os_count);
@@ -1253,6 +1248,8 @@ sum_chunk(struct pass *p, const struct idlist *m)
 		free(p->sum_prev);
 		p->sum_prev = last;
 	}
+	if (rc == RC_OK)
+		rc = sum_fallback(p, n);
 	return rc;
 }
 
