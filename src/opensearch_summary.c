@@ -10,6 +10,13 @@
  * range costs the index about as much as an aggregation over its ids. The
  * sum comes back as text ("count:sum"): a JSON number would pass through a
  * double and lose its low bits.
+ *
+ * Each search asks not to use the shard request cache (its metadata line's
+ * request_cache: false; OpenSearch caches size-0 searches by default). A
+ * run asks each range once, so caching gains the run nothing, and a pass
+ * over 4M ids put 4,000 entries into a cache of 1% of the heap, evicting
+ * what the cluster's own dashboards keep there; and a cached answer would
+ * make a benchmark measure the cache (docs/PERFORMANCE.md, session 12).
  */
 #include "opensearch_summary.h"
 
@@ -74,7 +81,8 @@ put_search(struct opensearch *os, struct buf *b, const char *field, const char *
 	if (filter && opensearch_add_query(os, filter) == RC_OK)
 		text = cJSON_PrintUnformatted(q);
 	if (text && buf_printf(b,
-	                       "{}\n{\"size\":0,\"track_total_hits\":false,\"query\":%s,"
+	                       "{\"request_cache\":false}\n"
+	                       "{\"size\":0,\"track_total_hits\":false,\"query\":%s,"
 	                       "\"aggs\":%s}\n",
 	                       text, agg) == RC_OK)
 		rc = RC_OK;
