@@ -254,13 +254,15 @@ text_verify(FILE *out, const cJSON *r)
 
 	if (verify == NULL)
 		return;
+	/* a note on a summary run is where the merge took over (QA26 F2) */
 	if (strcmp(verify, "summary") == 0)
-		fprintf(out,
-		        "  verified   by range summaries: %s ranges in sync by their summaries, %s "
-		        "streamed (they differed)%s%s\n",
-		        count_of(a, sizeof(a), r, "rangesSummarized"),
-		        count_of(b, sizeof(b), r, "rangesDescended"), note ? "; " : "",
-		        note ? note : "");
+		fprintf(
+		    out,
+		    "  verified   by range summaries%s: %s ranges in sync by their summaries, %s "
+		    "streamed (they differed)%s%s\n",
+		    note ? ", then by merge" : "", count_of(a, sizeof(a), r, "rangesSummarized"),
+		    count_of(b, sizeof(b), r, "rangesDescended"), note ? "; " : "",
+		    note ? note : "");
 	else
 		fprintf(out, "  verified   by merge (every index id streamed)%s%s\n",
 		        note ? ": " : "", note ? note : "");

@@ -456,6 +456,10 @@ def not_qualified(env):
           and run["missing_count"] == 5,
           "mixed id classes: auto merges the rest and journals why (%s; %s)"
           % (run["verify_note"], r.stderr[-300:]))
+    # show says the merge took over, not only that summaries verified (QA26 F2)
+    r = env.run("show", str(run["id"]))
+    check("by range summaries, then by merge:" in r.stdout and "several classes" in r.stdout,
+          "mixed id classes: show says summaries, then merge (%s)" % r.stdout[:800])
 
 
 def looked_up_classes(env):
