@@ -298,7 +298,6 @@ static struct {
 	int keys_pages, stored_pages, looked_up;
 	bool unanswered; /* the index answers no range */
 	char why[200];   /* the last one's */
-	char want[8192]; /* fallback_run: the merge's drift */
 } sums;
 
 static rcode
@@ -927,33 +926,28 @@ test_summaries_keys_only(void)
 	sums.on = false;
 }
 
-/* One pass with summaries (fallback: auto) over 120 ids, every stale-th
- * copy stale; its drift must be the merge's. */
+/* How fallback_drift verifies: by merge, by summaries, by auto. */
+enum fb_mode { FB_MERGE, FB_SUMMARY, FB_AUTO };
+
+/* The drift (sorted words, into got) of one pass over 120 ids, every
+ * stale-th copy stale, verified as mode says. */
 static void
-fallback_run(struct world *w, int stale, bool fallback, const char *want)
+fallback_drift(struct world *w, int stale, enum fb_mode mode, char *got, size_t len)
 {
 	static char text[120][8];
 	struct mdoc m[120];
 	struct odoc o[120];
-	char got[8192];
 
 	for (int i = 0; i < 120; i++) {
 		snprintf(text[i], sizeof(text[i]), "k%03d", i);
 		m[i] = (struct mdoc){text[i], ID_STRING, "2"};
 		o[i] = (struct odoc){text[i], i % stale ? "2" : "1", NULL, NULL, NULL};
 	}
-	if (want == NULL) {
-		sums.on = false;
-		sorted_words(got, sizeof(got), run(w, m, 120, o, 120, 10, NULL));
-		snprintf(sums.want, sizeof(sums.want), "%s", got);
-		return;
-	}
-	sums.on = true;
-	sums.fallback = fallback;
+	sums.on = mode != FB_MERGE;
+	sums.fallback = mode == FB_AUTO;
 	sums.range = 2;
 	sums.merged = 0;
-	sorted_words(got, sizeof(got), run(w, m, 120, o, 120, 10, NULL));
-	CHECK(strcmp(want, got) == 0);
+	sorted_words(got, len, run(w, m, 120, o, 120, 10, NULL));
 	sums.on = false;
 }
 
@@ -965,21 +959,25 @@ static void
 test_summaries_fallback(void)
 {
 	struct world w;
+	char want[8192], got[8192];
 
 	/* every third copy stale: its lookups read a third of the copies */
-	fallback_run(&w, 3, false, NULL);
-	fallback_run(&w, 3, true, sums.want);
+	fallback_drift(&w, 3, FB_MERGE, want, sizeof(want));
+	fallback_drift(&w, 3, FB_AUTO, got, sizeof(got));
+	CHECK(strcmp(want, got) == 0);
 	CHECK(sums.merged == 1 && strstr(sums.why, "the first 50 key ranges read 34 copies whole "
 	                                           "for 100 ids") != NULL);
 	/* chunks of 5 ranges: the 10th reaches 50, and the rest merges: 10
 	 * chunks' ranges counted */
 	CHECK(w.stats.ranges_summarized + w.stats.ranges_descended == 50);
 	/* summary (no fallback): every range summarized or streamed */
-	fallback_run(&w, 3, false, sums.want);
+	fallback_drift(&w, 3, FB_SUMMARY, got, sizeof(got));
+	CHECK(strcmp(want, got) == 0);
 	CHECK(sums.merged == 0 && w.stats.ranges_summarized + w.stats.ranges_descended == 61);
 	/* every tenth copy stale: every chunk differs, a tenth is read again */
-	fallback_run(&w, 10, false, NULL);
-	fallback_run(&w, 10, true, sums.want);
+	fallback_drift(&w, 10, FB_MERGE, want, sizeof(want));
+	fallback_drift(&w, 10, FB_AUTO, got, sizeof(got));
+	CHECK(strcmp(want, got) == 0);
 	CHECK(sums.merged == 0 && w.stats.ranges_summarized + w.stats.ranges_descended == 61);
 }
 
