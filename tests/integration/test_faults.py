@@ -86,18 +86,26 @@ try:
         # hammer the node's write pool from a second writer, into an index of
         # its own (the pool is the node's), so the reconciler meets 429s
         stop = False
+        rejecting = threading.Event()  # the node has answered the noise with a 429
 
         def hammer():
             i = 0
             while not stop:
-                env.os("POST", "/%s-noise/_bulk" % env.index,
-                       [x for k in range(200) for x in ({"index": {"_id": "noise-%d-%d" % (i, k)}},
-                                                          {"mongo_id": "zzz-noise", "n": k})],
-                       ndjson=True)
+                st, body = env.os(
+                    "POST", "/%s-noise/_bulk" % env.index,
+                    [x for k in range(200) for x in ({"index": {"_id": "noise-%d-%d" % (i, k)}},
+                                                       {"mongo_id": "zzz-noise", "n": k})],
+                    ndjson=True)
+                if st == 429 or any(v.get("status") == 429 for it in (body or {}).get("items", [])
+                                    for v in it.values()):
+                    rejecting.set()
                 i += 1
         threads = [threading.Thread(target=hammer) for _ in range(3)]
         for t in threads:
             t.start()
+        # the reconciler starts once the pool rejects: on a loaded machine a
+        # check started at once could finish before the noise filled it
+        rejecting.wait(60)
         # a storm, not a siege: the noise stops a few seconds after the
         # reconciler has logged its first 429s, so what is proven is
         # "retried and recovered", not "outlasted a node saturated for as
